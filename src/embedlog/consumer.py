@@ -1,0 +1,380 @@
+"""The consumer: fetch positions, decoded-batch buffers, and ``poll``.
+
+A consumer reads whole batches in one short read transaction, keeps them decoded, and
+hands out ``Message`` tuples built in C (``tuple.__new__`` over ``zip``) a slice at a
+time.  Blocking in ``poll`` waits on the log's notifier, so it wakes when another
+thread or process commits records, not at the timeout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
+from itertools import repeat
+from typing import TYPE_CHECKING, Any
+
+import lmdb
+
+from .codec.batch import DecodedBatch
+from .errors import ClosedError, ConfigError, InvalidOffsetError, NotAssignedError, OffsetOutOfRangeError
+from .model import Message, OffsetAndTimestamp, TopicPartition
+from .storage import partition as plog
+from .storage.schema import PartitionState
+
+if TYPE_CHECKING:
+    from .log import Log
+
+__all__ = ["Consumer"]
+
+_new_message = partial(tuple.__new__, Message)
+_RESETS = ("earliest", "latest", "none")
+
+
+class _Buffer:
+    """Decoded batches of one partition and the index of the next record to hand out."""
+
+    __slots__ = ("batches", "i")
+
+    def __init__(self, batches: list[DecodedBatch], i: int) -> None:
+        self.batches = batches
+        self.i = i
+
+
+def _first_index(b: DecodedBatch, pos: int) -> int:
+    offsets = b.offsets
+    if isinstance(offsets, range):
+        return max(0, pos - offsets.start)
+    from bisect import bisect_left
+
+    return bisect_left(offsets, pos)
+
+
+class Consumer:
+    """Reads records from assigned partitions. Not thread-safe (like Kafka's); a context manager.
+
+    Without a group, a consumer given topics is assigned all their partitions.  Its
+    position in each partition starts where ``auto_offset_reset`` says
+    (``"earliest"``, ``"latest"`` — Kafka's default — or ``"none"`` to raise
+    ``OffsetOutOfRangeError``), and moves past every record ``poll`` returns.
+    """
+
+    def __init__(self, log: Log, topics: Iterable[str] | str | None = None, *,
+                 auto_offset_reset: str = "latest", max_poll_records: int = 500,
+                 key_deserializer: Callable[[bytes], Any] | None = None,
+                 value_deserializer: Callable[[bytes], Any] | None = None,
+                 fetch_max_bytes: int = 4 << 20) -> None:
+        if auto_offset_reset not in _RESETS:
+            raise ConfigError(f"auto_offset_reset must be one of {', '.join(_RESETS)}, got {auto_offset_reset!r}")
+        if not isinstance(max_poll_records, int) or max_poll_records < 1:
+            raise ConfigError(f"max_poll_records must be a positive int, got {max_poll_records!r}")
+        self._log = log
+        self._store = log._store
+        self.auto_offset_reset = auto_offset_reset
+        self.max_poll_records = max_poll_records
+        self._key_de = key_deserializer
+        self._value_de = value_deserializer
+        self._fetch_max_bytes = fetch_max_bytes
+        self._assignment: list[TopicPartition] = []
+        self._ids: dict[TopicPartition, tuple[int, bool]] = {}  # tp -> (topic_id, log_append_time)
+        self._positions: dict[TopicPartition, int] = {}
+        self._buffers: dict[TopicPartition, _Buffer] = {}
+        self._paused: set[TopicPartition] = set()
+        self._rr = 0
+        self._closed = False
+        self._subscription: list[str] = []
+        log._register(self)
+        if topics is not None:
+            self.subscribe([topics] if isinstance(topics, str) else list(topics))
+
+    # -- assignment ---------------------------------------------------------------------
+    def subscribe(self, topics: Iterable[str]) -> None:
+        """Consume all partitions of ``topics`` (standalone: no group)."""
+        self._check()
+        names = list(topics)
+        tps: list[TopicPartition] = []
+        for name in names:
+            meta = self._log._topic_for_consume(name)
+            tps.extend(TopicPartition(name, p) for p in range(meta.partitions))
+        self._subscription = names
+        self.assign(tps)
+
+    def subscription(self) -> list[str]:
+        """The subscribed topic names."""
+        return list(self._subscription)
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """Consume exactly these partitions; positions of kept partitions are kept."""
+        self._check()
+        tps = [TopicPartition(*tp) for tp in partitions]
+        ids: dict[TopicPartition, tuple[int, bool]] = {}
+        for tp in tps:
+            meta = self._log._topic_for_consume(tp.topic)
+            if not 0 <= tp.partition < meta.partitions:
+                from .errors import UnknownPartitionError
+
+                raise UnknownPartitionError(f"topic {tp.topic!r} has partitions 0..{meta.partitions - 1}; "
+                                            f"cannot assign {tp.partition}")
+            ids[tp] = (meta.topic_id, meta.config.log_append_time)
+        keep = set(tps)
+        self._assignment = list(dict.fromkeys(tps))
+        self._ids = ids
+        for d in (self._positions, self._buffers):
+            for tp in [t for t in d if t not in keep]:
+                del d[tp]
+        self._paused &= keep
+
+    def unassign(self) -> None:
+        """Drop every partition."""
+        self.assign([])
+
+    def assignment(self) -> set[TopicPartition]:
+        """The assigned partitions."""
+        return set(self._assignment)
+
+    def _require(self, tp: TopicPartition) -> TopicPartition:
+        tp = TopicPartition(*tp)
+        if tp not in self._ids:
+            raise NotAssignedError(f"{tp.topic}[{tp.partition}] is not assigned to this consumer; "
+                                   "assign() it or subscribe to its topic first")
+        return tp
+
+    # -- positions ----------------------------------------------------------------------
+    def _reset_position(self, tp: TopicPartition, st: PartitionState, pos: int | None) -> int:
+        if self.auto_offset_reset == "earliest":
+            return st.start_offset
+        if self.auto_offset_reset == "latest":
+            return st.end_offset
+        if pos is None:
+            raise OffsetOutOfRangeError(f"{tp.topic}[{tp.partition}] has no position and "
+                                        "auto_offset_reset='none'; seek() to an offset first")
+        raise OffsetOutOfRangeError(f"position {pos} of {tp.topic}[{tp.partition}] is outside "
+                                    f"{st.start_offset}..{st.end_offset} and auto_offset_reset='none'")
+
+    def _initial_position(self, txn: lmdb.Transaction, tp: TopicPartition, st: PartitionState) -> int | None:
+        """Where a partition with no position starts (the group layer overrides this)."""
+        return None
+
+    def _resolve(self, txn: lmdb.Transaction, tp: TopicPartition) -> tuple[int, PartitionState] | None:
+        tid = self._ids[tp][0]
+        st = plog.load_state(txn, self._store.dbs, tid, tp.partition)
+        if st is None:
+            return None
+        pos = self._positions.get(tp)
+        if pos is None:
+            pos = self._initial_position(txn, tp, st)
+        if pos is None or pos < st.start_offset or pos > st.end_offset:
+            pos = self._reset_position(tp, st, pos)
+            self._buffers.pop(tp, None)
+        self._positions[tp] = pos
+        return pos, st
+
+    def position(self, tp: TopicPartition) -> int:
+        """The offset of the next record ``poll`` returns for ``tp``."""
+        self._check()
+        tp = self._require(tp)
+        with self._store.env.read() as txn:
+            r = self._resolve(txn, tp)
+        return self._positions.get(tp, 0) if r is None else r[0]
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Make ``offset`` the next offset to read from ``tp``."""
+        self._check()
+        tp = self._require(tp)
+        if not isinstance(offset, int) or offset < 0:
+            raise InvalidOffsetError(f"offset must be a non-negative int, got {offset!r}")
+        self._positions[tp] = offset
+        self._buffers.pop(tp, None)
+
+    def _targets(self, partitions: tuple[TopicPartition, ...]) -> list[TopicPartition]:
+        return [self._require(tp) for tp in partitions] if partitions else list(self._assignment)
+
+    def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        """Move to the start offset of the given (default: all assigned) partitions."""
+        self._check()
+        for tp, off in self.beginning_offsets(self._targets(partitions)).items():
+            self.seek(tp, off)
+
+    def seek_to_end(self, *partitions: TopicPartition) -> None:
+        """Move to the end offset of the given (default: all assigned) partitions."""
+        self._check()
+        for tp, off in self.end_offsets(self._targets(partitions)).items():
+            self.seek(tp, off)
+
+    def _states(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, PartitionState]:
+        out = {}
+        with self._store.env.read() as txn:
+            for tp in partitions:
+                tp = TopicPartition(*tp)
+                meta = self._log._topic_for_consume(tp.topic)
+                st = plog.load_state(txn, self._store.dbs, meta.topic_id, tp.partition)
+                if st is None:
+                    from .errors import UnknownPartitionError
+
+                    raise UnknownPartitionError(f"topic {tp.topic!r} has no partition {tp.partition}")
+                out[tp] = st
+        return out
+
+    def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The first offset still stored in each partition."""
+        self._check()
+        return {tp: st.start_offset for tp, st in self._states(partitions).items()}
+
+    def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The offset the next record written to each partition will get."""
+        self._check()
+        return {tp: st.end_offset for tp, st in self._states(partitions).items()}
+
+    def offsets_for_times(self, timestamps: Mapping[TopicPartition, int]) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+        """For each partition, the earliest offset whose timestamp >= the one given, or ``None``."""
+        self._check()
+        out: dict[TopicPartition, OffsetAndTimestamp | None] = {}
+        with self._store.env.read() as txn:
+            for tp, ts in timestamps.items():
+                tp = TopicPartition(*tp)
+                meta = self._log._topic_for_consume(tp.topic)
+                hit = plog.offset_for_time(txn, self._store.dbs, tp.topic, meta.topic_id, tp.partition, ts)
+                out[tp] = None if hit is None else OffsetAndTimestamp(*hit)
+        return out
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        """Stop returning records from these partitions until ``resume``."""
+        self._paused.update(self._require(tp) for tp in partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        """Return records from these partitions again."""
+        for tp in partitions:
+            self._paused.discard(TopicPartition(*tp))
+
+    def paused(self) -> set[TopicPartition]:
+        """The paused partitions."""
+        return set(self._paused)
+
+    # -- fetching -----------------------------------------------------------------------
+    def _fill(self, txn: lmdb.Transaction, tp: TopicPartition) -> None:
+        r = self._resolve(txn, tp)
+        if r is None:
+            return
+        pos, st = r
+        limit = self._visible_end(st)
+        if pos >= limit:
+            return
+        batches = plog.fetch(txn, self._store.dbs, tp.topic, self._ids[tp][0], tp.partition, pos,
+                             max_bytes=self._fetch_max_bytes, end_offset=limit)
+        if batches:
+            self._buffers[tp] = _Buffer(batches, _first_index(batches[0], pos))
+
+    def _visible_end(self, st: PartitionState) -> int:
+        return st.high_watermark
+
+    def _take(self, tp: TopicPartition, buf: _Buffer, limit: int, out: list[Message]) -> None:
+        topic, part = tp
+        ts_type = "LogAppendTime" if self._ids[tp][1] else "CreateTime"
+        while buf.batches and len(out) < limit:
+            b = buf.batches[0]
+            i = buf.i
+            count = len(b.keys)
+            j = min(count, i + limit - len(out))
+            if j > i:
+                n = j - i
+                keys = b.keys[i:j]
+                values = b.values[i:j]
+                if self._key_de is not None:
+                    keys = [None if k is None else self._key_de(k) for k in keys]
+                if self._value_de is not None:
+                    values = [None if v is None else self._value_de(v) for v in values]
+                hdrs = b.headers[i:j] if b.headers is not None else [[] for _ in range(n)]
+                out.extend(map(_new_message, zip(
+                    repeat(topic, n), repeat(part, n), b.offsets[i:j], keys, values, hdrs,
+                    b.timestamps[i:j], repeat(ts_type, n), repeat(b.info.leader_epoch, n))))
+            if j >= count:
+                buf.batches.pop(0)
+                buf.i = 0
+                self._positions[tp] = b.info.next_offset
+            else:
+                buf.i = j
+                self._positions[tp] = b.offsets[j]
+
+    def _collect(self, limit: int) -> list[Message]:
+        active = [tp for tp in self._assignment if tp not in self._paused]
+        if not active:
+            return []
+        k = self._rr % len(active)
+        active = active[k:] + active[:k]
+        self._rr += 1
+        missing = [tp for tp in active if tp not in self._buffers]
+        if missing:
+            with self._store.env.read() as txn:
+                for tp in missing:
+                    self._fill(txn, tp)
+        out: list[Message] = []
+        for tp in active:
+            buf = self._buffers.get(tp)
+            if buf is None:
+                continue
+            self._take(tp, buf, limit, out)
+            if not buf.batches:
+                del self._buffers[tp]
+            if len(out) >= limit:
+                break
+        return out
+
+    def poll(self, timeout: float = 0.0, max_records: int | None = None) -> list[Message]:
+        """Return up to ``max_records`` (default ``max_poll_records``) new records.
+
+        Waits up to ``timeout`` seconds when none are available, waking as soon as a
+        producer in any thread or process writes; returns ``[]`` on timeout.
+        """
+        self._check()
+        limit = max_records or self.max_poll_records
+        self._before_poll()
+        notifier = self._store.notifier
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = notifier.generation
+            out = self._collect(limit)
+            if out or timeout <= 0:
+                return out
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return out
+            notifier.wait(seen, remaining)
+            self._check()
+
+    def _before_poll(self) -> None:
+        """Hook for the group layer (heartbeat, rebalance)."""
+
+    def __iter__(self) -> Iterator[Message]:
+        """Yield records forever (until the consumer or log is closed)."""
+        while not self._closed:
+            try:
+                batch = self.poll(timeout=1.0)
+            except ClosedError:
+                return
+            yield from batch
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def _check(self) -> None:
+        if self._closed:
+            raise ClosedError("this consumer is closed; create a new one with log.consumer()")
+        if self._log.closed:
+            raise ClosedError("the log of this consumer is closed")
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Release the consumer (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._buffers.clear()
+        self._log._unregister(self)
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,216 @@
+"""The embedlog error tree.
+
+Every error embedlog raises derives from :class:`EmbedlogError`.  Each class also
+subclasses the builtin exception it behaves like (``ValueError`` for bad input,
+``LookupError`` for something that does not exist, ``OSError`` for the disk), so code
+that already catches builtins keeps working.
+
+Each error carries ``code`` — Kafka's protocol error code where Kafka has one for the
+same condition (``-1`` otherwise) — and ``retriable``, as in Kafka's clients.
+:func:`for_code` maps a Kafka code back to its class.
+
+This module is a leaf: it imports nothing from embedlog.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AuthenticationError",
+    "ClosedError",
+    "ConfigError",
+    "CorruptRecordError",
+    "DiskFullError",
+    "EmbedlogError",
+    "ForkError",
+    "FormatVersionError",
+    "GroupError",
+    "IllegalGenerationError",
+    "InvalidOffsetError",
+    "InvalidRecordError",
+    "InvalidTopicError",
+    "NotAssignedError",
+    "NotEnoughReplicasError",
+    "NotLeaderError",
+    "OffsetOutOfRangeError",
+    "RecordTooLargeError",
+    "SerializationError",
+    "StorageError",
+    "TimeoutError",
+    "TopicExistsError",
+    "TransactionAbortedError",
+    "UnknownGroupError",
+    "UnknownPartitionError",
+    "UnknownTopicError",
+    "for_code",
+]
+
+
+class EmbedlogError(Exception):
+    """Base of every error embedlog raises."""
+
+    code: ClassVar[int] = -1
+    retriable: ClassVar[bool] = False
+
+
+class ClosedError(EmbedlogError, RuntimeError):
+    """The log, producer or consumer was closed; open a new one to continue."""
+
+
+class ForkError(EmbedlogError, RuntimeError):
+    """An object was used in a process other than the one that created it."""
+
+
+class ConfigError(EmbedlogError, ValueError):
+    """An unknown configuration key, or a value of the wrong type or range."""
+
+    code = 40  # INVALID_CONFIG
+
+
+class InvalidTopicError(EmbedlogError, ValueError):
+    """A topic name that breaks Kafka's rules (``[a-zA-Z0-9._-]``, 1–249 chars)."""
+
+    code = 17  # INVALID_TOPIC_EXCEPTION
+
+
+class TopicExistsError(EmbedlogError, ValueError):
+    """``create_topic`` for a name that already exists."""
+
+    code = 36  # TOPIC_ALREADY_EXISTS
+
+
+class UnknownTopicError(EmbedlogError, LookupError):
+    """The topic does not exist (and the log does not auto-create topics)."""
+
+    code = 3  # UNKNOWN_TOPIC_OR_PARTITION
+
+
+class UnknownPartitionError(EmbedlogError, LookupError):
+    """A partition number outside ``0 .. partitions-1`` of its topic."""
+
+    code = 3  # UNKNOWN_TOPIC_OR_PARTITION
+
+
+class RecordTooLargeError(EmbedlogError, ValueError):
+    """A record larger than the topic's ``max.message.bytes``."""
+
+    code = 10  # MESSAGE_TOO_LARGE
+
+
+class InvalidRecordError(EmbedlogError, ValueError):
+    """A record the topic cannot take (for example a null key on a compacted topic)."""
+
+    code = 87  # INVALID_RECORD
+
+
+class SerializationError(EmbedlogError, TypeError):
+    """A key or value that is not bytes and no serializer was given."""
+
+
+class OffsetOutOfRangeError(EmbedlogError, LookupError):
+    """A fetch position outside the partition, with ``auto_offset_reset="none"``."""
+
+    code = 1  # OFFSET_OUT_OF_RANGE
+
+
+class NotAssignedError(EmbedlogError, LookupError):
+    """A partition this consumer is not assigned (seek/position/commit on it)."""
+
+
+class InvalidOffsetError(EmbedlogError, ValueError):
+    """An offset that cannot be used here (negative, or beyond the end offset)."""
+
+    code = 1
+
+
+class CorruptRecordError(EmbedlogError):
+    """A stored batch failed its checksum or could not be decoded."""
+
+    code = 2  # CORRUPT_MESSAGE
+
+    def __init__(self, message: str, *, topic: str | None = None,
+                 partition: int | None = None, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+
+class StorageError(EmbedlogError, OSError):
+    """The storage layer failed (a damaged file, an I/O error)."""
+
+    code = 56  # KAFKA_STORAGE_ERROR
+
+
+class DiskFullError(StorageError):
+    """The disk is full; nothing written by this call was kept, nothing earlier was lost."""
+
+
+class FormatVersionError(StorageError):
+    """The store was written by a newer (or unknown) embedlog format version."""
+
+
+class TimeoutError(EmbedlogError, TimeoutError):  # noqa: A001 - mirrors Kafka's name
+    """An operation did not finish within its timeout."""
+
+    code = 7  # REQUEST_TIMED_OUT
+    retriable = True
+
+
+class GroupError(EmbedlogError):
+    """Base for consumer-group errors."""
+
+
+class UnknownGroupError(GroupError, LookupError):
+    """The consumer group does not exist."""
+
+    code = 69  # GROUP_ID_NOT_FOUND
+
+
+class IllegalGenerationError(GroupError):
+    """A commit from a member that no longer owns the partition (a zombie)."""
+
+    code = 22  # ILLEGAL_GENERATION
+
+
+class TransactionAbortedError(EmbedlogError):
+    """A transaction could not commit and was rolled back; nothing of it is visible."""
+
+    code = 48  # INVALID_TXN_STATE
+
+
+class NotLeaderError(EmbedlogError):
+    """Producing on a replica (a log directory that follows a leader)."""
+
+    code = 6  # NOT_LEADER_OR_FOLLOWER
+    retriable = True
+
+
+class NotEnoughReplicasError(EmbedlogError):
+    """Fewer in-sync replicas than the topic's ``min.insync.replicas``."""
+
+    code = 19  # NOT_ENOUGH_REPLICAS
+    retriable = True
+
+
+class AuthenticationError(EmbedlogError):
+    """A peer failed authentication."""
+
+    code = 58  # SASL_AUTHENTICATION_FAILED
+
+
+def _all_subclasses(cls: type[EmbedlogError]) -> list[type[EmbedlogError]]:
+    out: list[type[EmbedlogError]] = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+def for_code(code: int) -> type[EmbedlogError]:
+    """Return the error class for a Kafka error code (``EmbedlogError`` if unknown)."""
+    for cls in _all_subclasses(EmbedlogError):
+        if cls.code == code:
+            return cls
+    return EmbedlogError

@@ -1,0 +1,201 @@
+"""``embedlog.open`` and ``Log``: a log directory, its topics, producers and consumers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .config import TopicConfig
+from .consumer import Consumer
+from .errors import ClosedError, ConfigError, UnknownTopicError
+from .model import TopicDescription
+from .producer import Producer
+from .storage.store import Store
+from .storage.topics import MAX_PARTITIONS, TopicMeta, validate_name
+from .writer import GroupCommitter
+
+__all__ = ["Log", "open"]
+
+
+class Log:
+    """An open log directory. Thread-safe; a context manager.
+
+    Several processes may open the same directory at once; each sees the others'
+    topics and records.  Use ``embedlog.open()`` to create one.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, durability: str = "flush",
+                 auto_create_topics: bool = False, default_partitions: int = 1,
+                 fsync_interval_ms: int = 1000, maintenance_interval_ms: int | None = 30_000,
+                 map_size: int | None = None) -> None:
+        self._temporary = path is None
+        self.path = tempfile.mkdtemp(prefix="embedlog-") if path is None else os.fspath(path)
+        if not isinstance(default_partitions, int) or not 1 <= default_partitions <= MAX_PARTITIONS:
+            raise ConfigError(f"default_partitions must be 1..{MAX_PARTITIONS}, got {default_partitions!r}")
+        self.auto_create_topics = auto_create_topics
+        self.default_partitions = default_partitions
+        self._store = Store(self.path, durability=durability, map_size=map_size,
+                            fsync_interval_ms=fsync_interval_ms, cross_process=not self._temporary)
+        self.durability = durability
+        self._committer = GroupCommitter(self._store)
+        self._closed = False
+        self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._meta_cache: dict[str, TopicMeta] = {}
+        self._cache_version = -1
+        self._lock = threading.Lock()
+        self._maint_stop = threading.Event()
+        self._maint: threading.Thread | None = None
+        if maintenance_interval_ms:
+            self._maint = threading.Thread(target=self._maintenance_loop, args=(maintenance_interval_ms / 1000,),
+                                           name="embedlog-maintenance", daemon=True)
+            self._maint.start()
+
+    # -- topics ---------------------------------------------------------------------------
+    def create_topic(self, name: str, partitions: int = 1, config: Mapping[str, object] | None = None) -> TopicDescription:
+        """Create a topic with ``partitions`` partitions and Kafka-keyed ``config``.
+
+        Raises ``InvalidTopicError``, ``TopicExistsError`` or ``ConfigError``.
+        Durable on return (in ``durability="flush"``).
+        """
+        self._check()
+        validate_name(name)
+        if not isinstance(partitions, int) or isinstance(partitions, bool) or not 1 <= partitions <= MAX_PARTITIONS:
+            raise ConfigError(f"partitions must be an int from 1 to {MAX_PARTITIONS}, got {partitions!r}")
+        self._store.create_topic(name, partitions, TopicConfig.from_overrides(config))
+        return self.describe_topic(name)
+
+    def topics(self) -> list[str]:
+        """Names of all topics, sorted."""
+        self._check()
+        return self._store.topic_names()
+
+    def describe_topic(self, name: str) -> TopicDescription:
+        """Partitions (start/end offsets, bytes on disk) and effective config of a topic."""
+        self._check()
+        return self._store.describe(name)
+
+    def alter_topic_config(self, name: str, config: Mapping[str, object]) -> None:
+        """Set (or, with ``None`` values, reset to default) config keys of a topic."""
+        self._check()
+        self._store.alter_topic(name, config)
+
+    def create_partitions(self, name: str, total: int) -> None:
+        """Grow a topic to ``total`` partitions (keyed records may then map elsewhere, as in Kafka)."""
+        self._check()
+        self._store.add_partitions(name, total)
+
+    def delete_topic(self, name: str) -> None:
+        """Delete a topic, its records and its committed offsets."""
+        self._check()
+        self._store.delete_topic(name)
+
+    def delete_records(self, name: str, partition: int, before_offset: int) -> int:
+        """Delete records before ``before_offset`` (-1: all); return the new start offset."""
+        self._check()
+        return self._store.delete_records(name, partition, before_offset)
+
+    def maintain(self) -> dict[str, int]:
+        """Run retention (and compaction) now; return what was removed."""
+        self._check()
+        from .storage.compaction import compact_all
+
+        deleted = self._store.enforce_retention()
+        compacted = compact_all(self._store)
+        return {"batches_deleted": deleted, "records_compacted": compacted}
+
+    def _maintenance_loop(self, interval: float) -> None:
+        while not self._maint_stop.wait(interval):
+            try:
+                self.maintain()
+            except ClosedError:
+                return
+            except Exception:  # noqa: BLE001,S112 - retried at the next interval
+                continue
+
+    # -- metadata cache for clients --------------------------------------------------------
+    def _topic_meta(self, name: str, *, create: bool) -> TopicMeta:
+        self._check()
+        meta = self._store.topic(name)
+        if meta is None:
+            validate_name(name)
+            if not (create and self.auto_create_topics):
+                raise UnknownTopicError(f"topic {name!r} does not exist; create it with log.create_topic() "
+                                        "or open the log with auto_create_topics=True")
+            meta = self._store.ensure_topic(name, self.default_partitions, TopicConfig())
+        return meta
+
+    def _topic_for_produce(self, name: str) -> TopicMeta:
+        return self._topic_meta(name, create=True)
+
+    def _topic_for_consume(self, name: str) -> TopicMeta:
+        return self._topic_meta(name, create=True)
+
+    # -- clients -----------------------------------------------------------------------------
+    def producer(self, **options: Any) -> Producer:
+        """A new ``Producer`` (see its docstring for options)."""
+        self._check()
+        return Producer(self, **options)
+
+    def consumer(self, topics: Iterable[str] | str | None = None, **options: Any) -> Consumer:
+        """A new ``Consumer`` of ``topics`` (see its docstring for options)."""
+        self._check()
+        return Consumer(self, topics, **options)
+
+    def _register(self, client: Any) -> None:
+        self._clients.add(client)
+
+    def _unregister(self, client: Any) -> None:
+        self._clients.discard(client)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _check(self) -> None:
+        if self._closed:
+            raise ClosedError("this log is closed; open it again with embedlog.open()")
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Flush producers, close clients and the store (idempotent).
+
+        A log opened without a path is deleted.
+        """
+        if self._closed:
+            return
+        for client in list(self._clients):
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001,S110 - closing must go on for the others
+                pass
+        self._closed = True
+        self._maint_stop.set()
+        self._store.close()
+        if self._temporary:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<embedlog.Log {self.path!r} {state}>"
+
+
+def open(path: str | os.PathLike[str] | None = None, **options: Any) -> Log:  # noqa: A001 - like sqlite3.connect
+    """Open (creating if missing) the log directory ``path``; no path: a temporary log.
+
+    Options: ``durability`` (``"flush"``, ``"interval"``, ``"none"``),
+    ``auto_create_topics``, ``default_partitions``, ``fsync_interval_ms``,
+    ``maintenance_interval_ms`` (``None`` turns background retention off).
+    """
+    return Log(path, **options)

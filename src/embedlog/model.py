@@ -1,0 +1,107 @@
+"""Values that cross the public API.
+
+``TopicPartition`` and ``Message`` are ``NamedTuple``s rather than attrs classes on
+purpose: they are created once per record on the hot path, and a tuple can be built
+from C (``tuple.__new__`` mapped over ``zip``) at a fraction of the cost of an attrs
+``__init__``; they hash and compare in C as dictionary keys.  Everything else here is
+an ``attrs`` frozen class.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import attrs
+
+__all__ = [
+    "Header",
+    "Message",
+    "OffsetAndTimestamp",
+    "PartitionDescription",
+    "RecordMetadata",
+    "TopicDescription",
+    "TopicPartition",
+]
+
+Header = tuple[str, bytes | None]
+
+
+class TopicPartition(NamedTuple):
+    """A topic name and a partition number."""
+
+    topic: str
+    partition: int
+
+
+class Message(NamedTuple):
+    """One consumed record.
+
+    ``timestamp`` is milliseconds since the epoch; ``timestamp_type`` is
+    ``"CreateTime"`` or ``"LogAppendTime"`` per the topic's
+    ``message.timestamp.type``.  ``value`` is ``None`` for a tombstone.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[Header]
+    timestamp: int
+    timestamp_type: str = "CreateTime"
+    leader_epoch: int = 0
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        """The record's ``TopicPartition``."""
+        return TopicPartition(self.topic, self.partition)
+
+
+@attrs.frozen
+class RecordMetadata:
+    """Where a produced record was written."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+@attrs.frozen
+class OffsetAndTimestamp:
+    """An answer of ``offsets_for_times``: the offset and its record's timestamp."""
+
+    offset: int
+    timestamp: int
+
+
+@attrs.frozen
+class PartitionDescription:
+    """A snapshot of one partition: its offsets and size on disk."""
+
+    partition: int
+    start_offset: int
+    end_offset: int
+    bytes: int
+    batches: int
+    leader_epoch: int
+
+
+@attrs.frozen
+class TopicDescription:
+    """A snapshot of one topic, as ``Log.describe_topic`` returns it."""
+
+    name: str
+    topic_id: int
+    partitions: tuple[PartitionDescription, ...]
+    config: dict[str, object]
+
+    @property
+    def bytes(self) -> int:
+        """Bytes on disk, summed over partitions."""
+        return sum(p.bytes for p in self.partitions)
+
+    @property
+    def records(self) -> int:
+        """``end_offset - start_offset`` summed over partitions (compaction may leave gaps)."""
+        return sum(p.end_offset - p.start_offset for p in self.partitions)

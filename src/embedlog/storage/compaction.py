@@ -1,0 +1,109 @@
+"""Log compaction (``cleanup.policy=compact``), as Kafka's log cleaner does it.
+
+For every key, the latest record is kept with its original offset; older records of
+that key are removed.  Tombstones (``value=None``) are kept for
+``delete.retention.ms`` after their timestamp so that consumers see the delete, then
+removed.  Records newer than ``min.compaction.lag.ms`` and the partition's last batch
+(Kafka's active segment) are never compacted.  Rewritten batches keep their base
+offset and the range of offsets they cover (sparse offsets in the batch format), so
+offsets are never reused and consumers skip the gaps.
+
+Each partition is compacted in one write transaction (producers to the same log wait
+for it); a later version may split large partitions into several.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lmdb
+
+from ..codec import batch as codec
+from ..errors import CorruptRecordError
+from . import partition as plog
+from . import schema, topics
+
+__all__ = ["compact_all", "compact_partition"]
+
+
+def compact_partition(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, part: int, now_ms: int) -> int:
+    """Compact one partition inside ``txn``; return how many records were removed."""
+    cfg = meta.config
+    tid = meta.topic_id
+    prefix = schema.partition_key(tid, part)
+    decoded: list[codec.DecodedBatch] = []
+    with txn.cursor(db=dbs["batches"]) as cur:
+        if not cur.set_range(prefix):
+            return 0
+        while bytes(cur.key()[:8]) == prefix:
+            try:
+                decoded.append(codec.decode(cur.value()))
+            except codec.CorruptBatchError as exc:
+                base = schema.unpack_batch_key(bytes(cur.key()))[2]
+                raise CorruptRecordError(f"cannot compact {meta.name}[{part}]: batch at {base} is corrupt: {exc}",
+                                         topic=meta.name, partition=part, offset=base) from None
+            if not cur.next():
+                break
+    if len(decoded) < 2:
+        return 0
+    latest: dict[bytes | None, int] = {}
+    for b in decoded:
+        latest.update(zip(b.keys, b.offsets))
+    lag_limit = now_ms - cfg.min_compaction_lag_ms
+    tomb_limit = now_ms - cfg.delete_retention_ms
+    st = plog.load_state(txn, dbs, tid, part)
+    if st is None:
+        return 0
+    removed = 0
+    for b in decoded[:-1]:  # never the last ("active") batch
+        keep = []
+        for i, (k, off, ts) in enumerate(zip(b.keys, b.offsets, b.timestamps)):
+            if ts > lag_limit:
+                keep.append(i)
+            elif latest.get(k) == off and (b.values[i] is not None or ts >= tomb_limit):
+                keep.append(i)
+        if len(keep) == len(b.keys):
+            continue
+        removed += len(b.keys) - len(keep)
+        info = b.info
+        key = schema.batch_key(tid, part, info.base_offset)
+        old_size = info.size
+        if not keep:
+            txn.delete(key, db=dbs["batches"])
+            st.bytes -= old_size
+            st.batches -= 1
+            continue
+        buf = codec.encode(
+            [b.keys[i] for i in keep], [b.values[i] for i in keep], [b.timestamps[i] for i in keep],
+            [b.headers[i] for i in keep] if b.headers is not None else None,
+            compression=info.attributes & codec.ATTR_COMPRESSION_MASK,
+            offset_deltas=[b.offsets[i] - info.base_offset for i in keep],
+            last_offset_delta=info.last_offset_delta,
+            log_append_time=bool(info.attributes & codec.ATTR_LOG_APPEND_TIME),
+            transactional=bool(info.attributes & codec.ATTR_TRANSACTIONAL))
+        codec.stamp(buf, info.base_offset, info.leader_epoch, info.commit_seq)
+        txn.put(key, buf, db=dbs["batches"])
+        st.bytes += len(buf) - old_size
+    if removed:
+        plog.store_state(txn, dbs, tid, part, st)
+    return removed
+
+
+def compact_all(store: Any, now_ms: int | None = None) -> int:
+    """Compact every partition of every compacted topic; return records removed."""
+    now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    total = 0
+    for name in store.topic_names():
+        meta = store.topic(name)
+        if meta is None or not meta.config.compact:
+            continue
+        for part in range(meta.partitions):
+            def fn(txn: lmdb.Transaction, part: int = part, name: str = name) -> int:
+                current = topics.get(txn, store.dbs, name)
+                if current is None or not current.config.compact:
+                    return 0
+                return compact_partition(txn, store.dbs, current, part, now)
+
+            total += store.write(fn)
+    return total

@@ -1,0 +1,279 @@
+"""The LMDB environment: opening, durability modes, map growth, fork safety, errors.
+
+Rules this module keeps (py-lmdb's documentation):
+
+* every transaction is short and lives in a ``with`` block; no buffer outlives it;
+* the map grows (doubling) on ``MapFullError`` with no transaction of this process open
+  (a readers-writer gate), and other processes adopt the new size on
+  ``MapResizedError``;
+* an environment is never used across ``fork()``: a child process gets its own on first
+  use;
+* no ``lmdb.Error`` escapes: it becomes a ``StorageError``/``DiskFullError``.
+
+Durability modes (``durability=`` of ``embedlog.open``):
+
+``"flush"`` (default)
+    LMDB's full sync: each write transaction is on disk (``fdatasync`` of data, then of
+    the meta page) before its commit returns.  Survives kill -9, OS crash and power loss.
+``"interval"``
+    Commits are not synced; a background thread syncs every ``fsync_interval_ms``.
+``"none"``
+    Commits are never synced by embedlog (the OS writes them back in its own time).
+
+In every mode a committed transaction is in the OS page cache, so a ``kill -9`` of the
+process never loses it and never corrupts the store.  In ``"interval"`` and ``"none"``
+an OS crash or power loss can lose recent commits and, as LMDB documents for
+``MDB_NOSYNC``, can damage the store.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import lmdb
+
+from ..errors import ConfigError, DiskFullError, StorageError
+from .schema import DB_NAMES
+
+__all__ = ["DURABILITY_MODES", "Env"]
+
+T = TypeVar("T")
+DURABILITY_MODES = ("flush", "interval", "none")
+_INITIAL_MAP = 1 << 30
+_MAX_READERS = 1024
+
+
+def translate(exc: lmdb.Error, what: str) -> StorageError:
+    """Turn an ``lmdb.Error`` into our error tree."""
+    text = str(exc)
+    if "No space left" in text or getattr(exc, "errno", None) == errno.ENOSPC or "ENOSPC" in text:
+        return DiskFullError(f"{what}: the disk is full ({text}); free space and retry — "
+                             "nothing of this call was written, nothing earlier was lost")
+    return StorageError(f"{what}: {text}")
+
+
+class _Gate:
+    """A readers-writer gate: transactions enter shared, map resizing enters exclusive."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._active = 0
+        self._exclusive = False
+
+    def enter(self) -> None:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._active += 1
+
+    def leave(self) -> None:
+        with self._cond:
+            self._active -= 1
+            if self._active == 0:
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._exclusive = True
+            while self._active:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+class Env:
+    """One process's handle on a log directory's LMDB environment. Thread-safe."""
+
+    def __init__(self, path: str, *, durability: str = "flush", map_size: int | None = None,
+                 fsync_interval_ms: int = 1000) -> None:
+        if durability not in DURABILITY_MODES:
+            raise ConfigError(f"durability must be one of {', '.join(DURABILITY_MODES)}, got {durability!r}")
+        self.path = path
+        self.durability = durability
+        self._initial_map = map_size or _INITIAL_MAP
+        self._fsync_interval = fsync_interval_ms / 1000.0
+        self._gate = _Gate()
+        self._pid = -1
+        self._env: lmdb.Environment | None = None
+        self.dbs: dict[str, Any] = {}
+        self._closed = False
+        self._syncer: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._open()
+
+    # -- lifecycle -------------------------------------------------------------
+    def _open(self) -> None:
+        data_file = os.path.join(self.path, "data.mdb")
+        size = os.path.getsize(data_file) if os.path.exists(data_file) else 0
+        map_size = max(self._initial_map, 2 * size)
+        sync = self.durability == "flush"
+        try:
+            env = lmdb.open(self.path, subdir=True, map_size=map_size, max_dbs=len(DB_NAMES) + 4,
+                            max_readers=_MAX_READERS, sync=sync, metasync=sync, readahead=False,
+                            lock=True)
+            self.dbs = {name: env.open_db(name.encode()) for name in DB_NAMES}
+        except lmdb.Error as exc:
+            raise translate(exc, f"opening log directory {self.path!r}") from None
+        self._env = env
+        self._pid = os.getpid()
+        if self.durability == "interval" and (self._syncer is None or not self._syncer.is_alive()):
+            self._stop.clear()
+            self._syncer = threading.Thread(target=self._sync_loop, name="embedlog-fsync", daemon=True)
+            self._syncer.start()
+
+    def _sync_loop(self) -> None:
+        while not self._stop.wait(self._fsync_interval):
+            try:
+                self.sync()
+            except Exception:  # noqa: BLE001 - a failed background sync is retried next tick
+                continue
+
+    def close(self) -> None:
+        """Close the environment (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._env is not None and self._pid == os.getpid():
+            with self._gate.exclusive():
+                if self.durability != "none":
+                    try:
+                        self._env.sync(True)
+                    except lmdb.Error:
+                        pass
+                self._env.close()
+        self._env = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._closed
+
+    def _handle(self) -> lmdb.Environment:
+        if self._pid != os.getpid():
+            # Never touch a parent's environment after fork(); open our own.
+            self._env = None
+            self._syncer = None
+            self._gate = _Gate()
+            self._open()
+        assert self._env is not None
+        return self._env
+
+    # -- transactions ----------------------------------------------------------
+    @contextmanager
+    def read(self) -> Iterator[lmdb.Transaction]:
+        """A short read transaction (a consistent snapshot)."""
+        env = self._handle()
+        self._gate.enter()
+        try:
+            try:
+                txn = env.begin(write=False, buffers=True)
+            except lmdb.MapResizedError:
+                self._gate.leave()
+                self._adopt_map_size()
+                self._gate.enter()
+                txn = env.begin(write=False, buffers=True)
+            try:
+                yield txn
+            finally:
+                txn.abort()
+        except lmdb.Error as exc:
+            raise translate(exc, f"reading {self.path!r}") from None
+        finally:
+            self._gate.leave()
+
+    def write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+        """Run ``fn(txn)`` in a write transaction and commit it; retried after map growth.
+
+        ``fn`` must read what it needs through ``txn`` so that a retry is correct.  If
+        ``fn`` raises, nothing it wrote is kept.
+        """
+        while True:
+            env = self._handle()
+            self._gate.enter()
+            grow = False
+            try:
+                try:
+                    txn = env.begin(write=True, buffers=True)
+                except lmdb.MapResizedError:
+                    self._gate.leave()
+                    self._adopt_map_size()
+                    self._gate.enter()
+                    txn = env.begin(write=True, buffers=True)
+                try:
+                    result = fn(txn)
+                    txn.commit()
+                    return result
+                except lmdb.MapFullError:
+                    txn.abort()
+                    grow = True
+                except BaseException:
+                    txn.abort()
+                    raise
+            except lmdb.MapFullError:
+                grow = True
+            except lmdb.Error as exc:
+                raise translate(exc, f"writing {self.path!r}") from None
+            finally:
+                self._gate.leave()
+            if grow:
+                self._grow()
+
+    @contextmanager
+    def nested(self, parent: lmdb.Transaction) -> Iterator[lmdb.Transaction]:
+        """A child write transaction of ``parent``: committed into it, or rolled back alone."""
+        child = self._handle().begin(write=True, buffers=True, parent=parent)
+        try:
+            yield child
+        except BaseException:
+            child.abort()
+            raise
+        child.commit()
+
+    def _grow(self) -> None:
+        env = self._handle()
+        with self._gate.exclusive():
+            size = env.info()["map_size"]
+            try:
+                env.set_mapsize(size * 2)
+            except lmdb.Error as exc:
+                raise translate(exc, "growing the LMDB map") from None
+
+    def _adopt_map_size(self) -> None:
+        env = self._handle()
+        with self._gate.exclusive():
+            try:
+                env.set_mapsize(0)
+            except lmdb.Error as exc:
+                raise translate(exc, "adopting another process's map size") from None
+
+    def sync(self) -> None:
+        """fsync everything committed so far."""
+        env = self._handle()
+        self._gate.enter()
+        try:
+            env.sync(True)
+        except lmdb.Error as exc:
+            raise translate(exc, f"syncing {self.path!r}") from None
+        finally:
+            self._gate.leave()
+
+    def info(self) -> dict[str, int]:
+        """LMDB's ``env.info()`` (map size, last transaction id, readers)."""
+        return dict(self._handle().info())
+
+    def file_size(self) -> int:
+        """Bytes of ``data.mdb`` on disk."""
+        return os.path.getsize(os.path.join(self.path, "data.mdb"))

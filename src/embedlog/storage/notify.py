@@ -1,0 +1,151 @@
+"""Wake consumers blocked in ``poll`` when new records are committed.
+
+In one process a ``threading.Condition`` with a generation counter does it.  Across
+processes each process that waits binds one Unix datagram socket and registers it as a
+file in ``<log>/wake/`` (on Linux the socket lives in the abstract namespace, named by
+that file, so long log paths never hit the 108-byte socket path limit); after every
+commit a writer sends one byte to every registered socket (skipping its own),
+and a listener thread in the waiting process bumps the local generation.  Sockets of
+dead processes refuse the datagram and are removed.  A lost datagram only delays a
+consumer until its poll timeout; it never loses data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+
+__all__ = ["Notifier"]
+
+_ABSTRACT = sys.platform.startswith("linux")
+
+
+def _address(path: str) -> str | bytes:
+    """The socket address for a registration file: abstract on Linux, the path elsewhere."""
+    if _ABSTRACT:
+        return b"\x00embedlog-" + os.path.basename(path).encode()
+    return path
+
+
+class Notifier:
+    """Generation counter + condition, optionally bridged across processes."""
+
+    def __init__(self, wake_dir: str | None) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self.generation = 0
+        self._wake_dir = wake_dir
+        self._sock: socket.socket | None = None
+        self._sock_path: str | None = None
+        self._listener: threading.Thread | None = None
+        self._sender: socket.socket | None = None
+        self._peers: list[str] = []
+        self._peers_mtime = -1.0
+        self._pid = os.getpid()
+        self._closed = False
+        self._lock = threading.Lock()
+
+    # -- waiting ---------------------------------------------------------------
+    def wait(self, seen: int, timeout: float) -> int:
+        """Block until the generation moves past ``seen`` or ``timeout`` seconds pass."""
+        self._ensure_listener()
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.generation == seen and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return self.generation
+
+    def _bump(self) -> None:
+        with self._cond:
+            self.generation += 1
+            self._cond.notify_all()
+
+    def _ensure_listener(self) -> None:
+        if self._wake_dir is None or self._closed:
+            return
+        if self._listener is not None and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._listener is not None and self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            os.makedirs(self._wake_dir, exist_ok=True)
+            path = os.path.join(self._wake_dir, f"{os.getpid()}-{uuid.uuid4().hex}.sock")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(_address(path))
+            if _ABSTRACT:
+                with open(path, "wb"):
+                    pass
+            self._sock, self._sock_path = sock, path
+            self._listener = threading.Thread(target=self._listen, args=(sock,), name="embedlog-wake",
+                                              daemon=True)
+            self._listener.start()
+
+    def _listen(self, sock: socket.socket) -> None:
+        while not self._closed:
+            try:
+                sock.recv(64)
+            except OSError:
+                return
+            if self._closed:
+                return
+            self._bump()
+
+    # -- notifying -------------------------------------------------------------
+    def notify(self) -> None:
+        """Wake local waiters and every other process waiting on this log."""
+        self._bump()
+        if self._wake_dir is None:
+            return
+        try:
+            mtime = os.stat(self._wake_dir).st_mtime
+        except FileNotFoundError:
+            return
+        if mtime != self._peers_mtime:
+            self._peers_mtime = mtime
+            try:
+                self._peers = [os.path.join(self._wake_dir, n) for n in os.listdir(self._wake_dir)
+                               if n.endswith(".sock")]
+            except FileNotFoundError:
+                self._peers = []
+        if not self._peers:
+            return
+        if self._sender is None or self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._sender.setblocking(False)
+        for path in self._peers:
+            if path == self._sock_path:
+                continue
+            try:
+                self._sender.sendto(b"\x01", _address(path))
+            except OSError as exc:
+                if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)  # a dead process's socket
+                # EAGAIN: the peer's queue is full, so it has wake-ups pending anyway
+
+    def close(self) -> None:
+        """Stop listening and remove this process's socket."""
+        self._closed = True
+        self._bump()
+        if self._sock is not None and self._sock_path is not None:
+            with contextlib.suppress(OSError):
+                self._sock.sendto(b"\x00", _address(self._sock_path))  # wake our listener
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+        if self._sock_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._sock_path)
+        if self._sender is not None:
+            with contextlib.suppress(OSError):
+                self._sender.close()

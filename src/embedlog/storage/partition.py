@@ -1,0 +1,234 @@
+"""A partition's log inside LMDB: append, locate, read, and trim batches.
+
+Each function takes an open transaction.  Reads expect a ``buffers=True`` transaction
+and decode what they return before it ends (no memoryview escapes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lmdb
+
+from ..codec import batch as codec
+from ..config import TopicConfig
+from ..errors import CorruptRecordError
+from . import schema
+from .schema import PartitionState
+
+__all__ = [
+    "append",
+    "delete_before",
+    "fetch",
+    "load_state",
+    "offset_for_time",
+    "store_state",
+]
+
+_COUNT = __import__("struct").Struct("<II")  # record_count, last_offset_delta at byte 28
+
+
+def load_state(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int) -> PartitionState | None:
+    """The partition's state, or ``None`` if it does not exist."""
+    raw = txn.get(schema.partition_key(tid, part), db=dbs["partitions"])
+    return None if raw is None else PartitionState.unpack(bytes(raw))
+
+
+def store_state(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int,
+                state: PartitionState) -> None:
+    """Write the partition's state."""
+    txn.put(schema.partition_key(tid, part), state.pack(), db=dbs["partitions"])
+
+
+def append(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int, state: PartitionState,
+           buf: bytearray, *, epoch: int, commit_seq: int, now_ms: int, config: TopicConfig) -> int:
+    """Append one encoded batch at the partition's end; return its base offset.
+
+    Updates ``state`` in place (the caller stores it once per transaction) and records
+    a new leader epoch in the epoch history.  Enforces ``retention.bytes`` right away,
+    so a busy partition never grows far past it between maintenance runs.
+    """
+    base = state.end_offset
+    codec.stamp(buf, base, epoch, commit_seq)
+    if config.log_append_time:
+        codec.restamp_log_append_time(buf, now_ms)
+    _count, lod = _COUNT.unpack_from(buf, 28)
+    txn.put(schema.batch_key(tid, part, base), buf, db=dbs["batches"])
+    if epoch > state.leader_epoch or base == 0:
+        txn.put(schema.epoch_key(tid, part, epoch), schema.U64LE.pack(base), db=dbs["epochs"])
+        state.leader_epoch = max(epoch, state.leader_epoch)
+    state.end_offset = base + lod + 1
+    state.bytes += len(buf)
+    state.batches += 1
+    state.high_watermark = state.end_offset
+    if config.delete and config.retention_bytes >= 0 and state.bytes > config.retention_bytes:
+        _trim_to_size(txn, dbs, tid, part, state, config.retention_bytes)
+    return base
+
+
+def _corrupt(tid_name: str, part: int, offset: int, exc: Exception) -> CorruptRecordError:
+    return CorruptRecordError(
+        f"corrupt batch in {tid_name}[{part}] at offset {offset}: {exc}; run `embedlog verify` "
+        "and restore the partition from a replica or backup", topic=tid_name, partition=part, offset=offset)
+
+
+def _trim_to_size(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int,
+                  state: PartitionState, limit: int) -> None:
+    prefix = schema.partition_key(tid, part)
+    with txn.cursor(db=dbs["batches"]) as cur:
+        if not cur.set_range(prefix):
+            return
+        while state.bytes > limit:
+            key = cur.key()
+            if bytes(key[:8]) != prefix:
+                break
+            value = cur.value()
+            size = len(value)
+            if state.bytes - size < limit:
+                break
+            info = codec.read_info(value)
+            next_offset = info.next_offset
+            cur.delete()
+            state.bytes -= size
+            state.batches -= 1
+            state.start_offset = max(state.start_offset, next_offset)
+            if bytes(cur.key()[:8]) != prefix:
+                break
+
+
+def delete_before(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int,
+                  state: PartitionState, *, max_timestamp_below: int | None = None,
+                  size_limit: int | None = None, offset: int | None = None) -> int:
+    """Delete whole batches from the partition's start; return how many were deleted.
+
+    A batch goes while its ``max_timestamp < max_timestamp_below``, while the partition
+    stays at or above ``size_limit`` without it, or while it ends before ``offset``.
+    The start offset advances; offsets are never reused.
+    """
+    deleted = 0
+    prefix = schema.partition_key(tid, part)
+    with txn.cursor(db=dbs["batches"]) as cur:
+        if not cur.set_range(prefix):
+            return 0
+        while bytes(cur.key()[:8]) == prefix:
+            value = cur.value()
+            info = codec.read_info(value)
+            size = len(value)
+            go = False
+            if max_timestamp_below is not None and info.max_timestamp < max_timestamp_below:
+                go = True
+            if size_limit is not None and state.bytes - size >= size_limit:
+                go = True
+            if offset is not None and info.next_offset <= offset:
+                go = True
+            if not go:
+                break
+            cur.delete()
+            deleted += 1
+            state.bytes -= size
+            state.batches -= 1
+            state.start_offset = max(state.start_offset, info.next_offset)
+            if not cur.key():
+                break
+    if offset is not None and offset > state.start_offset:
+        state.start_offset = min(offset, state.end_offset)
+    if state.batches == 0:
+        state.start_offset = state.end_offset
+    return deleted
+
+
+def _locate(cur: lmdb.Cursor, prefix: bytes, tid: int, part: int, offset: int) -> bool:
+    """Put ``cur`` on the batch holding ``offset``, or the first one after it."""
+    if cur.set_range(schema.batch_key(tid, part, offset)):
+        key = bytes(cur.key())
+        if key[:8] == prefix and schema.unpack_batch_key(key)[2] == offset:
+            return True
+        if cur.prev():
+            pkey = bytes(cur.key())
+            if pkey[:8] == prefix and codec.read_info(cur.value()).next_offset > offset:
+                return True
+            cur.next()
+        return bytes(cur.key()[:8]) == prefix
+    # past the last key of the database: the partition's last batch may still hold it
+    if cur.last():
+        pkey = bytes(cur.key())
+        if pkey[:8] == prefix and codec.read_info(cur.value()).next_offset > offset:
+            return True
+    return False
+
+
+def fetch(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, tid: int, part: int,
+          offset: int, *, max_bytes: int = 1 << 20, max_batches: int = 8,
+          end_offset: int | None = None) -> list[codec.DecodedBatch]:
+    """Decode the batches from the one holding ``offset`` onward (at least one if any).
+
+    Stops after ``max_bytes`` of stored batches or ``max_batches``, and before any batch
+    at or beyond ``end_offset`` (the visibility limit, e.g. the high watermark).
+    """
+    prefix = schema.partition_key(tid, part)
+    out: list[codec.DecodedBatch] = []
+    total = 0
+    with txn.cursor(db=dbs["batches"]) as cur:
+        if not _locate(cur, prefix, tid, part, offset):
+            return out
+        while True:
+            key = bytes(cur.key())
+            if key[:8] != prefix:
+                break
+            base = schema.unpack_batch_key(key)[2]
+            if end_offset is not None and base >= end_offset:
+                break
+            value = cur.value()
+            try:
+                decoded = codec.decode(value)
+            except codec.CorruptBatchError as exc:
+                raise _corrupt(topic, part, base, exc) from None
+            if decoded.info.base_offset != base:
+                raise _corrupt(topic, part, base, ValueError("batch offset does not match its key"))
+            out.append(decoded)
+            total += len(value)
+            if total >= max_bytes or len(out) >= max_batches or not cur.next():
+                break
+    return out
+
+
+def offset_for_time(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, tid: int, part: int,
+                    timestamp_ms: int) -> tuple[int, int] | None:
+    """The earliest (offset, timestamp) whose timestamp >= ``timestamp_ms``, or ``None``.
+
+    Scans batch headers (their max timestamp) and decodes only the batch that may hold
+    the answer, as Kafka's time index does.
+    """
+    prefix = schema.partition_key(tid, part)
+    with txn.cursor(db=dbs["batches"]) as cur:
+        if not cur.set_range(prefix):
+            return None
+        while bytes(cur.key()[:8]) == prefix:
+            value = cur.value()
+            info = codec.read_info(value)
+            if info.max_timestamp >= timestamp_ms:
+                try:
+                    decoded = codec.decode(value)
+                except codec.CorruptBatchError as exc:
+                    raise _corrupt(topic, part, info.base_offset, exc) from None
+                for off, ts in zip(decoded.offsets, decoded.timestamps):
+                    if ts >= timestamp_ms:
+                        return off, ts
+            if not cur.next():
+                break
+    return None
+
+
+def iter_infos(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int) -> list[codec.BatchInfo]:
+    """Headers of every batch of the partition, in offset order."""
+    prefix = schema.partition_key(tid, part)
+    out = []
+    with txn.cursor(db=dbs["batches"]) as cur:
+        if not cur.set_range(prefix):
+            return out
+        while bytes(cur.key()[:8]) == prefix:
+            out.append(codec.read_info(cur.value()))
+            if not cur.next():
+                break
+    return out

@@ -1,0 +1,136 @@
+"""The on-disk key schema: every LMDB database, key and value layout, in one place.
+
+A log directory holds one LMDB environment (``data.mdb``, ``lock.mdb``) and a
+``wake/`` directory of Unix sockets used only to wake blocked consumers in other
+processes.  ``docs/format.md`` describes the same layout for readers of the format.
+
+Keys sort as bytes, so every integer in a key is fixed-width big-endian; values use
+little-endian structs (or JSON for small, rarely written records).
+
+Named databases (``FORMAT_VERSION`` 1)::
+
+    meta        ascii name                      -> value (see META_* below)
+    topics      topic name utf-8                -> JSON {"id", "partitions", "config", "created_ms"}
+    topic_ids   topic_id u32be                  -> topic name utf-8
+    partitions  topic_id u32be, partition u32be -> PartitionState (PARTITION struct)
+    batches     topic_id u32be, partition u32be, base_offset u64be -> batch (codec/batch.py)
+    epochs      topic_id u32be, partition u32be, epoch u32be -> start_offset u64le
+                (leader-epoch history, KIP-101: the first offset written in each epoch)
+    offsets     group utf-8, 0x00, topic_id u32be, partition u32be -> COMMITTED struct
+                + metadata utf-8 (committed offset = the next offset to read)
+    groups      group utf-8                     -> JSON group state (generation, members)
+
+``meta`` keys: ``format_version`` (u32le), ``created_ms`` (i64le), ``next_topic_id``
+(u32le; ids are never reused, so a recreated topic is a new topic), ``commit_seq``
+(u64le; bumped by every write transaction that appends records, stamped into its
+batches so a replica can apply one transaction's batches atomically), ``leader_epoch``
+(i32le; the epoch this directory writes with), ``role`` (``leader`` or ``replica``),
+``topics_version`` (u64le; bumped on every topic create, alter or delete so caches in
+other processes notice).
+"""
+
+from __future__ import annotations
+
+import struct
+
+import attrs
+
+__all__ = [
+    "COMMITTED",
+    "DB_NAMES",
+    "FORMAT_VERSION",
+    "PARTITION",
+    "PartitionState",
+    "batch_key",
+    "committed_key",
+    "epoch_key",
+    "partition_key",
+    "topic_id_key",
+]
+
+FORMAT_VERSION = 1
+DB_NAMES = ("meta", "topics", "topic_ids", "partitions", "batches", "epochs", "offsets", "groups")
+
+META_FORMAT_VERSION = b"format_version"
+META_CREATED_MS = b"created_ms"
+META_NEXT_TOPIC_ID = b"next_topic_id"
+META_COMMIT_SEQ = b"commit_seq"
+META_LEADER_EPOCH = b"leader_epoch"
+META_ROLE = b"role"
+META_TOPICS_VERSION = b"topics_version"
+
+U32LE = struct.Struct("<I")
+U64LE = struct.Struct("<Q")
+I32LE = struct.Struct("<i")
+I64LE = struct.Struct("<q")
+
+_TP = struct.Struct(">II")
+_BATCH = struct.Struct(">IIQ")
+_EPOCH = struct.Struct(">III")
+_TID = struct.Struct(">I")
+
+#: PartitionState: start_offset, end_offset, bytes, batches, high_watermark,
+#: leader_epoch, reserved.
+PARTITION = struct.Struct("<QQQQQiI")
+#: committed offset: offset, leader_epoch, commit_timestamp_ms (then metadata utf-8).
+COMMITTED = struct.Struct("<qiq")
+
+
+@attrs.define
+class PartitionState:
+    """A partition's offsets and size, stored atomically with its batches."""
+
+    start_offset: int = 0
+    end_offset: int = 0
+    bytes: int = 0
+    batches: int = 0
+    high_watermark: int = 0
+    leader_epoch: int = 0
+
+    def pack(self) -> bytes:
+        """Encode as ``PARTITION``."""
+        return PARTITION.pack(self.start_offset, self.end_offset, self.bytes, self.batches,
+                              self.high_watermark, self.leader_epoch, 0)
+
+    @classmethod
+    def unpack(cls, data: bytes) -> PartitionState:
+        """Decode a ``PARTITION`` value."""
+        s, e, b, n, hw, ep, _ = PARTITION.unpack(data)
+        return cls(s, e, b, n, hw, ep)
+
+
+def topic_id_key(topic_id: int) -> bytes:
+    """Key of ``topic_ids``."""
+    return _TID.pack(topic_id)
+
+
+def partition_key(topic_id: int, partition: int) -> bytes:
+    """Key of ``partitions``; also the prefix of that partition's ``batches`` keys."""
+    return _TP.pack(topic_id, partition)
+
+
+def batch_key(topic_id: int, partition: int, base_offset: int) -> bytes:
+    """Key of ``batches``."""
+    return _BATCH.pack(topic_id, partition, base_offset)
+
+
+def unpack_batch_key(key: bytes) -> tuple[int, int, int]:
+    """Inverse of ``batch_key``."""
+    return _BATCH.unpack(key)
+
+
+def epoch_key(topic_id: int, partition: int, epoch: int) -> bytes:
+    """Key of ``epochs``."""
+    return _EPOCH.pack(topic_id, partition, epoch)
+
+
+def committed_key(group: str, topic_id: int, partition: int) -> bytes:
+    """Key of ``offsets``; group names may not contain NUL."""
+    return group.encode("utf-8") + b"\x00" + _TP.pack(topic_id, partition)
+
+
+def unpack_committed_key(key: bytes) -> tuple[str, int, int]:
+    """Inverse of ``committed_key``."""
+    group, rest = key[:-9], key[-8:]
+    tid, part = _TP.unpack(rest)
+    return group.decode("utf-8"), tid, part

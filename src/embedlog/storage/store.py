@@ -1,0 +1,286 @@
+"""The store: one log directory's topics and partitions behind a small, typed API.
+
+``Store`` owns the environment and composes the per-table modules into whole
+operations, each one transaction.  It knows nothing of producers, consumers or
+clients; the engine (``embedlog.log``) builds those on top of it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import attrs
+import lmdb
+
+from ..config import TopicConfig
+from ..errors import FormatVersionError, NotLeaderError, UnknownPartitionError, UnknownTopicError
+from ..model import PartitionDescription, TopicDescription
+from . import partition as plog
+from . import schema, topics
+from .env import Env
+from .notify import Notifier
+from .schema import PartitionState
+from .topics import TopicMeta
+
+__all__ = ["AppendItem", "Store"]
+
+T = TypeVar("T")
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds since the epoch."""
+    return time.time_ns() // 1_000_000
+
+
+@attrs.define
+class AppendItem:
+    """One encoded batch bound for one partition, as the writer queues it."""
+
+    topic: str
+    topic_id: int
+    partition: int
+    buf: bytearray
+    base_offset: int = -1
+
+
+class Store:
+    """A log directory opened by this process."""
+
+    def __init__(self, path: str, *, durability: str = "flush", map_size: int | None = None,
+                 fsync_interval_ms: int = 1000, cross_process: bool = True) -> None:
+        os.makedirs(path, exist_ok=True)
+        self.path = path
+        self.env = Env(path, durability=durability, map_size=map_size, fsync_interval_ms=fsync_interval_ms)
+        self.dbs = self.env.dbs
+        self.notifier = Notifier(os.path.join(path, "wake") if cross_process else None)
+        try:
+            self.env.write(self._init_meta)
+        except BaseException:
+            self.env.close()
+            raise
+
+    def _init_meta(self, txn: lmdb.Transaction) -> None:
+        meta = self.dbs["meta"]
+        raw = txn.get(schema.META_FORMAT_VERSION, db=meta)
+        if raw is None:
+            txn.put(schema.META_FORMAT_VERSION, schema.U32LE.pack(schema.FORMAT_VERSION), db=meta)
+            txn.put(schema.META_CREATED_MS, schema.I64LE.pack(now_ms()), db=meta)
+            txn.put(schema.META_LEADER_EPOCH, schema.I32LE.pack(0), db=meta)
+            txn.put(schema.META_ROLE, b"leader", db=meta)
+            return
+        version = schema.U32LE.unpack(bytes(raw))[0]
+        if version != schema.FORMAT_VERSION:
+            raise FormatVersionError(
+                f"{self.path!r} has storage format version {version}; this embedlog reads version "
+                f"{schema.FORMAT_VERSION}. Upgrade embedlog to open it")
+
+    def close(self) -> None:
+        """Close the environment and stop waking others."""
+        self.notifier.close()
+        self.env.close()
+
+    # -- metadata ---------------------------------------------------------------
+    def read(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+        """Run ``fn`` in a read transaction."""
+        with self.env.read() as txn:
+            return fn(txn)
+
+    def write(self, fn: Callable[[lmdb.Transaction], T], *, notify: bool = False) -> T:
+        """Run ``fn`` in a write transaction; wake consumers after it commits."""
+        result = self.env.write(fn)
+        if notify:
+            self.notifier.notify()
+        return result
+
+    def meta_int(self, txn: lmdb.Transaction, key: bytes, fmt: Any = schema.U64LE) -> int:
+        """A numeric meta value (0 when absent)."""
+        raw = txn.get(key, db=self.dbs["meta"])
+        return fmt.unpack(bytes(raw))[0] if raw else 0
+
+    def role(self, txn: lmdb.Transaction) -> str:
+        """``leader`` or ``replica``."""
+        raw = txn.get(schema.META_ROLE, db=self.dbs["meta"])
+        return bytes(raw).decode() if raw else "leader"
+
+    def topic(self, name: str) -> TopicMeta | None:
+        """The named topic's metadata, or ``None``."""
+        return self.read(lambda txn: topics.get(txn, self.dbs, name))
+
+    def topics_version(self) -> int:
+        """Bumped on every topic create/alter/delete, by any process."""
+        return self.read(lambda txn: topics.version(txn, self.dbs))
+
+    def create_topic(self, name: str, partitions: int, config: TopicConfig) -> TopicMeta:
+        """Create a topic (``TopicExistsError`` if it exists)."""
+
+        def fn(txn: lmdb.Transaction) -> TopicMeta:
+            epoch = self.meta_int(txn, schema.META_LEADER_EPOCH, schema.I32LE)
+            return topics.create(txn, self.dbs, name, partitions, config, now_ms(), leader_epoch=epoch)
+
+        return self.write(fn, notify=True)
+
+    def ensure_topic(self, name: str, partitions: int, config: TopicConfig) -> TopicMeta:
+        """The topic, created with these settings if missing (auto-creation)."""
+
+        def fn(txn: lmdb.Transaction) -> TopicMeta:
+            meta = topics.get(txn, self.dbs, name)
+            if meta is not None:
+                return meta
+            epoch = self.meta_int(txn, schema.META_LEADER_EPOCH, schema.I32LE)
+            return topics.create(txn, self.dbs, name, partitions, config, now_ms(), leader_epoch=epoch)
+
+        return self.write(fn, notify=True)
+
+    def delete_topic(self, name: str) -> None:
+        """Delete a topic and everything stored for it."""
+
+        def fn(txn: lmdb.Transaction) -> None:
+            topics.delete(txn, self.dbs, topics.require(txn, self.dbs, name))
+
+        self.write(fn, notify=True)
+
+    def alter_topic(self, name: str, changes: Mapping[str, object]) -> TopicMeta:
+        """Apply config changes to a topic."""
+
+        def fn(txn: lmdb.Transaction) -> TopicMeta:
+            meta = topics.require(txn, self.dbs, name)
+            return topics.set_config(txn, self.dbs, meta, meta.config.altered(changes))
+
+        return self.write(fn)
+
+    def add_partitions(self, name: str, total: int) -> TopicMeta:
+        """Grow a topic to ``total`` partitions."""
+
+        def fn(txn: lmdb.Transaction) -> TopicMeta:
+            meta = topics.require(txn, self.dbs, name)
+            if total <= meta.partitions:
+                from ..errors import ConfigError
+
+                raise ConfigError(f"topic {name!r} has {meta.partitions} partitions; the new count "
+                                  f"must be larger (Kafka never removes partitions), got {total}")
+            epoch = self.meta_int(txn, schema.META_LEADER_EPOCH, schema.I32LE)
+            return topics.add_partitions(txn, self.dbs, meta, total, leader_epoch=epoch)
+
+        return self.write(fn, notify=True)
+
+    def topic_names(self) -> list[str]:
+        """All topic names."""
+        return self.read(lambda txn: topics.list_names(txn, self.dbs))
+
+    def describe(self, name: str) -> TopicDescription:
+        """A snapshot of a topic's partitions and config."""
+
+        def fn(txn: lmdb.Transaction) -> TopicDescription:
+            meta = topics.require(txn, self.dbs, name)
+            parts = []
+            for p in range(meta.partitions):
+                st = plog.load_state(txn, self.dbs, meta.topic_id, p) or PartitionState()
+                parts.append(PartitionDescription(p, st.start_offset, st.end_offset, st.bytes, st.batches,
+                                                  st.leader_epoch))
+            return TopicDescription(name, meta.topic_id, tuple(parts), meta.config.to_dict())
+
+        return self.read(fn)
+
+    # -- records ------------------------------------------------------------------
+    def append(self, items: Sequence[AppendItem], extra: Callable[[lmdb.Transaction], None] | None = None) -> None:
+        """Append batches to their partitions in one transaction, then wake consumers.
+
+        Sets each item's ``base_offset``.  ``extra`` runs in the same transaction (for
+        offsets committed atomically with the records).  Raises ``UnknownTopicError``
+        or ``UnknownPartitionError`` before writing anything if a target is gone.
+        """
+
+        def fn(txn: lmdb.Transaction) -> None:
+            self.append_in(txn, items)
+            if extra is not None:
+                extra(txn)
+
+        self.write(fn, notify=True)
+
+    def append_in(self, txn: lmdb.Transaction, items: Iterable[AppendItem]) -> None:
+        """The body of ``append``, for callers composing a larger transaction."""
+        dbs = self.dbs
+        if self.role(txn) != "leader":
+            raise NotLeaderError(f"{self.path!r} is a replica that follows a leader; produce on the "
+                                 "leader, or promote this node with embedlog.replication.promote()")
+        epoch = self.meta_int(txn, schema.META_LEADER_EPOCH, schema.I32LE)
+        seq = self.meta_int(txn, schema.META_COMMIT_SEQ) + 1
+        txn.put(schema.META_COMMIT_SEQ, schema.U64LE.pack(seq), db=dbs["meta"])
+        ts = now_ms()
+        metas: dict[str, TopicMeta] = {}
+        states: dict[tuple[int, int], PartitionState] = {}
+        items = list(items)
+        for item in items:  # validate everything before writing anything
+            meta = metas.get(item.topic)
+            if meta is None:
+                meta = topics.get(txn, dbs, item.topic)
+                if meta is None:
+                    raise UnknownTopicError(f"topic {item.topic!r} was deleted before its records were "
+                                            "written; they were not stored")
+                metas[item.topic] = meta
+            if item.partition >= meta.partitions:
+                raise UnknownPartitionError(f"topic {item.topic!r} has no partition {item.partition}")
+            item.topic_id = meta.topic_id
+        for item in items:
+            meta = metas[item.topic]
+            key = (meta.topic_id, item.partition)
+            st = states.get(key)
+            if st is None:
+                st = plog.load_state(txn, dbs, meta.topic_id, item.partition) or PartitionState()
+                states[key] = st
+            item.base_offset = plog.append(txn, dbs, meta.topic_id, item.partition, st, item.buf,
+                                           epoch=epoch, commit_seq=seq, now_ms=ts, config=meta.config)
+        for (tid, part), st in states.items():
+            plog.store_state(txn, dbs, tid, part, st)
+
+    def partition_state(self, txn: lmdb.Transaction, tid: int, part: int) -> PartitionState | None:
+        """A partition's state inside ``txn``."""
+        return plog.load_state(txn, self.dbs, tid, part)
+
+    # -- retention ------------------------------------------------------------------
+    def enforce_retention(self, now: int | None = None) -> int:
+        """Delete batches past ``retention.ms``/``retention.bytes``; return batches deleted."""
+        now = now_ms() if now is None else now
+        total = 0
+        for name in self.topic_names():
+            def fn(txn: lmdb.Transaction, name: str = name) -> int:
+                meta = topics.get(txn, self.dbs, name)
+                if meta is None or not meta.config.delete:
+                    return 0
+                cfg = meta.config
+                below = now - cfg.retention_ms if cfg.retention_ms >= 0 else None
+                limit = cfg.retention_bytes if cfg.retention_bytes >= 0 else None
+                if below is None and limit is None:
+                    return 0
+                n = 0
+                for p in range(meta.partitions):
+                    st = plog.load_state(txn, self.dbs, meta.topic_id, p)
+                    if st is None:
+                        continue
+                    d = plog.delete_before(txn, self.dbs, meta.topic_id, p, st,
+                                           max_timestamp_below=below, size_limit=limit)
+                    if d:
+                        plog.store_state(txn, self.dbs, meta.topic_id, p, st)
+                        n += d
+                return n
+
+            total += self.write(fn)
+        return total
+
+    def delete_records(self, name: str, partition: int, before_offset: int) -> int:
+        """Kafka's DeleteRecords: advance the start offset to ``before_offset``."""
+
+        def fn(txn: lmdb.Transaction) -> int:
+            meta = topics.require(txn, self.dbs, name)
+            st = plog.load_state(txn, self.dbs, meta.topic_id, partition)
+            if st is None:
+                raise UnknownPartitionError(f"topic {name!r} has no partition {partition}")
+            target = st.end_offset if before_offset < 0 else min(before_offset, st.end_offset)
+            plog.delete_before(txn, self.dbs, meta.topic_id, partition, st, offset=target)
+            plog.store_state(txn, self.dbs, meta.topic_id, partition, st)
+            return st.start_offset
+
+        return self.write(fn)

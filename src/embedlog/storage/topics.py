@@ -1,0 +1,172 @@
+"""Topic metadata: create, look up, alter and delete topics inside a transaction.
+
+Every function takes an open LMDB transaction and the environment's database handles;
+none opens a transaction of its own, so callers compose them atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import lmdb
+
+from ..config import TopicConfig
+from ..errors import InvalidTopicError, TopicExistsError, UnknownTopicError
+from . import schema
+from .schema import PartitionState
+
+__all__ = ["TopicMeta", "create", "delete", "get", "get_by_id", "list_names", "validate_name"]
+
+_LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
+MAX_NAME = 249
+MAX_PARTITIONS = 1 << 20
+
+
+@attrs.frozen
+class TopicMeta:
+    """A topic's identity, partition count and effective config."""
+
+    name: str
+    topic_id: int
+    partitions: int
+    config: TopicConfig
+    created_ms: int
+
+
+def validate_name(name: object) -> str:
+    """Apply Kafka's topic-name rules; return the name or raise ``InvalidTopicError``."""
+    if not isinstance(name, str):
+        raise InvalidTopicError(f"topic name must be a str, got {type(name).__name__}")
+    if not name:
+        raise InvalidTopicError("topic name is empty; use 1-249 of [a-zA-Z0-9._-]")
+    if name in (".", ".."):
+        raise InvalidTopicError(f"topic name cannot be {name!r}")
+    if len(name) > MAX_NAME:
+        raise InvalidTopicError(f"topic name is {len(name)} characters; the limit is {MAX_NAME}")
+    if not _LEGAL.match(name):
+        raise InvalidTopicError(
+            f"topic name {name!r} has characters Kafka does not allow; use only ASCII letters, "
+            "digits, '.', '_' and '-'")
+    return name
+
+
+def _decode(name: str, raw: bytes) -> TopicMeta:
+    doc = json.loads(bytes(raw))
+    return TopicMeta(name, doc["id"], doc["partitions"], TopicConfig.from_overrides(doc["config"]),
+                     doc["created_ms"])
+
+
+def _encode(meta: TopicMeta) -> bytes:
+    return json.dumps({"id": meta.topic_id, "partitions": meta.partitions,
+                       "config": meta.config.overrides, "created_ms": meta.created_ms},
+                      sort_keys=True).encode()
+
+
+def bump_version(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> None:
+    """Tell other processes' caches that topic metadata changed."""
+    raw = txn.get(schema.META_TOPICS_VERSION, db=dbs["meta"])
+    version = schema.U64LE.unpack(raw)[0] if raw else 0
+    txn.put(schema.META_TOPICS_VERSION, schema.U64LE.pack(version + 1), db=dbs["meta"])
+
+
+def version(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> int:
+    """The current topics version."""
+    raw = txn.get(schema.META_TOPICS_VERSION, db=dbs["meta"])
+    return schema.U64LE.unpack(raw)[0] if raw else 0
+
+
+def get(txn: lmdb.Transaction, dbs: Mapping[str, Any], name: str) -> TopicMeta | None:
+    """The topic named ``name``, or ``None``."""
+    raw = txn.get(name.encode(), db=dbs["topics"])
+    return None if raw is None else _decode(name, raw)
+
+
+def require(txn: lmdb.Transaction, dbs: Mapping[str, Any], name: str) -> TopicMeta:
+    """The topic named ``name``, or ``UnknownTopicError``."""
+    meta = get(txn, dbs, name)
+    if meta is None:
+        raise UnknownTopicError(f"topic {name!r} does not exist; create it with "
+                                "log.create_topic() or open the log with auto_create_topics=True")
+    return meta
+
+
+def get_by_id(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic_id: int) -> TopicMeta | None:
+    """The topic with this id, or ``None`` if it was deleted."""
+    raw = txn.get(schema.topic_id_key(topic_id), db=dbs["topic_ids"])
+    if raw is None:
+        return None
+    return get(txn, dbs, bytes(raw).decode())
+
+
+def list_names(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> list[str]:
+    """All topic names, sorted."""
+    with txn.cursor(db=dbs["topics"]) as cur:
+        return [bytes(k).decode() for k in cur.iternext(keys=True, values=False)]
+
+
+def create(txn: lmdb.Transaction, dbs: Mapping[str, Any], name: str, partitions: int,
+           config: TopicConfig, now_ms: int, *, leader_epoch: int = 0) -> TopicMeta:
+    """Create a topic and its empty partitions."""
+    if txn.get(name.encode(), db=dbs["topics"]) is not None:
+        raise TopicExistsError(f"topic {name!r} already exists; use describe_topic() or "
+                               "alter_topic_config() on it, or pick another name")
+    raw = txn.get(schema.META_NEXT_TOPIC_ID, db=dbs["meta"])
+    topic_id = schema.U32LE.unpack(raw)[0] if raw else 1
+    txn.put(schema.META_NEXT_TOPIC_ID, schema.U32LE.pack(topic_id + 1), db=dbs["meta"])
+    meta = TopicMeta(name, topic_id, partitions, config, now_ms)
+    txn.put(name.encode(), _encode(meta), db=dbs["topics"])
+    txn.put(schema.topic_id_key(topic_id), name.encode(), db=dbs["topic_ids"])
+    for p in range(partitions):
+        state = PartitionState(leader_epoch=leader_epoch)
+        txn.put(schema.partition_key(topic_id, p), state.pack(), db=dbs["partitions"])
+    bump_version(txn, dbs)
+    return meta
+
+
+def add_partitions(txn: lmdb.Transaction, dbs: Mapping[str, Any], meta: TopicMeta, total: int,
+                   *, leader_epoch: int = 0) -> TopicMeta:
+    """Grow a topic to ``total`` partitions (Kafka never shrinks a topic)."""
+    new = attrs.evolve(meta, partitions=total)
+    for p in range(meta.partitions, total):
+        txn.put(schema.partition_key(meta.topic_id, p), PartitionState(leader_epoch=leader_epoch).pack(),
+                db=dbs["partitions"])
+    txn.put(meta.name.encode(), _encode(new), db=dbs["topics"])
+    bump_version(txn, dbs)
+    return new
+
+
+def set_config(txn: lmdb.Transaction, dbs: Mapping[str, Any], meta: TopicMeta,
+               config: TopicConfig) -> TopicMeta:
+    """Replace a topic's config."""
+    new = attrs.evolve(meta, config=config)
+    txn.put(meta.name.encode(), _encode(new), db=dbs["topics"])
+    bump_version(txn, dbs)
+    return new
+
+
+def _delete_prefix(txn: lmdb.Transaction, db: Any, prefix: bytes) -> None:
+    with txn.cursor(db=db) as cur:
+        if not cur.set_range(prefix):
+            return
+        while bytes(cur.key()[: len(prefix)]) == prefix:
+            if not cur.delete():
+                break
+
+
+def delete(txn: lmdb.Transaction, dbs: Mapping[str, Any], meta: TopicMeta) -> None:
+    """Delete a topic with all its batches, epochs and committed offsets."""
+    prefix = schema.topic_id_key(meta.topic_id)
+    for db in ("batches", "partitions", "epochs"):
+        _delete_prefix(txn, dbs[db], prefix)
+    # committed offsets are keyed by group first: scan them all (groups are few).
+    with txn.cursor(db=dbs["offsets"]) as cur:
+        doomed = [bytes(k) for k in cur.iternext(keys=True, values=False) if bytes(k[-8:-4]) == prefix]
+    for key in doomed:
+        txn.delete(key, db=dbs["offsets"])
+    txn.delete(meta.name.encode(), db=dbs["topics"])
+    txn.delete(schema.topic_id_key(meta.topic_id), db=dbs["topic_ids"])
+    bump_version(txn, dbs)
