@@ -18,7 +18,7 @@ import lmdb
 
 from .codec.batch import DecodedBatch
 from .errors import ClosedError, ConfigError, InvalidOffsetError, NotAssignedError, OffsetOutOfRangeError
-from .model import Message, OffsetAndTimestamp, TopicPartition
+from .model import NO_HEADERS, Message, OffsetAndTimestamp, TopicPartition
 from .storage import partition as plog
 from .storage.schema import PartitionState
 
@@ -283,7 +283,7 @@ class Consumer:
                     keys = [None if k is None else self._key_de(k) for k in keys]
                 if self._value_de is not None:
                     values = [None if v is None else self._value_de(v) for v in values]
-                hdrs = b.headers[i:j] if b.headers is not None else [[] for _ in range(n)]
+                hdrs = b.headers[i:j] if b.headers is not None else repeat(NO_HEADERS, n)
                 out.extend(map(_new_message, zip(
                     repeat(topic, n), repeat(part, n), b.offsets[i:j], keys, values, hdrs,
                     b.timestamps[i:j], repeat(ts_type, n), repeat(b.info.leader_epoch, n))))

@@ -26,6 +26,28 @@ __all__ = [
 Header = tuple[str, bytes | None]
 
 
+class _NoHeaders(list):  # type: ignore[type-arg]
+    """The shared, read-only empty header list of consumed records that have none.
+
+    One shared instance instead of a new list per record (a measurable share of
+    consume time); it equals ``[]`` and refuses mutation.
+    """
+
+    __slots__ = ()
+
+    def _readonly(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("the headers of a consumed message are read-only; copy them with list(msg.headers)")
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _readonly  # type: ignore[assignment]
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _readonly  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        return (list, ())
+
+
+NO_HEADERS: list[Header] = _NoHeaders()
+
+
 class TopicPartition(NamedTuple):
     """A topic name and a partition number."""
 

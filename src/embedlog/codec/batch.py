@@ -23,13 +23,13 @@ Header (56 bytes)::
                                       bit 3 timestamps are LogAppendTime
                                       bit 4 records carry headers
                                       bit 5 sparse offsets (batch was compacted)
-                                      bit 6 wide (i64) timestamp deltas
+                                      bit 6 reserved (0)
                                       bit 7 written by a transaction
      26   2  reserved            u16  0
      28   4  record_count        u32
      32   4  last_offset_delta   u32  base_offset + this = last offset the batch covers
                                       (kept by compaction, as Kafka does)
-     36   8  first_timestamp     i64  ms; timestamps are stored as deltas from it
+     36   8  first_timestamp     i64  ms; the first record's timestamp
      44   8  max_timestamp       i64  ms; for LogAppendTime, the append time
      52   4  body_length         u32  length of the body before compression
 
@@ -38,7 +38,8 @@ Body (compressed as a whole when compression is on)::
     offset_deltas    count x u32   only with the sparse-offsets bit; else offsets are dense
     key_lengths      count x i32   -1 = null key
     value_lengths    count x i32   -1 = null value (a tombstone)
-    ts_deltas        count x i32   (i64 with the wide bit) from first_timestamp
+    timestamps       count x i64   ms since the epoch (absolute: encoding them is one C
+                                   call; zstd removes the redundancy when it is on)
     header_lengths   count x u32   only with the headers bit
     header_blobs     per record: u16 n, then n x (u16 key_len, key utf-8,
                      i32 value_len (-1 null), value)
@@ -56,7 +57,7 @@ import sys
 import zlib
 from array import array
 from collections.abc import Sequence
-from itertools import accumulate, repeat
+from itertools import accumulate, islice, repeat
 from typing import Any
 
 import attrs
@@ -82,7 +83,6 @@ ATTR_COMPRESSION_MASK = 0x07
 ATTR_LOG_APPEND_TIME = 0x08
 ATTR_HEADERS = 0x10
 ATTR_SPARSE = 0x20
-ATTR_WIDE_TS = 0x40
 ATTR_TRANSACTIONAL = 0x80
 
 HEADER = struct.Struct("<QiQIBBHIIqqI")
@@ -101,6 +101,8 @@ _HDR_VAL = struct.Struct("<i")
 _LITTLE = sys.byteorder == "little"
 _I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
 
+_PLACEHOLDER = bytearray()
+_ZERO_HEADER = bytes(HEADER_SIZE)
 _zstd_c = zstandard.ZstdCompressor(level=1)
 _zstd_d = zstandard.ZstdDecompressor()
 COMPRESSIONS = {None: COMPRESSION_NONE, "none": COMPRESSION_NONE, "zstd": COMPRESSION_ZSTD}
@@ -158,14 +160,14 @@ def _i32_array(values: list[int]) -> bytes:
     return arr.tobytes()
 
 
-def _lengths_and_blob(items: Sequence[bytes | None]) -> tuple[bytes, bytes]:
-    if None in items:
-        lens = [-1 if x is None else len(x) for x in items]
-        blob = b"".join([x for x in items if x is not None])
-    else:
+def _lengths(items: Sequence[bytes | None]) -> tuple[bytes, list[bytes]]:
+    """The i32 length column of ``items`` and the non-null items to concatenate."""
+    try:
         lens = list(map(len, items))  # type: ignore[arg-type]
-        blob = b"".join(items)  # type: ignore[arg-type]
-    return _i32_array(lens), blob
+        return _i32_array(lens), items  # type: ignore[return-value]
+    except TypeError:  # some are None: the slow path, once per batch
+        lens = [-1 if x is None else len(x) for x in items]
+        return _i32_array(lens), [x for x in items if x is not None]
 
 
 def _encode_headers(headers: Sequence[Sequence[tuple[str, bytes | None]] | None]) -> tuple[bytes, bytes]:
@@ -213,13 +215,12 @@ def encode(
         raise ValueError("a batch needs at least one record and equal-length columns")
     first_ts = timestamps[0]
     max_ts = max(timestamps)
-    min_ts = min(timestamps)
     attributes = compression
     if log_append_time:
         attributes |= ATTR_LOG_APPEND_TIME
     if transactional:
         attributes |= ATTR_TRANSACTIONAL
-    parts: list[bytes] = []
+    parts: list[bytes] = [b""]  # [0] becomes the header placeholder when uncompressed
     if offset_deltas is not None:
         attributes |= ATTR_SPARSE
         od = array("I", offset_deltas)
@@ -229,15 +230,11 @@ def encode(
         lod = offset_deltas[-1] if last_offset_delta is None else last_offset_delta
     else:
         lod = count - 1 if last_offset_delta is None else last_offset_delta
-    klens, kblob = _lengths_and_blob(keys)
-    vlens, vblob = _lengths_and_blob(values)
+    klens, kparts = _lengths(keys)
+    vlens, vparts = _lengths(values)
     parts.append(klens)
     parts.append(vlens)
-    if min_ts - first_ts >= _I32_MIN and max_ts - first_ts <= _I32_MAX:
-        ts = array("i", [t - first_ts for t in timestamps]) if first_ts else array("i", timestamps)
-    else:
-        attributes |= ATTR_WIDE_TS
-        ts = array("q", [t - first_ts for t in timestamps])
+    ts = array("q", timestamps)
     if not _LITTLE:
         ts.byteswap()
     parts.append(ts.tobytes())
@@ -246,17 +243,20 @@ def encode(
         hlens, hblob = _encode_headers(headers)
         parts.append(hlens)
         parts.append(hblob)
-    parts.append(kblob)
-    parts.append(vblob)
-    body = b"".join(parts)
-    body_len = len(body)
-    if compression == COMPRESSION_ZSTD:
-        body = _zstd_c.compress(body)
-    elif compression != COMPRESSION_NONE:
+    parts.extend(kparts)
+    parts.extend(vparts)
+    if compression == COMPRESSION_NONE:
+        parts[0] = _ZERO_HEADER
+        out = _PLACEHOLDER.join(parts)  # one copy: header placeholder, then the body
+        body_len = len(out) - HEADER_SIZE
+    elif compression == COMPRESSION_ZSTD:
+        raw = b"".join(parts[1:])
+        body_len = len(raw)
+        out = bytearray(HEADER_SIZE)
+        out += _zstd_c.compress(raw)
+    else:
         raise ValueError(f"unknown compression code {compression}")
-    out = bytearray(HEADER_SIZE + len(body))
     HEADER.pack_into(out, 0, 0, 0, 0, 0, MAGIC, attributes, 0, count, lod, first_ts, max_ts, body_len)
-    out[HEADER_SIZE:] = body
     _CRC.pack_into(out, _CRC_AT, zlib.crc32(memoryview(out)[_CRC_FROM:]))
     return out
 
@@ -311,7 +311,7 @@ def _split(body: bytes, pos: int, lens: array[int]) -> tuple[list[bytes | None],
     end = ends[-1]
     if end > len(body) or (lens and min(lens) < -1):
         raise CorruptBatchError("record lengths run past the end of the batch")
-    out: list[bytes | None] = list(map(body.__getitem__, map(slice, ends, ends[1:])))
+    out: list[bytes | None] = list(map(body.__getitem__, map(slice, ends, islice(ends, 1, None))))
     if has_null:
         for i, n in enumerate(lens):
             if n < 0:
@@ -379,14 +379,11 @@ def decode(buf: Any) -> DecodedBatch:
         offsets = range(info.base_offset, info.base_offset + count)
     klens, pos = _int_array("i", body, pos, count)
     vlens, pos = _int_array("i", body, pos, count)
-    ts_deltas, pos = _int_array("q" if attributes & ATTR_WIDE_TS else "i", body, pos, count)
+    ts_col, pos = _int_array("q", body, pos, count)
     if attributes & ATTR_LOG_APPEND_TIME:
         timestamps: Sequence[int] = list(repeat(info.max_timestamp, count))
-    elif info.first_timestamp:
-        first = info.first_timestamp
-        timestamps = [first + d for d in ts_deltas]
     else:
-        timestamps = ts_deltas.tolist()
+        timestamps = ts_col.tolist()
     headers = None
     if attributes & ATTR_HEADERS:
         hlens, pos = _int_array("I", body, pos, count)

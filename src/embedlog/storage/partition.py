@@ -149,6 +149,8 @@ def _locate(cur: lmdb.Cursor, prefix: bytes, tid: int, part: int, offset: int) -
             if pkey[:8] == prefix and codec.read_info(cur.value()).next_offset > offset:
                 return True
             cur.next()
+        else:  # a failed prev() unpositions the cursor: the key found was the database's first
+            cur.first()
         return bytes(cur.key()[:8]) == prefix
     # past the last key of the database: the partition's last batch may still hold it
     if cur.last():
@@ -201,19 +203,21 @@ def offset_for_time(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, t
     the answer, as Kafka's time index does.
     """
     prefix = schema.partition_key(tid, part)
+    state = load_state(txn, dbs, tid, part)
+    start = 0 if state is None else state.start_offset  # delete_records may hide a batch's first records
     with txn.cursor(db=dbs["batches"]) as cur:
         if not cur.set_range(prefix):
             return None
         while bytes(cur.key()[:8]) == prefix:
             value = cur.value()
             info = codec.read_info(value)
-            if info.max_timestamp >= timestamp_ms:
+            if info.max_timestamp >= timestamp_ms and info.next_offset > start:
                 try:
                     decoded = codec.decode(value)
                 except codec.CorruptBatchError as exc:
                     raise _corrupt(topic, part, info.base_offset, exc) from None
                 for off, ts in zip(decoded.offsets, decoded.timestamps):
-                    if ts >= timestamp_ms:
+                    if ts >= timestamp_ms and off >= start:
                         return off, ts
             if not cur.next():
                 break

@@ -275,7 +275,8 @@ class Store:
 
         def fn(txn: lmdb.Transaction) -> int:
             meta = topics.require(txn, self.dbs, name)
-            st = plog.load_state(txn, self.dbs, meta.topic_id, partition)
+            valid = isinstance(partition, int) and not isinstance(partition, bool) and 0 <= partition < meta.partitions
+            st = plog.load_state(txn, self.dbs, meta.topic_id, partition) if valid else None
             if st is None:
                 raise UnknownPartitionError(f"topic {name!r} has no partition {partition}")
             target = st.end_offset if before_offset < 0 else min(before_offset, st.end_offset)

@@ -1,0 +1,451 @@
+"""The core benchmark of embedlog: throughput, latency, group commit and memory, each beside
+the raw-LMDB floor and the peers of /work/shared/PEERS.md, measured in the same run.
+
+    python benchmarks/bench_core.py [--records N] [--peers redis,nats,confluent,persistqueue] [--quick]
+
+Prints Markdown tables and writes ``benchmarks/results/core.md`` and ``core.json``
+(``core-quick.*`` with ``--quick``).  See ``benchmarks/README.md`` for what each row means.
+Nothing is installed by this script; a peer that cannot be started is skipped and noted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import floor
+import groupcommit
+import latency
+import lmdb
+import peers
+import report
+import rss
+from report import num, pct, table, times, us, verdict
+from workload import VALUE, chunks, dir_bytes, mb_per_s, median, payload_bytes, percentile, rate, scratch_dir
+
+try:
+    import embedlog
+except ImportError:  # running from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+    import embedlog
+
+HERE = Path(__file__).resolve().parent
+TARGETS = {
+    "produce_rate": 1_000_000, "produce_floor": 0.40,
+    "consume_rate": 1_500_000, "consume_floor": 0.30,
+    "inproc_p50_us": 100, "inproc_p99_us": 1000,
+    "xproc_p50_us": 1000, "xproc_p99_us": 10_000,
+    "group_commit": 20_000,
+    "rss_mb": 150,
+}
+PEER_CAPS = {"redis": 1_000_000, "nats": 200_000, "nats_always": 20_000, "confluent": 100_000,
+             "persistqueue": 20_000}
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+
+
+# -- throughput ------------------------------------------------------------------------------------
+def embedlog_produce(log: embedlog.Log, topic: str, n: int) -> float:
+    """Seconds to send ``n`` keyed records, flushing every 10,000 (and at the end)."""
+    p = log.producer()
+    try:
+        send = p.send
+        flush = p.flush
+        value = VALUE
+        t0 = time.perf_counter()
+        for keys in chunks(n):
+            for key in keys:
+                send(topic, value, key=key)
+            flush()
+        return time.perf_counter() - t0
+    finally:
+        p.close()
+
+
+def embedlog_consume(log: embedlog.Log, topic: str, n: int, max_poll_records: int) -> float:
+    """Seconds for a fresh consumer (earliest) to poll all ``n`` records."""
+    with log.consumer([topic], auto_offset_reset="earliest", max_poll_records=max_poll_records) as c:
+        poll = c.poll
+        got = 0
+        t0 = time.perf_counter()
+        last: list[embedlog.Message] = []
+        while got < n:
+            batch = poll(timeout=5.0)
+            if not batch:
+                raise RuntimeError(f"consumer got nothing for 5 s after {got} of {n} records")
+            got += len(batch)
+            last = batch
+        seconds = time.perf_counter() - t0
+        extra = poll(timeout=0)
+    if got != n or extra:
+        raise RuntimeError(f"consumer read {got + len(extra)} records, expected {n}")
+    bad = [m for m in last if m.value != VALUE or not (m.key or b"").startswith(b"key-")]
+    if bad:
+        raise RuntimeError(f"consumer returned wrong data: {bad[0]!r}")
+    return seconds
+
+
+def throughput(n: int, runs: int, root: str, partitions: tuple[int, ...], progress: Callable[[str], None]) -> dict[str, Any]:
+    """Floor and embedlog, interleaved round by round; per-run seconds."""
+    batches = floor.encode_batches(n)
+    out: dict[str, Any] = {"floor": {"write_sync": [], "write_nosync": [], "read": []}, "embedlog": {}}
+    for p in partitions:
+        out["embedlog"][f"p{p}"] = {"produce": [], "consume_10000": [], "consume_500": [], "disk_bytes": [],
+                                    "errors": []}
+    for r in range(runs):
+        fl = out["floor"]
+        with scratch_dir(root, "floor") as d:
+            fl["write_sync"].append(floor.write(d, batches, sync=True))
+            seconds, count = floor.read(d)
+            if count != n:
+                raise RuntimeError(f"floor read {count} records, expected {n}")
+            fl["read"].append(seconds)
+        with scratch_dir(root, "floor-nosync") as d:
+            fl["write_nosync"].append(floor.write(d, batches, sync=False))
+        progress(f"round {r + 1}/{runs}: floor {rate(n, fl['write_sync'][-1]):,.0f} w/s fsync, "
+                 f"{rate(n, fl['read'][-1]):,.0f} r/s")
+        for p in partitions:
+            e = out["embedlog"][f"p{p}"]
+            try:
+                with scratch_dir(root, f"embedlog-p{p}") as d:
+                    with embedlog.open(d) as log:
+                        log.create_topic("bench", partitions=p)
+                        e["produce"].append(embedlog_produce(log, "bench", n))
+                        e["disk_bytes"].append(dir_bytes(d))
+                        e["consume_10000"].append(embedlog_consume(log, "bench", n, 10_000))
+                        e["consume_500"].append(embedlog_consume(log, "bench", n, 500))
+                progress(f"round {r + 1}/{runs}: embedlog p={p} {rate(n, e['produce'][-1]):,.0f} w/s, "
+                         f"{rate(n, e['consume_10000'][-1]):,.0f} r/s")
+            except Exception as exc:
+                e["errors"].append(_error(exc))
+                progress(f"round {r + 1}/{runs}: embedlog p={p} ERROR {exc!r}")
+    return out
+
+
+def _rates(n: int, seconds: list[float]) -> tuple[float, float, list[float]]:
+    rates = [rate(n, s) for s in seconds]
+    med = median(rates)
+    return med, (mb_per_s(n, n / med) if rates else float("nan")), rates
+
+
+def throughput_rows(n: int, data: dict[str, Any]) -> tuple[list[list[str]], dict[str, float]]:
+    fl = data["floor"]
+    f_w, f_wmb, _ = _rates(n, fl["write_sync"])
+    f_nw, f_nwmb, _ = _rates(n, fl["write_nosync"])
+    f_r, f_rmb, _ = _rates(n, fl["read"])
+    k = len(fl["write_sync"])
+    rows = [
+        ["floor: LMDB append, fsync per 10k-record batch commit", num(n), num(f_w), num(f_wmb, 1), "100%",
+         "fsync per commit", "-", "-"],
+        ["floor: LMDB append, no sync", num(n), num(f_nw), num(f_nwmb, 1), pct(f_nw / f_w), "none", "-", "-"],
+        ["floor: cursor read back + split into bytes per record", num(n), num(f_r), num(f_rmb, 1), "100%", "-",
+         "-", "-"],
+    ]
+    headline: dict[str, float] = {"floor_write": f_w, "floor_read": f_r}
+    for key, e in data["embedlog"].items():
+        parts = key[1:]
+        err = e["errors"][0]["error"] if e["errors"] else ""
+        if e["produce"]:
+            r, mb, _ = _rates(n, e["produce"])
+            ok_rate = r >= TARGETS["produce_rate"]
+            ok_floor = r / f_w >= TARGETS["produce_floor"]
+            headline[f"produce_{key}"] = r
+            rows.append([f"embedlog produce, {parts} partition(s), send + flush every 10k", num(n), num(r), num(mb, 1),
+                         pct(r / f_w), "flush (fsync per flush)", ">= 1,000,000/s and >= 40% of floor",
+                         verdict(ok_rate and ok_floor, f"{pct(r / TARGETS['produce_rate'])} of rate target")])
+        for mp in (10_000, 500):
+            col = e[f"consume_{mp}"]
+            if not col:
+                continue
+            r, mb, _ = _rates(n, col)
+            ok = r >= TARGETS["consume_rate"] and r / f_r >= TARGETS["consume_floor"]
+            headline[f"consume_{key}_{mp}"] = r
+            rows.append([f"embedlog consume, {parts} partition(s), max_poll_records={mp:,}", num(n), num(r),
+                         num(mb, 1), pct(r / f_r), "-", ">= 1,500,000/s and >= 30% of floor",
+                         verdict(ok, f"{pct(r / TARGETS['consume_rate'])} of rate target")])
+        if err:
+            rows.append([f"embedlog, {parts} partition(s)", num(n), "ERROR", "-", "-", "-", "-", err[:200]])
+    rows.append([f"(medians of {k} runs; disk use after produce, 1 partition: "
+                 f"{num(median(data['embedlog'].get('p1', {}).get('disk_bytes', [])) / 1e6, 1)} MB for "
+                 f"{num(payload_bytes(n) / 1e6, 1)} MB payload)", "", "", "", "", "", "", ""])
+    return rows, headline
+
+
+# -- latency -----------------------------------------------------------------------------------------
+def latency_section(root: str, samples: int, warmup: int, progress: Callable[[str], None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+
+    def summary(ns: list[int]) -> dict[str, Any]:
+        return {"samples": len(ns), "p50_ns": percentile(ns, 50), "p99_ns": percentile(ns, 99),
+                "max_ns": max(ns) if ns else float("nan"), "mean_ns": sum(ns) / len(ns) if ns else float("nan")}
+
+    for sync in (True, False):
+        with scratch_dir(root, "floor-lat") as d:
+            out[f"floor_commit_{'sync' if sync else 'nosync'}"] = summary(
+                floor.commit_latencies(d, samples + warmup, sync=sync)[warmup:])
+    for where, fn in (("in_process", latency.in_process), ("cross_process", latency.cross_process)):
+        for durability in ("flush", "none"):
+            name = f"{where}_{durability}"
+            try:
+                with scratch_dir(root, f"lat-{name}") as d:
+                    out[name] = summary(fn(d, samples, warmup, durability=durability))
+                progress(f"latency {name}: p50 {us(out[name]['p50_ns'])} us p99 {us(out[name]['p99_ns'])} us")
+            except Exception as exc:
+                out[name] = _error(exc)
+                progress(f"latency {name}: ERROR {exc!r}")
+    return out
+
+
+def latency_rows(data: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for sync in ("sync", "nosync"):
+        s = data[f"floor_commit_{sync}"]
+        rows.append([f"floor: one-record LMDB write txn commit ({'sync=True' if sync == 'sync' else 'no sync'})",
+                     "fsync per commit" if sync == "sync" else "none", num(s["samples"]), us(s["p50_ns"]),
+                     us(s["p99_ns"]), us(s["max_ns"]), "-", "-"])
+    for where, label, p50t, p99t in (("in_process", "in-process (consumer thread)", "inproc_p50_us", "inproc_p99_us"),
+                                     ("cross_process", "cross-process (consumer subprocess)", "xproc_p50_us",
+                                      "xproc_p99_us")):
+        for durability in ("flush", "none"):
+            s = data[f"{where}_{durability}"]
+            target = f"p50 < {num(TARGETS[p50t])} / p99 < {num(TARGETS[p99t])}"
+            what = f"embedlog send+flush -> poll, {label}"
+            dur = "flush (fsync per flush)" if durability == "flush" else "none (no fsync)"
+            if "error" in s:
+                rows.append([what, dur, "ERROR", "-", "-", "-", target, s["error"][:200]])
+                continue
+            ok = s["p50_ns"] < TARGETS[p50t] * 1000 and s["p99_ns"] < TARGETS[p99t] * 1000
+            rows.append([what, dur, num(s["samples"]), us(s["p50_ns"]), us(s["p99_ns"]), us(s["max_ns"]), target,
+                         verdict(ok)])
+    return rows
+
+
+# -- group commit --------------------------------------------------------------------------------------
+GROUP_VARIANTS = (("8 threads, one Producer each", 8, False), ("8 threads, one shared Producer", 8, True),
+                  ("1 thread (no grouping possible)", 1, False))
+
+
+def group_section(root: str, seconds: float, progress: Callable[[str], None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for label, threads, shared in GROUP_VARIANTS:
+        try:
+            with scratch_dir(root, "gc") as d:
+                out[label] = groupcommit.run(d, threads=threads, seconds=seconds, shared=shared)
+            progress(f"group commit {label}: {out[label]['records_per_s']:,.0f} durable records/s")
+        except Exception as exc:
+            out[label] = _error(exc)
+            progress(f"group commit {label}: ERROR {exc!r}")
+    return out
+
+
+def group_rows(data: dict[str, Any], floor_commit_p50_ns: float) -> list[list[str]]:
+    rows = []
+    for label, threads, _shared in GROUP_VARIANTS:
+        g = data[label]
+        target = "> 20,000/s" if threads > 1 else "-"
+        if "error" in g:
+            rows.append([label, "ERROR", "-", "-", target, g["error"][:200]])
+            continue
+        ok = g["records_per_s"] > TARGETS["group_commit"] if threads > 1 else None
+        rows.append([label, num(g["records"]), f"{g['seconds']:.1f}", num(g["records_per_s"]), target,
+                     verdict(ok) + ("" if g["check"] == "ok" else f"; CHECK FAILED: {g['check']}")])
+    if floor_commit_p50_ns and not math.isnan(floor_commit_p50_ns):
+        rows.append(["floor: 1 thread of one-record LMDB sync commits (1 / p50 commit time)", "-", "-",
+                     num(1e9 / floor_commit_p50_ns), "-", "-"])
+    return rows
+
+
+# -- memory ------------------------------------------------------------------------------------------
+def rss_section(root: str, target_mb: int, progress: Callable[[str], None]) -> dict[str, Any]:
+    records = math.ceil(target_mb * 1e6 / (payload_bytes(1000) / 1000))
+    out: dict[str, Any] = {"records": records, "payload_mb": payload_bytes(records) / 1e6}
+    try:
+        with scratch_dir(root, "rss") as d:
+            out["fill_seconds"] = rss.fill(d, records)
+            out["disk_mb"] = dir_bytes(d) / 1e6
+            progress(f"rss: filled {records:,} records ({out['disk_mb']:,.0f} MB on disk) in {out['fill_seconds']:.0f} s")
+            for mp in (500, 10_000):
+                try:
+                    out[f"max_poll_{mp}"] = rss.measure(d, records, mp)
+                    m = out[f"max_poll_{mp}"]
+                    progress(f"rss max_poll_records={mp}: ru_maxrss {m['ru_maxrss_kb'] / 1024:,.0f} MB")
+                except Exception as exc:
+                    out[f"max_poll_{mp}"] = _error(exc)
+                    progress(f"rss max_poll_records={mp}: ERROR {exc!r}")
+    except Exception as exc:
+        out["fill_error"] = _error(exc)
+        progress(f"rss fill: ERROR {exc!r}")
+    return out
+
+
+def rss_rows(data: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    size = f"{num(data['payload_mb'])} MB payload, {num(data.get('disk_mb'))} MB on disk"
+    if "fill_error" in data:
+        return [["fill", size, "ERROR", "-", "-", "-", "-", data["fill_error"]["error"][:200]]]
+    for mp in (500, 10_000):
+        m = data[f"max_poll_{mp}"]
+        what = f"consume whole topic, max_poll_records={mp:,}"
+        if "error" in m:
+            rows.append([what, size, "ERROR", "-", "-", "-", "< 150 MB", m["error"][:200]])
+            continue
+        peak = m["ru_maxrss_kb"] / 1024
+        rows.append([what, size, num(peak), num(m["peak_kb"].get("RssAnon", 0) / 1024),
+                     num(m["peak_kb"].get("RssFile", 0) / 1024), num(m["before_kb"].get("VmRSS", 0) / 1024),
+                     "< 150 MB", verdict(peak < TARGETS["rss_mb"]) +
+                     ("" if m["records"] == data["records"] else f"; read {m['records']:,} of {data['records']:,}")])
+    return rows
+
+
+# -- peers -------------------------------------------------------------------------------------------
+def peers_section(names: list[str], n: int, runs: int, root: str, progress: Callable[[str], None]) -> list[peers.PeerResult]:
+    out: list[peers.PeerResult] = []
+    for name in names:
+        progress(f"peer {name} ...")
+        if name == "redis":
+            out += peers.run_redis(min(n, PEER_CAPS["redis"]), runs, root)
+        elif name == "nats":
+            out += peers.run_nats(min(n, PEER_CAPS["nats"]), runs, root, min(n, PEER_CAPS["nats_always"]))
+        elif name == "confluent":
+            out += peers.run_confluent(min(n, PEER_CAPS["confluent"]), runs)
+        elif name == "persistqueue":
+            out += peers.run_persistqueue(min(n, PEER_CAPS["persistqueue"]), runs, root)
+        for res in out:
+            if res.skipped and not getattr(res, "_said", False):
+                progress(f"peer {res.peer} ({res.durability}): skipped: {res.skipped}")
+                res._said = True  # type: ignore[attr-defined]
+    return out
+
+
+def peer_rows(results: list[peers.PeerResult], headline: dict[str, float]) -> list[list[str]]:
+    rows = []
+    fw, fr = headline["floor_write"], headline["floor_read"]
+    ep, ec = headline.get("produce_p1", float("nan")), headline.get("consume_p1_10000", float("nan"))
+    for res in results:
+        if res.skipped:
+            rows.append([res.peer, res.durability, num(res.n), "skipped", "-", "-", "-", "-", "-", "-", res.skipped])
+            continue
+        p, pmb, _ = _rates(res.n, res.produce_s)
+        c, cmb, _ = _rates(res.n, res.consume_s)
+        rows.append([res.peer, res.durability, num(res.n), num(p), num(pmb, 1), num(c), num(cmb, 1),
+                     f"{pct(p / fw)} / {pct(c / fr)}", f"{times(ep / p)} / {times(ec / c)}",
+                     str(len(res.produce_s)), res.note])
+    return rows
+
+
+# -- main --------------------------------------------------------------------------------------------
+def _environment() -> dict[str, Any]:
+    try:
+        rev = subprocess.run(["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        rev = ""
+    return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "python": platform.python_version(),
+            "platform": platform.platform(), "cpus": os.cpu_count(), "lmdb": lmdb.__version__,
+            "embedlog": getattr(embedlog, "__version__", "?"), "git": rev}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, help="records per throughput run (default 1,000,000; --quick 200,000)")
+    ap.add_argument("--runs", type=int, default=3, help="runs per throughput row; medians are reported (default 3)")
+    ap.add_argument("--peers", default=None,
+                    help=f"comma-separated subset of {','.join(peers.PEER_NAMES)}, or 'none' "
+                         "(default: all; with --quick: none)")
+    ap.add_argument("--quick", action="store_true", help="smaller run (~1 min): embedlog + floor only")
+    ap.add_argument("--latency-samples", type=int, help="samples per latency row (default 2000; --quick 300)")
+    ap.add_argument("--group-seconds", type=float, help="seconds per group-commit row (default 3; --quick 1)")
+    ap.add_argument("--rss-mb", type=int, help="payload MB of the memory test topic (default 1000; --quick 200)")
+    ap.add_argument("--dir", help="scratch directory (default: a new temporary directory, removed afterwards)")
+    ap.add_argument("--out", default=str(HERE / "results"), help="where to write core.md and core.json")
+    args = ap.parse_args(argv)
+    args.records = args.records or (200_000 if args.quick else 1_000_000)
+    args.latency_samples = args.latency_samples or (300 if args.quick else 2000)
+    args.group_seconds = args.group_seconds or (1.0 if args.quick else 3.0)
+    args.rss_mb = args.rss_mb or (200 if args.quick else 1000)
+    if args.peers is None:
+        args.peers = "none" if args.quick else ",".join(peers.PEER_NAMES)
+    names = [] if args.peers.strip() in ("", "none") else [p.strip() for p in args.peers.split(",") if p.strip()]
+    unknown = [p for p in names if p not in peers.PEER_NAMES]
+    if unknown:
+        ap.error(f"unknown peer(s) {unknown}; choose from {','.join(peers.PEER_NAMES)}")
+    args.peer_names = names
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+
+    def progress(msg: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    root = args.dir or tempfile.mkdtemp(prefix="embedlog-bench-")
+    os.makedirs(root, exist_ok=True)
+    n = args.records
+    data: dict[str, Any] = {"environment": _environment(), "args": {k: v for k, v in vars(args).items()},
+                            "targets": TARGETS}
+    try:
+        data["throughput"] = throughput(n, args.runs, root, (1, 4), progress)
+        data["latency"] = latency_section(root, args.latency_samples, min(100, args.latency_samples // 10), progress)
+        data["group_commit"] = group_section(root, args.group_seconds, progress)
+        data["memory"] = rss_section(root, args.rss_mb, progress)
+        peer_results = peers_section(args.peer_names, n, args.runs, root, progress)
+        data["peers"] = [vars(r) for r in peer_results]
+    finally:
+        if not args.dir:
+            shutil.rmtree(root, ignore_errors=True)
+
+    t_rows, headline = throughput_rows(n, data["throughput"])
+    env = data["environment"]
+    md = [f"# embedlog core benchmark{' (--quick)' if args.quick else ''}", "",
+          f"{env['date']} · git {env['git'] or '?'} · Python {env['python']} · py-lmdb {env['lmdb']} · "
+          f"{env['cpus']} CPUs · {env['platform']}", "",
+          f"Workload: {n:,} records, keys `key-{{i % 1000}}`, 100-byte values, no compression; MB = 10^6 bytes of "
+          f"key + value. Throughput rows are medians of {args.runs} runs; ratios are against the floor measured "
+          "in this same run. Command: `python benchmarks/bench_core.py " + " ".join(sys.argv[1:] if argv is None else argv)
+          + "`", "",
+          "## Throughput", "",
+          table(["what", "records", "msgs/s", "MB/s", "vs floor", "durability", "target", "met?"], t_rows), "",
+          "## Latency, produce to consume (single records, send-start to poll-return)", "",
+          table(["what", "durability", "samples", "p50 µs", "p99 µs", "max µs", "target µs", "met?"],
+                latency_rows(data["latency"])), "",
+          "## Group commit (send one record + flush() in a loop, durability=flush)", "",
+          table(["what", "durable records", "seconds", "records/s", "target", "met?"],
+                group_rows(data["group_commit"], data["latency"]["floor_commit_sync"]["p50_ns"])), "",
+          "## Memory while consuming a large topic (fresh subprocess)", "",
+          table(["what", "topic", "ru_maxrss MB", "peak RssAnon MB", "peak RssFile MB", "RSS before MB", "target",
+                 "met?"], rss_rows(data["memory"])), ""]
+    if data["peers"]:
+        md += ["## Peers (same workload; each started and stopped by this run on 127.0.0.1)", "",
+               table(["peer", "durability", "records", "produce msgs/s", "produce MB/s", "consume msgs/s",
+                      "consume MB/s", "vs floor (prod / cons)", "embedlog ÷ peer (prod / cons)", "runs", "note"],
+                     peer_rows(peer_results, headline)), "",
+               "embedlog ÷ peer compares embedlog's 1-partition rows (produce; consume with max_poll_records="
+               "10,000, durability flush) with the peer's medians; a peer's N is capped where noted in README.md.", ""]
+    text = "\n".join(md)
+    print(text)
+    os.makedirs(args.out, exist_ok=True)
+    stem = "core-quick" if args.quick else "core"
+    Path(args.out, f"{stem}.md").write_text(text)
+    Path(args.out, f"{stem}.json").write_text(json.dumps(data, indent=1, default=str))
+    progress(f"wrote {Path(args.out, stem + '.md')} and .json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Produce-to-consume latency of single records, in one process and across two.
+
+Each sample: ``t0 = time.monotonic_ns()``; ``send`` one 100-byte record whose first 8
+bytes are ``t0``; ``flush()``; a consumer already blocked in ``poll(timeout=...)`` wakes,
+and on return takes ``t1 = time.monotonic_ns()``; the sample is ``t1 - t0``.  The next
+record is sent only after the previous one was received, so samples never queue.  On
+Linux ``CLOCK_MONOTONIC`` is one clock for every process of the machine, so the
+cross-process consumer (a subprocess running this file with ``--child``) computes the
+sample itself and reports it over its stdout pipe.
+
+Run as a child: ``python latency.py --child PATH TOPIC COUNT``.
+"""
+
+from __future__ import annotations
+
+import queue
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+_T0 = struct.Struct(">Q")
+_PAD = bytes(100 - _T0.size)
+
+try:
+    import embedlog
+except ImportError:  # running from a checkout without `pip install -e .`
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+    import embedlog
+
+
+def _value(t0: int) -> bytes:
+    return _T0.pack(t0) + _PAD
+
+
+def _stamp(value: bytes | None) -> int:
+    assert value is not None
+    return int(_T0.unpack_from(value)[0])
+
+
+def in_process(path: str, samples: int, warmup: int, *, durability: str) -> list[int]:
+    """Latency samples (ns) with the consumer on a thread of this process."""
+    got: queue.SimpleQueue[int | BaseException] = queue.SimpleQueue()
+    ready = threading.Event()
+    total = warmup + samples
+    with embedlog.open(path, durability=durability) as log:
+        log.create_topic("lat", partitions=1)
+
+        def consume() -> None:
+            try:
+                with log.consumer(["lat"], auto_offset_reset="latest") as c:
+                    c.position(embedlog.TopicPartition("lat", 0))
+                    ready.set()
+                    received = 0
+                    while received < total:
+                        msgs = c.poll(timeout=10.0)
+                        t1 = time.monotonic_ns()
+                        if not msgs:
+                            raise TimeoutError("in-process consumer got nothing for 10 s")
+                        for m in msgs:
+                            got.put(t1 - _stamp(m.value))
+                        received += len(msgs)
+            except BaseException as exc:
+                ready.set()
+                got.put(exc)
+
+        thread = threading.Thread(target=consume, name="latency-consumer", daemon=True)
+        thread.start()
+        ready.wait(30)
+        out: list[int] = []
+        with log.producer() as p:
+            for _ in range(total):
+                p.send("lat", _value(time.monotonic_ns()), key=b"k")
+                p.flush()
+                item = got.get(timeout=30)
+                if isinstance(item, BaseException):
+                    raise item
+                out.append(item)
+        thread.join(30)
+    return out[warmup:]
+
+
+def cross_process(path: str, samples: int, warmup: int, *, durability: str) -> list[int]:
+    """Latency samples (ns) with the consumer in a subprocess opening the same directory."""
+    total = warmup + samples
+    with embedlog.open(path, durability=durability) as log:
+        log.create_topic("lat", partitions=1)
+        child = subprocess.Popen([sys.executable, __file__, "--child", path, "lat", str(total)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None
+            line = child.stdout.readline().strip()
+            if line != "ready":
+                raise RuntimeError(f"latency child did not start: {line!r} {child.stderr.read() if child.stderr else ''}")
+            out: list[int] = []
+            with log.producer() as p:
+                for _ in range(total):
+                    p.send("lat", _value(time.monotonic_ns()), key=b"k")
+                    p.flush()
+                    line = child.stdout.readline()
+                    if not line:
+                        err = child.stderr.read() if child.stderr else ""
+                        raise RuntimeError(f"latency child exited early: {err.strip()[-2000:]}")
+                    out.append(int(line))
+            child.wait(30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    return out[warmup:]
+
+
+def _child(path: str, topic: str, total: int) -> None:
+    with embedlog.open(path) as log, log.consumer([topic], auto_offset_reset="latest") as c:
+        c.position(embedlog.TopicPartition(topic, 0))
+        print("ready", flush=True)
+        received = 0
+        while received < total:
+            msgs = c.poll(timeout=10.0)
+            t1 = time.monotonic_ns()
+            if not msgs:
+                raise TimeoutError("cross-process consumer got nothing for 10 s")
+            for m in msgs:
+                print(t1 - _stamp(m.value), flush=True)
+            received += len(msgs)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        _child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    else:
+        sys.exit(__doc__)

@@ -1,0 +1,57 @@
+"""Markdown tables and number formatting for the core benchmark."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def num(x: float | None, digits: int = 0) -> str:
+    """``1,234,567`` style; ``-`` for missing."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if math.isinf(x):
+        return "inf"
+    return f"{x:,.{digits}f}"
+
+
+def pct(x: float | None) -> str:
+    """A ratio as a percentage."""
+    if x is None or math.isnan(x) or math.isinf(x):
+        return "-"
+    return f"{100 * x:.1f}%"
+
+
+def times(x: float | None) -> str:
+    """A ratio as ``2.31x``."""
+    if x is None or math.isnan(x) or math.isinf(x):
+        return "-"
+    return f"{x:.2f}x"
+
+
+def us(ns: float | None) -> str:
+    """Nanoseconds as microseconds."""
+    if ns is None or math.isnan(ns):
+        return "-"
+    return f"{ns / 1000:,.0f}"
+
+
+def verdict(ok: bool | None, detail: str = "") -> str:
+    """``yes``/``NO`` with an optional detail."""
+    if ok is None:
+        return "-"
+    text = "yes" if ok else "**NO**"
+    return f"{text} ({detail})" if detail else text
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table with aligned columns."""
+    cells = [[str(c).replace("|", "\\|").replace("\n", " ") for c in row] for row in rows]
+    widths = [len(h) for h in header]
+    for row in cells:
+        for i, c in enumerate(row):
+            widths[i] = max(widths[i], len(c))
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    return "\n".join(lines)

@@ -1,0 +1,321 @@
+"""Several processes on one log directory, with real subprocesses (and a real fork).
+
+The helper scripts live in ``tests/procs``; ``procs/harness.py`` runs them and checks
+what a topic holds (dense offsets, every record once, per-producer order).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import embedlog
+from embedlog import TopicPartition
+
+
+def _load_harness() -> ModuleType:
+    """``procs/harness.py``, imported by path (``tests`` is not a package)."""
+    name = "embedlog_procs_harness"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "procs" / "harness.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+harness = _load_harness()
+WAKE_LIMIT = 5.0  # a woken poll must return long before its 30 s timeout; this is not a benchmark
+
+
+@pytest.fixture
+def children() -> Iterator[Any]:
+    kids = harness.Children()
+    try:
+        yield kids
+    finally:
+        kids.close()
+
+
+# -- (1) concurrent producers --------------------------------------------------------------
+
+def test_four_producer_processes_append_concurrently(tmp_path: Path, children: Any) -> None:
+    path = tmp_path / "log"
+    count = 1500
+    with embedlog.open(path) as log:
+        log.create_topic("orders", partitions=3)
+    producers = [children.start("producer.py", path, "orders", "--id", f"p{i}", "--count", count,
+                                "--flush-every", 20 + 7 * i, "--wait-go", stdin=True) for i in range(4)]
+    for p in producers:
+        p.wait_for(lambda line: "ready" in line)
+    for p in producers:  # all open before any writes: the appends really are concurrent
+        p.send("go")
+    lines = [line for p in producers for line in p.finish()]
+    acked = harness.acked_counts(lines)
+    assert acked == {f"p{i}": count for i in range(4)}
+
+    with embedlog.open(path) as log:
+        held = harness.check_log(log, "orders", acked)  # dense offsets, no duplicates, order kept
+        assert {pid: len(recs) for pid, recs in held.items()} == acked  # so: every record exactly once
+        desc = log.describe_topic("orders")
+        assert sum(p.end_offset for p in desc.partitions) == 4 * count
+        assert all(p.start_offset == 0 and p.end_offset > 0 for p in desc.partitions)
+
+
+# -- (2) consumers in other processes ------------------------------------------------------
+
+def test_consumer_in_another_process_reads_what_this_process_produces(tmp_path: Path, children: Any) -> None:
+    path = tmp_path / "log"
+    n = 300
+    with embedlog.open(path) as log:
+        log.create_topic("events", partitions=3)
+        consumer = children.start("consumer.py", path, "events", "--expect", n, "--timeout", 60)
+        consumer.wait_for(lambda line: "ready" in line)
+        with log.producer() as producer:
+            for i in range(n):
+                producer.send("events", b"value-%d" % i, key=b"key-%d" % (i % 7))
+                if i % 40 == 39:
+                    producer.flush()
+            producer.flush()
+        lines = consumer.finish()
+        assert lines[-1] == {"done": n}
+        got = sorted((r["p"], r["o"], r["k"], r["v"]) for r in lines if "o" in r)
+        parts = harness.read_all(log, "events")
+        want = sorted((p, m.offset, m.key.decode(), m.value.decode()) for p, msgs in parts.items() for m in msgs)
+        assert got == want
+        assert len(got) == n
+
+
+def test_poll_blocked_in_another_process_wakes_when_this_process_produces(tmp_path: Path,
+                                                                           children: Any) -> None:
+    path = tmp_path / "log"
+    rounds = 3
+    with embedlog.open(path) as log:
+        log.create_topic("events", partitions=2)
+        consumer = children.start("consumer.py", path, "events", "--wake-rounds", rounds, "--timeout", 30)
+        consumer.wait_for(lambda line: "ready" in line)
+        with log.producer() as producer:
+            for i in range(rounds):
+                consumer.wait_for(lambda line, i=i: line.get("polling") == i)
+                harness.wait_blocked(consumer.pid)  # asleep in poll(timeout=30), not checking for data
+                producer.send("events", b"wake-%d" % i, key=b"k")
+                producer.flush()
+                woke = consumer.wait_for(lambda line, i=i: line.get("woke") == i, timeout=60)
+                assert [r["v"] for r in woke["records"]] == [f"wake-{i}"]
+                assert woke["elapsed"] < WAKE_LIMIT, f"poll slept {woke['elapsed']:.1f} s after the data came"
+        consumer.finish()
+
+
+# -- (3) topics across processes -----------------------------------------------------------
+
+def test_topic_changes_in_one_process_are_visible_to_another_that_has_the_log_open(
+        tmp_path: Path, children: Any) -> None:
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:
+        shell = children.start("logshell.py", path, stdin=True)
+        shell.wait_for(lambda line: "ready" in line)
+        assert shell.request("topics") == []
+
+        log.create_topic("made-here", partitions=2)
+        assert shell.request("topics") == ["made-here"]
+        assert shell.request("describe", "made-here") == [[0, 0, 0], [1, 0, 0]]
+
+        shell.request("create", "made-there", 3)
+        assert log.topics() == ["made-here", "made-there"]
+        assert len(log.describe_topic("made-there").partitions) == 3
+
+        # each side writes to the topic the other created, and reads what the other wrote
+        assert shell.request("produce", "made-here", ["a", "b", "c"]) == 3
+        assert sorted(m.value for msgs in harness.read_all(log, "made-here").values() for m in msgs) == \
+            [b"a", b"b", b"c"]
+        with log.producer() as producer:
+            producer.send("made-there", b"x", partition=2)
+            producer.flush()
+        assert shell.request("read", "made-there") == [[2, 0, "x"]]
+
+        log.create_partitions("made-here", 4)
+        assert len(shell.request("describe", "made-here")) == 4
+
+        log.delete_topic("made-here")
+        assert shell.request("topics") == ["made-there"]
+        reply = shell.call("describe", "made-here")
+        assert reply.get("error") == "UnknownTopicError", reply
+
+        log.create_topic("made-here", partitions=1)  # a new topic under an old name: no old records
+        assert shell.request("describe", "made-here") == [[0, 0, 0]]
+        assert shell.request("read", "made-here") == []
+
+        shell.request("delete", "made-there")
+        assert log.topics() == ["made-here"]
+        shell.send(["quit"])
+        shell.finish()
+
+
+# -- (4) fork ------------------------------------------------------------------------------
+
+def _in_child(fn: Callable[[], object], report_fd: int) -> None:
+    """Run ``fn`` in a forked child: write its result (or traceback) as JSON, then _exit."""
+    code = 1
+    try:
+        try:
+            result: dict[str, Any] = {"ok": fn()}
+            code = 0
+        except BaseException:  # noqa: BLE001 - reported to the parent
+            result = {"error": traceback.format_exc()}
+        with os.fdopen(report_fd, "w") as f:
+            json.dump(result, f)
+    finally:
+        os._exit(code)
+
+
+def _fork(fn: Callable[[], object]) -> tuple[int, int]:
+    """Fork; the child runs ``fn``.  Returns (pid, fd to read the child's report from)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(r)
+        _in_child(fn, w)
+    os.close(w)
+    return pid, r
+
+
+def _join_child(pid: int, report_fd: int, timeout: float = 60.0) -> Any:
+    """Wait for a forked child (SIGKILL it after ``timeout``) and return its report."""
+    deadline = time.monotonic() + timeout
+    status = None
+    try:
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.01)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail(f"forked child did not finish within {timeout} s")
+    finally:
+        with os.fdopen(report_fd) as f:
+            text = f.read()
+    report = json.loads(text) if text else {"error": f"no report (wait status {status})"}
+    assert "ok" in report, f"forked child failed:\n{report['error']}"
+    assert status == 0, f"forked child exited with wait status {status}"
+    return report["ok"]
+
+
+def _values(log: embedlog.Log, topic: str) -> list[bytes]:
+    return [m.value for p, msgs in sorted(harness.read_all(log, topic).items()) for m in msgs]
+
+
+def test_forked_child_can_use_the_log_and_the_parent_sees_its_writes(tmp_path: Path, children: Any) -> None:
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:  # default options: a maintenance thread runs at fork time
+        log.create_topic("t", partitions=1)
+        producer = log.producer()
+        producer.send("t", b"parent-before-fork")
+        producer.flush()
+        consumer = log.consumer(["t"], auto_offset_reset="earliest")
+        assert [m.value for m in consumer.poll(timeout=0.5)] == [b"parent-before-fork"]
+        assert consumer.poll(timeout=0.2) == []  # the parent now waits on this log's wake-ups
+
+        def child() -> object:
+            with log.producer() as p:  # a new producer of the inherited log
+                for i in range(20):
+                    p.send("t", b"child-%d" % i)
+                p.flush()
+            producer.send("t", b"child-via-inherited-producer")  # the parent's producer object
+            producer.flush()
+            log.create_topic("made-by-child", partitions=2)
+            with log.consumer(["t"], auto_offset_reset="earliest") as c:
+                seen = [m.value.decode() for m in c.poll(timeout=1.0, max_records=100)]
+            log.close()  # must not disturb the parent's environment or its wake-up registration
+            return seen
+
+        pid, fd = _fork(child)
+        seen = _join_child(pid, fd)
+        child_values = [f"child-{i}" for i in range(20)] + ["child-via-inherited-producer"]
+        assert seen == ["parent-before-fork", *child_values]
+
+        assert _values(log, "t") == [b"parent-before-fork", *(v.encode() for v in child_values)]
+        assert "made-by-child" in log.topics()
+        assert [m.value for m in consumer.poll(timeout=5.0, max_records=100)] == \
+            [v.encode() for v in child_values]
+
+        # the parent still writes, and other processes still wake its blocked poll
+        producer.send("t", b"parent-after-fork")
+        producer.flush()
+        assert [m.value for m in consumer.poll(timeout=5.0)] == [b"parent-after-fork"]
+        other = children.start("producer.py", path, "t", "--id", "other", "--count", 1, "--flush-every", 1)
+        t0 = time.monotonic()
+        got = consumer.poll(timeout=30.0)
+        elapsed = time.monotonic() - t0
+        other.finish()
+        assert [harness.parse_value(m.value)[0] for m in got] == ["other"]
+        assert elapsed < 15, f"a write by another process woke the parent's poll only after {elapsed:.1f} s"
+        producer.close()
+        consumer.close()
+        assert len(log.describe_topic("made-by-child").partitions) == 2
+
+
+def test_poll_blocked_in_parent_wakes_when_forked_child_produces(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    with embedlog.open(path, maintenance_interval_ms=None) as log:
+        log.create_topic("t", partitions=1)
+        consumer = log.consumer(["t"], auto_offset_reset="earliest")
+        assert consumer.poll(timeout=0.2) == []  # registers the parent for wake-ups
+        parent = os.getpid()
+        go_r, go_w = os.pipe()
+
+        def child() -> object:
+            os.read(go_r, 1)
+            harness.wait_blocked(parent)  # the parent sleeps in poll(timeout=30)
+            with log.producer() as p:
+                p.send("t", b"from-child")
+                p.flush()
+            return True
+
+        pid, fd = _fork(child)
+        os.close(go_r)
+        try:
+            os.write(go_w, b"g")
+            t0 = time.monotonic()
+            got = consumer.poll(timeout=30.0)
+            elapsed = time.monotonic() - t0
+        finally:
+            os.close(go_w)
+            assert _join_child(pid, fd) is True
+        assert [m.value for m in got] == [b"from-child"]
+        assert elapsed < WAKE_LIMIT, f"the parent's poll slept {elapsed:.1f} s after the child wrote"
+        consumer.close()
+
+
+def test_consumer_position_survives_other_process_writes(tmp_path: Path, children: Any) -> None:
+    """A consumer here keeps reading, in order, while two other processes keep appending."""
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:
+        log.create_topic("t", partitions=1)
+        producers = [children.start("producer.py", path, "t", "--id", f"w{i}", "--count", 400,
+                                    "--flush-every", 10) for i in range(2)]
+        tp = TopicPartition("t", 0)
+        got: list[embedlog.Message] = []
+        with log.consumer(["t"], auto_offset_reset="earliest") as c:
+            deadline = time.monotonic() + 60
+            while len(got) < 800 and time.monotonic() < deadline:
+                got.extend(c.poll(timeout=1.0))
+            assert c.position(tp) == 800
+        for p in producers:
+            p.finish()
+        assert [m.offset for m in got] == list(range(800))
+        for who in ("w0", "w1"):
+            assert [s for w, s in map(harness.parse_value, (m.value for m in got)) if w == who] == list(range(400))

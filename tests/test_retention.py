@@ -1,0 +1,413 @@
+"""Retention (retention.ms / retention.bytes), delete_records and compaction on real logs."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import embedlog
+from embedlog import Message, TopicPartition
+from embedlog.errors import OffsetOutOfRangeError
+
+MakeLog = Callable[..., embedlog.Log]
+HOUR = 3_600_000
+TP0 = TopicPartition("t", 0)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def drain(consumer: embedlog.Consumer, max_polls: int = 10_000) -> list[Message]:
+    """Every record available now (all were flushed before, so poll(0) is exact)."""
+    out: list[Message] = []
+    for _ in range(max_polls):
+        batch = consumer.poll(timeout=0)
+        if not batch:
+            return out
+        out.extend(batch)
+    raise AssertionError("consumer never ran dry")
+
+
+def read_all(log: embedlog.Log, topic: str = "t") -> list[Message]:
+    with log.consumer([topic], auto_offset_reset="earliest") as c:
+        return drain(c)
+
+
+def write_batches(log: embedlog.Log, topic: str, batches: list[list[tuple[bytes | None, bytes | None, int | None]]],
+                  *, compression: str | None = None, partition: int | None = 0) -> None:
+    """Write each inner list as one batch (one flush): (key, value, timestamp_ms) records."""
+    with log.producer(compression=compression, linger_ms=60_000) as p:
+        for batch in batches:
+            for key, value, ts in batch:
+                p.send(topic, value, key=key, timestamp_ms=ts, partition=partition,
+                       headers=[("k", key)] if key is not None else None)
+            p.flush()
+
+
+def part(log: embedlog.Log, topic: str = "t", partition: int = 0) -> embedlog.PartitionDescription:
+    return log.describe_topic(topic).partitions[partition]
+
+
+def dir_size(path: str | os.PathLike[str]) -> int:
+    """Bytes allocated on disk by every file under ``path``."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            st = os.stat(os.path.join(root, name))
+            total += max(st.st_size, st.st_blocks * 512) if st.st_blocks else st.st_size
+    return total
+
+
+# ------------------------------------------------------------------------------------------
+# retention.ms
+# ------------------------------------------------------------------------------------------
+
+
+def test_retention_ms_deletes_old_batches_on_maintain(log: embedlog.Log) -> None:
+    log.create_topic("t", config={"retention.ms": HOUR})
+    old = now_ms() - 2 * HOUR
+    write_batches(log, "t", [[(None, b"old-%d-%d" % (b, i), old + i) for i in range(5)] for b in range(3)])
+    write_batches(log, "t", [[(None, b"mixed-old", old), (None, b"mixed-new", now_ms())]])  # kept: max ts is new
+    write_batches(log, "t", [[(None, b"new-%d" % i, None) for i in range(4)]])
+    before = part(log)
+    assert (before.start_offset, before.end_offset, before.batches) == (0, 21, 5)
+
+    result = log.maintain()
+    assert result["batches_deleted"] == 3
+    after = part(log)
+    assert (after.start_offset, after.end_offset, after.batches) == (15, 21, 2)
+    assert after.bytes < before.bytes
+    got = read_all(log)
+    assert [m.offset for m in got] == list(range(15, 21))
+    assert [m.value for m in got[:2]] == [b"mixed-old", b"mixed-new"]
+    assert log.maintain()["batches_deleted"] == 0  # idempotent
+
+
+def test_retention_ms_minus_one_keeps_everything(log: embedlog.Log) -> None:
+    log.create_topic("t", config={"retention.ms": -1})
+    write_batches(log, "t", [[(None, b"ancient", 1000)], [(None, b"old", now_ms() - 1000 * HOUR)]])
+    assert log.maintain()["batches_deleted"] == 0
+    assert [m.value for m in read_all(log)] == [b"ancient", b"old"]
+
+
+def test_retention_ms_default_is_seven_days(log: embedlog.Log) -> None:
+    log.create_topic("t")
+    write_batches(log, "t", [[(None, b"8 days", now_ms() - 8 * 24 * HOUR)], [(None, b"6 days", now_ms() - 6 * 24 * HOUR)]])
+    log.maintain()
+    assert [(m.offset, m.value) for m in read_all(log)] == [(1, b"6 days")]
+
+
+def test_retention_ms_all_old_then_offsets_continue(make_log: MakeLog) -> None:
+    log = make_log()
+    log.create_topic("t", 2, {"retention.ms": HOUR})
+    old = now_ms() - 3 * HOUR
+    for p in (0, 1):
+        write_batches(log, "t", [[(None, b"x", old)] * 3, [(None, b"y", old)] * 2], partition=p)
+    log.maintain()
+    for p in (0, 1):
+        d = part(log, "t", p)
+        assert (d.start_offset, d.end_offset, d.batches, d.bytes) == (5, 5, 0, 0)
+    assert read_all(log) == []
+    log.close()
+    log = make_log()  # offsets survive a reopen of an emptied partition
+    assert (part(log).start_offset, part(log).end_offset) == (5, 5)
+    write_batches(log, "t", [[(None, b"fresh", None)]])
+    assert [(m.offset, m.value) for m in read_all(log)] == [(5, b"fresh")]
+
+
+def test_retention_ms_with_log_append_time_uses_append_time(log: embedlog.Log) -> None:
+    log.create_topic("t", config={"retention.ms": HOUR, "message.timestamp.type": "LogAppendTime"})
+    write_batches(log, "t", [[(None, b"claims to be old", now_ms() - 5 * HOUR)], [(None, b"b", None)]])
+    assert log.maintain()["batches_deleted"] == 0
+    assert len(read_all(log)) == 2
+
+
+# ------------------------------------------------------------------------------------------
+# retention.bytes
+# ------------------------------------------------------------------------------------------
+
+
+def test_retention_bytes_keeps_each_partition_bounded(log: embedlog.Log) -> None:
+    limit = 20_000
+    log.create_topic("t", 3, {"retention.bytes": limit})
+    max_batch = 2_600  # the largest batch below: 20 records of ~120 bytes plus its header
+    with log.producer() as p:
+        for rnd in range(40):
+            for part_no in range(3):
+                for i in range(10 + part_no * 5):
+                    p.send("t", b"r%d-%d-" % (rnd, i) + b"x" * 100, partition=part_no)
+            p.flush()
+            for d in log.describe_topic("t").partitions:
+                assert d.bytes < limit + max_batch, d  # trimmed at append, not only by maintain()
+    desc = log.describe_topic("t")
+    for d in desc.partitions:
+        assert limit <= d.bytes < limit + max_batch  # only as much as needed was deleted
+        assert d.start_offset > 0
+        assert d.end_offset == 40 * (10 + d.partition * 5)
+    with log.consumer(["t"], auto_offset_reset="earliest") as c:
+        got = drain(c)
+    for d in desc.partitions:
+        offsets = [m.offset for m in got if m.partition == d.partition]
+        assert offsets == list(range(d.start_offset, d.end_offset))
+    log.maintain()
+    assert log.describe_topic("t").partitions == desc.partitions  # already within the limit
+
+
+def test_retention_bytes_applies_after_alter(log: embedlog.Log) -> None:
+    log.create_topic("t")
+    write_batches(log, "t", [[(None, b"x" * 1000, None)] * 5 for _ in range(10)])
+    full = part(log)
+    assert full.batches == 10
+    log.alter_topic_config("t", {"retention.bytes": full.bytes // 2})
+    deleted = log.maintain()["batches_deleted"]
+    trimmed = part(log)
+    assert deleted == 10 - trimmed.batches
+    assert trimmed.bytes <= full.bytes // 2 + full.bytes // 10
+    assert trimmed.start_offset == 5 * deleted
+    assert trimmed.end_offset == 50
+
+
+def test_consumers_before_new_start_get_auto_offset_reset(log: embedlog.Log) -> None:
+    log.create_topic("t", config={"retention.ms": HOUR})
+    old = now_ms() - 2 * HOUR
+    write_batches(log, "t", [[(None, b"old", old)] * 4, [(None, b"new", None)] * 3])
+    consumers = {reset: log.consumer(["t"], auto_offset_reset=reset) for reset in ("earliest", "latest", "none")}
+    for c in consumers.values():
+        c.seek(TP0, 1)
+    log.maintain()
+    assert part(log).start_offset == 4
+    assert [m.offset for m in drain(consumers["earliest"])] == [4, 5, 6]
+    assert drain(consumers["latest"]) == []
+    assert consumers["latest"].position(TP0) == 7
+    with pytest.raises(OffsetOutOfRangeError):
+        consumers["none"].poll(timeout=0)
+    write_batches(log, "t", [[(None, b"later", None)]])
+    assert [m.offset for m in drain(consumers["latest"])] == [7]
+    for c in consumers.values():
+        c.close()
+
+
+def test_directory_stays_bounded_when_writing_20x_retention_bytes(log: embedlog.Log) -> None:
+    limit = 2 << 20
+    log.create_topic("t", config={"retention.bytes": limit})
+    value = b"v" * 80
+    total = 0
+    i = 0
+    with log.producer(linger_ms=60_000) as p:
+        while total < 20 * limit:
+            for _ in range(1000):
+                p.send("t", value, key=b"key-%08d" % i)
+                i += 1
+                total += 100
+            p.flush()
+    d = part(log)
+    assert d.bytes < limit + d.bytes // d.batches + 1
+    assert d.end_offset == i
+    size = dir_size(log.path)
+    ratio = size / limit
+    print(f"\nwrote {total / limit:.0f}x retention.bytes ({i} records); log directory is {size} bytes "
+          f"= {ratio:.2f}x retention.bytes")
+    assert size < 8 * limit + (1 << 20), f"directory is {ratio:.2f}x retention.bytes"
+
+
+# ------------------------------------------------------------------------------------------
+# delete_records
+# ------------------------------------------------------------------------------------------
+
+
+def test_delete_records(make_log: MakeLog) -> None:
+    log = make_log()
+    log.create_topic("t", 2)
+    write_batches(log, "t", [[(None, b"%d" % (b * 4 + i), None) for i in range(4)] for b in range(3)])  # 0..11
+    bytes_before = part(log).bytes
+
+    assert log.delete_records("t", 0, 4) == 4  # a batch boundary
+    assert part(log).batches == 2
+    assert part(log).bytes < bytes_before
+    assert [m.offset for m in read_all(log)] == list(range(4, 12))
+
+    assert log.delete_records("t", 0, 6) == 6  # inside a batch: records before it are hidden
+    got = read_all(log)
+    assert [(m.offset, m.value) for m in got] == [(o, b"%d" % o) for o in range(6, 12)]
+    with log.consumer(["t"], auto_offset_reset="earliest") as c:
+        assert c.beginning_offsets([TP0]) == {TP0: 6}
+        c.seek(TP0, 5)
+        assert [m.offset for m in drain(c)] == list(range(6, 12))  # reset to the new start
+
+    assert log.delete_records("t", 0, 2) == 6  # never moves backwards
+    assert log.delete_records("t", 0, 1000) == 12  # clamped to the end
+    d = part(log)
+    assert (d.start_offset, d.end_offset, d.batches, d.bytes) == (12, 12, 0, 0)
+    assert read_all(log) == []
+
+    write_batches(log, "t", [[(None, b"after", None)] * 2])
+    assert [m.offset for m in read_all(log)] == [12, 13]  # offsets are never reused
+    assert log.delete_records("t", 0, -1) == 14  # -1: everything
+    assert part(log, "t", 1).end_offset == 0  # other partitions untouched
+    log.close()
+    log = make_log()
+    d = part(log)
+    assert (d.start_offset, d.end_offset) == (14, 14)
+    write_batches(log, "t", [[(None, b"again", None)]])
+    assert [m.offset for m in read_all(log)] == [14]
+
+
+def test_offsets_for_times_never_returns_deleted_offsets(log: embedlog.Log) -> None:
+    log.create_topic("t")
+    write_batches(log, "t", [[(None, b"x", 1000 + i) for i in range(8)], [(None, b"y", 2000)]])
+    log.delete_records("t", 0, 6)  # offsets 0..5 are gone, though their batch is still stored
+    with log.consumer(["t"]) as c:
+        answer = c.offsets_for_times({TP0: 0})[TP0]
+        assert answer is not None
+        assert (answer.offset, answer.timestamp) == (6, 1006)
+        answer = c.offsets_for_times({TP0: 1007})[TP0]
+        assert answer is not None
+        assert (answer.offset, answer.timestamp) == (7, 1007)
+    log.delete_records("t", 0, 8)
+    with log.consumer(["t"]) as c:
+        answer = c.offsets_for_times({TP0: 0})[TP0]
+        assert answer is not None
+        assert answer.offset == 8
+
+
+# ------------------------------------------------------------------------------------------
+# compaction
+# ------------------------------------------------------------------------------------------
+
+
+def latest_per_key(records: list[tuple[int, bytes, bytes | None]]) -> dict[bytes, tuple[int, bytes | None]]:
+    out: dict[bytes, tuple[int, bytes | None]] = {}
+    for off, key, value in records:
+        out[key] = (off, value)
+    return out
+
+
+@pytest.mark.parametrize("compression", [None, "zstd"])
+def test_compaction_keeps_latest_per_key_with_original_offsets(log: embedlog.Log, compression: str | None) -> None:
+    log.create_topic("t", config={"cleanup.policy": "compact"})
+    keys = [b"a", b"b", b"a", b"c", b"b", b"a", b"d", b"c", b"a", b"e", b"b", b"a"]
+    batches = [[(k, b"%s-%d" % (k, 3 * b + i), None) for i, k in enumerate(keys[3 * b: 3 * b + 3])] for b in range(4)]
+    batches.append([(b"a", b"last-1", None), (b"a", b"last-2", None), (b"f", b"last-3", None)])  # the active batch
+    write_batches(log, "t", batches, compression=compression)
+    written = [(m.offset, m.key or b"", m.value) for m in read_all(log)]
+    assert [o for o, _, _ in written] == list(range(15))
+    bytes_before = part(log).bytes
+
+    removed = log.maintain()["records_compacted"]
+    after = read_all(log)
+    # the last batch (offsets 12..14) is untouched; before it, only each key's latest record
+    latest = latest_per_key(written)
+    expected = [(o, k, v) for o, k, v in written if o >= 12 or latest[k][0] == o]
+    assert [(m.offset, m.key, m.value) for m in after] == expected
+    assert removed == len(written) - len(expected)
+    assert [m.offset for m in after] == [6, 7, 9, 10, 12, 13, 14]
+    assert all(list(m.headers) == [("k", m.key)] for m in after)  # headers survive the rewrite
+    d = part(log)
+    assert d.bytes < bytes_before
+    assert d.end_offset == 15
+    assert log.maintain()["records_compacted"] == 0  # nothing more to do
+
+    write_batches(log, "t", [[(b"a", b"newest", None)]])
+    assert [m.offset for m in read_all(log)][-1] == 15  # offsets are never reused
+
+
+def test_compaction_consumers_skip_the_gaps(log: embedlog.Log) -> None:
+    log.create_topic("t", config={"cleanup.policy": "compact"})
+    # first batch is removed entirely: the partition's first remaining record is at offset 3
+    write_batches(log, "t", [[(b"x", b"1", None), (b"y", b"1", None), (b"x", b"2", None)],
+                             [(b"x", b"3", None), (b"y", b"2", None), (b"z", b"1", None)],
+                             [(b"z", b"2", None)]])
+    log.maintain()
+    assert [m.offset for m in read_all(log)] == [3, 4, 6]
+    with log.consumer(["t"], auto_offset_reset="none") as c:
+        for start, expected in ((0, [3, 4, 6]), (1, [3, 4, 6]), (4, [4, 6]), (5, [6]), (6, [6]), (7, [])):
+            c.seek(TP0, start)
+            assert [m.offset for m in drain(c)] == expected, start
+            assert c.position(TP0) == 7
+
+
+def test_compaction_tombstones_kept_until_delete_retention_ms(log: embedlog.Log) -> None:
+    log.create_topic("t", config={"cleanup.policy": "compact", "delete.retention.ms": HOUR})
+    now = now_ms()
+    write_batches(log, "t", [
+        [(b"old-del", b"v", now - 5 * HOUR), (b"recent-del", b"v", now - 5 * HOUR), (b"live", b"v1", now - 5 * HOUR)],
+        [(b"old-del", None, now - 2 * HOUR), (b"recent-del", None, now - HOUR // 2), (b"live", b"v2", now - HOUR)],
+        [(b"active", b"x", None)],
+    ])
+    log.maintain()
+    got = [(m.offset, m.key, m.value) for m in read_all(log)]
+    # old tombstone: past delete.retention.ms, dropped with everything of its key
+    # recent tombstone: kept (consumers must see the delete); older values of its key removed
+    assert got == [(4, b"recent-del", None), (5, b"live", b"v2"), (6, b"active", b"x")]
+
+    log.alter_topic_config("t", {"delete.retention.ms": HOUR // 4})
+    log.maintain()
+    assert [(m.offset, m.key, m.value) for m in read_all(log)] == [(5, b"live", b"v2"), (6, b"active", b"x")]
+
+
+def test_compaction_never_touches_the_last_batch(log: embedlog.Log) -> None:
+    log.create_topic("t", config={"cleanup.policy": "compact", "delete.retention.ms": 0})
+    old = now_ms() - HOUR
+    write_batches(log, "t", [[(b"k", b"1", old)], [(b"k", b"2", old), (b"k", None, old), (b"j", b"1", old)]])
+    log.maintain()
+    assert [(m.offset, m.value) for m in read_all(log)] == [(1, b"2"), (2, None), (3, b"1")]
+    d = part(log)
+    assert d.batches == 1
+
+
+def test_compaction_respects_min_compaction_lag(log: embedlog.Log) -> None:
+    log.create_topic("t", config={"cleanup.policy": "compact", "min.compaction.lag.ms": HOUR})
+    now = now_ms()
+    write_batches(log, "t", [[(b"k", b"old", now - 2 * HOUR)], [(b"k", b"young", now - 1000)],
+                             [(b"k", b"newest", None)], [(b"other", b"x", None)]])
+    log.maintain()
+    assert [m.value for m in read_all(log)] == [b"young", b"newest", b"x"]
+
+
+def test_compaction_only_on_compacted_topics(log: embedlog.Log) -> None:
+    log.create_topic("t")
+    write_batches(log, "t", [[(b"k", b"1", None)], [(b"k", b"2", None)], [(b"k", b"3", None)]])
+    assert log.maintain()["records_compacted"] == 0
+    assert len(read_all(log)) == 3
+    log.alter_topic_config("t", {"cleanup.policy": "compact"})
+    assert log.maintain()["records_compacted"] == 2
+    assert [(m.offset, m.value) for m in read_all(log)] == [(2, b"3")]
+
+
+def test_compact_delete_applies_both(log: embedlog.Log) -> None:
+    log.create_topic("t", config={"cleanup.policy": "compact,delete", "retention.ms": HOUR})
+    now = now_ms()
+    write_batches(log, "t", [
+        [(b"a", b"expired", now - 3 * HOUR), (b"b", b"expired", now - 3 * HOUR)],
+        [(b"a", b"a1", now - 1000), (b"c", b"c1", now - 1000)],
+        [(b"a", b"a2", now - 1000), (b"c", b"c2", now - 1000)],
+        [(b"d", b"d1", None)],
+    ])
+    result = log.maintain()
+    assert result["batches_deleted"] == 1
+    assert result["records_compacted"] == 2
+    assert part(log).start_offset == 2
+    assert [(m.offset, m.key, m.value) for m in read_all(log)] == [(4, b"a", b"a2"), (5, b"c", b"c2"), (6, b"d", b"d1")]
+
+
+def test_compaction_on_compact_only_topic_ignores_retention(log: embedlog.Log) -> None:
+    log.create_topic("t", config={"cleanup.policy": "compact", "retention.ms": HOUR, "retention.bytes": 100})
+    old = now_ms() - 5 * HOUR
+    write_batches(log, "t", [[(b"a", b"x" * 500, old)], [(b"b", b"y" * 500, old)], [(b"c", b"z", old)]])
+    assert log.maintain()["batches_deleted"] == 0
+    assert [m.key for m in read_all(log)] == [b"a", b"b", b"c"]
+
+
+def test_maintenance_thread_runs_retention(tmp_path: Path) -> None:
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=50) as log:
+        log.create_topic("t", config={"retention.ms": HOUR})
+        write_batches(log, "t", [[(None, b"old", now_ms() - 2 * HOUR)], [(None, b"new", None)]])
+        deadline = time.monotonic() + 30
+        while part(log).start_offset == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert part(log).start_offset == 1
