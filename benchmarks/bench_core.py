@@ -30,7 +30,6 @@ import groupcommit
 import latency
 import lmdb
 import peers
-import report
 import rss
 from report import num, pct, table, times, us, verdict
 from workload import VALUE, chunks, dir_bytes, mb_per_s, median, payload_bytes, percentile, rate, scratch_dir
@@ -99,7 +98,8 @@ def embedlog_consume(log: embedlog.Log, topic: str, n: int, max_poll_records: in
     return seconds
 
 
-def throughput(n: int, runs: int, root: str, partitions: tuple[int, ...], progress: Callable[[str], None]) -> dict[str, Any]:
+def throughput(n: int, runs: int, root: str, partitions: tuple[int, ...],
+               progress: Callable[[str], None]) -> dict[str, Any]:
     """Floor and embedlog, interleaved round by round; per-run seconds."""
     batches = floor.encode_batches(n)
     out: dict[str, Any] = {"floor": {"write_sync": [], "write_nosync": [], "read": []}, "embedlog": {}}
@@ -121,13 +121,12 @@ def throughput(n: int, runs: int, root: str, partitions: tuple[int, ...], progre
         for p in partitions:
             e = out["embedlog"][f"p{p}"]
             try:
-                with scratch_dir(root, f"embedlog-p{p}") as d:
-                    with embedlog.open(d) as log:
-                        log.create_topic("bench", partitions=p)
-                        e["produce"].append(embedlog_produce(log, "bench", n))
-                        e["disk_bytes"].append(dir_bytes(d))
-                        e["consume_10000"].append(embedlog_consume(log, "bench", n, 10_000))
-                        e["consume_500"].append(embedlog_consume(log, "bench", n, 500))
+                with scratch_dir(root, f"embedlog-p{p}") as d, embedlog.open(d) as log:
+                    log.create_topic("bench", partitions=p)
+                    e["produce"].append(embedlog_produce(log, "bench", n))
+                    e["disk_bytes"].append(dir_bytes(d))
+                    e["consume_10000"].append(embedlog_consume(log, "bench", n, 10_000))
+                    e["consume_500"].append(embedlog_consume(log, "bench", n, 500))
                 progress(f"round {r + 1}/{runs}: embedlog p={p} {rate(n, e['produce'][-1]):,.0f} w/s, "
                          f"{rate(n, e['consume_10000'][-1]):,.0f} r/s")
             except Exception as exc:
@@ -277,7 +276,8 @@ def rss_section(root: str, target_mb: int, progress: Callable[[str], None]) -> d
         with scratch_dir(root, "rss") as d:
             out["fill_seconds"] = rss.fill(d, records)
             out["disk_mb"] = dir_bytes(d) / 1e6
-            progress(f"rss: filled {records:,} records ({out['disk_mb']:,.0f} MB on disk) in {out['fill_seconds']:.0f} s")
+            progress(f"rss: filled {records:,} records ({out['disk_mb']:,.0f} MB on disk) "
+                     f"in {out['fill_seconds']:.0f} s")
             for mp in (500, 10_000):
                 try:
                     out[f"max_poll_{mp}"] = rss.measure(d, records, mp)
@@ -312,22 +312,29 @@ def rss_rows(data: dict[str, Any]) -> list[list[str]]:
 
 
 # -- peers -------------------------------------------------------------------------------------------
-def peers_section(names: list[str], n: int, runs: int, root: str, progress: Callable[[str], None]) -> list[peers.PeerResult]:
+def peers_section(names: list[str], n: int, runs: int, root: str,
+                  progress: Callable[[str], None]) -> list[peers.PeerResult]:
     out: list[peers.PeerResult] = []
     for name in names:
         progress(f"peer {name} ...")
-        if name == "redis":
-            out += peers.run_redis(min(n, PEER_CAPS["redis"]), runs, root)
-        elif name == "nats":
-            out += peers.run_nats(min(n, PEER_CAPS["nats"]), runs, root, min(n, PEER_CAPS["nats_always"]))
-        elif name == "confluent":
-            out += peers.run_confluent(min(n, PEER_CAPS["confluent"]), runs)
-        elif name == "persistqueue":
-            out += peers.run_persistqueue(min(n, PEER_CAPS["persistqueue"]), runs, root)
-        for res in out:
-            if res.skipped and not getattr(res, "_said", False):
+        try:
+            if name == "redis":
+                got = peers.run_redis(min(n, PEER_CAPS["redis"]), runs, root)
+            elif name == "nats":
+                got = peers.run_nats(min(n, PEER_CAPS["nats"]), runs, root, min(n, PEER_CAPS["nats_always"]))
+            elif name == "confluent":
+                got = peers.run_confluent(min(n, PEER_CAPS["confluent"]), runs)
+            else:
+                got = peers.run_persistqueue(min(n, PEER_CAPS["persistqueue"]), runs, root)
+        except Exception as exc:  # a peer never fails the benchmark
+            got = [peers.PeerResult(name, "?", n, skipped=f"failed: {exc!r}")]
+        for res in got:
+            if res.skipped:
                 progress(f"peer {res.peer} ({res.durability}): skipped: {res.skipped}")
-                res._said = True  # type: ignore[attr-defined]
+            else:
+                progress(f"peer {res.peer} ({res.durability}): {rate(res.n, median(res.produce_s)):,.0f} w/s, "
+                         f"{rate(res.n, median(res.consume_s)):,.0f} r/s")
+        out += got
     return out
 
 
@@ -356,13 +363,22 @@ def _environment() -> dict[str, Any]:
         rev = ""
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "python": platform.python_version(),
             "platform": platform.platform(), "cpus": os.cpu_count(), "lmdb": lmdb.__version__,
-            "embedlog": getattr(embedlog, "__version__", "?"), "git": rev}
+            "embedlog": getattr(embedlog, "__version__", "?"), "git": rev, "loadavg_start": _load()}
+
+
+def _load() -> str:
+    """The 1/5/15-minute load averages: other work on the machine skews absolute figures."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, help="records per throughput run (default 1,000,000; --quick 200,000)")
-    ap.add_argument("--runs", type=int, default=3, help="runs per throughput row; medians are reported (default 3)")
+    ap.add_argument("--runs", type=int, help="runs per throughput row; medians are reported (default 5; --quick 3)")
+    ap.add_argument("--peer-runs", type=int, default=3, help="runs per peer row; medians are reported (default 3)")
     ap.add_argument("--peers", default=None,
                     help=f"comma-separated subset of {','.join(peers.PEER_NAMES)}, or 'none' "
                          "(default: all; with --quick: none)")
@@ -374,6 +390,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", default=str(HERE / "results"), help="where to write core.md and core.json")
     args = ap.parse_args(argv)
     args.records = args.records or (200_000 if args.quick else 1_000_000)
+    args.runs = args.runs or (3 if args.quick else 5)
     args.latency_samples = args.latency_samples or (300 if args.quick else 2000)
     args.group_seconds = args.group_seconds or (1.0 if args.quick else 3.0)
     args.rss_mb = args.rss_mb or (200 if args.quick else 1000)
@@ -397,28 +414,32 @@ def main(argv: list[str] | None = None) -> int:
     root = args.dir or tempfile.mkdtemp(prefix="embedlog-bench-")
     os.makedirs(root, exist_ok=True)
     n = args.records
-    data: dict[str, Any] = {"environment": _environment(), "args": {k: v for k, v in vars(args).items()},
+    data: dict[str, Any] = {"environment": _environment(), "args": dict(vars(args)),
                             "targets": TARGETS}
     try:
         data["throughput"] = throughput(n, args.runs, root, (1, 4), progress)
         data["latency"] = latency_section(root, args.latency_samples, min(100, args.latency_samples // 10), progress)
         data["group_commit"] = group_section(root, args.group_seconds, progress)
         data["memory"] = rss_section(root, args.rss_mb, progress)
-        peer_results = peers_section(args.peer_names, n, args.runs, root, progress)
+        peer_results = peers_section(args.peer_names, n, args.peer_runs, root, progress)
         data["peers"] = [vars(r) for r in peer_results]
     finally:
         if not args.dir:
             shutil.rmtree(root, ignore_errors=True)
 
-    t_rows, headline = throughput_rows(n, data["throughput"])
     env = data["environment"]
+    env["loadavg_end"] = _load()
+    env["seconds"] = round(time.perf_counter() - started, 1)
+    t_rows, headline = throughput_rows(n, data["throughput"])
+    command = " ".join(sys.argv[1:] if argv is None else argv)
     md = [f"# embedlog core benchmark{' (--quick)' if args.quick else ''}", "",
           f"{env['date']} · git {env['git'] or '?'} · Python {env['python']} · py-lmdb {env['lmdb']} · "
           f"{env['cpus']} CPUs · {env['platform']}", "",
+          f"Load average at start {env['loadavg_start']}, at end {env['loadavg_end']} (other work on this machine "
+          f"moves absolute figures; ratios are measured side by side); total {env['seconds']:.0f} s.", "",
           f"Workload: {n:,} records, keys `key-{{i % 1000}}`, 100-byte values, no compression; MB = 10^6 bytes of "
           f"key + value. Throughput rows are medians of {args.runs} runs; ratios are against the floor measured "
-          "in this same run. Command: `python benchmarks/bench_core.py " + " ".join(sys.argv[1:] if argv is None else argv)
-          + "`", "",
+          f"in this same run. Command: `python benchmarks/bench_core.py {command}`", "",
           "## Throughput", "",
           table(["what", "records", "msgs/s", "MB/s", "vs floor", "durability", "target", "met?"], t_rows), "",
           "## Latency, produce to consume (single records, send-start to poll-return)", "",

@@ -94,7 +94,8 @@ def cross_process(path: str, samples: int, warmup: int, *, durability: str) -> l
             assert child.stdout is not None
             line = child.stdout.readline().strip()
             if line != "ready":
-                raise RuntimeError(f"latency child did not start: {line!r} {child.stderr.read() if child.stderr else ''}")
+                err = child.stderr.read() if child.stderr else ""
+                raise RuntimeError(f"latency child did not start: {line!r} {err.strip()[-2000:]}")
             out: list[int] = []
             with log.producer() as p:
                 for _ in range(total):

@@ -37,7 +37,7 @@ class PeerResult:
     skipped: str = ""
 
 
-class Skip(Exception):  # noqa: N818 - a control-flow signal, not an error
+class Skip(Exception):
     """The peer cannot run here; the message says why."""
 
 
@@ -83,8 +83,8 @@ def run_redis(n: int, runs: int, root: str) -> list[PeerResult]:
     """Redis Streams: pipelined XADD per 1,000; XREAD COUNT 10000; AOF everysec and always."""
     modes = ("everysec", "always")
     try:
-        import redis
-        from redis.utils import HIREDIS_AVAILABLE
+        import redis  # noqa: PLC0415 - optional peer, imported only when it runs
+        from redis.utils import HIREDIS_AVAILABLE  # noqa: PLC0415 - optional peer, imported only when it runs
     except ImportError as exc:
         return [_skip("Redis Streams", f"AOF {m}", n, f"client not importable: {exc}") for m in modes]
     exe = shutil.which("redis-server")
@@ -155,8 +155,8 @@ def _nats_version(exe: str) -> tuple[int, ...]:
 
 
 async def _nats_once(url: str, n: int, i: int) -> tuple[float, float]:
-    import nats
-    from nats.js.api import StorageType
+    import nats  # noqa: PLC0415 - optional peer, imported only when it runs
+    from nats.js.api import StorageType  # noqa: PLC0415 - optional peer, imported only when it runs
 
     nc = await nats.connect(url, max_reconnect_attempts=1)
     try:
@@ -189,7 +189,7 @@ def run_nats(n: int, runs: int, root: str, n_always: int) -> list[PeerResult]:
     labels = [("default", "file store, fsync every 2 min (default sync_interval)", n),
               ("always", "file store, sync_interval: always (fsync per write)", n_always)]
     try:
-        import nats  # noqa: F401
+        import nats  # noqa: F401, PLC0415 - optional peer, imported only when it runs
     except ImportError as exc:
         return [_skip("NATS JetStream", d, m, f"client nats-py not importable: {exc}") for _, d, m in labels]
     exe = _nats_server()
@@ -230,8 +230,8 @@ def run_confluent(n: int, runs: int) -> list[PeerResult]:
     """confluent-kafka against librdkafka's in-process mock cluster (memory only)."""
     durability = "mock cluster in memory (acks=all to 1 mock broker; no disk)"
     try:
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-        from confluent_kafka import libversion as _libversion
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition  # noqa: PLC0415 - optional peer, imported only when it runs
+        from confluent_kafka import libversion as _libversion  # noqa: PLC0415 - optional peer, imported only when it runs
     except ImportError as exc:
         return [_skip("confluent-kafka (mock)", durability, n, f"not importable: {exc}")]
     res = PeerResult("confluent-kafka (mock)", durability, n,
@@ -269,7 +269,7 @@ def run_confluent(n: int, runs: int) -> list[PeerResult]:
                 while got < n:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"confluent consume stalled at {got} of {n}")
-                    for m in cons.consume(num_messages=10_000, timeout=1.0):
+                    for m in cons.consume(num_messages=10_000, timeout=0.05):
                         if m.error() is None:
                             got += 1
                 consume = time.perf_counter() - t0
@@ -290,7 +290,7 @@ def run_confluent(n: int, runs: int) -> list[PeerResult]:
 def run_persistqueue(n: int, runs: int, root: str) -> list[PeerResult]:
     """persist-queue SQLiteQueue: put() each (auto_commit), get() each."""
     try:
-        import persistqueue
+        import persistqueue  # noqa: PLC0415 - optional peer, imported only when it runs
     except ImportError as exc:
         return [_skip("persist-queue SQLiteQueue", "SQLite", n, f"not importable: {exc}")]
     res = PeerResult("persist-queue SQLiteQueue", "SQLite WAL", n,

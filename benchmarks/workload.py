@@ -14,7 +14,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 VALUE_SIZE = 100
 DISTINCT_KEYS = 1000
@@ -113,8 +113,6 @@ def dir_bytes(path: str) -> int:
     total = 0
     for root, _dirs, files in os.walk(path):
         for f in files:
-            try:
+            with suppress(OSError):  # a file removed while we walk
                 total += os.path.getsize(os.path.join(root, f))
-            except OSError:
-                pass
     return total

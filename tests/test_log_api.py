@@ -504,7 +504,7 @@ def test_value_serializer_keeps_tombstones(log: embedlog.Log) -> None:
     with log.producer(value_serializer=lambda v: json.dumps(v).encode()) as p:
         p.send("t", None, key=b"gone")
         p.flush()
-    with log.consumer(["t"], auto_offset_reset="earliest", value_deserializer=json.loads) as c:
+    with log.consumer(["t"], auto_offset_reset="earliest") as c:
         got = drain(c)
     assert [(m.key, m.value) for m in got] == [(b"gone", None)]
 
@@ -688,20 +688,25 @@ def test_partition_out_of_range(log: embedlog.Log) -> None:
     with log.consumer() as c:
         with pytest.raises(UnknownPartitionError):
             c.assign([TopicPartition("t", 2)])
+        with pytest.raises(UnknownPartitionError):
+            c.assign([TopicPartition("t", -1)])
         c.assign([TopicPartition("t", 0)])
-        with pytest.raises(UnknownPartitionError):
-            c.end_offsets([TopicPartition("t", 7)])
-        with pytest.raises(UnknownPartitionError):
-            c.beginning_offsets([TopicPartition("t", 7)])
+        for bad in (7, -1):
+            with pytest.raises(UnknownPartitionError):
+                c.end_offsets([TopicPartition("t", bad)])
+            with pytest.raises(UnknownPartitionError):
+                c.beginning_offsets([TopicPartition("t", bad)])
     for bad in (2, -1):
         with pytest.raises(UnknownPartitionError):
             log.delete_records("t", bad, 0)
 
 
-def test_offsets_for_times_unknown_partition(log: embedlog.Log) -> None:
+@pytest.mark.parametrize("bad", [2, 7, -1])
+def test_offsets_for_times_unknown_partition(log: embedlog.Log, bad: int) -> None:
+    """Like beginning_offsets/end_offsets, not a silent None."""
     log.create_topic("t", 2)
     with log.consumer() as c, pytest.raises(UnknownPartitionError):
-        c.offsets_for_times({TopicPartition("t", 7): 0})
+        c.offsets_for_times({TopicPartition("t", bad): 0})
 
 
 def test_record_too_large(log: embedlog.Log) -> None:

@@ -24,6 +24,7 @@ from .model import (
     TopicPartition,
 )
 from .producer import Producer
+from .transactions import Transaction
 
 __all__ = [
     "Consumer",
@@ -35,6 +36,7 @@ __all__ = [
     "RecordMetadata",
     "TopicDescription",
     "TopicPartition",
+    "Transaction",
     "errors",
     "open",
 ]

@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING, Any
 import lmdb
 
 from .codec.batch import DecodedBatch
-from .errors import ClosedError, ConfigError, InvalidOffsetError, NotAssignedError, OffsetOutOfRangeError
+from .errors import (
+    ClosedError,
+    ConfigError,
+    EmbedlogError,
+    InvalidOffsetError,
+    NotAssignedError,
+    OffsetOutOfRangeError,
+)
+from .groups.coordinator import validate_group
+from .groups.member import Membership, RebalanceCallback
 from .model import NO_HEADERS, Message, OffsetAndTimestamp, TopicPartition
 from .storage import partition as plog
 from .storage.schema import PartitionState
@@ -60,7 +69,12 @@ class Consumer:
     """
 
     def __init__(self, log: Log, topics: Iterable[str] | str | None = None, *,
-                 auto_offset_reset: str = "latest", max_poll_records: int = 500,
+                 group: str | None = None, auto_offset_reset: str = "latest", max_poll_records: int = 500,
+                 enable_auto_commit: bool = True, auto_commit_interval_ms: int = 5000,
+                 on_assign: RebalanceCallback | None = None, on_revoke: RebalanceCallback | None = None,
+                 on_lost: RebalanceCallback | None = None, session_timeout_ms: int = 10_000,
+                 heartbeat_interval_ms: int = 3000, max_poll_interval_ms: int = 300_000,
+                 partition_assignment_strategy: str = "cooperative-sticky", client_id: str = "",
                  key_deserializer: Callable[[bytes], Any] | None = None,
                  value_deserializer: Callable[[bytes], Any] | None = None,
                  fetch_max_bytes: int = 4 << 20) -> None:
@@ -83,29 +97,79 @@ class Consumer:
         self._rr = 0
         self._closed = False
         self._subscription: list[str] = []
+        self.group = None if group is None else validate_group(group)
+        self.enable_auto_commit = bool(enable_auto_commit) and group is not None
+        self._auto_commit_interval = auto_commit_interval_ms / 1000
+        self._last_auto_commit = time.monotonic()
+        self._coord = log._coordinator
+        self._membership: Membership | None = None
+        if group is not None:
+            self._membership = Membership(
+                self, self._coord, group, protocol=partition_assignment_strategy,
+                session_timeout_ms=session_timeout_ms, heartbeat_interval_ms=heartbeat_interval_ms,
+                max_poll_interval_ms=max_poll_interval_ms, client_id=client_id,
+                on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
         log._register(self)
         if topics is not None:
             self.subscribe([topics] if isinstance(topics, str) else list(topics))
 
     # -- assignment ---------------------------------------------------------------------
     def subscribe(self, topics: Iterable[str]) -> None:
-        """Consume all partitions of ``topics`` (standalone: no group)."""
+        """Subscribe to ``topics``: with a group, share their partitions with the group's
+        other members; without one, consume all their partitions."""
         self._check()
-        names = list(topics)
+        names = [topics] if isinstance(topics, str) else list(topics)
         tps: list[TopicPartition] = []
         for name in names:
             meta = self._log._topic_for_consume(name)
             tps.extend(TopicPartition(name, p) for p in range(meta.partitions))
         self._subscription = names
+        if self._membership is not None:
+            self._membership.join(names)
+            return
         self.assign(tps)
+
+    # -- group membership hooks (called by groups.member.Membership) ---------------------------
+    def _add_partitions(self, tps: list[TopicPartition]) -> None:
+        for tp in tps:
+            meta = self._log._topic_for_consume(tp.topic)
+            self._ids[tp] = (meta.topic_id, meta.config.log_append_time)
+            if tp not in self._assignment:
+                self._assignment.append(tp)
+            self._positions.pop(tp, None)  # start from the committed offset
+
+    def _drop_partitions(self, tps: list[TopicPartition]) -> None:
+        for tp in tps:
+            if tp in self._assignment:
+                self._assignment.remove(tp)
+            self._ids.pop(tp, None)
+            self._positions.pop(tp, None)
+            self._buffers.pop(tp, None)
+            self._paused.discard(tp)
+
+    def _before_release(self, tps: list[TopicPartition]) -> None:
+        if self.enable_auto_commit:
+            offsets = {tp: self._positions[tp] for tp in tps if tp in self._positions}
+            if offsets:
+                try:
+                    self._commit_offsets(offsets)
+                except EmbedlogError:
+                    pass  # fenced: another member owns it already; it resumes from the last commit
 
     def subscription(self) -> list[str]:
         """The subscribed topic names."""
         return list(self._subscription)
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
-        """Consume exactly these partitions; positions of kept partitions are kept."""
+        """Consume exactly these partitions; positions of kept partitions are kept.
+
+        With a group, manual assignment replaces subscription (as in Kafka, the two do
+        not mix); commits are then not fenced.
+        """
         self._check()
+        if self._membership is not None and self._subscription:
+            raise ConfigError("this consumer subscribed with a group; assign() and subscribe() cannot be mixed "
+                              "(unsubscribe() first)")
         tps = [TopicPartition(*tp) for tp in partitions]
         ids: dict[TopicPartition, tuple[int, bool]] = {}
         for tp in tps:
@@ -152,8 +216,10 @@ class Consumer:
                                     f"{st.start_offset}..{st.end_offset} and auto_offset_reset='none'")
 
     def _initial_position(self, txn: lmdb.Transaction, tp: TopicPartition, st: PartitionState) -> int | None:
-        """Where a partition with no position starts (the group layer overrides this)."""
-        return None
+        """Where a partition with no position starts: the group's committed offset."""
+        if self.group is None:
+            return None
+        return self._coord.committed_in(txn, self.group, tp)
 
     def _resolve(self, txn: lmdb.Transaction, tp: TopicPartition) -> tuple[int, PartitionState] | None:
         tid = self._ids[tp][0]
@@ -332,6 +398,8 @@ class Consumer:
         deadline = time.monotonic() + timeout
         while True:
             seen = notifier.generation
+            if self._membership is not None:
+                self._membership.reconcile()
             out = self._collect(limit)
             if out or timeout <= 0:
                 return out
@@ -342,7 +410,78 @@ class Consumer:
             self._check()
 
     def _before_poll(self) -> None:
-        """Hook for the group layer (heartbeat, rebalance)."""
+        if self.enable_auto_commit and time.monotonic() - self._last_auto_commit >= self._auto_commit_interval:
+            self._last_auto_commit = time.monotonic()
+            offsets = {tp: pos for tp, pos in self._positions.items() if tp in self._ids}
+            if offsets:
+                try:
+                    self._commit_offsets(offsets)
+                except EmbedlogError:
+                    pass  # fenced after a rebalance; the next poll follows the group
+
+    # -- committed offsets ----------------------------------------------------------------------
+    def _commit_offsets(self, offsets: Mapping[TopicPartition, Any]) -> None:
+        assert self.group is not None
+        member = self._membership.member_id if self._membership is not None and self._subscription else None
+        self._coord.commit(self.group, offsets, member)
+
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Commit offsets for this consumer's group; durable on return.
+
+        Without ``offsets``: the positions of every assigned partition — everything
+        ``poll`` returned.  An offset is the *next* offset to read.  Raises
+        ``IllegalGenerationError`` if this member no longer owns a partition (it was
+        rebalanced away), ``NotAssignedError`` for a partition never assigned here, and
+        ``InvalidOffsetError`` for an offset beyond the end of the partition.
+        """
+        self._check()
+        if self.group is None:
+            raise ConfigError("commit() needs a consumer group: create the consumer with group=...")
+        if offsets is None:
+            offsets = {tp: pos for tp, pos in self._positions.items() if tp in self._ids}
+            if not offsets:
+                return
+        else:
+            offsets = {TopicPartition(*tp): off for tp, off in offsets.items()}
+            for tp in offsets:
+                if self._membership is not None and self._subscription and tp not in self._ids:
+                    raise NotAssignedError(f"{tp.topic}[{tp.partition}] is not assigned to this member of group "
+                                           f"{self.group!r}; only owned partitions can be committed")
+        self._commit_offsets(offsets)
+        self._last_auto_commit = time.monotonic()
+
+    def committed(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """The group's committed offset (next offset to read) per partition, or ``None``."""
+        self._check()
+        if self.group is None:
+            raise ConfigError("committed() needs a consumer group: create the consumer with group=...")
+        return self._coord.committed(self.group, partitions)
+
+    def group_metadata(self) -> tuple[str, str | None]:
+        """``(group, member_id)``: what a transaction needs to fence offsets committed through it."""
+        if self.group is None:
+            raise ConfigError("this consumer has no group")
+        member = self._membership.member_id if self._membership is not None and self._subscription else None
+        return self.group, member
+
+    def unsubscribe(self) -> None:
+        """Leave the group (if any) and drop every partition."""
+        self._check()
+        if self._membership is not None and self._subscription:
+            self._membership.close()
+            self._membership = Membership(
+                self, self._coord, self._membership.group, protocol=self._membership.protocol,
+                session_timeout_ms=self._membership.session_timeout_ms,
+                heartbeat_interval_ms=int(self._membership.hb_interval * 1000),
+                max_poll_interval_ms=int(self._membership.max_poll_interval * 1000),
+                client_id=self._membership.client_id, on_assign=self._membership.callbacks["assign"],
+                on_revoke=self._membership.callbacks["revoke"], on_lost=self._membership.callbacks["lost"])
+        self._subscription = []
+        self._assignment = []
+        self._ids.clear()
+        self._positions.clear()
+        self._buffers.clear()
+        self._paused.clear()
 
     def __iter__(self) -> Iterator[Message]:
         """Yield records forever (until the consumer or log is closed)."""
@@ -369,9 +508,13 @@ class Consumer:
         """Release the consumer (idempotent)."""
         if self._closed:
             return
-        self._closed = True
-        self._buffers.clear()
-        self._log._unregister(self)
+        try:
+            if self._membership is not None and self._subscription and not self._log.closed:
+                self._membership.close()
+        finally:
+            self._closed = True
+            self._buffers.clear()
+            self._log._unregister(self)
 
     def __enter__(self) -> Consumer:
         return self

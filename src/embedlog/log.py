@@ -17,6 +17,8 @@ from .model import TopicDescription
 from .producer import Producer
 from .storage.store import Store
 from .storage.topics import MAX_PARTITIONS, TopicMeta, validate_name
+from .groups.coordinator import Coordinator, GroupDescription, validate_group
+from .transactions import Transaction
 from .writer import GroupCommitter
 
 __all__ = ["Log", "open"]
@@ -43,6 +45,7 @@ class Log:
                             fsync_interval_ms=fsync_interval_ms, cross_process=not self._temporary)
         self.durability = durability
         self._committer = GroupCommitter(self._store)
+        self._coordinator = Coordinator(self._store)
         self._closed = False
         self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
         self._meta_cache: dict[str, TopicMeta] = {}
@@ -134,6 +137,38 @@ class Log:
 
     def _topic_for_consume(self, name: str) -> TopicMeta:
         return self._topic_meta(name, create=True)
+
+    # -- consumer groups ---------------------------------------------------------------------
+    def groups(self) -> list[str]:
+        """Names of every consumer group with members or committed offsets."""
+        self._check()
+        return self._coordinator.groups()
+
+    def describe_group(self, group: str) -> GroupDescription:
+        """Members, their partitions, committed offsets, end offsets and lag per partition."""
+        self._check()
+        return self._coordinator.describe(validate_group(group))
+
+    def reset_group_offsets(self, group: str, topic: str, to: object = "earliest") -> dict[Any, int]:
+        """Set a group's committed offsets for ``topic``: ``"earliest"``, ``"latest"``, an
+        offset, or a ``datetime``.  The group must have no live members."""
+        self._check()
+        return self._coordinator.reset_offsets(validate_group(group), topic, to)
+
+    def delete_group(self, group: str) -> None:
+        """Delete a group's committed offsets and state (it must have no live members)."""
+        self._check()
+        self._coordinator.delete(validate_group(group))
+
+    def commit_offsets(self, group: str, offsets: Mapping[Any, int]) -> None:
+        """Commit offsets for ``group`` by name (no member fencing); durable on return."""
+        self._check()
+        self._coordinator.commit(validate_group(group), offsets, None)
+
+    def transaction(self, **producer_options: Any) -> Transaction:
+        """A ``Transaction``: use it as ``with log.transaction() as tx:``."""
+        self._check()
+        return Transaction(self, **producer_options)
 
     # -- clients -----------------------------------------------------------------------------
     def producer(self, **options: Any) -> Producer:

@@ -113,7 +113,8 @@ class Producer:
                  partitioner: str | Partitioner | None = None,
                  key_serializer: Callable[[Any], bytes] | None = None,
                  value_serializer: Callable[[Any], bytes] | None = None,
-                 acks: str | int = "leader", delivery_timeout_ms: int = 120_000) -> None:
+                 acks: str | int = "leader", delivery_timeout_ms: int = 120_000,
+                 _transactional: bool = False) -> None:
         if compression not in codec.COMPRESSIONS:
             raise ConfigError(f"compression must be None or 'zstd', got {compression!r}")
         if acks not in _ACKS:
@@ -137,8 +138,10 @@ class Producer:
         self._topics_version = -1
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._buffer_limit = 3 * buffer_records
-        self._idle = True
+        self._transactional = _transactional
+        # A transaction keeps everything until it commits: no linger, no early writes.
+        self._buffer_limit = 1 << 62 if _transactional else 3 * buffer_records
+        self._idle = not _transactional
         self._closed = False
         self._wake = threading.Event()
         self._linger_thread: threading.Thread | None = None
@@ -349,14 +352,16 @@ class Producer:
             j = min(n, i + per)
             out.append((i, j, codec.encode(keys[i:j], values[i:j], stamps[i:j],
                                            hdrs[i:j] if hdrs is not None else None,
-                                           compression=self._compression)))
+                                           compression=self._compression,
+                                           transactional=self._transactional)))
         return out, callbacks
 
-    def _write(self) -> bool:
-        """Write everything buffered; return whether there was anything."""
+    def _write(self, extra: Callable[[Any], None] | None = None) -> bool:
+        """Write everything buffered (and run ``extra`` in the same transaction); return
+        whether there was anything."""
         with self._flush_lock:
             drained = self._drain()
-            if not drained:
+            if not drained and extra is None:
                 return False
             items: list[AppendItem] = []
             spans = []
@@ -367,7 +372,7 @@ class Producer:
                     spans.append((st, start, end, flat, callbacks))
             error: EmbedlogError | None = None
             try:
-                self._log._committer.append(items)
+                self._log._committer.append(items, extra)
             except EmbedlogError as exc:
                 error = exc
             self._deliver(items, spans, error)

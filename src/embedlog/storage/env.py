@@ -123,9 +123,13 @@ class Env:
             env = lmdb.open(self.path, subdir=True, map_size=map_size, max_dbs=len(DB_NAMES) + 4,
                             max_readers=_MAX_READERS, sync=sync, metasync=sync, readahead=False,
                             lock=True)
-            self.dbs = {name: env.open_db(name.encode()) for name in DB_NAMES}
+            dbs = {name: env.open_db(name.encode()) for name in DB_NAMES}
         except lmdb.Error as exc:
             raise translate(exc, f"opening log directory {self.path!r}") from None
+        # Filled in place: the store and its clients hold this very dict, and after a
+        # fork they must get this environment's handles, not the parent's.
+        self.dbs.clear()
+        self.dbs.update(dbs)
         self._env = env
         self._pid = os.getpid()
         if self.durability == "interval" and (self._syncer is None or not self._syncer.is_alive()):
@@ -163,8 +167,12 @@ class Env:
 
     def _handle(self) -> lmdb.Environment:
         if self._pid != os.getpid():
-            # Never touch a parent's environment after fork(); open our own.
+            # Never touch a parent's environment after fork(); open our own.  Drop every
+            # reference to the parent's (its handles too) without closing it: py-lmdb
+            # then frees it without mdb_env_close, which in a child would clear the
+            # parent's reader slots, and lets this process open the files again.
             self._env = None
+            self.dbs.clear()
             self._syncer = None
             self._gate = _Gate()
             self._open()

@@ -24,6 +24,7 @@ import uuid
 __all__ = ["Notifier"]
 
 _ABSTRACT = sys.platform.startswith("linux")
+_MTIME_SLACK = 0.1  # seconds: far more than a filesystem timestamp tick
 
 
 def _address(path: str) -> str | bytes:
@@ -45,15 +46,22 @@ class Notifier:
         self._listener: threading.Thread | None = None
         self._sender: socket.socket | None = None
         self._peers: list[str] = []
-        self._peers_mtime = -1.0
+        self._peers_mtime = -1
+        self._peers_listed = 0.0
         self._pid = os.getpid()
         self._closed = False
         self._lock = threading.Lock()
 
     # -- waiting ---------------------------------------------------------------
     def wait(self, seen: int, timeout: float) -> int:
-        """Block until the generation moves past ``seen`` or ``timeout`` seconds pass."""
-        self._ensure_listener()
+        """Block until the generation moves past ``seen`` or ``timeout`` seconds pass.
+
+        Returns at once the first time a process waits: commits made before its socket
+        was registered woke nobody, so the caller must look for data again first.
+        """
+        self._check_fork()
+        if self._ensure_listener():
+            return self.generation
         deadline = time.monotonic() + timeout
         with self._cond:
             while self.generation == seen and not self._closed:
@@ -68,15 +76,34 @@ class Notifier:
             self.generation += 1
             self._cond.notify_all()
 
-    def _ensure_listener(self) -> None:
-        if self._wake_dir is None or self._closed:
+    def _check_fork(self) -> None:
+        """In a forked child, drop the parent's socket, sender, listener and locks.
+
+        They belong to the parent: the child closes only its copies of the descriptors,
+        registers its own socket when it first waits, and never skips nor unregisters
+        the parent's.
+        """
+        pid = os.getpid()
+        if self._pid == pid:
             return
-        if self._listener is not None and self._pid == os.getpid():
-            return
+        for sock in (self._sock, self._sender):
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+        self._sock = self._sender = None
+        self._sock_path = None
+        self._listener = None
+        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._pid = pid
+
+    def _ensure_listener(self) -> bool:
+        """Register this process for wake-ups; True if it was not registered yet."""
+        if self._wake_dir is None or self._closed or self._listener is not None:
+            return False
         with self._lock:
-            if self._listener is not None and self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
+            if self._listener is not None:
+                return False
             os.makedirs(self._wake_dir, exist_ok=True)
             path = os.path.join(self._wake_dir, f"{os.getpid()}-{uuid.uuid4().hex}.sock")
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -88,6 +115,7 @@ class Notifier:
             self._listener = threading.Thread(target=self._listen, args=(sock,), name="embedlog-wake",
                                               daemon=True)
             self._listener.start()
+            return True
 
     def _listen(self, sock: socket.socket) -> None:
         while not self._closed:
@@ -102,15 +130,21 @@ class Notifier:
     # -- notifying -------------------------------------------------------------
     def notify(self) -> None:
         """Wake local waiters and every other process waiting on this log."""
+        self._check_fork()
         self._bump()
         if self._wake_dir is None:
             return
         try:
-            mtime = os.stat(self._wake_dir).st_mtime
+            mtime = os.stat(self._wake_dir).st_mtime_ns
         except FileNotFoundError:
             return
-        if mtime != self._peers_mtime:
+        # The directory's mtime comes from a coarse clock: a socket registered in the same
+        # tick as an earlier change leaves it unchanged.  So a listing is trusted only if
+        # it was taken well after that change; until then, list again.
+        now = time.time()
+        if mtime != self._peers_mtime or self._peers_listed - mtime / 1e9 < _MTIME_SLACK:
             self._peers_mtime = mtime
+            self._peers_listed = now
             try:
                 self._peers = [os.path.join(self._wake_dir, n) for n in os.listdir(self._wake_dir)
                                if n.endswith(".sock")]
@@ -118,8 +152,7 @@ class Notifier:
                 self._peers = []
         if not self._peers:
             return
-        if self._sender is None or self._pid != os.getpid():
-            self._pid = os.getpid()
+        if self._sender is None:
             self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self._sender.setblocking(False)
         for path in self._peers:
@@ -135,6 +168,7 @@ class Notifier:
 
     def close(self) -> None:
         """Stop listening and remove this process's socket."""
+        self._check_fork()
         self._closed = True
         self._bump()
         if self._sock is not None and self._sock_path is not None:

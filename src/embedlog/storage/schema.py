@@ -26,7 +26,8 @@ Named databases (``FORMAT_VERSION`` 1)::
 batches so a replica can apply one transaction's batches atomically), ``leader_epoch``
 (i32le; the epoch this directory writes with), ``role`` (``leader`` or ``replica``),
 ``topics_version`` (u64le; bumped on every topic create, alter or delete so caches in
-other processes notice).
+other processes notice), ``groups_version`` (u64le; bumped on every group membership or
+ownership change, so members notice a rebalance with one read).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ META_COMMIT_SEQ = b"commit_seq"
 META_LEADER_EPOCH = b"leader_epoch"
 META_ROLE = b"role"
 META_TOPICS_VERSION = b"topics_version"
+META_GROUPS_VERSION = b"groups_version"
 
 U32LE = struct.Struct("<I")
 U64LE = struct.Struct("<Q")

@@ -1,0 +1,1 @@
+"""Consumer groups: pure assignors and group state, and the LMDB-backed coordinator."""

@@ -1,0 +1,408 @@
+"""The group coordinator without a broker: group state and committed offsets in LMDB.
+
+Every change to a group runs in one LMDB write transaction of the log directory, so
+members in any thread or process see the same sequence of generations.  Liveness is
+kept outside LMDB, in heartbeat files under ``<log>/groups/`` whose modification time
+each member's heartbeat thread refreshes (no fsync: liveness need not survive a crash);
+a member whose file is older than its ``session_timeout_ms`` is removed by whichever
+member notices first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+import lmdb
+
+from ..errors import (
+    ConfigError,
+    GroupError,
+    IllegalGenerationError,
+    InvalidOffsetError,
+    UnknownGroupError,
+)
+from ..model import TopicPartition
+from ..storage import partition as plog
+from ..storage import schema, topics
+from ..storage.store import Store, now_ms
+from .state import GroupState, Member
+
+__all__ = ["Coordinator", "GroupDescription", "MemberDescription", "PartitionOffsets"]
+
+
+@attrs.frozen
+class MemberDescription:
+    """One live member of a group and the partitions it owns."""
+
+    member_id: str
+    client_id: str
+    topics: tuple[str, ...]
+    partitions: tuple[TopicPartition, ...]
+
+
+@attrs.frozen
+class PartitionOffsets:
+    """A group's position in one partition: committed offset, end offset, lag."""
+
+    topic: str
+    partition: int
+    committed: int | None
+    end_offset: int
+    lag: int | None
+    owner: str | None
+
+
+@attrs.frozen
+class GroupDescription:
+    """A snapshot of a group, as ``Log.describe_group`` returns it."""
+
+    group: str
+    state: str
+    protocol: str
+    generation: int
+    members: tuple[MemberDescription, ...]
+    offsets: tuple[PartitionOffsets, ...]
+
+    def lag(self) -> dict[TopicPartition, int | None]:
+        """Lag per partition (``None`` where nothing was committed)."""
+        return {TopicPartition(o.topic, o.partition): o.lag for o in self.offsets}
+
+    @property
+    def total_lag(self) -> int:
+        """Lag summed over partitions with a committed offset."""
+        return sum(o.lag or 0 for o in self.offsets)
+
+
+def validate_group(name: object) -> str:
+    """A group id is a non-empty str without NUL."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ConfigError(f"group must be a non-empty str without NUL characters, got {name!r}")
+    return name
+
+
+class Coordinator:
+    """Group operations over one ``Store``. Thread-safe (every call is one transaction)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.dbs = store.dbs
+        self.hb_root = os.path.join(store.path, "groups")
+
+    # -- heartbeat files ------------------------------------------------------------------
+    def _hb_dir(self, group: str) -> str:
+        return os.path.join(self.hb_root, hashlib.sha1(group.encode()).hexdigest()[:20])  # noqa: S324 - a name
+
+    def heartbeat(self, group: str, member_id: str) -> None:
+        """Refresh a member's heartbeat file."""
+        path = os.path.join(self._hb_dir(group), member_id)
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            os.makedirs(self._hb_dir(group), exist_ok=True)
+            with open(path, "wb"):
+                pass
+
+    def forget(self, group: str, member_id: str) -> None:
+        """Remove a member's heartbeat file."""
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(self._hb_dir(group), member_id))
+
+    def expired(self, state: GroupState, now: float | None = None, *, keep: str | None = None) -> list[str]:
+        """Members whose heartbeat is older than their session timeout."""
+        now = time.time() if now is None else now
+        out = []
+        for mid, m in state.members.items():
+            if mid == keep:
+                continue
+            try:
+                age = now - os.stat(os.path.join(self._hb_dir(state.name), mid)).st_mtime
+            except FileNotFoundError:
+                age = float("inf")
+            if age * 1000 > m.session_timeout_ms:
+                out.append(mid)
+        return out
+
+    # -- state in LMDB ----------------------------------------------------------------------
+    def load(self, txn: lmdb.Transaction, group: str) -> GroupState | None:
+        """The group's state, or ``None``."""
+        raw = txn.get(group.encode(), db=self.dbs["groups"])
+        return None if raw is None else GroupState.from_json(group, bytes(raw))
+
+    def save(self, txn: lmdb.Transaction, state: GroupState) -> None:
+        """Store the group's state and bump ``groups_version``."""
+        txn.put(state.name.encode(), state.to_json(), db=self.dbs["groups"])
+        self._bump(txn)
+
+    def _bump(self, txn: lmdb.Transaction) -> None:
+        version = self.store.meta_int(txn, schema.META_GROUPS_VERSION)
+        txn.put(schema.META_GROUPS_VERSION, schema.U64LE.pack(version + 1), db=self.dbs["meta"])
+
+    def version(self) -> int:
+        """The current ``groups_version``."""
+        return self.store.read(lambda txn: self.store.meta_int(txn, schema.META_GROUPS_VERSION))
+
+    def partitions(self, txn: lmdb.Transaction, names: Iterable[str]) -> dict[str, int]:
+        """Partition count of each existing topic among ``names``."""
+        out = {}
+        for name in names:
+            meta = topics.get(txn, self.dbs, name)
+            if meta is not None:
+                out[name] = meta.partitions
+        return out
+
+    def change(self, group: str, fn: Any) -> Any:
+        """Run ``fn(txn, state)`` on the group's state in a write transaction; save it if
+        ``fn`` returns a truthy ``changed`` first element; wake every poller."""
+
+        def body(txn: lmdb.Transaction) -> Any:
+            state = self.load(txn, group) or GroupState(group)
+            changed, result = fn(txn, state)
+            if changed:
+                self.save(txn, state)
+            return changed, result
+
+        changed, result = self.store.write(body)
+        if changed:
+            self.store.notifier.notify()
+        return result
+
+    def join(self, group: str, member: Member, protocol: str) -> GroupState:
+        """Add a member (removing expired ones first); return the new state."""
+        if not GroupState.valid_protocol(protocol):
+            raise ConfigError(f"unknown partition_assignment_strategy {protocol!r}; use range, roundrobin "
+                              "or cooperative-sticky")
+        self.heartbeat(group, member.member_id)
+
+        def fn(txn: lmdb.Transaction, state: GroupState) -> tuple[bool, GroupState]:
+            dead = self.expired(state, keep=member.member_id)
+            if dead:
+                state.leave(dead, self.partitions(txn, state.subscribed_topics()))
+            if state.members and state.protocol != protocol:
+                raise GroupError(
+                    f"group {group!r} uses the {state.protocol!r} assignor and this consumer asked for "
+                    f"{protocol!r}; every member of a group must use the same partition_assignment_strategy")
+            names = set(state.subscribed_topics()) | set(member.topics)
+            state.join(member, protocol, self.partitions(txn, names))
+            return True, state
+
+        return self.change(group, fn)
+
+    def leave(self, group: str, member_ids: Iterable[str]) -> None:
+        """Remove members (a consumer closing, or members found dead)."""
+        ids = list(member_ids)
+
+        def fn(txn: lmdb.Transaction, state: GroupState) -> tuple[bool, None]:
+            changed = state.leave(ids, self.partitions(txn, state.subscribed_topics()))
+            return changed, None
+
+        self.change(group, fn)
+
+    def sync(self, group: str, member_id: str, release: Iterable[TopicPartition]) -> tuple[GroupState, list[tuple[str, int]]]:
+        """Release ``release``, rebalance if topics changed, claim what is free; return
+        the state and the partitions newly claimed."""
+        rel = [(tp[0], tp[1]) for tp in release]
+
+        def fn(txn: lmdb.Transaction, state: GroupState) -> tuple[bool, tuple[GroupState, list[tuple[str, int]]]]:
+            if member_id not in state.members:
+                return False, (state, [])
+            changed = bool(state.release(member_id, rel))
+            parts = self.partitions(txn, state.subscribed_topics())
+            if parts != state.covered():
+                state.rebalance(parts)
+                changed = True
+            claimed = state.claim(member_id)
+            return changed or bool(claimed), (state, claimed)
+
+        return self.change(group, fn)
+
+    # -- committed offsets ----------------------------------------------------------------
+    def commit_in(self, txn: lmdb.Transaction, group: str, offsets: Mapping[TopicPartition, Any],
+                  member_id: str | None) -> None:
+        """Write committed offsets inside ``txn``; fenced by ownership when ``member_id``.
+
+        Values are an ``int`` offset or an ``(offset, metadata)`` pair.  Offsets must be
+        ``0 <= offset <= end offset``.
+        """
+        state = self.load(txn, group) if member_id is not None else None
+        if member_id is not None and (state is None or member_id not in state.members):
+            raise IllegalGenerationError(
+                f"member {member_id} is no longer in group {group!r} (it was removed after missing heartbeats "
+                "or polls); its offsets were not committed — poll again to rejoin")
+        stamp = now_ms()
+        for tp, value in offsets.items():
+            tp = TopicPartition(*tp)
+            offset, metadata = (value, "") if isinstance(value, int) else (value[0], value[1] or "")
+            meta = topics.require(txn, self.dbs, tp.topic)
+            st = plog.load_state(txn, self.dbs, meta.topic_id, tp.partition)
+            if st is None:
+                from ..errors import UnknownPartitionError
+
+                raise UnknownPartitionError(f"topic {tp.topic!r} has no partition {tp.partition}")
+            if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+                raise InvalidOffsetError(f"offset for {tp.topic}[{tp.partition}] must be an int >= 0, got {offset!r}")
+            if offset > st.end_offset:
+                raise InvalidOffsetError(
+                    f"cannot commit offset {offset} for {tp.topic}[{tp.partition}]: its end offset is "
+                    f"{st.end_offset} (a committed offset is the next offset to read)")
+            if state is not None and state.owner_of(tp) != member_id:
+                raise IllegalGenerationError(
+                    f"member {member_id} no longer owns {tp.topic}[{tp.partition}] in group {group!r} "
+                    f"(generation {state.generation}); the commit was refused so a stale member cannot move "
+                    "the group backwards")
+            value_bytes = schema.COMMITTED.pack(offset, st.leader_epoch, stamp) + str(metadata).encode()
+            txn.put(schema.committed_key(group, meta.topic_id, tp.partition), value_bytes, db=self.dbs["offsets"])
+
+    def commit(self, group: str, offsets: Mapping[TopicPartition, Any], member_id: str | None = None) -> None:
+        """Commit offsets in their own (durable) transaction."""
+        self.store.write(lambda txn: self.commit_in(txn, group, offsets, member_id))
+
+    def committed_in(self, txn: lmdb.Transaction, group: str, tp: TopicPartition) -> int | None:
+        """The committed offset of ``tp`` in ``group`` inside ``txn``, or ``None``."""
+        meta = topics.get(txn, self.dbs, tp[0])
+        if meta is None:
+            return None
+        raw = txn.get(schema.committed_key(group, meta.topic_id, tp[1]), db=self.dbs["offsets"])
+        if raw is None:
+            return None
+        return int(schema.COMMITTED.unpack_from(bytes(raw), 0)[0])
+
+    def committed(self, group: str, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """Committed offsets for ``tps``."""
+        tps = [TopicPartition(*tp) for tp in tps]
+        return self.store.read(lambda txn: {tp: self.committed_in(txn, group, tp) for tp in tps})
+
+    def _offsets_of(self, txn: lmdb.Transaction, group: str) -> dict[TopicPartition, int]:
+        prefix = group.encode() + b"\x00"
+        out = {}
+        with txn.cursor(db=self.dbs["offsets"]) as cur:
+            if not cur.set_range(prefix):
+                return out
+            for key, value in cur:
+                key = bytes(key)
+                if not key.startswith(prefix) or len(key) != len(prefix) + 8:
+                    if not key.startswith(prefix):
+                        break
+                    continue
+                _, tid, part = schema.unpack_committed_key(key)
+                meta = topics.get_by_id(txn, self.dbs, tid)
+                if meta is not None:
+                    out[TopicPartition(meta.name, part)] = int(schema.COMMITTED.unpack_from(bytes(value), 0)[0])
+        return out
+
+    # -- administration ---------------------------------------------------------------------
+    def groups(self) -> list[str]:
+        """Every group with state or committed offsets."""
+
+        def fn(txn: lmdb.Transaction) -> list[str]:
+            names = set()
+            with txn.cursor(db=self.dbs["groups"]) as cur:
+                names.update(bytes(k).decode() for k in cur.iternext(keys=True, values=False))
+            with txn.cursor(db=self.dbs["offsets"]) as cur:
+                names.update(schema.unpack_committed_key(bytes(k))[0]
+                             for k in cur.iternext(keys=True, values=False))
+            return sorted(names)
+
+        return self.store.read(fn)
+
+    def describe(self, group: str) -> GroupDescription:
+        """Members, ownership, committed offsets, end offsets and lag of a group."""
+
+        def fn(txn: lmdb.Transaction) -> GroupDescription:
+            state = self.load(txn, group)
+            committed = self._offsets_of(txn, group)
+            if state is None and not committed:
+                raise UnknownGroupError(f"consumer group {group!r} does not exist; log.groups() lists them")
+            state = state or GroupState(group)
+            live = {m: mm for m, mm in state.members.items() if m not in self.expired(state)}
+            members = tuple(
+                MemberDescription(mid, m.client_id, tuple(m.topics),
+                                  tuple(TopicPartition(*tp) for tp in state.owned_by(mid)))
+                for mid, m in sorted(live.items()))
+            tps = set(committed)
+            for t, n in self.partitions(txn, state.subscribed_topics()).items():
+                tps.update(TopicPartition(t, p) for p in range(n))
+            rows = []
+            for tp in sorted(tps):
+                meta = topics.get(txn, self.dbs, tp.topic)
+                if meta is None:
+                    continue
+                st = plog.load_state(txn, self.dbs, meta.topic_id, tp.partition)
+                end = st.end_offset if st else 0
+                c = committed.get(tp)
+                rows.append(PartitionOffsets(tp.topic, tp.partition, c, end, None if c is None else max(0, end - c),
+                                             state.owner_of(tp)))
+            return GroupDescription(group, state.state if live else "Empty", state.protocol, state.generation,
+                                    members, tuple(rows))
+
+        return self.store.read(fn)
+
+    def _require_inactive(self, txn: lmdb.Transaction, group: str, what: str) -> GroupState | None:
+        state = self.load(txn, group)
+        if state is not None:
+            live = [m for m in state.members if m not in self.expired(state)]
+            if live:
+                raise GroupError(f"cannot {what} group {group!r}: it has {len(live)} active member(s); "
+                                 "close them first (Kafka refuses this too)")
+        return state
+
+    def reset_offsets(self, group: str, topic: str, to: object) -> dict[TopicPartition, int]:
+        """Set the group's committed offsets of every partition of ``topic``."""
+        validate_group(group)
+
+        def fn(txn: lmdb.Transaction) -> dict[TopicPartition, int]:
+            self._require_inactive(txn, group, "reset offsets of")
+            meta = topics.require(txn, self.dbs, topic)
+            out = {}
+            for p in range(meta.partitions):
+                st = plog.load_state(txn, self.dbs, meta.topic_id, p)
+                if st is None:
+                    continue
+                if to == "earliest":
+                    off = st.start_offset
+                elif to == "latest":
+                    off = st.end_offset
+                elif isinstance(to, datetime):
+                    hit = plog.offset_for_time(txn, self.dbs, topic, meta.topic_id, p, int(to.timestamp() * 1000))
+                    off = st.end_offset if hit is None else hit[0]
+                elif isinstance(to, int) and not isinstance(to, bool):
+                    off = min(max(to, st.start_offset), st.end_offset)
+                else:
+                    raise ConfigError(f"to= must be 'earliest', 'latest', an offset or a datetime, got {to!r}")
+                out[TopicPartition(topic, p)] = off
+            self.commit_in(txn, group, out, None)
+            return out
+
+        result = self.store.write(fn)
+        return result
+
+    def delete(self, group: str) -> None:
+        """Delete a group's state and committed offsets (it must have no live members)."""
+
+        def fn(txn: lmdb.Transaction) -> None:
+            state = self._require_inactive(txn, group, "delete")
+            committed = self._offsets_of(txn, group)
+            if state is None and not committed:
+                raise UnknownGroupError(f"consumer group {group!r} does not exist; log.groups() lists them")
+            txn.delete(group.encode(), db=self.dbs["groups"])
+            prefix = group.encode() + b"\x00"
+            with txn.cursor(db=self.dbs["offsets"]) as cur:
+                doomed = []
+                if cur.set_range(prefix):
+                    for key in cur.iternext(keys=True, values=False):
+                        key = bytes(key)
+                        if not key.startswith(prefix):
+                            break
+                        if len(key) == len(prefix) + 8:
+                            doomed.append(key)
+            for key in doomed:
+                txn.delete(key, db=self.dbs["offsets"])
+            self._bump(txn)
+
+        self.store.write(fn)

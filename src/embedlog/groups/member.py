@@ -1,0 +1,218 @@
+"""One consumer's membership in a group: join, heartbeat, follow rebalances.
+
+``Membership`` runs in two places: on the consumer's own thread inside ``poll``
+(``reconcile``: call ``on_revoke``, release, claim, call ``on_assign``), and on a
+heartbeat thread (refresh the heartbeat file, leave the group when ``poll`` has not been
+called for ``max_poll_interval_ms``, remove members whose heartbeats stopped).
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, EmbedlogError
+from ..model import TopicPartition
+from .assignors import EAGER
+from .coordinator import Coordinator
+from .state import Member
+
+if TYPE_CHECKING:
+    from ..consumer import Consumer
+
+__all__ = ["Membership", "RebalanceCallback"]
+
+RebalanceCallback = Callable[..., Any]
+
+
+def _arity(cb: RebalanceCallback) -> int:
+    """1 for ``cb(partitions)``, 2 for ``cb(consumer, partitions)`` (confluent-kafka style)."""
+    try:
+        params = [p for p in inspect.signature(cb).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return 1
+    return 2 if len(params) >= 2 else 1
+
+
+class Membership:
+    """The group side of a ``Consumer`` with ``group=``."""
+
+    def __init__(self, consumer: Consumer, coordinator: Coordinator, group: str, *,
+                 protocol: str, session_timeout_ms: int, heartbeat_interval_ms: int,
+                 max_poll_interval_ms: int, client_id: str,
+                 on_assign: RebalanceCallback | None, on_revoke: RebalanceCallback | None,
+                 on_lost: RebalanceCallback | None) -> None:
+        if not 1 <= session_timeout_ms <= 3_600_000:
+            raise ConfigError(f"session_timeout_ms must be 1..3600000, got {session_timeout_ms}")
+        if max_poll_interval_ms < 1:
+            raise ConfigError(f"max_poll_interval_ms must be positive, got {max_poll_interval_ms}")
+        self.consumer = consumer
+        self.coord = coordinator
+        self.group = group
+        self.protocol = protocol
+        self.session_timeout_ms = session_timeout_ms
+        self.hb_interval = min(heartbeat_interval_ms, max(1, session_timeout_ms // 3)) / 1000
+        self.max_poll_interval = max_poll_interval_ms / 1000
+        self.client_id = client_id
+        self.callbacks = {"assign": on_assign, "revoke": on_revoke, "lost": on_lost}
+        self.member_id = f"{client_id or 'embedlog'}-{uuid.uuid4().hex[:12]}"
+        self.topics: list[str] = []
+        self.generation = -1
+        self.owned: set[TopicPartition] = set()
+        self._seen_version = -1
+        self._joined = False
+        self._kicked = threading.Event()
+        self._stop = threading.Event()
+        self._last_poll = time.monotonic()
+        self._thread: threading.Thread | None = None
+        self._waiting = False  # some of our target partitions are still owned by others
+        self._next_expiry_check = 0.0
+
+    # -- callbacks --------------------------------------------------------------------------
+    def _call(self, which: str, partitions: list[TopicPartition]) -> None:
+        cb = self.callbacks[which]
+        if which == "lost" and cb is None:
+            cb = self.callbacks["revoke"]
+        if cb is None:
+            return
+        if _arity(cb) == 2:
+            cb(self.consumer, partitions)
+        else:
+            cb(partitions)
+
+    # -- joining --------------------------------------------------------------------------
+    def join(self, topics: Iterable[str]) -> None:
+        """Join (or re-join with a new subscription)."""
+        self.topics = sorted(set(topics))
+        member = Member(self.member_id, self.topics, self.client_id, int(time.time() * 1000), self.session_timeout_ms)
+        self.coord.join(self.group, member, self.protocol)
+        self._joined = True
+        self._kicked.clear()
+        self._seen_version = -1
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._heartbeat_loop, name="embedlog-heartbeat", daemon=True)
+            self._thread.start()
+
+    def _rejoin(self) -> None:
+        lost = sorted(self.owned)
+        if lost:
+            self.owned.clear()
+            self.consumer._drop_partitions(lost)
+            self._call("lost", lost)
+        self.member_id = f"{self.client_id or 'embedlog'}-{uuid.uuid4().hex[:12]}"
+        self.join(self.topics)
+
+    # -- on the consumer's thread ----------------------------------------------------------------
+    def reconcile(self) -> None:
+        """Follow the group: revoke what moved away, claim what is ours. Called by ``poll``."""
+        self._last_poll = time.monotonic()
+        if not self._joined:
+            return
+        if self._kicked.is_set():
+            self._rejoin()
+        version = self.coord.version()
+        if version == self._seen_version:
+            if not self._waiting or time.monotonic() < self._next_expiry_check:
+                return
+            # Partitions of ours are held by others: are those others still alive?
+            state = self.coord.store.read(lambda txn: self.coord.load(txn, self.group))
+            shortest = min((m.session_timeout_ms for m in state.members.values()), default=3000) if state else 3000
+            self._next_expiry_check = time.monotonic() + min(self.hb_interval, shortest / 3000)
+            dead = [] if state is None else self.coord.expired(state, keep=self.member_id)
+            if not dead:
+                return
+            self.coord.leave(self.group, dead)
+            for mid in dead:
+                self.coord.forget(self.group, mid)
+            version = self.coord.version()
+        self._seen_version = version
+        state = self.coord.store.read(lambda txn: self.coord.load(txn, self.group))
+        if state is None or self.member_id not in state.members:
+            self._rejoin()
+            state = self.coord.store.read(lambda txn: self.coord.load(txn, self.group))
+            if state is None:
+                return
+        target = {TopicPartition(*tp) for tp in state.target.get(self.member_id, ())}
+        if self.protocol in EAGER and state.generation != self.generation:
+            revoke = sorted(self.owned)
+        else:
+            revoke = sorted(self.owned - target)
+        if revoke:
+            self._call("revoke", revoke)
+            self.consumer._before_release(revoke)
+            self.owned.difference_update(revoke)
+            self.consumer._drop_partitions(revoke)
+        state, claimed = self.coord.sync(self.group, self.member_id, revoke)
+        self._seen_version = self.coord.version()
+        self.generation = state.generation
+        if self.member_id not in state.members:
+            self._kicked.set()
+            return
+        owned_now = {TopicPartition(*tp) for tp in state.owned_by(self.member_id)}
+        new = sorted(owned_now - self.owned)
+        gone = sorted(self.owned - owned_now)
+        if gone:  # taken from us without a release: we were presumed dead
+            self.owned.difference_update(gone)
+            self.consumer._drop_partitions(gone)
+            self._call("lost", gone)
+        if new:
+            self.owned.update(new)
+            self.consumer._add_partitions(new)
+            self._call("assign", new)
+        del claimed
+        self._waiting = len(self.owned) < len(state.target.get(self.member_id, ()))
+
+    # -- heartbeat thread --------------------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(self.hb_interval):
+            try:
+                self._heartbeat_once()
+            except EmbedlogError:
+                continue
+            except Exception:  # noqa: BLE001,S112 - the log may be closing; try again next beat
+                continue
+
+    def _heartbeat_once(self) -> None:
+        if not self._joined or self._kicked.is_set():
+            return
+        if time.monotonic() - self._last_poll > self.max_poll_interval:
+            # Like Kafka: a member that stops polling leaves, so its partitions move on.
+            self._joined = False
+            self.coord.leave(self.group, [self.member_id])
+            self.coord.forget(self.group, self.member_id)
+            self._kicked.set()
+            self._joined = True
+            return
+        self.coord.heartbeat(self.group, self.member_id)
+        state = self.coord.store.read(lambda txn: self.coord.load(txn, self.group))
+        if state is None:
+            return
+        dead = self.coord.expired(state, keep=self.member_id)
+        if dead:
+            self.coord.leave(self.group, dead)
+            for mid in dead:
+                self.coord.forget(self.group, mid)
+
+    # -- leaving ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Revoke everything (``on_revoke``), leave the group, stop heartbeating."""
+        self._stop.set()
+        if not self._joined:
+            return
+        owned = sorted(self.owned)
+        try:
+            if owned:
+                self._call("revoke", owned)
+                self.consumer._before_release(owned)
+        finally:
+            self._joined = False
+            self.owned.clear()
+            try:
+                self.coord.leave(self.group, [self.member_id])
+            finally:
+                self.coord.forget(self.group, self.member_id)

@@ -1,0 +1,103 @@
+"""Transactions: records and committed offsets that become visible all at once, or never.
+
+A transaction buffers its records in memory; when the ``with`` block exits normally,
+they are encoded and written — with every offset committed through it — in one LMDB
+write transaction, so consumers see all of it or none of it, and a process that dies
+inside the block leaves nothing behind.  Consume-transform-produce with
+``tx.commit_offsets(consumer, ...)`` is therefore exactly-once: the outputs and the
+input offsets commit together, and a restarted worker resumes from those offsets.
+
+Offsets committed through a group member are fenced like its own commits (Kafka's
+``send_offsets_to_transaction`` with the consumer's group metadata): if the member no
+longer owns a partition, the whole transaction aborts with
+``TransactionAbortedError``.
+
+A transaction's records are held in memory until it commits; keep transactions to what
+fits comfortably (a limit Kafka does not have, noted in the README).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import lmdb
+
+from .errors import ClosedError, EmbedlogError, TransactionAbortedError
+from .model import TopicPartition
+from .producer import Producer
+
+if TYPE_CHECKING:
+    from .consumer import Consumer
+    from .log import Log
+
+__all__ = ["Transaction"]
+
+
+class Transaction:
+    """All-or-nothing writes across topics, partitions and consumer-group offsets."""
+
+    def __init__(self, log: Log, **producer_options: Any) -> None:
+        self._log = log
+        self._producer = Producer(log, _transactional=True, **producer_options)
+        self._offsets: list[tuple[str, str | None, dict[TopicPartition, Any]]] = []
+        self._done = False
+
+    def send(self, topic: str, value: Any = None, key: Any = None,
+             headers: Iterable[tuple[str, bytes | None]] | None = None, partition: int | None = None,
+             timestamp_ms: int | None = None) -> None:
+        """Add a record to the transaction (validated now, written at commit)."""
+        self._check()
+        self._producer.send(topic, value, key=key, headers=headers, partition=partition, timestamp_ms=timestamp_ms)
+
+    def commit_offsets(self, consumer_or_group: Consumer | str, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit ``offsets`` (next offset to read) with the transaction.
+
+        Through a consumer: fenced by its group membership.  By group name: for a group
+        with no live members (no fencing).
+        """
+        self._check()
+        if isinstance(consumer_or_group, str):
+            group, member = consumer_or_group, None
+        else:
+            group, member = consumer_or_group.group_metadata()
+        self._offsets.append((group, member, {TopicPartition(*tp): off for tp, off in offsets.items()}))
+
+    def _write_offsets(self, txn: lmdb.Transaction) -> None:
+        coord = self._log._coordinator
+        for group, member, offsets in self._offsets:
+            coord.commit_in(txn, group, offsets, member)
+
+    def commit(self) -> None:
+        """Write everything; raise ``TransactionAbortedError`` (nothing written) on failure."""
+        self._check()
+        self._done = True
+        try:
+            self._producer._write(self._write_offsets if self._offsets else None)
+        except EmbedlogError as exc:
+            raise TransactionAbortedError(f"transaction aborted, nothing of it was written: {exc}") from exc
+        finally:
+            self._producer._closed = True
+            self._log._unregister(self._producer)
+
+    def abort(self) -> None:
+        """Discard everything sent and committed in this transaction."""
+        if self._done:
+            return
+        self._done = True
+        self._producer._drain()
+        self._producer._closed = True
+        self._log._unregister(self._producer)
+
+    def _check(self) -> None:
+        if self._done:
+            raise ClosedError("this transaction has already committed or aborted; start a new one")
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
