@@ -110,6 +110,6 @@ def batches(
 
 
 #: names Kafka accepts: 1-249 of [a-zA-Z0-9._-], not "." or ".."
-topic_names: st.SearchStrategy[str] = st.from_regex(r"[a-zA-Z0-9._-]{1,249}", fullmatch=True).filter(
-    lambda s: s not in (".", "..")
-)
+topic_names: st.SearchStrategy[str] = st.text(
+    st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"), min_size=1, max_size=249
+).filter(lambda s: s not in (".", ".."))

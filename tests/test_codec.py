@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -21,10 +23,10 @@ import pytest
 import zstandard
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
-from strategies import I32_MAX, I32_MIN, REALISTIC_TS, Rec, batches
 
 from embedlog.codec import batch
 from embedlog.codec.batch import CorruptBatchError
+from strategies import I32_MAX, I32_MIN, REALISTIC_TS, Rec, batches
 
 COMPRESSIONS = [pytest.param(batch.COMPRESSION_NONE, id="none"), pytest.param(batch.COMPRESSION_ZSTD, id="zstd")]
 ZSTD_MAGIC = struct.pack("<I", 0xFD2FB528)
@@ -547,6 +549,52 @@ def test_zstd_frame_declaring_wrong_content_size_is_corrupt(declared: int) -> No
     buf = with_crc(header(batch.COMPRESSION_ZSTD, count=1, body_len=4) + _zstd_frame_claiming(declared, b"abcd"))
     with pytest.raises(CorruptBatchError):
         batch.decode(buf)
+
+
+def _zstd_frame_without_content_size(payload: bytes) -> bytes:
+    """A valid zstd frame that does not state its content size (descriptor 0x00, then a window byte)."""
+    block_header = struct.pack("<I", (len(payload) << 3) | 1)[:3]
+    return ZSTD_MAGIC + b"\x00\x00" + block_header + payload
+
+
+_LIMITED_DECODE = """
+import resource, sys
+from embedlog.codec import batch
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+for line in sys.stdin:
+    try:
+        batch.decode(bytes.fromhex(line.strip()))
+        print("decoded")
+    except batch.CorruptBatchError:
+        print("CorruptBatchError")
+    except BaseException as exc:
+        print(type(exc).__name__)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs RLIMIT_AS")
+def test_zstd_claims_are_not_allocated_under_a_memory_limit() -> None:
+    """With 1 GiB of address space, a batch whose header (CRC-valid) or zstd frame claims gigabytes
+    must still be CorruptBatchError, not MemoryError: the decoder must not allocate what it is told.
+
+    ``body_length`` is a u32; a frame without a content size makes ``decompress`` allocate
+    ``max_output_size=body_length`` up front (4 GiB here).
+    """
+    cases = {
+        "no content size, body_length 4 GiB": header(batch.COMPRESSION_ZSTD, count=1, body_len=2**32 - 1)
+        + _zstd_frame_without_content_size(b"abcd"),
+        "no content size, body_length 2 GiB": header(batch.COMPRESSION_ZSTD, count=1, body_len=2**31)
+        + _zstd_frame_without_content_size(b"abcd"),
+        "frame claims 1 TiB, body_length 4": header(batch.COMPRESSION_ZSTD, count=1, body_len=4)
+        + _zstd_frame_claiming(2**40, b"abcd"),
+        "both claim 4 GiB": header(batch.COMPRESSION_ZSTD, count=1, body_len=2**32 - 1)
+        + _zstd_frame_claiming(2**32 - 1, b"abcd"),
+    }
+    stdin = "".join(with_crc(c).hex() + "\n" for c in cases.values())
+    proc = subprocess.run([sys.executable, "-c", _LIMITED_DECODE], input=stdin, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert dict(zip(cases, proc.stdout.split())) == dict.fromkeys(cases, "CorruptBatchError")
 
 
 def test_zstd_frame_with_right_content_size_decodes() -> None:

@@ -29,7 +29,8 @@ def _load_harness() -> ModuleType:
     name = "embedlog_procs_harness"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "procs" / "harness.py")
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -172,7 +173,7 @@ def _in_child(fn: Callable[[], object], report_fd: int) -> None:
         try:
             result: dict[str, Any] = {"ok": fn()}
             code = 0
-        except BaseException:  # noqa: BLE001 - reported to the parent
+        except BaseException:  # reported to the parent
             result = {"error": traceback.format_exc()}
         with os.fdopen(report_fd, "w") as f:
             json.dump(result, f)

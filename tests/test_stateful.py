@@ -147,6 +147,11 @@ class LogMachine(RuleBasedStateMachine):
                            on_delivery=partial(self._on_delivery, sent))
         self.pending.append(sent)
 
+    @rule(records=st.lists(st.tuples(KEYS, VALUES, st.one_of(st.none(), st.integers(0, 2))), min_size=1, max_size=25))
+    def send_many(self, records: list[tuple[bytes | None, bytes | None, int | None]]) -> None:
+        for key, value, partition in records:
+            self.send(key, value, [], partition, None)
+
     @rule()
     def flush(self) -> None:
         self.producer.flush()
@@ -206,6 +211,8 @@ class LogMachine(RuleBasedStateMachine):
         expected = max(self.start[p], target)
         assert self.log.delete_records(TOPIC, p, before) == expected
         self.start[p] = expected
+        if data.draw(st.booleans(), label="poll right away"):  # a lagging consumer must reset to the new start
+            self.poll(20)
 
     # -- invariants -------------------------------------------------------------------------
     @invariant()
@@ -227,5 +234,5 @@ class LogMachine(RuleBasedStateMachine):
 def test_log_against_model(tmp_path: Path) -> None:
     machine = type("LogMachineRun", (LogMachine,), {"base_dir": tmp_path})
     run_state_machine_as_test(machine, settings=settings(
-        max_examples=60, stateful_step_count=30, deadline=None, database=None,
+        max_examples=75, stateful_step_count=40, deadline=None, database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))

@@ -7,6 +7,7 @@ given as ``int`` or as the strings Kafka's admin tools use (``"604800000"``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,6 +16,8 @@ import attrs
 from .errors import ConfigError
 
 __all__ = ["DEFAULTS", "TopicConfig", "validate_overrides"]
+
+_INT = re.compile(r"^[-+]?[0-9]+$")
 
 _CLEANUP_POLICIES = {
     "delete": frozenset({"delete"}),
@@ -42,10 +45,9 @@ def _int_in(low: int, high: int = 2**63 - 1) -> Callable[[str, object], int]:
         if isinstance(value, bool):
             raise ConfigError(f"{key} must be an integer, got {value!r}")
         if isinstance(value, str):
-            try:
-                value = int(value.strip())
-            except ValueError:
-                raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+            if not _INT.match(value.strip()):
+                raise ConfigError(f"{key} must be an integer, got {value!r}")
+            value = int(value.strip())
         if not isinstance(value, int):
             raise ConfigError(f"{key} must be an integer, got {type(value).__name__} {value!r}")
         if not low <= value <= high:

@@ -24,6 +24,7 @@ from .errors import (
     InvalidOffsetError,
     NotAssignedError,
     OffsetOutOfRangeError,
+    UnknownPartitionError,
 )
 from .groups.coordinator import validate_group
 from .groups.member import Membership, RebalanceCallback
@@ -173,12 +174,7 @@ class Consumer:
         tps = [TopicPartition(*tp) for tp in partitions]
         ids: dict[TopicPartition, tuple[int, bool]] = {}
         for tp in tps:
-            meta = self._log._topic_for_consume(tp.topic)
-            if not 0 <= tp.partition < meta.partitions:
-                from .errors import UnknownPartitionError
-
-                raise UnknownPartitionError(f"topic {tp.topic!r} has partitions 0..{meta.partitions - 1}; "
-                                            f"cannot assign {tp.partition}")
+            meta = self._meta(tp)
             ids[tp] = (meta.topic_id, meta.config.log_append_time)
         keep = set(tps)
         self._assignment = list(dict.fromkeys(tps))
@@ -267,16 +263,21 @@ class Consumer:
         for tp, off in self.end_offsets(self._targets(partitions)).items():
             self.seek(tp, off)
 
+    def _meta(self, tp: TopicPartition) -> Any:
+        meta = self._log._topic_for_consume(tp.topic)
+        if not isinstance(tp.partition, int) or not 0 <= tp.partition < meta.partitions:
+            raise UnknownPartitionError(f"topic {tp.topic!r} has partitions 0..{meta.partitions - 1}; "
+                                        f"partition {tp.partition!r} does not exist")
+        return meta
+
     def _states(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, PartitionState]:
         out = {}
+        metas = {TopicPartition(*tp): None for tp in partitions}
+        metas = {tp: self._meta(tp) for tp in metas}
         with self._store.env.read() as txn:
-            for tp in partitions:
-                tp = TopicPartition(*tp)
-                meta = self._log._topic_for_consume(tp.topic)
+            for tp, meta in metas.items():
                 st = plog.load_state(txn, self._store.dbs, meta.topic_id, tp.partition)
                 if st is None:
-                    from .errors import UnknownPartitionError
-
                     raise UnknownPartitionError(f"topic {tp.topic!r} has no partition {tp.partition}")
                 out[tp] = st
         return out
@@ -295,10 +296,12 @@ class Consumer:
         """For each partition, the earliest offset whose timestamp >= the one given, or ``None``."""
         self._check()
         out: dict[TopicPartition, OffsetAndTimestamp | None] = {}
+        metas = {TopicPartition(*tp): (self._meta(TopicPartition(*tp)), ts) for tp, ts in timestamps.items()}
         with self._store.env.read() as txn:
-            for tp, ts in timestamps.items():
-                tp = TopicPartition(*tp)
-                meta = self._log._topic_for_consume(tp.topic)
+            for tp, (meta, ts) in metas.items():
+                if not isinstance(ts, int) or ts < 0:
+                    raise InvalidOffsetError(f"timestamp for {tp.topic}[{tp.partition}] must be an int >= 0 "
+                                             f"(ms since the epoch), got {ts!r}")
                 hit = plog.offset_for_time(txn, self._store.dbs, tp.topic, meta.topic_id, tp.partition, ts)
                 out[tp] = None if hit is None else OffsetAndTimestamp(*hit)
         return out
@@ -406,6 +409,8 @@ class Consumer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return out
+            if self._membership is not None:
+                remaining = min(remaining, self._membership.recheck_in())
             notifier.wait(seen, remaining)
             self._check()
 

@@ -211,6 +211,6 @@ def _all_subclasses(cls: type[EmbedlogError]) -> list[type[EmbedlogError]]:
 def for_code(code: int) -> type[EmbedlogError]:
     """Return the error class for a Kafka error code (``EmbedlogError`` if unknown)."""
     for cls in _all_subclasses(EmbedlogError):
-        if cls.code == code:
+        if cls.code == code and code != -1:
             return cls
     return EmbedlogError

@@ -80,27 +80,29 @@ class Log:
     def describe_topic(self, name: str) -> TopicDescription:
         """Partitions (start/end offsets, bytes on disk) and effective config of a topic."""
         self._check()
-        return self._store.describe(name)
+        return self._store.describe(validate_name(name))
 
     def alter_topic_config(self, name: str, config: Mapping[str, object]) -> None:
         """Set (or, with ``None`` values, reset to default) config keys of a topic."""
         self._check()
-        self._store.alter_topic(name, config)
+        self._store.alter_topic(validate_name(name), config)
 
     def create_partitions(self, name: str, total: int) -> None:
         """Grow a topic to ``total`` partitions (keyed records may then map elsewhere, as in Kafka)."""
         self._check()
-        self._store.add_partitions(name, total)
+        if not isinstance(total, int) or isinstance(total, bool) or not 1 <= total <= MAX_PARTITIONS:
+            raise ConfigError(f"partitions must be an int from 1 to {MAX_PARTITIONS}, got {total!r}")
+        self._store.add_partitions(validate_name(name), total)
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic, its records and its committed offsets."""
         self._check()
-        self._store.delete_topic(name)
+        self._store.delete_topic(validate_name(name))
 
     def delete_records(self, name: str, partition: int, before_offset: int) -> int:
         """Delete records before ``before_offset`` (-1: all); return the new start offset."""
         self._check()
-        return self._store.delete_records(name, partition, before_offset)
+        return self._store.delete_records(validate_name(name), partition, before_offset)
 
     def maintain(self) -> dict[str, int]:
         """Run retention (and compaction) now; return what was removed."""
@@ -123,9 +125,9 @@ class Log:
     # -- metadata cache for clients --------------------------------------------------------
     def _topic_meta(self, name: str, *, create: bool) -> TopicMeta:
         self._check()
+        validate_name(name)
         meta = self._store.topic(name)
         if meta is None:
-            validate_name(name)
             if not (create and self.auto_create_topics):
                 raise UnknownTopicError(f"topic {name!r} does not exist; create it with log.create_topic() "
                                         "or open the log with auto_create_topics=True")

@@ -197,14 +197,14 @@ class Producer:
                 if partition is None:
                     partition = self._choose(st, key)
             elif partition.__class__ is not int or not 0 <= partition < st.n:
-                raise self._bad_partition(st, partition)
+                self._check_partition(st, partition)
         else:
             if st.compact:
                 raise InvalidRecordError(f"topic {topic!r} is compacted: every record needs a key")
             if partition is None:
                 partition = self._choose(st, None)
             elif partition.__class__ is not int or not 0 <= partition < st.n:
-                raise self._bad_partition(st, partition)
+                self._check_partition(st, partition)
         if size > st.max_bytes:
             raise RecordTooLargeError(
                 f"record of {size} bytes is larger than max.message.bytes={st.max_bytes} of topic "
@@ -231,13 +231,30 @@ class Producer:
             st.accs[partition].extend((_Extra(key, hdrs, on_delivery), value, timestamp_ms))
             st.extras[partition] = True
 
-    @staticmethod
-    def _bad_partition(st: _TopicState, partition: object) -> UnknownPartitionError:
-        return UnknownPartitionError(
+    def _check_partition(self, st: _TopicState, partition: object) -> None:
+        """Raise for a partition the topic does not have (after looking for new ones)."""
+        if partition.__class__ is int and partition >= st.n and self._refresh(st) and partition < st.n:  # type: ignore[operator]
+            return
+        raise UnknownPartitionError(
             f"topic {st.name!r} has partitions 0..{st.n - 1}; partition {partition!r} does not exist")
 
+    def _refresh(self, st: _TopicState) -> bool:
+        """Grow a topic's buffers if it gained partitions (Kafka never removes any)."""
+        meta = self._log._store.topic(st.name)
+        if meta is None or meta.topic_id != st.meta.topic_id or meta.partitions <= st.n:
+            return False
+        with self._lock:
+            for _ in range(st.n, meta.partitions):
+                st.accs.append([])
+                st.extras.append(False)
+            st.meta = meta
+            st.n = meta.partitions
+            if st.kcache is not None:
+                st.kcache.clear()  # keys map to new partitions now, as in Kafka
+        return True
+
     def _serialize(self, value: Any, key: Any) -> tuple[Any, Any]:
-        if self._value_ser is not None:
+        if value is not None and self._value_ser is not None:  # None stays a tombstone
             value = self._value_ser(value)
         if key is not None and self._key_ser is not None:
             key = self._key_ser(key)
@@ -360,6 +377,11 @@ class Producer:
         """Write everything buffered (and run ``extra`` in the same transaction); return
         whether there was anything."""
         with self._flush_lock:
+            version = self._log._store.topics_version()
+            if version != self._topics_version:  # another process may have added partitions
+                self._topics_version = version
+                for st in list(self._topics.values()):
+                    self._refresh(st)
             drained = self._drain()
             if not drained and extra is None:
                 return False
@@ -390,7 +412,8 @@ class Producer:
                     cb(error, None)
                 else:
                     offset = item.base_offset + idx - start
-                    cb(None, RecordMetadata(st.name, item.partition, offset, flat[3 * idx + 2]))
+                    ts = item.log_append_ms if item.log_append_ms is not None else flat[3 * idx + 2]
+                    cb(None, RecordMetadata(st.name, item.partition, offset, ts))
 
     def flush(self, timeout: float | None = None) -> None:
         """Write every record sent so far; durable per the log's durability mode.

@@ -9,6 +9,7 @@ matches a condition (with a deadline) instead of sleeping.  ``read_all`` and
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -154,6 +155,15 @@ class Children:
             child.kill()
 
 
+def wait_until(cond: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
+    """Poll ``cond`` until it holds; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.01)
+
+
 def blocked_in_wait(pid: int, tid: int | None = None) -> bool | None:
     """Whether a thread sleeps in a futex wait (Python's Condition.wait); None if unknown."""
     try:
@@ -269,8 +279,6 @@ def acked_counts(lines: Iterable[Mapping[str, Any]]) -> dict[str, int]:
 
 def digest(parts: Mapping[int, list[embedlog.Message]]) -> dict[str, Any]:
     """Record count and a hash of every (partition, offset, key, value), for comparing processes."""
-    import hashlib
-
     h = hashlib.sha256()
     n = 0
     for p in sorted(parts):

@@ -71,7 +71,7 @@ def main() -> None:
             break
         try:
             reply = {"ok": run(log, cmd)}
-        except Exception as exc:  # noqa: BLE001 - reported to the test, which decides
+        except Exception as exc:  # reported to the test, which decides
             reply = {"error": type(exc).__name__, "message": str(exc)}
         print(json.dumps(reply), flush=True)
     log.close()

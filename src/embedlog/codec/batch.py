@@ -360,6 +360,10 @@ def decode(buf: Any) -> DecodedBatch:
     (body_len,) = struct.unpack_from("<I", buf, 52)
     if compression == COMPRESSION_ZSTD:
         try:
+            # The frame states its size; check it before zstd allocates it.
+            declared = zstandard.frame_content_size(raw)
+            if declared not in (body_len, -1):
+                raise CorruptBatchError(f"zstd frame holds {declared} bytes, the header says {body_len}")
             body = _zstd_d.decompress(raw, max_output_size=body_len)
         except zstandard.ZstdError as exc:
             raise CorruptBatchError(f"zstd body does not decompress: {exc}") from None

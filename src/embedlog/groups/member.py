@@ -167,6 +167,12 @@ class Membership:
         del claimed
         self._waiting = len(self.owned) < len(state.target.get(self.member_id, ()))
 
+    def recheck_in(self) -> float:
+        """Seconds a blocked ``poll`` may sleep before it must look at the group again."""
+        if self._waiting:
+            return max(0.005, self._next_expiry_check - time.monotonic())
+        return self.hb_interval
+
     # -- heartbeat thread --------------------------------------------------------------------------
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(self.hb_interval):

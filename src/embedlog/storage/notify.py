@@ -99,7 +99,7 @@ class Notifier:
 
     def _ensure_listener(self) -> bool:
         """Register this process for wake-ups; True if it was not registered yet."""
-        if self._wake_dir is None or self._closed or self._listener is not None:
+        if self._wake_dir is None or self._closed:
             return False
         with self._lock:
             if self._listener is not None:

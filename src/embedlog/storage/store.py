@@ -44,6 +44,8 @@ class AppendItem:
     partition: int
     buf: bytearray
     base_offset: int = -1
+    #: the broker time stamped on a LogAppendTime topic's batch (else None)
+    log_append_ms: int | None = None
 
 
 class Store:
@@ -233,6 +235,7 @@ class Store:
                 states[key] = st
             item.base_offset = plog.append(txn, dbs, meta.topic_id, item.partition, st, item.buf,
                                            epoch=epoch, commit_seq=seq, now_ms=ts, config=meta.config)
+            item.log_append_ms = ts if meta.config.log_append_time else None
         for (tid, part), st in states.items():
             plog.store_state(txn, dbs, tid, part, st)
 
