@@ -5,12 +5,13 @@ producer accepts: ``bytes | None`` keys and values (``None`` value = tombstone),
 headers as an ordered list of ``(str, bytes | None)`` pairs (duplicates allowed), and
 millisecond timestamps.
 
-Timestamps come in two flavours so both of the codec's timestamp encodings are used:
+Timestamps come in two flavours:
 
 * *realistic*: a batch shares a base time near "now" and records jitter by at most a
-  week around it, so every delta fits the narrow (i32) column;
-* *wide*: any non-negative i64 (the producer rejects negative timestamps), so deltas
-  almost always need the wide (i64) column.
+  week around it (spread < 2**31 ms, what real producers send);
+* *wide*: any non-negative i64 (the producer rejects negative timestamps), so a batch
+  spans the whole range the header's i64 fields and the codec's timestamp column must
+  hold (format v1 first used i32 deltas with an i64 fallback; now absolute i64).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Unit and property tests of the record batch codec (``embedlog.codec.batch``).
 
 The codec is pure, so everything here runs on bytes only: round trips for every
-combination of compression, headers, null keys/values, sparse offsets and both
-timestamp widths; detection of every single-byte corruption and every truncation;
+combination of compression, headers, null keys/values, sparse offsets, and
+realistic as well as extreme (full i64) timestamps; detection of every single-byte corruption and every truncation;
 and the decoder's contract that *any* input either decodes or raises
 ``CorruptBatchError`` (nothing else: no ``struct.error``, ``IndexError``, zstd error,
 ``MemoryError``...).  The header layout documented at the top of ``batch.py`` is

@@ -41,11 +41,12 @@ class Log:
             raise ConfigError(f"default_partitions must be 1..{MAX_PARTITIONS}, got {default_partitions!r}")
         self.auto_create_topics = auto_create_topics
         self.default_partitions = default_partitions
-        self._store = Store(self.path, durability=durability, map_size=map_size,
-                            fsync_interval_ms=fsync_interval_ms, cross_process=not self._temporary)
+        self._shared = _acquire(self.path, durability=durability, map_size=map_size,
+                                fsync_interval_ms=fsync_interval_ms, cross_process=not self._temporary)
+        self._store = self._shared.store
         self.durability = durability
-        self._committer = GroupCommitter(self._store)
-        self._coordinator = Coordinator(self._store)
+        self._committer = self._shared.committer
+        self._coordinator = self._shared.coordinator
         self._closed = False
         self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
         self._meta_cache: dict[str, TopicMeta] = {}
@@ -213,7 +214,7 @@ class Log:
                 pass
         self._closed = True
         self._maint_stop.set()
-        self._store.close()
+        _release(self._shared)
         if self._temporary:
             shutil.rmtree(self.path, ignore_errors=True)
 
@@ -226,6 +227,54 @@ class Log:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<embedlog.Log {self.path!r} {state}>"
+
+
+class _Shared:
+    """One store per directory per process, shared by every ``Log`` opened on it.
+
+    LMDB allows one environment per file per process, so a second ``embedlog.open`` of
+    the same directory shares the first one's store, writer (group commit) and
+    coordinator; the store closes with the last ``Log``.
+    """
+
+    def __init__(self, key: tuple[int, str], store: Store) -> None:
+        self.key = key
+        self.store = store
+        self.committer = GroupCommitter(store)
+        self.coordinator = Coordinator(store)
+        self.refs = 1
+
+
+_SHARED: dict[tuple[int, str], _Shared] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _acquire(path: str, *, durability: str, map_size: int | None, fsync_interval_ms: int,
+             cross_process: bool) -> _Shared:
+    key = (os.getpid(), os.path.realpath(path))
+    with _SHARED_LOCK:
+        shared = _SHARED.get(key)
+        if shared is not None:
+            if shared.store.env.durability != durability:
+                raise ConfigError(
+                    f"{path!r} is already open in this process with durability={shared.store.env.durability!r}; "
+                    f"a second open must use the same mode, not {durability!r}")
+            shared.refs += 1
+            return shared
+        store = Store(path, durability=durability, map_size=map_size, fsync_interval_ms=fsync_interval_ms,
+                      cross_process=cross_process)
+        shared = _SHARED[key] = _Shared(key, store)
+        return shared
+
+
+def _release(shared: _Shared) -> None:
+    with _SHARED_LOCK:
+        shared.refs -= 1
+        if shared.refs > 0:
+            return
+        if _SHARED.get(shared.key) is shared:
+            del _SHARED[shared.key]
+    shared.store.close()
 
 
 def open(path: str | os.PathLike[str] | None = None, **options: Any) -> Log:  # noqa: A001 - like sqlite3.connect

@@ -29,6 +29,7 @@ an OS crash or power loss can lose recent commits and, as LMDB documents for
 from __future__ import annotations
 
 import errno
+import shutil
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -48,10 +49,20 @@ _INITIAL_MAP = 1 << 30
 _MAX_READERS = 1024
 
 
-def translate(exc: lmdb.Error, what: str) -> StorageError:
+def _nearly_full(path: str) -> bool:
+    try:
+        return shutil.disk_usage(path).free < (1 << 20)
+    except OSError:
+        return False
+
+
+def translate(exc: lmdb.Error, what: str, path: str | None = None) -> StorageError:
     """Turn an ``lmdb.Error`` into our error tree."""
     text = str(exc)
-    if "No space left" in text or getattr(exc, "errno", None) == errno.ENOSPC or "ENOSPC" in text:
+    full = ("No space left", "File too large", "Disk quota exceeded")
+    if "Input/output error" in text and path is not None and _nearly_full(path):
+        full = (text,)  # LMDB reports a short write of a full disk as EIO
+    if any(f in text for f in full) or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
         return DiskFullError(f"{what}: the disk is full ({text}); free space and retry — "
                              "nothing of this call was written, nothing earlier was lost")
     return StorageError(f"{what}: {text}")
@@ -233,7 +244,7 @@ class Env:
             except lmdb.MapFullError:
                 grow = True
             except lmdb.Error as exc:
-                raise translate(exc, f"writing {self.path!r}") from None
+                raise translate(exc, f"writing {self.path!r}", self.path) from None
             finally:
                 self._gate.leave()
             if grow:

@@ -1,0 +1,20 @@
+"""Regenerate docs/format.md from the layout docstrings in the code: python docs/gen_format.py"""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAD = '# embedlog storage format, version 1\n\nThis file describes what a log directory holds, byte for byte.  The same text lives in\nthe code that writes it (`src/embedlog/storage/schema.py` and\n`src/embedlog/codec/batch.py`); a test keeps the two in step.\n\n## The directory\n\n| path | what | durable |\n| --- | --- | --- |\n| `data.mdb`, `lock.mdb` | the LMDB environment: every topic, record, offset and group | yes |\n| `wake/` | one registration file per process waiting in `poll` (Unix datagram sockets that wake it) | no: recreated as needed |\n| `groups/` | one heartbeat file per live consumer-group member (its mtime is the heartbeat) | no: liveness only |\n\nThe format version is stored in the `meta` database (`format_version`); a directory\nwith another version is refused with `FormatVersionError`.\n\n'
+MID = '\n\nJSON, rewritten only on membership changes:\n\n```json\n{"generation": 7, "protocol": "cooperative-sticky",\n  "members": {"<member_id>": {"topics": ["orders"], "joined_ms": 1700000000000, "client_id": "..."}},\n  "target": {"<member_id>": [["orders", 0], ["orders", 2]]},\n  "owners": {"orders:0": "<member_id>"}}\n```\n\n`target` is the assignment computed at `generation`; `owners` is who holds each\npartition right now.  A member consumes (and commits) a partition only while it is its\nowner; a partition moves only after its owner released it (after `on_revoke`) or was\nremoved for missing heartbeats.  Commits check ownership inside the write transaction:\nthat is the generation fence.\n\n'
+TAIL = "\n\n- **One LMDB environment, many named databases**: a transaction spans topics,\n  partitions, committed offsets and group state, so producing records and committing\n  offsets is atomic (transactions, exactly-once), and multi-process writers are\n  serialised by LMDB's writer lock.\n- **Batches as values**, keyed by (topic id, partition, base offset): an append is one\n  `put`; a fetch is one cursor walk; retention deletes whole batches from the front.\n- **Leader epoch and commit sequence in every batch**, and the epoch history per\n  partition: what replication (KIP-101-style divergence detection) and atomic\n  replication of transactions need, present from the first version.\n- **Topic ids, never reused**: deleting and recreating a topic cannot resurrect old\n  records or committed offsets.\n"
+
+
+def main() -> None:
+    schema_doc = (ROOT / "src/embedlog/storage/schema.py").read_text().split('"""')[1]
+    batch_doc = (ROOT / "src/embedlog/codec/batch.py").read_text().split('"""')[1]
+    text = (HEAD + "## Key schema\n" + schema_doc + "### Group state (`groups` values)" + MID
+            + "## Record batch\n" + batch_doc + "## Why this shape" + TAIL)
+    (ROOT / "docs/format.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

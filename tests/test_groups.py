@@ -1,0 +1,875 @@
+"""Consumer groups in one process: assignors, rebalances, committed offsets, liveness, admin.
+
+Group members here are consumers of one ``Log`` (threads, or polled in turn from the
+test's thread); the multi-process cases are in ``test_groups_procs.py``.  Every wait
+polls with a deadline; nothing depends on speed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import embedlog
+from embedlog import TopicPartition
+from embedlog.errors import (
+    ClosedError,
+    ConfigError,
+    GroupError,
+    IllegalGenerationError,
+    InvalidOffsetError,
+    NotAssignedError,
+    UnknownGroupError,
+)
+from embedlog.groups.assignors import assign
+
+TIMEOUT = 30.0  # generous: a loaded 2-core machine must never hit it
+STRATEGIES = ("range", "roundrobin", "cooperative-sticky")
+TP = TopicPartition
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+def wait_until(cond: Callable[[], Any], what: str, timeout: float = TIMEOUT, step: Callable[[], Any] | None = None
+               ) -> Any:
+    """Call ``step`` (if any) then ``cond`` until ``cond`` is truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if step is not None:
+            step()
+        result = cond()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.005)
+
+
+def fill(log: embedlog.Log, topic: str, partitions: int, per_partition: int, start: int = 0) -> int:
+    """Write ``per_partition`` records to each partition (values ``p:i``); return the total."""
+    with log.producer() as p:
+        for part in range(partitions):
+            for i in range(start, start + per_partition):
+                p.send(topic, f"{part}:{i}".encode(), partition=part)
+        p.flush()
+    return partitions * per_partition
+
+
+def tps(topic: str, *parts: int) -> set[TopicPartition]:
+    return {TP(topic, p) for p in parts}
+
+
+def ends(log: embedlog.Log, topic: str) -> dict[TopicPartition, int]:
+    return {TP(topic, p.partition): p.end_offset for p in log.describe_topic(topic).partitions}
+
+
+def owners(log: embedlog.Log, group: str) -> dict[str, set[TopicPartition]]:
+    """client_id -> partitions, as describe_group reports them."""
+    return {m.client_id: set(m.partitions) for m in log.describe_group(group).members}
+
+
+def poll_all(*consumers: embedlog.Consumer) -> None:
+    for c in consumers:
+        c.poll(timeout=0.01)
+
+
+class Runner:
+    """Polls one group consumer in its own thread; commits after each non-empty poll
+    (commit-after-processing), and remembers every record and the latest assignment."""
+
+    def __init__(self, consumer: embedlog.Consumer, *, commit: bool = True) -> None:
+        self.consumer = consumer
+        self.commit = commit
+        self.records: list[tuple[int, int]] = []
+        self.assigned: frozenset[TopicPartition] = frozenset()
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                msgs = self.consumer.poll(timeout=0.05)
+                if msgs and self.commit:
+                    self.consumer.commit()
+                with self._lock:
+                    self.records.extend((m.partition, m.offset) for m in msgs)
+                    self.assigned = frozenset(self.consumer.assignment())
+        except BaseException as exc:  # reported by check()
+            self.errors.append(exc)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.records)
+
+    def check(self) -> None:
+        assert not self.errors, f"poll thread failed: {self.errors!r}"
+
+    def stop(self, *, close: bool = True) -> None:
+        self._stop.set()
+        self.thread.join(TIMEOUT)
+        assert not self.thread.is_alive(), "poll thread did not stop"
+        if close:
+            self.consumer.close()
+        self.check()
+
+
+@pytest.fixture
+def runners() -> Iterator[list[Runner]]:
+    made: list[Runner] = []
+    yield made
+    for r in made:
+        r._stop.set()
+    for r in made:
+        r.thread.join(TIMEOUT)
+
+
+def group_consumer(log: embedlog.Log, topics: Iterable[str] | str, client: str, group: str = "g",
+                   **options: Any) -> embedlog.Consumer:
+    options.setdefault("auto_offset_reset", "earliest")
+    options.setdefault("enable_auto_commit", False)
+    return log.consumer(list([topics] if isinstance(topics, str) else topics), group=group, client_id=client,
+                        **options)
+
+
+def stable(log: embedlog.Log, group: str, rs: dict[str, Runner], expect: dict[str, set[TopicPartition]] | None,
+           all_tps: set[TopicPartition]) -> bool:
+    """The group is Stable, every partition has exactly one owner, the runners see what
+    describe_group says, and (if given) the split is ``expect``."""
+    desc = log.describe_group(group)
+    if desc.state != "Stable":
+        return False
+    got = {m.client_id: set(m.partitions) for m in desc.members}
+    if set(got) != set(rs):
+        return False
+    if any(set(r.assigned) != got[name] for name, r in rs.items()):
+        return False
+    owned = [tp for parts in got.values() for tp in parts]
+    if sorted(owned) != sorted(all_tps):
+        return False
+    return expect is None or got == expect
+
+
+# -- assignors, as pure functions -------------------------------------------------------------
+
+def _tps(*names: str) -> list[tuple[str, int]]:
+    """``"t0p1"`` -> ``("t0", 1)``."""
+    out = []
+    for n in names:
+        topic, _, part = n.rpartition("p")
+        out.append((topic, int(part)))
+    return out
+
+
+# (subscriptions, partitions per topic, expected) — Kafka's documented results.
+RANGE_CASES = [
+    # RangeAssignor javadoc: two consumers, two topics of three partitions.
+    ({"C0": ["t0", "t1"], "C1": ["t0", "t1"]}, {"t0": 3, "t1": 3},
+     {"C0": _tps("t0p0", "t0p1", "t1p0", "t1p1"), "C1": _tps("t0p2", "t1p2")}),
+    # n % m extra partitions go to the first members.
+    ({"C0": ["t"], "C1": ["t"], "C2": ["t"]}, {"t": 7},
+     {"C0": _tps("tp0", "tp1", "tp2"), "C1": _tps("tp3", "tp4"), "C2": _tps("tp5", "tp6")}),
+    # Per topic, only its subscribers share it.
+    ({"C0": ["t0"], "C1": ["t0", "t1"]}, {"t0": 3, "t1": 2},
+     {"C0": _tps("t0p0", "t0p1"), "C1": _tps("t0p2", "t1p0", "t1p1")}),
+    # More members than partitions: the last get nothing.
+    ({"C0": ["t"], "C1": ["t"], "C2": ["t"]}, {"t": 2}, {"C0": _tps("tp0"), "C1": _tps("tp1"), "C2": []}),
+    # Members are sorted by id, not by insertion order.
+    ({"b": ["t"], "a": ["t"]}, {"t": 3}, {"a": _tps("tp0", "tp1"), "b": _tps("tp2")}),
+    ({}, {"t": 3}, {}),
+]
+
+ROUNDROBIN_CASES = [
+    # RoundRobinAssignor javadoc, example 1.
+    ({"C0": ["t0", "t1"], "C1": ["t0", "t1"]}, {"t0": 3, "t1": 3},
+     {"C0": _tps("t0p0", "t0p2", "t1p1"), "C1": _tps("t0p1", "t1p0", "t1p2")}),
+    # RoundRobinAssignor javadoc, example 2 (different subscriptions).
+    ({"C0": ["t0"], "C1": ["t0", "t1"], "C2": ["t0", "t1", "t2"]}, {"t0": 1, "t1": 2, "t2": 3},
+     {"C0": _tps("t0p0"), "C1": _tps("t1p0"), "C2": _tps("t1p1", "t2p0", "t2p1", "t2p2")}),
+    # StickyAssignor javadoc: what round robin gives for 3 consumers, 4 topics of 2.
+    ({"C0": ["t0", "t1", "t2", "t3"], "C1": ["t0", "t1", "t2", "t3"], "C2": ["t0", "t1", "t2", "t3"]},
+     {"t0": 2, "t1": 2, "t2": 2, "t3": 2},
+     {"C0": _tps("t0p0", "t1p1", "t3p0"), "C1": _tps("t0p1", "t2p0", "t3p1"), "C2": _tps("t1p0", "t2p1")}),
+    # ... and after C1 leaves.
+    ({"C0": ["t0", "t1", "t2", "t3"], "C2": ["t0", "t1", "t2", "t3"]}, {"t0": 2, "t1": 2, "t2": 2, "t3": 2},
+     {"C0": _tps("t0p0", "t1p0", "t2p0", "t3p0"), "C2": _tps("t0p1", "t1p1", "t2p1", "t3p1")}),
+    ({"C0": ["t"], "C1": ["t"], "C2": ["t"]}, {"t": 2}, {"C0": _tps("tp0"), "C1": _tps("tp1"), "C2": []}),
+    ({}, {"t": 3}, {}),
+]
+
+# (subscriptions, partitions, previous, expected) — StickyAssignor javadoc examples.
+STICKY_CASES = [
+    # Example 1, after C1 of {C0, C1, C2} leaves: everything C0 and C2 had stays put.
+    ({"C0": ["t0", "t1", "t2", "t3"], "C2": ["t0", "t1", "t2", "t3"]}, {"t0": 2, "t1": 2, "t2": 2, "t3": 2},
+     {"C0": _tps("t0p0", "t1p1", "t3p0"), "C1": _tps("t0p1", "t2p0", "t3p1"), "C2": _tps("t1p0", "t2p1")},
+     {"C0": _tps("t0p0", "t1p1", "t2p0", "t3p0"), "C2": _tps("t0p1", "t1p0", "t2p1", "t3p1")}),
+    # Example 2, first assignment: balanced as far as subscriptions allow.
+    ({"C0": ["t0"], "C1": ["t0", "t1"], "C2": ["t0", "t1", "t2"]}, {"t0": 1, "t1": 2, "t2": 3}, {},
+     {"C0": _tps("t0p0"), "C1": _tps("t1p0", "t1p1"), "C2": _tps("t2p0", "t2p1", "t2p2")}),
+    # Example 2, after C0 leaves: t0p0 moves, nothing else does.
+    ({"C1": ["t0", "t1"], "C2": ["t0", "t1", "t2"]}, {"t0": 1, "t1": 2, "t2": 3},
+     {"C0": _tps("t0p0"), "C1": _tps("t1p0", "t1p1"), "C2": _tps("t2p0", "t2p1", "t2p2")},
+     {"C1": _tps("t0p0", "t1p0", "t1p1"), "C2": _tps("t2p0", "t2p1", "t2p2")}),
+    # Balanced already: nothing moves, whatever the round-robin order would be.
+    ({"a": ["t"], "b": ["t"]}, {"t": 4}, {"a": _tps("tp2", "tp3"), "b": _tps("tp0", "tp1")},
+     {"a": _tps("tp2", "tp3"), "b": _tps("tp0", "tp1")}),
+    # Partitions of topics no longer subscribed, or that no longer exist, are dropped.
+    ({"a": ["t"], "b": ["t"]}, {"t": 2}, {"a": _tps("tp0", "up0", "tp7"), "b": _tps("tp1")},
+     {"a": _tps("tp0"), "b": _tps("tp1")}),
+]
+
+
+def _sorted(a: dict[str, list[tuple[str, int]]]) -> dict[str, list[tuple[str, int]]]:
+    return {m: sorted(v) for m, v in a.items()}
+
+
+@pytest.mark.parametrize(("subs", "parts", "expected"), RANGE_CASES)
+def test_range_assignor_matches_kafka(subs: Any, parts: Any, expected: Any) -> None:
+    assert _sorted(assign("range", subs, parts)) == _sorted(expected)
+
+
+@pytest.mark.parametrize(("subs", "parts", "expected"), ROUNDROBIN_CASES)
+def test_roundrobin_assignor_matches_kafka(subs: Any, parts: Any, expected: Any) -> None:
+    assert _sorted(assign("roundrobin", subs, parts)) == _sorted(expected)
+
+
+@pytest.mark.parametrize(("subs", "parts", "prev", "expected"), STICKY_CASES)
+def test_sticky_assignor_matches_kafka_examples(subs: Any, parts: Any, prev: Any, expected: Any) -> None:
+    assert _sorted(assign("cooperative-sticky", subs, parts, prev)) == _sorted(expected)
+
+
+def _check_valid(subs: dict[str, list[str]], parts: dict[str, int], out: dict[str, list[tuple[str, int]]]) -> None:
+    assert set(out) == set(subs)
+    got = Counter(tp for tps in out.values() for tp in tps)
+    wanted = {(t, p) for t, n in parts.items() if any(t in s for s in subs.values()) for p in range(n)}
+    assert set(got) == wanted, "every partition of a subscribed topic is assigned"
+    assert all(c == 1 for c in got.values()), f"a partition assigned twice: {got.most_common(3)}"
+    for m, tps_ in out.items():
+        assert all(t in subs[m] for t, _ in tps_), f"{m} got a topic it does not subscribe to"
+
+
+_members = st.lists(st.sampled_from([f"m{i}" for i in range(8)]), min_size=1, max_size=6, unique=True)
+_parts = st.dictionaries(st.sampled_from(["a", "b", "c"]), st.integers(1, 9), min_size=1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), members=_members, parts=_parts)
+def test_assignors_are_valid_for_any_subscriptions(data: st.DataObject, members: list[str],
+                                                  parts: dict[str, int]) -> None:
+    topics = sorted(parts)
+    subs = {m: data.draw(st.lists(st.sampled_from(topics), min_size=1, unique=True)) for m in members}
+    for protocol in STRATEGIES:
+        _check_valid(subs, parts, assign(protocol, subs, parts))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), before=_members, after=_members, parts=_parts)
+def test_sticky_is_balanced_and_sticky_with_equal_subscriptions(data: st.DataObject, before: list[str],
+                                                                after: list[str], parts: dict[str, int]) -> None:
+    topics = sorted(parts)
+    same = data.draw(st.lists(st.sampled_from(topics), min_size=1, unique=True))
+    first = assign("cooperative-sticky", dict.fromkeys(before, same), parts)
+    subs = dict.fromkeys(after, same)
+    out = assign("cooperative-sticky", subs, parts, first)
+    _check_valid(subs, parts, out)
+    loads = [len(v) for v in out.values()]
+    assert max(loads) - min(loads) <= 1, f"unbalanced: {out}"
+    # Stable: the same inputs again move nothing.
+    assert _sorted(assign("cooperative-sticky", subs, parts, out)) == _sorted(out)
+    # Sticky: members only joined -> old members only lose; members only left -> survivors only gain.
+    if set(before) <= set(after):
+        for m in before:
+            assert set(out[m]) <= set(first[m]), f"{m} gained partitions although only members joined"
+    if set(after) <= set(before):
+        for m in after:
+            assert set(first[m]) <= set(out[m]), f"{m} lost partitions although only members left"
+    # As few moves as balance needs: a member keeps what it had, up to the smaller quota.
+    floor = sum(len(v) for v in out.values()) // len(after)
+    for m in after:
+        kept = len(set(out[m]) & set(first.get(m, [])))
+        assert kept >= min(len(first.get(m, [])), floor), f"{m} kept {kept} of {first.get(m)}: {out}"
+
+
+def test_unknown_strategy_is_a_config_error(log: embedlog.Log) -> None:
+    log.create_topic("t")
+    with pytest.raises(ConfigError):
+        log.consumer(["t"], group="g", partition_assignment_strategy="sticky-ish")
+
+
+# -- threads as members: split and consume ---------------------------------------------------
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_threads_split_partitions_and_consume_every_record_once(log: embedlog.Log, runners: list[Runner],
+                                                                strategy: str) -> None:
+    log.create_topic("t", partitions=6)
+    total = fill(log, "t", 6, 40)
+    all_tps = tps("t", *range(6))
+    rs: dict[str, Runner] = {}
+    for name in ("a", "b", "c"):  # join one by one while the others already consume
+        rs[name] = Runner(group_consumer(log, "t", name, partition_assignment_strategy=strategy))
+        runners.append(rs[name])
+    wait_until(lambda: stable(log, "g", rs, None, all_tps), "a stable 3-member group")
+    wait_until(lambda: sum(r.count() for r in rs.values()) >= total, "every record consumed")
+    total += fill(log, "t", 6, 30, start=40)  # more, after the group settled
+    wait_until(lambda: sum(r.count() for r in rs.values()) >= total, "the new records consumed")
+    for r in rs.values():
+        r.check()
+    split = owners(log, "g")
+    assert all(len(parts) == 2 for parts in split.values()), split
+    records = Counter(rec for r in rs.values() for rec in list(r.records))
+    dupes = [rec for rec, n in records.items() if n > 1]
+    assert not dupes, f"records consumed by more than one member (or twice): {dupes[:10]}"
+    assert set(records) == {(p, o) for p in range(6) for o in range(70)}
+    # After the group settled, each record went to the owner of its partition.
+    for name, r in rs.items():
+        assert {(p, o) for p, o in r.records if o >= 40} == {(tp.partition, o) for tp in split[name]
+                                                          for o in range(40, 70)}
+    assert all(o.committed == 70 and o.lag == 0 for o in log.describe_group("g").offsets)
+    for r in rs.values():
+        r.stop()
+
+
+@pytest.mark.parametrize(("strategy", "expected"), [
+    ("range", {"a": {TP("t0", 0), TP("t0", 1), TP("t1", 0), TP("t1", 1)}, "b": {TP("t0", 2), TP("t1", 2)}}),
+    ("roundrobin", {"a": {TP("t0", 0), TP("t0", 2), TP("t1", 1)}, "b": {TP("t0", 1), TP("t1", 0), TP("t1", 2)}}),
+])
+def test_group_split_matches_kafka_for_eager_strategies(log: embedlog.Log, runners: list[Runner], strategy: str,
+                                                        expected: dict[str, set[TopicPartition]]) -> None:
+    # Member ids start with client_id, so "a" sorts before "b" as C0 before C1.
+    log.create_topic("t0", partitions=3)
+    log.create_topic("t1", partitions=3)
+    all_tps = tps("t0", 0, 1, 2) | tps("t1", 0, 1, 2)
+    rs = {n: Runner(group_consumer(log, ["t0", "t1"], n, partition_assignment_strategy=strategy))
+          for n in ("a", "b")}
+    runners.extend(rs.values())
+    wait_until(lambda: stable(log, "g", rs, expected, all_tps), f"the {strategy} split {expected}")
+    desc = log.describe_group("g")
+    assert desc.protocol == strategy
+    for r in rs.values():
+        r.stop()
+
+
+def test_cooperative_sticky_moves_only_what_it_must(log: embedlog.Log, runners: list[Runner]) -> None:
+    log.create_topic("t", partitions=6)
+    all_tps = tps("t", *range(6))
+    rs: dict[str, Runner] = {"a": Runner(group_consumer(log, "t", "a"))}
+    runners.extend(rs.values())
+    wait_until(lambda: stable(log, "g", rs, {"a": all_tps}, all_tps), "a owns everything")
+    history = [owners(log, "g")]
+    for name in ("b", "c"):
+        rs[name] = Runner(group_consumer(log, "t", name))
+        runners.append(rs[name])
+        wait_until(lambda: stable(log, "g", rs, None, all_tps)
+                   and all(len(p) == 6 // len(rs) for p in owners(log, "g").values()), f"{name} joined, balanced")
+        now = owners(log, "g")
+        for old in history[-1]:
+            assert now[old] <= history[-1][old], f"{old} gained partitions when {name} joined: {history[-1]} {now}"
+        history.append(now)
+    rs.pop("b").stop()
+    wait_until(lambda: stable(log, "g", rs, None, all_tps), "b left")
+    now = owners(log, "g")
+    for name in ("a", "c"):
+        assert history[-1][name] <= now[name], f"{name} lost partitions when b left: {history[-1]} {now}"
+        assert len(now[name]) == 3
+    for r in rs.values():
+        r.stop()
+
+
+# -- rebalance callbacks ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_revoke_happens_before_the_partition_is_assigned_elsewhere(log: embedlog.Log, runners: list[Runner],
+                                                                   strategy: str) -> None:
+    log.create_topic("t", partitions=5)
+    log.create_topic("u", partitions=3)
+    all_tps = tps("t", *range(5)) | tps("u", 0, 1, 2)
+    events: list[tuple[str, str, TopicPartition]] = []
+    wrong_consumer: list[str] = []
+    lock = threading.Lock()
+    consumers: dict[str, embedlog.Consumer] = {}
+
+    def callbacks(name: str) -> dict[str, Any]:
+        def on_assign(partitions: list[TopicPartition]) -> None:
+            with lock:
+                events.extend(("assign", name, tp) for tp in partitions)
+
+        def on_revoke(consumer: embedlog.Consumer, partitions: list[TopicPartition]) -> None:
+            with lock:
+                if consumer is not consumers[name]:
+                    wrong_consumer.append(name)
+                events.extend(("revoke", name, tp) for tp in partitions)
+
+        return {"on_assign": on_assign, "on_revoke": on_revoke}
+
+    rs: dict[str, Runner] = {}
+
+    def join(name: str) -> None:
+        c = group_consumer(log, ["t", "u"], name, partition_assignment_strategy=strategy, **callbacks(name))
+        consumers[name] = c
+        rs[name] = Runner(c)
+        runners.append(rs[name])
+
+    def settle(what: str) -> None:
+        wait_until(lambda: stable(log, "g", rs, None, all_tps), what)
+
+    join("a")
+    join("b")
+    settle("a, b")
+    join("c")
+    join("d")
+    settle("a, b, c, d")
+    rs.pop("b").stop()
+    settle("b closed")
+    rs.pop("a").stop()
+    settle("a closed")
+    join("e")
+    settle("e joined")
+    for r in list(rs.values()):
+        r.stop()
+
+    with lock:
+        seen = list(events)
+    assert not wrong_consumer, "a two-parameter callback got another consumer"
+    owner: dict[TopicPartition, str | None] = {}
+    for i, (kind, name, tp) in enumerate(seen):
+        if kind == "assign":
+            assert owner.get(tp) is None, f"event {i}: {name} assigned {tp} still held by {owner[tp]}: {seen}"
+            owner[tp] = name
+        else:
+            assert owner.get(tp) == name, f"event {i}: {name} revoked {tp} owned by {owner.get(tp)}: {seen}"
+            owner[tp] = None
+    assert all(v is None for v in owner.values()), "after every member closed, everything was revoked"
+    assert {tp for kind, _, tp in seen if kind == "assign"} == all_tps
+
+
+@pytest.mark.parametrize(("strategy", "eager"), [("range", True), ("roundrobin", True),
+                                                 ("cooperative-sticky", False)])
+def test_eager_strategies_revoke_everything_cooperative_only_what_moves(log: embedlog.Log, strategy: str,
+                                                                        eager: bool) -> None:
+    log.create_topic("t", partitions=4)
+    revoked: list[list[TopicPartition]] = []
+    assigned: list[list[TopicPartition]] = []
+    a = group_consumer(log, "t", "a", partition_assignment_strategy=strategy,
+                       on_revoke=lambda parts: revoked.append(list(parts)),
+                       on_assign=lambda parts: assigned.append(list(parts)))
+    wait_until(lambda: a.assignment() == tps("t", 0, 1, 2, 3), "a owns everything", step=lambda: poll_all(a))
+    assert assigned == [sorted(tps("t", 0, 1, 2, 3))]
+    assert revoked == []
+    b = group_consumer(log, "t", "b", partition_assignment_strategy=strategy)
+    wait_until(lambda: len(a.assignment()) == 2 and len(b.assignment()) == 2, "a and b share",
+               step=lambda: poll_all(a, b))
+    assert a.assignment().isdisjoint(b.assignment())
+    moved = tps("t", 0, 1, 2, 3) - a.assignment()
+    if eager:
+        assert revoked == [sorted(tps("t", 0, 1, 2, 3))], "an eager member gives up everything"
+        assert assigned[1:] == [sorted(a.assignment())]
+    else:
+        assert revoked == [sorted(moved)], "a cooperative member gives up only what moves"
+        assert assigned[1:] == []
+    a.close()
+    b.close()
+
+
+def test_callbacks_with_one_or_two_parameters(log: embedlog.Log) -> None:
+    log.create_topic("t", partitions=2)
+    calls: list[tuple[Any, ...]] = []
+
+    def two(consumer: embedlog.Consumer, partitions: list[TopicPartition]) -> None:
+        calls.append(("two", consumer, sorted(partitions)))
+
+    class Handler:
+        def on_assign(self, partitions: list[TopicPartition]) -> None:  # a bound method: one parameter
+            calls.append(("bound", sorted(partitions)))
+
+    c = group_consumer(log, "t", "a", on_assign=Handler().on_assign, on_revoke=two)
+    wait_until(lambda: len(c.assignment()) == 2, "assigned", step=lambda: poll_all(c))
+    c.close()
+    assert calls == [("bound", sorted(tps("t", 0, 1))), ("two", c, sorted(tps("t", 0, 1)))]
+
+    calls.clear()
+    c = group_consumer(log, "t", "a", on_assign=lambda ps: calls.append(("one", sorted(ps))),
+                       on_revoke=lambda cons, ps: calls.append(("lambda2", cons, sorted(ps))))
+    wait_until(lambda: len(c.assignment()) == 2, "assigned", step=lambda: poll_all(c))
+    c.close()
+    assert calls == [("one", sorted(tps("t", 0, 1))), ("lambda2", c, sorted(tps("t", 0, 1)))]
+
+
+# -- committed offsets ------------------------------------------------------------------------
+
+def test_commit_commit_offsets_and_committed(log: embedlog.Log) -> None:
+    log.create_topic("t", partitions=2)
+    fill(log, "t", 2, 10)
+    c = group_consumer(log, "t", "a", max_poll_records=7)
+    t0, t1 = TP("t", 0), TP("t", 1)
+    assert c.committed([t0, t1]) == {t0: None, t1: None}
+    got: list[embedlog.Message] = []
+    wait_until(lambda: got, "records", step=lambda: got.extend(c.poll(timeout=0.05)))
+    c.commit()  # the positions of what poll returned
+    positions = {tp: c.position(tp) for tp in (t0, t1)}
+    assert sum(positions.values()) == len(got) == 7
+    assert c.committed([t0, t1]) == positions
+    c.commit({t0: 3})
+    assert c.committed([t0])[t0] == 3
+    c.commit({t1: 10})  # the end offset itself is allowed
+    assert c.committed([t0, t1]) == {t0: 3, t1: 10}
+    c.commit({t0: 0})  # and going backwards (a rewind) is allowed too
+    assert c.committed([t0]) == {t0: 0}
+    assert log.describe_group("g").lag() == {t0: 10, t1: 0}
+    c.close()
+    # Durable and visible to another log handle of the same directory.
+    with embedlog.open(log.path, maintenance_interval_ms=None) as other:
+        assert other.describe_group("g").lag() == {t0: 10, t1: 0}
+
+
+def test_a_new_member_resumes_from_the_committed_offset(log: embedlog.Log) -> None:
+    log.create_topic("t")
+    fill(log, "t", 1, 20)
+    tp = TP("t", 0)
+    a = group_consumer(log, "t", "a", max_poll_records=5)
+    first = wait_until(lambda: a.poll(timeout=0.05), "records")
+    assert [m.offset for m in first] == [0, 1, 2, 3, 4]
+    a.commit({tp: 3})  # processed 0..2 only
+    a.close()
+    b = group_consumer(log, "t", "b")
+    got: list[int] = []
+    wait_until(lambda: len(got) >= 17, "the rest", step=lambda: got.extend(m.offset for m in b.poll(timeout=0.05)))
+    assert got == list(range(3, 20))
+    b.commit()
+    b.close()
+    # auto_offset_reset only applies without a committed offset.
+    c = group_consumer(log, "t", "c", auto_offset_reset="earliest")
+    wait_until(lambda: c.assignment() == {tp}, "assigned", step=lambda: poll_all(c))
+    assert c.position(tp) == 20
+    c.close()
+    d = group_consumer(log, "t", "d", group="other", auto_offset_reset="latest")
+    wait_until(lambda: d.assignment() == {tp}, "assigned", step=lambda: poll_all(d))
+    assert d.position(tp) == 20
+    d.close()
+
+
+def test_auto_commit(log: embedlog.Log) -> None:
+    log.create_topic("t")
+    tp = TP("t", 0)
+    fill(log, "t", 1, 10)
+    c = group_consumer(log, "t", "a", enable_auto_commit=True, auto_commit_interval_ms=50)
+    got: list[embedlog.Message] = []
+    wait_until(lambda: len(got) == 10, "records", step=lambda: got.extend(c.poll(timeout=0.05)))
+    wait_until(lambda: c.committed([tp])[tp] == 10, "an auto-commit", step=lambda: poll_all(c))
+    # Closing commits what poll returned since (a revoke commits too).
+    fill(log, "t", 1, 5, start=10)
+    got.clear()
+    wait_until(lambda: len(got) == 5, "more records", step=lambda: got.extend(c.poll(timeout=0.05)))
+    c.close()
+    assert log.describe_group("g").lag() == {tp: 0}
+
+
+def test_no_auto_commit_when_disabled(log: embedlog.Log) -> None:
+    log.create_topic("t")
+    tp = TP("t", 0)
+    fill(log, "t", 1, 10)
+    c = group_consumer(log, "t", "a", enable_auto_commit=False, auto_commit_interval_ms=10)
+    got: list[embedlog.Message] = []
+    wait_until(lambda: len(got) == 10, "records", step=lambda: got.extend(c.poll(timeout=0.05)))
+    deadline = time.monotonic() + 0.2
+    while time.monotonic() < deadline:
+        c.poll(timeout=0.02)
+    assert c.committed([tp]) == {tp: None}
+    c.close()
+    assert c.closed
+    assert log.describe_group("g").offsets == (), "closing committed nothing either"
+
+
+def test_close_triggers_a_rebalance(log: embedlog.Log) -> None:
+    log.create_topic("t", partitions=4)
+    revoked: list[TopicPartition] = []
+    a = group_consumer(log, "t", "a", on_revoke=revoked.extend)
+    b = group_consumer(log, "t", "b")
+    wait_until(lambda: len(a.assignment()) == 2 and len(b.assignment()) == 2, "shared", step=lambda: poll_all(a, b))
+    mine = a.assignment()
+    a.close()
+    assert set(revoked) == mine
+    # b is woken by the group change while blocked in poll, and takes a's partitions.
+    wait_until(lambda: b.assignment() == tps("t", 0, 1, 2, 3), "b owns everything", step=lambda: b.poll(timeout=1.0))
+    desc = log.describe_group("g")
+    assert [m.client_id for m in desc.members] == ["b"]
+    assert {o.owner for o in desc.offsets} == {desc.members[0].member_id}
+    b.close()
+    assert log.describe_group("g").state == "Empty"
+    assert log.describe_group("g").members == ()
+
+
+# -- liveness ----------------------------------------------------------------------------------
+
+def test_a_member_whose_heartbeats_stop_loses_its_partitions(log: embedlog.Log) -> None:
+    session_ms = 400
+    log.create_topic("t", partitions=2)
+    fill(log, "t", 2, 10)
+    lost: list[TopicPartition] = []
+    a = group_consumer(log, "t", "a", session_timeout_ms=session_ms, heartbeat_interval_ms=50, on_lost=lost.extend)
+    b = group_consumer(log, "t", "b", session_timeout_ms=session_ms, heartbeat_interval_ms=50)
+    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "shared", step=lambda: poll_all(a, b))
+    (mine,) = a.assignment()
+    wait_until(lambda: a.position(mine) == 10, "a read its partition", step=lambda: a.poll(timeout=0.05))
+    a.commit({mine: 4})
+    assert a._membership is not None
+    a._membership._stop.set()  # the heartbeat thread ends: a looks dead to the others
+    stopped = time.monotonic()
+    b_got: list[tuple[int, int]] = []
+
+    def b_poll() -> None:
+        b_got.extend((m.partition, m.offset) for m in b.poll(timeout=0.05))
+
+    wait_until(lambda: b.assignment() == tps("t", 0, 1), "b takes a's partition", step=b_poll)
+    took = time.monotonic() - stopped
+    assert took >= session_ms / 1000 - 0.2, f"a was declared dead after {took:.3f} s, before its session timeout"
+    assert [m.client_id for m in log.describe_group("g").members] == ["b"]
+    # b resumes from a's committed offset, and a zombie's commits are refused.
+    wait_until(lambda: b.position(mine) == 10, "b reads the rest of a's partition", step=b_poll)
+    assert [o for p, o in b_got if p == mine.partition] == list(range(4, 10))
+    with pytest.raises(IllegalGenerationError):
+        a.commit()
+    with pytest.raises(IllegalGenerationError):
+        a.commit({mine: 10})
+    assert a.committed([mine]) == {mine: 4}
+    # On its next poll the zombie finds out: on_lost, and it rejoins without the partition.
+    a.poll(timeout=0)
+    assert lost == [mine]
+    assert mine not in a.assignment()
+    a.close()
+    b.close()
+
+
+def test_heartbeats_keep_an_idle_member_alive(log: embedlog.Log) -> None:
+    log.create_topic("t", partitions=2)
+    a = group_consumer(log, "t", "a", session_timeout_ms=1500, heartbeat_interval_ms=100)
+    b = group_consumer(log, "t", "b", session_timeout_ms=1500, heartbeat_interval_ms=100)
+    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "shared", step=lambda: poll_all(a, b))
+    generation = log.describe_group("g").generation
+    deadline = time.monotonic() + 3.0  # twice the session timeout without a poll from a
+    while time.monotonic() < deadline:
+        b.poll(timeout=0.05)
+    assert len(b.assignment()) == 1
+    assert log.describe_group("g").generation == generation
+    assert {m.client_id for m in log.describe_group("g").members} == {"a", "b"}
+    a.close()
+    b.close()
+
+
+def test_a_member_that_stops_polling_loses_its_partitions(log: embedlog.Log) -> None:
+    log.create_topic("t", partitions=2)
+    fill(log, "t", 2, 5)
+    lost: list[TopicPartition] = []
+    a = group_consumer(log, "t", "a", max_poll_interval_ms=300, heartbeat_interval_ms=50, on_lost=lost.extend)
+    b = group_consumer(log, "t", "b", max_poll_interval_ms=60_000)
+    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "shared", step=lambda: poll_all(a, b))
+    (mine,) = a.assignment()
+    wait_until(lambda: a.position(mine) == 5, "a read", step=lambda: a.poll(timeout=0.05))
+    # a does not poll any more (its heartbeat thread still runs).
+    wait_until(lambda: b.assignment() == tps("t", 0, 1), "b takes over", step=lambda: b.poll(timeout=0.05))
+    assert [m.client_id for m in log.describe_group("g").members] == ["b"]
+    with pytest.raises(IllegalGenerationError):
+        a.commit()
+    # Polling again rejoins: the lost partition is reported, then the group shares again.
+    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "a rejoined",
+               step=lambda: poll_all(a, b))
+    assert lost == [mine]
+    a.close()
+    b.close()
+
+
+# -- describe / reset / delete / groups ---------------------------------------------------------
+
+def test_describe_group_members_offsets_and_lag(log: embedlog.Log) -> None:
+    log.create_topic("t", partitions=3)
+    log.create_topic("u", partitions=1)
+    fill(log, "t", 3, 10)
+    fill(log, "u", 1, 4)
+    a = group_consumer(log, ["t", "u"], "alpha", group="billing")
+    b = group_consumer(log, ["t"], "beta", group="billing")
+    wait_until(lambda: log.describe_group("billing").state == "Stable" and len(a.assignment()) == 2
+               and len(b.assignment()) == 2, "stable", step=lambda: poll_all(a, b))
+    assert TP("u", 0) in a.assignment()
+    (a_t,) = {tp for tp in a.assignment() if tp.topic == "t"}
+    commit_a = {a_t: 7, TP("u", 0): 4}
+    a.commit(commit_a)
+    b_first = min(b.assignment())
+    b.commit({b_first: 2})
+    desc = log.describe_group("billing")
+    assert desc.group == "billing"
+    assert desc.protocol == "cooperative-sticky"
+    assert desc.generation >= 2
+    assert [(m.client_id, m.topics) for m in desc.members] == [("alpha", ("t", "u")), ("beta", ("t",))]
+    by_client = {m.client_id: m for m in desc.members}
+    assert set(by_client["alpha"].partitions) == a.assignment()
+    assert set(by_client["beta"].partitions) == b.assignment()
+    assert by_client["alpha"].member_id != by_client["beta"].member_id
+    rows = {TP(o.topic, o.partition): o for o in desc.offsets}
+    assert set(rows) == tps("t", 0, 1, 2) | {TP("u", 0)}
+    expected_committed = {**dict.fromkeys(rows), **commit_a, b_first: 2}
+    for tp, row in rows.items():
+        assert row.committed == expected_committed[tp]
+        assert row.end_offset == (4 if tp.topic == "u" else 10)
+        assert row.lag == (None if row.committed is None else row.end_offset - row.committed)
+        owner = "alpha" if tp in a.assignment() else "beta"
+        assert row.owner == by_client[owner].member_id
+    assert desc.lag() == {tp: row.lag for tp, row in rows.items()}
+    assert desc.total_lag == 3 + 0 + 8
+    # More records: lag grows with the end offset.
+    fill(log, "t", 3, 5, start=10)
+    assert log.describe_group("billing").lag()[a_t] == 8
+    a.close()
+    b.close()
+
+
+def test_reset_group_offsets(log: embedlog.Log) -> None:
+    log.create_topic("t", partitions=2)
+    base = 1_700_000_000_000
+    with log.producer() as p:
+        for part in range(2):
+            for i in range(10):
+                p.send("t", b"x", partition=part, timestamp_ms=base + i * 1000)
+        p.flush()
+    log.delete_records("t", 1, 3)  # partition 1 now starts at 3
+    t0, t1 = TP("t", 0), TP("t", 1)
+    c = group_consumer(log, "t", "a")
+    wait_until(lambda: len(c.assignment()) == 2, "assigned", step=lambda: poll_all(c))
+    c.commit({t0: 5, t1: 5})
+    with pytest.raises(GroupError):
+        log.reset_group_offsets("g", "t", to="earliest")
+    with pytest.raises(GroupError):
+        log.delete_group("g")
+    assert c.committed([t0, t1]) == {t0: 5, t1: 5}, "a refused reset changed nothing"
+    c.close()
+
+    def committed() -> dict[TopicPartition, int | None]:
+        return {TP(o.topic, o.partition): o.committed for o in log.describe_group("g").offsets}
+
+    assert log.reset_group_offsets("g", "t", to="earliest") == {t0: 0, t1: 3}
+    assert committed() == {t0: 0, t1: 3}
+    assert log.reset_group_offsets("g", "t", to="latest") == {t0: 10, t1: 10}
+    assert committed() == {t0: 10, t1: 10}
+    assert log.reset_group_offsets("g", "t", to=6) == {t0: 6, t1: 6}
+    assert committed() == {t0: 6, t1: 6}
+    when = datetime.fromtimestamp((base + 4500) / 1000, tz=timezone.utc)
+    assert log.reset_group_offsets("g", "t", to=when) == {t0: 5, t1: 5}
+    later = datetime.fromtimestamp((base + 60_000) / 1000, tz=timezone.utc)
+    assert log.reset_group_offsets("g", "t", to=later) == {t0: 10, t1: 10}, "after the last record: the end"
+    log.reset_group_offsets("g", "t", to=when)
+    with pytest.raises(ConfigError):
+        log.reset_group_offsets("g", "t", to="yesterday")
+    # A member joining now starts from the reset offsets.
+    c = group_consumer(log, "t", "b")
+    got: list[tuple[int, int]] = []
+    wait_until(lambda: len(got) >= 10, "records",
+               step=lambda: got.extend((m.partition, m.offset) for m in c.poll(timeout=0.05)))
+    assert sorted(got) == [(p, o) for p in range(2) for o in range(5, 10)]
+    c.close()
+
+
+def test_reset_is_allowed_once_the_only_member_is_dead(log: embedlog.Log) -> None:
+    log.create_topic("t")
+    tp = TP("t", 0)
+    fill(log, "t", 1, 5)
+    c = group_consumer(log, "t", "a", session_timeout_ms=300, heartbeat_interval_ms=50)
+    wait_until(lambda: c.assignment() == {tp}, "assigned", step=lambda: poll_all(c))
+    c.commit({tp: 2})
+    with pytest.raises(GroupError):
+        log.reset_group_offsets("g", "t", to="latest")
+    assert c._membership is not None
+    c._membership._stop.set()  # no heartbeats any more: dead after its session timeout
+
+    def reset() -> bool:
+        try:
+            log.reset_group_offsets("g", "t", to="latest")
+        except GroupError:
+            return False
+        return True
+
+    wait_until(reset, "the dead member no longer blocks a reset")
+    assert log.describe_group("g").lag() == {tp: 0}
+    assert log.describe_group("g").members == ()
+    c.close()
+
+
+def test_groups_and_delete_group(log: embedlog.Log) -> None:
+    log.create_topic("t", partitions=2)
+    fill(log, "t", 2, 3)
+    assert log.groups() == []
+    a = group_consumer(log, "t", "a", group="g1")
+    wait_until(lambda: len(a.assignment()) == 2, "assigned", step=lambda: poll_all(a))
+    assert log.groups() == ["g1"], "a group with members is listed before any commit"
+    a.commit({TP("t", 0): 1})
+    log.commit_offsets("g2", {TP("t", 1): 2})  # by name, no members
+    assert log.groups() == ["g1", "g2"]
+    assert log.describe_group("g2").state == "Empty"
+    assert log.describe_group("g2").lag() == {TP("t", 1): 1}
+    a.close()
+    assert log.groups() == ["g1", "g2"]
+    log.delete_group("g1")
+    assert log.groups() == ["g2"]
+    with pytest.raises(UnknownGroupError):
+        log.describe_group("g1")
+    with pytest.raises(UnknownGroupError):
+        log.delete_group("g1")
+    # g2's offsets are untouched; a fresh g1 starts with nothing committed.
+    assert log.describe_group("g2").lag() == {TP("t", 1): 1}
+    b = group_consumer(log, "t", "b", group="g1")
+    assert b.committed([TP("t", 0)]) == {TP("t", 0): None}
+    wait_until(lambda: len(b.assignment()) == 2, "assigned", step=lambda: poll_all(b))
+    assert b.position(TP("t", 0)) == 0
+    b.close()
+    log.delete_group("g2")
+    log.delete_group("g1")
+    assert log.groups() == []
+
+
+# -- typed errors ----------------------------------------------------------------------------
+
+def test_typed_errors(log: embedlog.Log) -> None:
+    log.create_topic("t", partitions=2)
+    log.create_topic("other")
+    fill(log, "t", 2, 5)
+    a = group_consumer(log, "t", "a")
+    b = group_consumer(log, "t", "b")
+    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "shared", step=lambda: poll_all(a, b))
+    (mine,) = a.assignment()
+    (theirs,) = b.assignment()
+    with pytest.raises(InvalidOffsetError):
+        a.commit({mine: 6})  # beyond the end offset 5
+    with pytest.raises(InvalidOffsetError):
+        a.commit({mine: -1})
+    with pytest.raises(NotAssignedError):
+        a.commit({theirs: 1})  # owned by b
+    with pytest.raises(NotAssignedError):
+        a.commit({TP("other", 0): 0})  # not subscribed
+    assert a.committed([mine, theirs]) == {mine: None, theirs: None}, "failed commits wrote nothing"
+    with pytest.raises(UnknownGroupError):
+        log.describe_group("nope")
+    with pytest.raises(UnknownGroupError):
+        log.delete_group("nope")
+    with pytest.raises(ConfigError):
+        log.describe_group("")
+    plain = log.consumer(["t"], auto_offset_reset="earliest")
+    with pytest.raises(ConfigError):
+        plain.commit()
+    with pytest.raises(ConfigError):
+        plain.commit({mine: 1})
+    with pytest.raises(ConfigError):
+        plain.committed([mine])
+    plain.close()
+    a.close()
+    for call in (lambda: a.poll(timeout=0), a.commit, lambda: a.commit({mine: 1}), lambda: a.committed([mine])):
+        with pytest.raises(ClosedError):
+            call()
+    a.close()  # idempotent
+    b.close()

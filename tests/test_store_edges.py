@@ -1,0 +1,175 @@
+"""Storage edges: full disk, format versions, shared opens, thread safety, group commit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import lmdb
+import pytest
+
+import embedlog
+from embedlog.errors import DiskFullError, FormatVersionError
+from embedlog.storage import schema
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 4 MiB tmpfs: a real full disk (needs root and mount; skipped elsewhere)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_raises_disk_full_and_keeps_flushed_records(small_disk: Path) -> None:
+    path = small_disk / "log"
+    acked = 0
+    with embedlog.open(path, maintenance_interval_ms=None) as log:
+        log.create_topic("t")
+        with pytest.raises(DiskFullError, match="disk is full"):
+            with log.producer() as p:
+                for _ in range(1000):
+                    for i in range(100):
+                        p.send("t", f"{acked + i:08d}".encode() + os.urandom(992))
+                    p.flush()
+                    acked += 100
+    assert acked > 0
+    # Reopen (the failed transaction was rolled back): every acknowledged record is there, in order.
+    with embedlog.open(path, maintenance_interval_ms=None) as log:
+        c = log.consumer(["t"], auto_offset_reset="earliest", max_poll_records=100_000)
+        got: list[embedlog.Message] = []
+        while batch := c.poll(timeout=0.5):
+            got.extend(batch)
+        assert len(got) >= acked
+        assert [m.offset for m in got] == list(range(len(got)))
+        assert [int(m.value[:8]) for m in got[:acked]] == list(range(acked))
+
+
+def test_newer_format_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:
+        log.create_topic("t")
+    env = lmdb.open(str(path), max_dbs=16)
+    meta = env.open_db(b"meta")
+    with env.begin(write=True) as txn:
+        txn.put(schema.META_FORMAT_VERSION, schema.U32LE.pack(schema.FORMAT_VERSION + 1), db=meta)
+    env.close()
+    with pytest.raises(FormatVersionError, match="Upgrade embedlog"):
+        embedlog.open(path)
+
+
+def test_same_directory_opened_twice_in_one_process(tmp_path: Path) -> None:
+    a = embedlog.open(tmp_path / "log")
+    b = embedlog.open(str(tmp_path / "log"))
+    a.create_topic("t")
+    with b.producer() as p:
+        p.send("t", b"x")
+    a.close()  # b keeps the shared store open
+    with b.consumer(["t"], auto_offset_reset="earliest") as c:
+        assert [m.value for m in c.poll(timeout=1.0)] == [b"x"]
+    b.close()
+
+
+def test_one_producer_shared_by_threads_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    n_threads, per = 8, 3000
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
+        log.create_topic("t", partitions=3)
+        p = log.producer(linger_ms=1)
+
+        def work(t: int) -> None:
+            for i in range(per):
+                p.send("t", f"{t}:{i}".encode(), key=str(i % 7).encode() if i % 2 else None)
+                if i % 500 == 0:
+                    p.flush()
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        p.flush()
+        c = log.consumer(["t"], auto_offset_reset="earliest", max_poll_records=100_000)
+        got = []
+        while len(got) < n_threads * per:
+            batch = c.poll(timeout=2.0)
+            assert batch, f"only {len(got)} records arrived"
+            got.extend(batch)
+        values = [m.value for m in got]
+        assert len(values) == len(set(values)) == n_threads * per
+        for part in range(3):
+            offs = [m.offset for m in got if m.partition == part]
+            assert offs == list(range(len(offs)))
+        # each thread's records keep their order within a partition
+        for t in range(n_threads):
+            for part in range(3):
+                seq = [int(m.value.split(b":")[1]) for m in got if m.partition == part and m.value.startswith(b"%d:" % t)]
+                assert seq == sorted(seq)
+
+
+def test_concurrent_flushes_share_transactions(tmp_path: Path) -> None:
+    """Group commit: 8 threads flushing after every record need fewer commits than flushes."""
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
+        log.create_topic("t")
+        before = log._store.env.info()["last_txnid"]
+        n_threads, per = 8, 50
+
+        def work() -> None:
+            with log.producer(linger_ms=10_000) as p:
+                for i in range(per):
+                    p.send("t", b"%d" % i)
+                    p.flush()
+
+        threads = [threading.Thread(target=work) for _ in range(n_threads)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        commits = log._store.env.info()["last_txnid"] - before
+        assert log.describe_topic("t").partitions[0].end_offset == n_threads * per
+        assert commits < n_threads * per
+
+
+def test_format_doc_matches_the_code() -> None:
+    """docs/format.md carries the layout docstrings verbatim (regenerate it if this fails)."""
+    doc = (ROOT / "docs" / "format.md").read_text()
+    for module in ("src/embedlog/storage/schema.py", "src/embedlog/codec/batch.py"):
+        text = (ROOT / module).read_text().split('"""')[1]
+        for line in text.strip().splitlines():
+            assert line in doc, f"{module}: {line!r} is missing from docs/format.md"
+
+
+def test_importing_embedlog_loads_no_edges() -> None:
+    code = textwrap.dedent("""
+        import sys, embedlog
+        bad = [m for m in sys.modules if m.startswith(("embedlog.cli", "embedlog.compat", "prometheus_client"))]
+        assert not bad, bad
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_temp_log_is_private_and_removed(tmp_path: Path) -> None:
+    log = embedlog.open()
+    path = log.path
+    assert os.path.isdir(path)
+    log.close()
+    assert not os.path.exists(path)
+
+
+def test_topic_ids_are_not_reused(tmp_path: Path) -> None:
+    with embedlog.open(tmp_path / "log") as log:
+        first = log.create_topic("t").topic_id
+        log.delete_topic("t")
+        second = log.create_topic("t").topic_id
+        assert second != first
