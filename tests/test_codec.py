@@ -501,7 +501,7 @@ def mutated_batches(draw: st.DrawFn) -> bytearray:
     return with_crc(buf)
 
 
-@FUZZ
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(buf=mutated_batches())
 def test_fuzz_mutated_batches_with_fixed_crc(buf: bytearray) -> None:
     decode_or_corrupt(buf)

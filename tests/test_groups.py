@@ -825,8 +825,10 @@ def test_groups_and_delete_group(log: embedlog.Log) -> None:
     assert log.describe_group("g2").lag() == {TP("t", 1): 1}
     b = group_consumer(log, "t", "b", group="g1")
     assert b.committed([TP("t", 0)]) == {TP("t", 0): None}
-    wait_until(lambda: len(b.assignment()) == 2, "assigned", step=lambda: poll_all(b))
-    assert b.position(TP("t", 0)) == 0
+    got: list[tuple[int, int]] = []
+    wait_until(lambda: len(got) == 6, "every record again",
+               step=lambda: got.extend((m.partition, m.offset) for m in b.poll(timeout=0.05)))
+    assert sorted(got) == [(p, o) for p in range(2) for o in range(3)]
     b.close()
     log.delete_group("g2")
     log.delete_group("g1")

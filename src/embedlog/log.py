@@ -8,7 +8,7 @@ import tempfile
 import threading
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import TopicConfig
 from .consumer import Consumer
@@ -17,9 +17,13 @@ from .model import TopicDescription
 from .producer import Producer
 from .storage.store import Store
 from .storage.topics import MAX_PARTITIONS, TopicMeta, validate_name
+from .storage.verify import DumpIterator, ProgressFn, VerifyReport
 from .groups.coordinator import Coordinator, GroupDescription, validate_group
 from .transactions import Transaction
 from .writer import GroupCommitter
+
+if TYPE_CHECKING:
+    from .metrics.snapshot import LogMetrics
 
 __all__ = ["Log", "open"]
 
@@ -113,6 +117,35 @@ class Log:
         deleted = self._store.enforce_retention()
         compacted = compact_all(self._store)
         return {"batches_deleted": deleted, "records_compacted": compacted}
+
+    def verify(self, progress: ProgressFn | None = None) -> VerifyReport:
+        """Check every stored batch (checksum, decoding, offsets' continuity) and every
+        partition's state; return a ``VerifyReport`` listing what is damaged.
+
+        ``progress(batches_checked, batches_total)`` is called as it goes.  Other
+        threads and processes may keep using the log meanwhile.
+        """
+        self._check()
+        from .storage.verify import verify
+
+        return verify(self._store, progress=progress)
+
+    def dump(self, topic: str, partition: int, start_offset: int = 0,
+             max_batches: int | None = None) -> DumpIterator:
+        """Yield ``DumpBatch``es (header fields and records) of a partition from the batch
+        holding ``start_offset``, for debugging; damaged batches come with ``error`` set."""
+        self._check()
+        from .storage.verify import dump
+
+        return dump(self._store, validate_name(topic), partition, start_offset, max_batches)
+
+    def metrics(self) -> LogMetrics:
+        """A ``embedlog.metrics.LogMetrics`` snapshot: per partition start/end offsets,
+        records and bytes in, bytes on disk; per group committed offsets and lag; this
+        process's producer and consumer rates."""
+        from .metrics import snapshot  # noqa: PLC0415 - metrics load on first use
+
+        return snapshot(self)
 
     def _maintenance_loop(self, interval: float) -> None:
         while not self._maint_stop.wait(interval):

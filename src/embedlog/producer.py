@@ -37,6 +37,7 @@ DeliveryCallback = Callable[[EmbedlogError | None, RecordMetadata | None], None]
 Headers = list[tuple[str, bytes | None]]
 _time_ns = time.time_ns
 _KEY_CACHE = 100_000
+_MAX_TS = 2**63
 _ACKS = {"leader": "leader", 1: "leader", "1": "leader", "all": "all", -1: "all", "-1": "all"}
 
 
@@ -54,7 +55,7 @@ class _Extra:
 class _TopicState:
     """A producer's view of one topic: partition buffers and the sticky partition."""
 
-    __slots__ = ("accs", "compact", "extras", "kcache", "max_bytes", "meta", "n", "name", "sticky")
+    __slots__ = ("accs", "cache_keys", "compact", "extras", "kcache", "max_bytes", "meta", "n", "name", "sticky")
 
     def __init__(self, meta: TopicMeta, cache_keys: bool) -> None:
         self.meta = meta
@@ -69,8 +70,10 @@ class _TopicState:
         #: partitions whose buffer holds ``_Extra`` key slots (headers or callbacks)
         self.extras: list[bool] = [False] * self.n
         self.sticky = random_partition(self.n)
-        #: key -> partition, for partitioners that are a pure function of the key
-        self.kcache: dict[bytes, int] | None = {} if cache_keys else None
+        #: key -> partition, for partitioners that are a pure function of the key (it
+        #: stays empty for a custom partitioner, which is called for every record)
+        self.kcache: dict[bytes, int] = {}
+        self.cache_keys = cache_keys
 
 
 def _coerce(obj: object, what: str) -> bytes:
@@ -82,20 +85,27 @@ def _coerce(obj: object, what: str) -> bytes:
 
 
 def _check_headers(headers: object) -> list[tuple[str, bytes | None]]:
+    """Validate headers now, so that nothing can fail later when the batch is encoded."""
     items = headers.items() if isinstance(headers, Mapping) else headers
     out = []
     try:
-        for name, value in items:  # type: ignore[union-attr]
+        for name, value in items:  # type: ignore[attr-defined]
             if not isinstance(name, str):
                 raise SerializationError(f"header names must be str, got {type(name).__name__}")
+            try:
+                if len(name.encode("utf-8")) > 0xFFFF:
+                    raise SerializationError("a header name is longer than 65535 bytes")
+            except UnicodeEncodeError:
+                raise SerializationError(f"header name {name!r} is not valid unicode") from None
             if value is not None and type(value) is not bytes:
-                if isinstance(value, str):
-                    value = value.encode()
-                else:
-                    value = _coerce(value, "header value")
+                value = value.encode() if isinstance(value, str) else _coerce(value, "header value")
             out.append((name, value))
+    except SerializationError:
+        raise
     except (TypeError, ValueError):
         raise SerializationError("headers must be a list of (str, bytes) pairs or a dict") from None
+    if len(out) > 0xFFFF:
+        raise SerializationError(f"a record can carry at most 65535 headers, got {len(out)}")
     return out
 
 
@@ -131,7 +141,7 @@ class Producer:
         self._custom: Partitioner | None = None if isinstance(part, KeyHasher) else part
         self._key_ser = key_serializer
         self._value_ser = value_serializer
-        self._serializing = key_serializer is not None or value_serializer is not None
+        self._slow = key_serializer is not None or value_serializer is not None
         self.acks = _ACKS[acks]
         self.delivery_timeout_ms = delivery_timeout_ms
         self._topics: dict[str, _TopicState] = {}
@@ -172,13 +182,11 @@ class Producer:
         """
         # The hot path: one call per record, so every line here is paid a million times
         # a second.  Slow cases (serializers, coercion, custom partitioners) branch out.
-        if self._closed:
-            raise ClosedError("this producer is closed; create a new one with log.producer()")
+        if self._slow:  # closed, or serializers to run
+            value, key = self._slow_path(value, key)
         st = self._topics.get(topic)
         if st is None:
             st = self._state(topic)
-        if self._serializing:
-            value, key = self._serialize(value, key)
         if value.__class__ is bytes:
             size = len(value)
         elif value is None:
@@ -191,9 +199,7 @@ class Producer:
         if key is not None:
             size += len(key)
             if partition is None:
-                kcache = st.kcache
-                if kcache is not None:
-                    partition = kcache.get(key)
+                partition = st.kcache.get(key)
                 if partition is None:
                     partition = self._choose(st, key)
             elif partition.__class__ is not int or not 0 <= partition < st.n:
@@ -211,7 +217,7 @@ class Producer:
                 f"{topic!r}; send smaller records or raise the topic's max.message.bytes")
         if timestamp_ms is None:
             timestamp_ms = _time_ns() // 1_000_000
-        elif timestamp_ms.__class__ is not int or timestamp_ms < 0:
+        elif timestamp_ms.__class__ is not int or not 0 <= timestamp_ms < _MAX_TS:
             raise ConfigError(f"timestamp_ms must be a non-negative int (ms since the epoch), got {timestamp_ms!r}")
         acc = st.accs[partition]
         if headers is None and on_delivery is None:
@@ -249,11 +255,12 @@ class Producer:
                 st.extras.append(False)
             st.meta = meta
             st.n = meta.partitions
-            if st.kcache is not None:
-                st.kcache.clear()  # keys map to new partitions now, as in Kafka
+            st.kcache.clear()  # keys map to new partitions now, as in Kafka
         return True
 
-    def _serialize(self, value: Any, key: Any) -> tuple[Any, Any]:
+    def _slow_path(self, value: Any, key: Any) -> tuple[Any, Any]:
+        if self._closed:
+            raise ClosedError("this producer is closed; create a new one with log.producer()")
         if value is not None and self._value_ser is not None:  # None stays a tombstone
             value = self._value_ser(value)
         if key is not None and self._key_ser is not None:
@@ -272,7 +279,7 @@ class Producer:
                 return random_partition(st.n)
             return hasher.hash(b"") % st.n
         p = hasher.hash(key) % st.n
-        if st.kcache is not None:
+        if st.cache_keys:
             if len(st.kcache) >= _KEY_CACHE:
                 st.kcache.clear()
             st.kcache[key] = p
@@ -439,9 +446,14 @@ class Producer:
             if not self._log.closed:
                 self._write()
         finally:
-            self._closed = True
-            self._wake.set()
+            self._mark_closed()
             self._log._unregister(self)
+
+    def _mark_closed(self) -> None:
+        self._closed = True
+        self._slow = True
+        self._wake.set()
+        self._log._unregister(self)
 
     def __enter__(self) -> Producer:
         return self

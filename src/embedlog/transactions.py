@@ -77,8 +77,7 @@ class Transaction:
         except EmbedlogError as exc:
             raise TransactionAbortedError(f"transaction aborted, nothing of it was written: {exc}") from exc
         finally:
-            self._producer._closed = True
-            self._log._unregister(self._producer)
+            self._producer._mark_closed()
 
     def abort(self) -> None:
         """Discard everything sent and committed in this transaction."""
@@ -86,8 +85,7 @@ class Transaction:
             return
         self._done = True
         self._producer._drain()
-        self._producer._closed = True
-        self._log._unregister(self._producer)
+        self._producer._mark_closed()
 
     def _check(self) -> None:
         if self._done:

@@ -360,13 +360,19 @@ def decode(buf: Any) -> DecodedBatch:
     (body_len,) = struct.unpack_from("<I", buf, 52)
     if compression == COMPRESSION_ZSTD:
         try:
-            # The frame states its size; check it before zstd allocates it.
+            # The frame states its size (encode always writes it): check it before zstd
+            # sees it, and decompress incrementally so a lying header allocates nothing.
             declared = zstandard.frame_content_size(raw)
-            if declared not in (body_len, -1):
+            if declared != body_len:
                 raise CorruptBatchError(f"zstd frame holds {declared} bytes, the header says {body_len}")
-            body = _zstd_d.decompress(raw, max_output_size=body_len)
+            dobj = _zstd_d.decompressobj()
+            body = dobj.decompress(raw)
+            if not dobj.eof:
+                raise CorruptBatchError("zstd frame is truncated")
         except zstandard.ZstdError as exc:
             raise CorruptBatchError(f"zstd body does not decompress: {exc}") from None
+        except MemoryError:
+            raise CorruptBatchError("zstd body claims more memory than is available") from None
     elif compression == COMPRESSION_NONE:
         body = raw
     else:

@@ -47,7 +47,7 @@ def validate_name(name: object) -> str:
         raise InvalidTopicError(f"topic name cannot be {name!r}")
     if len(name) > MAX_NAME:
         raise InvalidTopicError(f"topic name is {len(name)} characters; the limit is {MAX_NAME}")
-    if not _LEGAL.match(name):
+    if not _LEGAL.fullmatch(name):
         raise InvalidTopicError(
             f"topic name {name!r} has characters Kafka does not allow; use only ASCII letters, "
             "digits, '.', '_' and '-'")

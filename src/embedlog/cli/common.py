@@ -1,0 +1,182 @@
+"""What every command shares: exit codes, typed CLI errors, opening the log, parsing
+``KEY=VALUE`` options, and optional progress bars."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+import embedlog
+
+__all__ = [
+    "EXIT_DAMAGED",
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CliError",
+    "Progress",
+    "UsageError",
+    "key_values",
+    "non_negative_int",
+    "open_log",
+    "positive_int",
+    "progress",
+]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_DAMAGED = 3
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """A failure the command reports as one line (exit ``code``)."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class UsageError(CliError):
+    """A malformed command line (exit 2); ``prog`` names the (sub)command for the hint."""
+
+    def __init__(self, message: str, prog: str | None = None) -> None:
+        super().__init__(message, EXIT_USAGE)
+        self.prog = prog
+
+
+# -- argument types ------------------------------------------------------------------------
+def positive_int(text: str) -> int:
+    """An argparse type: an int >= 1."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an int >= 0."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def key_values(items: Iterable[str] | None, option: str) -> list[tuple[str, str]]:
+    """Split ``KEY=VALUE`` strings (in order, duplicates kept); ``UsageError`` if one has no ``=``."""
+    out: list[tuple[str, str]] = []
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"argument {option}: expected KEY=VALUE, got {item!r}")
+        out.append((key, value))
+    return out
+
+
+# -- the log -------------------------------------------------------------------------------
+def log_path(args: argparse.Namespace) -> str:
+    """The log directory from ``--path`` or ``EMBEDLOG_PATH``."""
+    path: str | None = getattr(args, "path", None) or os.environ.get("EMBEDLOG_PATH")
+    if not path:
+        raise UsageError("no log directory: give --path DIR or set EMBEDLOG_PATH")
+    return path
+
+
+@contextmanager
+def open_log(args: argparse.Namespace, *, create: bool = False) -> Iterator[embedlog.Log]:
+    """Open the log for one command and close it after.
+
+    Only commands that create something (``create=True``) may create the directory;
+    every other command reports a missing log instead of leaving an empty one behind
+    after a typo.  Background maintenance stays off: a command does only what it says.
+    """
+    path = log_path(args)
+    if not create and not os.path.isfile(os.path.join(path, "data.mdb")):
+        raise CliError(f"no embedlog log at {path!r} (create one with: embedlog --path {path} topics create NAME)")
+    log = embedlog.open(path, maintenance_interval_ms=None)
+    try:
+        yield log
+    finally:
+        log.close()
+
+
+# -- progress bars -------------------------------------------------------------------------
+class Progress:
+    """A progress bar on stderr (tqdm) or nothing; a context manager.
+
+    Bars are drawn only when tqdm is installed (``pip install embedlog[cli]``) and
+    stderr is a terminal, so pipes, logs and tests get clean output.
+    """
+
+    def __init__(self, bar: Any = None) -> None:
+        self._bar = bar
+
+    @property
+    def active(self) -> bool:
+        """Whether a bar is drawn."""
+        return self._bar is not None
+
+    def update(self, done: int, total: int | None = None) -> None:
+        """Show ``done`` of ``total`` units."""
+        bar = self._bar
+        if bar is None:
+            return
+        if total is not None and total != bar.total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    def advance(self, n: int = 1) -> None:
+        """Add ``n`` units."""
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        """Remove the bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def progress(desc: str, total: int | None = None, *, unit: str = "batch", streaming: bool = False) -> Progress:
+    """A ``Progress`` for long work; a no-op without tqdm or a terminal on stderr.
+
+    ``streaming`` commands print their results as they go, so they draw a bar only when
+    stdout is not the same terminal (the bar would tear the output apart).
+    """
+    stderr = sys.stderr
+    if not _isatty(stderr) or (streaming and _isatty(sys.stdout)):
+        return Progress()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return Progress()
+    return Progress(tqdm(total=total, desc=desc, unit=unit, file=stderr, leave=False, dynamic_ncols=True))
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False

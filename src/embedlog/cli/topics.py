@@ -1,0 +1,185 @@
+"""``embedlog topics create|list|describe|delete|alter`` (kafka-topics.sh, kafka-configs.sh)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import TopicExistsError, UnknownTopicError
+from ..model import TopicDescription
+from .common import UsageError, key_values, open_log, positive_int
+from .output import Output
+
+__all__ = ["register", "topic_json"]
+
+
+def register(sub: Any, parent: argparse.ArgumentParser) -> None:
+    """Add ``topics`` and its actions to the command tree."""
+    p = sub.add_parser("topics", help="create, list, describe, alter and delete topics",
+                       description="Create, list, describe, alter and delete topics (like kafka-topics.sh).")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    c = actions.add_parser("create", parents=[parent], help="create a topic",
+                           description="Create a topic. The log directory is created if it does not exist.")
+    c.add_argument("name", metavar="NAME", help="topic name (1-249 of [a-zA-Z0-9._-])")
+    c.add_argument("--partitions", type=positive_int, default=1, metavar="N", help="number of partitions (default 1)")
+    c.add_argument("--config", action="extend", nargs="+", metavar="KEY=VALUE", default=[],
+                   help="a topic config override such as retention.ms=86400000 (repeatable)")
+    c.add_argument("--if-not-exists", action="store_true", help="succeed if the topic already exists")
+    c.set_defaults(func=create)
+
+    ls = actions.add_parser("list", parents=[parent], help="list topic names",
+                            description="List the names of all topics, one a line.")
+    ls.set_defaults(func=list_topics)
+
+    d = actions.add_parser("describe", parents=[parent], help="partitions, offsets, sizes and config of topics",
+                           description="Show each partition's start and end offsets, records, batches and bytes, "
+                                       "and the topic's effective config. Without NAME: every topic.")
+    d.add_argument("name", metavar="NAME", nargs="?", help="topic to describe (default: all)")
+    d.set_defaults(func=describe)
+
+    rm = actions.add_parser("delete", parents=[parent], help="delete a topic",
+                            description="Delete a topic, its records and the committed offsets of its partitions.")
+    rm.add_argument("name", metavar="NAME")
+    rm.add_argument("--if-exists", action="store_true", help="succeed if the topic does not exist")
+    rm.set_defaults(func=delete)
+
+    a = actions.add_parser("alter", parents=[parent], help="change a topic's config or partition count",
+                           description="Set or remove config overrides of a topic (like kafka-configs.sh --alter), "
+                                       "or add partitions (like kafka-topics.sh --alter --partitions).")
+    a.add_argument("name", metavar="NAME")
+    a.add_argument("--config", action="extend", nargs="+", metavar="KEY=VALUE", default=[],
+                   help="set a config override (repeatable)")
+    a.add_argument("--delete-config", action="extend", nargs="+", metavar="KEY", default=[],
+                   help="remove a config override, back to the default (repeatable)")
+    a.add_argument("--partitions", type=positive_int, metavar="N",
+                   help="grow the topic to N partitions (never fewer, as in Kafka)")
+    a.set_defaults(func=alter)
+
+
+def topic_json(desc: TopicDescription) -> dict[str, Any]:
+    """A topic description as JSON."""
+    return {
+        "name": desc.name,
+        "topic_id": desc.topic_id,
+        "partitions": [
+            {"partition": p.partition, "start_offset": p.start_offset, "end_offset": p.end_offset,
+             "records": p.end_offset - p.start_offset, "batches": p.batches, "bytes": p.bytes,
+             "leader_epoch": p.leader_epoch}
+            for p in desc.partitions
+        ],
+        "records": desc.records,
+        "bytes": desc.bytes,
+        "config": desc.config,
+    }
+
+
+def _print_topic(out: Output, desc: TopicDescription) -> None:
+    out.line(f"Topic: {desc.name}  TopicId: {desc.topic_id}  PartitionCount: {len(desc.partitions)}  "
+             f"Records: {desc.records}  Bytes: {desc.bytes}")
+    out.table(["PARTITION", "START-OFFSET", "END-OFFSET", "RECORDS", "BATCHES", "BYTES", "LEADER-EPOCH"],
+              [[p.partition, p.start_offset, p.end_offset, p.end_offset - p.start_offset, p.batches, p.bytes,
+                p.leader_epoch] for p in desc.partitions])
+    out.line("Config:")
+    for key, value in sorted(desc.config.items()):
+        out.line(f"  {key}={value}")
+
+
+def create(args: argparse.Namespace, out: Output) -> int:
+    """``topics create``."""
+    config = dict(key_values(args.config, "--config"))
+    with open_log(args, create=True) as log:
+        try:
+            desc = log.create_topic(args.name, partitions=args.partitions, config=config)
+            created = True
+        except TopicExistsError:
+            if not args.if_not_exists:
+                raise
+            desc = log.describe_topic(args.name)
+            created = False
+    if out.json_mode:
+        out.json({**topic_json(desc), "created": created})
+    elif created:
+        out.line(f"Created topic {desc.name} with {len(desc.partitions)} partition(s).")
+    else:
+        out.line(f"Topic {desc.name} already exists.")
+    return 0
+
+
+def list_topics(args: argparse.Namespace, out: Output) -> int:
+    """``topics list``."""
+    with open_log(args) as log:
+        names = log.topics()
+    if out.json_mode:
+        out.json(names)
+    else:
+        for name in names:
+            out.line(name)
+    return 0
+
+
+def describe(args: argparse.Namespace, out: Output) -> int:
+    """``topics describe``."""
+    with open_log(args) as log:
+        if args.name is not None:
+            descs = [log.describe_topic(args.name)]
+        else:
+            descs = []
+            for name in log.topics():
+                try:
+                    descs.append(log.describe_topic(name))
+                except UnknownTopicError:
+                    continue  # deleted meanwhile
+    if out.json_mode:
+        out.json(topic_json(descs[0]) if args.name is not None else [topic_json(d) for d in descs])
+        return 0
+    for i, desc in enumerate(descs):
+        if i:
+            out.line()
+        _print_topic(out, desc)
+    return 0
+
+
+def delete(args: argparse.Namespace, out: Output) -> int:
+    """``topics delete``."""
+    with open_log(args) as log:
+        try:
+            log.delete_topic(args.name)
+            deleted = True
+        except UnknownTopicError:
+            if not args.if_exists:
+                raise
+            deleted = False
+    if out.json_mode:
+        out.json({"name": args.name, "deleted": deleted})
+    else:
+        out.line(f"Deleted topic {args.name}." if deleted else f"Topic {args.name} does not exist.")
+    return 0
+
+
+def alter(args: argparse.Namespace, out: Output) -> int:
+    """``topics alter``."""
+    changes: dict[str, object] = dict(key_values(args.config, "--config"))
+    for key in args.delete_config:
+        if key in changes:
+            raise UsageError(f"{key} is both set with --config and removed with --delete-config")
+        changes[key] = None
+    if not changes and args.partitions is None:
+        raise UsageError("nothing to alter: give --config KEY=VALUE, --delete-config KEY or --partitions N",
+                         "embedlog topics alter")
+    with open_log(args) as log:
+        if changes:
+            log.alter_topic_config(args.name, changes)
+        if args.partitions is not None:
+            log.create_partitions(args.name, args.partitions)
+        desc = log.describe_topic(args.name)
+    if out.json_mode:
+        out.json(topic_json(desc))
+    else:
+        what = []
+        if changes:
+            what.append("config " + ", ".join(f"{k}={'(default)' if v is None else v}" for k, v in changes.items()))
+        if args.partitions is not None:
+            what.append(f"{len(desc.partitions)} partitions")
+        out.line(f"Altered topic {desc.name}: {'; '.join(what)}.")
+    return 0

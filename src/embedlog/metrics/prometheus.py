@@ -1,0 +1,275 @@
+"""A Prometheus exporter for a log, with kafka-exporter's series names and labels.
+
+Needs ``prometheus_client`` (``pip install 'embedlog[metrics]'``); importing embedlog
+never imports it.  ``EmbedlogCollector`` reads a fresh ``snapshot`` at every scrape, so
+the numbers include what every process wrote and committed.
+
+Series (labels in braces), as kafka-exporter names them, so dashboards and alert rules
+such as ``kafka_consumergroup_lag > 1000`` work unchanged:
+
+* ``kafka_topic_partitions{topic}``
+* ``kafka_topic_partition_current_offset{topic,partition}`` — the end offset
+* ``kafka_topic_partition_oldest_offset{topic,partition}`` — the start offset
+* ``kafka_consumergroup_current_offset{consumergroup,topic,partition}`` — committed offset
+* ``kafka_consumergroup_current_offset_sum{consumergroup,topic}``
+* ``kafka_consumergroup_lag{consumergroup,topic,partition}`` — end minus committed offset
+* ``kafka_consumergroup_lag_sum{consumergroup,topic}``
+* ``kafka_consumergroup_members{consumergroup}`` — live members
+
+As in kafka-exporter, a group's topic is reported once the group committed an offset
+in one of its partitions; its partitions without a committed offset then show
+``current_offset`` and ``lag`` of ``-1`` (so an alert can see them), and are left out
+of the sums.
+
+embedlog's own series: ``embedlog_up`` (0 when the log could not be read),
+``embedlog_log_disk_bytes`` (the LMDB files' allocated size),
+``embedlog_topic_partition_disk_bytes``, ``_batches``, ``_records`` (stored) and
+``embedlog_topic_partition_records_in_total`` per partition; and, for the clients of
+*this process*, ``embedlog_producer_{records,bytes,writes}_total``,
+``embedlog_producer_{records,bytes}_per_second``,
+``embedlog_consumer_{records,polls}_total{consumergroup}`` and
+``embedlog_consumer_records_per_second{consumergroup}`` (``consumergroup=""`` for
+consumers without a group).  The ``_per_second`` gauges average the last 30 s; prefer
+``rate()`` over the ``_total`` counters in PromQL.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client import start_http_server as _prom_start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..errors import ConfigError, EmbedlogError
+from ..log import Log
+from ..log import open as open_log
+from .snapshot import LogMetrics, snapshot
+
+__all__ = ["EmbedlogCollector", "MetricsServer", "serve_metrics", "start_http_server"]
+
+_TP = ["topic", "partition"]
+_G = ["consumergroup"]
+_GT = ["consumergroup", "topic"]
+_GTP = ["consumergroup", "topic", "partition"]
+
+
+class _Families:
+    """Every family the collector exports, created empty."""
+
+    def __init__(self) -> None:
+        g, c = GaugeMetricFamily, CounterMetricFamily
+        self.up = g("embedlog_up", "1 if the log was read for this scrape, 0 if it could not be", labels=[])
+        self.partitions = g("kafka_topic_partitions", "Number of partitions for this Topic", labels=["topic"])
+        self.current = g("kafka_topic_partition_current_offset",
+                         "Current Offset of a Broker at Topic/Partition (the end offset)", labels=_TP)
+        self.oldest = g("kafka_topic_partition_oldest_offset",
+                        "Oldest Offset of a Broker at Topic/Partition (the start offset)", labels=_TP)
+        self.cg_offset = g("kafka_consumergroup_current_offset",
+                           "Current Offset of a ConsumerGroup at Topic/Partition", labels=_GTP)
+        self.cg_offset_sum = g("kafka_consumergroup_current_offset_sum",
+                               "Current Offset of a ConsumerGroup at Topic for all partitions", labels=_GT)
+        self.cg_lag = g("kafka_consumergroup_lag", "Current Approximate Lag of a ConsumerGroup at Topic/Partition",
+                        labels=_GTP)
+        self.cg_lag_sum = g("kafka_consumergroup_lag_sum",
+                            "Current Approximate Lag of a ConsumerGroup at Topic for all partitions", labels=_GT)
+        self.cg_members = g("kafka_consumergroup_members", "Amount of members in a consumer group", labels=_G)
+        self.log_disk = g("embedlog_log_disk_bytes", "Allocated size of the log directory's LMDB files", labels=[])
+        self.disk = g("embedlog_topic_partition_disk_bytes", "Bytes of stored batches of a Topic/Partition",
+                      labels=_TP)
+        self.batches = g("embedlog_topic_partition_batches", "Stored batches of a Topic/Partition", labels=_TP)
+        self.records = g("embedlog_topic_partition_records",
+                         "Stored records of a Topic/Partition (end minus start offset)", labels=_TP)
+        self.records_in = c("embedlog_topic_partition_records_in",
+                            "Records ever appended to a Topic/Partition (its end offset)", labels=_TP)
+        self.p_records = c("embedlog_producer_records", "Records written by this process's producers", labels=[])
+        self.p_bytes = c("embedlog_producer_bytes",
+                         "Batch bytes (as stored, after compression) written by this process's producers", labels=[])
+        self.p_writes = c("embedlog_producer_writes", "Writes (flushes) of this process's producers", labels=[])
+        self.p_records_rate = g("embedlog_producer_records_per_second",
+                                "Records written per second by this process's producers (30 s average)", labels=[])
+        self.p_bytes_rate = g("embedlog_producer_bytes_per_second",
+                              "Batch bytes written per second by this process's producers (30 s average)", labels=[])
+        self.c_records = c("embedlog_consumer_records", "Records returned by this process's consumers' polls",
+                           labels=_G)
+        self.c_polls = c("embedlog_consumer_polls", "Polls of this process's consumers that returned records",
+                         labels=_G)
+        self.c_records_rate = g("embedlog_consumer_records_per_second",
+                                "Records consumed per second by this process's consumers (30 s average)", labels=_G)
+
+    def all(self) -> list[Metric]:
+        return [v for v in vars(self).values() if isinstance(v, Metric)]
+
+
+def _disk_bytes(path: str) -> int:
+    total = 0
+    for name in ("data.mdb", "lock.mdb"):
+        try:
+            st = os.stat(os.path.join(path, name))
+        except OSError:
+            continue
+        total += st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
+    return total
+
+
+def _fill(f: _Families, m: LogMetrics) -> None:
+    f.log_disk.add_metric([], _disk_bytes(m.path))
+    end: dict[tuple[str, int], int] = {}
+    for t in m.topics:
+        f.partitions.add_metric([t.name], len(t.partitions))
+        for p in t.partitions:
+            labels = [t.name, str(p.partition)]
+            end[(t.name, p.partition)] = p.end_offset
+            f.current.add_metric(labels, p.end_offset)
+            f.oldest.add_metric(labels, p.start_offset)
+            f.disk.add_metric(labels, p.bytes_on_disk)
+            f.batches.add_metric(labels, p.batches)
+            f.records.add_metric(labels, p.records)
+            f.records_in.add_metric(labels, p.records_in)
+    for g in m.groups:
+        f.cg_members.add_metric([g.group], g.members)
+        for topic in g.topics():
+            rows = [r for r in g.partitions if r.topic == topic]
+            if all(r.committed is None for r in rows):
+                continue  # kafka-exporter: a topic the group never committed in is not reported
+            for r in rows:
+                labels = [g.group, topic, str(r.partition)]
+                f.cg_offset.add_metric(labels, -1 if r.committed is None else r.committed)
+                f.cg_lag.add_metric(labels, -1 if r.lag is None else r.lag)
+            f.cg_offset_sum.add_metric([g.group, topic], sum(r.committed or 0 for r in rows))
+            f.cg_lag_sum.add_metric([g.group, topic], sum(r.lag or 0 for r in rows))
+    if m.producer is None:  # always export the producer counters, so rate() has a start
+        for fam in (f.p_records, f.p_bytes, f.p_writes, f.p_records_rate, f.p_bytes_rate):
+            fam.add_metric([], 0)
+    for c in m.clients:
+        if c.kind == "producer":
+            f.p_records.add_metric([], c.records_total)
+            f.p_bytes.add_metric([], c.bytes_total)
+            f.p_writes.add_metric([], c.calls_total)
+            f.p_records_rate.add_metric([], c.records_per_sec)
+            f.p_bytes_rate.add_metric([], c.bytes_per_sec)
+        else:
+            group = [c.group or ""]
+            f.c_records.add_metric(group, c.records_total)
+            f.c_polls.add_metric(group, c.calls_total)
+            f.c_records_rate.add_metric(group, c.records_per_sec)
+
+
+class EmbedlogCollector(Collector):
+    """A Prometheus collector of one log: a fresh ``snapshot`` at every scrape.
+
+    Register it in any ``CollectorRegistry`` (``REGISTRY.register(EmbedlogCollector(log))``
+    to serve it beside an application's own metrics).
+    """
+
+    def __init__(self, log: Log, snapshot_fn: Callable[[Log], LogMetrics] = snapshot) -> None:
+        self.log = log
+        self._snapshot = snapshot_fn
+
+    def describe(self) -> list[Metric]:
+        """The exported families, without samples (read by registries at registration)."""
+        return _Families().all()
+
+    def collect(self) -> Iterator[Metric]:
+        """Every family with this instant's samples; only ``embedlog_up 0`` if the log cannot be read."""
+        f = _Families()
+        try:
+            m = self._snapshot(self.log)
+        except EmbedlogError:
+            f.up.add_metric([], 0)
+            yield f.up
+            return
+        f.up.add_metric([], 1)
+        _fill(f, m)
+        yield from f.all()
+
+
+class MetricsServer:
+    """A running ``/metrics`` endpoint; ``close()`` it (or use it as a context manager)."""
+
+    def __init__(self, log: Log, port: int, addr: str) -> None:
+        self.log = log
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(EmbedlogCollector(log))
+        try:
+            self._httpd, self._thread = _prom_start_http_server(port, addr=addr, registry=self.registry)
+        except OSError as exc:
+            raise ConfigError(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}") from None
+        host, bound = self._httpd.server_address[:2]
+        self.addr: str = host if isinstance(host, str) else bytes(host).decode()
+        self.port: int = int(bound)
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        """The metrics URL, e.g. ``http://127.0.0.1:9308/metrics``."""
+        host = f"[{self.addr}]" if ":" in self.addr else self.addr
+        return f"http://{host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        """Stop serving and release the port (idempotent); the log stays open."""
+        if self._closed:
+            return
+        self._closed = True
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._closed
+
+    def __enter__(self) -> MetricsServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<embedlog.metrics.MetricsServer {self.url} {'closed' if self._closed else 'serving'}>"
+
+
+def _check_port(port: object) -> int:
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ConfigError(f"port must be an int from 0 to 65535 (0 picks a free port), got {port!r}")
+    return port
+
+
+def start_http_server(log: Log, port: int, addr: str = "127.0.0.1") -> MetricsServer:
+    """Serve ``log``'s metrics at ``http://addr:port/metrics`` from a daemon thread.
+
+    Binds ``127.0.0.1`` unless told otherwise (``addr="0.0.0.0"`` for every interface);
+    ``port=0`` picks a free port, read back from ``.port``.  Raises ``ConfigError`` if
+    the address cannot be bound.
+    """
+    log._check()
+    return MetricsServer(log, _check_port(port), addr)
+
+
+def serve_metrics(path: str | os.PathLike[str], addr: str = "127.0.0.1", port: int = 9308, *,
+                  stop: threading.Event | None = None, ready: Callable[[MetricsServer], None] | None = None,
+                  **open_options: Any) -> None:
+    """Open the log at ``path`` and serve its metrics until ``stop`` is set or Ctrl-C.
+
+    What ``embedlog serve --metrics 127.0.0.1:9308`` runs (``embedlog.metrics.parse_address``
+    splits the option).  ``ready(server)`` is called once the port is bound (to print
+    ``server.url``; with ``port=0`` it tells the port picked).  ``open_options`` go to
+    ``embedlog.open``; background retention is off unless ``maintenance_interval_ms`` is
+    given, so serving metrics never changes the log.  Returns after closing the server
+    and the log.
+    """
+    open_options.setdefault("maintenance_interval_ms", None)
+    stop = threading.Event() if stop is None else stop
+    with open_log(path, **open_options) as log, start_http_server(log, port, addr) as server:
+        if ready is not None:
+            ready(server)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass

@@ -1,0 +1,156 @@
+"""Client counters: what producers and consumers of this process report, and their rates.
+
+Producers report once per write (``produced(records, bytes)``), consumers once per
+``poll`` that returned records (``consumed(records)``) — never per record.  Each report
+is one uncontended lock and a few integer additions.
+
+Counters are per process and per log directory (its real path): clients of two ``Log``
+objects opened on one directory in one process share them; clients in other processes
+are not seen (their records are, through the partitions' offsets).  Totals only grow,
+so they are Prometheus counters; rates are taken over a sliding window of
+``WINDOW_S`` seconds from samples kept at most once per ``SAMPLE_S``.
+
+This module is a leaf: it imports nothing from embedlog, so the clients may import it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+
+import attrs
+
+__all__ = [
+    "SAMPLE_S",
+    "WINDOW_S",
+    "ClientCounters",
+    "CounterSnapshot",
+    "consumer_counters",
+    "counters_of",
+    "producer_counters",
+]
+
+#: Rates are averaged over this many seconds (Kafka clients' ``metrics.sample.window.ms``
+#: times ``metrics.num.samples`` is 30 s too).
+WINDOW_S = 30.0
+#: At most one sample per this many seconds.
+SAMPLE_S = 1.0
+#: A rate is never averaged over less than this, so a counter a few milliseconds old
+#: does not report an absurd rate.
+_MIN_ELAPSED_S = 1.0
+
+_monotonic = time.monotonic
+
+
+@attrs.frozen
+class CounterSnapshot:
+    """One counter's totals since the process started and its recent rates."""
+
+    kind: str
+    """``"producer"`` or ``"consumer"``."""
+    group: str | None
+    """The consumer group (``None`` for producers and consumers without a group)."""
+    records_total: int
+    bytes_total: int
+    """Producers: encoded batch bytes written (compressed, as stored). Consumers: 0."""
+    calls_total: int
+    """Producers: writes (flushes and linger writes). Consumers: polls that returned records."""
+    records_per_sec: float
+    bytes_per_sec: float
+    calls_per_sec: float
+
+
+class ClientCounters:
+    """Totals and rate samples for one kind of client of one log. Thread-safe."""
+
+    __slots__ = ("_lock", "_samples", "bytes", "calls", "group", "kind", "records")
+
+    def __init__(self, kind: str, group: str | None = None) -> None:
+        self.kind = kind
+        self.group = group
+        self.records = 0
+        self.bytes = 0
+        self.calls = 0
+        self._lock = threading.Lock()
+        # (monotonic time, records, bytes, calls) at that time, oldest first
+        self._samples: deque[tuple[float, int, int, int]] = deque([(_monotonic(), 0, 0, 0)])
+
+    def _sample(self, now: float) -> None:
+        """Keep a sample if the last is ``SAMPLE_S`` old; drop those past the window (lock held)."""
+        samples = self._samples
+        if now - samples[-1][0] >= SAMPLE_S:
+            samples.append((now, self.records, self.bytes, self.calls))
+            # keep one sample at or before the window's start, so the window stays full
+            while len(samples) > 2 and samples[1][0] <= now - WINDOW_S:
+                samples.popleft()
+
+    def produced(self, records: int, nbytes: int) -> None:
+        """A producer wrote ``records`` records in ``nbytes`` bytes of batches (one write)."""
+        now = _monotonic()
+        with self._lock:
+            self.records += records
+            self.bytes += nbytes
+            self.calls += 1
+            self._sample(now)
+
+    def consumed(self, records: int) -> None:
+        """A consumer's ``poll`` returned ``records`` records."""
+        now = _monotonic()
+        with self._lock:
+            self.records += records
+            self.calls += 1
+            self._sample(now)
+
+    def snapshot(self, now: float | None = None) -> CounterSnapshot:
+        """Totals and rates over the last ``WINDOW_S`` seconds."""
+        now = _monotonic() if now is None else now
+        with self._lock:
+            self._sample(now)
+            records, nbytes, calls = self.records, self.bytes, self.calls
+            base = self._samples[0]
+            for s in self._samples:  # the newest sample at or before the window's start
+                if s[0] > now - WINDOW_S:
+                    break
+                base = s
+        elapsed = max(now - base[0], _MIN_ELAPSED_S)
+        return CounterSnapshot(
+            self.kind, self.group, records, nbytes, calls,
+            (records - base[1]) / elapsed, (nbytes - base[2]) / elapsed, (calls - base[3]) / elapsed)
+
+
+_lock = threading.Lock()
+# real path of the log directory -> (kind, group) -> counters
+_registry: dict[str, dict[tuple[str, str | None], ClientCounters]] = {}
+
+
+def _key(path: str | os.PathLike[str]) -> str:
+    return os.path.realpath(os.fspath(path))
+
+
+def _counters(path: str | os.PathLike[str], kind: str, group: str | None) -> ClientCounters:
+    key = _key(path)
+    with _lock:
+        per_log = _registry.setdefault(key, {})
+        counters = per_log.get((kind, group))
+        if counters is None:
+            counters = per_log[(kind, group)] = ClientCounters(kind, group)
+        return counters
+
+
+def producer_counters(path: str | os.PathLike[str]) -> ClientCounters:
+    """The counters producers of the log at ``path`` report to (one per log and process)."""
+    return _counters(path, "producer", None)
+
+
+def consumer_counters(path: str | os.PathLike[str], group: str | None = None) -> ClientCounters:
+    """The counters consumers of ``group`` (``None``: no group) of the log at ``path`` report to."""
+    return _counters(path, "consumer", group)
+
+
+def counters_of(path: str | os.PathLike[str]) -> list[ClientCounters]:
+    """Every counter reported to for the log at ``path`` in this process, producers first."""
+    with _lock:
+        found = list(_registry.get(_key(path), {}).values())
+    return sorted(found, key=lambda c: (c.kind != "producer", c.group or ""))
