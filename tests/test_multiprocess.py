@@ -281,6 +281,31 @@ def test_forked_child_can_use_the_log_and_the_parent_sees_its_writes(tmp_path: P
 
 
 @pytest.mark.filterwarnings(FORK_WITH_THREADS)
+def test_forked_child_can_open_the_directory_its_parent_has_open(tmp_path: Path) -> None:
+    """A pre-fork server's worker (or multiprocessing's "fork" start method) opens the log itself."""
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:
+        log.create_topic("t", partitions=1)
+        with log.producer() as producer:
+            producer.send("t", b"parent")
+            producer.flush()
+
+        def child() -> object:
+            with embedlog.open(path) as mine, mine.producer() as p:
+                p.send("t", b"child-own-open")
+                p.flush()
+                return [m.value.decode() for m in harness.read_all(mine, "t")[0]]
+
+        pid, fd = _fork(child)
+        assert _join_child(pid, fd) == ["parent", "child-own-open"]
+        assert _values(log, "t") == [b"parent", b"child-own-open"]
+        with log.producer() as producer:
+            producer.send("t", b"parent-again")
+            producer.flush()
+        assert _values(log, "t") == [b"parent", b"child-own-open", b"parent-again"]
+
+
+@pytest.mark.filterwarnings(FORK_WITH_THREADS)
 def test_poll_blocked_in_parent_wakes_when_forked_child_produces(tmp_path: Path) -> None:
     path = tmp_path / "log"
     with embedlog.open(path, maintenance_interval_ms=None) as log:

@@ -28,6 +28,7 @@ from .errors import (
 )
 from .groups.coordinator import validate_group
 from .groups.member import Membership, RebalanceCallback
+from .metrics.registry import consumer_counters
 from .model import NO_HEADERS, Message, OffsetAndTimestamp, TopicPartition
 from .storage import partition as plog
 from .storage.schema import PartitionState
@@ -99,6 +100,7 @@ class Consumer:
         self._closed = False
         self._subscription: list[str] = []
         self.group = None if group is None else validate_group(group)
+        self._counters = consumer_counters(log.path, self.group)
         self.enable_auto_commit = bool(enable_auto_commit) and group is not None
         self._auto_commit_interval = auto_commit_interval_ms / 1000
         self._last_auto_commit = time.monotonic()
@@ -386,6 +388,8 @@ class Consumer:
                 del self._buffers[tp]
             if len(out) >= limit:
                 break
+        if out:
+            self._counters.consumed(len(out))
         return out
 
     def poll(self, timeout: float = 0.0, max_records: int | None = None) -> list[Message]:

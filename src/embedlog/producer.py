@@ -23,6 +23,7 @@ from .errors import (
     SerializationError,
     UnknownPartitionError,
 )
+from .metrics.registry import producer_counters
 from .model import RecordMetadata
 from .partitioner import KeyHasher, Partitioner, random_partition, resolve
 from .storage.store import AppendItem
@@ -79,9 +80,9 @@ class _TopicState:
 def _coerce(obj: object, what: str) -> bytes:
     if isinstance(obj, (bytearray, memoryview)):
         return bytes(obj)
-    raise SerializationError(
-        f"record {what} must be bytes (or None), got {type(obj).__name__}; encode it first or give the "
-        f"producer a {what}_serializer")
+    hint = f" or give the producer a {what}_serializer" if what in ("key", "value") else ""
+    raise SerializationError(f"record {what} must be bytes (or None), got {type(obj).__name__}; "
+                             f"encode it first{hint}")
 
 
 def _check_headers(headers: object) -> list[tuple[str, bytes | None]]:
@@ -156,6 +157,7 @@ class Producer:
         self._wake = threading.Event()
         self._linger_thread: threading.Thread | None = None
         self._errors: list[EmbedlogError] = []
+        self._counters = producer_counters(log.path)
         log._register(self)
 
     # -- sending ----------------------------------------------------------------------
@@ -407,6 +409,7 @@ class Producer:
             self._deliver(items, spans, error)
             if error is not None:
                 raise error
+            self._counters.produced(sum(len(f) for _, _, f, _ in drained) // 3, sum(len(i.buf) for i in items))
             return True
 
     @staticmethod

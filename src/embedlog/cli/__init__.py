@@ -16,6 +16,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from .. import __version__
+from ..errors import EmbedlogError
+from . import admin, consume, groups, produce, topics
 from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError, UsageError
 from .output import Output, error
 
@@ -41,11 +44,20 @@ exit codes:
 Handler = Callable[[argparse.Namespace, Output], int]
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Help laid out at a fixed width, so ``docs/cli.md`` does not depend on the terminal."""
+class HelpFormatter(argparse.HelpFormatter):
+    """Help laid out at a fixed width, so ``docs/cli.md`` does not depend on the terminal.
+
+    A description or epilog written on several lines is kept as written; a one-line
+    one is wrapped.
+    """
 
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=30, width=100)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -69,9 +81,6 @@ def _json_parent() -> argparse.ArgumentParser:
 
 def build_parser() -> CommandParser:
     """The whole command tree (each command module registers its subcommands)."""
-    from .. import __version__
-    from . import admin, consume, groups, produce, topics
-
     parser = CommandParser(prog="embedlog", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--path", metavar="DIR",
                         help="the log directory (default: the EMBEDLOG_PATH environment variable)")
@@ -107,32 +116,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exc.code if isinstance(exc.code, int) else EXIT_OK
         handler: Handler = args.func
         return handler(args, Output(json_mode=bool(args.json)))
-    except UsageError as exc:
-        hint = f" (see: {exc.prog} --help)" if exc.prog else ""
-        error(f"{exc}{hint}")
-        return EXIT_USAGE
-    except CliError as exc:
-        error(str(exc))
-        return exc.code
-    except BrokenPipeError:
-        _silence_stdout()
-        return EXIT_OK
     except KeyboardInterrupt:
         print("embedlog: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
-        from ..errors import EmbedlogError
-
-        if isinstance(exc, EmbedlogError):
-            error(str(exc))
-            return EXIT_FAILURE
-        if isinstance(exc, OSError):
-            error(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
-            return EXIT_FAILURE
-        if os.environ.get("EMBEDLOG_DEBUG"):
+        if os.environ.get("EMBEDLOG_DEBUG") and not isinstance(exc, (CliError, EmbedlogError)):
             raise
+        return _report(exc)
+
+
+def _report(exc: Exception) -> int:
+    """Print ``exc`` as one line on stderr; return the exit code it means."""
+    if isinstance(exc, UsageError):
+        hint = f" (see: {exc.prog} --help)" if exc.prog else ""
+        error(f"{exc}{hint}")
+        return EXIT_USAGE
+    if isinstance(exc, CliError):
+        error(str(exc))
+        return exc.code
+    if isinstance(exc, BrokenPipeError):  # the reader of our output went away: not an error
+        _silence_stdout()
+        return EXIT_OK
+    if isinstance(exc, EmbedlogError):
+        error(str(exc))
+    elif isinstance(exc, OSError):
+        error(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
+    else:
         error(f"internal error: {type(exc).__name__}: {exc} (this is a bug; set EMBEDLOG_DEBUG=1 for the traceback)")
-        return EXIT_FAILURE
+    return EXIT_FAILURE
 
 
 def _silence_stdout() -> None:

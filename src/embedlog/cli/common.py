@@ -169,7 +169,7 @@ def progress(desc: str, total: int | None = None, *, unit: str = "batch", stream
     if not _isatty(stderr) or (streaming and _isatty(sys.stdout)):
         return Progress()
     try:
-        from tqdm import tqdm
+        from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415 - optional
     except ImportError:
         return Progress()
     return Progress(tqdm(total=total, desc=desc, unit=unit, file=stderr, leave=False, dynamic_ncols=True))

@@ -65,7 +65,7 @@ def _cell(value: object) -> str:
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Columns aligned with two spaces between; numbers right-aligned, ``None`` as ``-``."""
     cells = [[_cell(v) for v in row] for row in rows]
-    numeric = [all(isinstance(row[i], int) and not isinstance(row[i], bool) or row[i] is None for row in rows)
+    numeric = [all((isinstance(row[i], int) and not isinstance(row[i], bool)) or row[i] is None for row in rows)
                and any(row[i] is not None for row in rows) for i in range(len(headers))]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
 

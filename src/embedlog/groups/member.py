@@ -148,7 +148,11 @@ class Membership:
             self.owned.difference_update(revoke)
             self.consumer._drop_partitions(revoke)
         state, claimed = self.coord.sync(self.group, self.member_id, revoke)
-        self._seen_version = self.coord.version()
+        # Not ``self.coord.version()`` here: a change committed by another member after our
+        # sync would be marked seen without being looked at, and its revocation never done.
+        # ``version`` was read before the state we acted on; our own sync's bump only costs
+        # one more look on the next poll.
+        self._seen_version = version
         self.generation = state.generation
         if self.member_id not in state.members:
             self._kicked.set()

@@ -65,7 +65,7 @@ class CounterSnapshot:
 class ClientCounters:
     """Totals and rate samples for one kind of client of one log. Thread-safe."""
 
-    __slots__ = ("_lock", "_samples", "bytes", "calls", "group", "kind", "records")
+    __slots__ = ("_lock", "_next_sample", "_samples", "bytes", "calls", "group", "kind", "records")
 
     def __init__(self, kind: str, group: str | None = None) -> None:
         self.kind = kind
@@ -75,39 +75,44 @@ class ClientCounters:
         self.calls = 0
         self._lock = threading.Lock()
         # (monotonic time, records, bytes, calls) at that time, oldest first
-        self._samples: deque[tuple[float, int, int, int]] = deque([(_monotonic(), 0, 0, 0)])
+        now = _monotonic()
+        self._samples: deque[tuple[float, int, int, int]] = deque([(now, 0, 0, 0)])
+        self._next_sample = now + SAMPLE_S
 
     def _sample(self, now: float) -> None:
-        """Keep a sample if the last is ``SAMPLE_S`` old; drop those past the window (lock held)."""
+        """Keep a sample now; drop those past the window (lock held)."""
         samples = self._samples
-        if now - samples[-1][0] >= SAMPLE_S:
-            samples.append((now, self.records, self.bytes, self.calls))
-            # keep one sample at or before the window's start, so the window stays full
-            while len(samples) > 2 and samples[1][0] <= now - WINDOW_S:
-                samples.popleft()
+        samples.append((now, self.records, self.bytes, self.calls))
+        self._next_sample = now + SAMPLE_S
+        # keep one sample at or before the window's start, so the window stays full
+        while len(samples) > 2 and samples[1][0] <= now - WINDOW_S:
+            samples.popleft()
 
     def produced(self, records: int, nbytes: int) -> None:
         """A producer wrote ``records`` records in ``nbytes`` bytes of batches (one write)."""
-        now = _monotonic()
         with self._lock:
             self.records += records
             self.bytes += nbytes
             self.calls += 1
-            self._sample(now)
+            now = _monotonic()
+            if now >= self._next_sample:
+                self._sample(now)
 
     def consumed(self, records: int) -> None:
         """A consumer's ``poll`` returned ``records`` records."""
-        now = _monotonic()
         with self._lock:
             self.records += records
             self.calls += 1
-            self._sample(now)
+            now = _monotonic()
+            if now >= self._next_sample:
+                self._sample(now)
 
     def snapshot(self, now: float | None = None) -> CounterSnapshot:
         """Totals and rates over the last ``WINDOW_S`` seconds."""
         now = _monotonic() if now is None else now
         with self._lock:
-            self._sample(now)
+            if now >= self._next_sample:
+                self._sample(now)
             records, nbytes, calls = self.records, self.bytes, self.calls
             base = self._samples[0]
             for s in self._samples:  # the newest sample at or before the window's start

@@ -44,10 +44,8 @@ class PartitionMetrics:
     ``records_in`` is every record ever appended (offsets are dense from 0 and never
     reused, so it is the end offset); ``records`` is what is still stored
     (``end_offset - start_offset``; compaction may leave gaps in it).  ``bytes_on_disk``
-    is the stored batches' size.  ``bytes_in`` is the bytes ever appended, *estimated*
-    as ``records_in`` times the stored bytes per stored record: exact until retention
-    or compaction removes data, an estimate after (the log keeps no byte total of what
-    it deleted).
+    is the stored batches' size.  ``bytes_in`` is the bytes of every batch ever appended
+    (kept in the partition's state, so it is exact across processes and retention).
     """
 
     topic: str
@@ -181,10 +179,7 @@ class LogMetrics:
 
 
 def _estimate_bytes_in(st: PartitionState) -> int:
-    stored = st.end_offset - st.start_offset
-    if st.start_offset == 0 or st.bytes == 0 or stored <= 0:
-        return st.bytes
-    return st.bytes * st.end_offset // stored
+    return st.bytes_in
 
 
 def _group_names(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> list[str]:

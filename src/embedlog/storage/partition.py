@@ -60,6 +60,7 @@ def append(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int, s
         state.leader_epoch = max(epoch, state.leader_epoch)
     state.end_offset = base + lod + 1
     state.bytes += len(buf)
+    state.bytes_in += len(buf)
     state.batches += 1
     state.high_watermark = state.end_offset
     if config.delete and config.retention_bytes >= 0 and state.bytes > config.retention_bytes:

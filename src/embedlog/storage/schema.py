@@ -71,9 +71,9 @@ _BATCH = struct.Struct(">IIQ")
 _EPOCH = struct.Struct(">III")
 _TID = struct.Struct(">I")
 
-#: PartitionState: start_offset, end_offset, bytes, batches, high_watermark,
-#: leader_epoch, reserved.
-PARTITION = struct.Struct("<QQQQQiI")
+#: PartitionState: start_offset, end_offset, bytes (on disk now), batches,
+#: high_watermark, leader_epoch, reserved, bytes_in (ever appended).
+PARTITION = struct.Struct("<QQQQQiIQ")
 #: committed offset: offset, leader_epoch, commit_timestamp_ms (then metadata utf-8).
 COMMITTED = struct.Struct("<qiq")
 
@@ -88,17 +88,18 @@ class PartitionState:
     batches: int = 0
     high_watermark: int = 0
     leader_epoch: int = 0
+    bytes_in: int = 0
 
     def pack(self) -> bytes:
         """Encode as ``PARTITION``."""
         return PARTITION.pack(self.start_offset, self.end_offset, self.bytes, self.batches,
-                              self.high_watermark, self.leader_epoch, 0)
+                              self.high_watermark, self.leader_epoch, 0, self.bytes_in)
 
     @classmethod
     def unpack(cls, data: bytes) -> PartitionState:
         """Decode a ``PARTITION`` value."""
-        s, e, b, n, hw, ep, _ = PARTITION.unpack(data)
-        return cls(s, e, b, n, hw, ep)
+        s, e, b, n, hw, ep, _, bi = PARTITION.unpack(data)
+        return cls(s, e, b, n, hw, ep, bi)
 
 
 def topic_id_key(topic_id: int) -> bytes:
