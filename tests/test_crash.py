@@ -57,7 +57,36 @@ def _seed() -> int:
     return int(env) if env else random.randrange(1 << 32)
 
 
-def _kill_loop(path: Path, durability: str, iterations: int, children: Any) -> None:
+def _kill_once(path: Path, durability: str, ident: str, rng: random.Random, acked: dict[str, int],
+               children: Any, *extra: object) -> bool:
+    """Start a producer, SIGKILL it at a random moment, reopen and check the log.
+
+    Records the producer's acknowledged count in ``acked``; returns whether the kill
+    came after its first acknowledgement.
+    """
+    producer = children.start("producer.py", path, TOPIC, "--id", ident, "--count", 0,
+                              "--flush-every", rng.choice([1, 2, 5, 10, 25]), "--durability", durability, *extra)
+    try:
+        after_ack = rng.random() >= 0.25
+        if after_ack:
+            producer.wait_for(lambda line: "acked" in line)
+            time.sleep(rng.uniform(0.0, 0.15))
+        else:  # anywhere from interpreter start-up through opening the log to the first commits
+            deadline = time.monotonic() + rng.uniform(0.0, 0.8)
+            while time.monotonic() < deadline and producer.proc.poll() is None:
+                time.sleep(0.005)
+        assert producer.proc.poll() is None, f"the producer died on its own: {producer.describe()}"
+    finally:
+        producer.kill()
+    acked[ident] = harness.acked_counts(producer.lines).get(ident, 0)
+    with embedlog.open(path, durability=durability) as log:  # the store opens fine after kill -9
+        assert log.topics() == [TOPIC]
+        harness.check_log(log, TOPIC, acked)  # every acked record of every producer so far, once, no gaps
+    return after_ack
+
+
+def _kill_loop(path: Path, durability: str, iterations: int, children: Any, *extra: object) -> None:
+    """Kill a producer (started with ``extra`` arguments) ``iterations`` times; check after each."""
     seed = _seed()
     rng = random.Random(seed)
     with embedlog.open(path, durability=durability) as log:
@@ -65,32 +94,10 @@ def _kill_loop(path: Path, durability: str, iterations: int, children: Any) -> N
     acked: dict[str, int] = {}
     killed_after_ack = 0
     for i in range(iterations):
-        ident = f"it{i}"
-        where = f"seed {seed}, iteration {i}, durability={durability!r}"
-        producer = children.start("producer.py", path, TOPIC, "--id", ident, "--count", 0,
-                                  "--flush-every", rng.choice([1, 2, 5, 10, 25]), "--durability", durability)
         try:
-            if rng.random() < 0.25:
-                # anywhere from interpreter start-up through opening the log to the first commits
-                deadline = time.monotonic() + rng.uniform(0.0, 0.8)
-                while time.monotonic() < deadline and producer.proc.poll() is None:
-                    time.sleep(0.005)
-            else:
-                producer.wait_for(lambda line: "acked" in line)
-                time.sleep(rng.uniform(0.0, 0.15))
-                killed_after_ack += 1
-            assert producer.proc.poll() is None, f"{where}: the producer died on its own: {producer.describe()}"
-        finally:
-            producer.kill()
-        count = harness.acked_counts(producer.lines).get(ident, 0)
-        acked[ident] = count
-        try:
-            with embedlog.open(path, durability=durability) as log:  # the store opens fine after kill -9
-                assert log.topics() == [TOPIC]
-                held = harness.check_log(log, TOPIC, acked)
+            killed_after_ack += _kill_once(path, durability, f"it{i}", rng, acked, children, *extra)
         except AssertionError as exc:
-            raise AssertionError(f"{where}: {exc}") from None
-        assert len(held.get(ident, [])) >= count
+            raise AssertionError(f"seed {seed}, iteration {i}, durability={durability!r}: {exc}") from None
     assert killed_after_ack >= 1 or iterations < 4, f"seed {seed}: no kill happened mid-stream"
 
     # and the directory still takes writes and reads normally
@@ -109,6 +116,11 @@ def test_kill9_writer_quick(tmp_path: Path, children: Any, durability: str) -> N
     _kill_loop(tmp_path / "log", durability, 3, children)
 
 
+def test_kill9_writer_while_the_map_grows(tmp_path: Path, children: Any) -> None:
+    """Writers that start with a 1 MiB map and grow it as they go, killed at random moments."""
+    _kill_loop(tmp_path / "log", "none", 3, children, "--map-size", 1 << 20, "--value-size", 20_000)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("durability", ["flush", "none"])
 def test_kill9_writer_many_times(tmp_path: Path, children: Any, durability: str) -> None:
@@ -121,7 +133,7 @@ def test_kill9_while_a_consumer_process_reads(tmp_path: Path, children: Any) -> 
     path = tmp_path / "log"
     with embedlog.open(path) as log:
         log.create_topic(TOPIC, partitions=3)
-    consumer = children.start("consumer.py", path, TOPIC, "--expect", 10**9, "--timeout", 8)
+    consumer = children.start("consumer.py", path, TOPIC, "--expect", 10**9, "--timeout", 60)
     consumer.wait_for(lambda line: "ready" in line)
     producer = children.start("producer.py", path, TOPIC, "--id", "w", "--count", 0, "--flush-every", 5)
     try:

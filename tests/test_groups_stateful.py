@@ -192,5 +192,5 @@ class GroupMachine(RuleBasedStateMachine):
         assert max(loads) - min(loads) <= 1, f"unbalanced target {self.state.target}"
 
 
-GroupMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
+GroupMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 TestGroupState = GroupMachine.TestCase

@@ -114,6 +114,7 @@ class Log:
         self._check()
         from .storage.compaction import compact_all
 
+        self._store.env.reader_check()  # stale readers of dead processes would pin old pages
         deleted = self._store.enforce_retention()
         compacted = compact_all(self._store)
         return {"batches_deleted": deleted, "records_compacted": compacted}
@@ -287,6 +288,14 @@ def _acquire(path: str, *, durability: str, map_size: int | None, fsync_interval
     key = (os.getpid(), os.path.realpath(path))
     with _SHARED_LOCK:
         shared = _SHARED.get(key)
+        if shared is None:
+            # A forked child inherits its parent's open stores: LMDB allows one environment
+            # per file per process, so adopt the inherited one (it reopens itself on first use).
+            inherited = [k for k in _SHARED if k[1] == key[1] and k[0] != key[0]]
+            if inherited:
+                shared = _SHARED.pop(inherited[0])
+                shared.key = key
+                _SHARED[key] = shared
         if shared is not None:
             if shared.store.env.durability != durability:
                 raise ConfigError(

@@ -296,7 +296,7 @@ class Producer:
         return p
 
     def _start_linger(self) -> None:
-        if self._linger_thread is None:
+        if self._linger_thread is None or not self._linger_thread.is_alive():  # none yet, or lost to fork()
             self._linger_thread = threading.Thread(target=self._linger_loop, name="embedlog-linger",
                                                    daemon=True)
             self._linger_thread.start()

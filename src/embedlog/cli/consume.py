@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import EmbedlogError
 from ..model import Message, TopicPartition
 from .common import EXIT_OK, UsageError, non_negative_int, open_log
-from .output import Output, bytes_json, warn
+from .output import ByteSink, Output, bytes_json, warn
 
 __all__ = ["compile_template", "message_json", "register"]
 
@@ -151,25 +151,38 @@ def _render_json(msg: Message) -> bytes:
 
 
 # -- consuming ----------------------------------------------------------------------------
-@contextmanager
-def _interruptible() -> Iterator[threading.Event]:
-    """Turn the first Ctrl-C into ``KeyboardInterrupt`` and ignore further ones while the
-    command cleans up (leaving its group, closing the log), so cleanup is never torn."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
+class _Stopper:
+    """Ctrl-C handling that never tears the command's bookkeeping.
 
-    def on_sigint(signum: int, frame: Any) -> None:
-        if not stop.is_set():
-            stop.set()
+    The first Ctrl-C stops the command: it raises ``KeyboardInterrupt`` at once, except
+    while a batch of records is being written, counted and committed (``critical``),
+    where it only asks the loop to stop after that batch, so what was printed is always
+    what is counted and committed.  A second Ctrl-C during a write that blocks (a stalled
+    pipe) raises anyway; during cleanup (leaving the group, closing the log) it is
+    ignored.
+    """
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.critical = False
+
+    def on_sigint(self, signum: int, frame: Any) -> None:
+        first = not self.stop.is_set()
+        self.stop.set()
+        if first:
             raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    @contextmanager
+    def installed(self) -> Iterator[_Stopper]:
+        """Handle SIGINT while the block runs (only the main thread can)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self.on_sigint)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _start_offset(spec: str, begin: int, end: int) -> int:
@@ -213,7 +226,7 @@ def consume(args: argparse.Namespace, out: Output) -> int:
     fmt = args.format if args.format is not None else ("json" if out.json_mode else DEFAULT_FORMAT)
     render = _render_json if fmt == "json" else compile_template(fmt)
     tally = _Tally()
-    with _interruptible() as stop, open_log(args) as log:
+    with _Stopper().installed() as stopper, open_log(args) as log:
         consumer = log.consumer(None, group=args.group, enable_auto_commit=False, client_id="embedlog-cli",
                                 auto_offset_reset="earliest" if args.from_beginning else "latest")
         try:
@@ -226,7 +239,7 @@ def consume(args: argparse.Namespace, out: Output) -> int:
                     consumer.seek(tp, _start_offset(args.offset, begin, end))
             else:
                 consumer.subscribe([args.topic])
-            _loop(args, consumer, render, tally, stop)
+            _loop(args, consumer, render, tally, stopper)
         except KeyboardInterrupt:
             pass
         finally:
@@ -239,7 +252,7 @@ def consume(args: argparse.Namespace, out: Output) -> int:
 
 
 def _loop(args: argparse.Namespace, consumer: Any, render: Callable[[Message], bytes], tally: _Tally,
-          stop: threading.Event) -> None:
+          stopper: _Stopper) -> None:
     sink = Output.binary()
     limit = args.max_messages
     idle = args.timeout
@@ -247,19 +260,33 @@ def _loop(args: argparse.Namespace, consumer: Any, render: Callable[[Message], b
     while limit is None or tally.printed < limit:
         wait = 1.0 if idle is None else max(0.0, min(1.0, idle - (time.monotonic() - last)))
         msgs = consumer.poll(timeout=wait, max_records=None if limit is None else limit - tally.printed)
-        if stop.is_set():
+        if stopper.stop.is_set():
             return
         if not msgs:
             if idle is not None and time.monotonic() - last >= idle:
                 return
             continue
         last = time.monotonic()
-        for msg in msgs:
-            sink.write(render(msg))
-            tally.printed += 1
-            tally.pending[TopicPartition(msg.topic, msg.partition)] = msg.offset + 1
-        sink.flush()
-        _commit(consumer, tally, args.group)
+        data = b"".join(map(render, msgs))
+        stopper.critical = True
+        try:
+            _write_all(sink, data)
+            tally.printed += len(msgs)
+            for msg in msgs:
+                tally.pending[TopicPartition(msg.topic, msg.partition)] = msg.offset + 1
+            _commit(consumer, tally, args.group)
+        finally:
+            stopper.critical = False
+        if stopper.stop.is_set():
+            return
+
+
+def _write_all(sink: ByteSink, data: bytes) -> None:
+    """Write all of ``data`` (an unbuffered stdout may take it in parts) and flush."""
+    while data:
+        n = sink.write(data)
+        data = data[n or 0:]
+    sink.flush()
 
 
 def _commit(consumer: Any, tally: _Tally, group: str | None) -> None:

@@ -320,7 +320,8 @@ class Coordinator:
             if state is None and not committed:
                 raise UnknownGroupError(f"consumer group {group!r} does not exist; log.groups() lists them")
             state = state or GroupState(group)
-            live = {m: mm for m, mm in state.members.items() if m not in self.expired(state)}
+            dead = set(self.expired(state))
+            live = {m: mm for m, mm in state.members.items() if m not in dead}
             members = tuple(
                 MemberDescription(mid, m.client_id, tuple(m.topics),
                                   tuple(TopicPartition(*tp) for tp in state.owned_by(mid)))

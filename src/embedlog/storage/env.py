@@ -137,6 +137,10 @@ class Env:
             dbs = {name: env.open_db(name.encode()) for name in DB_NAMES}
         except lmdb.Error as exc:
             raise translate(exc, f"opening log directory {self.path!r}") from None
+        try:
+            env.reader_check()  # free reader slots of processes that died mid-read
+        except lmdb.Error:
+            pass
         # Filled in place: the store and its clients hold this very dict, and after a
         # fork they must get this environment's handles, not the parent's.
         self.dbs.clear()
@@ -288,6 +292,13 @@ class Env:
             raise translate(exc, f"syncing {self.path!r}") from None
         finally:
             self._gate.leave()
+
+    def reader_check(self) -> int:
+        """Free reader slots left by processes that died mid-read; return how many."""
+        try:
+            return int(self._handle().reader_check())
+        except lmdb.Error as exc:
+            raise translate(exc, f"checking readers of {self.path!r}") from None
 
     def info(self) -> dict[str, int]:
         """LMDB's ``env.info()`` (map size, last transaction id, readers)."""

@@ -238,14 +238,23 @@ def _committed(txn: lmdb.Transaction, dbs: Mapping[str, Any], by_id: Mapping[int
                 out.append(Problem(f"<unknown topic id {tid}>" if meta is None else meta.name, part, offset,
                                    f"group {group!r} has a committed offset for a partition that does not exist"))
                 continue
-            raw = txn.get(schema.partition_key(tid, part), db=dbs["partitions"])
-            if raw is None:
+            st = _state_or_none(txn.get(schema.partition_key(tid, part), db=dbs["partitions"]))
+            if st is None:
                 continue  # reported by the partition check
-            st = PartitionState.unpack(bytes(raw))
             if offset > st.end_offset:
                 out.append(Problem(meta.name, part, offset,
                                    f"group {group!r} committed offset {offset}, beyond the end offset {st.end_offset}"))
     return out
+
+
+def _state_or_none(raw: Any) -> PartitionState | None:
+    """A stored partition state, or ``None`` if absent or unreadable."""
+    if raw is None:
+        return None
+    try:
+        return PartitionState.unpack(bytes(raw))
+    except struct.error:
+        return None
 
 
 @attrs.define
@@ -307,9 +316,12 @@ class _Checker:
         """Check every batch of one partition, then its state against them."""
         name, tid = meta.name, meta.topic_id
         raw = txn.get(schema.partition_key(tid, part), db=self.dbs["partitions"])
-        state = None if raw is None else PartitionState.unpack(bytes(raw))
-        if state is None:
+        state = _state_or_none(raw)
+        if raw is None:
             self.problems.append(Problem(name, part, None, "partition state is missing"))
+        elif state is None:
+            self.problems.append(Problem(name, part, None, f"partition state cannot be read ({len(raw)} bytes, "
+                                                           f"expected {schema.PARTITION.size})"))
         prefix = schema.partition_key(tid, part)
         scan = _Scan()
         prev_epoch = -(2**31)
@@ -405,9 +417,8 @@ def verify(store: Any, progress: ProgressFn | None = None) -> VerifyReport:
         total = 0
         for meta in metas.values():
             for p in range(meta.partitions):
-                raw = txn.get(schema.partition_key(meta.topic_id, p), db=dbs["partitions"])
-                if raw is not None:
-                    total += PartitionState.unpack(bytes(raw)).batches
+                st = _state_or_none(txn.get(schema.partition_key(meta.topic_id, p), db=dbs["partitions"]))
+                total += 0 if st is None else st.batches
         return metas, total
 
     metas, total = store.read(survey)

@@ -1,0 +1,231 @@
+"""Consumer-group members in separate processes: partition split, kill -9, SIGSTOP.
+
+Members run ``procs/group_member.py`` (commit after processing, every record reported
+on stdout before its commit); the test process produces and watches the group with
+``describe_group``.  Every wait polls with a deadline.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import embedlog
+from embedlog import TopicPartition
+
+
+def _load_harness() -> ModuleType:
+    """``procs/harness.py``, imported by path (``tests`` is not a package)."""
+    name = "embedlog_procs_harness"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "procs" / "harness.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+harness = _load_harness()
+TIMEOUT = 60.0
+
+
+@pytest.fixture
+def children() -> Iterator[Any]:
+    kids = harness.Children()
+    try:
+        yield kids
+    finally:
+        for kid in kids.all:  # a SIGSTOPped child cannot die of SIGKILL until continued
+            if kid.proc.poll() is None:
+                os.kill(kid.pid, signal.SIGCONT)
+        kids.close()
+
+
+def wait_until(cond: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = cond()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def produce(log: embedlog.Log, topic: str, partitions: int, start: int, count: int) -> None:
+    """Values ``v<i>`` for i in start..start+count, spread over the partitions."""
+    with log.producer() as p:
+        for i in range(start, start + count):
+            p.send(topic, f"v{i}".encode(), partition=i % partitions)
+        p.flush()
+
+
+def records(child: Any) -> list[tuple[int, int, str]]:
+    return [(p, o, v) for line in list(child.lines) if "recs" in line for p, o, v in line["recs"]]
+
+
+def member_id(child: Any) -> str:
+    return str(child.wait_for(lambda line: "ready" in line)["member"])
+
+
+def last_assigned(child: Any) -> set[TopicPartition] | None:
+    lines = [line for line in list(child.lines) if "assigned" in line]
+    return {TopicPartition(t, p) for t, p in lines[-1]["assigned"]} if lines else None
+
+
+def split(log: embedlog.Log, group: str) -> dict[str, set[TopicPartition]]:
+    return {m.member_id: set(m.partitions) for m in log.describe_group(group).members}
+
+
+def settled(log: embedlog.Log, group: str, members: dict[str, Any], partitions: int, topic: str = "t") -> bool:
+    """Stable; exactly these members, sharing every partition evenly; and each process
+    reports the partitions describe_group gives it."""
+    desc = log.describe_group(group)
+    got = {m.member_id: set(m.partitions) for m in desc.members}
+    if desc.state != "Stable" or set(got) != set(members):
+        return False
+    owned = [tp for tps in got.values() for tp in tps]
+    if sorted(owned) != [TopicPartition(topic, p) for p in range(partitions)]:
+        return False
+    sizes = sorted(len(tps) for tps in got.values())
+    if sizes[-1] - sizes[0] > 1:
+        return False
+    return all(last_assigned(child) == got[mid] for mid, child in members.items())
+
+
+def start_member(children: Any, path: Path, name: str, *extra: object, stdin: bool = False) -> tuple[str, Any]:
+    child = children.start("group_member.py", path, "t", "g", "--client", name, *extra, stdin=stdin)
+    return member_id(child), child
+
+
+def test_member_processes_split_partitions_and_consume_each_record_once(tmp_path: Path, children: Any) -> None:
+    path = tmp_path / "log"
+    parts = 6
+    log = embedlog.open(path, maintenance_interval_ms=None)
+    log.create_topic("t", partitions=parts)
+    produce(log, "t", parts, 0, 120)
+    members: dict[str, Any] = {}
+    for name in ("a", "b", "c"):
+        mid, child = start_member(children, path, name)
+        members[mid] = child
+    wait_until(lambda: settled(log, "g", members, parts), "three processes sharing six partitions")
+    assert all(len(tps) == 2 for tps in split(log, "g").values())
+    produce(log, "t", parts, 120, 180)
+    wait_until(lambda: sum(len(records(c)) for c in members.values()) >= 300, "every record processed")
+    owner_at_end = split(log, "g")
+    for child in members.values():
+        child.proc.send_signal(signal.SIGTERM)
+    for child in members.values():
+        lines = child.finish()
+        assert not [line for line in lines if "commit_error" in line], child.describe()
+    seen = Counter(v for c in members.values() for _, _, v in records(c))
+    assert set(seen) == {f"v{i}" for i in range(300)}
+    assert [v for v, n in seen.items() if n > 1] == [], "a record was processed twice without any failure"
+    # Records written after the group settled went to their partition's owner.
+    for mid, child in members.items():
+        late = {p for p, _, v in records(child) if int(v[1:]) >= 120}
+        assert late <= {tp.partition for tp in owner_at_end[mid]}
+    desc = log.describe_group("g")
+    assert desc.members == ()
+    assert all(o.committed == 50 and o.lag == 0 for o in desc.offsets)
+    log.close()
+
+
+def test_kill_9_moves_partitions_and_loses_nothing(tmp_path: Path, children: Any) -> None:
+    path = tmp_path / "log"
+    parts = 6
+    total = 900
+    log = embedlog.open(path, maintenance_interval_ms=None)
+    log.create_topic("t", partitions=parts)
+    produce(log, "t", parts, 0, 300)
+    members: dict[str, Any] = {}
+    # The victim has a short session so that it is noticed quickly once dead; the
+    # survivors' long sessions keep them from ever being presumed dead under load.
+    victim_id, victim = start_member(children, path, "victim", "--session-ms", 500, "--heartbeat-ms", 50,
+                                     "--max-records", 10, "--work-ms", 5)
+    members[victim_id] = victim
+    for name in ("s1", "s2"):
+        mid, child = start_member(children, path, name, "--session-ms", 30_000, "--heartbeat-ms", 100,
+                                  "--max-records", 10, "--work-ms", 5)
+        members[mid] = child
+    wait_until(lambda: settled(log, "g", members, parts), "three members")
+    produce(log, "t", parts, 300, 300)
+    victim_parts = {tp.partition for tp in split(log, "g")[victim_id]}
+    wait_until(lambda: len(records(victim)) >= 20, "the victim processing records")
+    victim.kill()  # SIGKILL, mid-stream
+    del members[victim_id]
+    produce(log, "t", parts, 600, total - 600)
+    wait_until(lambda: settled(log, "g", members, parts), "the survivors taking the victim's partitions")
+    survivors = list(members.values())
+    wait_until(lambda: {v for c in [victim, *survivors] for _, _, v in records(c)} >= {f"v{i}" for i in range(total)},
+               "every record processed by someone")
+    wait_until(lambda: log.describe_group("g").total_lag == 0
+               and all(o.committed is not None for o in log.describe_group("g").offsets), "everything committed")
+    for child in survivors:
+        child.proc.send_signal(signal.SIGTERM)
+        child.finish()
+    processed = Counter((p, v) for c in [victim, *survivors] for p, _, v in records(c))
+    assert {v for _, v in processed} == {f"v{i}" for i in range(total)}, "at-least-once: nothing lost"
+    dupes = {(p, v) for (p, v), n in processed.items() if n > 1}
+    assert {p for p, _ in dupes} <= victim_parts, f"duplicates outside the killed member's partitions: {dupes}"
+    log.close()
+
+
+def test_a_frozen_member_is_fenced_after_its_session_timeout(tmp_path: Path, children: Any) -> None:
+    path = tmp_path / "log"
+    parts = 2
+    log = embedlog.open(path, maintenance_interval_ms=None)
+    log.create_topic("t", partitions=parts)
+    zombie_id, zombie = start_member(children, path, "z", "--session-ms", 500, "--heartbeat-ms", 50, "--hold",
+                                     stdin=True)
+    other_id, other = start_member(children, path, "o", "--session-ms", 30_000, "--heartbeat-ms", 100)
+    wait_until(lambda: settled(log, "g", {zombie_id: zombie, other_id: other}, parts), "two members")
+    (zombie_tp,) = split(log, "g")[zombie_id]
+    produce(log, "t", parts, 0, 10)
+    # The zombie printed a batch and waits on stdin before committing: freeze it there.
+    zombie.wait_for(lambda line: "recs" in line)
+    os.kill(zombie.pid, signal.SIGSTOP)
+    frozen = time.monotonic()
+    wait_until(lambda: split(log, "g") == {other_id: {TopicPartition("t", 0), TopicPartition("t", 1)}}
+               and last_assigned(other) == {TopicPartition("t", 0), TopicPartition("t", 1)},
+               "the other member taking the frozen member's partition")
+    assert time.monotonic() - frozen >= 0.3, "removed before its session timeout"
+    # The other member redoes the uncommitted batch (at-least-once).
+    wait_until(lambda: {v for p, _, v in records(other) if p == zombie_tp.partition} == {
+        f"v{i}" for i in range(10) if i % parts == zombie_tp.partition}, "the batch redone")
+    # The group moves on past what the zombie holds.
+    produce(log, "t", parts, 10, 10)
+
+    def committed() -> dict[TopicPartition, int | None]:
+        return {TopicPartition(o.topic, o.partition): o.committed for o in log.describe_group("g").offsets}
+
+    wait_until(lambda: committed() == {TopicPartition("t", 0): 10, TopicPartition("t", 1): 10}, "the other committing")
+    os.kill(zombie.pid, signal.SIGCONT)
+    zombie.send("go")
+    line = zombie.wait_for(lambda line: "commit_error" in line or "committed" in line)
+    assert line.get("commit_error") == "IllegalGenerationError", line
+    assert committed()[zombie_tp] == 10, "the zombie's commit did not move the group backwards"
+    # The zombie rejoins under a new member id and the two share again.
+    new_id = wait_until(lambda: next((line["member"] for line in reversed(list(zombie.lines))
+                                      if "assigned" in line and line["member"] != zombie_id), None),
+                        "the zombie rejoining")
+    wait_until(lambda: settled(log, "g", {new_id: zombie, other_id: other}, parts), "two members again")
+    zombie.send("go")  # in case it holds another batch
+    for child in (zombie, other):
+        child.proc.send_signal(signal.SIGTERM)
+    zombie.send("go")
+    for child in (zombie, other):
+        child.finish()
+    log.close()

@@ -1,0 +1,506 @@
+"""Transactions: all or nothing across topics, partitions and group offsets; fencing of
+zombies; kill -9 inside a transaction; exactly-once consume-transform-produce.
+
+Helpers in ``procs/``: ``group_tx.py`` (a writer killed inside or between transactions)
+and ``group_etl.py`` (a consume-transform-produce worker in group ``etl``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import signal
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import embedlog
+from embedlog import TopicPartition
+from embedlog.errors import (
+    ClosedError,
+    IllegalGenerationError,
+    InvalidOffsetError,
+    TransactionAbortedError,
+    UnknownTopicError,
+)
+
+
+def _load_harness() -> ModuleType:
+    """``procs/harness.py``, imported by path (``tests`` is not a package)."""
+    name = "embedlog_procs_harness"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "procs" / "harness.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+harness = _load_harness()
+TIMEOUT = 60.0
+TP = TopicPartition
+
+
+@pytest.fixture
+def children() -> Iterator[Any]:
+    kids = harness.Children()
+    try:
+        yield kids
+    finally:
+        kids.close()
+
+
+def wait_until(cond: Callable[[], Any], what: str, timeout: float = TIMEOUT, step: Callable[[], Any] | None = None
+               ) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        if step is not None:
+            step()
+        result = cond()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def end_offsets(log: embedlog.Log, *topics: str) -> dict[TopicPartition, int]:
+    """End offsets of every partition of ``topics``, in one snapshot."""
+    out = {}
+    for topic in topics:
+        out.update({TP(topic, p.partition): p.end_offset for p in log.describe_topic(topic).partitions})
+    return out
+
+
+def values(log: embedlog.Log, topic: str) -> dict[int, list[bytes | None]]:
+    return {p: [m.value for m in msgs] for p, msgs in harness.read_all(log, topic).items()}
+
+
+def group_consumer(log: embedlog.Log, topics: list[str], client: str, **options: Any) -> embedlog.Consumer:
+    options.setdefault("auto_offset_reset", "earliest")
+    options.setdefault("enable_auto_commit", False)
+    options.setdefault("group", "g")
+    return log.consumer(topics, client_id=client, **options)
+
+
+def send_and_commit(log: embedlog.Log, topic: str, value: bytes, consumer: embedlog.Consumer,
+                    offsets: dict[TopicPartition, int]) -> None:
+    """One transaction: a record to partition 0 of ``topic`` and offsets through ``consumer``."""
+    with log.transaction() as tx:
+        tx.send(topic, value, partition=0)
+        tx.commit_offsets(consumer, offsets)
+
+
+# -- visibility ---------------------------------------------------------------------------------
+
+def test_nothing_is_visible_until_the_transaction_commits(log: embedlog.Log, make_log: Any) -> None:
+    log.create_topic("a", partitions=3)
+    log.create_topic("b")
+    other = make_log()  # another handle on the same directory
+    before = end_offsets(log, "a", "b")
+    reader = log.consumer(auto_offset_reset="earliest")
+    reader.assign([TP("a", 0), TP("a", 1), TP("a", 2), TP("b", 0)])
+    with log.transaction() as tx:
+        for p in range(3):
+            for j in range(3):
+                tx.send("a", f"{p}:{j}".encode(), key=b"k", partition=p)
+        tx.send("b", b"one", headers=[("h", b"v")])
+        assert end_offsets(log, "a", "b") == before
+        assert end_offsets(other, "a", "b") == before
+        assert reader.poll(timeout=0.05) == []
+    assert end_offsets(log, "a", "b") == {TP("a", 0): 3, TP("a", 1): 3, TP("a", 2): 3, TP("b", 0): 1}
+    got: list[embedlog.Message] = []
+    wait_until(lambda: len(got) >= 10, "the records", step=lambda: got.extend(reader.poll(timeout=0.05)))
+    assert sorted((m.topic, m.partition, m.offset, m.value) for m in got) == sorted(
+        [("a", p, j, f"{p}:{j}".encode()) for p in range(3) for j in range(3)] + [("b", 0, 0, b"one")])
+    assert next(m for m in got if m.topic == "b").headers == [("h", b"v")]
+    reader.close()
+
+
+def test_a_concurrent_reader_never_sees_part_of_a_transaction(log: embedlog.Log) -> None:
+    log.create_topic("a", partitions=3)
+    log.create_topic("b")
+    per_partition, count = 2, 60
+    tps = [TP("a", 0), TP("a", 1), TP("a", 2), TP("b", 0)]
+    snapshots: list[dict[TopicPartition, int]] = []
+    polled: list[embedlog.Message] = []
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            snap = log.consumer()
+            c = log.consumer(auto_offset_reset="earliest", max_poll_records=10_000)
+            c.assign(tps)
+            while not done.is_set() or len(polled) < count * (3 * per_partition + 1):
+                snapshots.append(snap.end_offsets(tps))  # one read transaction for all four
+                polled.extend(c.poll(timeout=0.01))
+            snap.close()
+            c.close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(count):
+            with log.transaction() as tx:
+                for p in range(3):
+                    for j in range(per_partition):
+                        tx.send("a", f"{i}:{j}".encode(), partition=p)
+                tx.send("b", f"{i}".encode())
+    finally:
+        done.set()
+        reader.join(TIMEOUT)
+    assert not errors, errors
+    assert len(snapshots) > 10
+    for snap in snapshots:
+        k = snap[TP("b", 0)]
+        assert all(snap[TP("a", p)] == per_partition * k for p in range(3)), f"a partial transaction: {snap}"
+    # The polling consumer got everything, each partition in transaction order.
+    by_tp = defaultdict(list)
+    for m in polled:
+        by_tp[(m.topic, m.partition)].append(m.value)
+    for p in range(3):
+        assert by_tp[("a", p)] == [f"{i}:{j}".encode() for i in range(count) for j in range(per_partition)]
+    assert by_tp[("b", 0)] == [f"{i}".encode() for i in range(count)]
+
+
+def test_an_exception_inside_the_block_writes_nothing(log: embedlog.Log) -> None:
+    log.create_topic("a", partitions=2)
+    log.create_topic("src")
+    with log.producer() as p:
+        p.send("src", b"x")
+        p.flush()
+    before = end_offsets(log, "a")
+
+    class Boom(Exception):
+        pass
+
+    def fails() -> None:
+        with log.transaction() as tx:
+            tx.send("a", b"1", partition=0)
+            tx.send("a", b"2", partition=1)
+            tx.commit_offsets("g", {TP("src", 0): 1})
+            raise Boom
+
+    with pytest.raises(Boom):
+        fails()
+    assert end_offsets(log, "a") == before
+    assert log.groups() == [], "the offsets of an aborted transaction were not committed"
+
+    def unknown_topic() -> None:
+        with log.transaction() as tx:
+            tx.send("a", b"1", partition=0)
+            tx.send("no-such-topic", b"2")
+
+    # A typed error from send inside the block aborts it the same way.
+    with pytest.raises(UnknownTopicError):
+        unknown_topic()
+    assert end_offsets(log, "a") == before
+    # abort() outside a with block, then the next transaction works.
+    tx = log.transaction()
+    tx.send("a", b"1", partition=0)
+    tx.abort()
+    with pytest.raises(ClosedError):
+        tx.send("a", b"x")
+    assert end_offsets(log, "a") == before
+    with log.transaction() as tx:
+        tx.send("a", b"ok", partition=1)
+    assert values(log, "a") == {0: [], 1: [b"ok"]}
+    with pytest.raises(ClosedError):
+        tx.send("a", b"after the commit")
+
+
+def test_an_empty_transaction_is_fine(log: embedlog.Log) -> None:
+    log.create_topic("a")
+    with log.transaction():
+        pass
+    assert end_offsets(log, "a") == {TP("a", 0): 0}
+
+
+# -- offsets in transactions ----------------------------------------------------------------------
+
+def test_commit_offsets_through_a_consumer_commits_with_the_records(log: embedlog.Log) -> None:
+    log.create_topic("in", partitions=2)
+    log.create_topic("out", partitions=2)
+    with log.producer() as p:
+        for i in range(10):
+            p.send("in", f"{i}".encode(), partition=i % 2)
+        p.flush()
+    c = group_consumer(log, ["in"], "etl")
+    msgs: list[embedlog.Message] = []
+    wait_until(lambda: len(msgs) == 10, "input", step=lambda: msgs.extend(c.poll(timeout=0.05)))
+    with log.transaction() as tx:
+        for m in msgs[:3]:
+            tx.send("out", b"f" + (m.value or b""), partition=m.partition)
+        offsets = {TP("in", m.partition): m.offset + 1 for m in msgs[:3]}
+        tx.commit_offsets(c, offsets)
+        assert c.committed(list(offsets)) == dict.fromkeys(offsets), "not before the commit"
+    assert c.committed(list(offsets)) == offsets
+    assert sum(end_offsets(log, "out").values()) == 3
+    # A bad offset aborts the whole transaction, records included.
+    with pytest.raises(TransactionAbortedError) as info:
+        send_and_commit(log, "out", b"never", c, {TP("in", 0): 6})  # the end offset is 5
+    assert isinstance(info.value.__cause__, InvalidOffsetError)
+    assert sum(end_offsets(log, "out").values()) == 3
+    assert c.committed(list(offsets)) == offsets
+    c.close()
+
+
+def test_commit_offsets_by_group_name(log: embedlog.Log) -> None:
+    log.create_topic("in")
+    log.create_topic("out")
+    with log.producer() as p:
+        for i in range(5):
+            p.send("in", f"{i}".encode())
+        p.flush()
+    with log.transaction() as tx:
+        tx.send("out", b"x")
+        tx.commit_offsets("billing", {TP("in", 0): 4})
+        tx.commit_offsets("audit", {TP("in", 0): 2})
+    assert log.describe_group("billing").lag() == {TP("in", 0): 1}
+    assert log.describe_group("audit").lag() == {TP("in", 0): 3}
+    assert end_offsets(log, "out") == {TP("out", 0): 1}
+    # A member joining the group resumes there.
+    c = group_consumer(log, ["in"], "x", group="billing")
+    got: list[int] = []
+    wait_until(lambda: got, "records", step=lambda: got.extend(m.offset for m in c.poll(timeout=0.05)))
+    assert got == [4]
+    c.close()
+
+
+def test_a_zombie_members_transaction_aborts_and_writes_nothing(log: embedlog.Log) -> None:
+    log.create_topic("in", partitions=2)
+    log.create_topic("out")
+    with log.producer() as p:
+        for i in range(10):
+            p.send("in", f"{i}".encode(), partition=i % 2)
+        p.flush()
+    a = group_consumer(log, ["in"], "a", session_timeout_ms=400, heartbeat_interval_ms=50)
+    b = group_consumer(log, ["in"], "b", session_timeout_ms=400, heartbeat_interval_ms=50)
+    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "shared",
+               step=lambda: (a.poll(timeout=0.01), b.poll(timeout=0.01)))
+    (mine,) = a.assignment()
+    (theirs,) = b.assignment()
+    # While a is a member, it still cannot commit a partition b owns.
+    with pytest.raises(TransactionAbortedError) as info:
+        send_and_commit(log, "out", b"not mine", a, {theirs: 1})
+    assert isinstance(info.value.__cause__, IllegalGenerationError)
+    assert end_offsets(log, "out") == {TP("out", 0): 0}
+    assert a._membership is not None
+    a._membership._stop.set()  # a stops heartbeating: presumed dead after 400 ms
+    wait_until(lambda: b.assignment() == {mine, theirs}, "b takes over", step=lambda: b.poll(timeout=0.05))
+    with pytest.raises(TransactionAbortedError) as info:
+        send_and_commit(log, "out", b"zombie", a, {mine: 3})
+    assert isinstance(info.value.__cause__, IllegalGenerationError)
+    assert end_offsets(log, "out") == {TP("out", 0): 0}
+    assert b.committed([mine]) == {mine: None}
+    # The live owner's transaction goes through.
+    send_and_commit(log, "out", b"owner", b, {mine: 3})
+    assert b.committed([mine]) == {mine: 3}
+    assert values(log, "out") == {0: [b"owner"]}
+    a.close()
+    b.close()
+
+
+def test_aborted_transactions_do_not_disturb_concurrent_writers(log: embedlog.Log) -> None:
+    """Transactions that abort (fenced offsets) while other threads of the process flush:
+    the group commit carries them together, and only the failed one is rolled back."""
+    log.create_topic("a", partitions=2)
+    log.create_topic("src")
+    with log.producer() as p:
+        p.send("src", b"x")
+        p.flush()
+    rounds = 100
+    errors: list[BaseException] = []
+    aborted = 0
+
+    def plain() -> None:
+        try:
+            with log.producer() as p:
+                for i in range(rounds):
+                    p.send("a", f"p{i}".encode(), partition=i % 2)
+                    p.flush()
+        except BaseException as exc:
+            errors.append(exc)
+
+    def good() -> None:
+        try:
+            for i in range(rounds):
+                with log.transaction() as tx:
+                    tx.send("a", f"g{i}".encode(), partition=i % 2)
+                    tx.commit_offsets("g", {TP("src", 0): 1})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=plain), threading.Thread(target=good)]
+    for t in threads:
+        t.start()
+    for i in range(rounds):
+        try:
+            with log.transaction() as tx:
+                tx.send("a", f"bad{i}".encode(), partition=i % 2)
+                tx.commit_offsets("g", {TP("src", 0): 2})  # beyond the end: always refused
+        except TransactionAbortedError:
+            aborted += 1
+    for t in threads:
+        t.join(TIMEOUT)
+    assert not errors, errors
+    assert aborted == rounds
+    got = values(log, "a")  # read_all checks offsets are dense
+    everything = Counter(v for vs in got.values() for v in vs)
+    assert not [v for v in everything if v is not None and v.startswith(b"bad")]
+    assert everything == Counter([f"p{i}".encode() for i in range(rounds)] + [f"g{i}".encode() for i in range(rounds)])
+    assert log.describe_group("g").lag() == {TP("src", 0): 0}
+
+
+# -- kill -9 ----------------------------------------------------------------------------------------
+
+def _tx_topics(path: Path) -> embedlog.Log:
+    log = embedlog.open(path, maintenance_interval_ms=None)
+    log.create_topic("a", partitions=3)
+    log.create_topic("b")
+    log.create_topic("src")
+    with log.producer() as p:
+        for i in range(5):
+            p.send("src", f"{i}".encode())
+        p.flush()
+    return log
+
+
+def test_a_process_killed_inside_a_transaction_leaves_nothing(tmp_path: Path, children: Any) -> None:
+    path = tmp_path / "log"
+    log = _tx_topics(path)
+    child = children.start("group_tx.py", path, "hang")
+    child.wait_for(lambda line: "in_tx" in line)
+    child.kill()
+    assert end_offsets(log, "a", "b") == {TP("a", 0): 0, TP("a", 1): 0, TP("a", 2): 0, TP("b", 0): 0}
+    assert log.groups() == []
+    # The directory is fine: a new transaction commits, offsets start at 0.
+    with log.transaction() as tx:
+        tx.send("a", b"after", partition=1)
+        tx.commit_offsets("g", {TP("src", 0): 1})
+    assert values(log, "a") == {0: [], 1: [b"after"], 2: []}
+    assert log.describe_group("g").lag() == {TP("src", 0): 4}
+    log.close()
+    with embedlog.open(path, maintenance_interval_ms=None) as again:
+        assert values(again, "a") == {0: [], 1: [b"after"], 2: []}
+
+
+def test_a_process_killed_at_random_moments_leaves_whole_transactions(tmp_path: Path, children: Any) -> None:
+    path = tmp_path / "log"
+    log = _tx_topics(path)
+    rng = random.Random(7)
+    size = 7
+    acked: dict[str, int] = {}
+    for run in ("r0", "r1", "r2"):
+        child = children.start("group_tx.py", path, "loop", "--size", size, "--run", run)
+        child.wait_for(lambda line: line.get("tx", -1) >= 3)
+        time.sleep(rng.uniform(0, 0.2))
+        child.kill()
+        acked[run] = max((line["tx"] for line in child.lines if "tx" in line), default=-1)
+        # What is there: whole transactions 0..n-1 of this run, at least every acknowledged one.
+        a = [v.decode() for vs in values(log, "a").values() for v in vs if v is not None]
+        b = [v.decode() for vs in values(log, "b").values() for v in vs if v is not None]
+        per_tx = Counter(v.rsplit(":", 1)[0] for v in a if v.startswith(run + ":"))
+        in_b = Counter(v for v in b if v.startswith(run + ":"))
+        assert set(per_tx) == set(in_b), "every transaction wrote to both topics, or to neither"
+        assert all(n == size for n in per_tx.values()), f"a partial transaction: {per_tx}"
+        assert all(n == 1 for n in in_b.values())
+        ids = sorted(int(k.split(":")[1]) for k in in_b)
+        assert ids == list(range(len(ids))), "transactions are a prefix of what was sent"
+        assert acked[run] <= len(ids) - 1 <= acked[run] + 1, (acked[run], len(ids))
+        # Its last offset commit is the one of its last transaction.
+        assert log.describe_group("g").offsets[0].committed == (len(ids) - 1) % 5 + 1
+    log.close()
+
+
+# -- exactly-once consume-transform-produce ------------------------------------------------------------
+
+def _etl(tmp_path: Path, children: Any, *, total: int, kills: int, workers: int, seed: int) -> None:
+    """Produce ``total`` inputs while killing ETL workers ``kills`` times, then check that
+    "out" holds f(x) of every input exactly once, in input order per partition."""
+    path = tmp_path / "log"
+    log = embedlog.open(path, maintenance_interval_ms=None)
+    log.create_topic("in", partitions=3)
+    log.create_topic("out", partitions=3)
+    rng = random.Random(seed)
+    produced = 0
+
+    def produce(n: int) -> None:
+        nonlocal produced
+        with log.producer() as p:
+            for i in range(produced, produced + n):
+                p.send("in", f"x{i}".encode(), key=f"k{i}".encode(), partition=i % 3)
+            p.flush()
+        produced += n
+
+    def start() -> Any:
+        child = children.start("group_etl.py", path, "--session-ms", 600, "--heartbeat-ms", 100,
+                               "--max-records", rng.choice([5, 20, 50]), "--work-ms", 30)
+        child.wait_for(lambda line: "ready" in line)
+        return child
+
+    chunk = total // (2 * (kills + 1))
+    produce(total - chunk * (kills + 1))
+    alive: list[Any] = []
+    all_children: list[Any] = []
+    for _ in range(kills):
+        while len(alive) < workers:
+            alive.append(start())
+            all_children.append(alive[-1])
+        produce(chunk)
+        victim = rng.choice(alive)
+        victim.wait_for(lambda line: "tx" in line)  # it made progress: a kill now is mid-stream
+        time.sleep(rng.uniform(0, 0.25))
+        victim.kill()
+        alive.remove(victim)
+    while len(alive) < workers:
+        alive.append(start())
+        all_children.append(alive[-1])
+    produce(total - produced)
+    assert produced == total
+
+    def caught_up() -> bool:
+        offsets = log.describe_group("etl").offsets
+        return len(offsets) == 3 and all(o.committed == o.end_offset for o in offsets)
+
+    wait_until(caught_up, "the workers caught up", timeout=120)
+    for child in alive:
+        child.proc.send_signal(signal.SIGTERM)
+    for child in alive:
+        child.finish()
+    inputs = values(log, "in")
+    outputs = values(log, "out")
+    for p in range(3):
+        expected = [b"f(" + (v or b"") + b")" for v in inputs[p]]
+        got = outputs[p]
+        if got != expected:
+            dupes = [v for v, n in Counter(got).items() if n > 1]
+            missing = set(expected) - set(got)
+            raise AssertionError(f"partition {p}: {len(got)} outputs for {len(expected)} inputs; "
+                                 f"duplicated {dupes[:5]}, missing {sorted(missing)[:5]}")
+    assert sum(len(v) for v in outputs.values()) == total
+    assert sum(1 for c in all_children for line in c.lines if "tx" in line) >= kills
+    log.close()
+
+
+def test_exactly_once_with_a_few_kills(tmp_path: Path, children: Any) -> None:
+    _etl(tmp_path, children, total=600, kills=3, workers=1, seed=1)
+
+
+@pytest.mark.slow
+def test_exactly_once_with_many_random_kills_and_two_workers(tmp_path: Path, children: Any) -> None:
+    seed = int(time.time()) & 0xFFFF
+    print(f"seed {seed}")  # shown if it fails
+    _etl(tmp_path, children, total=3000, kills=30, workers=2, seed=seed)
