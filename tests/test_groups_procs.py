@@ -153,7 +153,7 @@ def test_kill_9_moves_partitions_and_loses_nothing(tmp_path: Path, children: Any
     members: dict[str, Any] = {}
     # The victim has a short session so that it is noticed quickly once dead; the
     # survivors' long sessions keep them from ever being presumed dead under load.
-    victim_id, victim = start_member(children, path, "victim", "--session-ms", 500, "--heartbeat-ms", 50,
+    victim_id, victim = start_member(children, path, "victim", "--session-ms", 1000, "--heartbeat-ms", 50,
                                      "--max-records", 10, "--work-ms", 5)
     members[victim_id] = victim
     for name in ("s1", "s2"):
@@ -201,7 +201,7 @@ def test_a_frozen_member_is_fenced_after_its_session_timeout(tmp_path: Path, chi
     wait_until(lambda: split(log, "g") == {other_id: {TopicPartition("t", 0), TopicPartition("t", 1)}}
                and last_assigned(other) == {TopicPartition("t", 0), TopicPartition("t", 1)},
                "the other member taking the frozen member's partition")
-    assert time.monotonic() - frozen >= 0.3, "removed before its session timeout"
+    assert time.monotonic() - frozen >= 0.2, "removed before its session timeout"
     # The other member redoes the uncommitted batch (at-least-once).
     wait_until(lambda: {v for p, _, v in records(other) if p == zombie_tp.partition} == {
         f"v{i}" for i in range(10) if i % parts == zombie_tp.partition}, "the batch redone")

@@ -368,8 +368,13 @@ def test_pause_and_resume(log: embedlog.Log) -> None:
         c.pause(tp0)
         assert c.paused() == {tp0}
         assert [m.value for m in drain(c)] == [b"p1-a"]
+        assert (c.position(tp0), c.position(tp1)) == (0, 1)
         send_flush(log, "t", [b"p0-c"], partition=0)
+        send_flush(log, "t", [b"p1-b"], partition=1)
+        c.pause(tp1)
         assert drain(c) == []
+        c.resume(tp1)
+        assert [m.value for m in drain(c)] == [b"p1-b"]
         c.resume(tp0)
         assert c.paused() == set()
         assert [m.value for m in drain(c)] == [b"p0-a", b"p0-b", b"p0-c"]

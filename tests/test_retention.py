@@ -53,6 +53,12 @@ def part(log: embedlog.Log, topic: str = "t", partition: int = 0) -> embedlog.Pa
     return log.describe_topic(topic).partitions[partition]
 
 
+def assert_consistent(log: embedlog.Log) -> None:
+    """The store's own checker agrees with what retention/compaction left behind."""
+    report = log.verify()
+    assert report.ok, report.problems
+
+
 def dir_size(path: str | os.PathLike[str]) -> int:
     """Bytes allocated on disk by every file under ``path``."""
     total = 0
@@ -86,6 +92,7 @@ def test_retention_ms_deletes_old_batches_on_maintain(log: embedlog.Log) -> None
     assert [m.offset for m in got] == list(range(15, 21))
     assert [m.value for m in got[:2]] == [b"mixed-old", b"mixed-new"]
     assert log.maintain()["batches_deleted"] == 0  # idempotent
+    assert_consistent(log)
 
 
 def test_retention_ms_minus_one_keeps_everything(log: embedlog.Log) -> None:
@@ -97,7 +104,8 @@ def test_retention_ms_minus_one_keeps_everything(log: embedlog.Log) -> None:
 
 def test_retention_ms_default_is_seven_days(log: embedlog.Log) -> None:
     log.create_topic("t")
-    write_batches(log, "t", [[(None, b"8 days", now_ms() - 8 * 24 * HOUR)], [(None, b"6 days", now_ms() - 6 * 24 * HOUR)]])
+    day = 24 * HOUR
+    write_batches(log, "t", [[(None, b"8 days", now_ms() - 8 * day)], [(None, b"6 days", now_ms() - 6 * day)]])
     log.maintain()
     assert [(m.offset, m.value) for m in read_all(log)] == [(1, b"6 days")]
 
@@ -118,6 +126,7 @@ def test_retention_ms_all_old_then_offsets_continue(make_log: MakeLog) -> None:
     assert (part(log).start_offset, part(log).end_offset) == (5, 5)
     write_batches(log, "t", [[(None, b"fresh", None)]])
     assert [(m.offset, m.value) for m in read_all(log)] == [(5, b"fresh")]
+    assert_consistent(log)
 
 
 def test_retention_ms_with_log_append_time_uses_append_time(log: embedlog.Log) -> None:
@@ -156,6 +165,7 @@ def test_retention_bytes_keeps_each_partition_bounded(log: embedlog.Log) -> None
         assert offsets == list(range(d.start_offset, d.end_offset))
     log.maintain()
     assert log.describe_topic("t").partitions == desc.partitions  # already within the limit
+    assert_consistent(log)
 
 
 def test_retention_bytes_applies_after_alter(log: embedlog.Log) -> None:
@@ -210,6 +220,7 @@ def test_directory_stays_bounded_when_writing_20x_retention_bytes(log: embedlog.
     assert d.end_offset == i
     size = dir_size(log.path)
     ratio = size / limit
+    assert_consistent(log)
     print(f"\nwrote {total / limit:.0f}x retention.bytes ({i} records); log directory is {size} bytes "
           f"= {ratio:.2f}x retention.bytes")
     assert size < 8 * limit + (1 << 20), f"directory is {ratio:.2f}x retention.bytes"
@@ -255,6 +266,7 @@ def test_delete_records(make_log: MakeLog) -> None:
     assert (d.start_offset, d.end_offset) == (14, 14)
     write_batches(log, "t", [[(None, b"again", None)]])
     assert [m.offset for m in read_all(log)] == [14]
+    assert_consistent(log)
 
 
 def test_offsets_for_times_never_returns_deleted_offsets(log: embedlog.Log) -> None:
@@ -314,6 +326,7 @@ def test_compaction_keeps_latest_per_key_with_original_offsets(log: embedlog.Log
 
     write_batches(log, "t", [[(b"a", b"newest", None)]])
     assert [m.offset for m in read_all(log)][-1] == 15  # offsets are never reused
+    assert_consistent(log)
 
 
 def test_compaction_consumers_skip_the_gaps(log: embedlog.Log) -> None:
@@ -329,6 +342,7 @@ def test_compaction_consumers_skip_the_gaps(log: embedlog.Log) -> None:
             c.seek(TP0, start)
             assert [m.offset for m in drain(c)] == expected, start
             assert c.position(TP0) == 7
+    assert_consistent(log)
 
 
 def test_compaction_tombstones_kept_until_delete_retention_ms(log: embedlog.Log) -> None:
@@ -348,6 +362,7 @@ def test_compaction_tombstones_kept_until_delete_retention_ms(log: embedlog.Log)
     log.alter_topic_config("t", {"delete.retention.ms": HOUR // 4})
     log.maintain()
     assert [(m.offset, m.key, m.value) for m in read_all(log)] == [(5, b"live", b"v2"), (6, b"active", b"x")]
+    assert_consistent(log)
 
 
 def test_compaction_never_touches_the_last_batch(log: embedlog.Log) -> None:
@@ -379,6 +394,17 @@ def test_compaction_only_on_compacted_topics(log: embedlog.Log) -> None:
     assert [(m.offset, m.value) for m in read_all(log)] == [(2, b"3")]
 
 
+def test_compaction_removes_records_without_key(log: embedlog.Log) -> None:
+    """Keyless records written before the topic became compacted go, as in Kafka's cleaner."""
+    log.create_topic("t")
+    write_batches(log, "t", [[(None, b"n0", None), (None, b"n1", None)], [(b"k", b"k0", None), (None, b"n2", None)],
+                             [(b"k", b"k1", None)], [(None, b"n-last", None)]])
+    log.alter_topic_config("t", {"cleanup.policy": "compact"})
+    assert log.maintain()["records_compacted"] == 4
+    assert [(m.offset, m.key, m.value) for m in read_all(log)] == [(4, b"k", b"k1"), (5, None, b"n-last")]
+    assert_consistent(log)
+
+
 def test_compact_delete_applies_both(log: embedlog.Log) -> None:
     log.create_topic("t", config={"cleanup.policy": "compact,delete", "retention.ms": HOUR})
     now = now_ms()
@@ -393,6 +419,7 @@ def test_compact_delete_applies_both(log: embedlog.Log) -> None:
     assert result["records_compacted"] == 2
     assert part(log).start_offset == 2
     assert [(m.offset, m.key, m.value) for m in read_all(log)] == [(4, b"a", b"a2"), (5, b"c", b"c2"), (6, b"d", b"d1")]
+    assert_consistent(log)
 
 
 def test_compaction_on_compact_only_topic_ignores_retention(log: embedlog.Log) -> None:

@@ -219,6 +219,12 @@ class LogMachine(RuleBasedStateMachine):
         if data.draw(st.booleans(), label="poll right away"):  # a lagging consumer must reset to the new start
             self.poll(20)
 
+    @rule()
+    def verify(self) -> None:
+        report = self.log.verify()
+        assert report.ok, report.problems
+        assert report.records == sum(len(r) - s for r, s in zip(self.records, self.start))
+
     # -- invariants -------------------------------------------------------------------------
     @invariant()
     def offsets_match_model(self) -> None:

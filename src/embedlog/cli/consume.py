@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from ..errors import EmbedlogError
@@ -169,10 +169,10 @@ class _Stopper:
     def on_sigint(self, signum: int, frame: Any) -> None:
         first = not self.stop.is_set()
         self.stop.set()
-        if first:
+        if first != self.critical:  # first, outside a write; or second, inside one
             raise KeyboardInterrupt
 
-    @contextmanager
+    @contextlib.contextmanager
     def installed(self) -> Iterator[_Stopper]:
         """Handle SIGINT while the block runs (only the main thread can)."""
         if threading.current_thread() is not threading.main_thread():
@@ -226,7 +226,16 @@ def consume(args: argparse.Namespace, out: Output) -> int:
     fmt = args.format if args.format is not None else ("json" if out.json_mode else DEFAULT_FORMAT)
     render = _render_json if fmt == "json" else compile_template(fmt)
     tally = _Tally()
-    with _Stopper().installed() as stopper, open_log(args) as log:
+    # Ctrl-C is how a follower is stopped: not an error
+    with _Stopper().installed() as stopper, contextlib.suppress(KeyboardInterrupt):
+        _consume(args, render, tally, stopper)
+    out.note(f"Processed a total of {tally.printed} messages")
+    return EXIT_OK
+
+
+def _consume(args: argparse.Namespace, render: Callable[[Message], bytes], tally: _Tally,
+             stopper: _Stopper) -> None:
+    with open_log(args) as log:
         consumer = log.consumer(None, group=args.group, enable_auto_commit=False, client_id="embedlog-cli",
                                 auto_offset_reset="earliest" if args.from_beginning else "latest")
         try:
@@ -240,15 +249,12 @@ def consume(args: argparse.Namespace, out: Output) -> int:
             else:
                 consumer.subscribe([args.topic])
             _loop(args, consumer, render, tally, stopper)
-        except KeyboardInterrupt:
-            pass
         finally:
+            stopper.stop.set()  # a Ctrl-C from here on is ignored: cleanup is never torn
             try:
                 _commit(consumer, tally, args.group)
             finally:
                 consumer.close()
-    out.note(f"Processed a total of {tally.printed} messages")
-    return EXIT_OK
 
 
 def _loop(args: argparse.Namespace, consumer: Any, render: Callable[[Message], bytes], tally: _Tally,

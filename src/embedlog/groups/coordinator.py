@@ -145,8 +145,16 @@ class Coordinator:
         txn.put(schema.META_GROUPS_VERSION, schema.U64LE.pack(version + 1), db=self.dbs["meta"])
 
     def version(self) -> int:
-        """The current ``groups_version``."""
-        return self.store.read(lambda txn: self.store.meta_int(txn, schema.META_GROUPS_VERSION))
+        """A number that changes whenever a group or a topic changes: ``groups_version``
+        plus ``topics_version`` (both only grow, so the sum changes iff either does).
+
+        Topics count because partitions added to a subscribed topic must make members
+        look at the group again (``sync`` then rebalances onto them)."""
+
+        def fn(txn: lmdb.Transaction) -> int:
+            return self.store.meta_int(txn, schema.META_GROUPS_VERSION) + topics.version(txn, self.dbs)
+
+        return self.store.read(fn)
 
     def partitions(self, txn: lmdb.Transaction, names: Iterable[str]) -> dict[str, int]:
         """Partition count of each existing topic among ``names``."""

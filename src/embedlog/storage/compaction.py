@@ -61,7 +61,9 @@ def compact_partition(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, p
         for i, (k, off, ts) in enumerate(zip(b.keys, b.offsets, b.timestamps)):
             if ts > lag_limit:
                 keep.append(i)
-            elif latest.get(k) == off and (b.values[i] is not None or ts >= tomb_limit):
+            # a record without a key (written before the topic became compacted) goes, as in
+            # Kafka's cleaner; all of them must not count as one key ``None``
+            elif k is not None and latest.get(k) == off and (b.values[i] is not None or ts >= tomb_limit):
                 keep.append(i)
         if len(keep) == len(b.keys):
             continue

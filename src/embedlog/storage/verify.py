@@ -62,8 +62,13 @@ _U32_MAX = 0xFFFF_FFFF
 
 @attrs.frozen
 class Problem:
-    """One piece of damage: where (``offset`` is a batch's base offset, or the offset
-    the problem is about; ``None`` when it concerns the partition as a whole) and what."""
+    """One piece of damage: where and what.
+
+    ``offset`` is the damaged batch's base offset, or the offset the problem is about
+    (``None`` when it concerns the partition as a whole); ``partition`` is ``-1`` when
+    the problem concerns no single partition (a topic's metadata), and ``topic`` is
+    ``<unknown topic id N>`` for data left by a topic that does not exist.
+    """
 
     topic: str
     partition: int
