@@ -96,6 +96,7 @@ class Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
-            self.commit()
+            if not self._done:  # tx.abort() inside the block: nothing left to do
+                self.commit()
         else:
             self.abort()

@@ -1,0 +1,129 @@
+"""Which embedded log a Kafka client config talks to.
+
+Clients created with the same ``bootstrap.servers`` value share one in-process log (a
+temporary one, created on first use), so a producer and a consumer built in different
+parts of an application meet, as they would on one cluster.  A config with
+``embedlog.path`` uses that log directory instead (shared by every client naming it).
+
+A log reached this way behaves like a broker with default settings: topics are created
+on first use (``auto.create.topics.enable``) with ``num.partitions`` partitions (1).
+Both are settable per cluster with :func:`configure`, or per client with the config keys
+``embedlog.auto.create.topics.enable`` and ``embedlog.num.partitions``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+import embedlog
+
+__all__ = ["Cluster", "configure", "log_for", "reset", "use_log"]
+
+PATH_KEY = "embedlog.path"
+AUTO_CREATE_KEY = "embedlog.auto.create.topics.enable"
+PARTITIONS_KEY = "embedlog.num.partitions"
+#: config keys embedlog adds to every client's accepted set
+EMBEDLOG_KEYS = frozenset({PATH_KEY, AUTO_CREATE_KEY, PARTITIONS_KEY})
+
+
+@attrs.define(eq=False)
+class Cluster:
+    """One embedded "cluster": a log and its broker-like defaults."""
+
+    name: str
+    log: embedlog.Log
+    auto_create_topics: bool = True
+    num_partitions: int = 1
+    owned: bool = True  # the registry opened the log (and closes it on reset)
+
+    def ensure_topic(self, topic: str, *, create: bool | None = None) -> bool:
+        """Create ``topic`` if missing and auto-creation is on; return whether it exists."""
+        if topic in self.log.topics():
+            return True
+        if not (self.auto_create_topics if create is None else create):
+            return False
+        try:
+            self.log.create_topic(topic, partitions=self.num_partitions)
+        except embedlog.errors.TopicExistsError:
+            pass
+        return True
+
+
+_LOCK = threading.Lock()
+_CLUSTERS: dict[str, Cluster] = {}
+_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+
+def _bool(value: object) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
+def _key(config: Mapping[str, Any]) -> str:
+    path = config.get(PATH_KEY)
+    if path:
+        return "path:" + os.path.realpath(os.fspath(path))
+    servers = config.get("bootstrap.servers") or config.get("bootstrap_servers") or "localhost:9092"
+    if isinstance(servers, (list, tuple)):
+        servers = ",".join(str(s) for s in servers)
+    return "servers:" + str(servers)
+
+
+def log_for(config: Mapping[str, Any]) -> Cluster:
+    """The cluster (log + defaults) a client with ``config`` talks to; created on first use."""
+    key = _key(config)
+    with _LOCK:
+        cluster = _CLUSTERS.get("*") or _CLUSTERS.get(key)
+        if cluster is None or cluster.log.closed:
+            path = config.get(PATH_KEY)
+            log = embedlog.open(os.fspath(path) if path else None, maintenance_interval_ms=None)
+            defaults = _DEFAULTS.get(key, {})
+            cluster = Cluster(key, log, auto_create_topics=defaults.get("auto_create_topics", True),
+                              num_partitions=defaults.get("num_partitions", 1))
+            _CLUSTERS[key] = cluster
+    if AUTO_CREATE_KEY in config:
+        cluster.auto_create_topics = _bool(config[AUTO_CREATE_KEY])
+    if PARTITIONS_KEY in config:
+        cluster.num_partitions = int(config[PARTITIONS_KEY])
+    return cluster
+
+
+def configure(bootstrap_servers: str = "localhost:9092", *, auto_create_topics: bool | None = None,
+              num_partitions: int | None = None) -> None:
+    """Set broker-like defaults for the cluster at ``bootstrap_servers`` (now and later)."""
+    key = _key({"bootstrap.servers": bootstrap_servers})
+    with _LOCK:
+        d = _DEFAULTS.setdefault(key, {})
+        if auto_create_topics is not None:
+            d["auto_create_topics"] = auto_create_topics
+        if num_partitions is not None:
+            d["num_partitions"] = num_partitions
+        cluster = _CLUSTERS.get(key)
+        if cluster is not None:
+            cluster.auto_create_topics = d.get("auto_create_topics", cluster.auto_create_topics)
+            cluster.num_partitions = d.get("num_partitions", cluster.num_partitions)
+
+
+def use_log(log: embedlog.Log, *, auto_create_topics: bool = True, num_partitions: int = 1) -> None:
+    """Route every client, whatever its ``bootstrap.servers``, to ``log`` (the pytest
+    plugin's fixture does this); undone by :func:`reset`."""
+    with _LOCK:
+        _CLUSTERS.clear()
+        _CLUSTERS["*"] = Cluster("*", log, auto_create_topics, num_partitions, owned=False)
+
+
+def reset() -> None:
+    """Forget every cluster, closing the logs the registry opened."""
+    with _LOCK:
+        clusters = list(_CLUSTERS.values())
+        _CLUSTERS.clear()
+        _DEFAULTS.clear()
+    for c in clusters:
+        if c.owned:
+            c.log.close()
