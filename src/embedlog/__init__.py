@@ -14,7 +14,7 @@ offsets — as an embedded library over LMDB.  No broker.
 
 from . import errors
 from .consumer import Consumer
-from .log import Log, open
+from .log import Log, open  # noqa: A004 - embedlog.open, like sqlite3.connect / gzip.open
 from .model import (
     Message,
     OffsetAndTimestamp,

@@ -8,7 +8,9 @@ thread or process commits records, not at the timeout.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from itertools import repeat
@@ -56,8 +58,6 @@ def _first_index(b: DecodedBatch, pos: int) -> int:
     offsets = b.offsets
     if isinstance(offsets, range):
         return max(0, pos - offsets.start)
-    from bisect import bisect_left
-
     return bisect_left(offsets, pos)
 
 
@@ -154,10 +154,9 @@ class Consumer:
         if self.enable_auto_commit:
             offsets = {tp: self._positions[tp] for tp in tps if tp in self._positions}
             if offsets:
-                try:
+                # fenced: another member owns it already and resumes from the last commit
+                with contextlib.suppress(EmbedlogError):
                     self._commit_offsets(offsets)
-                except EmbedlogError:
-                    pass  # fenced: another member owns it already; it resumes from the last commit
 
     def subscription(self) -> list[str]:
         """The subscribed topic names."""
@@ -274,8 +273,7 @@ class Consumer:
 
     def _states(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, PartitionState]:
         out = {}
-        metas = {TopicPartition(*tp): None for tp in partitions}
-        metas = {tp: self._meta(tp) for tp in metas}
+        metas = {TopicPartition(*tp): self._meta(TopicPartition(*tp)) for tp in partitions}
         with self._store.env.read() as txn:
             for tp, meta in metas.items():
                 st = plog.load_state(txn, self._store.dbs, meta.topic_id, tp.partition)
@@ -294,7 +292,8 @@ class Consumer:
         self._check()
         return {tp: st.end_offset for tp, st in self._states(partitions).items()}
 
-    def offsets_for_times(self, timestamps: Mapping[TopicPartition, int]) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+    def offsets_for_times(
+            self, timestamps: Mapping[TopicPartition, int]) -> dict[TopicPartition, OffsetAndTimestamp | None]:
         """For each partition, the earliest offset whose timestamp >= the one given, or ``None``."""
         self._check()
         out: dict[TopicPartition, OffsetAndTimestamp | None] = {}
@@ -423,10 +422,8 @@ class Consumer:
             self._last_auto_commit = time.monotonic()
             offsets = {tp: pos for tp, pos in self._positions.items() if tp in self._ids}
             if offsets:
-                try:
+                with contextlib.suppress(EmbedlogError):  # fenced: the next poll follows the group
                     self._commit_offsets(offsets)
-                except EmbedlogError:
-                    pass  # fenced after a rebalance; the next poll follows the group
 
     # -- committed offsets ----------------------------------------------------------------------
     def _commit_offsets(self, offsets: Mapping[TopicPartition, Any]) -> None:

@@ -14,6 +14,7 @@ This module is a leaf: it imports nothing from embedlog.
 
 from __future__ import annotations
 
+import builtins
 from typing import ClassVar
 
 __all__ = [
@@ -69,7 +70,7 @@ class ConfigError(EmbedlogError, ValueError):
 
 
 class InvalidTopicError(EmbedlogError, ValueError):
-    """A topic name that breaks Kafka's rules (``[a-zA-Z0-9._-]``, 1–249 chars)."""
+    """A topic name that breaks Kafka's rules (``[a-zA-Z0-9._-]``, 1-249 chars)."""
 
     code = 17  # INVALID_TOPIC_EXCEPTION
 
@@ -151,7 +152,7 @@ class FormatVersionError(StorageError):
     """The store was written by a newer (or unknown) embedlog format version."""
 
 
-class TimeoutError(EmbedlogError, TimeoutError):  # noqa: A001 - mirrors Kafka's name
+class TimeoutError(EmbedlogError, builtins.TimeoutError):  # noqa: A001 - Kafka's name
     """An operation did not finish within its timeout."""
 
     code = 7  # REQUEST_TIMED_OUT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -13,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 from .config import TopicConfig
 from .consumer import Consumer
 from .errors import ClosedError, ConfigError, UnknownTopicError
+from .groups.coordinator import Coordinator, GroupDescription, validate_group
 from .model import TopicDescription
 from .producer import Producer
+from .storage.compaction import compact_all
 from .storage.store import Store
 from .storage.topics import MAX_PARTITIONS, TopicMeta, validate_name
-from .storage.verify import DumpIterator, ProgressFn, VerifyReport
-from .groups.coordinator import Coordinator, GroupDescription, validate_group
+from .storage.verify import DumpIterator, ProgressFn, VerifyReport, dump, verify
 from .transactions import Transaction
 from .writer import GroupCommitter
 
@@ -64,7 +66,8 @@ class Log:
             self._maint.start()
 
     # -- topics ---------------------------------------------------------------------------
-    def create_topic(self, name: str, partitions: int = 1, config: Mapping[str, object] | None = None) -> TopicDescription:
+    def create_topic(self, name: str, partitions: int = 1,
+                     config: Mapping[str, object] | None = None) -> TopicDescription:
         """Create a topic with ``partitions`` partitions and Kafka-keyed ``config``.
 
         Raises ``InvalidTopicError``, ``TopicExistsError`` or ``ConfigError``.
@@ -112,8 +115,6 @@ class Log:
     def maintain(self) -> dict[str, int]:
         """Run retention (and compaction) now; return what was removed."""
         self._check()
-        from .storage.compaction import compact_all
-
         self._store.env.reader_check()  # stale readers of dead processes would pin old pages
         deleted = self._store.enforce_retention()
         compacted = compact_all(self._store)
@@ -127,8 +128,6 @@ class Log:
         threads and processes may keep using the log meanwhile.
         """
         self._check()
-        from .storage.verify import verify
-
         return verify(self._store, progress=progress)
 
     def dump(self, topic: str, partition: int, start_offset: int = 0,
@@ -136,8 +135,6 @@ class Log:
         """Yield ``DumpBatch``es (header fields and records) of a partition from the batch
         holding ``start_offset``, for debugging; damaged batches come with ``error`` set."""
         self._check()
-        from .storage.verify import dump
-
         return dump(self._store, validate_name(topic), partition, start_offset, max_batches)
 
     def metrics(self) -> LogMetrics:
@@ -242,10 +239,8 @@ class Log:
         if self._closed:
             return
         for client in list(self._clients):
-            try:
+            with contextlib.suppress(Exception):  # closing must go on for the others
                 client.close()
-            except Exception:  # noqa: BLE001,S110 - closing must go on for the others
-                pass
         self._closed = True
         self._maint_stop.set()
         _release(self._shared)

@@ -38,7 +38,7 @@ class _NoHeaders(list):  # type: ignore[type-arg]
     def _readonly(self, *args: object, **kwargs: object) -> None:
         raise TypeError("the headers of a consumed message are read-only; copy them with list(msg.headers)")
 
-    append = extend = insert = remove = pop = clear = sort = reverse = _readonly  # type: ignore[assignment]
+    append = extend = insert = remove = pop = clear = sort = reverse = _readonly
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _readonly  # type: ignore[assignment]
 
     def __reduce__(self) -> tuple[type, tuple[()]]:

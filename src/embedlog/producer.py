@@ -88,7 +88,7 @@ def _coerce(obj: object, what: str) -> bytes:
 def _check_headers(headers: object) -> list[tuple[str, bytes | None]]:
     """Validate headers now, so that nothing can fail later when the batch is encoded."""
     items = headers.items() if isinstance(headers, Mapping) else headers
-    out = []
+    out: list[tuple[str, bytes | None]] = []
     try:
         for name, value in items:  # type: ignore[attr-defined]
             if not isinstance(name, str):
@@ -99,8 +99,9 @@ def _check_headers(headers: object) -> list[tuple[str, bytes | None]]:
             except UnicodeEncodeError:
                 raise SerializationError(f"header name {name!r} is not valid unicode") from None
             if value is not None and type(value) is not bytes:
-                value = value.encode() if isinstance(value, str) else _coerce(value, "header value")
-            out.append((name, value))
+                out.append((name, value.encode() if isinstance(value, str) else _coerce(value, "header value")))
+            else:
+                out.append((name, value))
     except SerializationError:
         raise
     except (TypeError, ValueError):
@@ -241,7 +242,7 @@ class Producer:
 
     def _check_partition(self, st: _TopicState, partition: object) -> None:
         """Raise for a partition the topic does not have (after looking for new ones)."""
-        if partition.__class__ is int and partition >= st.n and self._refresh(st) and partition < st.n:  # type: ignore[operator]
+        if isinstance(partition, int) and partition >= st.n and self._refresh(st) and partition < st.n:
             return
         raise UnknownPartitionError(
             f"topic {st.name!r} has partitions 0..{st.n - 1}; partition {partition!r} does not exist")
@@ -451,6 +452,11 @@ class Producer:
         finally:
             self._mark_closed()
             self._log._unregister(self)
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._closed
 
     def _mark_closed(self) -> None:
         self._closed = True

@@ -90,7 +90,7 @@ class GroupCommitter:
 
         try:
             store.write(fn, notify=True)
-        except BaseException as exc:  # the whole transaction failed, and so did every request
+        except BaseException as exc:  # noqa: BLE001 - the transaction failed, so did every request (re-raised by each)
             for req in group:
                 req.error = exc
                 req.done = True

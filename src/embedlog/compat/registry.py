@@ -13,6 +13,7 @@ Both are settable per cluster with :func:`configure`, or per client with the con
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Mapping
@@ -47,10 +48,8 @@ class Cluster:
             return True
         if not (self.auto_create_topics if create is None else create):
             return False
-        try:
+        with contextlib.suppress(embedlog.errors.TopicExistsError):
             self.log.create_topic(topic, partitions=self.num_partitions)
-        except embedlog.errors.TopicExistsError:
-            pass
         return True
 
 
@@ -68,11 +67,11 @@ def _bool(value: object) -> bool:
 def _key(config: Mapping[str, Any]) -> str:
     path = config.get(PATH_KEY)
     if path:
-        return "path:" + os.path.realpath(os.fspath(path))
-    servers = config.get("bootstrap.servers") or config.get("bootstrap_servers") or "localhost:9092"
+        return "path:" + str(os.path.realpath(os.fspath(path)))
+    servers: object = config.get("bootstrap.servers") or config.get("bootstrap_servers") or "localhost:9092"
     if isinstance(servers, (list, tuple)):
         servers = ",".join(str(s) for s in servers)
-    return "servers:" + str(servers)
+    return f"servers:{servers}"
 
 
 def log_for(config: Mapping[str, Any]) -> Cluster:

@@ -61,7 +61,8 @@ def _roundrobin(subs: Mapping[str, Sequence[str]], parts: Mapping[str, int],
     return out
 
 
-def _sticky(subs: Mapping[str, Sequence[str]], parts: Mapping[str, int], prev: Mapping[str, Sequence[TP]]) -> Assignment:
+def _sticky(subs: Mapping[str, Sequence[str]], parts: Mapping[str, int],
+            prev: Mapping[str, Sequence[TP]]) -> Assignment:
     out: Assignment = {m: [] for m in subs}
     if not subs:
         return out
@@ -72,8 +73,8 @@ def _sticky(subs: Mapping[str, Sequence[str]], parts: Mapping[str, int], prev: M
     for member in sorted(prev):
         if member not in out:
             continue
-        for tp in prev[member]:
-            tp = (tp[0], tp[1])
+        for prev_tp in prev[member]:
+            tp = (prev_tp[0], prev_tp[1])
             if tp in wanted and tp not in taken and tp[0] in subs[member]:
                 out[member].append(tp)
                 taken.add(tp)
@@ -106,7 +107,8 @@ def _move_one(out: Assignment, subs: Mapping[str, Sequence[str]], members: list[
     return False
 
 
-ASSIGNORS: dict[str, Callable[[Mapping[str, Sequence[str]], Mapping[str, int], Mapping[str, Sequence[TP]]], Assignment]] = {
+Assignor = Callable[[Mapping[str, Sequence[str]], Mapping[str, int], Mapping[str, Sequence[TP]]], Assignment]
+ASSIGNORS: dict[str, Assignor] = {
     "range": _range,
     "roundrobin": _roundrobin,
     "cooperative-sticky": _sticky,

@@ -27,6 +27,7 @@ from ..errors import (
     IllegalGenerationError,
     InvalidOffsetError,
     UnknownGroupError,
+    UnknownPartitionError,
 )
 from ..model import TopicPartition
 from ..storage import partition as plog
@@ -200,7 +201,8 @@ class Coordinator:
             state.join(member, protocol, self.partitions(txn, names))
             return True, state
 
-        return self.change(group, fn)
+        state: GroupState = self.change(group, fn)
+        return state
 
     def leave(self, group: str, member_ids: Iterable[str]) -> None:
         """Remove members (a consumer closing, or members found dead)."""
@@ -212,7 +214,8 @@ class Coordinator:
 
         self.change(group, fn)
 
-    def sync(self, group: str, member_id: str, release: Iterable[TopicPartition]) -> tuple[GroupState, list[tuple[str, int]]]:
+    def sync(self, group: str, member_id: str,
+             release: Iterable[TopicPartition]) -> tuple[GroupState, list[tuple[str, int]]]:
         """Release ``release``, rebalance if topics changed, claim what is free; return
         the state and the partitions newly claimed."""
         rel = [(tp[0], tp[1]) for tp in release]
@@ -228,7 +231,8 @@ class Coordinator:
             claimed = state.claim(member_id)
             return changed or bool(claimed), (state, claimed)
 
-        return self.change(group, fn)
+        result: tuple[GroupState, list[tuple[str, int]]] = self.change(group, fn)
+        return result
 
     # -- committed offsets ----------------------------------------------------------------
     def commit_in(self, txn: lmdb.Transaction, group: str, offsets: Mapping[TopicPartition, Any],
@@ -244,14 +248,12 @@ class Coordinator:
                 f"member {member_id} is no longer in group {group!r} (it was removed after missing heartbeats "
                 "or polls); its offsets were not committed — poll again to rejoin")
         stamp = now_ms()
-        for tp, value in offsets.items():
-            tp = TopicPartition(*tp)
+        for raw_tp, value in offsets.items():
+            tp = TopicPartition(*raw_tp)
             offset, metadata = (value, "") if isinstance(value, int) else (value[0], value[1] or "")
             meta = topics.require(txn, self.dbs, tp.topic)
             st = plog.load_state(txn, self.dbs, meta.topic_id, tp.partition)
             if st is None:
-                from ..errors import UnknownPartitionError
-
                 raise UnknownPartitionError(f"topic {tp.topic!r} has no partition {tp.partition}")
             if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
                 raise InvalidOffsetError(f"offset for {tp.topic}[{tp.partition}] must be an int >= 0, got {offset!r}")
@@ -288,12 +290,12 @@ class Coordinator:
 
     def _offsets_of(self, txn: lmdb.Transaction, group: str) -> dict[TopicPartition, int]:
         prefix = group.encode() + b"\x00"
-        out = {}
+        out: dict[TopicPartition, int] = {}
         with txn.cursor(db=self.dbs["offsets"]) as cur:
             if not cur.set_range(prefix):
                 return out
-            for key, value in cur:
-                key = bytes(key)
+            for raw_key, value in cur:
+                key = bytes(raw_key)
                 if not key.startswith(prefix) or len(key) != len(prefix) + 8:
                     if not key.startswith(prefix):
                         break
@@ -309,7 +311,7 @@ class Coordinator:
         """Every group with state or committed offsets."""
 
         def fn(txn: lmdb.Transaction) -> list[str]:
-            names = set()
+            names: set[str] = set()
             with txn.cursor(db=self.dbs["groups"]) as cur:
                 names.update(bytes(k).decode() for k in cur.iternext(keys=True, values=False))
             with txn.cursor(db=self.dbs["offsets"]) as cur:
@@ -388,8 +390,7 @@ class Coordinator:
             self.commit_in(txn, group, out, None)
             return out
 
-        result = self.store.write(fn)
-        return result
+        return self.store.write(fn)
 
     def delete(self, group: str) -> None:
         """Delete a group's state and committed offsets (it must have no live members)."""
@@ -404,8 +405,8 @@ class Coordinator:
             with txn.cursor(db=self.dbs["offsets"]) as cur:
                 doomed = []
                 if cur.set_range(prefix):
-                    for key in cur.iternext(keys=True, values=False):
-                        key = bytes(key)
+                    for raw_key in cur.iternext(keys=True, values=False):
+                        key = bytes(raw_key)
                         if not key.startswith(prefix):
                             break
                         if len(key) == len(prefix) + 8:

@@ -124,8 +124,8 @@ class GroupState:
     def release(self, member_id: str, tps: Iterable[TP]) -> list[TP]:
         """Give up partitions the member owns; return those released."""
         out = []
-        for tp in tps:
-            tp = (tp[0], tp[1])
+        for raw_tp in tps:
+            tp = (raw_tp[0], raw_tp[1])
             if self.owners.get(tp) == member_id:
                 del self.owners[tp]
                 out.append(tp)

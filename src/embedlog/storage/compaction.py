@@ -59,11 +59,8 @@ def compact_partition(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, p
     for b in decoded[:-1]:  # never the last ("active") batch
         keep = []
         for i, (k, off, ts) in enumerate(zip(b.keys, b.offsets, b.timestamps)):
-            if ts > lag_limit:
-                keep.append(i)
-            # a record without a key (written before the topic became compacted) goes, as in
-            # Kafka's cleaner; all of them must not count as one key ``None``
-            elif k is not None and latest.get(k) == off and (b.values[i] is not None or ts >= tomb_limit):
+            latest_of_key = k is not None and latest.get(k) == off
+            if ts > lag_limit or (latest_of_key and (b.values[i] is not None or ts >= tomb_limit)):
                 keep.append(i)
         if len(keep) == len(b.keys):
             continue

@@ -28,12 +28,13 @@ an OS crash or power loss can lose recent commits and, as LMDB documents for
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import shutil
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 import lmdb
@@ -59,7 +60,7 @@ def _nearly_full(path: str) -> bool:
 def translate(exc: lmdb.Error, what: str, path: str | None = None) -> StorageError:
     """Turn an ``lmdb.Error`` into our error tree."""
     text = str(exc)
-    full = ("No space left", "File too large", "Disk quota exceeded")
+    full: tuple[str, ...] = ("No space left", "File too large", "Disk quota exceeded")
     if "Input/output error" in text and path is not None and _nearly_full(path):
         full = (text,)  # LMDB reports a short write of a full disk as EIO
     if any(f in text for f in full) or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
@@ -137,10 +138,8 @@ class Env:
             dbs = {name: env.open_db(name.encode()) for name in DB_NAMES}
         except lmdb.Error as exc:
             raise translate(exc, f"opening log directory {self.path!r}") from None
-        try:
+        with contextlib.suppress(lmdb.Error):
             env.reader_check()  # free reader slots of processes that died mid-read
-        except lmdb.Error:
-            pass
         # Filled in place: the store and its clients hold this very dict, and after a
         # fork they must get this environment's handles, not the parent's.
         self.dbs.clear()
@@ -156,7 +155,7 @@ class Env:
         while not self._stop.wait(self._fsync_interval):
             try:
                 self.sync()
-            except Exception:  # noqa: BLE001 - a failed background sync is retried next tick
+            except Exception:  # noqa: BLE001, S112 - a failed background sync is retried next tick
                 continue
 
     def close(self) -> None:
@@ -168,10 +167,8 @@ class Env:
         if self._env is not None and self._pid == os.getpid():
             with self._gate.exclusive():
                 if self.durability != "none":
-                    try:
+                    with suppress(lmdb.Error):
                         self._env.sync(True)
-                    except lmdb.Error:
-                        pass
                 self._env.close()
         self._env = None
 
@@ -302,7 +299,7 @@ class Env:
 
     def info(self) -> dict[str, int]:
         """LMDB's ``env.info()`` (map size, last transaction id, readers)."""
-        return dict(self._handle().info())
+        return {k: int(v) for k, v in self._handle().info().items()}  # type: ignore[call-overload]
 
     def file_size(self) -> int:
         """Bytes of ``data.mdb`` on disk."""

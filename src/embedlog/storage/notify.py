@@ -117,13 +117,16 @@ class Notifier:
             self._listener.start()
             return True
 
+    def _stopped(self) -> bool:
+        return self._closed
+
     def _listen(self, sock: socket.socket) -> None:
         while not self._closed:
             try:
                 sock.recv(64)
             except OSError:
                 return
-            if self._closed:
+            if self._stopped():  # close() sets it from another thread while we wait
                 return
             self._bump()
 

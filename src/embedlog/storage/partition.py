@@ -228,7 +228,7 @@ def offset_for_time(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, t
 def iter_infos(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int) -> list[codec.BatchInfo]:
     """Headers of every batch of the partition, in offset order."""
     prefix = schema.partition_key(tid, part)
-    out = []
+    out: list[codec.BatchInfo] = []
     with txn.cursor(db=dbs["batches"]) as cur:
         if not cur.set_range(prefix):
             return out

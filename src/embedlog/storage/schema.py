@@ -32,6 +32,7 @@ ownership change, so members notice a rebalance with one read).
 
 from __future__ import annotations
 
+import builtins
 import struct
 
 import attrs
@@ -90,13 +91,13 @@ class PartitionState:
     leader_epoch: int = 0
     bytes_in: int = 0
 
-    def pack(self) -> bytes:
+    def pack(self) -> builtins.bytes:
         """Encode as ``PARTITION``."""
         return PARTITION.pack(self.start_offset, self.end_offset, self.bytes, self.batches,
                               self.high_watermark, self.leader_epoch, 0, self.bytes_in)
 
     @classmethod
-    def unpack(cls, data: bytes) -> PartitionState:
+    def unpack(cls, data: builtins.bytes) -> PartitionState:
         """Decode a ``PARTITION`` value."""
         s, e, b, n, hw, ep, _, bi = PARTITION.unpack(data)
         return cls(s, e, b, n, hw, ep, bi)

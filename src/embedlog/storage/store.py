@@ -16,7 +16,7 @@ import attrs
 import lmdb
 
 from ..config import TopicConfig
-from ..errors import FormatVersionError, NotLeaderError, UnknownPartitionError, UnknownTopicError
+from ..errors import ConfigError, FormatVersionError, NotLeaderError, UnknownPartitionError, UnknownTopicError
 from ..model import PartitionDescription, TopicDescription
 from . import partition as plog
 from . import schema, topics
@@ -159,8 +159,6 @@ class Store:
         def fn(txn: lmdb.Transaction) -> TopicMeta:
             meta = topics.require(txn, self.dbs, name)
             if total <= meta.partitions:
-                from ..errors import ConfigError
-
                 raise ConfigError(f"topic {name!r} has {meta.partitions} partitions; the new count "
                                   f"must be larger (Kafka never removes partitions), got {total}")
             epoch = self.meta_int(txn, schema.META_LEADER_EPOCH, schema.I32LE)

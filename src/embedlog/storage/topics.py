@@ -82,7 +82,7 @@ def version(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> int:
 def get(txn: lmdb.Transaction, dbs: Mapping[str, Any], name: str) -> TopicMeta | None:
     """The topic named ``name``, or ``None``."""
     raw = txn.get(name.encode(), db=dbs["topics"])
-    return None if raw is None else _decode(name, raw)
+    return None if raw is None else _decode(name, bytes(raw))
 
 
 def require(txn: lmdb.Transaction, dbs: Mapping[str, Any], name: str) -> TopicMeta:
