@@ -97,12 +97,30 @@ def compact_all(store: Any, now_ms: int | None = None) -> int:
         meta = store.topic(name)
         if meta is None or not meta.config.compact:
             continue
+        memo = store.compaction_memo
+        cfg = meta.config
+        wait = min(cfg.delete_retention_ms, cfg.min_compaction_lag_ms)
         for part in range(meta.partitions):
+            # Skip a partition nothing happened to since its last compaction, until
+            # tombstones or the compaction lag may have expired.
+            st = store.read(lambda txn, part=part: plog.load_state(txn, store.dbs, meta.topic_id, part))
+            if st is None or st.batches < 2:
+                continue
+            seen = ((st.start_offset, st.end_offset, st.batches), tuple(sorted(cfg.overrides.items())))
+            last = memo.get((meta.topic_id, part))
+            if last is not None and last[0] == seen and (wait <= 0 or now < last[1] + wait):
+                continue
+
             def fn(txn: lmdb.Transaction, part: int = part, name: str = name) -> int:
                 current = topics.get(txn, store.dbs, name)
                 if current is None or not current.config.compact:
                     return 0
                 return compact_partition(txn, store.dbs, current, part, now)
 
-            total += store.write(fn)
+            removed = store.write(fn)
+            total += removed
+            after = store.read(lambda txn, part=part: plog.load_state(txn, store.dbs, meta.topic_id, part))
+            if after is not None:
+                memo[(meta.topic_id, part)] = (
+                    ((after.start_offset, after.end_offset, after.batches), tuple(sorted(cfg.overrides.items()))), now)
     return total

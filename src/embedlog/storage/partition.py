@@ -225,6 +225,17 @@ def offset_for_time(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, t
     return None
 
 
+def first_batch(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int,
+                part: int) -> tuple[codec.BatchInfo, int] | None:
+    """The header and stored size of the partition's first batch, or ``None``."""
+    prefix = schema.partition_key(tid, part)
+    with txn.cursor(db=dbs["batches"]) as cur:
+        if not cur.set_range(prefix) or bytes(cur.key()[:8]) != prefix:
+            return None
+        value = cur.value()
+        return codec.read_info(value), len(value)
+
+
 def iter_infos(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int) -> list[codec.BatchInfo]:
     """Headers of every batch of the partition, in offset order."""
     prefix = schema.partition_key(tid, part)

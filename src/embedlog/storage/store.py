@@ -57,6 +57,8 @@ class Store:
         self.path = path
         self.env = Env(path, durability=durability, map_size=map_size, fsync_interval_ms=fsync_interval_ms)
         self.dbs = self.env.dbs
+        #: (topic id, partition) -> (state and config seen, time) of its last compaction
+        self.compaction_memo: dict[tuple[int, int], tuple[object, int]] = {}
         self.notifier = Notifier(os.path.join(path, "wake") if cross_process else None)
         try:
             self.env.write(self._init_meta)
@@ -246,7 +248,8 @@ class Store:
         """Delete batches past ``retention.ms``/``retention.bytes``; return batches deleted."""
         now = now_ms() if now is None else now
         total = 0
-        for name in self.topic_names():
+        # Look first in one read transaction; write (and fsync) only for topics with work.
+        for name in self.read(lambda txn: self._retention_due(txn, now)):
             def fn(txn: lmdb.Transaction, name: str = name) -> int:
                 meta = topics.get(txn, self.dbs, name)
                 if meta is None or not meta.config.delete:
@@ -270,6 +273,25 @@ class Store:
 
             total += self.write(fn)
         return total
+
+    def _retention_due(self, txn: lmdb.Transaction, now: int) -> list[str]:
+        due = []
+        for name in topics.list_names(txn, self.dbs):
+            meta = topics.get(txn, self.dbs, name)
+            if meta is None or not meta.config.delete:
+                continue
+            cfg = meta.config
+            for p in range(meta.partitions):
+                st = plog.load_state(txn, self.dbs, meta.topic_id, p)
+                first = plog.first_batch(txn, self.dbs, meta.topic_id, p)
+                if st is None or first is None:
+                    continue
+                info, size = first
+                if ((cfg.retention_ms >= 0 and info.max_timestamp < now - cfg.retention_ms)
+                        or (cfg.retention_bytes >= 0 and st.bytes - size >= cfg.retention_bytes)):
+                    due.append(name)
+                    break
+        return due
 
     def delete_records(self, name: str, partition: int, before_offset: int) -> int:
         """Kafka's DeleteRecords: advance the start offset to ``before_offset``."""
