@@ -103,7 +103,7 @@ def compact_all(store: Any, now_ms: int | None = None) -> int:
         for part in range(meta.partitions):
             # Skip a partition nothing happened to since its last compaction, until
             # tombstones or the compaction lag may have expired.
-            st = store.read(lambda txn, part=part: plog.load_state(txn, store.dbs, meta.topic_id, part))
+            st = store.read(lambda txn, part=part, tid=meta.topic_id: plog.load_state(txn, store.dbs, tid, part))
             if st is None or st.batches < 2:
                 continue
             seen = ((st.start_offset, st.end_offset, st.batches), tuple(sorted(cfg.overrides.items())))
@@ -119,7 +119,7 @@ def compact_all(store: Any, now_ms: int | None = None) -> int:
 
             removed = store.write(fn)
             total += removed
-            after = store.read(lambda txn, part=part: plog.load_state(txn, store.dbs, meta.topic_id, part))
+            after = store.read(lambda txn, part=part, tid=meta.topic_id: plog.load_state(txn, store.dbs, tid, part))
             if after is not None:
                 memo[(meta.topic_id, part)] = (
                     ((after.start_offset, after.end_offset, after.batches), tuple(sorted(cfg.overrides.items()))), now)
