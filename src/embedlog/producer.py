@@ -158,6 +158,7 @@ class Producer:
         self._wake = threading.Event()
         self._linger_thread: threading.Thread | None = None
         self._errors: list[EmbedlogError] = []
+        self._inflight: list[Any] = []
         self._counters = producer_counters(log.path)
         log._register(self)
 
@@ -385,7 +386,12 @@ class Producer:
 
     def _write(self, extra: Callable[[Any], None] | None = None) -> bool:
         """Write everything buffered (and run ``extra`` in the same transaction); return
-        whether there was anything."""
+        whether there was anything.
+
+        Buffers are drained and queued for commit under the producer's lock, so records
+        of one partition commit in the order they were sent; the commit itself runs
+        outside it, so concurrent flushes from several threads share one transaction.
+        """
         with self._flush_lock:
             version = self._log._store.topics_version()
             if version != self._topics_version:  # another process may have added partitions
@@ -402,16 +408,32 @@ class Producer:
                 for start, end, buf in batches:
                     items.append(AppendItem(st.name, st.meta.topic_id, p, buf))
                     spans.append((st, start, end, flat, callbacks))
-            error: EmbedlogError | None = None
+            committer = self._log._committer
+            req = committer.submit(items, extra)
+            self._inflight.append(req)
+        error: EmbedlogError | None = None
+        try:
+            committer.wait(req)
+        except EmbedlogError as exc:
+            error = exc
+        finally:
+            with self._flush_lock:
+                self._inflight.remove(req)
+        self._deliver(items, spans, error)
+        if error is not None:
+            raise error
+        self._counters.produced(sum(len(f) for _, _, f, _ in drained) // 3, sum(len(i.buf) for i in items))
+        return True
+
+    def _wait_inflight(self) -> None:
+        """Wait for writes other threads queued before now (flush covers them too)."""
+        with self._flush_lock:
+            pending = list(self._inflight)
+        for req in pending:
             try:
-                self._log._committer.append(items, extra)
-            except EmbedlogError as exc:
-                error = exc
-            self._deliver(items, spans, error)
-            if error is not None:
-                raise error
-            self._counters.produced(sum(len(f) for _, _, f, _ in drained) // 3, sum(len(i.buf) for i in items))
-            return True
+                self._log._committer.wait(req)
+            except EmbedlogError:
+                continue  # reported by the thread that queued it
 
     @staticmethod
     def _deliver(items: list[AppendItem], spans: list[Any], error: EmbedlogError | None) -> None:
@@ -434,6 +456,7 @@ class Producer:
         if self._closed:
             raise ClosedError("this producer is closed")
         self._write()
+        self._wait_inflight()
         if self._errors:
             errors, self._errors = self._errors, []
             raise errors[0]

@@ -43,12 +43,17 @@ class GroupCommitter:
         self._queue: list[_Request] = []
         self._leader = False
 
-    def append(self, items: Sequence[AppendItem],
-               extra: Callable[[lmdb.Transaction], None] | None = None) -> None:
-        """Write ``items`` (and run ``extra``) atomically; return once committed."""
+    def submit(self, items: Sequence[AppendItem],
+               extra: Callable[[lmdb.Transaction], None] | None = None) -> _Request:
+        """Queue ``items`` (and ``extra``); requests commit in the order they were queued."""
         req = _Request(items, extra)
         with self._cond:
             self._queue.append(req)
+        return req
+
+    def wait(self, req: _Request) -> None:
+        """Return once ``req`` is committed (leading a commit if none is running)."""
+        with self._cond:
             while not req.done and self._leader:
                 self._cond.wait()
             if req.done:
@@ -67,8 +72,12 @@ class GroupCommitter:
         if req.error is not None:
             raise req.error
 
+    def append(self, items: Sequence[AppendItem],
+               extra: Callable[[lmdb.Transaction], None] | None = None) -> None:
+        """Write ``items`` (and run ``extra``) atomically; return once committed."""
+        self.wait(self.submit(items, extra))
+
     def _commit(self, group: list[_Request]) -> None:
-        failed: dict[int, BaseException] = {}
         store = self._store
 
         def run(txn: lmdb.Transaction, req: _Request) -> None:
@@ -76,11 +85,14 @@ class GroupCommitter:
             if req.extra is not None:
                 req.extra(txn)
 
-        def fn(txn: lmdb.Transaction) -> None:
+        def together(txn: lmdb.Transaction) -> None:
+            for req in group:
+                run(txn, req)
+
+        failed: dict[int, BaseException] = {}
+
+        def isolated(txn: lmdb.Transaction) -> None:
             failed.clear()
-            if len(group) == 1:
-                run(txn, group[0])
-                return
             for req in group:  # nested transactions, so that one request can fail alone
                 try:
                     with store.env.nested(txn) as child:
@@ -89,7 +101,12 @@ class GroupCommitter:
                     failed[id(req)] = exc
 
         try:
-            store.write(fn, notify=True)
+            try:
+                store.write(together, notify=True)  # the common case: nothing to isolate
+            except EmbedlogError:
+                if len(group) == 1:
+                    raise
+                store.write(isolated, notify=True)  # one request is bad: let it fail alone
         except BaseException as exc:  # noqa: BLE001 - the transaction failed, so did every request (re-raised by each)
             for req in group:
                 req.error = exc

@@ -42,12 +42,15 @@ def store_state(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: i
 
 
 def append(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int, state: PartitionState,
-           buf: bytearray, *, epoch: int, commit_seq: int, now_ms: int, config: TopicConfig) -> int:
+           buf: bytearray, *, epoch: int, commit_seq: int, now_ms: int, config: TopicConfig,
+           advance_hw: bool = True) -> int:
     """Append one encoded batch at the partition's end; return its base offset.
 
     Updates ``state`` in place (the caller stores it once per transaction) and records
     a new leader epoch in the epoch history.  Enforces ``retention.bytes`` right away,
-    so a busy partition never grows far past it between maintenance runs.
+    so a busy partition never grows far past it between maintenance runs.  The high
+    watermark follows the end offset unless ``advance_hw`` is false (a replicating
+    leader: its ``Leader`` advances it as followers acknowledge).
     """
     base = state.end_offset
     codec.stamp(buf, base, epoch, commit_seq)
@@ -62,7 +65,8 @@ def append(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int, s
     state.bytes += len(buf)
     state.bytes_in += len(buf)
     state.batches += 1
-    state.high_watermark = state.end_offset
+    if advance_hw:
+        state.high_watermark = state.end_offset
     if config.delete and config.retention_bytes >= 0 and state.bytes > config.retention_bytes:
         _trim_to_size(txn, dbs, tid, part, state, config.retention_bytes)
     return base

@@ -28,6 +28,17 @@ batches so a replica can apply one transaction's batches atomically), ``leader_e
 ``topics_version`` (u64le; bumped on every topic create, alter or delete so caches in
 other processes notice), ``groups_version`` (u64le; bumped on every group membership or
 ownership change, so members notice a rebalance with one read).
+
+Replication (``embedlog.replication``; ``storage/replica.py`` reads and writes these):
+``replicating`` (``1`` while a replicating leader runs on this directory: appends then
+leave ``high_watermark`` alone and the leader advances it as followers acknowledge;
+absent or ``0``: an append sets ``high_watermark`` to the end offset), ``isr`` (JSON
+``{"epoch", "leader", "isr": [follower node ids], "size", "updated_ms"}``, written by
+the leader; ``size`` counts the leader itself, for ``min.insync.replicas``),
+``node_id`` (ascii hex; this directory's identity as a replica, made on first use).
+A replica's batches are byte-for-byte the leader's, with the leader's base offsets,
+epochs and commit sequence numbers; its ``topics`` values and ``offsets`` entries are
+the leader's bytes too, so two in-sync nodes hold identical databases.
 """
 
 from __future__ import annotations
@@ -61,6 +72,9 @@ META_LEADER_EPOCH = b"leader_epoch"
 META_ROLE = b"role"
 META_TOPICS_VERSION = b"topics_version"
 META_GROUPS_VERSION = b"groups_version"
+META_REPLICATING = b"replicating"
+META_ISR = b"isr"
+META_NODE_ID = b"node_id"
 
 U32LE = struct.Struct("<I")
 U64LE = struct.Struct("<Q")

@@ -109,6 +109,12 @@ class Store:
         raw = txn.get(schema.META_ROLE, db=self.dbs["meta"])
         return bytes(raw).decode() if raw else "leader"
 
+    def require_leader(self, txn: lmdb.Transaction, what: str) -> None:
+        """Raise ``NotLeaderError`` on a replica: its topics and records are the leader's."""
+        if self.role(txn) != "leader":
+            raise NotLeaderError(f"{self.path!r} is a replica that follows a leader; {what} on the "
+                                 "leader, or promote this node with embedlog.replication.promote()")
+
     def topic(self, name: str) -> TopicMeta | None:
         """The named topic's metadata, or ``None``."""
         return self.read(lambda txn: topics.get(txn, self.dbs, name))
@@ -121,6 +127,7 @@ class Store:
         """Create a topic (``TopicExistsError`` if it exists)."""
 
         def fn(txn: lmdb.Transaction) -> TopicMeta:
+            self.require_leader(txn, "create topics")
             epoch = self.meta_int(txn, schema.META_LEADER_EPOCH, schema.I32LE)
             return topics.create(txn, self.dbs, name, partitions, config, now_ms(), leader_epoch=epoch)
 
@@ -133,6 +140,7 @@ class Store:
             meta = topics.get(txn, self.dbs, name)
             if meta is not None:
                 return meta
+            self.require_leader(txn, "create topics")
             epoch = self.meta_int(txn, schema.META_LEADER_EPOCH, schema.I32LE)
             return topics.create(txn, self.dbs, name, partitions, config, now_ms(), leader_epoch=epoch)
 
@@ -142,7 +150,9 @@ class Store:
         """Delete a topic and everything stored for it."""
 
         def fn(txn: lmdb.Transaction) -> None:
-            topics.delete(txn, self.dbs, topics.require(txn, self.dbs, name))
+            meta = topics.require(txn, self.dbs, name)
+            self.require_leader(txn, "delete topics")
+            topics.delete(txn, self.dbs, meta)
 
         self.write(fn, notify=True)
 
@@ -151,6 +161,7 @@ class Store:
 
         def fn(txn: lmdb.Transaction) -> TopicMeta:
             meta = topics.require(txn, self.dbs, name)
+            self.require_leader(txn, "alter topics")
             return topics.set_config(txn, self.dbs, meta, meta.config.altered(changes))
 
         return self.write(fn)
@@ -160,6 +171,7 @@ class Store:
 
         def fn(txn: lmdb.Transaction) -> TopicMeta:
             meta = topics.require(txn, self.dbs, name)
+            self.require_leader(txn, "add partitions")
             if total <= meta.partitions:
                 raise ConfigError(f"topic {name!r} has {meta.partitions} partitions; the new count "
                                   f"must be larger (Kafka never removes partitions), got {total}")
@@ -205,10 +217,9 @@ class Store:
     def append_in(self, txn: lmdb.Transaction, items: Iterable[AppendItem]) -> None:
         """The body of ``append``, for callers composing a larger transaction."""
         dbs = self.dbs
-        if self.role(txn) != "leader":
-            raise NotLeaderError(f"{self.path!r} is a replica that follows a leader; produce on the "
-                                 "leader, or promote this node with embedlog.replication.promote()")
+        self.require_leader(txn, "produce")
         epoch = self.meta_int(txn, schema.META_LEADER_EPOCH, schema.I32LE)
+        advance_hw = txn.get(schema.META_REPLICATING, db=dbs["meta"]) != b"1"
         seq = self.meta_int(txn, schema.META_COMMIT_SEQ) + 1
         txn.put(schema.META_COMMIT_SEQ, schema.U64LE.pack(seq), db=dbs["meta"])
         ts = now_ms()
@@ -234,7 +245,8 @@ class Store:
                 st = plog.load_state(txn, dbs, meta.topic_id, item.partition) or PartitionState()
                 states[key] = st
             item.base_offset = plog.append(txn, dbs, meta.topic_id, item.partition, st, item.buf,
-                                           epoch=epoch, commit_seq=seq, now_ms=ts, config=meta.config)
+                                           epoch=epoch, commit_seq=seq, now_ms=ts, config=meta.config,
+                                           advance_hw=advance_hw)
             item.log_append_ms = ts if meta.config.log_append_time else None
         for (tid, part), st in states.items():
             plog.store_state(txn, dbs, tid, part, st)
@@ -298,6 +310,7 @@ class Store:
 
         def fn(txn: lmdb.Transaction) -> int:
             meta = topics.require(txn, self.dbs, name)
+            self.require_leader(txn, "delete records")
             valid = isinstance(partition, int) and not isinstance(partition, bool) and 0 <= partition < meta.partitions
             st = plog.load_state(txn, self.dbs, meta.topic_id, partition) if valid else None
             if st is None:

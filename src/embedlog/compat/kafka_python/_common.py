@@ -1,0 +1,262 @@
+"""Plumbing shared by the kafka-python and aiokafka shims (both descend from kafka-python's API).
+
+Nothing here is public: config splitting, finding the log through the registry,
+topic auto-creation, partition choice, error translation and record conversion.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
+from typing import Any
+
+from ... import errors as el_errors
+from ...consumer import Consumer
+from ...log import Log
+from ...model import Message, TopicPartition
+from ...partitioner import KeyHasher, resolve
+from .. import registry
+
+__all__: list[str] = []
+
+#: embedlog's own keys, accepted by every client as keyword arguments (dotted or underscored)
+EMBEDLOG_KWARGS = {
+    registry.PATH_KEY: registry.PATH_KEY,
+    "embedlog_path": registry.PATH_KEY,
+    registry.AUTO_CREATE_KEY: registry.AUTO_CREATE_KEY,
+    "embedlog_auto_create_topics": registry.AUTO_CREATE_KEY,
+    registry.PARTITIONS_KEY: registry.PARTITIONS_KEY,
+    "embedlog_num_partitions": registry.PARTITIONS_KEY,
+}
+
+_RESOLVED = resolve("murmur2")
+assert isinstance(_RESOLVED, KeyHasher)
+_MURMUR2: KeyHasher = _RESOLVED
+
+
+def split_embedlog(configs: dict[str, Any]) -> dict[str, Any]:
+    """Remove embedlog's own keys from ``configs``; return them as registry config."""
+    out = {}
+    for key in [k for k in configs if k in EMBEDLOG_KWARGS]:
+        out[EMBEDLOG_KWARGS[key]] = configs.pop(key)
+    return out
+
+
+def cluster_for(bootstrap_servers: object, embedlog_config: Mapping[str, Any]) -> registry.Cluster:
+    """The registry's cluster for a client's ``bootstrap_servers`` (a str or a list)."""
+    servers = bootstrap_servers
+    if isinstance(servers, (list, tuple)):
+        servers = ",".join(str(s) for s in servers)
+    return registry.log_for({"bootstrap.servers": servers, **embedlog_config})
+
+
+def murmur2_partition(key: bytes, partitions: int) -> int:
+    """kafka-python's and aiokafka's ``DefaultPartitioner`` for a key: Java's murmur2."""
+    return _MURMUR2.hash(key) % partitions
+
+
+def default_partitioner(key: bytes | None, partitions: int) -> int:
+    """kafka-python's/aiokafka's default: murmur2 for keys, a random partition per null-key record."""
+    if key is None:
+        return random.randrange(partitions)
+    return _MURMUR2.hash(key) % partitions
+
+
+def header_size(headers: Iterable[tuple[str, bytes | None]] | None) -> int:
+    """kafka-python's ``serialized_header_size`` (-1 without headers)."""
+    if not headers:
+        return -1
+    return sum(len(k.encode("utf-8")) + (len(v) if v is not None else 0) for k, v in headers)
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None) -> int:
+    """An upper bound of a record's size in a v2 batch of one (as the real clients estimate it)."""
+    size = 61 + 21 + (len(key) if key else 0) + (len(value) if value else 0)
+    for k, v in headers or ():
+        size += 10 + len(k.encode("utf-8")) + (len(v) if v else 0)
+    return size
+
+
+# -- errors ----------------------------------------------------------------------------------
+_ERROR_NAMES: tuple[tuple[type[el_errors.EmbedlogError], str], ...] = (
+    (el_errors.UnknownTopicError, "UnknownTopicOrPartitionError"),
+    (el_errors.UnknownPartitionError, "UnknownTopicOrPartitionError"),
+    (el_errors.RecordTooLargeError, "MessageSizeTooLargeError"),
+    (el_errors.TopicExistsError, "TopicAlreadyExistsError"),
+    (el_errors.InvalidTopicError, "InvalidTopicError"),
+    (el_errors.IllegalGenerationError, "CommitFailedError"),
+    (el_errors.OffsetOutOfRangeError, "OffsetOutOfRangeError"),
+    (el_errors.InvalidOffsetError, "OffsetOutOfRangeError"),
+    (el_errors.CorruptRecordError, "CorruptRecordError"),
+    (el_errors.UnknownGroupError, "GroupIdNotFoundError"),
+    (el_errors.GroupError, "NonEmptyGroupError"),
+    (el_errors.ConfigError, "InvalidConfigurationError"),
+    (el_errors.TimeoutError, "KafkaTimeoutError"),
+    (el_errors.ClosedError, "IllegalStateError"),
+    (el_errors.NotAssignedError, "IllegalStateError"),
+    (el_errors.NotEnoughReplicasError, "NotEnoughReplicasError"),
+)
+
+
+def translate(exc: BaseException, errors: ModuleType, *, aliases: Mapping[str, str] | None = None) -> BaseException:
+    """The shim's exception for an embedlog error (others are returned as they are).
+
+    ``errors`` is the shim's errors module; ``aliases`` renames classes it spells
+    differently (aiokafka's ``CorruptRecordException``).
+    """
+    if isinstance(exc, el_errors.SerializationError):
+        return TypeError(str(exc))
+    if not isinstance(exc, el_errors.EmbedlogError):
+        return exc
+    name = "KafkaError"
+    for cls, target in _ERROR_NAMES:
+        if isinstance(exc, cls):
+            name = target
+            break
+    if aliases:
+        name = aliases.get(name, name)
+    new_cls = getattr(errors, name, None) or errors.KafkaError
+    new = new_cls(str(exc))
+    new.__cause__ = exc
+    return new  # type: ignore[no-any-return]
+
+
+# -- (de)serializers ---------------------------------------------------------------------------
+def serialize(fn: Any, topic: str, headers: list[tuple[str, bytes]] | None, data: Any) -> Any:
+    """kafka-python's serializer call: a ``Serializer`` object or a plain callable (called on None too)."""
+    if fn is None:
+        return data
+    method = getattr(fn, "serialize", None)
+    if method is not None:
+        try:
+            return method(topic, headers or [], data)
+        except TypeError:  # kafka-python < 2.1 serializers take (topic, data)
+            return method(topic, data)
+    return fn(data)
+
+
+def deserialize(fn: Any, topic: str, headers: list[tuple[str, bytes | None]], data: bytes | None) -> Any:
+    """kafka-python's deserializer call (a ``Deserializer`` object or a callable, called on None too)."""
+    if fn is None:
+        return data
+    method = getattr(fn, "deserialize", None)
+    if method is not None:
+        try:
+            return method(topic, headers, data)
+        except TypeError:
+            return method(topic, data)
+    return fn(data)
+
+
+# -- topics and subscriptions -----------------------------------------------------------------
+class Topics:
+    """Which topics exist, creating them on first use like a broker with auto-creation."""
+
+    def __init__(self, cluster: registry.Cluster, allow_create: bool = True) -> None:
+        self.cluster = cluster
+        self.log: Log = cluster.log
+        self.allow_create = allow_create
+        self._known: set[str] = set()
+        self._counts: dict[str, tuple[float, int]] = {}
+
+    def ensure(self, topic: str) -> bool:
+        """Whether ``topic`` exists (after creating it if allowed)."""
+        if topic in self._known:
+            return True
+        create = None if self.allow_create else False
+        if self.cluster.ensure_topic(topic, create=create):
+            self._known.add(topic)
+            return True
+        return False
+
+    def forget(self, topic: str) -> None:
+        self._known.discard(topic)
+        self._counts.pop(topic, None)
+
+    def partitions(self, topic: str, *, max_age: float = 1.0) -> int:
+        """The topic's partition count (cached for ``max_age`` seconds, like client metadata)."""
+        now = time.monotonic()
+        hit = self._counts.get(topic)
+        if hit is not None and now - hit[0] < max_age:
+            return hit[1]
+        n = len(self.log.describe_topic(topic).partitions)
+        self._counts[topic] = (now, n)
+        return n
+
+
+class Subscription:
+    """A subscription to topic names or a pattern, applied to an embedlog ``Consumer`` as the
+    topics come to exist (a real client keeps waiting for a topic that does not exist yet)."""
+
+    RECHECK = 0.5  # seconds between looks for subscribed topics that do not exist yet
+
+    def __init__(self, consumer: Consumer, topics: Topics) -> None:
+        self.consumer = consumer
+        self.topics = topics
+        self.names: list[str] = []
+        self.pattern: re.Pattern[str] | None = None
+        self.active: list[str] = []
+        self._next_check = 0.0
+
+    @property
+    def subscribed(self) -> bool:
+        return bool(self.names) or self.pattern is not None
+
+    def set(self, names: Iterable[str] = (), pattern: str | re.Pattern[str] | None = None) -> None:
+        self.names = list(dict.fromkeys(names))
+        self.pattern = re.compile(pattern) if isinstance(pattern, str) else pattern
+        self.active = []
+        self._next_check = 0.0
+        self.refresh(force=True)
+
+    def clear(self) -> None:
+        self.names = []
+        self.pattern = None
+        self.active = []
+
+    def _wanted(self) -> list[str]:
+        if self.pattern is not None:
+            pat = self.pattern
+            return [t for t in self.topics.log.topics() if pat.fullmatch(t)]
+        return [t for t in self.names if self.topics.ensure(t)]
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Subscribe the consumer to the subscribed topics that exist now (if that changed)."""
+        if not self.subscribed:
+            return
+        now = time.monotonic()
+        if not force and now < self._next_check:
+            return
+        self._next_check = now + self.RECHECK
+        if not force and self.pattern is None and len(self.active) == len(self.names):
+            return  # every named topic is there (deleted topics are not followed)
+        wanted = self._wanted()
+        if wanted == self.active and not force:
+            return
+        self.active = wanted
+        if wanted:
+            self.consumer.subscribe(wanted)
+        elif self.consumer.subscription():
+            self.consumer.unsubscribe()
+
+
+def timestamp_type(msg: Message) -> int:
+    """Kafka's timestamp type code: 0 CreateTime, 1 LogAppendTime."""
+    return 0 if msg.timestamp_type == "CreateTime" else 1
+
+
+def as_tp(obj: Any) -> TopicPartition:
+    """A ``TopicPartition`` from ours, the real library's, or any (topic, partition) pair."""
+    if isinstance(obj, TopicPartition):
+        return obj
+    if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], str) and isinstance(obj[1], int):
+        return TopicPartition(obj[0], obj[1])
+    raise TypeError("partition must be a TopicPartition namedtuple")
+
+
+def sleep_until(deadline: float, step: Callable[[], bool]) -> None:  # pragma: no cover - unused helper
+    while time.monotonic() < deadline and not step():
+        time.sleep(0.001)

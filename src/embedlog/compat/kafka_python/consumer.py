@@ -1,0 +1,583 @@
+"""kafka-python's ``KafkaConsumer`` over an embedded log.
+
+The shim wraps one embedlog ``Consumer``.  With ``group_id`` it is a member of an
+embedlog consumer group (partitions shared with the group's other members, in any
+thread or process, committed offsets kept in the log); without one it reads every
+partition of its topics.  Iteration yields records one at a time and, as in
+kafka-python, the position (and so what ``commit()`` commits) moves one record at a
+time.  Not thread-safe, like kafka-python's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, cast
+
+from ... import errors as el_errors
+from ...consumer import Consumer
+from ...model import Message, TopicPartition
+from . import _common
+from . import errors as Errors
+from .structs import ConsumerGroupMetadata, ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp
+
+__all__ = ["ConsumerRebalanceListener", "KafkaConsumer"]
+
+_FOREVER = float("inf")
+
+#: kafka-python 3.0's consumer configs (values are the defaults the shim honours)
+DEFAULT_CONFIG: dict[str, Any] = {
+    "bootstrap_servers": "localhost", "client_id": "kafka-python-3.0.12", "client_rack": "", "group_id": None,
+    "group_instance_id": None, "key_deserializer": None, "value_deserializer": None,
+    "enable_incremental_fetch_sessions": True, "fetch_max_wait_ms": 500, "fetch_min_bytes": 1,
+    "fetch_max_bytes": 52428800, "max_partition_fetch_bytes": 1048576, "request_timeout_ms": 30000,
+    "retry_backoff_ms": 100, "reconnect_backoff_ms": 50, "reconnect_backoff_max_ms": 30000,
+    "max_in_flight_requests_per_connection": 5, "auto_offset_reset": "latest", "enable_auto_commit": True,
+    "auto_commit_interval_ms": 5000, "default_offset_commit_callback": None, "check_crcs": True,
+    "isolation_level": "read_uncommitted", "allow_auto_create_topics": True, "metadata_max_age_ms": 300000,
+    "partition_assignment_strategy": ("range", "roundrobin"), "max_poll_records": 500,
+    "max_poll_interval_ms": 300000, "session_timeout_ms": 45000, "heartbeat_interval_ms": 3000,
+    "receive_buffer_bytes": None, "send_buffer_bytes": None, "receive_message_max_bytes": 100_000_000,
+    "socket_options": None, "consumer_timeout_ms": _FOREVER, "security_protocol": "PLAINTEXT",
+    "ssl_context": None, "ssl_check_hostname": True, "ssl_cafile": None, "ssl_certfile": None,
+    "ssl_keyfile": None, "ssl_crlfile": None, "ssl_password": None, "ssl_ciphers": None, "api_version": None,
+    "bootstrap_timeout_ms": 30000, "client_dns_lookup": "use_all_dns_ips", "connections_max_idle_ms": 540000,
+    "metric_reporters": [], "metrics_enabled": True, "metrics_num_samples": 2,
+    "metrics_sample_window_ms": 30000, "metric_group_prefix": "consumer", "selector": None,
+    "exclude_internal_topics": True, "sasl_mechanism": None, "sasl_plain_username": None,
+    "sasl_plain_password": None, "sasl_kerberos_name": None, "sasl_kerberos_service_name": "kafka",
+    "sasl_kerberos_domain_name": None, "sasl_oauth_token_provider": None, "proxy_url": None,
+    "socks5_proxy": None, "kafka_client": None,
+    "api_version_auto_timeout_ms": 2000, "legacy_iterator": False,  # kafka-python 2.0
+}
+_RESETS = {"earliest": "earliest", "latest": "latest", "none": "none", "smallest": "earliest", "largest": "latest"}
+
+
+def assignment_strategy(strategies: object) -> str:
+    """embedlog's assignor for kafka-python/aiokafka assignor classes (the first one wins)."""
+    items = strategies if isinstance(strategies, (list, tuple)) else (strategies,)
+    for s in items:
+        name = str(s if isinstance(s, str) else getattr(s, "name", None) or getattr(s, "__name__", "")).lower()
+        if "roundrobin" in name:
+            return "roundrobin"
+        if "sticky" in name:
+            return "cooperative-sticky"
+        if "range" in name:
+            return "range"
+    return "range"
+
+
+class ConsumerRebalanceListener:
+    """kafka-python's rebalance listener interface (any object with these methods will do)."""
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Called before partitions are taken away (commit here)."""
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Called after partitions are assigned."""
+
+    def on_partitions_lost(self, lost: list[TopicPartition]) -> None:
+        """Called when the member was removed from the group; defaults to ``on_partitions_revoked``."""
+        self.on_partitions_revoked(lost)
+
+
+class _Done:
+    """A completed ``kafka.future.Future`` (what ``commit_async`` returns)."""
+
+    def __init__(self, value: Any = None, exception: BaseException | None = None) -> None:
+        self.value = value
+        self.exception = exception
+        self.is_done = True
+
+    def succeeded(self) -> bool:
+        return self.exception is None
+
+    def failed(self) -> bool:
+        return self.exception is not None
+
+    def get(self, timeout: float | None = None) -> Any:
+        if self.exception is not None:
+            raise self.exception
+        return self.value
+
+
+class KafkaConsumer:
+    """kafka-python's ``KafkaConsumer(*topics, **configs)`` over the embedded log its
+    ``bootstrap_servers`` names (see ``embedlog.compat.registry``)."""
+
+    DEFAULT_CONFIG = DEFAULT_CONFIG
+
+    def __init__(self, *topics: str, **configs: Any) -> None:
+        embedlog_config = _common.split_embedlog(configs)
+        extra = set(configs) - set(DEFAULT_CONFIG)
+        if extra:
+            raise Errors.KafkaConfigurationError(f"Unrecognized configs: {extra}")
+        self.config = {**DEFAULT_CONFIG, **configs}
+        cfg = self.config
+        reset = _RESETS.get(cfg["auto_offset_reset"])
+        if reset is None:
+            raise Errors.KafkaConfigurationError(f"Unrecognized auto_offset_reset: {cfg['auto_offset_reset']!r}")
+        if not cfg["fetch_max_wait_ms"] < cfg["request_timeout_ms"] < cfg["connections_max_idle_ms"]:
+            raise Errors.KafkaConfigurationError(
+                f"connections_max_idle_ms ({cfg['connections_max_idle_ms']}) must be larger than request_timeout_ms "
+                f"({cfg['request_timeout_ms']}) which must be larger than fetch_max_wait_ms "
+                f"({cfg['fetch_max_wait_ms']}).")
+        if cfg["group_instance_id"] is not None and cfg["group_id"] is None:
+            raise Errors.KafkaConfigurationError("group_instance_id requires group_id")
+        if cfg["group_id"] is not None and (not isinstance(cfg["group_id"], str) or not cfg["group_id"]):
+            raise Errors.KafkaConfigurationError(f"group_id must be a non-empty str, got {cfg['group_id']!r}")
+        self._cluster = _common.cluster_for(cfg["bootstrap_servers"], embedlog_config)
+        self._topics = _common.Topics(self._cluster, bool(cfg["allow_auto_create_topics"]))
+        self._listener: Any = None
+        try:
+            self._consumer: Consumer = self._cluster.log.consumer(
+                None, group=cfg["group_id"], auto_offset_reset=reset, max_poll_records=int(cfg["max_poll_records"]),
+                enable_auto_commit=bool(cfg["enable_auto_commit"]),
+                auto_commit_interval_ms=cfg["auto_commit_interval_ms"],
+                on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
+                session_timeout_ms=cfg["session_timeout_ms"], heartbeat_interval_ms=cfg["heartbeat_interval_ms"],
+                max_poll_interval_ms=cfg["max_poll_interval_ms"],
+                partition_assignment_strategy=assignment_strategy(cfg["partition_assignment_strategy"]),
+                client_id=str(cfg["client_id"] or ""))
+        except el_errors.ConfigError as exc:
+            raise Errors.KafkaConfigurationError(str(exc)) from exc
+        self._sub = _common.Subscription(self._consumer, self._topics)
+        self._user_assigned = False
+        self._pending: deque[ConsumerRecord] = deque()  # fetched by the iterator, not yet yielded
+        self._closed = False
+        if topics:
+            self.subscribe(topics)
+
+    # -- rebalance callbacks (from embedlog's membership, on the polling thread) ---------------
+    def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        if self._listener is not None:
+            self._listener.on_partitions_assigned(list(partitions))
+
+    def _on_revoke(self, partitions: list[TopicPartition]) -> None:
+        self._drop_pending(partitions)
+        if self._listener is not None:
+            self._listener.on_partitions_revoked(list(partitions))
+
+    def _on_lost(self, partitions: list[TopicPartition]) -> None:
+        self._drop_pending(partitions)
+        if self._listener is not None:
+            lost = getattr(self._listener, "on_partitions_lost", None)
+            (lost or self._listener.on_partitions_revoked)(list(partitions))
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise Errors.IllegalStateError("KafkaConsumer is closed")
+
+    def _error(self, exc: el_errors.EmbedlogError) -> BaseException:
+        if isinstance(exc, el_errors.OffsetOutOfRangeError) and "no position" in str(exc):
+            return Errors.NoOffsetForPartitionError(str(exc))
+        return _common.translate(exc, Errors)
+
+    def _pending_first(self) -> dict[TopicPartition, int]:
+        first: dict[TopicPartition, int] = {}
+        for rec in self._pending:
+            first.setdefault(TopicPartition(rec.topic, rec.partition), rec.offset)
+        return first
+
+    def _drop_pending(self, partitions: Iterable[TopicPartition] | None = None, *, rewind: bool = True) -> None:
+        """Forget records fetched but not yet yielded (of ``partitions``, default all),
+        moving those partitions back to the first one, as kafka-python's position is."""
+        if not self._pending:
+            return
+        which = None if partitions is None else {TopicPartition(*tp) for tp in partitions}
+        first = self._pending_first()
+        keep: deque[ConsumerRecord] = deque()
+        for rec in self._pending:
+            if which is not None and (rec.topic, rec.partition) not in which:
+                keep.append(rec)
+        self._pending = keep
+        if rewind:
+            assigned = self._consumer.assignment()
+            for tp, off in first.items():
+                if (which is None or tp in which) and tp in assigned:
+                    self._consumer.seek(tp, off)
+
+    def _require_assigned(self, tp: Any, error: Callable[[str], BaseException] = Errors.IllegalStateError,
+                          ) -> TopicPartition:
+        checked = _common.as_tp(tp)
+        if checked not in self._consumer.assignment():
+            raise error("Partition is not assigned")
+        return checked
+
+    def _record(self, m: Message) -> ConsumerRecord:
+        headers = list(m.headers)
+        key, value = m.key, m.value
+        cfg = self.config
+        return ConsumerRecord(
+            m.topic, m.partition, m.leader_epoch, m.offset, m.timestamp, _common.timestamp_type(m),
+            _common.deserialize(cfg["key_deserializer"], m.topic, headers, key),
+            _common.deserialize(cfg["value_deserializer"], m.topic, headers, value),
+            headers, None, len(key) if key is not None else -1, len(value) if value is not None else -1,
+            _common.header_size(headers))
+
+    def _fetch(self, timeout: float, max_records: int) -> list[Message]:
+        """Poll embedlog, following subscribed topics that appear meanwhile."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._sub.refresh()
+            remaining = max(0.0, deadline - time.monotonic())
+            waiting = self._sub.subscribed and (self._sub.pattern is not None
+                                                or len(self._sub.active) < len(self._sub.names))
+            try:
+                if not self._consumer.assignment() and not self._sub.subscribed:
+                    msgs: list[Message] = []
+                    time.sleep(min(remaining, 0.05))
+                else:
+                    msgs = self._consumer.poll(min(remaining, self._sub.RECHECK) if waiting else remaining,
+                                               max_records)
+            except el_errors.EmbedlogError as exc:
+                raise self._error(exc) from exc
+            if msgs or time.monotonic() >= deadline:
+                return msgs
+
+    # -- consuming ---------------------------------------------------------------------------
+    def poll(self, timeout_ms: float = 0, max_records: int | None = None,
+             update_offsets: bool = True) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """Records since the last poll, by partition; waits up to ``timeout_ms`` for some."""
+        if timeout_ms < 0:
+            raise ValueError("Timeout must not be negative")
+        if max_records is None:
+            max_records = self.config["max_poll_records"]
+        if not isinstance(max_records, int):
+            raise TypeError("max_records must be an integer")
+        if max_records <= 0:
+            raise ValueError("max_records must be positive")
+        self._check_open()
+        self._drop_pending()
+        out: dict[TopicPartition, list[ConsumerRecord]] = {}
+        for m in self._fetch(timeout_ms / 1000, max_records):
+            out.setdefault(TopicPartition(m.topic, m.partition), []).append(self._record(m))
+        return out
+
+    def __iter__(self) -> Iterator[ConsumerRecord]:
+        return self
+
+    def __next__(self) -> ConsumerRecord:
+        if self._closed:
+            raise StopIteration("KafkaConsumer closed")
+        timeout = self.config["consumer_timeout_ms"]
+        deadline = time.monotonic() + (timeout / 1000 if timeout >= 0 else 0)
+        while True:
+            if self._pending:
+                return self._pending.popleft()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._closed:
+                raise StopIteration
+            msgs = self._fetch(min(remaining, 1.0), self.config["max_poll_records"])
+            self._pending.extend(self._record(m) for m in msgs)
+
+    # -- assignment --------------------------------------------------------------------------
+    def subscribe(self, topics: Iterable[str] = (), pattern: str | None = None, listener: Any = None) -> None:
+        """Subscribe to topics (or a regex ``pattern``); with ``group_id``, share them with the group."""
+        self._check_open()
+        topics = list(topics) if not isinstance(topics, str) else topics
+        if not topics and not pattern:
+            raise ValueError("Must provide topics or pattern")
+        if (topics and pattern) or self._user_assigned:
+            raise Errors.IllegalStateError(
+                "You must choose only one way to configure your consumer: (1) subscribe to specific topics by "
+                "name, (2) subscribe to topics matching a regex pattern, (3) assign itself specific "
+                "topic-partitions.")
+        if isinstance(topics, str):
+            raise TypeError("Topics must be a list (or non-str sequence)")
+        if listener is not None and not (hasattr(listener, "on_partitions_assigned")
+                                         and hasattr(listener, "on_partitions_revoked")):
+            raise TypeError("listener must be a ConsumerRebalanceListener")
+        for t in topics:
+            if not isinstance(t, str):
+                raise TypeError(f"topic names must be str, got {t!r}")
+        self._drop_pending(rewind=False)
+        self._listener = listener
+        try:
+            self._sub.set(topics, pattern)
+        except el_errors.InvalidTopicError as exc:
+            raise Errors.InvalidTopicError(str(exc)) from exc
+
+    def subscription(self) -> set[str] | None:
+        """The subscribed topic names (``None`` if not subscribed)."""
+        if self._sub.pattern is not None:
+            return set(self._sub.active)
+        return set(self._sub.names) if self._sub.names else None
+
+    def unsubscribe(self) -> None:
+        """Leave the group (if any) and drop every partition."""
+        self._check_open()
+        self._drop_pending(rewind=False)
+        self._maybe_auto_commit()
+        self._sub.clear()
+        self._user_assigned = False
+        try:
+            self._consumer.unsubscribe()
+        except el_errors.EmbedlogError as exc:
+            raise self._error(exc) from exc
+
+    def assign(self, partitions: Iterable[Any]) -> None:
+        """Consume exactly these partitions (no group rebalancing)."""
+        self._check_open()
+        tps = [_common.as_tp(tp) for tp in partitions]
+        if not tps:
+            self.unsubscribe()
+            return
+        if self._sub.subscribed:
+            raise Errors.IllegalStateError(
+                "You must choose only one way to configure your consumer: (1) subscribe to specific topics by "
+                "name, (2) subscribe to topics matching a regex pattern, (3) assign itself specific "
+                "topic-partitions.")
+        self._drop_pending(set(self._consumer.assignment()) - set(tps))
+        for tp in tps:
+            if not self._topics.ensure(tp.topic):
+                raise Errors.UnknownTopicOrPartitionError(f"topic {tp.topic!r} does not exist")
+        try:
+            self._consumer.assign(tps)
+        except el_errors.EmbedlogError as exc:
+            raise self._error(exc) from exc
+        self._user_assigned = True
+
+    def assignment(self) -> set[TopicPartition]:
+        """The assigned partitions."""
+        return self._consumer.assignment()
+
+    def topics(self) -> set[str]:
+        """Every topic in the log."""
+        self._check_open()
+        return set(self._cluster.log.topics())
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        """The topic's partition ids, or ``None`` if it does not exist."""
+        self._check_open()
+        if topic not in self._cluster.log.topics():
+            return None
+        return set(range(self._topics.partitions(topic, max_age=0)))
+
+    # -- positions ---------------------------------------------------------------------------
+    def position(self, partition: Any, timeout_ms: float | None = None) -> int:
+        """The offset of the next record to be returned for ``partition``."""
+        self._check_open()
+        tp = self._require_assigned(partition)
+        pending = self._pending_first().get(tp)
+        if pending is not None:
+            return pending
+        try:
+            return self._consumer.position(tp)
+        except el_errors.EmbedlogError as exc:
+            raise self._error(exc) from exc
+
+    def highwater(self, partition: Any) -> int | None:
+        """The partition's end offset (the real client knows it after its first fetch)."""
+        tp = self._require_assigned(partition)
+        return self._consumer.end_offsets([tp])[tp]
+
+    def seek(self, partition: Any, offset: int) -> None:
+        """Make ``offset`` the next offset to read from ``partition``."""
+        self._check_open()
+        tp = _common.as_tp(partition)
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise ValueError("Offset must be int >= 0")
+        if tp not in self._consumer.assignment():
+            raise ValueError("Unassigned partition")
+        self._drop_pending([tp], rewind=False)
+        self._consumer.seek(tp, offset)
+
+    def _seek_targets(self, partitions: tuple[Any, ...]) -> list[TopicPartition]:
+        assigned = self._consumer.assignment()
+        if not partitions:
+            if not assigned:
+                raise ValueError("No partitions are currently assigned")
+            return sorted(assigned)
+        tps = [_common.as_tp(p) for p in partitions]
+        for tp in tps:
+            if tp not in assigned:
+                raise ValueError(f"Unassigned partition: {tp}")
+        return tps
+
+    def seek_to_beginning(self, *partitions: Any) -> None:
+        """Move to the first stored offset of the given (default: all assigned) partitions."""
+        self._check_open()
+        tps = self._seek_targets(partitions)
+        self._drop_pending(tps, rewind=False)
+        self._consumer.seek_to_beginning(*tps)
+
+    def seek_to_end(self, *partitions: Any) -> None:
+        """Move to the end offset of the given (default: all assigned) partitions."""
+        self._check_open()
+        tps = self._seek_targets(partitions)
+        self._drop_pending(tps, rewind=False)
+        self._consumer.seek_to_end(*tps)
+
+    def pause(self, *partitions: Any) -> None:
+        """Stop returning records of these partitions (positions are kept)."""
+        tps = [_common.as_tp(p) for p in partitions]
+        assigned = self._consumer.assignment()
+        for tp in tps:
+            if tp not in assigned:
+                raise Errors.IllegalStateError(f"No current assignment for partition {tp}")
+        self._drop_pending(tps)
+        self._consumer.pause(*tps)
+
+    def resume(self, *partitions: Any) -> None:
+        """Return records of these partitions again."""
+        self._consumer.resume(*[_common.as_tp(p) for p in partitions])
+
+    def paused(self) -> set[TopicPartition]:
+        """The paused partitions."""
+        return self._consumer.paused()
+
+    def _checked_offsets(self, partitions: Iterable[Any]) -> list[TopicPartition]:
+        tps = [_common.as_tp(p) for p in partitions]
+        for tp in tps:
+            if not self._topics.ensure(tp.topic):
+                raise Errors.UnknownTopicOrPartitionError(f"topic {tp.topic!r} does not exist")
+        return tps
+
+    def beginning_offsets(self, partitions: Iterable[Any],
+                          timeout_ms: float | None = None) -> dict[TopicPartition, int]:
+        """The first stored offset of each partition."""
+        self._check_open()
+        try:
+            return self._consumer.beginning_offsets(self._checked_offsets(partitions))
+        except el_errors.EmbedlogError as exc:
+            raise self._error(exc) from exc
+
+    def end_offsets(self, partitions: Iterable[Any], timeout_ms: float | None = None) -> dict[TopicPartition, int]:
+        """The offset the next record written to each partition will get."""
+        self._check_open()
+        try:
+            return self._consumer.end_offsets(self._checked_offsets(partitions))
+        except el_errors.EmbedlogError as exc:
+            raise self._error(exc) from exc
+
+    def offsets_for_times(self, timestamps: Mapping[Any, int],
+                          timeout_ms: float | None = None) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+        """Per partition, the earliest offset whose timestamp is >= the one given (or ``None``)."""
+        self._check_open()
+        asked = {_common.as_tp(tp): ts for tp, ts in timestamps.items()}
+        for tp, ts in asked.items():
+            if ts < 0:
+                raise ValueError(f"The target time for partition {tp} is {ts}. The target time cannot be negative.")
+        self._checked_offsets(asked)
+        try:
+            found = self._consumer.offsets_for_times(asked)
+        except el_errors.EmbedlogError as exc:
+            raise self._error(exc) from exc
+        return {tp: None if hit is None else OffsetAndTimestamp(hit.offset, hit.timestamp, -1)
+                for tp, hit in found.items()}
+
+    # -- committed offsets -------------------------------------------------------------------
+    def _require_group(self) -> None:
+        if self.config["group_id"] is None:
+            raise Errors.IllegalStateError("Requires group_id")
+
+    def _consumed_offsets(self) -> dict[TopicPartition, Any] | None:
+        """What ``commit()`` commits: positions, with the iterator's not-yet-yielded records
+        counted as not consumed (``None``: embedlog's own positions are right)."""
+        if not self._pending:
+            return None
+        first = self._pending_first()
+        out: dict[TopicPartition, Any] = {}
+        for tp in self._consumer.assignment():
+            out[tp] = first[tp] if tp in first else self._consumer.position(tp)
+        return out
+
+    def commit(self, offsets: Mapping[Any, Any] | None = None, timeout_ms: float | None = None) -> None:
+        """Commit offsets (default: what was consumed) for the group; durable on return.
+
+        Values are ``OffsetAndMetadata`` (or plain offsets): the *next* offset to read.
+        Raises ``CommitFailedError`` when the group has moved the partition elsewhere.
+        """
+        self._check_open()
+        self._require_group()
+        if offsets is None:
+            todo = self._consumed_offsets()
+        else:
+            todo = {}
+            for tp, value in offsets.items():
+                if isinstance(value, int):
+                    todo[_common.as_tp(tp)] = value
+                elif isinstance(value, tuple) and value and isinstance(value[0], int):
+                    todo[_common.as_tp(tp)] = (value[0], value[1] if len(value) > 1 else "")
+                else:
+                    raise TypeError("offset must be type int or OffsetAndMetadata")
+        try:
+            self._consumer.commit(cast("dict[TopicPartition, int] | None", todo))
+        except (el_errors.IllegalGenerationError, el_errors.NotAssignedError) as exc:
+            raise Errors.CommitFailedError(str(exc)) from exc
+        except el_errors.EmbedlogError as exc:
+            raise self._error(exc) from exc
+
+    def commit_async(self, offsets: Mapping[Any, Any] | None = None,
+                     callback: Callable[[Any, Any], Any] | None = None) -> _Done:
+        """Commit now (embedlog commits are local and fast); call ``callback(offsets, response)``."""
+        self._require_group()
+        done: _Done
+        try:
+            self.commit(offsets)
+            done = _Done(True)
+        except Errors.KafkaError as exc:
+            done = _Done(exception=exc)
+        cb = callback or self.config["default_offset_commit_callback"]
+        if cb is not None:
+            cb(offsets, done.exception if done.exception is not None else done.value)
+        return done
+
+    def committed(self, partition: Any, metadata: bool = False,
+                  timeout_ms: float | None = None) -> int | OffsetAndMetadata | None:
+        """The group's committed offset for ``partition`` (``None`` if none)."""
+        self._check_open()
+        self._require_group()
+        tp = _common.as_tp(partition)
+        if tp.topic not in self._cluster.log.topics():
+            return None
+        try:
+            off = self._consumer.committed([tp])[tp]
+        except el_errors.EmbedlogError as exc:
+            raise self._error(exc) from exc
+        if off is None:
+            return None
+        return OffsetAndMetadata(off, "", -1) if metadata else off
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """The group identity to pass to a transactional producer."""
+        if self.config["group_id"] is None:
+            return ConsumerGroupMetadata(None)
+        group, member = self._consumer.group_metadata()
+        joined = member is not None and bool(self._consumer.assignment())
+        return ConsumerGroupMetadata(group, -1, member or "", self.config["group_instance_id"],
+                                     "STABLE" if joined else "UNJOINED")
+
+    def _maybe_auto_commit(self) -> None:
+        if self.config["enable_auto_commit"] and self.config["group_id"] is not None:
+            with contextlib.suppress(el_errors.EmbedlogError):  # fenced after a rebalance: nothing to keep
+                self._consumer.commit(cast("dict[TopicPartition, int] | None", self._consumed_offsets()))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def close(self, autocommit: bool = True, timeout_ms: float | None = None) -> None:
+        """Commit consumed offsets (with auto-commit on), leave the group, release (idempotent)."""
+        if self._closed:
+            return
+        if autocommit and not self._cluster.log.closed:
+            self._maybe_auto_commit()
+        self._closed = True
+        self._pending.clear()
+        self._consumer.close()
+
+    def metrics(self, raw: bool = False) -> dict[str, Any]:
+        """An empty metrics dict (embedlog keeps its own: ``log.metrics()``)."""
+        return {}
+
+    def bootstrap_connected(self) -> bool:
+        return not self._cluster.log.closed
+
+    def __enter__(self) -> KafkaConsumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

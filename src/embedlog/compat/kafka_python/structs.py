@@ -1,0 +1,84 @@
+"""kafka-python's value types (``kafka.structs`` and friends), field for field.
+
+``TopicPartition`` is embedlog's own (the same ``NamedTuple(topic, partition)``), so
+the real library's ``TopicPartition`` — equal as a tuple, with the same hash — works
+as a key in every dict the shim takes or returns.  The field lists follow
+kafka-python 3.0.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ...model import TopicPartition
+
+__all__ = [
+    "ConsumerGroupMetadata",
+    "ConsumerRecord",
+    "OffsetAndMetadata",
+    "OffsetAndTimestamp",
+    "RecordMetadata",
+    "TopicPartition",
+]
+
+
+class OffsetAndMetadata(NamedTuple):
+    """An offset to commit (the *next* offset to read), with optional metadata."""
+
+    offset: int | None = None
+    metadata: str = ""
+    leader_epoch: int = -1
+
+
+class OffsetAndTimestamp(NamedTuple):
+    """An answer of ``offsets_for_times``."""
+
+    offset: int
+    timestamp: int
+    leader_epoch: int = -1
+
+
+class ConsumerRecord(NamedTuple):
+    """One consumed record, as kafka-python's ``ConsumerRecord``.
+
+    ``timestamp_type`` is 0 (CreateTime) or 1 (LogAppendTime); sizes are -1 for a
+    null key, value or no headers.
+    """
+
+    topic: str
+    partition: int
+    leader_epoch: int
+    offset: int
+    timestamp: int
+    timestamp_type: int
+    key: Any
+    value: Any
+    headers: list[tuple[str, bytes | None]]
+    checksum: int | None
+    serialized_key_size: int
+    serialized_value_size: int
+    serialized_header_size: int
+
+
+class RecordMetadata(NamedTuple):
+    """Where a sent record was written (the value of ``send(...).get()``)."""
+
+    topic: str
+    partition: int
+    topic_partition: TopicPartition
+    offset: int
+    timestamp: int
+    checksum: int | None
+    serialized_key_size: int
+    serialized_value_size: int
+    serialized_header_size: int
+
+
+class ConsumerGroupMetadata(NamedTuple):
+    """A consumer's group identity (``KafkaConsumer.group_metadata()``)."""
+
+    group_id: str | None
+    generation_id: int = -1
+    member_id: str = ""
+    group_instance_id: str | None = None
+    state: str = "UNJOINED"

@@ -1,0 +1,618 @@
+"""Replica storage: what a replication leader reads and a follower writes.
+
+Every function takes an open LMDB transaction and the environment's database handles,
+like ``partition`` and ``topics``, so the replication layer composes them atomically:
+a follower applies one leader response — metadata, committed offsets, truncations and
+batches of every partition — in one write transaction, so a leader's transaction
+becomes visible on the follower all at once.
+
+Nothing here changes the storage format (``schema.FORMAT_VERSION`` 1): batches
+already carry their leader epoch and commit sequence number outside the CRC, and the
+``epochs`` database keeps each partition's leader-epoch history (epoch -> first
+offset), as Kafka's leader-epoch checkpoint does (KIP-101, KIP-279).
+
+A follower stores the leader's batches *exactly as stamped* (base offset, epoch and
+commit sequence number included), the leader's topic records (the JSON values of
+``topics``, with the leader's topic ids) and the leader's committed-offset entries, so
+an in-sync follower holds the same bytes as its leader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import os
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import ExitStack
+from typing import Any
+
+import attrs
+import lmdb
+
+from ..codec import batch as codec
+from ..config import TopicConfig
+from ..errors import EmbedlogError
+from . import partition as plog
+from . import schema, topics
+from .schema import PartitionState
+
+__all__ = [
+    "ROLES",
+    "ApplyError",
+    "MergedRead",
+    "advance_log_start",
+    "all_partitions",
+    "alter_topic",
+    "apply",
+    "apply_offsets",
+    "apply_topics",
+    "create_topic",
+    "delete_topic",
+    "end_offset_for_epoch",
+    "ensure_node_id",
+    "epoch_history",
+    "get_epoch",
+    "get_isr",
+    "get_role",
+    "in_sync_size",
+    "is_replicating",
+    "latest_epoch",
+    "offset_records",
+    "offsets_digest",
+    "promote",
+    "raise_epoch",
+    "read_merged",
+    "reset",
+    "set_high_watermark",
+    "set_isr",
+    "set_replicating",
+    "set_role",
+    "topic_records",
+    "topics_digest",
+    "truncate",
+]
+
+ROLES = ("leader", "replica")
+UNDEFINED = -1
+_EPOCH_OF_KEY = struct.Struct(">I")
+
+
+class ApplyError(EmbedlogError, ValueError):
+    """A leader's batch, topic record or offset entry cannot be applied here (a batch
+    that does not start at the partition's end offset, fails its checksum, or goes back
+    in epoch).  Nothing of the transaction that met it is kept."""
+
+
+# -- meta: role, epoch, replicating, isr, node id ------------------------------------------
+def get_role(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> str:
+    """``leader`` (the default) or ``replica``."""
+    raw = txn.get(schema.META_ROLE, db=dbs["meta"])
+    return bytes(raw).decode() if raw else "leader"
+
+
+def set_role(txn: lmdb.Transaction, dbs: Mapping[str, Any], role: str) -> None:
+    """Make this directory a ``leader`` (producers may write) or a ``replica``."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    txn.put(schema.META_ROLE, role.encode(), db=dbs["meta"])
+
+
+def get_epoch(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> int:
+    """The directory's leader epoch (``meta.leader_epoch``)."""
+    raw = txn.get(schema.META_LEADER_EPOCH, db=dbs["meta"])
+    return int(schema.I32LE.unpack(bytes(raw))[0]) if raw else 0
+
+
+def raise_epoch(txn: lmdb.Transaction, dbs: Mapping[str, Any], epoch: int) -> int:
+    """Raise the directory's epoch to ``epoch`` (never lowers it); return the result.
+
+    A follower records its leader's epoch so that it later refuses an older leader and
+    so that promoting it gives an epoch above every leader it has followed.
+    """
+    current = get_epoch(txn, dbs)
+    if epoch > current:
+        txn.put(schema.META_LEADER_EPOCH, schema.I32LE.pack(epoch), db=dbs["meta"])
+        return epoch
+    return current
+
+
+def is_replicating(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> bool:
+    """Whether a replicating leader manages the high watermarks of this directory."""
+    return bool(txn.get(schema.META_REPLICATING, db=dbs["meta"]) == b"1")
+
+
+def set_replicating(txn: lmdb.Transaction, dbs: Mapping[str, Any], on: bool) -> None:
+    """Turn leader-managed high watermarks on or off.
+
+    Turning it off moves every high watermark to its end offset (the leader alone is
+    the in-sync set, as in Kafka when every follower has dropped out).
+    """
+    txn.put(schema.META_REPLICATING, b"1" if on else b"0", db=dbs["meta"])
+    if not on:
+        for tid, part, st in all_partitions(txn, dbs):
+            if st.high_watermark != st.end_offset:
+                st.high_watermark = st.end_offset
+                plog.store_state(txn, dbs, tid, part, st)
+
+
+def get_isr(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The in-sync set the leader last wrote (JSON ``meta.isr``), or ``None``."""
+    raw = txn.get(schema.META_ISR, db=dbs["meta"])
+    if not raw:
+        return None
+    doc: dict[str, Any] = json.loads(bytes(raw))
+    return doc
+
+
+def set_isr(txn: lmdb.Transaction, dbs: Mapping[str, Any], doc: Mapping[str, Any] | None) -> None:
+    """Write (or, with ``None``, remove) the in-sync set."""
+    if doc is None:
+        txn.delete(schema.META_ISR, db=dbs["meta"])
+        return
+    txn.put(schema.META_ISR, json.dumps(dict(doc), sort_keys=True).encode(), db=dbs["meta"])
+
+
+def in_sync_size(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> int:
+    """Nodes holding every acknowledged record: 1 (this one) unless a replicating
+    leader runs here, then the size of its in-sync set (leader included)."""
+    if not is_replicating(txn, dbs):
+        return 1
+    doc = get_isr(txn, dbs)
+    return int(doc.get("size", 1)) if doc else 1
+
+
+def get_node_id(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> str | None:
+    """This directory's replica identity, or ``None`` if it has none yet."""
+    raw = txn.get(schema.META_NODE_ID, db=dbs["meta"])
+    return bytes(raw).decode() if raw else None
+
+
+def ensure_node_id(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> str:
+    """This directory's replica identity, made (random, 128 bits) on first use."""
+    node = get_node_id(txn, dbs)
+    if node is None:
+        node = os.urandom(16).hex()
+        txn.put(schema.META_NODE_ID, node.encode(), db=dbs["meta"])
+    return node
+
+
+def commit_seq(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> int:
+    """The last commit sequence number used or applied here."""
+    raw = txn.get(schema.META_COMMIT_SEQ, db=dbs["meta"])
+    return int(schema.U64LE.unpack(bytes(raw))[0]) if raw else 0
+
+
+def _raise_commit_seq(txn: lmdb.Transaction, dbs: Mapping[str, Any], seq: int) -> None:
+    if seq > commit_seq(txn, dbs):
+        txn.put(schema.META_COMMIT_SEQ, schema.U64LE.pack(seq), db=dbs["meta"])
+
+
+# -- partitions and epoch history ------------------------------------------------------------
+def all_partitions(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> list[tuple[int, int, PartitionState]]:
+    """Every partition of every topic: ``(topic_id, partition, state)`` in key order."""
+    out = []
+    with txn.cursor(db=dbs["partitions"]) as cur:
+        for key, value in cur:
+            tid, part = struct.unpack(">II", bytes(key))
+            out.append((tid, part, PartitionState.unpack(bytes(value))))
+    return out
+
+
+def _state(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int) -> PartitionState:
+    st = plog.load_state(txn, dbs, tid, part)
+    if st is None:
+        raise ApplyError(f"partition {part} of topic id {tid} does not exist here")
+    return st
+
+
+def epoch_history(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int) -> list[tuple[int, int]]:
+    """The partition's leader-epoch history: ``(epoch, start_offset)`` by epoch."""
+    prefix = schema.partition_key(tid, part)
+    out = []
+    with txn.cursor(db=dbs["epochs"]) as cur:
+        if not cur.set_range(prefix):
+            return out
+        for key, value in cur:
+            k = bytes(key)
+            if k[:8] != prefix:
+                break
+            out.append((_EPOCH_OF_KEY.unpack_from(k, 8)[0], schema.U64LE.unpack(bytes(value))[0]))
+    return out
+
+
+def latest_epoch(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int) -> int:
+    """The last epoch in the partition's history (``-1`` if it has none): what a
+    follower sends as its last fetched epoch."""
+    hist = epoch_history(txn, dbs, tid, part)
+    return hist[-1][0] if hist else UNDEFINED
+
+
+def _truncate_history(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int, offset: int) -> None:
+    """Drop epoch entries starting at or after ``offset`` (Kafka's truncateFromEnd)."""
+    for epoch, start in epoch_history(txn, dbs, tid, part):
+        if start >= offset:
+            txn.delete(schema.epoch_key(tid, part, epoch), db=dbs["epochs"])
+
+
+def end_offset_for_epoch(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int,
+                         epoch: int) -> tuple[int, int]:
+    """Kafka's OffsetsForLeaderEpoch for one partition: ``(largest epoch <= epoch, the
+    offset where it ends)``.
+
+    The end of an epoch is the start offset of the next epoch in the history, or the
+    partition's end offset for the latest epoch.  For an epoch older than the whole
+    history the answer is ``(epoch, start of the first epoch)``.  ``(-1, -1)`` when the
+    epoch is undefined, newer than every epoch here, or the history is empty.
+    """
+    if epoch < 0:
+        return UNDEFINED, UNDEFINED
+    hist = epoch_history(txn, dbs, tid, part)
+    if not hist:
+        return UNDEFINED, UNDEFINED
+    if epoch == hist[-1][0]:
+        return epoch, _state(txn, dbs, tid, part).end_offset
+    if epoch > hist[-1][0]:
+        return UNDEFINED, UNDEFINED
+    floor: tuple[int, int] | None = None
+    for e, start in hist:
+        if e <= epoch:
+            floor = (e, start)
+        else:  # the first epoch above the one asked: where the floor epoch ended
+            return (epoch if floor is None else floor[0]), start
+    raise AssertionError("unreachable: the latest epoch is above the one asked")
+
+
+def promote(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> int:
+    """Make this directory a leader with a new epoch; return the epoch.
+
+    The epoch is one above every epoch this directory has seen (its own, its leaders',
+    every batch's); each partition's history gets the new epoch starting at its end
+    offset, so a follower that diverged is told where.  The in-sync set is cleared:
+    until a ``Leader`` runs here, this node alone holds its records.
+    """
+    epoch = get_epoch(txn, dbs)
+    parts = all_partitions(txn, dbs)
+    for tid, part, st in parts:
+        epoch = max(epoch, st.leader_epoch, latest_epoch(txn, dbs, tid, part))
+    epoch += 1
+    txn.put(schema.META_LEADER_EPOCH, schema.I32LE.pack(epoch), db=dbs["meta"])
+    set_role(txn, dbs, "leader")
+    set_replicating(txn, dbs, False)
+    set_isr(txn, dbs, None)
+    for tid, part, st in parts:
+        txn.put(schema.epoch_key(tid, part, epoch), schema.U64LE.pack(st.end_offset), db=dbs["epochs"])
+        st.leader_epoch = epoch
+        st.high_watermark = st.end_offset
+        plog.store_state(txn, dbs, tid, part, st)
+    return epoch
+
+
+# -- truncation, reset, apply -------------------------------------------------------------------
+def truncate(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int, offset: int) -> int:
+    """Delete the partition's records at and after ``offset``; return the new end offset.
+
+    Divergence points are batch boundaries; an ``offset`` inside a batch removes that
+    whole batch (the follower fetches it again), so the new end offset may be below
+    ``offset``.  At or past the end offset nothing changes.  Epoch entries starting at
+    or after the new end are dropped; the high watermark never exceeds the end.
+    """
+    st = _state(txn, dbs, tid, part)
+    if offset >= st.end_offset:
+        return st.end_offset
+    new_end = max(0, offset)
+    prefix = schema.partition_key(tid, part)
+    with txn.cursor(db=dbs["batches"]) as cur:
+        found = plog._locate(cur, prefix, tid, part, new_end)  # noqa: SLF001 - one storage package
+        while found:
+            key = bytes(cur.key())
+            if key[:8] != prefix:
+                break
+            value = cur.value()
+            info = codec.read_info(value)
+            new_end = min(new_end, info.base_offset)
+            st.bytes -= len(value)
+            st.batches -= 1
+            if not cur.delete() or not cur.key():
+                break
+    st.end_offset = new_end
+    st.high_watermark = min(st.high_watermark, new_end)
+    if st.batches == 0 or st.start_offset > new_end:
+        st.start_offset = new_end
+    _truncate_history(txn, dbs, tid, part, new_end)
+    hist = epoch_history(txn, dbs, tid, part)
+    st.leader_epoch = hist[-1][0] if hist else 0
+    plog.store_state(txn, dbs, tid, part, st)
+    return new_end
+
+
+def reset(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int, offset: int) -> None:
+    """Empty the partition and start it at ``offset`` (a follower behind its leader's
+    log start: it keeps the leader's offsets, so it restarts where the leader starts)."""
+    st = _state(txn, dbs, tid, part)
+    prefix = schema.partition_key(tid, part)
+    for db in ("batches", "epochs"):
+        with txn.cursor(db=dbs[db]) as cur:
+            if cur.set_range(prefix):
+                while bytes(cur.key()[:8]) == prefix:
+                    if not cur.delete() or not cur.key():
+                        break
+    plog.store_state(txn, dbs, tid, part, PartitionState(
+        start_offset=offset, end_offset=offset, high_watermark=offset, leader_epoch=0, bytes_in=st.bytes_in))
+
+
+def apply(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int,
+          batches: Iterable[bytes | bytearray | memoryview]) -> PartitionState:
+    """Append a leader's batches exactly as stamped; return the partition's new state.
+
+    Each batch must start at the partition's end offset, pass its checksum and carry an
+    epoch no lower than the partition's latest; its epoch, base offset and commit
+    sequence number are kept, the epoch history records each new epoch, and the
+    directory's commit sequence number is raised to the batch's (so that after a
+    promotion new transactions sort after every replicated one).  The high watermark
+    is left alone (``set_high_watermark``).  Raises ``ApplyError``; the caller's
+    transaction must then be aborted.
+    """
+    st = _state(txn, dbs, tid, part)
+    epoch = latest_epoch(txn, dbs, tid, part)
+    top_seq = 0
+    for raw in batches:
+        try:
+            info = codec.verify(raw)
+        except codec.CorruptBatchError as exc:
+            raise ApplyError(f"batch for topic id {tid} partition {part} at offset {st.end_offset} "
+                             f"is corrupt: {exc}") from None
+        if info.base_offset != st.end_offset:
+            raise ApplyError(f"batch for topic id {tid} partition {part} starts at offset {info.base_offset}; "
+                             f"the partition ends at {st.end_offset}")
+        if info.leader_epoch < epoch:
+            raise ApplyError(f"batch for topic id {tid} partition {part} at offset {info.base_offset} has "
+                             f"epoch {info.leader_epoch}, below the partition's latest epoch {epoch}")
+        if info.leader_epoch > epoch:
+            epoch = info.leader_epoch
+            txn.put(schema.epoch_key(tid, part, epoch), schema.U64LE.pack(info.base_offset), db=dbs["epochs"])
+        txn.put(schema.batch_key(tid, part, info.base_offset), raw, db=dbs["batches"])
+        st.end_offset = info.next_offset
+        st.bytes += info.size
+        st.bytes_in += info.size
+        st.batches += 1
+        st.leader_epoch = max(st.leader_epoch, info.leader_epoch)
+        top_seq = max(top_seq, info.commit_seq)
+    plog.store_state(txn, dbs, tid, part, st)
+    _raise_commit_seq(txn, dbs, top_seq)
+    return st
+
+
+def set_high_watermark(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int, hw: int) -> int:
+    """Raise the high watermark towards ``hw`` (never past the end offset, never
+    down: only truncation lowers it); return the result."""
+    st = _state(txn, dbs, tid, part)
+    new = max(st.high_watermark, min(hw, st.end_offset))
+    if new != st.high_watermark:
+        st.high_watermark = new
+        plog.store_state(txn, dbs, tid, part, st)
+    return new
+
+
+def advance_log_start(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int, offset: int) -> int:
+    """Follow the leader's log start (retention, delete_records): drop batches wholly
+    before ``offset`` and start the partition there; return the new start offset."""
+    st = _state(txn, dbs, tid, part)
+    if offset <= st.start_offset:
+        return st.start_offset
+    plog.delete_before(txn, dbs, tid, part, st, offset=min(offset, st.end_offset))
+    plog.store_state(txn, dbs, tid, part, st)
+    return st.start_offset
+
+
+# -- topics ------------------------------------------------------------------------------------
+def _doc(name: str, raw: bytes) -> dict[str, Any]:
+    try:
+        topics.validate_name(name)
+        doc: dict[str, Any] = json.loads(raw)
+        if not (isinstance(doc, dict) and isinstance(doc.get("id"), int) and isinstance(doc.get("partitions"), int)
+                and isinstance(doc.get("config"), dict) and 0 < doc["id"] < 2**32
+                and 0 < doc["partitions"] <= topics.MAX_PARTITIONS):
+            raise ValueError("missing or malformed fields")
+        TopicConfig.from_overrides(doc["config"])
+    except (ValueError, EmbedlogError) as exc:
+        raise ApplyError(f"leader's record of topic {name!r} is not valid: {exc}") from None
+    return doc
+
+
+def _delete_prefix(txn: lmdb.Transaction, db: Any, prefix: bytes) -> None:
+    with txn.cursor(db=db) as cur:
+        if not cur.set_range(prefix):
+            return
+        while bytes(cur.key()[: len(prefix)]) == prefix:
+            if not cur.delete() or not cur.key():
+                break
+
+
+def _raise_next_topic_id(txn: lmdb.Transaction, dbs: Mapping[str, Any], next_id: int) -> None:
+    raw = txn.get(schema.META_NEXT_TOPIC_ID, db=dbs["meta"])
+    current = schema.U32LE.unpack(bytes(raw))[0] if raw else 1
+    if next_id > current:
+        txn.put(schema.META_NEXT_TOPIC_ID, schema.U32LE.pack(next_id), db=dbs["meta"])
+
+
+def create_topic(txn: lmdb.Transaction, dbs: Mapping[str, Any], name: str, raw: bytes) -> None:
+    """Create a topic from the leader's record (its id, partitions, config), with empty
+    partitions; anything left under that id is removed first."""
+    doc = _doc(name, raw)
+    tid = doc["id"]
+    prefix = schema.topic_id_key(tid)
+    for db in ("batches", "partitions", "epochs"):
+        _delete_prefix(txn, dbs[db], prefix)
+    txn.put(name.encode(), bytes(raw), db=dbs["topics"])
+    txn.put(prefix, name.encode(), db=dbs["topic_ids"])
+    for p in range(doc["partitions"]):
+        plog.store_state(txn, dbs, tid, p, PartitionState())
+    _raise_next_topic_id(txn, dbs, tid + 1)
+    topics.bump_version(txn, dbs)
+
+
+def delete_topic(txn: lmdb.Transaction, dbs: Mapping[str, Any], name: str) -> None:
+    """Delete a topic with its records, epochs and committed offsets (if it exists)."""
+    meta = topics.get(txn, dbs, name)
+    if meta is not None:
+        topics.delete(txn, dbs, meta)
+
+
+def alter_topic(txn: lmdb.Transaction, dbs: Mapping[str, Any], name: str, raw: bytes) -> None:
+    """Replace a topic's record with the leader's: config and partition count (a
+    different topic id means a different topic: it is deleted and created again)."""
+    doc = _doc(name, raw)
+    old = txn.get(name.encode(), db=dbs["topics"])
+    if old is None:
+        create_topic(txn, dbs, name, raw)
+        return
+    old_doc = json.loads(bytes(old))
+    if old_doc["id"] != doc["id"]:
+        delete_topic(txn, dbs, name)
+        create_topic(txn, dbs, name, raw)
+        return
+    tid = doc["id"]
+    for p in range(old_doc["partitions"], doc["partitions"]):
+        plog.store_state(txn, dbs, tid, p, PartitionState())
+    for p in range(doc["partitions"], old_doc["partitions"]):
+        prefix = schema.partition_key(tid, p)
+        for db in ("batches", "partitions", "epochs"):
+            _delete_prefix(txn, dbs[db], prefix)
+    txn.put(name.encode(), bytes(raw), db=dbs["topics"])
+    topics.bump_version(txn, dbs)
+
+
+def topic_records(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> tuple[int, list[tuple[str, bytes]]]:
+    """``(next_topic_id, [(name, record JSON)])``: the topic metadata a leader sends."""
+    raw = txn.get(schema.META_NEXT_TOPIC_ID, db=dbs["meta"])
+    next_id = schema.U32LE.unpack(bytes(raw))[0] if raw else 1
+    with txn.cursor(db=dbs["topics"]) as cur:
+        return next_id, [(bytes(k).decode(), bytes(v)) for k, v in cur]
+
+
+def apply_topics(txn: lmdb.Transaction, dbs: Mapping[str, Any], next_topic_id: int,
+                 records: Sequence[tuple[str, bytes]]) -> bool:
+    """Make this directory's topics exactly the leader's; return whether anything changed.
+
+    Topics the leader does not have (or has under another id) are deleted with their
+    records; new ones are created with the leader's ids; changed ones altered.
+    """
+    leader: dict[str, tuple[bytes, int]] = {}
+    for name, raw in records:
+        leader[name] = (bytes(raw), _doc(name, raw)["id"])
+    changed = False
+    _, mine = topic_records(txn, dbs)
+    for name, raw in mine:
+        theirs = leader.get(name)
+        if theirs is None or json.loads(raw)["id"] != theirs[1]:
+            delete_topic(txn, dbs, name)
+            changed = True
+    for name, (raw, _tid) in leader.items():
+        current = txn.get(name.encode(), db=dbs["topics"])
+        if current is None:
+            create_topic(txn, dbs, name, raw)
+            changed = True
+        elif bytes(current) != raw:
+            alter_topic(txn, dbs, name, raw)
+            changed = True
+    raw_next = txn.get(schema.META_NEXT_TOPIC_ID, db=dbs["meta"])
+    if raw_next is None or schema.U32LE.unpack(bytes(raw_next))[0] != next_topic_id:
+        _raise_next_topic_id(txn, dbs, next_topic_id)
+    return changed
+
+
+def _digest(items: Iterable[tuple[bytes, bytes]], head: bytes = b"") -> bytes:
+    h = hashlib.blake2b(head, digest_size=16)
+    n = struct.Struct("<I")
+    for k, v in items:
+        h.update(n.pack(len(k)))
+        h.update(k)
+        h.update(n.pack(len(v)))
+        h.update(v)
+    return h.digest()
+
+
+def topics_digest(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> bytes:
+    """A 16-byte digest of the topic metadata (records and next topic id): equal on a
+    follower and its leader once the follower has applied the leader's metadata."""
+    next_id, records = topic_records(txn, dbs)
+    return _digest(((n.encode(), r) for n, r in records), schema.U32LE.pack(next_id))
+
+
+# -- committed offsets ----------------------------------------------------------------------------
+def offset_records(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
+    """Every committed-offset entry as stored: ``(key, value)`` in key order."""
+    with txn.cursor(db=dbs["offsets"]) as cur:
+        return [(bytes(k), bytes(v)) for k, v in cur]
+
+
+def offsets_digest(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> bytes:
+    """A 16-byte digest of every committed offset."""
+    with txn.cursor(db=dbs["offsets"]) as cur:
+        return _digest((bytes(k), bytes(v)) for k, v in cur)
+
+
+def apply_offsets(txn: lmdb.Transaction, dbs: Mapping[str, Any], records: Iterable[tuple[bytes, bytes]]) -> None:
+    """Replace every committed offset with the leader's entries."""
+    txn.drop(dbs["offsets"], delete=False)
+    for key, value in records:
+        if len(key) < 9 or key[-9] != 0 or len(value) < schema.COMMITTED.size:
+            raise ApplyError(f"leader's committed-offset entry {key!r} is malformed")
+        txn.put(bytes(key), bytes(value), db=dbs["offsets"])
+
+
+# -- the leader's side: reading for a fetch ----------------------------------------------------------
+@attrs.frozen
+class MergedRead:
+    """Batches read for a fetch, per ``(topic_id, partition)`` in offset order.
+
+    ``complete``: every partition was read to its end (nothing was cut off).
+    ``last_seq``: the highest commit sequence number included (0 if none).
+    """
+
+    batches: dict[tuple[int, int], list[bytes]]
+    complete: bool
+    last_seq: int
+    size: int
+
+
+def read_merged(txn: lmdb.Transaction, dbs: Mapping[str, Any], positions: Iterable[tuple[int, int, int]],
+                max_bytes: int) -> MergedRead:
+    """Read the batches from each ``(topic_id, partition, offset)`` on, merged by commit
+    sequence number and cut only between sequence numbers.
+
+    Batches of one write transaction share a commit sequence number, so the result holds
+    all of a transaction's batches in these partitions or none of them: a follower that
+    applies it in one transaction shows each leader transaction all at once.  Reading
+    stops once ``max_bytes`` are taken, but always takes at least one whole transaction.
+    """
+    out: dict[tuple[int, int], list[bytes]] = {}
+    heap: list[tuple[int, int, int]] = []
+    cursors: dict[tuple[int, int], tuple[lmdb.Cursor, bytes]] = {}
+    total = 0
+    last = 0
+    complete = True
+    with ExitStack() as stack:
+        for tid, part, offset in positions:
+            cur = stack.enter_context(txn.cursor(db=dbs["batches"]))
+            prefix = schema.partition_key(tid, part)
+            if plog._locate(cur, prefix, tid, part, offset):  # noqa: SLF001 - one storage package
+                cursors[(tid, part)] = (cur, prefix)
+                heapq.heappush(heap, (codec.read_info(cur.value()).commit_seq, tid, part))
+        while heap:
+            seq = heap[0][0]
+            if out and total >= max_bytes:
+                complete = False
+                break
+            while heap and heap[0][0] == seq:
+                _, tid, part = heapq.heappop(heap)
+                cur, prefix = cursors[(tid, part)]
+                value = bytes(cur.value())
+                out.setdefault((tid, part), []).append(value)
+                total += len(value)
+                if cur.next() and bytes(cur.key()[:8]) == prefix:
+                    heapq.heappush(heap, (codec.read_info(cur.value()).commit_seq, tid, part))
+            last = seq
+    return MergedRead(out, complete, last, total)
