@@ -42,6 +42,7 @@ __all__ = ["Consumer"]
 
 _new_message = partial(tuple.__new__, Message)
 _RESETS = ("earliest", "latest", "none")
+_RELEASE_EVERY = 32 << 20
 
 
 class _Buffer:
@@ -97,6 +98,7 @@ class Consumer:
         self._buffers: dict[TopicPartition, _Buffer] = {}
         self._paused: set[TopicPartition] = set()
         self._rr = 0
+        self._read_bytes = 0
         self._closed = False
         self._subscription: list[str] = []
         self.group = None if group is None else validate_group(group)
@@ -333,6 +335,10 @@ class Consumer:
                              max_bytes=self._fetch_max_bytes, end_offset=limit)
         if batches:
             self._buffers[tp] = _Buffer(batches, _first_index(batches[0], pos))
+            self._read_bytes += sum(b.info.size for b in batches)
+            if self._read_bytes >= _RELEASE_EVERY:  # keep RSS flat while scanning a big log
+                self._read_bytes = 0
+                self._store.env.release_pages()
 
     def _visible_end(self, st: PartitionState) -> int:
         return st.high_watermark

@@ -148,6 +148,7 @@ class Producer:
         self.delivery_timeout_ms = delivery_timeout_ms
         self._topics: dict[str, _TopicState] = {}
         self._topics_version = -1
+        self._next_metadata_check = 0.0
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._transactional = _transactional
@@ -393,11 +394,14 @@ class Producer:
         outside it, so concurrent flushes from several threads share one transaction.
         """
         with self._flush_lock:
-            version = self._log._store.topics_version()
-            if version != self._topics_version:  # another process may have added partitions
-                self._topics_version = version
-                for st in list(self._topics.values()):
-                    self._refresh(st)
+            now = time.monotonic()
+            if now >= self._next_metadata_check:  # like Kafka's metadata refresh, but every second
+                self._next_metadata_check = now + 1.0
+                version = self._log._store.topics_version()
+                if version != self._topics_version:  # another process may have added partitions
+                    self._topics_version = version
+                    for st in list(self._topics.values()):
+                        self._refresh(st)
             drained = self._drain()
             if not drained and extra is None:
                 return False

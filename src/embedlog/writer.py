@@ -86,8 +86,13 @@ class GroupCommitter:
                 req.extra(txn)
 
         def together(txn: lmdb.Transaction) -> None:
+            # One append for the whole group: each partition's state is read and written
+            # once per transaction, not once per request (fewer LMDB calls, each of which
+            # may hand the GIL to another thread while this one holds the write lock).
+            store.append_in(txn, [item for req in group for item in req.items])
             for req in group:
-                run(txn, req)
+                if req.extra is not None:
+                    req.extra(txn)
 
         failed: dict[int, BaseException] = {}
 
