@@ -172,6 +172,18 @@ class Log:
     def _topic_for_consume(self, name: str) -> TopicMeta:
         return self._topic_meta(name, create=True)
 
+    # -- waiting for records ---------------------------------------------------------------
+    @property
+    def data_generation(self) -> int:
+        """A counter that moves whenever records may have arrived (from any process)."""
+        return self._store.notifier.generation
+
+    def wait_for_data(self, seen: int, timeout: float) -> int:
+        """Block until ``data_generation`` moves past ``seen`` or ``timeout`` seconds pass;
+        return the new generation.  For event loops and custom pollers."""
+        self._check()
+        return self._store.notifier.wait(seen, timeout)
+
     # -- consumer groups ---------------------------------------------------------------------
     def groups(self) -> list[str]:
         """Names of every consumer group with members or committed offsets."""

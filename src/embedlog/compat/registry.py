@@ -113,8 +113,12 @@ def use_log(log: embedlog.Log, *, auto_create_topics: bool = True, num_partition
     """Route every client, whatever its ``bootstrap.servers``, to ``log`` (the pytest
     plugin's fixture does this); undone by :func:`reset`."""
     with _LOCK:
+        previous = list(_CLUSTERS.values())
         _CLUSTERS.clear()
         _CLUSTERS["*"] = Cluster("*", log, auto_create_topics, num_partitions, owned=False)
+    for c in previous:  # close what the registry opened itself (temporary logs)
+        if c.owned:
+            c.log.close()
 
 
 def reset() -> None:

@@ -8,12 +8,15 @@ aiokafka.errors.KafkaTimeoutError``) catches what the shim raises.
 from __future__ import annotations
 
 import importlib
+import warnings
 from types import ModuleType
 from typing import Any, ClassVar
 
 _real_errors: ModuleType | None
 try:  # the real classes, only so that ``except aiokafka.errors.X`` in applications catches ours
-    _real_errors = importlib.import_module("aiokafka.errors")
+    with warnings.catch_warnings():  # the library's own deprecation noise, not the user's
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _real_errors = importlib.import_module("aiokafka.errors")
 except ImportError:  # pragma: no cover - aiokafka is optional
     _real_errors = None
 

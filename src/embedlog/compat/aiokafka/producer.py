@@ -11,6 +11,7 @@ never blocked on an fsync.  Keys are placed with Java's murmur2 (aiokafka's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -129,10 +130,8 @@ class AIOKafkaProducer:
         loop = self._loop
 
         def delivered(error: el_errors.EmbedlogError | None, meta: ElRecordMetadata | None) -> None:
-            try:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
                 loop.call_soon_threadsafe(_resolve, fut, error, meta)
-            except RuntimeError:  # the loop is closed: nobody is waiting any more
-                pass
 
         try:
             producer.send(topic, value_bytes, key=key_bytes, headers=headers or None, partition=partition,
@@ -155,10 +154,8 @@ class AIOKafkaProducer:
     async def flush(self) -> None:
         """Wait until every record sent so far is written (in a worker thread)."""
         producer, _ = self._started()
-        try:
+        with contextlib.suppress(el_errors.EmbedlogError):  # each record's future carries its error
             await asyncio.to_thread(producer.flush)
-        except el_errors.EmbedlogError:
-            pass  # each record's future carries its error
 
     async def partitions_for(self, topic: str) -> set[int]:
         """The partition ids of ``topic`` (created if auto-creation allows)."""

@@ -1,4 +1,4 @@
-"""aiokafka's value types (``aiokafka.structs``), field for field (aiokafka 0.10–0.14).
+"""aiokafka's value types (``aiokafka.structs``), field for field (aiokafka 0.10 to 0.14).
 
 ``TopicPartition`` is embedlog's own (the same ``NamedTuple(topic, partition)``), so
 the real library's — equal as a tuple, with the same hash — works in every dict.

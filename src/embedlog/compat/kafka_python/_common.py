@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -256,7 +256,3 @@ def as_tp(obj: Any) -> TopicPartition:
         return TopicPartition(obj[0], obj[1])
     raise TypeError("partition must be a TopicPartition namedtuple")
 
-
-def sleep_until(deadline: float, step: Callable[[], bool]) -> None:  # pragma: no cover - unused helper
-    while time.monotonic() < deadline and not step():
-        time.sleep(0.001)

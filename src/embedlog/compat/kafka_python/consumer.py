@@ -11,6 +11,7 @@ time.  Not thread-safe, like kafka-python's.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -25,6 +26,7 @@ from .structs import ConsumerGroupMetadata, ConsumerRecord, OffsetAndMetadata, O
 
 __all__ = ["ConsumerRebalanceListener", "KafkaConsumer"]
 
+_log = logging.getLogger("embedlog.compat.kafka_python")
 _FOREVER = float("inf")
 
 #: kafka-python 3.0's consumer configs (values are the defaults the shim honours)
@@ -151,20 +153,29 @@ class KafkaConsumer:
             self.subscribe(topics)
 
     # -- rebalance callbacks (from embedlog's membership, on the polling thread) ---------------
+    def _call_listener(self, method: str, partitions: list[TopicPartition]) -> None:
+        """Call the listener; like kafka-python, an exception it raises is logged and the
+        rebalance goes on."""
+        if self._listener is None:
+            return
+        fn = getattr(self._listener, method, None)
+        if fn is None and method == "on_partitions_lost":
+            fn = self._listener.on_partitions_revoked
+        try:
+            fn(list(partitions))  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - the user's code; kafka-python logs it and goes on
+            _log.exception("User provided listener %s failed on %s", self._listener, method)
+
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
-        if self._listener is not None:
-            self._listener.on_partitions_assigned(list(partitions))
+        self._call_listener("on_partitions_assigned", partitions)
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         self._drop_pending(partitions)
-        if self._listener is not None:
-            self._listener.on_partitions_revoked(list(partitions))
+        self._call_listener("on_partitions_revoked", partitions)
 
     def _on_lost(self, partitions: list[TopicPartition]) -> None:
         self._drop_pending(partitions)
-        if self._listener is not None:
-            lost = getattr(self._listener, "on_partitions_lost", None)
-            (lost or self._listener.on_partitions_revoked)(list(partitions))
+        self._call_listener("on_partitions_lost", partitions)
 
     # -- helpers -----------------------------------------------------------------------------
     def _check_open(self) -> None:

@@ -1,0 +1,375 @@
+"""embedlog.compat.aiokafka: aiokafka's API over an embedded log, from asyncio code.
+
+Each test runs its own event loop with ``asyncio.run`` and its own cluster (a unique
+``bootstrap_servers``).  Where aiokafka is installed, its pure parts are the oracle:
+its murmur2 partitioner, its constructor signatures and its error classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from embedlog.compat import registry
+from embedlog.compat.aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerStoppedError,
+    IllegalOperation,
+    TopicPartition,
+    errors,
+)
+from embedlog.compat.kafka_python import KafkaAdminClient, NewTopic
+
+T = TypeVar("T")
+_ids = itertools.count()
+
+
+@pytest.fixture
+def servers() -> Iterator[str]:
+    yield f"aio-{next(_ids)}:9092"
+    registry.reset()
+
+
+def run(coro_fn: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
+    async def bounded() -> T:
+        return await asyncio.wait_for(coro_fn(), timeout)
+
+    return asyncio.run(bounded())
+
+
+def create(servers: str, topic: str, partitions: int) -> None:
+    KafkaAdminClient(bootstrap_servers=servers).create_topics([NewTopic(topic, partitions, 1)])
+
+
+async def produce(servers: str, topic: str, n: int, **kw: Any) -> None:
+    async with AIOKafkaProducer(bootstrap_servers=servers) as p:
+        futs = [await p.send(topic, f"v{i}".encode(), key=f"k{i}".encode(), **kw) for i in range(n)]
+        await asyncio.gather(*futs)
+
+
+async def collect(c: AIOKafkaConsumer, n: int, timeout: float = 10.0) -> list[Any]:
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n and time.monotonic() < deadline:
+        for recs in (await c.getmany(timeout_ms=200)).values():
+            out.extend(recs)
+    return out
+
+
+# -- producer -----------------------------------------------------------------------------------
+def test_send_and_wait_and_send_futures(servers: str) -> None:
+    create(servers, "o", 3)
+
+    async def main() -> None:
+        async with AIOKafkaProducer(bootstrap_servers=servers, value_serializer=str.encode) as p:
+            md = await p.send_and_wait("o", "hello", key=b"user", headers=[("h", b"1")], timestamp_ms=1234)
+            assert (md.topic, md.offset, md.timestamp, md.timestamp_type) == ("o", 0, 1234, 0)
+            assert md.topic_partition == TopicPartition("o", md.partition)
+            fut = await p.send("o", "again", key=b"user")
+            assert isinstance(fut, asyncio.Future)
+            assert (await fut).offset == 1
+            assert await p.partitions_for("o") == {0, 1, 2}
+            await p.flush()
+
+    run(main)
+
+
+def test_keys_go_where_aiokafkas_murmur2_puts_them(servers: str) -> None:
+    create(servers, "k", 5)
+    keys = [f"key-{i}".encode() for i in range(40)]
+
+    async def main() -> dict[bytes, int]:
+        async with AIOKafkaProducer(bootstrap_servers=servers) as p:
+            return {k: (await p.send_and_wait("k", b"x", key=k)).partition for k in keys}
+
+    placed = run(main)
+    partitioner = pytest.importorskip("aiokafka.partitioner")
+    assert placed == {k: partitioner.DefaultPartitioner()(k, list(range(5)), list(range(5))) for k in keys}
+
+
+def test_producer_validates_like_aiokafka(servers: str) -> None:
+    with pytest.raises(RuntimeError):
+        AIOKafkaProducer(bootstrap_servers=servers)  # no running loop, as in aiokafka
+
+    async def main() -> None:
+        with pytest.raises(TypeError, match="unexpected keyword"):
+            AIOKafkaProducer(bootstrap_servers=servers, group_id="nope")  # type: ignore[call-arg]
+        with pytest.raises(ValueError, match="ACKS"):
+            AIOKafkaProducer(bootstrap_servers=servers, acks=2)
+        with pytest.raises(ValueError, match="compression"):
+            AIOKafkaProducer(bootstrap_servers=servers, compression_type="brotli")
+        with pytest.raises(ValueError, match="enable_idempotence"):
+            AIOKafkaProducer(bootstrap_servers=servers, enable_idempotence=True, acks=1)
+        p = AIOKafkaProducer(bootstrap_servers=servers, max_request_size=500, security_protocol="SSL",
+                             sasl_mechanism="SCRAM-SHA-512", linger_ms=5, compression_type="lz4")
+        await p.start()
+        with pytest.raises(AssertionError):
+            await p.send("t", None, key=None)
+        with pytest.raises(errors.MessageSizeTooLargeError):
+            await p.send("t", b"x" * 1000)
+        await p.stop()
+        with pytest.raises(errors.ProducerClosed):
+            await p.send("t", b"v")
+
+    run(main)
+
+
+def test_unknown_topic_with_auto_creation_off(servers: str) -> None:
+    registry.configure(servers, auto_create_topics=False)
+
+    async def main() -> None:
+        async with AIOKafkaProducer(bootstrap_servers=servers) as p:
+            with pytest.raises(errors.UnknownTopicOrPartitionError):
+                await p.send("missing", b"v")
+
+    run(main)
+
+
+def test_signatures_cover_the_installed_aiokafka() -> None:
+    aiokafka = pytest.importorskip("aiokafka")
+    for real, ours in ((aiokafka.AIOKafkaProducer, AIOKafkaProducer), (aiokafka.AIOKafkaConsumer, AIOKafkaConsumer)):
+        real_params = set(inspect.signature(real.__init__).parameters)
+        assert real_params <= set(inspect.signature(ours.__init__).parameters), real.__name__
+        for name, param in inspect.signature(real.__init__).parameters.items():
+            if name in ("self", "topics", "loop", "acks", "partitioner", "partition_assignment_strategy",
+                        "api_version", "client_id"):
+                continue
+            assert inspect.signature(ours.__init__).parameters[name].default == param.default, name
+
+
+def test_errors_are_the_real_classes_too() -> None:
+    real = pytest.importorskip("aiokafka.errors")
+    for name in errors.__all__:
+        ours = getattr(errors, name)
+        if isinstance(ours, type) and hasattr(real, name):
+            assert issubclass(ours, getattr(real, name)), name
+        if isinstance(ours, type) and issubclass(ours, errors.BrokerResponseError) and ours.errno != -1:
+            assert real.for_code(ours.errno).__name__ == name
+    assert issubclass(errors.ConsumerStoppedError, real.ConsumerStoppedError)
+
+
+# -- consumer -----------------------------------------------------------------------------------
+def test_getone_getmany_and_async_for(servers: str) -> None:
+    create(servers, "c", 2)
+
+    async def main() -> None:
+        await produce(servers, "c", 10, headers=[("h", b"v")])
+        c = AIOKafkaConsumer("c", bootstrap_servers=servers, auto_offset_reset="earliest",
+                             key_deserializer=bytes.decode)
+        await c.start()
+        one = await c.getone()
+        assert one.key.startswith("k")
+        assert one.headers == (("h", b"v"),)
+        assert one.timestamp_type == 0
+        assert (one.serialized_key_size, one.serialized_value_size) == (len(one.key), 2)
+        many = await c.getmany(max_records=4, timeout_ms=1000)
+        assert sum(map(len, many.values())) == 4
+        rest = await collect(c, 5)
+        seen = {(r.partition, r.offset) for r in [one, *[r for rs in many.values() for r in rs], *rest]}
+        assert len(seen) == 10
+        assert await c.getmany(timeout_ms=50) == {}
+        only = TopicPartition("c", 0)
+        await c.seek_to_beginning(only)
+        part = await c.getmany(only, timeout_ms=1000)
+        assert set(part) == {only}
+
+        got: list[bytes] = []
+
+        async def reader() -> None:
+            async for msg in c:
+                got.append(msg.value)
+
+        task = asyncio.create_task(reader())
+        await produce(servers, "c", 1)
+        for _ in range(200):
+            if b"v0" in got:
+                break
+            await asyncio.sleep(0.01)
+        await c.stop()
+        await asyncio.wait_for(task, 5)  # stop() ends the iteration
+        assert b"v0" in got
+        with pytest.raises(ConsumerStoppedError):
+            await c.getone()
+
+    run(main)
+
+
+def test_waiting_does_not_block_the_event_loop(servers: str) -> None:
+    create(servers, "w", 1)
+
+    async def main() -> None:
+        c = AIOKafkaConsumer("w", bootstrap_servers=servers, auto_offset_reset="earliest")
+        await c.start()
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        t = asyncio.create_task(ticker())
+        started = time.monotonic()
+        assert await c.getmany(timeout_ms=600) == {}
+        assert time.monotonic() - started >= 0.55
+        assert ticks >= 10  # the loop kept running while the consumer waited
+
+        def produce_from_thread() -> None:
+            time.sleep(0.2)
+            asyncio.run(produce(servers, "w", 1))
+
+        th = threading.Thread(target=produce_from_thread)
+        th.start()
+        msg = await asyncio.wait_for(c.getone(), 10)
+        assert msg.value == b"v0"
+        th.join()
+        t.cancel()
+        await c.stop()
+
+    run(main)
+
+
+def test_positions_seek_and_offsets(servers: str) -> None:
+    create(servers, "p", 1)
+    tp = TopicPartition("p", 0)
+
+    async def main() -> None:
+        async with AIOKafkaProducer(bootstrap_servers=servers) as p:
+            for i, ts in enumerate((1000, 2000, 3000, 4000)):
+                await p.send_and_wait("p", b"%d" % i, timestamp_ms=ts)
+        c = AIOKafkaConsumer(bootstrap_servers=servers, auto_offset_reset="earliest")
+        c.assign([tp])
+        await c.start()
+        assert c.assignment() == {tp}
+        assert await c.position(tp) == 0
+        assert (await c.getone()).offset == 0
+        assert await c.position(tp) == 1  # prefetched records do not count as consumed
+        c.seek(tp, 3)
+        assert (await c.getone()).offset == 3
+        await c.seek_to_beginning()
+        assert await c.position(tp) == 0
+        await c.seek_to_end(tp)
+        assert await c.position(tp) == 4
+        assert await c.beginning_offsets([tp]) == {tp: 0}
+        assert await c.end_offsets([tp]) == {tp: 4}
+        assert c.highwater(tp) == 4
+        found = await c.offsets_for_times({tp: 2500})
+        assert found[tp] is not None
+        assert tuple(found[tp]) == (2, 3000)
+        with pytest.raises(ValueError):
+            c.seek(tp, -1)
+        with pytest.raises(errors.IllegalStateError):
+            c.seek(TopicPartition("p", 7), 0)
+        with pytest.raises(IllegalOperation):
+            await c.commit()
+        c.pause(tp)
+        await c.seek_to_beginning(tp)
+        assert await c.getmany(timeout_ms=100) == {}
+        c.resume(tp)
+        assert (await c.getone()).offset == 0
+        await c.stop()
+
+    run(main)
+
+
+def test_group_commit_and_resume(servers: str) -> None:
+    create(servers, "g", 2)
+
+    async def main() -> None:
+        await produce(servers, "g", 20)
+        kw: dict[str, Any] = {"bootstrap_servers": servers, "group_id": "workers", "auto_offset_reset": "earliest",
+                              "enable_auto_commit": False}
+        c = AIOKafkaConsumer("g", **kw)
+        await c.start()
+        assert len(c.assignment()) == 2  # start() waited for the group's assignment
+        first = await collect(c, 5)
+        await c.commit()
+        committed = {tp: await c.committed(tp) for tp in c.assignment()}
+        consumed = {}
+        for r in first:
+            consumed[TopicPartition(r.topic, r.partition)] = r.offset + 1
+        assert {tp: off for tp, off in committed.items() if off is not None} == consumed
+        await c.stop()
+        c2 = AIOKafkaConsumer("g", **kw)
+        await c2.start()
+        rest = await collect(c2, 20 - len(first))
+        assert len(rest) == 20 - len(first)
+        assert {(r.partition, r.offset) for r in rest}.isdisjoint({(r.partition, r.offset) for r in first})
+        await c2.commit({TopicPartition("g", 0): 1})
+        assert await c2.committed(TopicPartition("g", 0)) == 1
+        with pytest.raises(errors.IllegalStateError):
+            await c2.commit({TopicPartition("g", 9): 1})
+        await c2.stop()
+
+    run(main)
+
+
+def test_auto_commit_at_stop_counts_only_handed_out_records(servers: str) -> None:
+    create(servers, "ac", 1)
+    tp = TopicPartition("ac", 0)
+
+    async def main() -> None:
+        await produce(servers, "ac", 10)
+        kw: dict[str, Any] = {"bootstrap_servers": servers, "group_id": "auto", "auto_offset_reset": "earliest"}
+        c = AIOKafkaConsumer("ac", **kw)
+        await c.start()
+        await c.getmany(max_records=3, timeout_ms=2000)
+        await c.stop()  # auto-commit: 3, although more were prefetched
+        c2 = AIOKafkaConsumer("ac", **kw)
+        await c2.start()
+        assert await c2.committed(tp) == 3
+        assert (await c2.getone()).offset == 3
+        await c2.stop()
+
+    run(main)
+
+
+def test_two_members_share_partitions_and_async_listeners_commit_on_revoke(servers: str) -> None:
+    create(servers, "r", 4)
+    revoked: list[set[TopicPartition]] = []
+
+    async def main() -> None:
+        await produce(servers, "r", 40)
+        kw: dict[str, Any] = {"bootstrap_servers": servers, "group_id": "rg", "auto_offset_reset": "earliest",
+                              "enable_auto_commit": False}
+        c1 = AIOKafkaConsumer(**kw)
+
+        class Listener(ConsumerRebalanceListener):
+            async def on_partitions_revoked(self, parts: Any) -> None:
+                revoked.append(set(parts))
+                await c1.commit(dict.fromkeys(parts, 1))
+                raise RuntimeError("a failing listener does not stop the rebalance (aiokafka logs it)")
+
+            async def on_partitions_assigned(self, parts: Any) -> None:
+                await asyncio.sleep(0)
+
+        c1.subscribe(["r"], listener=Listener())
+        await c1.start()
+        assert len(c1.assignment()) == 4
+        c2 = AIOKafkaConsumer("r", **kw)
+        await c2.start()
+        # c1's background task follows the group while nobody fetches from it
+        deadline = time.monotonic() + 15
+        while (len(c1.assignment()) + len(c2.assignment()) != 4 or not c2.assignment()) \
+                and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert c1.assignment()
+        assert c2.assignment()
+        assert not c1.assignment() & c2.assignment()
+        assert revoked
+        assert revoked[0] >= c2.assignment()
+        for tp in c2.assignment():
+            assert await c2.committed(tp) == 1  # committed by c1's async listener before giving it up
+        await c1.stop()
+        await c2.stop()
+
+    run(main)

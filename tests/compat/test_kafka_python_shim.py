@@ -1,0 +1,565 @@
+"""embedlog.compat.kafka_python: kafka-python's API over an embedded log.
+
+Each test talks to its own cluster (a unique ``bootstrap_servers``, so a fresh
+in-process log from the registry).  Where kafka-python is installed, its pure parts are
+the oracle: its murmur2 partitioner, its config key lists, its error classes and codes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import embedlog
+from embedlog.compat import registry
+from embedlog.compat.kafka_python import (
+    ConfigResource,
+    ConfigResourceType,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    KafkaAdminClient,
+    KafkaConsumer,
+    KafkaProducer,
+    NewPartitions,
+    NewTopic,
+    OffsetAndMetadata,
+    RecordMetadata,
+    TopicPartition,
+    admin,
+    consumer,
+    errors,
+    producer,
+)
+
+_ids = itertools.count()
+
+
+@pytest.fixture
+def servers() -> Iterator[str]:
+    """A bootstrap_servers value of its own (so a fresh log); the registry is reset after."""
+    yield f"kp-{next(_ids)}:9092"
+    registry.reset()
+
+
+def admin_for(servers: str) -> KafkaAdminClient:
+    return KafkaAdminClient(bootstrap_servers=servers)
+
+
+def drain(consumer: KafkaConsumer, n: int, timeout: float = 10.0) -> list[Any]:
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=200).values():
+            out.extend(records)
+    return out
+
+
+# -- producing ----------------------------------------------------------------------------------
+def test_send_returns_future_of_record_metadata(servers: str) -> None:
+    admin_for(servers).create_topics([NewTopic("orders", num_partitions=3, replication_factor=1)])
+    p = KafkaProducer(bootstrap_servers=servers)
+    md = p.send("orders", b"v", key=b"user-1", headers=[("h", b"1")], timestamp_ms=1_700_000_000_000).get(timeout=10)
+    assert md.topic == "orders"
+    assert md.topic_partition == TopicPartition("orders", md.partition)
+    assert md.offset == 0
+    assert md.timestamp == 1_700_000_000_000
+    assert (md.serialized_key_size, md.serialized_value_size, md.serialized_header_size) == (6, 1, 2)
+    assert md.checksum is None
+    fut = p.send("orders", None, key=b"user-1")  # a tombstone
+    assert fut.get(10).offset == 1
+    assert fut.succeeded()
+    assert not fut.failed()
+    assert fut.is_done
+    p.close()
+
+
+def test_keys_go_where_kafka_pythons_murmur2_puts_them(servers: str) -> None:
+    admin_for(servers).create_topics([NewTopic("keyed", 7, 1)])
+    p = KafkaProducer(bootstrap_servers=servers)
+    keys = [f"key-{i}".encode() for i in range(60)] + [b"", b"21", b"foobar"]
+    placed = {k: p.send("keyed", b"x", key=k).get(10).partition for k in keys}
+    p.close()
+    # Kafka's own test vector: murmur2(b"21") == -973932308
+    assert placed[b"21"] == (-973932308 & 0x7FFFFFFF) % 7
+    kafka_default = pytest.importorskip("kafka.partitioner.default")
+    assert placed == {k: (kafka_default.murmur2(k) & 0x7FFFFFFF) % 7 for k in keys}
+
+
+def test_null_keys_spread_over_partitions(servers: str) -> None:
+    admin_for(servers).create_topics([NewTopic("spread", 4, 1)])
+    p = KafkaProducer(bootstrap_servers=servers)
+    parts = {p.send("spread", b"x").get(10).partition for _ in range(200)}
+    p.close()
+    assert len(parts) > 1  # kafka-python's DefaultPartitioner: a random partition per record
+
+
+def test_callbacks_and_errbacks(servers: str) -> None:
+    p = KafkaProducer(bootstrap_servers=servers)
+    seen: list[Any] = []
+    done = threading.Event()
+    fut = p.send("cb", b"v")
+    fut.add_callback(lambda tag, md: (seen.append((tag, md.offset)), done.set()), "tag")
+    assert done.wait(10)
+    fut.add_callback(lambda md: seen.append(("late", md.offset)))  # already done: called at once
+    assert seen == [("tag", 0), ("late", 0)]
+    # an error the broker would report lands in the future, not in send()
+    admin_for(servers).create_topics([NewTopic("small", 1, 1, topic_configs={"max.message.bytes": "100"})])
+    failed = p.send("small", b"x" * 500)
+    errs: list[BaseException] = []
+    failed.add_errback(errs.append)
+    with pytest.raises(errors.MessageSizeTooLargeError):
+        failed.get(10)
+    assert failed.failed()
+    assert isinstance(errs[0], errors.MessageSizeTooLargeError)
+    p.close()
+
+
+def test_send_validates_like_kafka_python(servers: str) -> None:
+    p = KafkaProducer(bootstrap_servers=servers, max_request_size=1000)
+    with pytest.raises(ValueError, match="Need at least one"):
+        p.send("t", None, key=None)
+    with pytest.raises(TypeError, match="headers must be list"):
+        p.send("t", b"v", headers=(("a", b"b"),))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="headers items"):
+        p.send("t", b"v", headers=[("a", "not bytes")])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="Unsupported type"):
+        p.send("t", "a str value")
+    with pytest.raises(ValueError, match="Unrecognized partition"):
+        p.send("t", b"v", partition=5)
+    with pytest.raises(errors.MessageSizeTooLargeError):
+        p.send("t", b"x" * 2000)
+    p.close()
+    with pytest.raises(errors.IllegalStateError, match="closed"):
+        p.send("t", b"v")
+
+
+def test_serializers_plain_callables_and_serializer_objects(servers: str) -> None:
+    class Upper:
+        def serialize(self, topic: str, headers: list[Any], data: Any) -> bytes:
+            return f"{topic}:{data}".upper().encode()
+
+    p = KafkaProducer(bootstrap_servers=servers, value_serializer=lambda v: json.dumps(v).encode(),
+                      key_serializer=Upper())
+    p.send("ser", {"a": 1}, key="k").get(10)
+    p.send("ser", None, key="k").get(10)  # kafka-python calls the serializer on None too
+    p.close()
+    c = KafkaConsumer("ser", bootstrap_servers=servers, auto_offset_reset="earliest",
+                      value_deserializer=lambda b: json.loads(b) if b is not None else "none!",
+                      key_deserializer=lambda b: b.decode())
+    recs = drain(c, 2)
+    assert [(r.key, r.value) for r in recs] == [("SER:K", {"a": 1}), ("SER:K", None)]
+    c.close()
+
+
+def test_custom_partitioners_old_and_new_style(servers: str) -> None:
+    admin_for(servers).create_topics([NewTopic("cp", 5, 1)])
+
+    def old_style(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        return all_partitions[-1]
+
+    class NewStyle:
+        def partition(self, topic: str, key: Any, serialized_key: Any, value: Any, serialized_value: Any,
+                      cluster: Any) -> int:
+            return min(cluster.partitions_for_topic(topic)) + 1
+
+    p1 = KafkaProducer(bootstrap_servers=servers, partitioner=old_style)
+    p2 = KafkaProducer(bootstrap_servers=servers, partitioner=NewStyle())
+    assert p1.send("cp", b"x", key=b"k").get(10).partition == 4
+    assert p2.send("cp", b"x").get(10).partition == 1
+    p1.close()
+    p2.close()
+
+
+def test_unknown_configs_are_rejected_like_kafka_python(servers: str) -> None:
+    with pytest.raises(ValueError, match="Unrecognized configs"):
+        KafkaProducer(bootstrap_servers=servers, not_a_config=1)
+    with pytest.raises(errors.KafkaConfigurationError, match="Unrecognized configs"):
+        KafkaConsumer(bootstrap_servers=servers, linger_ms=5)  # a producer key
+    with pytest.raises(errors.KafkaConfigurationError):
+        KafkaAdminClient(bootstrap_servers=servers, group_id="g")
+    with pytest.raises(ValueError, match="codec"):
+        KafkaProducer(bootstrap_servers=servers, compression_type="brotli")
+    # irrelevant keys of the real client are accepted and ignored
+    p = KafkaProducer(bootstrap_servers=[servers], security_protocol="SASL_SSL", sasl_mechanism="PLAIN",
+                      sasl_plain_username="u", sasl_plain_password="p", ssl_cafile="/nope", acks="all",
+                      compression_type="gzip", linger_ms=5, api_version=(2, 8, 0), client_id="me", retries=3)
+    assert p.send("t", b"v").get(10).offset == 0
+    p.close()
+
+
+def test_config_keys_match_the_installed_kafka_python() -> None:
+    kafka = pytest.importorskip("kafka")
+    assert set(kafka.KafkaProducer.DEFAULT_CONFIG) <= set(producer.DEFAULT_CONFIG)
+    assert set(kafka.KafkaConsumer.DEFAULT_CONFIG) <= set(consumer.DEFAULT_CONFIG)
+    assert set(kafka.KafkaAdminClient.DEFAULT_CONFIG) <= set(admin.DEFAULT_CONFIG)
+
+
+def test_struct_fields_match_the_installed_kafka_python() -> None:
+    fetcher = pytest.importorskip("kafka.consumer.fetcher")
+    future = pytest.importorskip("kafka.producer.future")
+    structs = pytest.importorskip("kafka.structs")
+    assert ConsumerRecord._fields == fetcher.ConsumerRecord._fields
+    assert RecordMetadata._fields == future.RecordMetadata._fields
+    assert OffsetAndMetadata._fields == structs.OffsetAndMetadata._fields
+
+
+def test_errors_are_the_real_classes_too() -> None:
+    real = pytest.importorskip("kafka.errors")
+    for name in errors.__all__:
+        ours = getattr(errors, name)
+        if not isinstance(ours, type):
+            continue
+        if hasattr(real, name):
+            assert issubclass(ours, getattr(real, name)), name
+        if getattr(ours, "errno", None) is not None:
+            assert real.for_code(ours.errno).__name__ == name, name
+            assert ours.retriable == real.for_code(ours.errno).retriable, name
+    e = errors.UnknownTopicOrPartitionError("nope")
+    assert isinstance(e, real.BrokerResponseError)
+    assert e.retriable
+    assert e.errno == 3
+    assert str(e) == str(real.UnknownTopicOrPartitionError("nope"))
+
+
+def test_auto_creation_off_makes_send_time_out(servers: str) -> None:
+    registry.configure(servers, auto_create_topics=False)
+    p = KafkaProducer(bootstrap_servers=servers)
+    with pytest.raises(errors.KafkaTimeoutError):
+        p.send("missing", b"v")
+    admin_for(servers).create_topics([NewTopic("present", 2, 1)])
+    assert p.send("present", b"v").get(10).offset == 0
+    assert p.partitions_for("present") == {0, 1}
+    p.close()
+
+
+def test_auto_created_topics_take_the_cluster_default(servers: str) -> None:
+    registry.configure(servers, num_partitions=3)
+    p = KafkaProducer(bootstrap_servers=servers)
+    assert p.partitions_for("fresh") == {0, 1, 2}
+    p.close()
+
+
+# -- consuming ----------------------------------------------------------------------------------
+def produce(servers: str, topic: str, n: int, partitions: int = 1, **send: Any) -> None:
+    admin = admin_for(servers)
+    if topic not in admin.list_topics():
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+    p = KafkaProducer(bootstrap_servers=servers)
+    for i in range(n):
+        p.send(topic, f"v{i}".encode(), key=f"k{i}".encode(), **send)
+    p.flush()
+    p.close()
+
+
+def test_poll_returns_records_by_partition(servers: str) -> None:
+    produce(servers, "t", 30, partitions=3, headers=[("a", b"1"), ("a", b"2")])
+    c = KafkaConsumer("t", bootstrap_servers=servers, auto_offset_reset="earliest", max_poll_records=7)
+    first = c.poll(timeout_ms=5000)
+    assert sum(map(len, first.values())) == 7
+    recs = [r for rs in first.values() for r in rs] + drain(c, 23)
+    assert len(recs) == 30
+    assert sorted(r.value for r in recs) == sorted(f"v{i}".encode() for i in range(30))
+    for tp, rs in first.items():
+        assert all(TopicPartition(r.topic, r.partition) == tp for r in rs)
+        assert [r.offset for r in rs] == list(range(rs[0].offset, rs[0].offset + len(rs)))
+    r = recs[0]
+    assert r.headers == [("a", b"1"), ("a", b"2")]
+    assert (r.timestamp_type, r.leader_epoch, r.serialized_header_size) == (0, 0, 4)
+    assert c.poll(timeout_ms=0) == {}
+    with pytest.raises(ValueError, match="negative"):
+        c.poll(timeout_ms=-1)
+    with pytest.raises(ValueError, match="positive"):
+        c.poll(max_records=0)
+    c.close()
+    with pytest.raises(errors.IllegalStateError):
+        c.poll()
+
+
+def test_latest_is_the_default_reset(servers: str) -> None:
+    produce(servers, "late", 3)
+    c = KafkaConsumer("late", bootstrap_servers=servers)
+    assert c.poll(timeout_ms=100) == {}
+    produce(servers, "late", 2)
+    assert [r.offset for r in drain(c, 2)] == [3, 4]
+    c.close()
+
+
+def test_iteration_stops_after_consumer_timeout_and_moves_one_record_at_a_time(servers: str) -> None:
+    produce(servers, "it", 10)
+    c = KafkaConsumer("it", bootstrap_servers=servers, group_id="g", auto_offset_reset="earliest",
+                      enable_auto_commit=False, consumer_timeout_ms=300)
+    tp = TopicPartition("it", 0)
+    got = []
+    for rec in c:
+        got.append(rec.offset)
+        if len(got) == 3:
+            break
+    # kafka-python's position follows the iterator, record by record
+    assert c.position(tp) == 3
+    c.commit()
+    assert c.committed(tp) == 3
+    assert c.committed(tp, metadata=True) == OffsetAndMetadata(3, "", -1)
+    # poll() after an abandoned iteration starts at the next record: nothing lost
+    assert [r.offset for r in drain(c, 7)] == list(range(3, 10))
+    t0 = time.monotonic()
+    assert list(c) == []
+    assert time.monotonic() - t0 >= 0.25
+    c.close()
+
+
+def test_seek_positions_and_offsets(servers: str) -> None:
+    produce(servers, "s", 5, timestamp_ms=None)
+    tp = TopicPartition("s", 0)
+    c = KafkaConsumer(bootstrap_servers=servers, auto_offset_reset="earliest")
+    c.assign([tp])
+    assert c.assignment() == {tp}
+    assert c.beginning_offsets([tp]) == {tp: 0}
+    assert c.end_offsets([tp]) == {tp: 5}
+    assert c.highwater(tp) == 5
+    c.seek(tp, 3)
+    assert c.position(tp) == 3
+    assert [r.offset for r in drain(c, 2)] == [3, 4]
+    c.seek_to_beginning()
+    assert c.position(tp) == 0
+    c.seek_to_end(tp)
+    assert c.position(tp) == 5
+    with pytest.raises(ValueError, match="Offset must be int"):
+        c.seek(tp, -1)
+    with pytest.raises(ValueError, match="Unassigned"):
+        c.seek(TopicPartition("s", 9), 0)
+    with pytest.raises(errors.IllegalStateError, match="not assigned"):
+        c.position(TopicPartition("other", 0))
+    with pytest.raises(errors.IllegalStateError):
+        c.subscribe(["s"])  # assign() and subscribe() do not mix
+    c.close()
+
+
+def test_offsets_for_times(servers: str) -> None:
+    admin_for(servers).create_topics([NewTopic("times", 1, 1)])
+    p = KafkaProducer(bootstrap_servers=servers)
+    for i, ts in enumerate((1000, 2000, 3000)):
+        p.send("times", b"%d" % i, timestamp_ms=ts)
+    p.flush()
+    tp = TopicPartition("times", 0)
+    c = KafkaConsumer(bootstrap_servers=servers)
+    found = c.offsets_for_times({tp: 1500})
+    assert found[tp] is not None
+    assert (found[tp].offset, found[tp].timestamp) == (1, 2000)
+    assert c.offsets_for_times({tp: 9999}) == {tp: None}
+    with pytest.raises(ValueError):
+        c.offsets_for_times({tp: -5})
+    c.close()
+    p.close()
+
+
+def test_pause_and_resume(servers: str) -> None:
+    produce(servers, "pr", 20, partitions=2)
+    c = KafkaConsumer("pr", bootstrap_servers=servers, auto_offset_reset="earliest")
+    drain(c, 0)
+    p0 = TopicPartition("pr", 0)
+    c.pause(p0)
+    assert c.paused() == {p0}
+    got = drain(c, 20, timeout=0.5)
+    assert got
+    assert {r.partition for r in got} == {1}
+    c.resume(p0)
+    assert {r.partition for r in drain(c, 20 - len(got))} == {0}
+    c.close()
+
+
+def test_group_members_split_partitions_and_resume_from_commits(servers: str) -> None:
+    produce(servers, "g", 40, partitions=4)
+    kw: dict[str, Any] = {"bootstrap_servers": servers, "group_id": "billing", "auto_offset_reset": "earliest",
+                          "enable_auto_commit": False}
+    c1 = KafkaConsumer("g", **kw)
+    c2 = KafkaConsumer("g", **kw)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        c1.poll(timeout_ms=50)
+        c2.poll(timeout_ms=50)
+        a1, a2 = c1.assignment(), c2.assignment()
+        if a1 and a2 and not a1 & a2 and len(a1 | a2) == 4:
+            break
+    else:
+        pytest.fail(f"the group did not settle: {c1.assignment()} {c2.assignment()}")
+    c1.close(autocommit=False)
+    c2.close(autocommit=False)
+    # commit part of the way, then a new member resumes there
+    c3 = KafkaConsumer("g", **kw)
+    recs = drain(c3, 40)
+    assert len(recs) == 40
+    tp = TopicPartition("g", recs[0].partition)
+    c3.commit({tp: OffsetAndMetadata(2, "meta", -1)})
+    assert c3.committed(tp) == 2
+    c3.close(autocommit=False)
+    offsets = admin_for(servers).list_consumer_group_offsets("billing")
+    assert offsets[tp].offset == 2
+    c4 = KafkaConsumer("g", **kw)
+    again = drain(c4, 40 - 8)
+    assert min(r.offset for r in again if r.partition == tp.partition) == 2
+    c4.close()
+
+
+def test_rebalance_listener_and_fenced_commit(servers: str) -> None:
+    produce(servers, "rb", 4, partitions=2)
+    events: list[tuple[str, list[TopicPartition]]] = []
+
+    class Listener(ConsumerRebalanceListener):
+        def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+            events.append(("assigned", sorted(assigned)))
+
+        def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+            events.append(("revoked", sorted(revoked)))
+
+    kw: dict[str, Any] = {"bootstrap_servers": servers, "group_id": "rb-group", "auto_offset_reset": "earliest",
+                          "enable_auto_commit": False}
+    c1 = KafkaConsumer(**kw)
+    c1.subscribe(["rb"], listener=Listener())
+    drain(c1, 4)
+    assert events[0] == ("assigned", [TopicPartition("rb", 0), TopicPartition("rb", 1)])
+    c2 = KafkaConsumer("rb", **kw)
+    deadline = time.monotonic() + 15
+    while not c2.assignment() and time.monotonic() < deadline:
+        c1.poll(timeout_ms=50)
+        c2.poll(timeout_ms=50)
+    assert c2.assignment()
+    assert any(kind == "revoked" for kind, _ in events)
+    moved = next(iter(c2.assignment()))
+    with pytest.raises(errors.CommitFailedError):
+        c1.commit({moved: OffsetAndMetadata(1, "", -1)})
+    c1.close()
+    c2.close()
+
+
+def test_commit_needs_a_group(servers: str) -> None:
+    produce(servers, "ng", 1)
+    c = KafkaConsumer("ng", bootstrap_servers=servers)
+    with pytest.raises(errors.IllegalStateError, match="group_id"):
+        c.commit()
+    with pytest.raises(errors.IllegalStateError, match="group_id"):
+        c.committed(TopicPartition("ng", 0))
+    c.close()
+
+
+def test_subscribe_waits_for_topics_that_do_not_exist_yet(servers: str) -> None:
+    registry.configure(servers, auto_create_topics=False)
+    c = KafkaConsumer("later", bootstrap_servers=servers, auto_offset_reset="earliest")
+    assert c.poll(timeout_ms=100) == {}
+    assert c.subscription() == {"later"}
+    produce(servers, "later", 3)
+    assert [r.value for r in drain(c, 3)] == [b"v0", b"v1", b"v2"]
+    c.close()
+
+
+def test_pattern_subscription_follows_new_topics(servers: str) -> None:
+    produce(servers, "logs.a", 1)
+    c = KafkaConsumer(bootstrap_servers=servers, auto_offset_reset="earliest")
+    c.subscribe(pattern=r"logs\..*")
+    assert [r.topic for r in drain(c, 1)] == ["logs.a"]
+    produce(servers, "logs.b", 1)
+    produce(servers, "other", 1)
+    assert [r.topic for r in drain(c, 1)] == ["logs.b"]
+    assert c.subscription() == {"logs.a", "logs.b"}
+    c.close()
+
+
+# -- clusters and the registry --------------------------------------------------------------------
+def test_clients_meet_by_bootstrap_servers(servers: str) -> None:
+    KafkaProducer(bootstrap_servers=servers).send("m", b"here").get(10)
+    KafkaProducer(bootstrap_servers=servers + "-elsewhere").send("m", b"there").get(10)
+    c = KafkaConsumer("m", bootstrap_servers=[servers], auto_offset_reset="earliest")
+    assert [r.value for r in drain(c, 1)] == [b"here"]
+    assert drain(c, 1, timeout=0.3) == []
+    c.close()
+
+
+def test_embedlog_path_names_a_log_directory(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    p = KafkaProducer(bootstrap_servers="anything", embedlog_path=str(path))
+    p.send("d", b"on disk").get(10)
+    p.close()
+    registry.reset()
+    with embedlog.open(path) as log:
+        assert log.describe_topic("d").records == 1
+
+
+# -- admin --------------------------------------------------------------------------------------
+def test_admin_topics(servers: str) -> None:
+    admin = admin_for(servers)
+    res = admin.create_topics([NewTopic("a", 2, 1, topic_configs={"retention.ms": "1000"}), NewTopic("b")])
+    assert [(t["name"], t["num_partitions"], t["error_code"]) for t in res["topics"]] == [("a", 2, 0), ("b", 1, 0)]
+    with pytest.raises(errors.TopicAlreadyExistsError):
+        admin.create_topics([NewTopic("a", 2, 1)])
+    quiet = admin.create_topics([NewTopic("a", 2, 1)], raise_errors=False)
+    assert quiet["topics"][0]["error_code"] == 36
+    with pytest.raises(errors.InvalidPartitionsError):
+        admin.create_topics([NewTopic("zero", 0, 1)])
+    with pytest.raises(errors.InvalidConfigurationError):
+        admin.create_topics([NewTopic("bad", 1, 1, topic_configs={"cleanup.policy": "sometimes"})])
+    with pytest.raises(errors.InvalidTopicError):
+        admin.create_topics([NewTopic("bad name!", 1, 1)])
+    assert sorted(admin.list_topics()) == ["a", "b"]
+    desc = admin.describe_topics(["a"])
+    assert [p["partition_index"] for p in desc[0]["partitions"]] == [0, 1]
+    admin.create_partitions({"a": NewPartitions(total_count=5)})
+    assert len(admin.describe_topics(["a"])[0]["partitions"]) == 5
+    with pytest.raises(errors.InvalidPartitionsError):
+        admin.create_partitions({"a": NewPartitions(3)})
+    admin.delete_topics(["b"])
+    with pytest.raises(errors.UnknownTopicOrPartitionError):
+        admin.delete_topics(["b"])
+    assert admin.list_topics() == ["a"]
+
+
+def test_admin_configs(servers: str) -> None:
+    admin = admin_for(servers)
+    admin.create_topics([NewTopic("c", 1, 1)])
+    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "c", configs={"retention.ms": "5000"})])
+    got = admin.describe_configs([ConfigResource("topic", "c")])
+    assert got["TOPIC"]["c"]["retention.ms"]["value"] == "5000"
+    with pytest.raises(errors.InvalidConfigurationError):
+        admin.alter_configs([ConfigResource("TOPIC", "c", configs={"retention.ms": "soon"})])
+
+
+def test_admin_groups(servers: str) -> None:
+    produce(servers, "gt", 5)
+    c = KafkaConsumer("gt", bootstrap_servers=servers, group_id="grp", auto_offset_reset="earliest")
+    drain(c, 5)
+    c.commit()
+    admin = admin_for(servers)
+    assert admin.list_consumer_groups() == [("grp", "consumer")]
+    assert admin.describe_groups(["grp"])["grp"]["members"][0]["member_assignment"]["assignment"] == [
+        TopicPartition("gt", 0)]
+    assert admin.list_group_offsets(["grp"]) == {"grp": {TopicPartition("gt", 0): OffsetAndMetadata(5, "", -1)}}
+    assert admin.delete_groups(["grp"])[0][1] is not None  # a live member: refused
+    c.close()
+    admin.alter_group_offsets("grp", {TopicPartition("gt", 0): OffsetAndMetadata(1, "", -1)})
+    assert admin.list_consumer_group_offsets("grp")[TopicPartition("gt", 0)].offset == 1
+    assert admin.delete_groups(["grp"]) == [("grp", None)]
+    assert admin.list_groups() == []
+
+
+def test_admin_accepts_the_real_kafka_python_objects(servers: str) -> None:
+    real_admin = pytest.importorskip("kafka.admin")
+    admin = admin_for(servers)
+    admin.create_topics([real_admin.NewTopic("real", num_partitions=3, replication_factor=1)])
+    admin.create_partitions({"real": real_admin.NewPartitions(total_count=4)})
+    admin.alter_configs([real_admin.ConfigResource(real_admin.ConfigResourceType.TOPIC, "real",
+                                                   configs={"retention.ms": "7"})])
+    assert admin.describe_configs([real_admin.ConfigResource("TOPIC", "real")])["TOPIC"]["real"][
+        "retention.ms"]["value"] == "7"
+    assert len(admin.describe_topics(["real"])[0]["partitions"]) == 4
+    real_tp = pytest.importorskip("kafka.structs").TopicPartition
+    produce(servers, "real", 2)
+    c = KafkaConsumer(bootstrap_servers=servers, auto_offset_reset="earliest")
+    c.assign([real_tp("real", p) for p in range(4)])
+    recs = drain(c, 2)
+    assert {real_tp(r.topic, r.partition) for r in recs} <= set(c.assignment())
+    c.close()

@@ -1,0 +1,247 @@
+"""embedlog's pytest plugin, exercised by running inner test sessions with pytester.
+
+The inner sessions load the plugin the way users get it: through the ``pytest11``
+entry point of the installed package, with no flag or conftest.  Application modules
+in them import the real client libraries at import time, before any fixture runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+# Import the client libraries here, in the outer session, as an application's test suite
+# would have: pytester drops modules first imported by an inner run, and a library
+# imported afresh has new classes (the plugin copes, but these tests are about apps).
+for _name in ("kafka", "aiokafka", "confluent_kafka", "confluent_kafka.admin", "embedlog.compat.registry",
+              "embedlog.compat.kafka_python", "embedlog.compat.aiokafka", "embedlog.compat.confluent_kafka",
+              "embedlog.compat.confluent_kafka.admin"):
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_name)
+
+HAS_XDIST = importlib.util.find_spec("xdist") is not None
+HAS_CONFLUENT_SHIM = (importlib.util.find_spec("confluent_kafka") is not None
+                      and importlib.util.find_spec("embedlog.compat.confluent_kafka") is not None)
+
+KAFKA_APP = '''
+from kafka import KafkaConsumer, KafkaProducer
+
+def publish(values, servers="kafka-prod:9092"):
+    producer = KafkaProducer(bootstrap_servers=servers)
+    for v in values:
+        producer.send("orders", v)
+    producer.flush()
+    producer.close()
+
+def read_all(servers="kafka-prod:9092"):
+    consumer = KafkaConsumer("orders", bootstrap_servers=servers, auto_offset_reset="earliest",
+                             consumer_timeout_ms=500)
+    try:
+        return [m.value for m in consumer]
+    finally:
+        consumer.close()
+'''
+
+
+def test_requesting_the_fixture_is_enough(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(kafka_app_a=KAFKA_APP)
+    pytester.makepyfile(test_inner='''
+        import kafka
+        import kafka_app_a  # imported before any fixture: its names are the real classes
+        import embedlog
+        from embedlog.compat import kafka_python as shim
+
+        def test_app_reaches_the_embedded_log(embedlog_kafka):
+            assert isinstance(embedlog_kafka, embedlog.Log)
+            kafka_app_a.publish([b"a", b"b"])
+            assert kafka_app_a.read_all() == [b"a", b"b"]
+            assert embedlog_kafka.describe_topic("orders").records == 2
+            assert issubclass(kafka_app_a.KafkaProducer, shim.KafkaProducer)
+            assert issubclass(kafka.KafkaProducer, shim.KafkaProducer)
+
+        def test_other_servers_meet_in_the_same_log(embedlog_kafka):
+            kafka_app_a.publish([b"x"], servers="somewhere-else:1")
+            assert kafka_app_a.read_all(servers="a-third:2") == [b"x"]
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(passed=2)
+
+
+def test_tests_without_the_fixture_get_the_real_clients(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(kafka_app_b=KAFKA_APP)
+    pytester.makepyfile(test_inner='''
+        import sys
+        import kafka
+        import kafka.producer.kafka
+        import kafka_app_b
+        from embedlog.compat import kafka_python as shim
+
+        # in a dict: the fixture swaps module globals that are the real class, REAL included
+        REAL = {"class": kafka.KafkaProducer}
+
+        def test_before():
+            assert kafka_app_b.KafkaProducer is REAL["class"]
+            assert not issubclass(REAL["class"], shim.KafkaProducer)
+
+        def test_during(embedlog_kafka):
+            assert kafka_app_b.KafkaProducer is not REAL["class"]
+            assert kafka.producer.kafka.KafkaProducer is kafka_app_b.KafkaProducer
+            # a module imported during the test picks up the stand-in too...
+            sys.modules.pop("late_app", None)
+            import late_app
+            assert late_app.KafkaProducer is kafka_app_b.KafkaProducer
+
+        def test_after():
+            # ...and is put back like the others
+            import late_app
+            real = REAL["class"]
+            assert late_app.KafkaProducer is real
+            assert kafka_app_b.KafkaProducer is real
+            assert kafka.KafkaProducer is real
+            assert kafka.producer.kafka.KafkaProducer is real
+            # a module that chose the shim keeps it
+            assert sys.modules["keeps_shim"].KafkaProducer is shim.KafkaProducer
+    ''')
+    pytester.makepyfile(late_app="from kafka import KafkaProducer\n")
+    pytester.makepyfile(keeps_shim="from embedlog.compat.kafka_python import KafkaProducer\n")
+    pytester.makeconftest("import keeps_shim\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(passed=3)
+
+
+def test_marker_creates_topics(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_inner='''
+        import pytest
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaTimeoutError
+
+        @pytest.mark.embedlog_topics("orders", ("events", 3), ("state", 1, {"cleanup.policy": "compact"}),
+                                     num_partitions=2)
+        def test_topics(embedlog_kafka):
+            assert embedlog_kafka.topics() == ["events", "orders", "state"]
+            assert len(embedlog_kafka.describe_topic("events").partitions) == 3
+            assert len(embedlog_kafka.describe_topic("orders").partitions) == 2
+            assert embedlog_kafka.describe_topic("state").config["cleanup.policy"] == "compact"
+            KafkaProducer(bootstrap_servers="k:1").send("fresh", b"v").get(10)
+            assert len(embedlog_kafka.describe_topic("fresh").partitions) == 2
+
+        @pytest.mark.embedlog_topics("only", auto_create_topics=False)
+        def test_no_auto_creation(embedlog_kafka):
+            p = KafkaProducer(bootstrap_servers="k:1")
+            p.send("only", b"v").get(10)
+            with pytest.raises(KafkaTimeoutError):  # the real class catches the shim's error
+                p.send("other", b"v")
+
+        def test_fresh_log_each_test(embedlog_kafka):
+            assert embedlog_kafka.topics() == []
+
+        @pytest.mark.embedlog_topics(42)
+        def test_bad_marker(embedlog_kafka):
+            pass
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", "--strict-markers")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*embedlog_topics*each topic is a name*"])
+
+
+def test_embedlog_log_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_inner='''
+        import embedlog
+
+        seen = []
+
+        def test_one(embedlog_log, tmp_path):
+            assert embedlog_log.path.startswith(str(tmp_path))
+            embedlog_log.create_topic("t")
+            seen.append(embedlog_log)
+
+        def test_two(embedlog_log, embedlog_kafka):
+            assert seen[0].closed  # closed after its test
+            assert embedlog_kafka is embedlog_log
+            assert embedlog_log.topics() == []
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_aiokafka_apps(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("aiokafka")
+    pytester.makepyfile(aio_app='''
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+        async def roundtrip():
+            async with AIOKafkaProducer(bootstrap_servers="kafka:9092") as p:
+                await p.send_and_wait("jobs", b"job-1")
+            async with AIOKafkaConsumer("jobs", bootstrap_servers="kafka:9092", group_id="w",
+                                        auto_offset_reset="earliest") as c:
+                msg = await c.getone()
+                await c.commit()
+                return msg.value
+    ''')
+    pytester.makepyfile(test_inner='''
+        import asyncio
+        import aio_app
+
+        def test_roundtrip(embedlog_kafka):
+            assert asyncio.run(aio_app.roundtrip()) == b"job-1"
+            assert embedlog_kafka.describe_group("w").total_lag == 0
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.skipif(not HAS_CONFLUENT_SHIM, reason="embedlog.compat.confluent_kafka is not there yet")
+def test_confluent_kafka_apps(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(ck_app='''
+        from confluent_kafka import Consumer, Producer
+
+        def roundtrip():
+            p = Producer({"bootstrap.servers": "broker:9092"})
+            p.produce("payments", b"paid", key=b"order-1")
+            p.flush(10)
+            c = Consumer({"bootstrap.servers": "broker:9092", "group.id": "g", "auto.offset.reset": "earliest"})
+            c.subscribe(["payments"])
+            try:
+                for _ in range(100):
+                    msg = c.poll(0.1)
+                    if msg is not None and msg.error() is None:
+                        return msg.value()
+            finally:
+                c.close()
+    ''')
+    pytester.makepyfile(test_inner='''
+        import confluent_kafka
+        import ck_app
+
+        REAL = {"class": confluent_kafka.Producer}
+
+        def test_roundtrip(embedlog_kafka):
+            assert ck_app.Producer is not REAL["class"]
+            assert ck_app.roundtrip() == b"paid"
+
+        def test_after():
+            assert ck_app.Producer is REAL["class"]
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+@pytest.mark.skipif(not HAS_XDIST, reason="pytest-xdist is not installed")
+def test_works_under_xdist(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(kafka_app_x=KAFKA_APP)
+    pytester.makepyfile(test_inner='''
+        import pytest
+        import kafka_app_x
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_each_worker_has_its_own_log(embedlog_kafka, n):
+            kafka_app_x.publish([b"%d" % n])
+            assert kafka_app_x.read_all() == [b"%d" % n]
+    ''')
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(passed=6)
