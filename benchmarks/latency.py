@@ -9,10 +9,18 @@ cross-process consumer (a subprocess running this file with ``--child``) compute
 sample itself and reports it over its stdout pipe.
 
 Run as a child: ``python latency.py --child PATH TOPIC COUNT``.
+
+Raw samples: when the environment variable ``EMBEDLOG_BENCH_SAMPLES`` names a directory,
+``in_process`` and ``cross_process`` also write the samples they return (warm-up dropped)
+to ``latency-{in_process|cross_process}-{durability}.json`` there (a JSON list of ns).
+``benchmarks/run.py`` sets it to plot the distribution of the very samples that
+``bench_core.py`` summarises.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import queue
 import struct
 import subprocess
@@ -30,6 +38,19 @@ except ImportError:  # running from a checkout without `pip install -e .`
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
     import embedlog
+
+
+SAMPLES_ENV = "EMBEDLOG_BENCH_SAMPLES"
+
+
+def _keep(where: str, durability: str, samples: list[int]) -> list[int]:
+    """Write ``samples`` to ``$EMBEDLOG_BENCH_SAMPLES`` if set (see the module doc); return them."""
+    folder = os.environ.get(SAMPLES_ENV)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, f"latency-{where}-{durability}.json"), "w") as f:
+            json.dump(samples, f)
+    return samples
 
 
 def _value(t0: int) -> bytes:
@@ -80,7 +101,7 @@ def in_process(path: str, samples: int, warmup: int, *, durability: str) -> list
                     raise item
                 out.append(item)
         thread.join(30)
-    return out[warmup:]
+    return _keep("in_process", durability, out[warmup:])
 
 
 def cross_process(path: str, samples: int, warmup: int, *, durability: str) -> list[int]:
@@ -111,7 +132,7 @@ def cross_process(path: str, samples: int, warmup: int, *, durability: str) -> l
             if child.poll() is None:
                 child.kill()
                 child.wait()
-    return out[warmup:]
+    return _keep("cross_process", durability, out[warmup:])
 
 
 def _child(path: str, topic: str, total: int) -> None:

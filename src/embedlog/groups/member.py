@@ -147,7 +147,11 @@ class Membership:
             self.consumer._before_release(revoke)
             self.owned.difference_update(revoke)
             self.consumer._drop_partitions(revoke)
-        state, claimed = self.coord.sync(self.group, self.member_id, revoke)
+        claimable = any(state.owner_of(tp) is None for tp in target)
+        grown = self.coord.store.read(
+            lambda txn: self.coord.partitions(txn, state.subscribed_topics())) != state.covered()
+        if revoke or claimable or grown:  # else nothing to write: don't take the write lock (or fsync)
+            state, _ = self.coord.sync(self.group, self.member_id, revoke)
         # Not ``self.coord.version()`` here: a change committed by another member after our
         # sync would be marked seen without being looked at, and its revocation never done.
         # ``version`` was read before the state we acted on; our own sync's bump only costs
@@ -168,7 +172,6 @@ class Membership:
             self.owned.update(new)
             self.consumer._add_partitions(new)
             self._call("assign", new)
-        del claimed
         self._waiting = len(self.owned) < len(state.target.get(self.member_id, ()))
 
     def recheck_in(self) -> float:
