@@ -45,10 +45,14 @@ class Transaction:
 
     def send(self, topic: str, value: Any = None, key: Any = None,
              headers: Iterable[tuple[str, bytes | None]] | None = None, partition: int | None = None,
-             timestamp_ms: int | None = None) -> None:
-        """Add a record to the transaction (validated now, written at commit)."""
+             timestamp_ms: int | None = None, on_delivery: Any = None) -> None:
+        """Add a record to the transaction (validated now, written at commit).
+
+        ``on_delivery(error, metadata)`` is called when the transaction commits (with the
+        record's offset) or fails."""
         self._check()
-        self._producer.send(topic, value, key=key, headers=headers, partition=partition, timestamp_ms=timestamp_ms)
+        self._producer.send(topic, value, key=key, headers=headers, partition=partition, timestamp_ms=timestamp_ms,
+                            on_delivery=on_delivery)
 
     def commit_offsets(self, consumer_or_group: Consumer | str, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit ``offsets`` (next offset to read) with the transaction.

@@ -78,7 +78,11 @@ def log_for(config: Mapping[str, Any]) -> Cluster:
     """The cluster (log + defaults) a client with ``config`` talks to; created on first use."""
     key = _key(config)
     with _LOCK:
-        cluster = _CLUSTERS.get("*") or _CLUSTERS.get(key)
+        routed = _CLUSTERS.get("*")
+        if routed is not None and routed.log.closed:  # use_log()'s log was closed: stop routing to it
+            del _CLUSTERS["*"]
+            routed = None
+        cluster = routed or _CLUSTERS.get(key)
         if cluster is None or cluster.log.closed:
             path = config.get(PATH_KEY)
             log = embedlog.open(os.fspath(path) if path else None, maintenance_interval_ms=None)

@@ -148,8 +148,8 @@ class Membership:
             self.owned.difference_update(revoke)
             self.consumer._drop_partitions(revoke)
         claimable = any(state.owner_of(tp) is None for tp in target)
-        grown = self.coord.store.read(
-            lambda txn: self.coord.partitions(txn, state.subscribed_topics())) != state.covered()
+        subscribed = state.subscribed_topics()
+        grown = self.coord.store.read(lambda txn: self.coord.partitions(txn, subscribed)) != state.covered()
         if revoke or claimable or grown:  # else nothing to write: don't take the write lock (or fsync)
             state, _ = self.coord.sync(self.group, self.member_id, revoke)
         # Not ``self.coord.version()`` here: a change committed by another member after our
