@@ -2,11 +2,11 @@
 
     python benchmarks/run.py [--quick] [--peers redis,nats,confluent,persistqueue|none]
 
-Runs ``bench_core.py`` and ``bench_groups.py`` (each in its own process, ``--quick`` and
-``--peers`` passed through), then measures throughput against record size
+Runs ``bench_core.py``, ``bench_groups.py`` and ``bench_compat.py`` (each in its own process,
+``--quick`` passed through, ``--peers`` to ``bench_core.py``), then measures throughput against record size
 (``sizes.py``) and disk use over time under retention (``retention.py``) itself, and
 writes ``benchmarks/results/REPORT.md`` (a headline table, the plots, then every table of
-the two benchmarks), ``report.json`` (the figures behind the plots, with the raw latency
+the benchmarks), ``report.json`` (the figures behind the plots, with the raw latency
 samples) and the PNG plots in ``benchmarks/results/plots/``.  The latency plot shows the
 very samples ``bench_core.py`` summarises (``latency.py`` writes them when
 ``EMBEDLOG_BENCH_SAMPLES`` is set).  Needs matplotlib: ``pip install -e '.[bench]'``.
@@ -80,7 +80,8 @@ def _lat_cell(s: dict[str, Any] | None) -> str:
     return f"{us(s['p50_ns'])} / {us(s['p99_ns'])}"
 
 
-def headline_rows(core: dict[str, Any] | None, groups: dict[str, Any] | None) -> list[list[str]]:
+def headline_rows(core: dict[str, Any] | None, groups: dict[str, Any] | None,
+                  compat: dict[str, Any] | None = None) -> list[list[str]]:
     """what | embedlog | floor (same run) | embedlog ÷ floor | target | met?"""
     rows: list[list[str]] = []
     if core:
@@ -137,6 +138,18 @@ def headline_rows(core: dict[str, Any] | None, groups: dict[str, Any] | None) ->
             v = s.get(f"{key}_per_s", NAN)
             rows.append([what, num(v), num(fc) + " (1-record LMDB sync commits/s)", pct(v / fc), "(none in issue)",
                          "-"])
+    if compat:
+        s, t = compat["summary"], compat["targets"]
+        for key, client in (("fixture_confluent", "confluent_kafka"), ("fixture_kafka_python", "kafka-python"),
+                            ("fixture_aiokafka", "aiokafka")):
+            ms, cold = s.get(f"first_{key}_ms", NAN), s.get(f"first_{key}_cold_ms", NAN)
+            limit = t["first_message_ms"]
+            rows.append([f"empty test to first consumed message, embedlog_kafka fixture, {client} group consumer "
+                         "(ms, median; first test of a session)", f"{num(ms, 1)}; {num(cold, 1)}", "-", "-",
+                         f"< {limit} ms", verdict(None if math.isnan(ms) else ms < limit)])
+        mock, mockafka = s.get("first_mock_group_ms", NAN), s.get("first_mockafka_ms", NAN)
+        rows.append(["the same with confluent-kafka on librdkafka's mock cluster / mockafka-py (ms, median)",
+                     f"{num(mock, 1)} / {num(mockafka, 2)}", "-", "-", "(peers)", "-"])
     return rows
 
 
@@ -186,11 +199,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the quick variant of every part (~3 min)")
     ap.add_argument("--peers", help="passed to bench_core.py (default: its own: all, or none with --quick)")
-    ap.add_argument("--skip", default="", help="comma-separated parts to leave out: core,groups,sizes,retention")
+    ap.add_argument("--skip", default="", help="comma-separated parts to leave out: "
+                                              "core,groups,compat,sizes,retention")
     ap.add_argument("--out", default=str(HERE / "results"), help="where results, REPORT.md and plots/ go")
     args = ap.parse_args(argv)
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    unknown = args.skip - {"core", "groups", "sizes", "retention"}
+    unknown = args.skip - {"core", "groups", "compat", "sizes", "retention"}
     if unknown:
         ap.error(f"unknown part(s) to skip: {sorted(unknown)}")
     return args
@@ -222,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                                       env, work, progress))
         if "groups" not in args.skip:
             runs.append(run_benchmark("bench_groups.py", passed, env, work, progress))
+        if "compat" not in args.skip:
+            runs.append(run_benchmark("bench_compat.py", passed, env, work, progress))
         if "sizes" not in args.skip:
             progress("throughput against record size ...")
             try:
@@ -255,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
 
     core = _load_json(out / f"core{stem}.json", since) if "core" not in args.skip else None
     groups = _load_json(out / f"groups{stem}.json", since) if "groups" not in args.skip else None
+    compat = _load_json(out / f"compat{stem}.json", since) if "compat" not in args.skip else None
     env_info["loadavg_end"] = bench_core._load()
     env_info["seconds"] = round(time.perf_counter() - started, 1)
     data["runs"] = runs
@@ -273,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         images.append("retention")
     progress(f"plots: {', '.join(images) or 'none'}")
 
-    text = report(args, env_info, data, core, groups, stem, images, since)
+    text = report(args, env_info, data, core, groups, stem, images, since, compat)
     (out / "REPORT.md").write_text(text)
     (out / "report.json").write_text(json.dumps(data, indent=1, default=str))
     print("\n".join(text.split("\n## Plots")[0].splitlines()[2:]))
@@ -282,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace, env: dict[str, Any], data: dict[str, Any], core: dict[str, Any] | None,
-           groups: dict[str, Any] | None, stem: str, images: list[str], since: float) -> str:
+           groups: dict[str, Any] | None, stem: str, images: list[str], since: float,
+           compat: dict[str, Any] | None = None) -> str:
     out = Path(args.out)
     mode = "--quick" if args.quick else "full run"
     command = "python benchmarks/run.py" + (" --quick" if args.quick else "") + (
@@ -298,7 +316,7 @@ def report(args: argparse.Namespace, env: dict[str, Any], data: dict[str, Any], 
         if r["rc"] != 0:
             md += [f"**{r['script']} failed** (exit code {r['rc']}); its last lines:", "", "```",
                    r["stderr_tail"].strip(), "```", ""]
-    md += ["## Headline", "", table(HEADLINE_HEADER, headline_rows(core, groups)), ""]
+    md += ["## Headline", "", table(HEADLINE_HEADER, headline_rows(core, groups, compat)), ""]
     prows = peer_rows(core)
     if prows:
         md += ["### Peers (the same workload; ratios paired with a floor and embedlog run just before and after "
@@ -339,7 +357,8 @@ def report(args: argparse.Namespace, env: dict[str, Any], data: dict[str, Any], 
         if err in data:
             md += [f"**{err.split('_')[0]} failed**: {data[err]['error']}", ""]
     for name, title in (("core", "Core benchmark (`bench_core.py`)"),
-                        ("groups", "Consumer groups (`bench_groups.py`)")):
+                        ("groups", "Consumer groups (`bench_groups.py`)"),
+                        ("compat", "Kafka-client shims (`bench_compat.py`)")):
         path = out / f"{name}{stem}.md"
         if name in args.skip or not path.exists() or path.stat().st_mtime < since:
             continue

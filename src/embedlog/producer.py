@@ -19,13 +19,18 @@ from .errors import (
     ConfigError,
     EmbedlogError,
     InvalidRecordError,
+    NotEnoughReplicasError,
+    NotLeaderError,
     RecordTooLargeError,
     SerializationError,
     UnknownPartitionError,
 )
+from .errors import TimeoutError as EmbedlogTimeoutError
 from .metrics.registry import producer_counters
 from .model import RecordMetadata
 from .partitioner import KeyHasher, Partitioner, random_partition, resolve
+from .storage import partition as plog
+from .storage import replica
 from .storage.store import AppendItem
 from .storage.topics import TopicMeta
 
@@ -160,6 +165,8 @@ class Producer:
         self._linger_thread: threading.Thread | None = None
         self._errors: list[EmbedlogError] = []
         self._inflight: list[Any] = []
+        #: acks="all": (topic id, partition) -> end offset written and not yet known replicated
+        self._ack_targets: dict[tuple[int, int], int] = {}
         self._counters = producer_counters(log.path)
         log._register(self)
 
@@ -426,6 +433,8 @@ class Producer:
         self._deliver(items, spans, error)
         if error is not None:
             raise error
+        if self.acks == "all":
+            self._note_acks(items)
         self._counters.produced(sum(len(f) for _, _, f, _ in drained) // 3, sum(len(i.buf) for i in items))
         return True
 
@@ -455,15 +464,91 @@ class Producer:
     def flush(self, timeout: float | None = None) -> None:
         """Write every record sent so far; durable per the log's durability mode.
 
-        Raises the error of any record that could not be written since the last flush.
+        With ``acks="all"`` it then waits until every in-sync follower holds them durably
+        (the partition's high watermark covers them): ``NotEnoughReplicasError`` when the
+        in-sync set is smaller than a topic's ``min.insync.replicas`` (before writing,
+        the records stay buffered; while waiting, they stay on the leader), and
+        ``embedlog.errors.TimeoutError`` after ``delivery_timeout_ms`` (or ``timeout``
+        seconds).  Raises the error of any record that could not be written since the
+        last flush.
         """
         if self._closed:
             raise ClosedError("this producer is closed")
+        if self.acks == "all" and len(self):
+            self._check_replicas()
         self._write()
         self._wait_inflight()
         if self._errors:
             errors, self._errors = self._errors, []
             raise errors[0]
+        if self.acks == "all":
+            self._await_replicas(timeout)
+
+    # -- acks="all" -------------------------------------------------------------------
+    def _note_acks(self, items: list[AppendItem]) -> None:
+        with self._lock:
+            for item in items:
+                end = codec.read_info(item.buf).next_offset  # the batch was stamped by the append
+                key = (item.topic_id, item.partition)
+                if end > self._ack_targets.get(key, -1):
+                    self._ack_targets[key] = end
+
+    def _min_insync(self) -> dict[int, int]:
+        return {st.meta.topic_id: st.meta.config.min_insync_replicas for st in list(self._topics.values())}
+
+    def _check_replicas(self) -> None:
+        """Kafka's NOT_ENOUGH_REPLICAS: refuse to write when the in-sync set is too small."""
+        store = self._log._store
+        size = store.read(lambda txn: replica.in_sync_size(txn, store.dbs))
+        need = max((st.meta.config.min_insync_replicas for st in list(self._topics.values())
+                    if any(st.accs)), default=1)
+        if size < need:
+            raise NotEnoughReplicasError(
+                f"{size} in-sync replica(s) (leader included), fewer than min.insync.replicas={need}: the records "
+                "were not written and stay buffered; flush again once followers have caught up")
+
+    def _await_replicas(self, timeout: float | None) -> None:
+        """Wait until the high watermark covers everything this producer wrote."""
+        with self._lock:
+            targets, self._ack_targets = self._ack_targets, {}
+        if not targets:
+            return
+        store = self._log._store
+        dbs = store.dbs
+        mins = self._min_insync()
+        budget = self.delivery_timeout_ms / 1000
+        deadline = time.monotonic() + (budget if timeout is None else min(budget, timeout))
+
+        def look(txn: Any) -> tuple[dict[tuple[int, int], int], int, str]:
+            left = {}
+            for (tid, part), end in targets.items():
+                st = plog.load_state(txn, dbs, tid, part)
+                if st is not None and st.high_watermark < end:  # (a deleted topic acknowledges nothing more)
+                    left[(tid, part)] = end
+            return left, replica.in_sync_size(txn, dbs), replica.get_role(txn, dbs)
+
+        need = max(mins.get(tid, 1) for tid, _ in targets)
+        while True:
+            seen = store.notifier.generation
+            targets, size, role = store.read(look)
+            # Checked even once the high watermark covers the records (Kafka's
+            # NOT_ENOUGH_REPLICAS_AFTER_APPEND): it may have moved because the in-sync set shrank.
+            if size < need:
+                raise NotEnoughReplicasError(
+                    f"the in-sync set is {size} (leader included), below min.insync.replicas={need}: the records are "
+                    "written on the leader but not guaranteed on enough replicas")
+            if not targets:
+                return
+            if role != "leader":
+                raise NotLeaderError("this log directory became a replica before its followers acknowledged the "
+                                     "records; records not on the new leader are lost in the failover")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise EmbedlogTimeoutError(
+                    f"the in-sync followers did not acknowledge the records within "
+                    f"{round(min(budget, timeout if timeout is not None else budget) * 1000)} ms; they are written "
+                    "on the leader and may still be replicated")
+            store.notifier.wait(seen, min(remaining, 0.1))
 
     def __len__(self) -> int:
         """Records buffered and not yet written."""

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import struct
 import sys
+import threading
 import zlib
 from array import array
 from collections.abc import Sequence
@@ -103,8 +104,22 @@ _I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
 
 _PLACEHOLDER = bytearray()
 _ZERO_HEADER = bytes(HEADER_SIZE)
-_zstd_c = zstandard.ZstdCompressor(level=1)
-_zstd_d = zstandard.ZstdDecompressor()
+# python-zstandard (de)compressors are not thread-safe: one pair per thread.
+_zstd = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    c = getattr(_zstd, "c", None)
+    if c is None:
+        c = _zstd.c = zstandard.ZstdCompressor(level=1)
+    return c
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d = getattr(_zstd, "d", None)
+    if d is None:
+        d = _zstd.d = zstandard.ZstdDecompressor()
+    return d
 COMPRESSIONS = {None: COMPRESSION_NONE, "none": COMPRESSION_NONE, "zstd": COMPRESSION_ZSTD}
 
 
@@ -253,7 +268,7 @@ def encode(
         raw = b"".join(parts[1:])
         body_len = len(raw)
         out = bytearray(HEADER_SIZE)
-        out += _zstd_c.compress(raw)
+        out += _compressor().compress(raw)
     else:
         raise ValueError(f"unknown compression code {compression}")
     HEADER.pack_into(out, 0, 0, 0, 0, 0, MAGIC, attributes, 0, count, lod, first_ts, max_ts, body_len)
@@ -365,7 +380,7 @@ def decode(buf: Any) -> DecodedBatch:
             declared = zstandard.frame_content_size(raw)
             if declared != body_len:
                 raise CorruptBatchError(f"zstd frame holds {declared} bytes, the header says {body_len}")
-            dobj = _zstd_d.decompressobj()
+            dobj = _decompressor().decompressobj()
             body = dobj.decompress(raw)
             if not dobj.eof:
                 raise CorruptBatchError("zstd frame is truncated")

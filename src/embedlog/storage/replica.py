@@ -53,6 +53,7 @@ __all__ = [
     "end_offset_for_epoch",
     "ensure_node_id",
     "epoch_history",
+    "epoch_leaders",
     "get_epoch",
     "get_isr",
     "get_role",
@@ -64,7 +65,9 @@ __all__ = [
     "promote",
     "raise_epoch",
     "read_merged",
+    "reconcile_epochs",
     "reset",
+    "set_epoch_leaders",
     "set_high_watermark",
     "set_isr",
     "set_replicating",
@@ -178,6 +181,66 @@ def ensure_node_id(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> str:
     return node
 
 
+def _stored_epoch_leaders(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> dict[int, str]:
+    raw = txn.get(schema.META_EPOCH_LEADERS, db=dbs["meta"])
+    return {int(k): str(v) for k, v in json.loads(bytes(raw)).items()} if raw else {}
+
+
+def set_epoch_leaders(txn: lmdb.Transaction, dbs: Mapping[str, Any], leaders: Mapping[int, str]) -> None:
+    """Store which node led each epoch."""
+    doc = {str(k): v for k, v in sorted(leaders.items())}
+    txn.put(schema.META_EPOCH_LEADERS, json.dumps(doc).encode(), db=dbs["meta"])
+
+
+def epoch_leaders(txn: lmdb.Transaction, dbs: Mapping[str, Any], *, current: bool = False) -> dict[int, str]:
+    """Which node led each epoch of this directory's records: the stored map, plus this
+    node for every epoch in a partition's history that has no entry (records this
+    directory wrote as a leader before it ever replicated).  ``current`` adds this node
+    for the directory's own epoch too (what a leader announces)."""
+    leaders = _stored_epoch_leaders(txn, dbs)
+    own = get_node_id(txn, dbs) or ""
+    with txn.cursor(db=dbs["epochs"]) as cur:
+        for key in cur.iternext(keys=True, values=False):
+            leaders.setdefault(_EPOCH_OF_KEY.unpack_from(bytes(key), 8)[0], own)
+    if current:
+        leaders.setdefault(get_epoch(txn, dbs), own)
+    return leaders
+
+
+def reconcile_epochs(txn: lmdb.Transaction, dbs: Mapping[str, Any],
+                     leader_map: Mapping[int, str]) -> list[tuple[int, int, int]]:
+    """Before following a leader: drop this directory's records of every epoch that the
+    leader says another node led (two nodes promoted to the same epoch number, or
+    records written here before following), then adopt the leader's map.
+
+    Returns ``(topic_id, partition, new end offset)`` of each partition truncated.  The
+    records dropped were never acknowledged by this leader's lineage; the follower
+    fetches the leader's records in their place.
+    """
+    mine = epoch_leaders(txn, dbs)
+    conflicts = {e for e, node in mine.items() if e in leader_map and leader_map[e] != node}
+    truncated = []
+    if conflicts:
+        for tid, part, st in all_partitions(txn, dbs):
+            hist = epoch_history(txn, dbs, tid, part)
+            starts = [start for e, start in hist if e in conflicts]
+            if starts:
+                new_end = truncate(txn, dbs, tid, part, min(starts))
+                for e, start in hist:  # epoch entries with no records left (e.g. a promotion's)
+                    if e in conflicts or start >= new_end:
+                        txn.delete(schema.epoch_key(tid, part, e), db=dbs["epochs"])
+                remaining = epoch_history(txn, dbs, tid, part)
+                st2 = _state(txn, dbs, tid, part)
+                st2.leader_epoch = remaining[-1][0] if remaining else 0
+                plog.store_state(txn, dbs, tid, part, st2)
+                if new_end < st.end_offset:
+                    truncated.append((tid, part, new_end))
+    merged = {e: node for e, node in mine.items() if e not in conflicts}
+    merged.update(leader_map)
+    set_epoch_leaders(txn, dbs, merged)
+    return truncated
+
+
 def commit_seq(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> int:
     """The last commit sequence number used or applied here."""
     raw = txn.get(schema.META_COMMIT_SEQ, db=dbs["meta"])
@@ -210,7 +273,7 @@ def _state(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int) -
 def epoch_history(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int) -> list[tuple[int, int]]:
     """The partition's leader-epoch history: ``(epoch, start_offset)`` by epoch."""
     prefix = schema.partition_key(tid, part)
-    out = []
+    out: list[tuple[int, int]] = []
     with txn.cursor(db=dbs["epochs"]) as cur:
         if not cur.set_range(prefix):
             return out
@@ -277,6 +340,10 @@ def promote(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> int:
     for tid, part, st in parts:
         epoch = max(epoch, st.leader_epoch, latest_epoch(txn, dbs, tid, part))
     epoch += 1
+    node = ensure_node_id(txn, dbs)  # before the map: epochs written here are this node's
+    leaders = epoch_leaders(txn, dbs)
+    leaders[epoch] = node
+    set_epoch_leaders(txn, dbs, leaders)
     txn.put(schema.META_LEADER_EPOCH, schema.I32LE.pack(epoch), db=dbs["meta"])
     set_role(txn, dbs, "leader")
     set_replicating(txn, dbs, False)
@@ -304,7 +371,7 @@ def truncate(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int,
     new_end = max(0, offset)
     prefix = schema.partition_key(tid, part)
     with txn.cursor(db=dbs["batches"]) as cur:
-        found = plog._locate(cur, prefix, tid, part, new_end)  # noqa: SLF001 - one storage package
+        found = plog._locate(cur, prefix, tid, part, new_end)
         while found:
             key = bytes(cur.key())
             if key[:8] != prefix:
@@ -598,7 +665,7 @@ def read_merged(txn: lmdb.Transaction, dbs: Mapping[str, Any], positions: Iterab
         for tid, part, offset in positions:
             cur = stack.enter_context(txn.cursor(db=dbs["batches"]))
             prefix = schema.partition_key(tid, part)
-            if plog._locate(cur, prefix, tid, part, offset):  # noqa: SLF001 - one storage package
+            if plog._locate(cur, prefix, tid, part, offset):
                 cursors[(tid, part)] = (cur, prefix)
                 heapq.heappush(heap, (codec.read_info(cur.value()).commit_seq, tid, part))
         while heap:

@@ -35,7 +35,11 @@ leave ``high_watermark`` alone and the leader advances it as followers acknowled
 absent or ``0``: an append sets ``high_watermark`` to the end offset), ``isr`` (JSON
 ``{"epoch", "leader", "isr": [follower node ids], "size", "updated_ms"}``, written by
 the leader; ``size`` counts the leader itself, for ``min.insync.replicas``),
-``node_id`` (ascii hex; this directory's identity as a replica, made on first use).
+``node_id`` (ascii hex; this directory's identity as a replica, made on first use),
+``epoch_leaders`` (JSON ``{"<epoch>": "<node id>"}``: which node led each epoch whose
+records this directory holds; an epoch in the ``epochs`` history with no entry was
+written here.  Epoch numbers alone are not unique when two nodes are promoted from the
+same epoch; a follower drops its records of any epoch its leader says someone else led).
 A replica's batches are byte-for-byte the leader's, with the leader's base offsets,
 epochs and commit sequence numbers; its ``topics`` values and ``offsets`` entries are
 the leader's bytes too, so two in-sync nodes hold identical databases.
@@ -75,6 +79,7 @@ META_GROUPS_VERSION = b"groups_version"
 META_REPLICATING = b"replicating"
 META_ISR = b"isr"
 META_NODE_ID = b"node_id"
+META_EPOCH_LEADERS = b"epoch_leaders"
 
 U32LE = struct.Struct("<I")
 U64LE = struct.Struct("<Q")

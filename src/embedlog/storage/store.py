@@ -315,7 +315,10 @@ class Store:
             st = plog.load_state(txn, self.dbs, meta.topic_id, partition) if valid else None
             if st is None:
                 raise UnknownPartitionError(f"topic {name!r} has no partition {partition}")
-            target = st.end_offset if before_offset < 0 else min(before_offset, st.end_offset)
+            # Kafka's rule: never past the high watermark (it is the end offset unless a
+            # replicating leader holds it back for records followers have not acknowledged)
+            limit = min(st.end_offset, st.high_watermark)
+            target = limit if before_offset < 0 else min(before_offset, limit)
             plog.delete_before(txn, self.dbs, meta.topic_id, partition, st, offset=target)
             plog.store_state(txn, self.dbs, meta.topic_id, partition, st)
             return st.start_offset

@@ -1,0 +1,33 @@
+"""Errors of the replication protocol (all ``EmbedlogError``s)."""
+
+from __future__ import annotations
+
+from ..errors import EmbedlogError, NotLeaderError
+
+__all__ = ["FencedLeaderError", "FrameError", "ProtocolError", "RemoteError"]
+
+
+class ProtocolError(EmbedlogError):
+    """The peer broke the protocol (a malformed or unexpected message); the connection
+    is closed and nothing of the offending message was applied."""
+
+    retriable = True
+
+
+class FrameError(ProtocolError):
+    """A frame failed its checksum, was over the size cap, or was malformed: the byte
+    stream cannot be trusted any more, so the connection must be dropped (the
+    follower reconnects and fetches again)."""
+
+
+class RemoteError(ProtocolError):
+    """The peer reported an error it hit while serving us."""
+
+
+class FencedLeaderError(NotLeaderError):
+    """A leader whose epoch is older than the follower's: it was replaced by a
+    promotion (Kafka's FENCED_LEADER_EPOCH).  The follower refuses to follow it; the
+    old leader must be restarted as a follower of the new one."""
+
+    code = 74  # FENCED_LEADER_EPOCH
+    retriable = False

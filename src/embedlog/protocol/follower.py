@@ -1,0 +1,93 @@
+"""The follower's end of one replication connection, as a state machine.
+
+It opens with ``Hello``, checks the leader's proof (mutual authentication) and epoch
+(a leader older than the follower is fenced: ``FencedLeaderError``), answers with its
+own proof, and afterwards hands the application ``FetchResponse`` and ``Heartbeat``
+messages.  Only the response to the one outstanding ``FetchRequest`` is delivered:
+duplicated, stale or reordered responses are dropped, so nothing is applied twice or
+out of turn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import AuthenticationError
+from . import auth
+from ._base import Connection
+from .errors import FencedLeaderError, ProtocolError
+from .frames import MAX_FRAME
+from .messages import (
+    PROTOCOL_VERSION,
+    Authenticated,
+    Challenge,
+    FetchRequest,
+    FetchResponse,
+    Hello,
+    Message,
+    Proof,
+    encode,
+)
+from .states import FOLLOWER_TRANSITIONS, State
+
+__all__ = ["FollowerConnection"]
+
+
+class FollowerConnection(Connection):
+    """A follower's side of one connection."""
+
+    transitions = FOLLOWER_TRANSITIONS
+    initial = State.START
+
+    def __init__(self, *, node_id: str, epoch: int, secret: bytes | None, nonce: bytes,
+                 max_frame: int = MAX_FRAME) -> None:
+        super().__init__(max_frame)
+        self.node_id = node_id
+        self.epoch = epoch
+        self._secret = secret
+        self._hello = Hello(PROTOCOL_VERSION, node_id, epoch, nonce)
+        self._hello_bytes = b""
+        #: the leader's Challenge, once received and verified
+        self.peer: Challenge | None = None
+        #: correlation id of the FetchRequest awaiting its response (``None``: none)
+        self.outstanding: int | None = None
+        self.dropped = 0
+
+    def start(self) -> None:
+        """Queue the Hello that opens the connection."""
+        self._hello_bytes = encode(self._hello)
+        self.send(self._hello)
+
+    def send(self, message: Message) -> None:
+        """Queue a message (remembering a FetchRequest as the one outstanding)."""
+        super().send(message)
+        if isinstance(message, FetchRequest):
+            self.outstanding = message.correlation_id
+
+    def _handle(self, msg: Message) -> list[Any]:
+        if isinstance(msg, Challenge):
+            return self._on_challenge(msg)
+        if isinstance(msg, FetchResponse):
+            if msg.correlation_id != self.outstanding:
+                self.dropped += 1
+                return []
+            self.outstanding = None
+        return [msg]
+
+    def _on_challenge(self, ch: Challenge) -> list[Any]:
+        if ch.version != PROTOCOL_VERSION:
+            raise ProtocolError(f"leader speaks replication protocol version {ch.version}; this follower "
+                                f"speaks {PROTOCOL_VERSION}: run the same embedlog version on both nodes")
+        unsigned = encode(Challenge(ch.version, ch.node_id, ch.epoch, ch.nonce, ch.epoch_leaders, b""))
+        if not auth.verify(auth.leader_mac(self._secret, self._hello_bytes, unsigned), ch.mac):
+            raise AuthenticationError(
+                f"leader {ch.node_id!r} failed authentication: its proof does not match this follower's "
+                "secret (check --secret-file on both nodes); nothing was sent to it")
+        if ch.epoch < self.epoch:
+            raise FencedLeaderError(
+                f"leader {ch.node_id!r} has epoch {ch.epoch}, older than this node's {self.epoch}: it was "
+                "replaced by a promotion and is fenced; follow the promoted leader instead, and restart "
+                "the old one as its follower")
+        self.peer = ch
+        self.send(Proof(auth.follower_mac(self._secret, self._hello_bytes, encode(ch))))
+        return [Authenticated(ch.node_id, ch.epoch, ch.epoch_leaders)]

@@ -1,0 +1,940 @@
+"""Peer replication: one leader per log directory, followers that copy it over TCP.
+
+This module is in two layers.  The *cores* — ``LeaderCore`` (with one
+``LeaderSession`` per connection) and ``FollowerCore`` — hold the replication logic
+over storage: they take the bytes a connection received and the current time, do the
+LMDB work (``storage.replica``), and return the bytes to send.  They open no socket,
+start no thread and read no clock, so the protocol tests drive them through an
+in-memory channel that loses, duplicates, reorders and corrupts frames.  The socket
+layer (``embedlog.net``) is a thin loop around them.
+
+Guarantees the cores implement (Kafka's, with KIP-101/279 leader epochs):
+
+* the leader answers each fetch from one read snapshot, with batches of every
+  partition merged by commit sequence number and cut only between transactions; the
+  follower applies a whole response in one write transaction, so a leader transaction
+  becomes visible on the follower all at once;
+* a follower's position is trusted only after the leader checked its last epoch
+  against the leader's epoch history; where they diverge the follower truncates to
+  the point the leader names (never to a remembered high watermark), in the same
+  transaction, before anything else is applied;
+* the high watermark of a partition is the least end offset the leader and every
+  in-sync follower hold *durably* (followers acknowledge after their commit is on
+  disk); it never goes down; consumers on either side see only records below it;
+* a follower is in sync while it caught up with the leader within
+  ``replica_lag_time_max_ms``; the in-sync set (``meta.isr``) is what ``acks="all"``
+  producers check ``min.insync.replicas`` against;
+* a follower refuses a leader with an older epoch (``FencedLeaderError``), and drops
+  its own records of any epoch its leader says another node led (two promotions to
+  one epoch number, or records written before it followed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+import lmdb
+
+from .codec import batch as codec
+from .errors import ConfigError, EmbedlogError, NotLeaderError
+from .errors import TimeoutError as EmbedlogTimeoutError
+from .net import FollowerClient, LeaderServer, parse_address
+from .net.common import monotonic_ms
+from .protocol import (
+    Ack,
+    Authenticated,
+    Diverging,
+    Error,
+    ErrorCode,
+    FencedLeaderError,
+    FetchPartition,
+    FetchRequest,
+    FetchResponse,
+    FollowerConnection,
+    Heartbeat,
+    LeaderConnection,
+    Metadata,
+    PartitionData,
+    PartitionError,
+    ProtocolError,
+    State,
+    TopicRecord,
+)
+from .protocol.frames import MAX_FRAME
+from .protocol.messages import AckPartition
+from .storage import partition as plog
+from .storage import replica, schema, topics
+from .storage.schema import PartitionState
+from .storage.store import Store
+from .storage.store import now_ms as wall_ms
+
+__all__ = [
+    "Follower",
+    "FollowerCore",
+    "FollowerProgress",
+    "Leader",
+    "LeaderCore",
+    "LeaderSession",
+    "ReplicationBusyError",
+    "promote",
+]
+
+if TYPE_CHECKING:
+    from .log import Log
+
+T = TypeVar("T")
+TP = tuple[int, int]
+
+DEFAULT_MAX_BYTES = 8 << 20
+DEFAULT_MAX_WAIT_MS = 500
+DEFAULT_HEARTBEAT_MS = 1000
+DEFAULT_SESSION_TIMEOUT_MS = 10_000
+DEFAULT_REQUEST_TIMEOUT_MS = 5_000
+
+
+def _code_for(exc: EmbedlogError) -> int:
+    if isinstance(exc, FencedLeaderError):
+        return int(ErrorCode.FENCED)
+    if isinstance(exc, NotLeaderError):
+        return int(ErrorCode.NOT_LEADER)
+    if isinstance(exc, ProtocolError):
+        return int(ErrorCode.PROTOCOL)
+    return int(ErrorCode.INTERNAL)
+
+
+def _read(store: Store, fn: Callable[[lmdb.Transaction, Any], T]) -> T:
+    return store.read(lambda txn: fn(txn, store.dbs))
+
+
+def _write(store: Store, fn: Callable[[lmdb.Transaction, Any], T], *, notify: bool = False) -> T:
+    return store.write(lambda txn: fn(txn, store.dbs), notify=notify)
+
+
+# -- leader ------------------------------------------------------------------------------------
+@attrs.define
+class FollowerProgress:
+    """What the leader knows of one follower (by node id, across its connections)."""
+
+    node_id: str
+    #: durable end offset per partition, as acknowledged in the current session
+    durable: dict[TP, int] = attrs.field(factory=dict)
+    in_sync: bool = False
+    last_caught_up_ms: int = 0
+    last_seen_ms: int = 0
+    address: str | None = None
+    session: LeaderSession | None = None
+
+    @property
+    def connected(self) -> bool:
+        """Whether a session of this follower is open."""
+        return self.session is not None and not self.session.closed
+
+
+@attrs.frozen
+class _Sent:
+    """A response awaiting its ack: when it was built and the leader's end offsets then."""
+
+    at_ms: int
+    ends: dict[TP, int]
+    complete: bool
+
+
+class LeaderCore:
+    """A replicating leader over one store: the in-sync set and high watermarks.
+
+    Thread-safe: sessions may run in their own threads.  Creating it marks the
+    directory ``replicating`` (appends stop moving high watermarks); ``stop`` hands
+    them back to appends.
+    """
+
+    def __init__(self, store: Store, *, secret: bytes | None, now_ms: int,
+                 replica_lag_time_max_ms: int = 30_000, max_bytes: int = DEFAULT_MAX_BYTES,
+                 max_wait_ms: int = DEFAULT_MAX_WAIT_MS, heartbeat_ms: int = DEFAULT_HEARTBEAT_MS,
+                 session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS, max_frame: int = MAX_FRAME) -> None:
+        self.store = store
+        self.secret = secret
+        self.lag_max_ms = replica_lag_time_max_ms
+        self.max_bytes = max_bytes
+        self.max_wait_ms = max_wait_ms
+        self.heartbeat_ms = heartbeat_ms
+        self.session_timeout_ms = session_timeout_ms
+        self.max_frame = max_frame
+        self._lock = threading.RLock()
+
+        def init(txn: lmdb.Transaction, dbs: Any) -> tuple[str, int, dict[int, str], dict[str, Any] | None]:
+            if replica.get_role(txn, dbs) != "leader":
+                raise NotLeaderError(f"{store.path!r} is a replica; promote it with embedlog.replication.promote() "
+                                     "before running a Leader on it")
+            node = replica.ensure_node_id(txn, dbs)
+            leaders = replica.epoch_leaders(txn, dbs, current=True)
+            replica.set_epoch_leaders(txn, dbs, leaders)
+            replica.set_replicating(txn, dbs, True)
+            return node, replica.get_epoch(txn, dbs), leaders, replica.get_isr(txn, dbs)
+
+        self.node_id, self.epoch, leaders, isr = _write(store, init)
+        self.epoch_leaders = tuple(sorted(leaders.items()))
+        self.followers: dict[str, FollowerProgress] = {}
+        # Followers in the in-sync set when the last leader stopped stay in it until they
+        # fail to catch up within the lag limit: a restart must not let the high
+        # watermark run past records they have not acknowledged.
+        if isr and isr.get("epoch") == self.epoch and isr.get("leader") == self.node_id:
+            for fid in isr.get("isr", []):
+                self.followers[fid] = FollowerProgress(fid, in_sync=True, last_caught_up_ms=now_ms)
+        self._isr_written: tuple[str, ...] | None = None
+        self._topics_digest: tuple[int, bytes] | None = None
+        self.stopped = False
+        self.fenced_by: str | None = None
+        self.update(now_ms)
+
+    # -- sessions --------------------------------------------------------------------------
+    def session(self, now_ms: int, address: str | None = None) -> LeaderSession:
+        """A new connection's session."""
+        return LeaderSession(self, now_ms, address)
+
+    def _attach(self, session: LeaderSession, node_id: str, now_ms: int) -> FollowerProgress:
+        with self._lock:
+            f = self.followers.get(node_id)
+            if f is None:
+                f = self.followers[node_id] = FollowerProgress(node_id, last_caught_up_ms=now_ms)
+            f.session = session  # the newest connection speaks for the follower
+            f.durable = {}  # positions are known again once this session acknowledges
+            f.address = session.address
+            f.last_seen_ms = now_ms
+            return f
+
+    def _detach(self, session: LeaderSession) -> None:
+        with self._lock:
+            for f in self.followers.values():
+                if f.session is session:
+                    f.session = None
+
+    def _on_ack(self, session: LeaderSession, f: FollowerProgress, ack: Ack, now_ms: int) -> None:
+        with self._lock:
+            if f.session is not session:
+                return  # an older connection of this follower
+            f.last_seen_ms = now_ms
+            for p in ack.partitions:
+                tp = (p.topic_id, p.partition)
+                bound = max(session.validated.get(tp, -1), session.sent_end.get(tp, -1))
+                trusted = min(p.offset, bound)
+                if trusted >= 0:
+                    f.durable[tp] = trusted
+            sent = session.inflight.pop(ack.correlation_id, None)
+            for corr in [c for c in session.inflight if c < ack.correlation_id]:
+                del session.inflight[corr]
+            if sent is not None and sent.complete and all(f.durable.get(tp, 0) >= end for tp, end in sent.ends.items()):
+                f.last_caught_up_ms = max(f.last_caught_up_ms, sent.at_ms)
+                if not f.in_sync:
+                    hws = _read(self.store, lambda txn, dbs: {
+                        (t, p): st.high_watermark for t, p, st in replica.all_partitions(txn, dbs)})
+                    if all(f.durable.get(tp, 0) >= hw for tp, hw in hws.items()):
+                        f.in_sync = True
+        self.update(now_ms)
+
+    # -- the in-sync set and high watermarks -------------------------------------------------
+    def in_sync_ids(self) -> tuple[str, ...]:
+        """Ids of the followers in the in-sync set."""
+        with self._lock:
+            return tuple(sorted(f.node_id for f in self.followers.values() if f.in_sync))
+
+    def update(self, now_ms: int) -> bool:
+        """Drop followers that lagged too long from the in-sync set and advance high
+        watermarks; write both if they changed (waking producers that wait for
+        acknowledgement).  Return whether anything was written."""
+        with self._lock:
+            if self.stopped:
+                return False
+            for f in self.followers.values():
+                if f.in_sync and now_ms - f.last_caught_up_ms > self.lag_max_ms:
+                    f.in_sync = False
+            isr = [f for f in self.followers.values() if f.in_sync]
+            ids = tuple(sorted(f.node_id for f in isr))
+
+            def targets(txn: lmdb.Transaction, dbs: Any) -> dict[TP, int]:
+                out = {}
+                for tid, part, st in replica.all_partitions(txn, dbs):
+                    tp = (tid, part)
+                    target = min([st.end_offset, *(f.durable.get(tp, 0) for f in isr)])
+                    if target > st.high_watermark:
+                        out[tp] = target
+                return out
+
+            moves = _read(self.store, targets)
+            if not moves and ids == self._isr_written:
+                return False
+
+            def write(txn: lmdb.Transaction, dbs: Any) -> None:
+                for (tid, part), hw in moves.items():
+                    if plog.load_state(txn, dbs, tid, part) is not None:
+                        replica.set_high_watermark(txn, dbs, tid, part, hw)
+                if ids != self._isr_written:
+                    replica.set_isr(txn, dbs, {"epoch": self.epoch, "leader": self.node_id, "isr": list(ids),
+                                               "size": 1 + len(ids), "updated_ms": wall_ms()})
+
+            _write(self.store, write, notify=True)
+            self._isr_written = ids
+            return True
+
+    def topics_digest(self, txn: lmdb.Transaction) -> bytes:
+        """The topic-metadata digest, cached per topics version."""
+        dbs = self.store.dbs
+        version = topics.version(txn, dbs)
+        cached = self._topics_digest
+        if cached is None or cached[0] != version:
+            cached = self._topics_digest = (version, replica.topics_digest(txn, dbs))
+        return cached[1]
+
+    def stop(self) -> None:
+        """Stop replicating: appends move high watermarks again (the leader alone is the
+        in-sync set), and the in-sync set is forgotten.  Idempotent."""
+        with self._lock:
+            if self.stopped:
+                return
+            self.stopped = True
+            for f in self.followers.values():
+                if f.session is not None:
+                    f.session.close()
+
+            def fn(txn: lmdb.Transaction, dbs: Any) -> None:
+                replica.set_replicating(txn, dbs, False)
+                replica.set_isr(txn, dbs, None)
+
+            _write(self.store, fn, notify=True)
+
+    def status(self) -> dict[str, Any]:
+        """Epoch, high watermark and end offset per partition, and each follower's lag
+        and in-sync state."""
+        parts = _read(self.store, replica.all_partitions)
+        names = _read(self.store, lambda txn, dbs: {m.topic_id: m.name for m in (
+            topics.get(txn, dbs, n) for n in topics.list_names(txn, dbs)) if m is not None})
+        with self._lock:
+            followers = {}
+            for f in self.followers.values():
+                lag = {f"{names.get(t, t)}[{p}]": max(0, st.end_offset - f.durable.get((t, p), 0))
+                       for t, p, st in parts}
+                followers[f.node_id] = {"address": f.address, "connected": f.connected, "in_sync": f.in_sync,
+                                        "lag": lag, "total_lag": sum(lag.values()),
+                                        "last_caught_up_ms": f.last_caught_up_ms}
+            return {"role": "leader", "node_id": self.node_id, "epoch": self.epoch,
+                    "isr": list(self.in_sync_ids()),
+                    "partitions": {f"{names.get(t, t)}[{p}]": {"high_watermark": st.high_watermark,
+                                                               "end_offset": st.end_offset,
+                                                               "log_start_offset": st.start_offset}
+                                   for t, p, st in parts},
+                    "followers": followers, "fenced_by": self.fenced_by}
+
+
+class LeaderSession:
+    """The leader's side of one follower connection."""
+
+    def __init__(self, core: LeaderCore, now_ms: int, address: str | None) -> None:
+        self.core = core
+        self.address = address
+        self.conn = LeaderConnection(node_id=core.node_id, epoch=core.epoch, secret=core.secret,
+                                     nonce=os.urandom(32), epoch_leaders=core.epoch_leaders,
+                                     max_frame=core.max_frame)
+        self.follower: FollowerProgress | None = None
+        self.parked: FetchRequest | None = None
+        self.parked_at = 0
+        #: per partition, the fetch offset last validated and the end of what was sent
+        self.validated: dict[TP, int] = {}
+        self.sent_end: dict[TP, int] = {}
+        self.inflight: dict[int, _Sent] = {}
+        self.hw_sent: dict[TP, int] = {}
+        self.responses = 0
+        self.last_recv_ms = now_ms
+        self.last_send_ms = now_ms
+        self.closed = False
+        self.error: EmbedlogError | None = None
+
+    # -- input -------------------------------------------------------------------------------
+    def receive(self, data: bytes, now_ms: int) -> bytes:
+        """Bytes from the follower in; bytes for it out.  On a protocol, authentication
+        or fencing error the session closes (``closed``, ``error``) after queueing an
+        ``Error`` for the follower; nothing of the offending message was applied."""
+        if self.closed:
+            return b""
+        frames = self.conn.frames_in
+        try:
+            events = self.conn.receive_data(data)
+        except FencedLeaderError as exc:
+            self.core.fenced_by = str(exc)
+            return self._end(exc)
+        except EmbedlogError as exc:
+            return self._end(exc)
+        if self.conn.frames_in != frames:  # whole frames only: a damaged length must not look alive
+            self.last_recv_ms = now_ms
+        try:
+            for ev in events:
+                if isinstance(ev, Authenticated):
+                    self.follower = self.core._attach(self, ev.node_id, now_ms)
+                elif isinstance(ev, FetchRequest):
+                    self.parked = None
+                    self._fetch(ev, now_ms, park_ok=self.responses > 0)
+                elif isinstance(ev, Ack) and self.follower is not None:
+                    self.core._on_ack(self, self.follower, ev, now_ms)
+        except EmbedlogError as exc:
+            if isinstance(exc, FencedLeaderError):
+                self.core.fenced_by = str(exc)
+            if self.conn.state is not State.CLOSED:
+                self.conn.send(Error(_code_for(exc), str(exc)))
+            return self._end(exc)
+        return self._out(now_ms)
+
+    def poll(self, now_ms: int) -> bytes:
+        """Time passed or the log changed: answer a parked fetch that has something (or
+        waited ``max_wait_ms``), send a heartbeat when idle, time out a silent follower."""
+        if self.closed:
+            return b""
+        if now_ms - self.last_recv_ms > self.core.session_timeout_ms:
+            return self._end(EmbedlogTimeoutError(
+                f"no message from follower for {self.core.session_timeout_ms} ms; dropping its connection"))
+        try:
+            if self.parked is not None:
+                self._fetch(self.parked, now_ms, park_ok=now_ms - self.parked_at < self.core.max_wait_ms)
+            elif self.conn.state is State.STREAMING and now_ms - self.last_send_ms >= self.core.heartbeat_ms:
+                self.conn.send(Heartbeat(now_ms))
+        except EmbedlogError as exc:
+            if self.conn.state is not State.CLOSED:
+                self.conn.send(Error(_code_for(exc), str(exc)))
+            return self._end(exc)
+        return self._out(now_ms)
+
+    def close(self) -> None:
+        """The transport closed (or the leader stops)."""
+        if not self.closed:
+            self.closed = True
+            self.conn.close()
+            self.core._detach(self)
+
+    def _out(self, now_ms: int) -> bytes:
+        data = self.conn.data_to_send()
+        if data:
+            self.last_send_ms = now_ms
+        return data
+
+    def _end(self, exc: EmbedlogError) -> bytes:
+        self.error = exc
+        data = self.conn.data_to_send()
+        self.close()
+        return data
+
+    # -- fetch ---------------------------------------------------------------------------------
+    def _validate(self, txn: lmdb.Transaction, fp: FetchPartition, st: PartitionState) -> Diverging | None:
+        """KIP-279: does the follower's log up to ``fetch_offset`` agree with ours?"""
+        dbs = self.core.store.dbs
+        offset, epoch = fp.fetch_offset, fp.last_epoch
+        if offset < st.start_offset:
+            return None  # everything it has is before our log start: it restarts there
+        if epoch < 0:
+            return Diverging(-1, st.end_offset) if offset > st.end_offset else None
+        if replica.latest_epoch(txn, dbs, fp.topic_id, fp.partition) < 0:  # nothing written here yet
+            return Diverging(-1, st.end_offset) if offset > st.end_offset else None
+        e, end = replica.end_offset_for_epoch(txn, dbs, fp.topic_id, fp.partition, epoch)
+        if e < 0:
+            raise FencedLeaderError(
+                f"follower holds records of epoch {epoch} in topic id {fp.topic_id} partition {fp.partition}, "
+                f"newer than any epoch of this leader's log: this leader was replaced; restart it as a follower")
+        if e != epoch or end < offset:
+            return Diverging(e, end)
+        return None
+
+    def _restart_point(self, txn: lmdb.Transaction, tp: TP, st: PartitionState) -> int:
+        """Where a follower behind our log start starts again: the batch boundary at or
+        before the log start (``delete_records`` may start a log inside a batch)."""
+        first = plog.first_batch(txn, self.core.store.dbs, tp[0], tp[1])
+        return st.start_offset if first is None else min(st.start_offset, first[0].base_offset)
+
+    def _fetch(self, req: FetchRequest, now_ms: int, *, park_ok: bool) -> None:
+        core = self.core
+        store = core.store
+        dbs = store.dbs
+        f = self.follower
+        if f is None:
+            raise ProtocolError("fetch before authentication")  # the state machine prevents it
+
+        def build(txn: lmdb.Transaction) -> FetchResponse | None:
+            if replica.get_role(txn, dbs) != "leader":
+                raise NotLeaderError(f"{store.path!r} is no longer a leader")
+            states = {(t, p): st for t, p, st in replica.all_partitions(txn, dbs)}
+            metadata = None
+            if req.metadata_digest != core.topics_digest(txn):
+                next_id, records = replica.topic_records(txn, dbs)
+                metadata = Metadata(next_id, tuple(TopicRecord(n, r) for n, r in records))
+            diverging: dict[TP, Diverging] = {}
+            positions: list[tuple[int, int, int]] = []
+            listed: list[TP] = []
+            for fp in req.partitions:
+                tp = (fp.topic_id, fp.partition)
+                st = states.get(tp)
+                listed.append(tp)
+                if st is None:
+                    continue
+                div = self._validate(txn, fp, st)
+                if div is not None:
+                    diverging[tp] = div
+                    self.validated.pop(tp, None)
+                    self.sent_end.pop(tp, None)
+                    continue
+                self.validated[tp] = fp.fetch_offset
+                if fp.fetch_offset < st.start_offset:  # it restarts at our log start
+                    self.sent_end[tp] = max(self.sent_end.get(tp, -1), st.start_offset)
+                    positions.append((tp[0], tp[1], self._restart_point(txn, tp, st)))
+                else:
+                    positions.append((tp[0], tp[1], fp.fetch_offset))
+            if metadata is not None:  # partitions it will create from the metadata, empty
+                asked = set(listed)
+                for tp, st in states.items():
+                    if tp not in asked:
+                        listed.append(tp)
+                        positions.append((tp[0], tp[1], self._restart_point(txn, tp, st)))
+                        self.sent_end[tp] = max(self.sent_end.get(tp, -1), st.start_offset)
+            if diverging:  # truncation first, alone: no batch may land beside a half-truncated log
+                merged = replica.MergedRead({}, False, 0, 0)
+            else:
+                merged = replica.read_merged(txn, dbs, positions, max(1, min(req.max_bytes, core.max_bytes)))
+            offsets = None
+            if merged.complete and replica.offsets_digest(txn, dbs) != req.offsets_digest:
+                offsets = tuple(replica.offset_records(txn, dbs))
+            hws = {tp: states[tp].high_watermark for tp in listed if tp in states}
+            if (park_ok and not merged.batches and not diverging and metadata is None and offsets is None
+                    and all(self.hw_sent.get(tp) == hw for tp, hw in hws.items())):
+                return None
+            parts = []
+            for tp in listed:
+                st = states.get(tp)
+                if st is None:
+                    parts.append(PartitionData(tp[0], tp[1], int(PartitionError.UNKNOWN_PARTITION), 0, 0, 0, None, ()))
+                    continue
+                batches = tuple(merged.batches.get(tp, ()))
+                if batches:
+                    self.sent_end[tp] = codec.read_info(batches[-1]).next_offset
+                parts.append(PartitionData(tp[0], tp[1], int(PartitionError.NONE), st.high_watermark,
+                                           st.start_offset, st.end_offset, diverging.get(tp), batches))
+            self.hw_sent.update(hws)
+            self.inflight[req.correlation_id] = _Sent(now_ms, {tp: st.end_offset for tp, st in states.items()},
+                                                      merged.complete)
+            return FetchResponse(req.correlation_id, core.epoch, f.in_sync, metadata, offsets, tuple(parts))
+
+        response = store.read(build)
+        if response is None:
+            if self.parked is None:
+                self.parked, self.parked_at = req, now_ms
+            return
+        self.parked = None
+        self.responses += 1
+        self.conn.send(response)
+
+
+# -- follower ----------------------------------------------------------------------------------
+class FollowerCore:
+    """A follower over one store: turns leader responses into LMDB transactions.
+
+    Creating it makes the directory a replica (producers on it raise
+    ``NotLeaderError``).  One connection at a time: ``connect`` starts one (returning the
+    Hello to send), ``receive``/``poll`` drive it, ``disconnect`` forgets it.
+    ``receive`` raises ``AuthenticationError`` and ``FencedLeaderError`` (fatal: do not
+    reconnect) and other ``EmbedlogError``s (reconnect and fetch again).
+    """
+
+    def __init__(self, store: Store, *, secret: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES,
+                 request_timeout_ms: int = DEFAULT_REQUEST_TIMEOUT_MS,
+                 session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS, heartbeat_ms: int = DEFAULT_HEARTBEAT_MS,
+                 max_frame: int = MAX_FRAME) -> None:
+        self.store = store
+        self.secret = secret
+        self.max_bytes = max_bytes
+        self.request_timeout_ms = request_timeout_ms
+        self.session_timeout_ms = session_timeout_ms
+        self.heartbeat_ms = heartbeat_ms
+        self.max_frame = max_frame
+
+        def init(txn: lmdb.Transaction, dbs: Any) -> str:
+            replica.set_role(txn, dbs, "replica")
+            txn.put(schema.META_REPLICATING, b"0", db=dbs["meta"])  # high watermarks stay as they are
+            return replica.ensure_node_id(txn, dbs)
+
+        self.node_id = _write(store, init)
+        self.conn: FollowerConnection | None = None
+        self._corr = 0
+        self._sent_at = 0
+        self.last_recv_ms = 0
+        self.last_send_ms = 0
+        self.leader_id: str | None = None
+        self.leader_epoch: int | None = None
+        self.in_sync = False
+        self.lag: dict[TP, int] = {}
+        self.responses = 0
+        self.truncated: list[tuple[int, int, int]] = []
+
+    @property
+    def connected(self) -> bool:
+        """Whether an authenticated connection is open."""
+        return self.conn is not None and self.conn.state is State.STREAMING
+
+    def connect(self, now_ms: int) -> bytes:
+        """Start a new connection; return its Hello."""
+        epoch = _read(self.store, replica.get_epoch)
+        self.conn = FollowerConnection(node_id=self.node_id, epoch=epoch, secret=self.secret,
+                                       nonce=os.urandom(32), max_frame=self.max_frame)
+        self.conn.start()
+        self.last_recv_ms = self.last_send_ms = now_ms
+        return self._out(now_ms)
+
+    def disconnect(self) -> None:
+        """The connection is gone."""
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+
+    def pending(self) -> bytes:
+        """Bytes still queued for the leader (an ``Error`` queued before ``receive`` raised):
+        send them before closing the transport."""
+        return self.conn.data_to_send() if self.conn is not None else b""
+
+    def expired(self, now_ms: int) -> bool:
+        """Nothing heard from the leader for ``session_timeout_ms``: reconnect."""
+        return self.conn is not None and now_ms - self.last_recv_ms > self.session_timeout_ms
+
+    def receive(self, data: bytes, now_ms: int) -> bytes:
+        """Bytes from the leader in; bytes for it out (see the class docstring for errors)."""
+        conn = self.conn
+        if conn is None:
+            return b""
+        frames = conn.frames_in
+        events = conn.receive_data(data)  # raises typed errors; queued an Error for the leader
+        if conn.frames_in != frames:  # whole frames only: a damaged length must not look alive
+            self.last_recv_ms = now_ms
+        for ev in events:
+            if isinstance(ev, Authenticated):
+                self._on_authenticated(ev)
+                self._request(now_ms)
+            elif isinstance(ev, FetchResponse):
+                self._on_response(ev)
+                self._request(now_ms)
+        return self._out(now_ms)
+
+    def poll(self, now_ms: int) -> bytes:
+        """Time passed: fetch again if the response is overdue, else heartbeat when idle."""
+        conn = self.conn
+        if conn is None or conn.state is not State.STREAMING:
+            return b""
+        if conn.outstanding is not None and now_ms - self._sent_at > self.request_timeout_ms:
+            self._request(now_ms)  # the response was lost: ask again (the old one is dropped if late)
+        elif now_ms - self.last_send_ms >= self.heartbeat_ms:
+            conn.send(Heartbeat(now_ms))
+        return self._out(now_ms)
+
+    def _out(self, now_ms: int) -> bytes:
+        data = self.conn.data_to_send() if self.conn is not None else b""
+        if data:
+            self.last_send_ms = now_ms
+        return data
+
+    def _on_authenticated(self, ev: Authenticated) -> None:
+        self.leader_id, self.leader_epoch = ev.node_id, ev.epoch
+
+        def fn(txn: lmdb.Transaction, dbs: Any) -> list[tuple[int, int, int]]:
+            replica.raise_epoch(txn, dbs, ev.epoch)
+            return replica.reconcile_epochs(txn, dbs, dict(ev.epoch_leaders))
+
+        truncated = _write(self.store, fn, notify=True)
+        self.truncated.extend(truncated)
+
+    def _request(self, now_ms: int) -> None:
+        assert self.conn is not None
+
+        def fn(txn: lmdb.Transaction, dbs: Any) -> FetchRequest:
+            parts = tuple(FetchPartition(t, p, st.end_offset, replica.latest_epoch(txn, dbs, t, p))
+                          for t, p, st in replica.all_partitions(txn, dbs))
+            self._corr += 1
+            return FetchRequest(self._corr, self.node_id, replica.topics_digest(txn, dbs),
+                                replica.offsets_digest(txn, dbs), self.max_bytes, parts)
+
+        self.conn.send(_read(self.store, fn))
+        self._sent_at = now_ms
+
+    def _truncation_point(self, txn: lmdb.Transaction, tid: int, part: int, div: Diverging, end: int) -> int:
+        """Where to truncate on a Diverging answer (Kafka's follower side of KIP-279)."""
+        if div.epoch < 0:
+            return min(div.end_offset, end)
+        fe, fend = replica.end_offset_for_epoch(txn, self.store.dbs, tid, part, div.epoch)
+        if fe < 0:
+            return min(div.end_offset, end)
+        if fe == div.epoch:
+            return min(div.end_offset, fend, end)
+        return min(fend, end)  # we lack the leader's epoch: cut back to our last epoch below it, ask again
+
+    def _on_response(self, resp: FetchResponse) -> None:
+        assert self.conn is not None
+
+        def fn(txn: lmdb.Transaction, dbs: Any) -> list[AckPartition]:
+            replica.raise_epoch(txn, dbs, resp.leader_epoch)
+            if resp.metadata is not None:
+                replica.apply_topics(txn, dbs, resp.metadata.next_topic_id,
+                                     [(t.name, t.record) for t in resp.metadata.topics])
+            if resp.offsets is not None:
+                replica.apply_offsets(txn, dbs, resp.offsets)
+            lag = {}
+            for pd in resp.partitions:
+                tid, part = pd.topic_id, pd.partition
+                st = plog.load_state(txn, dbs, tid, part)
+                if st is None or pd.error != PartitionError.NONE:
+                    continue
+                if pd.diverging is not None:
+                    target = self._truncation_point(txn, tid, part, pd.diverging, st.end_offset)
+                    new_end = replica.truncate(txn, dbs, tid, part, target)
+                    if new_end < st.end_offset:
+                        self.truncated.append((tid, part, new_end))
+                    continue
+                if pd.log_start_offset > st.end_offset:  # we are behind the leader's log start
+                    if pd.batches:  # restart at the batch boundary the leader sends from
+                        replica.reset(txn, dbs, tid, part, codec.read_info(pd.batches[0]).base_offset)
+                    elif pd.log_start_offset == pd.end_offset:  # the leader holds nothing: start at its end
+                        replica.reset(txn, dbs, tid, part, pd.log_start_offset)
+                if pd.batches:
+                    st = replica.apply(txn, dbs, tid, part, pd.batches)
+                replica.advance_log_start(txn, dbs, tid, part, pd.log_start_offset)
+                replica.set_high_watermark(txn, dbs, tid, part, pd.high_watermark)
+                end = plog.load_state(txn, dbs, tid, part)
+                lag[(tid, part)] = max(0, pd.end_offset - (end.end_offset if end else 0))
+            self.lag = lag
+            return [AckPartition(t, p, st.end_offset) for t, p, st in replica.all_partitions(txn, dbs)]
+
+        try:
+            acked = _write(self.store, fn, notify=True)
+        except replica.ApplyError as exc:
+            self.conn.send(Error(int(ErrorCode.INTERNAL), f"follower could not apply the response: {exc}"))
+            raise ProtocolError(f"could not apply the leader's response (fetching again): {exc}") from exc
+        if self.store.env.durability != "flush":
+            self.store.env.sync()  # acknowledge only what is on disk
+        self.in_sync = resp.in_sync
+        self.leader_epoch = resp.leader_epoch
+        self.responses += 1
+        self.conn.send(Ack(resp.correlation_id, tuple(acked)))
+
+    def status(self) -> dict[str, Any]:
+        """Leader, epoch, connection state, lag per partition."""
+        epoch = _read(self.store, replica.get_epoch)
+        return {"role": "follower", "node_id": self.node_id, "leader_id": self.leader_id, "epoch": epoch,
+                "connected": self.connected, "in_sync": self.in_sync,
+                "lag": {f"{t}[{p}]": n for (t, p), n in self.lag.items()}, "total_lag": sum(self.lag.values())}
+
+
+# -- the public API: Leader, Follower, promote ----------------------------------------------------
+class ReplicationBusyError(EmbedlogError, RuntimeError):
+    """Another ``Leader`` or ``Follower`` (in this or another process) runs on this log
+    directory; stop it first (``promote`` needs a stopped follower)."""
+
+
+class _DirLock:
+    """An exclusive ``flock`` on ``<log>/replication.lock``: one Leader, Follower or
+    promotion per directory at a time, across processes (released if the process dies)."""
+
+    def __init__(self, path: str, what: str) -> None:
+        self.path = os.path.join(path, "replication.lock")
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise ReplicationBusyError(
+                f"cannot {what}: a Leader or Follower runs on {path!r} (in this or another process); "
+                "stop it first") from None
+
+    def release(self) -> None:
+        """Unlock (idempotent)."""
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                os.close(self._fd)
+            self._fd = -1
+
+
+def _check_auth(secret: bytes | None, ssl_context: ssl.SSLContext | None, insecure: bool) -> bytes | None:
+    if secret is not None and not isinstance(secret, (bytes, bytearray)):
+        raise ConfigError(f"secret must be bytes, got {type(secret).__name__}")
+    if secret is not None and len(secret) < 8:
+        raise ConfigError("secret must be at least 8 bytes (use a long random value, e.g. secrets.token_bytes(32))")
+    if secret is None and ssl_context is None and not insecure:
+        raise ConfigError("replication needs authentication: pass secret=b'...' (the same on every node) or an "
+                          "ssl_context with client certificates, or insecure=True to run without any")
+    return None if secret is None else bytes(secret)
+
+
+def _store_of(log: Log) -> Store:
+    log._check()
+    return log._store
+
+
+class Leader:
+    """Serve this log to followers over TCP; a context manager.
+
+    ``listen`` is ``HOST:PORT`` (port 0: a free port; ``address`` tells which);
+    loopback unless told otherwise.  Authentication is mutual, by HMAC over ``secret``
+    (the same bytes on every node) or by TLS client certificates (``ssl_context``, a
+    server context that requires them); with neither the leader refuses to start
+    unless ``insecure=True``.  While it runs, consumers of this log see only records
+    every in-sync follower holds, and ``acks="all"`` producers wait for them.
+    """
+
+    def __init__(self, log: Log, listen: str | tuple[str, int] = "127.0.0.1:0", *, secret: bytes | None = None,
+                 insecure: bool = False, ssl_context: ssl.SSLContext | None = None,
+                 replica_lag_time_max_ms: int = 30_000, max_bytes: int = DEFAULT_MAX_BYTES,
+                 max_wait_ms: int = DEFAULT_MAX_WAIT_MS, session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS) -> None:
+        secret = _check_auth(secret, ssl_context, insecure)
+        if not isinstance(replica_lag_time_max_ms, int) or replica_lag_time_max_ms <= 0:
+            raise ConfigError(f"replica_lag_time_max_ms must be a positive int, got {replica_lag_time_max_ms!r}")
+        self.log = log
+        store = _store_of(log)
+        self._lock = _DirLock(store.path, "run a Leader")
+        self._server: LeaderServer | None = None
+        try:
+            self.core = LeaderCore(store, secret=secret, now_ms=monotonic_ms(),
+                                   replica_lag_time_max_ms=replica_lag_time_max_ms, max_bytes=max_bytes,
+                                   max_wait_ms=max_wait_ms, session_timeout_ms=session_timeout_ms)
+            try:
+                self._server = LeaderServer(self.core, store.notifier, parse_address(listen), ssl_context)
+            except BaseException:
+                self.core.stop()
+                raise
+            self._server.start()
+        except BaseException:
+            self._lock.release()
+            raise
+        self.closed = False
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The ``(host, port)`` actually bound."""
+        assert self._server is not None
+        return self._server.address
+
+    def status(self) -> dict[str, Any]:
+        """Epoch, high watermark per partition, each follower's lag and in-sync state."""
+        out = self.core.status()
+        out["address"] = f"{self.address[0]}:{self.address[1]}"
+        return out
+
+    def close(self) -> None:
+        """Stop serving; consumers see every record again as it is written (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self._server is not None:
+                self._server.close()
+        finally:
+            try:
+                if not self.log.closed:
+                    self.core.stop()
+            finally:
+                self._lock.release()
+
+    def __enter__(self) -> Leader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Follower:
+    """Follow a leader: copy its log into this one, over TCP; a context manager.
+
+    The directory becomes a replica (producers on it raise ``NotLeaderError`` until it
+    is promoted).  The connection runs in a background thread that reconnects with
+    backoff; ``wait_connected`` blocks until it authenticated and raises the typed
+    error (``AuthenticationError``, ``FencedLeaderError``) if it never can.
+    """
+
+    def __init__(self, log: Log, leader: str | tuple[str, int], *, secret: bytes | None = None,
+                 insecure: bool = False, ssl_context: ssl.SSLContext | None = None,
+                 max_bytes: int = DEFAULT_MAX_BYTES, session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
+                 backoff_ms: tuple[int, int] = (50, 2000)) -> None:
+        secret = _check_auth(secret, ssl_context, insecure)
+        self.log = log
+        self.leader = parse_address(leader)
+        store = _store_of(log)
+        self._lock = _DirLock(store.path, "run a Follower")
+        try:
+            self.core = FollowerCore(store, secret=secret, max_bytes=max_bytes,
+                                     session_timeout_ms=session_timeout_ms)
+            self._client = FollowerClient(self.core, self.leader, ssl_context, backoff_ms)
+            self._client.start()
+        except BaseException:
+            self._lock.release()
+            raise
+        self.closed = False
+
+    @property
+    def error(self) -> EmbedlogError | None:
+        """The fatal error that stopped following (authentication, fencing), if any."""
+        return self._client.error
+
+    def wait_connected(self, timeout: float | None = None) -> None:
+        """Block until connected and authenticated; raise the fatal error if following
+        stopped, or ``embedlog.errors.TimeoutError``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._client.error is not None:
+                raise self._client.error
+            if self._client.authenticated.is_set():
+                return
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise EmbedlogTimeoutError(f"not connected to the leader at {self.leader[0]}:{self.leader[1]} "
+                                           f"within {timeout} s (last error: {self._client.last_error!r})")
+            self._client.done.wait(0.02 if remaining is None else min(0.02, remaining))
+
+    def status(self) -> dict[str, Any]:
+        """Leader address, epoch, lag per partition, connected or not, errors."""
+        out = self.core.status()
+        out["leader"] = f"{self.leader[0]}:{self.leader[1]}"
+        out["connected"] = self._client.authenticated.is_set()
+        out["error"] = None if self._client.error is None else str(self._client.error)
+        out["last_error"] = None if self._client.last_error is None else repr(self._client.last_error)
+        out["connections"] = self._client.connections
+        return out
+
+    def close(self) -> None:
+        """Stop following (the directory stays a replica; ``promote`` makes it a leader)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._client.close()
+        finally:
+            self._lock.release()
+
+    def __enter__(self) -> Follower:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def promote(log: Log) -> int:
+    """Make a stopped follower (or any directory) a leader with a new, higher epoch;
+    return the epoch.
+
+    Explicit on purpose: with two nodes there is no majority to decide that the leader
+    is gone, so embedlog never promotes on a timeout.  Fenced: the epoch is above every
+    epoch this directory has seen, so the old leader's followers refuse it and the old
+    leader, started again as a follower of this node, drops what it wrote that this node
+    does not hold.  Raises ``ReplicationBusyError`` if a Leader or Follower runs on the
+    directory.
+    """
+    store = _store_of(log)
+    lock = _DirLock(store.path, "promote")
+    try:
+        return _write(store, replica.promote, notify=True)
+    finally:
+        lock.release()
