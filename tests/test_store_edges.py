@@ -178,3 +178,17 @@ def test_topic_ids_are_not_reused(tmp_path: Path) -> None:
         log.delete_topic("t")
         second = log.create_topic("t").topic_id
         assert second != first
+
+
+def test_flush_returns_after_every_delivery_callback(tmp_path: Path) -> None:
+    """Regression: flush() could return while the linger thread was still running the
+    delivery callbacks of records it had just committed."""
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None, durability="none") as log:
+        log.create_topic("t", partitions=4)
+        p = log.producer(linger_ms=1)
+        for _ in range(10):
+            done: list[int] = []
+            for i in range(5000):
+                p.send("t", b"x", key=b"%d" % i, on_delivery=lambda e, m, done=done: done.append(1))
+            p.flush()
+            assert len(done) == 5000

@@ -421,16 +421,20 @@ class Producer:
                     spans.append((st, start, end, flat, callbacks))
             committer = self._log._committer
             req = committer.submit(items, extra)
-            self._inflight.append(req)
+            delivered = threading.Event()  # set once callbacks ran: what flush() waits for
+            entry = (req, delivered, threading.get_ident())
+            self._inflight.append(entry)
         error: EmbedlogError | None = None
         try:
-            committer.wait(req)
-        except EmbedlogError as exc:
-            error = exc
+            try:
+                committer.wait(req)
+            except EmbedlogError as exc:
+                error = exc
+            self._deliver(items, spans, error)
         finally:
             with self._flush_lock:
-                self._inflight.remove(req)
-        self._deliver(items, spans, error)
+                self._inflight.remove(entry)
+            delivered.set()
         if error is not None:
             raise error
         if self.acks == "all":
@@ -442,11 +446,10 @@ class Producer:
         """Wait for writes other threads queued before now (flush covers them too)."""
         with self._flush_lock:
             pending = list(self._inflight)
-        for req in pending:
-            try:
-                self._log._committer.wait(req)
-            except EmbedlogError:
-                continue  # reported by the thread that queued it
+        me = threading.get_ident()
+        for _req, delivered, writer in pending:
+            if writer != me:  # (a delivery callback calling flush() must not wait for itself)
+                delivered.wait()  # committed and its callbacks run (errors go to its writer)
 
     @staticmethod
     def _deliver(items: list[AppendItem], spans: list[Any], error: EmbedlogError | None) -> None:
