@@ -22,7 +22,7 @@ def test_concurrent_zstd_encode_and_decode() -> None:
             for _ in range(30):
                 buf = codec.encode(keys, values, [1] * 1000, compression=codec.COMPRESSION_ZSTD)
                 assert codec.decode(bytes(buf)).values == values
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work) for _ in range(4)]

@@ -121,6 +121,24 @@ def check_cicd_events(out: str) -> None:
     line(r"^the board shows every pipeline's final state: True$", out)
 
 
+def check_edge_pair(out: str) -> None:
+    line(r"^node a: leader at 127\.0\.0\.1:\d+, epoch (\d+); node b follows it \(in sync: 1 follower\)$", out)
+    line(r"^node a: 5 records acknowledged with acks='all'; b holds 5 of them$", out)
+    before = ast.literal_eval(line(r"^consumer on b before failover: (\[.*\])$", out)[1])
+    assert before == [f"reading-{i}" for i in range(5)]
+    line(r"^node a: 3 records acknowledged with acks='leader'; a holds 8, b holds 5$", out)
+    line(r"^consumer on a sees 5 records: the 3 not on b stay above the high watermark$", out)
+    old_epoch = int(line(r"^node a: leader at .*, epoch (\d+);", out)[1])
+    new_epoch = int(line(r"^node b: promoted to leader at epoch (\d+), at 127\.0\.0\.1:\d+$", out)[1])
+    assert new_epoch > old_epoch
+    line(r"^node a: rejoined as follower of b; holds 8 records, the 3 unreplicated ones dropped$", out)
+    for node in ("a", "b"):
+        after = ast.literal_eval(line(rf"^consumer on {node} after failover: (\[.*\])$", out)[1])
+        assert after == [f"reading-{i}" for i in range(8)], after
+    line(r"^no consumer ever saw an unreplicated record: True$", out)
+    line(r"^every acks='all' record survived the failover, in order, on both nodes: True$", out)
+
+
 CHECKS: dict[str, Callable[[str], None]] = {
     "quickstart.py": check_quickstart,
     "log_aggregation.py": check_log_aggregation,
@@ -128,6 +146,7 @@ CHECKS: dict[str, Callable[[str], None]] = {
     "order_processing.py": check_order_processing,
     "cdc_sqlite.py": check_cdc_sqlite,
     "cicd_events.py": check_cicd_events,
+    "edge_pair.py": check_edge_pair,
 }
 # The last line each example prints after checking its own result (quickstart has none).
 SELF_CHECK = {
@@ -136,11 +155,13 @@ SELF_CHECK = {
     "order_processing.py": "every order processed exactly once: True",
     "cdc_sqlite.py": "replica equals source: True",
     "cicd_events.py": "the board shows every pipeline's final state: True",
+    "edge_pair.py": "every acks='all' record survived the failover, in order, on both nodes: True",
 }
 # A topic each example leaves in a LOG_DIR, and how many records it must hold after a second run.
 TOPICS = {"quickstart.py": ("orders", 20), "log_aggregation.py": ("app-logs", 620),
           "metrics_pipeline.py": ("metrics", 540), "order_processing.py": ("orders", 40),
-          "cdc_sqlite.py": ("db.shop.customers", None), "cicd_events.py": ("ci-events", 66)}
+          "cdc_sqlite.py": ("db.shop.customers", None), "cicd_events.py": ("ci-events", 66),
+          "edge_pair.py": ("readings", 8)}
 
 
 def test_every_example_is_checked() -> None:

@@ -85,6 +85,7 @@ __all__ = [
     "LeaderSession",
     "ReplicationBusyError",
     "promote",
+    "replication_status",
 ]
 
 if TYPE_CHECKING:
@@ -938,3 +939,35 @@ def promote(log: Log) -> int:
         return _write(store, replica.promote, notify=True)
     finally:
         lock.release()
+
+
+def replication_status(log: Log) -> dict[str, Any]:
+    """What the directory says of its replication, read from the store (so it works
+    while the Leader or Follower runs in another process): ``role`` (``leader`` or
+    ``replica``), ``node_id``, ``epoch``, ``replicating`` (a Leader manages the high
+    watermarks), ``isr`` (the in-sync follower ids a running Leader last wrote, or
+    ``None``), ``isr_size`` (nodes holding every acknowledged record, this one
+    included), and per partition ``"topic[n]"`` its high watermark, end and log start
+    offsets and leader epoch."""
+    store = _store_of(log)
+
+    def fn(txn: lmdb.Transaction, dbs: Any) -> dict[str, Any]:
+        names = {m.topic_id: m.name for m in (topics.get(txn, dbs, n) for n in topics.list_names(txn, dbs))
+                 if m is not None}
+        isr = replica.get_isr(txn, dbs)
+        replicating = replica.is_replicating(txn, dbs)
+        return {
+            "role": replica.get_role(txn, dbs),
+            "node_id": replica.get_node_id(txn, dbs),
+            "epoch": replica.get_epoch(txn, dbs),
+            "replicating": replicating,
+            "isr": None if isr is None else list(isr.get("isr", [])),
+            "isr_size": replica.in_sync_size(txn, dbs),
+            "partitions": {f"{names.get(t, t)}[{p}]": {"high_watermark": st.high_watermark,
+                                                       "end_offset": st.end_offset,
+                                                       "log_start_offset": st.start_offset,
+                                                       "leader_epoch": replica.latest_epoch(txn, dbs, t, p)}
+                           for t, p, st in replica.all_partitions(txn, dbs)},
+        }
+
+    return _read(store, fn)
