@@ -532,7 +532,8 @@ def test_committed_offsets_replicate_exactly(make_log: Callable[..., Log]) -> No
     leader.commit_offsets("g1", {TopicPartition("t", 0): 3, TopicPartition("t", 1): 5})
     leader.commit_offsets("g2", {TopicPartition("t", 1): 1})
     copy_all(leader, follower)
-    follower.commit_offsets("mine", {TopicPartition("t", 0): 1})  # replaced by the leader's
+    with pytest.raises(embedlog.errors.NotLeaderError):  # a replica's offsets are the leader's
+        follower.commit_offsets("mine", {TopicPartition("t", 0): 1})
     recs = read(leader, replica.offset_records)
     write(follower, lambda txn, dbs: replica.apply_offsets(txn, dbs, recs))
     assert read(follower, replica.offsets_digest) == read(leader, replica.offsets_digest)

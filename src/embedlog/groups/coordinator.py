@@ -242,6 +242,8 @@ class Coordinator:
         Values are an ``int`` offset or an ``(offset, metadata)`` pair.  Offsets must be
         ``0 <= offset <= end offset``.
         """
+        # A replica's committed offsets are the leader's (replication overwrites them).
+        self.store.require_leader(txn, "commit offsets")
         state = self.load(txn, group) if member_id is not None else None
         if member_id is not None and (state is None or member_id not in state.members):
             raise IllegalGenerationError(

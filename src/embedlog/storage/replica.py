@@ -566,14 +566,16 @@ def apply_topics(txn: lmdb.Transaction, dbs: Mapping[str, Any], next_topic_id: i
     Topics the leader does not have (or has under another id) are deleted with their
     records; new ones are created with the leader's ids; changed ones altered.
     """
-    leader: dict[str, tuple[bytes, int]] = {}
+    leader: dict[str, tuple[bytes, tuple[int, str]]] = {}
     for name, raw in records:
-        leader[name] = (bytes(raw), _doc(name, raw)["id"])
+        doc = _doc(name, raw)
+        leader[name] = (bytes(raw), (doc["id"], doc.get("uid", "")))
     changed = False
     _, mine = topic_records(txn, dbs)
     for name, raw in mine:
         theirs = leader.get(name)
-        if theirs is None or json.loads(raw)["id"] != theirs[1]:
+        doc = json.loads(raw)
+        if theirs is None or (doc["id"], doc.get("uid", "")) != theirs[1]:  # same name, another topic
             delete_topic(txn, dbs, name)
             changed = True
     for name, (raw, _tid) in leader.items():

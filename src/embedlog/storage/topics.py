@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,9 @@ class TopicMeta:
     partitions: int
     config: TopicConfig
     created_ms: int
+    #: random identity given at creation: a topic recreated (here or on another node)
+    #: under the same name and id is still a different topic
+    uid: str = ""
 
 
 def validate_name(name: object) -> str:
@@ -57,12 +61,12 @@ def validate_name(name: object) -> str:
 def _decode(name: str, raw: bytes) -> TopicMeta:
     doc = json.loads(bytes(raw))
     return TopicMeta(name, doc["id"], doc["partitions"], TopicConfig.from_overrides(doc["config"]),
-                     doc["created_ms"])
+                     doc["created_ms"], doc.get("uid", ""))
 
 
 def _encode(meta: TopicMeta) -> bytes:
     return json.dumps({"id": meta.topic_id, "partitions": meta.partitions,
-                       "config": meta.config.overrides, "created_ms": meta.created_ms},
+                       "config": meta.config.overrides, "created_ms": meta.created_ms, "uid": meta.uid},
                       sort_keys=True).encode()
 
 
@@ -117,7 +121,7 @@ def create(txn: lmdb.Transaction, dbs: Mapping[str, Any], name: str, partitions:
     raw = txn.get(schema.META_NEXT_TOPIC_ID, db=dbs["meta"])
     topic_id = schema.U32LE.unpack(raw)[0] if raw else 1
     txn.put(schema.META_NEXT_TOPIC_ID, schema.U32LE.pack(topic_id + 1), db=dbs["meta"])
-    meta = TopicMeta(name, topic_id, partitions, config, now_ms)
+    meta = TopicMeta(name, topic_id, partitions, config, now_ms, uuid.uuid4().hex)
     txn.put(name.encode(), _encode(meta), db=dbs["topics"])
     txn.put(schema.topic_id_key(topic_id), name.encode(), db=dbs["topic_ids"])
     for p in range(partitions):
