@@ -488,13 +488,9 @@ def _doc(name: str, raw: bytes) -> dict[str, Any]:
     return doc
 
 
-def _delete_prefix(txn: lmdb.Transaction, db: Any, prefix: bytes) -> None:
-    with txn.cursor(db=db) as cur:
-        if not cur.set_range(prefix):
-            return
-        while bytes(cur.key()[: len(prefix)]) == prefix:
-            if not cur.delete() or not cur.key():
-                break
+def _identity(doc: Mapping[str, Any]) -> tuple[int, str]:
+    """What makes two topic records the same topic: its id and the uid given at creation."""
+    return doc["id"], doc.get("uid", "")
 
 
 def _raise_next_topic_id(txn: lmdb.Transaction, dbs: Mapping[str, Any], next_id: int) -> None:
@@ -511,7 +507,7 @@ def create_topic(txn: lmdb.Transaction, dbs: Mapping[str, Any], name: str, raw: 
     tid = doc["id"]
     prefix = schema.topic_id_key(tid)
     for db in ("batches", "partitions", "epochs"):
-        _delete_prefix(txn, dbs[db], prefix)
+        topics.delete_prefix(txn, dbs[db], prefix)
     txn.put(name.encode(), bytes(raw), db=dbs["topics"])
     txn.put(prefix, name.encode(), db=dbs["topic_ids"])
     for p in range(doc["partitions"]):
@@ -528,15 +524,15 @@ def delete_topic(txn: lmdb.Transaction, dbs: Mapping[str, Any], name: str) -> No
 
 
 def alter_topic(txn: lmdb.Transaction, dbs: Mapping[str, Any], name: str, raw: bytes) -> None:
-    """Replace a topic's record with the leader's: config and partition count (a
-    different topic id means a different topic: it is deleted and created again)."""
+    """Replace a topic's record with the leader's: config and partition count (another
+    identity — id or creation uid — means another topic: it is deleted and created again)."""
     doc = _doc(name, raw)
     old = txn.get(name.encode(), db=dbs["topics"])
     if old is None:
         create_topic(txn, dbs, name, raw)
         return
     old_doc = json.loads(bytes(old))
-    if old_doc["id"] != doc["id"]:
+    if _identity(old_doc) != _identity(doc):
         delete_topic(txn, dbs, name)
         create_topic(txn, dbs, name, raw)
         return
@@ -546,7 +542,7 @@ def alter_topic(txn: lmdb.Transaction, dbs: Mapping[str, Any], name: str, raw: b
     for p in range(doc["partitions"], old_doc["partitions"]):
         prefix = schema.partition_key(tid, p)
         for db in ("batches", "partitions", "epochs"):
-            _delete_prefix(txn, dbs[db], prefix)
+            topics.delete_prefix(txn, dbs[db], prefix)
     txn.put(name.encode(), bytes(raw), db=dbs["topics"])
     topics.bump_version(txn, dbs)
 
@@ -568,14 +564,12 @@ def apply_topics(txn: lmdb.Transaction, dbs: Mapping[str, Any], next_topic_id: i
     """
     leader: dict[str, tuple[bytes, tuple[int, str]]] = {}
     for name, raw in records:
-        doc = _doc(name, raw)
-        leader[name] = (bytes(raw), (doc["id"], doc.get("uid", "")))
+        leader[name] = (bytes(raw), _identity(_doc(name, raw)))
     changed = False
     _, mine = topic_records(txn, dbs)
     for name, raw in mine:
         theirs = leader.get(name)
-        doc = json.loads(raw)
-        if theirs is None or (doc["id"], doc.get("uid", "")) != theirs[1]:  # same name, another topic
+        if theirs is None or _identity(json.loads(raw)) != theirs[1]:  # same name, another topic
             delete_topic(txn, dbs, name)
             changed = True
     for name, (raw, _tid) in leader.items():

@@ -152,12 +152,13 @@ def set_config(txn: lmdb.Transaction, dbs: Mapping[str, Any], meta: TopicMeta,
     return new
 
 
-def _delete_prefix(txn: lmdb.Transaction, db: Any, prefix: bytes) -> None:
+def delete_prefix(txn: lmdb.Transaction, db: Any, prefix: bytes) -> None:
+    """Delete every key of ``db`` that starts with ``prefix``."""
     with txn.cursor(db=db) as cur:
         if not cur.set_range(prefix):
             return
         while bytes(cur.key()[: len(prefix)]) == prefix:
-            if not cur.delete():
+            if not cur.delete() or not cur.key():
                 break
 
 
@@ -165,7 +166,7 @@ def delete(txn: lmdb.Transaction, dbs: Mapping[str, Any], meta: TopicMeta) -> No
     """Delete a topic with all its batches, epochs and committed offsets."""
     prefix = schema.topic_id_key(meta.topic_id)
     for db in ("batches", "partitions", "epochs"):
-        _delete_prefix(txn, dbs[db], prefix)
+        delete_prefix(txn, dbs[db], prefix)
     # committed offsets are keyed by group first: scan them all (groups are few).
     with txn.cursor(db=dbs["offsets"]) as cur:
         doomed = [bytes(k) for k in cur.iternext(keys=True, values=False) if bytes(k[-8:-4]) == prefix]
