@@ -124,15 +124,12 @@ class Consumer:
         other members; without one, consume all their partitions."""
         self._check()
         names = [topics] if isinstance(topics, str) else list(topics)
-        tps: list[TopicPartition] = []
-        for name in names:
-            meta = self._log._topic_for_consume(name)
-            tps.extend(TopicPartition(name, p) for p in range(meta.partitions))
+        metas = [self._log._topic_for_consume(name) for name in names]  # validates (or auto-creates)
         self._subscription = names
         if self._membership is not None:
             self._membership.join(names)
             return
-        self.assign(tps)
+        self.assign([TopicPartition(m.name, p) for m in metas for p in range(m.partitions)])
 
     # -- group membership hooks (called by groups.member.Membership) ---------------------------
     def _add_partitions(self, tps: list[TopicPartition]) -> None:

@@ -97,12 +97,7 @@ def group_json(desc: GroupDescription) -> dict[str, Any]:
 def list_groups(args: argparse.Namespace, out: Output) -> int:
     """``groups list``."""
     with open_log(args) as log:
-        names = log.groups()
-    if out.json_mode:
-        out.json(names)
-    else:
-        for name in names:
-            out.line(name)
+        out.names(log.groups())
     return 0
 
 

@@ -94,6 +94,14 @@ class Output:
         """Print a line of text."""
         sys.stdout.write(text + "\n")
 
+    def names(self, names: Sequence[str]) -> None:
+        """A list of names: a JSON array, or one name a line."""
+        if self.json_mode:
+            self.json(list(names))
+        else:
+            for name in names:
+                self.line(name)
+
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         """Print an aligned table (just the header row when there are no rows)."""
         self.line(format_table(headers, rows))

@@ -109,12 +109,7 @@ def create(args: argparse.Namespace, out: Output) -> int:
 def list_topics(args: argparse.Namespace, out: Output) -> int:
     """``topics list``."""
     with open_log(args) as log:
-        names = log.topics()
-    if out.json_mode:
-        out.json(names)
-    else:
-        for name in names:
-            out.line(name)
+        out.names(log.topics())
     return 0
 
 
