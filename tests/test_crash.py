@@ -11,35 +11,18 @@ the failure message).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 import embedlog
+from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
-
-def _load_harness() -> ModuleType:
-    """``procs/harness.py``, imported by path (``tests`` is not a package)."""
-    name = "embedlog_procs_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "procs" / "harness.py")
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-harness = _load_harness()
 TOPIC = "orders"
 
 

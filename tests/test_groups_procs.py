@@ -7,37 +7,20 @@ on stdout before its commit); the test process produces and watches the group wi
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 import embedlog
 from embedlog import TopicPartition
+from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
-
-def _load_harness() -> ModuleType:
-    """``procs/harness.py``, imported by path (``tests`` is not a package)."""
-    name = "embedlog_procs_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "procs" / "harness.py")
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-harness = _load_harness()
 TIMEOUT = 60.0
 
 

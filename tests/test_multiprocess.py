@@ -6,39 +6,22 @@ what a topic holds (dense offsets, every record once, per-producer order).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
-import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 import embedlog
 from embedlog import TopicPartition
+from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
-
-def _load_harness() -> ModuleType:
-    """``procs/harness.py``, imported by path (``tests`` is not a package)."""
-    name = "embedlog_procs_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "procs" / "harness.py")
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-harness = _load_harness()
 WAKE_LIMIT = 5.0  # a woken poll must return long before its 30 s timeout; this is not a benchmark
 
 

@@ -3,7 +3,6 @@ processes (``procs/replica_node.py``), and this process producing and checking."
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
 import random
@@ -13,7 +12,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import lmdb
@@ -26,23 +24,13 @@ from embedlog.errors import TimeoutError as EmbedlogTimeoutError
 from embedlog.net.common import monotonic_ms
 from embedlog.replication import Follower, FollowerProgress, Leader, ReplicationBusyError, promote
 from embedlog.storage import replica
+from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
 SECRET = "shared-secret-for-tests"
 
 
-def _load_harness() -> ModuleType:
-    name = "embedlog_procs_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "procs" / "harness.py")
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
-harness = _load_harness()
 
 
 @pytest.fixture
