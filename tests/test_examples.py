@@ -139,6 +139,16 @@ def check_edge_pair(out: str) -> None:
     line(r"^every acks='all' record survived the failover, in order, on both nodes: True$", out)
 
 
+def check_edge_uplink(out: str) -> None:
+    line(r"^logged 2000 readings locally; forwarding to Kafka at 127\.0\.0\.1:\d+$", out)
+    line(r"^mirror site-7: link up, 4500 forwarded, lag 0$", out)
+    rows = re.findall(r"^  device-metrics\[(\d)\] -> device-metrics: end (\d+), mirrored (\d+)$", out, re.M)
+    assert len(rows) == 4 and all(end == done for _, end, done in rows), rows
+    assert sum(int(end) for _, end, _ in rows) == 4500
+    line(r"^consumer group 'site-7' \(the mirror's progress\): total lag 0$", out)
+    line(r"^the cluster holds 4500 readings, 4500 distinct: exactly once$", out)
+
+
 CHECKS: dict[str, Callable[[str], None]] = {
     "quickstart.py": check_quickstart,
     "log_aggregation.py": check_log_aggregation,
@@ -147,6 +157,7 @@ CHECKS: dict[str, Callable[[str], None]] = {
     "cdc_sqlite.py": check_cdc_sqlite,
     "cicd_events.py": check_cicd_events,
     "edge_pair.py": check_edge_pair,
+    "edge_uplink.py": check_edge_uplink,
 }
 # The last line each example prints after checking its own result (quickstart has none).
 SELF_CHECK = {
@@ -156,12 +167,13 @@ SELF_CHECK = {
     "cdc_sqlite.py": "replica equals source: True",
     "cicd_events.py": "the board shows every pipeline's final state: True",
     "edge_pair.py": "every acks='all' record survived the failover, in order, on both nodes: True",
+    "edge_uplink.py": "the cluster holds 4500 readings, 4500 distinct: exactly once",
 }
 # A topic each example leaves in a LOG_DIR, and how many records it must hold after a second run.
 TOPICS = {"quickstart.py": ("orders", 20), "log_aggregation.py": ("app-logs", 620),
           "metrics_pipeline.py": ("metrics", 540), "order_processing.py": ("orders", 40),
           "cdc_sqlite.py": ("db.shop.customers", None), "cicd_events.py": ("ci-events", 66),
-          "edge_pair.py": ("readings", 8)}
+          "edge_pair.py": ("readings", 8), "edge_uplink.py": ("device-metrics", 4500)}
 
 
 def test_every_example_is_checked() -> None:

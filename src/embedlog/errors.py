@@ -19,6 +19,7 @@ from typing import ClassVar
 
 __all__ = [
     "AuthenticationError",
+    "BridgeError",
     "ClosedError",
     "ConfigError",
     "CorruptRecordError",
@@ -31,6 +32,7 @@ __all__ = [
     "InvalidOffsetError",
     "InvalidRecordError",
     "InvalidTopicError",
+    "LinkDownError",
     "NotAssignedError",
     "NotEnoughReplicasError",
     "NotLeaderError",
@@ -201,6 +203,18 @@ class AuthenticationError(EmbedlogError):
     code = 58  # SASL_AUTHENTICATION_FAILED
 
 
+class BridgeError(EmbedlogError):
+    """A Kafka bridge (``embedlog.bridge.Mirror``) cannot run: the message says why and
+    what to change (configuration, a record the remote refuses, a mirror already running)."""
+
+
+class LinkDownError(BridgeError, builtins.TimeoutError):
+    """A Kafka bridge could not reach its cluster in time (nothing was lost: records wait
+    in the log and are forwarded once the link returns)."""
+
+    retriable = True
+
+
 def _all_subclasses(cls: type[EmbedlogError]) -> list[type[EmbedlogError]]:
     out: list[type[EmbedlogError]] = []
     for sub in cls.__subclasses__():
@@ -215,3 +229,10 @@ def for_code(code: int) -> type[EmbedlogError]:
         if cls.code == code and code != -1:
             return cls
     return EmbedlogError
+
+
+class UncleanPromotionWarning(UserWarning):
+    """``promote`` of a follower that was out of sync with its leader (not in its in-sync
+    set, or behind it) when it last heard from it: records the old leader acknowledged
+    with ``acks="all"`` may be missing from the new leader (Kafka's unclean leader
+    election).  Promote the most up-to-date node when there is a choice."""

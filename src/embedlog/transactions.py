@@ -26,6 +26,7 @@ import lmdb
 from .errors import ClosedError, EmbedlogError, TransactionAbortedError
 from .model import TopicPartition
 from .producer import Producer
+from .storage import mirrors
 
 if TYPE_CHECKING:
     from .consumer import Consumer
@@ -41,6 +42,7 @@ class Transaction:
         self._log = log
         self._producer = Producer(log, _transactional=True, **producer_options)
         self._offsets: list[tuple[str, str | None, dict[TopicPartition, Any]]] = []
+        self._sources: list[tuple[str, str, str, dict[int, tuple[int, int]]]] = []
         self._done = False
 
     def send(self, topic: str, value: Any = None, key: Any = None,
@@ -67,17 +69,28 @@ class Transaction:
             group, member = consumer_or_group.group_metadata()
         self._offsets.append((group, member, {TopicPartition(*tp): off for tp, off in offsets.items()}))
 
+    def put_source_offsets(self, mirror: str, topic: str, remote_topic: str,
+                           offsets: Mapping[int, tuple[int, int]]) -> None:
+        """Record, with the transaction, where a Kafka bridge's records came from:
+        ``{remote partition: (next remote offset, remote end offset)}`` of ``remote_topic``
+        for local ``topic`` (see ``storage/mirrors.py``; used by ``embedlog.bridge``)."""
+        self._check()
+        self._sources.append((mirror, topic, remote_topic, dict(offsets)))
+
     def _write_offsets(self, txn: lmdb.Transaction) -> None:
         coord = self._log._coordinator
         for group, member, offsets in self._offsets:
             coord.commit_in(txn, group, offsets, member)
+        dbs = self._log._store.dbs
+        for mirror, topic, remote_topic, sources in self._sources:
+            mirrors.put_source_offsets(txn, dbs, mirror, topic, remote_topic, sources)
 
     def commit(self) -> None:
         """Write everything; raise ``TransactionAbortedError`` (nothing written) on failure."""
         self._check()
         self._done = True
         try:
-            self._producer._write(self._write_offsets if self._offsets else None)
+            self._producer._write(self._write_offsets if self._offsets or self._sources else None)
         except EmbedlogError as exc:
             raise TransactionAbortedError(f"transaction aborted, nothing of it was written: {exc}") from exc
         finally:

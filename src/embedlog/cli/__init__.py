@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from .. import __version__
 from ..errors import EmbedlogError
-from . import admin, consume, groups, produce, replicate, serve, topics
+from . import admin, bridge, consume, groups, produce, replicate, serve, topics
 from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError, UsageError
 from .output import Output, error
 
@@ -89,7 +89,7 @@ def build_parser() -> CommandParser:
     parser.add_argument("--version", action="version", version=f"embedlog {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parent = _json_parent()
-    for module in (topics, produce, consume, groups, admin, serve, replicate):
+    for module in (topics, produce, consume, groups, admin, serve, replicate, bridge):
         module.register(sub, parent)
     return parser
 

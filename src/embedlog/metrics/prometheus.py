@@ -55,6 +55,7 @@ __all__ = ["EmbedlogCollector", "MetricsServer", "serve_metrics", "start_http_se
 _TP = ["topic", "partition"]
 _G = ["consumergroup"]
 _GT = ["consumergroup", "topic"]
+_MTP = ["mirror", "direction", "topic", "partition"]
 _GTP = ["consumergroup", "topic", "partition"]
 
 
@@ -101,6 +102,17 @@ class _Families:
         self.c_records_rate = g("embedlog_consumer_records_per_second",
                                 "Records consumed per second by this process's consumers (30 s average)", labels=_G)
 
+        self.bridge_lag = g("embedlog_bridge_lag",
+                            "Records a Kafka bridge has not mirrored yet, per Topic/Partition (the local topic; "
+                            "the partition is the source partition)", labels=_MTP)
+        self.bridge_offset = g("embedlog_bridge_mirrored_offset",
+                               "Next source offset a Kafka bridge will mirror, per Topic/Partition", labels=_MTP)
+        self.bridge_lost = c("embedlog_bridge_records_lost",
+                             "Records retention deleted locally before an up bridge forwarded them", labels=_MTP)
+        self.bridge_up = g("embedlog_bridge_link_up",
+                           "1 while a running Kafka bridge reaches its cluster, 0 while its link is down or it is "
+                           "not running", labels=["mirror", "direction"])
+
     def all(self) -> list[Metric]:
         return [v for v in vars(self).values() if isinstance(v, Metric)]
 
@@ -142,6 +154,14 @@ def _fill(f: _Families, m: LogMetrics) -> None:
                 f.cg_lag.add_metric(labels, -1 if r.lag is None else r.lag)
             f.cg_offset_sum.add_metric([g.group, topic], sum(r.committed or 0 for r in rows))
             f.cg_lag_sum.add_metric([g.group, topic], sum(r.lag or 0 for r in rows))
+    for e in m.mirrors:
+        labels = [e.mirror, e.direction, e.topic, str(e.partition)]
+        f.bridge_lag.add_metric(labels, e.lag)
+        f.bridge_offset.add_metric(labels, e.offset)
+        if e.direction == "up":
+            f.bridge_lost.add_metric(labels, e.lost)
+    for link in m.links:
+        f.bridge_up.add_metric([link.mirror, link.direction], 1 if link.running and link.link_up else 0)
     if m.producer is None:  # always export the producer counters, so rate() has a start
         for fam in (f.p_records, f.p_bytes, f.p_writes, f.p_records_rate, f.p_bytes_rate):
             fam.add_metric([], 0)

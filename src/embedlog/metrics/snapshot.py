@@ -19,6 +19,7 @@ import lmdb
 from ..model import TopicPartition
 from ..storage import partition as plog
 from ..storage import schema, topics
+from ..storage.mirrors import MirrorEntry, MirrorLink, is_source_group, mirror_entries, mirror_links
 from ..storage.schema import PartitionState
 from .registry import CounterSnapshot, counters_of
 
@@ -141,6 +142,10 @@ class LogMetrics:
     groups: tuple[GroupMetrics, ...]
     clients: tuple[CounterSnapshot, ...]
     """Producer and consumer counters of this process (producers first)."""
+    mirrors: tuple[MirrorEntry, ...] = ()
+    """Progress of every Kafka bridge (``embedlog.bridge.Mirror``) recorded in the log."""
+    links: tuple[MirrorLink, ...] = ()
+    """Link state last reported by each bridge that ran on this log."""
 
     def topic(self, name: str) -> TopicMetrics:
         """The named topic (``KeyError`` if it is not in the snapshot)."""
@@ -195,6 +200,8 @@ def _committed(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> dict[str, dict[
     with txn.cursor(db=dbs["offsets"]) as cur:
         for key, value in cur:
             group, tid, part = schema.unpack_committed_key(bytes(key))
+            if is_source_group(group):
+                continue
             out.setdefault(group, {})[(tid, part)] = int(schema.COMMITTED.unpack_from(bytes(value), 0)[0])
     return out
 
@@ -240,7 +247,8 @@ def snapshot(log: Log) -> LogMetrics:
     store = log._store
     dbs = store.dbs
 
-    def read(txn: lmdb.Transaction) -> tuple[tuple[TopicMetrics, ...], tuple[GroupMetrics, ...]]:
+    def read(txn: lmdb.Transaction) -> tuple[tuple[TopicMetrics, ...], tuple[GroupMetrics, ...],
+                                             tuple[MirrorEntry, ...]]:
         metas: dict[str, topics.TopicMeta] = {}
         states: dict[tuple[int, int], PartitionState] = {}
         topic_rows = []
@@ -257,8 +265,9 @@ def snapshot(log: Log) -> LogMetrics:
                     name, p, st.start_offset, st.end_offset, st.end_offset - st.start_offset, st.end_offset,
                     _estimate_bytes_in(st), st.bytes, st.batches))
             topic_rows.append(TopicMetrics(name, tuple(parts)))
-        return tuple(topic_rows), _groups(txn, log._coordinator, metas, states)
+        return tuple(topic_rows), _groups(txn, log._coordinator, metas, states), tuple(mirror_entries(txn, dbs))
 
-    topic_rows, group_rows = store.read(read)
+    topic_rows, group_rows, mirrors = store.read(read)
     clients = tuple(c.snapshot() for c in counters_of(log.path))
-    return LogMetrics(os.path.realpath(log.path), time.time_ns() // 1_000_000, topic_rows, group_rows, clients)
+    return LogMetrics(os.path.realpath(log.path), time.time_ns() // 1_000_000, topic_rows, group_rows, clients,
+                      mirrors, tuple(mirror_links(log.path)))

@@ -37,6 +37,7 @@ import lmdb
 from ..codec import batch as codec
 from ..errors import UnknownPartitionError
 from . import schema, topics
+from .mirrors import is_source_group
 from .schema import PartitionState
 from .topics import TopicMeta
 
@@ -239,6 +240,8 @@ def _committed(txn: lmdb.Transaction, dbs: Mapping[str, Any], by_id: Mapping[int
                 out.append(Problem("<offsets>", -1, None, f"committed offset {key.hex()} cannot be read: {exc}"))
                 continue
             meta = by_id.get(tid)
+            if is_source_group(group) and meta is not None:
+                continue  # a down mirror's source offsets: Kafka's partitions and offsets, not ours
             if meta is None or part >= meta.partitions:
                 out.append(Problem(f"<unknown topic id {tid}>" if meta is None else meta.name, part, offset,
                                    f"group {group!r} has a committed offset for a partition that does not exist"))

@@ -1,0 +1,209 @@
+"""``direction="down"``: Kafka topics into embedlog, exactly once.
+
+Each batch read from Kafka is written with one embedlog transaction that also records,
+per remote partition, the next Kafka offset to read (``storage/mirrors.py``).  The
+records and their source offsets become durable together or not at all, so a restarted
+bridge — after ``kill -9`` at any moment — resumes exactly after the last write.  Kafka is
+read with ``isolation.level=read_committed`` (aborted transactions are never copied).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import BridgeError, TopicExistsError, UnknownTopicError
+from ..storage import mirrors
+from ._kafka import LinkState, client_config, confluent, fatal_error, metadata
+from .status import PartitionStatus
+
+__all__ = ["DownEngine"]
+
+_UNKNOWN_TOPIC = 3  # UNKNOWN_TOPIC_OR_PART
+_PARTITION_EOF = -191
+
+
+class _Source:
+    """One remote topic's way into its local topic."""
+
+    def __init__(self, remote: str, topic: str, remote_partitions: int, local_partitions: int) -> None:
+        self.remote = remote
+        self.topic = topic
+        self.nr = remote_partitions
+        self.nq = local_partitions
+        self.same = remote_partitions == local_partitions
+
+
+class DownEngine:
+    """One connected session of a down mirror (``Mirror`` makes a new one after a failure)."""
+
+    direction = "down"
+
+    def __init__(self, log: Any, config: Mapping[str, Any], topics: list[str], topic_map: Mapping[str, str],
+                 name: str, link: LinkState, batch_size: int, start: str, timeout_s: float) -> None:
+        self.log = log
+        self.name = name
+        self.link = link
+        self.batch_size = batch_size
+        self.start = start
+        self.timeout_s = timeout_s
+        self.topics = topics
+        self.topic_map = topic_map
+        self._config = config
+        self.stop: threading.Event | None = None
+        self._lock = threading.Lock()
+        self.sources: dict[str, _Source] = {}
+        self.mirrored: dict[tuple[str, int], int] = {}  # (remote topic, r) -> next remote offset
+        self.remote_end: dict[tuple[str, int], int] = {}
+        self.sent_total = 0
+        self.lost: dict[tuple[str, int], int] = {}
+        self.dirty = False
+        self.consumer: Any = None
+
+    def open(self) -> None:
+        """Connect, create missing local topics, and resume after the last write."""
+        ck = confluent()
+        try:
+            self.consumer = ck.Consumer(client_config(self._config, "consumer", self.name, self.link.on_error))
+        except ck.KafkaException as exc:
+            raise BridgeError(f"the bridge's Kafka config is invalid: {exc.args[0].str()}") from exc
+        assignment = []
+        for remote in self.topics:
+            md = metadata(self.consumer, remote, self.timeout_s, self.stop).topics.get(remote)
+            if md is None or md.error is not None or not md.partitions:
+                if md is not None and md.error is not None and md.error.code() != _UNKNOWN_TOPIC:
+                    raise fatal_error(md.error) or BridgeError(f"cannot read Kafka topic {remote!r}: {md.error.str()}")
+                raise UnknownTopicError(f"Kafka has no topic {remote!r} to mirror down; create it on the cluster "
+                                        "(or check the name and topic_map)")
+            topic = self.topic_map.get(remote, remote)
+            nr = len(md.partitions)
+            with contextlib.suppress(TopicExistsError):
+                self.log.create_topic(topic, partitions=nr)
+            nq = len(self.log.describe_topic(topic).partitions)
+            self.sources[remote] = _Source(remote, topic, nr, nq)
+            stored = self.log._store.read(
+                lambda txn, t=topic: mirrors.source_offsets(txn, self.log._store.dbs, self.name, t))
+            default = ck.OFFSET_BEGINNING if self.start == "earliest" else ck.OFFSET_END
+            for r in range(nr):
+                pos = stored.get(r)
+                self.mirrored[(remote, r)] = pos if pos is not None else 0
+                assignment.append(ck.TopicPartition(remote, r, default if pos is None else pos))
+        self.consumer.assign(assignment)
+        self.link.ok()
+
+    def step(self, stop: threading.Event) -> int:
+        """Copy one batch from Kafka in one embedlog transaction; return its size."""
+        del stop
+        if self.link.fatal is not None:
+            raise self.link.fatal
+        msgs = self.consumer.consume(self.batch_size, timeout=0.1)
+        if not msgs:
+            return 0
+        good = []
+        for m in msgs:
+            err = m.error()
+            if err is None:
+                good.append(m)
+            elif err.code() != _PARTITION_EOF:
+                fatal = fatal_error(err)
+                if fatal is not None:
+                    raise fatal
+                self.link.on_error(err)
+        if not good:
+            return 0
+        positions: dict[str, dict[int, int]] = {}
+        with self.log.transaction() as tx:
+            send = tx.send
+            for m in good:
+                remote = m.topic()
+                src = self.sources[remote]
+                r = m.partition()
+                key = m.key()
+                if src.same:
+                    part = r
+                elif key is None:
+                    part = r % src.nq
+                else:
+                    part = None  # Kafka's default partitioner, by key
+                ts_type, ts = m.timestamp()
+                send(src.topic, m.value(), key=key, headers=m.headers(), partition=part,
+                     timestamp_ms=ts if ts_type else None)
+                positions.setdefault(remote, {})[r] = m.offset() + 1
+            ck = confluent()
+            for remote, offsets in positions.items():
+                src = self.sources[remote]
+                for r in offsets:
+                    with contextlib.suppress(ck.KafkaException):  # the last fetch response's end: no request
+                        self.remote_end[(remote, r)] = self.consumer.get_watermark_offsets(
+                            ck.TopicPartition(remote, r), cached=True)[1]
+                tx.put_source_offsets(self.name, src.topic, remote, {
+                    r: (nxt, max(nxt, self.remote_end.get((remote, r), nxt))) for r, nxt in offsets.items()})
+        with self._lock:
+            for remote, offsets in positions.items():
+                for r, nxt in offsets.items():
+                    self.mirrored[(remote, r)] = nxt
+        self.sent_total += len(good)
+        self.link.ok()
+        return len(good)
+
+    def checkpoint(self, force: bool = False, stop: threading.Event | None = None,
+                   stall_s: float = 10.0, topics: list[str] | None = None) -> bool:
+        """Nothing to wait for: every write already recorded its source offsets."""
+        del force, stop, stall_s, topics
+        return True
+
+    def _skip_markers(self) -> None:
+        """Record positions librdkafka moved past transaction markers (no record to copy):
+        without this a partition ending in a marker would show a lag of 1 forever."""
+        ck = confluent()
+        moved: dict[str, dict[int, tuple[int, int]]] = {}
+        tps = [ck.TopicPartition(remote, r) for remote, src in self.sources.items() for r in range(src.nr)]
+        for tp in self.consumer.position(tps):
+            key = (tp.topic, tp.partition)
+            if tp.offset >= 0 and tp.offset > self.mirrored.get(key, 0):
+                moved.setdefault(tp.topic, {})[tp.partition] = (tp.offset, max(tp.offset, self.remote_end.get(key, 0)))
+        if not moved:
+            return
+        with self.log.transaction() as tx:
+            for remote, offsets in moved.items():
+                tx.put_source_offsets(self.name, self.sources[remote].topic, remote, offsets)
+        with self._lock:
+            for remote, offsets in moved.items():
+                for r, (nxt, _) in offsets.items():
+                    self.mirrored[(remote, r)] = nxt
+
+    def idle_probe(self) -> None:
+        """Refresh the remote end offsets (for lag), move past transaction markers, and
+        notice a link that went down."""
+        ck = confluent()
+        self._skip_markers()
+        try:
+            for remote, src in self.sources.items():
+                for r in range(src.nr):
+                    _, high = self.consumer.get_watermark_offsets(ck.TopicPartition(remote, r), timeout=2.0,
+                                                                  cached=False)
+                    with self._lock:
+                        self.remote_end[(remote, r)] = high
+            self.link.ok()
+        except ck.KafkaException as exc:
+            self.link.down(f"Kafka did not answer: {exc.args[0].str()}")
+
+    def close(self) -> None:
+        """Drop the Kafka consumer."""
+        if self.consumer is not None:
+            self.consumer.close()
+        self.consumer = None
+
+    def partitions(self) -> list[PartitionStatus]:
+        """Per remote partition: remote end (as last seen), next offset to copy."""
+        with self._lock:
+            mirrored = dict(self.mirrored)
+            ends = dict(self.remote_end)
+        out = []
+        for (remote, r), nxt in sorted(mirrored.items()):
+            out.append(PartitionStatus(remote, r, self.sources[remote].topic, max(nxt, ends.get((remote, r), nxt)),
+                                       nxt))
+        return out
+

@@ -1,0 +1,283 @@
+"""``Mirror``: one background thread that keeps copying topics between embedlog and Kafka,
+reconnecting with backoff while the link is down."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..errors import BridgeError, ClosedError, ConfigError, EmbedlogError, LinkDownError
+from ..storage import mirrors
+from ._kafka import LinkState, confluent
+from .down import DownEngine
+from .status import MirrorStatus, PartitionStatus
+from .up import Resync, Stopped, UpEngine, stored_partitions
+
+__all__ = ["Mirror"]
+
+_DIRECTIONS = ("up", "down")
+
+
+class Mirror:
+    """Copies ``topics`` between ``log`` and the Kafka cluster of ``config``.
+
+    ``direction="up"``: embedlog -> Kafka (librdkafka's idempotent producer; every record
+    carries an ``embedlog.source`` header, and a restart reads the tail of each remote
+    partition to resume exactly — see ``embedlog.bridge.up``).  ``direction="down"``:
+    Kafka -> embedlog, each batch with its Kafka offsets in one embedlog transaction.
+
+    ``config``: librdkafka properties (``bootstrap.servers``, ``security.protocol``,
+    ``sasl.*``, ...).  ``name`` identifies the mirror's progress (for ``up``, an embedlog
+    consumer group of that name); one ``Mirror`` of a name runs on a log at a time.
+    ``topic_map`` renames (source name -> target name).  ``start``: where a mirror with no
+    progress begins, ``"earliest"`` or ``"latest"``.
+
+    A context manager: entering starts the background thread, leaving stops it (after a
+    last checkpoint when the link allows).  ``run(timeout)`` blocks while it works.
+    """
+
+    def __init__(self, log: Any, config: Mapping[str, Any], topics: Iterable[str], direction: str = "up",
+                 name: str = "embedlog-mirror", *, topic_map: Mapping[str, str] | None = None,
+                 start: str = "earliest", batch_size: int = 10_000, checkpoint_interval_ms: int = 1000,
+                 reconnect_backoff_ms: int = 200, reconnect_backoff_max_ms: int = 10_000,
+                 stall_timeout_ms: int = 10_000, request_timeout_ms: int = 10_000) -> None:
+        confluent()  # fail now, with how to install it, if confluent-kafka is missing
+        if direction not in _DIRECTIONS:
+            raise ConfigError(f"direction must be 'up' or 'down', got {direction!r}")
+        if start not in ("earliest", "latest"):
+            raise ConfigError(f"start must be 'earliest' or 'latest', got {start!r}")
+        if not isinstance(name, str) or not name or "\x00" in name or name.startswith(mirrors.SOURCE_PREFIX):
+            raise ConfigError(f"name must be a non-empty str without control characters, got {name!r}")
+        topic_list = [topics] if isinstance(topics, str) else list(topics)
+        if not topic_list or not all(isinstance(t, str) and t for t in topic_list):
+            raise ConfigError(f"topics must be a non-empty list of topic names, got {topics!r}")
+        tmap = dict(topic_map or {})
+        targets = [tmap.get(t, t) for t in topic_list]
+        if len(set(targets)) != len(targets):
+            raise ConfigError(f"two topics would be mirrored into one: {topic_list} -> {targets}; "
+                              "give each its own target in topic_map")
+        for label, value in (("batch_size", batch_size), ("checkpoint_interval_ms", checkpoint_interval_ms),
+                             ("reconnect_backoff_ms", reconnect_backoff_ms),
+                             ("reconnect_backoff_max_ms", reconnect_backoff_max_ms),
+                             ("stall_timeout_ms", stall_timeout_ms), ("request_timeout_ms", request_timeout_ms)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{label} must be a positive int, got {value!r}")
+        if direction == "up":
+            missing = [t for t in topic_list if t not in log.topics()]
+            if missing:
+                from ..errors import UnknownTopicError  # noqa: PLC0415
+
+                raise UnknownTopicError(f"no local topic {missing[0]!r} to mirror up; create it first "
+                                        "(embedlog topics create, or log.create_topic)")
+        self.log = log
+        self.config = dict(config)
+        self.topics = topic_list
+        self.direction = direction
+        self.name = name
+        self.topic_map = tmap
+        self.start_from = start
+        self.batch_size = batch_size
+        self.checkpoint_s = checkpoint_interval_ms / 1000
+        self.backoff_s = reconnect_backoff_ms / 1000
+        self.backoff_max_s = reconnect_backoff_max_ms / 1000
+        self.stall_s = stall_timeout_ms / 1000
+        self.timeout_s = request_timeout_ms / 1000
+        self.link = LinkState(on_change=lambda: self._report(running=True))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._engine: UpEngine | DownEngine | None = None
+        self._error: EmbedlogError | None = None
+        self._lock_fd: int | None = None
+        self._records = 0
+        self._closed = False
+        self._last_report = 0.0
+        self._stop_timeout = 10.0
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the background thread (no-op if running)."""
+        if self._closed:
+            raise ClosedError("this Mirror is closed; make a new one")
+        if self._thread is not None:
+            return
+        self._take_lock()
+        self._thread = threading.Thread(target=self._main, name=f"embedlog-mirror-{self.name}", daemon=True)
+        self._thread.start()
+
+    def run(self, timeout: float | None = None) -> None:
+        """Mirror in the background for ``timeout`` seconds (``None``: until ``stop()`` or
+        Ctrl-C), blocking the caller; raise the error that stopped the mirror, if any."""
+        started_here = self._thread is None
+        self.start()
+        assert self._thread is not None
+        try:
+            self._thread.join(timeout)
+        finally:
+            if started_here and timeout is not None:
+                self.stop()
+        if self._error is not None:
+            raise self._error
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread: a last checkpoint when Kafka answers within ``timeout``."""
+        self._stop_timeout = timeout
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout + self.timeout_s + 5)
+        self._report(running=False)
+        self._release_lock()
+
+    def close(self) -> None:
+        """``stop()``, and refuse to start again."""
+        self.stop()
+        self._closed = True
+
+    def __enter__(self) -> Mirror:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_for_link(self, timeout: float) -> None:
+        """Block until the cluster answered once; raise ``LinkDownError`` (with librdkafka's
+        last error) after ``timeout`` seconds, or the error that stopped the mirror."""
+        deadline = time.monotonic() + timeout
+        while not self.link.up:
+            if self._error is not None:
+                raise self._error
+            if time.monotonic() > deadline:
+                raise LinkDownError(f"cannot reach Kafka at {self.config.get('bootstrap.servers')} within "
+                                    f"{timeout:g} s: {self.link.last_error or 'no answer'}")
+            time.sleep(0.05)
+
+    def wait_caught_up(self, timeout: float) -> None:
+        """Block until every record in the source now is mirrored (``up``: acknowledged by
+        Kafka and checkpointed; ``down``: written to embedlog); ``TimeoutError`` after
+        ``timeout`` seconds, or the error that stopped the mirror."""
+        deadline = time.monotonic() + timeout
+        target: dict[tuple[str, int], int] = {}
+        while True:
+            if self._error is not None:
+                raise self._error
+            if not target and self._engine is not None:  # the engine has opened: fix the target now
+                if self.direction == "down":
+                    self._engine.idle_probe()
+                target = {(p.topic, p.partition): p.source_end for p in self._engine.partitions()}
+            st = self.status()
+            rows = {(p.topic, p.partition): p.mirrored for p in st.partitions}
+            if target and all(rows.get(k, -1) >= v for k, v in target.items()):
+                return
+            if time.monotonic() > deadline:
+                raise LinkDownError(f"mirror {self.name!r} did not catch up within {timeout:g} s "
+                                    f"(lag {st.lag}, link {'up' if st.link_up else 'down'})")
+            time.sleep(0.05)
+
+    # -- reporting ----------------------------------------------------------------------
+    def status(self) -> MirrorStatus:
+        """Per partition: source end offset, mirrored offset, lag; the link; counters."""
+        engine = self._engine
+        if engine is not None:
+            rows: list[PartitionStatus] = engine.partitions()
+            lost = sum(getattr(engine, "lost", {}).values())
+        else:
+            rows, lost = stored_partitions(self.log, self.name, self.direction)
+        return MirrorStatus(self.name, self.direction, self._thread is not None and self._thread.is_alive(),
+                            self.link.up, tuple(rows), self._records + (engine.sent_total if engine else 0),
+                            lost, self.link.last_error, None if self._error is None else str(self._error))
+
+    def _report(self, running: bool) -> None:
+        self._last_report = time.monotonic()
+        link = mirrors.MirrorLink(self.name, self.direction, self.link.up, os.getpid(), time.time_ns() // 1_000_000,
+                                  self.link.last_error if self._error is None else str(self._error), running)
+        with contextlib.suppress(OSError):  # a read-only or vanished directory: status files are advisory
+            mirrors.write_link(self.log.path, link)
+
+    # -- the thread ---------------------------------------------------------------------
+    def _make_engine(self) -> UpEngine | DownEngine:
+        cls = UpEngine if self.direction == "up" else DownEngine
+        engine = cls(self.log, self.config, self.topics, self.topic_map, self.name, self.link, self.batch_size,
+                     self.start_from, self.timeout_s)
+        engine.stop = self._stop
+        return engine
+
+    def _main(self) -> None:
+        backoff = self.backoff_s
+        while not self._stop.is_set():
+            engine = self._make_engine()
+            try:
+                engine.open()
+                self._engine = engine
+                backoff = self.backoff_s
+                self._loop(engine)
+                return
+            except (LinkDownError, Resync) as exc:
+                self.link.down(str(exc))
+            except Stopped:
+                return
+            except EmbedlogError as exc:
+                self._error = exc
+                self._report(running=False)
+                return
+            except Exception as exc:  # noqa: BLE001 - a bug must stop the mirror visibly, not silently
+                self._error = BridgeError(f"the bridge failed: {type(exc).__name__}: {exc}")
+                self._report(running=False)
+                return
+            finally:
+                if self._engine is engine:
+                    self._records += engine.sent_total
+                    self._engine = None
+                engine.close()
+            self._report(running=True)
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, self.backoff_max_s)
+
+    def _loop(self, engine: UpEngine | DownEngine) -> None:
+        next_checkpoint = time.monotonic() + self.checkpoint_s
+        next_probe = time.monotonic() + 2.0
+        self._report(running=True)
+        while not self._stop.is_set():
+            if self.link.fatal is not None:
+                raise self.link.fatal
+            n = engine.step(self._stop)
+            now = time.monotonic()
+            if now >= next_checkpoint or (n == 0 and engine.dirty):
+                engine.checkpoint(stop=self._stop, stall_s=self.stall_s)
+                next_checkpoint = time.monotonic() + self.checkpoint_s
+            if n == 0 and now >= next_probe:
+                engine.idle_probe()
+                next_probe = now + 2.0
+            if now - self._last_report >= 1.0:
+                self._report(running=True)
+        # stopping: make what was sent durable progress, if Kafka answers in time
+        give_up = threading.Event()
+        timer = threading.Timer(self._stop_timeout, give_up.set)
+        timer.start()
+        try:
+            engine.checkpoint(stop=give_up, stall_s=self.stall_s)
+        finally:
+            timer.cancel()
+
+    # -- one Mirror of a name per log ----------------------------------------------------
+    def _take_lock(self) -> None:
+        folder = os.path.join(self.log.path, "mirrors")
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(os.path.join(folder, f"{self.name.encode().hex()}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BridgeError(f"mirror {self.name!r} already runs on this log (another process or Mirror); "
+                              "stop it first, or give this one another name") from None
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None

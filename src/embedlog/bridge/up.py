@@ -1,0 +1,442 @@
+"""``direction="up"``: embedlog topics to a Kafka cluster, exactly once across crashes.
+
+How a record is neither lost nor duplicated:
+
+- Every record sent carries the header ``embedlog.source`` = ``<mirror>:<partition>:<offset>``
+  (its place in embedlog).  librdkafka's idempotent producer keeps each remote partition
+  in send order with no gaps, so what Kafka holds of one local partition in one remote
+  partition is always a *prefix* of what was sent there — also when the bridge is killed.
+- A checkpoint waits until everything sent is acknowledged by Kafka, reads the end offset
+  of every remote partition, and commits — as the consumer group named after the mirror —
+  the next local offset of every partition, with those remote end offsets.
+- On start, each remote partition is read from its checkpointed end offset to its end:
+  the highest source offset found per (remote partition, local partition) says exactly
+  which records after the checkpoint are already in Kafka.  Re-reading the log from the
+  checkpoint, a record is skipped when its destination partition already holds it, and
+  sent otherwise.  The placement of a record is a function of the record alone (its
+  partition number, or its key with Kafka's partitioner), so the same record always has
+  the same destination.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ..codec.murmur2 import partition_for_key
+from ..errors import BridgeError, LinkDownError
+from ..model import TopicPartition
+from ..storage import mirrors
+from ._kafka import SOURCE_HEADER, LinkState, client_config, confluent, metadata
+from .status import PartitionStatus
+
+__all__ = ["Resync", "Stopped", "UpEngine", "stored_partitions"]
+
+
+_UNKNOWN_PARTITION = -190  # librdkafka's _UNKNOWN_PARTITION
+
+
+class Resync(BridgeError):
+    """Kafka refused a delivery the bridge can retry: start over from what Kafka holds."""
+
+
+class _Route:
+    """One local topic's way to its remote topic."""
+
+    def __init__(self, topic: str, remote: str, local_partitions: int, remote_partitions: int,
+                 compacted: bool) -> None:
+        self.topic = topic
+        self.remote = remote
+        self.nq = local_partitions
+        self.nr = remote_partitions
+        self.same = local_partitions == remote_partitions
+        self.compacted = compacted
+
+    def destination(self, partition: int, key: bytes | None) -> int:
+        """The remote partition of a record: its own number when the counts match, else
+        by key with Kafka's default partitioner (keyless: by its local partition)."""
+        if self.same:
+            return partition
+        if key is None:
+            return partition % self.nr
+        return partition_for_key(key, self.nr)
+
+
+class UpEngine:
+    """One connected session of an up mirror (``Mirror`` makes a new one after a failure)."""
+
+    direction = "up"
+
+    def __init__(self, log: Any, config: Mapping[str, Any], topics: list[str], topic_map: Mapping[str, str],
+                 name: str, link: LinkState, batch_size: int, start: str, timeout_s: float) -> None:
+        self.log = log
+        self.name = name
+        self.link = link
+        self.batch_size = batch_size
+        self.start = start
+        self.timeout_s = timeout_s
+        self.topics = topics
+        self.topic_map = topic_map
+        self._config = config
+        self.stop: threading.Event | None = None
+        self._lock = threading.Lock()
+        self.routes: dict[str, _Route] = {}
+        self.next: dict[tuple[str, int], int] = {}  # next local offset to send
+        self.mirrored: dict[tuple[str, int], int] = {}  # checkpointed: in Kafka for sure
+        self.lost: dict[tuple[str, int], int] = {}
+        self._skip: dict[tuple[str, int], dict[int, int]] = {}  # (topic, q) -> {r: last offset in r}
+        self._skip_until: dict[tuple[str, int], int] = {}
+        self.sent_total = 0
+        self._delivery_error: Any = None
+        self.dirty = False
+        self.producer: Any = None
+        self.scanner: Any = None
+        self.consumer: Any = None
+
+    # -- connecting ---------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect, make sure every remote topic exists, and find where to resume."""
+        ck = confluent()
+        pconf = client_config(self._config, "producer", self.name, self.link.on_error)
+        pconf["on_delivery"] = self._on_delivery
+        try:
+            self.producer = ck.Producer(pconf)
+            self.scanner = ck.Consumer(client_config(self._config, "consumer", self.name, self.link.on_error))
+        except ck.KafkaException as exc:
+            raise BridgeError(f"the bridge's Kafka config is invalid: {exc.args[0].str()}") from exc
+        for topic in self.topics:
+            desc = self.log.describe_topic(topic)
+            remote = self.topic_map.get(topic, topic)
+            compacted = "compact" in str(desc.config.get("cleanup.policy", "delete"))
+            nr = self._ensure_remote(remote, len(desc.partitions))
+            self.routes[topic] = _Route(topic, remote, len(desc.partitions), nr, compacted)
+        self._resume()
+        self.link.ok()
+        self.consumer = self.log.consumer(None, auto_offset_reset="earliest", max_poll_records=self.batch_size,
+                                          enable_auto_commit=False)
+        tps = [TopicPartition(t, q) for t, q in self.next]
+        self.consumer.assign(tps)
+        for tp in tps:
+            self.consumer.seek(tp, self.next[(tp.topic, tp.partition)])
+
+    def _metadata(self, client: Any, topic: str | None) -> Any:
+        return metadata(client, topic, self.timeout_s, self.stop)
+
+    def _ensure_remote(self, remote: str, partitions: int) -> int:
+        """The partition count of ``remote``, creating it with ``partitions`` when missing
+        (through CreateTopics, else the cluster's auto-creation with its defaults)."""
+        cluster = self._metadata(self.scanner, remote)
+        md = cluster.topics.get(remote)
+        if md is not None and md.error is None and md.partitions:
+            return len(md.partitions)
+        created = "the cluster has no controller to create topics"
+        if cluster.controller_id in cluster.brokers:  # (librdkafka's mock cluster has none)
+            from confluent_kafka.admin import (  # type: ignore[attr-defined]  # noqa: PLC0415 - optional
+                AdminClient,
+                NewTopic,
+            )
+
+            admin = AdminClient(client_config(self._config, "admin", self.name, self.link.on_error))
+            futures = admin.create_topics([NewTopic(remote, num_partitions=partitions)],
+                                          request_timeout=self.timeout_s, operation_timeout=self.timeout_s)
+            try:
+                futures[remote].result(timeout=self.timeout_s + 1)
+            except Exception as exc:  # noqa: BLE001 - any refusal: fall back to the cluster's auto-creation
+                created = str(exc) or type(exc).__name__
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            md = self._metadata(self.producer, remote).topics.get(remote)  # a producer's request auto-creates
+            if md is not None and md.error is None and md.partitions:
+                seen = self._metadata(self.scanner, remote).topics.get(remote)  # the scanner's metadata is its own
+                if seen is not None and seen.error is None and len(seen.partitions) == len(md.partitions):
+                    return len(md.partitions)
+            if time.monotonic() > deadline:
+                reason = md.error.str() if md is not None and md.error is not None else created or "no partitions"
+                raise BridgeError(f"cannot create the Kafka topic {remote!r} ({reason}); create it on the "
+                                  "cluster or allow auto.create.topics.enable")
+            time.sleep(0.1)
+
+    def _watermarks(self, route: _Route) -> dict[int, tuple[int, int]]:
+        ck = confluent()
+        out = {}
+        for r in range(route.nr):
+            for attempt in range(20):
+                try:
+                    out[r] = self.scanner.get_watermark_offsets(ck.TopicPartition(route.remote, r),
+                                                                timeout=self.timeout_s, cached=False)
+                    break
+                except ck.KafkaException as exc:
+                    err = exc.args[0]
+                    if err.code() == _UNKNOWN_PARTITION and attempt < 19:  # metadata not there yet
+                        time.sleep(0.05)
+                        continue
+                    raise LinkDownError(f"cannot read the end of {route.remote}[{r}] in Kafka: "
+                                        f"{err.str()}") from exc
+        return out
+
+    def _resume(self) -> None:
+        """Where each local partition resumes, and which records after it Kafka holds."""
+        def read(txn: Any) -> list[mirrors.MirrorEntry]:
+            return [e for e in mirrors.mirror_entries(txn, self.log._store.dbs)
+                    if e.mirror == self.name and e.direction == "up"]
+
+        entries = {(e.topic, e.partition): e for e in self.log._store.read(read)}
+        fresh = []
+        for topic, route in self.routes.items():
+            desc = self.log.describe_topic(topic)
+            hw: dict[int, int] = {}
+            checkpoint: dict[int, int] = {}
+            for p in desc.partitions:
+                key = (topic, p.partition)
+                e = entries.get(key)
+                if e is not None:
+                    pos = e.offset
+                    self.lost[key] = e.lost
+                    for r, end in dict(e.meta.get("hw", {})).items():
+                        hw[int(r)] = min(hw.get(int(r), int(end)), int(end))
+                else:
+                    pos = p.start_offset if self.start == "earliest" else p.end_offset
+                    self.lost[key] = 0
+                checkpoint[p.partition] = pos
+                # retention may have deleted records before they were forwarded: resume at
+                # the log start (the scan below tells which of them Kafka got anyway)
+                self.next[key] = self.mirrored[key] = max(pos, p.start_offset)
+            if any((topic, p.partition) in entries for p in desc.partitions):
+                found = self._scan(route, hw, checkpoint)
+            else:
+                fresh.append(topic)
+                found = {}
+            for p in desc.partitions:
+                key = (topic, p.partition)
+                gone = self.next[key] - checkpoint[p.partition] - found.get(p.partition, 0)
+                if gone > 0:
+                    self.lost[key] += gone
+                    self.dirty = True  # persist the count with the next checkpoint
+        if fresh:
+            # No earlier run of this mirror sent these topics (each run checkpoints a topic
+            # before it sends any of it), so there is nothing of theirs to look for in Kafka.
+            # Only these: a checkpoint of a scanned topic now would hide what the scan found.
+            self.checkpoint(force=True, topics=fresh)
+
+    def _scan(self, route: _Route, hw: Mapping[int, int], checkpoint: Mapping[int, int]) -> dict[int, int]:
+        """Read every remote partition from the checkpoint on: which records of ours each
+        holds.  Returns, per local partition, how many records below its resume point
+        (deleted locally since the checkpoint) Kafka holds."""
+        ck = confluent()
+        marks = self._watermarks(route)
+        prefix = self.name + ":"
+        ends: dict[int, int] = {}
+        assignment = []
+        for r in range(route.nr):
+            low, high = marks[r]
+            begin = max(low, hw.get(r, low))
+            if begin < high:
+                ends[r] = high
+                assignment.append(ck.TopicPartition(route.remote, r, begin))
+        last: dict[tuple[int, int], int] = {}  # (r, q) -> highest source offset
+        below: dict[int, int] = {}
+        if not assignment:
+            return below
+        self.scanner.assign(assignment)
+        deadline = time.monotonic() + self.timeout_s
+        while ends:
+            msgs = self.scanner.consume(10_000, timeout=0.1)
+            for m in msgs:
+                if m.error() is not None:
+                    continue
+                r = m.partition()
+                for hk, hv in m.headers() or ():
+                    if hk == SOURCE_HEADER and hv and hv.startswith(prefix.encode()):
+                        _, q_text, o_text = hv.decode().rsplit(":", 2)
+                        q, o = int(q_text), int(o_text)
+                        if o > last.get((r, q), -1):
+                            last[(r, q)] = o
+                        resume = self.next.get((route.topic, q))
+                        if resume is not None and checkpoint.get(q, resume) <= o < resume:
+                            below[q] = below.get(q, 0) + 1
+                if r in ends and m.offset() >= ends[r] - 1:
+                    del ends[r]
+            if msgs:
+                deadline = time.monotonic() + self.timeout_s
+            if ends:  # past the end through transaction markers, or nothing more to read
+                for tp in self.scanner.position([ck.TopicPartition(route.remote, r) for r in ends]):
+                    if tp.offset >= ends[tp.partition]:
+                        del ends[tp.partition]
+            if ends and time.monotonic() > deadline:
+                raise LinkDownError(f"reading {route.remote} to find where to resume timed out")
+        self.scanner.unassign()
+        for (r, q), o in last.items():
+            key = (route.topic, q)
+            if key in self.next and o >= self.next[key]:
+                self._skip.setdefault(key, {})[r] = o
+                self._skip_until[key] = max(self._skip_until.get(key, -1), o)
+        return below
+
+    def skip_pending(self) -> bool:
+        """Whether records found in Kafka by the resume scan are still ahead of the reader
+        (a checkpoint then would move past the scan's start and forget them)."""
+        for key in [k for k, until in self._skip_until.items() if self.next[k] > until]:
+            del self._skip_until[key]
+            del self._skip[key]
+        return bool(self._skip_until)
+
+    # -- running ------------------------------------------------------------------------
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        if err is not None and self._delivery_error is None:
+            self._delivery_error = err
+
+    def step(self, stop: threading.Event) -> int:
+        """Forward what the log has now (up to a batch); return how many records were read."""
+        if self._delivery_error is not None:
+            self._raise_delivery_error()
+        msgs = self.consumer.poll(timeout=0.05, max_records=self.batch_size)
+        if not msgs:
+            self.producer.poll(0)
+            return 0
+        produce = self.producer.produce
+        routes = self.routes
+        nxt = self.next
+        skip_until = self._skip_until
+        prefix = self.name + ":"
+        sent = 0
+        for m in msgs:
+            key = (m.topic, m.partition)
+            route = routes[m.topic]
+            o = m.offset
+            expected = nxt[key]
+            if o > expected and not route.compacted:
+                self.lost[key] = self.lost.get(key, 0) + (o - expected)
+            nxt[key] = o + 1
+            dest = route.destination(m.partition, m.key)
+            if skip_until and o <= skip_until.get(key, -1) and o <= self._skip[key].get(dest, -1):
+                continue
+            headers = [*m.headers, (SOURCE_HEADER, f"{prefix}{m.partition}:{o}".encode())]
+            while True:
+                try:
+                    produce(route.remote, m.value, m.key, partition=dest, timestamp=m.timestamp, headers=headers)
+                    break
+                except BufferError:  # librdkafka's queue is full: the link is slow or down
+                    self._wait_progress(stop)
+            sent += 1
+        self.producer.poll(0)
+        self.sent_total += sent
+        self.dirty = True
+        return len(msgs)
+
+    def _wait_progress(self, stop: threading.Event) -> None:
+        before = len(self.producer)
+        self.producer.poll(0.1)
+        if self._delivery_error is not None:
+            self._raise_delivery_error()
+        if self.link.fatal is not None:
+            raise self.link.fatal
+        if stop.is_set():
+            raise Stopped
+        if len(self.producer) < before:
+            self.link.ok()
+
+    def _raise_delivery_error(self) -> None:
+        from ._kafka import fatal_error  # noqa: PLC0415 - keep the hot loop's globals small
+
+        err = self._delivery_error
+        fatal = fatal_error(err)
+        raise fatal if fatal is not None else Resync(f"Kafka refused a record: {err.str()}")
+
+    def checkpoint(self, force: bool = False, stop: threading.Event | None = None,
+                   stall_s: float = 10.0, topics: list[str] | None = None) -> bool:
+        """Wait until Kafka holds everything sent, then record progress; return ``False``
+        (nothing recorded) if ``stop`` was set first."""
+        if not self.dirty and not force:
+            return True
+        if topics is None and self.skip_pending():
+            return True  # not yet: see skip_pending
+        if self._delivery_error is not None:  # reported by an earlier poll: never checkpoint past it
+            self._raise_delivery_error()
+        last_progress = time.monotonic()
+        pending = len(self.producer)
+        while pending:
+            self.producer.flush(0.2)
+            if self._delivery_error is not None:
+                self._raise_delivery_error()
+            if self.link.fatal is not None:
+                raise self.link.fatal
+            now_pending = len(self.producer)
+            if now_pending < pending:
+                last_progress = time.monotonic()
+                self.link.ok()
+            elif time.monotonic() - last_progress > stall_s:
+                self.link.down(f"Kafka acknowledged nothing for {stall_s:g} s; still retrying")
+            pending = now_pending
+            if stop is not None and stop.is_set() and pending:
+                return False
+        offsets = {}
+        for topic, route in self.routes.items():
+            if topics is not None and topic not in topics:
+                continue
+            marks = self._watermarks(route)
+            hw = {str(r): high for r, (_, high) in marks.items()}
+            for q in range(route.nq):
+                key = (topic, q)
+                meta = {"mirror": "up", "remote": route.remote, "hw": hw, "lost": self.lost.get(key, 0)}
+                offsets[TopicPartition(topic, q)] = (self.next[key], json.dumps(meta, separators=(",", ":")))
+        self.log.commit_offsets(self.name, offsets)
+        with self._lock:
+            self.mirrored.update({(tp.topic, tp.partition): v[0] for tp, v in offsets.items()})
+        self.dirty = False
+        self.link.ok()
+        return True
+
+    def idle_probe(self) -> None:
+        """Ask Kafka for one end offset, to notice a link that went down while idle."""
+        route = next(iter(self.routes.values()))
+        ck = confluent()
+        try:
+            self.scanner.get_watermark_offsets(ck.TopicPartition(route.remote, 0), timeout=2.0, cached=False)
+            self.link.ok()
+        except ck.KafkaException as exc:
+            self.link.down(f"Kafka did not answer: {exc.args[0].str()}")
+
+    def close(self) -> None:
+        """Drop the clients (anything unacknowledged is found again on the next start)."""
+        if self.consumer is not None:
+            self.consumer.close()
+        if self.producer is not None:
+            self.producer.purge()
+            self.producer.flush(0)
+        if self.scanner is not None:
+            self.scanner.close()
+        self.producer = self.scanner = self.consumer = None
+
+    # -- reporting ----------------------------------------------------------------------
+    def partitions(self) -> list[PartitionStatus]:
+        """Per local partition: local end offset, checkpointed progress."""
+        out = []
+        with self._lock:
+            mirrored = dict(self.mirrored)
+        for topic, route in self.routes.items():
+            for p in self.log.describe_topic(topic).partitions:
+                out.append(PartitionStatus(topic, p.partition, route.remote, p.end_offset,
+                                           mirrored.get((topic, p.partition), 0)))
+        return out
+
+
+class Stopped(Exception):
+    """The mirror was asked to stop while waiting for Kafka."""
+
+
+def stored_partitions(log: Any, name: str, direction: str) -> tuple[list[PartitionStatus], int]:
+    """A mirror's progress as recorded in the log (for a mirror not running here), and
+    the records it lost to retention."""
+    def read(txn: Any) -> list[mirrors.MirrorEntry]:
+        return [e for e in mirrors.mirror_entries(txn, log._store.dbs)
+                if e.mirror == name and e.direction == direction]
+
+    rows = log._store.read(read)
+    lost = sum(e.lost for e in rows)
+    if direction == "up":
+        return [PartitionStatus(e.topic, e.partition, e.remote_topic, e.end, e.offset) for e in rows], lost
+    return [PartitionStatus(e.remote_topic, e.partition, e.topic, e.end, e.offset) for e in rows], lost
+

@@ -1,0 +1,193 @@
+"""Where a Kafka bridge (``embedlog.bridge.Mirror``) keeps its progress in the log.
+
+Both kinds live in the ``offsets`` database, so they are written atomically with records,
+replicated to followers with the committed offsets, and removed with their topic:
+
+- **up** (embedlog -> Kafka): an ordinary consumer group named after the mirror.  Its
+  committed offset for a local partition is the next local offset not yet known to be in
+  Kafka; the metadata is JSON ``{"mirror": "up", "remote": <remote topic>, "hw":
+  {"<remote partition>": <end offset>}, "lost": <records retention deleted unforwarded>}``
+  where ``hw`` are the remote partitions' end offsets when that progress was recorded:
+  every record of the mirror at or after the committed offset is at or after them.
+- **down** (Kafka -> embedlog): source offsets, under the reserved group name
+  ``SOURCE_PREFIX + mirror`` (U+0001, which ``validate_group`` refuses, so no consumer
+  group can collide and ``Log.groups()`` hides them).  Key: that group, the *local*
+  topic id and the *remote* partition; value: ``COMMITTED`` with the next remote offset to
+  read (leader epoch -1) and JSON metadata ``{"mirror": "down", "remote": <remote
+  topic>, "end": <remote end offset last seen>}``.  They are written in the same write
+  transaction as the records they describe.
+
+A running bridge also reports its link state to ``<log>/mirrors/<name>.json`` (JSON
+``MirrorLink`` fields, replaced atomically about once a second), so ``embedlog bridge
+status`` and the metrics exporter in other processes show whether the link is up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import lmdb
+
+from . import partition as plog
+from . import schema, topics
+
+__all__ = [
+    "SOURCE_PREFIX",
+    "MirrorEntry",
+    "MirrorLink",
+    "mirror_links",
+    "write_link",
+    "is_source_group",
+    "mirror_entries",
+    "put_source_offsets",
+    "source_offsets",
+]
+
+#: group names beginning with this character hold a down mirror's source offsets
+SOURCE_PREFIX = "\x01"
+
+
+def is_source_group(group: str) -> bool:
+    """Whether ``group`` is a down mirror's reserved source-offset group."""
+    return group.startswith(SOURCE_PREFIX)
+
+
+@attrs.frozen
+class MirrorEntry:
+    """One partition's recorded progress of a mirror, as stored.
+
+    ``partition`` is the local partition (up) or the remote partition (down); ``offset``
+    is the next local offset to forward (up) or the next remote offset to read (down);
+    ``end`` is the local end offset (up) or the remote end last seen (down).
+    """
+
+    mirror: str
+    direction: str
+    topic: str
+    partition: int
+    remote_topic: str
+    offset: int
+    end: int
+    lost: int
+    meta: Mapping[str, Any]
+
+    @property
+    def lag(self) -> int:
+        """Records not yet mirrored (as far as the log knows)."""
+        return max(0, self.end - self.offset)
+
+
+def put_source_offsets(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: str, topic: str,
+                       remote_topic: str, offsets: Mapping[int, tuple[int, int]]) -> None:
+    """Record a down mirror's next remote offsets ``{remote partition: (next, remote end)}``
+    for local ``topic`` inside ``txn``."""
+    meta = topics.require(txn, dbs, topic)
+    group = SOURCE_PREFIX + mirror
+    stamp = time.time_ns() // 1_000_000
+    for part, (offset, end) in offsets.items():
+        value = schema.COMMITTED.pack(offset, -1, stamp) + json.dumps(
+            {"mirror": "down", "remote": remote_topic, "end": end}, separators=(",", ":")).encode()
+        txn.put(schema.committed_key(group, meta.topic_id, part), value, db=dbs["offsets"])
+
+
+def source_offsets(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: str, topic: str) -> dict[int, int]:
+    """A down mirror's next remote offset per remote partition for local ``topic``."""
+    return {e.partition: e.offset for e in _entries(txn, dbs, SOURCE_PREFIX + mirror) if e.topic == topic}
+
+
+def mirror_entries(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> list[MirrorEntry]:
+    """Every mirror's recorded progress in this log (up and down), in key order."""
+    out: list[MirrorEntry] = []
+    with txn.cursor(db=dbs["offsets"]) as cur:
+        groups = sorted({schema.unpack_committed_key(bytes(k))[0] for k in cur.iternext(keys=True, values=False)})
+    for group in groups:
+        out.extend(_entries(txn, dbs, group))
+    return out
+
+
+def _entries(txn: lmdb.Transaction, dbs: Mapping[str, Any], group: str) -> list[MirrorEntry]:
+    prefix = group.encode() + b"\x00"
+    out: list[MirrorEntry] = []
+    with txn.cursor(db=dbs["offsets"]) as cur:
+        if not cur.set_range(prefix):
+            return out
+        for raw_key, raw_value in cur:
+            key = bytes(raw_key)
+            if not key.startswith(prefix):
+                break
+            if len(key) != len(prefix) + 8:
+                continue
+            _, tid, part = schema.unpack_committed_key(key)
+            value = bytes(raw_value)
+            offset = int(schema.COMMITTED.unpack_from(value, 0)[0])
+            try:
+                meta = json.loads(value[schema.COMMITTED.size:] or b"{}")
+            except ValueError:
+                continue
+            if not isinstance(meta, dict) or meta.get("mirror") not in ("up", "down"):
+                continue
+            tmeta = topics.get_by_id(txn, dbs, tid)
+            if tmeta is None:
+                continue
+            if meta["mirror"] == "up":
+                st = plog.load_state(txn, dbs, tid, part)
+                end = st.end_offset if st is not None else offset
+                mirror = group
+            else:
+                end = int(meta.get("end", offset))
+                mirror = group[len(SOURCE_PREFIX):]
+            out.append(MirrorEntry(mirror, meta["mirror"], tmeta.name, part, str(meta.get("remote", tmeta.name)),
+                                   offset, end, int(meta.get("lost", 0)), meta))
+    return out
+
+
+@attrs.frozen
+class MirrorLink:
+    """A bridge's link state as it last reported it (``updated_ms``: when)."""
+
+    mirror: str
+    direction: str
+    link_up: bool
+    pid: int
+    updated_ms: int
+    last_error: str | None = None
+    running: bool = True
+    """``False`` once the bridge stopped cleanly (a killed bridge leaves ``True``; look at
+    ``updated_ms`` to tell)."""
+
+
+def _links_dir(log_path: str) -> str:
+    return os.path.join(log_path, "mirrors")
+
+
+def write_link(log_path: str, link: MirrorLink) -> None:
+    """Replace ``link``'s status file atomically."""
+    folder = _links_dir(log_path)
+    os.makedirs(folder, exist_ok=True)
+    safe = link.mirror.encode().hex()
+    tmp = os.path.join(folder, f".{safe}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(attrs.asdict(link), fh)
+    os.replace(tmp, os.path.join(folder, f"{safe}.json"))
+
+
+def mirror_links(log_path: str) -> list[MirrorLink]:
+    """Every bridge status file of the log at ``log_path`` (sorted by name)."""
+    folder = _links_dir(log_path)
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        try:
+            with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                out.append(MirrorLink(**json.load(fh)))
+        except (OSError, ValueError, TypeError):
+            continue  # being replaced, or not ours
+    return sorted(out, key=lambda link: link.mirror)

@@ -1,0 +1,102 @@
+"""Helper: librdkafka's mock Kafka cluster in a process of its own, so a test can
+``SIGSTOP`` it (the link stalls: connections stay open, nothing answers) and ``SIGCONT`` it.
+
+    python mock_kafka.py [--brokers N]
+
+Prints ``{"bootstrap": "host:port,..."}`` once the cluster answers, then keeps it
+running until stdin closes or the process is killed.  The cluster auto-creates topics
+with 4 partitions and keeps about 5 MB per partition (older records vanish).
+
+Imported by the tests (``from procs import mock_kafka``): ``start`` runs this script
+under a ``harness.Children`` and returns its bootstrap address; ``read_topic`` reads
+a remote topic whole with a plain confluent-kafka consumer (the reference reader).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, NamedTuple
+
+import confluent_kafka
+
+TIMEOUT = 60.0
+
+
+class Remote(NamedTuple):
+    """One record as a plain confluent-kafka consumer sees it."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+    timestamp_type: int
+    timestamp: int
+
+
+def start(children: Any) -> tuple[Any, str]:
+    """Start a cluster process under ``children``: (its ``harness.Child``, bootstrap servers)."""
+    child = children.start("mock_kafka.py", stdin=True)
+    return child, child.wait_for(lambda line: "bootstrap" in line)["bootstrap"]
+
+
+def client(bootstrap: str, **extra: Any) -> dict[str, Any]:
+    """librdkafka config for a plain client of the cluster (its log quiet)."""
+    return {"bootstrap.servers": bootstrap, "log_level": 0, **extra}
+
+
+def read_topic(bootstrap: str, topic: str, isolation: str = "read_committed",
+               timeout: float = TIMEOUT) -> dict[int, list[Remote]]:
+    """Every record of ``topic`` per partition, from offset 0 to the high watermark.
+
+    Fails if the cluster dropped old records (its per-partition cap: a check that could
+    not see them would prove nothing)."""
+    c = confluent_kafka.Consumer(client(bootstrap, **{"group.id": "reference-reader", "enable.auto.commit": False,
+                                                       "isolation.level": isolation}))
+    try:
+        md = c.list_topics(topic, timeout=timeout).topics[topic]
+        assert md.error is None, f"remote topic {topic!r}: {md.error}"
+        parts = sorted(md.partitions)
+        ends = {}
+        for r in parts:
+            low, high = c.get_watermark_offsets(confluent_kafka.TopicPartition(topic, r), timeout=timeout,
+                                                cached=False)
+            assert low == 0, f"the mock cluster dropped the oldest records of {topic}[{r}] (low watermark {low})"
+            ends[r] = high
+        out: dict[int, list[Remote]] = {r: [] for r in parts}
+        c.assign([confluent_kafka.TopicPartition(topic, r, 0) for r in parts if ends[r] > 0])
+        deadline = time.monotonic() + timeout
+        done = {r for r in parts if ends[r] == 0}
+        while len(done) < len(parts):
+            assert time.monotonic() < deadline, f"could not read {topic} to its ends {ends}: {len(done)} done"
+            for m in c.consume(10_000, timeout=0.2):
+                if m.error() is not None:
+                    continue
+                r = m.partition()
+                ts_type, ts = m.timestamp()
+                out[r].append(Remote(r, m.offset(), m.key(), m.value(), list(m.headers() or []), ts_type, ts))
+            for tp in c.position([confluent_kafka.TopicPartition(topic, r) for r in parts if r not in done]):
+                if tp.offset >= ends[tp.partition]:
+                    done.add(tp.partition)
+        return out
+    finally:
+        c.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--brokers", type=int, default=1)
+    args = ap.parse_args()
+    # the client owning the cluster: the cluster lives as long as it does
+    holder = confluent_kafka.Producer({"test.mock.num.brokers": args.brokers, "log_level": 0})
+    brokers = holder.list_topics(timeout=30).brokers.values()
+    bootstrap = ",".join(f"{b.host}:{b.port}" for b in sorted(brokers, key=lambda b: b.id))
+    print(json.dumps({"bootstrap": bootstrap}), flush=True)
+    sys.stdin.read()  # until the test closes stdin (or kills this process)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,437 @@
+"""The Kafka bridge (``embedlog.bridge.Mirror``) against librdkafka's mock cluster: what
+it copies, what it reports, and its typed errors.  Each test takes a few seconds; the
+kill -9 and link-outage proofs are in ``test_bridge_faults.py``.
+
+The mock cluster lives in this process (one per module; each test uses its own topic
+names); it auto-creates topics with 4 partitions and does not answer CreateTopics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Iterator
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ck = pytest.importorskip("confluent_kafka")
+
+import embedlog  # noqa: E402
+from embedlog.bridge import SOURCE_HEADER, Mirror, MirrorStatus, PartitionStatus  # noqa: E402
+from embedlog.errors import BridgeError, ConfigError, LinkDownError, UnknownTopicError  # noqa: E402
+from procs import bridge_proc, harness, mock_kafka  # noqa: E402  # tests/procs (tests/ is on sys.path)
+
+HOUR = 3_600_000
+_names = count()
+
+
+@pytest.fixture(scope="module")
+def bootstrap() -> Iterator[str]:
+    """``bootstrap.servers`` of a mock cluster owned by this process (one per module)."""
+    holder = ck.Producer({"test.mock.num.brokers": 1, "log_level": 0})
+    broker = next(iter(holder.list_topics(timeout=30).brokers.values()))
+    yield f"{broker.host}:{broker.port}"
+    del holder
+
+
+@pytest.fixture
+def name(request: pytest.FixtureRequest) -> str:
+    """A topic/mirror name of this test's own on the shared cluster."""
+    return f"{request.node.originalname.removeprefix('test_')[:30]}-{next(_names)}"
+
+
+def dead_address() -> str:
+    """A 127.0.0.1 port nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def conf(bootstrap: str, **extra: Any) -> dict[str, Any]:
+    return mock_kafka.client(bootstrap, **extra)
+
+
+EDGE_RECORDS: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]], int]] = [
+    (b"k1", b"v1", [("h", b"1")], 1_600_000_000_000),
+    (None, b"no key", [], 1_600_000_000_001),
+    (b"", b"", [("empty", b"")], 1_600_000_000_002),
+    (b"k2", None, [("dup", b"a"), ("null", None), ("dup", b"b")], 1_600_000_000_003),
+    (b"k3", b"x" * 1000, [("h", b"2")], 1_600_000_000_004),
+]
+
+
+def produce(log: embedlog.Log, topic: str, n: int, ts: int | None = None, first: int = 0) -> None:
+    """``n`` keyed records (one flush)."""
+    with log.producer(linger_ms=60_000) as p:
+        for i in range(first, first + n):
+            p.send(topic, b"v%d" % i, key=b"k%d" % (i % 13), headers=[("i", b"%d" % i)], timestamp_ms=ts)
+        p.flush()
+
+
+def prometheus_registry(log: embedlog.Log) -> Any:
+    """A Prometheus registry scraping ``log`` (None without prometheus_client)."""
+    try:
+        from prometheus_client import CollectorRegistry  # noqa: PLC0415 - optional
+
+        from embedlog.metrics.prometheus import EmbedlogCollector  # noqa: PLC0415
+    except ImportError:
+        return None
+    registry = CollectorRegistry()
+    registry.register(EmbedlogCollector(log))
+    return registry
+
+
+def local_records(log: embedlog.Log, topic: str) -> dict[int, list[embedlog.Message]]:
+    return harness.read_all(log, topic)
+
+
+def remote_topics(bootstrap: str) -> set[str]:
+    c = ck.Consumer(conf(bootstrap, **{"group.id": "lister"}))
+    try:
+        return set(c.list_topics(timeout=30).topics)
+    finally:
+        c.close()
+
+
+# -- what is copied -----------------------------------------------------------------------------
+def test_up_and_down_keep_every_field_and_rename_by_topic_map(tmp_path: Path, bootstrap: str, name: str) -> None:
+    """Up: keys (none, empty), values (null, empty), headers (repeated, null), timestamps
+    and partition numbers reach Kafka unchanged, under the ``topic_map`` name only; down
+    brings them back the same into another log, again renamed."""
+    src = embedlog.open(tmp_path / "src", maintenance_interval_ms=None)
+    dst = embedlog.open(tmp_path / "dst", maintenance_interval_ms=None)
+    local, remote, back = f"{name}-local", f"{name}-remote", f"{name}-back"
+    try:
+        src.create_topic(local, partitions=4)
+        with src.producer() as p:
+            for i, (key, value, headers, ts) in enumerate(EDGE_RECORDS * 4):
+                p.send(local, value, key=key, headers=headers, timestamp_ms=ts, partition=i % 4)
+        with Mirror(src, conf(bootstrap), [local], direction="up", name=name, topic_map={local: remote}) as m:
+            bridge_proc.caught_up(m, 30)
+            st = m.status()
+            assert {(p.topic, p.target_topic) for p in st.partitions} == {(local, remote)}
+        assert remote in remote_topics(bootstrap)
+        assert local not in remote_topics(bootstrap)
+        sent = local_records(src, local)
+        got = mock_kafka.read_topic(bootstrap, remote)
+        assert sorted(got) == [0, 1, 2, 3]
+        for q, msgs in sent.items():
+            assert [(r.key, r.value, r.headers, r.timestamp_type, r.timestamp) for r in got[q]] == [
+                (m.key, m.value, [*m.headers, (SOURCE_HEADER, f"{name}:{q}:{m.offset}".encode())],
+                 ck.TIMESTAMP_CREATE_TIME, m.timestamp) for m in msgs]
+
+        with Mirror(dst, conf(bootstrap), [remote], direction="down", name=name, topic_map={remote: back}) as m:
+            bridge_proc.caught_up(m, 30)
+            st = m.status()
+            assert {(p.topic, p.target_topic) for p in st.partitions} == {(remote, back)}
+        assert remote not in dst.topics()
+        copied = local_records(dst, back)
+        for r, msgs in got.items():
+            assert [(m.key, m.value, list(m.headers), m.timestamp) for m in copied[r]] == [
+                (x.key, x.value, x.headers, x.timestamp) for x in msgs]
+    finally:
+        src.close()
+        dst.close()
+
+
+# -- what is reported ---------------------------------------------------------------------------
+def test_status_lag_group_and_prometheus(tmp_path: Path, bootstrap: str, name: str) -> None:
+    """``status()`` rows, the consumer group named after the mirror, ``log.metrics()``
+    and the Prometheus series agree on the lag, before, during and after a run."""
+    pytest.importorskip("prometheus_client")
+    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+    topic = f"{name}-t"
+    registry = prometheus_registry(log)
+
+    def bridge_metric(metric: str, partition: int) -> float | None:
+        return registry.get_sample_value(metric, {"mirror": name, "direction": "up", "topic": topic,
+                                                  "partition": str(partition)})
+
+    try:
+        log.create_topic(topic, partitions=2)
+        produce(log, topic, 100)
+        mirror = Mirror(log, conf(bootstrap), [topic], name=name)
+        st = mirror.status()
+        assert (st.name, st.direction, st.running, st.link_up, st.partitions) == (name, "up", False, False, ())
+        with mirror:
+            bridge_proc.caught_up(mirror, 30)
+            st = mirror.status()
+            ends = {p.partition: p.end_offset for p in log.describe_topic(topic).partitions}
+            assert (st.running, st.link_up, st.error) == (True, True, None)
+            assert (st.records_mirrored, st.records_lost, st.lag) == (100, 0, 0)
+            assert st.partitions == tuple(PartitionStatus(topic, p, topic, ends[p], ends[p]) for p in (0, 1))
+            assert registry.get_sample_value("embedlog_bridge_link_up", {"mirror": name, "direction": "up"}) == 1
+        produce(log, topic, 30, first=100)  # while no bridge runs
+        ends = {p.partition: p.end_offset for p in log.describe_topic(topic).partitions}
+
+        st = Mirror(log, conf(bootstrap), [topic], name=name).status()  # not started: read from the log
+        assert (st.running, st.lag) == (False, 30)
+        lag = {p.partition: p.lag for p in st.partitions}
+        assert {p.partition: p.source_end for p in st.partitions} == ends
+        assert {tp.partition: v for tp, v in log.describe_group(name).lag().items()} == lag
+        assert {e.partition: e.lag for e in log.metrics().mirrors if e.mirror == name} == lag
+        assert {p: bridge_metric("embedlog_bridge_lag", p) for p in (0, 1)} == lag
+        assert registry.get_sample_value("embedlog_bridge_link_up", {"mirror": name, "direction": "up"}) == 0
+        row = json.loads(json.dumps(st.to_dict()))
+        assert (row["lag"], sum(p["lag"] for p in row["partitions"])) == (30, 30)
+        assert isinstance(st, MirrorStatus)
+
+        with Mirror(log, conf(bootstrap), [topic], name=name) as mirror:
+            mirror.wait_caught_up(30)
+            assert mirror.status().records_mirrored == 30  # the new run sent only what was missing
+        assert {p: bridge_metric("embedlog_bridge_lag", p) for p in (0, 1)} == {0: 0, 1: 0}
+        assert {p: bridge_metric("embedlog_bridge_mirrored_offset", p) for p in (0, 1)} == ends
+        assert sum(len(v) for v in mock_kafka.read_topic(bootstrap, topic).values()) == 130
+    finally:
+        log.close()
+
+
+def test_retention_before_forwarding_is_counted_as_lost(tmp_path: Path, bootstrap: str, name: str) -> None:
+    """Records that retention deletes while the link is down, before the bridge forwarded
+    them, are counted in ``status().records_lost``, the group's metadata and the metrics,
+    and stay counted across restarts; the rest arrives once."""
+    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+    topic = f"{name}-t"
+    old = time.time_ns() // 1_000_000 - 2 * HOUR
+    registry = prometheus_registry(log)
+    try:
+        log.create_topic(topic, partitions=1, config={"retention.ms": HOUR})
+        produce(log, topic, 100, ts=old)
+        with Mirror(log, conf(bootstrap), [topic], name=name) as m:
+            bridge_proc.caught_up(m, 30)
+        with Mirror(log, conf(dead_address(), **{"socket.connection.setup.timeout.ms": 1000}), [topic],
+                    name=name, request_timeout_ms=1000) as m:  # the link is down
+            with pytest.raises(LinkDownError):
+                m.wait_for_link(1)
+            for i in range(3):
+                produce(log, topic, 100, ts=old, first=100 + 100 * i)
+            produce(log, topic, 50, first=400)
+            log.maintain()
+            assert log.describe_topic(topic).partitions[0].start_offset == 400, "retention should delete 400"
+            assert not m.status().link_up
+        for _ in range(2):  # counted once, and kept across restarts
+            with Mirror(log, conf(bootstrap), [topic], name=name) as m:
+                bridge_proc.caught_up(m, 30)
+                assert m.status().records_lost == 300
+            meta = json.loads(log.describe_group(name).offsets[0].metadata)
+            assert meta["lost"] == 300
+            assert [e.lost for e in log.metrics().mirrors if e.mirror == name] == [300]
+            if registry is not None:
+                assert registry.get_sample_value("embedlog_bridge_records_lost_total", {
+                    "mirror": name, "direction": "up", "topic": topic, "partition": "0"}) == 300
+        values = [r.value for rs in mock_kafka.read_topic(bootstrap, topic).values() for r in rs]
+        assert sorted(values) == sorted([b"v%d" % i for i in range(100)] + [b"v%d" % i for i in range(400, 450)])
+    finally:
+        log.close()
+
+
+# -- typed errors, never a silent stall ---------------------------------------------------------
+def test_down_from_a_missing_topic_raises_unknown_topic(tmp_path: Path, bootstrap: str, name: str) -> None:
+    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+    try:
+        m = Mirror(log, conf(bootstrap), [f"{name}-absent"], direction="down", name=name)
+        with pytest.raises(UnknownTopicError, match="absent"):
+            m.run(timeout=30)
+        st = m.status()
+        assert not st.running
+        assert "absent" in (st.error or "")
+        m.close()
+    finally:
+        log.close()
+
+
+@pytest.mark.parametrize("direction", ["up", "down"])
+def test_unreachable_cluster_shows_link_down(tmp_path: Path, name: str, direction: str) -> None:
+    """A cluster that cannot be reached at start: ``link_up`` is False with librdkafka's
+    reason, ``wait_for_link`` raises ``LinkDownError``; the mirror keeps retrying."""
+    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+    topic = f"{name}-t"
+    log.create_topic(topic, partitions=1)
+    try:
+        with Mirror(log, conf(dead_address(), **{"socket.connection.setup.timeout.ms": 1000}), [topic],
+                    direction=direction, name=name, request_timeout_ms=1000) as m:
+            t0 = time.monotonic()
+            with pytest.raises(LinkDownError, match="cannot reach Kafka"):
+                m.wait_for_link(1)
+            assert time.monotonic() - t0 < 10
+            harness.wait_until(lambda: m.status().last_error is not None, "a reason for the link being down", 30)
+            st = m.status()
+            assert (st.link_up, st.running, st.error) == (False, True, None), st
+        links = log.metrics().links
+        assert [(ln.mirror, ln.link_up, ln.running) for ln in links] == [(name, False, False)]
+    finally:
+        log.close()
+
+
+def test_one_mirror_of_a_name_per_log(tmp_path: Path, bootstrap: str, name: str) -> None:
+    """A second Mirror of the same name on the same log, in this process or another,
+    is refused with ``BridgeError``; another name runs."""
+    path = tmp_path / "log"
+    log = embedlog.open(path, maintenance_interval_ms=None)
+    topic = f"{name}-t"
+    log.create_topic(topic, partitions=1)
+    kids = harness.Children()
+    try:
+        with Mirror(log, conf(bootstrap), [topic], name=name) as first:
+            first.wait_for_link(30)
+            with pytest.raises(BridgeError, match="already runs"):
+                Mirror(log, conf(bootstrap), [topic], name=name).start()
+            with Mirror(log, conf(bootstrap), [topic], name=f"{name}-other") as other:
+                other.wait_for_link(30)
+        other_process = kids.start("bridge_proc.py", path, "--bootstrap", bootstrap, "--topic", topic,
+                                   "--name", name, stdin=True)
+        other_process.wait_for(lambda line: "mirrored" in line)
+        with pytest.raises(BridgeError, match="already runs"):
+            Mirror(log, conf(bootstrap), [topic], name=name).start()
+        other_process.kill()
+        with Mirror(log, conf(bootstrap), [topic], name=name) as again:  # a killed bridge holds no lock
+            again.wait_for_link(30)
+    finally:
+        kids.close()
+        log.close()
+
+
+@pytest.mark.parametrize(("config", "error", "match"), [
+    ({"no.such.property": "1"}, BridgeError, "no.such.property"),
+    ({"enable.idempotence": False}, ConfigError, "enable.idempotence"),
+    ({"enable.idempotence": "false"}, ConfigError, "enable.idempotence"),
+    ({"acks": "1"}, ConfigError, "acks"),
+    ({"group.id": "mine"}, ConfigError, "group.id"),
+    ({"bootstrap.servers": ""}, ConfigError, "bootstrap.servers"),
+])
+def test_bad_config_is_a_typed_error(tmp_path: Path, bootstrap: str, name: str, config: dict[str, Any],
+                                     error: type[Exception], match: str) -> None:
+    """A config that cannot work stops the mirror with a typed error naming the key (from
+    ``run()``, ``wait_for_link`` and ``status().error``), never a silent retry loop."""
+    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+    topic = f"{name}-t"
+    log.create_topic(topic, partitions=1)
+    try:
+        m = Mirror(log, {**conf(bootstrap), **config}, [topic], name=name)
+        with pytest.raises(error, match=match):
+            m.run(timeout=30)
+        assert not m.status().running
+        assert match in (m.status().error or "")
+        with pytest.raises(error, match=match):
+            m.wait_for_link(30)
+        m.close()
+    finally:
+        log.close()
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"direction": "sideways"}, "direction"),
+    ({"start": "middle"}, "start"),
+    ({"name": ""}, "name"),
+    ({"topics": []}, "topics"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"stall_timeout_ms": -1}, "stall_timeout_ms"),
+])
+def test_bad_arguments_are_config_errors(tmp_path: Path, bootstrap: str, kwargs: dict[str, Any], match: str) -> None:
+    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+    log.create_topic("t", partitions=1)
+    try:
+        args: dict[str, Any] = {"topics": ["t"], **kwargs}
+        with pytest.raises(ConfigError, match=match):
+            Mirror(log, conf(bootstrap), **args)
+    finally:
+        log.close()
+
+
+def test_up_from_a_missing_local_topic_raises_unknown_topic(tmp_path: Path, bootstrap: str) -> None:
+    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+    try:
+        with pytest.raises(UnknownTopicError, match="nope"):
+            Mirror(log, conf(bootstrap), ["nope"], direction="up")
+    finally:
+        log.close()
+
+
+# -- regressions: bugs found by these tests, fixed -----------------------------------------------
+def test_down_catches_up_past_a_transaction_marker(tmp_path: Path, bootstrap: str, name: str) -> None:
+    remote = f"{name}-r"
+    p = ck.Producer(conf(bootstrap, **{"enable.idempotence": True}))
+    for i in range(8):
+        p.produce(remote, b"v%d" % i, partition=i % 4)
+    assert p.flush(30) == 0
+    tx = ck.Producer(conf(bootstrap, **{"transactional.id": name}))
+    tx.init_transactions(30)
+    tx.begin_transaction()
+    tx.produce(remote, b"in a transaction", partition=0)
+    tx.commit_transaction(30)  # partition 0 now ends with the commit marker
+    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+    try:
+        with Mirror(log, conf(bootstrap), [remote], direction="down", name=name) as m:
+            with contextlib.suppress(LinkDownError):
+                bridge_proc.caught_up(m, 3)
+            assert sum(len(v) for v in local_records(log, remote).values()) == 9  # every record did arrive
+            st = m.status()
+            assert st.lag == 0, st
+    finally:
+        log.close()
+
+
+def test_wait_caught_up_right_after_start(tmp_path: Path, bootstrap: str, name: str) -> None:
+    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+    topic = f"{name}-t"
+    try:
+        log.create_topic(topic, partitions=2)
+        produce(log, topic, 10)
+        with Mirror(log, conf(bootstrap), [topic], name=name) as m:
+            m.wait_caught_up(3)  # the first thing an app would call
+            assert m.status().lag == 0
+    finally:
+        log.close()
+
+
+def test_creating_the_remote_topic_is_not_a_link_failure(tmp_path: Path, bootstrap: str, name: str) -> None:
+    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+    topic = f"{name}-t"
+    try:
+        log.create_topic(topic, partitions=2)
+        produce(log, topic, 10)
+        with Mirror(log, conf(bootstrap), [topic], name=name) as m:
+            bridge_proc.caught_up(m, 30)
+            assert m.status().last_error is None
+    finally:
+        log.close()
+
+
+def lose_ten(log: embedlog.Log, bootstrap: str, name: str, topic: str, then: int) -> None:
+    """Mirror 10 records; write 10 more that are deleted before the next run (as retention
+    would), then ``then`` more; run the mirror again until caught up."""
+    log.create_topic(topic, partitions=1)
+    produce(log, topic, 10)
+    with Mirror(log, conf(bootstrap), [topic], name=name) as m:
+        bridge_proc.caught_up(m, 30)
+    produce(log, topic, 10, first=10)
+    log.delete_records(topic, 0, 20)
+    produce(log, topic, then, first=20)
+    with Mirror(log, conf(bootstrap), [topic], name=name) as m:
+        bridge_proc.caught_up(m, 30)
+        assert m.status().records_lost == 10
+
+
+def test_records_lost_with_nothing_after_them_are_recorded(tmp_path: Path, bootstrap: str, name: str) -> None:
+    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+    try:
+        lose_ten(log, bootstrap, name, f"{name}-t", then=0)
+        assert [(e.lost, e.lag) for e in log.metrics().mirrors if e.mirror == name] == [(10, 0)]
+    finally:
+        log.close()
+
+
+def test_records_lost_is_reported_while_stopped(tmp_path: Path, bootstrap: str, name: str) -> None:
+    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+    topic = f"{name}-t"
+    try:
+        lose_ten(log, bootstrap, name, topic, then=1)
+        assert [(e.lost, e.lag) for e in log.metrics().mirrors if e.mirror == name] == [(10, 0)]
+        assert Mirror(log, conf(bootstrap), [topic], name=name).status().records_lost == 10
+    finally:
+        log.close()
