@@ -296,35 +296,70 @@ class UpEngine:
         if not msgs:
             self.producer.poll(0)
             return 0
-        produce = self.producer.produce
-        routes = self.routes
-        nxt = self.next
-        skip_until = self._skip_until
-        prefix = self.name + ":"
         sent = 0
-        for m in msgs:
-            key = (m.topic, m.partition)
-            route = routes[m.topic]
-            o = m.offset
-            expected = nxt[key]
-            if o > expected and not route.compacted:
-                self.lost[key] = self.lost.get(key, 0) + (o - expected)
-            nxt[key] = o + 1
-            dest = route.destination(m.partition, m.key)
-            if skip_until and o <= skip_until.get(key, -1) and o <= self._skip[key].get(dest, -1):
-                continue
-            headers = [*m.headers, (SOURCE_HEADER, f"{prefix}{m.partition}:{o}".encode())]
-            while True:
-                try:
-                    produce(route.remote, m.value, m.key, partition=dest, timestamp=m.timestamp, headers=headers)
-                    break
-                except BufferError:  # librdkafka's queue is full: the link is slow or down
-                    self._wait_progress(stop)
-            sent += 1
+        i, n = 0, len(msgs)
+        while i < n:  # one run of records of one partition at a time (poll returns them so)
+            first = msgs[i]
+            j = i + 1
+            while j < n and msgs[j].partition == first.partition and msgs[j].topic == first.topic:
+                j += 1
+            sent += self._send_run(msgs, i, j, stop)
+            i = j
         self.producer.poll(0)
         self.sent_total += sent
         self.dirty = True
         return len(msgs)
+
+    def _send_run(self, msgs: list[Any], i: int, j: int, stop: threading.Event) -> int:
+        """Send ``msgs[i:j]``, records of one partition in offset order; return how many
+        were sent (the others are in Kafka already, found by the resume scan)."""
+        first = msgs[i]
+        q = first.partition
+        key = (first.topic, q)
+        route = self.routes[first.topic]
+        remote = route.remote
+        expected = self.next[key]
+        last = msgs[j - 1].offset
+        gap = first.offset > expected or last - first.offset != j - i - 1  # retention deleted some, or compaction
+        if gap and not route.compacted:
+            self.lost[key] = self.lost.get(key, 0) + (last + 1 - expected) - (j - i)
+        self.next[key] = last + 1
+        produce = self.producer.produce
+        pre = f"{self.name}:{q}:"
+        if route.same and key not in self._skip_until:  # the common case: no per-record decisions
+            for k in range(i, j):
+                m = msgs[k]
+                headers = [*m.headers, (SOURCE_HEADER, (pre + str(m.offset)).encode())]
+                try:  # positional (topic, value, key, partition, callback, on_delivery, timestamp, headers): faster
+                    produce(remote, m.value, m.key, q, None, None, m.timestamp, headers)
+                except BufferError:  # librdkafka's queue is full: the link is slow or down
+                    self._retry(remote, m.value, m.key, q, m.timestamp, headers, stop)
+            return j - i
+        sent = 0
+        skip = self._skip.get(key, {})
+        until = self._skip_until.get(key, -1)
+        for k in range(i, j):
+            m = msgs[k]
+            dest = route.destination(q, m.key)
+            if m.offset <= until and m.offset <= skip.get(dest, -1):
+                continue
+            headers = [*m.headers, (SOURCE_HEADER, (pre + str(m.offset)).encode())]
+            try:
+                produce(remote, m.value, m.key, dest, None, None, m.timestamp, headers)
+            except BufferError:
+                self._retry(remote, m.value, m.key, dest, m.timestamp, headers, stop)
+            sent += 1
+        return sent
+
+    def _retry(self, remote: str, value: Any, key: Any, partition: int, timestamp: int, headers: list[Any],
+               stop: threading.Event) -> None:
+        while True:
+            self._wait_progress(stop)
+            try:
+                self.producer.produce(remote, value, key, partition, None, None, timestamp, headers)
+                return
+            except BufferError:
+                continue
 
     def _wait_progress(self, stop: threading.Event) -> None:
         before = len(self.producer)
