@@ -750,6 +750,8 @@ def main(argv: list[str] | None = None) -> int:
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = "not installed"
     data["environment"]["clients"] = versions
+    # compiling the shims' source at every pytest start (no .pyc written) is part of the cold first test
+    data["environment"]["dont_write_bytecode"] = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
     try:
         if "first" not in args.skip:
             for name in FIRST_SCENARIOS:
@@ -770,7 +772,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{env['cpus']} CPUs · {env['platform']} · " + ", ".join(f"{k} {v}" for k, v in versions.items()), "",
           f"Load average at start {env['loadavg_start']}, at end {env['loadavg_end']} (other work on this machine "
           f"moves absolute figures; compare within one run); total {env['seconds']:.0f} s. "
-          f"Command: `python benchmarks/bench_compat.py {command}`", ""]
+          + ("PYTHONDONTWRITEBYTECODE is set: every pytest process compiles the shims' source, which the first "
+             "test of a session pays. " if env["dont_write_bytecode"] else "")
+          + f"Command: `python benchmarks/bench_compat.py {command}`", ""]
     if data["first_message"]:
         md += ["## Time from an empty test to the first consumed message", "",
                "Each row is a generated test file run by `pytest` in a subprocess: the same test "
@@ -778,8 +782,10 @@ def main(argv: list[str] | None = None) -> int:
                "moment pytest starts setting the test up (before any fixture: `tmp_path`, the log, the patching) "
                "until the test body holds the first message: create a producer, produce one keyed record, flush, "
                "create a group consumer (`auto.offset.reset=earliest`), subscribe, poll. The first test of a "
-               "session also pays the imports the fixture does on first use; later tests are a suite's steady "
-               "state. Teardown (closing the log, undoing the patches) is not in the time and is shown apart.", "",
+               "session also pays what the fixture does once per process: importing the shim of the client "
+               "library the application imported (only that one) and a first look at the modules imported so far; "
+               "later tests are a suite's steady state. Teardown (closing the log, undoing the patches) is not in "
+               "the time and is shown apart.", "",
                table(FIRST_HEADER, first_rows(data["first_message"])), ""]
     if data["throughput"]:
         md += [f"## Produce / consume throughput through each shim ({args.records:,} records, median of "

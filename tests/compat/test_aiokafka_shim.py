@@ -152,7 +152,7 @@ def test_errors_are_the_real_classes_too() -> None:
         ours = getattr(errors, name)
         if isinstance(ours, type) and hasattr(real, name):
             assert issubclass(ours, getattr(real, name)), name
-        if isinstance(ours, type) and issubclass(ours, errors.BrokerResponseError) and ours.errno != -1:
+        if isinstance(ours, type) and getattr(ours, "errno", -1) != -1:  # (the base has none, as in aiokafka)
             assert real.for_code(ours.errno).__name__ == name
     assert issubclass(errors.ConsumerStoppedError, real.ConsumerStoppedError)
 

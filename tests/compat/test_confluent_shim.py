@@ -829,3 +829,36 @@ print("ok")
                          check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_messages_are_the_real_message_class_and_consume_hands_out_batches(conf: dict[str, Any],
+                                                                            clients: list[Any]) -> None:
+    """With confluent-kafka installed, delivery reports, consumed messages and events are
+    ``confluent_kafka.Message`` (``isinstance`` in application code holds); ``consume()``
+    hands a fetched batch out at once and still keeps positions and stored offsets."""
+    p = ck.Producer(conf)
+    reports: list[Any] = []
+    for i in range(30):
+        p.produce("batch", b"v%d" % i, key=b"k%d" % (i % 3), on_delivery=lambda e, m: reports.append(m))
+    assert p.flush(10) == 0
+    c = ck.Consumer({**conf, "group.id": "g", "auto.offset.reset": "earliest", "enable.partition.eof": True,
+                     "enable.auto.commit": False})
+    clients.append(c)
+    c.subscribe(["batch"])
+    got: list[Any] = []
+    deadline = time.monotonic() + 10
+    while len([m for m in got if m.error() is None]) < 30 and time.monotonic() < deadline:
+        got.extend(c.consume(num_messages=100, timeout=0.5))
+    msgs = [m for m in got if m.error() is None]
+    assert sorted(m.value() for m in msgs) == sorted(b"v%d" % i for i in range(30))
+    assert all(m.latency() is None and m.leader_epoch() == 0 for m in msgs)
+    ends: dict[int, int] = {}
+    for m in msgs:
+        ends[m.partition()] = max(ends.get(m.partition(), 0), m.offset() + 1)
+    positions = c.position([TP("batch", p_) for p_ in range(4)])
+    assert {tp.partition: tp.offset for tp in positions if tp.offset >= 0} == ends
+    committed = c.commit(asynchronous=False)  # the stored offsets: one past each partition's last message
+    assert {tp.partition: tp.offset for tp in committed if tp.offset >= 0} == ends
+    if real is not None:
+        assert all(isinstance(m, real.Message) for m in [*reports, *got])
+        assert all(r.latency() is not None and r.latency() >= 0 for r in reports)

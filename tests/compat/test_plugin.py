@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import warnings
 
 import pytest
 
@@ -18,10 +19,12 @@ pytest_plugins = ["pytester"]
 # Import the client libraries here, in the outer session, as an application's test suite
 # would have: pytester drops modules first imported by an inner run, and a library
 # imported afresh has new classes (the plugin copes, but these tests are about apps).
-for _name in ("kafka", "aiokafka", "confluent_kafka", "confluent_kafka.admin", "embedlog.compat.registry",
+for _name in ("kafka", "aiokafka", "aiokafka.admin", "confluent_kafka", "confluent_kafka.admin",
+              "embedlog.compat.registry", "embedlog.compat.aiokafka.admin",
               "embedlog.compat.kafka_python", "embedlog.compat.aiokafka", "embedlog.compat.confluent_kafka",
               "embedlog.compat.confluent_kafka.admin"):
-    with contextlib.suppress(ImportError):
+    with contextlib.suppress(ImportError), warnings.catch_warnings():  # the libraries' deprecation noise
+        warnings.simplefilter("ignore", DeprecationWarning)
         importlib.import_module(_name)
 
 HAS_XDIST = importlib.util.find_spec("xdist") is not None
@@ -173,8 +176,13 @@ def test_aiokafka_apps(pytester: pytest.Pytester) -> None:
     pytest.importorskip("aiokafka")
     pytester.makepyfile(aio_app='''
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
         async def roundtrip():
+            admin = AIOKafkaAdminClient(bootstrap_servers="kafka:9092")
+            await admin.start()
+            await admin.create_topics([NewTopic("jobs", 3, 1)])
+            await admin.close()
             async with AIOKafkaProducer(bootstrap_servers="kafka:9092") as p:
                 await p.send_and_wait("jobs", b"job-1")
             async with AIOKafkaConsumer("jobs", bootstrap_servers="kafka:9092", group_id="w",
@@ -190,6 +198,7 @@ def test_aiokafka_apps(pytester: pytest.Pytester) -> None:
         def test_roundtrip(embedlog_kafka):
             assert asyncio.run(aio_app.roundtrip()) == b"job-1"
             assert embedlog_kafka.describe_group("w").total_lag == 0
+            assert len(embedlog_kafka.describe_topic("jobs").partitions) == 3  # made by the admin client
     ''')
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
@@ -245,3 +254,86 @@ def test_works_under_xdist(pytester: pytest.Pytester) -> None:
     ''')
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning")
     result.assert_outcomes(passed=6)
+
+
+def test_only_imported_libraries_are_patched_and_a_late_import_is_hooked(pytester: pytest.Pytester) -> None:
+    """In a fresh process: the fixture imports no client library the application did not,
+    and a library first imported while a test runs is patched before its importer binds it
+    (the import hook), then put back like the rest."""
+    if importlib.util.find_spec("kafka") is None or importlib.util.find_spec("aiokafka") is None:
+        pytest.skip("needs kafka-python and aiokafka")
+    pytester.makepyfile(lazy_kafka_app=KAFKA_APP)
+    pytester.makepyfile(lazy_aio_app="from aiokafka import AIOKafkaProducer\n")
+    pytester.makepyfile(test_inner='''
+        import sys
+
+        import kafka_app_first  # kafka-python only, before any fixture
+
+        LIBS = ("aiokafka", "confluent_kafka", "confluent_kafka.admin")
+
+        def test_nothing_else_is_imported(embedlog_kafka):
+            assert [m for m in LIBS if m in sys.modules] == []
+            assert "embedlog.compat.aiokafka" not in sys.modules
+            assert kafka_app_first.KafkaProducer.__module__ == "embedlog.compat.kafka_python.producer"
+
+        def test_a_library_imported_during_the_test(embedlog_kafka):
+            assert "aiokafka" not in sys.modules
+            import lazy_aio_app  # imports aiokafka for the first time
+            from aiokafka.producer.producer import AIOKafkaProducer as deep
+            from embedlog.compat.aiokafka import AIOKafkaProducer as shim
+            assert issubclass(lazy_aio_app.AIOKafkaProducer, shim)
+            assert deep is lazy_aio_app.AIOKafkaProducer
+            assert sys.modules["aiokafka"].__spec__.loader.__class__.__name__ != "_PatchingLoader"
+
+        def test_after():
+            import aiokafka
+            import lazy_aio_app
+            from aiokafka.producer.producer import AIOKafkaProducer as deep
+            from embedlog.compat.aiokafka import AIOKafkaProducer as shim
+            assert not issubclass(aiokafka.AIOKafkaProducer, shim)
+            assert lazy_aio_app.AIOKafkaProducer is aiokafka.AIOKafkaProducer is deep
+            assert not issubclass(kafka_app_first.KafkaProducer, shim)
+            assert not any(type(f).__name__ == "_ImportHook" for f in sys.meta_path)
+
+        def test_patched_again_from_the_second_test_on(embedlog_kafka):
+            import aiokafka
+            import lazy_aio_app
+            from embedlog.compat.aiokafka import AIOKafkaProducer as shim
+            assert issubclass(lazy_aio_app.AIOKafkaProducer, shim)
+            assert issubclass(aiokafka.AIOKafkaProducer, shim)
+    ''')
+    pytester.makepyfile(kafka_app_first="from kafka import KafkaProducer\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly",
+                                           "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(passed=4)
+
+
+@pytest.mark.skipif(not HAS_CONFLUENT_SHIM, reason="needs confluent-kafka")
+def test_a_submodule_imported_first_patches_its_package_too(pytester: pytest.Pytester) -> None:
+    """``from confluent_kafka.admin import AdminClient`` as the first import of the library,
+    inside the test: both ``confluent_kafka.Producer`` and ``admin.AdminClient`` are the
+    shim's (the shim's own import of ``confluent_kafka.admin`` is handled in one pass)."""
+    pytester.makepyfile(test_inner='''
+        import sys
+
+        def test_first_import_is_a_submodule(embedlog_kafka):
+            assert "confluent_kafka" not in sys.modules
+            from confluent_kafka.admin import AdminClient, NewTopic
+            import confluent_kafka
+            from embedlog.compat import confluent_kafka as shim
+            from embedlog.compat.confluent_kafka import admin as shim_admin
+            assert issubclass(AdminClient, shim_admin.AdminClient)
+            assert issubclass(confluent_kafka.Producer, shim.Producer)
+            AdminClient({"bootstrap.servers": "x:1"}).create_topics([NewTopic("made", 2)])["made"].result(10)
+            assert len(embedlog_kafka.describe_topic("made").partitions) == 2
+
+        def test_after():
+            import confluent_kafka
+            from confluent_kafka.admin import AdminClient
+            from embedlog.compat import confluent_kafka as shim
+            from embedlog.compat.confluent_kafka import admin as shim_admin
+            assert not issubclass(confluent_kafka.Producer, shim.Producer)
+            assert not issubclass(AdminClient, shim_admin.AdminClient)
+    ''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)

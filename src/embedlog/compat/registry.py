@@ -14,6 +14,7 @@ Both are settable per cluster with :func:`configure`, or per client with the con
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import threading
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ import attrs
 
 import embedlog
 
-__all__ = ["Cluster", "configure", "log_for", "reset", "use_log"]
+__all__ = ["Cluster", "broker_address", "cluster_id", "configure", "log_for", "reset", "use_log"]
 
 PATH_KEY = "embedlog.path"
 AUTO_CREATE_KEY = "embedlog.auto.create.topics.enable"
@@ -134,3 +135,26 @@ def reset() -> None:
     for c in clusters:
         if c.owned:
             c.log.close()
+
+
+def broker_address(servers: object) -> tuple[str, int]:
+    """Host and port of the first entry of ``bootstrap.servers`` (``localhost:9092`` if none):
+    what the shims report as their one broker."""
+    if isinstance(servers, (list, tuple)):
+        servers = ",".join(str(s) for s in servers)
+    first = str(servers or "localhost:9092").split(",")[0].strip() or "localhost:9092"
+    if "://" in first:
+        first = first.split("://", 1)[1]
+    host, sep, port = first.rpartition(":")
+    if not sep:
+        return first, 9092
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        return first, 9092
+
+
+def cluster_id(log: embedlog.Log) -> str:
+    """A stable id for the log: ``embedlog-`` and a hash of its directory."""
+    digest = hashlib.sha1(os.path.realpath(log.path).encode()).hexdigest()[:22]  # noqa: S324 - a name
+    return f"embedlog-{digest}"

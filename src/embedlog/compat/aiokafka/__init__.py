@@ -13,7 +13,9 @@
 
 Clients find their log through ``embedlog.compat.registry`` (same ``bootstrap_servers``:
 same in-process log; ``embedlog_path=...`` names a directory).  No call blocks the
-event loop for long: waits happen in a worker thread.
+event loop for long: waits happen in a worker thread.  The producer has aiokafka's
+transactions and ``create_batch``/``send_batch`` (see ``producer``);
+``embedlog.compat.aiokafka.admin`` has ``AIOKafkaAdminClient``.
 """
 
 from . import errors

@@ -27,8 +27,7 @@ from typing import Any
 from ... import errors as el_errors
 from ...consumer import Consumer
 from ...model import Message, TopicPartition
-from ..kafka_python import _common
-from ..kafka_python.consumer import assignment_strategy
+from .. import _kafka_common as _common
 from . import errors as Errors
 from .producer import _check_embedlog_kwargs
 from .structs import ConsumerRecord, OffsetAndTimestamp
@@ -119,7 +118,7 @@ class AIOKafkaConsumer:
         self._auto_offset_reset = auto_offset_reset
         self._enable_auto_commit = bool(enable_auto_commit) and group_id is not None
         self._auto_commit_interval = auto_commit_interval_ms / 1000
-        self._strategy = assignment_strategy(partition_assignment_strategy)
+        self._strategy = _common.assignment_strategy(partition_assignment_strategy)
         self._max_poll_interval_ms = max_poll_interval_ms
         self._session_timeout_ms = session_timeout_ms
         self._heartbeat_interval_ms = heartbeat_interval_ms
@@ -249,12 +248,12 @@ class AIOKafkaConsumer:
         return _common.translate(exc, Errors, aliases=Errors.ALIASES)
 
     def _record(self, m: Message) -> ConsumerRecord[Any, Any]:
-        key, value = m.key, m.value
+        key, value, headers = m.key, m.value, m.headers
         kd, vd = self._key_deserializer, self._value_deserializer
-        return ConsumerRecord(m.topic, m.partition, m.offset, m.timestamp, _common.timestamp_type(m),
+        return ConsumerRecord(m.topic, m.partition, m.offset, m.timestamp, 0 if m.timestamp_type == "CreateTime" else 1,
                               kd(key) if kd else key, vd(value) if vd else value, None,
                               len(key) if key is not None else -1, len(value) if value is not None else -1,
-                              tuple(m.headers))  # type: ignore[arg-type]
+                              tuple(headers) if headers else ())  # type: ignore[arg-type]
 
     def _drop_pending(self, tps: Iterable[TopicPartition]) -> None:
         """Forget prefetched records of ``tps``, moving their positions back to the first one."""
@@ -284,10 +283,17 @@ class AIOKafkaConsumer:
             if others:
                 consumer.resume(*[tp for tp in others if tp in consumer.assignment()])
         now = int(time.time() * 1000)
-        for m in msgs:
-            tp = TopicPartition(m.topic, m.partition)
-            self._pending.setdefault(tp, deque()).append(self._record(m))
-            self._last_poll[tp] = now
+        pending, record = self._pending, self._record
+        tp: TopicPartition | None = None
+        queue: deque[ConsumerRecord[Any, Any]] | None = None
+        for m in msgs:  # embedlog returns each partition's records together
+            if queue is None or tp is None or m.partition != tp.partition or m.topic != tp.topic:
+                tp = TopicPartition(m.topic, m.partition)
+                queue = pending.get(tp)
+                if queue is None:
+                    queue = pending[tp] = deque()
+                self._last_poll[tp] = now
+            queue.append(record(m))
 
     def _take(self, partitions: tuple[TopicPartition, ...], limit: int
               ) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
@@ -295,13 +301,23 @@ class AIOKafkaConsumer:
         taken = 0
         for tp in list(partitions or self._pending):
             queue = self._pending.get(tp)
-            while queue and taken < limit:
-                rec = queue.popleft()
-                out.setdefault(tp, []).append(rec)
-                self._consumed[tp] = rec.offset + 1
-                taken += 1
-            if queue is not None and not queue:
+            if not queue:
+                if queue is not None:
+                    del self._pending[tp]
+                continue
+            k = min(len(queue), limit - taken)
+            if k == len(queue):
+                records = list(queue)
                 del self._pending[tp]
+            else:
+                popleft = queue.popleft
+                records = [popleft() for _ in range(k)]
+            if tp in out:
+                out[tp].extend(records)
+            else:
+                out[tp] = records
+            self._consumed[tp] = records[-1].offset + 1
+            taken += k
             if taken >= limit:
                 break
         return out

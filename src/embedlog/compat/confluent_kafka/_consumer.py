@@ -507,6 +507,8 @@ class Consumer:
             if m is None:
                 break
             out.append(m)
+            if self._buf and not self._events:  # the rest of what was fetched, without the per-message checks
+                self._hand_out_many(num_messages - len(out), out)
         return out
 
     def _next(self, deadline: float | None) -> Message | None:
@@ -549,6 +551,31 @@ class Consumer:
         ts_type = TIMESTAMP_LOG_APPEND_TIME if m.timestamp_type == "LogAppendTime" else TIMESTAMP_CREATE_TIME
         return make_message(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers) if m.headers else None,
                             (ts_type, m.timestamp), leader_epoch=m.leader_epoch)
+
+    def _hand_out_many(self, limit: int, out: list[Message]) -> None:
+        """Hand out up to ``limit`` buffered messages into ``out`` (``_hand_out`` for many:
+        positions are set once per run of one partition's messages)."""
+        buf, app_pos = self._buf, self._app_pos
+        stored = self._stored if self._auto_store else None
+        new, append, popleft = Message, out.append, buf.popleft
+        prev: embedlog.Message | None = None
+        for _ in range(min(limit, len(buf))):
+            m = popleft()
+            if prev is not None and (m.partition != prev.partition or m.topic != prev.topic):
+                tp = ETP(prev.topic, prev.partition)
+                app_pos[tp] = prev.offset + 1
+                if stored is not None:
+                    stored[tp] = prev.offset + 1
+            prev = m
+            h = m.headers
+            append(new(m.topic, m.partition, m.offset, m.key, m.value, list(h) if h else None, None,
+                       (TIMESTAMP_LOG_APPEND_TIME if m.timestamp_type == "LogAppendTime" else TIMESTAMP_CREATE_TIME,
+                        m.timestamp), -1, m.leader_epoch))
+        if prev is not None:
+            tp = ETP(prev.topic, prev.partition)
+            app_pos[tp] = prev.offset + 1
+            if stored is not None:
+                stored[tp] = prev.offset + 1
 
     def _event(self, topic: str, partition: int, offset: int | None, code: int, text: str,
                leader_epoch: int | None = None) -> None:
@@ -594,12 +621,13 @@ class Consumer:
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
-        if self._waiting_for_topics() and now >= self._next_topic_check:
+        if now >= self._next_topic_check:  # topics subscribed or assigned that do not exist yet
             self._next_topic_check = now + _RECHECK
-            if self._subscription is not None:
-                self._resubscribe()
-            else:
-                self._retry_unavailable()
+            if self._waiting_for_topics():
+                if self._subscription is not None:
+                    self._resubscribe()
+                else:
+                    self._retry_unavailable()
         if self._auto_commit and now >= self._next_commit:
             self._next_commit = now + self._commit_interval
             self._commit_stored(None)

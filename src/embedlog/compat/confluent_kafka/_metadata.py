@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Iterable
 
 import embedlog
 
-from ..registry import Cluster
+from ..registry import Cluster, broker_address, cluster_id
 from ._admin_types import BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata
 from ._errors import ERR_UNKNOWN_TOPIC_OR_PART, kafka_error
 
@@ -16,28 +14,6 @@ __all__ = ["BROKER_ID", "broker_address", "build_metadata", "cluster_id"]
 
 #: the id of the one "broker" (librdkafka's mock cluster numbers its brokers from 1 too)
 BROKER_ID = 1
-
-
-def broker_address(servers: object) -> tuple[str, int]:
-    """Host and port of the first entry of ``bootstrap.servers`` (``localhost:9092`` if none)."""
-    if isinstance(servers, (list, tuple)):
-        servers = ",".join(str(s) for s in servers)
-    first = str(servers or "localhost:9092").split(",")[0].strip() or "localhost:9092"
-    if "://" in first:
-        first = first.split("://", 1)[1]
-    host, sep, port = first.rpartition(":")
-    if not sep:
-        return first, 9092
-    try:
-        return host.strip("[]"), int(port)
-    except ValueError:
-        return first, 9092
-
-
-def cluster_id(log: embedlog.Log) -> str:
-    """A stable id for the log: ``embedlog-`` and a hash of its directory."""
-    digest = hashlib.sha1(os.path.realpath(log.path).encode()).hexdigest()[:22]  # noqa: S324 - a name
-    return f"embedlog-{digest}"
 
 
 def build_metadata(cluster: Cluster, servers: object, topics: Iterable[str] | None = None) -> ClusterMetadata:

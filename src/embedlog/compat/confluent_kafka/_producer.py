@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import os
 import random
 import threading
 import time
@@ -24,6 +23,7 @@ from embedlog import errors as el
 from embedlog.partitioner import KeyHasher, resolve
 
 from .. import registry
+from .._fencing import Epoch
 from ._admin_types import ClusterMetadata
 from ._config import parse_config
 from ._errors import (
@@ -60,9 +60,6 @@ DeliveryCallback = Callable[[Any, Any], Any]
 #: does ``Transaction.send`` report offsets (``on_delivery``)?  Without it, delivery
 #: reports of transactional messages carry no offset (``msg.offset()`` is ``None``).
 _TX_REPORTS = "on_delivery" in inspect.signature(embedlog.Transaction.send).parameters
-
-_EPOCHS: dict[tuple[str, str], int] = {}  # (log dir, transactional.id) -> producer epoch
-_EPOCHS_LOCK = threading.Lock()
 
 
 class _Delivery:
@@ -125,6 +122,7 @@ class Producer:
         self._events: deque[list[_Delivery]] = deque()  # report events, each one or more reports
         self._pending = 0  # messages whose report was not served yet
         self._pending_bytes = 0
+        self._pollers = 0  # threads waiting in poll() for a report (notified only then)
         self._ts_types: dict[str, int] = {}  # topic -> TIMESTAMP_* of its records
         self._closed = False
         # transactions
@@ -132,7 +130,7 @@ class Producer:
         self._txn_state = "Init"
         self._txn: embedlog.Transaction | None = None
         self._txn_msgs: list[_Delivery] = []
-        self._epoch = 0
+        self._epoch = Epoch(self._log, self._txn_id) if self._txn_id is not None else None
         self._fatal: KafkaError | None = None
 
     # -- producing ------------------------------------------------------------------------
@@ -247,7 +245,8 @@ class Producer:
                 last.append(report)  # type: ignore[union-attr]
             else:
                 self._events.append([report])
-            self._ready.notify_all()
+            if self._pollers:
+                self._ready.notify_all()
 
     # -- serving reports ----------------------------------------------------------------------
     def _serve(self, limit: int | None = None) -> int:
@@ -258,6 +257,11 @@ class Producer:
                 if not self._events:
                     break
                 event = self._events.popleft()
+                if all(r.cb is None for r in event):  # nothing to call: count the event served at once
+                    self._pending -= len(event)
+                    self._pending_bytes -= sum(r.size for r in event)
+                    served += 1
+                    continue
             served += 1
             for i, report in enumerate(event):
                 with self._lock:
@@ -292,11 +296,15 @@ class Producer:
             return served
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
         with self._ready:
-            while not self._events:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    break
-                self._ready.wait(remaining if remaining is not None else 1.0)
+            self._pollers += 1
+            try:
+                while not self._events:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        break
+                    self._ready.wait(remaining if remaining is not None else 1.0)
+            finally:
+                self._pollers -= 1
         return self._serve()
 
     def flush(self, timeout: float | None = -1) -> int:
@@ -352,32 +360,23 @@ class Producer:
         if self._txn_state not in allowed:
             raise kafka_exception(ERR_STATE, f"Operation not valid in state {self._txn_state}")
 
-    def _epoch_key(self) -> tuple[str, str]:
-        assert self._txn_id is not None
-        return os.path.realpath(self._log.path), self._txn_id
-
     def _check_fenced(self) -> None:
         if self._fatal is not None:
             raise kafka_exception(self._fatal.code(), self._fatal.str(), fatal=True)
-        if self._txn_id is None or self._txn_state == "Init":
+        if self._epoch is None or not self._epoch.fenced:
             return
-        with _EPOCHS_LOCK:
-            current = _EPOCHS.get(self._epoch_key(), 0)
-        if current != self._epoch:
-            reason = (f"Producer fenced by newer instance: a producer with transactional.id {self._txn_id!r} "
-                      "called init_transactions() after this one")
-            self._fatal = kafka_error(ERR_FENCED, reason, fatal=True)
-            self._drop_transaction(kafka_error(ERR_FENCED, reason))
-            raise kafka_exception(ERR_FENCED, reason, fatal=True)
+        reason = (f"Producer fenced by newer instance: a producer with transactional.id {self._txn_id!r} "
+                  "called init_transactions() after this one")
+        self._fatal = kafka_error(ERR_FENCED, reason, fatal=True)
+        self._drop_transaction(kafka_error(ERR_FENCED, reason))
+        raise kafka_exception(ERR_FENCED, reason, fatal=True)
 
     def init_transactions(self, timeout: float | None = -1) -> None:
         """Register the ``transactional.id``, fencing older producers that use it (in this process)."""
         self._check_open()
         self._txn_check("Init")
-        with _EPOCHS_LOCK:
-            key = self._epoch_key()
-            self._epoch = _EPOCHS.get(key, 0) + 1
-            _EPOCHS[key] = self._epoch
+        assert self._epoch is not None
+        self._epoch.claim()
         self._txn_state = "Ready"
 
     def begin_transaction(self) -> None:

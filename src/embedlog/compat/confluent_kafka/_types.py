@@ -161,11 +161,11 @@ class PyMessage:
 
     def latency(self) -> float | None:
         """Seconds from produce to delivery report (delivery reports only)."""
-        return self._latency
+        return self._latency if self._latency is not None and self._latency >= 0 else None
 
     def leader_epoch(self) -> int | None:
         """The leader epoch of the partition when the message was written."""
-        return self._leader_epoch
+        return self._leader_epoch if self._leader_epoch is not None and self._leader_epoch >= 0 else None
 
     def delivery_count(self) -> int | None:
         """Share-group delivery count (always ``None`` here)."""
@@ -201,12 +201,13 @@ class PyMessage:
 
 
 def _real_message_works() -> bool:
+    """Whether the real ``Message`` can be made from Python, as ``make_message`` does
+    (positional arguments, -1 for no latency and no leader epoch)."""
     try:
-        _REAL.Message(topic="t", partition=0, offset=0, key=None, value=b"", headers=None, error=None,
-                      timestamp=(TIMESTAMP_CREATE_TIME, 0), latency=None, leader_epoch=None)
+        m = _REAL.Message("t", 0, 0, None, b"", None, None, (TIMESTAMP_CREATE_TIME, 0), -1, -1)
     except Exception:  # noqa: BLE001 - confluent-kafka before the Message constructor
         return False
-    return True
+    return m.latency() is None and m.leader_epoch() is None and m.offset() == 0
 
 
 # The fallbacks carry the real classes' names (in reprs, tracebacks and tests).
@@ -224,9 +225,11 @@ else:
 def make_message(topic: str | None, partition: int | None, offset: int | None, key: Any, value: Any,
                  headers: Headers | None, timestamp: tuple[int, int], *, error: KafkaError | None = None,
                  latency: float | None = None, leader_epoch: int | None = None) -> Message:
-    """A ``Message`` of the class in use."""
-    return Message(topic=topic, partition=partition, offset=offset, key=key, value=value, headers=headers,
-                   error=error, timestamp=timestamp, latency=latency, leader_epoch=leader_epoch)
+    """A ``Message`` of the class in use (``None`` fields are given as the real class's
+    constructor takes them: -1, or ``OFFSET_INVALID`` for the offset)."""
+    return Message(topic, -1 if partition is None else partition, OFFSET_INVALID if offset is None else offset,
+                   key, value, headers, error, timestamp, -1 if latency is None else latency,
+                   -1 if leader_epoch is None else leader_epoch)
 
 
 def tp_fields(obj: object) -> tuple[str, int, int]:

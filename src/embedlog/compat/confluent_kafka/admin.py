@@ -25,6 +25,7 @@ from embedlog import errors as el
 from embedlog.config import DEFAULTS, TopicConfig
 
 from .. import registry
+from .._topic_config import KAFKA_TOPIC_KEYS, split_config
 from ._admin_types import (
     AlterConfigOpType,
     BrokerMetadata,
@@ -77,16 +78,6 @@ __all__ = [
     "PartitionMetadata", "ResourceType", "TopicMetadata", "TopicPartition",
 ]
 
-#: Kafka topic config keys embedlog does not implement: accepted, ignored
-KAFKA_TOPIC_KEYS = frozenset({
-    "compression.type", "file.delete.delay.ms", "flush.messages", "flush.ms",
-    "follower.replication.throttled.replicas", "index.interval.bytes", "leader.replication.throttled.replicas",
-    "local.retention.bytes", "local.retention.ms", "max.compaction.lag.ms", "message.downconversion.enable",
-    "message.format.version", "message.timestamp.after.max.ms", "message.timestamp.before.max.ms",
-    "message.timestamp.difference.max.ms", "min.cleanable.dirty.ratio", "preallocate", "remote.storage.enable",
-    "segment.bytes", "segment.index.bytes", "segment.jitter.ms", "segment.ms", "unclean.leader.election.enable",
-    "remote.log.copy.disable", "remote.log.delete.on.disable",
-})
 _BROKER_KEYS = ("num.partitions", "auto.create.topics.enable", "default.replication.factor", "broker.id")
 _STATES = {"stable": "STABLE", "empty": "EMPTY", "preparingrebalance": "PREPARING_REBALANCING",
            "completingrebalance": "COMPLETING_REBALANCING", "dead": "DEAD"}
@@ -129,17 +120,6 @@ def _failed(code: int, reason: str | None = None) -> concurrent.futures.Future[A
     return _future(error=kafka_exception(code, reason))
 
 
-def _split_config(config: Mapping[str, Any] | None) -> tuple[dict[str, Any], str | None]:
-    """Keys embedlog applies, or an error message for an unknown key."""
-    honoured: dict[str, Any] = {}
-    for key, value in (config or {}).items():
-        if key in DEFAULTS:
-            honoured[key] = value
-        elif key not in KAFKA_TOPIC_KEYS:
-            return {}, f"Unknown topic config name: {key}"
-    return honoured, None
-
-
 class AdminClient:
     """confluent-kafka's ``AdminClient``: ``AdminClient({"bootstrap.servers": ...})``."""
 
@@ -178,7 +158,7 @@ class AdminClient:
             return _failed(ERR_INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
         if nt.replication_factor == 0 or nt.replication_factor < -1:
             return _failed(ERR_INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0.")
-        config, problem = _split_config(nt.config)
+        config, problem = split_config(nt.config)
         if problem:
             return _failed(ERR_INVALID_CONFIG, problem)
         if name in self._log.topics():
@@ -314,7 +294,7 @@ class AdminClient:
         for res in resources:
             changes: dict[str, Any] = dict(res.set_config_dict)
             if res.restype == ResourceType.TOPIC:
-                honoured, problem = _split_config(changes)
+                honoured, problem = split_config(changes)
                 if problem:
                     out[res] = _failed(ERR_INVALID_CONFIG, problem)
                     continue

@@ -12,8 +12,9 @@
 Clients find their log through ``embedlog.compat.registry``: clients created with the
 same ``bootstrap_servers`` share one in-process log; ``embedlog_path`` (or
 ``**{"embedlog.path": ...}``) names a log directory.  Topics are created on first use
-unless auto-creation is off.  See the module docs of ``producer``, ``consumer`` and
-``admin`` for what matches kafka-python and what does not.
+unless auto-creation is off.  ``KafkaProducer(transactional_id=...)`` has kafka-python's
+transactional API.  See the module docs of ``producer``, ``consumer`` and ``admin`` for
+what matches kafka-python and what does not.
 """
 
 from . import errors

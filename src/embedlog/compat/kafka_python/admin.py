@@ -15,7 +15,7 @@ from typing import Any
 
 from ... import errors as el_errors
 from ...model import TopicPartition
-from . import _common
+from .. import _kafka_common as _common
 from . import errors as Errors
 from .structs import OffsetAndMetadata
 

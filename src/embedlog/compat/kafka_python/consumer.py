@@ -15,12 +15,15 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
+from itertools import repeat
+from operator import attrgetter
 from typing import Any, cast
 
 from ... import errors as el_errors
 from ...consumer import Consumer
 from ...model import Message, TopicPartition
-from . import _common
+from .. import _kafka_common as _common
 from . import errors as Errors
 from .structs import ConsumerGroupMetadata, ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp
 
@@ -54,21 +57,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "socks5_proxy": None, "kafka_client": None,
     "api_version_auto_timeout_ms": 2000, "legacy_iterator": False,  # kafka-python 2.0
 }
+_TS_TYPES = {"CreateTime": 0, "LogAppendTime": 1}
+_MESSAGE_FIELDS = [attrgetter(f) for f in ("topic", "partition", "offset", "key", "value", "headers", "timestamp",
+                                           "timestamp_type", "leader_epoch")]
+_new_record = partial(tuple.__new__, ConsumerRecord)  # a NamedTuple from one tuple of its fields
 _RESETS = {"earliest": "earliest", "latest": "latest", "none": "none", "smallest": "earliest", "largest": "latest"}
-
-
-def assignment_strategy(strategies: object) -> str:
-    """embedlog's assignor for kafka-python/aiokafka assignor classes (the first one wins)."""
-    items = strategies if isinstance(strategies, (list, tuple)) else (strategies,)
-    for s in items:
-        name = str(s if isinstance(s, str) else getattr(s, "name", None) or getattr(s, "__name__", "")).lower()
-        if "roundrobin" in name:
-            return "roundrobin"
-        if "sticky" in name:
-            return "cooperative-sticky"
-        if "range" in name:
-            return "range"
-    return "range"
 
 
 class ConsumerRebalanceListener:
@@ -141,7 +134,7 @@ class KafkaConsumer:
                 on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
                 session_timeout_ms=cfg["session_timeout_ms"], heartbeat_interval_ms=cfg["heartbeat_interval_ms"],
                 max_poll_interval_ms=cfg["max_poll_interval_ms"],
-                partition_assignment_strategy=assignment_strategy(cfg["partition_assignment_strategy"]),
+                partition_assignment_strategy=_common.assignment_strategy(cfg["partition_assignment_strategy"]),
                 client_id=str(cfg["client_id"] or ""))
         except el_errors.ConfigError as exc:
             raise Errors.KafkaConfigurationError(str(exc)) from exc
@@ -218,16 +211,26 @@ class KafkaConsumer:
             raise error("Partition is not assigned")
         return checked
 
-    def _record(self, m: Message) -> ConsumerRecord:
-        headers = list(m.headers)
-        key, value = m.key, m.value
+    def _records(self, msgs: list[Message]) -> list[ConsumerRecord]:
+        """kafka-python's ``ConsumerRecord``s of embedlog messages (the hot path of
+        consuming: built column by column, without a Python call per record)."""
+        if not msgs:
+            return []
+        topics, parts, offsets, keys, values, raw_headers, stamps, ts_types, epochs = (
+            list(map(get, msgs)) for get in _MESSAGE_FIELDS)
         cfg = self.config
-        return ConsumerRecord(
-            m.topic, m.partition, m.leader_epoch, m.offset, m.timestamp, _common.timestamp_type(m),
-            _common.deserialize(cfg["key_deserializer"], m.topic, headers, key),
-            _common.deserialize(cfg["value_deserializer"], m.topic, headers, value),
-            headers, None, len(key) if key is not None else -1, len(value) if value is not None else -1,
-            _common.header_size(headers))
+        kd, vd = cfg["key_deserializer"], cfg["value_deserializer"]
+        headers = [list(h) if h else [] for h in raw_headers]  # the application may change its list
+        key_sizes = [-1 if k is None else len(k) for k in keys]
+        value_sizes = [-1 if v is None else len(v) for v in values]
+        if kd is not None:
+            keys = [_common.deserialize(kd, t, h, k) for t, h, k in zip(topics, headers, keys, strict=True)]
+        if vd is not None:
+            values = [_common.deserialize(vd, t, h, v) for t, h, v in zip(topics, headers, values, strict=True)]
+        n = len(msgs)
+        return list(map(_new_record, zip(
+            topics, parts, epochs, offsets, stamps, map(_TS_TYPES.__getitem__, ts_types), keys, values, headers,
+            repeat(None, n), key_sizes, value_sizes, [_common.header_size(h) if h else -1 for h in headers])))
 
     def _fetch(self, timeout: float, max_records: int) -> list[Message]:
         """Poll embedlog, following subscribed topics that appear meanwhile."""
@@ -264,8 +267,16 @@ class KafkaConsumer:
         self._check_open()
         self._drop_pending()
         out: dict[TopicPartition, list[ConsumerRecord]] = {}
-        for m in self._fetch(timeout_ms / 1000, max_records):
-            out.setdefault(TopicPartition(m.topic, m.partition), []).append(self._record(m))
+        records = self._records(self._fetch(timeout_ms / 1000, max_records))
+        start = 0
+        for i in range(1, len(records) + 1):  # embedlog returns each partition's records together
+            if i == len(records) or records[i][1] != records[start][1] or records[i][0] != records[start][0]:
+                tp = TopicPartition(records[start][0], records[start][1])
+                if tp in out:
+                    out[tp].extend(records[start:i])
+                else:
+                    out[tp] = records[start:i]
+                start = i
         return out
 
     def __iter__(self) -> Iterator[ConsumerRecord]:
@@ -282,8 +293,7 @@ class KafkaConsumer:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._closed:
                 raise StopIteration
-            msgs = self._fetch(min(remaining, 1.0), self.config["max_poll_records"])
-            self._pending.extend(self._record(m) for m in msgs)
+            self._pending.extend(self._records(self._fetch(min(remaining, 1.0), self.config["max_poll_records"])))
 
     # -- assignment --------------------------------------------------------------------------
     def subscribe(self, topics: Iterable[str] = (), pattern: str | None = None, listener: Any = None) -> None:

@@ -4,23 +4,14 @@ Each class carries ``errno`` (Kafka's protocol error code, for broker errors) an
 ``retriable`` as kafka-python's do.  When kafka-python itself is installed, each class
 also derives from the real class of the same name, so application code written
 against the real library (``except kafka.errors.KafkaTimeoutError``) catches what the
-shim raises.
+shim raises (see ``embedlog.compat._error_classes``).
 """
 
 from __future__ import annotations
 
-import importlib
-import warnings
-from types import ModuleType
 from typing import Any, ClassVar
 
-_real_errors: ModuleType | None
-try:  # the real classes, only so that ``except kafka.errors.X`` in applications catches ours
-    with warnings.catch_warnings():  # the library's own deprecation noise, not the user's
-        warnings.simplefilter("ignore", DeprecationWarning)
-        _real_errors = importlib.import_module("kafka.errors")
-except ImportError:  # pragma: no cover - kafka-python is optional
-    _real_errors = None
+from .._error_classes import ErrorFactory
 
 __all__ = [
     "BrokerResponseError",
@@ -33,6 +24,7 @@ __all__ = [
     "InvalidConfigurationError",
     "InvalidMetadataError",
     "InvalidPartitionsError",
+    "InvalidProducerEpochError",
     "InvalidReplicationFactorError",
     "InvalidRequestError",
     "InvalidTopicError",
@@ -45,6 +37,7 @@ __all__ = [
     "NonEmptyGroupError",
     "NotEnoughReplicasError",
     "OffsetOutOfRangeError",
+    "ProducerFencedError",
     "RebalanceInProgressError",
     "RecordListTooLargeError",
     "RequestTimedOutError",
@@ -59,13 +52,10 @@ __all__ = [
     "kafka_errors",
 ]
 
-
-def _real(name: str) -> tuple[type, ...]:
-    cls = getattr(_real_errors, name, None)
-    return (cls,) if isinstance(cls, type) and issubclass(cls, BaseException) else ()
+_make = ErrorFactory(__name__, "kafka.errors")
 
 
-class KafkaError(*(_real("KafkaError") or (Exception,))):  # type: ignore[misc]
+class KafkaError(*_make.real("KafkaError", Exception)):  # type: ignore[misc]
     """Base of every kafka-python error."""
 
     retriable: ClassVar[bool] = False
@@ -78,39 +68,15 @@ class KafkaError(*(_real("KafkaError") or (Exception,))):  # type: ignore[misc]
         return f"{type(self).__name__}: {Exception.__str__(self)}"
 
 
-class RetriableError(KafkaError, *_real("RetriableError")):  # type: ignore[misc]
+class RetriableError(KafkaError, *_make.real("RetriableError")):  # type: ignore[misc]
     retriable = True
 
 
-class InvalidMetadataError(RetriableError, *_real("InvalidMetadataError")):  # type: ignore[misc]
+class InvalidMetadataError(RetriableError, *_make.real("InvalidMetadataError")):  # type: ignore[misc]
     invalid_metadata = True
 
 
-class IllegalStateError(KafkaError, *_real("IllegalStateError")):  # type: ignore[misc]
-    pass
-
-
-class IllegalArgumentError(KafkaError, *_real("IllegalArgumentError")):  # type: ignore[misc]
-    pass
-
-
-class KafkaConfigurationError(KafkaError, *_real("KafkaConfigurationError")):  # type: ignore[misc]
-    pass
-
-
-class KafkaTimeoutError(RetriableError, *_real("KafkaTimeoutError")):  # type: ignore[misc]
-    pass
-
-
-class NoOffsetForPartitionError(KafkaError, *_real("NoOffsetForPartitionError")):  # type: ignore[misc]
-    pass
-
-
-class TransactionAbortedError(KafkaError, *_real("TransactionAbortedError")):  # type: ignore[misc]
-    pass
-
-
-class CommitFailedError(KafkaError, *_real("CommitFailedError")):  # type: ignore[misc]
+class CommitFailedError(KafkaError, *_make.real("CommitFailedError")):  # type: ignore[misc]
     def __init__(self, *args: Any) -> None:
         if not args:
             args = ("Commit cannot be completed since the group has already rebalanced and assigned "
@@ -118,7 +84,7 @@ class CommitFailedError(KafkaError, *_real("CommitFailedError")):  # type: ignor
         super().__init__(*args)
 
 
-class BrokerResponseError(KafkaError, *_real("BrokerResponseError")):  # type: ignore[misc]
+class BrokerResponseError(KafkaError, *_make.real("BrokerResponseError")):  # type: ignore[misc]
     """An error a Kafka broker would have answered with (``errno`` is its code)."""
 
     errno: ClassVar[int | None] = None
@@ -129,125 +95,42 @@ class BrokerResponseError(KafkaError, *_real("BrokerResponseError")):  # type: i
         return f"[Error {self.errno}] {KafkaError.__str__(self)}"
 
 
-class UnknownError(BrokerResponseError, *_real("UnknownError")):  # type: ignore[misc]
-    errno = -1
-    message = "UNKNOWN"
+IllegalStateError = _make("IllegalStateError", KafkaError)
+IllegalArgumentError = _make("IllegalArgumentError", KafkaError)
+KafkaConfigurationError = _make("KafkaConfigurationError", KafkaError)
+KafkaTimeoutError = _make("KafkaTimeoutError", RetriableError)
+NoOffsetForPartitionError = _make("NoOffsetForPartitionError", KafkaError)
+TransactionAbortedError = _make("TransactionAbortedError", KafkaError,
+                                message="Failing batch since transaction was aborted")
 
-
-class OffsetOutOfRangeError(BrokerResponseError, *_real("OffsetOutOfRangeError")):  # type: ignore[misc]
-    errno = 1
-    message = "OFFSET_OUT_OF_RANGE"
-
-
-class CorruptRecordError(BrokerResponseError, *_real("CorruptRecordError")):  # type: ignore[misc]
-    errno = 2
-    message = "CORRUPT_MESSAGE"
-
-
-_UTP = _real("UnknownTopicOrPartitionError")
-
-
-class UnknownTopicOrPartitionError(InvalidMetadataError, BrokerResponseError, *_UTP):  # type: ignore[misc]
-    errno = 3
-    message = "UNKNOWN_TOPIC_OR_PARTITION"
-
-
-class RequestTimedOutError(RetriableError, BrokerResponseError, *_real("RequestTimedOutError")):  # type: ignore[misc]
-    errno = 7
-    message = "REQUEST_TIMED_OUT"
-
-
-class MessageSizeTooLargeError(BrokerResponseError, *_real("MessageSizeTooLargeError")):  # type: ignore[misc]
-    errno = 10
-    message = "MESSAGE_SIZE_TOO_LARGE"
-
-
-class InvalidTopicError(BrokerResponseError, *_real("InvalidTopicError")):  # type: ignore[misc]
-    errno = 17
-    message = "INVALID_TOPIC"
-
-
-class RecordListTooLargeError(BrokerResponseError, *_real("RecordListTooLargeError")):  # type: ignore[misc]
-    errno = 18
-    message = "RECORD_LIST_TOO_LARGE"
-
-
-class NotEnoughReplicasError(RetriableError, BrokerResponseError, *_real("NotEnoughReplicasError")):  # type: ignore[misc]
-    errno = 19
-    message = "NOT_ENOUGH_REPLICAS"
-
-
-class IllegalGenerationError(BrokerResponseError, *_real("IllegalGenerationError")):  # type: ignore[misc]
-    errno = 22
-    message = "ILLEGAL_GENERATION"
-
-
-class UnknownMemberIdError(BrokerResponseError, *_real("UnknownMemberIdError")):  # type: ignore[misc]
-    errno = 25
-    message = "UNKNOWN_MEMBER_ID"
-
-
-class RebalanceInProgressError(BrokerResponseError, *_real("RebalanceInProgressError")):  # type: ignore[misc]
-    errno = 27
-    message = "REBALANCE_IN_PROGRESS"
-
-
-class UnsupportedVersionError(BrokerResponseError, *_real("UnsupportedVersionError")):  # type: ignore[misc]
-    errno = 35
-    message = "UNSUPPORTED_VERSION"
-
-
-class TopicAlreadyExistsError(BrokerResponseError, *_real("TopicAlreadyExistsError")):  # type: ignore[misc]
-    errno = 36
-    message = "TOPIC_ALREADY_EXISTS"
-
-
-class InvalidPartitionsError(BrokerResponseError, *_real("InvalidPartitionsError")):  # type: ignore[misc]
-    errno = 37
-    message = "INVALID_PARTITIONS"
-
-
-class InvalidReplicationFactorError(BrokerResponseError, *_real("InvalidReplicationFactorError")):  # type: ignore[misc]
-    errno = 38
-    message = "INVALID_REPLICATION_FACTOR"
-
-
-class InvalidConfigurationError(BrokerResponseError, *_real("InvalidConfigurationError")):  # type: ignore[misc]
-    errno = 40
-    message = "INVALID_CONFIG"
-
-
-class InvalidRequestError(BrokerResponseError, *_real("InvalidRequestError")):  # type: ignore[misc]
-    errno = 42
-    message = "INVALID_REQUEST"
-
-
-class InvalidTxnStateError(BrokerResponseError, *_real("InvalidTxnStateError")):  # type: ignore[misc]
-    errno = 48
-    message = "INVALID_TXN_STATE"
-
-
-class NonEmptyGroupError(BrokerResponseError, *_real("NonEmptyGroupError")):  # type: ignore[misc]
-    errno = 68
-    message = "NON_EMPTY_GROUP"
-
-
-class GroupIdNotFoundError(BrokerResponseError, *_real("GroupIdNotFoundError")):  # type: ignore[misc]
-    errno = 69
-    message = "GROUP_ID_NOT_FOUND"
-
+_broker = _make.broker_errors(BrokerResponseError)
+UnknownError = _broker("UnknownError", -1, "UNKNOWN")
+OffsetOutOfRangeError = _broker("OffsetOutOfRangeError", 1, "OFFSET_OUT_OF_RANGE")
+CorruptRecordError = _broker("CorruptRecordError", 2, "CORRUPT_MESSAGE")
+UnknownTopicOrPartitionError = _broker("UnknownTopicOrPartitionError", 3, "UNKNOWN_TOPIC_OR_PARTITION",
+                                       InvalidMetadataError)
+RequestTimedOutError = _broker("RequestTimedOutError", 7, "REQUEST_TIMED_OUT", RetriableError)
+MessageSizeTooLargeError = _broker("MessageSizeTooLargeError", 10, "MESSAGE_SIZE_TOO_LARGE")
+InvalidTopicError = _broker("InvalidTopicError", 17, "INVALID_TOPIC")
+RecordListTooLargeError = _broker("RecordListTooLargeError", 18, "RECORD_LIST_TOO_LARGE")
+NotEnoughReplicasError = _broker("NotEnoughReplicasError", 19, "NOT_ENOUGH_REPLICAS", RetriableError)
+IllegalGenerationError = _broker("IllegalGenerationError", 22, "ILLEGAL_GENERATION")
+UnknownMemberIdError = _broker("UnknownMemberIdError", 25, "UNKNOWN_MEMBER_ID")
+RebalanceInProgressError = _broker("RebalanceInProgressError", 27, "REBALANCE_IN_PROGRESS")
+UnsupportedVersionError = _broker("UnsupportedVersionError", 35, "UNSUPPORTED_VERSION")
+TopicAlreadyExistsError = _broker("TopicAlreadyExistsError", 36, "TOPIC_ALREADY_EXISTS")
+InvalidPartitionsError = _broker("InvalidPartitionsError", 37, "INVALID_PARTITIONS")
+InvalidReplicationFactorError = _broker("InvalidReplicationFactorError", 38, "INVALID_REPLICATION_FACTOR")
+InvalidConfigurationError = _broker("InvalidConfigurationError", 40, "INVALID_CONFIG")
+InvalidRequestError = _broker("InvalidRequestError", 42, "INVALID_REQUEST")
+InvalidProducerEpochError = _broker("InvalidProducerEpochError", 47, "INVALID_PRODUCER_EPOCH")
+InvalidTxnStateError = _broker("InvalidTxnStateError", 48, "INVALID_TXN_STATE")
+NonEmptyGroupError = _broker("NonEmptyGroupError", 68, "NON_EMPTY_GROUP")
+GroupIdNotFoundError = _broker("GroupIdNotFoundError", 69, "GROUP_ID_NOT_FOUND")
+ProducerFencedError = _broker("ProducerFencedError", 90, "PRODUCER_FENCED")
 
 #: Kafka error code -> class, like ``kafka.errors.kafka_errors``
-kafka_errors: dict[int, type[BrokerResponseError]] = {
-    cls.errno: cls for cls in (
-        UnknownError, OffsetOutOfRangeError, CorruptRecordError, UnknownTopicOrPartitionError,
-        RequestTimedOutError, MessageSizeTooLargeError, InvalidTopicError, RecordListTooLargeError,
-        NotEnoughReplicasError, IllegalGenerationError, UnknownMemberIdError, RebalanceInProgressError,
-        UnsupportedVersionError, TopicAlreadyExistsError, InvalidPartitionsError, InvalidReplicationFactorError,
-        InvalidConfigurationError, InvalidRequestError, InvalidTxnStateError, NonEmptyGroupError,
-        GroupIdNotFoundError)
-    if cls.errno is not None
-}
+kafka_errors: dict[int, type[BrokerResponseError]] = _broker.by_code
 
 
 def for_code(error_code: int) -> type[BrokerResponseError]:

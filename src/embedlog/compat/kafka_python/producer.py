@@ -5,23 +5,41 @@
 ``flush()``, or at ``close()``.  Keys are placed with Java's murmur2, as kafka-python's
 ``DefaultPartitioner`` does; records without a key go to a random partition each.
 Thread-safe.
+
+With ``transactional_id`` the producer has kafka-python's transactional API
+(``init_transactions``, ``begin_transaction``, ``send_offsets_to_transaction``,
+``commit_transaction``, ``abort_transaction``) over ``log.transaction()``: the records
+and offsets of a transaction become visible together when it commits, or never.
+Where it differs from kafka-python: embedlog writes a transaction's records when it
+commits, so their offsets are not known before; ``send`` inside a transaction returns
+a future already resolved with ``offset=-1`` (as for ``acks=0``) once the record is
+validated and buffered — like kafka-python's, it stays successful if the transaction
+is then aborted.  ``init_transactions`` fences older producers with the same id in
+this process (on the same log), not in other processes.
 """
 
 from __future__ import annotations
 
 import itertools
+import random
 import threading
+import time
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 from ... import errors as el_errors
 from ...model import RecordMetadata as ElRecordMetadata
 from ...model import TopicPartition
 from ...producer import Producer
-from . import _common
+from ...transactions import Transaction
+from .. import _kafka_common as _common
+from .._fencing import Epoch
 from . import errors as Errors
 from .structs import RecordMetadata
+
+if TYPE_CHECKING:
+    from ...consumer import Consumer
 
 __all__ = ["FutureRecordMetadata", "KafkaProducer"]
 
@@ -52,46 +70,75 @@ _CODECS = ("gzip", "snappy", "lz4", "zstd", None)
 _CLIENT_IDS = itertools.count(1)
 
 
+_FUTURES_LOCK = threading.Lock()  # guards every future's completion and callback lists (short holds)
+
+
 class FutureRecordMetadata:
-    """kafka-python's future of a sent record: ``get(timeout)``, callbacks, state."""
+    """kafka-python's future of a sent record: ``get(timeout)``, callbacks, state.
+
+    Cheap to make (one per record): the ``threading.Event`` that ``get`` waits on is
+    created only when ``get`` has to wait, and one lock shared by all futures guards
+    the state.
+    """
+
+    __slots__ = ("_callbacks", "_errbacks", "_event", "_meta", "_sizes", "_value", "exception", "is_done")
 
     def __init__(self, key_size: int, value_size: int, header_size: int) -> None:
-        self._event = threading.Event()
-        self._lock = threading.Lock()
         self._sizes = (key_size, value_size, header_size)
-        self.value: RecordMetadata | None = None
+        self._value: RecordMetadata | None = None
+        self._meta: ElRecordMetadata | None = None  # embedlog's answer: ``value`` is made from it when read
         self.exception: BaseException | None = None
         self.is_done = False
-        self._callbacks: list[Callable[[Any], Any]] = []
-        self._errbacks: list[Callable[[Any], Any]] = []
+        self._callbacks: list[Callable[[Any], Any]] | None = None
+        self._errbacks: list[Callable[[Any], Any]] | None = None
+        self._event: threading.Event | None = None
+
+    @property
+    def value(self) -> RecordMetadata | None:
+        """The record's ``RecordMetadata`` once written (``None`` before, or on failure)."""
+        value, meta = self._value, self._meta
+        if value is None and meta is not None:
+            topic, partition = meta.topic, meta.partition
+            value = self._value = RecordMetadata(topic, partition, TopicPartition(topic, partition), meta.offset,
+                                                 meta.timestamp, None, *self._sizes)
+        return value
 
     # -- completion (called from the writing thread) ---------------------------------------
     def _deliver(self, error: el_errors.EmbedlogError | None, meta: ElRecordMetadata | None) -> None:
+        """embedlog's ``on_delivery``: one call per record, so as little as possible here."""
         if error is not None or meta is None:
             self.failure(_common.translate(error or el_errors.EmbedlogError("not written"), Errors))
-        else:
-            tp = TopicPartition(meta.topic, meta.partition)
-            self.success(RecordMetadata(meta.topic, meta.partition, tp, meta.offset, meta.timestamp, None,
-                                        *self._sizes))
+            return
+        with _FUTURES_LOCK:
+            self._meta = meta
+            self.is_done = True
+            event, callbacks = self._event, self._callbacks
+            self._callbacks = self._errbacks = None
+        if event is not None:
+            event.set()
+        if callbacks:
+            value = self.value
+            for cb in callbacks:
+                cb(value)
+
+    def _complete(self, value: RecordMetadata | None, exc: BaseException | None) -> None:
+        with _FUTURES_LOCK:
+            self._value = value
+            self.exception = exc
+            self.is_done = True
+            event, callbacks = self._event, (self._callbacks if exc is None else self._errbacks)
+            self._callbacks = self._errbacks = None
+        if event is not None:
+            event.set()
+        for cb in callbacks or ():
+            cb(value if exc is None else exc)
 
     def success(self, value: RecordMetadata) -> FutureRecordMetadata:
-        with self._lock:
-            self.value = value
-            self.is_done = True
-            callbacks = list(self._callbacks)
-        self._event.set()
-        for cb in callbacks:
-            cb(value)
+        self._complete(value, None)
         return self
 
     def failure(self, exc: BaseException) -> FutureRecordMetadata:
-        with self._lock:
-            self.exception = exc
-            self.is_done = True
-            errbacks = list(self._errbacks)
-        self._event.set()
-        for eb in errbacks:
-            eb(exc)
+        self._complete(None, exc)
         return self
 
     # -- kafka.future.Future's API -----------------------------------------------------------
@@ -104,30 +151,25 @@ class FutureRecordMetadata:
     def retriable(self) -> bool:
         return bool(getattr(self.exception, "retriable", False))
 
+    def _add(self, fn: Callable[[Any], Any], on_success: bool) -> None:
+        with _FUTURES_LOCK:
+            if not self.is_done:
+                if on_success:
+                    self._callbacks = [*(self._callbacks or ()), fn]
+                else:
+                    self._errbacks = [*(self._errbacks or ()), fn]
+                return
+        if (self.exception is None) == on_success:
+            fn(self.value if on_success else self.exception)
+
     def add_callback(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> FutureRecordMetadata:
         """Call ``f(*args, metadata, **kwargs)`` on success (now, if already done)."""
-        def cb(value: Any) -> Any:
-            return f(*args, value, **kwargs)
-
-        with self._lock:
-            if not self.is_done:
-                self._callbacks.append(cb)
-                return self
-        if self.exception is None:
-            cb(self.value)
+        self._add(lambda value: f(*args, value, **kwargs), True)
         return self
 
     def add_errback(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> FutureRecordMetadata:
         """Call ``f(*args, exception, **kwargs)`` on failure (now, if already failed)."""
-        def eb(exc: Any) -> Any:
-            return f(*args, exc, **kwargs)
-
-        with self._lock:
-            if not self.is_done:
-                self._errbacks.append(eb)
-                return self
-        if self.exception is not None:
-            eb(self.exception)
+        self._add(lambda exc: f(*args, exc, **kwargs), False)
         return self
 
     def add_both(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> FutureRecordMetadata:
@@ -136,12 +178,28 @@ class FutureRecordMetadata:
 
     def get(self, timeout: float | None = None) -> RecordMetadata:
         """The record's ``RecordMetadata``; raises its error, or ``KafkaTimeoutError``."""
-        if not self._event.wait(timeout):
-            raise Errors.KafkaTimeoutError(f"Timeout after waiting for {timeout} secs.")
+        if not self.is_done:
+            with _FUTURES_LOCK:
+                event = self._event
+                if event is None and not self.is_done:
+                    event = self._event = threading.Event()
+            if event is not None and not event.wait(timeout):
+                raise Errors.KafkaTimeoutError(f"Timeout after waiting for {timeout} secs.")
         if self.exception is not None:
             raise self.exception
         assert self.value is not None
         return self.value
+
+
+class _Member:
+    """A group member's identity, for fencing offsets committed in a transaction (what
+    ``Transaction.commit_offsets`` reads from a consumer)."""
+
+    def __init__(self, group: str, member: str) -> None:
+        self._metadata = (group, member)
+
+    def group_metadata(self) -> tuple[str, str]:
+        return self._metadata
 
 
 class KafkaProducer:
@@ -163,23 +221,30 @@ class KafkaProducer:
             raise Errors.KafkaConfigurationError(f"Invalid acks config: {cfg['acks']!r} (use 0, 1, -1 or 'all')")
         if cfg["compression_type"] not in _CODECS:
             raise ValueError(f"Not supported codec: {cfg['compression_type']}")
-        if cfg["transactional_id"] is not None:
-            raise Errors.UnsupportedVersionError(
-                "transactions are not supported by embedlog's kafka-python shim; use confluent_kafka's "
-                "shim or embedlog's log.transaction()")
+        self._txn_id: str | None = cfg["transactional_id"] or None
+        if self._txn_id is not None:
+            _check_transactional(configs, cfg)
         for key in ("key_serializer", "value_serializer"):
             fn = cfg[key]
             if fn is not None and not callable(fn) and not hasattr(fn, "serialize"):
                 raise TypeError(f"{key} must be callable or a Serializer")
         self._cluster = _common.cluster_for(cfg["bootstrap_servers"], embedlog_config)
         self._topics = _common.Topics(self._cluster, bool(cfg["allow_auto_create_topics"]))
-        user_partitioner = cfg["partitioner"]
-        self._user_partitioner = user_partitioner
+        self._user_partitioner = cfg["partitioner"]
+        self._compression = "zstd" if cfg["compression_type"] == "zstd" else None
+        # keys: Java's murmur2 (embedlog's own, with its per-key cache); null keys: a random
+        # partition per record, chosen in send() as kafka-python's DefaultPartitioner does
         self._producer: Producer = self._cluster.log.producer(
-            compression="zstd" if cfg["compression_type"] == "zstd" else None,
-            linger_ms=cfg["linger_ms"], acks=_ACKS[cfg["acks"]],
-            partitioner=None if user_partitioner is not None else _common.default_partitioner)
+            compression=self._compression, linger_ms=cfg["linger_ms"], acks=_ACKS[cfg["acks"]], partitioner="murmur2")
+        self._key_ser = cfg["key_serializer"]
+        self._value_ser = cfg["value_serializer"]
+        self._max_request_size = int(cfg["max_request_size"])
         self._closed = False
+        # transactions (kafka-python's TransactionState names)
+        self._txn_state = "UNINITIALIZED"
+        self._txn: Transaction | None = None
+        self._txn_error: BaseException | None = None
+        self._epoch = Epoch(self._cluster.log, self._txn_id) if self._txn_id is not None else None
 
     # -- sending ------------------------------------------------------------------------
     def send(self, topic: str, value: Any = None, key: Any = None, headers: list[tuple[str, bytes]] | None = None,
@@ -191,19 +256,18 @@ class KafkaProducer:
             raise ValueError("Need at least one: key or value")
         if headers is None:
             headers = []
-        if not isinstance(headers, list):
+        elif not isinstance(headers, list):
             raise TypeError("headers must be list-type")
-        if not all(isinstance(h, tuple) and len(h) == 2 and isinstance(h[0], str) and isinstance(h[1], bytes)
-                   for h in headers):
+        elif not all(isinstance(h, tuple) and len(h) == 2 and isinstance(h[0], str) and isinstance(h[1], bytes)
+                     for h in headers):
             raise TypeError("All headers items must be (str, bytes) tuples")
-        key_bytes = _common.serialize(self.config["key_serializer"], topic, headers, key)
-        value_bytes = _common.serialize(self.config["value_serializer"], topic, headers, value)
-        for what, data in (("key", key_bytes), ("value", value_bytes)):
-            if type(data) not in (bytes, bytearray, memoryview, type(None)):
-                raise TypeError(f"Unsupported type for serialized {what}: {type(data)}")
-        key_bytes = bytes(key_bytes) if key_bytes is not None else None
-        value_bytes = bytes(value_bytes) if value_bytes is not None else None
-        if not isinstance(topic, str) or not self._exists(topic):
+        key_bytes = key if self._key_ser is None else _common.serialize(self._key_ser, topic, headers, key)
+        value_bytes = value if self._value_ser is None else _common.serialize(self._value_ser, topic, headers, value)
+        if key_bytes.__class__ is not bytes and key_bytes is not None:
+            key_bytes = _as_bytes(key_bytes, "key")
+        if value_bytes.__class__ is not bytes and value_bytes is not None:
+            value_bytes = _as_bytes(value_bytes, "value")
+        if topic.__class__ is not str or (topic not in self._topics.known and not self._exists(topic)):
             raise Errors.KafkaTimeoutError(
                 f"Failed to update metadata after {self.config['max_block_ms'] / 1000:.1f} secs. (topic {topic!r} "
                 "does not exist and auto-creation is off: create it first)")
@@ -214,17 +278,22 @@ class KafkaProducer:
                 raise ValueError(f"Unrecognized partition {partition} for topic {topic}")
         elif self._user_partitioner is not None:
             partition = self._user_partition(topic, key, key_bytes, value, value_bytes)
-        size = _common.record_size(key_bytes, value_bytes, headers)
-        if size > self.config["max_request_size"]:
+        elif key_bytes is None:
+            partition = random.randrange(self._topics.partitions(topic))
+        key_size = len(key_bytes) if key_bytes is not None else -1
+        value_size = len(value_bytes) if value_bytes is not None else -1
+        size = 82 + (key_size if key_size > 0 else 0) + (value_size if value_size > 0 else 0) if not headers \
+            else _common.record_size(key_bytes, value_bytes, headers)  # (inline for the common case)
+        if size > self._max_request_size:
             raise Errors.MessageSizeTooLargeError(
                 f"The message is {size} bytes when serialized which is larger than the maximum request size you "
                 "have configured with the max_request_size configuration")
-        future = FutureRecordMetadata(len(key_bytes) if key_bytes is not None else -1,
-                                      len(value_bytes) if value_bytes is not None else -1,
-                                      _common.header_size(headers))
+        future = FutureRecordMetadata(key_size, value_size, _common.header_size(headers) if headers else -1)
+        if self._txn_id is not None:
+            return self._send_transactional(future, topic, key_bytes, value_bytes, headers, partition, timestamp_ms)
         try:
-            self._producer.send(topic, value_bytes, key=key_bytes, headers=headers or None, partition=partition,
-                                timestamp_ms=timestamp_ms, on_delivery=future._deliver)
+            self._producer.send(topic, value_bytes, key_bytes, headers or None, partition, timestamp_ms,
+                                future._deliver)
         except (el_errors.RecordTooLargeError, el_errors.InvalidRecordError) as exc:
             future.failure(_common.translate(exc, Errors))  # the broker's answer, in the future
         except el_errors.ClosedError:
@@ -275,13 +344,160 @@ class KafkaProducer:
                                            f" secs. (topic {topic!r} does not exist)")
         return set(range(self._topics.partitions(topic, max_age=0)))
 
+    # -- transactions ------------------------------------------------------------------------
+    def _send_transactional(self, future: FutureRecordMetadata, topic: str, key: bytes | None, value: bytes | None,
+                            headers: list[tuple[str, bytes]], partition: int | None,
+                            timestamp_ms: int | None) -> FutureRecordMetadata:
+        """Add a record to the open transaction; the future is resolved now, with offset -1
+        (the offset is given when the transaction commits)."""
+        if self._txn_state == "UNINITIALIZED":
+            raise Errors.IllegalStateError("Cannot perform a 'send' before completing a call to init_transactions "
+                                           "when transactions are enabled.")
+        self._check_fenced()
+        if self._txn_error is not None:
+            raise Errors.KafkaError("Cannot perform send because at least one previous transactional or idempotent "
+                                    "request has failed with errors.", self._txn_error)
+        if self._txn_state != "IN_TRANSACTION" or self._txn is None:
+            raise Errors.IllegalStateError(f"Cannot call send in state {self._txn_state}")
+        if partition is None:  # a keyed record (send() chose one for a null key): placed here, for its metadata
+            assert key is not None
+            partition = _common.murmur2_partition(key, self._topics.partitions(topic))
+        if timestamp_ms is None:
+            timestamp_ms = time.time_ns() // 1_000_000
+        try:
+            self._txn.send(topic, value, key=key, headers=headers or None, partition=partition,
+                           timestamp_ms=timestamp_ms)
+        except (el_errors.RecordTooLargeError, el_errors.InvalidRecordError) as exc:
+            return future.failure(_common.translate(exc, Errors))
+        except el_errors.ConfigError as exc:  # a bad timestamp
+            raise ValueError(str(exc)) from exc
+        except el_errors.EmbedlogError as exc:
+            raise _common.translate(exc, Errors) from exc
+        return future.success(RecordMetadata(topic, partition, TopicPartition(topic, partition), -1, timestamp_ms,
+                                             None, *future._sizes))
+
+    def _ensure_transactional(self, what: str) -> None:
+        """Raise as kafka-python does for a producer without ``transactional_id``: ``what``
+        without idempotence, the transaction manager's complaint with it (the default)."""
+        if self._txn_id is None:
+            if self.config["enable_idempotence"]:
+                raise Errors.IllegalStateError("Transactional method invoked on a non-transactional producer.")
+            raise Errors.IllegalStateError(what)
+        if self._closed:
+            raise Errors.IllegalStateError("KafkaProducer already closed!")
+        self._check_fenced()
+        if self._txn_error is not None and self._txn_state == "FATAL_ERROR":
+            raise Errors.KafkaError("Cannot execute transactional method because we are in an error state: "
+                                    f"{self._txn_error}")
+
+    def _check_fenced(self) -> None:
+        """Raise ``ProducerFencedError`` (once; ``KafkaError`` after) when a newer producer
+        with this transactional id called ``init_transactions``."""
+        if self._epoch is None or self._txn_state in ("UNINITIALIZED", "FATAL_ERROR") or not self._epoch.fenced:
+            return
+        self._drop_transaction()
+        self._txn_state = "FATAL_ERROR"
+        self._txn_error = Errors.ProducerFencedError(
+            f"There is a newer producer with the same transactional_id {self._txn_id!r}: this one is fenced")
+        raise self._txn_error
+
+    def _transition(self, target: str, *allowed: str) -> None:
+        if self._txn_state not in allowed:
+            raise Errors.KafkaError(f"TransactionalId {self._txn_id}: Invalid transition attempted from state "
+                                    f"{self._txn_state} to state {target}")
+
+    def init_transactions(self) -> None:
+        """Take the ``transactional_id``: older producers with it (in this process) are
+        fenced.  Called again after success, it does nothing."""
+        self._ensure_transactional("Cannot call init_transactions without setting a transactional_id.")
+        if self._txn_state != "UNINITIALIZED":
+            return
+        assert self._epoch is not None
+        self._epoch.claim()
+        self._txn_state = "READY"
+
+    def begin_transaction(self) -> None:
+        """Start a transaction: what is sent until commit/abort belongs to it."""
+        self._ensure_transactional("Cannot use transactional methods without enabling transactions")
+        if self._txn_error is not None:
+            raise Errors.KafkaError("Cannot execute transactional method because we are in an error state: "
+                                    f"{self._txn_error}")
+        self._transition("IN_TRANSACTION", "READY")
+        self._txn = self._cluster.log.transaction(compression=self._compression)
+        self._txn_state = "IN_TRANSACTION"
+
+    def send_offsets_to_transaction(self, offsets: Mapping[Any, Any], group_metadata: Any) -> None:
+        """Commit a consumer group's offsets (the *next* offsets to read) with the
+        transaction.  ``group_metadata`` is ``consumer.group_metadata()`` (the member's
+        offsets are fenced: refused at commit if it no longer owns the partitions) or a
+        group id ``str`` (not fenced)."""
+        if self._txn_id is None and not self.config["enable_idempotence"]:
+            self._ensure_transactional("Cannot use transactional methods without enabling transactions")
+        target = _offsets_target(group_metadata)
+        self._ensure_transactional("Cannot use transactional methods without enabling transactions")
+        if self._txn_error is not None:
+            raise Errors.KafkaError("Cannot execute transactional method because we are in an error state: "
+                                    f"{self._txn_error}")
+        if self._txn_state != "IN_TRANSACTION" or self._txn is None:
+            raise Errors.KafkaError("Cannot send offsets to transaction because the producer is not in an active "
+                                    "transaction")
+        todo: dict[TopicPartition, Any] = {}
+        for tp, value in offsets.items():
+            off = getattr(value, "offset", value)
+            if not isinstance(off, int):
+                raise TypeError(f"offset for {tp} must be an int or OffsetAndMetadata, got {value!r}")
+            meta = getattr(value, "metadata", "") or ""
+            todo[_common.as_tp(tp)] = (off, meta) if meta else off
+        try:
+            self._txn.commit_offsets(target, todo)
+        except el_errors.EmbedlogError as exc:
+            raise _common.translate(exc, Errors) from exc
+
+    def commit_transaction(self) -> None:
+        """Commit: the transaction's records and offsets become visible together.
+
+        Raises ``CommitFailedError`` when offsets were sent for partitions the consumer
+        no longer owns (nothing of the transaction is written; ``abort_transaction`` then).
+        """
+        self._ensure_transactional("Cannot commit transaction since transactions are not enabled")
+        if self._txn_error is not None:
+            raise Errors.KafkaError("Cannot execute transactional method because we are in an error state: "
+                                    f"{self._txn_error}")
+        self._transition("COMMITTING_TRANSACTION", "IN_TRANSACTION")
+        txn, self._txn = self._txn, None
+        assert txn is not None
+        try:
+            txn.commit()
+        except el_errors.EmbedlogError as exc:
+            cause = exc.__cause__ if isinstance(exc.__cause__, el_errors.EmbedlogError) else exc
+            error = (Errors.CommitFailedError(str(cause))
+                     if isinstance(cause, (el_errors.IllegalGenerationError, el_errors.NotAssignedError))
+                     else _common.translate(cause, Errors))
+            self._txn_state, self._txn_error = "ABORTABLE_ERROR", error
+            raise error from exc
+        self._txn_state = "READY"
+
+    def abort_transaction(self) -> None:
+        """Abort: nothing sent or committed in the transaction becomes visible."""
+        self._ensure_transactional("Cannot abort transaction since transactions are not enabled.")
+        self._transition("ABORTING_TRANSACTION", "IN_TRANSACTION", "ABORTABLE_ERROR")
+        self._drop_transaction()
+        self._txn_state, self._txn_error = "READY", None
+
+    def _drop_transaction(self) -> None:
+        txn, self._txn = self._txn, None
+        if txn is not None:
+            txn.abort()
+
+    # -- lifecycle ---------------------------------------------------------------------------
     def close(self, timeout: float | None = None, null_logger: bool = False) -> None:
-        """Flush and release the producer (idempotent)."""
+        """Flush and release the producer (an open transaction is aborted; idempotent)."""
         if self._closed:
             return
         if timeout is not None and timeout < 0:
             raise ValueError(f"Invalid timeout: {timeout}")
         self._closed = True
+        self._drop_transaction()
         if not self._cluster.log.closed:
             try:
                 self._producer.close()
@@ -300,6 +516,46 @@ class KafkaProducer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _as_bytes(data: Any, what: str) -> bytes:
+    """Serialized data as ``bytes`` (``bytearray``/``memoryview`` copied); other types refused."""
+    if type(data) not in (bytearray, memoryview):
+        raise TypeError(f"Unsupported type for serialized {what}: {type(data)}")
+    return bytes(data)
+
+
+def _check_transactional(user: Mapping[str, Any], cfg: dict[str, Any]) -> None:
+    """kafka-python's checks of a transactional producer's config (it forces idempotence)."""
+    if "enable_idempotence" in user and not user["enable_idempotence"]:
+        raise Errors.KafkaConfigurationError("Cannot set transactional_id without enable_idempotence.")
+    cfg["enable_idempotence"] = True
+    conflicts = []
+    if "acks" in user and user["acks"] not in (-1, "all"):
+        conflicts.append(f"acks={user['acks']!r}")
+    if "retries" in user and user["retries"] == 0:
+        conflicts.append("retries=0")
+    if "max_in_flight_requests_per_connection" in user and user["max_in_flight_requests_per_connection"] > 5:
+        conflicts.append(f"max_in_flight_requests_per_connection={user['max_in_flight_requests_per_connection']!r}")
+    if conflicts:
+        raise Errors.KafkaConfigurationError(
+            f"enable_idempotence=True is incompatible with user-provided {', '.join(conflicts)}")
+
+
+def _offsets_target(group_metadata: Any) -> Consumer | str:
+    """What ``Transaction.commit_offsets`` fences by: the member of a ``ConsumerGroupMetadata``
+    (this shim's or kafka-python's), or a bare group id."""
+    if isinstance(group_metadata, str):
+        return group_metadata
+    group_id = getattr(group_metadata, "group_id", None)
+    if not isinstance(group_id, str):
+        raise TypeError("send_offsets_to_transaction expects group_metadata to be a ConsumerGroupMetadata or a "
+                        f"group_id str, got {type(group_metadata)!r}")
+    member = getattr(group_metadata, "member_id", "") or ""
+    if getattr(group_metadata, "generation_id", -1) > 0 and not member:
+        raise ValueError(f"Invalid ConsumerGroupMetadata: generation_id={group_metadata.generation_id} implies a "
+                         "joined group but member_id is empty")
+    return cast("Consumer", _Member(group_id, member)) if member else group_id
 
 
 class _ClusterView:

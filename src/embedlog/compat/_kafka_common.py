@@ -1,24 +1,25 @@
 """Plumbing shared by the kafka-python and aiokafka shims (both descend from kafka-python's API).
 
 Nothing here is public: config splitting, finding the log through the registry,
-topic auto-creation, partition choice, error translation and record conversion.
+topic auto-creation, partition choice, assignor names, error translation and record
+conversion.  It imports neither real client library (the aiokafka shim must not pull
+in kafka-python).
 """
 
 from __future__ import annotations
 
-import random
 import re
 import time
 from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
-from ... import errors as el_errors
-from ...consumer import Consumer
-from ...log import Log
-from ...model import Message, TopicPartition
-from ...partitioner import KeyHasher, resolve
-from .. import registry
+from .. import errors as el_errors
+from ..consumer import Consumer
+from ..log import Log
+from ..model import TopicPartition
+from ..partitioner import KeyHasher, resolve
+from . import registry
 
 __all__: list[str] = []
 
@@ -55,13 +56,6 @@ def cluster_for(bootstrap_servers: object, embedlog_config: Mapping[str, Any]) -
 
 def murmur2_partition(key: bytes, partitions: int) -> int:
     """kafka-python's and aiokafka's ``DefaultPartitioner`` for a key: Java's murmur2."""
-    return _MURMUR2.hash(key) % partitions
-
-
-def default_partitioner(key: bytes | None, partitions: int) -> int:
-    """kafka-python's/aiokafka's default: murmur2 for keys, a random partition per null-key record."""
-    if key is None:
-        return random.randrange(partitions)
     return _MURMUR2.hash(key) % partitions
 
 
@@ -159,21 +153,21 @@ class Topics:
         self.cluster = cluster
         self.log: Log = cluster.log
         self.allow_create = allow_create
-        self._known: set[str] = set()
+        self.known: set[str] = set()  # topics seen to exist
         self._counts: dict[str, tuple[float, int]] = {}
 
     def ensure(self, topic: str) -> bool:
         """Whether ``topic`` exists (after creating it if allowed)."""
-        if topic in self._known:
+        if topic in self.known:
             return True
         create = None if self.allow_create else False
         if self.cluster.ensure_topic(topic, create=create):
-            self._known.add(topic)
+            self.known.add(topic)
             return True
         return False
 
     def forget(self, topic: str) -> None:
-        self._known.discard(topic)
+        self.known.discard(topic)
         self._counts.pop(topic, None)
 
     def partitions(self, topic: str, *, max_age: float = 1.0) -> int:
@@ -243,11 +237,6 @@ class Subscription:
             self.consumer.unsubscribe()
 
 
-def timestamp_type(msg: Message) -> int:
-    """Kafka's timestamp type code: 0 CreateTime, 1 LogAppendTime."""
-    return 0 if msg.timestamp_type == "CreateTime" else 1
-
-
 def as_tp(obj: Any) -> TopicPartition:
     """A ``TopicPartition`` from ours, the real library's, or any (topic, partition) pair."""
     if isinstance(obj, TopicPartition):
@@ -256,3 +245,17 @@ def as_tp(obj: Any) -> TopicPartition:
         return TopicPartition(obj[0], obj[1])
     raise TypeError("partition must be a TopicPartition namedtuple")
 
+
+
+def assignment_strategy(strategies: object) -> str:
+    """embedlog's assignor for kafka-python/aiokafka assignor classes (the first one wins)."""
+    items = strategies if isinstance(strategies, (list, tuple)) else (strategies,)
+    for s in items:
+        name = str(s if isinstance(s, str) else getattr(s, "name", None) or getattr(s, "__name__", "")).lower()
+        if "roundrobin" in name:
+            return "roundrobin"
+        if "sticky" in name:
+            return "cooperative-sticky"
+        if "range" in name:
+            return "range"
+    return "range"
