@@ -126,7 +126,8 @@ class ProcessMember:
 
     def wait_ready(self, timeout: float = 60) -> None:
         if not self._ready.wait(timeout) or self.proc.poll() is not None:
-            raise RuntimeError(f"member process {self.idx} did not start")
+            err = self.proc.stderr.read()[-1500:] if self.proc.poll() is not None and self.proc.stderr else ""
+            raise RuntimeError(f"member process {self.idx} did not start {err}".strip())
 
     def _say(self, line: str) -> None:
         with contextlib.suppress(OSError, ValueError):  # it may have exited already
@@ -479,6 +480,21 @@ def _owning_members(log: embedlog.Log, topic: str, group: str, k: int) -> list[e
     return members
 
 
+def _count_writes(log: embedlog.Log) -> list[int]:
+    """Count the LMDB write transactions of ``log``'s store from now on (one fsync each
+    in durability=flush): how many commits shared one shows in ``commits / txns``."""
+    env = log._store.env
+    write = env.write
+    count = [0]
+
+    def counting(fn: Callable[[Any], Any]) -> Any:
+        count[0] += 1
+        return write(fn)
+
+    env.write = counting  # type: ignore[method-assign]
+    return count
+
+
 def commits(path: str, seconds: float, durability: str, members: int) -> dict[str, Any]:
     """Explicit ``commit({tp: offset})`` in a loop by ``members`` members (a thread each)."""
     with embedlog.open(path, durability=durability) as log:
@@ -509,6 +525,7 @@ def commits(path: str, seconds: float, durability: str, members: int) -> dict[st
             counts[i] = k
 
         pool = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(members)]
+        txns = _count_writes(log)
         t0 = time.perf_counter()
         for t in pool:
             t.start()
@@ -517,6 +534,7 @@ def commits(path: str, seconds: float, durability: str, members: int) -> dict[st
         for t in pool:
             t.join(60)
         elapsed = time.perf_counter() - t0
+        writes = txns[0]
         if errors:
             raise errors[0]
         got = cs[0].committed(list(last))
@@ -524,7 +542,8 @@ def commits(path: str, seconds: float, durability: str, members: int) -> dict[st
         for c in cs:
             c.close()
     total = sum(counts)
-    return {"commits": total, "seconds": elapsed, "per_s": total / elapsed, "check": check}
+    return {"commits": total, "seconds": elapsed, "per_s": total / elapsed, "txns": writes,
+            "per_txn": total / max(1, writes), "check": check}
 
 
 def transactions(path: str, seconds: float, durability: str, with_offsets: bool, records: int = 10) -> dict[str, Any]:
@@ -540,6 +559,7 @@ def transactions(path: str, seconds: float, durability: str, with_offsets: bool,
             c.seek(TopicPartition("in", 0), 0)
         keys = KEYS[:records]
         n = 0
+        sent = 0
         committed = 0
         t0 = time.perf_counter()
         deadline = t0 + seconds
@@ -553,28 +573,31 @@ def transactions(path: str, seconds: float, durability: str, with_offsets: bool,
                         tx.send("out", m.value, key=m.key)
                     committed = msgs[-1].offset + 1
                     tx.commit_offsets(c, {TopicPartition("in", 0): committed})
+                sent += len(msgs)  # a poll may return fewer than asked (a batch boundary)
             else:
                 with log.transaction() as tx:
                     for key in keys:
                         tx.send("out", VALUE, key=key)
+                sent += records
             n += 1
         elapsed = time.perf_counter() - t0
         end = log.describe_topic("out").partitions[0].end_offset
         problems = []
-        if end != n * records:
-            problems.append(f"end offset {end} != {n} x {records}")
+        if end != sent:
+            problems.append(f"end offset {end} != {sent} records sent")
         if c is not None:
             got = c.committed([TopicPartition("in", 0)])[TopicPartition("in", 0)]
             if got != committed:
                 problems.append(f"committed {got} != {committed}")
             c.close()
-    return {"transactions": n, "seconds": elapsed, "per_s": n / elapsed, "records_per_s": n * records / elapsed,
+    return {"transactions": n, "seconds": elapsed, "per_s": n / elapsed, "records_per_s": sent / elapsed,
             "check": "; ".join(problems) or "ok"}
 
 
 COMMIT_VARIANTS = (
     ("commit_1_flush", "commit({tp: offset}), 1 member", "flush", 1),
     ("commit_4_flush", "commit({tp: offset}), 4 members on 4 threads (total)", "flush", 4),
+    ("commit_8_flush", "commit({tp: offset}), 8 members on 8 threads (total)", "flush", 8),
     ("commit_1_none", "commit({tp: offset}), 1 member", "none", 1),
 )
 TX_VARIANTS = (
@@ -614,20 +637,21 @@ def commit_section(root: str, seconds: float, samples: int, progress: Callable[[
 def commit_rows(data: dict[str, Any]) -> list[list[str]]:
     rows = []
     floors = {"flush": 1e9 / data["floor_sync"]["p50_ns"], "none": 1e9 / data["floor_nosync"]["p50_ns"]}
-    dur = {"flush": "flush (fsync per commit)", "none": "none (no fsync)"}
+    dur = {"flush": "flush (fsync per LMDB txn)", "none": "none (no fsync)"}
     for what, variants, count in (("commits", COMMIT_VARIANTS, "commits"), ("tx", TX_VARIANTS, "transactions")):
         for key, label, durability, _x in variants:
             s = data[key]
             if "error" in s:
-                rows.append([label, dur[durability], "ERROR", "-", "-", "-", s["error"][:200]])
+                rows.append([label, dur[durability], "ERROR", "-", "-", "-", "-", s["error"][:200]])
                 continue
             recs = num(s["records_per_s"]) if what == "tx" else "-"
-            rows.append([label, dur[durability], num(s[count]), num(s["per_s"]), recs,
+            per_txn = f"{s['per_txn']:.1f}" if "per_txn" in s else "-"
+            rows.append([label, dur[durability], num(s[count]), num(s["per_s"]), recs, per_txn,
                          pct(s["per_s"] / floors[durability]), "ok" if s["check"] == "ok" else
                          f"CHECK FAILED: {s['check']}"])
-    for sync, label in (("sync", "flush (fsync per commit)"), ("nosync", "none (no fsync)")):
+    for sync, label in (("sync", dur["flush"]), ("nosync", dur["none"])):
         rows.append([f"floor: one-record LMDB write txn commit (1 / p50 of {data[f'floor_{sync}']['samples']})",
-                     label, "-", num(1e9 / data[f"floor_{sync}"]["p50_ns"]), "-", "100%", "-"])
+                     label, "-", num(1e9 / data[f"floor_{sync}"]["p50_ns"]), "-", "1.0", "100%", "-"])
     return rows
 
 
@@ -699,11 +723,13 @@ def main(argv: list[str] | None = None) -> int:
           table(["what", "records", "msgs/s", "vs standalone", "overhead", "target", "met?"],
                 consume_rows(data["consume"], args.records)), "",
           f"## Commits and transactions ({args.seconds:g} s each, one thread unless said)", "",
-          table(["what", "durability", "count", "per second", "records/s", "vs floor", "check"],
-                commit_rows(data["commits"])), "",
-          "Issue 3 gives no target for commits/s or transactions/s. Each commit or transaction is one LMDB write "
-          "transaction; the floor is one-record LMDB commits in a loop (1 / median commit time), measured in "
-          "this run.", ""]
+          table(["what", "durability", "count", "per second", "records/s", "commits per LMDB txn", "vs floor",
+                 "check"], commit_rows(data["commits"])), "",
+          "Issue 3 gives no target for commits/s or transactions/s. A commit or transaction alone is one LMDB "
+          "write transaction; commits from several threads at once share one (group commit: one fsync for "
+          "all; *commits per LMDB txn* counts the store's write transactions during the row), so their total "
+          "may pass the floor. The floor is one-record LMDB commits in a loop (1 / median commit time), "
+          "measured in this run; fsync times drift with other disk work, so compare rows near each other.", ""]
     text = "\n".join(md)
     print(text)
     os.makedirs(args.out, exist_ok=True)

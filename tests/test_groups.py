@@ -488,6 +488,61 @@ def test_eager_strategies_revoke_everything_cooperative_only_what_moves(log: emb
     b.close()
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_partitions_granted_then_moved_before_a_poll_are_never_announced(log: embedlog.Log, strategy: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A joining member is granted what is free at once; if a later join moves some of it
+    before the member polls, it lets that go without on_assign or on_revoke, in one write."""
+    log.create_topic("t", partitions=4)
+    calls: list[tuple[str, str, list[TopicPartition]]] = []
+
+    def consumer(name: str) -> embedlog.Consumer:
+        return group_consumer(log, "t", name, partition_assignment_strategy=strategy,
+                              on_assign=lambda ps: calls.append((name, "assign", sorted(ps))),
+                              on_revoke=lambda ps: calls.append((name, "revoke", sorted(ps))))
+
+    a = consumer("a")
+    assert owners(log, "g") == {"a": tps("t", 0, 1, 2, 3)}, "granted in the join itself"
+    b = consumer("b")
+    assert owners(log, "g") == {"a": tps("t", 0, 1, 2, 3), "b": set()}, "a must let go first"
+    writes = []
+    write = log._store.env.write
+    monkeypatch.setattr(log._store.env, "write", lambda fn: writes.append(1) or write(fn))
+    a.poll(timeout=0)
+    assert len(writes) == 1, "a released what moved, and b got it, in one transaction"
+    assert owners(log, "g") == {"a": a.assignment(), "b": tps("t", 0, 1, 2, 3) - a.assignment()}
+    b.poll(timeout=0)
+    assert len(writes) == 1, "b had nothing to write: the partitions were granted to it"
+    assert len(a.assignment()) == len(b.assignment()) == 2
+    assert calls == [("a", "assign", sorted(a.assignment())), ("b", "assign", sorted(b.assignment()))]
+    a.close()
+    b.close()
+
+
+def test_a_group_change_without_a_wake_up_is_still_followed(log: embedlog.Log) -> None:
+    """poll skips looking at the group while nothing woke it; a lost wake-up only delays."""
+    log.create_topic("t", partitions=2)
+    a = group_consumer(log, "t", "a")
+    b = group_consumer(log, "t", "b")
+    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "shared", step=lambda: poll_all(a, b))
+    coord = log._coordinator
+    gone = b.group_metadata()[1]
+
+    def remove_b(txn: Any) -> None:  # what Coordinator.leave does, minus the wake-up
+        state = coord.load(txn, "g")
+        assert state is not None
+        state.leave([gone], coord.partitions(txn, state.subscribed_topics()))
+        state.grant()
+        coord.save(txn, state)
+
+    seen = log.data_generation
+    log._store.env.write(remove_b)
+    assert log.data_generation == seen, "nobody was woken"
+    wait_until(lambda: a.assignment() == tps("t", 0, 1), "a takes b's partition", step=lambda: a.poll(timeout=0))
+    a.close()
+    b.close()
+
+
 def test_callbacks_with_one_or_two_parameters(log: embedlog.Log) -> None:
     log.create_topic("t", partitions=2)
     calls: list[tuple[Any, ...]] = []

@@ -212,3 +212,57 @@ def test_a_frozen_member_is_fenced_after_its_session_timeout(tmp_path: Path, chi
     for child in (zombie, other):
         child.finish()
     log.close()
+
+
+COMMITTER = '''
+import json, sys, threading
+import embedlog
+from embedlog import TopicPartition
+from embedlog.groups.offsets import OffsetAndMetadata
+
+log = embedlog.open(sys.argv[1], maintenance_interval_ms=None)
+lock = threading.Lock()
+
+def run(p: int) -> None:
+    for k in range(1, int(sys.argv[2]) + 1):
+        log.commit_offsets("g", {TopicPartition("t", p): OffsetAndMetadata(k, f"k{k}")})
+        with lock:
+            print(json.dumps({"acked": [p, k]}), flush=True)
+
+threads = [threading.Thread(target=run, args=(p,)) for p in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+'''
+
+
+def test_offsets_committed_by_eight_threads_survive_kill_9(tmp_path: Path, children: Any) -> None:
+    """Concurrent commits share fsyncs; every commit that returned is on disk after a kill -9."""
+    path = tmp_path / "log"
+    commits = 2000  # per thread: offsets 1..2000 (far more than it gets to before the kill)
+    with embedlog.open(path, maintenance_interval_ms=None) as log:
+        log.create_topic("t", partitions=8)
+        produce(log, "t", 8, 0, 8 * commits)
+    script = tmp_path / "committer.py"
+    script.write_text(COMMITTER)
+    child = children.start(str(script), path, commits)  # an absolute path: harness runs it as is
+    child.wait_for(lambda line: sum(1 for x in child.lines if "acked" in x) >= 300)
+    child.kill()
+    acked: dict[int, int] = {}
+    for line in child.lines:
+        if "acked" in line:
+            p, k = line["acked"]
+            acked[p] = max(acked.get(p, 0), k)
+    assert sum(acked.values()) >= 300
+    assert max(acked.values()) < commits, "killed mid-stream"
+    with embedlog.open(path, maintenance_interval_ms=None) as log:
+        got = log.committed_offsets("g")
+    for part in range(8):
+        om = got.get(TopicPartition("t", part))
+        done = acked.get(part, 0)
+        if done == 0:
+            continue  # nothing acknowledged: it may or may not have committed one
+        assert om is not None
+        assert done <= om.offset <= done + 1, (part, done, om)
+        assert om.metadata == f"k{om.offset}", "an offset and its metadata are written together"

@@ -119,6 +119,18 @@ class GroupMachine(RuleBasedStateMachine):
             assert self.state.owners[tp] == m, "claim never takes a partition someone owns"
 
     @rule()
+    def grant(self) -> None:
+        """What the coordinator does after every change: each free target partition goes
+        to its target member; nothing owned moves."""
+        free = {tp: m for m, tps in self.state.target.items() for tp in tps if tp not in self.state.owners}
+        taken_before = dict(self.state.owners)
+        granted = self.state.grant()
+        assert {tp: m for m, tp in granted} == free
+        assert {tp: m for tp, m in self.state.owners.items() if tp in taken_before} == taken_before
+        for member, tps in self.state.target.items():
+            assert all(self.state.owners.get(tp) is not None for tp in tps), f"{member} has a free target"
+
+    @rule()
     def rebalance(self) -> None:
         self.state.rebalance(self.partitions)
         self._generation_moved()

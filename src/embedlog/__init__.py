@@ -14,6 +14,7 @@ offsets — as an embedded library over LMDB.  No broker.
 
 from . import errors
 from .consumer import Consumer
+from .groups.offsets import OffsetAndMetadata
 from .log import Log, open  # noqa: A004 - embedlog.open, like sqlite3.connect / gzip.open
 from .model import (
     Message,
@@ -30,6 +31,7 @@ __all__ = [
     "Consumer",
     "Log",
     "Message",
+    "OffsetAndMetadata",
     "OffsetAndTimestamp",
     "PartitionDescription",
     "Producer",

@@ -6,6 +6,12 @@ kept outside LMDB, in heartbeat files under ``<log>/groups/`` whose modification
 each member's heartbeat thread refreshes (no fsync: liveness need not survive a crash);
 a member whose file is older than its ``session_timeout_ms`` is removed by whichever
 member notices first.
+
+Membership changes and offset commits go through the log's ``GroupCommitter``: calls
+from several threads at once share one write transaction (one fsync), each keeping its
+own result and its own error (a fenced commit fails alone).  After every membership
+change the coordinator grants each free partition to its target member, so a partition
+let go reaches its new owner in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,9 +20,9 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 import lmdb
@@ -26,16 +32,26 @@ from ..errors import (
     GroupError,
     IllegalGenerationError,
     InvalidOffsetError,
+    NotLeaderError,
     UnknownGroupError,
     UnknownPartitionError,
 )
 from ..model import TopicPartition
 from ..storage import partition as plog
 from ..storage import schema, topics
+from ..storage.mirrors import is_source_group
 from ..storage.store import Store, now_ms
+from . import offsets as offs
+from .offsets import OffsetAndMetadata
 from .state import GroupState, Member
 
+if TYPE_CHECKING:
+    from ..writer import GroupCommitter
+
 __all__ = ["Coordinator", "GroupDescription", "MemberDescription", "PartitionOffsets"]
+
+T = TypeVar("T")
+Snapshot = tuple[int, GroupState | None, dict[str, int]]  # Coordinator.look: version, state, partitions
 
 
 @attrs.frozen
@@ -50,7 +66,8 @@ class MemberDescription:
 
 @attrs.frozen
 class PartitionOffsets:
-    """A group's position in one partition: committed offset, end offset, lag."""
+    """A group's position in one partition: committed offset, end offset, lag, and the
+    metadata committed with the offset (``None`` where nothing was committed)."""
 
     topic: str
     partition: int
@@ -58,6 +75,7 @@ class PartitionOffsets:
     end_offset: int
     lag: int | None
     owner: str | None
+    metadata: str | None = None
 
 
 @attrs.frozen
@@ -85,16 +103,49 @@ def validate_group(name: object) -> str:
     """A group id is a non-empty str without NUL."""
     if not isinstance(name, str) or not name or "\x00" in name:
         raise ConfigError(f"group must be a non-empty str without NUL characters, got {name!r}")
+    if is_source_group(name):
+        raise ConfigError("group names beginning with U+0001 are reserved for Kafka bridge source offsets, "
+                          f"got {name!r}")
     return name
 
 
 class Coordinator:
     """Group operations over one ``Store``. Thread-safe (every call is one transaction)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, committer: GroupCommitter | None = None) -> None:
         self.store = store
         self.dbs = store.dbs
         self.hb_root = os.path.join(store.path, "groups")
+        self.committer = committer
+        # Caches shared by this process's members (races only cost a redundant read):
+        # when each member's heartbeat was last seen to keep it alive until, per group;
+        # each group's last parsed state and each topic's metadata, with the stored
+        # bytes they were parsed from (equal bytes: the same value).
+        self._alive_until: dict[str, dict[str, float]] = {}
+        self._parsed: dict[str, tuple[bytes, GroupState]] = {}
+        self._topics: dict[str, tuple[bytes, topics.TopicMeta]] = {}
+
+    def _write(self, fn: Callable[[lmdb.Transaction], T], *, membership: bool = False) -> T:
+        """Run ``fn(txn)`` in a write transaction shared (group commit) with this process's
+        concurrent writers; its errors are its own.  Everyone polling is woken after.
+
+        A replica cannot take part in group commit (it appends nothing and refuses to);
+        ``membership`` changes there run in their own transaction.
+        """
+        if self.committer is None:
+            return self.store.write(fn, notify=True)
+        box: list[T] = []
+
+        def extra(txn: lmdb.Transaction) -> None:
+            box[:] = [fn(txn)]
+
+        try:
+            self.committer.append((), extra)
+        except NotLeaderError:
+            if not membership:
+                raise
+            return self.store.write(fn, notify=True)
+        return box[0]
 
     # -- heartbeat files ------------------------------------------------------------------
     def _hb_dir(self, group: str) -> str:
@@ -116,18 +167,32 @@ class Coordinator:
             os.unlink(os.path.join(self._hb_dir(group), member_id))
 
     def expired(self, state: GroupState, now: float | None = None, *, keep: str | None = None) -> list[str]:
-        """Members whose heartbeat is older than their session timeout."""
+        """Members whose heartbeat is older than their session timeout.
+
+        A heartbeat file seen with mtime ``t`` proves its member alive until ``t`` plus
+        its session timeout (heartbeats only move ``t`` forward), so until then it is
+        not looked at again: a join of 16 members does not stat 16 files 16 times.
+        """
         now = time.time() if now is None else now
+        known = self._alive_until.get(state.name, {})
+        alive: dict[str, float] = {}
         out = []
         for mid, m in state.members.items():
             if mid == keep:
                 continue
+            until = known.get(mid, 0.0)
+            if now <= until:
+                alive[mid] = until
+                continue
             try:
-                age = now - os.stat(os.path.join(self._hb_dir(state.name), mid)).st_mtime
+                until = os.stat(os.path.join(self._hb_dir(state.name), mid)).st_mtime + m.session_timeout_ms / 1000
             except FileNotFoundError:
-                age = float("inf")
-            if age * 1000 > m.session_timeout_ms:
+                until = float("-inf")
+            if now > until:
                 out.append(mid)
+            else:
+                alive[mid] = until
+        self._alive_until[state.name] = alive
         return out
 
     # -- state in LMDB ----------------------------------------------------------------------
@@ -135,6 +200,32 @@ class Coordinator:
         """The group's state, or ``None``."""
         raw = txn.get(group.encode(), db=self.dbs["groups"])
         return None if raw is None else GroupState.from_json(group, bytes(raw))
+
+    def _load_shared(self, txn: lmdb.Transaction, group: str) -> GroupState | None:
+        """``load``, parsed once per stored version and shared: read it, never change it."""
+        raw = txn.get(group.encode(), db=self.dbs["groups"])
+        if raw is None:
+            return None
+        raw = bytes(raw)
+        cached = self._parsed.get(group)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        state = GroupState.from_json(group, raw)
+        self._parsed[group] = (raw, state)
+        return state
+
+    def _topic(self, txn: lmdb.Transaction, name: str) -> topics.TopicMeta:
+        """``topics.require``, parsed once per stored version."""
+        raw = txn.get(name.encode(), db=self.dbs["topics"])
+        if raw is None:
+            return topics.require(txn, self.dbs, name)  # raises UnknownTopicError
+        raw = bytes(raw)
+        cached = self._topics.get(name)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        meta = topics.require(txn, self.dbs, name)
+        self._topics[name] = (raw, meta)
+        return meta
 
     def save(self, txn: lmdb.Transaction, state: GroupState) -> None:
         """Store the group's state and bump ``groups_version``."""
@@ -167,20 +258,18 @@ class Coordinator:
         return out
 
     def change(self, group: str, fn: Any) -> Any:
-        """Run ``fn(txn, state)`` on the group's state in a write transaction; save it if
-        ``fn`` returns a truthy ``changed`` first element; wake every poller."""
+        """Run ``fn(txn, state)`` on the group's state in a write transaction, then grant
+        free partitions to their target members; save the state if ``fn`` returned a
+        truthy ``changed`` first element or something was granted; wake every poller."""
 
         def body(txn: lmdb.Transaction) -> Any:
             state = self.load(txn, group) or GroupState(group)
             changed, result = fn(txn, state)
-            if changed:
+            if state.grant() or changed:
                 self.save(txn, state)
-            return changed, result
+            return result
 
-        changed, result = self.store.write(body)
-        if changed:
-            self.store.notifier.notify()
-        return result
+        return self._write(body, membership=True)
 
     def join(self, group: str, member: Member, protocol: str) -> GroupState:
         """Add a member (removing expired ones first); return the new state."""
@@ -199,7 +288,7 @@ class Coordinator:
                     f"{protocol!r}; every member of a group must use the same partition_assignment_strategy")
             names = set(state.subscribed_topics()) | set(member.topics)
             state.join(member, protocol, self.partitions(txn, names))
-            return True, state
+            return True, state  # the change grants the member what is free of its target
 
         state: GroupState = self.change(group, fn)
         return state
@@ -216,8 +305,8 @@ class Coordinator:
 
     def sync(self, group: str, member_id: str,
              release: Iterable[TopicPartition]) -> tuple[GroupState, list[tuple[str, int]]]:
-        """Release ``release``, rebalance if topics changed, claim what is free; return
-        the state and the partitions newly claimed."""
+        """Release ``release`` (granting it to its new owners), rebalance if topics
+        changed, claim what is free; return the state and the partitions newly claimed."""
         rel = [(tp[0], tp[1]) for tp in release]
 
         def fn(txn: lmdb.Transaction, state: GroupState) -> tuple[bool, tuple[GroupState, list[tuple[str, int]]]]:
@@ -234,6 +323,29 @@ class Coordinator:
         result: tuple[GroupState, list[tuple[str, int]]] = self.change(group, fn)
         return result
 
+    @overload
+    def look(self, group: str) -> Snapshot: ...
+
+    @overload
+    def look(self, group: str, unless: int) -> Snapshot | None: ...
+
+    def look(self, group: str, unless: int | None = None) -> Snapshot | None:
+        """``(version, state, partition count per subscribed topic)`` in one snapshot, or
+        ``None`` if the version (see ``version``) is still ``unless``.
+
+        The state may be shared with this process's other members: read it, never
+        change it.  (Every member looks after every change; parsing it once is enough.)
+        """
+
+        def fn(txn: lmdb.Transaction) -> Snapshot | None:
+            version = self.store.meta_int(txn, schema.META_GROUPS_VERSION) + topics.version(txn, self.dbs)
+            if version == unless:
+                return None
+            state = self._load_shared(txn, group)
+            return version, state, {} if state is None else self.partitions(txn, state.subscribed_topics())
+
+        return self.store.read(fn)
+
     # -- committed offsets ----------------------------------------------------------------
     def commit_in(self, txn: lmdb.Transaction, group: str, offsets: Mapping[TopicPartition, Any],
                   member_id: str | None) -> None:
@@ -244,7 +356,7 @@ class Coordinator:
         """
         # A replica's committed offsets are the leader's (replication overwrites them).
         self.store.require_leader(txn, "commit offsets")
-        state = self.load(txn, group) if member_id is not None else None
+        state = self._load_shared(txn, group) if member_id is not None else None
         if member_id is not None and (state is None or member_id not in state.members):
             raise IllegalGenerationError(
                 f"member {member_id} is no longer in group {group!r} (it was removed after missing heartbeats "
@@ -252,13 +364,11 @@ class Coordinator:
         stamp = now_ms()
         for raw_tp, value in offsets.items():
             tp = TopicPartition(*raw_tp)
-            offset, metadata = (value, "") if isinstance(value, int) else (value[0], value[1] or "")
-            meta = topics.require(txn, self.dbs, tp.topic)
+            offset, metadata = offs.split(tp, value)
+            meta = self._topic(txn, tp.topic)
             st = plog.load_state(txn, self.dbs, meta.topic_id, tp.partition)
             if st is None:
                 raise UnknownPartitionError(f"topic {tp.topic!r} has no partition {tp.partition}")
-            if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-                raise InvalidOffsetError(f"offset for {tp.topic}[{tp.partition}] must be an int >= 0, got {offset!r}")
             if offset > st.end_offset:
                 raise InvalidOffsetError(
                     f"cannot commit offset {offset} for {tp.topic}[{tp.partition}]: its end offset is "
@@ -268,12 +378,13 @@ class Coordinator:
                     f"member {member_id} no longer owns {tp.topic}[{tp.partition}] in group {group!r} "
                     f"(generation {state.generation}); the commit was refused so a stale member cannot move "
                     "the group backwards")
-            value_bytes = schema.COMMITTED.pack(offset, st.leader_epoch, stamp) + str(metadata).encode()
-            txn.put(schema.committed_key(group, meta.topic_id, tp.partition), value_bytes, db=self.dbs["offsets"])
+            txn.put(schema.committed_key(group, meta.topic_id, tp.partition),
+                    offs.encode(offset, st.leader_epoch, stamp, metadata), db=self.dbs["offsets"])
 
     def commit(self, group: str, offsets: Mapping[TopicPartition, Any], member_id: str | None = None) -> None:
-        """Commit offsets in their own (durable) transaction."""
-        self.store.write(lambda txn: self.commit_in(txn, group, offsets, member_id))
+        """Commit offsets durably; concurrent commits (and producer flushes) of this
+        process share one transaction, each failing alone (fencing, bad offsets)."""
+        self._write(lambda txn: self.commit_in(txn, group, offsets, member_id))
 
     def committed_in(self, txn: lmdb.Transaction, group: str, tp: TopicPartition) -> int | None:
         """The committed offset of ``tp`` in ``group`` inside ``txn``, or ``None``."""
@@ -285,14 +396,42 @@ class Coordinator:
             return None
         return int(schema.COMMITTED.unpack_from(bytes(raw), 0)[0])
 
+    def committed_meta_in(self, txn: lmdb.Transaction, group: str, tp: TopicPartition) -> OffsetAndMetadata | None:
+        """``committed_in`` with the metadata and leader epoch stored with the offset."""
+        meta = topics.get(txn, self.dbs, tp[0])
+        if meta is None:
+            return None
+        raw = txn.get(schema.committed_key(group, meta.topic_id, tp[1]), db=self.dbs["offsets"])
+        return None if raw is None else offs.decode(bytes(raw))
+
     def committed(self, group: str, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
         """Committed offsets for ``tps``."""
         tps = [TopicPartition(*tp) for tp in tps]
         return self.store.read(lambda txn: {tp: self.committed_in(txn, group, tp) for tp in tps})
 
-    def _offsets_of(self, txn: lmdb.Transaction, group: str) -> dict[TopicPartition, int]:
+    def committed_meta(self, group: str,
+                       tps: Iterable[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata | None]:
+        """Committed offsets with their metadata for ``tps``."""
+        tps = [TopicPartition(*tp) for tp in tps]
+        return self.store.read(lambda txn: {tp: self.committed_meta_in(txn, group, tp) for tp in tps})
+
+    def committed_offsets(self, group: str, partitions: Iterable[TopicPartition] | None = None
+                          ) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Every committed offset of ``group`` (of ``partitions`` only, if given), with
+        metadata; ``UnknownGroupError`` if the group has neither members nor offsets."""
+        wanted = None if partitions is None else {TopicPartition(*tp) for tp in partitions}
+
+        def fn(txn: lmdb.Transaction) -> dict[TopicPartition, OffsetAndMetadata]:
+            committed = self._offsets_of(txn, group)
+            if not committed and txn.get(group.encode(), db=self.dbs["groups"]) is None:
+                raise UnknownGroupError(f"consumer group {group!r} does not exist; log.groups() lists them")
+            return {tp: o for tp, o in committed.items() if wanted is None or tp in wanted}
+
+        return self.store.read(fn)
+
+    def _offsets_of(self, txn: lmdb.Transaction, group: str) -> dict[TopicPartition, OffsetAndMetadata]:
         prefix = group.encode() + b"\x00"
-        out: dict[TopicPartition, int] = {}
+        out: dict[TopicPartition, OffsetAndMetadata] = {}
         with txn.cursor(db=self.dbs["offsets"]) as cur:
             if not cur.set_range(prefix):
                 return out
@@ -305,7 +444,7 @@ class Coordinator:
                 _, tid, part = schema.unpack_committed_key(key)
                 meta = topics.get_by_id(txn, self.dbs, tid)
                 if meta is not None:
-                    out[TopicPartition(meta.name, part)] = int(schema.COMMITTED.unpack_from(bytes(value), 0)[0])
+                    out[TopicPartition(meta.name, part)] = offs.decode(bytes(value))
         return out
 
     # -- administration ---------------------------------------------------------------------
@@ -319,7 +458,7 @@ class Coordinator:
             with txn.cursor(db=self.dbs["offsets"]) as cur:
                 names.update(schema.unpack_committed_key(bytes(k))[0]
                              for k in cur.iternext(keys=True, values=False))
-            return sorted(names)
+            return sorted(n for n in names if not is_source_group(n))
 
         return self.store.read(fn)
 
@@ -348,9 +487,10 @@ class Coordinator:
                     continue
                 st = plog.load_state(txn, self.dbs, meta.topic_id, tp.partition)
                 end = st.end_offset if st else 0
-                c = committed.get(tp)
+                om = committed.get(tp)
+                c = None if om is None else om.offset
                 rows.append(PartitionOffsets(tp.topic, tp.partition, c, end, None if c is None else max(0, end - c),
-                                             state.owner_of(tp)))
+                                             state.owner_of(tp), None if om is None else om.metadata))
             return GroupDescription(group, state.state if live else "Empty", state.protocol, state.generation,
                                     members, tuple(rows))
 

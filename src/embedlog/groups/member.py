@@ -4,6 +4,12 @@
 (``reconcile``: call ``on_revoke``, release, claim, call ``on_assign``), and on a
 heartbeat thread (refresh the heartbeat file, leave the group when ``poll`` has not been
 called for ``max_poll_interval_ms``, remove members whose heartbeats stopped).
+
+``reconcile`` runs on every poll, so its common case costs no LMDB read: every group
+change wakes the log's notifier (in this process, and in others over the wake
+sockets), so while the notifier's generation has not moved since the last look, the
+group has not changed either.  A look every ``_RECHECK_S`` bounds the delay should a
+wake-up be lost.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["Membership", "RebalanceCallback"]
 
 RebalanceCallback = Callable[..., Any]
+_RECHECK_S = 0.25  # look at the group at least this often, wake-ups or not
 
 
 def _arity(cb: RebalanceCallback) -> int:
@@ -65,6 +72,8 @@ class Membership:
         self.generation = -1
         self.owned: set[TopicPartition] = set()
         self._seen_version = -1
+        self._seen_wake = -1  # the notifier's generation when the group was last looked at
+        self._next_look = 0.0
         self._joined = False
         self._kicked = threading.Event()
         self._stop = threading.Event()
@@ -90,10 +99,13 @@ class Membership:
         """Join (or re-join with a new subscription)."""
         self.topics = sorted(set(topics))
         member = Member(self.member_id, self.topics, self.client_id, int(time.time() * 1000), self.session_timeout_ms)
+        notifier = self.coord.store.notifier
+        notifier.wait(notifier.generation, 0)  # register for other processes' wake-ups now
         self.coord.join(self.group, member, self.protocol)
         self._joined = True
         self._kicked.clear()
         self._seen_version = -1
+        self._seen_wake = -1
         if self._thread is None:
             self._thread = threading.Thread(target=self._heartbeat_loop, name="embedlog-heartbeat", daemon=True)
             self._thread.start()
@@ -115,8 +127,14 @@ class Membership:
             return
         if self._kicked.is_set():
             self._rejoin()
-        version = self.coord.version()
-        if version == self._seen_version:
+        wake = self.coord.store.notifier.generation
+        now = time.monotonic()
+        snap = None  # None: the group is as we last saw it
+        if wake != self._seen_wake or now >= self._next_look:  # else nothing was committed anywhere since
+            self._seen_wake = wake  # read before the group: a later change moves it again
+            self._next_look = now + _RECHECK_S
+            snap = self.coord.look(self.group, unless=self._seen_version)
+        if snap is None:
             if not self._waiting or time.monotonic() < self._next_expiry_check:
                 return
             # Partitions of ours are held by others: are those others still alive?
@@ -129,12 +147,12 @@ class Membership:
             self.coord.leave(self.group, dead)
             for mid in dead:
                 self.coord.forget(self.group, mid)
-            version = self.coord.version()
+            snap = self.coord.look(self.group)
+        version, state, parts = snap
         self._seen_version = version
-        state = self.coord.store.read(lambda txn: self.coord.load(txn, self.group))
         if state is None or self.member_id not in state.members:
             self._rejoin()
-            state = self.coord.store.read(lambda txn: self.coord.load(txn, self.group))
+            version, state, parts = self.coord.look(self.group)
             if state is None:
                 return
         target = {TopicPartition(*tp) for tp in state.target.get(self.member_id, ())}
@@ -142,19 +160,21 @@ class Membership:
             revoke = sorted(self.owned)
         else:
             revoke = sorted(self.owned - target)
+        # Granted to us, then moved elsewhere before we saw it: let go without callbacks.
+        unseen = sorted(tp for tp in map(TopicPartition._make, state.owned_by(self.member_id))
+                        if tp not in target and tp not in self.owned)
         if revoke:
             self._call("revoke", revoke)
             self.consumer._before_release(revoke)
             self.owned.difference_update(revoke)
             self.consumer._drop_partitions(revoke)
         claimable = any(state.owner_of(tp) is None for tp in target)
-        subscribed = state.subscribed_topics()
-        grown = self.coord.store.read(lambda txn: self.coord.partitions(txn, subscribed)) != state.covered()
-        if revoke or claimable or grown:  # else nothing to write: don't take the write lock (or fsync)
-            state, _ = self.coord.sync(self.group, self.member_id, revoke)
-        # Not ``self.coord.version()`` here: a change committed by another member after our
-        # sync would be marked seen without being looked at, and its revocation never done.
-        # ``version`` was read before the state we acted on; our own sync's bump only costs
+        grown = parts != state.covered()
+        if revoke or unseen or claimable or grown:  # else nothing to write: don't take the write lock (or fsync)
+            state, _ = self.coord.sync(self.group, self.member_id, revoke + unseen)
+        # Not the version after our sync: a change committed by another member after it
+        # would be marked seen without being looked at, and its revocation never done.
+        # ``version`` was read with the state we acted on; our own sync's bump only costs
         # one more look on the next poll.
         self._seen_version = version
         self.generation = state.generation
@@ -162,7 +182,8 @@ class Membership:
             self._kicked.set()
             return
         owned_now = {TopicPartition(*tp) for tp in state.owned_by(self.member_id)}
-        new = sorted(owned_now - self.owned)
+        target = {TopicPartition(*tp) for tp in state.target.get(self.member_id, ())}
+        new = sorted((owned_now & target) - self.owned)  # the rest is let go on the next look
         gone = sorted(self.owned - owned_now)
         if gone:  # taken from us without a release: we were presumed dead
             self.owned.difference_update(gone)

@@ -6,9 +6,10 @@ LMDB write transactions, so every process sees them in one order.
 * ``join`` / ``leave`` / ``remove`` change the members, bump the generation and
   recompute the *target* assignment with the group's assignor.
 * ``release`` gives up partitions a member owns (after its ``on_revoke``);
-  ``claim`` takes target partitions nobody owns.  A partition therefore has at most
-  one owner at every moment, and moves only after its old owner let it go or was
-  removed.
+  ``claim`` takes target partitions nobody owns for one member, ``grant`` for every
+  member (the coordinator grants after each change, so a partition let go reaches its
+  new owner in the same transaction).  A partition therefore has at most one owner at
+  every moment, and moves only after its old owner let it go or was removed.
 * ``owner_of`` is the fence: a member may commit offsets only for partitions it owns.
 """
 
@@ -138,6 +139,17 @@ class GroupState:
             if tp not in self.owners:
                 self.owners[tp] = member_id
                 out.append(tp)
+        return out
+
+    def grant(self) -> list[tuple[str, TP]]:
+        """Give every target partition nobody owns to its target member; return
+        ``(member, partition)`` for each (the member sees it on its next poll)."""
+        out = []
+        for member, tps in self.target.items():
+            for tp in tps:
+                if tp not in self.owners:
+                    self.owners[tp] = member
+                    out.append((member, tp))
         return out
 
     def owned_by(self, member_id: str) -> list[TP]:

@@ -1,0 +1,234 @@
+"""Committed offsets: group commit of concurrent commits, and metadata read back.
+
+Concurrent ``commit`` calls of one process share the log's group commit (one write
+transaction, one fsync), each keeping its own fencing error; offsets may carry a
+metadata string that ``committed(..., metadata=True)``, ``log.committed_offsets`` and
+``describe_group`` return.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import embedlog
+from embedlog import TopicPartition as TP
+from embedlog.errors import (
+    IllegalGenerationError,
+    InvalidOffsetError,
+    TransactionAbortedError,
+    UnknownGroupError,
+)
+from embedlog.groups.offsets import MAX_METADATA_BYTES, OffsetAndMetadata
+
+TIMEOUT = 30.0
+
+
+def wait_until(cond: Callable[[], Any], what: str, step: Callable[[], Any] | None = None) -> Any:
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        if step is not None:
+            step()
+        result = cond()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {TIMEOUT:.0f} s waiting for {what}")
+        time.sleep(0.005)
+
+
+def fill(log: embedlog.Log, topic: str, partitions: int, per_partition: int) -> None:
+    with log.producer() as p:
+        for part in range(partitions):
+            for i in range(per_partition):
+                p.send(topic, f"{part}:{i}".encode(), partition=part)
+        p.flush()
+
+
+def members(log: embedlog.Log, topic: str, n: int, group: str = "g") -> list[embedlog.Consumer]:
+    """``n`` members of ``group`` sharing the partitions of ``topic``, each owning some."""
+    total = log.describe_topic(topic).partitions
+    cs = [log.consumer([topic], group=group, client_id=f"c{i}", enable_auto_commit=False,
+                       auto_offset_reset="earliest") for i in range(n)]
+
+    def poll_all() -> None:
+        for c in cs:
+            c.poll(timeout=0.005, max_records=1)
+
+    wait_until(lambda: all(c.assignment() for c in cs) and sum(len(c.assignment()) for c in cs) == len(total),
+               "the partitions shared", step=poll_all)
+    return cs
+
+
+def count_commits(log: embedlog.Log, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A one-item list counting the LMDB write transactions committed from now on."""
+    env = log._store.env
+    write = env.write
+    count = [0]
+
+    def counting(fn: Callable[[Any], Any]) -> Any:
+        result = write(fn)
+        count[0] += 1
+        return result
+
+    monkeypatch.setattr(env, "write", counting)
+    return count
+
+
+# -- concurrent commits ------------------------------------------------------------------------
+
+def test_commits_queued_together_share_one_transaction_and_fail_alone(log: embedlog.Log,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    log.create_topic("t", partitions=8)
+    fill(log, "t", 8, 20)
+    cs = members(log, "t", 8)
+    owned = [next(iter(c.assignment())) for c in cs]
+    # Four members are presumed dead (as after missed heartbeats) without knowing it yet:
+    # they still hold their partitions locally, and their commits must be fenced.
+    zombies = set(range(1, 8, 2))
+    log._coordinator.leave("g", [cs[i].group_metadata()[1] for i in zombies])
+    # Hold the group commit so that all eight commits queue behind it, then let them go.
+    committer = log._committer
+    release = threading.Event()
+    holder = threading.Thread(target=committer.append, args=((), lambda txn: release.wait(TIMEOUT)))
+    commits = count_commits(log, monkeypatch)
+    holder.start()
+    wait_until(lambda: committer._leader, "the holder leads a commit")
+    errors: dict[int, BaseException | None] = {}
+
+    def commit(i: int) -> None:
+        try:
+            cs[i].commit({owned[i]: OffsetAndMetadata(10 + i, f"m{i}")})
+            errors[i] = None
+        except BaseException as exc:  # checked below, per thread
+            errors[i] = exc
+
+    threads = [threading.Thread(target=commit, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    wait_until(lambda: len(committer._queue) == 8, "eight commits queued")
+    release.set()
+    for t in [holder, *threads]:
+        t.join(TIMEOUT)
+    assert commits == [2], "the eight commits were written in one transaction after the holder's"
+    for i in range(8):
+        if i in zombies:
+            assert isinstance(errors[i], IllegalGenerationError), errors[i]
+            assert cs[i].group_metadata()[1] in str(errors[i]), "each zombie gets its own error"
+        else:
+            assert errors[i] is None, errors[i]
+    got = cs[0].committed(owned, metadata=True)
+    for i in range(8):
+        expect = None if i in zombies else OffsetAndMetadata(10 + i, f"m{i}", 0)
+        assert got[owned[i]] == expect
+    for c in cs:
+        c.close()
+
+
+def test_eight_threads_committing_at_once(log: embedlog.Log) -> None:
+    log.create_topic("t", partitions=8)
+    fill(log, "t", 8, 50)
+    cs = members(log, "t", 8)
+    owned = [next(iter(c.assignment())) for c in cs]
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            start.wait(TIMEOUT)
+            for k in range(1, 51):
+                cs[i].commit({owned[i]: k})
+                assert cs[i].committed([owned[i]]) == {owned[i]: k}, "a commit is visible when it returns"
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(TIMEOUT * 2)
+    assert not errors, errors
+    assert log.committed_offsets("g") == {tp: OffsetAndMetadata(50, "", 0) for tp in owned}
+    for c in cs:
+        c.close()
+
+
+# -- metadata -------------------------------------------------------------------------------------
+
+def test_metadata_is_committed_and_read_back(log: embedlog.Log) -> None:
+    log.create_topic("t", partitions=2)
+    fill(log, "t", 2, 10)
+    (c,) = members(log, "t", 1)
+    t0, t1 = TP("t", 0), TP("t", 1)
+    c.commit({t0: OffsetAndMetadata(3, "batch-7"), t1: (5, "from a tuple")})
+    assert c.committed([t0, t1]) == {t0: 3, t1: 5}
+    assert c.committed([t0, t1], metadata=True) == {t0: OffsetAndMetadata(3, "batch-7", 0),
+                                                    t1: OffsetAndMetadata(5, "from a tuple", 0)}
+    got = c.committed([t0], metadata=True)[t0]
+    assert got is not None
+    assert (got.offset, got.metadata, got.leader_epoch) == (3, "batch-7", 0)
+    # A plain offset clears the metadata (as in Kafka); None means "no metadata".
+    c.commit({t0: 4, t1: (6, None)})
+    assert c.committed([t0, t1], metadata=True) == {t0: OffsetAndMetadata(4, "", 0), t1: OffsetAndMetadata(6, "", 0)}
+    c.commit({t0: OffsetAndMetadata(4, "ünïcode ✓")})
+    assert log.committed_offsets("g") == {t0: OffsetAndMetadata(4, "ünïcode ✓", 0), t1: OffsetAndMetadata(6, "", 0)}
+    assert log.committed_offsets("g", [t1, TP("t", 9)]) == {t1: OffsetAndMetadata(6, "", 0)}
+    desc = {(o.topic, o.partition): (o.committed, o.metadata) for o in log.describe_group("g").offsets}
+    assert desc == {t0: (4, "ünïcode ✓"), t1: (6, "")}
+    c.close()
+    # Durable: another handle of the directory reads the same.
+    with embedlog.open(log.path, maintenance_interval_ms=None) as other:
+        assert other.committed_offsets("g")[t0] == OffsetAndMetadata(4, "ünïcode ✓", 0)
+
+
+def test_metadata_by_group_name_and_in_a_transaction(log: embedlog.Log) -> None:
+    log.create_topic("t", partitions=1)
+    log.create_topic("out")
+    fill(log, "t", 1, 10)
+    tp = TP("t", 0)
+    log.commit_offsets("admin", {tp: OffsetAndMetadata(2, "set by hand")})
+    assert log.committed_offsets("admin") == {tp: OffsetAndMetadata(2, "set by hand", 0)}
+    (c,) = members(log, "t", 1, group="etl")
+    with log.transaction() as tx:
+        tx.send("out", b"x")
+        tx.commit_offsets(c, {tp: OffsetAndMetadata(7, "tx 1")})
+    assert c.committed([tp], metadata=True) == {tp: OffsetAndMetadata(7, "tx 1", 0)}
+    tx = log.transaction()
+    tx.send("out", b"y")
+    tx.commit_offsets(c, {tp: OffsetAndMetadata(8, 42)})  # type: ignore[arg-type]
+    with pytest.raises(TransactionAbortedError):
+        tx.commit()
+    assert c.committed([tp], metadata=True) == {tp: OffsetAndMetadata(7, "tx 1", 0)}, "nothing of it was written"
+    # A group with nothing committed yet reads as empty; an unknown one is an error.
+    assert log.committed_offsets("etl", [TP("out", 0)]) == {}
+    with pytest.raises(UnknownGroupError):
+        log.committed_offsets("nope")
+    c.close()
+
+
+@pytest.mark.parametrize("value", [
+    OffsetAndMetadata(1, 42),  # type: ignore[arg-type]
+    (1, b"bytes"),
+    (1, "x" * (MAX_METADATA_BYTES + 1)),
+    (1, "é" * (MAX_METADATA_BYTES // 2 + 1)),  # the limit is in UTF-8 bytes
+    (),
+    "3",
+    True,
+    (-1, "negative"),
+])
+def test_bad_commit_values_are_refused(log: embedlog.Log, value: Any) -> None:
+    log.create_topic("t")
+    fill(log, "t", 1, 5)
+    (c,) = members(log, "t", 1)
+    tp = TP("t", 0)
+    with pytest.raises(InvalidOffsetError):
+        c.commit({tp: value})
+    with pytest.raises(InvalidOffsetError):
+        log.commit_offsets("other", {tp: value})
+    c.commit({tp: (1, "x" * MAX_METADATA_BYTES)})  # exactly at the limit is fine
+    assert c.committed([tp]) == {tp: 1}
+    c.close()
