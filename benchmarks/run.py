@@ -2,7 +2,8 @@
 
     python benchmarks/run.py [--quick] [--peers redis,nats,confluent,persistqueue|none]
 
-Runs ``bench_core.py``, ``bench_groups.py`` and ``bench_compat.py`` (each in its own process,
+Runs ``bench_core.py``, ``bench_groups.py``, ``bench_compat.py``, ``bench_replication.py`` and
+``bench_bridge.py`` (each in its own process,
 ``--quick`` passed through, ``--peers`` to ``bench_core.py``), then measures throughput against record size
 (``sizes.py``) and disk use over time under retention (``retention.py``) itself, and
 writes ``benchmarks/results/REPORT.md`` (a headline table, the plots, then every table of
@@ -200,11 +201,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="the quick variant of every part (~3 min)")
     ap.add_argument("--peers", help="passed to bench_core.py (default: its own: all, or none with --quick)")
     ap.add_argument("--skip", default="", help="comma-separated parts to leave out: "
-                                              "core,groups,compat,sizes,retention")
+                                              "core,groups,compat,bridge,replication,sizes,retention")
     ap.add_argument("--out", default=str(HERE / "results"), help="where results, REPORT.md and plots/ go")
     args = ap.parse_args(argv)
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    unknown = args.skip - {"core", "groups", "compat", "sizes", "retention"}
+    unknown = args.skip - {"core", "groups", "compat", "bridge", "replication", "sizes", "retention"}
     if unknown:
         ap.error(f"unknown part(s) to skip: {sorted(unknown)}")
     return args
@@ -238,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run_benchmark("bench_groups.py", passed, env, work, progress))
         if "compat" not in args.skip:
             runs.append(run_benchmark("bench_compat.py", passed, env, work, progress))
+        if "bridge" not in args.skip:
+            runs.append(run_benchmark("bench_bridge.py", passed, env, work, progress))
+        if "replication" not in args.skip:
+            runs.append(run_benchmark("bench_replication.py", passed, env, work, progress))
         if "sizes" not in args.skip:
             progress("throughput against record size ...")
             try:
@@ -358,7 +363,9 @@ def report(args: argparse.Namespace, env: dict[str, Any], data: dict[str, Any], 
             md += [f"**{err.split('_')[0]} failed**: {data[err]['error']}", ""]
     for name, title in (("core", "Core benchmark (`bench_core.py`)"),
                         ("groups", "Consumer groups (`bench_groups.py`)"),
-                        ("compat", "Kafka-client shims (`bench_compat.py`)")):
+                        ("compat", "Kafka-client shims (`bench_compat.py`)"),
+                        ("replication", "Peer replication (`bench_replication.py`)"),
+                        ("bridge", "Kafka bridge (`bench_bridge.py`)")):
         path = out / f"{name}{stem}.md"
         if name in args.skip or not path.exists() or path.stat().st_mtime < since:
             continue

@@ -368,19 +368,26 @@ ERROR_BUILTINS: dict[str, type[BaseException] | None] = {
     "NotLeaderError": None,
     "NotEnoughReplicasError": None,
     "AuthenticationError": None,
+    "BridgeError": None,
+    "LinkDownError": builtins.TimeoutError,
 }
 
 
 def _error_classes() -> dict[str, type[EmbedlogError]]:
+    """Every exception class of embedlog.errors (warnings are not errors)."""
     return {name: obj for name, obj in vars(errors).items()
-            if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == errors.__name__}
+            if inspect.isclass(obj) and issubclass(obj, BaseException) and not issubclass(obj, Warning)
+            and obj.__module__ == errors.__name__}
 
 
 def test_error_table_is_complete() -> None:
     """A new error class must be added to ERROR_BUILTINS (and so decide which builtin it is)."""
     classes = _error_classes()
+    warns = {name for name, obj in vars(errors).items()
+             if inspect.isclass(obj) and issubclass(obj, Warning) and obj.__module__ == errors.__name__}
+    assert warns == {"UncleanPromotionWarning"}
     assert set(classes) == set(ERROR_BUILTINS) | {"EmbedlogError"}
-    assert set(errors.__all__) == set(classes) | {"for_code"}
+    assert set(errors.__all__) == set(classes) | warns | {"for_code"}
 
 
 @pytest.mark.parametrize(("name", "builtin"), ERROR_BUILTINS.items(), ids=list(ERROR_BUILTINS))
@@ -467,4 +474,4 @@ def test_for_code_unknown_codes_give_the_base_class(code: int) -> None:
 
 def test_retriable_flags_follow_kafka() -> None:
     retriable = {name for name, cls in _error_classes().items() if cls.retriable}
-    assert retriable == {"TimeoutError", "NotLeaderError", "NotEnoughReplicasError"}
+    assert retriable == {"TimeoutError", "NotLeaderError", "NotEnoughReplicasError", "LinkDownError"}

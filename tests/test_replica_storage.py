@@ -454,8 +454,10 @@ def test_replicating_leader_appends_without_moving_the_high_watermark(log: Log) 
     tid = tid_of(log, "t")
     with log.producer() as p:
         p.send("t", b"before", partition=0)
+    lease = replica.LeaderLease(log._store.path)  # what a running leader holds: the flag is live
     write(log, lambda txn, dbs: replica.set_replicating(txn, dbs, True))
     assert read(log, replica.is_replicating)
+    assert read(log, lambda txn, dbs: replica.is_replicating(txn, dbs, log._store.path))
     with log.producer() as p:
         for i in range(4):
             p.send("t", b"%d" % i, partition=0)
@@ -470,9 +472,45 @@ def test_replicating_leader_appends_without_moving_the_high_watermark(log: Log) 
     write(log, lambda txn, dbs: replica.set_isr(txn, dbs, {"isr": ["x"], "size": 2}))
     assert read(log, replica.in_sync_size) == 2
     write(log, lambda txn, dbs: replica.set_replicating(txn, dbs, False))
+    lease.release()
     assert read(log, replica.in_sync_size) == 1
     assert state(log, tid, 1).high_watermark == 1
     assert [m[3] for m in consume_all(log, "t")][-1] == b"p1"
+
+
+def test_the_replicating_flag_is_live_only_while_its_lease_is_held(log: Log) -> None:
+    path = log._store.path
+    log.create_topic("t")
+    write(log, lambda txn, dbs: replica.set_replicating(txn, dbs, True))
+    write(log, lambda txn, dbs: replica.set_isr(txn, dbs, {"isr": ["x"], "size": 2}))
+    assert not replica.lease_live(path)  # nobody holds it: the flag is stale
+    assert read(log, replica.is_replicating)  # as stored
+    assert not read(log, lambda txn, dbs: replica.is_replicating(txn, dbs, path))
+    assert read(log, lambda txn, dbs: replica.in_sync_size(txn, dbs, path)) == 1
+    lease = replica.LeaderLease(path)
+    assert replica.lease_live(path)
+    assert read(log, lambda txn, dbs: replica.in_sync_size(txn, dbs, path)) == 2
+    assert write(log, lambda txn, dbs: replica.leader_manages_hw(txn, dbs, path))
+    with log.producer() as p:
+        p.send("t", b"x")
+    assert state(log, tid_of(log, "t"), 0).high_watermark == 0
+    lease.release()
+    lease.release()  # idempotent
+    assert write(log, lambda txn, dbs: replica.release_stale_lease(txn, dbs, path))
+    assert not write(log, lambda txn, dbs: replica.release_stale_lease(txn, dbs, path))  # once
+    assert read(log, replica.get_isr) is None
+    assert not read(log, replica.is_replicating)
+    assert state(log, tid_of(log, "t"), 0).high_watermark == 1
+
+
+def test_follower_state_roundtrips_and_promote_clears_it(log: Log) -> None:
+    assert read(log, replica.get_follower_state) is None
+    doc = {"leader": "L", "epoch": 1, "in_sync": True, "lag": 0}
+    write(log, lambda txn, dbs: replica.set_follower_state(txn, dbs, doc))
+    assert read(log, replica.get_follower_state) == doc
+    write(log, lambda txn, dbs: replica.set_role(txn, dbs, "replica"))
+    write(log, replica.promote)
+    assert read(log, replica.get_follower_state) is None
 
 
 # -- topics and committed offsets --------------------------------------------------------------------

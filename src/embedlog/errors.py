@@ -43,6 +43,7 @@ __all__ = [
     "TimeoutError",
     "TopicExistsError",
     "TransactionAbortedError",
+    "UncleanPromotionWarning",
     "UnknownGroupError",
     "UnknownPartitionError",
     "UnknownTopicError",

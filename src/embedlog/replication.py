@@ -37,6 +37,8 @@ import os
 import ssl
 import threading
 import time
+import warnings
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -44,7 +46,7 @@ import attrs
 import lmdb
 
 from .codec import batch as codec
-from .errors import ConfigError, EmbedlogError, NotLeaderError
+from .errors import ConfigError, EmbedlogError, NotLeaderError, UncleanPromotionWarning
 from .errors import TimeoutError as EmbedlogTimeoutError
 from .net import FollowerClient, LeaderServer, parse_address
 from .net.common import monotonic_ms
@@ -72,6 +74,7 @@ from .protocol.frames import MAX_FRAME
 from .protocol.messages import AckPartition
 from .storage import partition as plog
 from .storage import replica, schema, topics
+from .storage.replica import ReplicationBusyError
 from .storage.schema import PartitionState
 from .storage.store import Store
 from .storage.store import now_ms as wall_ms
@@ -99,6 +102,12 @@ DEFAULT_MAX_WAIT_MS = 500
 DEFAULT_HEARTBEAT_MS = 1000
 DEFAULT_SESSION_TIMEOUT_MS = 10_000
 DEFAULT_REQUEST_TIMEOUT_MS = 5_000
+#: the least time between two writes of advancing high watermarks to the store (0: a
+#: write as soon as the previous one is done, which coalesces what came meanwhile)
+DEFAULT_HW_PERSIST_MS = 0
+#: how long a follower's fetch waits for records before it is answered with nothing but
+#: new high watermarks (which then reach the follower's consumers that much later)
+HW_ONLY_DELAY_MS = 20
 
 
 def _code_for(exc: EmbedlogError) -> int:
@@ -151,15 +160,30 @@ class _Sent:
 class LeaderCore:
     """A replicating leader over one store: the in-sync set and high watermarks.
 
-    Thread-safe: sessions may run in their own threads.  Creating it marks the
-    directory ``replicating`` (appends stop moving high watermarks); ``stop`` hands
-    them back to appends.
+    Thread-safe: sessions may run in their own threads.  Creating it takes the
+    directory's leader lease (``replica.LeaderLease``) and marks it ``replicating``
+    (appends stop moving high watermarks); ``stop`` hands them back to appends and
+    gives the lease up.  A leader that dies without ``stop`` leaves the flag behind
+    with a free lease, which the next writer on the directory releases.
+
+    High watermarks live in memory (``hw``) and are published at once to this
+    process's ``acks="all"`` producers (``replica.HighWatermarkBoard``); they are
+    written to the store (an fsync) with every in-sync set change, and otherwise after
+    being published, at most one write at a time (``hw_persist_ms`` apart) — with
+    ``defer_store`` by the ``Leader``'s writer thread, off the connections' path.  No
+    fsync of a high watermark is on an ``acks="all"`` flush's path in this process.
+    That is safe because the stored value only ever lags the true one: records below
+    it are on every in-sync replica, consumers (which read the store) never see past
+    it, and followers truncate by leader epochs, never to a high watermark — so after
+    a crash the lower stored value hides records until the followers acknowledge
+    again, and takes nothing back.
     """
 
     def __init__(self, store: Store, *, secret: bytes | None, now_ms: int,
                  replica_lag_time_max_ms: int = 30_000, max_bytes: int = DEFAULT_MAX_BYTES,
                  max_wait_ms: int = DEFAULT_MAX_WAIT_MS, heartbeat_ms: int = DEFAULT_HEARTBEAT_MS,
-                 session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS, max_frame: int = MAX_FRAME) -> None:
+                 session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS, max_frame: int = MAX_FRAME,
+                 hw_persist_ms: int = DEFAULT_HW_PERSIST_MS, defer_store: bool = False) -> None:
         self.store = store
         self.secret = secret
         self.lag_max_ms = replica_lag_time_max_ms
@@ -168,9 +192,16 @@ class LeaderCore:
         self.heartbeat_ms = heartbeat_ms
         self.session_timeout_ms = session_timeout_ms
         self.max_frame = max_frame
+        self.hw_persist_ms = hw_persist_ms
+        #: high watermarks are written by whoever calls ``store_pending`` (the ``Leader``'s
+        #: writer thread), never inside ``update`` — which runs on the data path
+        self.defer_store = defer_store
+        #: set when computed high watermarks wait to be written
+        self.hw_pending = threading.Event()
         self._lock = threading.RLock()
 
-        def init(txn: lmdb.Transaction, dbs: Any) -> tuple[str, int, dict[int, str], dict[str, Any] | None]:
+        def init(txn: lmdb.Transaction, dbs: Any) -> tuple[str, int, dict[int, str], dict[str, Any] | None,
+                                                           dict[TP, int]]:
             if replica.get_role(txn, dbs) != "leader":
                 raise NotLeaderError(f"{store.path!r} is a replica; promote it with embedlog.replication.promote() "
                                      "before running a Leader on it")
@@ -178,10 +209,22 @@ class LeaderCore:
             leaders = replica.epoch_leaders(txn, dbs, current=True)
             replica.set_epoch_leaders(txn, dbs, leaders)
             replica.set_replicating(txn, dbs, True)
-            return node, replica.get_epoch(txn, dbs), leaders, replica.get_isr(txn, dbs)
+            hws = {(t, p): st.high_watermark for t, p, st in replica.all_partitions(txn, dbs)}
+            return node, replica.get_epoch(txn, dbs), leaders, replica.get_isr(txn, dbs), hws
 
-        self.node_id, self.epoch, leaders, isr = _write(store, init)
+        self.lease = replica.LeaderLease(store.path)
+        try:
+            self.node_id, self.epoch, leaders, isr, hws = _write(store, init)
+        except BaseException:
+            self.lease.release()
+            raise
         self.epoch_leaders = tuple(sorted(leaders.items()))
+        #: high watermarks as computed (in memory) and as last written to the store
+        self.hw: dict[TP, int] = dict(hws)
+        self._stored_hw: dict[TP, int] = dict(hws)
+        self._stored_at = now_ms
+        self._acked = True  # an acknowledgement arrived since high watermarks were computed
+        self.board = replica.open_hw_board(store)
         self.followers: dict[str, FollowerProgress] = {}
         # Followers in the in-sync set when the last leader stopped stay in it until they
         # fail to catch up within the lag limit: a restart must not let the high
@@ -234,10 +277,14 @@ class LeaderCore:
             if sent is not None and sent.complete and all(f.durable.get(tp, 0) >= end for tp, end in sent.ends.items()):
                 f.last_caught_up_ms = max(f.last_caught_up_ms, sent.at_ms)
                 if not f.in_sync:
+                    # against the high watermarks as computed, not as stored: a follower
+                    # joins only if it holds everything already acknowledged
                     hws = _read(self.store, lambda txn, dbs: {
-                        (t, p): st.high_watermark for t, p, st in replica.all_partitions(txn, dbs)})
+                        (t, p): max(st.high_watermark, self.hw.get((t, p), 0))
+                        for t, p, st in replica.all_partitions(txn, dbs)})
                     if all(f.durable.get(tp, 0) >= hw for tp, hw in hws.items()):
                         f.in_sync = True
+            self._acked = True
         self.update(now_ms)
 
     # -- the in-sync set and high watermarks -------------------------------------------------
@@ -248,8 +295,10 @@ class LeaderCore:
 
     def update(self, now_ms: int) -> bool:
         """Drop followers that lagged too long from the in-sync set and advance high
-        watermarks; write both if they changed (waking producers that wait for
-        acknowledgement).  Return whether anything was written."""
+        watermarks: publish them to this process at once, and write them to the store
+        (waking consumers and producers of every process) with any in-sync set change,
+        else once ``hw_persist_ms`` passed since the last write.  Return whether
+        anything was written."""
         with self._lock:
             if self.stopped:
                 return False
@@ -258,31 +307,82 @@ class LeaderCore:
                     f.in_sync = False
             isr = [f for f in self.followers.values() if f.in_sync]
             ids = tuple(sorted(f.node_id for f in isr))
+            isr_changed = ids != self._isr_written
+            moves: dict[TP, int] = {}
+            # With followers in sync only their acknowledgements move a high watermark
+            # (min(end, what each holds)): skip the read when none arrived.
+            if self._acked or isr_changed or not isr:
+                self._acked = False
 
-            def targets(txn: lmdb.Transaction, dbs: Any) -> dict[TP, int]:
-                out = {}
-                for tid, part, st in replica.all_partitions(txn, dbs):
-                    tp = (tid, part)
-                    target = min([st.end_offset, *(f.durable.get(tp, 0) for f in isr)])
-                    if target > st.high_watermark:
-                        out[tp] = target
-                return out
+                def targets(txn: lmdb.Transaction, dbs: Any) -> tuple[dict[TP, int], set[TP]]:
+                    out = {}
+                    seen = set()
+                    for tid, part, st in replica.all_partitions(txn, dbs):
+                        tp = (tid, part)
+                        seen.add(tp)
+                        target = min([st.end_offset, *(f.durable.get(tp, 0) for f in isr)])
+                        if target > max(st.high_watermark, self.hw.get(tp, 0)):
+                            out[tp] = target
+                    return out, seen
 
-            moves = _read(self.store, targets)
-            if not moves and ids == self._isr_written:
+                moves, existing = _read(self.store, targets)
+                for tp in [tp for tp in self.hw if tp not in existing]:  # deleted partitions
+                    del self.hw[tp]
+                    self._stored_hw.pop(tp, None)
+            if isr_changed:
+                # The new in-sync set is on disk before any high watermark it allows is
+                # used, here or elsewhere (producers check min.insync.replicas against it).
+                written = self._store_hws(ids, isr_changed, now_ms, moves)
+                self.hw.update(moves)
+                self.board.publish(self.hw, 1 + len(ids))
+                return written
+            if moves:
+                self.hw.update(moves)
+                self.board.publish(self.hw)
+                self.hw_pending.set()
+            if not self.defer_store and now_ms - self._stored_at >= self.hw_persist_ms and self._unstored():
+                return self._store_hws(ids, False, now_ms)
+            return False
+
+    def _unstored(self) -> dict[TP, int]:
+        return {tp: hw for tp, hw in self.hw.items() if hw > self._stored_hw.get(tp, -1)}
+
+    def _store_hws(self, ids: tuple[str, ...], isr_changed: bool, now_ms: int,
+                   moves: dict[TP, int] | None = None) -> bool:
+        """Write the high watermarks not stored yet (and ``moves``), and the in-sync set
+        if it changed, in one transaction.  Call with the lock held."""
+        pending = self._unstored()
+        pending.update(moves or {})
+        if not pending and not isr_changed:
+            return False
+
+        def write(txn: lmdb.Transaction, dbs: Any) -> None:
+            for (tid, part), hw in pending.items():
+                if plog.load_state(txn, dbs, tid, part) is not None:
+                    replica.set_high_watermark(txn, dbs, tid, part, hw)
+            if isr_changed:
+                replica.set_isr(txn, dbs, {"epoch": self.epoch, "leader": self.node_id, "isr": list(ids),
+                                           "size": 1 + len(ids), "updated_ms": wall_ms()})
+
+        _write(self.store, write, notify=True)
+        self._stored_hw.update(pending)
+        self._stored_at = now_ms
+        self._isr_written = ids
+        return True
+
+    def store_due(self, now_ms: int) -> int | None:
+        """Milliseconds until computed high watermarks are due to be written (``0``: now),
+        or ``None`` if every one is written; cheap, no lock."""
+        if not any(hw > self._stored_hw.get(tp, -1) for tp, hw in list(self.hw.items())):
+            return None
+        return max(0, self._stored_at + self.hw_persist_ms - now_ms)
+
+    def store_pending(self, now_ms: int) -> bool:
+        """Write the computed high watermarks not written yet; return whether it did."""
+        with self._lock:
+            if self.stopped or self._isr_written is None:
                 return False
-
-            def write(txn: lmdb.Transaction, dbs: Any) -> None:
-                for (tid, part), hw in moves.items():
-                    if plog.load_state(txn, dbs, tid, part) is not None:
-                        replica.set_high_watermark(txn, dbs, tid, part, hw)
-                if ids != self._isr_written:
-                    replica.set_isr(txn, dbs, {"epoch": self.epoch, "leader": self.node_id, "isr": list(ids),
-                                               "size": 1 + len(ids), "updated_ms": wall_ms()})
-
-            _write(self.store, write, notify=True)
-            self._isr_written = ids
-            return True
+            return self._store_hws(self._isr_written, False, now_ms)
 
     def topics_digest(self, txn: lmdb.Transaction) -> bytes:
         """The topic-metadata digest, cached per topics version."""
@@ -308,7 +408,17 @@ class LeaderCore:
                 replica.set_replicating(txn, dbs, False)
                 replica.set_isr(txn, dbs, None)
 
-            _write(self.store, fn, notify=True)
+            try:
+                _write(self.store, fn, notify=True)
+            finally:
+                self.abandon()
+
+    def abandon(self) -> None:
+        """Give the lease up and close the board without touching the store (the store
+        is closed, or ``stop`` wrote already); a flag left behind is then stale."""
+        self.stopped = True
+        self.board.close()
+        self.lease.release()
 
     def status(self) -> dict[str, Any]:
         """Epoch, high watermark and end offset per partition, and each follower's lag
@@ -326,10 +436,10 @@ class LeaderCore:
                                         "last_caught_up_ms": f.last_caught_up_ms}
             return {"role": "leader", "node_id": self.node_id, "epoch": self.epoch,
                     "isr": list(self.in_sync_ids()),
-                    "partitions": {f"{names.get(t, t)}[{p}]": {"high_watermark": st.high_watermark,
-                                                               "end_offset": st.end_offset,
-                                                               "log_start_offset": st.start_offset}
-                                   for t, p, st in parts},
+                    "partitions": {f"{names.get(t, t)}[{p}]": {
+                        "high_watermark": max(st.high_watermark, self.hw.get((t, p), 0)),
+                        "end_offset": st.end_offset, "log_start_offset": st.start_offset}
+                        for t, p, st in parts},
                     "followers": followers, "fenced_by": self.fenced_by}
 
 
@@ -350,6 +460,10 @@ class LeaderSession:
         self.sent_end: dict[TP, int] = {}
         self.inflight: dict[int, _Sent] = {}
         self.hw_sent: dict[TP, int] = {}
+        #: the in-sync state last told the follower (a change answers a parked fetch)
+        self.in_sync_sent: bool | None = None
+        #: (request, LMDB snapshot id) last found to have nothing to send: unchanged, skip the look
+        self._idle_at: tuple[FetchRequest, int] | None = None
         self.responses = 0
         self.last_recv_ms = now_ms
         self.last_send_ms = now_ms
@@ -399,6 +513,8 @@ class LeaderSession:
             return self._end(EmbedlogTimeoutError(
                 f"no message from follower for {self.core.session_timeout_ms} ms; dropping its connection"))
         try:
+            if not self.core.defer_store and self.core.store_due(now_ms) == 0:
+                self.core.update(now_ms)
             if self.parked is not None:
                 self._fetch(self.parked, now_ms, park_ok=now_ms - self.parked_at < self.core.max_wait_ms)
             elif self.conn.state is State.STREAMING and now_ms - self.last_send_ms >= self.core.heartbeat_ms:
@@ -463,6 +579,10 @@ class LeaderSession:
             raise ProtocolError("fetch before authentication")  # the state machine prevents it
 
         def build(txn: lmdb.Transaction) -> FetchResponse | None:
+            idle = self._idle_at
+            if park_ok and idle is not None and idle[0] is req and idle[1] == txn.id() and \
+                    f.in_sync == self.in_sync_sent:
+                return None  # nothing was committed since this fetch last found nothing to send
             if replica.get_role(txn, dbs) != "leader":
                 raise NotLeaderError(f"{store.path!r} is no longer a leader")
             states = {(t, p): st for t, p, st in replica.all_partitions(txn, dbs)}
@@ -507,8 +627,16 @@ class LeaderSession:
                 offsets = tuple(replica.offset_records(txn, dbs))
             hws = {tp: states[tp].high_watermark for tp in listed if tp in states}
             if (park_ok and not merged.batches and not diverging and metadata is None and offsets is None
-                    and all(self.hw_sent.get(tp) == hw for tp, hw in hws.items())):
-                return None
+                    and f.in_sync == self.in_sync_sent):
+                if all(self.hw_sent.get(tp) == hw for tp, hw in hws.items()):
+                    self._idle_at = (req, txn.id())
+                    return None
+                waited = now_ms - self.parked_at if self.parked is req else 0
+                if waited < min(HW_ONLY_DELAY_MS, core.max_wait_ms):
+                    # Only high watermarks moved: let them ride on the next records (the
+                    # follower would fsync an answer of nothing else) unless none come soon.
+                    return None
+            self._idle_at = None
             parts = []
             for tp in listed:
                 st = states.get(tp)
@@ -521,6 +649,7 @@ class LeaderSession:
                 parts.append(PartitionData(tp[0], tp[1], int(PartitionError.NONE), st.high_watermark,
                                            st.start_offset, st.end_offset, diverging.get(tp), batches))
             self.hw_sent.update(hws)
+            self.in_sync_sent = f.in_sync
             self.inflight[req.correlation_id] = _Sent(now_ms, {tp: st.end_offset for tp, st in states.items()},
                                                       merged.complete)
             return FetchResponse(req.correlation_id, core.epoch, f.in_sync, metadata, offsets, tuple(parts))
@@ -575,6 +704,7 @@ class FollowerCore:
         self.lag: dict[TP, int] = {}
         self.responses = 0
         self.truncated: list[tuple[int, int, int]] = []
+        self._state_written: dict[str, Any] | None = None  # the follower state last written (meta.follower)
 
     @property
     def connected(self) -> bool:
@@ -619,8 +749,7 @@ class FollowerCore:
                 self._on_authenticated(ev)
                 self._request(now_ms)
             elif isinstance(ev, FetchResponse):
-                self._on_response(ev)
-                self._request(now_ms)
+                self._request(now_ms, self._on_response(ev))
         return self._out(now_ms)
 
     def poll(self, now_ms: int) -> bytes:
@@ -650,18 +779,19 @@ class FollowerCore:
         truncated = _write(self.store, fn, notify=True)
         self.truncated.extend(truncated)
 
-    def _request(self, now_ms: int) -> None:
+    def _request(self, now_ms: int, prepared: FetchRequest | None = None) -> None:
+        """Send the next fetch (``prepared`` by ``_next_request`` in the transaction that
+        applied the last response, or read now)."""
         assert self.conn is not None
-
-        def fn(txn: lmdb.Transaction, dbs: Any) -> FetchRequest:
-            parts = tuple(FetchPartition(t, p, st.end_offset, replica.latest_epoch(txn, dbs, t, p))
-                          for t, p, st in replica.all_partitions(txn, dbs))
-            self._corr += 1
-            return FetchRequest(self._corr, self.node_id, replica.topics_digest(txn, dbs),
-                                replica.offsets_digest(txn, dbs), self.max_bytes, parts)
-
-        self.conn.send(_read(self.store, fn))
+        self.conn.send(prepared if prepared is not None else _read(self.store, self._next_request))
         self._sent_at = now_ms
+
+    def _next_request(self, txn: lmdb.Transaction, dbs: Any) -> FetchRequest:
+        parts = tuple(FetchPartition(t, p, st.end_offset, replica.latest_epoch(txn, dbs, t, p))
+                      for t, p, st in replica.all_partitions(txn, dbs))
+        self._corr += 1
+        return FetchRequest(self._corr, self.node_id, replica.topics_digest(txn, dbs),
+                            replica.offsets_digest(txn, dbs), self.max_bytes, parts)
 
     def _truncation_point(self, txn: lmdb.Transaction, tid: int, part: int, div: Diverging, end: int) -> int:
         """Where to truncate on a Diverging answer (Kafka's follower side of KIP-279)."""
@@ -674,10 +804,12 @@ class FollowerCore:
             return min(div.end_offset, fend, end)
         return min(fend, end)  # we lack the leader's epoch: cut back to our last epoch below it, ask again
 
-    def _on_response(self, resp: FetchResponse) -> None:
+    def _on_response(self, resp: FetchResponse) -> FetchRequest:
+        """Apply a response in one transaction, acknowledge it once durable; return the
+        next fetch, read in that same transaction."""
         assert self.conn is not None
 
-        def fn(txn: lmdb.Transaction, dbs: Any) -> list[AckPartition]:
+        def fn(txn: lmdb.Transaction, dbs: Any) -> tuple[list[AckPartition], FetchRequest]:
             replica.raise_epoch(txn, dbs, resp.leader_epoch)
             if resp.metadata is not None:
                 replica.apply_topics(txn, dbs, resp.metadata.next_topic_id,
@@ -695,6 +827,7 @@ class FollowerCore:
                     new_end = replica.truncate(txn, dbs, tid, part, target)
                     if new_end < st.end_offset:
                         self.truncated.append((tid, part, new_end))
+                    lag[(tid, part)] = max(1, pd.end_offset - new_end)
                     continue
                 if pd.log_start_offset > st.end_offset:  # we are behind the leader's log start
                     if pd.batches:  # restart at the batch boundary the leader sends from
@@ -708,11 +841,23 @@ class FollowerCore:
                 end = plog.load_state(txn, dbs, tid, part)
                 lag[(tid, part)] = max(0, pd.end_offset - (end.end_offset if end else 0))
             self.lag = lag
-            return [AckPartition(t, p, st.end_offset) for t, p, st in replica.all_partitions(txn, dbs)]
+            # what promote() looks at: was this node in sync when it last heard from its leader?
+            state = {"leader": self.leader_id, "epoch": resp.leader_epoch, "in_sync": resp.in_sync,
+                     "lag": sum(lag.values())}
+            if state != self._state_written:
+                replica.set_follower_state(txn, dbs, state)
+                wrote.append(state)
+            acks = [AckPartition(t, p, st.end_offset) for t, p, st in replica.all_partitions(txn, dbs)]
+            return acks, self._next_request(txn, dbs)
 
+        corr = self._corr
+        wrote: list[dict[str, Any]] = []
         try:
-            acked = _write(self.store, fn, notify=True)
+            acked, request = _write(self.store, fn, notify=True)
+            if wrote:
+                self._state_written = wrote[-1]
         except replica.ApplyError as exc:
+            self._corr = corr
             self.conn.send(Error(int(ErrorCode.INTERNAL), f"follower could not apply the response: {exc}"))
             raise ProtocolError(f"could not apply the leader's response (fetching again): {exc}") from exc
         if self.store.env.durability != "flush":
@@ -721,6 +866,7 @@ class FollowerCore:
         self.leader_epoch = resp.leader_epoch
         self.responses += 1
         self.conn.send(Ack(resp.correlation_id, tuple(acked)))
+        return request
 
     def status(self) -> dict[str, Any]:
         """Leader, epoch, connection state, lag per partition."""
@@ -731,14 +877,10 @@ class FollowerCore:
 
 
 # -- the public API: Leader, Follower, promote ----------------------------------------------------
-class ReplicationBusyError(EmbedlogError, RuntimeError):
-    """Another ``Leader`` or ``Follower`` (in this or another process) runs on this log
-    directory; stop it first (``promote`` needs a stopped follower)."""
-
-
 class _DirLock:
     """An exclusive ``flock`` on ``<log>/replication.lock``: one Leader, Follower or
-    promotion per directory at a time, across processes (released if the process dies)."""
+    promotion per directory at a time, across processes (released if the process dies;
+    a forked child closes its copy, so it never keeps its parent's lock)."""
 
     def __init__(self, path: str, what: str) -> None:
         self.path = os.path.join(path, "replication.lock")
@@ -750,6 +892,7 @@ class _DirLock:
             raise ReplicationBusyError(
                 f"cannot {what}: a Leader or Follower runs on {path!r} (in this or another process); "
                 "stop it first") from None
+        _DIR_LOCKS.add(self)
 
     def release(self) -> None:
         """Unlock (idempotent)."""
@@ -760,7 +903,22 @@ class _DirLock:
             self._fd = -1
 
 
-def _check_auth(secret: bytes | None, ssl_context: ssl.SSLContext | None, insecure: bool) -> bytes | None:
+_DIR_LOCKS: weakref.WeakSet[_DirLock] = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    for lock in list(_DIR_LOCKS):
+        fd, lock._fd = lock._fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)  # not LOCK_UN: that would unlock the parent's
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
+def _check_auth(secret: bytes | None, ssl_context: ssl.SSLContext | None, insecure: bool,
+                side: str = "leader") -> bytes | None:
     if secret is not None and not isinstance(secret, (bytes, bytearray)):
         raise ConfigError(f"secret must be bytes, got {type(secret).__name__}")
     if secret is not None and len(secret) < 8:
@@ -768,6 +926,15 @@ def _check_auth(secret: bytes | None, ssl_context: ssl.SSLContext | None, insecu
     if secret is None and ssl_context is None and not insecure:
         raise ConfigError("replication needs authentication: pass secret=b'...' (the same on every node) or an "
                           "ssl_context with client certificates, or insecure=True to run without any")
+    if secret is None and ssl_context is not None and not insecure and ssl_context.verify_mode != ssl.CERT_REQUIRED:
+        # TLS authenticates only what it verifies: without a secret, the peer's certificate is the only check
+        if side == "leader":
+            raise ConfigError("the leader's ssl_context does not require client certificates, so any follower could "
+                              "copy the log: set verify_mode = ssl.CERT_REQUIRED with the followers' CA loaded "
+                              "(load_verify_locations), add a secret=, or pass insecure=True")
+        raise ConfigError("the follower's ssl_context does not verify the leader's certificate, so it would follow "
+                          "any leader: keep verify_mode = ssl.CERT_REQUIRED with the leader's CA loaded, add a "
+                          "secret=, or pass insecure=True")
     return None if secret is None else bytes(secret)
 
 
@@ -785,33 +952,67 @@ class Leader:
     server context that requires them); with neither the leader refuses to start
     unless ``insecure=True``.  While it runs, consumers of this log see only records
     every in-sync follower holds, and ``acks="all"`` producers wait for them.
+    ``acks="all"`` producers of this process learn of acknowledgements at once;
+    consumers and other processes when the high watermark is written, an fsync that
+    follows each advance (``hw_persist_ms=0``) or at most one per ``hw_persist_ms``
+    (fewer fsyncs competing with this process's appends, later visibility).  It holds
+    the directory's leader lease meanwhile: if its process dies (even by ``kill -9``),
+    the next write on the directory hands the high watermarks back to appends.
     """
 
     def __init__(self, log: Log, listen: str | tuple[str, int] = "127.0.0.1:0", *, secret: bytes | None = None,
                  insecure: bool = False, ssl_context: ssl.SSLContext | None = None,
                  replica_lag_time_max_ms: int = 30_000, max_bytes: int = DEFAULT_MAX_BYTES,
-                 max_wait_ms: int = DEFAULT_MAX_WAIT_MS, session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS) -> None:
+                 max_wait_ms: int = DEFAULT_MAX_WAIT_MS, session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
+                 hw_persist_ms: int = DEFAULT_HW_PERSIST_MS) -> None:
         secret = _check_auth(secret, ssl_context, insecure)
         if not isinstance(replica_lag_time_max_ms, int) or replica_lag_time_max_ms <= 0:
             raise ConfigError(f"replica_lag_time_max_ms must be a positive int, got {replica_lag_time_max_ms!r}")
+        if not isinstance(hw_persist_ms, int) or hw_persist_ms < 0:
+            raise ConfigError(f"hw_persist_ms must be an int >= 0, got {hw_persist_ms!r}")
         self.log = log
         store = _store_of(log)
         self._lock = _DirLock(store.path, "run a Leader")
         self._server: LeaderServer | None = None
+        self._stop_writer = threading.Event()
+        self._writer: threading.Thread | None = None
         try:
             self.core = LeaderCore(store, secret=secret, now_ms=monotonic_ms(),
                                    replica_lag_time_max_ms=replica_lag_time_max_ms, max_bytes=max_bytes,
-                                   max_wait_ms=max_wait_ms, session_timeout_ms=session_timeout_ms)
+                                   max_wait_ms=max_wait_ms, session_timeout_ms=session_timeout_ms,
+                                   hw_persist_ms=hw_persist_ms, defer_store=True)
             try:
                 self._server = LeaderServer(self.core, store.notifier, parse_address(listen), ssl_context)
             except BaseException:
                 self.core.stop()
                 raise
+            self._writer = threading.Thread(target=self._write_loop, name="embedlog-leader-hw", daemon=True)
+            self._writer.start()
             self._server.start()
         except BaseException:
+            self._stop_writer.set()
             self._lock.release()
             raise
         self.closed = False
+
+    def _write_loop(self) -> None:
+        """Write the core's high watermarks as they advance, one write at a time, off the
+        connections' path: producers of this process already saw them on the board; this
+        makes consumers and other processes see them."""
+        core = self.core
+        while not self._stop_writer.is_set():
+            core.hw_pending.wait(0.1)
+            core.hw_pending.clear()  # (before looking, so a publication meanwhile is not missed)
+            while not self._stop_writer.is_set():
+                due = core.store_due(monotonic_ms())
+                if due is None:
+                    break
+                if due > 0:
+                    self._stop_writer.wait(due / 1000)
+                    continue
+                with contextlib.suppress(Exception):  # retried at the next publication or tick
+                    core.store_pending(monotonic_ms())
+                break
 
     @property
     def address(self) -> tuple[str, int]:
@@ -831,6 +1032,10 @@ class Leader:
             return
         self.closed = True
         try:
+            self._stop_writer.set()
+            self.core.hw_pending.set()  # wake the writer
+            if self._writer is not None:
+                self._writer.join(timeout=10)
             if self._server is not None:
                 self._server.close()
         finally:
@@ -838,6 +1043,7 @@ class Leader:
                 if not self.log.closed:
                     self.core.stop()
             finally:
+                self.core.abandon()
                 self._lock.release()
 
     def __enter__(self) -> Leader:
@@ -860,7 +1066,7 @@ class Follower:
                  insecure: bool = False, ssl_context: ssl.SSLContext | None = None,
                  max_bytes: int = DEFAULT_MAX_BYTES, session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
                  backoff_ms: tuple[int, int] = (50, 2000)) -> None:
-        secret = _check_auth(secret, ssl_context, insecure)
+        secret = _check_auth(secret, ssl_context, insecure, "follower")
         self.log = log
         self.leader = parse_address(leader)
         store = _store_of(log)
@@ -932,13 +1138,29 @@ def promote(log: Log) -> int:
     leader, started again as a follower of this node, drops what it wrote that this node
     does not hold.  Raises ``ReplicationBusyError`` if a Leader or Follower runs on the
     directory.
+
+    Warns with ``UncleanPromotionWarning`` when the directory is a replica that was not
+    in its leader's in-sync set, or was behind it, when it last heard from it (or never
+    heard from one): records the old leader acknowledged may then be missing.  A
+    follower cut off for longer than the leader's ``replica_lag_time_max_ms`` may have
+    left the in-sync set without hearing of it; only the old leader knows.
     """
     store = _store_of(log)
     lock = _DirLock(store.path, "promote")
     try:
-        return _write(store, replica.promote, notify=True)
+        def fn(txn: lmdb.Transaction, dbs: Any) -> tuple[int, str | None]:
+            risk = replica.promotion_risk(txn, dbs)
+            return replica.promote(txn, dbs), risk
+
+        epoch, risk = _write(store, fn, notify=True)
     finally:
         lock.release()
+    if risk is not None:
+        warnings.warn(UncleanPromotionWarning(
+            f"promoted {store.path!r} to leader (epoch {epoch}) although {risk}: records the old leader "
+            "acknowledged may be missing here, and the old leader drops them when it follows this node; "
+            "if the old leader's disk survives, promote it instead"), stacklevel=2)
+    return epoch
 
 
 def replication_status(log: Log) -> dict[str, Any]:
@@ -947,22 +1169,26 @@ def replication_status(log: Log) -> dict[str, Any]:
     ``replica``), ``node_id``, ``epoch``, ``replicating`` (a Leader manages the high
     watermarks), ``isr`` (the in-sync follower ids a running Leader last wrote, or
     ``None``), ``isr_size`` (nodes holding every acknowledged record, this one
-    included), and per partition ``"topic[n]"`` its high watermark, end and log start
-    offsets and leader epoch."""
+    included), ``stale_lease`` (the flag says a Leader runs but none holds the lease:
+    it died; the next write releases the flag), and per partition ``"topic[n]"`` its
+    high watermark (as stored: a running Leader's may be a write ahead),
+    end and log start offsets and leader epoch."""
     store = _store_of(log)
 
     def fn(txn: lmdb.Transaction, dbs: Any) -> dict[str, Any]:
         names = {m.topic_id: m.name for m in (topics.get(txn, dbs, n) for n in topics.list_names(txn, dbs))
                  if m is not None}
         isr = replica.get_isr(txn, dbs)
-        replicating = replica.is_replicating(txn, dbs)
+        flag = replica.is_replicating(txn, dbs)
+        replicating = flag and replica.lease_live(store.path)
         return {
             "role": replica.get_role(txn, dbs),
             "node_id": replica.get_node_id(txn, dbs),
             "epoch": replica.get_epoch(txn, dbs),
             "replicating": replicating,
-            "isr": None if isr is None else list(isr.get("isr", [])),
-            "isr_size": replica.in_sync_size(txn, dbs),
+            "stale_lease": flag and not replicating,
+            "isr": None if isr is None or not replicating else list(isr.get("isr", [])),
+            "isr_size": replica.in_sync_size(txn, dbs) if replicating else 1,
             "partitions": {f"{names.get(t, t)}[{p}]": {"high_watermark": st.high_watermark,
                                                        "end_offset": st.end_offset,
                                                        "log_start_offset": st.start_offset,

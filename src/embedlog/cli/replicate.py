@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from typing import Any
 
 from ..errors import TimeoutError as EmbedlogTimeoutError
+from ..errors import UncleanPromotionWarning
 from .common import log_path, open_log
-from .output import Output
+from .output import Output, warn
 from .serve import add_auth_options, auth_options
 
 __all__ = ["register"]
@@ -101,8 +103,14 @@ def promote(args: argparse.Namespace, out: Output) -> int:
     """``promote``."""
     from ..replication import promote as promote_log  # noqa: PLC0415
 
-    with open_log(args) as log:
+    with open_log(args) as log, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UncleanPromotionWarning)
         epoch = promote_log(log)
+    for w in caught:  # one line each, like every other CLI message
+        if issubclass(w.category, UncleanPromotionWarning):
+            warn(str(w.message))
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if out.json_mode:
         out.json({"role": "leader", "epoch": epoch})
     else:

@@ -20,6 +20,27 @@ __all__ = ["FollowerClient"]
 
 _IO_TIMEOUT_S = 30.0
 _CONNECT_TIMEOUT_S = 5.0
+#: TLS alerts by which a leader refuses our client certificate (OpenSSL reason codes)
+_REFUSED_ALERTS = ("ALERT_UNKNOWN_CA", "ALERT_BAD_CERTIFICATE", "ALERT_CERTIFICATE_REQUIRED",
+                   "ALERT_CERTIFICATE_UNKNOWN", "ALERT_CERTIFICATE_EXPIRED", "ALERT_CERTIFICATE_REVOKED",
+                   "ALERT_UNSUPPORTED_CERTIFICATE", "ALERT_ACCESS_DENIED")
+
+
+def tls_refusal(exc: BaseException, leader: tuple[str, int]) -> AuthenticationError | None:
+    """The ``AuthenticationError`` a TLS failure stands for, if it is one: we do not
+    trust the leader's certificate, or the leader refused ours.  ``None`` for anything
+    else (a dropped link, a reset during the handshake): those are retried."""
+    where = f"{leader[0]}:{leader[1]}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return AuthenticationError(
+            f"the leader at {where} presented a certificate this follower's ssl_context does not trust "
+            f"({exc.verify_message}): give the follower the CA that signed the leader's certificate")
+    reason = getattr(exc, "reason", None) if isinstance(exc, ssl.SSLError) else None
+    if reason and any(str(reason).endswith(alert) for alert in _REFUSED_ALERTS):
+        return AuthenticationError(
+            f"the leader at {where} refused this follower's TLS client certificate ({reason}): load a "
+            "certificate signed by a CA the leader's ssl_context trusts (ssl_context.load_cert_chain)")
+    return None
 
 
 class FollowerClient:
@@ -28,7 +49,9 @@ class FollowerClient:
     Authentication and fencing errors are fatal (they will not fix themselves): the
     loop stops and ``error`` holds the typed exception.  Anything else (refused
     connection, dropped link, a damaged frame, a leader restarting) is retried after a
-    backoff that doubles from ``backoff_ms[0]`` to ``backoff_ms[1]``.
+    backoff that doubles from ``backoff_ms[0]`` to ``backoff_ms[1]``.  Under TLS, a
+    leader certificate the follower does not trust, or a client certificate the leader
+    refuses, is an ``AuthenticationError`` too.
     """
 
     def __init__(self, core: FollowerCore, leader: tuple[str, int], ssl_context: ssl.SSLContext | None = None,
@@ -111,6 +134,10 @@ class FollowerClient:
         except (OSError, EmbedlogError, ValueError) as exc:
             self._flush(sock)
             self.last_error = exc
+            refused = tls_refusal(exc, self.leader)
+            if refused is not None:
+                refused.__cause__ = exc
+                self.error = refused
         finally:
             self.authenticated.clear()
             core.disconnect()

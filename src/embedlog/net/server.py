@@ -8,6 +8,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from .common import POLL_S, Waker, monotonic_ms, readable, recv, send
@@ -20,6 +21,7 @@ __all__ = ["LeaderServer"]
 
 _IO_TIMEOUT_S = 30.0
 _TICK_S = 0.1
+_LINGER_S = 2.0
 
 
 class LeaderServer:
@@ -79,18 +81,31 @@ class LeaderServer:
 
     def _tick_loop(self) -> None:
         """Wake every connection when records are committed (by any process), and let
-        the core expire lagging followers and advance high watermarks."""
+        the core expire lagging followers and advance high watermarks.  Connections are
+        woken first: new records go out at once, not after ``update`` (which may write)."""
         seen = self.notifier.generation
         while not self._stop.is_set():
             seen = self.notifier.wait(seen, _TICK_S)
             if self._stop.is_set():
                 return
-            with contextlib.suppress(Exception):  # a failed update is retried at the next tick
-                self.core.update(monotonic_ms())
             with self._lock:
                 wakers = [w for _, w in self._conns.values()]
             for w in wakers:
                 w.wake()
+            with contextlib.suppress(Exception):  # a failed update is retried at the next tick
+                self.core.update(monotonic_ms())
+
+    @staticmethod
+    def _handshake(conn: socket.socket, ctx: ssl.SSLContext) -> ssl.SSLSocket:
+        """The TLS handshake; on failure (a client certificate refused, not TLS at all)
+        close gently, so the follower reads the alert that says why."""
+        tls = ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        try:
+            tls.do_handshake()
+        except (OSError, ValueError):
+            _linger(tls)
+            raise
+        return tls
 
     def _serve(self, conn: socket.socket, addr: tuple[str, int]) -> None:
         waker = Waker()
@@ -100,7 +115,7 @@ class LeaderServer:
             conn.settimeout(_IO_TIMEOUT_S)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.ssl_context is not None:
-                conn = self.ssl_context.wrap_socket(conn, server_side=True)
+                conn = self._handshake(conn, self.ssl_context)
             with self._lock:
                 self._conns[key] = (conn, waker)
             while not self._stop.is_set() and not session.closed:
@@ -122,3 +137,20 @@ class LeaderServer:
             with contextlib.suppress(OSError):
                 conn.close()
             waker.close()
+
+
+def _linger(sock: socket.socket) -> None:
+    """Half-close and read until the peer closes (for at most ``_LINGER_S``), below TLS.
+
+    OpenSSL has queued its alert when a handshake fails.  Closing at once while the
+    peer's next bytes are unread (under TLS 1.3 a client sends right after its side of
+    the handshake) makes the kernel send a reset, which can overtake the alert: the
+    follower would see a bare EOF and retry instead of reporting the refusal.
+    """
+    deadline = time.monotonic() + _LINGER_S
+    with contextlib.suppress(OSError, ValueError):
+        socket.socket.shutdown(sock, socket.SHUT_WR)  # the plain-socket methods: TLS is dead here
+        while (left := deadline - time.monotonic()) > 0:
+            socket.socket.settimeout(sock, left)
+            if not socket.socket.recv(sock, 4096):
+                break

@@ -4,7 +4,10 @@ For every key, the latest record is kept with its original offset; older records
 that key are removed.  Tombstones (``value=None``) are kept for
 ``delete.retention.ms`` after their timestamp so that consumers see the delete, then
 removed.  Records newer than ``min.compaction.lag.ms`` and the partition's last batch
-(Kafka's active segment) are never compacted.  Rewritten batches keep their base
+(Kafka's active segment) are never compacted, nor is anything at or above the high
+watermark: on a replicating leader those records may not be on the followers yet
+(a failover can take them back), so they neither get rewritten nor count as the
+latest record of their key.  Rewritten batches keep their base
 offset and the range of offsets they cover (sparse offsets in the batch format), so
 offsets are never reused and consumers skip the gaps.
 
@@ -47,16 +50,19 @@ def compact_partition(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, p
                 break
     if len(decoded) < 2:
         return 0
-    latest: dict[bytes | None, int] = {}
-    for b in decoded:
-        latest.update(zip(b.keys, b.offsets))
-    lag_limit = now_ms - cfg.min_compaction_lag_ms
-    tomb_limit = now_ms - cfg.delete_retention_ms
     st = plog.load_state(txn, dbs, tid, part)
     if st is None:
         return 0
+    hw = st.high_watermark
+    latest: dict[bytes | None, int] = {}
+    for b in decoded:
+        latest.update((k, off) for k, off in zip(b.keys, b.offsets) if off < hw)
+    lag_limit = now_ms - cfg.min_compaction_lag_ms
+    tomb_limit = now_ms - cfg.delete_retention_ms
     removed = 0
     for b in decoded[:-1]:  # never the last ("active") batch
+        if b.info.next_offset > hw:  # it reaches the high watermark: neither is anything after it
+            break
         keep = []
         for i, (k, off, ts) in enumerate(zip(b.keys, b.offsets, b.timestamps)):
             latest_of_key = k is not None and latest.get(k) == off
@@ -106,7 +112,8 @@ def compact_all(store: Any, now_ms: int | None = None) -> int:
             st = store.read(lambda txn, part=part, tid=meta.topic_id: plog.load_state(txn, store.dbs, tid, part))
             if st is None or st.batches < 2:
                 continue
-            seen = ((st.start_offset, st.end_offset, st.batches), tuple(sorted(cfg.overrides.items())))
+            seen = ((st.start_offset, st.end_offset, st.batches, st.high_watermark),
+                    tuple(sorted(cfg.overrides.items())))
             last = memo.get((meta.topic_id, part))
             if last is not None and last[0] == seen and (wait <= 0 or now < last[1] + wait):
                 continue
@@ -122,5 +129,6 @@ def compact_all(store: Any, now_ms: int | None = None) -> int:
             after = store.read(lambda txn, part=part, tid=meta.topic_id: plog.load_state(txn, store.dbs, tid, part))
             if after is not None:
                 memo[(meta.topic_id, part)] = (
-                    ((after.start_offset, after.end_offset, after.batches), tuple(sorted(cfg.overrides.items()))), now)
+                    ((after.start_offset, after.end_offset, after.batches, after.high_watermark),
+                     tuple(sorted(cfg.overrides.items()))), now)
     return total

@@ -94,6 +94,8 @@ def _trim_to_size(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part:
                 break
             info = codec.read_info(value)
             next_offset = info.next_offset
+            if next_offset > state.high_watermark:
+                break  # never past the high watermark: a replicating leader's followers may lack it
             cur.delete()
             state.bytes -= size
             state.batches -= 1

@@ -19,11 +19,16 @@ an in-sync follower holds the same bytes as its leader.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import heapq
 import json
 import os
 import struct
+import threading
+import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any
@@ -39,9 +44,13 @@ from . import schema, topics
 from .schema import PartitionState
 
 __all__ = [
+    "LEASE_FILE",
     "ROLES",
     "ApplyError",
+    "HighWatermarkBoard",
+    "LeaderLease",
     "MergedRead",
+    "ReplicationBusyError",
     "advance_log_start",
     "all_partitions",
     "alter_topic",
@@ -55,19 +64,27 @@ __all__ = [
     "epoch_history",
     "epoch_leaders",
     "get_epoch",
+    "get_follower_state",
     "get_isr",
     "get_role",
     "in_sync_size",
+    "hw_board",
     "is_replicating",
     "latest_epoch",
+    "lease_live",
+    "leader_manages_hw",
     "offset_records",
     "offsets_digest",
+    "open_hw_board",
     "promote",
+    "promotion_risk",
     "raise_epoch",
     "read_merged",
     "reconcile_epochs",
+    "release_stale_lease",
     "reset",
     "set_epoch_leaders",
+    "set_follower_state",
     "set_high_watermark",
     "set_isr",
     "set_replicating",
@@ -86,6 +103,11 @@ class ApplyError(EmbedlogError, ValueError):
     """A leader's batch, topic record or offset entry cannot be applied here (a batch
     that does not start at the partition's end offset, fails its checksum, or goes back
     in epoch).  Nothing of the transaction that met it is kept."""
+
+
+class ReplicationBusyError(EmbedlogError, RuntimeError):
+    """Another ``Leader`` or ``Follower`` (in this or another process) runs on this log
+    directory; stop it first (``promote`` needs a stopped follower)."""
 
 
 # -- meta: role, epoch, replicating, isr, node id ------------------------------------------
@@ -121,9 +143,15 @@ def raise_epoch(txn: lmdb.Transaction, dbs: Mapping[str, Any], epoch: int) -> in
     return current
 
 
-def is_replicating(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> bool:
-    """Whether a replicating leader manages the high watermarks of this directory."""
-    return bool(txn.get(schema.META_REPLICATING, db=dbs["meta"]) == b"1")
+def is_replicating(txn: lmdb.Transaction, dbs: Mapping[str, Any], path: str | None = None) -> bool:
+    """Whether a replicating leader manages the high watermarks of this directory.
+
+    With the directory's ``path``, a flag whose ``Leader`` died without stopping (its
+    lease is free, see ``lease_live``) counts as off; without it, the flag as stored.
+    """
+    if txn.get(schema.META_REPLICATING, db=dbs["meta"]) != b"1":
+        return False
+    return path is None or lease_live(path)
 
 
 def set_replicating(txn: lmdb.Transaction, dbs: Mapping[str, Any], on: bool) -> None:
@@ -138,6 +166,114 @@ def set_replicating(txn: lmdb.Transaction, dbs: Mapping[str, Any], on: bool) -> 
             if st.high_watermark != st.end_offset:
                 st.high_watermark = st.end_offset
                 plog.store_state(txn, dbs, tid, part, st)
+
+
+# -- the replicating flag is a lease ----------------------------------------------------------
+LEASE_FILE = "leader.lease"
+_LEASE_WAIT_S = 2.0
+
+
+def _lease_path(path: str) -> str:
+    return os.path.join(path, LEASE_FILE)
+
+
+class LeaderLease:
+    """An exclusive ``flock`` on ``<log>/leader.lease``, held by a running replication
+    leader for as long as it marks the directory ``replicating``.
+
+    The kernel drops the lock when its process dies (``kill -9`` included), so a
+    ``replicating`` flag whose lease is free was left by a dead leader.  Writers probe
+    the lease with a shared lock held for microseconds, so acquiring retries for up to
+    two seconds before it raises ``ReplicationBusyError``.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._fd = -1
+        self.path = _lease_path(path)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        # (a forked child closes its copy, see _forget_in_child: the lease stays its parent's)
+        deadline = time.monotonic() + _LEASE_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise ReplicationBusyError(
+                        f"another replication leader holds {self.path!r}; stop it first") from None
+                time.sleep(0.001)
+        self._fd = fd
+        _LEASES.add(self)
+
+    @property
+    def held(self) -> bool:
+        """Whether this object still holds the lease."""
+        return self._fd >= 0
+
+    def release(self) -> None:
+        """Give the lease up (idempotent)."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __del__(self) -> None:
+        self.release()
+
+
+_LEASES: weakref.WeakSet[LeaderLease] = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    """After fork: close the child's copies of held lease descriptors, without
+    unlocking (that would unlock the parent's), so the lease dies with its holder."""
+    for lease in list(_LEASES):
+        fd, lease._fd = lease._fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
+def lease_live(path: str) -> bool:
+    """Whether a replication leader (in any process) holds the directory's lease."""
+    try:
+        fd = os.open(_lease_path(path), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # (closing drops the shared lock if we got it)
+    return False
+
+
+def release_stale_lease(txn: lmdb.Transaction, dbs: Mapping[str, Any], path: str) -> bool:
+    """If the directory is marked ``replicating`` but its leader died (the lease is
+    free), do what that leader's ``stop`` would have: turn the flag off (every high
+    watermark moves to its end offset) and forget the in-sync set.  Return whether it
+    did.  ``txn`` must be a write transaction."""
+    if txn.get(schema.META_REPLICATING, db=dbs["meta"]) != b"1" or lease_live(path):
+        return False
+    set_replicating(txn, dbs, False)
+    set_isr(txn, dbs, None)
+    return True
+
+
+def leader_manages_hw(txn: lmdb.Transaction, dbs: Mapping[str, Any], path: str) -> bool:
+    """For an append in write transaction ``txn``: whether a live replication leader
+    moves the high watermarks (the append must leave them alone).  A stale flag left by
+    a dead leader is released first (``release_stale_lease``), so the append moves them."""
+    if txn.get(schema.META_REPLICATING, db=dbs["meta"]) != b"1":
+        return False
+    return not release_stale_lease(txn, dbs, path)
 
 
 def get_isr(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -157,10 +293,11 @@ def set_isr(txn: lmdb.Transaction, dbs: Mapping[str, Any], doc: Mapping[str, Any
     txn.put(schema.META_ISR, json.dumps(dict(doc), sort_keys=True).encode(), db=dbs["meta"])
 
 
-def in_sync_size(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> int:
+def in_sync_size(txn: lmdb.Transaction, dbs: Mapping[str, Any], path: str | None = None) -> int:
     """Nodes holding every acknowledged record: 1 (this one) unless a replicating
-    leader runs here, then the size of its in-sync set (leader included)."""
-    if not is_replicating(txn, dbs):
+    leader runs here, then the size of its in-sync set (leader included).  ``path``
+    as for ``is_replicating``."""
+    if not is_replicating(txn, dbs, path):
         return 1
     doc = get_isr(txn, dbs)
     return int(doc.get("size", 1)) if doc else 1
@@ -179,6 +316,26 @@ def ensure_node_id(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> str:
         node = os.urandom(16).hex()
         txn.put(schema.META_NODE_ID, node.encode(), db=dbs["meta"])
     return node
+
+
+def get_follower_state(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What this directory last heard from its leader as a follower (JSON
+    ``meta.follower``: ``leader``, ``epoch``, ``in_sync``, ``lag``), or ``None``."""
+    raw = txn.get(schema.META_FOLLOWER, db=dbs["meta"])
+    if not raw:
+        return None
+    doc: dict[str, Any] = json.loads(bytes(raw))
+    return doc
+
+
+def set_follower_state(txn: lmdb.Transaction, dbs: Mapping[str, Any], doc: Mapping[str, Any] | None) -> None:
+    """Write (or, with ``None``, remove) the follower state; a no-op if unchanged."""
+    if doc is None:
+        txn.delete(schema.META_FOLLOWER, db=dbs["meta"])
+        return
+    raw = json.dumps(dict(doc), sort_keys=True).encode()
+    if txn.get(schema.META_FOLLOWER, db=dbs["meta"]) != raw:
+        txn.put(schema.META_FOLLOWER, raw, db=dbs["meta"])
 
 
 def _stored_epoch_leaders(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> dict[int, str]:
@@ -348,6 +505,7 @@ def promote(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> int:
     set_role(txn, dbs, "leader")
     set_replicating(txn, dbs, False)
     set_isr(txn, dbs, None)
+    set_follower_state(txn, dbs, None)
     for tid, part, st in parts:
         txn.put(schema.epoch_key(tid, part, epoch), schema.U64LE.pack(st.end_offset), db=dbs["epochs"])
         st.leader_epoch = epoch
@@ -679,3 +837,108 @@ def read_merged(txn: lmdb.Transaction, dbs: Mapping[str, Any], positions: Iterab
                     heapq.heappush(heap, (codec.read_info(cur.value()).commit_seq, tid, part))
             last = seq
     return MergedRead(out, complete, last, total)
+
+
+# -- this process's view of a running leader's high watermarks ---------------------------------------
+class HighWatermarkBoard:
+    """The high watermarks a replication leader running in this process computed,
+    published before they are written to LMDB.
+
+    The leader writes high watermarks to the store after publishing them here (a write
+    is an fsync); ``acks="all"`` producers of the same process wait on this board
+    instead, so a flush returns as soon as the in-sync followers acknowledged.  Values
+    only grow; ``close`` (the leader stopped) wakes every waiter.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self.version = 0
+        self.live = True
+        self._hws: dict[tuple[int, int], int] = {}
+        self._waiting = 0
+        #: nodes in the in-sync set, the leader included (published once stored)
+        self.isr_size = 1
+
+    def publish(self, hws: Mapping[tuple[int, int], int], isr_size: int | None = None) -> None:
+        """Raise the published high watermarks (and set the in-sync set's size) and wake
+        waiters.
+
+        With waiters, the calling thread then yields the GIL once (``time.sleep(0)``):
+        a woken producer would otherwise wait for whatever Python the publisher runs
+        next (answering the follower's next fetch, writing the high watermark)."""
+        with self._cond:
+            for tp, hw in hws.items():
+                if hw > self._hws.get(tp, -1):
+                    self._hws[tp] = hw
+            if isr_size is not None:
+                self.isr_size = isr_size
+            self.version += 1
+            self._cond.notify_all()
+            waiting = self._waiting
+        if waiting:
+            time.sleep(0)
+
+    def high_watermark(self, tid: int, part: int) -> int:
+        """The published high watermark of a partition (``-1`` if none)."""
+        return self._hws.get((tid, part), -1)
+
+    def wait(self, seen: int, timeout: float) -> int:
+        """Block until a publication after version ``seen``, ``close``, or ``timeout``
+        seconds; return the version."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._waiting += 1
+            try:
+                while self.version == seen and self.live:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            finally:
+                self._waiting -= 1
+            return self.version
+
+    def close(self) -> None:
+        """The leader stopped: the store's values are the truth again."""
+        with self._cond:
+            self.live = False
+            self.version += 1
+            self._cond.notify_all()
+
+
+_BOARDS: weakref.WeakKeyDictionary[Any, HighWatermarkBoard] = weakref.WeakKeyDictionary()
+_BOARDS_LOCK = threading.Lock()
+
+
+def open_hw_board(store: Any) -> HighWatermarkBoard:
+    """A new board for a leader starting on ``store`` (this process's shared store)."""
+    board = HighWatermarkBoard()
+    with _BOARDS_LOCK:
+        old = _BOARDS.get(store)
+        if old is not None:
+            old.close()
+        _BOARDS[store] = board
+    return board
+
+
+def hw_board(store: Any) -> HighWatermarkBoard | None:
+    """The live board of a leader running on ``store`` in this process, or ``None``."""
+    board = _BOARDS.get(store)
+    return board if board is not None and board.live else None
+
+
+def promotion_risk(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> str | None:
+    """Why promoting this directory may lose acknowledged records, or ``None``: it is a
+    replica that never heard from a leader, or that was out of the leader's in-sync set
+    or behind its end offset when it last heard from it (``meta.follower``)."""
+    if get_role(txn, dbs) != "replica":
+        return None
+    state = get_follower_state(txn, dbs)
+    if state is None:
+        return "it never received anything from a leader"
+    who = f"leader {state.get('leader')} (epoch {state.get('epoch')})"
+    if not state.get("in_sync"):
+        return f"it was not in the in-sync set of {who} when it last heard from it"
+    if state.get("lag", 0) > 0:
+        return f"it was {state['lag']} record(s) behind {who} when it last heard from it"
+    return None

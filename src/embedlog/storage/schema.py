@@ -32,9 +32,24 @@ ownership change, so members notice a rebalance with one read).
 Replication (``embedlog.replication``; ``storage/replica.py`` reads and writes these):
 ``replicating`` (``1`` while a replicating leader runs on this directory: appends then
 leave ``high_watermark`` alone and the leader advances it as followers acknowledge;
-absent or ``0``: an append sets ``high_watermark`` to the end offset), ``isr`` (JSON
+absent or ``0``: an append sets ``high_watermark`` to the end offset).  The flag is a
+lease: the running leader holds an exclusive ``flock`` on ``<log>/leader.lease`` (an
+empty file; the kernel releases the lock when the process dies, ``kill -9`` included).
+A ``1`` whose lease is free was left by a dead leader and is stale: the next writer
+(an append, retention, an ``acks="all"`` wait) releases it in its own write transaction
+as the leader's stop would have — the flag goes to ``0``, every ``high_watermark`` to
+its end offset and ``isr`` is removed — and readers (``min.insync.replicas`` checks,
+replication status) treat it as ``0`` meanwhile.  The leader writes
+``high_watermark`` after it told its own process's producers (one write at a time,
+coalescing what comes meanwhile; at once with any ``isr`` change): it may lag what
+followers acknowledged, never lead it, so after a crash it is lower, which hides
+records a while but never shows an unreplicated one; the leader recomputes it from
+the followers' acknowledgements.  ``isr`` (JSON
 ``{"epoch", "leader", "isr": [follower node ids], "size", "updated_ms"}``, written by
 the leader; ``size`` counts the leader itself, for ``min.insync.replicas``),
+``follower`` (JSON ``{"leader", "epoch", "in_sync", "lag"}``: what a follower last
+heard from its leader, updated with each response it applies; ``promote`` warns when
+it says the node was out of sync, and removes it),
 ``node_id`` (ascii hex; this directory's identity as a replica, made on first use),
 ``epoch_leaders`` (JSON ``{"<epoch>": "<node id>"}``: which node led each epoch whose
 records this directory holds; an epoch in the ``epochs`` history with no entry was
@@ -80,6 +95,7 @@ META_REPLICATING = b"replicating"
 META_ISR = b"isr"
 META_NODE_ID = b"node_id"
 META_EPOCH_LEADERS = b"epoch_leaders"
+META_FOLLOWER = b"follower"
 
 U32LE = struct.Struct("<I")
 U64LE = struct.Struct("<Q")

@@ -1,0 +1,580 @@
+"""Replication semantics below the socket layer: the leader lease behind the
+``replicating`` flag (a leader killed with kill -9), retention and compaction against
+the high watermark, lazily stored high watermarks published to this process first,
+transactions with ``acks="all"``, and the warning of an unclean promotion."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import pytest
+
+import embedlog
+from embedlog import replication
+from embedlog.errors import TimeoutError as EmbedlogTimeoutError
+from embedlog.errors import TransactionAbortedError, UncleanPromotionWarning
+from embedlog.net.common import monotonic_ms
+from embedlog.replication import (
+    Follower,
+    FollowerCore,
+    FollowerProgress,
+    Leader,
+    LeaderCore,
+    promote,
+    replication_status,
+)
+from embedlog.storage import compaction, replica, schema
+from embedlog.storage import partition as plog
+from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
+
+Log = embedlog.Log
+SECRET = "shared-secret-for-tests"
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+@pytest.fixture
+def children() -> Iterator[Any]:
+    kids = harness.Children()
+    try:
+        yield kids
+    finally:
+        kids.close()
+
+
+def read(log: Log, fn: Any) -> Any:
+    store = log._store
+    return store.read(lambda txn: fn(txn, store.dbs))
+
+
+def state(log: Log, topic: str, part: int = 0) -> schema.PartitionState:
+    tid = log.describe_topic(topic).topic_id
+    st = read(log, lambda txn, dbs: plog.load_state(txn, dbs, tid, part))
+    assert st is not None
+    return st
+
+
+def raw_flag(log: Log) -> bytes | None:
+    raw = read(log, lambda txn, dbs: txn.get(schema.META_REPLICATING, db=dbs["meta"]))
+    return None if raw is None else bytes(raw)
+
+
+def visible(log: Log, topic: str) -> list[bytes | None]:
+    c = log.consumer([topic], auto_offset_reset="earliest", max_poll_records=100_000)
+    out = []
+    while batch := c.poll(timeout=0.1):
+        out.extend(m.value for m in batch)
+    c.close()
+    return out
+
+
+def core_on(log: Log, **options: Any) -> LeaderCore:
+    options.setdefault("replica_lag_time_max_ms", 10**9)
+    return LeaderCore(log._store, secret=b"secret-secret", now_ms=0, **options)
+
+
+def hold(core: LeaderCore, log: Log, topic: str, durable: int, now: int = 0, part: int = 0) -> None:
+    """An in-sync follower ("ghost") that holds ``durable`` records of the partition:
+    the leader's high watermark cannot pass it."""
+    tp = (log.describe_topic(topic).topic_id, part)
+    ghost = core.followers.setdefault("ghost", FollowerProgress("ghost", in_sync=True, last_caught_up_ms=now))
+    ghost.durable[tp] = durable
+    core._acked = True
+    core.update(now)
+
+
+class Pipe:
+    """A leader core and a follower core wired directly (no faults), on simulated time."""
+
+    def __init__(self, leader: LeaderCore, follower: FollowerCore) -> None:
+        self.now = 1000
+        self.session = leader.session(self.now, "mem")
+        self.follower = follower
+        self.to_leader = follower.connect(self.now)
+
+    def step(self) -> None:
+        self.now += 10
+        out = self.session.receive(self.to_leader, self.now) if self.to_leader else b""
+        out += self.session.poll(self.now)
+        back = self.follower.receive(out, self.now) if out else b""
+        self.to_leader = back + self.follower.poll(self.now)
+
+
+def start_leader(children: Any, path: Path) -> Any:
+    node = children.start("replica_node.py", "leader", path, "--secret", SECRET, stdin=True)
+    line = node.wait_for(lambda ln: "ready" in ln or "error" in ln)
+    assert "ready" in line, node.describe()
+    return node
+
+
+# == 1. the replicating flag is a lease ==============================================================
+def test_the_lease_is_held_while_a_leader_core_runs(log: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = log._store.path
+    assert not replica.lease_live(path)
+    core = core_on(log)
+    assert replica.lease_live(path)
+    assert read(log, lambda txn, dbs: replica.is_replicating(txn, dbs, path))
+    monkeypatch.setattr(replica, "_LEASE_WAIT_S", 0.05)
+    with pytest.raises(replica.ReplicationBusyError, match="stop it first"):
+        LeaderCore(log._store, secret=None, now_ms=0)
+    # a live lease is not released by writers
+    assert not log._store.write(lambda txn: replica.release_stale_lease(txn, log._store.dbs, path))
+    assert log._store.write(lambda txn: replica.leader_manages_hw(txn, log._store.dbs, path))
+    core.stop()
+    assert not replica.lease_live(path)
+    assert raw_flag(log) == b"0"
+    assert not log._store.write(lambda txn: replica.leader_manages_hw(txn, log._store.dbs, path))
+
+
+def test_a_forked_child_does_not_keep_a_dead_leaders_lease(tmp_path: Path) -> None:
+    code = ("import os, sys, time\n"
+            "from embedlog.replication import _DirLock\n"
+            "from embedlog.storage import replica\n"
+            "lease = replica.LeaderLease(sys.argv[1])\n"
+            "lock = _DirLock(sys.argv[1], 'run a Leader')\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    devnull = os.open(os.devnull, os.O_RDWR)\n"
+            "    for fd in (0, 1, 2):\n"
+            "        os.dup2(devnull, fd)\n"
+            "    time.sleep(60)\n"
+            "    os._exit(0)\n"
+            "print(pid, flush=True)\n"
+            "os.kill(os.getpid(), 9)\n")
+    proc = harness.subprocess.run([harness.sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                                  text=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    child = int(proc.stdout.split()[0])
+    try:
+        os.kill(child, 0)  # the leader's forked child still runs...
+        assert not replica.lease_live(str(tmp_path))  # ...and the lease died with the leader
+        replication._DirLock(str(tmp_path), "run a Leader").release()  # so did its directory lock
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
+def test_a_dead_leaders_flag_is_stale_and_released_in_the_writers_transaction(log: Log) -> None:
+    log.create_topic("t")
+    path = log._store.path
+    core = core_on(log)
+    hold(core, log, "t", 0)
+    with log.producer() as p:
+        p.send("t", b"x")
+    assert state(log, "t").high_watermark == 0
+    core.lease.release()  # what the kernel does when the leader's process dies
+    assert raw_flag(log) == b"1"
+    assert not read(log, lambda txn, dbs: replica.is_replicating(txn, dbs, path))
+    assert read(log, lambda txn, dbs: replica.in_sync_size(txn, dbs, path)) == 1
+    assert read(log, replica.in_sync_size) == 2  # the flag as stored still says a leader runs
+    assert not log._store.write(lambda txn: replica.leader_manages_hw(txn, log._store.dbs, path))
+    assert raw_flag(log) == b"0"
+    assert read(log, replica.get_isr) is None
+    assert state(log, "t").high_watermark == 1
+    assert visible(log, "t") == [b"x"]
+    core.abandon()
+
+
+def test_a_leader_killed_with_kill_9_leaves_a_stale_flag_that_maintenance_releases(
+        tmp_path: Path, children: Any) -> None:
+    a = tmp_path / "a"
+    with embedlog.open(a, maintenance_interval_ms=None) as log:
+        log.create_topic("t")
+    node = start_leader(children, a)
+    with embedlog.open(a, maintenance_interval_ms=None) as la:
+        assert replication_status(la)["replicating"]  # the leader's process holds the lease
+        assert not la._store.write(lambda txn: replica.release_stale_lease(txn, la._store.dbs, str(a)))
+        node.kill()  # kill -9: the lease goes with the process, the flag stays
+        assert raw_flag(la) == b"1"
+        assert not replication_status(la)["replicating"]
+        la.maintain()
+        assert raw_flag(la) == b"0"
+        with la.producer() as p:
+            p.send("t", b"after the leader died")
+        assert visible(la, "t") == [b"after the leader died"]
+
+
+def test_acks_all_after_a_leader_killed_with_kill_9_is_acknowledged_by_this_node(
+        tmp_path: Path, children: Any) -> None:
+    a = tmp_path / "a"
+    with embedlog.open(a, maintenance_interval_ms=None) as log:
+        log.create_topic("t")
+    start_leader(children, a).kill()
+    with embedlog.open(a, maintenance_interval_ms=None) as la:
+        assert raw_flag(la) == b"1"
+        p = la.producer(acks="all", delivery_timeout_ms=10_000)
+        p.send("t", b"x")
+        p.flush()  # not a timeout: this node alone is the in-sync set again
+        assert raw_flag(la) == b"0"
+        assert visible(la, "t") == [b"x"]
+
+
+def test_a_plain_append_after_a_leader_killed_with_kill_9_is_visible(tmp_path: Path, children: Any) -> None:
+    a = tmp_path / "a"
+    with embedlog.open(a, maintenance_interval_ms=None) as log:
+        log.create_topic("t")
+    start_leader(children, a).kill()
+    with embedlog.open(a, maintenance_interval_ms=None) as la:
+        with la.producer() as p:
+            p.send("t", b"x")
+        assert raw_flag(la) == b"0"
+        assert visible(la, "t") == [b"x"]
+
+
+def test_appends_notice_their_leader_died_between_two_of_them(log: Log) -> None:
+    """The lease is not in LMDB: an append may not carry "a leader manages the high
+    watermarks" over from the previous transaction without asking the lease again."""
+    log.create_topic("t")
+    core = core_on(log)
+    hold(core, log, "t", 0)
+    p = log.producer()
+    p.send("t", b"a")
+    p.flush()
+    assert state(log, "t").high_watermark == 0
+    core.lease.release()  # the leader's process dies: no transaction in between
+    p.send("t", b"b")
+    p.flush()
+    assert raw_flag(log) == b"0"
+    assert visible(log, "t") == [b"a", b"b"]
+    p.close()
+    core.abandon()
+
+
+# == 2. retention and compaction stop at the high watermark ============================================
+def test_retention_never_moves_the_log_start_past_the_high_watermark(log: Log) -> None:
+    log.create_topic("r", 1, {"retention.ms": 1000})
+    with log.producer() as p:
+        p.send("r", b"acked", timestamp_ms=1)  # before the leader: acknowledged by this node alone
+    core = core_on(log, hw_persist_ms=0)
+    hold(core, log, "r", 1)
+    with log.producer() as p:
+        for i in range(3):
+            p.send("r", b"unacked%d" % i, timestamp_ms=1)
+            p.flush()
+    before = state(log, "r")
+    assert (before.high_watermark, before.end_offset, before.batches) == (1, 4, 4)
+    assert log._store.enforce_retention() == 1  # every batch is past retention.ms; only the acknowledged goes
+    after = state(log, "r")
+    assert (after.start_offset, after.batches) == (1, 3)
+    hold(core, log, "r", 4)  # the follower caught up
+    assert state(log, "r").high_watermark == 4
+    assert log._store.enforce_retention() == 3
+    assert state(log, "r").start_offset == 4
+    core.stop()
+
+
+def test_retention_bytes_at_append_time_stops_at_the_high_watermark(log: Log) -> None:
+    log.create_topic("r", 1, {"retention.bytes": 1})
+    core = core_on(log, hw_persist_ms=0)
+    hold(core, log, "r", 0)
+    with log.producer() as p:
+        for i in range(4):
+            p.send("r", b"unacked%d" % i)
+            p.flush()
+    st = state(log, "r")
+    assert (st.start_offset, st.end_offset, st.high_watermark) == (0, 4, 0)  # nothing acknowledged: all kept
+    core.stop()
+
+
+def test_compaction_leaves_records_at_or_above_the_high_watermark_alone(log: Log) -> None:
+    log.create_topic("c", 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": 0})
+    with log.producer() as p:
+        p.send("c", b"v1", key=b"k")
+    core = core_on(log, hw_persist_ms=0)
+    hold(core, log, "c", 1)
+    with log.producer() as p:
+        p.send("c", b"v2", key=b"k")  # not on the follower: a failover may take it back
+        p.flush()
+        p.send("c", b"x", key=b"other")
+    assert state(log, "c").high_watermark == 1
+    assert compaction.compact_all(log._store) == 0
+    tid = log.describe_topic("c").topic_id
+    infos = read(log, lambda txn, dbs: plog.iter_infos(txn, dbs, tid, 0))
+    assert [i.record_count for i in infos] == [1, 1, 1]  # v1 stays: the only acknowledged value of k
+    hold(core, log, "c", 3)
+    assert compaction.compact_all(log._store) == 1  # now v2 is acknowledged, v1 goes
+    core.stop()
+    assert visible(log, "c") == [b"v2", b"x"]
+
+
+# == 3. high watermarks: published at once, stored lazily ================================================
+def test_high_watermarks_are_published_at_once_and_stored_lazily(log: Log) -> None:
+    log.create_topic("t")
+    core = core_on(log, hw_persist_ms=1000)
+    hold(core, log, "t", 0)
+    with log.producer() as p:
+        for i in range(3):
+            p.send("t", b"%d" % i)
+    tid = log.describe_topic("t").topic_id
+    hold(core, log, "t", 3, now=10)
+    assert core.board.high_watermark(tid, 0) == 3
+    assert core.hw[(tid, 0)] == 3
+    assert state(log, "t").high_watermark == 0  # not stored yet: consumers see nothing
+    assert visible(log, "t") == []
+    assert core.store_due(10) == 990
+    assert core.update(1000)
+    assert state(log, "t").high_watermark == 3
+    assert core.store_due(1000) is None
+    assert visible(log, "t") == [b"0", b"1", b"2"]
+    core.stop()
+
+
+def test_a_deferred_core_stores_only_when_asked(log: Log) -> None:
+    log.create_topic("t")
+    core = core_on(log, hw_persist_ms=0, defer_store=True)
+    hold(core, log, "t", 0)
+    with log.producer() as p:
+        p.send("t", b"x")
+    hold(core, log, "t", 1, now=5000)
+    assert core.hw_pending.is_set()
+    assert state(log, "t").high_watermark == 0
+    assert core.store_due(5000) == 0
+    assert core.store_pending(5000)
+    assert state(log, "t").high_watermark == 1
+    core.stop()
+
+
+def test_an_in_sync_change_is_stored_with_the_high_watermark_it_moves(log: Log) -> None:
+    log.create_topic("t")
+    core = core_on(log, hw_persist_ms=10**9, replica_lag_time_max_ms=100)
+    hold(core, log, "t", 0)
+    assert read(log, replica.get_isr)["isr"] == ["ghost"]
+    with log.producer() as p:
+        p.send("t", b"x")
+    assert state(log, "t").high_watermark == 0
+    core.update(101)  # the ghost lagged too long: out of the in-sync set, the leader alone acknowledges
+    assert read(log, replica.get_isr)["isr"] == []  # stored at once, whatever hw_persist_ms says
+    assert state(log, "t").high_watermark == 1
+    core.stop()
+
+
+def test_an_acks_all_flush_returns_on_the_published_high_watermark(log: Log) -> None:
+    log.create_topic("t")
+    core = core_on(log, hw_persist_ms=10**9)
+    hold(core, log, "t", 0)
+    p = log.producer(acks="all", delivery_timeout_ms=60_000)
+    p.send("t", b"x")
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def flush() -> None:
+        try:
+            p.flush()
+        except BaseException as exc:
+            errors.append(exc)
+        done.set()
+
+    t = threading.Thread(target=flush, daemon=True)
+    t.start()
+    harness.wait_until(lambda: state(log, "t").end_offset == 1, "the record written")
+    assert not done.wait(0.2)  # the follower has not acknowledged it
+    hold(core, log, "t", 1, now=10)
+    assert done.wait(30), "flush did not return on the published high watermark"
+    assert errors == []
+    assert state(log, "t").high_watermark == 0  # stored later; the producer did not wait for it
+    core.stop()
+
+
+def test_a_follower_joins_the_in_sync_set_only_holding_the_published_high_watermark(make_log: Any) -> None:
+    la, lb = make_log("a"), make_log("b")
+    la.create_topic("t")
+    with la.producer() as p:
+        for i in range(3):
+            p.send("t", b"%d" % i)
+    core = core_on(la, hw_persist_ms=10**9)
+    hold(core, la, "t", 3)
+    follower = FollowerCore(lb._store, secret=b"secret-secret")
+    pipe = Pipe(core, follower)
+    for _ in range(50):
+        if follower.responses:
+            break
+        pipe.step()
+    assert follower.responses == 1  # it holds offsets 0..2; its acknowledgement is on its way
+    with la.producer() as p:
+        p.send("t", b"3")
+        p.send("t", b"4")
+    hold(core, la, "t", 5, now=pipe.now)  # the ghost acknowledged them: published, not stored
+    assert state(la, "t").high_watermark == 3
+    pipe.step()  # the leader reads the follower's acknowledgement of offsets 0..2
+    assert follower.node_id not in core.in_sync_ids(), "joined the in-sync set without acknowledged records"
+    assert core.status()["partitions"]["t[0]"]["high_watermark"] == 5
+    for _ in range(50):
+        if follower.node_id in core.in_sync_ids():
+            break
+        pipe.step()
+    assert follower.node_id in core.in_sync_ids()
+    core.stop()
+
+
+def test_new_high_watermarks_wait_a_little_to_ride_on_the_next_records(make_log: Any) -> None:
+    la, lb = make_log("a"), make_log("b")
+    la.create_topic("t")
+    core = LeaderCore(la._store, secret=None, now_ms=1000)
+    follower = FollowerCore(lb._store, secret=None)
+    pipe = Pipe(core, follower)
+    for _ in range(100):
+        pipe.step()
+    assert core.in_sync_ids() == (follower.node_id,)
+    with la.producer() as p:
+        p.send("t", b"x")
+    for _ in range(10):
+        pipe.step()
+        if state(la, "t").high_watermark == 1:
+            break
+    assert state(lb, "t").end_offset == 1
+    assert state(lb, "t").high_watermark == 0  # the leader's moved after the follower's acknowledgement
+    before = follower.responses
+    with la.producer() as p:
+        p.send("t", b"y")
+    pipe.step()
+    assert follower.responses == before + 1, "the new high watermark was sent alone"
+    assert (state(lb, "t").end_offset, state(lb, "t").high_watermark) == (2, 1)  # records and watermark at once
+    for _ in range(10):  # with no records coming, it goes alone after HW_ONLY_DELAY_MS
+        pipe.step()
+    assert state(lb, "t").high_watermark == 2
+    core.stop()
+
+
+# == 4. transactions with acks="all" =================================================================
+def test_a_transaction_with_acks_all_waits_for_the_in_sync_followers(log: Log) -> None:
+    log.create_topic("t", 2)
+    with Leader(log, secret=SECRET.encode()) as leader:
+        leader.core.followers["gone"] = FollowerProgress("gone", in_sync=True, last_caught_up_ms=monotonic_ms())
+        leader.core.update(monotonic_ms())
+        tx = log.transaction(acks="all", delivery_timeout_ms=300)
+        tx.send("t", b"a", partition=0)
+        tx.send("t", b"b", partition=1)
+        with pytest.raises(EmbedlogTimeoutError, match="acknowledge"):
+            tx.commit()
+        assert sum(p.end_offset for p in log.describe_topic("t").partitions) == 2  # written, not acknowledged
+    log.create_topic("strict", 1, {"min.insync.replicas": 2})
+    tx = log.transaction(acks="all")
+    tx.send("strict", b"refused")
+    with pytest.raises(TransactionAbortedError, match=r"min\.insync\.replicas"):  # Kafka: nothing written
+        tx.commit()
+    assert log.describe_topic("strict").partitions[0].end_offset == 0
+
+
+def test_a_follower_shows_a_transaction_all_at_once(tmp_path: Path) -> None:
+    with embedlog.open(tmp_path / "a", maintenance_interval_ms=None) as la, \
+            embedlog.open(tmp_path / "b", maintenance_interval_ms=None) as lb:
+        la.create_topic("x", 2)
+        la.create_topic("y", 1)
+        with Leader(la, secret=SECRET.encode()) as leader, \
+                Follower(lb, leader.address, secret=SECRET.encode(), max_bytes=1) as f:
+            f.wait_connected(30)
+            harness.wait_until(lambda: leader.status()["isr"] == [f.core.node_id], "the follower in sync")
+            tids = [la.describe_topic(n).topic_id for n in ("x", "x", "y")]
+            parts = [0, 1, 0]
+            seen: set[tuple[int, ...]] = set()
+            stop = threading.Event()
+
+            def sample() -> None:
+                store = lb._store
+
+                def ends(txn: lmdb.Transaction) -> tuple[int, ...]:
+                    out = []
+                    for tid, part in zip(tids, parts):
+                        st = plog.load_state(txn, store.dbs, tid, part)
+                        out.append(-1 if st is None else st.end_offset)
+                    return tuple(out)
+
+                while not stop.is_set():
+                    seen.add(store.read(ends))
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            p = la.producer(acks="all")
+            for i in range(1, 21):
+                with la.transaction() as tx:  # one record in each partition, together
+                    tx.send("x", b"x0-%d" % i, partition=0)
+                    tx.send("x", b"x1-%d" % i, partition=1)
+                    tx.send("y", b"y-%d" % i)
+                p.send("y", b"marker", partition=0)
+                p.flush()  # the follower holds the transaction by now
+                assert lb.describe_topic("x").partitions[1].end_offset == i
+            stop.set()
+            sampler.join(10)
+    # max_bytes=1: each response carries one whole transaction, never a part of one
+    assert seen, "the sampler saw nothing"
+    for x0, x1, y in seen:
+        if min(x0, x1, y) < 0:
+            continue  # the topics are not created on the follower yet
+        assert x0 == x1, f"partition x[0] at {x0} but x[1] at {x1}: a transaction was half applied"
+        assert y in (2 * x0, 2 * x0 - 1), f"y at {y} with x at {x0}: a transaction was half applied"
+
+
+# == 5. promotion of an out-of-sync follower warns ======================================================
+def promote_quietly(log: Log) -> list[warnings.WarningMessage]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        promote(log)
+    return [w for w in caught if issubclass(w.category, UncleanPromotionWarning)]
+
+
+def test_promote_warns_for_a_replica_that_never_heard_from_a_leader(make_log: Any) -> None:
+    lb = make_log("b")
+    FollowerCore(lb._store, secret=None)
+    with pytest.warns(UncleanPromotionWarning, match="never received anything"):
+        promote(lb)
+    assert read(lb, replica.get_follower_state) is None
+    assert promote_quietly(lb) == []  # a leader promoted again: nothing to warn about
+    assert promote_quietly(make_log("c")) == []  # never a replica
+
+
+def test_promote_warns_for_an_out_of_sync_follower_only(make_log: Any) -> None:
+    la, lb = make_log("a"), make_log("b")
+    la.create_topic("t", 2)
+    with la.producer() as p:
+        for i in range(40):
+            p.send("t", b"v%d" % i * 20, partition=i % 2)
+            p.flush()  # one transaction each
+    leader = LeaderCore(la._store, secret=None, now_ms=1000)
+    follower = FollowerCore(lb._store, secret=None, max_bytes=1)  # one transaction per response: it lags
+    pipe = Pipe(leader, follower)
+    for _ in range(100):
+        if follower.responses >= 2:
+            break
+        pipe.step()
+    st = read(lb, replica.get_follower_state)
+    assert st["leader"] == leader.node_id
+    assert st["in_sync"] is False
+    assert st["lag"] > 0
+    with pytest.warns(UncleanPromotionWarning, match="not in the in-sync set"):
+        promote(lb)
+
+    lc = make_log("c")
+    follower = FollowerCore(lc._store, secret=None)
+    pipe = Pipe(leader, follower)
+    joined = None
+    for n in range(2000):
+        pipe.step()
+        if joined is None and follower.node_id in leader.in_sync_ids():
+            joined = n
+        st = read(lc, replica.get_follower_state)
+        if st is not None and st["in_sync"] and st["lag"] == 0:
+            break
+    else:
+        raise AssertionError(f"the follower never heard it is in sync: {st}")
+    assert joined is not None
+    assert n - joined <= 2, "the leader kept the follower's fetch parked after it joined the in-sync set"
+    assert leader.in_sync_ids() == (follower.node_id,)
+    assert promote_quietly(lc) == []
+    leader.stop()
+
+
+def test_promotion_risk_reads_the_follower_state(log: Log) -> None:
+    store = log._store
+    store.write(lambda txn: replica.set_role(txn, store.dbs, "replica"))
+    cases = [({"leader": "L", "epoch": 3, "in_sync": True, "lag": 0}, None),
+             ({"leader": "L", "epoch": 3, "in_sync": True, "lag": 5}, "5 record(s) behind leader L (epoch 3)"),
+             ({"leader": "L", "epoch": 3, "in_sync": False, "lag": 0}, "not in the in-sync set of leader L")]
+    for doc, expect in cases:
+        store.write(lambda txn, doc=doc: replica.set_follower_state(txn, store.dbs, doc))
+        risk = read(log, replica.promotion_risk)
+        assert risk is None if expect is None else expect in risk, (doc, risk)
