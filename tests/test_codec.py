@@ -605,3 +605,27 @@ def test_zstd_frame_with_right_content_size_decodes() -> None:
     decoded = batch.decode(buf)
     assert decoded.keys == [None]
     assert decoded.values == [None]
+
+
+# -- record splitting shapes and the checksum implementation --------------------------------
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+@pytest.mark.parametrize("sizes", [
+    [100] * 50,                      # all one size: one repeated struct code
+    [0, 1, 5, 4095, 17, 300],        # every length under 4096: the code table
+    [4096, 3, 70_000, 0, 4095],      # some over 4096: formatted codes
+    [-1, 3, -1, 5000, 0, -1],        # nulls among them
+], ids=["equal", "small", "large", "nulls"])
+def test_split_shapes_round_trip(compression: int, sizes: list[int]) -> None:
+    values = [None if n < 0 else bytes([i % 251]) * n for i, n in enumerate(sizes)]
+    keys = [None if n < 0 else b"k%d" % i for i, n in enumerate(reversed(sizes))]
+    for _ in range(2):  # the second time from the cache of compiled formats
+        decoded = batch.decode(batch.encode(keys, values, list(range(len(sizes))), compression=compression))
+        assert decoded.keys == keys
+        assert decoded.values == values
+
+
+def test_checksum_is_zlib_crc32_whichever_implementation_computes_it() -> None:
+    data = bytes(range(256)) * 50
+    assert batch._crc32(data) == zlib.crc32(data)
+    buf = batch.encode([b"k"], [b"v" * 10_000], [1])
+    assert struct.unpack_from("<I", buf, 20)[0] == zlib.crc32(bytes(buf[24:]))

@@ -143,7 +143,8 @@ def check_edge_uplink(out: str) -> None:
     line(r"^logged 2000 readings locally; forwarding to Kafka at 127\.0\.0\.1:\d+$", out)
     line(r"^mirror site-7: link up, 4500 forwarded, lag 0$", out)
     rows = re.findall(r"^  device-metrics\[(\d)\] -> device-metrics: end (\d+), mirrored (\d+)$", out, re.M)
-    assert len(rows) == 4 and all(end == done for _, end, done in rows), rows
+    assert len(rows) == 4, rows
+    assert all(end == done for _, end, done in rows), rows
     assert sum(int(end) for _, end, _ in rows) == 4500
     line(r"^consumer group 'site-7' \(the mirror's progress\): total lag 0$", out)
     line(r"^the cluster holds 4500 readings, 4500 distinct: exactly once$", out)

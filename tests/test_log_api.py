@@ -823,3 +823,19 @@ def test_poll_times_out_empty(log: embedlog.Log) -> None:
         start = time.monotonic()
         assert c.poll(timeout=0.2) == []
         assert time.monotonic() - start >= 0.15
+
+
+def test_headers_are_copied_at_send_so_a_reused_list_does_not_change_the_record(tmp_path: Path) -> None:
+    with embedlog.open(tmp_path / "log") as log:
+        log.create_topic("h")
+        headers = [("trace", b"one")]
+        with log.producer() as p:
+            p.send("h", b"a", headers=headers)
+            headers[0] = ("trace", b"two")  # an app reusing its list for the next record
+            headers.append(("extra", None))
+            p.send("h", b"b", headers=headers)
+            p.flush()
+        c = log.consumer(["h"], auto_offset_reset="earliest")
+        got = c.poll(timeout=5.0)
+        assert [(m.value, m.headers) for m in got] == [
+            (b"a", [("trace", b"one")]), (b"b", [("trace", b"two"), ("extra", None)])]

@@ -9,12 +9,13 @@ thread or process commits records, not at the timeout.
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import lmdb
 
@@ -30,6 +31,7 @@ from .errors import (
 )
 from .groups.coordinator import validate_group
 from .groups.member import Membership, RebalanceCallback
+from .groups.offsets import OffsetAndMetadata
 from .metrics.registry import consumer_counters
 from .model import NO_HEADERS, Message, OffsetAndTimestamp, TopicPartition
 from .storage import partition as plog
@@ -43,6 +45,9 @@ __all__ = ["Consumer"]
 _new_message = partial(tuple.__new__, Message)
 _RESETS = ("earliest", "latest", "none")
 _RELEASE_EVERY = 32 << 20
+#: polls that may return more records than this pause automatic GC while making them
+#: (gen0's default threshold is 700 allocations)
+_GC_PAUSE_FROM = 700
 
 
 class _Buffer:
@@ -381,15 +386,28 @@ class Consumer:
                 for tp in missing:
                     self._fill(txn, tp)
         out: list[Message] = []
-        for tp in active:
-            buf = self._buffers.get(tp)
-            if buf is None:
-                continue
-            self._take(tp, buf, limit, out)
-            if not buf.batches:
-                del self._buffers[tp]
-            if len(out) >= limit:
-                break
+        # A poll of thousands of records makes thousands of Message tuples that all live
+        # until the caller drops the list: the cyclic GC would trace each of them through
+        # gen0, gen1 and usually a full collection (measured: more than the rest of poll
+        # together at 10,000 a poll).  They cannot form cycles, so automatic collection is
+        # paused while they are made; a caller that drops them before the next poll then
+        # never has them traced at all.
+        pause = limit > _GC_PAUSE_FROM and gc.isenabled()
+        if pause:
+            gc.disable()
+        try:
+            for tp in active:
+                buf = self._buffers.get(tp)
+                if buf is None:
+                    continue
+                self._take(tp, buf, limit, out)
+                if not buf.batches:
+                    del self._buffers[tp]
+                if len(out) >= limit:
+                    break
+        finally:
+            if pause:
+                gc.enable()
         if out:
             self._counters.consumed(len(out))
         return out
@@ -434,11 +452,14 @@ class Consumer:
         member = self._membership.member_id if self._membership is not None and self._subscription else None
         self._coord.commit(self.group, offsets, member)
 
-    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+    def commit(self, offsets: Mapping[TopicPartition, int | tuple[int, str | None]] | None = None) -> None:
         """Commit offsets for this consumer's group; durable on return.
 
         Without ``offsets``: the positions of every assigned partition — everything
-        ``poll`` returned.  An offset is the *next* offset to read.  Raises
+        ``poll`` returned.  An offset is the *next* offset to read; a value may also be
+        ``(offset, metadata)``, e.g. ``OffsetAndMetadata(42, "note")``, whose metadata
+        ``committed(..., metadata=True)`` reads back.  Commits from several threads at
+        once share one fsync, each fenced on its own.  Raises
         ``IllegalGenerationError`` if this member no longer owns a partition (it was
         rebalanced away), ``NotAssignedError`` for a partition never assigned here, and
         ``InvalidOffsetError`` for an offset beyond the end of the partition.
@@ -459,11 +480,23 @@ class Consumer:
         self._commit_offsets(offsets)
         self._last_auto_commit = time.monotonic()
 
-    def committed(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
-        """The group's committed offset (next offset to read) per partition, or ``None``."""
+    @overload
+    def committed(self, partitions: Iterable[TopicPartition],
+                  metadata: Literal[False] = False) -> dict[TopicPartition, int | None]: ...
+
+    @overload
+    def committed(self, partitions: Iterable[TopicPartition],
+                  metadata: Literal[True]) -> dict[TopicPartition, OffsetAndMetadata | None]: ...
+
+    def committed(self, partitions: Iterable[TopicPartition], metadata: bool = False
+                  ) -> dict[TopicPartition, int | None] | dict[TopicPartition, OffsetAndMetadata | None]:
+        """The group's committed offset (next offset to read) per partition, or ``None``;
+        with ``metadata=True`` an ``OffsetAndMetadata(offset, metadata, leader_epoch)``."""
         self._check()
         if self.group is None:
             raise ConfigError("committed() needs a consumer group: create the consumer with group=...")
+        if metadata:
+            return self._coord.committed_meta(self.group, partitions)
         return self._coord.committed(self.group, partitions)
 
     def group_metadata(self) -> tuple[str, str | None]:

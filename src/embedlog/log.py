@@ -15,7 +15,8 @@ from .config import TopicConfig
 from .consumer import Consumer
 from .errors import ClosedError, ConfigError, UnknownTopicError
 from .groups.coordinator import Coordinator, GroupDescription, validate_group
-from .model import TopicDescription
+from .groups.offsets import OffsetAndMetadata
+from .model import TopicDescription, TopicPartition
 from .producer import Producer
 from .storage.compaction import compact_all
 from .storage.store import Store
@@ -206,10 +207,22 @@ class Log:
         self._check()
         self._coordinator.delete(validate_group(group))
 
-    def commit_offsets(self, group: str, offsets: Mapping[Any, int]) -> None:
-        """Commit offsets for ``group`` by name (no member fencing); durable on return."""
+    def commit_offsets(self, group: str, offsets: Mapping[Any, int | tuple[int, str | None]]) -> None:
+        """Commit offsets for ``group`` by name (no member fencing); durable on return.
+
+        Values: the next offset to read, or ``(offset, metadata)`` such as
+        ``OffsetAndMetadata(42, "note")``."""
         self._check()
         self._coordinator.commit(validate_group(group), offsets, None)
+
+    def committed_offsets(self, group: str, partitions: Iterable[TopicPartition] | None = None
+                          ) -> dict[TopicPartition, OffsetAndMetadata]:
+        """A group's committed offsets, ``{TopicPartition: OffsetAndMetadata(offset,
+        metadata, leader_epoch)}``, of every partition it committed (or of ``partitions``
+        among them), like Kafka's ``list_consumer_group_offsets``.  Raises
+        ``UnknownGroupError`` for a group with neither members nor committed offsets."""
+        self._check()
+        return self._coordinator.committed_offsets(validate_group(group), partitions)
 
     def transaction(self, **producer_options: Any) -> Transaction:
         """A ``Transaction``: use it as ``with log.transaction() as tx:``."""
@@ -282,7 +295,7 @@ class _Shared:
         self.key = key
         self.store = store
         self.committer = GroupCommitter(store)
-        self.coordinator = Coordinator(store)
+        self.coordinator = Coordinator(store, self.committer)
         self.refs = 1
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from .codec import batch as codec
@@ -30,7 +32,7 @@ from .metrics.registry import producer_counters
 from .model import RecordMetadata
 from .partitioner import KeyHasher, Partitioner, random_partition, resolve
 from .storage import partition as plog
-from .storage import replica
+from .storage import replica, schema
 from .storage.store import AppendItem
 from .storage.topics import TopicMeta
 
@@ -42,7 +44,10 @@ __all__ = ["Producer"]
 DeliveryCallback = Callable[[EmbedlogError | None, RecordMetadata | None], None]
 Headers = list[tuple[str, bytes | None]]
 _time_ns = time.time_ns
+_new_latch = threading.Lock
 _KEY_CACHE = 100_000
+#: entries per record in a partition buffer: key, value, timestamp, key length, value length
+_STRIDE = 5
 _MAX_TS = 2**63
 _ACKS = {"leader": "leader", 1: "leader", "1": "leader", "all": "all", -1: "all", "-1": "all"}
 
@@ -61,7 +66,8 @@ class _Extra:
 class _TopicState:
     """A producer's view of one topic: partition buffers and the sticky partition."""
 
-    __slots__ = ("accs", "cache_keys", "compact", "extras", "kcache", "max_bytes", "meta", "n", "name", "sticky")
+    __slots__ = ("accs", "cache_keys", "compact", "extras", "kacc", "kcache", "max_bytes", "meta", "n", "name",
+                 "sticky")
 
     def __init__(self, meta: TopicMeta, cache_keys: bool) -> None:
         self.meta = meta
@@ -69,9 +75,10 @@ class _TopicState:
         self.n = meta.partitions
         self.max_bytes = meta.config.max_message_bytes
         self.compact = meta.config.compact
-        # Per partition, a flat list key, value, timestamp, key, value, ... appended with one
-        # atomic ``extend`` per record: no lock on the hot path, nothing for the garbage
-        # collector to track, and ``acc[0::3]`` splits the columns in C at encode time.
+        # Per partition, a flat list key, value, timestamp, key length, value length (-1 for
+        # None), key, ... appended with one atomic ``+=`` per record: no lock on the hot
+        # path, nothing for the garbage collector to track, ``acc[0::5]`` splits the columns
+        # in C at encode time, and the lengths ``send`` measures anyway need no second pass.
         self.accs: list[list[Any]] = [[] for _ in range(self.n)]
         #: partitions whose buffer holds ``_Extra`` key slots (headers or callbacks)
         self.extras: list[bool] = [False] * self.n
@@ -79,6 +86,8 @@ class _TopicState:
         #: key -> partition, for partitioners that are a pure function of the key (it
         #: stays empty for a custom partitioner, which is called for every record)
         self.kcache: dict[bytes, int] = {}
+        #: key -> its partition's buffer (the same cache, one lookup shorter for ``send``)
+        self.kacc: dict[bytes, list[Any]] = {}
         self.cache_keys = cache_keys
 
 
@@ -90,8 +99,18 @@ def _coerce(obj: object, what: str) -> bytes:
                              f"encode it first{hint}")
 
 
+_first = itemgetter(0)
+
 def _check_headers(headers: object) -> list[tuple[str, bytes | None]]:
     """Validate headers now, so that nothing can fail later when the batch is encoded."""
+    if type(headers) is list:  # the common shape: a list of (short ascii str, bytes) pairs, checked in one pass
+        for item in headers:
+            if (type(item) is not tuple or len(item) != 2 or type(item[0]) is not str or not item[0].isascii()
+                    or len(item[0]) > 0xFFFF or (item[1] is not None and type(item[1]) is not bytes)):
+                break
+        else:
+            if len(headers) <= 0xFFFF:
+                return list(headers)  # a copy: the caller may reuse its list  # type: ignore[arg-type]
     items = headers.items() if isinstance(headers, Mapping) else headers
     out: list[tuple[str, bytes | None]] = []
     try:
@@ -149,16 +168,21 @@ class Producer:
         self._key_ser = key_serializer
         self._value_ser = value_serializer
         self._slow = key_serializer is not None or value_serializer is not None
+        #: the topics ``send`` may take its fast path for: ``_topics`` itself, or an empty dict
+        #: while every record needs the slow path (serializers, or a closed producer)
+        self._fast: dict[str, _TopicState] = {}
         self.acks = _ACKS[acks]
         self.delivery_timeout_ms = delivery_timeout_ms
         self._topics: dict[str, _TopicState] = {}
+        if not self._slow:
+            self._fast = self._topics
         self._topics_version = -1
         self._next_metadata_check = 0.0
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._transactional = _transactional
         # A transaction keeps everything until it commits: no linger, no early writes.
-        self._buffer_limit = 1 << 62 if _transactional else 3 * buffer_records
+        self._buffer_limit = 1 << 62 if _transactional else _STRIDE * buffer_records
         self._idle = not _transactional
         self._closed = False
         self._wake = threading.Event()
@@ -192,24 +216,49 @@ class Producer:
         unknown topic or partition, non-bytes data, or a record over
         ``max.message.bytes``; nothing is buffered then.
         """
-        # The hot path: one call per record, so every line here is paid a million times
-        # a second.  Slow cases (serializers, coercion, custom partitioners) branch out.
+        # The hot path: one call per record, so every operation here is paid a million times
+        # a second.  The common case (bytes key and value, a key seen before, nothing else
+        # given) is one dict lookup for the topic, one for the key's partition buffer, the
+        # clock, and one append; anything else takes ``_send``.
+        try:  # (subscripts, not .get(): a failed lookup is the rare case)
+            st = self._fast[topic]
+            acc = st.kacc[key]
+        except (KeyError, TypeError):  # a new topic or key, no key, an unhashable key, slow mode
+            self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
+            return
+        if (value.__class__ is bytes and key.__class__ is bytes and partition is None and timestamp_ms is None
+                and headers is None and on_delivery is None):
+            klen = len(key)
+            vlen = len(value)
+            if klen + vlen <= st.max_bytes:
+                acc += (key, value, _time_ns() // 1_000_000, klen, vlen)
+                if len(acc) >= self._buffer_limit:
+                    self._write()
+                if self._idle:
+                    self._idle = False
+                    self._start_linger()
+                return
+        self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
+
+    def _send(self, topic: str, value: Any, key: Any, headers: Any, partition: int | None,
+              timestamp_ms: int | None, on_delivery: DeliveryCallback | None) -> None:
+        """``send`` for every record its fast path does not take."""
         if self._slow:  # closed, or serializers to run
             value, key = self._slow_path(value, key)
         st = self._topics.get(topic)
         if st is None:
             st = self._state(topic)
         if value.__class__ is bytes:
-            size = len(value)
+            vlen = len(value)
         elif value is None:
-            size = 0
+            vlen = -1
         else:
             value = _coerce(value, "value")
-            size = len(value)
+            vlen = len(value)
         if key.__class__ is not bytes and key is not None:
             key = _coerce(key, "key")
         if key is not None:
-            size += len(key)
+            klen = len(key)
             if partition is None:
                 partition = st.kcache.get(key)
                 if partition is None:
@@ -217,12 +266,14 @@ class Producer:
             elif partition.__class__ is not int or not 0 <= partition < st.n:
                 self._check_partition(st, partition)
         else:
+            klen = -1
             if st.compact:
                 raise InvalidRecordError(f"topic {topic!r} is compacted: every record needs a key")
             if partition is None:
                 partition = self._choose(st, None)
             elif partition.__class__ is not int or not 0 <= partition < st.n:
                 self._check_partition(st, partition)
+        size = max(klen, 0) + max(vlen, 0)
         if size > st.max_bytes:
             raise RecordTooLargeError(
                 f"record of {size} bytes is larger than max.message.bytes={st.max_bytes} of topic "
@@ -233,9 +284,9 @@ class Producer:
             raise ConfigError(f"timestamp_ms must be a non-negative int (ms since the epoch), got {timestamp_ms!r}")
         acc = st.accs[partition]
         if headers is None and on_delivery is None:
-            acc.extend((key, value, timestamp_ms))
+            acc += (key, value, timestamp_ms, klen, vlen)
         else:
-            self._append_extra(st, partition, key, value, headers, timestamp_ms, on_delivery)
+            self._append_extra(st, partition, key, value, headers, timestamp_ms, on_delivery, klen, vlen)
         if len(acc) >= self._buffer_limit:
             self._write()
         if self._idle:
@@ -243,10 +294,11 @@ class Producer:
             self._start_linger()
 
     def _append_extra(self, st: _TopicState, partition: int, key: bytes | None, value: bytes | None,
-                      headers: object, timestamp_ms: int, on_delivery: DeliveryCallback | None) -> None:
+                      headers: object, timestamp_ms: int, on_delivery: DeliveryCallback | None,
+                      klen: int, vlen: int) -> None:
         hdrs = _check_headers(headers) if headers else None
         with self._lock:
-            st.accs[partition].extend((_Extra(key, hdrs, on_delivery), value, timestamp_ms))
+            st.accs[partition].extend((_Extra(key, hdrs, on_delivery), value, timestamp_ms, klen, vlen))
             st.extras[partition] = True
 
     def _check_partition(self, st: _TopicState, partition: object) -> None:
@@ -268,6 +320,7 @@ class Producer:
             st.meta = meta
             st.n = meta.partitions
             st.kcache.clear()  # keys map to new partitions now, as in Kafka
+            st.kacc.clear()
         return True
 
     def _slow_path(self, value: Any, key: Any) -> tuple[Any, Any]:
@@ -290,11 +343,13 @@ class Producer:
             if hasher.null_key == "random":
                 return random_partition(st.n)
             return hasher.hash(b"") % st.n
-        p = hasher.hash(key) % st.n
+        p = hasher.hash(key) % st.n if st.n > 1 else 0
         if st.cache_keys:
             if len(st.kcache) >= _KEY_CACHE:
                 st.kcache.clear()
+                st.kacc.clear()
             st.kcache[key] = p
+            st.kacc[key] = st.accs[p]
         return p
 
     def _custom_partition(self, st: _TopicState, key: bytes | None) -> int:
@@ -362,9 +417,11 @@ class Producer:
     def _encode(self, flat: list[Any], extras: bool) -> tuple[list[tuple[int, int, bytearray]],
                                                               list[tuple[int, DeliveryCallback]]]:
         """Encode one partition's records into batches of at most ~batch_size bytes."""
-        keys = flat[0::3]
-        values = flat[1::3]
-        stamps = flat[2::3]
+        keys = flat[0::_STRIDE]
+        values = flat[1::_STRIDE]
+        stamps = flat[2::_STRIDE]
+        klens = flat[3::_STRIDE]
+        vlens = flat[4::_STRIDE]
         n = len(keys)
         hdrs: list[Headers | None] | None = None
         callbacks: list[tuple[int, DeliveryCallback]] = []
@@ -378,18 +435,21 @@ class Producer:
                         callbacks.append((i, k.callback))
             if not any(hdrs):
                 hdrs = None
-        try:
-            total = sum(map(len, values))
-        except TypeError:  # tombstones
-            total = sum(len(v) for v in values if v is not None)
-        per = max(1, min(n, self._batch_size * n // max(1, total))) if total else n
+        total = sum(klens) + sum(vlens)  # (a -1 for a null is noise here)
+        per = n if total <= self._batch_size else max(1, min(n, self._batch_size * n // total))
+        compression = self._compression
+        transactional = self._transactional
+        if per >= n:  # the common case: one batch, no column copies
+            return [(0, n, codec.encode(keys, values, stamps, hdrs, compression=compression,
+                                        transactional=transactional, key_lengths=klens,
+                                        value_lengths=vlens))], callbacks
         out = []
         for i in range(0, n, per):
             j = min(n, i + per)
             out.append((i, j, codec.encode(keys[i:j], values[i:j], stamps[i:j],
                                            hdrs[i:j] if hdrs is not None else None,
-                                           compression=self._compression,
-                                           transactional=self._transactional)))
+                                           compression=compression, transactional=transactional,
+                                           key_lengths=klens[i:j], value_lengths=vlens[i:j])))
         return out, callbacks
 
     def _write(self, extra: Callable[[Any], None] | None = None) -> bool:
@@ -421,7 +481,10 @@ class Producer:
                     spans.append((st, start, end, flat, callbacks))
             committer = self._log._committer
             req = committer.submit(items, extra)
-            delivered = threading.Event()  # set once callbacks ran: what flush() waits for
+            # Held until callbacks ran: what flush() in other threads waits for (a bare lock
+            # as a latch costs a fraction of a threading.Event, on every write).
+            delivered = _new_latch()
+            delivered.acquire()
             entry = (req, delivered, threading.get_ident())
             self._inflight.append(entry)
         error: EmbedlogError | None = None
@@ -430,38 +493,44 @@ class Producer:
                 committer.wait(req)
             except EmbedlogError as exc:
                 error = exc
-            self._deliver(items, spans, error)
+            if any(span[4] for span in spans):
+                self._deliver(items, spans, error)
         finally:
             with self._flush_lock:
                 self._inflight.remove(entry)
-            delivered.set()
+            delivered.release()
         if error is not None:
             raise error
         if self.acks == "all":
             self._note_acks(items)
-        self._counters.produced(sum(len(f) for _, _, f, _ in drained) // 3, sum(len(i.buf) for i in items))
+        self._counters.produced(sum(len(f) for _, _, f, _ in drained) // _STRIDE, sum(len(i.buf) for i in items))
         return True
 
     def _wait_inflight(self) -> None:
         """Wait for writes other threads queued before now (flush covers them too)."""
+        if not self._inflight:
+            return
         with self._flush_lock:
             pending = list(self._inflight)
         me = threading.get_ident()
         for _req, delivered, writer in pending:
             if writer != me:  # (a delivery callback calling flush() must not wait for itself)
-                delivered.wait()  # committed and its callbacks run (errors go to its writer)
+                with delivered:  # committed and its callbacks run (errors go to its writer)
+                    pass
 
     @staticmethod
     def _deliver(items: list[AppendItem], spans: list[Any], error: EmbedlogError | None) -> None:
         for item, (st, start, end, flat, cbs) in zip(items, spans):
-            for idx, cb in cbs:
-                if not start <= idx < end:
-                    continue
+            # cbs: (record index, callback) in index order, for every batch of the partition
+            for k in range(bisect_left(cbs, start, key=_first) if cbs else 0, len(cbs)):
+                idx, cb = cbs[k]
+                if idx >= end:
+                    break
                 if error is not None:
                     cb(error, None)
                 else:
                     offset = item.base_offset + idx - start
-                    ts = item.log_append_ms if item.log_append_ms is not None else flat[3 * idx + 2]
+                    ts = item.log_append_ms if item.log_append_ms is not None else flat[_STRIDE * idx + 2]
                     cb(None, RecordMetadata(st.name, item.partition, offset, ts))
 
     def flush(self, timeout: float | None = None) -> None:
@@ -502,7 +571,7 @@ class Producer:
     def _check_replicas(self) -> None:
         """Kafka's NOT_ENOUGH_REPLICAS: refuse to write when the in-sync set is too small."""
         store = self._log._store
-        size = store.read(lambda txn: replica.in_sync_size(txn, store.dbs))
+        size = store.read(lambda txn: replica.in_sync_size(txn, store.dbs, store.path))
         need = max((st.meta.config.min_insync_replicas for st in list(self._topics.values())
                     if any(st.accs)), default=1)
         if size < need:
@@ -511,29 +580,51 @@ class Producer:
                 "were not written and stay buffered; flush again once followers have caught up")
 
     def _await_replicas(self, timeout: float | None) -> None:
-        """Wait until the high watermark covers everything this producer wrote."""
+        """Wait until the high watermark covers everything this producer wrote.
+
+        A leader running in this process publishes high watermarks before it writes
+        them to the store (``replica.HighWatermarkBoard``): wait on that when there is
+        one, else on the store.  A ``replicating`` flag left by a dead leader is
+        released here (this node alone is the in-sync set again)."""
         with self._lock:
             targets, self._ack_targets = self._ack_targets, {}
         if not targets:
             return
         store = self._log._store
         dbs = store.dbs
+        path = store.path
         mins = self._min_insync()
         budget = self.delivery_timeout_ms / 1000
         deadline = time.monotonic() + (budget if timeout is None else min(budget, timeout))
+        board: replica.HighWatermarkBoard | None = None
 
-        def look(txn: Any) -> tuple[dict[tuple[int, int], int], int, str]:
+        def look(txn: Any) -> tuple[dict[tuple[int, int], int], int, str, bool]:
             left = {}
             for (tid, part), end in targets.items():
                 st = plog.load_state(txn, dbs, tid, part)
-                if st is not None and st.high_watermark < end:  # (a deleted topic acknowledges nothing more)
+                if st is None:  # (a deleted topic acknowledges nothing more)
+                    continue
+                hw = st.high_watermark if board is None else max(st.high_watermark, board.high_watermark(tid, part))
+                if hw < end:
                     left[(tid, part)] = end
-            return left, replica.in_sync_size(txn, dbs), replica.get_role(txn, dbs)
+            flag = txn.get(schema.META_REPLICATING, db=dbs["meta"]) == b"1"
+            live = flag and replica.lease_live(path)
+            size = replica.in_sync_size(txn, dbs) if live else 1
+            return left, size, replica.get_role(txn, dbs), flag and not live
 
         need = max(mins.get(tid, 1) for tid, _ in targets)
         while True:
-            seen = store.notifier.generation
-            targets, size, role = store.read(look)
+            board = replica.hw_board(store)
+            if board is not None:
+                seen = board.version
+                if board.isr_size >= need and all(board.high_watermark(tid, part) >= end
+                                                  for (tid, part), end in targets.items()):
+                    return  # acknowledged, as the leader of this process says: no LMDB read on the way back
+            else:
+                seen = store.notifier.generation
+            targets, size, role, stale = store.read(look)
+            if stale and store.write(lambda txn: replica.release_stale_lease(txn, dbs, path), notify=True):
+                continue  # its leader died: the high watermarks are the end offsets now
             # Checked even once the high watermark covers the records (Kafka's
             # NOT_ENOUGH_REPLICAS_AFTER_APPEND): it may have moved because the in-sync set shrank.
             if size < need:
@@ -551,11 +642,14 @@ class Producer:
                     f"the in-sync followers did not acknowledge the records within "
                     f"{round(min(budget, timeout if timeout is not None else budget) * 1000)} ms; they are written "
                     "on the leader and may still be replicated")
-            store.notifier.wait(seen, min(remaining, 0.1))
+            if board is not None:
+                board.wait(seen, min(remaining, 0.1))
+            else:
+                store.notifier.wait(seen, min(remaining, 0.1))
 
     def __len__(self) -> int:
         """Records buffered and not yet written."""
-        return sum(len(acc) for st in list(self._topics.values()) for acc in st.accs) // 3
+        return sum(len(acc) for st in list(self._topics.values()) for acc in st.accs) // _STRIDE
 
     def close(self) -> None:
         """Flush what is buffered and release the producer (idempotent)."""
@@ -576,6 +670,7 @@ class Producer:
     def _mark_closed(self) -> None:
         self._closed = True
         self._slow = True
+        self._fast = {}
         self._wake.set()
         self._log._unregister(self)
 

@@ -56,15 +56,19 @@ class Transaction:
         self._producer.send(topic, value, key=key, headers=headers, partition=partition, timestamp_ms=timestamp_ms,
                             on_delivery=on_delivery)
 
-    def commit_offsets(self, consumer_or_group: Consumer | str, offsets: Mapping[TopicPartition, int]) -> None:
-        """Commit ``offsets`` (next offset to read) with the transaction.
+    def commit_offsets(self, consumer_or_group: Consumer | str | tuple[str, str | None],
+                       offsets: Mapping[TopicPartition, int | tuple[int, str | None]]) -> None:
+        """Commit ``offsets`` (next offset to read, or an ``OffsetAndMetadata`` /
+        ``(offset, metadata)`` pair) with the transaction.
 
-        Through a consumer: fenced by its group membership.  By group name: for a group
-        with no live members (no fencing).
+        Through a consumer (or its ``group_metadata()``): fenced by its group membership.
+        By group name: for a group with no live members (no fencing).
         """
         self._check()
         if isinstance(consumer_or_group, str):
             group, member = consumer_or_group, None
+        elif isinstance(consumer_or_group, tuple):  # (group, member id), as group_metadata() returns
+            group, member = consumer_or_group
         else:
             group, member = consumer_or_group.group_metadata()
         self._offsets.append((group, member, {TopicPartition(*tp): off for tp, off in offsets.items()}))
@@ -89,12 +93,17 @@ class Transaction:
         """Write everything; raise ``TransactionAbortedError`` (nothing written) on failure."""
         self._check()
         self._done = True
+        producer = self._producer
         try:
-            self._producer._write(self._write_offsets if self._offsets or self._sources else None)
+            if producer.acks == "all" and len(producer):
+                producer._check_replicas()  # Kafka's NOT_ENOUGH_REPLICAS: nothing written
+            producer._write(self._write_offsets if self._offsets or self._sources else None)
         except EmbedlogError as exc:
             raise TransactionAbortedError(f"transaction aborted, nothing of it was written: {exc}") from exc
         finally:
-            self._producer._mark_closed()
+            producer._mark_closed()
+        if producer.acks == "all":
+            producer._await_replicas(None)  # written; NotEnoughReplicasError or TimeoutError: not confirmed
 
     def abort(self) -> None:
         """Discard everything sent and committed in this transaction."""

@@ -81,7 +81,7 @@ class GroupCommitter:
         store = self._store
 
         def run(txn: lmdb.Transaction, req: _Request) -> None:
-            store.append_in(txn, req.items)
+            store.append_in(txn, req.items, memo=False)  # (a nested transaction may roll back alone)
             if req.extra is not None:
                 req.extra(txn)
 

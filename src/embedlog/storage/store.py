@@ -8,6 +8,7 @@ clients; the engine (``embedlog.log``) builds those on top of it.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -15,11 +16,12 @@ from typing import Any, TypeVar
 import attrs
 import lmdb
 
+from ..codec import batch as codec
 from ..config import TopicConfig
 from ..errors import ConfigError, FormatVersionError, NotLeaderError, UnknownPartitionError, UnknownTopicError
 from ..model import PartitionDescription, TopicDescription
 from . import partition as plog
-from . import schema, topics
+from . import replica, schema, topics
 from .env import Env
 from .notify import Notifier
 from .schema import PartitionState
@@ -48,6 +50,18 @@ class AppendItem:
     log_append_ms: int | None = None
 
 
+@attrs.define
+class _AppendMemo:
+    """What ``Store.append_in`` read and wrote in one committed write transaction."""
+
+    txn_id: int
+    epoch: int
+    advance_hw: bool
+    seq: int
+    metas: dict[str, TopicMeta]
+    states: dict[tuple[int, int], PartitionState]
+
+
 class Store:
     """A log directory opened by this process."""
 
@@ -59,6 +73,12 @@ class Store:
         self.dbs = self.env.dbs
         #: (topic id, partition) -> (state and config seen, time) of its last compaction
         self.compaction_memo: dict[tuple[int, int], tuple[object, int]] = {}
+        #: what ``append_in`` knew after this process's last committed write transaction
+        self._memo: _AppendMemo | None = None
+        #: per thread: the memo of the transaction it is writing, kept once that commits
+        self._local = threading.local()
+        #: topic name -> (its stored JSON, decoded), so appends skip decoding unchanged metadata
+        self._meta_cache: dict[str, tuple[bytes, TopicMeta]] = {}
         self.notifier = Notifier(os.path.join(path, "wake") if cross_process else None)
         try:
             self.env.write(self._init_meta)
@@ -94,7 +114,16 @@ class Store:
 
     def write(self, fn: Callable[[lmdb.Transaction], T], *, notify: bool = False) -> T:
         """Run ``fn`` in a write transaction; wake consumers after it commits."""
-        result = self.env.write(fn)
+        local = self._local
+        local.memo = None
+        try:
+            result = self.env.write(fn)
+        except BaseException:
+            local.memo = None
+            raise
+        done, local.memo = local.memo, None
+        if done is not None and (self._memo is None or done.txn_id > self._memo.txn_id):
+            self._memo = done  # committed: the next transaction may start from it
         if notify:
             self.notifier.notify()
         return result
@@ -214,22 +243,39 @@ class Store:
 
         self.write(fn, notify=True)
 
-    def append_in(self, txn: lmdb.Transaction, items: Iterable[AppendItem]) -> None:
-        """The body of ``append``, for callers composing a larger transaction."""
+    def append_in(self, txn: lmdb.Transaction, items: Iterable[AppendItem], *, memo: bool = True) -> None:
+        """The body of ``append``, for callers composing a larger transaction.
+
+        What it reads (role, leader epoch, replication flag, commit sequence, topic
+        metadata, partition states) is remembered with the transaction's id; when this
+        process's next write transaction is the very next one of the environment (no
+        other writer, in any process, committed in between), it starts from that memo
+        and does no LMDB reads: inside the write lock there are only the puts, each of
+        which hands the GIL to other threads.  ``memo=False`` (nested transactions, which
+        may be rolled back alone) neither uses nor leaves a memo.  Other work composed
+        into the same transaction must not write partition states or those meta keys.
+        """
         dbs = self.dbs
-        self.require_leader(txn, "produce")
-        epoch = self.meta_int(txn, schema.META_LEADER_EPOCH, schema.I32LE)
-        advance_hw = txn.get(schema.META_REPLICATING, db=dbs["meta"]) != b"1"
-        seq = self.meta_int(txn, schema.META_COMMIT_SEQ) + 1
+        known = self._memo
+        self._memo = None  # stale once this transaction does anything, committed or not
+        txn_id = txn.id()
+        if memo and known is not None and known.txn_id + 1 == txn_id and (
+                known.advance_hw or replica.leader_manages_hw(txn, dbs, self.path)):
+            epoch, advance_hw, seq = known.epoch, known.advance_hw, known.seq + 1
+            metas, states = known.metas, known.states
+        else:
+            self.require_leader(txn, "produce")
+            epoch = self.meta_int(txn, schema.META_LEADER_EPOCH, schema.I32LE)
+            advance_hw = not replica.leader_manages_hw(txn, dbs, self.path)
+            seq = self.meta_int(txn, schema.META_COMMIT_SEQ) + 1
+            metas, states = {}, {}
         txn.put(schema.META_COMMIT_SEQ, schema.U64LE.pack(seq), db=dbs["meta"])
         ts = now_ms()
-        metas: dict[str, TopicMeta] = {}
-        states: dict[tuple[int, int], PartitionState] = {}
         items = list(items)
         for item in items:  # validate everything before writing anything
             meta = metas.get(item.topic)
             if meta is None:
-                meta = topics.get(txn, dbs, item.topic)
+                meta = self._topic_meta(txn, item.topic)
                 if meta is None:
                     raise UnknownTopicError(f"topic {item.topic!r} was deleted before its records were "
                                             "written; they were not stored")
@@ -237,19 +283,39 @@ class Store:
             if item.partition >= meta.partitions:
                 raise UnknownPartitionError(f"topic {item.topic!r} has no partition {item.partition}")
             item.topic_id = meta.topic_id
+        touched: dict[tuple[int, int], PartitionState] = {}
         for item in items:
             meta = metas[item.topic]
             key = (meta.topic_id, item.partition)
-            st = states.get(key)
+            st = touched.get(key)
             if st is None:
-                st = plog.load_state(txn, dbs, meta.topic_id, item.partition) or PartitionState()
-                states[key] = st
+                st = states.get(key)
+                if st is None:
+                    st = plog.load_state(txn, dbs, meta.topic_id, item.partition) or PartitionState()
+                    states[key] = st
+                touched[key] = st
             item.base_offset = plog.append(txn, dbs, meta.topic_id, item.partition, st, item.buf,
                                            epoch=epoch, commit_seq=seq, now_ms=ts, config=meta.config,
                                            advance_hw=advance_hw)
             item.log_append_ms = ts if meta.config.log_append_time else None
-        for (tid, part), st in states.items():
+        for (tid, part), st in touched.items():
             plog.store_state(txn, dbs, tid, part, st)
+        if memo:
+            self._local.memo = _AppendMemo(txn_id, epoch, advance_hw, seq, metas, states)
+
+    def _topic_meta(self, txn: lmdb.Transaction, name: str) -> TopicMeta | None:
+        """``topics.get``, without decoding the JSON again when its bytes did not change."""
+        raw = txn.get(name.encode(), db=self.dbs["topics"])
+        if raw is None:
+            return None
+        raw = bytes(raw)
+        hit = self._meta_cache.get(name)
+        if hit is not None and hit[0] == raw:
+            return hit[1]
+        meta = topics.get(txn, self.dbs, name)
+        if meta is not None:
+            self._meta_cache[name] = (raw, meta)
+        return meta
 
     def partition_state(self, txn: lmdb.Transaction, tid: int, part: int) -> PartitionState | None:
         """A partition's state inside ``txn``."""
@@ -257,9 +323,17 @@ class Store:
 
     # -- retention ------------------------------------------------------------------
     def enforce_retention(self, now: int | None = None) -> int:
-        """Delete batches past ``retention.ms``/``retention.bytes``; return batches deleted."""
+        """Delete batches past ``retention.ms``/``retention.bytes``; return batches deleted.
+
+        Never past a partition's high watermark (Kafka deletes only segments below it):
+        a replicating leader's followers may not hold the later batches yet, and a
+        follower must be able to fetch every record it lacks that consumers could see.
+        A ``replicating`` flag left by a dead leader is released first (its high
+        watermarks would otherwise stay behind for good)."""
         now = now_ms() if now is None else now
         total = 0
+        if self.read(lambda txn: replica.is_replicating(txn, self.dbs)) and not replica.lease_live(self.path):
+            self.write(lambda txn: replica.release_stale_lease(txn, self.dbs, self.path), notify=True)
         # Look first in one read transaction; write (and fsync) only for topics with work.
         for name in self.read(lambda txn: self._retention_due(txn, now)):
             def fn(txn: lmdb.Transaction, name: str = name) -> int:
@@ -276,8 +350,8 @@ class Store:
                     st = plog.load_state(txn, self.dbs, meta.topic_id, p)
                     if st is None:
                         continue
-                    d = plog.delete_before(txn, self.dbs, meta.topic_id, p, st,
-                                           max_timestamp_below=below, size_limit=limit)
+                    upto = _retention_end(txn, self.dbs, meta.topic_id, p, st, below, limit)
+                    d = 0 if upto is None else plog.delete_before(txn, self.dbs, meta.topic_id, p, st, offset=upto)
                     if d:
                         plog.store_state(txn, self.dbs, meta.topic_id, p, st)
                         n += d
@@ -299,7 +373,8 @@ class Store:
                 if st is None or first is None:
                     continue
                 info, size = first
-                if ((cfg.retention_ms >= 0 and info.max_timestamp < now - cfg.retention_ms)
+                if info.next_offset <= st.high_watermark and (
+                        (cfg.retention_ms >= 0 and info.max_timestamp < now - cfg.retention_ms)
                         or (cfg.retention_bytes >= 0 and st.bytes - size >= cfg.retention_bytes)):
                     due.append(name)
                     break
@@ -324,3 +399,31 @@ class Store:
             return st.start_offset
 
         return self.write(fn)
+
+
+def _retention_end(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int, st: PartitionState,
+                   below: int | None, limit: int | None) -> int | None:
+    """Where retention starts a partition: after the last of its leading batches that
+    are past ``retention.ms`` (max timestamp < ``below``) or over ``retention.bytes``
+    (``limit``), stopping at the first batch that reaches the high watermark; ``None``
+    when nothing goes."""
+    prefix = schema.partition_key(tid, part)
+    remaining = st.bytes
+    end: int | None = None
+    with txn.cursor(db=dbs["batches"]) as cur:
+        if not cur.set_range(prefix):
+            return None
+        while bytes(cur.key()[:8]) == prefix:
+            value = cur.value()
+            info = codec.read_info(value)
+            size = len(value)
+            if info.next_offset > st.high_watermark:
+                break
+            if not ((below is not None and info.max_timestamp < below)
+                    or (limit is not None and remaining - size >= limit)):
+                break
+            remaining -= size
+            end = info.next_offset
+            if not cur.next():
+                break
+    return end
