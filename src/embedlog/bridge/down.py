@@ -115,7 +115,9 @@ class DownEngine:
             return 0
         positions: dict[str, dict[int, int]] = {}
         with self.log.transaction() as tx:
-            send = tx.send
+            # the producer's general path directly: Transaction.send and Producer.send only
+            # add checks that cannot fail here and a fast path these records never take
+            send_one = tx._producer._send
             for m in good:
                 remote = m.topic()
                 src = self.sources[remote]
@@ -128,8 +130,7 @@ class DownEngine:
                 else:
                     part = None  # Kafka's default partitioner, by key
                 ts_type, ts = m.timestamp()
-                send(src.topic, m.value(), key=key, headers=m.headers(), partition=part,
-                     timestamp_ms=ts if ts_type else None)
+                send_one(src.topic, m.value(), key, m.headers(), part, ts if ts_type else None, None)
                 positions.setdefault(remote, {})[r] = m.offset() + 1
             ck = confluent()
             for remote, offsets in positions.items():
