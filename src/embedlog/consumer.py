@@ -378,7 +378,8 @@ class Consumer:
         if not active:
             return []
         k = self._rr % len(active)
-        active = active[k:] + active[:k]
+        if k:
+            active = active[k:] + active[:k]
         self._rr += 1
         missing = [tp for tp in active if tp not in self._buffers]
         if missing:

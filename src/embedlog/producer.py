@@ -474,11 +474,17 @@ class Producer:
                 return False
             items: list[AppendItem] = []
             spans = []
+            callbacks_due = False
+            n_values = n_bytes = 0  # (counted here: no second pass over the batches afterwards)
             for st, p, flat, extras in drained:
                 batches, callbacks = self._encode(flat, extras)
+                if callbacks:
+                    callbacks_due = True
+                n_values += len(flat)
                 for start, end, buf in batches:
                     items.append(AppendItem(st.name, st.meta.topic_id, p, buf))
                     spans.append((st, start, end, flat, callbacks))
+                    n_bytes += len(buf)
             committer = self._log._committer
             req = committer.submit(items, extra)
             # Held until callbacks ran: what flush() in other threads waits for (a bare lock
@@ -493,7 +499,7 @@ class Producer:
                 committer.wait(req)
             except EmbedlogError as exc:
                 error = exc
-            if any(span[4] for span in spans):
+            if callbacks_due:
                 self._deliver(items, spans, error)
         finally:
             with self._flush_lock:
@@ -503,7 +509,7 @@ class Producer:
             raise error
         if self.acks == "all":
             self._note_acks(items)
-        self._counters.produced(sum(len(f) for _, _, f, _ in drained) // _STRIDE, sum(len(i.buf) for i in items))
+        self._counters.produced(n_values // _STRIDE, n_bytes)
         return True
 
     def _wait_inflight(self) -> None:

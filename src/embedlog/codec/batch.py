@@ -99,6 +99,7 @@ _ATTR_AT = 25
 _HDR_COUNT = struct.Struct("<H")
 _HDR_KEY = struct.Struct("<H")
 _HDR_VAL = struct.Struct("<i")
+_I32 = struct.Struct("<i")
 
 _LITTLE = sys.byteorder == "little"
 _I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
@@ -384,6 +385,16 @@ def _split(body: Any, pos: int, col: bytes) -> tuple[list[bytes | None], int]:
     every length under 4096 (high bytes zero, second byte under 16).
     """
     count = len(col) // 4
+    if count == 1:  # a single-record batch (the latency path): no format string at all
+        n = _I32.unpack(col)[0]
+        if n < 0:
+            if n < -1:
+                raise CorruptBatchError("record lengths run past the end of the batch")
+            return [None], pos
+        end = pos + n
+        if end > len(body):
+            raise CorruptBatchError("record lengths run past the end of the batch")
+        return [bytes(body[pos:end])], end
     if not count:
         return [], pos
     if col[3::4].isascii():  # no null (-1) and no negative length

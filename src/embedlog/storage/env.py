@@ -90,28 +90,33 @@ def translate(exc: lmdb.Error, what: str, path: str | None = None) -> StorageErr
 
 
 class _Gate:
-    """A readers-writer gate: transactions enter shared, map resizing enters exclusive."""
+    """A readers-writer gate: transactions enter shared, map resizing enters exclusive.
+
+    Entering and leaving take the bare lock (no ``Condition.__enter__`` in Python) and
+    notify only while a resize waits: every transaction pays this twice.
+    """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._active = 0
         self._exclusive = False
 
     def enter(self) -> None:
-        with self._cond:
+        with self._lock:
             while self._exclusive:
                 self._cond.wait()
             self._active += 1
 
     def leave(self) -> None:
-        with self._cond:
+        with self._lock:
             self._active -= 1
-            if self._active == 0:
+            if self._exclusive and self._active == 0:
                 self._cond.notify_all()
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
-        with self._cond:
+        with self._lock:
             while self._exclusive:
                 self._cond.wait()
             self._exclusive = True
@@ -120,9 +125,57 @@ class _Gate:
         try:
             yield
         finally:
-            with self._cond:
+            with self._lock:
                 self._exclusive = False
                 self._cond.notify_all()
+
+
+class _Read:
+    """``Env.read()``: a read transaction as a plain context manager (cheaper than a
+    generator-based one on this per-poll path)."""
+
+    __slots__ = ("_env", "_txn")
+
+    def __init__(self, env: Env) -> None:
+        self._env = env
+        self._txn: lmdb.Transaction | None = None
+
+    def __enter__(self) -> lmdb.Transaction:
+        env = self._env
+        handle = env._handle()
+        gate = env._gate
+        gate.enter()
+        try:
+            try:
+                txn = handle.begin(write=False, buffers=True)
+            except lmdb.MapResizedError:
+                gate.leave()
+                env._adopt_map_size()
+                gate.enter()
+                txn = handle.begin(write=False, buffers=True)
+        except lmdb.Error as exc:
+            gate.leave()
+            raise translate(exc, f"reading {env.path!r}") from None
+        except BaseException:
+            gate.leave()
+            raise
+        self._txn = txn
+        return txn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        txn = self._txn
+        self._txn = None
+        gate = self._env._gate
+        try:
+            if txn is not None:
+                txn.abort()
+        except lmdb.Error as err:
+            if exc is None:
+                raise translate(err, f"reading {self._env.path!r}") from None
+        finally:
+            gate.leave()
+        if isinstance(exc, lmdb.Error):
+            raise translate(exc, f"reading {self._env.path!r}") from None
 
 
 class Env:
@@ -212,27 +265,9 @@ class Env:
         return self._env
 
     # -- transactions ----------------------------------------------------------
-    @contextmanager
-    def read(self) -> Iterator[lmdb.Transaction]:
-        """A short read transaction (a consistent snapshot)."""
-        env = self._handle()
-        self._gate.enter()
-        try:
-            try:
-                txn = env.begin(write=False, buffers=True)
-            except lmdb.MapResizedError:
-                self._gate.leave()
-                self._adopt_map_size()
-                self._gate.enter()
-                txn = env.begin(write=False, buffers=True)
-            try:
-                yield txn
-            finally:
-                txn.abort()
-        except lmdb.Error as exc:
-            raise translate(exc, f"reading {self.path!r}") from None
-        finally:
-            self._gate.leave()
+    def read(self) -> _Read:
+        """A short read transaction (a consistent snapshot), as ``with env.read() as txn``."""
+        return _Read(self)
 
     def write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
         """Run ``fn(txn)`` in a write transaction and commit it; retried after map growth.

@@ -8,6 +8,12 @@ commit a writer sends one byte to every registered socket (skipping its own),
 and a listener thread in the waiting process bumps the local generation.  Sockets of
 dead processes refuse the datagram and are removed.  A lost datagram only delays a
 consumer until its poll timeout; it never loses data.
+
+A writer looks at ``wake/`` at most every ``_RECHECK`` seconds, not at every commit
+(a ``stat`` per commit was a tenth of a single-record flush).  So a process that has
+just registered may miss the wake-ups of commits made in its first ``_RECHECK``
+seconds: for twice that long its waits are cut to ``_RECHECK`` seconds each, and
+``poll`` looks for data again after each.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ __all__ = ["Notifier"]
 
 _ABSTRACT = sys.platform.startswith("linux")
 _MTIME_SLACK = 0.1  # seconds: far more than a filesystem timestamp tick
+_RECHECK = 0.02  # seconds between a writer's looks at the wake directory
 
 
 def _address(path: str) -> str | bytes:
@@ -38,8 +45,10 @@ class Notifier:
     """Generation counter + condition, optionally bridged across processes."""
 
     def __init__(self, wake_dir: str | None) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
         self.generation = 0
+        self._waiting = 0  # threads blocked in wait(): a commit with none notifies nobody
         self._wake_dir = wake_dir
         self._sock: socket.socket | None = None
         self._sock_path: str | None = None
@@ -48,6 +57,8 @@ class Notifier:
         self._peers: list[str] = []
         self._peers_mtime = -1
         self._peers_listed = 0.0
+        self._next_look = 0.0  # monotonic time of the writer's next look at wake/
+        self._fresh_until = 0.0  # until then (monotonic) waits are cut to _RECHECK
         self._pid = os.getpid()
         self._closed = False
         self._lock = threading.Lock()
@@ -60,21 +71,28 @@ class Notifier:
         was registered woke nobody, so the caller must look for data again first.
         """
         self._check_fork()
-        if self._ensure_listener():
+        if self._listener is None and self._ensure_listener():
             return self.generation
+        if self._fresh_until and time.monotonic() < self._fresh_until:
+            timeout = min(timeout, _RECHECK)  # writers may not have seen our socket yet
         deadline = time.monotonic() + timeout
-        with self._cond:
+        with self._mutex:
             while self.generation == seen and not self._closed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._cond.wait(remaining)
+                self._waiting += 1
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._waiting -= 1
             return self.generation
 
     def _bump(self) -> None:
-        with self._cond:
+        with self._mutex:  # (the bare lock: no Condition.__enter__ in Python, once a commit)
             self.generation += 1
-            self._cond.notify_all()
+            if self._waiting:
+                self._cond.notify_all()
 
     def _check_fork(self) -> None:
         """In a forked child, drop the parent's socket, sender, listener and locks.
@@ -93,8 +111,11 @@ class Notifier:
         self._sock = self._sender = None
         self._sock_path = None
         self._listener = None
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
+        self._waiting = 0
         self._lock = threading.Lock()
+        self._next_look = 0.0
         self._pid = pid
 
     def _ensure_listener(self) -> bool:
@@ -112,6 +133,7 @@ class Notifier:
                 with open(path, "wb"):
                     pass
             self._sock, self._sock_path = sock, path
+            self._fresh_until = time.monotonic() + 2 * _RECHECK
             self._listener = threading.Thread(target=self._listen, args=(sock,), name="embedlog-wake",
                                               daemon=True)
             self._listener.start()
@@ -137,22 +159,10 @@ class Notifier:
         self._bump()
         if self._wake_dir is None:
             return
-        try:
-            mtime = os.stat(self._wake_dir).st_mtime_ns
-        except FileNotFoundError:
-            return
-        # The directory's mtime comes from a coarse clock: a socket registered in the same
-        # tick as an earlier change leaves it unchanged.  So a listing is trusted only if
-        # it was taken well after that change; until then, list again.
-        now = time.time()
-        if mtime != self._peers_mtime or self._peers_listed - mtime / 1e9 < _MTIME_SLACK:
-            self._peers_mtime = mtime
-            self._peers_listed = now
-            try:
-                self._peers = [os.path.join(self._wake_dir, n) for n in os.listdir(self._wake_dir)
-                               if n.endswith(".sock")]
-            except FileNotFoundError:
-                self._peers = []
+        now = time.monotonic()
+        if now >= self._next_look:
+            self._next_look = now + _RECHECK
+            self._look()
         if not self._peers:
             return
         if self._sender is None:
@@ -168,6 +178,27 @@ class Notifier:
                     with contextlib.suppress(OSError):
                         os.unlink(path)  # a dead process's socket
                 # EAGAIN: the peer's queue is full, so it has wake-ups pending anyway
+
+    def _look(self) -> None:
+        """Refresh the list of registered sockets if ``wake/`` changed."""
+        assert self._wake_dir is not None
+        try:
+            mtime = os.stat(self._wake_dir).st_mtime_ns
+        except FileNotFoundError:
+            self._peers = []
+            return
+        # The directory's mtime comes from a coarse clock: a socket registered in the same
+        # tick as an earlier change leaves it unchanged.  So a listing is trusted only if
+        # it was taken well after that change; until then, list again.
+        now = time.time()
+        if mtime != self._peers_mtime or self._peers_listed - mtime / 1e9 < _MTIME_SLACK:
+            self._peers_mtime = mtime
+            self._peers_listed = now
+            try:
+                self._peers = [os.path.join(self._wake_dir, n) for n in os.listdir(self._wake_dir)
+                               if n.endswith(".sock")]
+            except FileNotFoundError:
+                self._peers = []
 
     def close(self) -> None:
         """Stop listening and remove this process's socket."""
