@@ -27,8 +27,10 @@ authentication over 127.0.0.1.  Workload of ``bench_core.py``: keys ``key-{i % 1
 * **catch-up**: the leader log a throughput round left (2N records) is served to a new
   empty follower subprocess; the time runs from just before ``Follower(...)`` (the log
   already open) until the follower's partitions hold every record (looked at after
-  each of the follower's commits, in the follower process).  The floor writes the same stored batch bytes to a fresh
-  LMDB environment with ``sync=True``, ``put(key, batch, append=True)``, one write
+  each of the follower's commits, in the follower process); the follower sends its next
+  fetch before it applies a response of batches, so the leader reads and sends the next
+  one meanwhile.  The floor writes the same stored batch bytes to a fresh LMDB
+  environment with ``sync=True``, ``put(key, batch, append=True)``, one write
   transaction per ~1 MB.  MB = 10^6 bytes of stored batches.  Target: at least 50% of
   the floor's MB/s.
 """

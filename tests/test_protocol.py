@@ -50,7 +50,7 @@ from embedlog.protocol import (
     encode,
     encode_frame,
 )
-from embedlog.protocol.frames import HEADER
+from embedlog.protocol.frames import BIG_FRAME, HEADER, frame_parts
 from embedlog.protocol.messages import AckPartition
 from embedlog.protocol.states import FOLLOWER_TRANSITIONS, LEADER_TRANSITIONS
 from embedlog.replication import FollowerCore, LeaderCore
@@ -80,6 +80,31 @@ def test_frame_roundtrip_and_caps() -> None:
         zero.feed(HEADER.pack(0, zlib.crc32(HEADER.pack(0, 0)[:4])))
 
 
+def test_large_frames_chunked_and_framed_from_parts() -> None:
+    """A frame of ``big`` bytes or more is received into its own buffer, across chunks
+    that also carry the frames around it; ``frame_parts`` frames exactly the joined parts."""
+    parts = [b"\x05", bytes(range(256)) * 1000, b"tail"]
+    large = b"".join(parts)
+    assert b"".join(frame_parts(parts)) == encode_frame(large)
+    data = encode_frame(b"a") + encode_frame(large) + encode_frame(b"bc") + encode_frame(large)
+    for step in (1, 7, 4096, 100_003, len(data)):
+        dec = FrameDecoder(big=1000)
+        out: list[bytes] = []
+        for i in range(0, len(data), step):
+            out.extend(dec.feed(data[i:i + step]))
+        assert out == [b"a", large, b"bc", large]
+        assert dec.pending == 0
+    damaged = bytearray(encode_frame(large))
+    damaged[-1] ^= 1
+    dec = FrameDecoder(big=1000)
+    dec.feed(damaged[:5000])
+    assert dec.pending == 5000
+    with pytest.raises(FrameError, match="checksum"):
+        dec.feed(damaged[5000:])
+    with pytest.raises(FrameError):
+        dec.feed(encode_frame(b"x"))
+
+
 def test_frame_checksum_covers_the_length() -> None:
     frame = bytearray(encode_frame(b"abcdef"))
     frame[0] -= 1  # claims 5 bytes: the checksum no longer matches
@@ -93,12 +118,13 @@ def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=600), st.lists(st.integers(0, 10_000), max_size=8))
-def test_frame_decoder_fuzz_any_input(data: bytes, cuts: list[int]) -> None:
-    """Any bytes, whole or in chunks: payloads, or FrameError; the same either way."""
+@given(st.binary(max_size=600), st.lists(st.integers(0, 10_000), max_size=8), st.sampled_from([BIG_FRAME, 1, 9]))
+def test_frame_decoder_fuzz_any_input(data: bytes, cuts: list[int], big: int) -> None:
+    """Any bytes, whole or in chunks: payloads, or FrameError; the same either way
+    (``big``: from which size a frame is received into a buffer of its own)."""
 
     def run(pieces: list[bytes]) -> tuple[list[bytes], bool]:
-        dec = FrameDecoder(max_frame=1 << 16)
+        dec = FrameDecoder(max_frame=1 << 16, big=big)
         out: list[bytes] = []
         try:
             for piece in pieces:
@@ -117,12 +143,13 @@ def test_frame_decoder_fuzz_any_input(data: bytes, cuts: list[int]) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.binary(min_size=1, max_size=200), min_size=1, max_size=6),
-       st.lists(st.integers(0, 5000), max_size=6), st.integers(0, 10_000), st.integers(1, 255))
+       st.lists(st.integers(0, 5000), max_size=6), st.integers(0, 10_000), st.integers(1, 255),
+       st.sampled_from([BIG_FRAME, 1, 9]))
 def test_frame_decoder_never_returns_a_damaged_payload(payloads: list[bytes], cuts: list[int], where: int,
-                                                       flip: int) -> None:
+                                                       flip: int, big: int) -> None:
     data = bytearray(b"".join(encode_frame(p) for p in payloads))
     data[where % len(data)] ^= flip
-    dec = FrameDecoder(max_frame=1 << 16)
+    dec = FrameDecoder(max_frame=1 << 16, big=big)
     out: list[bytes] = []
     failed = False
     try:
@@ -584,8 +611,12 @@ def test_follower_converges_through_a_faulty_channel(tmp_path: Path, seed: int, 
             for _ in range(net.rng.randint(1, 20)):
                 net.step()
                 check()
-        net.run_until(lambda: converged(leader, follower), check=check)
+        fid = net.links[0].follower.node_id
+        # converged, and the acknowledgement of the last response arrived (it follows the
+        # next fetch, which goes out before the response is applied)
+        net.run_until(lambda: converged(leader, follower) and fid in net.leader.in_sync_ids(), check=check)
         assert check.checks > 10
+        assert net.links[0].follower.pipelined > 0  # fetches went out before their predecessor was applied
         assert follower.topics() == leader.topics()
         for name in leader.topics():
             assert follower.describe_topic(name) == leader.describe_topic(name)
@@ -670,6 +701,60 @@ def test_wrong_secret_changes_nothing_on_the_leader(tmp_path: Path) -> None:
         assert _dump_env(leader) == before
         assert core.followers == {}
         assert follower.topics() == []
+    finally:
+        leader.close()
+        follower.close()
+
+
+def _frames(data: bytes) -> list[Any]:
+    return [decode(p) for p in FrameDecoder().feed(data)]
+
+
+def test_next_fetch_goes_out_before_the_apply_and_counts_for_nothing(tmp_path: Path) -> None:
+    """A response of batches only is answered with the next fetch (from where it ends)
+    before it is applied; what the leader counts as durable on the follower moves with
+    the Ack that follows once it is, never with that fetch."""
+    leader, follower = _logs(tmp_path, "leader", "follower")
+    try:
+        leader.create_topic("t")
+        with leader.producer() as p:
+            for i in range(30):
+                p.send("t", b"v%d" % i * 20)
+                p.flush()
+        core = LeaderCore(leader._store, secret=b"secret", now_ms=0)
+        fcore = FollowerCore(follower._store, secret=b"secret", max_bytes=300)
+        session = core.session(0)
+        out = fcore.receive(session.receive(fcore.connect(0), 0), 0)  # proof, first fetch
+        out = fcore.receive(session.receive(out, 0), 0)  # metadata and batches: applied, then the fetch
+        assert [type(m) for m in _frames(out)] == [Ack, FetchRequest]
+        assert fcore.pipelined == 0
+        response = session.receive(out, 0)
+        (resp,) = _frames(response)
+        end = codec.read_info(resp.partitions[0].batches[-1]).next_offset
+        had = follower.describe_topic("t").partitions[0].end_offset
+        assert had < end < 30
+        early: list[bytes] = []
+
+        def flush(data: bytes) -> None:  # the socket layer's send, before the apply
+            assert follower.describe_topic("t").partitions[0].end_offset == had
+            early.append(data)
+
+        rest = fcore.receive(response, 0, flush)
+        assert fcore.pipelined == 1
+        (fetch,) = _frames(early[0])
+        assert isinstance(fetch, FetchRequest)
+        assert fetch.partitions[0].fetch_offset == end
+        assert follower.describe_topic("t").partitions[0].end_offset == end
+        (ack,) = _frames(rest)
+        assert isinstance(ack, Ack)
+        assert ack.correlation_id == resp.correlation_id
+        tp = (fetch.partitions[0].topic_id, 0)
+        # what the follower holds durably (high watermarks are the least of it over the
+        # in-sync set) moves with the Ack, not with the early fetch
+        session.receive(early[0], 0)
+        assert core.followers[fcore.node_id].durable.get(tp, 0) == had
+        session.receive(rest, 0)
+        assert core.followers[fcore.node_id].durable[tp] == end
     finally:
         leader.close()
         follower.close()

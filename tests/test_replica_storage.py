@@ -248,6 +248,32 @@ def test_apply_copies_batches_byte_for_byte(make_log: Callable[..., Log]) -> Non
     assert read(follower, replica.commit_seq) == read(leader, replica.commit_seq)
 
 
+def test_apply_interleaved_across_partitions_and_from_views(make_log: Callable[..., Log]) -> None:
+    """Batches applied a few at a time to a lower and the last partition in turn (the
+    last one's puts append, the lower one's may not), given as read-only views into a
+    larger buffer as a decoded response holds them: the same bytes as the leader's."""
+    leader, follower = make_log("a"), make_log("b")
+    leader.create_topic("t", 2)
+    with leader.producer() as p:
+        for i in range(120):
+            p.send("t", b"v%d" % i, partition=i % 2)
+            if i % 10 == 9:
+                p.flush()
+    write(follower, lambda txn, dbs: replica.set_role(txn, dbs, "replica"))
+    sync_metadata(leader, follower)
+    tid = tid_of(leader, "t")
+    todo = {p: raw_batches(leader, "t", p) for p in (0, 1)}
+    assert all(len(b) >= 4 for b in todo.values())
+    while any(todo.values()):
+        for p in (1, 0):
+            chunk, todo[p] = todo[p][:2], todo[p][2:]
+            views = [memoryview(b"xx" + b + b"yy")[2:-2].toreadonly() for b in chunk]
+            write(follower, lambda txn, dbs, p=p, v=views: replica.apply(txn, dbs, tid, p, v))
+    for p in (0, 1):
+        assert stored(follower, tid, p) == stored(leader, tid, p)
+        assert state(follower, tid, p).end_offset == state(leader, tid, p).end_offset
+
+
 def test_apply_refuses_gaps_corruption_and_older_epochs(make_log: Callable[..., Log]) -> None:
     leader, follower = make_log("a"), make_log("b")
     leader.create_topic("t")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import ssl
 import threading
@@ -703,6 +704,8 @@ class FollowerCore:
         self.in_sync = False
         self.lag: dict[TP, int] = {}
         self.responses = 0
+        #: responses answered with the next fetch before they were applied
+        self.pipelined = 0
         self.truncated: list[tuple[int, int, int]] = []
         self._state_written: dict[str, Any] | None = None  # the follower state last written (meta.follower)
 
@@ -735,8 +738,15 @@ class FollowerCore:
         """Nothing heard from the leader for ``session_timeout_ms``: reconnect."""
         return self.conn is not None and now_ms - self.last_recv_ms > self.session_timeout_ms
 
-    def receive(self, data: bytes, now_ms: int) -> bytes:
-        """Bytes from the leader in; bytes for it out (see the class docstring for errors)."""
+    def receive(self, data: bytes, now_ms: int, flush: Callable[[bytes], None] | None = None) -> bytes:
+        """Bytes from the leader in; bytes for it out (see the class docstring for errors).
+
+        A response that only appends batches is answered with the next fetch *before* it
+        is applied (its positions are where the response ends), so that the leader reads
+        and sends the next response while this one is written and fsynced; its ``Ack``
+        follows once it is durable.  ``flush``, if given, is called with the bytes queued
+        so far (that early fetch) before the apply starts: the socket layer sends them at
+        once.  Without it they come out with the rest."""
         conn = self.conn
         if conn is None:
             return b""
@@ -749,7 +759,15 @@ class FollowerCore:
                 self._on_authenticated(ev)
                 self._request(now_ms)
             elif isinstance(ev, FetchResponse):
-                self._request(now_ms, self._on_response(ev))
+                early = self.store.read(functools.partial(self._pipelined_request, resp=ev))
+                if early is not None:
+                    self._request(now_ms, early)
+                    self.pipelined += 1
+                    if flush is not None:
+                        flush(self._out(now_ms))
+                    self._on_response(ev, early)
+                else:
+                    self._request(now_ms, self._on_response(ev, None))
         return self._out(now_ms)
 
     def poll(self, now_ms: int) -> bytes:
@@ -804,9 +822,46 @@ class FollowerCore:
             return min(div.end_offset, fend, end)
         return min(fend, end)  # we lack the leader's epoch: cut back to our last epoch below it, ask again
 
-    def _on_response(self, resp: FetchResponse) -> FetchRequest:
+    def _pipelined_request(self, txn: lmdb.Transaction, resp: FetchResponse) -> FetchRequest | None:
+        """The fetch that will follow ``resp`` once it is applied, read before applying it
+        (``None`` unless that is certain: ``resp`` only appends batches where this log
+        ends — no metadata, offsets, truncation, log-start reset or partition error).
+
+        Safe to send early: a fetch position is never taken as durable (acks are), the
+        leader checks its epoch as always, and if the apply fails the connection is
+        dropped and the next one fetches from what is stored."""
+        if resp.metadata is not None or resp.offsets is not None:
+            return None
+        dbs = self.store.dbs
+        data = {(pd.topic_id, pd.partition): pd for pd in resp.partitions}
+        any_batches = False
+        parts = []
+        for t, p, st in replica.all_partitions(txn, dbs):
+            offset, epoch = st.end_offset, replica.latest_epoch(txn, dbs, t, p)
+            pd = data.pop((t, p), None)
+            if pd is not None:
+                if pd.error != PartitionError.NONE or pd.diverging is not None or pd.log_start_offset > offset:
+                    return None
+                if pd.batches:
+                    try:
+                        first, last = codec.read_info(pd.batches[0]), codec.read_info(pd.batches[-1])
+                    except codec.CorruptBatchError:
+                        return None  # refused by the apply: let it say why
+                    if first.base_offset != offset:
+                        return None
+                    any_batches = True
+                    offset, epoch = last.next_offset, max(epoch, last.leader_epoch)
+            parts.append(FetchPartition(t, p, offset, epoch))
+        if data or not any_batches:  # partitions we lack, or nothing to apply: no hurry
+            return None
+        self._corr += 1
+        return FetchRequest(self._corr, self.node_id, replica.topics_digest(txn, dbs),
+                            replica.offsets_digest(txn, dbs), self.max_bytes, tuple(parts))
+
+    def _on_response(self, resp: FetchResponse, sent: FetchRequest | None) -> FetchRequest:
         """Apply a response in one transaction, acknowledge it once durable; return the
-        next fetch, read in that same transaction."""
+        next fetch: ``sent`` if it went out already (``_pipelined_request``), else read
+        in that same transaction."""
         assert self.conn is not None
 
         def fn(txn: lmdb.Transaction, dbs: Any) -> tuple[list[AckPartition], FetchRequest]:
@@ -848,7 +903,7 @@ class FollowerCore:
                 replica.set_follower_state(txn, dbs, state)
                 wrote.append(state)
             acks = [AckPartition(t, p, st.end_offset) for t, p, st in replica.all_partitions(txn, dbs)]
-            return acks, self._next_request(txn, dbs)
+            return acks, sent if sent is not None else self._next_request(txn, dbs)
 
         corr = self._corr
         wrote: list[dict[str, Any]] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import socket
 import ssl
@@ -121,7 +122,8 @@ class FollowerClient:
                     data = recv(sock)
                     if not data:
                         raise ConnectionError("the leader closed the connection")
-                    send(sock, core.receive(data, monotonic_ms()))
+                    # the next fetch goes out before the response is applied (``flush``)
+                    send(sock, core.receive(data, monotonic_ms(), functools.partial(send, sock)))
                     if core.connected and not ok:
                         ok = True
                         self.authenticated.set()

@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 
 from ..errors import AuthenticationError, EmbedlogError, NotLeaderError
 from .errors import FencedLeaderError, ProtocolError, RemoteError
-from .frames import MAX_FRAME, FrameDecoder, encode_frame
-from .messages import Error, ErrorCode, Message, decode, encode
+from .frames import MAX_FRAME, FrameDecoder, frame_parts
+from .messages import Error, ErrorCode, Message, decode, encode_parts
 from .states import RECV, SEND, State
 
 __all__ = ["Connection", "error_for"]
@@ -36,7 +36,7 @@ class Connection:
     def __init__(self, max_frame: int = MAX_FRAME) -> None:
         self.state = self.initial
         self._decoder = FrameDecoder(max_frame)
-        self._out: list[bytes] = []
+        self._out: list[bytes | memoryview] = []
         #: why the connection closed (``None`` while open)
         self.error: EmbedlogError | None = None
         self.frames_in = 0
@@ -44,7 +44,8 @@ class Connection:
 
     # -- sending -------------------------------------------------------------------------
     def data_to_send(self) -> bytes:
-        """The bytes queued for the peer since the last call."""
+        """The bytes queued for the peer since the last call (joined here: the one copy
+        of a message's batches on the way out)."""
         out = b"".join(self._out)
         self._out.clear()
         return out
@@ -61,7 +62,7 @@ class Connection:
         self._queue(message)
 
     def _queue(self, message: Message) -> None:
-        self._out.append(encode_frame(encode(message)))
+        self._out.extend(frame_parts(encode_parts(message)))
         self.frames_out += 1
 
     def _advance(self, direction: str, message: Message) -> None:

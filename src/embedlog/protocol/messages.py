@@ -53,6 +53,7 @@ __all__ = [
     "TopicRecord",
     "decode",
     "encode",
+    "encode_parts",
 ]
 
 PROTOCOL_VERSION = 1
@@ -157,7 +158,8 @@ class PartitionData:
     log_start_offset: int
     end_offset: int
     diverging: Diverging | None
-    batches: tuple[bytes, ...]
+    #: decoded, they are read-only views into the received payload (not copied)
+    batches: tuple[bytes | memoryview, ...]
 
 
 @attrs.frozen
@@ -255,12 +257,12 @@ class _Writer:
     __slots__ = ("parts",)
 
     def __init__(self, kind: int) -> None:
-        self.parts: list[bytes] = [_U8.pack(kind)]
+        self.parts: list[bytes | memoryview] = [_U8.pack(kind)]
 
     def add(self, s: struct.Struct, *values: Any) -> None:
         self.parts.append(s.pack(*values))
 
-    def blob(self, data: bytes) -> None:
+    def blob(self, data: bytes | memoryview) -> None:
         self.parts.append(_U32.pack(len(data)))
         self.parts.append(data)
 
@@ -277,7 +279,7 @@ class _Writer:
 class _Reader:
     __slots__ = ("data", "pos")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: memoryview) -> None:
         self.data = data
         self.pos = 1
 
@@ -298,7 +300,17 @@ class _Reader:
         end = self.pos + n
         if end > len(self.data):
             raise ProtocolError("message is truncated")
-        out = self.data[self.pos:end]
+        out = self.data[self.pos:end].tobytes()  # the one copy of a blob
+        self.pos = end
+        return out
+
+    def view(self) -> memoryview:
+        """A blob without copying it: a read-only view into the payload."""
+        n = self.one(_U32)
+        end = self.pos + n
+        if end > len(self.data):
+            raise ProtocolError("message is truncated")
+        out = self.data[self.pos:end].toreadonly()
         self.pos = end
         return out
 
@@ -420,7 +432,7 @@ def _dec_response(r: _Reader) -> FetchResponse:
     for _ in range(r.count(_DATA_HEAD.size + 5)):
         tid, part, error, hw, start, end = r.get(_DATA_HEAD)
         div = Diverging(*r.get(_DIV)) if r.flag() else None
-        batches = tuple(r.blob() for _ in range(r.count(4)))
+        batches = tuple(r.view() for _ in range(r.count(4)))
         parts.append(PartitionData(tid, part, error, hw, start, end, div, batches))
     return FetchResponse(corr, epoch, in_sync, metadata, offsets, tuple(parts))
 
@@ -469,25 +481,35 @@ _DECODERS: dict[int, Callable[[_Reader], Any]] = {
 }
 
 
-def encode(message: Message) -> bytes:
-    """The payload of one message (frame it with ``frames.encode_frame``)."""
+def encode_parts(message: Message) -> list[bytes | memoryview]:
+    """The payload of one message as parts (blobs such as batches are not copied):
+    joined, they are ``encode(message)``; frame them with ``frames.frame_parts``."""
     kind, enc = _TYPES[type(message)]
     w = _Writer(kind)
     try:
         enc(message, w)
     except struct.error as exc:
         raise ValueError(f"{type(message).__name__} has a field out of range: {exc}") from None
-    return w.getvalue()
+    return w.parts
 
 
-def decode(payload: bytes) -> Message:
-    """Decode one payload; raise ``ProtocolError`` unless it is exactly one valid message."""
-    if not payload:
-        raise ProtocolError("empty message")
-    dec = _DECODERS.get(payload[0])
-    if dec is None:
-        raise ProtocolError(f"unknown message type {payload[0]}")
-    r = _Reader(bytes(payload))
-    msg: Message = dec(r)
-    r.done()
+def encode(message: Message) -> bytes:
+    """The payload of one message (frame it with ``frames.encode_frame``)."""
+    return b"".join(encode_parts(message))
+
+
+def decode(payload: bytes | bytearray | memoryview) -> Message:
+    """Decode one payload; raise ``ProtocolError`` unless it is exactly one valid message.
+
+    Blobs come out as ``bytes``, copied from ``payload``, except a ``FetchResponse``'s
+    batches: read-only memoryviews into it (no copy; they keep it alive)."""
+    with memoryview(payload).cast("B") as view:
+        if not view.nbytes:
+            raise ProtocolError("empty message")
+        dec = _DECODERS.get(view[0])
+        if dec is None:
+            raise ProtocolError(f"unknown message type {view[0]}")
+        r = _Reader(view)
+        msg: Message = dec(r)
+        r.done()
     return msg

@@ -582,6 +582,13 @@ def apply(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int,
     st = _state(txn, dbs, tid, part)
     epoch = latest_epoch(txn, dbs, tid, part)
     top_seq = 0
+    db = dbs["batches"]
+    # LMDB's append mode (no search, pages filled) while this partition's keys are the
+    # last of the database, as for the only or highest partition; LMDB refuses (put
+    # returns False) a key that is not above the last, and then the plain put runs.
+    with txn.cursor(db=db) as cur:
+        last = bytes(cur.key()) if cur.last() else b""
+    append = last < schema.batch_key(tid, part, st.end_offset)
     for raw in batches:
         try:
             info = codec.verify(raw)
@@ -597,7 +604,10 @@ def apply(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int,
         if info.leader_epoch > epoch:
             epoch = info.leader_epoch
             txn.put(schema.epoch_key(tid, part, epoch), schema.U64LE.pack(info.base_offset), db=dbs["epochs"])
-        txn.put(schema.batch_key(tid, part, info.base_offset), raw, db=dbs["batches"])
+        key = schema.batch_key(tid, part, info.base_offset)
+        if not (append and txn.put(key, raw, append=True, db=db)):
+            append = False
+            txn.put(key, raw, db=db)
         st.end_offset = info.next_offset
         st.bytes += info.size
         st.bytes_in += info.size
