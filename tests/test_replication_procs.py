@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 
 import embedlog
 from embedlog.codec import batch as codec
-from embedlog.errors import ConfigError, NotEnoughReplicasError, NotLeaderError
+from embedlog.errors import ConfigError, NotEnoughReplicasError, NotLeaderError, UncleanPromotionWarning
 from embedlog.errors import TimeoutError as EmbedlogTimeoutError
 from embedlog.net.common import monotonic_ms
 from embedlog.replication import Follower, FollowerProgress, Leader, ReplicationBusyError, promote
@@ -313,7 +314,10 @@ class Cluster:
         self.leader_proc.kill()
         self.follower_proc.kill()
         new = 1 - self.leader_ix
-        with embedlog.open(self.dirs[new], maintenance_interval_ms=None) as log:
+        with embedlog.open(self.dirs[new], maintenance_interval_ms=None) as log, warnings.catch_warnings():
+            # A follower paused just before the failover may have left the in-sync set: the
+            # warning is right, and the checker below proves no acks="all" record was lost.
+            warnings.simplefilter("ignore", UncleanPromotionWarning)
             promote(log)
         self.leader_ix = new
         self.leader_proc, self.address = start_leader(self.children, self.dirs[new], "--lag-ms", 800)
