@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 from ..errors import BridgeError, TopicExistsError, UnknownTopicError
 from ..storage import mirrors
-from ._kafka import LinkState, client_config, confluent, fatal_error, metadata
+from ._engine import Engine
+from ._kafka import client_config, confluent, fatal_error, metadata
 from .status import PartitionStatus
 
 __all__ = ["DownEngine"]
@@ -36,31 +36,15 @@ class _Source:
         self.same = remote_partitions == local_partitions
 
 
-class DownEngine:
-    """One connected session of a down mirror (``Mirror`` makes a new one after a failure)."""
+class DownEngine(Engine):
+    """A down session: Kafka topics into the log."""
 
     direction = "down"
 
-    def __init__(self, log: Any, config: Mapping[str, Any], topics: list[str], topic_map: Mapping[str, str],
-                 name: str, link: LinkState, batch_size: int, start: str, timeout_s: float) -> None:
-        self.log = log
-        self.name = name
-        self.link = link
-        self.batch_size = batch_size
-        self.start = start
-        self.timeout_s = timeout_s
-        self.topics = topics
-        self.topic_map = topic_map
-        self._config = config
-        self.stop: threading.Event | None = None
-        self._lock = threading.Lock()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.sources: dict[str, _Source] = {}
-        self.mirrored: dict[tuple[str, int], int] = {}  # (remote topic, r) -> next remote offset
-        self.remote_end: dict[tuple[str, int], int] = {}
-        self.sent_total = 0
-        self.lost: dict[tuple[str, int], int] = {}
-        self.dirty = False
-        self.consumer: Any = None
+        self.remote_end: dict[tuple[str, int], int] = {}  # (remote topic, r) -> end offset last seen
 
     def open(self) -> None:
         """Connect, create missing local topics, and resume after the last write."""
@@ -148,12 +132,6 @@ class DownEngine:
         self.sent_total += len(good)
         self.link.ok()
         return len(good)
-
-    def checkpoint(self, force: bool = False, stop: threading.Event | None = None,
-                   stall_s: float = 10.0, topics: list[str] | None = None) -> bool:
-        """Nothing to wait for: every write already recorded its source offsets."""
-        del force, stop, stall_s, topics
-        return True
 
     def _skip_markers(self) -> None:
         """Record positions librdkafka moved past transaction markers (no record to copy):

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import BridgeError, ClosedError, ConfigError, EmbedlogError, LinkDownError
 from ..storage import mirrors
+from ._engine import Engine
 from ._kafka import LinkState, confluent
 from .down import DownEngine
 from .status import MirrorStatus, PartitionStatus
@@ -90,7 +91,7 @@ class Mirror:
         self.link = LinkState(on_change=lambda: self._report(running=True))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._engine: UpEngine | DownEngine | None = None
+        self._engine: Engine | None = None
         self._error: EmbedlogError | None = None
         self._lock_fd: int | None = None
         self._records = 0
@@ -185,7 +186,7 @@ class Mirror:
         engine = self._engine
         if engine is not None:
             rows: list[PartitionStatus] = engine.partitions()
-            lost = sum(getattr(engine, "lost", {}).values())
+            lost = sum(engine.lost.values())
         else:
             rows, lost = stored_partitions(self.log, self.name, self.direction)
         return MirrorStatus(self.name, self.direction, self._thread is not None and self._thread.is_alive(),
@@ -200,12 +201,10 @@ class Mirror:
             mirrors.write_link(self.log.path, link)
 
     # -- the thread ---------------------------------------------------------------------
-    def _make_engine(self) -> UpEngine | DownEngine:
+    def _make_engine(self) -> Engine:
         cls = UpEngine if self.direction == "up" else DownEngine
-        engine = cls(self.log, self.config, self.topics, self.topic_map, self.name, self.link, self.batch_size,
-                     self.start_from, self.timeout_s)
-        engine.stop = self._stop
-        return engine
+        return cls(self.log, self.config, self.topics, self.topic_map, self.name, self.link, self.batch_size,
+                   self.start_from, self.timeout_s, self._stop)
 
     def _main(self) -> None:
         backoff = self.backoff_s
@@ -238,7 +237,7 @@ class Mirror:
             self._stop.wait(backoff)
             backoff = min(backoff * 2, self.backoff_max_s)
 
-    def _loop(self, engine: UpEngine | DownEngine) -> None:
+    def _loop(self, engine: Engine) -> None:
         next_checkpoint = time.monotonic() + self.checkpoint_s
         next_probe = time.monotonic() + 2.0
         self._report(running=True)

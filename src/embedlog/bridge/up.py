@@ -30,7 +30,8 @@ from ..codec.murmur2 import partition_for_key
 from ..errors import BridgeError, LinkDownError
 from ..model import TopicPartition
 from ..storage import mirrors
-from ._kafka import SOURCE_HEADER, LinkState, client_config, confluent, metadata
+from ._engine import Engine
+from ._kafka import SOURCE_HEADER, client_config, confluent, metadata
 from .status import PartitionStatus
 
 __all__ = ["Resync", "Stopped", "UpEngine", "stored_partitions"]
@@ -65,36 +66,20 @@ class _Route:
         return partition_for_key(key, self.nr)
 
 
-class UpEngine:
-    """One connected session of an up mirror (``Mirror`` makes a new one after a failure)."""
+class UpEngine(Engine):
+    """An up session: the log's topics to Kafka."""
 
     direction = "up"
 
-    def __init__(self, log: Any, config: Mapping[str, Any], topics: list[str], topic_map: Mapping[str, str],
-                 name: str, link: LinkState, batch_size: int, start: str, timeout_s: float) -> None:
-        self.log = log
-        self.name = name
-        self.link = link
-        self.batch_size = batch_size
-        self.start = start
-        self.timeout_s = timeout_s
-        self.topics = topics
-        self.topic_map = topic_map
-        self._config = config
-        self.stop: threading.Event | None = None
-        self._lock = threading.Lock()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.routes: dict[str, _Route] = {}
         self.next: dict[tuple[str, int], int] = {}  # next local offset to send
-        self.mirrored: dict[tuple[str, int], int] = {}  # checkpointed: in Kafka for sure
-        self.lost: dict[tuple[str, int], int] = {}
         self._skip: dict[tuple[str, int], dict[int, int]] = {}  # (topic, q) -> {r: last offset in r}
         self._skip_until: dict[tuple[str, int], int] = {}
-        self.sent_total = 0
         self._delivery_error: Any = None
-        self.dirty = False
         self.producer: Any = None
         self.scanner: Any = None
-        self.consumer: Any = None
 
     # -- connecting ---------------------------------------------------------------------
     def open(self) -> None:
