@@ -59,6 +59,19 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
     return _MURMUR2.hash(key) % partitions
 
 
+def place_now(topics: Any, topic: str, key: bytes | None, partition: int | None,
+              timestamp_ms: int | None) -> tuple[int, int]:
+    """Partition and timestamp of a record a shim adds to a transaction: decided at send
+    (a keyed record by the ``DefaultPartitioner``), so its metadata can be returned at
+    once although embedlog writes the transaction only at commit."""
+    if partition is None:
+        assert key is not None
+        partition = murmur2_partition(key, topics.partitions(topic))
+    if timestamp_ms is None:
+        timestamp_ms = time.time_ns() // 1_000_000
+    return partition, timestamp_ms
+
+
 def header_size(headers: Iterable[tuple[str, bytes | None]] | None) -> int:
     """kafka-python's ``serialized_header_size`` (-1 without headers)."""
     if not headers:

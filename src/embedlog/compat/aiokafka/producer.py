@@ -337,11 +337,7 @@ class AIOKafkaProducer:
         """Add a record to the open transaction; the future is resolved now, with offset -1."""
         assert self._txn is not None
         assert self._topics is not None
-        if partition is None:  # a keyed record: placed here, for its metadata
-            assert key is not None
-            partition = _common.murmur2_partition(key, self._topics.partitions(topic))
-        if timestamp_ms is None:
-            timestamp_ms = time.time_ns() // 1_000_000
+        partition, timestamp_ms = _common.place_now(self._topics, topic, key, partition, timestamp_ms)
         try:
             self._txn.send(topic, value, key=key, headers=headers or None, partition=partition,
                            timestamp_ms=timestamp_ms)

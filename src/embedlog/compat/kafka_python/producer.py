@@ -23,7 +23,6 @@ from __future__ import annotations
 import itertools
 import random
 import threading
-import time
 import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -359,11 +358,8 @@ class KafkaProducer:
                                     "request has failed with errors.", self._txn_error)
         if self._txn_state != "IN_TRANSACTION" or self._txn is None:
             raise Errors.IllegalStateError(f"Cannot call send in state {self._txn_state}")
-        if partition is None:  # a keyed record (send() chose one for a null key): placed here, for its metadata
-            assert key is not None
-            partition = _common.murmur2_partition(key, self._topics.partitions(topic))
-        if timestamp_ms is None:
-            timestamp_ms = time.time_ns() // 1_000_000
+        # (send() already chose a partition for a null key)
+        partition, timestamp_ms = _common.place_now(self._topics, topic, key, partition, timestamp_ms)
         try:
             self._txn.send(topic, value, key=key, headers=headers or None, partition=partition,
                            timestamp_ms=timestamp_ms)
