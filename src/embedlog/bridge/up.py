@@ -164,11 +164,9 @@ class UpEngine(Engine):
 
     def _resume(self) -> None:
         """Where each local partition resumes, and which records after it Kafka holds."""
-        def read(txn: Any) -> list[mirrors.MirrorEntry]:
-            return [e for e in mirrors.mirror_entries(txn, self.log._store.dbs)
-                    if e.mirror == self.name and e.direction == "up"]
-
-        entries = {(e.topic, e.partition): e for e in self.log._store.read(read)}
+        dbs = self.log._store.dbs
+        entries = {(e.topic, e.partition): e
+                   for e in self.log._store.read(lambda txn: mirrors.mirror_entries(txn, dbs, self.name, "up"))}
         fresh = []
         for topic, route in self.routes.items():
             desc = self.log.describe_topic(topic)
@@ -450,11 +448,7 @@ class Stopped(Exception):
 def stored_partitions(log: Any, name: str, direction: str) -> tuple[list[PartitionStatus], int]:
     """A mirror's progress as recorded in the log (for a mirror not running here), and
     the records it lost to retention."""
-    def read(txn: Any) -> list[mirrors.MirrorEntry]:
-        return [e for e in mirrors.mirror_entries(txn, log._store.dbs)
-                if e.mirror == name and e.direction == direction]
-
-    rows = log._store.read(read)
+    rows = log._store.read(lambda txn: mirrors.mirror_entries(txn, log._store.dbs, name, direction))
     lost = sum(e.lost for e in rows)
     if direction == "up":
         return [PartitionStatus(e.topic, e.partition, e.remote_topic, e.end, e.offset) for e in rows], lost

@@ -97,53 +97,59 @@ def put_source_offsets(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: st
 
 def source_offsets(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: str, topic: str) -> dict[int, int]:
     """A down mirror's next remote offset per remote partition for local ``topic``."""
-    return {e.partition: e.offset for e in _entries(txn, dbs, SOURCE_PREFIX + mirror) if e.topic == topic}
+    return {e.partition: e.offset for e in mirror_entries(txn, dbs, mirror, "down") if e.topic == topic}
 
 
-def mirror_entries(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> list[MirrorEntry]:
-    """Every mirror's recorded progress in this log (up and down), in key order."""
+def mirror_entries(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: str | None = None,
+                   direction: str | None = None) -> list[MirrorEntry]:
+    """The recorded progress of every mirror in this log, or of ``mirror`` (in
+    ``direction``, or both), in key order."""
+    if mirror is None:
+        with txn.cursor(db=dbs["offsets"]) as cur:
+            found = (_entry(txn, dbs, bytes(k), bytes(v)) for k, v in cur)
+            return [e for e in found if e is not None and direction in (None, e.direction)]
     out: list[MirrorEntry] = []
-    with txn.cursor(db=dbs["offsets"]) as cur:
-        groups = sorted({schema.unpack_committed_key(bytes(k))[0] for k in cur.iternext(keys=True, values=False)})
-    for group in groups:
-        out.extend(_entries(txn, dbs, group))
+    for kind, group in (("down", SOURCE_PREFIX + mirror), ("up", mirror)):  # (in key order)
+        if direction not in (None, kind):
+            continue
+        prefix = group.encode() + b"\x00"
+        with txn.cursor(db=dbs["offsets"]) as cur:
+            if not cur.set_range(prefix):
+                continue
+            for raw_key, raw_value in cur:
+                key = bytes(raw_key)
+                if not key.startswith(prefix):
+                    break
+                entry = _entry(txn, dbs, key, bytes(raw_value))
+                if entry is not None and entry.direction == kind:
+                    out.append(entry)
     return out
 
 
-def _entries(txn: lmdb.Transaction, dbs: Mapping[str, Any], group: str) -> list[MirrorEntry]:
-    prefix = group.encode() + b"\x00"
-    out: list[MirrorEntry] = []
-    with txn.cursor(db=dbs["offsets"]) as cur:
-        if not cur.set_range(prefix):
-            return out
-        for raw_key, raw_value in cur:
-            key = bytes(raw_key)
-            if not key.startswith(prefix):
-                break
-            if len(key) != len(prefix) + 8:
-                continue
-            _, tid, part = schema.unpack_committed_key(key)
-            value = bytes(raw_value)
-            offset = int(schema.COMMITTED.unpack_from(value, 0)[0])
-            try:
-                meta = json.loads(value[schema.COMMITTED.size:] or b"{}")
-            except ValueError:
-                continue
-            if not isinstance(meta, dict) or meta.get("mirror") not in ("up", "down"):
-                continue
-            tmeta = topics.get_by_id(txn, dbs, tid)
-            if tmeta is None:
-                continue
-            if meta["mirror"] == "up":
-                st = plog.load_state(txn, dbs, tid, part)
-                end = st.end_offset if st is not None else offset
-                mirror = group
-            else:
-                end = int(meta.get("end", offset))
-                mirror = group[len(SOURCE_PREFIX):]
-            out.append(MirrorEntry(mirror, meta["mirror"], tmeta.name, part, str(meta.get("remote", tmeta.name)),
-                                   offset, end, int(meta.get("lost", 0)), meta))
-    return out
+def _entry(txn: lmdb.Transaction, dbs: Mapping[str, Any], key: bytes, value: bytes) -> MirrorEntry | None:
+    """The mirror progress an ``offsets`` entry holds, or ``None`` (a consumer group's)."""
+    if len(key) < 9 or key[-9] != 0:
+        return None
+    group, tid, part = schema.unpack_committed_key(key)
+    offset = int(schema.COMMITTED.unpack_from(value, 0)[0])
+    try:
+        meta = json.loads(value[schema.COMMITTED.size:] or b"{}")
+    except ValueError:
+        return None
+    if not isinstance(meta, dict) or meta.get("mirror") not in ("up", "down"):
+        return None
+    tmeta = topics.get_by_id(txn, dbs, tid)
+    if tmeta is None:
+        return None
+    if meta["mirror"] == "up":
+        st = plog.load_state(txn, dbs, tid, part)
+        end = st.end_offset if st is not None else offset
+        mirror = group
+    else:
+        end = int(meta.get("end", offset))
+        mirror = group[len(SOURCE_PREFIX):]
+    return MirrorEntry(mirror, meta["mirror"], tmeta.name, part, str(meta.get("remote", tmeta.name)),
+                       offset, end, int(meta.get("lost", 0)), meta)
 
 
 @attrs.frozen
