@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import math
 import os
 import select
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_core
-from report import num, pct, table, verdict
+from report import num, pct, progress_printer, table, verdict, write_results
 from workload import KEYS, median, rate, scratch_dir
 
 try:
@@ -791,8 +790,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
 
-    def progress(msg: str) -> None:
-        print(f"[{time.perf_counter() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)
+    progress = progress_printer(started)
 
     data: dict[str, Any] = {"environment": bench_core._environment(), "targets": TARGETS,
                             "args": {k: sorted(v) if isinstance(v, set) else v for k, v in vars(args).items()},
@@ -874,12 +872,7 @@ def main(argv: list[str] | None = None) -> int:
                "(`status().records_mirrored` equals the records produced) and the control row shows duplicates "
                "too, the bridge's duplicates are this artefact of the mock, not the bridge's own.", ""]
     text = "\n".join(md)
-    print(text)
-    os.makedirs(args.out, exist_ok=True)
-    stem = "bridge-quick" if args.quick else "bridge"
-    Path(args.out, f"{stem}.md").write_text(text)
-    Path(args.out, f"{stem}.json").write_text(json.dumps(data, indent=1, default=str))
-    progress(f"wrote {Path(args.out, stem + '.md')} and .json")
+    write_results(args.out, "bridge", args.quick, text, data, progress)
     errors = (tp and any(tp[v][p]["errors"] for v in VARIANTS if v in tp for p in PARTS)) or (
         data["outage"] and "error" in data["outage"])
     return 1 if errors else 0

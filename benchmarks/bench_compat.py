@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_core
-from report import num, table, times, verdict
+from report import num, progress_printer, table, times, verdict, write_results
 from workload import VALUE, chunks, median, percentile, rate, scratch_dir
 
 try:
@@ -736,8 +736,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
 
-    def progress(msg: str) -> None:
-        print(f"[{time.perf_counter() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)
+    progress = progress_printer(started)
 
     root = args.dir or tempfile.mkdtemp(prefix="embedlog-bench-compat-")
     os.makedirs(root, exist_ok=True)
@@ -800,12 +799,7 @@ def main(argv: list[str] | None = None) -> int:
                "",
                table(THROUGHPUT_HEADER, throughput_rows(data["throughput"])), ""]
     text = "\n".join(md)
-    print(text)
-    os.makedirs(args.out, exist_ok=True)
-    stem = "compat-quick" if args.quick else "compat"
-    Path(args.out, f"{stem}.md").write_text(text)
-    Path(args.out, f"{stem}.json").write_text(json.dumps(data, indent=1, default=str))
-    progress(f"wrote {Path(args.out, stem + '.md')} and .json")
+    write_results(args.out, "compat", args.quick, text, data, progress)
     return 0
 
 

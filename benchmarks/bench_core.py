@@ -11,7 +11,6 @@ Nothing is installed by this script; a peer that cannot be started is skipped an
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -31,7 +30,7 @@ import latency
 import lmdb
 import peers
 import rss
-from report import num, pct, table, times, us, verdict
+from report import num, pct, progress_printer, table, times, us, verdict, write_results
 from workload import VALUE, chunks, dir_bytes, mb_per_s, median, payload_bytes, percentile, rate, scratch_dir
 
 try:
@@ -439,8 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
 
-    def progress(msg: str) -> None:
-        print(f"[{time.perf_counter() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)
+    progress = progress_printer(started)
 
     root = args.dir or tempfile.mkdtemp(prefix="embedlog-bench-")
     os.makedirs(root, exist_ok=True)
@@ -493,12 +491,7 @@ def main(argv: list[str] | None = None) -> int:
                "max_poll_records=10,000) at the peer's N; the mean of those two is the reference. "
                "embedlog ÷ peer > 1x means embedlog is faster. A peer's N is capped as README.md says.", ""]
     text = "\n".join(md)
-    print(text)
-    os.makedirs(args.out, exist_ok=True)
-    stem = "core-quick" if args.quick else "core"
-    Path(args.out, f"{stem}.md").write_text(text)
-    Path(args.out, f"{stem}.json").write_text(json.dumps(data, indent=1, default=str))
-    progress(f"wrote {Path(args.out, stem + '.md')} and .json")
+    write_results(args.out, "core", args.quick, text, data, progress)
     return 0
 
 

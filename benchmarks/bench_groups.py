@@ -30,7 +30,7 @@ from typing import Any
 
 import bench_core
 import floor
-from report import num, pct, table, verdict
+from report import num, pct, progress_printer, table, verdict, write_results
 from workload import KEYS, VALUE, median, percentile, rate, scratch_dir
 
 try:
@@ -682,8 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
 
-    def progress(msg: str) -> None:
-        print(f"[{time.perf_counter() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)
+    progress = progress_printer(started)
 
     root = args.dir or tempfile.mkdtemp(prefix="embedlog-bench-groups-")
     os.makedirs(root, exist_ok=True)
@@ -731,12 +730,7 @@ def main(argv: list[str] | None = None) -> int:
           "may pass the floor. The floor is one-record LMDB commits in a loop (1 / median commit time), "
           "measured in this run; fsync times drift with other disk work, so compare rows near each other.", ""]
     text = "\n".join(md)
-    print(text)
-    os.makedirs(args.out, exist_ok=True)
-    stem = "groups-quick" if args.quick else "groups"
-    Path(args.out, f"{stem}.md").write_text(text)
-    Path(args.out, f"{stem}.json").write_text(json.dumps(data, indent=1, default=str))
-    progress(f"wrote {Path(args.out, stem + '.md')} and .json")
+    write_results(args.out, "groups", args.quick, text, data, progress)
     return 0
 
 

@@ -52,7 +52,7 @@ from typing import Any
 import bench_core
 import floor
 import lmdb
-from report import num, pct, table, times, us, verdict
+from report import num, pct, progress_printer, table, times, us, verdict, write_results
 from workload import FLUSH_EVERY, VALUE, chunks, median, payload_bytes, percentile, rate, scratch_dir
 
 try:
@@ -374,8 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         return child_follower(*args.child_follower)
     started = time.perf_counter()
 
-    def progress(msg: str) -> None:
-        print(f"[{time.perf_counter() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)
+    progress = progress_printer(started)
 
     root = args.dir or tempfile.mkdtemp(prefix="embedlog-bench-repl-")
     os.makedirs(root, exist_ok=True)
@@ -431,12 +430,7 @@ def main(argv: list[str] | None = None) -> int:
           table(["what", "MB", "MB/s", "vs floor", "target", "met?"], c_rows), "",
           f"acks=\"all\" ÷ acks=\"leader\": {times(t_ratio)}; catch-up ÷ floor: {times(c_ratio)}.", ""]
     text = "\n".join(md)
-    print(text)
-    os.makedirs(args.out, exist_ok=True)
-    stem = "replication-quick" if args.quick else "replication"
-    Path(args.out, f"{stem}.md").write_text(text)
-    Path(args.out, f"{stem}.json").write_text(json.dumps(data, indent=1, default=str))
-    progress(f"wrote {Path(args.out, stem + '.md')} and .json")
+    write_results(args.out, "replication", args.quick, text, data, progress)
     return 0
 
 

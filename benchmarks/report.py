@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 
 def num(x: float | None, digits: int = 0) -> str:
@@ -55,3 +61,25 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
     return "\n".join(lines)
+
+
+def progress_printer(started: float) -> Callable[[str], None]:
+    """A progress function: ``[  12.3s] msg`` on stderr, timed from ``started``
+    (``time.perf_counter()``)."""
+
+    def progress(msg: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def write_results(out: str, name: str, quick: bool, text: str, data: Any,
+                  progress: Callable[[str], None]) -> None:
+    """Print the Markdown ``text`` and write it with ``data`` as ``<name>[-quick].md/.json``
+    in ``out``."""
+    print(text)
+    os.makedirs(out, exist_ok=True)
+    stem = f"{name}-quick" if quick else name
+    Path(out, f"{stem}.md").write_text(text)
+    Path(out, f"{stem}.json").write_text(json.dumps(data, indent=1, default=str))
+    progress(f"wrote {Path(out, stem + '.md')} and .json")

@@ -36,7 +36,7 @@ import latency
 import plots
 import retention
 import sizes
-from report import num, pct, table, times, us, verdict
+from report import num, pct, progress_printer, table, times, us, verdict
 from workload import median, rate, scratch_dir
 
 HERE = Path(__file__).resolve().parent
@@ -216,8 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     since = time.time()
 
-    def progress(msg: str) -> None:
-        print(f"[{time.perf_counter() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)
+    progress = progress_printer(started)
 
     out = Path(args.out)
     plot_dir = out / "plots"
