@@ -10,6 +10,18 @@ from typing import Any
 import pytest
 
 import embedlog
+from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
+
+
+@pytest.fixture
+def children() -> Iterator[harness.Children]:
+    """Subprocesses started through ``harness`` (``children.start(...)``); every one still
+    running is killed at teardown."""
+    kids = harness.Children()
+    try:
+        yield kids
+    finally:
+        kids.close()
 
 
 @pytest.fixture

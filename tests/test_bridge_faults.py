@@ -27,7 +27,6 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +43,6 @@ pytestmark = pytest.mark.slow
 
 NAME = "site-7"
 TS0 = 1_700_000_000_000
-
-
-@pytest.fixture
-def children() -> Iterator[harness.Children]:
-    kids = harness.Children()
-    try:
-        yield kids
-    finally:
-        kids.close()
 
 
 def _seed() -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,6 @@ import embedlog
 from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
 TOPIC = "orders"
-
-
-@pytest.fixture
-def children() -> Iterator[Any]:
-    kids = harness.Children()
-    try:
-        yield kids
-    finally:
-        kids.close()
 
 
 def _seed() -> int:

@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,6 @@ from embedlog import TopicPartition
 from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
 WAKE_LIMIT = 5.0  # a woken poll must return long before its 30 s timeout; this is not a benchmark
-
-
-@pytest.fixture
-def children() -> Iterator[Any]:
-    kids = harness.Children()
-    try:
-        yield kids
-    finally:
-        kids.close()
 
 
 # -- (1) concurrent producers --------------------------------------------------------------

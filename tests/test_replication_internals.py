@@ -9,7 +9,6 @@ import os
 import signal
 import threading
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +38,6 @@ SECRET = "shared-secret-for-tests"
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-@pytest.fixture
-def children() -> Iterator[Any]:
-    kids = harness.Children()
-    try:
-        yield kids
-    finally:
-        kids.close()
-
-
 def read(log: Log, fn: Any) -> Any:
     store = log._store
     return store.read(lambda txn: fn(txn, store.dbs))

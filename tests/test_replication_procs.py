@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +27,6 @@ from embedlog.storage import replica
 from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
 SECRET = "shared-secret-for-tests"
-
-
-
-
-
-
-@pytest.fixture
-def children() -> Iterator[Any]:
-    kids = harness.Children()
-    try:
-        yield kids
-    finally:
-        kids.close()
 
 
 def start_leader(children: Any, path: Path, *extra: object) -> tuple[Any, str]:

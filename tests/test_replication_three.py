@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,6 @@ from embedlog.replication import replication_status
 from procs import harness, replcheck
 
 SECRET = "shared-secret-for-three-nodes"
-
-
-@pytest.fixture
-def children() -> Iterator[Any]:
-    kids = harness.Children()
-    try:
-        yield kids
-    finally:
-        kids.close()
 
 
 def _follow(children: Any, path: Path, address: str) -> Any:

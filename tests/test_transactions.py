@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +31,6 @@ from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
 TIMEOUT = 60.0
 TP = TopicPartition
-
-
-@pytest.fixture
-def children() -> Iterator[Any]:
-    kids = harness.Children()
-    try:
-        yield kids
-    finally:
-        kids.close()
 
 
 def wait_until(cond: Callable[[], Any], what: str, timeout: float = TIMEOUT, step: Callable[[], Any] | None = None
