@@ -278,7 +278,12 @@ def leader_manages_hw(txn: lmdb.Transaction, dbs: Mapping[str, Any], path: str) 
 
 def get_isr(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> dict[str, Any] | None:
     """The in-sync set the leader last wrote (JSON ``meta.isr``), or ``None``."""
-    raw = txn.get(schema.META_ISR, db=dbs["meta"])
+    return _json_meta(txn, dbs, schema.META_ISR)
+
+
+def _json_meta(txn: lmdb.Transaction, dbs: Mapping[str, Any], key: bytes) -> dict[str, Any] | None:
+    """A JSON object stored under ``key`` in ``meta``, or ``None`` if absent."""
+    raw = txn.get(key, db=dbs["meta"])
     if not raw:
         return None
     doc: dict[str, Any] = json.loads(bytes(raw))
@@ -321,11 +326,7 @@ def ensure_node_id(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> str:
 def get_follower_state(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> dict[str, Any] | None:
     """What this directory last heard from its leader as a follower (JSON
     ``meta.follower``: ``leader``, ``epoch``, ``in_sync``, ``lag``), or ``None``."""
-    raw = txn.get(schema.META_FOLLOWER, db=dbs["meta"])
-    if not raw:
-        return None
-    doc: dict[str, Any] = json.loads(bytes(raw))
-    return doc
+    return _json_meta(txn, dbs, schema.META_FOLLOWER)
 
 
 def set_follower_state(txn: lmdb.Transaction, dbs: Mapping[str, Any], doc: Mapping[str, Any] | None) -> None:
