@@ -421,7 +421,11 @@ def consume_section(root: str, n: int, runs: int, max_poll: int, progress: Calla
         bench_core.embedlog_produce(log, "gc", n)
         opts: dict[str, Any] = {"auto_offset_reset": "earliest", "max_poll_records": max_poll}
         for r in range(runs):
-            for v in CONSUME_VARIANTS:
+            # Rounds rotate the order and reverse every other one: no row always runs first, or
+            # always after the same row (what a run leaves behind may slow the next).
+            k = r % len(CONSUME_VARIANTS)
+            order = CONSUME_VARIANTS[k:] + CONSUME_VARIANTS[:k]
+            for v in order[::-1] if r % 2 else order:
                 group = f"{v}-{r}"
 
                 def make(i: int, v: str = v, group: str = group) -> embedlog.Consumer:
@@ -718,7 +722,7 @@ def main(argv: list[str] | None = None) -> int:
           "",
           "Each row: consumers created first (group members join then), the clock starts when they are released "
           "to poll and stops at the last record received; medians of "
-          f"{args.runs} runs, interleaved round by round.", "",
+          f"{args.runs} runs, interleaved round by round in an order that changes every round.", "",
           table(["what", "records", "msgs/s", "vs standalone", "overhead", "target", "met?"],
                 consume_rows(data["consume"], args.records)), "",
           f"## Commits and transactions ({args.seconds:g} s each, one thread unless said)", "",
