@@ -31,8 +31,12 @@ authentication over 127.0.0.1.  Workload of ``bench_core.py``: keys ``key-{i % 1
   fetch before it applies a response of batches, so the leader reads and sends the next
   one meanwhile.  The floor writes the same stored batch bytes to a fresh LMDB
   environment with ``sync=True``, ``put(key, batch, append=True)``, one write
-  transaction per ~1 MB.  MB = 10^6 bytes of stored batches.  Target: at least 50% of
-  the floor's MB/s.
+  transaction per ~1 MB, just before and just after the follower runs (the mean of the
+  two).  MB = 10^6 bytes of stored batches.  Target: at least 50% of the floor's MB/s.
+
+``--only latency`` or ``--only catchup`` runs one section (catch-up then serves a log
+of 2N records written without replication) and prints its table without writing the
+results files: for quick before/after comparisons.
 """
 
 from __future__ import annotations
@@ -274,20 +278,19 @@ def floor_write(path: str, batches: list[bytes]) -> float:
         env.close()
 
 
-def catch_up(root: str, lead: str, out: dict[str, list[float]], floor_first: bool,
-             progress: Callable[[str], None]) -> None:
+def catch_up(root: str, lead: str, out: dict[str, list[float]], progress: Callable[[str], None]) -> None:
     """A new empty follower copies the leader log at ``lead``; and the floor writes the
-    same batches (before or after it)."""
+    same batches just before and just after it (their mean is the floor: the disk's
+    speed drifts with other work on the machine, by 2-3x within a minute here)."""
     batches = stored_batches(lead)
     records = _records(lead)
     out["bytes"].append(float(sum(map(len, batches))))
 
-    def run_floor() -> None:
+    def run_floor() -> float:
         with scratch_dir(root, "catchup-floor") as d:
-            out["floor"].append(floor_write(d, batches))
+            return floor_write(d, batches)
 
-    if floor_first:
-        run_floor()
+    before = run_floor()
     with scratch_dir(root, "catchup") as fdir, embedlog.open(lead, maintenance_interval_ms=None) as log, \
             Leader(log, secret=SECRET) as leader:
         follower = FollowerProc(fdir, leader.address)
@@ -296,8 +299,10 @@ def catch_up(root: str, lead: str, out: dict[str, list[float]], floor_first: boo
         finally:
             follower.close()
     out["follower"].append((got["caught_up"] - got["started"]) / 1e9)
-    if not floor_first:
-        run_floor()
+    after = run_floor()
+    out["floor"].append((before + after) / 2)
+    out.setdefault("floor_before", []).append(before)
+    out.setdefault("floor_after", []).append(after)
     mb = out["bytes"][-1] / 1e6
     progress(f"  catch-up of {records:,} records ({mb:,.1f} MB of batches): follower {mb / out['follower'][-1]:,.1f} "
              f"MB/s, floor {mb / out['floor'][-1]:,.1f} MB/s")
@@ -352,6 +357,26 @@ def catchup_rows(c: dict[str, list[float]]) -> tuple[list[list[str]], float]:
     ], ratio
 
 
+def only(args: argparse.Namespace, root: str, progress: Callable[[str], None]) -> None:
+    """``--only``: one section, its table printed."""
+    if args.only == "latency":
+        lat = latency(root, args.latency_samples, min(100, args.latency_samples // 10))
+        print(table(["what", "samples", "p50 µs", "p99 µs", "max µs", "target µs", "met?"], latency_rows(lat)))
+        return
+    catch: dict[str, list[float]] = {"floor": [], "follower": [], "bytes": []}
+    for r in range(args.runs):
+        progress(f"round {r + 1}/{args.runs}: catch-up of {2 * args.records:,} records")
+        lead = tempfile.mkdtemp(prefix="leader-", dir=root)
+        try:
+            with embedlog.open(lead, maintenance_interval_ms=None) as log:
+                log.create_topic(TOPIC, 1)
+                produce(log, 2 * args.records, "leader")
+            catch_up(root, lead, catch, progress)
+        finally:
+            shutil.rmtree(lead, ignore_errors=True)
+    print(table(["what", "MB", "MB/s", "vs floor", "target", "met?"], catchup_rows(catch)[0]))
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer records, runs and samples (~30-60 s)")
@@ -360,6 +385,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--latency-samples", type=int, help="flush latency samples (default 2,000; --quick 300)")
     ap.add_argument("--dir", help="scratch directory (default: a new temporary directory, removed afterwards)")
     ap.add_argument("--out", default=str(HERE / "results"), help="where to write replication.md and .json")
+    ap.add_argument("--only", choices=("latency", "catchup"),
+                    help="run one section and print its table (no results files written)")
     ap.add_argument("--child-follower", nargs=2, metavar=("PATH", "LEADER"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.records = args.records or (200_000 if args.quick else 1_000_000)
@@ -379,6 +406,13 @@ def main(argv: list[str] | None = None) -> int:
     root = args.dir or tempfile.mkdtemp(prefix="embedlog-bench-repl-")
     os.makedirs(root, exist_ok=True)
     n = args.records
+    if args.only:
+        try:
+            only(args, root, progress)
+        finally:
+            if not args.dir:
+                shutil.rmtree(root, ignore_errors=True)
+        return 0
     data: dict[str, Any] = {"environment": bench_core._environment(), "args": dict(vars(args)), "targets": TARGETS}
     tput: dict[str, list[float]] = {"plain": [], "leader": [], "all": []}
     catch: dict[str, list[float]] = {"floor": [], "follower": [], "bytes": []}
@@ -388,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             order = ("leader", "all") if r % 2 == 0 else ("all", "leader")
             lead = throughput_round(root, n, order, tput, progress)
             try:
-                catch_up(root, lead, catch, r % 2 == 0, progress)
+                catch_up(root, lead, catch, progress)
             finally:
                 shutil.rmtree(lead, ignore_errors=True)
         progress(f"latency: {args.latency_samples:,} samples each")

@@ -42,7 +42,7 @@ def _tls_connections(leader: Leader) -> list[bool]:
     server = leader._server
     assert server is not None
     with server._lock:
-        return [isinstance(sock, ssl.SSLSocket) for sock, _ in server._conns.values()]
+        return [isinstance(c.sock, ssl.SSLSocket) for c in server._conns.values()]
 
 
 def _produce_all(log: embedlog.Log, n: int, tag: bytes) -> None:

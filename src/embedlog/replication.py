@@ -31,6 +31,7 @@ Guarantees the cores implement (Kafka's, with KIP-101/279 leader epochs):
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import functools
@@ -104,11 +105,21 @@ DEFAULT_HEARTBEAT_MS = 1000
 DEFAULT_SESSION_TIMEOUT_MS = 10_000
 DEFAULT_REQUEST_TIMEOUT_MS = 5_000
 #: the least time between two writes of advancing high watermarks to the store (0: a
-#: write as soon as the previous one is done, which coalesces what came meanwhile)
-DEFAULT_HW_PERSIST_MS = 0
+#: write as soon as the previous one is done, which coalesces what came meanwhile).  Each
+#: write is an fsync, and the producers' next append must read again what it had kept of
+#: the last one: written on every acknowledgement, they doubled a single-record flush
+DEFAULT_HW_PERSIST_MS = 10
 #: how long a follower's fetch waits for records before it is answered with nothing but
 #: new high watermarks (which then reach the follower's consumers that much later)
 HW_ONLY_DELAY_MS = 20
+#: a ``Follower`` sends its next fetch before applying a response only when the response
+#: carries at least this many bytes of batches: for less, the early fetch (a read and a
+#: send before the apply) costs more than it overlaps, and it delays the ``Ack`` that an
+#: ``acks="all"`` flush waits for; the next fetch then goes out with the ``Ack``
+PIPELINE_MIN_BYTES = 64 << 10
+#: how long the ``Leader``'s writer waits, after high watermarks were published, for the
+#: next commit on the log before it writes them anyway (see ``Leader._write_loop``)
+HW_YIELD_MS = 2
 
 
 def _code_for(exc: EmbedlogError) -> int:
@@ -199,6 +210,10 @@ class LeaderCore:
         self.defer_store = defer_store
         #: set when computed high watermarks wait to be written
         self.hw_pending = threading.Event()
+        #: the store's commit generation (``notifier.generation``) when high watermarks were last published
+        self.published_gen = 0
+        #: LMDB ids of the last transactions that wrote high watermarks (committed)
+        self._hw_txns: collections.deque[int] = collections.deque(maxlen=16)
         self._lock = threading.RLock()
 
         def init(txn: lmdb.Transaction, dbs: Any) -> tuple[str, int, dict[int, str], dict[str, Any] | None,
@@ -339,6 +354,7 @@ class LeaderCore:
                 return written
             if moves:
                 self.hw.update(moves)
+                self.published_gen = self.store.notifier.generation
                 self.board.publish(self.hw)
                 self.hw_pending.set()
             if not self.defer_store and now_ms - self._stored_at >= self.hw_persist_ms and self._unstored():
@@ -357,19 +373,29 @@ class LeaderCore:
         if not pending and not isr_changed:
             return False
 
-        def write(txn: lmdb.Transaction, dbs: Any) -> None:
+        def write(txn: lmdb.Transaction, dbs: Any) -> int:
             for (tid, part), hw in pending.items():
                 if plog.load_state(txn, dbs, tid, part) is not None:
                     replica.set_high_watermark(txn, dbs, tid, part, hw)
             if isr_changed:
                 replica.set_isr(txn, dbs, {"epoch": self.epoch, "leader": self.node_id, "isr": list(ids),
                                            "size": 1 + len(ids), "updated_ms": wall_ms()})
+            return int(txn.id())
 
-        _write(self.store, write, notify=True)
+        txn_id = _write(self.store, write, notify=True)
+        self._hw_txns.append(txn_id)
         self._stored_hw.update(pending)
         self._stored_at = now_ms
         self._isr_written = ids
         return True
+
+    def only_hw_writes(self, since: int, now: int) -> bool:
+        """Whether every write transaction committed after LMDB snapshot ``since`` up to
+        ``now`` was one of this core's high-watermark writes (none at all: ``True``)."""
+        if now == since:
+            return True
+        written = self._hw_txns
+        return 0 < now - since <= len(written) and all(t in written for t in range(since + 1, now + 1))
 
     def store_due(self, now_ms: int) -> int | None:
         """Milliseconds until computed high watermarks are due to be written (``0``: now),
@@ -465,6 +491,9 @@ class LeaderSession:
         self.in_sync_sent: bool | None = None
         #: (request, LMDB snapshot id) last found to have nothing to send: unchanged, skip the look
         self._idle_at: tuple[FetchRequest, int] | None = None
+        #: the last response that left the follower caught up: (LMDB snapshot id, topics
+        #: digest, offsets digest, end offset per partition) — see ``_caught_up``
+        self._quiet: tuple[int, bytes, bytes, dict[TP, int]] | None = None
         self.responses = 0
         self.last_recv_ms = now_ms
         self.last_send_ms = now_ms
@@ -571,6 +600,29 @@ class LeaderSession:
         first = plog.first_batch(txn, self.core.store.dbs, tp[0], tp[1])
         return st.start_offset if first is None else min(st.start_offset, first[0].base_offset)
 
+    def _caught_up(self, txn: lmdb.Transaction, req: FetchRequest,
+                   quiet: tuple[int, bytes, bytes, dict[TP, int]]) -> bool:
+        """Whether ``req`` is what the follower asks once it applied the last response
+        built, which took it to the end of every partition, on this very snapshot
+        (nothing was committed since): then a full look would find nothing to send, so
+        the fetch parks without one.  Records it as validated, as that look would."""
+        _, digest, offsets_digest, ends = quiet
+        parts = req.partitions
+        if req.metadata_digest != digest or req.offsets_digest != offsets_digest or len(parts) != len(ends):
+            return False
+        dbs = self.core.store.dbs
+        seen = set()
+        for fp in parts:
+            tp = (fp.topic_id, fp.partition)
+            # at our end, with our latest epoch: ``_validate`` agrees (the epoch ends at our end)
+            if ends.get(tp) != fp.fetch_offset or tp in seen or \
+                    fp.last_epoch != replica.latest_epoch(txn, dbs, fp.topic_id, fp.partition):
+                return False
+            seen.add(tp)
+        for fp in parts:
+            self.validated[(fp.topic_id, fp.partition)] = fp.fetch_offset
+        return True
+
     def _fetch(self, req: FetchRequest, now_ms: int, *, park_ok: bool) -> None:
         core = self.core
         store = core.store
@@ -584,11 +636,21 @@ class LeaderSession:
             if park_ok and idle is not None and idle[0] is req and idle[1] == txn.id() and \
                     f.in_sync == self.in_sync_sent:
                 return None  # nothing was committed since this fetch last found nothing to send
+            quiet = self._quiet
+            if park_ok and quiet is not None and f.in_sync == self.in_sync_sent and \
+                    core.only_hw_writes(quiet[0], txn.id()) and self._caught_up(txn, req, quiet):
+                if quiet[0] == txn.id():
+                    self._idle_at = (req, txn.id())
+                    return None
+                # only stored high watermarks moved: they go out alone once HW_ONLY_DELAY_MS passed
+                if (now_ms - self.parked_at if self.parked is req else 0) < min(HW_ONLY_DELAY_MS, core.max_wait_ms):
+                    return None
             if replica.get_role(txn, dbs) != "leader":
                 raise NotLeaderError(f"{store.path!r} is no longer a leader")
             states = {(t, p): st for t, p, st in replica.all_partitions(txn, dbs)}
             metadata = None
-            if req.metadata_digest != core.topics_digest(txn):
+            digest = core.topics_digest(txn)
+            if req.metadata_digest != digest:
                 next_id, records = replica.topic_records(txn, dbs)
                 metadata = Metadata(next_id, tuple(TopicRecord(n, r) for n, r in records))
             diverging: dict[TP, Diverging] = {}
@@ -624,7 +686,8 @@ class LeaderSession:
             else:
                 merged = replica.read_merged(txn, dbs, positions, max(1, min(req.max_bytes, core.max_bytes)))
             offsets = None
-            if merged.complete and replica.offsets_digest(txn, dbs) != req.offsets_digest:
+            offsets_digest = replica.offsets_digest(txn, dbs) if merged.complete else None
+            if offsets_digest is not None and offsets_digest != req.offsets_digest:
                 offsets = tuple(replica.offset_records(txn, dbs))
             hws = {tp: states[tp].high_watermark for tp in listed if tp in states}
             if (park_ok and not merged.batches and not diverging and metadata is None and offsets is None
@@ -651,8 +714,11 @@ class LeaderSession:
                                            st.start_offset, st.end_offset, diverging.get(tp), batches))
             self.hw_sent.update(hws)
             self.in_sync_sent = f.in_sync
-            self.inflight[req.correlation_id] = _Sent(now_ms, {tp: st.end_offset for tp, st in states.items()},
-                                                      merged.complete)
+            ends = {tp: st.end_offset for tp, st in states.items()}
+            self.inflight[req.correlation_id] = _Sent(now_ms, ends, merged.complete)
+            self._quiet = None
+            if offsets_digest is not None and not diverging and len(listed) == len(states):
+                self._quiet = (txn.id(), digest, offsets_digest, ends)
             return FetchResponse(req.correlation_id, core.epoch, f.in_sync, metadata, offsets, tuple(parts))
 
         response = store.read(build)
@@ -679,10 +745,12 @@ class FollowerCore:
     def __init__(self, store: Store, *, secret: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES,
                  request_timeout_ms: int = DEFAULT_REQUEST_TIMEOUT_MS,
                  session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS, heartbeat_ms: int = DEFAULT_HEARTBEAT_MS,
-                 max_frame: int = MAX_FRAME) -> None:
+                 max_frame: int = MAX_FRAME, pipeline_min_bytes: int = 0) -> None:
         self.store = store
         self.secret = secret
         self.max_bytes = max_bytes
+        #: responses with fewer bytes of batches are applied before the next fetch is sent
+        self.pipeline_min_bytes = pipeline_min_bytes
         self.request_timeout_ms = request_timeout_ms
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_ms = heartbeat_ms
@@ -741,25 +809,46 @@ class FollowerCore:
     def receive(self, data: bytes, now_ms: int, flush: Callable[[bytes], None] | None = None) -> bytes:
         """Bytes from the leader in; bytes for it out (see the class docstring for errors).
 
-        A response that only appends batches is answered with the next fetch *before* it
-        is applied (its positions are where the response ends), so that the leader reads
-        and sends the next response while this one is written and fsynced; its ``Ack``
-        follows once it is durable.  ``flush``, if given, is called with the bytes queued
-        so far (that early fetch) before the apply starts: the socket layer sends them at
-        once.  Without it they come out with the rest."""
+        A response that only appends batches (``pipeline_min_bytes`` or more of them) is
+        answered with the next fetch *before* it is applied (its positions are where the
+        response ends), so that the leader reads and sends the next response while this
+        one is written and fsynced; its ``Ack`` follows once it is durable.  ``flush``, if
+        given, is called with the bytes queued so far (that early fetch) before the apply
+        starts: the socket layer sends them at once.  Without it they come out with the
+        rest.  A smaller response is applied first; the next fetch follows its ``Ack``."""
         conn = self.conn
         if conn is None:
             return b""
         frames = conn.frames_in
         events = conn.receive_data(data)  # raises typed errors; queued an Error for the leader
-        if conn.frames_in != frames:  # whole frames only: a damaged length must not look alive
+        return self._handle(events, frames, now_ms, flush)
+
+    def recv_buffer(self) -> memoryview | None:
+        """Where the rest of a large frame under way can be received directly, with no
+        copy (then call ``receive_into``); ``None``: receive bytes for ``receive``."""
+        return self.conn.recv_buffer() if self.conn is not None else None
+
+    def receive_into(self, n: int, now_ms: int, flush: Callable[[bytes], None] | None = None) -> bytes:
+        """``n`` bytes were received into ``recv_buffer()``: as ``receive``."""
+        conn = self.conn
+        if conn is None:
+            return b""
+        frames = conn.frames_in
+        return self._handle(conn.receive_into(n), frames, now_ms, flush)
+
+    def _handle(self, events: list[Any], frames: int, now_ms: int, flush: Callable[[bytes], None] | None) -> bytes:
+        assert self.conn is not None
+        if self.conn.frames_in != frames:  # whole frames only: a damaged length must not look alive
             self.last_recv_ms = now_ms
         for ev in events:
             if isinstance(ev, Authenticated):
                 self._on_authenticated(ev)
                 self._request(now_ms)
             elif isinstance(ev, FetchResponse):
-                early = self.store.read(functools.partial(self._pipelined_request, resp=ev))
+                early = None
+                if self.pipeline_min_bytes <= 0 or sum(
+                        len(b) for pd in ev.partitions for b in pd.batches) >= self.pipeline_min_bytes:
+                    early = self.store.read(functools.partial(self._pipelined_request, resp=ev))
                 if early is not None:
                     self._request(now_ms, early)
                     self.pipelined += 1
@@ -1008,9 +1097,10 @@ class Leader:
     unless ``insecure=True``.  While it runs, consumers of this log see only records
     every in-sync follower holds, and ``acks="all"`` producers wait for them.
     ``acks="all"`` producers of this process learn of acknowledgements at once;
-    consumers and other processes when the high watermark is written, an fsync that
-    follows each advance (``hw_persist_ms=0``) or at most one per ``hw_persist_ms``
-    (fewer fsyncs competing with this process's appends, later visibility).  It holds
+    consumers and other processes when the high watermark is written, an fsync made at
+    most once per ``hw_persist_ms`` (default 10 ms; ``0``: after each advance — earlier
+    visibility, more fsyncs competing with this process's appends), after the next
+    commit on the log if one comes within ``HW_YIELD_MS``.  It holds
     the directory's leader lease meanwhile: if its process dies (even by ``kill -9``),
     the next write on the directory hands the high watermarks back to appends.
     """
@@ -1041,6 +1131,7 @@ class Leader:
             except BaseException:
                 self.core.stop()
                 raise
+            self.core.board.kick = self._server.push_parked
             self._writer = threading.Thread(target=self._write_loop, name="embedlog-leader-hw", daemon=True)
             self._writer.start()
             self._server.start()
@@ -1055,6 +1146,7 @@ class Leader:
         connections' path: producers of this process already saw them on the board; this
         makes consumers and other processes see them."""
         core = self.core
+        notifier = core.store.notifier
         while not self._stop_writer.is_set():
             core.hw_pending.wait(0.1)
             core.hw_pending.clear()  # (before looking, so a publication meanwhile is not missed)
@@ -1065,6 +1157,11 @@ class Leader:
                 if due > 0:
                     self._stop_writer.wait(due / 1000)
                     continue
+                # An acks="all" producer woken by the last publication commits again at
+                # once: let that commit go first (a write holds LMDB's write lock through
+                # its fsync); ours then runs while those records travel to the followers.
+                # (At once if a commit came since that publication, else after HW_YIELD_MS.)
+                notifier.wait(core.published_gen, HW_YIELD_MS / 1000)
                 with contextlib.suppress(Exception):  # retried at the next publication or tick
                     core.store_pending(monotonic_ms())
                 break
@@ -1086,6 +1183,7 @@ class Leader:
         if self.closed:
             return
         self.closed = True
+        self.core.board.kick = None  # (producers stop sending for this server)
         try:
             self._stop_writer.set()
             self.core.hw_pending.set()  # wake the writer
@@ -1128,7 +1226,7 @@ class Follower:
         self._lock = _DirLock(store.path, "run a Follower")
         try:
             self.core = FollowerCore(store, secret=secret, max_bytes=max_bytes,
-                                     session_timeout_ms=session_timeout_ms)
+                                     session_timeout_ms=session_timeout_ms, pipeline_min_bytes=PIPELINE_MIN_BYTES)
             self._client = FollowerClient(self.core, self.leader, ssl_context, backoff_ms)
             self._client.start()
         except BaseException:

@@ -114,16 +114,24 @@ class FollowerClient:
             self._sock = sock
             self.connections += 1
             send(sock, core.connect(monotonic_ms()))
+            flush = functools.partial(send, sock)  # the next fetch, sent before a large response is applied
             while not self._stop.is_set():
                 ready, woken = readable(sock, self._waker, POLL_S)
                 if woken:
                     self._waker.drain()
                 if ready:
-                    data = recv(sock)
-                    if not data:
-                        raise ConnectionError("the leader closed the connection")
-                    # the next fetch goes out before the response is applied (``flush``)
-                    send(sock, core.receive(data, monotonic_ms(), functools.partial(send, sock)))
+                    into = core.recv_buffer()  # the rest of a large response: straight into its buffer
+                    if into is not None:
+                        n = sock.recv_into(into)
+                        into.release()
+                        if not n:
+                            raise ConnectionError("the leader closed the connection")
+                        send(sock, core.receive_into(n, monotonic_ms(), flush))
+                    else:
+                        data = recv(sock)
+                        if not data:
+                            raise ConnectionError("the leader closed the connection")
+                        send(sock, core.receive(data, monotonic_ms(), flush))
                     if core.connected and not ok:
                         ok = True
                         self.authenticated.set()

@@ -10,7 +10,7 @@ import time
 
 from ..errors import ConfigError
 
-__all__ = ["POLL_S", "Waker", "monotonic_ms", "parse_address", "readable", "recv", "send"]
+__all__ = ["POLL_S", "Waker", "monotonic_ms", "parse_address", "readable", "recv", "send", "send_nowait"]
 
 #: how often a connection loop looks at the clock when nothing arrives
 POLL_S = 0.02
@@ -84,3 +84,14 @@ def send(sock: socket.socket, data: bytes) -> None:
     """Send everything (the socket has a timeout, so a stuck peer raises)."""
     if data:
         sock.sendall(data)
+
+
+def send_nowait(sock: socket.socket, data: bytes) -> int:
+    """Send what a plain socket takes at once, never waiting; return the bytes sent."""
+    _, writable, _ = select.select([], [sock], [], 0)
+    if not writable:
+        return 0
+    try:
+        return sock.send(data, socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return 0

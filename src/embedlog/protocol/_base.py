@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 from ..errors import AuthenticationError, EmbedlogError, NotLeaderError
 from .errors import FencedLeaderError, ProtocolError, RemoteError
-from .frames import MAX_FRAME, FrameDecoder, frame_parts
+from .frames import MAX_FRAME, FrameDecoder, Payload, frame_parts
 from .messages import Error, ErrorCode, Message, decode, encode_parts
 from .states import RECV, SEND, State
 
 __all__ = ["Connection", "error_for"]
+
+T = TypeVar("T")
 
 
 def error_for(msg: Error) -> EmbedlogError:
@@ -82,11 +85,23 @@ class Connection:
         ``Error`` for the peer may be queued (send ``data_to_send()`` before closing the
         transport), and ``error`` holds the exception.
         """
+        return self._events(self._decoder.feed, data)
+
+    def recv_buffer(self) -> memoryview | None:
+        """Where the rest of a large frame under way can be received directly (then
+        call ``receive_into``); ``None`` when none is (receive into ``receive_data``)."""
+        return None if self.state is State.CLOSED else self._decoder.recv_buffer()
+
+    def receive_into(self, n: int) -> list[Any]:
+        """``n`` bytes were received into ``recv_buffer()``: as ``receive_data``."""
+        return self._events(self._decoder.received, n)
+
+    def _events(self, feed: Callable[[T], list[Payload]], data: T) -> list[Any]:
         if self.state is State.CLOSED:
             raise self.error or ProtocolError("the connection is closed")
         events: list[Any] = []
         try:
-            for payload in self._decoder.feed(data):
+            for payload in feed(data):
                 self.frames_in += 1
                 msg = decode(payload)
                 if isinstance(msg, Error):

@@ -12,9 +12,11 @@ damage raises ``FrameError``; a decoder that raised is dead, because a byte stre
 that lost its framing cannot be resynchronised safely.
 
 Copies are counted, because fetch responses run to megabytes: a small frame's payload
-is copied once out of the receive buffer; a large one (``big`` bytes or more) is kept
-as the chunks it arrives in and joined once when whole.  Encoding frames a message's
-parts (``frame_parts``) without joining them first.
+is copied once out of the receive buffer; a large one (``big`` bytes or more) gets a
+buffer of its own once its header is in, which the rest is copied into as it arrives —
+or which the socket layer receives into directly (``recv_buffer``/``received``: no
+copy at all).  Encoding frames a message's parts (``frame_parts``) without joining
+them first.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ from collections.abc import Callable, Sequence
 
 from .errors import FrameError
 
-__all__ = ["BIG_FRAME", "HEADER", "MAX_FRAME", "FrameDecoder", "encode_frame", "frame_parts"]
+__all__ = ["BIG_FRAME", "HEADER", "MAX_FRAME", "FrameDecoder", "Payload", "encode_frame", "frame_parts"]
+
+#: a decoded frame's payload: ``bytes``, or for a large frame the ``bytearray`` it was
+#: received into or a read-only view of the received ``bytes`` it came whole in
+Payload = bytes | bytearray | memoryview
 
 HEADER = struct.Struct("<II")
 _LEN = struct.Struct("<I")
@@ -74,90 +80,131 @@ class FrameDecoder:
         self.max_frame = max_frame
         self.big = max(1, big)
         self._buf = bytearray()
-        #: a large frame being received: the pieces so far, bytes still missing, its header
-        self._pieces: list[bytes | memoryview] | None = None
-        self._missing = 0
+        #: a large frame being received: its buffer, a view of it, bytes in so far, its header
+        self._big: bytearray | None = None
+        self._view: memoryview | None = None
+        self._filled = 0
         self._head = (0, 0)
         self._failed: FrameError | None = None
 
     @property
     def pending(self) -> int:
         """Bytes received that do not make a whole frame yet."""
-        large = HEADER.size + self._head[0] - self._missing if self._pieces is not None else 0
+        large = HEADER.size + self._filled if self._big is not None else 0
         return len(self._buf) + large
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Payload]:
         """Add received bytes; return every payload they complete, in order.
 
         Raises ``FrameError`` on a damaged or oversized frame (and on every later call).
         """
         if self._failed is not None:
             raise self._failed
-        out: list[bytes] = []
-        start = self._take(data, out) if self._pieces is not None else 0
+        out: list[Payload] = []
+        start = self._take(data, out) if self._big is not None else 0
         if start < len(data):
-            if start:
+            if self._buf:
                 with memoryview(data) as view:
                     self._buf += view[start:]
-            else:
-                self._buf += data
-            self._parse(out)
+                self._parse(out)
+            else:  # frames straight out of ``data``: a large one whole in ``bytes`` is not even copied
+                view = memoryview(data).cast("B")
+                pos, failure = self._scan(view, start, out, keep=isinstance(data, bytes))
+                if failure is not None:
+                    self._fail(failure)
+                if pos < len(view) and self._big is None:
+                    self._buf += view[pos:]
         return out
 
-    def _take(self, data: bytes | bytearray | memoryview, out: list[bytes]) -> int:
-        """Keep what ``data`` holds of the large frame (``bytes`` by reference: they
-        cannot change); when it is whole, join it (the one copy); return bytes used."""
-        pieces = self._pieces
-        assert pieces is not None
-        take = min(self._missing, len(data))
-        if isinstance(data, bytes):
-            pieces.append(data if take == len(data) else memoryview(data)[:take])
-        else:
-            with memoryview(data) as view:
-                pieces.append(view[:take].tobytes())
-        self._missing -= take
-        if not self._missing:
-            length, crc = self._head
-            self._pieces = None
-            payload = b"".join(pieces)
-            pieces.clear()
-            if _crc32(payload, _crc32(_LEN.pack(length))) != crc:
-                self._fail("frame checksum mismatch")
-            out.append(payload)
+    def recv_buffer(self) -> memoryview | None:
+        """Where the rest of the large frame being received goes, for ``recv_into``
+        (then call ``received``); ``None`` when no large frame is under way."""
+        if self._big is None or self._view is None or self._failed is not None:
+            return None
+        return self._view[self._filled:]
+
+    def received(self, n: int) -> list[Payload]:
+        """``n`` bytes were received into ``recv_buffer()``: return the payload if that
+        completes it (``FrameError`` if it is damaged)."""
+        if self._failed is not None:
+            raise self._failed
+        if self._big is None or not 0 <= n <= len(self._big) - self._filled:
+            raise ValueError(f"received({n}) does not fit the frame under way")
+        self._filled += n
+        out: list[Payload] = []
+        if self._filled == len(self._big):
+            self._finish(out)
+        return out
+
+    def _take(self, data: bytes | bytearray | memoryview, out: list[Payload]) -> int:
+        """Copy what ``data`` holds of the large frame into its buffer; when it is whole,
+        check it; return bytes used."""
+        assert self._big is not None
+        assert self._view is not None
+        take = min(len(self._big) - self._filled, len(data))
+        with memoryview(data) as view:
+            self._view[self._filled:self._filled + take] = view.cast("B")[:take]
+        self._filled += take
+        if self._filled == len(self._big):
+            self._finish(out)
         return take
 
-    def _parse(self, out: list[bytes]) -> None:
-        buf = self._buf
-        pos = 0
-        size = len(buf)
-        failure = None
-        with memoryview(buf) as mv:
-            while size - pos >= HEADER.size:
-                length, crc = HEADER.unpack_from(buf, pos)
-                if length == 0 or length > self.max_frame:
-                    failure = f"frame of {length} bytes is outside 1..{self.max_frame}"
-                    break
-                end = pos + HEADER.size + length
-                if end > size:
-                    if length >= self.big:  # gather the rest as it comes, join it once whole
-                        have = mv[pos + HEADER.size:size].tobytes()
-                        self._pieces = [have] if have else []
-                        self._missing, self._head = length - len(have), (length, crc)
-                        pos = size
-                    break
-                with mv[pos + HEADER.size:end] as payload:
-                    if _crc32(payload, _crc32(mv[pos:pos + 4])) != crc:
-                        failure = "frame checksum mismatch"
-                        break
-                    out.append(payload.tobytes())
-                pos = end
+    def _finish(self, out: list[Payload]) -> None:
+        payload = self._big
+        assert payload is not None
+        length, crc = self._head
+        self._big = self._view = None  # (not released: slices handed to recv_into may live on)
+        self._filled = 0
+        if _crc32(payload, _crc32(_LEN.pack(length))) != crc:
+            self._fail("frame checksum mismatch")
+        out.append(payload)
+
+    def _parse(self, out: list[Payload]) -> None:
+        with memoryview(self._buf) as mv:
+            pos, failure = self._scan(mv, 0, out, keep=False)
         if failure is not None:
             self._fail(failure)
         if pos:
-            del buf[:pos]
+            del self._buf[:pos]
+
+    def _scan(self, mv: memoryview, pos: int, out: list[Payload], *, keep: bool) -> tuple[int, str | None]:
+        """Take the whole frames in ``mv`` from ``pos`` on; a large frame that does not
+        end there gets its buffer (and takes the rest of ``mv``).  Return the position
+        after what was taken, and why the stream is damaged (the caller fails, once it
+        let go of ``mv``).  ``keep``: ``mv`` views immutable bytes, so a large payload
+        may stay a view of it."""
+        size = len(mv)
+        failure = None
+        while size - pos >= HEADER.size:
+            length, crc = HEADER.unpack_from(mv, pos)
+            if length == 0 or length > self.max_frame:
+                failure = f"frame of {length} bytes is outside 1..{self.max_frame}"
+                break
+            end = pos + HEADER.size + length
+            if end > size:
+                if length >= self.big:  # a buffer of its own, which the rest goes into
+                    self._big = bytearray(length)
+                    self._view = memoryview(self._big)
+                    with mv[pos + HEADER.size:size] as have:
+                        self._view[:len(have)] = have
+                    self._filled, self._head = size - pos - HEADER.size, (length, crc)
+                    pos = size
+                break
+            payload = mv[pos + HEADER.size:end]
+            if _crc32(payload, _crc32(mv[pos:pos + 4])) != crc:
+                payload.release()
+                failure = "frame checksum mismatch"
+                break
+            if keep and length >= self.big:
+                out.append(payload.toreadonly())
+            else:
+                out.append(payload.tobytes())
+                payload.release()
+            pos = end
+        return pos, failure
 
     def _fail(self, why: str) -> None:
         self._failed = FrameError(f"{why}: the connection is dropped and the follower fetches again")
         self._buf.clear()
-        self._pieces = None
+        self._big = self._view = None
         raise self._failed

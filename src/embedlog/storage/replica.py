@@ -29,7 +29,7 @@ import struct
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any
 
@@ -241,9 +241,13 @@ os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def lease_live(path: str) -> bool:
-    """Whether a replication leader (in any process) holds the directory's lease."""
+    """Whether a replication leader (in any process) holds the directory's lease (one
+    of this process: known without a system call; appends ask on every commit)."""
+    lease_path = _lease_path(path)
+    if any(lease.path == lease_path and lease.held for lease in list(_LEASES)):
+        return True
     try:
-        fd = os.open(_lease_path(path), os.O_RDONLY)
+        fd = os.open(lease_path, os.O_RDONLY)
     except FileNotFoundError:
         return False
     try:
@@ -869,6 +873,8 @@ class HighWatermarkBoard:
         self._waiting = 0
         #: nodes in the in-sync set, the leader included (published once stored)
         self.isr_size = 1
+        #: set by the leader: sends what its followers' parked fetches wait for now
+        self.kick: Callable[[], None] | None = None
 
     def publish(self, hws: Mapping[tuple[int, int], int], isr_size: int | None = None) -> None:
         """Raise the published high watermarks (and set the in-sync set's size) and wake
@@ -888,6 +894,15 @@ class HighWatermarkBoard:
             waiting = self._waiting
         if waiting:
             time.sleep(0)
+
+    def nudge(self) -> None:
+        """Called by an ``acks="all"`` producer of this process right after its commit:
+        the leader sends the records to its waiting followers from the producer's thread,
+        which is about to wait anyway, before its own thread would wake to do it."""
+        kick = self.kick
+        if kick is not None and self.live:
+            with contextlib.suppress(Exception):  # (the leader's thread sends them then)
+                kick()
 
     def high_watermark(self, tid: int, part: int) -> int:
         """The published high watermark of a partition (``-1`` if none)."""
