@@ -3,9 +3,10 @@
 A thread that flushes queues its batches.  If no commit is running it becomes the
 leader: it takes everything queued (its own and other threads'), writes it in one LMDB
 transaction — one fsync in ``durability="flush"`` — and wakes the threads whose
-batches it carried.  Threads that queued while a commit ran are carried by the next
-leader.  Across processes LMDB's writer lock serialises commits; each process groups
-its own threads.
+batches it carried once the commit returned (in ``"flush"``: once it is on disk, so
+no ``flush()`` returns earlier).  Threads that queued while a commit ran are carried
+by the next leader.  Across processes LMDB's writer lock serialises commits; each
+process groups its own threads.
 
 A request that cannot be written (its topic was deleted) fails alone: the leader
 retries the rest of the group without it.

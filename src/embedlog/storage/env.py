@@ -15,6 +15,10 @@ Durability modes (``durability=`` of ``embedlog.open``):
 ``"flush"`` (default)
     LMDB's full sync: each write transaction is on disk (``fdatasync`` of data, then of
     the meta page) before its commit returns.  Survives kill -9, OS crash and power loss.
+    A commit becomes visible to readers (in every process) when its meta page reaches
+    the page cache, which is while that last write is being synced: a reader can see
+    a commit up to one device flush before it is durable, but ``write`` — hence
+    ``flush()``, offset commits, transactions, topic changes — returns only after.
 ``"interval"``
     Commits are not synced; a background thread syncs every ``fsync_interval_ms``.
 ``"none"``
