@@ -235,6 +235,31 @@ def run_direct(bootstrap: str, records: list[Record], rename: Callable[[str], st
     return {"seconds": seconds, "n": len(records), "topics": topics}
 
 
+def run_consume(bootstrap: str, topics: list[str], n: int) -> dict[str, Any]:
+    """A plain confluent-kafka consumer, configured as the down bridge configures its own,
+    reading ``topics`` (holding ``n`` records) from the start and doing nothing with them:
+    what librdkafka alone delivers, against which to read ``down``.  Clock: from assign
+    (connected) to the last record."""
+    from embedlog.bridge._kafka import LinkState, client_config  # noqa: PLC0415 - optional
+
+    ck = _confluent()
+    c = ck.Consumer(client_config(kafka_conf(bootstrap), "consumer", "bench-consume", LinkState().on_error))
+    try:
+        c.list_topics(topics[0], timeout=10)  # connected before the clock starts, as the down row's clock does
+        t0 = time.perf_counter()
+        c.assign([ck.TopicPartition(t, r, ck.OFFSET_BEGINNING) for t in topics for r in range(PARTITIONS)])
+        got = 0
+        deadline = time.monotonic() + 300
+        while got < n:
+            got += sum(1 for m in c.consume(10_000, timeout=0.1) if m.error() is None)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"consume: {got:,} of {n:,} records within 300 s")
+        seconds = time.perf_counter() - t0
+    finally:
+        c.close()
+    return {"seconds": seconds, "n": n}
+
+
 class Clock:
     """Watches a ``Mirror`` from another thread: when its link came up, when it caught up."""
 
@@ -316,7 +341,7 @@ def run_down(bootstrap: str, path: str, remote_topics: list[str], n: int, name: 
 
 
 VARIANTS = {"h1": ("one header", HEADERS), "h0": ("no headers", None)}
-PARTS = ("direct", "up", "down")
+PARTS = ("direct", "up", "consume", "down")
 
 
 def throughput(root: str, n: int, runs: int, only: set[str], variants: list[str],
@@ -338,14 +363,17 @@ def throughput(root: str, n: int, runs: int, only: set[str], variants: list[str]
                 for v in variants:
                     topics, records = sources[v]
                     order = ["direct", "up"] if r % 2 == 0 else ["up", "direct"]
-                    for part in [*order, "down"]:
-                        if part not in only or (part == "down" and "direct" not in only):
+                    for part in [*order, "consume", "down"]:
+                        if (part not in only and not (part == "consume" and "down" in only)) or (
+                                part in ("consume", "down") and "direct" not in only):
                             continue
                         try:
                             if part == "direct":
                                 res = run_direct(bs, records, lambda t: f"direct-{t}")
                             elif part == "up":
                                 res = run_up(bs, log, topics, f"bench-up-{v}-{r}", lambda t: f"up-{t}")
+                            elif part == "consume":
+                                res = run_consume(bs, [f"direct-{t}" for t in topics], n)
                             else:
                                 with scratch_dir(root, "down") as d:
                                     res = run_down(bs, d, [f"direct-{t}" for t in topics], n,
@@ -665,6 +693,10 @@ HOW = {
     "up": "`Mirror(direction=\"up\")` from the start of the embedlog topics (already holding the records) "
           "until every partition's checkpointed progress reaches its end (everything acknowledged by Kafka and "
           "committed as the mirror's group offsets). It adds the `embedlog.source` header to every record.",
+    "consume": "control for down: a plain confluent-kafka `Consumer`, configured as the down bridge configures "
+               "its own, reading the direct row's topics from the start and doing nothing with the records "
+               "(`consume(10000)` calls); clock from `assign()` (connected) to the last record: what librdkafka "
+               "alone delivers, the ceiling down works under.",
     "down": "`Mirror(direction=\"down\")` of the direct row's Kafka topics into a fresh log "
             "(`durability=\"flush\"`) until every record is committed in embedlog.",
 }
@@ -689,6 +721,9 @@ def throughput_rows(data: dict[str, Any]) -> list[list[str]]:
                 rows.append([label, part, num(connected) + note, "-", "100%", "-", "-"])
                 continue
             ratio = paired_ratio(data[v], part) if data[v]["direct"]["runs"] else float("nan")
+            if part == "consume":  # a control: what librdkafka alone delivers
+                rows.append([label, part, num(connected) + note, "-", pct(ratio), "-", "-"])
+                continue
             target = TARGETS[f"{part}_direct"]
             rows.append([label, part, num(connected) + note, num(started), pct(ratio), f">= {pct(target)}",
                          verdict(None if math.isnan(ratio) else ratio >= target)])
@@ -836,9 +871,9 @@ def main(argv: list[str] | None = None) -> int:
                f"round. The records: key `key-{{i % 1000}}`, a {VALUE_SIZE}-byte value and either one header "
                f"(`app: bench`) or none, spread round-robin over {tp['topics']} embedlog topic(s) of "
                f"{PARTITIONS} partitions (the mock keeps only ~5 MiB a partition). Each round runs, per variant, "
-               "direct and up (alternating which goes first), then down (reading the direct row's topics). "
-               "'÷ direct' is the median over rounds of the ratio to direct within a round. Every row checks "
-               "that the target holds exactly the source's records per partition.", "",
+               "direct and up (alternating which goes first), then consume and down (reading the direct row's "
+               "topics). '÷ direct' is the median over rounds of the ratio to direct within a round. Every row but "
+               "consume checks that the target holds exactly the source's records per partition.", "",
                *(f"- **{part}**: {HOW[part]}" for part in PARTS), "",
                "*records/s (connected)*: clock from the moment the Mirror's link is up (its Kafka clients "
                f"connected; polled every {POLL_S * 1000:g} ms) to caught up; *from Mirror start*: from entering "

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
-from operator import itemgetter
+from itertools import repeat
+from operator import add as _add
+from operator import is_not, itemgetter
 from typing import TYPE_CHECKING, Any
 
 from .codec import batch as codec
@@ -42,32 +43,20 @@ if TYPE_CHECKING:
 __all__ = ["Producer"]
 
 DeliveryCallback = Callable[[EmbedlogError | None, RecordMetadata | None], None]
-Headers = list[tuple[str, bytes | None]]
 _time_ns = time.time_ns
 _new_latch = threading.Lock
 _KEY_CACHE = 100_000
-#: entries per record in a partition buffer: key, value, timestamp, key length, value length
-_STRIDE = 5
+#: entries per record in a partition buffer: key, value, timestamp, key length, value length,
+#: headers (a validated tuple, or None), delivery callback (or None)
+_STRIDE = 7
 _MAX_TS = 2**63
 _ACKS = {"leader": "leader", 1: "leader", "1": "leader", "all": "all", -1: "all", "-1": "all"}
-
-
-class _Extra:
-    """A key slot holding a record's key together with its headers and callback (rare path)."""
-
-    __slots__ = ("callback", "headers", "key")
-
-    def __init__(self, key: bytes | None, headers: Headers | None, callback: DeliveryCallback | None) -> None:
-        self.key = key
-        self.headers = headers
-        self.callback = callback
 
 
 class _TopicState:
     """A producer's view of one topic: partition buffers and the sticky partition."""
 
-    __slots__ = ("accs", "cache_keys", "compact", "extras", "kacc", "kcache", "max_bytes", "meta", "n", "name",
-                 "sticky")
+    __slots__ = ("accs", "cache_keys", "compact", "kacc", "kcache", "max_bytes", "meta", "n", "name", "sticky")
 
     def __init__(self, meta: TopicMeta, cache_keys: bool) -> None:
         self.meta = meta
@@ -76,12 +65,12 @@ class _TopicState:
         self.max_bytes = meta.config.max_message_bytes
         self.compact = meta.config.compact
         # Per partition, a flat list key, value, timestamp, key length, value length (-1 for
-        # None), key, ... appended with one atomic ``+=`` per record: no lock on the hot
-        # path, nothing for the garbage collector to track, ``acc[0::5]`` splits the columns
-        # in C at encode time, and the lengths ``send`` measures anyway need no second pass.
+        # None), headers, callback, key, ... appended with one atomic ``+=`` per record (or
+        # per run of records): no lock on the hot path, also for records with headers or a
+        # callback; nothing for the garbage collector to track per record; ``acc[0::7]``
+        # splits the columns in C at encode time, and the lengths ``send`` measures anyway
+        # need no second pass.
         self.accs: list[list[Any]] = [[] for _ in range(self.n)]
-        #: partitions whose buffer holds ``_Extra`` key slots (headers or callbacks)
-        self.extras: list[bool] = [False] * self.n
         self.sticky = random_partition(self.n)
         #: key -> partition, for partitioners that are a pure function of the key (it
         #: stays empty for a custom partitioner, which is called for every record)
@@ -99,18 +88,36 @@ def _coerce(obj: object, what: str) -> bytes:
                              f"encode it first{hint}")
 
 
+_BYTES_OR_NONE = frozenset({bytes, type(None)})
+_STR = {str}
+_TUPLE = {tuple}
 _first = itemgetter(0)
+_INT = {int}
+_HeaderSet = tuple[tuple[str, bytes | None], ...]
 
-def _check_headers(headers: object) -> list[tuple[str, bytes | None]]:
-    """Validate headers now, so that nothing can fail later when the batch is encoded."""
-    if type(headers) is list:  # the common shape: a list of (short ascii str, bytes) pairs, checked in one pass
-        for item in headers:
-            if (type(item) is not tuple or len(item) != 2 or type(item[0]) is not str or not item[0].isascii()
-                    or len(item[0]) > 0xFFFF or (item[1] is not None and type(item[1]) is not bytes)):
-                break
-        else:
-            if len(headers) <= 0xFFFF:
-                return list(headers)  # a copy: the caller may reuse its list  # type: ignore[arg-type]
+
+def _valid_pairs(headers: tuple[Any, ...]) -> _HeaderSet | None:
+    """``headers`` if it is the common shape — (ascii str, bytes or None) pairs, at most
+    65535 of them — else None (the caller then takes ``_check_headers``)."""
+    for item in headers:
+        if item.__class__ is not tuple or len(item) != 2:
+            return None
+        name, value = item
+        if (name.__class__ is not str or (value.__class__ is not bytes and value is not None) or not name.isascii()
+                or len(name) > 0xFFFF):
+            return None
+    if len(headers) > 0xFFFF:
+        return None
+    return headers
+
+
+def _check_headers(headers: object) -> _HeaderSet | None:
+    """Validate headers now, so that nothing can fail later when the batch is encoded; a
+    copy (the caller may reuse its list), or None for no headers."""
+    if headers.__class__ is list or headers.__class__ is tuple:
+        valid = _valid_pairs(tuple(headers))
+        if valid is not None:
+            return valid or None
     items = headers.items() if isinstance(headers, Mapping) else headers
     out: list[tuple[str, bytes | None]] = []
     try:
@@ -132,7 +139,24 @@ def _check_headers(headers: object) -> list[tuple[str, bytes | None]]:
         raise SerializationError("headers must be a list of (str, bytes) pairs or a dict") from None
     if len(out) > 0xFFFF:
         raise SerializationError(f"a record can carry at most 65535 headers, got {len(out)}")
-    return out
+    return tuple(out) or None
+
+
+def _header_sets(column: list[Any]) -> list[Any]:
+    """A partition's header column as ``codec.encode`` takes it: ``send`` keeps a record's
+    only header as the (name, value) pair itself, the other paths a tuple of pairs."""
+    first = column[0]
+    if first is not None and column[-1] is first and column.count(first) == len(column):  # one object: an app's
+        return [(first,)] * len(column) if first[0].__class__ is str else column  # constant headers
+    try:
+        kinds = set(map(type, map(_first, column)))  # str: a pair; tuple: a tuple of pairs
+    except TypeError:  # records without headers (None)
+        kinds = set()
+    if kinds == _STR:
+        return list(zip(column))
+    if kinds == _TUPLE:
+        return column
+    return [(h,) if h is not None and h[0].__class__ is str else h for h in column]
 
 
 class Producer:
@@ -174,6 +198,12 @@ class Producer:
         self.acks = _ACKS[acks]
         self.delivery_timeout_ms = delivery_timeout_ms
         self._topics: dict[str, _TopicState] = {}
+        self._last_headers: _HeaderSet = ()  # the last header set ``send`` checked
+        self._last_pair: object = None  # the last single header ``send`` checked, and its name
+        self._last_name: object = None
+        #: set (before buffering it) by the first record with headers or a callback, never
+        #: cleared: until then, encoding need not look at those columns
+        self._extras = False
         if not self._slow:
             self._fast = self._topics
         self._topics_version = -1
@@ -217,27 +247,70 @@ class Producer:
         ``max.message.bytes``; nothing is buffered then.
         """
         # The hot path: one call per record, so every operation here is paid a million times
-        # a second.  The common case (bytes key and value, a key seen before, nothing else
-        # given) is one dict lookup for the topic, one for the key's partition buffer, the
-        # clock, and one append; anything else takes ``_send``.
+        # a second.  The common case (bytes key and value, a key seen before, no partition or
+        # timestamp given) is one dict lookup for the topic, one for the key's partition
+        # buffer, the clock, and one append; headers in the common shape (a list of (str,
+        # bytes) pairs) add a copy and a comparison with the last header set this producer
+        # checked (an app's constant headers) or one check per pair; anything else takes
+        # ``_send``.
         try:  # (subscripts, not .get(): a failed lookup is the rare case)
             st = self._fast[topic]
             acc = st.kacc[key]
         except (KeyError, TypeError):  # a new topic or key, no key, an unhashable key, slow mode
             self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
             return
-        if (value.__class__ is bytes and key.__class__ is bytes and partition is None and timestamp_ms is None
-                and headers is None and on_delivery is None):
+        if value.__class__ is bytes and key.__class__ is bytes and partition is None and timestamp_ms is None:
+            given = headers
+            if headers is not None:
+                if headers.__class__ is not list:
+                    self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
+                    return
+                if len(headers) == 1:  # one header (an app's, a trace id): kept as the pair itself
+                    pair = headers[0]  # (immutable once checked: no copy, nothing new for the GC to track)
+                    if pair is not self._last_pair:  # (the same pair object as the last: an app's constant header)
+                        if pair.__class__ is not tuple or len(pair) != 2:
+                            self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
+                            return
+                        name, hv = pair
+                        if (hv.__class__ is not bytes and hv is not None) or (name is not self._last_name and (
+                                name.__class__ is not str or not name.isascii() or len(name) > 0xFFFF)):
+                            self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
+                            return
+                        self._extras = True  # (set before another thread can find the pair as the last one)
+                        self._last_name = name
+                        self._last_pair = pair
+                    headers = pair
+                else:
+                    hdrs = tuple(headers)  # a copy: the caller may reuse its list
+                    last = self._last_headers
+                    try:
+                        same = hdrs == last  # (equal content: the checked copy serves)
+                    except Exception:  # noqa: BLE001 - an odd value's __eq__: the general path says what is wrong
+                        same = False
+                    if same:
+                        headers = last or None
+                    else:
+                        checked = _valid_pairs(hdrs)
+                        if checked is None:
+                            self._send(topic, value, key, hdrs, partition, timestamp_ms, on_delivery)
+                            return
+                        if checked:  # (set before another thread can find the set as the last one)
+                            self._extras = True
+                        self._last_headers = checked
+                        headers = checked or None
             klen = len(key)
             vlen = len(value)
             if klen + vlen <= st.max_bytes:
-                acc += (key, value, _time_ns() // 1_000_000, klen, vlen)
+                if on_delivery is not None:
+                    self._extras = True
+                acc += (key, value, _time_ns() // 1_000_000, klen, vlen, headers, on_delivery)
                 if len(acc) >= self._buffer_limit:
                     self._write()
                 if self._idle:
                     self._idle = False
                     self._start_linger()
                 return
+            headers = given
         self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
 
     def _send(self, topic: str, value: Any, key: Any, headers: Any, partition: int | None,
@@ -282,24 +355,117 @@ class Producer:
             timestamp_ms = _time_ns() // 1_000_000
         elif timestamp_ms.__class__ is not int or not 0 <= timestamp_ms < _MAX_TS:
             raise ConfigError(f"timestamp_ms must be a non-negative int (ms since the epoch), got {timestamp_ms!r}")
+        if headers is not None:
+            headers = _check_headers(headers) if headers else None
+        if headers is not None or on_delivery is not None:
+            self._extras = True
         acc = st.accs[partition]
-        if headers is None and on_delivery is None:
-            acc += (key, value, timestamp_ms, klen, vlen)
-        else:
-            self._append_extra(st, partition, key, value, headers, timestamp_ms, on_delivery, klen, vlen)
+        acc += (key, value, timestamp_ms, klen, vlen, headers, on_delivery)
         if len(acc) >= self._buffer_limit:
             self._write()
         if self._idle:
             self._idle = False
             self._start_linger()
 
-    def _append_extra(self, st: _TopicState, partition: int, key: bytes | None, value: bytes | None,
-                      headers: object, timestamp_ms: int, on_delivery: DeliveryCallback | None,
-                      klen: int, vlen: int) -> None:
-        hdrs = _check_headers(headers) if headers else None
-        with self._lock:
-            st.accs[partition].extend((_Extra(key, hdrs, on_delivery), value, timestamp_ms, klen, vlen))
-            st.extras[partition] = True
+    def _send_many(self, topic: str, partition: int, keys: list[bytes | None], values: list[bytes | None],
+                   headers: list[Any] | None, timestamps: list[int | None] | None) -> None:
+        """Buffer a run of records for one partition, checked column by column (the bridge's
+        bulk path; ``send`` semantics, but all or nothing: on an error nothing is buffered).
+
+        ``headers`` and ``timestamps`` are ``None`` or one entry per record (``None``: no
+        headers, the current time).  The lists are taken over: the caller must not reuse them.
+        """
+        n = len(keys)
+        if not n:
+            return
+        if len(values) != n or (headers is not None and len(headers) != n) or (
+                timestamps is not None and len(timestamps) != n):
+            raise ValueError("_send_many takes columns of equal length")
+        if self._slow:
+            if self._closed:
+                raise ClosedError("this producer is closed; create a new one with log.producer()")
+            for i in range(n):  # serializers: record by record
+                values[i], keys[i] = self._slow_path(values[i], keys[i])
+        st = self._topics.get(topic)
+        if st is None:
+            st = self._state(topic)
+        if partition.__class__ is not int or not 0 <= partition < st.n:
+            self._check_partition(st, partition)
+        kinds = set(map(type, keys))
+        if st.compact and type(None) in kinds:
+            raise InvalidRecordError(f"topic {topic!r} is compacted: every record needs a key")
+        if not kinds <= _BYTES_OR_NONE:
+            keys = [k if k is None or k.__class__ is bytes else _coerce(k, "key") for k in keys]
+        if not set(map(type, values)) <= _BYTES_OR_NONE:
+            values = [v if v is None or v.__class__ is bytes else _coerce(v, "value") for v in values]
+        klens = codec.lengths(keys)
+        vlens = codec.lengths(values)
+        if max(map(_add, klens, vlens)) > st.max_bytes - 2:  # (a -1 for a null is at most 2 off: look closer)
+            for k, v in zip(klens, vlens):
+                size = max(k, 0) + max(v, 0)
+                if size > st.max_bytes:
+                    raise RecordTooLargeError(
+                        f"record of {size} bytes is larger than max.message.bytes={st.max_bytes} of topic "
+                        f"{topic!r}; send smaller records or raise the topic's max.message.bytes")
+        if timestamps is None:
+            timestamps = [_time_ns() // 1_000_000] * n
+        else:
+            stamps: Any = timestamps  # (ints, checked in C; anything else: record by record)
+            if set(map(type, stamps)) != _INT or min(stamps) < 0 or max(stamps) >= _MAX_TS:
+                timestamps = self._check_timestamps(timestamps)
+        flat: list[Any] = [None] * (_STRIDE * n)
+        flat[0::_STRIDE] = keys
+        flat[1::_STRIDE] = values
+        flat[2::_STRIDE] = timestamps
+        flat[3::_STRIDE] = klens
+        flat[4::_STRIDE] = vlens
+        if headers is not None:
+            flat[5::_STRIDE] = self._check_header_column(headers)
+            self._extras = True
+        acc = st.accs[partition]
+        acc += flat
+        if len(acc) >= self._buffer_limit:
+            self._write()
+        if self._idle:
+            self._idle = False
+            self._start_linger()
+
+    @staticmethod
+    def _check_timestamps(timestamps: list[int | None]) -> list[int | None]:
+        """A timestamp column with ``None`` replaced by now; ``ConfigError`` for a bad one."""
+        now = _time_ns() // 1_000_000
+        out: list[int | None] = []
+        for t in timestamps:
+            if t is None:
+                out.append(now)
+            elif t.__class__ is not int or not 0 <= t < _MAX_TS:
+                raise ConfigError(f"timestamp_ms must be a non-negative int (ms since the epoch), got {t!r}")
+            else:
+                out.append(t)
+        return out
+
+    def _check_header_column(self, headers: list[Any]) -> list[_HeaderSet | None]:
+        """Checked copies of a column of header sets (``None`` for none); equal consecutive
+        sets (a producer's constant headers) share one copy."""
+        out: list[_HeaderSet | None] = []
+        append = out.append
+        last: _HeaderSet = ()
+        for h in headers:
+            if h is None:
+                append(None)
+                continue
+            hdrs = tuple(h) if h.__class__ is list or h.__class__ is tuple else h
+            try:
+                same = hdrs == last
+            except Exception:  # noqa: BLE001 - an odd value's __eq__: checked below
+                same = False
+            if not same:
+                checked = _valid_pairs(hdrs) if hdrs.__class__ is tuple else None
+                if checked is None:
+                    checked = _check_headers(hdrs) or ()
+                last = checked
+            append(last or None)
+        return out
 
     def _check_partition(self, st: _TopicState, partition: object) -> None:
         """Raise for a partition the topic does not have (after looking for new ones)."""
@@ -316,7 +482,6 @@ class Producer:
         with self._lock:
             for _ in range(st.n, meta.partitions):
                 st.accs.append([])
-                st.extras.append(False)
             st.meta = meta
             st.n = meta.partitions
             st.kcache.clear()  # keys map to new partitions now, as in Kafka
@@ -391,7 +556,7 @@ class Producer:
                     self._idle = False
 
     # -- writing ----------------------------------------------------------------------
-    def _drain(self) -> list[tuple[_TopicState, int, list[Any], bool]]:
+    def _drain(self) -> list[tuple[_TopicState, int, list[Any]]]:
         """Take every buffered record.  Senders append without the lock, so take a prefix
         (``acc[:n]`` then ``del acc[:n]``, each atomic) rather than swapping lists."""
         out = []
@@ -404,8 +569,7 @@ class Producer:
                     if n:
                         chunk = acc[:n]
                         del acc[:n]
-                        out.append((st, p, chunk, st.extras[p]))
-                        st.extras[p] = False
+                        out.append((st, p, chunk))
                         drained = True
                 if drained and st.n > 1:
                     st.sticky = random_partition(st.n, st.sticky)
@@ -414,27 +578,23 @@ class Producer:
     def _has_pending(self) -> bool:
         return any(acc for st in list(self._topics.values()) for acc in st.accs)
 
-    def _encode(self, flat: list[Any], extras: bool) -> tuple[list[tuple[int, int, bytearray]],
-                                                              list[tuple[int, DeliveryCallback]]]:
-        """Encode one partition's records into batches of at most ~batch_size bytes."""
+    def _encode(self, flat: list[Any]) -> tuple[list[tuple[int, int, bytearray]], list[Any] | None]:
+        """Encode one partition's records into batches of at most ~batch_size bytes; return
+        them with the partition's callback column (None when no record has a callback)."""
         keys = flat[0::_STRIDE]
         values = flat[1::_STRIDE]
         stamps = flat[2::_STRIDE]
         klens = flat[3::_STRIDE]
         vlens = flat[4::_STRIDE]
         n = len(keys)
-        hdrs: list[Headers | None] | None = None
-        callbacks: list[tuple[int, DeliveryCallback]] = []
-        if extras:
-            hdrs = [None] * n
-            for i, k in enumerate(keys):
-                if k.__class__ is _Extra:
-                    keys[i] = k.key
-                    hdrs[i] = k.headers
-                    if k.callback is not None:
-                        callbacks.append((i, k.callback))
-            if not any(hdrs):
-                hdrs = None
+        hdrs: list[Any] | None = None
+        callbacks: list[Any] | None = None
+        if self._extras:
+            hdrs = flat[5::_STRIDE]  # (None, or a checked pair or tuple of pairs: never empty)
+            hdrs = _header_sets(hdrs) if any(hdrs) else None
+            callbacks = flat[6::_STRIDE]
+            if not any(map(is_not, callbacks, repeat(None))):  # (no == on the callers' objects)
+                callbacks = None
         total = sum(klens) + sum(vlens)  # (a -1 for a null is noise here)
         per = n if total <= self._batch_size else max(1, min(n, self._batch_size * n // total))
         compression = self._compression
@@ -476,9 +636,9 @@ class Producer:
             spans = []
             callbacks_due = False
             n_values = n_bytes = 0  # (counted here: no second pass over the batches afterwards)
-            for st, p, flat, extras in drained:
-                batches, callbacks = self._encode(flat, extras)
-                if callbacks:
+            for st, p, flat in drained:
+                batches, callbacks = self._encode(flat)
+                if callbacks is not None:
                     callbacks_due = True
                 n_values += len(flat)
                 for start, end, buf in batches:
@@ -527,11 +687,12 @@ class Producer:
     @staticmethod
     def _deliver(items: list[AppendItem], spans: list[Any], error: EmbedlogError | None) -> None:
         for item, (st, start, end, flat, cbs) in zip(items, spans):
-            # cbs: (record index, callback) in index order, for every batch of the partition
-            for k in range(bisect_left(cbs, start, key=_first) if cbs else 0, len(cbs)):
-                idx, cb = cbs[k]
-                if idx >= end:
-                    break
+            if cbs is None:  # (cbs: the partition's callback column, None for a record without)
+                continue
+            for idx in range(start, end):
+                cb = cbs[idx]
+                if cb is None:
+                    continue
                 if error is not None:
                     cb(error, None)
                 else:
@@ -577,7 +738,9 @@ class Producer:
     def _check_replicas(self) -> None:
         """Kafka's NOT_ENOUGH_REPLICAS: refuse to write when the in-sync set is too small."""
         store = self._log._store
-        size = store.read(lambda txn: replica.in_sync_size(txn, store.dbs, store.path))
+        board = replica.hw_board(store)  # a leader of this process publishes the in-sync set's size once stored
+        size = board.isr_size if board is not None else store.read(
+            lambda txn: replica.in_sync_size(txn, store.dbs, store.path))
         need = max((st.meta.config.min_insync_replicas for st in list(self._topics.values())
                     if any(st.accs)), default=1)
         if size < need:
@@ -619,6 +782,10 @@ class Producer:
             return left, size, replica.get_role(txn, dbs), flag and not live
 
         need = max(mins.get(tid, 1) for tid, _ in targets)
+        first = True
+        board = replica.hw_board(store)
+        if board is not None:
+            board.nudge()  # the records leave for the followers from this thread, which waits anyway
         while True:
             board = replica.hw_board(store)
             if board is not None:
@@ -626,6 +793,12 @@ class Producer:
                 if board.isr_size >= need and all(board.high_watermark(tid, part) >= end
                                                   for (tid, part), end in targets.items()):
                     return  # acknowledged, as the leader of this process says: no LMDB read on the way back
+                if first and board.isr_size >= need:
+                    # Just written: wait for the followers before looking at the store (that
+                    # look would hold the GIL while the leader's threads send the records).
+                    first = False
+                    board.wait(seen, min(max(deadline - time.monotonic(), 0.0), 0.1))
+                    continue
             else:
                 seen = store.notifier.generation
             targets, size, role, stale = store.read(look)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from itertools import repeat
+from operator import is_not, itemgetter
 from typing import Any
 
 from ..errors import BridgeError, TopicExistsError, UnknownTopicError
@@ -23,6 +25,8 @@ __all__ = ["DownEngine"]
 
 _UNKNOWN_TOPIC = 3  # UNKNOWN_TOPIC_OR_PART
 _PARTITION_EOF = -191
+_first = itemgetter(0)
+_second = itemgetter(1)
 
 
 class _Source:
@@ -85,38 +89,28 @@ class DownEngine(Engine):
         msgs = self.consumer.consume(self.batch_size, timeout=0.1)
         if not msgs:
             return 0
-        good = []
-        for m in msgs:
-            err = m.error()
-            if err is None:
-                good.append(m)
-            elif err.code() != _PARTITION_EOF:
-                fatal = fatal_error(err)
-                if fatal is not None:
-                    raise fatal
-                self.link.on_error(err)
-        if not good:
-            return 0
+        ck = confluent()
+        errors = list(map(ck.Message.error, msgs))
+        if any(map(is_not, errors, repeat(None))):  # (not count(None): a KafkaError cannot be compared with None)
+            msgs = self._drop_errors(msgs, errors)
+            if not msgs:
+                return 0
+        parts = list(map(ck.Message.partition, msgs))
+        names = list(map(ck.Message.topic, msgs))
         positions: dict[str, dict[int, int]] = {}
         with self.log.transaction() as tx:
-            # the producer's general path directly: Transaction.send and Producer.send only
-            # add checks that cannot fail here and a fast path these records never take
-            send_one = tx._producer._send
-            for m in good:
-                remote = m.topic()
-                src = self.sources[remote]
-                r = m.partition()
-                key = m.key()
-                if src.same:
-                    part = r
-                elif key is None:
-                    part = r % src.nq
-                else:
-                    part = None  # Kafka's default partitioner, by key
-                ts_type, ts = m.timestamp()
-                send_one(src.topic, m.value(), key, m.headers(), part, ts if ts_type else None, None)
-                positions.setdefault(remote, {})[r] = m.offset() + 1
-            ck = confluent()
+            producer = tx._producer
+            i, n = 0, len(msgs)
+            while i < n:  # one run of one remote partition at a time (consume() returns them so)
+                remote = names[i]
+                r = parts[i]
+                j = i + 1
+                while j < n and parts[j] == r and names[j] == remote:
+                    j += 1
+                run = msgs[i:j] if i or j < n else msgs
+                self._write_run(producer, self.sources[remote], r, run)
+                positions.setdefault(remote, {})[r] = run[-1].offset() + 1
+                i = j
             for remote, offsets in positions.items():
                 src = self.sources[remote]
                 for r in offsets:
@@ -129,9 +123,48 @@ class DownEngine(Engine):
             for remote, offsets in positions.items():
                 for r, nxt in offsets.items():
                     self.mirrored[(remote, r)] = nxt
-        self.sent_total += len(good)
+        self.sent_total += len(msgs)
         self.link.ok()
-        return len(good)
+        return len(msgs)
+
+    def _drop_errors(self, msgs: list[Any], errors: list[Any]) -> list[Any]:
+        """The messages that are records; raise a fatal error, report the others."""
+        good = []
+        for m, err in zip(msgs, errors):
+            if err is None:
+                good.append(m)
+            elif err.code() != _PARTITION_EOF:
+                fatal = fatal_error(err)
+                if fatal is not None:
+                    raise fatal
+                self.link.on_error(err)
+        return good
+
+    @staticmethod
+    def _write_run(producer: Any, src: _Source, r: int, run: list[Any]) -> None:
+        """Buffer the records of one remote partition (in offset order) in the transaction's
+        producer: column by column into the same local partition, or record by record when
+        the partition counts differ."""
+        ck = confluent()
+        msg = ck.Message
+        keys = list(map(msg.key, run))
+        values = list(map(msg.value, run))
+        headers = list(map(msg.headers, run))
+        stamps = list(map(msg.timestamp, run))
+        if all(map(_first, stamps)):  # every timestamp is there (type 0: not available, written as now)
+            timestamps: list[int | None] = list(map(_second, stamps))
+        else:
+            timestamps = [ts if ts_type else None for ts_type, ts in stamps]
+        if not any(map(is_not, headers, repeat(None))):
+            headers = None  # type: ignore[assignment]
+        if src.same:
+            producer._send_many(src.topic, r, keys, values, headers, timestamps)
+            return
+        send_one = producer._send
+        for k, key in enumerate(keys):
+            part = r % src.nq if key is None else None  # by key: Kafka's default partitioner
+            send_one(src.topic, values[k], key, headers[k] if headers is not None else None, part, timestamps[k],
+                     None)
 
     def _skip_markers(self) -> None:
         """Record positions librdkafka moved past transaction markers (no record to copy):

@@ -59,7 +59,8 @@ import threading
 import zlib
 from array import array
 from collections.abc import Callable, Sequence
-from itertools import repeat
+from itertools import chain, repeat
+from operator import add, itemgetter
 from typing import Any
 
 import attrs
@@ -202,37 +203,103 @@ def _present(items: Sequence[bytes | None], lens: Sequence[int]) -> Sequence[byt
 
 _HDR_CACHE: dict[tuple[tuple[str, bytes | None], ...], bytes] = {}
 _HDR_CACHE_MAX = 4096
+_NO_HEADERS = b"\x00\x00"
+_NULL_VALUE = _HDR_VAL.pack(-1)
+#: header name -> its u16 length and utf-8 bytes, as encoded (names are few)
+_NAMES: dict[str, bytes] = {}
+_first = itemgetter(0)
+_second = itemgetter(1)
 
 
 def _encode_headers(headers: Sequence[Sequence[tuple[str, bytes | None]] | None]) -> tuple[bytes, bytes]:
-    blobs = []
+    """The header_lengths column and the header blobs of a batch."""
+    n = len(headers)
+    if n >= 8 and headers[0] is not headers[-1]:  # (the same object at both ends: an app's constant headers)
+        try:
+            counts = set(map(len, headers))  # type: ignore[arg-type]
+        except TypeError:  # records without headers (None)
+            counts = set()
+        if len(counts) == 1:
+            k = counts.pop()
+            if 0 < k <= 16:
+                return _encode_header_columns(headers, n, k)  # type: ignore[arg-type]
+    blobs: list[bytes] = []
+    append = blobs.append
     cache = _HDR_CACHE
+    prev: object = None
+    blob = _NO_HEADERS
     for hdrs in headers:
-        if not hdrs:
-            blobs.append(b"\x00\x00")
-            continue
-        key = tuple(hdrs)  # the same headers on many records (an app's, a trace header) encode once
-        blob = cache.get(key)
-        if blob is None:
-            blob = _encode_one_header_set(hdrs)
-            if len(cache) >= _HDR_CACHE_MAX:
-                cache.clear()
-            cache[key] = blob
-        blobs.append(blob)
+        if hdrs is not prev:  # (a producer hands over equal header sets as one object)
+            prev = hdrs
+            if not hdrs:
+                blob = _NO_HEADERS
+            else:
+                key = hdrs if hdrs.__class__ is tuple else tuple(hdrs)
+                got = cache.get(key)  # the same headers on many records (an app's) encode once
+                if got is None:
+                    got = _encode_one_header_set(key)
+                    if len(cache) >= _HDR_CACHE_MAX:
+                        cache.clear()
+                    cache[key] = got
+                blob = got
+        append(blob)
     return _pack("I", list(map(len, blobs))), b"".join(blobs)
+
+
+def _encode_header_columns(headers: Sequence[Sequence[tuple[str, bytes | None]]], n: int,
+                           k: int) -> tuple[bytes, bytes]:
+    """``_encode_headers`` for ``n`` records of ``k`` headers each, column by column: a
+    handful of C-level passes instead of Python work per header (distinct header sets,
+    such as a trace id per record, that the cache cannot serve)."""
+    pairs = list(map(_first, headers)) if k == 1 else list(chain.from_iterable(headers))
+    names = list(map(_first, pairs))
+    values = list(map(_second, pairs))
+    try:
+        name_parts = list(map(_NAMES.__getitem__, names))
+    except KeyError:
+        name_parts = [_NAMES.get(name) or _name_bytes(name) for name in names]
+    vlens = lengths(values)
+    sizes = list(map(add, map(len, name_parts), vlens))
+    if -1 in vlens:  # null values: a -1 length, no bytes
+        values = [b"" if v is None else v for v in values]
+        sizes = list(map(add, map(len, name_parts), map(len, values)))
+    m = n * k
+    val_lens = struct.unpack("4s" * m, _pack("i", vlens))  # one C split into 4-byte pieces
+    stride = 1 + 3 * k
+    parts: list[bytes] = [_NO_HEADERS] * (n * stride)
+    parts[0::stride] = repeat(_HDR_COUNT.pack(k), n)
+    for j in range(k):
+        parts[1 + 3 * j::stride] = name_parts[j::k]
+        parts[2 + 3 * j::stride] = val_lens[j::k]
+        parts[3 + 3 * j::stride] = values[j::k]
+    per_record = sizes[0::k] if k > 1 else sizes
+    for j in range(1, k):
+        per_record = list(map(add, per_record, sizes[j::k]))
+    per_record = list(map(add, per_record, repeat(2 + 4 * k, n)))
+    return _pack("I", per_record), b"".join(parts)
+
+
+def _name_bytes(name: str) -> bytes:
+    kb = name.encode("utf-8")
+    out = _HDR_KEY.pack(len(kb)) + kb
+    if len(_NAMES) >= _HDR_CACHE_MAX:
+        _NAMES.clear()
+    _NAMES[name] = out
+    return out
 
 
 def _encode_one_header_set(hdrs: Sequence[tuple[str, bytes | None]]) -> bytes:
     parts = [_HDR_COUNT.pack(len(hdrs))]
+    names = _NAMES
+    val_len = _HDR_VAL.pack
     for name, value in hdrs:
-        kb = name.encode("utf-8")
-        parts.append(_HDR_KEY.pack(len(kb)))
-        parts.append(kb)
+        nb = names.get(name)
+        if nb is None:
+            nb = _name_bytes(name)
         if value is None:
-            parts.append(_HDR_VAL.pack(-1))
+            parts += (nb, _NULL_VALUE)
         else:
-            parts.append(_HDR_VAL.pack(len(value)))
-            parts.append(value)
+            parts += (nb, val_len(len(value)), value)
     return b"".join(parts)
 
 
@@ -431,7 +498,90 @@ def _column(body: Any, pos: int, count: int) -> tuple[bytes, int]:
     return bytes(body[pos:end]), end
 
 
+class _OtherShape(Exception):
+    """The records' headers do not all have the first record's shape."""
+
+
+def _header_shape(blob: bytes, end: int) -> list[tuple[int, int]]:
+    """(name length, value length) of each header of the record at the start of ``blob``
+    (``end`` bytes long)."""
+    (count,) = _HDR_COUNT.unpack_from(blob, 0)
+    p = 2
+    shape = []
+    for _ in range(count):
+        (kl,) = _HDR_KEY.unpack_from(blob, p)
+        p += 2 + kl
+        (vl,) = _HDR_VAL.unpack_from(blob, p)
+        p += 4 + max(vl, 0)
+        shape.append((kl, vl))
+    if p != end or not count:
+        raise _OtherShape
+    return shape
+
+
+def _header_fields(blob: bytes, lens: array[int], n: int, shape: list[tuple[int, int]]) -> list[Any]:
+    """Every field of every record's headers (count, then name length, name, value length,
+    value per header) in one flat list, read as ``shape`` says; ``_OtherShape`` if a record
+    differs."""
+    first = lens[0]
+    if lens.count(first) == n:  # every record the same size: one small format, repeated
+        fmt = "<H" + "".join(f"H{kl}si{max(vl, 0)}s" for kl, vl in shape)
+        flat = list(chain.from_iterable(struct.iter_unpack(fmt, blob)))
+        width = 1 + 4 * len(shape)
+        for j, (kl, vl) in enumerate(shape):
+            if flat[1 + 4 * j::width].count(kl) != n or flat[3 + 4 * j::width].count(vl) != n:
+                raise _OtherShape
+        return flat
+    if len(shape) != 1 or shape[0][1] < 0:
+        raise _OtherShape
+    kl = shape[0][0]  # one header per record, values of any length
+    vls = list(map(add, lens, repeat(-8 - kl, n)))  # (u16 count, u16 name length, name, i32 value length)
+    if min(vls) < 0:
+        raise _OtherShape
+    codes = {vl: f"HH{kl}si{vl}s" for vl in set(vls)}
+    flat = list(struct.unpack("<" + "".join(map(codes.__getitem__, vls)), blob))
+    if flat[3::5] != vls or flat[1::5].count(kl) != n:
+        raise _OtherShape
+    return flat
+
+
+def _decode_header_columns(blob: bytes, lens: array[int]) -> list[list[tuple[str, bytes | None]]] | None:
+    """``_decode_headers`` column by column when every record has the headers of the
+    first one (same count and name lengths; value lengths equal or, for one header, any):
+    one struct unpack and a few C-level passes instead of Python work per header.  None
+    when the records do not all have that shape (the caller then decodes record by
+    record, which also says what is corrupt)."""
+    n = len(lens)
+    try:
+        if len(blob) != sum(lens):
+            raise _OtherShape
+        first = lens[0]
+        shape = _header_shape(blob, first)
+        if blob[first:first * 2] == blob[:first] and blob == blob[:first] * n:  # one header set on every record
+            one = tuple(_decode_headers(blob[:first], lens[:1])[0])
+            return list(map(list, repeat(one, n)))
+        flat = _header_fields(blob, lens, n, shape)
+        width = 1 + 4 * len(shape)
+        if flat[0::width].count(len(shape)) != n:
+            raise _OtherShape
+        columns = []
+        for j, (_kl, vl) in enumerate(shape):
+            raw = flat[2 + 4 * j::width]
+            if raw.count(raw[0]) == n:  # one name for every record (the common case): decoded once
+                names: Any = repeat(raw[0].decode("utf-8"), n)
+            else:
+                names = [b.decode("utf-8") for b in raw]
+            columns.append(zip(names, flat[4 + 4 * j::width] if vl >= 0 else repeat(None, n)))
+        return list(map(list, zip(*columns)))
+    except (_OtherShape, struct.error, UnicodeDecodeError):
+        return None
+
+
 def _decode_headers(blob: bytes, lens: array[int]) -> list[list[tuple[str, bytes | None]]]:
+    if len(lens) >= 4:
+        got = _decode_header_columns(blob, lens)
+        if got is not None:
+            return got
     out: list[list[tuple[str, bytes | None]]] = []
     pos = 0
     try:

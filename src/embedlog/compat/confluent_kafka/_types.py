@@ -269,6 +269,13 @@ def encode_headers(headers: Iterable[Any] | Mapping[str, Any] | None) -> Headers
     ``str`` values are UTF-8 encoded, ``None`` values kept."""
     if headers is None:
         return None
+    if headers.__class__ is list:  # the common shape, checked in one pass and handed on as it is (send copies)
+        for pair in headers:
+            if pair.__class__ is not tuple or len(pair) != 2 or pair[0].__class__ is not str or (
+                    pair[1] is not None and pair[1].__class__ is not bytes):
+                break
+        else:
+            return headers
     items = list(headers.items()) if isinstance(headers, Mapping) else headers
     out: Headers = []
     try:

@@ -257,9 +257,10 @@ class KafkaProducer:
             headers = []
         elif not isinstance(headers, list):
             raise TypeError("headers must be list-type")
-        elif not all(isinstance(h, tuple) and len(h) == 2 and isinstance(h[0], str) and isinstance(h[1], bytes)
-                     for h in headers):
-            raise TypeError("All headers items must be (str, bytes) tuples")
+        else:
+            for h in headers:  # (a loop, not all(generator): per-record cost)
+                if not isinstance(h, tuple) or len(h) != 2 or not isinstance(h[0], str) or not isinstance(h[1], bytes):
+                    raise TypeError("All headers items must be (str, bytes) tuples")
         key_bytes = key if self._key_ser is None else _common.serialize(self._key_ser, topic, headers, key)
         value_bytes = value if self._value_ser is None else _common.serialize(self._value_ser, topic, headers, value)
         if key_bytes.__class__ is not bytes and key_bytes is not None:
@@ -281,13 +282,19 @@ class KafkaProducer:
             partition = random.randrange(self._topics.partitions(topic))
         key_size = len(key_bytes) if key_bytes is not None else -1
         value_size = len(value_bytes) if value_bytes is not None else -1
-        size = 82 + (key_size if key_size > 0 else 0) + (value_size if value_size > 0 else 0) if not headers \
-            else _common.record_size(key_bytes, value_bytes, headers)  # (inline for the common case)
+        size = 82 + (key_size if key_size > 0 else 0) + (value_size if value_size > 0 else 0)
+        header_size = -1
+        if headers:  # (_common.header_size and record_size in one pass, inline: per-record cost)
+            header_size = 0
+            for name, hv in headers:
+                header_size += (len(name) if name.isascii() else len(name.encode("utf-8"))) + (
+                    len(hv) if hv is not None else 0)
+            size += 10 * len(headers) + header_size
         if size > self._max_request_size:
             raise Errors.MessageSizeTooLargeError(
                 f"The message is {size} bytes when serialized which is larger than the maximum request size you "
                 "have configured with the max_request_size configuration")
-        future = FutureRecordMetadata(key_size, value_size, _common.header_size(headers) if headers else -1)
+        future = FutureRecordMetadata(key_size, value_size, header_size)
         if self._txn_id is not None:
             return self._send_transactional(future, topic, key_bytes, value_bytes, headers, partition, timestamp_ms)
         try:

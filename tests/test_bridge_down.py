@@ -1,0 +1,123 @@
+"""``direction="down"`` writes a batch from Kafka column by column (``Producer._send_many``):
+runs of several remote partitions in one transaction keep every field and their order, and
+a local topic with another partition count places records by key (Kafka's partitioner) or,
+keyless, by remote partition."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ck = pytest.importorskip("confluent_kafka")
+
+import embedlog  # noqa: E402
+from embedlog.bridge import Mirror  # noqa: E402
+from embedlog.codec.murmur2 import partition_for_key  # noqa: E402
+from procs import bridge_proc, harness, mock_kafka  # noqa: E402  # tests/procs (tests/ is on sys.path)
+
+
+@pytest.fixture(scope="module")
+def bootstrap() -> Iterator[str]:
+    """``bootstrap.servers`` of a mock cluster owned by this process (one per module)."""
+    holder = ck.Producer({"test.mock.num.brokers": 1, "log_level": 0})
+    broker = next(iter(holder.list_topics(timeout=30).brokers.values()))
+    yield f"{broker.host}:{broker.port}"
+    del holder
+
+
+def fill_remote(bootstrap: str, topic: str, n: int) -> list[tuple[int, Any, Any, Any, int]]:
+    """``n`` records over the 4 partitions of a new remote ``topic``: keyed and keyless,
+    null values, header sets that repeat, change and carry nulls and duplicates."""
+    p = ck.Producer(mock_kafka.client(bootstrap))
+    sent = []
+    for i in range(n):
+        key = None if i % 5 == 0 else b"k%d" % (i % 17)
+        value = None if i % 11 == 0 else b"v%d" % i
+        headers: Any = ([("app", b"x")] if i % 3 else [("trace", b"%08d" % i), ("dup", None), ("dup", b"")]) \
+            if i % 7 else None
+        ts = 1_600_000_000_000 + i
+        p.produce(topic, value, key, partition=i % 4, headers=headers, timestamp=ts)
+        sent.append((i % 4, key, value, headers or [], ts))
+    assert p.flush(30) == 0
+    return sent
+
+
+@pytest.mark.parametrize("local_partitions", [4, 3])
+def test_down_keeps_fields_order_and_placement(tmp_path: Path, bootstrap: str, local_partitions: int) -> None:
+    remote = f"down-cols-{local_partitions}"
+    sent = fill_remote(bootstrap, remote, 3_000)
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
+        log.create_topic(remote, partitions=local_partitions)  # 4: the same count; 3: placed again
+        with Mirror(log, mock_kafka.client(bootstrap), [remote], direction="down", name="cols", batch_size=700) as m:
+            bridge_proc.caught_up(m, 60)
+        got = harness.read_all(log, remote)
+    expected: dict[int, list[Any]] = {}
+    for r, key, value, headers, ts in sent:
+        if local_partitions == 4:
+            q = r
+        else:
+            q = r % local_partitions if key is None else partition_for_key(key, local_partitions)
+        expected.setdefault(q, []).append((r, key, value, headers, ts))
+    assert sorted(got) == sorted(expected)
+    for q, want in expected.items():
+        have = [(m.key, m.value, list(m.headers), m.timestamp) for m in got[q]]
+        if local_partitions == 4:
+            assert have == [(key, value, headers, ts) for _, key, value, headers, ts in want]
+        else:  # each remote partition's records keep their order; remote partitions interleave
+            for r in range(4):
+                mine = [x for x in have if (x[3] - 1_600_000_000_000) % 4 == r]
+                assert mine == [(key, value, headers, ts) for rr, key, value, headers, ts in want if rr == r]
+            assert len(have) == len(want)
+
+
+class FakeConsumer:
+    """What ``DownEngine.step`` asks of a Kafka consumer, serving prepared messages."""
+
+    def __init__(self, batches: list[list[Any]]) -> None:
+        self.batches = batches
+
+    def consume(self, n: int, timeout: float) -> list[Any]:
+        del n, timeout
+        return self.batches.pop(0) if self.batches else []
+
+    def get_watermark_offsets(self, tp: Any, cached: bool = False, timeout: float | None = None) -> tuple[int, int]:
+        del tp, cached, timeout
+        return 0, 100
+
+
+def test_a_step_skips_errors_and_writes_interleaved_runs_with_their_source_offsets(tmp_path: Path) -> None:
+    from embedlog.bridge._kafka import LinkState  # noqa: PLC0415
+    from embedlog.bridge.down import DownEngine, _Source  # noqa: PLC0415
+    from embedlog.storage import mirrors  # noqa: PLC0415
+
+    def msg(r: int, offset: int, headers: Any = None, ts: tuple[int, int] = (1, 1_600_000_000_000)) -> Any:
+        return ck.Message(topic="remote", partition=r, offset=offset, key=b"k%d" % offset,
+                          value=b"v%d-%d" % (r, offset), headers=headers, timestamp=ts, error=None)
+
+    eof = ck.Message(topic="remote", partition=1, error=ck.KafkaError(ck.KafkaError._PARTITION_EOF))
+    transient = ck.Message(topic="remote", partition=0, error=ck.KafkaError(ck.KafkaError._TRANSPORT))
+    batch = [msg(0, 0, [("a", b"1")]), msg(0, 1, [("a", b"1")]), eof, msg(1, 0), msg(1, 1, [("b", None), ("b", b"")]),
+             transient, msg(0, 2, ts=(0, -1)), msg(1, 2, [("a", b"1")])]
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
+        log.create_topic("local", partitions=2)
+        link = LinkState()
+        eng = DownEngine(log, {}, ["remote"], {"remote": "local"}, "m", link, 100, "earliest", 5.0)
+        eng.sources["remote"] = _Source("remote", "local", 2, 2)
+        eng.consumer = FakeConsumer([batch, [eof]])
+        assert eng.step(threading.Event()) == 6
+        assert eng.step(threading.Event()) == 0  # errors only
+        assert link.last_error is not None  # the transient error was reported, not raised
+        got = harness.read_all(log, "local")
+        stored = log._store.read(lambda txn: mirrors.source_offsets(txn, log._store.dbs, "m", "local"))
+    assert [(m.value, list(m.headers)) for m in got[0]] == [
+        (b"v0-0", [("a", b"1")]), (b"v0-1", [("a", b"1")]), (b"v0-2", [])]
+    assert [(m.value, list(m.headers)) for m in got[1]] == [
+        (b"v1-0", []), (b"v1-1", [("b", None), ("b", b"")]), (b"v1-2", [("a", b"1")])]
+    assert got[0][0].timestamp == 1_600_000_000_000
+    assert got[0][2].timestamp > 1_600_000_000_000  # no timestamp in Kafka: written as now
+    assert stored == {0: 3, 1: 3}
+    assert eng.mirrored == {("remote", 0): 3, ("remote", 1): 3}
