@@ -141,7 +141,7 @@ def test_a_header_list_changed_after_send_does_not_change_the_sent_record(log: e
 
 @pytest.mark.parametrize("headers", [
     [("a", 1)], [(1, b"x")], [("a", b"x", b"y")], [["a"]], [("x" * 70_000, b"v")],
-    [("a", b"ok"), ("b", object())],
+    [("a", b"ok"), ("b", object())], ["ab"], [b"ab"], [("a", b"ok"), "xy"],
 ])
 def test_bad_headers_are_refused_at_send_and_nothing_is_buffered(log: embedlog.Log, headers: Any) -> None:
     log.create_topic("t")

@@ -121,7 +121,11 @@ def _check_headers(headers: object) -> _HeaderSet | None:
     items = headers.items() if isinstance(headers, Mapping) else headers
     out: list[tuple[str, bytes | None]] = []
     try:
-        for name, value in items:  # type: ignore[attr-defined]
+        for item in items:  # type: ignore[attr-defined]
+            if isinstance(item, (str, bytes, bytearray)):  # ("ab" would unpack as the pair "a", "b")
+                raise SerializationError(f"each header must be a (str, bytes) pair, got {type(item).__name__} "
+                                         f"{item!r}")
+            name, value = item
             if not isinstance(name, str):
                 raise SerializationError(f"header names must be str, got {type(name).__name__}")
             try:
