@@ -38,6 +38,9 @@ __all__ = ["Resync", "Stopped", "UpEngine", "stored_partitions"]
 
 
 _UNKNOWN_PARTITION = -190  # librdkafka's _UNKNOWN_PARTITION
+#: errors of a partition whose topic was just created, while the cluster's metadata catches up:
+#: _UNKNOWN_PARTITION, _UNKNOWN_TOPIC, UNKNOWN_TOPIC_OR_PART, LEADER_NOT_AVAILABLE, NOT_LEADER_FOR_PARTITION
+_NOT_YET = frozenset({_UNKNOWN_PARTITION, -188, 3, 5, 6})
 
 
 class Resync(BridgeError):
@@ -80,6 +83,7 @@ class UpEngine(Engine):
         self._delivery_error: Any = None
         self.producer: Any = None
         self.scanner: Any = None
+        self._admin: Any = None  # for ListOffsets (see _watermarks)
 
     # -- connecting ---------------------------------------------------------------------
     def open(self) -> None:
@@ -145,22 +149,34 @@ class UpEngine(Engine):
             time.sleep(0.1)
 
     def _watermarks(self, route: _Route) -> dict[int, tuple[int, int]]:
+        """(low, high) of every remote partition of ``route``: two ListOffsets requests in
+        parallel whatever the partition count (one round trip on a slow uplink, where a
+        query per partition made each checkpoint cost a round trip per partition)."""
         ck = confluent()
-        out = {}
-        for r in range(route.nr):
-            for attempt in range(20):
-                try:
-                    out[r] = self.scanner.get_watermark_offsets(ck.TopicPartition(route.remote, r),
-                                                                timeout=self.timeout_s, cached=False)
-                    break
-                except ck.KafkaException as exc:
-                    err = exc.args[0]
-                    if err.code() == _UNKNOWN_PARTITION and attempt < 19:  # metadata not there yet
-                        time.sleep(0.05)
-                        continue
-                    raise LinkDownError(f"cannot read the end of {route.remote}[{r}] in Kafka: "
-                                        f"{err.str()}") from exc
-        return out
+        from confluent_kafka import admin  # noqa: PLC0415 - optional
+
+        if self._admin is None:
+            self._admin = admin.AdminClient(client_config(self._config, "admin", self.name, self.link.on_error))
+        spec: Any = admin.OffsetSpec  # type: ignore[attr-defined]
+        levels: Any = ck.IsolationLevel
+        # the isolation level the scanner reads with (the consumer's, read_committed unless the config says)
+        committed = str(self._config.get("isolation.level", "read_committed")).lower() != "read_uncommitted"
+        level = levels.READ_COMMITTED if committed else levels.READ_UNCOMMITTED
+        tps = [ck.TopicPartition(route.remote, r) for r in range(route.nr)]
+        for attempt in range(20):
+            try:
+                ends = self._admin.list_offsets({tp: spec.latest() for tp in tps}, isolation_level=level,
+                                                request_timeout=self.timeout_s)
+                starts = self._admin.list_offsets({tp: spec.earliest() for tp in tps}, isolation_level=level,
+                                                  request_timeout=self.timeout_s)
+                return {tp.partition: (starts[tp].result().offset, ends[tp].result().offset) for tp in tps}
+            except ck.KafkaException as exc:
+                err = exc.args[0]
+                if err.code() in _NOT_YET and attempt < 19:  # metadata not there yet (a topic just created)
+                    time.sleep(0.05)
+                    continue
+                raise LinkDownError(f"cannot read the end offsets of {route.remote} in Kafka: {err.str()}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _resume(self) -> None:
         """Where each local partition resumes, and which records after it Kafka holds."""
@@ -426,7 +442,7 @@ class UpEngine(Engine):
             self.producer.flush(0)
         if self.scanner is not None:
             self.scanner.close()
-        self.producer = self.scanner = self.consumer = None
+        self.producer = self.scanner = self.consumer = self._admin = None
 
     # -- reporting ----------------------------------------------------------------------
     def partitions(self) -> list[PartitionStatus]:
