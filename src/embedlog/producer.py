@@ -96,6 +96,16 @@ _INT = {int}
 _HeaderSet = tuple[tuple[str, bytes | None], ...]
 
 
+def _too_large(st: _TopicState, size: int) -> RecordTooLargeError:
+    return RecordTooLargeError(
+        f"record of {size} bytes is larger than max.message.bytes={st.max_bytes} of topic {st.name!r}; "
+        "send smaller records or raise the topic's max.message.bytes")
+
+
+def _bad_timestamp(timestamp_ms: object) -> ConfigError:
+    return ConfigError(f"timestamp_ms must be a non-negative int (ms since the epoch), got {timestamp_ms!r}")
+
+
 def _valid_pairs(headers: tuple[Any, ...]) -> _HeaderSet | None:
     """``headers`` if it is the common shape — (ascii str, bytes or None) pairs, at most
     65535 of them — else None (the caller then takes ``_check_headers``)."""
@@ -352,13 +362,11 @@ class Producer:
                 self._check_partition(st, partition)
         size = max(klen, 0) + max(vlen, 0)
         if size > st.max_bytes:
-            raise RecordTooLargeError(
-                f"record of {size} bytes is larger than max.message.bytes={st.max_bytes} of topic "
-                f"{topic!r}; send smaller records or raise the topic's max.message.bytes")
+            raise _too_large(st, size)
         if timestamp_ms is None:
             timestamp_ms = _time_ns() // 1_000_000
         elif timestamp_ms.__class__ is not int or not 0 <= timestamp_ms < _MAX_TS:
-            raise ConfigError(f"timestamp_ms must be a non-negative int (ms since the epoch), got {timestamp_ms!r}")
+            raise _bad_timestamp(timestamp_ms)
         if headers is not None:
             headers = _check_headers(headers) if headers else None
         if headers is not None or on_delivery is not None:
@@ -408,9 +416,7 @@ class Producer:
             for k, v in zip(klens, vlens):
                 size = max(k, 0) + max(v, 0)
                 if size > st.max_bytes:
-                    raise RecordTooLargeError(
-                        f"record of {size} bytes is larger than max.message.bytes={st.max_bytes} of topic "
-                        f"{topic!r}; send smaller records or raise the topic's max.message.bytes")
+                    raise _too_large(st, size)
         if timestamps is None:
             timestamps = [_time_ns() // 1_000_000] * n
         else:
@@ -443,7 +449,7 @@ class Producer:
             if t is None:
                 out.append(now)
             elif t.__class__ is not int or not 0 <= t < _MAX_TS:
-                raise ConfigError(f"timestamp_ms must be a non-negative int (ms since the epoch), got {t!r}")
+                raise _bad_timestamp(t)
             else:
                 out.append(t)
         return out
