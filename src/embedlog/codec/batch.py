@@ -259,10 +259,9 @@ def _encode_header_columns(headers: Sequence[Sequence[tuple[str, bytes | None]]]
     except KeyError:
         name_parts = [_NAMES.get(name) or _name_bytes(name) for name in names]
     vlens = lengths(values)
-    sizes = list(map(add, map(len, name_parts), vlens))
     if -1 in vlens:  # null values: a -1 length, no bytes
         values = [b"" if v is None else v for v in values]
-        sizes = list(map(add, map(len, name_parts), map(len, values)))
+    sizes = list(map(add, map(len, name_parts), map(len, values)))
     m = n * k
     val_lens = struct.unpack("4s" * m, _pack("i", vlens))  # one C split into 4-byte pieces
     stride = 1 + 3 * k
