@@ -83,7 +83,7 @@ class UpEngine(Engine):
         self._delivery_error: Any = None
         self.producer: Any = None
         self.scanner: Any = None
-        self._admin: Any = None  # for ListOffsets (see _watermarks)
+        self._admin: Any = None  # see _admin_client
 
     # -- connecting ---------------------------------------------------------------------
     def open(self) -> None:
@@ -123,13 +123,9 @@ class UpEngine(Engine):
             return len(md.partitions)
         created = "the cluster has no controller to create topics"
         if cluster.controller_id in cluster.brokers:  # (librdkafka's mock cluster has none)
-            from confluent_kafka.admin import (  # type: ignore[attr-defined]  # noqa: PLC0415 - optional
-                AdminClient,
-                NewTopic,
-            )
+            from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]  # noqa: PLC0415 - optional
 
-            admin = AdminClient(client_config(self._config, "admin", self.name, self.link.on_error))
-            futures = admin.create_topics([NewTopic(remote, num_partitions=partitions)],
+            futures = self._admin_client().create_topics([NewTopic(remote, num_partitions=partitions)],
                                           request_timeout=self.timeout_s, operation_timeout=self.timeout_s)
             try:
                 futures[remote].result(timeout=self.timeout_s + 1)
@@ -148,6 +144,14 @@ class UpEngine(Engine):
                                   "cluster or allow auto.create.topics.enable")
             time.sleep(0.1)
 
+    def _admin_client(self) -> Any:
+        """The bridge's Kafka admin client (CreateTopics, ListOffsets), made when first needed."""
+        if self._admin is None:
+            from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - optional
+
+            self._admin = AdminClient(client_config(self._config, "admin", self.name, self.link.on_error))
+        return self._admin
+
     def _watermarks(self, route: _Route) -> dict[int, tuple[int, int]]:
         """(low, high) of every remote partition of ``route``: two ListOffsets requests in
         parallel whatever the partition count (one round trip on a slow uplink, where a
@@ -155,8 +159,7 @@ class UpEngine(Engine):
         ck = confluent()
         from confluent_kafka import admin  # noqa: PLC0415 - optional
 
-        if self._admin is None:
-            self._admin = admin.AdminClient(client_config(self._config, "admin", self.name, self.link.on_error))
+        client = self._admin_client()
         spec: Any = admin.OffsetSpec  # type: ignore[attr-defined]
         levels: Any = ck.IsolationLevel
         # the isolation level the scanner reads with (the consumer's, read_committed unless the config says)
@@ -165,9 +168,9 @@ class UpEngine(Engine):
         tps = [ck.TopicPartition(route.remote, r) for r in range(route.nr)]
         for attempt in range(20):
             try:
-                ends = self._admin.list_offsets({tp: spec.latest() for tp in tps}, isolation_level=level,
+                ends = client.list_offsets({tp: spec.latest() for tp in tps}, isolation_level=level,
                                                 request_timeout=self.timeout_s)
-                starts = self._admin.list_offsets({tp: spec.earliest() for tp in tps}, isolation_level=level,
+                starts = client.list_offsets({tp: spec.earliest() for tp in tps}, isolation_level=level,
                                                   request_timeout=self.timeout_s)
                 return {tp.partition: (starts[tp].result().offset, ends[tp].result().offset) for tp in tps}
             except ck.KafkaException as exc:
