@@ -2,8 +2,9 @@
 caught-up follower's next fetch parks without a look at the log (and is answered by the
 next commit), a small response is applied before the next fetch goes out, the ticker
 answers parked fetches itself (large responses through the connection's thread), the
-producer checks ``min.insync.replicas`` against this process's leader, and the leader
-writes high watermarks after the next commit and at most once per ``hw_persist_ms``."""
+producer checks ``min.insync.replicas`` against this process's leader, the leader
+writes high watermarks after the next commit and at most once per ``hw_persist_ms``, and
+a follower reads the next response while it applies a large one (``Prefetch``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import pytest
 import embedlog
 from embedlog import replication
 from embedlog.errors import NotEnoughReplicasError
-from embedlog.net import server
+from embedlog.net import client, server
 from embedlog.net.common import Waker
 from embedlog.protocol import Ack, FetchRequest, FetchResponse
 from embedlog.protocol.errors import FrameError
@@ -29,7 +30,7 @@ from embedlog.protocol.messages import decode
 from embedlog.replication import Follower, FollowerCore, FollowerProgress, Leader, LeaderCore
 from embedlog.storage import partition as plog
 from embedlog.storage import replica, schema
-from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
+from procs import harness, pki, replcheck  # tests/procs/ (tests/ is on sys.path)
 
 Log = embedlog.Log
 SECRET = b"shared-secret-for-tests"
@@ -377,3 +378,80 @@ def test_a_push_never_waits_for_a_follower_that_does_not_read() -> None:
         a.close()
         b.close()
         waker.close()
+
+
+# -- the follower: what comes next is read while a large response is applied ------------------------
+def test_prefetch_hands_over_what_it_read_in_order_then_the_end() -> None:
+    a, b = socket.socketpair()
+    fetch = client.Prefetch(b)
+    try:
+        assert fetch.stop() == []  # never started: nothing, at once
+        assert fetch.failure() is None
+        a.sendall(b"one")
+        a.sendall(b"two")
+        a.close()
+        fetch.start()
+        harness.wait_until(lambda: fetch.failure() is not None, "the prefetch to read up to the end")
+        assert b"".join(fetch.stop()) == b"onetwo"
+        assert isinstance(fetch.failure(), ConnectionError)
+        assert fetch.stop() == []
+    finally:
+        fetch.close()
+        b.close()
+
+
+def test_a_stopped_prefetch_leaves_the_socket_alone() -> None:
+    a, b = socket.socketpair()
+    fetch = client.Prefetch(b)
+    try:
+        fetch.start()
+        assert fetch.stop() == []
+        a.sendall(b"for the connection's thread")
+        assert select.select([b], [], [], 10)[0] == [b]
+        time.sleep(0.05)  # (a prefetch thread still reading would take the bytes meanwhile)
+        assert b.recv(100) == b"for the connection's thread"
+        assert fetch.stop() == []
+        assert fetch.failure() is None
+    finally:
+        fetch.close()
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_a_follower_reads_the_next_response_while_it_applies_one(make_log: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path, tls: bool) -> None:
+    la, lb = make_log("a"), make_log("b")
+    la.create_topic("t", 2)
+    with la.producer() as p:  # ~3 MB in batches of ~30 kB: a dozen responses of max_bytes
+        for i in range(10_000):
+            p.send("t", b"%06d" % i + bytes(300), key=b"k%d" % (i % 7))
+            if i % 100 == 99:
+                p.flush()
+    started: list[client.Prefetch] = []
+    real_start, real_apply = client.Prefetch.start, FollowerCore._on_response
+
+    def start(self: client.Prefetch) -> None:
+        started.append(self)
+        real_start(self)
+
+    def on_response(self: FollowerCore, resp: FetchResponse, sent: FetchRequest | None) -> FetchRequest:
+        if sent is not None and started:  # an apply of a large response: let what comes next arrive meanwhile
+            with contextlib.suppress(AssertionError):
+                harness.wait_until(lambda: len(started[-1]._chunks) >= 3, "the next response", timeout=2)
+        return real_apply(self, resp, sent)
+
+    monkeypatch.setattr(client, "recv", lambda sock: sock.recv(4096))  # (in pieces: their order matters)
+    monkeypatch.setattr(client.Prefetch, "start", start)
+    monkeypatch.setattr(FollowerCore, "_on_response", on_response)
+    certs = pki.make_pki(tmp_path / "pki") if tls else None  # (TLS: one thread at a time on the SSL socket)
+    with Leader(la, secret=SECRET, ssl_context=certs and pki.server_context(certs)) as leader, \
+            Follower(lb, leader.address, secret=SECRET, ssl_context=certs and pki.client_context(certs),
+                     max_bytes=256 << 10) as follower:
+        follower.wait_connected(30)
+        replcheck.wait_converged(la, lb)
+        assert follower.core.pipelined > 1
+        assert follower._client.prefetched > 0  # fed to the core after the apply, in order:
+        assert follower.status()["connections"] == 1  # no damaged frame, no reconnect
+        assert follower.status()["connected"]
+        assert follower.error is None

@@ -814,8 +814,9 @@ class FollowerCore:
         response ends), so that the leader reads and sends the next response while this
         one is written and fsynced; its ``Ack`` follows once it is durable.  ``flush``, if
         given, is called with the bytes queued so far (that early fetch) before the apply
-        starts: the socket layer sends them at once.  Without it they come out with the
-        rest.  A smaller response is applied first; the next fetch follows its ``Ack``."""
+        starts: the socket layer sends them at once (and reads the answer meanwhile,
+        ``net.client.Prefetch``).  Without it they come out with the rest.  A smaller
+        response is applied first; the next fetch follows its ``Ack``."""
         conn = self.conn
         if conn is None:
             return b""

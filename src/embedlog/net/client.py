@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import random
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import AuthenticationError, EmbedlogError
@@ -17,7 +19,7 @@ from .common import POLL_S, Waker, monotonic_ms, readable, recv, send
 if TYPE_CHECKING:
     from ..replication import FollowerCore
 
-__all__ = ["FollowerClient"]
+__all__ = ["FollowerClient", "Prefetch"]
 
 _IO_TIMEOUT_S = 30.0
 _CONNECT_TIMEOUT_S = 5.0
@@ -44,6 +46,97 @@ def tls_refusal(exc: BaseException, leader: tuple[str, int]) -> AuthenticationEr
     return None
 
 
+class Prefetch:
+    """Reads what the leader sends next while the connection's thread applies a large
+    response, so that catching up receives and writes at the same time.
+
+    The core asks for this itself: it calls ``flush`` (the early fetch) just before it
+    applies a response of ``pipeline_min_bytes`` or more, and that is when ``start`` is
+    called; ``stop`` — once the core returned — waits until the reading thread let go of
+    the socket and hands over what it read, to be fed to the core in order.  So one
+    thread at a time uses the socket (TLS included), the core only ever runs in the
+    connection's thread, and small responses (an ``acks="all"`` flush waiting) never
+    pass through a second thread.  What it holds is bounded by the protocol: during an
+    apply only the response to the one early fetch is on its way."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._chunks: list[bytes] = []
+        self._error: BaseException | None = None
+        self._eof = False
+        self._lock = threading.Lock()
+        self._go = threading.Condition(self._lock)
+        self._running = False  # asked to read (between start and stop)
+        self._reading = False  # the thread is in its read loop
+        self._closed = False
+        self._waker = Waker()  # (stop interrupts a wait for data)
+        self._thread = threading.Thread(target=self._run, name="embedlog-follower-prefetch", daemon=True)
+        self._thread.start()
+
+    def start(self) -> None:
+        """Read from now on (until ``stop``)."""
+        with self._lock:
+            self._running = True
+            self._go.notify()
+
+    def stop(self) -> list[bytes]:
+        """Stop reading and wait until the thread let go of the socket; return what was
+        read, in order (then ``failure`` says whether reading hit an error or the end)."""
+        with self._lock:
+            if not self._running and not self._chunks and self._error is None and not self._eof:
+                return []
+            self._running = False
+            self._waker.wake()
+            while self._reading:
+                self._go.wait()
+            self._waker.drain()
+            chunks, self._chunks = self._chunks, []
+            return chunks
+
+    def failure(self) -> BaseException | None:
+        """Why reading stopped (once ``stop`` handed over the data before it), if it did."""
+        if self._error is not None:
+            return self._error
+        return ConnectionError("the leader closed the connection") if self._eof else None
+
+    def close(self) -> None:
+        """End the thread (the connection is over)."""
+        with self._lock:
+            self._closed = True
+            self._running = False
+            self._go.notify()
+        self._waker.wake()
+        self._thread.join(timeout=10)
+        self._waker.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._running and not self._closed:
+                    self._go.wait()
+                if self._closed:
+                    return
+                self._reading = True
+            try:
+                while self._running and self._error is None and not self._eof:
+                    ready, _ = readable(self.sock, self._waker, POLL_S)
+                    if not ready or not self._running:
+                        continue
+                    data = recv(self.sock)
+                    if data:
+                        self._chunks.append(data)
+                    else:
+                        self._eof = True
+            except (OSError, ValueError) as exc:
+                self._error = exc
+            finally:
+                with self._lock:
+                    self._reading = False
+                    if self._error is not None or self._eof:
+                        self._running = False
+                    self._go.notify_all()
+
+
 class FollowerClient:
     """Keep a ``FollowerCore`` connected to ``leader``.
 
@@ -64,6 +157,8 @@ class FollowerClient:
         self.error: EmbedlogError | None = None
         self.last_error: BaseException | None = None
         self.connections = 0
+        #: bytes read while a response was being applied (``Prefetch``), over all connections
+        self.prefetched = 0
         self.authenticated = threading.Event()
         self.done = threading.Event()
         self._stop = threading.Event()
@@ -104,6 +199,7 @@ class FollowerClient:
         """One connection, until it fails; return whether it authenticated."""
         core = self.core
         sock: socket.socket | None = None
+        prefetch: Prefetch | None = None
         ok = False
         try:
             sock = socket.create_connection(self.leader, timeout=_CONNECT_TIMEOUT_S)
@@ -114,7 +210,19 @@ class FollowerClient:
             self._sock = sock
             self.connections += 1
             send(sock, core.connect(monotonic_ms()))
-            flush = functools.partial(send, sock)  # the next fetch, sent before a large response is applied
+            prefetch = Prefetch(sock)
+            pending: collections.deque[bytes] = collections.deque()
+
+            def flush(data: bytes) -> None:  # the next fetch, sent before a large response is applied
+                send(sock, data)
+                prefetch.start()  # (and what answers it is read meanwhile)
+
+            def feed(receive: Callable[[], bytes]) -> bytes:
+                try:
+                    return receive()
+                finally:  # (also on an error: the socket is this thread's again)
+                    pending.extend(prefetch.stop())
+
             while not self._stop.is_set():
                 ready, woken = readable(sock, self._waker, POLL_S)
                 if woken:
@@ -126,12 +234,20 @@ class FollowerClient:
                         into.release()
                         if not n:
                             raise ConnectionError("the leader closed the connection")
-                        send(sock, core.receive_into(n, monotonic_ms(), flush))
+                        out = feed(functools.partial(core.receive_into, n, monotonic_ms(), flush))
                     else:
                         data = recv(sock)
                         if not data:
                             raise ConnectionError("the leader closed the connection")
-                        send(sock, core.receive(data, monotonic_ms(), flush))
+                        out = feed(functools.partial(core.receive, data, monotonic_ms(), flush))
+                    send(sock, out)
+                    while pending:  # what was read during an apply, in order (it may start another)
+                        chunk = pending.popleft()
+                        self.prefetched += len(chunk)
+                        send(sock, feed(functools.partial(core.receive, chunk, monotonic_ms(), flush)))
+                    failure = prefetch.failure()
+                    if failure is not None:
+                        raise failure
                     if core.connected and not ok:
                         ok = True
                         self.authenticated.set()
@@ -149,6 +265,8 @@ class FollowerClient:
                 refused.__cause__ = exc
                 self.error = refused
         finally:
+            if prefetch is not None:
+                prefetch.close()
             self.authenticated.clear()
             core.disconnect()
             self._sock = None
