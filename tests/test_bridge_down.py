@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 ck = pytest.importorskip("confluent_kafka")
 
@@ -121,3 +123,32 @@ def test_a_step_skips_errors_and_writes_interleaved_runs_with_their_source_offse
     assert got[0][2].timestamp > 1_600_000_000_000  # no timestamp in Kafka: written as now
     assert stored == {0: 3, 1: 3}
     assert eng.mirrored == {("remote", 0): 3, ("remote", 1): 3}
+
+
+def test_the_consumer_does_not_back_off_a_second_when_its_prefetch_queue_fills() -> None:
+    """librdkafka stops fetching for ``fetch.queue.backoff.ms`` (default 1000) once its
+    prefetch queue passes ``queued.min.messages``; a bridge catching up a backlog drains that
+    in a fraction of a second, so it sets a short backoff (a user's value wins)."""
+    from embedlog.bridge._kafka import LinkState, client_config  # noqa: PLC0415
+
+    if ck.libversion()[1] < 0x020400FF:
+        pytest.skip("librdkafka < 2.4 has no fetch.queue.backoff.ms")
+    on_error = LinkState().on_error
+    conf = client_config({"bootstrap.servers": "x:1"}, "consumer", "m", on_error)
+    assert conf["fetch.queue.backoff.ms"] < 100
+    ck.Consumer(conf).close()  # librdkafka accepts it
+    mine = client_config({"bootstrap.servers": "x:1", "fetch.queue.backoff.ms": 500}, "consumer", "m", on_error)
+    assert mine["fetch.queue.backoff.ms"] == 500
+    assert "fetch.queue.backoff.ms" not in client_config({"bootstrap.servers": "x:1"}, "producer", "m", on_error)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 2)), min_size=1, max_size=60))
+def test_a_batch_is_grouped_by_partition_in_arrival_order(where: list[tuple[str, int]]) -> None:
+    from embedlog.bridge.down import _by_partition  # noqa: PLC0415
+
+    msgs = [ck.Message(topic=t, partition=r, offset=i) for i, (t, r) in enumerate(where)]
+    expected: dict[tuple[str, int], list[int]] = {}
+    for i, key in enumerate(where):
+        expected.setdefault(key, []).append(i)
+    got = _by_partition(msgs)
+    assert {key: [m.offset() for m in group] for key, group in got.items()} == expected

@@ -27,6 +27,8 @@ _LINK_CODES = {-195, -187, -185, -193, -192}  # _TRANSPORT, _ALL_BROKERS_DOWN, _
 _AUTH_CODES = {-169, 58, 29, 30, 31}  # _AUTHENTICATION, SASL_AUTHENTICATION_FAILED, *_AUTHORIZATION_FAILED
 _TOO_LARGE = {10, -186}  # MSG_SIZE_TOO_LARGE, _INVALID_ARG (value too large for message.max.bytes)
 
+_LIBRDKAFKA_2_4 = 0x020400FF  # rd_kafka_version() of 2.4.0, which added fetch.queue.backoff.ms
+
 #: keys whose value the bridge decides; a user value that contradicts it is refused
 _FORCED_PRODUCER = {"enable.idempotence": True, "acks": "all"}
 
@@ -70,6 +72,12 @@ def client_config(user: Mapping[str, Any], kind: str, name: str,
         conf.setdefault("isolation.level", "read_committed")
         conf.setdefault("auto.offset.reset", "earliest")
         conf["enable.partition.eof"] = False
+        if confluent().libversion()[1] >= _LIBRDKAFKA_2_4:
+            # librdkafka stops fetching for fetch.queue.backoff.ms (default 1000) whenever
+            # its prefetch queue passes queued.min.messages (100,000): a bridge catching up
+            # a backlog drains that in well under a second, then waited out the rest of it
+            # (half its catch-up rate).  Memory stays bounded by the same queue limits.
+            conf.setdefault("fetch.queue.backoff.ms", 20)
     return conf
 
 

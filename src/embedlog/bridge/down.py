@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from itertools import repeat
-from operator import is_not, itemgetter
+from itertools import compress, count, islice, repeat
+from operator import is_not, itemgetter, ne, or_
 from typing import Any
 
 from ..errors import BridgeError, TopicExistsError, UnknownTopicError
@@ -27,6 +27,29 @@ _UNKNOWN_TOPIC = 3  # UNKNOWN_TOPIC_OR_PART
 _PARTITION_EOF = -191
 _first = itemgetter(0)
 _second = itemgetter(1)
+
+
+def _by_partition(msgs: list[Any]) -> dict[tuple[str, int], list[Any]]:
+    """``msgs`` grouped by (topic, partition), each group in the order it came.  ``consume()``
+    returns runs of one partition at a time, interleaved (often tens per batch): the runs are
+    found with C-level loops (no object per record) and joined, so that each partition is
+    buffered with one call."""
+    ck = confluent()
+    names = list(map(ck.Message.topic, msgs))
+    parts = list(map(ck.Message.partition, msgs))
+    starts = list(compress(count(1), map(or_, map(ne, parts, islice(parts, 1, None)),
+                                         map(ne, names, islice(names, 1, None)))))
+    if not starts:
+        return {(names[0], parts[0]): msgs}
+    groups: dict[tuple[str, int], list[Any]] = {}
+    for a, b in zip([0, *starts], [*starts, len(msgs)]):
+        key = (names[a], parts[a])
+        group = groups.get(key)
+        if group is None:
+            groups[key] = msgs[a:b]
+        else:
+            group += msgs[a:b]
+    return groups
 
 
 class _Source:
@@ -95,22 +118,12 @@ class DownEngine(Engine):
             msgs = self._drop_errors(msgs, errors)
             if not msgs:
                 return 0
-        parts = list(map(ck.Message.partition, msgs))
-        names = list(map(ck.Message.topic, msgs))
         positions: dict[str, dict[int, int]] = {}
         with self.log.transaction() as tx:
             producer = tx._producer
-            i, n = 0, len(msgs)
-            while i < n:  # one run of one remote partition at a time (consume() returns them so)
-                remote = names[i]
-                r = parts[i]
-                j = i + 1
-                while j < n and parts[j] == r and names[j] == remote:
-                    j += 1
-                run = msgs[i:j] if i or j < n else msgs
+            for (remote, r), run in _by_partition(msgs).items():
                 self._write_run(producer, self.sources[remote], r, run)
                 positions.setdefault(remote, {})[r] = run[-1].offset() + 1
-                i = j
             for remote, offsets in positions.items():
                 src = self.sources[remote]
                 for r in offsets:
