@@ -221,3 +221,29 @@ def test_threads_sending_headers_and_callbacks_while_another_flushes(tmp_path: P
                 assert md is not None
                 assert (md.partition, md.offset) == (m.partition, m.offset)
         assert len(seen.got) == sum(1 for i in range(n) if i % 3) * threads
+
+
+@pytest.mark.parametrize("column", [
+    lambda: [[("a", b"1"), ("a", None)]] * 3,  # one list object for every record
+    lambda: [[("a", b"1"), ("a", None)] for _ in range(3)],  # equal lists, distinct objects
+    lambda: [(("a", b"1"), ("a", None))] * 3,  # tuples
+    lambda: [{"a": b"1"}] * 3,  # a mapping: the general check makes the pairs
+])
+def test_send_many_uniform_header_column(log: embedlog.Log, column: Any) -> None:
+    """A column whose header sets are all equal is checked once and every record keeps them."""
+    log.create_topic("t")
+    headers = column()
+    expected = [("a", b"1")] if isinstance(headers[0], dict) else [("a", b"1"), ("a", None)]
+    with log.producer() as p:
+        p._send_many("t", 0, [b"k0", b"k1", b"k2"], [b"a", b"b", b"c"], headers, None)
+        headers[0] = None  # the caller's column is taken over: the buffered records do not change
+    got = consume_all(log, "t")
+    assert [(m.key, m.headers) for m in got] == [(b"k0", expected), (b"k1", expected), (b"k2", expected)]
+
+
+def test_send_many_uniform_bad_header_column_buffers_nothing(log: embedlog.Log) -> None:
+    log.create_topic("t")
+    with log.producer() as p:
+        with pytest.raises(SerializationError):
+            p._send_many("t", 0, [b"k", b"k"], [b"a", b"b"], [[("a", 1)], [("a", 1)]], None)
+        assert len(p) == 0

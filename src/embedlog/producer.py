@@ -45,6 +45,8 @@ __all__ = ["Producer"]
 DeliveryCallback = Callable[[EmbedlogError | None, RecordMetadata | None], None]
 _time_ns = time.time_ns
 _new_latch = threading.Lock
+_get_ident = threading.get_ident
+_monotonic = time.monotonic
 _KEY_CACHE = 100_000
 #: entries per record in a partition buffer: key, value, timestamp, key length, value length,
 #: headers (a validated tuple, or None), delivery callback (or None)
@@ -232,7 +234,10 @@ class Producer:
         self._wake = threading.Event()
         self._linger_thread: threading.Thread | None = None
         self._errors: list[EmbedlogError] = []
-        self._inflight: list[Any] = []
+        #: writes drained and not yet delivered: their latch (held until then) -> (their number,
+        #: writer thread id)
+        self._inflight: dict[threading.Lock, tuple[int, int]] = {}
+        self._writes = 0  # writes registered in _inflight so far (numbers them)
         #: acks="all": (topic id, partition) -> end offset written and not yet known replicated
         self._ack_targets: dict[tuple[int, int], int] = {}
         self._counters = producer_counters(log.path)
@@ -457,6 +462,18 @@ class Producer:
     def _check_header_column(self, headers: list[Any]) -> list[_HeaderSet | None]:
         """Checked copies of a column of header sets (``None`` for none); equal consecutive
         sets (a producer's constant headers) share one copy."""
+        first = headers[0] if headers else None
+        if first is not None:
+            try:  # (every set equal to the first, compared in C: one check for the column)
+                uniform = headers.count(first) == len(headers)
+            except Exception:  # noqa: BLE001 - an odd value's __eq__: checked one by one below
+                uniform = False
+            if uniform:
+                hdrs = tuple(first) if first.__class__ is list or first.__class__ is tuple else first
+                checked = _valid_pairs(hdrs) if hdrs.__class__ is tuple else None
+                if checked is None:
+                    checked = _check_headers(hdrs) or ()
+                return [checked or None] * len(headers)
         out: list[_HeaderSet | None] = []
         append = out.append
         last: _HeaderSet = ()
@@ -591,6 +608,10 @@ class Producer:
     def _encode(self, flat: list[Any]) -> tuple[list[tuple[int, int, bytearray]], list[Any] | None]:
         """Encode one partition's records into batches of at most ~batch_size bytes; return
         them with the partition's callback column (None when no record has a callback)."""
+        if len(flat) == _STRIDE and flat[5] is None and self._compression == codec.COMPRESSION_NONE:
+            # one record (a flush per send): its own encoder, no columns to split
+            buf = codec.encode_one(flat[0], flat[1], flat[2], transactional=self._transactional)
+            return [(0, 1, buf)], (None if flat[6] is None else [flat[6]])
         keys = flat[0::_STRIDE]
         values = flat[1::_STRIDE]
         stamps = flat[2::_STRIDE]
@@ -622,16 +643,18 @@ class Producer:
                                            key_lengths=klens[i:j], value_lengths=vlens[i:j])))
         return out, callbacks
 
-    def _write(self, extra: Callable[[Any], None] | None = None) -> bool:
+    def _write(self, extra: Callable[[Any], None] | None = None, mark: list[int] | None = None) -> bool:
         """Write everything buffered (and run ``extra`` in the same transaction); return
         whether there was anything.
 
         Buffers are drained and queued for commit under the producer's lock, so records
         of one partition commit in the order they were sent; the commit itself runs
         outside it, so concurrent flushes from several threads share one transaction.
+        ``mark[0]`` is set to the number of writes registered before this one drained: the
+        only ones that can hold records sent before it (what ``flush`` waits for).
         """
         with self._flush_lock:
-            now = time.monotonic()
+            now = _monotonic()
             if now >= self._next_metadata_check:  # like Kafka's metadata refresh, but every second
                 self._next_metadata_check = now + 1.0
                 version = self._log._store.topics_version()
@@ -639,6 +662,8 @@ class Producer:
                     self._topics_version = version
                     for st in list(self._topics.values()):
                         self._refresh(st)
+            if mark is not None:
+                mark[0] = self._writes
             drained = self._drain()
             if not drained and extra is None:
                 return False
@@ -651,8 +676,10 @@ class Producer:
                 if callbacks is not None:
                     callbacks_due = True
                 n_values += len(flat)
+                name = st.name
+                tid = st.meta.topic_id
                 for start, end, buf in batches:
-                    items.append(AppendItem(st.name, st.meta.topic_id, p, buf))
+                    items.append(AppendItem(name, tid, p, buf))
                     spans.append((st, start, end, flat, callbacks))
                     n_bytes += len(buf)
             committer = self._log._committer
@@ -661,8 +688,9 @@ class Producer:
             # as a latch costs a fraction of a threading.Event, on every write).
             delivered = _new_latch()
             delivered.acquire()
-            entry = (req, delivered, threading.get_ident())
-            self._inflight.append(entry)
+            inflight = self._inflight
+            inflight[delivered] = (self._writes, _get_ident())
+            self._writes += 1
         error: EmbedlogError | None = None
         try:
             try:
@@ -672,8 +700,7 @@ class Producer:
             if callbacks_due:
                 self._deliver(items, spans, error)
         finally:
-            with self._flush_lock:
-                self._inflight.remove(entry)
+            del inflight[delivered]  # (atomic: no lock)
             delivered.release()
         if error is not None:
             raise error
@@ -682,15 +709,16 @@ class Producer:
         self._counters.produced(n_values // _STRIDE, n_bytes)
         return True
 
-    def _wait_inflight(self) -> None:
-        """Wait for writes other threads queued before now (flush covers them too)."""
+    def _wait_inflight(self, before: int) -> None:
+        """Wait for the writes other threads registered before write number ``before``
+        (they may hold records sent before this flush; later ones cannot)."""
         if not self._inflight:
             return
         with self._flush_lock:
-            pending = list(self._inflight)
-        me = threading.get_ident()
-        for _req, delivered, writer in pending:
-            if writer != me:  # (a delivery callback calling flush() must not wait for itself)
+            pending = list(self._inflight.items())
+        me = _get_ident()
+        for delivered, (seq, writer) in pending:
+            if seq < before and writer != me:  # (a delivery callback calling flush() must not wait for itself)
                 with delivered:  # committed and its callbacks run (errors go to its writer)
                     pass
 
@@ -725,8 +753,9 @@ class Producer:
             raise ClosedError("this producer is closed")
         if self.acks == "all" and len(self):
             self._check_replicas()
-        self._write()
-        self._wait_inflight()
+        mark = [0]
+        self._write(mark=mark)
+        self._wait_inflight(mark[0])
         if self._errors:
             errors, self._errors = self._errors, []
             raise errors[0]

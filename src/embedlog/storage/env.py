@@ -69,6 +69,24 @@ def _load_madvise() -> Any:
 _MADVISE = _load_madvise()
 
 T = TypeVar("T")
+_PID = os.getpid()  # this process's id, kept current by the fork hook below
+
+
+def _after_fork_in_child() -> None:
+    global _PID  # noqa: PLW0603 - read on every transaction: a module global is the cheapest lookup
+    _PID = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def current_pid() -> int:
+    """This process's id without a system call (every commit asks, to notice a fork);
+    current in the child of ``os.fork()``, which runs the hook."""
+    return _PID
+
+
 DURABILITY_MODES = ("flush", "interval", "none")
 _INITIAL_MAP = 1 << 30
 _MAX_READERS = 1024
@@ -222,7 +240,7 @@ class Env:
         self.dbs.clear()
         self.dbs.update(dbs)
         self._env = env
-        self._pid = os.getpid()
+        self._pid = _PID
         if self.durability == "interval" and (self._syncer is None or not self._syncer.is_alive()):
             self._stop.clear()
             self._syncer = threading.Thread(target=self._sync_loop, name="embedlog-fsync", daemon=True)
@@ -241,7 +259,7 @@ class Env:
             return
         self._closed = True
         self._stop.set()
-        if self._env is not None and self._pid == os.getpid():
+        if self._env is not None and self._pid == _PID:
             with self._gate.exclusive():
                 if self.durability != "none":
                     with suppress(lmdb.Error):
@@ -255,7 +273,7 @@ class Env:
         return self._closed
 
     def _handle(self) -> lmdb.Environment:
-        if self._pid != os.getpid():
+        if self._pid != _PID:
             # Never touch a parent's environment after fork(); open our own.  Drop every
             # reference to the parent's (its handles too) without closing it: py-lmdb
             # then frees it without mdb_env_close, which in a child would clear the
@@ -280,7 +298,9 @@ class Env:
         ``fn`` raises, nothing it wrote is kept.
         """
         while True:
-            env = self._handle()
+            env = self._env
+            if env is None or self._pid != _PID:
+                env = self._handle()
             self._gate.enter()
             grow = False
             try:
@@ -358,7 +378,7 @@ class Env:
         data stays in the page cache and the next read maps it again.  Safe while other
         threads read: it never changes what a read sees.
         """
-        if _MADVISE is None or self._pid != os.getpid():
+        if _MADVISE is None or self._pid != _PID:
             return
         target = os.path.realpath(os.path.join(self.path, "data.mdb"))
         try:

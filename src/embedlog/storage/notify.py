@@ -27,6 +27,8 @@ import threading
 import time
 import uuid
 
+from .env import current_pid
+
 __all__ = ["Notifier"]
 
 _ABSTRACT = sys.platform.startswith("linux")
@@ -59,7 +61,7 @@ class Notifier:
         self._peers_listed = 0.0
         self._next_look = 0.0  # monotonic time of the writer's next look at wake/
         self._fresh_until = 0.0  # until then (monotonic) waits are cut to _RECHECK
-        self._pid = os.getpid()
+        self._pid = current_pid()
         self._closed = False
         self._lock = threading.Lock()
 
@@ -101,7 +103,7 @@ class Notifier:
         registers its own socket when it first waits, and never skips nor unregisters
         the parent's.
         """
-        pid = os.getpid()
+        pid = current_pid()
         if self._pid == pid:
             return
         for sock in (self._sock, self._sender):
@@ -155,8 +157,12 @@ class Notifier:
     # -- notifying -------------------------------------------------------------
     def notify(self) -> None:
         """Wake local waiters and every other process waiting on this log."""
-        self._check_fork()
-        self._bump()
+        if self._pid != current_pid():
+            self._check_fork()
+        with self._mutex:  # (_bump inlined: once a commit)
+            self.generation += 1
+            if self._waiting:
+                self._cond.notify_all()
         if self._wake_dir is None:
             return
         now = time.monotonic()

@@ -30,6 +30,7 @@ from .topics import TopicMeta
 __all__ = ["AppendItem", "Store"]
 
 T = TypeVar("T")
+_U64LE_PACK = schema.U64LE.pack
 
 
 def now_ms() -> int:
@@ -121,11 +122,11 @@ class Store:
         except BaseException:
             local.memo = None
             raise
+        if notify:
+            self.notifier.notify()
         done, local.memo = local.memo, None
         if done is not None and (self._memo is None or done.txn_id > self._memo.txn_id):
             self._memo = done  # committed: the next transaction may start from it
-        if notify:
-            self.notifier.notify()
         return result
 
     def meta_int(self, txn: lmdb.Transaction, key: bytes, fmt: Any = schema.U64LE) -> int:
@@ -269,9 +270,10 @@ class Store:
             advance_hw = not replica.leader_manages_hw(txn, dbs, self.path)
             seq = self.meta_int(txn, schema.META_COMMIT_SEQ) + 1
             metas, states = {}, {}
-        txn.put(schema.META_COMMIT_SEQ, schema.U64LE.pack(seq), db=dbs["meta"])
-        ts = now_ms()
-        items = list(items)
+            known = None
+        txn.put(schema.META_COMMIT_SEQ, _U64LE_PACK(seq), db=dbs["meta"])
+        ts = time.time_ns() // 1_000_000
+        items = items if items.__class__ is list else list(items)
         for item in items:  # validate everything before writing anything
             meta = metas.get(item.topic)
             if meta is None:
@@ -286,22 +288,29 @@ class Store:
         touched: dict[tuple[int, int], PartitionState] = {}
         for item in items:
             meta = metas[item.topic]
-            key = (meta.topic_id, item.partition)
+            tid = meta.topic_id
+            part = item.partition
+            key = (tid, part)
             st = touched.get(key)
             if st is None:
                 st = states.get(key)
                 if st is None:
-                    st = plog.load_state(txn, dbs, meta.topic_id, item.partition) or PartitionState()
+                    st = plog.load_state(txn, dbs, tid, part) or PartitionState()
                     states[key] = st
                 touched[key] = st
-            item.base_offset = plog.append(txn, dbs, meta.topic_id, item.partition, st, item.buf,
-                                           epoch=epoch, commit_seq=seq, now_ms=ts, config=meta.config,
-                                           advance_hw=advance_hw)
-            item.log_append_ms = ts if meta.config.log_append_time else None
+            config = meta.config
+            item.base_offset = plog.append(txn, dbs, tid, part, st, item.buf, epoch=epoch, commit_seq=seq,
+                                           now_ms=ts, config=config, advance_hw=advance_hw)
+            item.log_append_ms = ts if config.log_append_time else None
         for (tid, part), st in touched.items():
             plog.store_state(txn, dbs, tid, part, st)
         if memo:
-            self._local.memo = _AppendMemo(txn_id, epoch, advance_hw, seq, metas, states)
+            if known is not None:  # (dropped above: nothing else holds it, so it is updated in place)
+                known.txn_id = txn_id
+                known.seq = seq
+            else:
+                known = _AppendMemo(txn_id, epoch, advance_hw, seq, metas, states)
+            self._local.memo = known
 
     def _topic_meta(self, txn: lmdb.Transaction, name: str) -> TopicMeta | None:
         """``topics.get``, without decoding the JSON again when its bytes did not change."""
