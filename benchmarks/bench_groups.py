@@ -43,6 +43,7 @@ from embedlog import TopicPartition
 
 HERE = Path(__file__).resolve().parent
 TARGETS = {"join_inproc_16_ms": 50, "join_xproc_16_ms": 500, "group_overhead": 0.10}
+SECTIONS = ("join", "consume", "commits")
 JOIN_PARTITIONS = 16  # the join topic: 16 members own one partition each
 POLL_S = 0.2  # a member's poll timeout: group changes wake a blocked poll at once anyway
 Event = tuple[int, int, str, Any]  # (monotonic ns, member index, kind, payload)
@@ -686,6 +687,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-poll-records", type=int, default=500, help="of every consumer in the consume rows")
     ap.add_argument("--dir", help="scratch directory (default: a new temporary directory, removed afterwards)")
     ap.add_argument("--out", default=str(HERE / "results"), help="where to write groups.md and groups.json")
+    ap.add_argument("--only", action="append", choices=SECTIONS,
+                    help="run only this section (repeatable); results go to groups-<sections>.md/.json")
     args = ap.parse_args(argv)
     args.records = args.records or (200_000 if args.quick else 1_000_000)
     args.runs = args.runs or (3 if args.quick else 7)
@@ -705,54 +708,68 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(root, exist_ok=True)
     sizes = (1, 4, 16)
     data: dict[str, Any] = {"environment": bench_core._environment(), "args": dict(vars(args)), "targets": TARGETS}
+    sections = [name for name in SECTIONS if not args.only or name in args.only]
     try:
-        data["join"] = join_section(root, sizes, args.runs, args.proc_runs, progress)
-        data["consume"] = consume_section(root, args.records, args.runs, args.max_poll_records, progress)
-        data["commits"] = commit_section(root, args.seconds, args.floor_samples, progress)
+        if "join" in sections:
+            data["join"] = join_section(root, sizes, args.runs, args.proc_runs, progress)
+        if "consume" in sections:
+            data["consume"] = consume_section(root, args.records, args.runs, args.max_poll_records, progress)
+        if "commits" in sections:
+            data["commits"] = commit_section(root, args.seconds, args.floor_samples, progress)
     finally:
         if not args.dir:
             shutil.rmtree(root, ignore_errors=True)
     env = data["environment"]
     env["loadavg_end"] = bench_core._load()
     env["seconds"] = round(time.perf_counter() - started, 1)
-    data["summary"] = summary(data, args.records)
+    data["summary"] = summary(data, args.records) if len(sections) == len(SECTIONS) else {}
     command = " ".join(sys.argv[1:] if argv is None else argv)
     md = [f"# embedlog consumer-group benchmark{' (--quick)' if args.quick else ''}", "",
           f"{env['date']} · git {env['git'] or '?'} · Python {env['python']} · py-lmdb {env['lmdb']} · "
           f"{env['cpus']} CPUs · {env['platform']}", "",
           f"Load average at start {env['loadavg_start']}, at end {env['loadavg_end']} (other work on this machine "
           f"moves absolute figures; compare within one run); total {env['seconds']:.0f} s. "
-          f"Command: `python benchmarks/bench_groups.py {command}`", "",
-          f"## Joining to owning (topic of {JOIN_PARTITIONS} partitions, durability=flush, cooperative-sticky)", "",
-          "From a member's `log.consumer(..., group=)` call (one after another) or from the moment all are told "
-          "to join (at once) until every member owns its target partitions (seen in its on_assign/on_revoke, "
-          "then confirmed: `describe_group` state Stable, each member's partitions = its `assignment()`). "
-          "Members poll with timeout 0.2 s; processes are started and have opened the log before the clock "
-          "starts.", "",
-          table(["what", "members", "runs", "median ms", "p90 ms", "max ms", "target", "met?"],
-                join_rows(data["join"], sizes)), "",
-          f"## Group consumption ({args.records:,} records, 4 partitions, max_poll_records={args.max_poll_records})",
-          "",
-          "Each row: consumers created first (group members join then), the clock starts when they are released "
-          "to poll and stops at the last record received; medians of "
-          f"{args.runs} runs, interleaved round by round in an order that changes every round.", "",
-          "*steady*: the same run from the moment every consumer had received records (a group's first "
-          "rebalance done: the members join before the clock starts, but partitions move to them at their "
-          "first polls, with the commits that takes) to the last record; the target is judged on the whole "
-          "run.", "",
-          table(["what", "records", "msgs/s", "vs standalone", "overhead", "steady msgs/s", "steady overhead",
-                 "target", "met?"],
-                consume_rows(data["consume"], args.records)), "",
-          f"## Commits and transactions ({args.seconds:g} s each, one thread unless said)", "",
-          table(["what", "durability", "count", "per second", "records/s", "commits per LMDB txn", "vs floor",
-                 "check"], commit_rows(data["commits"])), "",
-          "Issue 3 gives no target for commits/s or transactions/s. A commit or transaction alone is one LMDB "
-          "write transaction; commits from several threads at once share one (group commit: one fsync for "
-          "all; *commits per LMDB txn* counts the store's write transactions during the row), so their total "
-          "may pass the floor. The floor is one-record LMDB commits in a loop (1 / median commit time), "
-          "measured in this run; fsync times drift with other disk work, so compare rows near each other.", ""]
+          f"Command: `python benchmarks/bench_groups.py {command}`", ""]
+    if "join" in data:
+        md += [
+            f"## Joining to owning (topic of {JOIN_PARTITIONS} partitions, durability=flush, cooperative-sticky)", "",
+            "From a member's `log.consumer(..., group=)` call (one after another) or from the moment all are told "
+            "to join (at once) until every member owns its target partitions (seen in its on_assign/on_revoke, "
+            "then confirmed: `describe_group` state Stable, each member's partitions = its `assignment()`). "
+            "Members poll with timeout 0.2 s; processes are started and have opened the log before the clock "
+            "starts.", "",
+            table(["what", "members", "runs", "median ms", "p90 ms", "max ms", "target", "met?"],
+                  join_rows(data["join"], sizes)), "",
+        ]
+    if "consume" in data:
+        md += [
+            f"## Group consumption ({args.records:,} records, 4 partitions, max_poll_records={args.max_poll_records})",
+            "",
+            "Each row: consumers created first (group members join then), the clock starts when they are released "
+            "to poll and stops at the last record received; medians of "
+            f"{args.runs} runs, interleaved round by round in an order that changes every round.", "",
+            "*steady*: the same run from the moment every consumer had received records (a group's first "
+            "rebalance done: the members join before the clock starts, but partitions move to them at their "
+            "first polls, with the commits that takes) to the last record; the target is judged on the whole "
+            "run.", "",
+            table(["what", "records", "msgs/s", "vs standalone", "overhead", "steady msgs/s", "steady overhead",
+                   "target", "met?"],
+                  consume_rows(data["consume"], args.records)), "",
+        ]
+    if "commits" in data:
+        md += [
+            f"## Commits and transactions ({args.seconds:g} s each, one thread unless said)", "",
+            table(["what", "durability", "count", "per second", "records/s", "commits per LMDB txn", "vs floor",
+                   "check"], commit_rows(data["commits"])), "",
+            "Issue 3 gives no target for commits/s or transactions/s. A commit or transaction alone is one LMDB "
+            "write transaction; commits from several threads at once share one (group commit: one fsync for "
+            "all; *commits per LMDB txn* counts the store's write transactions during the row), so their total "
+            "may pass the floor. The floor is one-record LMDB commits in a loop (1 / median commit time), "
+            "measured in this run; fsync times drift with other disk work, so compare rows near each other.", "",
+        ]
     text = "\n".join(md)
-    write_results(args.out, "groups", args.quick, text, data, progress)
+    name = "groups" if len(sections) == len(SECTIONS) else "groups-" + "-".join(sections)
+    write_results(args.out, name, args.quick, text, data, progress)
     return 0
 
 

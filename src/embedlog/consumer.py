@@ -97,8 +97,9 @@ class _GcPause:
     @classmethod
     def leave(cls) -> None:
         with cls.lock:
-            cls.depth = max(0, cls.depth - 1)  # (0 already: forked inside a pause, which the fork ended)
-            if not cls.depth and cls.resume:
+            depth = cls.depth - 1 if cls.depth else 0  # (0 already: forked inside a pause, which the fork ended)
+            cls.depth = depth
+            if not depth and cls.resume:
                 gc.enable()
 
     @classmethod
@@ -391,7 +392,8 @@ class Consumer:
                              max_bytes=self._fetch_max_bytes, end_offset=limit)
         if batches:
             self._buffers[tp] = _Buffer(batches, _first_index(batches[0], pos))
-            self._read_bytes += sum(b.info.size for b in batches)
+            for b in batches:
+                self._read_bytes += b.info.size
             if self._read_bytes >= _RELEASE_EVERY:  # keep RSS flat while scanning a big log
                 self._read_bytes = 0
                 self._store.env.release_pages()
@@ -402,19 +404,25 @@ class Consumer:
     def _take(self, tp: TopicPartition, buf: _Buffer, limit: int, out: list[Message]) -> None:
         topic, part = tp
         ts_type = "LogAppendTime" if self._ids[tp][1] else "CreateTime"
+        key_de = self._key_de
+        value_de = self._value_de
         while buf.batches and len(out) < limit:
             b = buf.batches[0]
             i = buf.i
             count = len(b.keys)
             j = min(count, i + limit - len(out))
-            if j > i:
-                n = j - i
+            n = j - i
+            if n == 1 and key_de is None and value_de is None:  # one record (the latency path): no columns
+                out.append(_new_message((topic, part, b.offsets[i], b.keys[i], b.values[i],
+                                         NO_HEADERS if b.headers is None else b.headers[i],
+                                         b.timestamps[i], ts_type, b.info.leader_epoch)))
+            elif n > 0:
                 keys = b.keys[i:j]
                 values = b.values[i:j]
-                if self._key_de is not None:
-                    keys = [None if k is None else self._key_de(k) for k in keys]
-                if self._value_de is not None:
-                    values = [None if v is None else self._value_de(v) for v in values]
+                if key_de is not None:
+                    keys = [None if k is None else key_de(k) for k in keys]
+                if value_de is not None:
+                    values = [None if v is None else value_de(v) for v in values]
                 hdrs = b.headers[i:j] if b.headers is not None else repeat(NO_HEADERS, n)
                 out.extend(map(_new_message, zip(
                     repeat(topic, n), repeat(part, n), b.offsets[i:j], keys, values, hdrs,
@@ -428,13 +436,16 @@ class Consumer:
                 self._positions[tp] = b.offsets[j]
 
     def _collect(self, limit: int) -> list[Message]:
-        active = [tp for tp in self._assignment if tp not in self._paused]
-        if not active:
+        active = self._assignment
+        if self._paused:
+            active = [tp for tp in active if tp not in self._paused]
+        if len(active) > 1:
+            k = self._rr % len(active)
+            if k:
+                active = active[k:] + active[:k]
+            self._rr += 1
+        elif not active:
             return []
-        k = self._rr % len(active)
-        if k:
-            active = active[k:] + active[:k]
-        self._rr += 1
         missing = [tp for tp in active if tp not in self._buffers]
         out: list[Message] = []
         _GcPause.enter()  # (why: see _GcPause; decoding batches makes per-record objects too)

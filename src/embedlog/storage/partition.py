@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 _COUNT = __import__("struct").Struct("<II")  # record_count, last_offset_delta at byte 28
+_BASE = __import__("struct").Struct(">Q")  # a batch key's base offset, after its 8-byte prefix
 
 
 def load_state(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int) -> PartitionState | None:
@@ -167,6 +168,16 @@ def _locate(cur: lmdb.Cursor, prefix: bytes, tid: int, part: int, offset: int) -
     return False
 
 
+def _seek(txn: lmdb.Transaction, db: Any, prefix: bytes, tid: int, part: int,
+          offset: int) -> tuple[int, Any] | None:
+    """The base offset and stored bytes of the batch holding ``offset``, or of the first
+    one after it, or ``None``."""
+    with txn.cursor(db=db) as cur:
+        if not _locate(cur, prefix, tid, part, offset):
+            return None
+        return _BASE.unpack_from(cur.key(), 8)[0], cur.value()
+
+
 def fetch(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, tid: int, part: int,
           offset: int, *, max_bytes: int = 1 << 20, max_batches: int = 8,
           end_offset: int | None = None) -> list[codec.DecodedBatch]:
@@ -174,31 +185,42 @@ def fetch(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, tid: int, p
 
     Stops after ``max_bytes`` of stored batches or ``max_batches``, and before any batch
     at or beyond ``end_offset`` (the visibility limit, e.g. the high watermark).
+
+    Each batch is looked up by the key its predecessor's end gives (a cursor only
+    where that misses: ``offset`` inside a batch, or a gap left by compaction): one
+    LMDB call a batch, where a cursor step and its value are two, and each call
+    releases the GIL, a chance for another thread to take it (consumers on several
+    threads lost throughput to those hand-offs).
     """
+    db = dbs["batches"]
     prefix = schema.partition_key(tid, part)
     out: list[codec.DecodedBatch] = []
     total = 0
-    with txn.cursor(db=dbs["batches"]) as cur:
-        if not _locate(cur, prefix, tid, part, offset):
-            return out
-        while True:
-            key = bytes(cur.key())
-            if key[:8] != prefix:
+    base = offset
+    value = txn.get(schema.batch_key(tid, part, base), db=db)
+    while True:
+        if value is None:
+            found = _seek(txn, db, prefix, tid, part, base)
+            if found is None:
                 break
-            base = schema.unpack_batch_key(key)[2]
-            if end_offset is not None and base >= end_offset:
-                break
-            value = cur.value()
-            try:
-                decoded = codec.decode(value)
-            except codec.CorruptBatchError as exc:
-                raise _corrupt(topic, part, base, exc) from None
-            if decoded.info.base_offset != base:
-                raise _corrupt(topic, part, base, ValueError("batch offset does not match its key"))
-            out.append(decoded)
-            total += len(value)
-            if total >= max_bytes or len(out) >= max_batches or not cur.next():
-                break
+            base, value = found
+        if end_offset is not None and base >= end_offset:
+            break
+        try:
+            decoded = codec.decode(value)
+        except codec.CorruptBatchError as exc:
+            raise _corrupt(topic, part, base, exc) from None
+        info = decoded.info
+        if info.base_offset != base:
+            raise _corrupt(topic, part, base, ValueError("batch offset does not match its key"))
+        out.append(decoded)
+        total += info.size
+        if total >= max_bytes or len(out) >= max_batches:
+            break
+        base += info.last_offset_delta + 1
+        if end_offset is not None and base >= end_offset:
+            break  # the next batch is not visible: no lookup
+        value = txn.get(schema.batch_key(tid, part, base), db=db)
     return out
 
 

@@ -1,0 +1,290 @@
+"""The consumer's read path: ``partition.fetch`` limits, the one-record decode, the
+GIL-holding checksum, and what ``poll`` returns around the visibility limit and damage.
+
+Real LMDB directories in ``tmp_path``; damage is written straight into the stored
+bytes, as a bad disk would leave it.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import zlib
+from pathlib import Path
+
+import lmdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import embedlog
+from embedlog import TopicPartition
+from embedlog.codec import batch
+from embedlog.codec.batch import CorruptBatchError
+from embedlog.errors import CorruptRecordError
+from embedlog.storage import partition as plog
+from embedlog.storage import schema
+
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+maybe_bytes = st.none() | st.binary(max_size=64)
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def _batch_keys(log: embedlog.Log, topic: str, part: int) -> list[bytes]:
+    tid = log.describe_topic(topic).topic_id
+    prefix = schema.partition_key(tid, part)
+    with log._store.env.read() as txn, txn.cursor(db=log._store.dbs["batches"]) as cur:
+        if not cur.set_range(prefix):
+            return []
+        return [bytes(k) for k in cur.iternext(values=False) if bytes(k[:8]) == prefix]
+
+
+def _flip(log: embedlog.Log, key: bytes, at: int) -> None:
+    dbs = log._store.dbs
+
+    def damage(txn: lmdb.Transaction) -> None:
+        buf = bytearray(bytes(txn.get(key, db=dbs["batches"])))
+        buf[at] ^= 0x01
+        txn.put(key, bytes(buf), db=dbs["batches"])
+
+    log._store.write(damage)
+
+
+def _set_high_watermark(log: embedlog.Log, topic: str, part: int, hw: int) -> None:
+    tid = log.describe_topic(topic).topic_id
+    dbs = log._store.dbs
+
+    def lower(txn: lmdb.Transaction) -> None:
+        state = plog.load_state(txn, dbs, tid, part)
+        assert state is not None
+        state.high_watermark = hw
+        plog.store_state(txn, dbs, tid, part, state)
+
+    log._store.write(lower)
+
+
+def _write_batches(log: embedlog.Log, topic: str, sizes: list[int]) -> None:
+    """One batch per entry of ``sizes`` (that many records) in partition 0."""
+    with log.producer() as p:
+        n = 0
+        for size in sizes:
+            for _ in range(size):
+                p.send(topic, b"v%d" % n, key=b"k", partition=0)
+                n += 1
+            p.flush()
+
+
+def _poll_all(c: embedlog.Consumer) -> list[embedlog.Message]:
+    out: list[embedlog.Message] = []
+    while True:
+        got = c.poll(0)
+        if not got:
+            return out
+        out.extend(got)
+
+
+# -- codec --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("size", [0, 1, 5119, 5120, 5121, 10_240, 10_241, 12_345, 300_001])
+def test_crc_in_gil_held_chunks_equals_zlib(size: int) -> None:
+    data = bytes((i * 7 + 3) & 0xFF for i in range(size))
+    assert batch._crc32_held(memoryview(data)) == zlib.crc32(data)
+
+
+@pytest.mark.parametrize("where", [26, 5120 + 24, 5120 * 7 + 100, -1])
+def test_a_flipped_byte_in_any_checksum_chunk_of_a_big_batch_is_caught(where: int) -> None:
+    buf = batch.encode([b"k%d" % i for i in range(400)], [bytes(100)] * 400, [1] * 400)
+    assert len(buf) > 5120 * 8
+    assert batch.decode(bytes(buf)).values[-1] == bytes(100)
+    buf[where] ^= 0x40
+    with pytest.raises(CorruptBatchError, match="checksum"):
+        batch.decode(bytes(buf))
+
+
+@FAST
+@given(key=maybe_bytes, value=maybe_bytes, ts=st.integers(-(2**63), 2**63 - 1), append_time=st.booleans(),
+       base=st.integers(0, 2**40))
+def test_one_record_batches_decode_like_any_other(key: bytes | None, value: bytes | None, ts: int,
+                                                  append_time: bool, base: int) -> None:
+    buf = batch.encode([key], [value], [ts], log_append_time=append_time)
+    batch.stamp(buf, base, 3, 9)
+    if append_time:
+        batch.restamp_log_append_time(buf, 12345)
+    one = batch.decode(bytes(buf))
+    assert list(one.offsets) == [base]
+    assert one.keys == [key]
+    assert one.values == [value]
+    assert one.headers is None
+    assert one.timestamps == [12345 if append_time else ts]
+    # the same record in a two-record batch goes through the column decoder
+    two = batch.decode(bytes(batch.encode([key, b"x"], [value, b"y"], [ts, ts], log_append_time=append_time)))
+    assert two.keys[0] == key
+    assert two.values[0] == value
+    assert two.timestamps[0] == (two.info.max_timestamp if append_time else ts)
+
+
+@FAST
+@given(key=maybe_bytes, value=maybe_bytes, field=st.sampled_from(["klen", "vlen", "body_len", "cut", "extra"]),
+       delta=st.integers(-70, 70).filter(bool))
+def test_a_one_record_batch_with_lengths_that_do_not_add_up_is_corrupt(
+        key: bytes | None, value: bytes | None, field: str, delta: int) -> None:
+    buf = bytearray(batch.encode([key], [value], [5]))
+    at = {"klen": 56, "vlen": 60, "body_len": 52}.get(field)
+    if at is not None:
+        fmt = "<I" if field == "body_len" else "<i"
+        (old,) = struct.unpack_from(fmt, buf, at)
+        new = old + delta
+        if not (0 if fmt == "<I" else -(2**31)) <= new < 2**31:
+            return
+        struct.pack_into(fmt, buf, at, new)
+    elif field == "cut":
+        del buf[max(56, len(buf) - abs(delta)):]
+    else:
+        buf += bytes(abs(delta))
+    struct.pack_into("<I", buf, 20, zlib.crc32(buf[24:]))
+    try:
+        decoded = batch.decode(bytes(buf))
+    except CorruptBatchError:
+        return
+    # only a null turned empty (or back) still describes the same bytes
+    assert field in ("klen", "vlen")
+    assert [decoded.keys[0] or b"", decoded.values[0] or b""] == [key or b"", value or b""]
+
+
+def test_batches_of_one_shape_share_a_compiled_split_and_still_decode_their_own_bytes() -> None:
+    shapes = [[b"k" * (1 + (i * s) % 9) for i in range(50)] for s in range(20)]  # more shapes than are kept
+    for round_ in range(3):
+        for s, shape in enumerate(shapes):
+            keys = [bytes([65 + (round_ + s) % 26]) * len(k) for k in shape]  # same lengths, other bytes
+            values = [b"%d-%d-%d" % (round_, s, i) for i in range(50)]
+            decoded = batch.decode(bytes(batch.encode(keys, values, [1] * 50)))
+            assert decoded.keys == keys
+            assert decoded.values == values
+
+
+def test_a_cached_split_still_checks_the_body_is_long_enough() -> None:
+    keys = [b"ab", b"cde"] * 10
+    good = batch.encode(keys, [b"v"] * 20, [1] * 20)
+    batch.decode(bytes(good))  # caches the split of this key column
+    bad = bytearray(good)
+    del bad[-25:]  # the values and the last keys
+    struct.pack_into("<I", bad, 52, len(bad) - batch.HEADER_SIZE)
+    struct.pack_into("<I", bad, 20, zlib.crc32(bad[24:]))
+    with pytest.raises(CorruptBatchError):
+        batch.decode(bytes(bad))
+
+
+# -- partition.fetch ----------------------------------------------------------------------------------
+def test_fetch_stops_before_the_visibility_limit_and_never_past_it(tmp_path: Path) -> None:
+    with embedlog.open(tmp_path / "log", durability="none") as log:
+        log.create_topic("t", partitions=1)
+        _write_batches(log, "t", [3, 1, 4, 1, 5])  # batches at 0, 3, 4, 8, 9; end 14
+        tid = log.describe_topic("t").topic_id
+        store = log._store
+        with store.env.read() as txn:
+            def bases(offset: int, end: int | None, **kw: int) -> list[int]:
+                return [b.info.base_offset for b in plog.fetch(txn, store.dbs, "t", tid, 0, offset,
+                                                               end_offset=end, **kw)]
+
+            assert bases(0, None) == [0, 3, 4, 8, 9]
+            assert bases(0, 14) == [0, 3, 4, 8, 9]
+            assert bases(0, 9) == [0, 3, 4, 8]
+            assert bases(0, 8) == [0, 3, 4]
+            assert bases(0, 5) == [0, 3, 4]  # a batch starting before the limit is whole (poll cuts it)
+            assert bases(0, 1) == [0]
+            assert bases(0, 0) == []
+            assert bases(5, 14) == [4, 8, 9]
+            assert bases(9, 9) == []
+            assert bases(14, None) == []
+            assert bases(2, 14, max_batches=2) == [0, 3]
+
+
+def test_fetch_reads_across_a_gap_and_from_inside_a_batch(tmp_path: Path) -> None:
+    with embedlog.open(tmp_path / "log", durability="none") as log:
+        log.create_topic("t", partitions=2)
+        _write_batches(log, "t", [3, 1, 4, 1, 5])  # batches at 0, 3, 4, 8, 9; end 14
+        with log.producer() as p:  # partition 1's keys follow partition 0's in the database
+            p.send("t", b"other", partition=1)
+        keys = _batch_keys(log, "t", 0)
+        dbs = log._store.dbs
+        # whole batches gone from the middle, as compaction leaves them
+        log._store.write(lambda txn: [txn.delete(k, db=dbs["batches"]) for k in (keys[1], keys[3])])
+        tid = log.describe_topic("t").topic_id
+        with log._store.env.read() as txn:
+            def bases(offset: int, end: int | None = None) -> list[int]:
+                return [b.info.base_offset for b in plog.fetch(txn, dbs, "t", tid, 0, offset, end_offset=end)]
+
+            assert bases(0) == [0, 4, 9]
+            assert bases(1) == [0, 4, 9]
+            assert bases(3) == [4, 9]  # the batch that held 3 is gone: the next one
+            assert bases(6) == [4, 9]
+            assert bases(8) == [9]
+            assert bases(13) == [9]
+            assert bases(14) == []
+            assert bases(0, 9) == [0, 4]
+
+
+def test_poll_returns_records_up_to_the_high_watermark_only(tmp_path: Path) -> None:
+    with embedlog.open(tmp_path / "log", durability="none") as log:
+        log.create_topic("t", partitions=1)
+        _write_batches(log, "t", [3, 1, 4])  # end 8
+        _set_high_watermark(log, "t", 0, 4)  # (a high watermark is always at a batch's end)
+        with log.consumer(["t"], auto_offset_reset="earliest") as c:
+            assert [m.offset for m in _poll_all(c)] == [0, 1, 2, 3]
+            _set_high_watermark(log, "t", 0, 8)
+            assert [m.offset for m in _poll_all(c)] == [4, 5, 6, 7]
+            _write_batches(log, "t", [1])
+            _set_high_watermark(log, "t", 0, 8)  # the new record is not visible yet
+            assert _poll_all(c) == []
+            _set_high_watermark(log, "t", 0, 9)
+            assert [(m.offset, m.value) for m in _poll_all(c)] == [(8, b"v0")]
+
+
+@pytest.mark.parametrize("records", [1, 600])
+@pytest.mark.parametrize("where", ["header", "last byte"])
+def test_poll_raises_on_a_damaged_batch_of_one_or_many_records(tmp_path: Path, records: int, where: str) -> None:
+    with embedlog.open(tmp_path / "log", durability="none") as log:
+        log.create_topic("t", partitions=1)
+        _write_batches(log, "t", [2, records])
+        key = _batch_keys(log, "t", 0)[1]
+        _flip(log, key, 30 if where == "header" else -1)  # record_count / the last value byte
+        with log.consumer(["t"], auto_offset_reset="earliest", max_poll_records=1) as c:
+            with pytest.raises(CorruptRecordError, match=r"t\[0\] at offset 2"):
+                c.poll(0)  # (the fetch reading batch 0 reads batch 2 with it)
+            c.seek(TopicPartition("t", 0), 2)
+            with pytest.raises(CorruptRecordError, match=r"t\[0\] at offset 2"):
+                c.poll(0)
+
+
+def test_single_record_polls_follow_retention_moving_the_start(tmp_path: Path) -> None:
+    with embedlog.open(tmp_path / "log", durability="none") as log:
+        log.create_topic("t", partitions=1)
+        with log.consumer(["t"], auto_offset_reset="earliest") as c:
+            _write_batches(log, "t", [1])
+            assert [m.value for m in c.poll(0)] == [b"v0"]
+            _write_batches(log, "t", [1, 1, 1])  # offsets 1, 2, 3: each its own batch
+            log.delete_records("t", 0, 3)
+            assert [(m.offset, m.value) for m in _poll_all(c)] == [(3, b"v2")]
+
+
+def test_consumers_on_four_threads_read_every_record_once(tmp_path: Path) -> None:
+    with embedlog.open(tmp_path / "log", durability="none") as log:
+        log.create_topic("t", partitions=4)
+        with log.producer() as p:
+            for n in range(4 * 300):
+                p.send("t", bytes(100), key=b"%d" % n, partition=n % 4)
+                if n % 97 == 0:
+                    p.flush()
+        seen: list[list[int]] = [[] for _ in range(4)]
+
+        def read(i: int) -> None:
+            with log.consumer(auto_offset_reset="earliest", max_poll_records=7) as c:
+                c.assign([TopicPartition("t", i)])
+                while len(seen[i]) < 300:
+                    seen[i].extend(m.offset for m in c.poll(timeout=5.0))
+
+        threads = [threading.Thread(target=read, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert seen == [list(range(300))] * 4
