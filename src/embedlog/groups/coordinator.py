@@ -40,6 +40,7 @@ from ..model import TopicPartition
 from ..storage import partition as plog
 from ..storage import schema, topics
 from ..storage.mirrors import is_source_group
+from ..storage.offsets_version import bump_offsets_version
 from ..storage.store import Store, now_ms
 from . import offsets as offs
 from .offsets import OffsetAndMetadata
@@ -362,6 +363,8 @@ class Coordinator:
                 f"member {member_id} is no longer in group {group!r} (it was removed after missing heartbeats "
                 "or polls); its offsets were not committed — poll again to rejoin")
         stamp = now_ms()
+        if offsets:
+            bump_offsets_version(txn, self.dbs)
         for raw_tp, value in offsets.items():
             tp = TopicPartition(*raw_tp)
             offset, metadata = offs.split(tp, value)
@@ -555,6 +558,8 @@ class Coordinator:
                             doomed.append(key)
             for key in doomed:
                 txn.delete(key, db=self.dbs["offsets"])
+            if doomed:
+                bump_offsets_version(txn, self.dbs)
             self._bump(txn)
 
         self.store.write(fn)

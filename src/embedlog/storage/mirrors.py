@@ -35,6 +35,7 @@ import lmdb
 
 from . import partition as plog
 from . import schema, topics
+from .offsets_version import bump_offsets_version
 
 __all__ = [
     "SOURCE_PREFIX",
@@ -89,6 +90,8 @@ def put_source_offsets(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: st
     meta = topics.require(txn, dbs, topic)
     group = SOURCE_PREFIX + mirror
     stamp = time.time_ns() // 1_000_000
+    if offsets:
+        bump_offsets_version(txn, dbs)
     for part, (offset, end) in offsets.items():
         value = schema.COMMITTED.pack(offset, -1, stamp) + json.dumps(
             {"mirror": "down", "remote": remote_topic, "end": end}, separators=(",", ":")).encode()

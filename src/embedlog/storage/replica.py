@@ -41,6 +41,7 @@ from ..config import TopicConfig
 from ..errors import EmbedlogError
 from . import partition as plog
 from . import schema, topics
+from .offsets_version import bump_offsets_version, committed_view, offsets_version
 from .schema import PartitionState
 
 __all__ = [
@@ -784,15 +785,37 @@ def offset_records(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> list[tuple[
         return [(bytes(k), bytes(v)) for k, v in cur]
 
 
+#: ``id(dbs)`` -> ``(dbs, offsets version, digest)``: the last digest per store.  The entry
+#: holds ``dbs`` itself, so the id cannot be reused by another store while it is cached.
+_OFFSETS_DIGESTS: dict[int, tuple[Mapping[str, Any], int, bytes]] = {}
+_OFFSETS_DIGESTS_MAX = 8
+
+
 def offsets_digest(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> bytes:
-    """A 16-byte digest of every committed offset."""
+    """A 16-byte digest of every committed offset.
+
+    Cached per store and ``offsets_version`` (read in ``txn``, which every writer of
+    ``offsets`` bumps in its own transaction), so a fetch pays one ``get`` while no
+    committed offset changed; without a version it is computed every time.  A digest
+    of offsets changed by ``txn`` itself is not cached: ``txn`` may still abort."""
+    version = offsets_version(txn, dbs)
+    if version is not None:
+        hit = _OFFSETS_DIGESTS.get(id(dbs))
+        if hit is not None and hit[0] is dbs and hit[1] == version:
+            return hit[2]
     with txn.cursor(db=dbs["offsets"]) as cur:
-        return _digest((bytes(k), bytes(v)) for k, v in cur)
+        digest = _digest((bytes(k), bytes(v)) for k, v in cur)
+    if version is not None and committed_view(txn, dbs):
+        if id(dbs) not in _OFFSETS_DIGESTS and len(_OFFSETS_DIGESTS) >= _OFFSETS_DIGESTS_MAX:
+            _OFFSETS_DIGESTS.pop(next(iter(_OFFSETS_DIGESTS)), None)
+        _OFFSETS_DIGESTS[id(dbs)] = (dbs, version, digest)
+    return digest
 
 
 def apply_offsets(txn: lmdb.Transaction, dbs: Mapping[str, Any], records: Iterable[tuple[bytes, bytes]]) -> None:
     """Replace every committed offset with the leader's entries."""
     txn.drop(dbs["offsets"], delete=False)
+    bump_offsets_version(txn, dbs)
     for key, value in records:
         if len(key) < 9 or key[-9] != 0 or len(value) < schema.COMMITTED.size:
             raise ApplyError(f"leader's committed-offset entry {key!r} is malformed")

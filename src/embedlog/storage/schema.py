@@ -27,7 +27,10 @@ batches so a replica can apply one transaction's batches atomically), ``leader_e
 (i32le; the epoch this directory writes with), ``role`` (``leader`` or ``replica``),
 ``topics_version`` (u64le; bumped on every topic create, alter or delete so caches in
 other processes notice), ``groups_version`` (u64le; bumped on every group membership or
-ownership change, so members notice a rebalance with one read).
+ownership change, so members notice a rebalance with one read), ``offsets_version``
+(u64le; bumped by every write transaction that puts or deletes ``offsets`` entries, so
+replication recomputes its digest of the committed offsets only when they changed;
+absent until offsets are first written).
 
 Replication (``embedlog.replication``; ``storage/replica.py`` reads and writes these):
 ``replicating`` (``1`` while a replicating leader runs on this directory: appends then
@@ -91,6 +94,7 @@ META_LEADER_EPOCH = b"leader_epoch"
 META_ROLE = b"role"
 META_TOPICS_VERSION = b"topics_version"
 META_GROUPS_VERSION = b"groups_version"
+META_OFFSETS_VERSION = b"offsets_version"
 META_REPLICATING = b"replicating"
 META_ISR = b"isr"
 META_NODE_ID = b"node_id"

@@ -18,6 +18,7 @@ import lmdb
 from ..config import TopicConfig
 from ..errors import InvalidTopicError, TopicExistsError, UnknownTopicError
 from . import schema
+from .offsets_version import bump_offsets_version
 from .schema import PartitionState
 
 __all__ = ["TopicMeta", "create", "delete", "get", "get_by_id", "list_names", "validate_name"]
@@ -172,6 +173,8 @@ def delete(txn: lmdb.Transaction, dbs: Mapping[str, Any], meta: TopicMeta) -> No
         doomed = [bytes(k) for k in cur.iternext(keys=True, values=False) if bytes(k[-8:-4]) == prefix]
     for key in doomed:
         txn.delete(key, db=dbs["offsets"])
+    if doomed:
+        bump_offsets_version(txn, dbs)
     txn.delete(meta.name.encode(), db=dbs["topics"])
     txn.delete(schema.topic_id_key(meta.topic_id), db=dbs["topic_ids"])
     bump_version(txn, dbs)
