@@ -158,6 +158,19 @@ def _check_headers(headers: object) -> _HeaderSet | None:
     return tuple(out) or None
 
 
+def _as_set(headers: Any) -> Any:
+    """A list or tuple of header pairs as a tuple (anything else as it is, for ``_checked_set``)."""
+    return tuple(headers) if headers.__class__ is list or headers.__class__ is tuple else headers
+
+
+def _checked_set(hdrs: Any) -> _HeaderSet:
+    """``hdrs`` (from ``_as_set``) validated: ``()`` for none; ``SerializationError`` if bad."""
+    checked = _valid_pairs(hdrs) if hdrs.__class__ is tuple else None
+    if checked is None:
+        checked = _check_headers(hdrs) or ()
+    return checked
+
+
 def _header_sets(column: list[Any]) -> list[Any]:
     """A partition's header column as ``codec.encode`` takes it: ``send`` keeps a record's
     only header as the (name, value) pair itself, the other paths a tuple of pairs."""
@@ -469,11 +482,7 @@ class Producer:
             except Exception:  # noqa: BLE001 - an odd value's __eq__: checked one by one below
                 uniform = False
             if uniform:
-                hdrs = tuple(first) if first.__class__ is list or first.__class__ is tuple else first
-                checked = _valid_pairs(hdrs) if hdrs.__class__ is tuple else None
-                if checked is None:
-                    checked = _check_headers(hdrs) or ()
-                return [checked or None] * len(headers)
+                return [_checked_set(_as_set(first)) or None] * len(headers)
         out: list[_HeaderSet | None] = []
         append = out.append
         last: _HeaderSet = ()
@@ -481,16 +490,13 @@ class Producer:
             if h is None:
                 append(None)
                 continue
-            hdrs = tuple(h) if h.__class__ is list or h.__class__ is tuple else h
+            hdrs = _as_set(h)
             try:
                 same = hdrs == last
             except Exception:  # noqa: BLE001 - an odd value's __eq__: checked below
                 same = False
             if not same:
-                checked = _valid_pairs(hdrs) if hdrs.__class__ is tuple else None
-                if checked is None:
-                    checked = _check_headers(hdrs) or ()
-                last = checked
+                last = _checked_set(hdrs)
             append(last or None)
         return out
 

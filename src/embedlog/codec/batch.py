@@ -98,6 +98,8 @@ _CRC_FROM = 24
 _TIMES = struct.Struct("<qq")
 _TIMES_AT = 36
 _ATTR_AT = 25
+_BODY_LEN = struct.Struct("<I")
+_BODY_LEN_AT = 52
 _HDR_COUNT = struct.Struct("<H")
 _HDR_KEY = struct.Struct("<H")
 _HDR_VAL = struct.Struct("<i")
@@ -401,7 +403,8 @@ def encode(
     return out
 
 
-_ONE_RECORD = struct.Struct("<iiq")  # the three length/timestamp columns of a one-record batch
+#: a one-record body without headers or sparse offsets: key length, value length, timestamp
+_ONE_RECORD = struct.Struct("<iiq")
 
 
 def encode_one(key: bytes | None, value: bytes | None, timestamp: int, *, transactional: bool = False) -> bytearray:
@@ -661,9 +664,6 @@ def _decode_headers(blob: bytes, lens: array[int]) -> list[list[tuple[str, bytes
     return out
 
 
-#: a one-record body without headers or sparse offsets: key length, value length, timestamp
-_ONE = struct.Struct("<iiq")
-_BODY_LEN = struct.Struct("<I")
 _PLAIN_MASK = ATTR_COMPRESSION_MASK | ATTR_SPARSE | ATTR_HEADERS
 
 
@@ -671,10 +671,10 @@ def _decode_one(buf: Any, info: BatchInfo) -> DecodedBatch | None:
     """A single uncompressed record without headers, the latency path's batch, decoded
     with one unpack; ``None`` if anything does not add up (``decode`` says what)."""
     size = info.size
-    if size < HEADER_SIZE + _ONE.size or _BODY_LEN.unpack_from(buf, 52)[0] != size - HEADER_SIZE:
+    if size < HEADER_SIZE + _ONE_RECORD.size or _BODY_LEN.unpack_from(buf, _BODY_LEN_AT)[0] != size - HEADER_SIZE:
         return None
-    klen, vlen, ts = _ONE.unpack_from(buf, HEADER_SIZE)
-    pos = HEADER_SIZE + _ONE.size
+    klen, vlen, ts = _ONE_RECORD.unpack_from(buf, HEADER_SIZE)
+    pos = HEADER_SIZE + _ONE_RECORD.size
     kend = pos + klen if klen > 0 else pos
     vend = kend + vlen if vlen > 0 else kend
     if klen < -1 or vlen < -1 or vend != size:
@@ -699,7 +699,7 @@ def decode(buf: Any) -> DecodedBatch:
     # Uncompressed, columns and records are read straight from ``buf`` (no copy of the body).
     raw = memoryview(buf)[HEADER_SIZE:]
     compression = attributes & ATTR_COMPRESSION_MASK
-    (body_len,) = struct.unpack_from("<I", buf, 52)
+    (body_len,) = _BODY_LEN.unpack_from(buf, _BODY_LEN_AT)
     if compression == COMPRESSION_ZSTD:
         try:
             # The frame states its size (encode always writes it): check it before zstd

@@ -37,8 +37,8 @@ from ..errors import (
     UnknownPartitionError,
 )
 from ..model import TopicPartition
+from ..storage import counters, schema, topics
 from ..storage import partition as plog
-from ..storage import schema, topics
 from ..storage.mirrors import is_source_group
 from ..storage.offsets_version import bump_offsets_version
 from ..storage.store import Store, now_ms
@@ -234,8 +234,7 @@ class Coordinator:
         self._bump(txn)
 
     def _bump(self, txn: lmdb.Transaction) -> None:
-        version = self.store.meta_int(txn, schema.META_GROUPS_VERSION)
-        txn.put(schema.META_GROUPS_VERSION, schema.U64LE.pack(version + 1), db=self.dbs["meta"])
+        counters.bump(txn, self.dbs, schema.META_GROUPS_VERSION)
 
     def version(self) -> int:
         """A number that changes whenever a group or a topic changes: ``groups_version``

@@ -298,9 +298,7 @@ class Env:
         ``fn`` raises, nothing it wrote is kept.
         """
         while True:
-            env = self._env
-            if env is None or self._pid != _PID:
-                env = self._handle()
+            env = self._handle()
             self._gate.enter()
             grow = False
             try:

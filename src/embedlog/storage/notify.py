@@ -157,12 +157,8 @@ class Notifier:
     # -- notifying -------------------------------------------------------------
     def notify(self) -> None:
         """Wake local waiters and every other process waiting on this log."""
-        if self._pid != current_pid():
-            self._check_fork()
-        with self._mutex:  # (_bump inlined: once a commit)
-            self.generation += 1
-            if self._waiting:
-                self._cond.notify_all()
+        self._check_fork()
+        self._bump()
         if self._wake_dir is None:
             return
         now = time.monotonic()

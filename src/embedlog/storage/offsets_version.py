@@ -8,7 +8,7 @@ from typing import Any
 
 import lmdb
 
-from . import schema
+from . import counters, schema
 
 __all__ = ["bump_offsets_version", "committed_view", "offsets_version"]
 
@@ -25,17 +25,14 @@ def bump_offsets_version(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> None:
     """Record, inside the write transaction ``txn``, that the ``offsets`` database changed.
 
     Every writer of ``offsets`` (put, delete, drop) calls this in the same transaction."""
-    raw = txn.get(schema.META_OFFSETS_VERSION, db=dbs["meta"])
-    version = schema.U64LE.unpack(raw)[0] if raw else 0
-    txn.put(schema.META_OFFSETS_VERSION, schema.U64LE.pack(version + 1), db=dbs["meta"])
+    counters.bump(txn, dbs, schema.META_OFFSETS_VERSION)
     _LAST_BUMP[id(dbs)] = txn.id()
 
 
 def offsets_version(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> int | None:
     """The offsets version in ``txn``, or ``None`` if offsets were never written by code
     that keeps it (then nothing can be cached)."""
-    raw = txn.get(schema.META_OFFSETS_VERSION, db=dbs["meta"])
-    return None if raw is None else int(schema.U64LE.unpack(raw)[0])
+    return counters.get(txn, dbs, schema.META_OFFSETS_VERSION)
 
 
 def committed_view(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> bool:

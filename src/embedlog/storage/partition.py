@@ -27,7 +27,6 @@ __all__ = [
 ]
 
 _COUNT = __import__("struct").Struct("<II")  # record_count, last_offset_delta at byte 28
-_BASE = __import__("struct").Struct(">Q")  # a batch key's base offset, after its 8-byte prefix
 
 
 def load_state(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int) -> PartitionState | None:
@@ -175,7 +174,7 @@ def _seek(txn: lmdb.Transaction, db: Any, prefix: bytes, tid: int, part: int,
     with txn.cursor(db=db) as cur:
         if not _locate(cur, prefix, tid, part, offset):
             return None
-        return _BASE.unpack_from(cur.key(), 8)[0], cur.value()
+        return schema.unpack_batch_key(bytes(cur.key()))[2], cur.value()
 
 
 def fetch(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, tid: int, part: int,

@@ -272,7 +272,7 @@ class Store:
             metas, states = {}, {}
             known = None
         txn.put(schema.META_COMMIT_SEQ, _U64LE_PACK(seq), db=dbs["meta"])
-        ts = time.time_ns() // 1_000_000
+        ts = now_ms()
         items = items if items.__class__ is list else list(items)
         for item in items:  # validate everything before writing anything
             meta = metas.get(item.topic)

@@ -17,7 +17,7 @@ import lmdb
 
 from ..config import TopicConfig
 from ..errors import InvalidTopicError, TopicExistsError, UnknownTopicError
-from . import schema
+from . import counters, schema
 from .offsets_version import bump_offsets_version
 from .schema import PartitionState
 
@@ -73,15 +73,12 @@ def _encode(meta: TopicMeta) -> bytes:
 
 def bump_version(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> None:
     """Tell other processes' caches that topic metadata changed."""
-    raw = txn.get(schema.META_TOPICS_VERSION, db=dbs["meta"])
-    version = schema.U64LE.unpack(raw)[0] if raw else 0
-    txn.put(schema.META_TOPICS_VERSION, schema.U64LE.pack(version + 1), db=dbs["meta"])
+    counters.bump(txn, dbs, schema.META_TOPICS_VERSION)
 
 
 def version(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> int:
     """The current topics version."""
-    raw = txn.get(schema.META_TOPICS_VERSION, db=dbs["meta"])
-    return schema.U64LE.unpack(raw)[0] if raw else 0
+    return counters.get(txn, dbs, schema.META_TOPICS_VERSION) or 0
 
 
 def get(txn: lmdb.Transaction, dbs: Mapping[str, Any], name: str) -> TopicMeta | None:
