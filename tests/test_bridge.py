@@ -33,10 +33,8 @@ _names = count()
 @pytest.fixture(scope="module")
 def bootstrap() -> Iterator[str]:
     """``bootstrap.servers`` of a mock cluster owned by this process (one per module)."""
-    holder = ck.Producer({"test.mock.num.brokers": 1, "log_level": 0})
-    broker = next(iter(holder.list_topics(timeout=30).brokers.values()))
-    yield f"{broker.host}:{broker.port}"
-    del holder
+    with mock_kafka.in_process() as servers:
+        yield servers
 
 
 @pytest.fixture

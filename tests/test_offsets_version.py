@@ -20,19 +20,11 @@ import embedlog
 from embedlog import TopicPartition
 from embedlog.storage import mirrors, replica, schema
 from embedlog.storage.offsets_version import offsets_version
+from procs.harness import store_read as read
+from procs.harness import store_write as write
 
 Log = embedlog.Log
 TP0, TP1 = TopicPartition("t", 0), TopicPartition("t", 1)
-
-
-def write(log: Log, fn: Callable[[lmdb.Transaction, Any], Any]) -> Any:
-    store = log._store
-    return store.write(lambda txn: fn(txn, store.dbs), notify=True)
-
-
-def read(log: Log, fn: Callable[[lmdb.Transaction, Any], Any]) -> Any:
-    store = log._store
-    return store.read(lambda txn: fn(txn, store.dbs))
 
 
 def version(log: Log) -> int | None:

@@ -23,22 +23,14 @@ from embedlog.errors import NotLeaderError
 from embedlog.storage import partition as plog
 from embedlog.storage import replica, schema
 from embedlog.storage.store import Store
+from procs.harness import store_read as read
+from procs.harness import store_write as write
 
 Log = embedlog.Log
 _RUNS = itertools.count()
 
 
 # -- helpers -------------------------------------------------------------------------------
-def write(log: Log, fn: Callable[[lmdb.Transaction, Any], Any]) -> Any:
-    store = log._store
-    return store.write(lambda txn: fn(txn, store.dbs), notify=True)
-
-
-def read(log: Log, fn: Callable[[lmdb.Transaction, Any], Any]) -> Any:
-    store = log._store
-    return store.read(lambda txn: fn(txn, store.dbs))
-
-
 def tid_of(log: Log, name: str) -> int:
     return log.describe_topic(name).topic_id
 

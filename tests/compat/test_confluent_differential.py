@@ -34,6 +34,8 @@ from embedlog.compat import registry
 
 try:
     import confluent_kafka as real
+
+    from procs import mock_kafka  # (it imports confluent_kafka)
 except ImportError:  # pragma: no cover - CI installs it (the test extra)
     real = None
 
@@ -94,11 +96,8 @@ def mock_cluster() -> Iterator[str | None]:
     if real is None:
         yield None
         return
-    holder = real.Producer({"test.mock.num.brokers": 1, "log_level": 0})
-    broker = next(iter(holder.list_topics(timeout=10).brokers.values()))
-    yield f"{broker.host}:{broker.port}"
-    holder.flush(1)
-    del holder
+    with mock_kafka.in_process(timeout=10) as servers:
+        yield servers
 
 
 @pytest.fixture

@@ -198,6 +198,18 @@ def wait_blocked(pid: int, timeout: float = 10.0) -> None:
         time.sleep(0.005)
 
 
+def store_write(log: embedlog.Log, fn: Callable[[Any, Any], Any]) -> Any:
+    """``fn(txn, dbs)`` in one write transaction of the log's store (consumers woken)."""
+    store = log._store
+    return store.write(lambda txn: fn(txn, store.dbs), notify=True)
+
+
+def store_read(log: embedlog.Log, fn: Callable[[Any, Any], Any]) -> Any:
+    """``fn(txn, dbs)`` in one read transaction of the log's store."""
+    store = log._store
+    return store.read(lambda txn: fn(txn, store.dbs))
+
+
 def read_all(log: embedlog.Log, topic: str, timeout: float = TIMEOUT) -> dict[int, list[embedlog.Message]]:
     """Every record of ``topic`` per partition, from each partition's start to its end."""
     desc = log.describe_topic(topic)

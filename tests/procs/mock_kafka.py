@@ -15,9 +15,11 @@ a remote topic whole with a plain confluent-kafka consumer (the reference reader
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import confluent_kafka
@@ -35,6 +37,17 @@ class Remote(NamedTuple):
     headers: list[tuple[str, bytes | None]]
     timestamp_type: int
     timestamp: int
+
+
+@contextlib.contextmanager
+def in_process(brokers: int = 1, timeout: float = 30) -> Iterator[str]:
+    """A cluster owned by this process while the block runs: its bootstrap servers."""
+    holder = confluent_kafka.Producer({"test.mock.num.brokers": brokers, "log_level": 0})  # the cluster's owner
+    try:
+        found = holder.list_topics(timeout=timeout).brokers.values()
+        yield ",".join(f"{b.host}:{b.port}" for b in sorted(found, key=lambda b: b.id))
+    finally:
+        del holder
 
 
 def start(children: Any) -> tuple[Any, str]:
@@ -90,12 +103,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--brokers", type=int, default=1)
     args = ap.parse_args()
-    # the client owning the cluster: the cluster lives as long as it does
-    holder = confluent_kafka.Producer({"test.mock.num.brokers": args.brokers, "log_level": 0})
-    brokers = holder.list_topics(timeout=30).brokers.values()
-    bootstrap = ",".join(f"{b.host}:{b.port}" for b in sorted(brokers, key=lambda b: b.id))
-    print(json.dumps({"bootstrap": bootstrap}), flush=True)
-    sys.stdin.read()  # until the test closes stdin (or kills this process)
+    with in_process(args.brokers) as bootstrap:
+        print(json.dumps({"bootstrap": bootstrap}), flush=True)
+        sys.stdin.read()  # until the test closes stdin (or kills this process)
 
 
 if __name__ == "__main__":
