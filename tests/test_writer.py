@@ -11,6 +11,7 @@ never strands the others.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,17 @@ def test_interrupted_waits_never_strand_the_other_threads(tmp_path: Path, monkey
     interrupts = [0]
     with embedlog.open(tmp_path / "log", durability=durability, maintenance_interval_ms=None) as lg:
         lg.create_topic("t", partitions=2)
+        append_in = lg._store.append_in
+
+        def slow(txn: Any, items: Any, **kwargs: Any) -> None:
+            # Each commit stays open 1 ms, so the other threads arrive while one leads
+            # and go to sleep on their latches: without it a fast commit (durability
+            # "none") could finish every flush before anyone sleeps, and nothing would
+            # be interrupted (seen once in CI).
+            time.sleep(0.001)
+            append_in(txn, items, **kwargs)
+
+        monkeypatch.setattr(lg._store, "append_in", slow)
 
         def body(i: int, p: Any) -> None:
             for n in range(40):
