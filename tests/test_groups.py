@@ -29,6 +29,7 @@ from embedlog.errors import (
     IllegalGenerationError,
     InvalidOffsetError,
     NotAssignedError,
+    TransactionAbortedError,
     UnknownGroupError,
 )
 from embedlog.groups.assignors import assign
@@ -594,6 +595,39 @@ def test_commit_commit_offsets_and_committed(log: embedlog.Log) -> None:
         assert other.describe_group("g").lag() == {t0: 10, t1: 0}
 
 
+def test_commits_by_group_name_are_refused_while_the_group_has_live_members(log: embedlog.Log) -> None:
+    """By name (``log.commit_offsets``, ``tx.commit_offsets("g", ...)``, a manually
+    assigned consumer of the group) is for a group with no live members, as in Kafka:
+    with one, the live owner's committed offset must not move under it."""
+    log.create_topic("t", partitions=1)
+    fill(log, "t", 1, 10)
+    a = group_consumer(log, "t", "a")
+    wait_until(lambda: a.assignment() == tps("t", 0), "a owns t[0]", step=lambda: a.poll(timeout=0.05))
+    a.commit({TP("t", 0): 8})
+    with pytest.raises(GroupError, match=r"1 active member.*commit through a member"):
+        log.commit_offsets("g", {TP("t", 0): 2})
+    tx = log.transaction()
+    tx.send("t", b"out")
+    tx.commit_offsets("g", {TP("t", 0): 2})
+    with pytest.raises(TransactionAbortedError, match="active member"):
+        tx.commit()
+    manual = log.consumer(group="g", enable_auto_commit=False)
+    manual.assign([TP("t", 0)])
+    with pytest.raises(GroupError):
+        manual.commit({TP("t", 0): 2})
+    assert a.committed([TP("t", 0)]) == {TP("t", 0): 8}
+    assert log.describe_topic("t").partitions[0].end_offset == 10  # the aborted transaction wrote nothing
+    with log.transaction() as tx:  # through the member: fenced, and accepted
+        tx.commit_offsets(a, {TP("t", 0): 9})
+    a.close()
+    log.commit_offsets("g", {TP("t", 0): 2})  # no live member now
+    manual.commit({TP("t", 0): 3})
+    with log.transaction() as tx:
+        tx.commit_offsets("g", {TP("t", 0): 4})
+    assert log.committed_offsets("g")[TP("t", 0)].offset == 4
+    manual.close()
+
+
 def test_a_new_member_resumes_from_the_committed_offset(log: embedlog.Log) -> None:
     log.create_topic("t")
     fill(log, "t", 1, 20)
@@ -800,6 +834,42 @@ def test_a_member_that_stops_polling_loses_its_partitions(log: embedlog.Log) -> 
     b.close()
 
 
+def test_a_member_removed_for_not_polling_serves_nothing_while_it_is_removed(log: embedlog.Log,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The heartbeat thread removes a member that stopped polling (a leave, then the
+    heartbeat file's removal).  Once the leave commits another member may own its
+    partitions, so a poll from then on must not hand out the records it had buffered:
+    here the removal's second step is held open, and the zombie polls inside it."""
+    log.create_topic("t", partitions=2)
+    fill(log, "t", 2, 50)
+    coord = log._coordinator
+    forget = coord.forget
+    in_forget = threading.Event()
+    release = threading.Event()
+
+    def slow_forget(group: str, member_id: str) -> None:
+        if threading.current_thread().name == "embedlog-heartbeat":
+            in_forget.set()
+            release.wait(TIMEOUT)
+        forget(group, member_id)
+
+    monkeypatch.setattr(coord, "forget", slow_forget)
+    a = group_consumer(log, "t", "a", max_poll_interval_ms=300, heartbeat_interval_ms=50, max_poll_records=5)
+    wait_until(lambda: a.assignment() == tps("t", 0, 1), "a owns both", step=lambda: a.poll(timeout=0.05))
+    wait_until(lambda: a.poll(timeout=0.05), "a has records buffered")
+    try:
+        wait_until(in_forget.is_set, "a removed for not polling")  # a stops polling
+        b = group_consumer(log, "t", "b", max_poll_interval_ms=60_000)
+        wait_until(lambda: b.assignment() == tps("t", 0, 1), "b owns both", step=lambda: b.poll(timeout=0.05))
+        served = a.poll(timeout=0)
+        assert served == [], [(m.partition, m.offset) for m in served]
+        assert not (a.assignment() & b.assignment())
+    finally:
+        release.set()
+    a.close()
+    b.close()
+
+
 # -- describe / reset / delete / groups ---------------------------------------------------------
 
 def test_describe_group_members_offsets_and_lag(log: embedlog.Log) -> None:
@@ -835,11 +905,11 @@ def test_describe_group_members_offsets_and_lag(log: embedlog.Log) -> None:
         assert row.lag == (None if row.committed is None else row.end_offset - row.committed)
         owner = "alpha" if tp in a.assignment() else "beta"
         assert row.owner == by_client[owner].member_id
-    assert desc.lag() == {tp: row.lag for tp, row in rows.items()}
+    assert desc.lag == desc.lag() == {tp: row.lag for tp, row in rows.items()}  # a mapping, callable too
     assert desc.total_lag == 3 + 0 + 8
     # More records: lag grows with the end offset.
     fill(log, "t", 3, 5, start=10)
-    assert log.describe_group("billing").lag()[a_t] == 8
+    assert log.describe_group("billing").lag[a_t] == 8
     a.close()
     b.close()
 

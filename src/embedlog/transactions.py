@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import lmdb
 
-from .errors import ClosedError, EmbedlogError, TransactionAbortedError
-from .model import TopicPartition
+from .errors import ClosedError, ConfigError, EmbedlogError, TransactionAbortedError
+from .groups.coordinator import validate_group
+from .model import TopicPartition, topic_partition
 from .producer import Producer
 from .storage import mirrors
 
@@ -41,7 +42,7 @@ class Transaction:
     def __init__(self, log: Log, **producer_options: Any) -> None:
         self._log = log
         self._producer = Producer(log, _transactional=True, **producer_options)
-        self._offsets: list[tuple[str, str | None, dict[TopicPartition, Any]]] = []
+        self._offsets: list[tuple[str, str | None, dict[TopicPartition, Any], bool]] = []
         self._sources: list[tuple[str, str, str, dict[int, tuple[int, int]]]] = []
         self._done = False
 
@@ -62,16 +63,33 @@ class Transaction:
         ``(offset, metadata)`` pair) with the transaction.
 
         Through a consumer (or its ``group_metadata()``): fenced by its group membership.
-        By group name: for a group with no live members (no fencing).
+        By group name: for a group with no live members (no fencing); with live members
+        the transaction aborts with a ``GroupError`` cause, as Kafka refuses such commits.
         """
+        self._add_offsets(consumer_or_group, offsets, unfenced=False)
+
+    def _commit_offsets_unfenced(self, consumer_or_group: Consumer | str | tuple[str, str | None],
+                                 offsets: Mapping[TopicPartition, int | tuple[int, str | None]]) -> None:
+        """``commit_offsets``, but by group name also while the group has live members:
+        the Kafka clients' ``send_offsets_to_transaction(offsets, group_id)``, which Kafka
+        accepts from the group's own consumers (used by ``embedlog.compat``)."""
+        self._add_offsets(consumer_or_group, offsets, unfenced=True)
+
+    def _add_offsets(self, consumer_or_group: Any, offsets: Mapping[TopicPartition, Any], *, unfenced: bool) -> None:
         self._check()
         if isinstance(consumer_or_group, str):
             group, member = consumer_or_group, None
-        elif isinstance(consumer_or_group, tuple):  # (group, member id), as group_metadata() returns
-            group, member = consumer_or_group
-        else:
+        elif isinstance(consumer_or_group, tuple) and len(consumer_or_group) == 2:
+            group, member = consumer_or_group  # (group, member id), as group_metadata() returns
+        elif callable(getattr(consumer_or_group, "group_metadata", None)):  # a Consumer
             group, member = consumer_or_group.group_metadata()
-        self._offsets.append((group, member, {TopicPartition(*tp): off for tp, off in offsets.items()}))
+        else:
+            raise ConfigError("commit_offsets() takes a group consumer, its group_metadata() or a group name, "
+                              f"got {consumer_or_group!r}")
+        if not isinstance(offsets, Mapping):
+            raise ConfigError(f"offsets must be a mapping of TopicPartition to offset, got {offsets!r}")
+        self._offsets.append((validate_group(group), member, {topic_partition(tp): off for tp, off in offsets.items()},
+                              unfenced))
 
     def put_source_offsets(self, mirror: str, topic: str, remote_topic: str,
                            offsets: Mapping[int, tuple[int, int]]) -> None:
@@ -83,8 +101,8 @@ class Transaction:
 
     def _write_offsets(self, txn: lmdb.Transaction) -> None:
         coord = self._log._coordinator
-        for group, member, offsets in self._offsets:
-            coord.commit_in(txn, group, offsets, member)
+        for group, member, offsets, unfenced in self._offsets:
+            coord.commit_in(txn, group, offsets, member, unfenced=unfenced)
         dbs = self._log._store.dbs
         for mirror, topic, remote_topic, sources in self._sources:
             mirrors.put_source_offsets(txn, dbs, mirror, topic, remote_topic, sources)

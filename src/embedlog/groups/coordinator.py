@@ -49,7 +49,7 @@ from .state import GroupState, Member
 if TYPE_CHECKING:
     from ..writer import GroupCommitter
 
-__all__ = ["Coordinator", "GroupDescription", "MemberDescription", "PartitionOffsets"]
+__all__ = ["Coordinator", "GroupDescription", "LagMap", "MemberDescription", "PartitionOffsets"]
 
 T = TypeVar("T")
 Snapshot = tuple[int, GroupState | None, dict[str, int]]  # Coordinator.look: version, state, partitions
@@ -79,6 +79,16 @@ class PartitionOffsets:
     metadata: str | None = None
 
 
+class LagMap(dict[TopicPartition, "int | None"]):
+    """``GroupDescription.lag``: a dict of lag per partition, which may also be called
+    (``desc.lag()``, the form of earlier versions) for the same mapping."""
+
+    __slots__ = ()
+
+    def __call__(self) -> dict[TopicPartition, int | None]:
+        return dict(self)
+
+
 @attrs.frozen
 class GroupDescription:
     """A snapshot of a group, as ``Log.describe_group`` returns it."""
@@ -90,9 +100,12 @@ class GroupDescription:
     members: tuple[MemberDescription, ...]
     offsets: tuple[PartitionOffsets, ...]
 
-    def lag(self) -> dict[TopicPartition, int | None]:
-        """Lag per partition (``None`` where nothing was committed)."""
-        return {TopicPartition(o.topic, o.partition): o.lag for o in self.offsets}
+    @property
+    def lag(self) -> LagMap:
+        """Lag per partition, ``{TopicPartition: end offset - committed offset}``
+        (``None`` where nothing was committed): ``desc.lag[tp]``; ``desc.lag()`` gives
+        the same mapping."""
+        return LagMap({TopicPartition(o.topic, o.partition): o.lag for o in self.offsets})
 
     @property
     def total_lag(self) -> int:
@@ -348,14 +361,21 @@ class Coordinator:
 
     # -- committed offsets ----------------------------------------------------------------
     def commit_in(self, txn: lmdb.Transaction, group: str, offsets: Mapping[TopicPartition, Any],
-                  member_id: str | None) -> None:
+                  member_id: str | None, *, unfenced: bool = False) -> None:
         """Write committed offsets inside ``txn``; fenced by ownership when ``member_id``.
 
-        Values are an ``int`` offset or an ``(offset, metadata)`` pair.  Offsets must be
+        Without ``member_id`` (by group name) the group must have no live members, as
+        Kafka refuses a commit from outside a non-empty group (``GroupError``), unless
+        ``unfenced``: the Kafka clients' ``send_offsets_to_transaction(offsets,
+        group_id)``, which Kafka accepts from a group's own consumers.  Values are an
+        ``int`` offset or an ``(offset, metadata)`` pair.  Offsets must be
         ``0 <= offset <= end offset``.
         """
         # A replica's committed offsets are the leader's (replication overwrites them).
         self.store.require_leader(txn, "commit offsets")
+        if member_id is None and not unfenced and offsets:
+            self._require_inactive(txn, group, "commit offsets by group name for",
+                                   "commit through a member: consumer.commit(), or tx.commit_offsets(consumer, ...)")
         state = self._load_shared(txn, group) if member_id is not None else None
         if member_id is not None and (state is None or member_id not in state.members):
             raise IllegalGenerationError(
@@ -498,13 +518,14 @@ class Coordinator:
 
         return self.store.read(fn)
 
-    def _require_inactive(self, txn: lmdb.Transaction, group: str, what: str) -> GroupState | None:
+    def _require_inactive(self, txn: lmdb.Transaction, group: str, what: str,
+                          instead: str = "close them first") -> GroupState | None:
         state = self.load(txn, group)
         if state is not None:
             live = [m for m in state.members if m not in self.expired(state)]
             if live:
                 raise GroupError(f"cannot {what} group {group!r}: it has {len(live)} active member(s); "
-                                 "close them first (Kafka refuses this too)")
+                                 f"{instead} (Kafka refuses this too)")
         return state
 
     def reset_offsets(self, group: str, topic: str, to: object) -> dict[TopicPartition, int]:

@@ -216,11 +216,13 @@ class Membership:
             return
         if time.monotonic() - self._last_poll > self.max_poll_interval:
             # Like Kafka: a member that stops polling leaves, so its partitions move on.
-            self._joined = False
-            self.coord.leave(self.group, [self.member_id])
-            self.coord.forget(self.group, self.member_id)
+            # Kicked first: from here on ``poll`` drops what it owned (and its buffered
+            # records) and rejoins under a new id, so it never serves a partition that
+            # another member may be given once the leave below commits.
+            member_id = self.member_id
             self._kicked.set()
-            self._joined = True
+            self.coord.leave(self.group, [member_id])
+            self.coord.forget(self.group, member_id)
             return
         self.coord.heartbeat(self.group, self.member_id)
         state = self.coord.store.read(lambda txn: self.coord.load(txn, self.group))

@@ -515,7 +515,7 @@ class AIOKafkaProducer:
                     raise TypeError("Metadata should be a string")
             todo[TopicPartition(*tp)] = (offset, metadata) if metadata else offset
         try:
-            self._txn.commit_offsets(group_id, todo)
+            self._txn._commit_offsets_unfenced(group_id, todo)
         except el_errors.EmbedlogError as exc:
             raise _common.translate(exc, Errors, aliases=Errors.ALIASES) from exc
 

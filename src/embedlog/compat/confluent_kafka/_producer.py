@@ -440,7 +440,7 @@ class Producer:
                 offsets[embedlog.TopicPartition(t, part)] = off
         if offsets:
             assert self._txn is not None
-            self._txn.commit_offsets(group_metadata._target(), offsets)
+            self._txn._commit_offsets_unfenced(group_metadata._target(), offsets)
 
     def commit_transaction(self, timeout: float | None = -1) -> None:
         """Commit: every message and offset of the transaction becomes visible at once.

@@ -452,7 +452,7 @@ class KafkaProducer:
             meta = getattr(value, "metadata", "") or ""
             todo[_common.as_tp(tp)] = (off, meta) if meta else off
         try:
-            self._txn.commit_offsets(target, todo)
+            self._txn._commit_offsets_unfenced(target, todo)
         except el_errors.EmbedlogError as exc:
             raise _common.translate(exc, Errors) from exc
 
