@@ -255,6 +255,43 @@ def test_poll_raises_on_a_damaged_batch_of_one_or_many_records(tmp_path: Path, r
                 c.poll(0)
 
 
+def test_poll_raises_when_batches_below_the_end_are_missing(tmp_path: Path) -> None:
+    """The partition's state says it ends at 3, but the batches from offset 1 on are gone
+    (damaged LMDB pages): ``poll`` says so instead of waiting forever at offset 1."""
+    with embedlog.open(tmp_path / "log", durability="none") as log:
+        log.create_topic("t", partitions=1)
+        _write_batches(log, "t", [1, 1, 1])
+        lost = _batch_keys(log, "t", 0)[1:]
+
+        def drop(txn: object, dbs: dict[str, object]) -> None:
+            for key in lost:
+                assert txn.delete(key, db=dbs["batches"])  # type: ignore[attr-defined]
+
+        log._store.write(lambda txn: drop(txn, log._store.dbs))
+        with log.consumer(["t"], auto_offset_reset="earliest") as c:
+            assert [m.offset for m in c.poll(0)] == [0]
+            with pytest.raises(CorruptRecordError, match=r"t\[0\] ends at offset 3 but no batch is stored") as err:
+                c.poll(0)
+            assert (err.value.topic, err.value.partition, err.value.offset) == ("t", 0, 1)
+
+
+def test_a_consumer_follows_its_topic_when_it_is_deleted_and_created_again(tmp_path: Path) -> None:
+    """A new topic of the same name starts over at offset 0 (a new topic id): the
+    consumer leaves its old position and starts per ``auto_offset_reset``."""
+    with embedlog.open(tmp_path / "log", durability="none") as log:
+        log.create_topic("t", partitions=1)
+        _write_batches(log, "t", [10])
+        with log.consumer(["t"], auto_offset_reset="earliest") as c:
+            assert len(_poll_all(c)) == 10
+            log.delete_topic("t")
+            log.create_topic("t", partitions=1)
+            assert c.poll(0) == []
+            _write_batches(log, "t", [3, 12])
+            got = _poll_all(c)
+            assert [m.offset for m in got] == list(range(15))
+            assert c.position(TopicPartition("t", 0)) == 15
+
+
 def test_single_record_polls_follow_retention_moving_the_start(tmp_path: Path) -> None:
     with embedlog.open(tmp_path / "log", durability="none") as log:
         log.create_topic("t", partitions=1)

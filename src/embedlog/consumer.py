@@ -25,6 +25,7 @@ from .codec.batch import DecodedBatch
 from .errors import (
     ClosedError,
     ConfigError,
+    CorruptRecordError,
     EmbedlogError,
     InvalidOffsetError,
     NotAssignedError,
@@ -35,8 +36,9 @@ from .groups.coordinator import validate_group
 from .groups.member import Membership, RebalanceCallback
 from .groups.offsets import OffsetAndMetadata
 from .metrics.registry import consumer_counters
-from .model import NO_HEADERS, Message, OffsetAndTimestamp, TopicPartition
+from .model import NO_HEADERS, Message, OffsetAndTimestamp, TopicPartition, topic_partition
 from .storage import partition as plog
+from .storage import topics
 from .storage.schema import PartitionState
 
 if TYPE_CHECKING:
@@ -57,6 +59,15 @@ class _Buffer:
     def __init__(self, batches: list[DecodedBatch], i: int) -> None:
         self.batches = batches
         self.i = i
+
+
+def _bad_poll_args(timeout: object, max_records: object) -> None:
+    """Raise ``ConfigError`` for what ``poll`` cannot take (its fast check failed)."""
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+        raise ConfigError(f"poll timeout must be a number of seconds, got {timeout!r}")
+    if max_records is not None and (not isinstance(max_records, int) or isinstance(max_records, bool)
+                                    or max_records < 1):
+        raise ConfigError(f"max_records must be a positive int, got {max_records!r}")
 
 
 class _GcPause:
@@ -231,7 +242,7 @@ class Consumer:
         if self._membership is not None and self._subscription:
             raise ConfigError("this consumer subscribed with a group; assign() and subscribe() cannot be mixed "
                               "(unsubscribe() first)")
-        tps = [TopicPartition(*tp) for tp in partitions]
+        tps = [topic_partition(tp) for tp in partitions]
         ids: dict[TopicPartition, tuple[int, bool]] = {}
         for tp in tps:
             meta = self._meta(tp)
@@ -250,10 +261,11 @@ class Consumer:
 
     def assignment(self) -> set[TopicPartition]:
         """The assigned partitions."""
+        self._check()
         return set(self._assignment)
 
     def _require(self, tp: TopicPartition) -> TopicPartition:
-        tp = TopicPartition(*tp)
+        tp = topic_partition(tp)
         if tp not in self._ids:
             raise NotAssignedError(f"{tp.topic}[{tp.partition}] is not assigned to this consumer; "
                                    "assign() it or subscribe to its topic first")
@@ -281,7 +293,9 @@ class Consumer:
         tid = self._ids[tp][0]
         st = plog.load_state(txn, self._store.dbs, tid, tp.partition)
         if st is None:
-            return None
+            st = self._recreated(txn, tp, tid)
+            if st is None:
+                return None
         pos = self._positions.get(tp)
         if pos is None:
             pos = self._initial_position(txn, tp, st)
@@ -290,6 +304,20 @@ class Consumer:
             self._buffers.pop(tp, None)
         self._positions[tp] = pos
         return pos, st
+
+    def _recreated(self, txn: lmdb.Transaction, tp: TopicPartition, tid: int) -> PartitionState | None:
+        """The partition's state if its topic was deleted and created again (a new topic
+        id): the consumer moves to the new topic, from its committed offset or
+        ``auto_offset_reset`` (the old position means nothing there).  ``None`` if not."""
+        meta = topics.get(txn, self._store.dbs, tp.topic)
+        if meta is None or meta.topic_id == tid or tp.partition >= meta.partitions:
+            return None
+        st = plog.load_state(txn, self._store.dbs, meta.topic_id, tp.partition)
+        if st is not None:
+            self._ids[tp] = (meta.topic_id, meta.config.log_append_time)
+            self._positions.pop(tp, None)
+            self._buffers.pop(tp, None)
+        return st
 
     def position(self, tp: TopicPartition) -> int:
         """The offset of the next record ``poll`` returns for ``tp``."""
@@ -332,7 +360,7 @@ class Consumer:
 
     def _states(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, PartitionState]:
         out = {}
-        metas = {TopicPartition(*tp): self._meta(TopicPartition(*tp)) for tp in partitions}
+        metas = {tp: self._meta(tp) for tp in map(topic_partition, partitions)}
         with self._store.env.read() as txn:
             for tp, meta in metas.items():
                 st = plog.load_state(txn, self._store.dbs, meta.topic_id, tp.partition)
@@ -356,7 +384,7 @@ class Consumer:
         """For each partition, the earliest offset whose timestamp >= the one given, or ``None``."""
         self._check()
         out: dict[TopicPartition, OffsetAndTimestamp | None] = {}
-        metas = {TopicPartition(*tp): (self._meta(TopicPartition(*tp)), ts) for tp, ts in timestamps.items()}
+        metas = {tp: (self._meta(tp), ts) for tp, ts in ((topic_partition(k), v) for k, v in timestamps.items())}
         with self._store.env.read() as txn:
             for tp, (meta, ts) in metas.items():
                 if not isinstance(ts, int) or ts < 0:
@@ -373,7 +401,7 @@ class Consumer:
     def resume(self, *partitions: TopicPartition) -> None:
         """Return records from these partitions again."""
         for tp in partitions:
-            self._paused.discard(TopicPartition(*tp))
+            self._paused.discard(topic_partition(tp))
 
     def paused(self) -> set[TopicPartition]:
         """The paused partitions."""
@@ -390,6 +418,11 @@ class Consumer:
             return
         batches = plog.fetch(txn, self._store.dbs, tp.topic, self._ids[tp][0], tp.partition, pos,
                              max_bytes=self._fetch_max_bytes, end_offset=limit)
+        if not batches:  # below the end, yet nothing stored from here on (the last batch is never removed)
+            raise CorruptRecordError(
+                f"{tp.topic}[{tp.partition}] ends at offset {st.end_offset} but no batch is stored at or after "
+                f"offset {pos}: the log directory is damaged; run `embedlog verify` and restore the partition "
+                "from a replica or backup", topic=tp.topic, partition=tp.partition, offset=pos)
         if batches:
             self._buffers[tp] = _Buffer(batches, _first_index(batches[0], pos))
             for b in batches:
@@ -478,6 +511,9 @@ class Consumer:
         producer in any thread or process writes; returns ``[]`` on timeout.
         """
         self._check()
+        if (timeout.__class__ is not float and timeout.__class__ is not int) or (
+                max_records is not None and (max_records.__class__ is not int or max_records < 1)):
+            _bad_poll_args(timeout, max_records)
         limit = max_records or self.max_poll_records
         self._before_poll()
         notifier = self._store.notifier
@@ -531,7 +567,9 @@ class Consumer:
             if not offsets:
                 return
         else:
-            offsets = {TopicPartition(*tp): off for tp, off in offsets.items()}
+            if not isinstance(offsets, Mapping):
+                raise ConfigError(f"offsets must be a mapping of TopicPartition to offset, got {offsets!r}")
+            offsets = {topic_partition(tp): off for tp, off in offsets.items()}
             for tp in offsets:
                 if self._membership is not None and self._subscription and tp not in self._ids:
                     raise NotAssignedError(f"{tp.topic}[{tp.partition}] is not assigned to this member of group "
@@ -560,6 +598,7 @@ class Consumer:
 
     def group_metadata(self) -> tuple[str, str | None]:
         """``(group, member_id)``: what a transaction needs to fence offsets committed through it."""
+        self._check()
         if self.group is None:
             raise ConfigError("this consumer has no group")
         member = self._membership.member_id if self._membership is not None and self._subscription else None

@@ -16,7 +16,7 @@ from .consumer import Consumer
 from .errors import ClosedError, ConfigError, UnknownTopicError
 from .groups.coordinator import Coordinator, GroupDescription, validate_group
 from .groups.offsets import OffsetAndMetadata
-from .model import TopicDescription, TopicPartition
+from .model import TopicDescription, TopicPartition, topic_partition
 from .producer import Producer
 from .storage.compaction import compact_all
 from .storage.store import Store
@@ -42,10 +42,16 @@ class Log:
                  auto_create_topics: bool = False, default_partitions: int = 1,
                  fsync_interval_ms: int = 1000, maintenance_interval_ms: int | None = 30_000,
                  map_size: int | None = None) -> None:
-        self._temporary = path is None
-        self.path = tempfile.mkdtemp(prefix="embedlog-") if path is None else os.fspath(path)
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise ConfigError(f"path must be a directory path (str or os.PathLike) or None, got {path!r}")
         if not isinstance(default_partitions, int) or not 1 <= default_partitions <= MAX_PARTITIONS:
             raise ConfigError(f"default_partitions must be 1..{MAX_PARTITIONS}, got {default_partitions!r}")
+        for name, value in (("fsync_interval_ms", fsync_interval_ms), ("maintenance_interval_ms",
+                                                                       maintenance_interval_ms or 1)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise ConfigError(f"{name} must be a positive number of milliseconds, got {value!r}")
+        self._temporary = path is None
+        self.path = tempfile.mkdtemp(prefix="embedlog-") if path is None else os.fspath(path)
         self.auto_create_topics = auto_create_topics
         self.default_partitions = default_partitions
         self._shared = _acquire(self.path, durability=durability, map_size=map_size,
@@ -210,10 +216,15 @@ class Log:
     def commit_offsets(self, group: str, offsets: Mapping[Any, int | tuple[int, str | None]]) -> None:
         """Commit offsets for ``group`` by name (no member fencing); durable on return.
 
+        The group must have no live members (``GroupError`` otherwise, as Kafka's
+        ``alter_consumer_group_offsets``): its members commit through their consumers.
         Values: the next offset to read, or ``(offset, metadata)`` such as
         ``OffsetAndMetadata(42, "note")``."""
         self._check()
-        self._coordinator.commit(validate_group(group), offsets, None)
+        if not isinstance(offsets, Mapping):
+            raise ConfigError(f"offsets must be a mapping of TopicPartition to offset, got {offsets!r}")
+        self._coordinator.commit(validate_group(group), {topic_partition(tp): off for tp, off in offsets.items()},
+                                 None)
 
     def committed_offsets(self, group: str, partitions: Iterable[TopicPartition] | None = None
                           ) -> dict[TopicPartition, OffsetAndMetadata]:

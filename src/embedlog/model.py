@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import attrs
 
+from .errors import ConfigError
+
 __all__ = [
     "Header",
     "Message",
@@ -53,6 +55,15 @@ class TopicPartition(NamedTuple):
 
     topic: str
     partition: int
+
+
+def topic_partition(obj: object) -> TopicPartition:
+    """``obj`` as a ``TopicPartition``: one already, or a ``(topic, partition)`` pair;
+    ``ConfigError`` for anything else."""
+    if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], str) and isinstance(obj[1], int) \
+            and not isinstance(obj[1], bool):
+        return obj if obj.__class__ is TopicPartition else TopicPartition(*obj)
+    raise ConfigError(f"expected a TopicPartition(topic, partition), got {obj!r}")
 
 
 class Message(NamedTuple):

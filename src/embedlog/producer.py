@@ -208,8 +208,15 @@ class Producer:
             raise ConfigError(f"compression must be None or 'zstd', got {compression!r}")
         if acks not in _ACKS:
             raise ConfigError(f"acks must be 'leader' or 'all', got {acks!r}")
-        if batch_size <= 0 or buffer_records <= 0 or linger_ms < 0:
-            raise ConfigError("batch_size and buffer_records must be positive and linger_ms >= 0")
+        for name, value, least in (("batch_size", batch_size, 1), ("buffer_records", buffer_records, 1),
+                                   ("delivery_timeout_ms", delivery_timeout_ms, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(linger_ms, (int, float)) or isinstance(linger_ms, bool) or not linger_ms >= 0:
+            raise ConfigError(f"linger_ms must be a number >= 0 (milliseconds), got {linger_ms!r}")
+        for name, fn in (("key_serializer", key_serializer), ("value_serializer", value_serializer)):
+            if fn is not None and not callable(fn):
+                raise ConfigError(f"{name} must be a callable (object -> bytes) or None, got {fn!r}")
         self._log = log
         self._compression = codec.COMPRESSIONS[compression]
         self._linger = linger_ms / 1000.0
