@@ -75,8 +75,9 @@ def main(path_a: str, path_b: str) -> None:
     print(f"node a: 5 records acknowledged with acks='all'; b holds {end_offset(log_b)} of them")
     print(f"consumer on b before failover: {view(log_b, 5)}")
 
-    # 2. The link drops; a writes with acks="leader" (durable on a alone), then dies.
-    follower_b.close()
+    # 2. The link drops (b disconnects without a goodbye, so a keeps it in its in-sync
+    #    set: leave=False); a writes with acks="leader" (durable on a alone), then dies.
+    follower_b.close(leave=False)
     with log_a.producer(acks="leader") as producer:
         for i in range(3):
             producer.send(TOPIC, f"unreplicated-{i}".encode(), key=b"sensor-1")

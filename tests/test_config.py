@@ -368,6 +368,7 @@ ERROR_BUILTINS: dict[str, type[BaseException] | None] = {
     "NotLeaderError": None,
     "NotEnoughReplicasError": None,
     "AuthenticationError": None,
+    "UnrelatedLogError": None,
     "BridgeError": None,
     "LinkDownError": builtins.TimeoutError,
 }

@@ -18,7 +18,7 @@ import pytest
 import embedlog
 from embedlog import replication
 from embedlog.errors import TimeoutError as EmbedlogTimeoutError
-from embedlog.errors import TransactionAbortedError, UncleanPromotionWarning
+from embedlog.errors import TransactionAbortedError, UncleanPromotionWarning, UnrelatedLogError
 from embedlog.net.common import monotonic_ms
 from embedlog.replication import (
     Follower,
@@ -568,3 +568,52 @@ def test_promotion_risk_reads_the_follower_state(log: Log) -> None:
         store.write(lambda txn, doc=doc: replica.set_follower_state(txn, store.dbs, doc))
         risk = read(log, replica.promotion_risk)
         assert risk is None if expect is None else expect in risk, (doc, risk)
+
+
+# -- following: what the directory held before ---------------------------------------------------
+def test_following_refuses_a_directory_with_records_of_another_log(make_log: Any) -> None:
+    """Records written here before following (or replicated from another leader) would
+    be deleted to make room for the leader's: ``UnrelatedLogError``, and the directory
+    keeps its records and stays writable.  An empty directory, or one that only has
+    topics, follows."""
+    la, lb, lc = make_log("a"), make_log("b"), make_log("c")
+    for lg, values in ((la, [b"leader0", b"leader1", b"leader2"]), (lb, [b"mine0", b"mine1"])):
+        lg.create_topic("orders", 1)
+        with lg.producer() as p:
+            for v in values:
+                p.send("orders", v)
+    lc.create_topic("orders", 1)  # a topic, no records: nothing to lose
+    with Leader(la, secret=SECRET.encode()) as leader:
+        with Follower(lb, leader.address, secret=SECRET.encode()) as f:
+            with pytest.raises(UnrelatedLogError, match=r"holds records of another log .*topics orders"):
+                f.wait_connected(30)
+            assert isinstance(f.error, UnrelatedLogError)
+        assert visible(lb, "orders") == [b"mine0", b"mine1"]
+        with lb.producer() as p:  # still its own leader: writable as before
+            p.send("orders", b"mine2")
+        with Follower(lc, leader.address, secret=SECRET.encode()) as f:
+            f.wait_connected(30)
+            harness.wait_until(lambda: lc.describe_topic("orders").partitions[0].end_offset == 3, "replicated")
+            assert f.status()["lag"] == {"orders[0]": 0}  # (by topic name, as the leader's status)
+        assert visible(lc, "orders") == [b"leader0", b"leader1", b"leader2"]
+
+
+def test_a_follower_that_closes_leaves_the_in_sync_set_at_once(make_log: Any) -> None:
+    """``Follower.close()`` tells the leader (Kafka's controlled shutdown): the in-sync
+    set shrinks now, so ``acks="all"`` flushes do not wait ``replica_lag_time_max_ms``
+    (60 s here) for a follower that is gone; it rejoins once it follows again."""
+    la, lb = make_log("a"), make_log("b")
+    la.create_topic("t", 1)
+    with Leader(la, secret=SECRET.encode(), replica_lag_time_max_ms=60_000) as leader:
+        f = Follower(lb, leader.address, secret=SECRET.encode())
+        f.wait_connected(30)
+        harness.wait_until(lambda: leader.core.in_sync_ids() == (f.core.node_id,), "the follower in sync")
+        f.close()
+        harness.wait_until(lambda: leader.core.in_sync_ids() == (), "the closed follower out of the set", timeout=20)
+        with la.producer(acks="all", delivery_timeout_ms=20_000) as p:
+            p.send("t", b"after")
+            p.flush()  # the leader alone is the in-sync set (min.insync.replicas 1)
+        with Follower(lb, leader.address, secret=SECRET.encode()) as f2:
+            f2.wait_connected(30)
+            harness.wait_until(lambda: leader.core.in_sync_ids() == (f2.core.node_id,), "back in sync")
+    assert visible(lb, "t") == [b"after"]

@@ -47,6 +47,7 @@ __all__ = [
     "UnknownGroupError",
     "UnknownPartitionError",
     "UnknownTopicError",
+    "UnrelatedLogError",
     "for_code",
 ]
 
@@ -202,6 +203,15 @@ class AuthenticationError(EmbedlogError):
     """A peer failed authentication."""
 
     code = 58  # SASL_AUTHENTICATION_FAILED
+
+
+class UnrelatedLogError(EmbedlogError):
+    """A ``Follower`` on a directory holding records that did not come from its leader's
+    log (written before following, or replicated from another leader): following would
+    delete them, so it refuses.  Nothing was changed; use an empty directory."""
+
+    code = 104  # INCONSISTENT_CLUSTER_ID: Kafka's refusal of a node from another cluster
+    retriable = False
 
 
 class BridgeError(EmbedlogError):

@@ -41,14 +41,14 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import lmdb
 
 from .codec import batch as codec
-from .errors import ConfigError, EmbedlogError, NotLeaderError, UncleanPromotionWarning
+from .errors import ConfigError, EmbedlogError, NotLeaderError, UncleanPromotionWarning, UnrelatedLogError
 from .errors import TimeoutError as EmbedlogTimeoutError
 from .net import FollowerClient, LeaderServer, parse_address
 from .net.common import monotonic_ms
@@ -63,6 +63,7 @@ from .protocol import (
     FetchRequest,
     FetchResponse,
     FollowerConnection,
+    FollowerLeftError,
     Heartbeat,
     LeaderConnection,
     Metadata,
@@ -138,6 +139,11 @@ def _read(store: Store, fn: Callable[[lmdb.Transaction, Any], T]) -> T:
 
 def _write(store: Store, fn: Callable[[lmdb.Transaction, Any], T], *, notify: bool = False) -> T:
     return store.write(lambda txn: fn(txn, store.dbs), notify=notify)
+
+
+def _topic_names(txn: lmdb.Transaction, dbs: Any) -> dict[int, str]:
+    """Topic id -> name, for status reports."""
+    return {m.topic_id: m.name for m in (topics.get(txn, dbs, n) for n in topics.list_names(txn, dbs)) if m is not None}
 
 
 # -- leader ------------------------------------------------------------------------------------
@@ -275,6 +281,15 @@ class LeaderCore:
             for f in self.followers.values():
                 if f.session is session:
                     f.session = None
+
+    def _left(self, session: LeaderSession, now_ms: int) -> None:
+        """The follower of ``session`` stops following (it said so): out of the in-sync
+        set now, not after ``replica_lag_time_max_ms`` (it rejoins once caught up)."""
+        with self._lock:
+            for f in self.followers.values():
+                if f.session is session:
+                    f.in_sync = False
+        self.update(now_ms)
 
     def _on_ack(self, session: LeaderSession, f: FollowerProgress, ack: Ack, now_ms: int) -> None:
         with self._lock:
@@ -451,8 +466,7 @@ class LeaderCore:
         """Epoch, high watermark and end offset per partition, and each follower's lag
         and in-sync state."""
         parts = _read(self.store, replica.all_partitions)
-        names = _read(self.store, lambda txn, dbs: {m.topic_id: m.name for m in (
-            topics.get(txn, dbs, n) for n in topics.list_names(txn, dbs)) if m is not None})
+        names = _read(self.store, _topic_names)
         with self._lock:
             followers = {}
             for f in self.followers.values():
@@ -512,6 +526,9 @@ class LeaderSession:
             events = self.conn.receive_data(data)
         except FencedLeaderError as exc:
             self.core.fenced_by = str(exc)
+            return self._end(exc)
+        except FollowerLeftError as exc:
+            self.core._left(self, now_ms)
             return self._end(exc)
         except EmbedlogError as exc:
             return self._end(exc)
@@ -757,6 +774,7 @@ class FollowerCore:
         self.max_frame = max_frame
 
         def init(txn: lmdb.Transaction, dbs: Any) -> str:
+            self._role_before = replica.get_role(txn, dbs)
             replica.set_role(txn, dbs, "replica")
             txn.put(schema.META_REPLICATING, b"0", db=dbs["meta"])  # high watermarks stay as they are
             return replica.ensure_node_id(txn, dbs)
@@ -796,6 +814,14 @@ class FollowerCore:
         if self.conn is not None:
             self.conn.close()
         self.conn = None
+
+    def leave(self) -> bytes:
+        """Tell the leader this follower stops (``Follower.close()``); the bytes to send
+        before closing the transport."""
+        if self.connected:
+            assert self.conn is not None
+            self.conn.send(Error(int(ErrorCode.LEAVING), "the follower stops following"))
+        return self.pending()
 
     def pending(self) -> bytes:
         """Bytes still queued for the leader (an ``Error`` queued before ``receive`` raised):
@@ -880,12 +906,40 @@ class FollowerCore:
     def _on_authenticated(self, ev: Authenticated) -> None:
         self.leader_id, self.leader_epoch = ev.node_id, ev.epoch
 
+        leaders = dict(ev.epoch_leaders)
+
         def fn(txn: lmdb.Transaction, dbs: Any) -> list[tuple[int, int, int]]:
             replica.raise_epoch(txn, dbs, ev.epoch)
-            return replica.reconcile_epochs(txn, dbs, dict(ev.epoch_leaders))
+            return replica.reconcile_epochs(txn, dbs, leaders)
 
+        unrelated = _read(self.store, functools.partial(self._unrelated, leaders=leaders))
+        if unrelated is not None:
+            role = self._role_before
+
+            def restore(txn: lmdb.Transaction, dbs: Any) -> None:
+                replica.set_role(txn, dbs, role)  # (nothing else was changed: writable as before)
+
+            _write(self.store, restore)
+            raise UnrelatedLogError(unrelated)
         truncated = _write(self.store, fn, notify=True)
         self.truncated.extend(truncated)
+
+    def _unrelated(self, txn: lmdb.Transaction, dbs: Any, leaders: Mapping[int, str]) -> str | None:
+        """Why following the leader whose epoch map is ``leaders`` would delete records
+        of another log (none of this directory's epochs was led by the node the leader
+        names), or ``None``: an empty directory, or one of the leader's lineage (its
+        follower before, or its leader before a promotion)."""
+        mine = replica.epoch_leaders(txn, dbs)
+        if any(leaders.get(e) == node for e, node in mine.items()):
+            return None
+        held = [t for t, _, st in replica.all_partitions(txn, dbs) if st.end_offset > 0]
+        if not held:
+            return None
+        names = sorted({meta.name if (meta := topics.get_by_id(txn, dbs, t)) is not None else str(t) for t in held})
+        return (f"{self.store.path!r} holds records of another log ({len(held)} partition(s) with records, topics "
+                f"{', '.join(names[:5])}{', ...' if len(names) > 5 else ''}) that its leader {self.leader_id} never "
+                "wrote; following would delete them, so nothing was changed. Follow with an empty directory, or "
+                "move this one's data away first")
 
     def _request(self, now_ms: int, prepared: FetchRequest | None = None) -> None:
         """Send the next fetch (``prepared`` by ``_next_request`` in the transaction that
@@ -1015,10 +1069,11 @@ class FollowerCore:
 
     def status(self) -> dict[str, Any]:
         """Leader, epoch, connection state, lag per partition."""
-        epoch = _read(self.store, replica.get_epoch)
+        epoch, names = _read(self.store, lambda txn, dbs: (replica.get_epoch(txn, dbs), _topic_names(txn, dbs)))
+        lag = dict(self.lag)
         return {"role": "follower", "node_id": self.node_id, "leader_id": self.leader_id, "epoch": epoch,
                 "connected": self.connected, "in_sync": self.in_sync,
-                "lag": {f"{t}[{p}]": n for (t, p), n in self.lag.items()}, "total_lag": sum(self.lag.values())}
+                "lag": {f"{names.get(t, t)}[{p}]": n for (t, p), n in lag.items()}, "total_lag": sum(lag.values())}
 
 
 # -- the public API: Leader, Follower, promote ----------------------------------------------------
@@ -1213,7 +1268,10 @@ class Follower:
     The directory becomes a replica (producers on it raise ``NotLeaderError`` until it
     is promoted).  The connection runs in a background thread that reconnects with
     backoff; ``wait_connected`` blocks until it authenticated and raises the typed
-    error (``AuthenticationError``, ``FencedLeaderError``) if it never can.
+    error (``AuthenticationError``, ``FencedLeaderError``) if it never can.  A
+    directory holding records of another log (written here before following, or
+    replicated from another leader) is left as it was — records and role — and
+    ``UnrelatedLogError`` says so: following would delete them.
     """
 
     def __init__(self, log: Log, leader: str | tuple[str, int], *, secret: bytes | None = None,
@@ -1265,13 +1323,18 @@ class Follower:
         out["connections"] = self._client.connections
         return out
 
-    def close(self) -> None:
-        """Stop following (the directory stays a replica; ``promote`` makes it a leader)."""
+    def close(self, *, leave: bool = True) -> None:
+        """Stop following (the directory stays a replica; ``promote`` makes it a leader).
+
+        ``leave``: tell the leader, which drops this node from its in-sync set at once
+        (Kafka's controlled shutdown), so ``acks="all"`` flushes stop waiting for it;
+        ``leave=False`` just disconnects, as a lost link would: the leader keeps it in
+        the set until ``replica_lag_time_max_ms`` passes."""
         if self.closed:
             return
         self.closed = True
         try:
-            self._client.close()
+            self._client.close(leave=leave)
         finally:
             self._lock.release()
 
@@ -1330,8 +1393,7 @@ def replication_status(log: Log) -> dict[str, Any]:
     store = _store_of(log)
 
     def fn(txn: lmdb.Transaction, dbs: Any) -> dict[str, Any]:
-        names = {m.topic_id: m.name for m in (topics.get(txn, dbs, n) for n in topics.list_names(txn, dbs))
-                 if m is not None}
+        names = _topic_names(txn, dbs)
         isr = replica.get_isr(txn, dbs)
         flag = replica.is_replicating(txn, dbs)
         replicating = flag and replica.lease_live(store.path)

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import TimeoutError as EmbedlogTimeoutError
 from ..errors import UncleanPromotionWarning
-from .common import log_path, open_log
+from .common import log_path, open_log, stop_on_sigterm
 from .output import Output, warn
 from .serve import add_auth_options, auth_options
 
@@ -61,6 +61,7 @@ def follow(args: argparse.Namespace, out: Output) -> int:
 
     auth = auth_options(args)
     path = log_path(args)
+    stop_on_sigterm()
     with open_log(args, create=True) as log, Follower(log, args.leader, **auth) as follower:
         try:
             try:

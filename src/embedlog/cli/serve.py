@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from .. import metrics
-from .common import CliError, UsageError, log_path, open_log
+from .common import CliError, UsageError, log_path, open_log, stop_on_sigterm
 from .output import Output
 
 __all__ = ["add_auth_options", "auth_options", "register"]
@@ -68,6 +68,7 @@ def serve(args: argparse.Namespace, out: Output) -> int:
     if not args.replicate and (args.secret_file or args.insecure):
         raise UsageError("--secret-file and --insecure go with --replicate", args.prog_name)
     path = log_path(args)
+    stop_on_sigterm()
     if not args.replicate:
         _serve_metrics(args, path, None)
         return 0

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..errors import AuthenticationError, EmbedlogError
+from ..errors import AuthenticationError, EmbedlogError, UnrelatedLogError
 from ..protocol import FencedLeaderError
 from .common import POLL_S, Waker, monotonic_ms, readable, recv, send
 
@@ -23,6 +23,7 @@ __all__ = ["FollowerClient", "Prefetch"]
 
 _IO_TIMEOUT_S = 30.0
 _CONNECT_TIMEOUT_S = 5.0
+_LEAVE_WAIT_S = 2.0  # close(): how long the connection thread may take to say goodbye
 #: TLS alerts by which a leader refuses our client certificate (OpenSSL reason codes)
 _REFUSED_ALERTS = ("ALERT_UNKNOWN_CA", "ALERT_BAD_CERTIFICATE", "ALERT_CERTIFICATE_REQUIRED",
                    "ALERT_CERTIFICATE_UNKNOWN", "ALERT_CERTIFICATE_EXPIRED", "ALERT_CERTIFICATE_REVOKED",
@@ -140,8 +141,9 @@ class Prefetch:
 class FollowerClient:
     """Keep a ``FollowerCore`` connected to ``leader``.
 
-    Authentication and fencing errors are fatal (they will not fix themselves): the
-    loop stops and ``error`` holds the typed exception.  Anything else (refused
+    Authentication, fencing and unrelated-log (``UnrelatedLogError``) errors are fatal
+    (they will not fix themselves): the loop stops and ``error`` holds the typed
+    exception.  Anything else (refused
     connection, dropped link, a damaged frame, a leader restarting) is retried after a
     backoff that doubles from ``backoff_ms[0]`` to ``backoff_ms[1]``.  Under TLS, a
     leader certificate the follower does not trust, or a client certificate the leader
@@ -162,6 +164,7 @@ class FollowerClient:
         self.authenticated = threading.Event()
         self.done = threading.Event()
         self._stop = threading.Event()
+        self._leave = True  # close(): tell the leader
         self._waker = Waker()
         self._sock: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, name="embedlog-follower", daemon=True)
@@ -170,12 +173,17 @@ class FollowerClient:
         """Start the connection thread."""
         self._thread.start()
 
-    def close(self) -> None:
-        """Stop and join the thread."""
+    def close(self, *, leave: bool = True) -> None:
+        """Stop and join the thread.  With ``leave``, a connected follower first tells its
+        leader that it leaves (so the leader drops it from the in-sync set at once); a
+        thread stuck in a connect or a send is cut off after ``_LEAVE_WAIT_S``."""
+        self._leave = leave
         self._stop.set()
         self._waker.wake()
+        if self._thread.is_alive():
+            self._thread.join(timeout=_LEAVE_WAIT_S)
         sock = self._sock
-        if sock is not None:
+        if sock is not None and self._thread.is_alive():
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
         if self._thread.is_alive():
@@ -254,7 +262,10 @@ class FollowerClient:
                 send(sock, core.poll(monotonic_ms()))
                 if core.expired(monotonic_ms()):
                     raise TimeoutError("nothing from the leader within the session timeout")
-        except (AuthenticationError, FencedLeaderError) as exc:
+            if ok and self._leave:  # stopped (close()): a clean leave, best effort
+                with contextlib.suppress(OSError):
+                    send(sock, core.leave())
+        except (AuthenticationError, FencedLeaderError, UnrelatedLogError) as exc:
             self._flush(sock)
             self.error = exc
         except (OSError, EmbedlogError, ValueError) as exc:

@@ -7,7 +7,7 @@ send; the replication layer (``embedlog.replication``) does the storage work and
 socket layer (``embedlog.net``) moves the bytes, in the style of h11.
 """
 
-from .errors import FencedLeaderError, FrameError, ProtocolError, RemoteError
+from .errors import FencedLeaderError, FollowerLeftError, FrameError, ProtocolError, RemoteError
 from .follower import FollowerConnection
 from .frames import MAX_FRAME, FrameDecoder, encode_frame
 from .leader import LeaderConnection
@@ -48,6 +48,7 @@ __all__ = [
     "FetchRequest",
     "FetchResponse",
     "FollowerConnection",
+    "FollowerLeftError",
     "FrameDecoder",
     "FrameError",
     "Heartbeat",

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from ..errors import AuthenticationError, EmbedlogError, NotLeaderError
-from .errors import FencedLeaderError, ProtocolError, RemoteError
+from .errors import FencedLeaderError, FollowerLeftError, ProtocolError, RemoteError
 from .frames import MAX_FRAME, FrameDecoder, Payload, frame_parts
 from .messages import Error, ErrorCode, Message, decode, encode_parts
 from .states import RECV, SEND, State
@@ -25,6 +25,8 @@ def error_for(msg: Error) -> EmbedlogError:
         return FencedLeaderError(text)
     if msg.code == ErrorCode.NOT_LEADER:
         return NotLeaderError(text)
+    if msg.code == ErrorCode.LEAVING:
+        return FollowerLeftError(text)
     if msg.code in (ErrorCode.PROTOCOL, ErrorCode.VERSION):
         return ProtocolError(text)
     return RemoteError(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import EmbedlogError, NotLeaderError
 
-__all__ = ["FencedLeaderError", "FrameError", "ProtocolError", "RemoteError"]
+__all__ = ["FencedLeaderError", "FollowerLeftError", "FrameError", "ProtocolError", "RemoteError"]
 
 
 class ProtocolError(EmbedlogError):
@@ -22,6 +22,12 @@ class FrameError(ProtocolError):
 
 class RemoteError(ProtocolError):
     """The peer reported an error it hit while serving us."""
+
+
+class FollowerLeftError(ProtocolError):
+    """The follower said it stops following (``Follower.close()``): the leader drops it
+    from the in-sync set at once, as Kafka's controlled shutdown shrinks the ISR, so
+    ``acks="all"`` producers do not wait ``replica_lag_time_max_ms`` for it."""
 
 
 class FencedLeaderError(NotLeaderError):

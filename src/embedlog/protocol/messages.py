@@ -68,6 +68,7 @@ class ErrorCode(enum.IntEnum):
     VERSION = 4  #: no common protocol version
     NOT_LEADER = 5  #: the node asked to lead is a replica
     INTERNAL = 6  #: the peer failed serving the request (e.g. storage)
+    LEAVING = 7  #: the follower stops following (``Follower.close()``): Kafka's controlled shutdown
 
 
 class PartitionError(enum.IntEnum):
