@@ -11,7 +11,7 @@ import pytest
 
 import embedlog
 from embedlog import Message, TopicPartition
-from embedlog.errors import OffsetOutOfRangeError
+from embedlog.errors import InvalidOffsetError, OffsetOutOfRangeError
 
 MakeLog = Callable[..., embedlog.Log]
 HOUR = 3_600_000
@@ -251,7 +251,12 @@ def test_delete_records(make_log: MakeLog) -> None:
         assert [m.offset for m in drain(c)] == list(range(6, 12))  # reset to the new start
 
     assert log.delete_records("t", 0, 2) == 6  # never moves backwards
-    assert log.delete_records("t", 0, 1000) == 12  # clamped to the end
+    with pytest.raises(OffsetOutOfRangeError, match="past the high watermark 12"):  # Kafka's OFFSET_OUT_OF_RANGE
+        log.delete_records("t", 0, 13)
+    with pytest.raises(InvalidOffsetError):
+        log.delete_records("t", 0, -2)
+    assert part(log).start_offset == 6  # (refused: nothing changed)
+    assert log.delete_records("t", 0, -1) == 12  # -1: everything
     d = part(log)
     assert (d.start_offset, d.end_offset, d.batches, d.bytes) == (12, 12, 0, 0)
     assert read_all(log) == []

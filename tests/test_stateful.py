@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 
 import attrs
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -30,7 +31,7 @@ from hypothesis.stateful import (
 
 import embedlog
 from embedlog import Message, RecordMetadata, TopicPartition
-from embedlog.errors import EmbedlogError
+from embedlog.errors import EmbedlogError, OffsetOutOfRangeError
 
 TOPIC = "orders"
 KEYS = st.one_of(st.none(), st.sampled_from([b"a", b"b", b"c", b"", b"\x00\xff"]))
@@ -212,7 +213,11 @@ class LogMachine(RuleBasedStateMachine):
         p = data.draw(st.integers(0, self.n - 1), label="partition")
         end = len(self.records[p])
         before = data.draw(st.one_of(st.just(-1), st.integers(0, end + 3)), label="before_offset")
-        target = end if before < 0 else min(before, end)
+        if before > end:  # past the high watermark (here the end): Kafka's OFFSET_OUT_OF_RANGE, nothing changes
+            with pytest.raises(OffsetOutOfRangeError):
+                self.log.delete_records(TOPIC, p, before)
+            return
+        target = end if before < 0 else before
         expected = max(self.start[p], target)
         assert self.log.delete_records(TOPIC, p, before) == expected
         self.start[p] = expected

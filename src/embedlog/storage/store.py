@@ -18,7 +18,15 @@ import lmdb
 
 from ..codec import batch as codec
 from ..config import TopicConfig
-from ..errors import ConfigError, FormatVersionError, NotLeaderError, UnknownPartitionError, UnknownTopicError
+from ..errors import (
+    ConfigError,
+    FormatVersionError,
+    InvalidOffsetError,
+    NotLeaderError,
+    OffsetOutOfRangeError,
+    UnknownPartitionError,
+    UnknownTopicError,
+)
 from ..model import PartitionDescription, TopicDescription
 from . import partition as plog
 from . import replica, schema, topics
@@ -402,7 +410,14 @@ class Store:
             # Kafka's rule: never past the high watermark (it is the end offset unless a
             # replicating leader holds it back for records followers have not acknowledged)
             limit = min(st.end_offset, st.high_watermark)
-            target = limit if before_offset < 0 else min(before_offset, limit)
+            if not isinstance(before_offset, int) or isinstance(before_offset, bool) or before_offset < -1:
+                raise InvalidOffsetError(f"before_offset must be an offset >= 0, or -1 for everything, "
+                                         f"got {before_offset!r}")
+            if before_offset > limit:
+                raise OffsetOutOfRangeError(
+                    f"cannot delete {name}[{partition}] before offset {before_offset}: it is past the high "
+                    f"watermark {limit} (Kafka's OFFSET_OUT_OF_RANGE); use -1 to delete everything up to it")
+            target = limit if before_offset < 0 else before_offset
             plog.delete_before(txn, self.dbs, meta.topic_id, partition, st, offset=target)
             plog.store_state(txn, self.dbs, meta.topic_id, partition, st)
             return st.start_offset
