@@ -154,8 +154,10 @@ def test_status_lag_group_and_prometheus(tmp_path: Path, bootstrap: str, name: s
         log.create_topic(topic, partitions=2)
         produce(log, topic, 100)
         mirror = Mirror(log, conf(bootstrap), [topic], name=name)
-        st = mirror.status()
-        assert (st.name, st.direction, st.running, st.link_up, st.partitions) == (name, "up", False, False, ())
+        st = mirror.status()  # not started, no progress: every local partition waits in full
+        ends = {p.partition: p.end_offset for p in log.describe_topic(topic).partitions}
+        assert (st.name, st.direction, st.running, st.link_up, st.lag) == (name, "up", False, False, 100)
+        assert st.partitions == tuple(PartitionStatus(topic, p, topic, ends[p], 0) for p in (0, 1))
         with mirror:
             bridge_proc.caught_up(mirror, 30)
             st = mirror.status()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import shutil
 import tempfile
@@ -238,17 +239,20 @@ class Log:
     def transaction(self, **producer_options: Any) -> Transaction:
         """A ``Transaction``: use it as ``with log.transaction() as tx:``."""
         self._check()
+        _known_options(Producer, producer_options, "log.transaction()")
         return Transaction(self, **producer_options)
 
     # -- clients -----------------------------------------------------------------------------
     def producer(self, **options: Any) -> Producer:
         """A new ``Producer`` (see its docstring for options)."""
         self._check()
+        _known_options(Producer, options, "log.producer()")
         return Producer(self, **options)
 
     def consumer(self, topics: Iterable[str] | str | None = None, **options: Any) -> Consumer:
         """A new ``Consumer`` of ``topics`` (see its docstring for options)."""
         self._check()
+        _known_options(Consumer, options, "log.consumer()")
         return Consumer(self, topics, **options)
 
     def _register(self, client: Any) -> None:
@@ -350,6 +354,23 @@ def _release(shared: _Shared) -> None:
     shared.store.close()
 
 
+def _known_options(cls: type, options: Mapping[str, Any], call: str) -> None:
+    """``ConfigError`` naming the options ``cls`` does not take (Kafka clients refuse an
+    unknown configuration property the same way), instead of Python's ``TypeError``."""
+    known = _OPTIONS.get(cls)
+    if known is None:
+        params = inspect.signature(cls.__init__).parameters.values()  # type: ignore[misc]
+        known = _OPTIONS[cls] = frozenset(p.name for p in params if p.kind is p.KEYWORD_ONLY
+                                          and not p.name.startswith("_"))
+    unknown = sorted(set(options) - known - {k for k in options if k.startswith("_")})
+    if unknown:
+        raise ConfigError(f"{call} has no option {', '.join(map(repr, unknown))}; "
+                          f"its options are {', '.join(sorted(known))}")
+
+
+_OPTIONS: dict[type, frozenset[str]] = {}
+
+
 def open(path: str | os.PathLike[str] | None = None, **options: Any) -> Log:  # noqa: A001 - like sqlite3.connect
     """Open (creating if missing) the log directory ``path``; no path: a temporary log.
 
@@ -357,4 +378,5 @@ def open(path: str | os.PathLike[str] | None = None, **options: Any) -> Log:  # 
     ``auto_create_topics``, ``default_partitions``, ``fsync_interval_ms``,
     ``maintenance_interval_ms`` (``None`` turns background retention off).
     """
+    _known_options(Log, options, "embedlog.open()")
     return Log(path, **options)

@@ -8,6 +8,7 @@ confluent-kafka (librdkafka) is imported here only, lazily, so ``import embedlog
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -16,7 +17,8 @@ from typing import Any
 
 from ..errors import AuthenticationError, BridgeError, ConfigError, EmbedlogError
 
-__all__ = ["SOURCE_HEADER", "LinkState", "client_config", "confluent", "fatal_error", "is_link_error", "metadata"]
+__all__ = ["KAFKA_LOGGER", "SOURCE_HEADER", "LinkState", "client_config", "confluent", "fatal_error", "is_link_error",
+           "metadata", "serve_callbacks"]
 
 #: header carried by every record a mirror sends up: ``<mirror>:<partition>:<offset>`` of
 #: the record in embedlog; how a restarted bridge finds what Kafka already holds
@@ -24,6 +26,7 @@ SOURCE_HEADER = "embedlog.source"
 
 # librdkafka error codes (rdkafka.h) the bridge tells apart
 _LINK_CODES = {-195, -187, -185, -193, -192}  # _TRANSPORT, _ALL_BROKERS_DOWN, _TIMED_OUT, _RESOLVE, _MSG_TIMED_OUT
+_ALL_BROKERS_DOWN = -187
 _AUTH_CODES = {-169, 58, 29, 30, 31}  # _AUTHENTICATION, SASL_AUTHENTICATION_FAILED, *_AUTHORIZATION_FAILED
 _TOO_LARGE = {10, -186}  # MSG_SIZE_TOO_LARGE, _INVALID_ARG (value too large for message.max.bytes)
 
@@ -31,6 +34,12 @@ _LIBRDKAFKA_2_4 = 0x020400FF  # rd_kafka_version() of 2.4.0, which added fetch.q
 
 #: keys whose value the bridge decides; a user value that contradicts it is refused
 _FORCED_PRODUCER = {"enable.idempotence": True, "acks": "all"}
+
+#: where librdkafka's log lines go (its own default prints them to stderr, dozens of
+#: "Connection refused" lines a minute while the link is down); silent unless the
+#: application configures logging.  A ``logger`` in the user's config replaces it.
+KAFKA_LOGGER = logging.getLogger("embedlog.bridge.kafka")
+KAFKA_LOGGER.addHandler(logging.NullHandler())
 
 
 def confluent() -> ModuleType:
@@ -53,6 +62,7 @@ def client_config(user: Mapping[str, Any], kind: str, name: str,
         if key in conf:
             raise ConfigError(f"the bridge sets {key!r} itself; remove it from the Kafka config")
     conf["error_cb"] = on_error
+    conf.setdefault("logger", KAFKA_LOGGER)  # (served by the clients' poll(), like error_cb)
     conf.setdefault("client.id", f"embedlog-bridge-{name}")
     if kind == "producer":
         for key, value in _FORCED_PRODUCER.items():
@@ -112,11 +122,25 @@ def metadata(client: Any, topic: str | None, timeout_s: float, stop: threading.E
         try:
             return client.list_topics(topic, timeout=min(1.0, timeout_s))
         except ck.KafkaException as exc:
+            serve_callbacks(client)  # error_cb: librdkafka's reason (e.g. "Connection refused") now
             err = exc.args[0]
             if not is_link_error(err):
                 raise fatal_error(err) or BridgeError(f"Kafka refused a metadata request: {err.str()}") from exc
             if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
                 raise LinkDownError(f"cannot reach Kafka: {err.str()}") from exc
+
+
+def serve_callbacks(client: Any) -> None:
+    """Run the ``error_cb`` and ``logger`` callbacks librdkafka queued for ``client`` (only
+    its ``poll()`` serves them; a consumer only while it has no assignment, where polling
+    cannot take a record)."""
+    ck = confluent()
+    try:
+        if isinstance(client, ck.Consumer) and client.assignment():
+            return
+        client.poll(0)
+    except (ck.KafkaException, RuntimeError):  # closed, or an error event: error_cb saw it
+        pass
 
 
 class LinkState:
@@ -127,29 +151,37 @@ class LinkState:
         self._lock = threading.Lock()
         self.up = False
         self.last_error: str | None = None
+        self.kafka_error: str | None = None  # librdkafka's last error_cb text since the link was last up
         self.fatal: EmbedlogError | None = None
         self.changed_at = time.monotonic()
 
     def on_error(self, err: Any) -> None:
         """librdkafka's ``error_cb``."""
         fatal = fatal_error(err)
+        text = err.str()
         with self._lock:
-            self.last_error = err.str()
+            first = self.last_error is None
+            # "1/1 brokers are down" follows the error that says why: keep that one
+            if err.code() != _ALL_BROKERS_DOWN or self.kafka_error is None:
+                self.last_error = self.kafka_error = text
             if fatal is not None:
                 self.fatal = self.fatal or fatal
             changed = (fatal is not None or is_link_error(err)) and self._set(False)
-        self._changed(changed)
+        self._changed(changed or first)
 
     def ok(self) -> None:
         """The cluster answered."""
         with self._lock:
             changed = self._set(True)
+            self.kafka_error = None
         self._changed(changed)
 
     def down(self, reason: str) -> None:
-        """The cluster did not answer in time."""
+        """The cluster did not answer in time (with librdkafka's last error, when it said
+        more than ``reason``)."""
         with self._lock:
-            self.last_error = reason
+            detail = self.kafka_error
+            self.last_error = reason if detail is None or detail in reason else f"{reason} ({detail})"
             changed = self._set(False)
         self._changed(changed)
 

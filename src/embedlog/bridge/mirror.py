@@ -17,7 +17,7 @@ from ._engine import Engine
 from ._kafka import LinkState, confluent
 from .down import DownEngine
 from .status import MirrorStatus, PartitionStatus
-from .up import Resync, Stopped, UpEngine, stored_partitions
+from .up import Resync, Stopped, UpEngine, pending_partitions, seed_progress, stored_partitions
 
 __all__ = ["Mirror"]
 
@@ -36,7 +36,11 @@ class Mirror:
     ``sasl.*``, ...).  ``name`` identifies the mirror's progress (for ``up``, an embedlog
     consumer group of that name); one ``Mirror`` of a name runs on a log at a time.
     ``topic_map`` renames (source name -> target name).  ``start``: where a mirror with no
-    progress begins, ``"earliest"`` or ``"latest"``.
+    progress begins, ``"earliest"`` or ``"latest"`` (the log's end when ``start()`` runs: an
+    up mirror records that at once, so what is written while Kafka does not answer yet is
+    forwarded, and ``status()``, ``embedlog bridge status`` and the metrics show it as lag).
+    librdkafka's log lines go to the Python logger ``embedlog.bridge.kafka`` (silent unless
+    the application configures logging; a ``logger`` or ``log_level`` in ``config`` wins).
 
     A context manager: entering starts the background thread, leaving stops it (after a
     last checkpoint when the link allows).  ``run(timeout)`` blocks while it works.
@@ -107,6 +111,13 @@ class Mirror:
         if self._thread is not None:
             return
         self._take_lock()
+        try:
+            if self.direction == "up":  # the lag of what waits is visible (status, metrics) before Kafka answers
+                seed_progress(self.log, self.name, self.topics, self.topic_map, self.start_from)
+        except BaseException:
+            self._release_lock()
+            raise
+        self._report(running=True)  # (link down until the cluster answers)
         self._thread = threading.Thread(target=self._main, name=f"embedlog-mirror-{self.name}", daemon=True)
         self._thread.start()
 
@@ -187,7 +198,9 @@ class Mirror:
         if engine is not None:
             rows: list[PartitionStatus] = engine.partitions()
             lost = sum(engine.lost.values())
-        else:
+        elif self.direction == "up":  # every local partition, and what waits in it for the link
+            rows, lost = pending_partitions(self.log, self.name, self.topics, self.topic_map)
+        else:  # only what the log knows of Kafka's partitions (their progress)
             rows, lost = stored_partitions(self.log, self.name, self.direction)
         return MirrorStatus(self.name, self.direction, self._thread is not None and self._thread.is_alive(),
                             self.link.up, tuple(rows), self._records + (engine.sent_total if engine else 0),

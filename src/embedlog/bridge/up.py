@@ -20,6 +20,7 @@ How a record is neither lost nor duplicated:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -34,13 +35,15 @@ from ._engine import Engine
 from ._kafka import SOURCE_HEADER, client_config, confluent, metadata
 from .status import PartitionStatus
 
-__all__ = ["Resync", "Stopped", "UpEngine", "stored_partitions"]
+__all__ = ["Resync", "Stopped", "UpEngine", "pending_partitions", "seed_progress", "stored_partitions"]
 
 
 _UNKNOWN_PARTITION = -190  # librdkafka's _UNKNOWN_PARTITION
 #: errors of a partition whose topic was just created, while the cluster's metadata catches up:
 #: _UNKNOWN_PARTITION, _UNKNOWN_TOPIC, UNKNOWN_TOPIC_OR_PART, LEADER_NOT_AVAILABLE, NOT_LEADER_FOR_PARTITION
 _NOT_YET = frozenset({_UNKNOWN_PARTITION, -188, 3, 5, 6})
+#: metadata key of a placeholder progress entry (see ``seed_progress``)
+_PENDING = "pending"
 
 
 class Resync(BridgeError):
@@ -184,8 +187,10 @@ class UpEngine(Engine):
     def _resume(self) -> None:
         """Where each local partition resumes, and which records after it Kafka holds."""
         dbs = self.log._store.dbs
-        entries = {(e.topic, e.partition): e
-                   for e in self.log._store.read(lambda txn: mirrors.mirror_entries(txn, dbs, self.name, "up"))}
+        recorded = self.log._store.read(lambda txn: mirrors.mirror_entries(txn, dbs, self.name, "up"))
+        # a mirror's own placeholder (see seed_progress) says where a fresh partition starts, nothing more
+        entries = {(e.topic, e.partition): e for e in recorded if not e.meta.get(_PENDING)}
+        seeded = {(e.topic, e.partition): e.offset for e in recorded if e.meta.get(_PENDING)}
         fresh = []
         for topic, route in self.routes.items():
             desc = self.log.describe_topic(topic)
@@ -199,6 +204,9 @@ class UpEngine(Engine):
                     self.lost[key] = e.lost
                     for r, end in dict(e.meta.get("hw", {})).items():
                         hw[int(r)] = min(hw.get(int(r), int(end)), int(end))
+                elif key in seeded:  # where this Mirror's start() placed it
+                    pos = seeded[key]
+                    self.lost[key] = 0
                 else:
                     pos = p.start_offset if self.start == "earliest" else p.end_offset
                     self.lost[key] = 0
@@ -473,3 +481,56 @@ def stored_partitions(log: Any, name: str, direction: str) -> tuple[list[Partiti
         return [PartitionStatus(e.topic, e.partition, e.remote_topic, e.end, e.offset) for e in rows], lost
     return [PartitionStatus(e.remote_topic, e.partition, e.topic, e.end, e.offset) for e in rows], lost
 
+
+def seed_progress(log: Any, name: str, topics: list[str], topic_map: Mapping[str, str], start: str) -> None:
+    """Record, for every local partition of ``topics`` with no progress of the up mirror
+    ``name`` yet, where it will start (``start``): a placeholder the mirror replaces with
+    its first checkpoint once Kafka answers.  Before that, ``embedlog bridge status`` and
+    the metrics (which read progress from the log) show the lag of records waiting for
+    the link.  Nothing of these partitions was sent yet (a run checkpoints a topic before
+    it sends any of it), so the placeholder carries no remote offsets.  A log that refuses
+    the write (read-only, a follower) is left alone."""
+    from ..errors import EmbedlogError  # noqa: PLC0415
+
+    dbs = log._store.dbs
+    known = {(e.topic, e.partition) for e in log._store.read(lambda txn: mirrors.mirror_entries(txn, dbs, name, "up"))}
+    offsets = {}
+    for topic in topics:
+        remote = topic_map.get(topic, topic)
+        meta = json.dumps({"mirror": "up", "remote": remote, "hw": {}, "lost": 0, _PENDING: True},
+                          separators=(",", ":"))
+        try:
+            parts = log.describe_topic(topic).partitions
+        except EmbedlogError:
+            continue
+        for p in parts:
+            if (topic, p.partition) not in known:
+                offsets[TopicPartition(topic, p.partition)] = (p.start_offset if start == "earliest" else p.end_offset,
+                                                              meta)
+    if offsets:
+        with contextlib.suppress(EmbedlogError):
+            log.commit_offsets(name, offsets)
+
+
+def pending_partitions(log: Any, name: str, topics: list[str],
+                       topic_map: Mapping[str, str]) -> tuple[list[PartitionStatus], int]:
+    """An up mirror's partitions before its link first came up: every local partition of
+    ``topics``, its local end offset and the progress recorded in the log (else 0), and
+    the records it lost to retention."""
+    from ..errors import EmbedlogError  # noqa: PLC0415
+
+    dbs = log._store.dbs
+    entries = {(e.topic, e.partition): e
+               for e in log._store.read(lambda txn: mirrors.mirror_entries(txn, dbs, name, "up"))}
+    rows, lost = [], 0
+    for topic in topics:
+        try:
+            parts = log.describe_topic(topic).partitions
+        except EmbedlogError:
+            continue
+        for p in parts:
+            e = entries.get((topic, p.partition))
+            rows.append(PartitionStatus(topic, p.partition, topic_map.get(topic, topic), p.end_offset,
+                                        e.offset if e is not None else 0))
+            lost += e.lost if e is not None else 0
+    return rows, lost

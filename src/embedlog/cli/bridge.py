@@ -4,12 +4,11 @@ this log and a Kafka cluster (``embedlog.bridge.Mirror``) from the shell."""
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from typing import Any
 
-from .common import CliError, key_values, log_path, open_log
+from .common import CliError, key_values, log_path, open_log, stop_on_sigterm
 from .output import Output
 
 __all__ = ["register"]
@@ -66,10 +65,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
     from ..bridge import Mirror  # noqa: PLC0415 - keep `embedlog --help` light
     from ..errors import LinkDownError  # noqa: PLC0415
 
-    def _terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt  # SIGTERM (systemd, docker stop): stop cleanly, with a last checkpoint
-
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_sigterm()  # stop cleanly, with a last checkpoint
     name = args.name or f"embedlog-{args.direction}"
     topic_map = dict(key_values(args.topic_map, "--map"))
     path = log_path(args)

@@ -1,0 +1,279 @@
+"""What a Kafka bridge reports while its cluster has not answered yet, and how it keeps
+librdkafka's own log off the terminal.
+
+A mirror whose link is down from the start still shows every local partition it will
+forward (``up``: local end, progress recorded in the log, lag), librdkafka's reason as
+soon as librdkafka gives it, and the same through ``log.metrics()``, the Prometheus
+series and ``embedlog bridge status``.  ``embedlog bridge up`` against a dead port exits
+1 with one line carrying librdkafka's reason.  Dead ports are 127.0.0.1 ports nothing
+listens on; the mock cluster is librdkafka's, in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ck = pytest.importorskip("confluent_kafka")
+
+import embedlog  # noqa: E402
+from embedlog.bridge import Mirror, PartitionStatus  # noqa: E402
+from embedlog.errors import LinkDownError  # noqa: E402
+from procs import bridge_proc, harness, mock_kafka  # noqa: E402  # tests/procs (tests/ is on sys.path)
+
+_names = count()
+#: longer than any wait below: a reason that shows up proves it came from librdkafka's
+#: error_cb, not from the bridge giving up on a metadata request
+SLOW_REQUESTS_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def bootstrap() -> Iterator[str]:
+    with mock_kafka.in_process() as servers:
+        yield servers
+
+
+@pytest.fixture
+def name(request: pytest.FixtureRequest) -> str:
+    return f"{request.node.originalname.removeprefix('test_')[:30]}-{next(_names)}"
+
+
+def dead_address() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def produce(log: embedlog.Log, topic: str, n: int, first: int = 0) -> None:
+    with log.producer() as p:
+        for i in range(first, first + n):
+            p.send(topic, b"v%d" % i, key=b"k%d" % i)
+        p.flush()
+
+
+def registry_of(log: embedlog.Log) -> Any:
+    try:
+        from prometheus_client import CollectorRegistry  # noqa: PLC0415 - optional
+
+        from embedlog.metrics.prometheus import EmbedlogCollector  # noqa: PLC0415
+    except ImportError:
+        return None
+    registry = CollectorRegistry()
+    registry.register(EmbedlogCollector(log))
+    return registry
+
+
+def refused(text: str | None) -> bool:
+    return text is not None and "Connection refused" in text
+
+
+# -- the API and the metrics --------------------------------------------------------------------
+def test_up_with_the_link_down_from_the_start_shows_what_waits(tmp_path: Path, name: str) -> None:
+    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+    topic = f"{name}-t"
+    registry = registry_of(log)
+    try:
+        log.create_topic(topic, partitions=3)
+        produce(log, topic, 30)
+        with Mirror(log, mock_kafka.client(dead_address()), [topic], name=name, topic_map={topic: "remote"},
+                    request_timeout_ms=SLOW_REQUESTS_MS) as m:
+            harness.wait_until(lambda: refused(m.status().last_error), "librdkafka's reason", 30)
+            st = m.status()
+            ends = {p.partition: p.end_offset for p in log.describe_topic(topic).partitions}
+            assert (st.running, st.link_up, st.error, st.lag) == (True, False, None, 30), st
+            assert st.partitions == tuple(PartitionStatus(topic, q, "remote", ends[q], 0) for q in (0, 1, 2))
+            with pytest.raises(LinkDownError, match="Connection refused"):
+                m.wait_for_link(0.1)
+
+            produce(log, topic, 5, first=30)  # the application keeps writing: the lag grows
+            assert m.status().lag == 35
+            rows = [e for e in log.metrics().mirrors if e.mirror == name]
+            assert sorted((e.direction, e.partition, e.offset, e.lag) for e in rows) == sorted(
+                ("up", q, 0, end) for q, end in {p.partition: p.end_offset
+                                                 for p in log.describe_topic(topic).partitions}.items())
+            harness.wait_until(lambda: any(refused(ln.last_error) for ln in log.metrics().links if ln.mirror == name),
+                               "the reason in the bridge's status file", 30)
+            links = [(ln.link_up, ln.running) for ln in log.metrics().links if ln.mirror == name]
+            assert links == [(False, True)]
+            if registry is not None:
+                assert registry.get_sample_value("embedlog_bridge_link_up", {"mirror": name, "direction": "up"}) == 0
+                lag = {q: registry.get_sample_value("embedlog_bridge_lag", {
+                    "mirror": name, "direction": "up", "topic": topic, "partition": str(q)}) for q in (0, 1, 2)}
+                assert lag == {p.partition: p.end_offset for p in log.describe_topic(topic).partitions}
+    finally:
+        log.close()
+
+
+def test_what_waited_for_the_link_is_forwarded_once_when_it_comes_up(tmp_path: Path, bootstrap: str,
+                                                                     name: str) -> None:
+    """The progress recorded while the link was down is where the mirror starts, also for
+    ``start="latest"`` (latest as of the mirror's start: what was written while Kafka was
+    unreachable is forwarded)."""
+    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+    early, late = f"{name}-early", f"{name}-late"
+    try:
+        for topic in (early, late):
+            log.create_topic(topic, partitions=2)
+            produce(log, topic, 10)
+        for topic, start in ((early, "earliest"), (late, "latest")):
+            with Mirror(log, mock_kafka.client(dead_address()), [topic], name=f"{name}-{start}", start=start,
+                        request_timeout_ms=SLOW_REQUESTS_MS) as m:
+                harness.wait_until(lambda m=m: refused(m.status().last_error), "librdkafka's reason", 30)
+                produce(log, topic, 4, first=10)  # while the link is down
+                assert m.status().lag == (14 if start == "earliest" else 4)
+        for topic, start in ((early, "earliest"), (late, "latest")):
+            with Mirror(log, mock_kafka.client(bootstrap), [topic], name=f"{name}-{start}", start=start) as m:
+                bridge_proc.caught_up(m, 30)
+                st = m.status()
+                assert (st.link_up, st.lag, st.records_lost, st.last_error) == (True, 0, 0, None), st
+            values = sorted(r.value for rs in mock_kafka.read_topic(bootstrap, topic).values() for r in rs)
+            expected = range(14) if start == "earliest" else range(10, 14)
+            assert values == sorted(b"v%d" % i for i in expected), (start, values)
+            metas = [json.loads(o.metadata) for o in log.describe_group(f"{name}-{start}").offsets]
+            assert metas, f"no progress of {topic}"
+            assert not any(meta.get("pending") for meta in metas), metas  # replaced by a checkpoint
+    finally:
+        log.close()
+
+
+def test_down_with_the_link_down_from_the_start_shows_stored_progress(tmp_path: Path, bootstrap: str,
+                                                                      name: str) -> None:
+    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+    remote = f"{name}-r"
+    try:
+        p = ck.Producer(mock_kafka.client(bootstrap))
+        for i in range(8):
+            p.produce(remote, b"v%d" % i, partition=i % 4)  # (the mock cluster makes 4 partitions)
+        assert p.flush(30) == 0
+        with Mirror(log, mock_kafka.client(bootstrap), [remote], direction="down", name=name) as m:
+            bridge_proc.caught_up(m, 30)
+            before = m.status().partitions
+        assert [(r.partition, r.mirrored) for r in before] == [(0, 2), (1, 2), (2, 2), (3, 2)]
+        with Mirror(log, mock_kafka.client(dead_address()), [remote], direction="down", name=name,
+                    request_timeout_ms=SLOW_REQUESTS_MS) as m:
+            harness.wait_until(lambda: refused(m.status().last_error), "librdkafka's reason", 30)
+            st = m.status()
+            assert (st.running, st.link_up, st.error, st.partitions) == (True, False, None, before), st
+            harness.wait_until(lambda: any(refused(ln.last_error) for ln in log.metrics().links if ln.mirror == name),
+                               "the reason in the bridge's status file", 30)
+            assert [ln.link_up for ln in log.metrics().links if ln.mirror == name] == [False]
+    finally:
+        log.close()
+
+
+# -- librdkafka's log ---------------------------------------------------------------------------
+def test_librdkafka_logs_go_to_python_logging_not_stderr(tmp_path: Path, name: str, capfd: pytest.CaptureFixture[str],
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+    topic = f"{name}-t"
+    caplog.set_level(logging.DEBUG, logger="embedlog.bridge.kafka")
+    try:
+        log.create_topic(topic, partitions=1)
+        with Mirror(log, {"bootstrap.servers": dead_address()}, [topic], name=name,  # librdkafka's default log level
+                    request_timeout_ms=SLOW_REQUESTS_MS) as m:
+            harness.wait_until(lambda: refused(m.status().last_error), "librdkafka's reason", 30)
+            harness.wait_until(lambda: any(refused(r.getMessage()) for r in caplog.records
+                                           if r.name == "embedlog.bridge.kafka"), "librdkafka's log line", 30)
+    finally:
+        log.close()
+    err = capfd.readouterr().err
+    assert not [ln for ln in err.splitlines() if ln.startswith("%")], err
+
+
+def test_a_users_logger_and_log_level_win() -> None:
+    from embedlog.bridge._kafka import KAFKA_LOGGER, LinkState, client_config  # noqa: PLC0415
+
+    on_error = LinkState().on_error
+    for kind in ("producer", "consumer", "admin"):
+        assert client_config({"bootstrap.servers": "x:1"}, kind, "m", on_error)["logger"] is KAFKA_LOGGER
+        mine = logging.getLogger("mine")
+        conf = client_config({"bootstrap.servers": "x:1", "logger": mine, "log_level": 7}, kind, "m", on_error)
+        assert (conf["logger"], conf["log_level"]) == (mine, 7)
+
+
+def test_the_reason_for_a_link_down_keeps_librdkafkas_words() -> None:
+    from embedlog.bridge._kafka import LinkState  # noqa: PLC0415
+
+    reports: list[str | None] = []
+    link = LinkState(on_change=lambda: reports.append(link.last_error))
+    refused_err = ck.KafkaError(ck.KafkaError._TRANSPORT,
+                                "h:1/bootstrap: Connect to ipv4#h:1 failed: Connection refused")
+    link.on_error(refused_err)
+    assert reports == [refused_err.str()]  # the first reason is reported at once (the status file)
+    link.on_error(ck.KafkaError(ck.KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
+    assert link.last_error == refused_err.str()  # the summary does not hide why
+    link.down("cannot reach Kafka: Failed to get metadata: Local: Broker transport failure")
+    assert refused(link.last_error)
+    assert "Failed to get metadata" in (link.last_error or "")
+    link.ok()
+    link.down("Kafka acknowledged nothing for 10 s; still retrying")
+    assert link.last_error == "Kafka acknowledged nothing for 10 s; still retrying"  # an old reason is not reused
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+def cli(path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "embedlog.cli", "--path", str(path), *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL, check=False)
+
+
+def test_cli_bridge_up_to_a_dead_port_is_one_line_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:
+        log.create_topic("t", partitions=2)
+        produce(log, "t", 6)
+    address = dead_address()
+    r = cli(path, "bridge", "up", "--bootstrap-servers", address, "--topic", "t", "--connect-timeout", "3")
+    assert r.returncode == 1, r
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"embedlog: error: cannot reach Kafka at {address} within 3 s: "), lines
+    assert refused(lines[0]), lines
+    assert r.stdout == ""
+
+    r = cli(path, "bridge", "status", "--json")  # what the failed run left: what waits, and why
+    assert r.returncode == 0, r
+    [row] = json.loads(r.stdout)
+    assert (row["name"], row["direction"], row["running"], row["link_up"], row["lag"]) == (
+        "embedlog-up", "up", False, False, 6), row
+    assert refused(row["last_error"]), row
+    assert sorted((p["partition"], p["mirrored"], p["lag"]) for p in row["partitions"]) == [(0, 0, 3), (1, 0, 3)]
+
+
+def test_cli_bridge_status_while_the_link_is_down_from_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:
+        log.create_topic("t", partitions=1)
+        produce(log, "t", 4)
+    bridge = subprocess.Popen([sys.executable, "-m", "embedlog.cli", "--path", str(path), "bridge", "up",
+                               "--bootstrap-servers", dead_address(), "--topic", "t", "--name", "site",
+                               "--connect-timeout", "600"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def row() -> dict[str, Any] | None:
+            r = cli(path, "bridge", "status", "--json")
+            rows = [x for x in json.loads(r.stdout) if x["name"] == "site"] if r.returncode == 0 else []
+            return rows[0] if rows and refused(rows[0]["last_error"]) else None
+
+        harness.wait_until(lambda: row() is not None, "bridge status to show the link down with its reason", 60)
+        got = row()
+        assert got is not None
+        assert (got["running"], got["link_up"], got["lag"]) == (True, False, 4), got
+        assert [(p["topic"], p["source_end"], p["mirrored"]) for p in got["partitions"]] == [("t", 4, 0)]
+        r = cli(path, "bridge", "status")
+        assert "running, link DOWN (" in r.stdout, r.stdout
+        assert "lag 4" in r.stdout, r.stdout
+    finally:
+        bridge.terminate()
+        _, err = bridge.communicate(timeout=60)
+    assert not [ln for ln in err.splitlines() if ln.startswith("%")], err  # no librdkafka log lines
