@@ -792,6 +792,10 @@ def test_config_errors(log: embedlog.Log, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("call", [
     lambda log, tmp: embedlog.open(123),  # type: ignore[arg-type]
+    lambda log, tmp: embedlog.open(tmp / "x", durabilty="none"),  # (misspelt: unknown options are named)
+    lambda log, tmp: log.producer(lingerms=5),
+    lambda log, tmp: log.consumer(["t"], gruop="g"),
+    lambda log, tmp: log.transaction(acks="all", isolation="x"),
     lambda log, tmp: embedlog.open(tmp / "x", fsync_interval_ms="often"),
     lambda log, tmp: embedlog.open(tmp / "x", maintenance_interval_ms=-1),
     lambda log, tmp: log.producer(linger_ms="a"),
