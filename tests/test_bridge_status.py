@@ -277,3 +277,10 @@ def test_cli_bridge_status_while_the_link_is_down_from_the_start(tmp_path: Path)
         bridge.terminate()
         _, err = bridge.communicate(timeout=60)
     assert not [ln for ln in err.splitlines() if ln.startswith("%")], err  # no librdkafka log lines
+
+
+def test_cli_bridge_refuses_a_topic_mapped_twice_in_one_line(tmp_path: Path) -> None:
+    r = cli(tmp_path / "log", "bridge", "up", "--bootstrap-servers", dead_address(), "--topic", "t",
+            "--map", "t=u", "--map", "t=v")
+    assert r.returncode == 1, r
+    assert r.stderr.splitlines() == ["embedlog: error: --map gives t more than one remote name; map each topic once"]

@@ -67,7 +67,11 @@ def run(args: argparse.Namespace, out: Output) -> int:
 
     stop_on_sigterm()  # stop cleanly, with a last checkpoint
     name = args.name or f"embedlog-{args.direction}"
-    topic_map = dict(key_values(args.topic_map, "--map"))
+    pairs = key_values(args.topic_map, "--map")
+    topic_map = dict(pairs)
+    if len(topic_map) < len(pairs):
+        twice = sorted({k for k, _ in pairs if sum(1 for k2, _ in pairs if k2 == k) > 1})
+        raise CliError(f"--map gives {', '.join(twice)} more than one remote name; map each topic once")
     path = log_path(args)
     with open_log(args, create=args.direction == "down") as log:
         mirror = Mirror(log, _mirror_config(args), args.topics, direction=args.direction, name=name,
