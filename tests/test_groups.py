@@ -628,6 +628,18 @@ def test_commits_by_group_name_are_refused_while_the_group_has_live_members(log:
     manual.close()
 
 
+def test_a_manually_assigned_consumer_commits_only_its_partitions(log: embedlog.Log) -> None:
+    log.create_topic("t", partitions=2)
+    fill(log, "t", 2, 3)
+    c = log.consumer(group="solo", enable_auto_commit=False)
+    c.assign([TP("t", 0)])
+    with pytest.raises(NotAssignedError, match=r"t\[1\] is not assigned to this consumer"):
+        c.commit({TP("t", 1): 1})
+    c.commit({TP("t", 0): 2})
+    assert c.committed([TP("t", 0), TP("t", 1)]) == {TP("t", 0): 2, TP("t", 1): None}
+    c.close()
+
+
 def test_a_new_member_resumes_from_the_committed_offset(log: embedlog.Log) -> None:
     log.create_topic("t")
     fill(log, "t", 1, 20)

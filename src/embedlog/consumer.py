@@ -559,6 +559,11 @@ class Consumer:
         rebalanced away), ``NotAssignedError`` for a partition never assigned here, and
         ``InvalidOffsetError`` for an offset beyond the end of the partition.
         """
+        self._commit(offsets, manual_too=True)
+
+    def _commit(self, offsets: Mapping[TopicPartition, Any] | None, *, manual_too: bool) -> None:
+        """``commit``; ``manual_too=False`` lets a manually assigned consumer commit
+        partitions it was not given, as the Kafka clients allow (``embedlog.compat``)."""
         self._check()
         if self.group is None:
             raise ConfigError("commit() needs a consumer group: create the consumer with group=...")
@@ -570,10 +575,14 @@ class Consumer:
             if not isinstance(offsets, Mapping):
                 raise ConfigError(f"offsets must be a mapping of TopicPartition to offset, got {offsets!r}")
             offsets = {topic_partition(tp): off for tp, off in offsets.items()}
-            for tp in offsets:
-                if self._membership is not None and self._subscription and tp not in self._ids:
-                    raise NotAssignedError(f"{tp.topic}[{tp.partition}] is not assigned to this member of group "
-                                           f"{self.group!r}; only owned partitions can be committed")
+            member = self._membership is not None and bool(self._subscription)
+            if member or manual_too:
+                for tp in offsets:
+                    if tp not in self._ids:
+                        raise NotAssignedError(
+                            f"{tp.topic}[{tp.partition}] is not assigned to this "
+                            f"{'member of group ' + repr(self.group) if member else 'consumer'}; only its "
+                            f"{'owned' if member else 'assigned'} partitions can be committed")
         self._commit_offsets(offsets)
         self._last_auto_commit = time.monotonic()
 

@@ -590,7 +590,7 @@ class AIOKafkaConsumer:
         if self._consumer is None:
             raise Errors.IllegalStateError("the consumer is not started: await consumer.start() first")
         try:
-            self._consumer.commit(dict(offsets))
+            self._consumer._commit(dict(offsets), manual_too=False)
         except (el_errors.IllegalGenerationError, el_errors.NotAssignedError) as exc:
             raise Errors.CommitFailedError(str(exc)) from exc
         except el_errors.EmbedlogError as exc:

@@ -656,7 +656,7 @@ class Consumer:
             return
         err: KafkaError | None = None
         try:
-            self._inner.commit(offsets)
+            self._inner._commit(offsets, manual_too=False)  # (librdkafka commits any partition)
             self._last_commit.update(offsets)
         except el.EmbedlogError as exc:
             err = error_for(exc)
@@ -690,7 +690,7 @@ class Consumer:
         else:
             to_commit: dict[ETP, Any] = {ETP(t, p): (o if m is None else (o, m)) for t, p, o, m in items}
             try:
-                self._inner.commit(to_commit)
+                self._inner._commit(to_commit, manual_too=False)
                 for tp, v in to_commit.items():
                     self._last_commit[tp] = v if isinstance(v, int) else v[0]
             except el.EmbedlogError as exc:

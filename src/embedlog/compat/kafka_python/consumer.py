@@ -527,7 +527,7 @@ class KafkaConsumer:
                 else:
                     raise TypeError("offset must be type int or OffsetAndMetadata")
         try:
-            self._consumer.commit(cast("dict[TopicPartition, int] | None", todo))
+            self._consumer._commit(cast("dict[TopicPartition, int] | None", todo), manual_too=False)
         except (el_errors.IllegalGenerationError, el_errors.NotAssignedError) as exc:
             raise Errors.CommitFailedError(str(exc)) from exc
         except el_errors.EmbedlogError as exc:
@@ -576,7 +576,8 @@ class KafkaConsumer:
     def _maybe_auto_commit(self) -> None:
         if self.config["enable_auto_commit"] and self.config["group_id"] is not None:
             with contextlib.suppress(el_errors.EmbedlogError):  # fenced after a rebalance: nothing to keep
-                self._consumer.commit(cast("dict[TopicPartition, int] | None", self._consumed_offsets()))
+                self._consumer._commit(cast("dict[TopicPartition, int] | None", self._consumed_offsets()),
+                                       manual_too=False)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self, autocommit: bool = True, timeout_ms: float | None = None) -> None:
