@@ -27,7 +27,7 @@ import pytest
 ck = pytest.importorskip("confluent_kafka")
 
 import embedlog  # noqa: E402
-from embedlog.bridge import Mirror, PartitionStatus  # noqa: E402
+from embedlog.bridge import Mirror, MirrorStatus, PartitionStatus  # noqa: E402
 from embedlog.errors import LinkDownError  # noqa: E402
 from procs import bridge_proc, harness, mock_kafka  # noqa: E402  # tests/procs (tests/ is on sys.path)
 
@@ -284,3 +284,12 @@ def test_cli_bridge_refuses_a_topic_mapped_twice_in_one_line(tmp_path: Path) -> 
             "--map", "t=u", "--map", "t=v")
     assert r.returncode == 1, r
     assert r.stderr.splitlines() == ["embedlog: error: --map gives t more than one remote name; map each topic once"]
+
+
+def test_mirror_status_reads_as_attributes_and_as_a_mapping() -> None:
+    st = MirrorStatus("m", "up", True, False, (PartitionStatus("t", 0, "t", 5, 2),), last_error="refused")
+    assert (st["link_up"], st["lag"], st["last_error"]) == (st.link_up, st.lag, st.last_error) == (False, 3, "refused")
+    assert list(st["partitions"]) == [{"topic": "t", "partition": 0, "target_topic": "t", "source_end": 5,
+                                       "mirrored": 2, "lag": 3}]
+    with pytest.raises(KeyError):
+        st["nope"]

@@ -617,3 +617,16 @@ def test_a_follower_that_closes_leaves_the_in_sync_set_at_once(make_log: Any) ->
             f2.wait_connected(30)
             harness.wait_until(lambda: leader.core.in_sync_ids() == (f2.core.node_id,), "back in sync")
     assert visible(lb, "t") == [b"after"]
+
+
+def test_status_reports_are_dicts_with_attribute_access(make_log: Any) -> None:
+    la, lb = make_log("a"), make_log("b")
+    la.create_topic("t", 1)
+    with Leader(la, secret=SECRET.encode()) as leader, Follower(lb, leader.address, secret=SECRET.encode()) as f:
+        f.wait_connected(30)
+        for st in (leader.status(), f.status(), replication.replication_status(la)):
+            assert isinstance(st, dict)
+            assert st.epoch == st["epoch"] == 0
+            assert st.role in ("leader", "follower")
+            with pytest.raises(AttributeError, match="status has no 'nope'"):
+                _ = st.nope

@@ -90,6 +90,7 @@ __all__ = [
     "LeaderCore",
     "LeaderSession",
     "ReplicationBusyError",
+    "Status",
     "promote",
     "replication_status",
 ]
@@ -139,6 +140,19 @@ def _read(store: Store, fn: Callable[[lmdb.Transaction, Any], T]) -> T:
 
 def _write(store: Store, fn: Callable[[lmdb.Transaction, Any], T], *, notify: bool = False) -> T:
     return store.write(lambda txn: fn(txn, store.dbs), notify=notify)
+
+
+class Status(dict[str, Any]):
+    """A status report: a dict (``status["epoch"]``, JSON as it is), whose keys also read
+    as attributes (``status.epoch``)."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"status has no {name!r}; it has {', '.join(self)}") from None
 
 
 def _topic_names(txn: lmdb.Transaction, dbs: Any) -> dict[int, str]:
@@ -462,7 +476,7 @@ class LeaderCore:
         self.board.close()
         self.lease.release()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
         """Epoch, high watermark and end offset per partition, and each follower's lag
         and in-sync state."""
         parts = _read(self.store, replica.all_partitions)
@@ -475,13 +489,13 @@ class LeaderCore:
                 followers[f.node_id] = {"address": f.address, "connected": f.connected, "in_sync": f.in_sync,
                                         "lag": lag, "total_lag": sum(lag.values()),
                                         "last_caught_up_ms": f.last_caught_up_ms}
-            return {"role": "leader", "node_id": self.node_id, "epoch": self.epoch,
-                    "isr": list(self.in_sync_ids()),
-                    "partitions": {f"{names.get(t, t)}[{p}]": {
-                        "high_watermark": max(st.high_watermark, self.hw.get((t, p), 0)),
-                        "end_offset": st.end_offset, "log_start_offset": st.start_offset}
-                        for t, p, st in parts},
-                    "followers": followers, "fenced_by": self.fenced_by}
+            return Status({"role": "leader", "node_id": self.node_id, "epoch": self.epoch,
+                           "isr": list(self.in_sync_ids()),
+                           "partitions": {f"{names.get(t, t)}[{p}]": {
+                               "high_watermark": max(st.high_watermark, self.hw.get((t, p), 0)),
+                               "end_offset": st.end_offset, "log_start_offset": st.start_offset}
+                               for t, p, st in parts},
+                           "followers": followers, "fenced_by": self.fenced_by})
 
 
 class LeaderSession:
@@ -1067,13 +1081,14 @@ class FollowerCore:
         self.conn.send(Ack(resp.correlation_id, tuple(acked)))
         return request
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
         """Leader, epoch, connection state, lag per partition."""
         epoch, names = _read(self.store, lambda txn, dbs: (replica.get_epoch(txn, dbs), _topic_names(txn, dbs)))
         lag = dict(self.lag)
-        return {"role": "follower", "node_id": self.node_id, "leader_id": self.leader_id, "epoch": epoch,
-                "connected": self.connected, "in_sync": self.in_sync,
-                "lag": {f"{names.get(t, t)}[{p}]": n for (t, p), n in lag.items()}, "total_lag": sum(lag.values())}
+        return Status({"role": "follower", "node_id": self.node_id, "leader_id": self.leader_id, "epoch": epoch,
+                       "connected": self.connected, "in_sync": self.in_sync,
+                       "lag": {f"{names.get(t, t)}[{p}]": n for (t, p), n in lag.items()},
+                       "total_lag": sum(lag.values())})
 
 
 # -- the public API: Leader, Follower, promote ----------------------------------------------------
@@ -1228,7 +1243,7 @@ class Leader:
         assert self._server is not None
         return self._server.address
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
         """Epoch, high watermark per partition, each follower's lag and in-sync state."""
         out = self.core.status()
         out["address"] = f"{self.address[0]}:{self.address[1]}"
@@ -1313,7 +1328,7 @@ class Follower:
                                            f"within {timeout} s (last error: {self._client.last_error!r})")
             self._client.done.wait(0.02 if remaining is None else min(0.02, remaining))
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
         """Leader address, epoch, lag per partition, connected or not, errors."""
         out = self.core.status()
         out["leader"] = f"{self.leader[0]}:{self.leader[1]}"
@@ -1380,7 +1395,7 @@ def promote(log: Log) -> int:
     return epoch
 
 
-def replication_status(log: Log) -> dict[str, Any]:
+def replication_status(log: Log) -> Status:
     """What the directory says of its replication, read from the store (so it works
     while the Leader or Follower runs in another process): ``role`` (``leader`` or
     ``replica``), ``node_id``, ``epoch``, ``replicating`` (a Leader manages the high
@@ -1392,12 +1407,12 @@ def replication_status(log: Log) -> dict[str, Any]:
     end and log start offsets and leader epoch."""
     store = _store_of(log)
 
-    def fn(txn: lmdb.Transaction, dbs: Any) -> dict[str, Any]:
+    def fn(txn: lmdb.Transaction, dbs: Any) -> Status:
         names = _topic_names(txn, dbs)
         isr = replica.get_isr(txn, dbs)
         flag = replica.is_replicating(txn, dbs)
         replicating = flag and replica.lease_live(store.path)
-        return {
+        return Status({
             "role": replica.get_role(txn, dbs),
             "node_id": replica.get_node_id(txn, dbs),
             "epoch": replica.get_epoch(txn, dbs),
@@ -1410,6 +1425,6 @@ def replication_status(log: Log) -> dict[str, Any]:
                                                        "log_start_offset": st.start_offset,
                                                        "leader_epoch": replica.latest_epoch(txn, dbs, t, p)}
                            for t, p, st in replica.all_partitions(txn, dbs)},
-        }
+        })
 
     return _read(store, fn)

@@ -58,6 +58,14 @@ class MirrorStatus:
         """Total records not mirrored yet."""
         return sum(p.lag for p in self.partitions)
 
+    def __getitem__(self, key: str) -> Any:
+        """``status["link_up"]`` as ``status.link_up`` (and ``status["partitions"]`` the
+        rows as dicts), like the dict that ``Leader.status()`` and ``bridge status --json``
+        give."""
+        if not isinstance(key, str) or key.startswith("_"):
+            raise KeyError(key)
+        return self.to_dict()[key]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (``lag`` included)."""
         out = attrs.asdict(self)
