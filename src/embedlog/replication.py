@@ -1053,7 +1053,7 @@ class FollowerCore:
                 replica.set_high_watermark(txn, dbs, tid, part, pd.high_watermark)
                 end = plog.load_state(txn, dbs, tid, part)
                 lag[(tid, part)] = max(0, pd.end_offset - (end.end_offset if end else 0))
-            self.lag = lag
+            lags.append(lag)  # (published once committed: status() names its topics from the store)
             # what promote() looks at: was this node in sync when it last heard from its leader?
             state = {"leader": self.leader_id, "epoch": resp.leader_epoch, "in_sync": resp.in_sync,
                      "lag": sum(lag.values())}
@@ -1065,8 +1065,10 @@ class FollowerCore:
 
         corr = self._corr
         wrote: list[dict[str, Any]] = []
+        lags: list[dict[TP, int]] = []
         try:
             acked, request = _write(self.store, fn, notify=True)
+            self.lag = lags[-1]
             if wrote:
                 self._state_written = wrote[-1]
         except replica.ApplyError as exc:
