@@ -815,7 +815,10 @@ def test_e2e_produce_from_stdin_then_consume(tmp_path: Path) -> None:
     assert b"Processed a total of 7 messages" in r.stderr
 
 
-def test_e2e_consume_follows_new_records_and_ctrl_c_exits_0(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_e2e_consume_follows_new_records_and_ctrl_c_exits_0(tmp_path: Path, sig: int) -> None:
+    """Ctrl-C, or SIGTERM (``timeout``, ``docker stop``, systemd): exit 0, commit what was
+    printed and leave the group (no member left behind until its session times out)."""
     path = tmp_path / "log"
     with embedlog.open(path, maintenance_interval_ms=None) as log:
         log.create_topic("t")
@@ -830,7 +833,7 @@ def test_e2e_consume_follows_new_records_and_ctrl_c_exits_0(tmp_path: Path) -> N
         with embedlog.open(path, maintenance_interval_ms=None) as log, log.producer() as p:
             p.send("t", b"second")
         assert proc.stdout.readline() == b"second\n"  # it follows records written after it started
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

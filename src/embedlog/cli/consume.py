@@ -154,7 +154,7 @@ def _render_json(msg: Message) -> bytes:
 class _Stopper:
     """Ctrl-C handling that never tears the command's bookkeeping.
 
-    The first Ctrl-C stops the command: it raises ``KeyboardInterrupt`` at once, except
+    The first Ctrl-C (or SIGTERM) stops the command: it raises ``KeyboardInterrupt`` at once, except
     while a batch of records is being written, counted and committed (``critical``),
     where it only asks the loop to stop after that batch, so what was printed is always
     what is counted and committed.  A second Ctrl-C during a write that blocks (a stalled
@@ -174,15 +174,17 @@ class _Stopper:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[_Stopper]:
-        """Handle SIGINT while the block runs (only the main thread can)."""
+        """Handle SIGINT, and SIGTERM (``timeout``, ``docker stop``, systemd) alike, while
+        the block runs (only the main thread can): a member leaves its group cleanly."""
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        previous = signal.signal(signal.SIGINT, self.on_sigint)
+        previous = {sig: signal.signal(sig, self.on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _start_offset(spec: str, begin: int, end: int) -> int:
