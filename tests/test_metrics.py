@@ -351,12 +351,14 @@ def test_endpoint_series_labels_and_values(log: embedlog.Log, server: Any) -> No
     snap = log.metrics()
 
     assert value(parsed, "embedlog_up") == 1
+    assert value(parsed, "kafka_brokers") == 1  # (no replication: this node alone)
     assert value(parsed, "kafka_topic_partitions", topic="orders") == 3
     assert value(parsed, "kafka_topic_partitions", topic="idle") == 1
     for p in range(3):
         labels = {"topic": "orders", "partition": str(p)}
         assert value(parsed, "kafka_topic_partition_current_offset", **labels) == (10, 20, 30)[p]
         assert value(parsed, "kafka_topic_partition_oldest_offset", **labels) == (0, 0, 30)[p]
+        assert value(parsed, "kafka_topic_partition_in_sync_replica", **labels) == 1
         stored = snap.partition("orders", p)
         assert value(parsed, "embedlog_topic_partition_disk_bytes", **labels) == stored.bytes_on_disk
         assert value(parsed, "embedlog_topic_partition_records", **labels) == (10, 20, 0)[p]

@@ -630,3 +630,15 @@ def test_status_reports_are_dicts_with_attribute_access(make_log: Any) -> None:
             assert st.role in ("leader", "follower")
             with pytest.raises(AttributeError, match="status has no 'nope'"):
                 _ = st.nope
+
+
+def test_metrics_count_the_in_sync_nodes(make_log: Any) -> None:
+    """``kafka_brokers`` and ``kafka_topic_partition_in_sync_replica`` come from this:
+    the leader and its in-sync followers while a Leader runs, else 1."""
+    la, lb = make_log("a"), make_log("b")
+    la.create_topic("t", 1)
+    assert la.metrics().in_sync_replicas == 1
+    with Leader(la, secret=SECRET.encode()) as leader, Follower(lb, leader.address, secret=SECRET.encode()) as f:
+        f.wait_connected(30)
+        harness.wait_until(lambda: la.metrics().in_sync_replicas == 2, "the follower counted in sync")
+    assert la.metrics().in_sync_replicas == 1  # (the Leader stopped)

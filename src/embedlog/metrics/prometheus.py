@@ -7,7 +7,10 @@ the numbers include what every process wrote and committed.
 Series (labels in braces), as kafka-exporter names them, so dashboards and alert rules
 such as ``kafka_consumergroup_lag > 1000`` work unchanged:
 
+* ``kafka_brokers`` — this node, plus the followers in its in-sync set when it replicates
 * ``kafka_topic_partitions{topic}``
+* ``kafka_topic_partition_in_sync_replica{topic,partition}`` — the in-sync set's size
+  (1 without replication)
 * ``kafka_topic_partition_current_offset{topic,partition}`` — the end offset
 * ``kafka_topic_partition_oldest_offset{topic,partition}`` — the start offset
 * ``kafka_consumergroup_current_offset{consumergroup,topic,partition}`` — committed offset
@@ -65,7 +68,11 @@ class _Families:
     def __init__(self) -> None:
         g, c = GaugeMetricFamily, CounterMetricFamily
         self.up = g("embedlog_up", "1 if the log was read for this scrape, 0 if it could not be", labels=[])
+        self.brokers = g("kafka_brokers", "Number of Brokers in the Kafka Cluster (this node, and the followers in "
+                         "sync with it when it replicates)", labels=[])
         self.partitions = g("kafka_topic_partitions", "Number of partitions for this Topic", labels=["topic"])
+        self.isr = g("kafka_topic_partition_in_sync_replica", "Number of In-Sync Replicas for this Topic/Partition",
+                     labels=_TP)
         self.current = g("kafka_topic_partition_current_offset",
                          "Current Offset of a Broker at Topic/Partition (the end offset)", labels=_TP)
         self.oldest = g("kafka_topic_partition_oldest_offset",
@@ -130,6 +137,7 @@ def _disk_bytes(path: str) -> int:
 
 def _fill(f: _Families, m: LogMetrics) -> None:
     f.log_disk.add_metric([], _disk_bytes(m.path))
+    f.brokers.add_metric([], m.in_sync_replicas)
     end: dict[tuple[str, int], int] = {}
     for t in m.topics:
         f.partitions.add_metric([t.name], len(t.partitions))
@@ -138,6 +146,7 @@ def _fill(f: _Families, m: LogMetrics) -> None:
             end[(t.name, p.partition)] = p.end_offset
             f.current.add_metric(labels, p.end_offset)
             f.oldest.add_metric(labels, p.start_offset)
+            f.isr.add_metric(labels, m.in_sync_replicas)
             f.disk.add_metric(labels, p.bytes_on_disk)
             f.batches.add_metric(labels, p.batches)
             f.records.add_metric(labels, p.records)

@@ -18,7 +18,7 @@ import lmdb
 
 from ..model import TopicPartition
 from ..storage import partition as plog
-from ..storage import schema, topics
+from ..storage import replica, schema, topics
 from ..storage.mirrors import MirrorEntry, MirrorLink, is_source_group, mirror_entries, mirror_links
 from ..storage.schema import PartitionState
 from .registry import CounterSnapshot, counters_of
@@ -146,6 +146,9 @@ class LogMetrics:
     """Progress of every Kafka bridge (``embedlog.bridge.Mirror``) recorded in the log."""
     links: tuple[MirrorLink, ...] = ()
     """Link state last reported by each bridge that ran on this log."""
+    in_sync_replicas: int = 1
+    """Nodes holding every acknowledged record: 1 (this one) unless a replication
+    ``Leader`` runs on the log, then the size of its in-sync set (itself included)."""
 
     def topic(self, name: str) -> TopicMetrics:
         """The named topic (``KeyError`` if it is not in the snapshot)."""
@@ -248,7 +251,7 @@ def snapshot(log: Log) -> LogMetrics:
     dbs = store.dbs
 
     def read(txn: lmdb.Transaction) -> tuple[tuple[TopicMetrics, ...], tuple[GroupMetrics, ...],
-                                             tuple[MirrorEntry, ...]]:
+                                             tuple[MirrorEntry, ...], int]:
         metas: dict[str, topics.TopicMeta] = {}
         states: dict[tuple[int, int], PartitionState] = {}
         topic_rows = []
@@ -265,9 +268,10 @@ def snapshot(log: Log) -> LogMetrics:
                     name, p, st.start_offset, st.end_offset, st.end_offset - st.start_offset, st.end_offset,
                     _estimate_bytes_in(st), st.bytes, st.batches))
             topic_rows.append(TopicMetrics(name, tuple(parts)))
-        return tuple(topic_rows), _groups(txn, log._coordinator, metas, states), tuple(mirror_entries(txn, dbs))
+        return (tuple(topic_rows), _groups(txn, log._coordinator, metas, states), tuple(mirror_entries(txn, dbs)),
+                replica.in_sync_size(txn, dbs, store.path))
 
-    topic_rows, group_rows, mirrors = store.read(read)
+    topic_rows, group_rows, mirrors, isr = store.read(read)
     clients = tuple(c.snapshot() for c in counters_of(log.path))
     return LogMetrics(os.path.realpath(log.path), time.time_ns() // 1_000_000, topic_rows, group_rows, clients,
-                      mirrors, tuple(mirror_links(log.path)))
+                      mirrors, tuple(mirror_links(log.path)), isr)
