@@ -265,7 +265,7 @@ def test_topics_create_describe_alter_delete(cli: Run, log: embedlog.Log) -> Non
     assert cli("topics", "delete", "orders", "--if-exists")[0] == 0
     code, _, err = cli("topics", "describe", "orders")
     assert code == 1
-    assert "does not exist" in one_error_line(err)
+    assert one_error_line(err).endswith("does not exist; create it with `embedlog topics create TOPIC`")
     code, _, err = cli("topics", "create", "bad/name")
     assert code == 1
     assert "bad/name" in one_error_line(err)
@@ -447,7 +447,7 @@ def test_groups_list_describe_delete(cli: Run, log: embedlog.Log) -> None:
                                  "owner": None}
     code, _, err = cli("groups", "describe", "nope")
     assert code == 1
-    assert "does not exist" in one_error_line(err)
+    assert one_error_line(err).endswith("'nope' does not exist; `embedlog groups list` lists them")
     assert cli("groups", "delete", "g")[0] == 0
     assert log.groups() == ["a"]
     code, _, err = cli("groups", "delete", "g")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -138,12 +139,27 @@ def _report(exc: Exception) -> int:
         _silence_stdout()
         return EXIT_OK
     if isinstance(exc, EmbedlogError):
-        error(str(exc))
+        error(_for_the_shell(str(exc)))
     elif isinstance(exc, OSError):
         error(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
     else:
         error(f"internal error: {type(exc).__name__}: {exc} (this is a bug; set EMBEDLOG_DEBUG=1 for the traceback)")
     return EXIT_FAILURE
+
+
+#: advice in the library's error messages, and what to do instead from the shell
+_SHELL_ADVICE = (
+    (re.compile(r"create it with log\.create_topic\(\) or open the log with auto_create_topics=True"),
+     "create it with `embedlog topics create TOPIC`"),
+    (re.compile(r"log\.groups\(\) lists them"), "`embedlog groups list` lists them"),
+)
+
+
+def _for_the_shell(message: str) -> str:
+    """``message`` with advice about Python calls turned into the commands that do it."""
+    for pattern, instead in _SHELL_ADVICE:
+        message = pattern.sub(instead, message)
+    return message
 
 
 def _silence_stdout() -> None:
