@@ -642,3 +642,45 @@ def test_metrics_count_the_in_sync_nodes(make_log: Any) -> None:
         f.wait_connected(30)
         harness.wait_until(lambda: la.metrics().in_sync_replicas == 2, "the follower counted in sync")
     assert la.metrics().in_sync_replicas == 1  # (the Leader stopped)
+
+
+def test_closing_an_acks_all_producer_waits_for_the_in_sync_followers(make_log: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like Kafka's ``close()``, the end of ``with log.producer(acks="all")`` completes
+    what was sent: it returns once the in-sync follower holds the records, and raises
+    the timeout error (after releasing the producer) when it cannot within
+    ``delivery_timeout_ms``."""
+    hold = threading.Event()
+    hold.set()
+    real = FollowerCore._on_response
+
+    def on_response(self: FollowerCore, resp: Any, sent: Any) -> Any:
+        hold.wait(harness.TIMEOUT)
+        return real(self, resp, sent)
+
+    monkeypatch.setattr(FollowerCore, "_on_response", on_response)
+    la, lb = make_log("a"), make_log("b")
+    la.create_topic("t")
+    with Leader(la, secret=SECRET.encode()) as leader, Follower(lb, leader.address, secret=SECRET.encode()) as f:
+        f.wait_connected(30)
+        harness.wait_until(lambda: leader.core.in_sync_ids() == (f.core.node_id,), "in sync")
+        hold.clear()  # the follower applies nothing from now on
+        p = la.producer(acks="all", delivery_timeout_ms=300)
+        p.send("t", b"late")
+        with pytest.raises(EmbedlogTimeoutError):
+            p.close()
+        assert p.closed
+        closed = threading.Event()
+
+        def produce() -> None:
+            with la.producer(acks="all", delivery_timeout_ms=60_000) as p2:
+                p2.send("t", b"v")
+            closed.set()
+
+        t = threading.Thread(target=produce, daemon=True)
+        t.start()
+        assert not closed.wait(0.5)  # (held: the follower has not applied the record)
+        hold.set()
+        assert closed.wait(harness.TIMEOUT)
+        t.join(harness.TIMEOUT)
+        assert lb.describe_topic("t").partitions[0].end_offset == 2  # the follower held both when it returned

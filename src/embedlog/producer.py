@@ -8,6 +8,7 @@ transaction.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -882,13 +883,27 @@ class Producer:
         """Records buffered and not yet written."""
         return sum(len(acc) for st in list(self._topics.values()) for acc in st.accs) // _STRIDE
 
-    def close(self) -> None:
-        """Flush what is buffered and release the producer (idempotent)."""
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is buffered and release the producer (idempotent).
+
+        Like Kafka's ``close()``, it first completes what was sent: with ``acks="all"``
+        it waits, up to ``delivery_timeout_ms`` (or ``timeout`` seconds), until the
+        in-sync followers hold the records, and raises as ``flush`` does
+        (``NotEnoughReplicasError``, ``TimeoutError``: the records stay on this node) —
+        after releasing the producer.  It also raises the error of any record a
+        background write could not store since the last flush."""
         if self._closed:
             return
         try:
             if not self._log.closed:
-                self._write()
+                mark = [0]
+                self._write(mark=mark)
+                self._wait_inflight(mark[0])
+                if self._errors:
+                    errors, self._errors = self._errors, []
+                    raise errors[0]
+                if self.acks == "all":
+                    self._await_replicas(timeout)
         finally:
             self._mark_closed()
             self._log._unregister(self)
@@ -908,5 +923,9 @@ class Producer:
     def __enter__(self) -> Producer:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # the block's own error goes on: a failure to complete the sends must not replace it
+            with contextlib.suppress(EmbedlogError):
+                self.close()
