@@ -36,6 +36,7 @@ ck = pytest.importorskip("confluent_kafka")
 
 import embedlog  # noqa: E402
 from embedlog.bridge import SOURCE_HEADER, Mirror  # noqa: E402
+from embedlog.bridge.up import UpEngine  # noqa: E402
 from embedlog.codec.murmur2 import partition_for_key  # noqa: E402
 from procs import bridge_proc, harness, mock_kafka  # noqa: E402  # tests/procs (tests/ is on sys.path)
 
@@ -203,12 +204,20 @@ def test_up_exactly_once_across_kill_9(tmp_path: Path, children: harness.Childre
     try:
         for k in range(kills):
             before = remote_total(bootstrap, topic)
-            # the first run checkpoints only when idle: its kill leaves Kafka ahead of the checkpoint
+            # The first run records no progress (as if killed before any progress checkpoint),
+            # and is killed only once Kafka holds some of what it sent: that kill leaves
+            # Kafka ahead of the checkpoint.  (Left to checkpoint when idle, a bridge that
+            # drained its backlog before the kill, or one killed before any delivery
+            # arrived, left the resume path untested now and then.)
             checkpoint_ms = 600_000 if k == 0 else rng.choice([200, 1000, 5000])
-            bridge = start_bridge(children, path, bootstrap, topic, "--checkpoint-ms", checkpoint_ms)
+            bridge = start_bridge(children, path, bootstrap, topic, "--checkpoint-ms", checkpoint_ms,
+                                  *(["--no-checkpoints"] if k == 0 else []))
             bridge.wait_for(lambda line: "ready" in line)
             t0 = time.monotonic()
             produce_local(log, topic, bounds[k + 1], bounds[k + 2], flush_every=rng.choice([50, 500, 2000]))
+            if k == 0:
+                harness.wait_until(lambda: remote_total(bootstrap, topic) > before,
+                                   "Kafka to hold some of the first run's records")
             kill_at_random(bridge, rng, t0, mid_stream=k == 0)
             assert bridge.proc.returncode == -signal.SIGKILL, f"the bridge died before the kill: {bridge.describe()}"
             after = remote_total(bootstrap, topic)
@@ -395,7 +404,7 @@ def test_link_down_is_visible_to_other_processes(tmp_path: Path, children: harne
             try:
                 harness.wait_until(lambda: not mirror.status().link_up, "the bridge to show the link down", 30)
                 harness.wait_until(lambda: not log.metrics().links[0].link_up,
-                                   "the link-state file to show the link down", 5)
+                                   "the link-state file to show the link down", 30)
             finally:
                 os.kill(mock.pid, signal.SIGCONT)
     finally:
@@ -419,11 +428,27 @@ def sources_in_kafka(bootstrap: str, topic: str) -> list[tuple[int, int]]:
     return out
 
 
-def test_retention_while_the_link_is_down_counts_only_unforwarded(tmp_path: Path,
-                                                                  children: harness.Children) -> None:
+def test_retention_while_the_link_is_down_counts_only_unforwarded(tmp_path: Path, children: harness.Children,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A running up bridge whose cluster stalls (SIGSTOP): retention deletes records it
     had not forwarded; after SIGCONT it counts exactly those as lost and forwards the rest
     once."""
+    # Whether the bridge's thread waits in a checkpoint for Kafka's acknowledgements (it
+    # reads nothing meanwhile): the test writes more only then.  The link showing down
+    # does not say so by itself (an idle probe that hangs on the stopped cluster shows it
+    # too; only the checkpoint interval, shorter than the probe's timeout, then blocks the
+    # bridge before it reads what comes next): the test does not rest on that.
+    in_checkpoint = threading.Event()
+    checkpoint = UpEngine.checkpoint
+
+    def watched_checkpoint(self: UpEngine, *args: Any, **kwargs: Any) -> bool:
+        in_checkpoint.set()
+        try:
+            return checkpoint(self, *args, **kwargs)
+        finally:
+            in_checkpoint.clear()
+
+    monkeypatch.setattr(UpEngine, "checkpoint", watched_checkpoint)
     mock, bootstrap = mock_kafka.start(children)
     log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
     topic = "orders"
@@ -442,6 +467,8 @@ def test_retention_while_the_link_is_down_counts_only_unforwarded(tmp_path: Path
                 for i in range(1_000, 1_200):
                     p.send(topic, b"v%d" % i, key=b"k%d" % i, timestamp_ms=old)
             harness.wait_until(lambda: not mirror.status().link_up, "the bridge to show the link down", 30)
+            harness.wait_until(lambda: mirror.status().records_mirrored >= 1_200 and in_checkpoint.is_set(),
+                               "the bridge to wait for Kafka with the first 1,200 sent", 30)
             with log.producer(linger_ms=60_000) as p:  # these wait in the log
                 for i in range(1_200, 5_000):
                     p.send(topic, b"v%d" % i, key=b"k%d" % i, timestamp_ms=old)
@@ -487,8 +514,13 @@ def test_lost_excludes_records_kafka_got_before_a_kill(tmp_path: Path, children:
             if i % 500 == 499:
                 p.flush()
     try:
-        bridge = start_bridge(children, path, bootstrap, topic, "--checkpoint-ms", 600_000)
-        bridge.wait_for(lambda line: line.get("mirrored", 0) >= 20_000)
+        # It stops sending once Kafka holds 20,000 to 30,000 of them (a batch is 10,000), with
+        # no checkpoint since its start, and is killed there.  (Killed on seeing a status
+        # line that said 20,000, it had sent up to 44,000 by then on an idle machine: the
+        # backlog could run out first, and the idle bridge checkpoint it.)
+        bridge = start_bridge(children, path, bootstrap, topic, "--checkpoint-ms", 600_000,
+                              "--pause-after", 20_000)
+        bridge.wait_for(lambda line: "paused" in line)
         bridge.kill()
         in_kafka = remote_total(bootstrap, topic)
         committed = sum(o.committed or 0 for o in log.describe_group(NAME).offsets)

@@ -2,14 +2,20 @@
 
     python bridge_proc.py DIR --bootstrap HOSTS --topic T [--topic T2 ...] [--direction up|down]
                           [--name NAME] [--config KEY=VALUE ...] [--checkpoint-ms MS]
-                          [--batch-size N] [--until-caught-up]
+                          [--batch-size N] [--until-caught-up] [--no-checkpoints] [--pause-after N]
 
 Prints ``{"ready": pid}`` once the mirror's thread runs, then every 0.1 s a line
 ``{"mirrored": records sent this run, "lag": ..., "link_up": ...}``.  With
 ``--until-caught-up`` it waits for the link and for the mirror to catch up, stops it
 cleanly, prints ``{"caught_up": status}`` and exits 0; otherwise it runs until killed
 or stdin closes.  An error that stops the mirror is printed as ``{"error": text}``
-(exit 1).
+(exit 1).  ``--no-checkpoints`` (up only) makes it record no progress (only the start-up
+checkpoint of a fresh topic), as a bridge killed before its first progress checkpoint:
+whatever it delivered is then ahead of the checkpoint, whatever the timing (an idle
+bridge checkpoints at once otherwise).  ``--pause-after N`` (up only): once it has sent N
+records or more, it waits until Kafka acknowledged all it sent, then stops sending (and
+checkpointing) for good; the status lines then carry ``"paused": records sent`` (for a
+kill at a known point: Kafka holds exactly those, the checkpoint none of them).
 
 Tests import ``caught_up`` from here (``from procs import bridge_proc``).
 """
@@ -25,6 +31,7 @@ import time
 
 import embedlog
 from embedlog.bridge import Mirror
+from embedlog.bridge.up import UpEngine
 from embedlog.errors import EmbedlogError
 
 
@@ -52,7 +59,33 @@ def main() -> None:
     ap.add_argument("--checkpoint-ms", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=10_000)
     ap.add_argument("--until-caught-up", action="store_true")
+    ap.add_argument("--no-checkpoints", action="store_true")
+    ap.add_argument("--pause-after", type=int, default=None)
     args = ap.parse_args()
+    paused: list[int] = []
+    if args.pause_after is not None:
+        step = UpEngine.step
+
+        def pausing_step(self: UpEngine, stop: threading.Event) -> int:
+            n = step(self, stop)
+            if self.sent_total >= args.pause_after:
+                while self.producer.flush(1.0):  # (until Kafka acknowledged every record sent)
+                    pass
+                paused.append(self.sent_total)
+                stop.wait()  # never returns to the loop (no checkpoint) until the mirror stops
+            return n
+
+        UpEngine.step = pausing_step  # type: ignore[method-assign]
+    if args.no_checkpoints:
+        checkpoint = UpEngine.checkpoint
+
+        def no_progress(self: UpEngine, force: bool = False, stop: threading.Event | None = None,
+                        stall_s: float = 10.0, topics: list[str] | None = None) -> bool:
+            if topics is not None:  # the start-up checkpoint of a fresh topic, before it sends any of it
+                return checkpoint(self, force, stop, stall_s, topics)
+            return True  # (sent and delivered, never recorded as progress)
+
+        UpEngine.checkpoint = no_progress  # type: ignore[method-assign]
 
     config: dict[str, object] = {"bootstrap.servers": args.bootstrap, "log_level": 0}
     for item in args.config:
@@ -76,7 +109,10 @@ def main() -> None:
             if st.error is not None:
                 print(json.dumps({"error": st.error}), flush=True)
                 sys.exit(1)
-            print(json.dumps({"mirrored": st.records_mirrored, "lag": st.lag, "link_up": st.link_up}), flush=True)
+            line = {"mirrored": st.records_mirrored, "lag": st.lag, "link_up": st.link_up}
+            if paused:
+                line["paused"] = paused[0]
+            print(json.dumps(line), flush=True)
             time.sleep(0.1)
         mirror.stop()
     except EmbedlogError as exc:
