@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -110,7 +111,8 @@ def test_producer_validates_like_aiokafka(servers: str) -> None:
         with pytest.raises(ValueError, match="enable_idempotence"):
             AIOKafkaProducer(bootstrap_servers=servers, enable_idempotence=True, acks=1)
         p = AIOKafkaProducer(bootstrap_servers=servers, max_request_size=500, security_protocol="SSL",
-                             sasl_mechanism="SCRAM-SHA-512", linger_ms=5, compression_type="lz4")
+                             ssl_context=ssl.create_default_context(), sasl_mechanism="SCRAM-SHA-512", linger_ms=5,
+                             compression_type="lz4")
         await p.start()
         with pytest.raises(AssertionError):
             await p.send("t", None, key=None)

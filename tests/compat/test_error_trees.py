@@ -49,8 +49,10 @@ def test_codes_map_to_the_same_names(real_name: str) -> None:
     for name, ours in _classes(shim).items():
         errno = getattr(ours, "errno", None)
         if isinstance(errno, int) and errno != -1:
-            assert shim.for_code(errno) is ours
-            assert real.for_code(errno).__name__ == name
+            # a code has one class (kafka-python's IncompatibleBrokerVersion shares 35 with UnsupportedVersionError)
+            assert shim.for_code(errno).__name__ == real.for_code(errno).__name__
+            if real.for_code(errno) is getattr(real, name):
+                assert shim.for_code(errno) is ours
     assert shim.for_code(9999) is shim.UnknownError
 
 
@@ -78,3 +80,38 @@ def test_the_factory_without_the_real_library() -> None:
     assert (made.errno, made.message, made.retriable, made.__module__, made.__qualname__) == (
         42, "BOOM", True, "mymodule", "Boom")
     assert broker.by_code == {42: made}
+
+
+COMMONLY_CAUGHT = {
+    "kafka.errors": ["KafkaConnectionError", "NotLeaderForPartitionError", "LeaderNotAvailableError",
+                     "NodeNotReadyError", "NotCoordinatorError", "CoordinatorNotAvailableError",
+                     "TopicAuthorizationFailedError", "KafkaProtocolError", "NoBrokersAvailable"],
+    "aiokafka.errors": ["KafkaConnectionError", "NotLeaderForPartitionError", "LeaderNotAvailableError",
+                        "NoBrokersAvailable", "RequestTimedOutError", "NotCoordinatorError",
+                        "CoordinatorNotAvailableError", "RebalanceInProgressError", "TopicAuthorizationFailedError"],
+}
+
+
+@pytest.mark.parametrize("real_name", list(SHIMS))
+def test_commonly_caught_names_exist_where_the_real_module_has_them(real_name: str) -> None:
+    """Application code that does ``except errors.NotLeaderForPartitionError`` must import."""
+    real = pytest.importorskip(real_name)
+    shim = SHIMS[real_name]
+    for name in COMMONLY_CAUGHT[real_name]:
+        theirs = getattr(real, name, None)
+        if theirs is None:  # kafka-python 3 has no NoBrokersAvailable
+            assert not hasattr(shim, name), name
+            continue
+        ours = getattr(shim, name)
+        assert issubclass(ours, theirs), name
+        assert getattr(ours, "errno", None) == getattr(theirs, "errno", None), name
+        assert ours.retriable == theirs.retriable, name
+    assert issubclass(kp_errors.NotLeaderForPartitionError, kp_errors.InvalidMetadataError)
+    assert issubclass(kp_errors.KafkaConnectionError, kp_errors.RetriableError)
+
+
+def test_aliases_are_the_real_modules_aliases() -> None:
+    real = pytest.importorskip("aiokafka.errors")
+    for alias in ("CoordinatorNotAvailableError", "NotCoordinatorError", "CoordinatorLoadInProgressError",
+                  "InvalidMessageError"):
+        assert getattr(aio_errors, alias).__name__ == getattr(real, alias).__name__, alias

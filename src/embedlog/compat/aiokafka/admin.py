@@ -29,7 +29,7 @@ from .. import _kafka_common as _common
 from .. import registry
 from .._topic_config import split_config
 from . import errors as Errors
-from .producer import _check_embedlog_kwargs
+from .producer import _check_embedlog_kwargs, _check_security
 from .structs import OffsetAndMetadata
 
 __all__ = ["AIOKafkaAdminClient", "ConfigResource", "ConfigResourceType", "NewPartitions", "NewTopic",
@@ -192,6 +192,7 @@ class AIOKafkaAdminClient:
                  sasl_kerberos_domain_name: str | None = None, sasl_oauth_token_provider: Any = None,
                  **embedlog_options: Any) -> None:
         self._embedlog_config = _check_embedlog_kwargs(embedlog_options, "AIOKafkaAdminClient")
+        _check_security(security_protocol, ssl_context, sasl_mechanism, sasl_plain_username, sasl_plain_password)
         self._bootstrap_servers = bootstrap_servers
         self._client_id = client_id
         self._cluster: registry.Cluster | None = None

@@ -29,7 +29,7 @@ from ...consumer import Consumer
 from ...model import Message, TopicPartition
 from .. import _kafka_common as _common
 from . import errors as Errors
-from .producer import _check_embedlog_kwargs
+from .producer import _check_embedlog_kwargs, _check_security
 from .structs import ConsumerRecord, OffsetAndTimestamp
 
 __all__ = ["AIOKafkaConsumer", "ConsumerRebalanceListener"]
@@ -106,6 +106,7 @@ class AIOKafkaConsumer:
         self._loop = loop or asyncio.get_running_loop()  # like aiokafka: RuntimeError outside a loop
         if max_poll_records is not None and (not isinstance(max_poll_records, int) or max_poll_records < 1):
             raise ValueError("`max_poll_records` should be positive Integer")
+        _check_security(security_protocol, ssl_context, sasl_mechanism, sasl_plain_username, sasl_plain_password)
         if auto_offset_reset not in _RESETS:
             raise ValueError(f"Unrecognized auto_offset_reset: {auto_offset_reset!r}")
         if isolation_level not in ("read_uncommitted", "read_committed"):

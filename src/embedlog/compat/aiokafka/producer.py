@@ -57,6 +57,25 @@ def _check_embedlog_kwargs(kwargs: dict[str, Any], cls: str) -> dict[str, Any]:
     return _common.split_embedlog(dict(kwargs))
 
 
+_SASL_MECHANISMS = ("PLAIN", "GSSAPI", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+
+
+def _check_security(security_protocol: Any, ssl_context: Any, sasl_mechanism: Any,
+                    sasl_plain_username: Any, sasl_plain_password: Any) -> None:
+    """The checks (and messages) of ``aiokafka.client.AIOKafkaClient.__init__``, which
+    every aiokafka client runs in its constructor."""
+    if security_protocol not in ("SSL", "PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"):
+        raise ValueError("`security_protocol` should be SSL or PLAINTEXT")
+    if security_protocol in ("SSL", "SASL_SSL") and ssl_context is None:
+        raise ValueError("`ssl_context` is mandatory if security_protocol=='SSL'")
+    if security_protocol in ("SASL_SSL", "SASL_PLAINTEXT"):
+        if sasl_mechanism not in _SASL_MECHANISMS:
+            raise ValueError("only `PLAIN`, `GSSAPI`, `SCRAM-SHA-256`, `SCRAM-SHA-512` and `OAUTHBEARER`"
+                             "sasl_mechanism are supported at the moment")
+        if sasl_mechanism == "PLAIN" and (sasl_plain_username is None or sasl_plain_password is None):
+            raise ValueError("sasl_plain_username and sasl_plain_password required for PLAIN sasl")
+
+
 def _varint_size(value: int) -> int:
     """Bytes of Kafka's zig-zag varint of ``value``."""
     v = (value << 1) ^ (value >> 63)
@@ -202,6 +221,7 @@ class AIOKafkaProducer:
                 acks = -1
             elif acks not in ("all", -1):
                 raise ValueError(f"acks={acks} not supported if enable_idempotence=True")
+        _check_security(security_protocol, ssl_context, sasl_mechanism, sasl_plain_username, sasl_plain_password)
         self._acks = 1 if acks is _MISSING else (-1 if acks == "all" else acks)
         self.client_id = client_id or "aiokafka-producer"
         self._bootstrap_servers = bootstrap_servers

@@ -54,6 +54,7 @@ from ._types import (
     Message,
     TopicPartition,
 )
+from .admin import IsolationLevel, TopicCollection, TopicPartitionInfo, Uuid
 
 __all__ = [
     "Consumer", "ConsumerGroupMetadata", "Producer", "DeserializingConsumer", "SerializingProducer",
@@ -61,6 +62,7 @@ __all__ = [
     "OFFSET_BEGINNING", "OFFSET_END", "OFFSET_INVALID", "OFFSET_STORED",
     "TIMESTAMP_CREATE_TIME", "TIMESTAMP_LOG_APPEND_TIME", "TIMESTAMP_NOT_AVAILABLE",
     "ConsumerGroupState", "ConsumerGroupTopicPartitions", "ConsumerGroupType", "Node",
+    "IsolationLevel", "TopicCollection", "TopicPartitionInfo", "Uuid",
     "consistent", "fnv1a", "murmur2", "libversion", "version",
 ]
 

@@ -31,7 +31,7 @@ PROPERTIES: dict[str, tuple[Any, ...]] = {
     'api.version.request': ('bool',),
     'api.version.request.timeout.ms': ('int', 1, 300000),
     'auto.commit.enable': ('bool',),
-    'auto.commit.interval.ms': ('int', 10, 86400000),
+    'auto.commit.interval.ms': ('int', 0, 86400000),
     'auto.offset.reset': ('enum', 'smallest', 'earliest', 'beginning', 'largest', 'latest', 'end', 'error'),
     'background_event_cb': ('api',),
     'batch.num.messages': ('int', 1, 1000000),
@@ -119,7 +119,7 @@ PROPERTIES: dict[str, tuple[Any, ...]] = {
     'metadata.max.age.ms': ('int', 1, 86400000),
     'metadata.recovery.rebootstrap.trigger.ms': ('int', 0, 2147483647),
     'metadata.recovery.strategy': ('enum', 'none', 'rebootstrap'),
-    'metadata.request.timeout.ms': ('int', 0, 2147483647),
+    'metadata.request.timeout.ms': ('int', 10, 900000),
     'msg_order_cmp': ('api',),
     'oauth_cb': ('callable',),
     'oauthbearer_token_refresh_cb': ('api',),
@@ -226,8 +226,8 @@ PROPERTIES: dict[str, tuple[Any, ...]] = {
     'statistics.interval.ms': ('int', 0, 86400000),
     'stats_cb': ('callable',),
     'sticky.partitioning.linger.ms': ('int', 0, 900000),
-    'test.mock.broker.rtt': ('int', 0, 2147483647),
-    'test.mock.num.brokers': ('int', 0, 2147483647),
+    'test.mock.broker.rtt': ('int', 0, 3600000),
+    'test.mock.num.brokers': ('int', 0, 10000),
     'throttle_cb': ('callable',),
     'topic.blacklist': ('str',),
     'topic.metadata.propagation.max.ms': ('int', 0, 3600000),
@@ -238,6 +238,9 @@ PROPERTIES: dict[str, tuple[Any, ...]] = {
     'transaction.timeout.ms': ('int', 1000, 2147483647),
     'transactional.id': ('str',),
 }
+
+#: ranges librdkafka checks only when a consumer is created (the property itself takes a wider range)
+_CONSUMER_RANGES = {"fetch.min.bytes": (1, 100_000_000)}
 
 #: librdkafka names an alias by its canonical property in error messages
 _ALIASES = {
@@ -280,10 +283,17 @@ def _parse_int(name: str, text: str, lo: int, hi: int) -> int:
         raise _invalid(f'Invalid value for configuration property "{name}"')
     sign, digits = m.groups()
     value = int(digits, 0) if not (len(digits) > 1 and digits[0] == "0" and digits[1] not in "xX") else int(digits, 8)
-    value = -value if sign == "-" else value
+    value = _as_c_int(-value if sign == "-" else value)
     if not lo <= value <= hi:
         raise _invalid(f'Configuration property "{name}" value {value} is outside allowed range {lo}..{hi}\n')
     return value
+
+
+def _as_c_int(value: int) -> int:
+    """What librdkafka stores for ``value``: ``strtol`` (saturating at the 64-bit
+    ``long`` limits) cast to a 32-bit ``int``, so ``9999999999`` becomes ``1410065407``."""
+    value = max(-(1 << 63), min((1 << 63) - 1, value))
+    return ((value + (1 << 31)) % (1 << 32)) - (1 << 31)
 
 
 def _parse_float(name: str, text: str, lo: float, hi: float) -> float:
@@ -414,8 +424,13 @@ def parse_config(config: Mapping[Any, Any] | None, kwargs: Mapping[str, Any], cl
 
 
 def _check_combinations(values: dict[str, Any], client: str) -> None:
-    """The checks librdkafka makes when the client is created (``rd_kafka_new``)."""
-    fail = f"Failed to create {client}: "
+    """The checks librdkafka makes when the client is created (``rd_kafka_new``), in its
+    order (checked against librdkafka 2.16; the defaults are librdkafka's)."""
+    fail = f"Failed to create {'admin client' if client == 'admin' else client}: "
+    if client == "consumer":
+        lo, hi = _CONSUMER_RANGES["fetch.min.bytes"]
+        if not lo <= values.get("fetch.min.bytes", 1) <= hi:
+            raise _invalid(f'{fail}Configuration property "fetch.min.bytes" value is outside allowed range {lo}..{hi}')
     strategy = values.get("partition.assignment.strategy")
     if strategy:
         names = [s.strip() for s in str(strategy).split(",") if s.strip()]
@@ -437,6 +452,17 @@ def _check_combinations(values: dict[str, Any], client: str) -> None:
             if values.get("max.in.flight.requests.per.connection", 5) > 5:
                 raise _invalid(f"{fail}`max.in.flight` must be set <= 5 when `enable.idempotence` is true")
     if client == "consumer":
+        max_msg = values.get("message.max.bytes", 1_000_000)
+        if "fetch.max.bytes" in values:
+            fetch_max = values["fetch.max.bytes"]
+            if fetch_max < max_msg:
+                raise _invalid(f"{fail}`fetch.max.bytes` must be >= `message.max.bytes`")
+        else:  # librdkafka adjusts the default to the queue size and message size
+            fetch_max = max(min(52_428_800, values.get("queued.max.messages.kbytes", 65_536) * 1024), max_msg)
+        if "receive.message.max.bytes" in values and fetch_max + 512 > values["receive.message.max.bytes"]:
+            raise _invalid(f"{fail}`receive.message.max.bytes` must be >= `fetch.max.bytes` + 512")
         session = values.get("session.timeout.ms", 45_000)
         if values.get("max.poll.interval.ms", 300_000) < session:
             raise _invalid(f"{fail}`max.poll.interval.ms`must be >= `session.timeout.ms`")
+    if values.get("reconnect.backoff.max.ms", 10_000) < values.get("reconnect.backoff.ms", 100):
+        raise _invalid(f"{fail}`reconnect.backoff.max.ms` must be >= `reconnect.backoff.ms`")

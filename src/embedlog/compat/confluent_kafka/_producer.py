@@ -57,6 +57,10 @@ __all__ = ["Producer"]
 
 DeliveryCallback = Callable[[Any, Any], Any]
 
+#: the layout of embedlog's producer buffers: records of ``_STRIDE`` slots, the callback in slot ``_CALLBACK``
+_STRIDE = 7
+_CALLBACK = 6
+
 #: does ``Transaction.send`` report offsets (``on_delivery``)?  Without it, delivery
 #: reports of transactional messages carry no offset (``msg.offset()`` is ``None``).
 _TX_REPORTS = "on_delivery" in inspect.signature(embedlog.Transaction.send).parameters
@@ -327,6 +331,33 @@ class Producer:
             if deadline is not None and time.monotonic() >= deadline:
                 break
         return len(self)
+
+    def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
+        """Drop the messages not yet written (``in_queue``): their delivery reports carry
+        ``KafkaError._PURGE_QUEUE`` and are served by the next ``poll()``/``flush()``.
+
+        A write already under way (``in_flight``) cannot be taken back in an embedded log:
+        it completes and is reported as delivered.  Messages of an open transaction stay
+        in it (``abort_transaction`` drops them).  ``blocking`` changes nothing here."""
+        self._check_open()
+        if not in_queue:
+            return
+        inner = self._inner
+        with inner._flush_lock:  # not while a write is taking its records
+            drained = inner._drain()
+        error = kafka_error(ERR_PURGE_QUEUE, describe(ERR_PURGE_QUEUE))
+        events: list[list[_Delivery]] = []
+        for _st, _partition, flat in drained:
+            reports = [r for r in flat[_CALLBACK::_STRIDE] if isinstance(r, _Delivery)]
+            for r in reports:
+                r.error = error
+            if reports:
+                events.append(reports)
+        if events:
+            with self._ready:
+                self._events.extend(events)
+                if self._pollers:
+                    self._ready.notify_all()
 
     def __len__(self) -> int:
         with self._lock:

@@ -17,6 +17,7 @@ and ignored (the log is its own single replica).
 from __future__ import annotations
 
 import concurrent.futures
+import enum
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,7 @@ from ._admin_types import (
 from ._config import parse_config
 from ._errors import (
     ERR_GROUP_ID_NOT_FOUND,
+    ERR_INVALID_ARG,
     ERR_INVALID_CONFIG,
     ERR_INVALID_PARTITIONS,
     ERR_INVALID_REPLICATION_FACTOR,
@@ -73,16 +75,17 @@ from ._types import OFFSET_INVALID, TopicPartition, make_tp, tp_fields
 __all__ = [
     "AdminClient", "AlterConfigOpType", "BrokerMetadata", "ClusterMetadata", "ConfigEntry", "ConfigResource",
     "ConfigSource", "ConsumerGroupDescription", "ConsumerGroupListing", "ConsumerGroupState",
-    "ConsumerGroupTopicPartitions", "ConsumerGroupType", "DescribeClusterResult", "KafkaError", "KafkaException",
-    "ListConsumerGroupsResult", "MemberAssignment", "MemberDescription", "NewPartitions", "NewTopic", "Node",
-    "PartitionMetadata", "ResourceType", "TopicMetadata", "TopicPartition",
+    "ConsumerGroupTopicPartitions", "ConsumerGroupType", "DeletedRecords", "DescribeClusterResult", "IsolationLevel",
+    "KafkaError", "KafkaException", "ListConsumerGroupsResult", "ListOffsetsResultInfo", "MemberAssignment",
+    "MemberDescription", "NewPartitions", "NewTopic", "Node", "OffsetSpec", "PartitionMetadata", "ResourceType",
+    "TopicCollection", "TopicDescription", "TopicMetadata", "TopicPartition", "TopicPartitionInfo", "Uuid",
 ]
 
 _BROKER_KEYS = ("num.partitions", "auto.create.topics.enable", "default.replication.factor", "broker.id")
 _STATES = {"stable": "STABLE", "empty": "EMPTY", "preparingrebalance": "PREPARING_REBALANCING",
            "completingrebalance": "COMPLETING_REBALANCING", "dead": "DEAD"}
 _OPTIONS = {"operation_timeout", "request_timeout", "validate_only", "require_stable", "states", "types",
-            "include_authorized_operations"}
+            "include_authorized_operations", "isolation_level"}
 
 
 class PyDescribeClusterResult:
@@ -96,14 +99,121 @@ class PyDescribeClusterResult:
         self.authorized_operations = authorized_operations
 
 
+class PyDeletedRecords:
+    """The result of ``delete_records`` for one partition: its new start offset."""
+
+    def __init__(self, low_watermark: int) -> None:
+        self.low_watermark = low_watermark
+
+
+class PyListOffsetsResultInfo:
+    """The result of ``list_offsets`` for one partition."""
+
+    def __init__(self, offset: int, timestamp: int, leader_epoch: int) -> None:
+        self.offset = offset
+        self.timestamp = timestamp
+        self.leader_epoch = leader_epoch
+
+
+class PyOffsetSpec:
+    """What ``list_offsets`` asks for: ``earliest()``, ``latest()``, ``max_timestamp()`` or
+    ``for_timestamp(ms)`` (``_value``: -2, -1, -3 or the timestamp, as in confluent-kafka)."""
+
+    def __init__(self, index: int) -> None:
+        self._value = int(index)
+
+    @classmethod
+    def earliest(cls) -> PyOffsetSpec:
+        return cls(-2)
+
+    @classmethod
+    def latest(cls) -> PyOffsetSpec:
+        return cls(-1)
+
+    @classmethod
+    def max_timestamp(cls) -> PyOffsetSpec:
+        return cls(-3)
+
+    @classmethod
+    def for_timestamp(cls, timestamp: int) -> PyOffsetSpec:
+        return cls(timestamp)
+
+
+class PyTopicCollection:
+    """Topics named for ``describe_topics``."""
+
+    def __init__(self, topic_names: list[str]) -> None:
+        self.topic_names = topic_names
+
+
+class PyTopicPartitionInfo:
+    """A partition in a ``TopicDescription``: its id, leader, replicas and in-sync replicas."""
+
+    def __init__(self, id: int, leader: Any, replicas: list[Any], isr: list[Any]) -> None:  # noqa: A002
+        self.id = id
+        self.leader = leader
+        self.replicas = replicas
+        self.isr = isr
+
+
+class PyTopicDescription:
+    """A topic as ``describe_topics`` returns it."""
+
+    def __init__(self, name: str, topic_id: Any, is_internal: bool, partitions: list[Any],
+                 authorized_operations: Any = None) -> None:
+        self.name = name
+        self.topic_id = topic_id
+        self.is_internal = is_internal
+        self.partitions = partitions
+        self.authorized_operations = authorized_operations
+
+
+class PyUuid:
+    """A topic id: 128 bits as two signed 64-bit halves."""
+
+    def __init__(self, most_significant_bits: int, least_significant_bits: int) -> None:
+        self._msb = most_significant_bits
+        self._lsb = least_significant_bits
+
+    def get_most_significant_bits(self) -> int:
+        return self._msb
+
+    def get_least_significant_bits(self) -> int:
+        return self._lsb
+
+
+class PyIsolationLevel(enum.Enum):
+    """confluent-kafka's ``IsolationLevel``."""
+
+    READ_UNCOMMITTED = 0
+    READ_COMMITTED = 1
+
+
 # The fallbacks carry the real classes' names (in reprs, tracebacks and tests).
-for _cls in (PyDescribeClusterResult,):
+for _cls in (PyDescribeClusterResult, PyDeletedRecords, PyListOffsetsResultInfo, PyOffsetSpec, PyIsolationLevel,
+             PyTopicCollection, PyTopicPartitionInfo, PyTopicDescription, PyUuid):
     _cls.__name__ = _cls.__qualname__ = _cls.__name__[2:]
 
 if TYPE_CHECKING:
     DescribeClusterResult = PyDescribeClusterResult
+    DeletedRecords = PyDeletedRecords
+    ListOffsetsResultInfo = PyListOffsetsResultInfo
+    OffsetSpec = PyOffsetSpec
+    IsolationLevel = PyIsolationLevel
+    TopicCollection = PyTopicCollection
+    TopicPartitionInfo = PyTopicPartitionInfo
+    TopicDescription = PyTopicDescription
+    Uuid = PyUuid
 else:
     DescribeClusterResult = _pick("confluent_kafka.admin", "DescribeClusterResult", PyDescribeClusterResult)
+    DeletedRecords = _pick("confluent_kafka.admin", "DeletedRecords", PyDeletedRecords)
+    ListOffsetsResultInfo = _pick("confluent_kafka.admin", "ListOffsetsResultInfo", PyListOffsetsResultInfo)
+    OffsetSpec = _pick("confluent_kafka.admin", "OffsetSpec", PyOffsetSpec)
+    IsolationLevel = _pick("confluent_kafka", "IsolationLevel", PyIsolationLevel)
+    TopicCollection = _pick("confluent_kafka", "TopicCollection", PyTopicCollection)
+    TopicPartitionInfo = _pick("confluent_kafka", "TopicPartitionInfo", PyTopicPartitionInfo)
+    TopicDescription = _pick("confluent_kafka.admin", "TopicDescription", PyTopicDescription)
+    Uuid = _pick("confluent_kafka", "Uuid", PyUuid)
 
 
 def _future(value: Any = None, error: BaseException | None = None) -> concurrent.futures.Future[Any]:
@@ -386,6 +496,123 @@ class AdminClient:
             value = changes["auto.create.topics.enable"]
             self._cluster.auto_create_topics = value is None or str(value).lower() in ("true", "1")
         return _future()
+
+    def describe_topics(self, topics: Any, **kwargs: Any) -> dict[str, concurrent.futures.Future[Any]]:
+        """Futures of ``TopicDescription(name, topic_id, is_internal, partitions)`` keyed by
+        topic name (``UNKNOWN_TOPIC_OR_PART`` for a topic that does not exist: describing
+        never creates one); the log is each partition's leader and only replica."""
+        self._options(kwargs)
+        if not isinstance(topics, TopicCollection):
+            raise TypeError("Expected input to be instance of TopicCollection")
+        names = topics.topic_names
+        if not isinstance(names, list):
+            raise TypeError("Expected list of topic names to be described")
+        out: dict[str, concurrent.futures.Future[Any]] = {}
+        node = self._node()
+        for name in names:
+            try:
+                desc = self._log.describe_topic(name)
+            except (el.UnknownTopicError, el.InvalidTopicError):
+                out[name] = _failed(ERR_UNKNOWN_TOPIC_OR_PART)
+                continue
+            partitions = [TopicPartitionInfo(p.partition, node, [node], [node]) for p in desc.partitions]
+            out[name] = _future(TopicDescription(name, Uuid(0, desc.topic_id), False, partitions))
+        return out
+
+    # -- records and offsets -----------------------------------------------------------------------------
+    def delete_records(self, topic_partition_offsets: list[TopicPartition],
+                       **kwargs: Any) -> dict[TopicPartition, concurrent.futures.Future[Any]]:
+        """Delete each partition's records before its ``offset`` (``OFFSET_END``, -1: all);
+        futures of ``DeletedRecords(low_watermark)`` keyed by the given ``TopicPartition``s
+        (``OFFSET_OUT_OF_RANGE`` past the high watermark, ``UNKNOWN_TOPIC_OR_PART``)."""
+        self._options(kwargs)
+        if not isinstance(topic_partition_offsets, list):
+            raise TypeError(f"Expected Request to be a list, got '{type(topic_partition_offsets).__name__}' ")
+        for req in topic_partition_offsets:
+            if not isinstance(req, TopicPartition):
+                raise TypeError("Element of the request list must be of type 'TopicPartition'"
+                                f" got '{type(req).__name__}' ")
+            if req.partition < 0:
+                raise ValueError("'partition' cannot be negative")
+        out: dict[TopicPartition, concurrent.futures.Future[Any]] = {}
+        if len({(req.topic, req.partition) for req in topic_partition_offsets}) < len(topic_partition_offsets):
+            for req in topic_partition_offsets:  # (one future per partition: equal TopicPartitions are one key)
+                out[req] = _failed(ERR_INVALID_ARG, "Duplicate partitions not allowed")
+            return out
+        for req in topic_partition_offsets:
+            topic, partition, offset = tp_fields(req)
+            try:
+                out[req] = _future(DeletedRecords(self._log.delete_records(topic, partition, offset)))
+            except (el.UnknownTopicError, el.UnknownPartitionError, el.InvalidTopicError):
+                out[req] = _failed(ERR_UNKNOWN_TOPIC_OR_PART)
+            except el.EmbedlogError as exc:
+                out[req] = _future(error=KafkaException(error_for(exc)))
+        return out
+
+    def list_offsets(self, topic_partition_offsets: Mapping[TopicPartition, Any],
+                     **kwargs: Any) -> dict[TopicPartition, concurrent.futures.Future[Any]]:
+        """The earliest, latest, first-at-a-timestamp or max-timestamp offset of partitions
+        (``OffsetSpec``); futures of ``ListOffsetsResultInfo(offset, timestamp,
+        leader_epoch)`` keyed by ``TopicPartition(topic, partition, <spec value>)`` as in
+        the real client.  No record at or after a timestamp: offset and timestamp -1."""
+        self._options(kwargs)
+        if not isinstance(topic_partition_offsets, dict):
+            raise TypeError("Expected topic_partition_offsets to be dict of [TopicPartitions,OffsetSpec] for "
+                            "list offsets request")
+        for tp, spec in topic_partition_offsets.items():
+            if tp is None:
+                raise TypeError("partition cannot be None")
+            if not isinstance(tp, TopicPartition):
+                raise TypeError("partition must be a TopicPartition")
+            if tp.topic is None:
+                raise TypeError("partition topic name cannot be None")
+            if not isinstance(tp.topic, str):
+                raise TypeError("partition topic name must be string")
+            if not tp.topic:
+                raise ValueError("partition topic name cannot be empty")
+            if tp.partition < 0:
+                raise ValueError("partition index must be non-negative")
+            if spec is None:
+                raise TypeError("OffsetSpec cannot be None")
+            if not isinstance(spec, OffsetSpec):
+                raise TypeError("Value must be a OffsetSpec")
+        if "isolation_level" in kwargs and not isinstance(kwargs["isolation_level"], IsolationLevel):
+            raise TypeError("isolation_level argument should be an IsolationLevel")
+        out: dict[TopicPartition, concurrent.futures.Future[Any]] = {}
+        for tp, spec in topic_partition_offsets.items():
+            value = int(spec._value)
+            out[make_tp(tp.topic, int(tp.partition), value)] = self._list_offset(tp.topic, int(tp.partition), value)
+        return out
+
+    def _list_offset(self, topic: str, partition: int, spec: int) -> concurrent.futures.Future[Any]:  # noqa: PLR0911
+        try:
+            desc = self._log.describe_topic(topic)
+        except (el.UnknownTopicError, el.InvalidTopicError):
+            return _failed(ERR_UNKNOWN_TOPIC_OR_PART)
+        if not 0 <= partition < len(desc.partitions):
+            return _failed(ERR_UNKNOWN_TOPIC_OR_PART)
+        part = desc.partitions[partition]
+        epoch = part.leader_epoch
+        if spec == -2:
+            return _future(ListOffsetsResultInfo(part.start_offset, -1, epoch))
+        if spec == -1:
+            return _future(ListOffsetsResultInfo(part.end_offset, -1, epoch))
+        best: tuple[int, int] | None = None  # (timestamp, offset)
+        for batch in self._log.dump(topic, partition, part.start_offset):
+            if spec == -3 and batch.max_timestamp is not None and best is not None \
+                    and batch.max_timestamp <= best[0]:
+                continue  # (nothing later in it can be the new maximum)
+            for rec in batch.records:
+                if rec.offset < part.start_offset:
+                    continue
+                if spec == -3:
+                    if best is None or rec.timestamp > best[0]:
+                        best = (rec.timestamp, rec.offset)
+                elif rec.timestamp >= spec:
+                    return _future(ListOffsetsResultInfo(rec.offset, rec.timestamp, epoch))
+        if spec == -3 and best is not None:
+            return _future(ListOffsetsResultInfo(best[1], best[0], epoch))
+        return _future(ListOffsetsResultInfo(-1, -1, epoch))
 
     # -- consumer groups ---------------------------------------------------------------------------------
     def _describe(self, group: str) -> Any:

@@ -98,6 +98,17 @@ class _Done:
         return self.value
 
 
+def _valid_isolation_level(value: Any) -> bool:
+    """Whether kafka-python's ``IsolationLevel.build_from`` takes ``value`` (the
+    ``IsolationLevel`` enum or its value 0/1, or a name in any case, ``-`` for ``_``)."""
+    try:
+        if value in (0, 1):
+            return True
+    except Exception:  # noqa: BLE001 - an object whose == raises: not a level
+        return False
+    return str(value).strip().upper().replace("-", "_") in ("READ_UNCOMMITTED", "READ_COMMITTED")
+
+
 class KafkaConsumer:
     """kafka-python's ``KafkaConsumer(*topics, **configs)`` over the embedded log its
     ``bootstrap_servers`` names (see ``embedlog.compat.registry``)."""
@@ -123,6 +134,8 @@ class KafkaConsumer:
             raise Errors.KafkaConfigurationError("group_instance_id requires group_id")
         if cfg["group_id"] is not None and (not isinstance(cfg["group_id"], str) or not cfg["group_id"]):
             raise Errors.KafkaConfigurationError(f"group_id must be a non-empty str, got {cfg['group_id']!r}")
+        if not _valid_isolation_level(cfg["isolation_level"]):
+            raise Errors.KafkaConfigurationError("Unrecognized isolation_level")
         self._cluster = _common.cluster_for(cfg["bootstrap_servers"], embedlog_config)
         self._topics = _common.Topics(self._cluster, bool(cfg["allow_auto_create_topics"]))
         self._listener: Any = None
