@@ -767,6 +767,12 @@ class Producer:
             raise ClosedError("this producer is closed")
         if self.acks == "all" and len(self):
             self._check_replicas()
+        self._complete(timeout)
+
+    def _complete(self, timeout: float | None) -> None:
+        """Write what is buffered, wait for the writes other threads drained before it,
+        raise a record's error since the last flush, and with ``acks="all"`` wait for the
+        in-sync followers: what ``flush`` and ``close`` both do."""
         mark = [0]
         self._write(mark=mark)
         self._wait_inflight(mark[0])
@@ -896,17 +902,9 @@ class Producer:
             return
         try:
             if not self._log.closed:
-                mark = [0]
-                self._write(mark=mark)
-                self._wait_inflight(mark[0])
-                if self._errors:
-                    errors, self._errors = self._errors, []
-                    raise errors[0]
-                if self.acks == "all":
-                    self._await_replicas(timeout)
+                self._complete(timeout)
         finally:
-            self._mark_closed()
-            self._log._unregister(self)
+            self._mark_closed()  # (which unregisters it from the log)
 
     @property
     def closed(self) -> bool:
