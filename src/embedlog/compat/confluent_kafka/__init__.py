@@ -37,7 +37,11 @@ from ._admin_types import (
     ConsumerGroupState,
     ConsumerGroupTopicPartitions,
     ConsumerGroupType,
+    IsolationLevel,
     Node,
+    TopicCollection,
+    TopicPartitionInfo,
+    Uuid,
 )
 from ._consumer import Consumer, ConsumerGroupMetadata
 from ._errors import KafkaError, KafkaException
@@ -54,7 +58,6 @@ from ._types import (
     Message,
     TopicPartition,
 )
-from .admin import IsolationLevel, TopicCollection, TopicPartitionInfo, Uuid
 
 __all__ = [
     "Consumer", "ConsumerGroupMetadata", "Producer", "DeserializingConsumer", "SerializingProducer",

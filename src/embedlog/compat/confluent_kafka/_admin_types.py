@@ -19,6 +19,8 @@ __all__ = [
     "ConsumerGroupDescription", "ConsumerGroupListing", "ConsumerGroupState", "ConsumerGroupTopicPartitions",
     "ConsumerGroupType", "ListConsumerGroupsResult", "MemberAssignment", "MemberDescription", "NewPartitions",
     "NewTopic", "Node", "PartitionMetadata", "ResourceType", "TopicMetadata",
+    "DeletedRecords", "DescribeClusterResult", "IsolationLevel", "ListOffsetsResultInfo", "OffsetSpec",
+    "TopicCollection", "TopicDescription", "TopicPartitionInfo", "Uuid",
 ]
 
 
@@ -353,6 +355,108 @@ class PyConsumerGroupDescription:
         self.coordinator = coordinator
 
 
+# -- cluster, topics, records and offsets ----------------------------------------------------
+class PyDescribeClusterResult:
+    """The result of ``describe_cluster``."""
+
+    def __init__(self, controller: Any, nodes: list[Any], cluster_id: str | None = None,
+                 authorized_operations: Any = None) -> None:
+        self.controller = controller
+        self.nodes = nodes
+        self.cluster_id = cluster_id
+        self.authorized_operations = authorized_operations
+
+
+class PyDeletedRecords:
+    """The result of ``delete_records`` for one partition: its new start offset."""
+
+    def __init__(self, low_watermark: int) -> None:
+        self.low_watermark = low_watermark
+
+
+class PyListOffsetsResultInfo:
+    """The result of ``list_offsets`` for one partition."""
+
+    def __init__(self, offset: int, timestamp: int, leader_epoch: int) -> None:
+        self.offset = offset
+        self.timestamp = timestamp
+        self.leader_epoch = leader_epoch
+
+
+class PyOffsetSpec:
+    """What ``list_offsets`` asks for: ``earliest()``, ``latest()``, ``max_timestamp()`` or
+    ``for_timestamp(ms)`` (``_value``: -2, -1, -3 or the timestamp, as in confluent-kafka)."""
+
+    def __init__(self, index: int) -> None:
+        self._value = int(index)
+
+    @classmethod
+    def earliest(cls) -> PyOffsetSpec:
+        return cls(-2)
+
+    @classmethod
+    def latest(cls) -> PyOffsetSpec:
+        return cls(-1)
+
+    @classmethod
+    def max_timestamp(cls) -> PyOffsetSpec:
+        return cls(-3)
+
+    @classmethod
+    def for_timestamp(cls, timestamp: int) -> PyOffsetSpec:
+        return cls(timestamp)
+
+
+class PyTopicCollection:
+    """Topics named for ``describe_topics``."""
+
+    def __init__(self, topic_names: list[str]) -> None:
+        self.topic_names = topic_names
+
+
+class PyTopicPartitionInfo:
+    """A partition in a ``TopicDescription``: its id, leader, replicas and in-sync replicas."""
+
+    def __init__(self, id: int, leader: Any, replicas: list[Any], isr: list[Any]) -> None:  # noqa: A002
+        self.id = id
+        self.leader = leader
+        self.replicas = replicas
+        self.isr = isr
+
+
+class PyTopicDescription:
+    """A topic as ``describe_topics`` returns it."""
+
+    def __init__(self, name: str, topic_id: Any, is_internal: bool, partitions: list[Any],
+                 authorized_operations: Any = None) -> None:
+        self.name = name
+        self.topic_id = topic_id
+        self.is_internal = is_internal
+        self.partitions = partitions
+        self.authorized_operations = authorized_operations
+
+
+class PyUuid:
+    """A topic id: 128 bits as two signed 64-bit halves."""
+
+    def __init__(self, most_significant_bits: int, least_significant_bits: int) -> None:
+        self._msb = most_significant_bits
+        self._lsb = least_significant_bits
+
+    def get_most_significant_bits(self) -> int:
+        return self._msb
+
+    def get_least_significant_bits(self) -> int:
+        return self._lsb
+
+
+class PyIsolationLevel(enum.Enum):
+    """confluent-kafka's ``IsolationLevel``."""
+
+    READ_UNCOMMITTED = 0
+    READ_COMMITTED = 1
+
+
 def _pick(module: str, name: str, fallback: Any) -> Any:
     if _REAL is None:
         return fallback
@@ -368,7 +472,9 @@ for _cls in (
     PyClusterMetadata, PyBrokerMetadata, PyTopicMetadata, PyPartitionMetadata, PyResourceType, PyConfigSource,
     PyAlterConfigOpType, PyConsumerGroupState, PyConsumerGroupType, PyNewTopic, PyNewPartitions, PyConfigEntry,
     PyConfigResource, PyNode, PyConsumerGroupTopicPartitions, PyConsumerGroupListing, PyListConsumerGroupsResult,
-    PyMemberAssignment, PyMemberDescription, PyConsumerGroupDescription,
+    PyMemberAssignment, PyMemberDescription, PyConsumerGroupDescription, PyDescribeClusterResult, PyDeletedRecords,
+    PyListOffsetsResultInfo, PyOffsetSpec, PyIsolationLevel, PyTopicCollection, PyTopicPartitionInfo,
+    PyTopicDescription, PyUuid,
 ):
     _cls.__name__ = _cls.__qualname__ = _cls.__name__[2:]
 
@@ -393,6 +499,15 @@ if TYPE_CHECKING:
     MemberAssignment = PyMemberAssignment
     MemberDescription = PyMemberDescription
     ConsumerGroupDescription = PyConsumerGroupDescription
+    DescribeClusterResult = PyDescribeClusterResult
+    DeletedRecords = PyDeletedRecords
+    ListOffsetsResultInfo = PyListOffsetsResultInfo
+    OffsetSpec = PyOffsetSpec
+    IsolationLevel = PyIsolationLevel
+    TopicCollection = PyTopicCollection
+    TopicPartitionInfo = PyTopicPartitionInfo
+    TopicDescription = PyTopicDescription
+    Uuid = PyUuid
 else:
     ClusterMetadata = _pick("confluent_kafka.admin", "ClusterMetadata", PyClusterMetadata)
     BrokerMetadata = _pick("confluent_kafka.admin", "BrokerMetadata", PyBrokerMetadata)
@@ -415,3 +530,12 @@ else:
     MemberAssignment = _pick("confluent_kafka.admin", "MemberAssignment", PyMemberAssignment)
     MemberDescription = _pick("confluent_kafka.admin", "MemberDescription", PyMemberDescription)
     ConsumerGroupDescription = _pick("confluent_kafka.admin", "ConsumerGroupDescription", PyConsumerGroupDescription)
+    DescribeClusterResult = _pick("confluent_kafka.admin", "DescribeClusterResult", PyDescribeClusterResult)
+    DeletedRecords = _pick("confluent_kafka.admin", "DeletedRecords", PyDeletedRecords)
+    ListOffsetsResultInfo = _pick("confluent_kafka.admin", "ListOffsetsResultInfo", PyListOffsetsResultInfo)
+    OffsetSpec = _pick("confluent_kafka.admin", "OffsetSpec", PyOffsetSpec)
+    IsolationLevel = _pick("confluent_kafka", "IsolationLevel", PyIsolationLevel)
+    TopicCollection = _pick("confluent_kafka", "TopicCollection", PyTopicCollection)
+    TopicPartitionInfo = _pick("confluent_kafka", "TopicPartitionInfo", PyTopicPartitionInfo)
+    TopicDescription = _pick("confluent_kafka.admin", "TopicDescription", PyTopicDescription)
+    Uuid = _pick("confluent_kafka", "Uuid", PyUuid)
