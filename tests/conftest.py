@@ -13,6 +13,17 @@ import embedlog
 from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
 
+@pytest.fixture(scope="module")
+def bootstrap() -> Iterator[str]:
+    """``bootstrap.servers`` of a librdkafka mock cluster owned by this process, one per
+    test module (the Kafka bridge's tests; skipped without confluent-kafka)."""
+    pytest.importorskip("confluent_kafka")
+    from procs import mock_kafka  # noqa: PLC0415 - imports confluent_kafka
+
+    with mock_kafka.in_process() as servers:
+        yield servers
+
+
 @pytest.fixture
 def children() -> Iterator[harness.Children]:
     """Subprocesses started through ``harness`` (``children.start(...)``); every one still

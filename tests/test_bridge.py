@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import time
-from collections.abc import Iterator
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -30,24 +28,10 @@ HOUR = 3_600_000
 _names = count()
 
 
-@pytest.fixture(scope="module")
-def bootstrap() -> Iterator[str]:
-    """``bootstrap.servers`` of a mock cluster owned by this process (one per module)."""
-    with mock_kafka.in_process() as servers:
-        yield servers
-
-
 @pytest.fixture
 def name(request: pytest.FixtureRequest) -> str:
     """A topic/mirror name of this test's own on the shared cluster."""
     return f"{request.node.originalname.removeprefix('test_')[:30]}-{next(_names)}"
-
-
-def dead_address() -> str:
-    """A 127.0.0.1 port nothing listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
 
 
 def conf(bootstrap: str, **extra: Any) -> dict[str, Any]:
@@ -69,19 +53,6 @@ def produce(log: embedlog.Log, topic: str, n: int, ts: int | None = None, first:
         for i in range(first, first + n):
             p.send(topic, b"v%d" % i, key=b"k%d" % (i % 13), headers=[("i", b"%d" % i)], timestamp_ms=ts)
         p.flush()
-
-
-def prometheus_registry(log: embedlog.Log) -> Any:
-    """A Prometheus registry scraping ``log`` (None without prometheus_client)."""
-    try:
-        from prometheus_client import CollectorRegistry  # noqa: PLC0415 - optional
-
-        from embedlog.metrics.prometheus import EmbedlogCollector  # noqa: PLC0415
-    except ImportError:
-        return None
-    registry = CollectorRegistry()
-    registry.register(EmbedlogCollector(log))
-    return registry
 
 
 def local_records(log: embedlog.Log, topic: str) -> dict[int, list[embedlog.Message]]:
@@ -144,7 +115,7 @@ def test_status_lag_group_and_prometheus(tmp_path: Path, bootstrap: str, name: s
     pytest.importorskip("prometheus_client")
     log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
     topic = f"{name}-t"
-    registry = prometheus_registry(log)
+    registry = harness.prometheus_registry(log)
 
     def bridge_metric(metric: str, partition: int) -> float | None:
         return registry.get_sample_value(metric, {"mirror": name, "direction": "up", "topic": topic,
@@ -198,13 +169,13 @@ def test_retention_before_forwarding_is_counted_as_lost(tmp_path: Path, bootstra
     log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
     topic = f"{name}-t"
     old = time.time_ns() // 1_000_000 - 2 * HOUR
-    registry = prometheus_registry(log)
+    registry = harness.prometheus_registry(log)
     try:
         log.create_topic(topic, partitions=1, config={"retention.ms": HOUR})
         produce(log, topic, 100, ts=old)
         with Mirror(log, conf(bootstrap), [topic], name=name) as m:
             bridge_proc.caught_up(m, 30)
-        with Mirror(log, conf(dead_address(), **{"socket.connection.setup.timeout.ms": 1000}), [topic],
+        with Mirror(log, conf(mock_kafka.dead_address(), **{"socket.connection.setup.timeout.ms": 1000}), [topic],
                     name=name, request_timeout_ms=1000) as m:  # the link is down
             with pytest.raises(LinkDownError):
                 m.wait_for_link(1)
@@ -253,7 +224,7 @@ def test_unreachable_cluster_shows_link_down(tmp_path: Path, name: str, directio
     topic = f"{name}-t"
     log.create_topic(topic, partitions=1)
     try:
-        with Mirror(log, conf(dead_address(), **{"socket.connection.setup.timeout.ms": 1000}), [topic],
+        with Mirror(log, conf(mock_kafka.dead_address(), **{"socket.connection.setup.timeout.ms": 1000}), [topic],
                     direction=direction, name=name, request_timeout_ms=1000) as m:
             t0 = time.monotonic()
             with pytest.raises(LinkDownError, match="cannot reach Kafka"):

@@ -6,7 +6,6 @@ keyless, by remote partition."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,6 @@ import embedlog  # noqa: E402
 from embedlog.bridge import Mirror  # noqa: E402
 from embedlog.codec.murmur2 import partition_for_key  # noqa: E402
 from procs import bridge_proc, harness, mock_kafka  # noqa: E402  # tests/procs (tests/ is on sys.path)
-
-
-@pytest.fixture(scope="module")
-def bootstrap() -> Iterator[str]:
-    """``bootstrap.servers`` of a mock cluster owned by this process (one per module)."""
-    with mock_kafka.in_process() as servers:
-        yield servers
 
 
 def fill_remote(bootstrap: str, topic: str, n: int) -> list[tuple[int, Any, Any, Any, int]]:

@@ -14,10 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -37,21 +35,9 @@ _names = count()
 SLOW_REQUESTS_MS = 120_000
 
 
-@pytest.fixture(scope="module")
-def bootstrap() -> Iterator[str]:
-    with mock_kafka.in_process() as servers:
-        yield servers
-
-
 @pytest.fixture
 def name(request: pytest.FixtureRequest) -> str:
     return f"{request.node.originalname.removeprefix('test_')[:30]}-{next(_names)}"
-
-
-def dead_address() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
 
 
 def produce(log: embedlog.Log, topic: str, n: int, first: int = 0) -> None:
@@ -59,18 +45,6 @@ def produce(log: embedlog.Log, topic: str, n: int, first: int = 0) -> None:
         for i in range(first, first + n):
             p.send(topic, b"v%d" % i, key=b"k%d" % i)
         p.flush()
-
-
-def registry_of(log: embedlog.Log) -> Any:
-    try:
-        from prometheus_client import CollectorRegistry  # noqa: PLC0415 - optional
-
-        from embedlog.metrics.prometheus import EmbedlogCollector  # noqa: PLC0415
-    except ImportError:
-        return None
-    registry = CollectorRegistry()
-    registry.register(EmbedlogCollector(log))
-    return registry
 
 
 def refused(text: str | None) -> bool:
@@ -81,11 +55,11 @@ def refused(text: str | None) -> bool:
 def test_up_with_the_link_down_from_the_start_shows_what_waits(tmp_path: Path, name: str) -> None:
     log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
     topic = f"{name}-t"
-    registry = registry_of(log)
+    registry = harness.prometheus_registry(log)
     try:
         log.create_topic(topic, partitions=3)
         produce(log, topic, 30)
-        with Mirror(log, mock_kafka.client(dead_address()), [topic], name=name, topic_map={topic: "remote"},
+        with Mirror(log, mock_kafka.client(mock_kafka.dead_address()), [topic], name=name, topic_map={topic: "remote"},
                     request_timeout_ms=SLOW_REQUESTS_MS) as m:
             harness.wait_until(lambda: refused(m.status().last_error), "librdkafka's reason", 30)
             st = m.status()
@@ -126,7 +100,7 @@ def test_what_waited_for_the_link_is_forwarded_once_when_it_comes_up(tmp_path: P
             log.create_topic(topic, partitions=2)
             produce(log, topic, 10)
         for topic, start in ((early, "earliest"), (late, "latest")):
-            with Mirror(log, mock_kafka.client(dead_address()), [topic], name=f"{name}-{start}", start=start,
+            with Mirror(log, mock_kafka.client(mock_kafka.dead_address()), [topic], name=f"{name}-{start}", start=start,
                         request_timeout_ms=SLOW_REQUESTS_MS) as m:
                 harness.wait_until(lambda m=m: refused(m.status().last_error), "librdkafka's reason", 30)
                 produce(log, topic, 4, first=10)  # while the link is down
@@ -159,7 +133,7 @@ def test_down_with_the_link_down_from_the_start_shows_stored_progress(tmp_path: 
             bridge_proc.caught_up(m, 30)
             before = m.status().partitions
         assert [(r.partition, r.mirrored) for r in before] == [(0, 2), (1, 2), (2, 2), (3, 2)]
-        with Mirror(log, mock_kafka.client(dead_address()), [remote], direction="down", name=name,
+        with Mirror(log, mock_kafka.client(mock_kafka.dead_address()), [remote], direction="down", name=name,
                     request_timeout_ms=SLOW_REQUESTS_MS) as m:
             harness.wait_until(lambda: refused(m.status().last_error), "librdkafka's reason", 30)
             st = m.status()
@@ -179,7 +153,8 @@ def test_librdkafka_logs_go_to_python_logging_not_stderr(tmp_path: Path, name: s
     caplog.set_level(logging.DEBUG, logger="embedlog.bridge.kafka")
     try:
         log.create_topic(topic, partitions=1)
-        with Mirror(log, {"bootstrap.servers": dead_address()}, [topic], name=name,  # librdkafka's default log level
+        dead = mock_kafka.dead_address()
+        with Mirror(log, {"bootstrap.servers": dead}, [topic], name=name,  # librdkafka's default log level
                     request_timeout_ms=SLOW_REQUESTS_MS) as m:
             harness.wait_until(lambda: refused(m.status().last_error), "librdkafka's reason", 30)
             harness.wait_until(lambda: any(refused(r.getMessage()) for r in caplog.records
@@ -232,7 +207,7 @@ def test_cli_bridge_up_to_a_dead_port_is_one_line_with_the_reason(tmp_path: Path
     with embedlog.open(path) as log:
         log.create_topic("t", partitions=2)
         produce(log, "t", 6)
-    address = dead_address()
+    address = mock_kafka.dead_address()
     r = cli(path, "bridge", "up", "--bootstrap-servers", address, "--topic", "t", "--connect-timeout", "3")
     assert r.returncode == 1, r
     lines = r.stderr.splitlines()
@@ -256,7 +231,7 @@ def test_cli_bridge_status_while_the_link_is_down_from_the_start(tmp_path: Path)
         log.create_topic("t", partitions=1)
         produce(log, "t", 4)
     bridge = subprocess.Popen([sys.executable, "-m", "embedlog.cli", "--path", str(path), "bridge", "up",
-                               "--bootstrap-servers", dead_address(), "--topic", "t", "--name", "site",
+                               "--bootstrap-servers", mock_kafka.dead_address(), "--topic", "t", "--name", "site",
                                "--connect-timeout", "600"],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -280,7 +255,7 @@ def test_cli_bridge_status_while_the_link_is_down_from_the_start(tmp_path: Path)
 
 
 def test_cli_bridge_refuses_a_topic_mapped_twice_in_one_line(tmp_path: Path) -> None:
-    r = cli(tmp_path / "log", "bridge", "up", "--bootstrap-servers", dead_address(), "--topic", "t",
+    r = cli(tmp_path / "log", "bridge", "up", "--bootstrap-servers", mock_kafka.dead_address(), "--topic", "t",
             "--map", "t=u", "--map", "t=v")
     assert r.returncode == 1, r
     assert r.stderr.splitlines() == ["embedlog: error: --map gives t more than one remote name; map each topic once"]

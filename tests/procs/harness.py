@@ -301,3 +301,16 @@ def digest(parts: Mapping[int, list[embedlog.Message]]) -> dict[str, Any]:
             h.update(b"%d:" % (-1 if m.value is None else len(m.value)))
             h.update(m.value or b"")
     return {"records": n, "sha256": h.hexdigest()}
+
+
+def prometheus_registry(log: embedlog.Log) -> Any:
+    """A Prometheus registry scraping ``log`` (None without prometheus_client)."""
+    try:
+        from prometheus_client import CollectorRegistry  # noqa: PLC0415 - optional
+
+        from embedlog.metrics.prometheus import EmbedlogCollector  # noqa: PLC0415
+    except ImportError:
+        return None
+    registry = CollectorRegistry()
+    registry.register(EmbedlogCollector(log))
+    return registry

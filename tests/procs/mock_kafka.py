@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -54,6 +55,13 @@ def start(children: Any) -> tuple[Any, str]:
     """Start a cluster process under ``children``: (its ``harness.Child``, bootstrap servers)."""
     child = children.start("mock_kafka.py", stdin=True)
     return child, child.wait_for(lambda line: "bootstrap" in line)["bootstrap"]
+
+
+def dead_address() -> str:
+    """A 127.0.0.1 ``host:port`` nothing listens on (a cluster that cannot be reached)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
 
 
 def client(bootstrap: str, **extra: Any) -> dict[str, Any]:
