@@ -17,6 +17,7 @@ from operator import add as _add
 from operator import is_not, itemgetter
 from typing import TYPE_CHECKING, Any
 
+from . import _native as native
 from .codec import batch as codec
 from .errors import (
     ClosedError,
@@ -53,6 +54,8 @@ _KEY_CACHE = 100_000
 #: headers (a validated tuple, or None), delivery callback (or None)
 _STRIDE = 7
 _MAX_TS = 2**63
+#: ``_speedups.take_all`` (a list's items moved to a new one in O(1)), or None
+_take_all: Callable[[list[Any]], list[Any]] | None = None if native.speedups is None else native.speedups.take_all
 _ACKS = {"leader": "leader", 1: "leader", "1": "leader", "all": "all", -1: "all", "-1": "all"}
 
 
@@ -189,7 +192,114 @@ def _header_sets(column: list[Any]) -> list[Any]:
     return [(h,) if h is not None and h[0].__class__ is str else h for h in column]
 
 
-class Producer:
+class _PySendBase:
+    """``Producer.send`` in Python: the reference for ``embedlog._speedups.SendBase``, which
+    does the same in C, and what runs where that extension is not built (or with
+    ``EMBEDLOG_PURE_PYTHON=1``).  The fields ``send`` reads are declared here; ``Producer``
+    sets them and does everything else."""
+
+    _fast: dict[str, _TopicState]
+    _last_headers: _HeaderSet
+    _last_pair: object
+    _last_name: object
+    _buffer_limit: int
+    _extras: bool
+    _idle: bool
+
+    if TYPE_CHECKING:
+        def _send(self, topic: str, value: Any, key: Any, headers: Any, partition: int | None,
+                  timestamp_ms: int | None, on_delivery: DeliveryCallback | None) -> None: ...
+        def _write(self, extra: Callable[[Any], None] | None = None, mark: list[int] | None = None) -> bool: ...
+        def _start_linger(self) -> None: ...
+
+    def send(self, topic: str, value: Any = None, key: Any = None,
+             headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None,
+             partition: int | None = None, timestamp_ms: int | None = None,
+             on_delivery: DeliveryCallback | None = None) -> None:
+        """Buffer one record for ``topic``.
+
+        ``value=None`` is a tombstone.  The record goes to ``partition`` if given, else
+        to the partitioner's choice for ``key`` (Kafka's murmur2 by default), else to the
+        topic's sticky partition.  ``on_delivery(error, metadata)`` is called once the
+        record is written (or failed).  Raises a typed error for a closed producer, an
+        unknown topic or partition, non-bytes data, or a record over
+        ``max.message.bytes``; nothing is buffered then.
+        """
+        # The hot path: one call per record, so every operation here is paid a million times
+        # a second.  The common case (bytes key and value, a key seen before, no partition or
+        # timestamp given) is one dict lookup for the topic, one for the key's partition
+        # buffer, the clock, and one append; headers in the common shape (a list of (str,
+        # bytes) pairs) add a copy and a comparison with the last header set this producer
+        # checked (an app's constant headers) or one check per pair; anything else takes
+        # ``_send``.
+        try:  # (subscripts, not .get(): a failed lookup is the rare case)
+            st = self._fast[topic]
+            acc = st.kacc[key]
+        except (KeyError, TypeError):  # a new topic or key, no key, an unhashable key, slow mode
+            self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
+            return
+        if value.__class__ is bytes and key.__class__ is bytes and partition is None and timestamp_ms is None:
+            given = headers
+            if headers is not None:
+                if headers.__class__ is not list:
+                    self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
+                    return
+                if len(headers) == 1:  # one header (an app's, a trace id): kept as the pair itself
+                    pair = headers[0]  # (immutable once checked: no copy, nothing new for the GC to track)
+                    if pair is not self._last_pair:  # (the same pair object as the last: an app's constant header)
+                        if pair.__class__ is not tuple or len(pair) != 2:
+                            self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
+                            return
+                        name, hv = pair
+                        if (hv.__class__ is not bytes and hv is not None) or (name is not self._last_name and (
+                                name.__class__ is not str or not name.isascii() or len(name) > 0xFFFF)):
+                            self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
+                            return
+                        self._extras = True  # (set before another thread can find the pair as the last one)
+                        self._last_name = name
+                        self._last_pair = pair
+                    headers = pair
+                else:
+                    hdrs = tuple(headers)  # a copy: the caller may reuse its list
+                    last = self._last_headers
+                    try:
+                        same = hdrs == last  # (equal content: the checked copy serves)
+                    except Exception:  # noqa: BLE001 - an odd value's __eq__: the general path says what is wrong
+                        same = False
+                    if same:
+                        headers = last or None
+                    else:
+                        checked = _valid_pairs(hdrs)
+                        if checked is None:
+                            self._send(topic, value, key, hdrs, partition, timestamp_ms, on_delivery)
+                            return
+                        if checked:  # (set before another thread can find the set as the last one)
+                            self._extras = True
+                        self._last_headers = checked
+                        headers = checked or None
+            klen = len(key)
+            vlen = len(value)
+            if klen + vlen <= st.max_bytes:
+                if on_delivery is not None:
+                    self._extras = True
+                acc += (key, value, _time_ns() // 1_000_000, klen, vlen, headers, on_delivery)
+                if len(acc) >= self._buffer_limit:
+                    self._write()
+                if self._idle:
+                    self._idle = False
+                    self._start_linger()
+                return
+            headers = given
+        self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
+
+
+if TYPE_CHECKING:
+    _SendBase = _PySendBase
+else:
+    _SendBase = _PySendBase if native.speedups is None else native.speedups.SendBase
+
+
+class Producer(_SendBase):
     """Writes records to a log's topics. Thread-safe; a context manager.
 
     Records become *visible* to consumers when their batch is written: at ``flush()``,
@@ -272,86 +382,6 @@ class Producer:
             if st is None:
                 st = self._topics[topic] = _TopicState(meta, cache_keys=self._hasher is not None)
             return st
-
-    def send(self, topic: str, value: Any = None, key: Any = None,
-             headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None,
-             partition: int | None = None, timestamp_ms: int | None = None,
-             on_delivery: DeliveryCallback | None = None) -> None:
-        """Buffer one record for ``topic``.
-
-        ``value=None`` is a tombstone.  The record goes to ``partition`` if given, else
-        to the partitioner's choice for ``key`` (Kafka's murmur2 by default), else to the
-        topic's sticky partition.  ``on_delivery(error, metadata)`` is called once the
-        record is written (or failed).  Raises a typed error for a closed producer, an
-        unknown topic or partition, non-bytes data, or a record over
-        ``max.message.bytes``; nothing is buffered then.
-        """
-        # The hot path: one call per record, so every operation here is paid a million times
-        # a second.  The common case (bytes key and value, a key seen before, no partition or
-        # timestamp given) is one dict lookup for the topic, one for the key's partition
-        # buffer, the clock, and one append; headers in the common shape (a list of (str,
-        # bytes) pairs) add a copy and a comparison with the last header set this producer
-        # checked (an app's constant headers) or one check per pair; anything else takes
-        # ``_send``.
-        try:  # (subscripts, not .get(): a failed lookup is the rare case)
-            st = self._fast[topic]
-            acc = st.kacc[key]
-        except (KeyError, TypeError):  # a new topic or key, no key, an unhashable key, slow mode
-            self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
-            return
-        if value.__class__ is bytes and key.__class__ is bytes and partition is None and timestamp_ms is None:
-            given = headers
-            if headers is not None:
-                if headers.__class__ is not list:
-                    self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
-                    return
-                if len(headers) == 1:  # one header (an app's, a trace id): kept as the pair itself
-                    pair = headers[0]  # (immutable once checked: no copy, nothing new for the GC to track)
-                    if pair is not self._last_pair:  # (the same pair object as the last: an app's constant header)
-                        if pair.__class__ is not tuple or len(pair) != 2:
-                            self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
-                            return
-                        name, hv = pair
-                        if (hv.__class__ is not bytes and hv is not None) or (name is not self._last_name and (
-                                name.__class__ is not str or not name.isascii() or len(name) > 0xFFFF)):
-                            self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
-                            return
-                        self._extras = True  # (set before another thread can find the pair as the last one)
-                        self._last_name = name
-                        self._last_pair = pair
-                    headers = pair
-                else:
-                    hdrs = tuple(headers)  # a copy: the caller may reuse its list
-                    last = self._last_headers
-                    try:
-                        same = hdrs == last  # (equal content: the checked copy serves)
-                    except Exception:  # noqa: BLE001 - an odd value's __eq__: the general path says what is wrong
-                        same = False
-                    if same:
-                        headers = last or None
-                    else:
-                        checked = _valid_pairs(hdrs)
-                        if checked is None:
-                            self._send(topic, value, key, hdrs, partition, timestamp_ms, on_delivery)
-                            return
-                        if checked:  # (set before another thread can find the set as the last one)
-                            self._extras = True
-                        self._last_headers = checked
-                        headers = checked or None
-            klen = len(key)
-            vlen = len(value)
-            if klen + vlen <= st.max_bytes:
-                if on_delivery is not None:
-                    self._extras = True
-                acc += (key, value, _time_ns() // 1_000_000, klen, vlen, headers, on_delivery)
-                if len(acc) >= self._buffer_limit:
-                    self._write()
-                if self._idle:
-                    self._idle = False
-                    self._start_linger()
-                return
-            headers = given
-        self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
 
     def _send(self, topic: str, value: Any, key: Any, headers: Any, partition: int | None,
               timestamp_ms: int | None, on_delivery: DeliveryCallback | None) -> None:
@@ -598,18 +628,23 @@ class Producer:
 
     # -- writing ----------------------------------------------------------------------
     def _drain(self) -> list[tuple[_TopicState, int, list[Any]]]:
-        """Take every buffered record.  Senders append without the lock, so take a prefix
-        (``acc[:n]`` then ``del acc[:n]``, each atomic) rather than swapping lists."""
+        """Take every buffered record.  Senders append without the lock to the buffer lists
+        they hold, so each list is emptied in place, atomically: its items moved out by
+        ``_speedups.take_all``, or else a prefix taken (``acc[:n]`` then ``del acc[:n]``,
+        each atomic), rather than swapping lists."""
         out = []
         with self._lock:
             for st in self._topics.values():
                 drained = False
                 for p in range(st.n):
                     acc = st.accs[p]
-                    n = len(acc)
-                    if n:
-                        chunk = acc[:n]
-                        del acc[:n]
+                    if acc:
+                        if _take_all is not None:
+                            chunk = _take_all(acc)  # (all of it, atomically, without copying)
+                        else:
+                            n = len(acc)
+                            chunk = acc[:n]
+                            del acc[:n]
                         out.append((st, p, chunk))
                         drained = True
                 if drained and st.n > 1:
@@ -626,12 +661,23 @@ class Producer:
             # one record (a flush per send): its own encoder, no columns to split
             buf = codec.encode_one(flat[0], flat[1], flat[2], transactional=self._transactional)
             return [(0, 1, buf)], (None if flat[6] is None else [flat[6]])
+        compression = self._compression
+        transactional = self._transactional
+        n = len(flat) // _STRIDE
+        if not self._extras and compression == codec.COMPRESSION_NONE and native.speedups is not None:
+            # no headers, callbacks or compression: each batch in one C pass over the buffer
+            out = []
+            i = 0
+            while i < n:
+                buf, j = codec.encode_records(flat, _STRIDE, i, n, self._batch_size, transactional=transactional)
+                out.append((i, j, buf))
+                i = j
+            return out, None
         keys = flat[0::_STRIDE]
         values = flat[1::_STRIDE]
         stamps = flat[2::_STRIDE]
         klens = flat[3::_STRIDE]
         vlens = flat[4::_STRIDE]
-        n = len(keys)
         hdrs: list[Any] | None = None
         callbacks: list[Any] | None = None
         if self._extras:
@@ -642,8 +688,6 @@ class Producer:
                 callbacks = None
         total = sum(klens) + sum(vlens)  # (a -1 for a null is noise here)
         per = n if total <= self._batch_size else max(1, min(n, self._batch_size * n // total))
-        compression = self._compression
-        transactional = self._transactional
         if per >= n:  # the common case: one batch, no column copies
             return [(0, n, codec.encode(keys, values, stamps, hdrs, compression=compression,
                                         transactional=transactional, key_lengths=klens,

@@ -66,6 +66,8 @@ from typing import Any
 import attrs
 import zstandard
 
+from .. import _native
+
 __all__ = [
     "HEADER",
     "HEADER_SIZE",
@@ -75,6 +77,7 @@ __all__ = [
     "decode",
     "encode",
     "encode_one",
+    "encode_records",
     "read_info",
     "stamp",
     "verify",
@@ -401,6 +404,32 @@ def encode(
     HEADER.pack_into(out, 0, 0, 0, 0, 0, MAGIC, attributes, 0, count, lod, first_ts, max_ts, body_len)
     _CRC.pack_into(out, _CRC_AT, _crc32(memoryview(out)[_CRC_FROM:]))
     return out
+
+
+def encode_records(flat: list[Any], stride: int, start: int, stop: int, limit: int, *,
+                   transactional: bool = False) -> tuple[bytearray, int]:
+    """``encode`` of the records from ``start`` of a flat record buffer — ``stride`` entries
+    a record, the first three its key, value and timestamp (a producer's buffer) — up to
+    ``stop`` or as many as fit ``limit`` bytes of keys and values (at least one), without
+    headers or compression; returns the batch and where it ended.  The same bytes as
+    ``encode``, in one C pass where ``embedlog._speedups`` is built (no column copies, no
+    join of a part per record)."""
+    speedups = _native.speedups
+    if speedups is None:
+        end = start
+        size = 0
+        while end < stop:
+            base = end * stride
+            add = len(flat[base] or b"") + len(flat[base + 1] or b"")
+            if end > start and size + add > limit:
+                break
+            size += add
+            end += 1
+        a, b = start * stride, end * stride
+        return encode(flat[a:b:stride], flat[a + 1:b:stride], flat[a + 2:b:stride], transactional=transactional), end
+    out, end = speedups.encode_records(flat, stride, start, stop, ATTR_TRANSACTIONAL if transactional else 0, limit)
+    _CRC.pack_into(out, _CRC_AT, _crc32(memoryview(out)[_CRC_FROM:]))
+    return out, end
 
 
 #: a one-record body without headers or sparse offsets: key length, value length, timestamp

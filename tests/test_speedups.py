@@ -1,0 +1,339 @@
+"""The optional C extension ``embedlog._speedups`` against the pure-Python code it mirrors.
+
+``Producer.send`` (``_speedups.SendBase.send`` against ``producer._PySendBase.send``) and
+``codec.batch.encode_records`` (C against ``encode``) must give the same results for every
+input, good or bad: the same buffered records, the same errors, the same stored bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import embedlog
+from embedlog import _native
+from embedlog import producer as producer_mod
+from embedlog.codec import batch
+
+PACKAGE = Path(embedlog.__file__).parent
+BUILT = any(PACKAGE.glob("_speedups*.so")) or any(PACKAGE.glob("_speedups*.pyd"))
+
+needs_speedups = pytest.mark.skipif(_native.speedups is None, reason="embedlog._speedups is not built here")
+
+
+def test_a_built_extension_is_the_one_in_use() -> None:
+    """Where ``pip install`` built the extension, embedlog uses it (a build that does not
+    load would silently cost the producer half its speed)."""
+    if os.environ.get("EMBEDLOG_PURE_PYTHON"):
+        pytest.skip("EMBEDLOG_PURE_PYTHON is set")
+    if not BUILT:
+        pytest.skip("no compiled extension in the package (no C compiler at install time)")
+    assert _native.speedups is not None
+    assert producer_mod.Producer.__mro__[1] is _native.speedups.SendBase
+
+
+def test_pure_python_is_chosen_by_the_environment() -> None:
+    code = ("import embedlog, embedlog._native as n, embedlog.producer as p;"
+            "print(n.speedups is None, p.Producer.__mro__[1] is p._PySendBase)")
+    env = {**os.environ, "EMBEDLOG_PURE_PYTHON": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]
+
+
+# -- encode_records ----------------------------------------------------------------------
+STRIDE = 7
+maybe_bytes = st.one_of(st.none(), st.binary(max_size=64))
+record = st.tuples(maybe_bytes, maybe_bytes, st.integers(-(2**63), 2**63 - 1))
+
+
+def _flat(records: list[tuple[bytes | None, bytes | None, int]]) -> list[Any]:
+    flat: list[Any] = []
+    for key, value, ts in records:
+        flat += (key, value, ts, -1 if key is None else len(key), -1 if value is None else len(value), None, None)
+    return flat
+
+
+def _pure(monkeypatch: pytest.MonkeyPatch, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    with monkeypatch.context() as m:
+        m.setattr(_native, "speedups", None)
+        return fn(*args, **kwargs)
+
+
+@needs_speedups
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(record, min_size=1, max_size=40), data=st.data(), transactional=st.booleans())
+def test_encode_records_writes_the_bytes_of_encode(monkeypatch: pytest.MonkeyPatch, records: list[Any],
+                                                   data: st.DataObject, transactional: bool) -> None:
+    n = len(records)
+    start = data.draw(st.integers(0, n - 1))
+    stop = data.draw(st.integers(start + 1, n))
+    limit = data.draw(st.integers(0, 200))
+    flat = _flat(records)
+    got, end = batch.encode_records(flat, STRIDE, start, stop, limit, transactional=transactional)
+    want, want_end = _pure(monkeypatch, batch.encode_records, flat, STRIDE, start, stop, limit,
+                           transactional=transactional)
+    assert (bytes(got), end) == (bytes(want), want_end)
+    assert start < end <= stop
+    keys, values, stamps = zip(*records[start:end])
+    assert got == batch.encode(list(keys), list(values), list(stamps), transactional=transactional)
+    decoded = batch.decode(bytes(got))
+    assert (decoded.keys, decoded.values, list(decoded.timestamps)) == (list(keys), list(values), list(stamps))
+
+
+@needs_speedups
+@pytest.mark.parametrize(("entry", "error"), [
+    ("text", TypeError), (bytearray(b"x"), TypeError), (1.5, TypeError)])
+def test_encode_records_refuses_what_the_producer_never_buffers(entry: object, error: type[Exception]) -> None:
+    for slot in (0, 1, 2):
+        if slot < 2 and isinstance(entry, float):
+            continue
+        flat = _flat([(b"k", b"v", 1)] * 3)
+        flat[STRIDE + slot] = entry if slot < 2 else str(entry)
+        with pytest.raises(error):
+            batch.encode_records(flat, STRIDE, 0, 3, 1 << 20)
+    with pytest.raises(ValueError, match="bad stride, range"):
+        batch.encode_records(_flat([(b"k", b"v", 1)]), STRIDE, 0, 2, 1 << 20)
+    with pytest.raises(OverflowError):
+        batch.encode_records(_flat([(b"k", b"v", 2**64)]), STRIDE, 0, 1, 1 << 20)
+
+
+@needs_speedups
+def test_take_all_moves_the_items_and_leaves_the_list_empty() -> None:
+    src = [object() for _ in range(5)]
+    before = list(src)
+    out = _native.speedups.take_all(src)
+    assert src == []
+    assert out == before
+    src.append(1)  # the emptied list is a working list again
+    assert src == [1]
+    assert out == before
+    with pytest.raises(TypeError):
+        _native.speedups.take_all((1, 2))
+
+
+# -- send --------------------------------------------------------------------------------
+def _py_producer_class() -> type:
+    """``Producer`` with the pure-Python send (every other method the same)."""
+    body = {k: v for k, v in vars(producer_mod.Producer).items() if k not in ("__dict__", "__weakref__")}
+    return type("PyProducer", (producer_mod._PySendBase,), body)
+
+
+PAIR = ("trace", b"abc")
+HEADERS = st.sampled_from([
+    None, [], [PAIR], [PAIR], [("a", b"1")], [("a", None)], [("a", b"1"), ("b", None)], [PAIR, PAIR],
+    [("é", b"1")], [("a", "text")], [("a", 1)], ["ab"], [("a", b"1", b"2")], [(1, b"x")],
+    (("a", b"1"),), {"a": b"1"}, [("a", bytearray(b"1"))], "not headers", [[("a", b"1")]],
+])
+CALL = st.fixed_dictionaries({
+    "topic": st.sampled_from(["t", "t", "three", "small", "missing", "bad name!"]),
+    "value": st.sampled_from([b"v", b"", None, b"x" * 40, "text", 7, bytearray(b"ba"), memoryview(b"mv")]),
+    "key": st.sampled_from([b"k1", b"k2", b"k3", None, "text", bytearray(b"kb"), 3.5]),
+    "headers": HEADERS,
+    "partition": st.sampled_from([None, None, None, 0, 2, 9, -1, "x", True]),
+    "timestamp_ms": st.sampled_from([None, None, None, 5, -1, 2**63, "now"]),
+    "on_delivery": st.sampled_from([None, None, "callback"]),
+    "as_keywords": st.booleans(),
+})
+#: calls the fast path takes once their key was seen (most calls of a real app)
+FAST_CALL = st.fixed_dictionaries({
+    "topic": st.sampled_from(["t", "three", "small"]),
+    "value": st.sampled_from([b"v", b"", b"x" * 40]),
+    "key": st.sampled_from([b"k1", b"k2"]),
+    "headers": st.one_of(st.none(), st.sampled_from([[PAIR], [("a", b"1"), ("b", None)], [], [("é", b"1")],
+                                                     [("a", 1)]])),
+    "partition": st.just(None),
+    "timestamp_ms": st.just(None),
+    "on_delivery": st.sampled_from([None, None, None, "callback"]),
+    "as_keywords": st.booleans(),
+})
+
+
+def _outcome(fn: Any, call: dict[str, Any], delivered: list[Any]) -> tuple[str, str] | None:
+    args = dict(call)
+    as_keywords = args.pop("as_keywords")
+    if args["on_delivery"] == "callback":
+        args["on_delivery"] = lambda err, md: delivered.append((err is None, md.topic, md.partition, md.offset))
+    if args["topic"] == "three" and args["key"] is None and args["partition"] is None:
+        args["partition"] = 1  # (keyless records of a multi-partition topic go to a random sticky partition)
+    try:
+        if as_keywords:
+            fn(**args)
+        else:
+            fn(args.pop("topic"), args.pop("value"), args.pop("key"), **args)
+    except Exception as exc:  # (compared between the two implementations)
+        return type(exc).__name__, str(exc)
+    return None
+
+
+def _buffered(p: Any) -> dict[str, list[list[Any]]]:
+    """Each topic's partition buffers, timestamps masked (the clock moves between calls)."""
+    out = {}
+    for name, state in p._topics.items():
+        bufs = []
+        for acc in state.accs:
+            masked = list(acc)
+            masked[2::7] = ["ts"] * (len(acc) // 7)
+            masked[6::7] = [cb is not None for cb in acc[6::7]]
+            bufs.append(masked)
+        out[name] = bufs
+    return out
+
+
+def _run_both(calls: list[dict[str, Any]]) -> None:
+    """Make ``calls`` on a C and a pure-Python producer; assert the same outcome after each."""
+    py_class = _py_producer_class()
+    with tempfile.TemporaryDirectory() as root:
+        logs = [embedlog.open(Path(root) / name, durability="none") for name in ("c", "py")]
+        try:
+            for log in logs:
+                _setup(log)
+            producers = [producer_mod.Producer(logs[0], linger_ms=600_000),
+                         py_class(logs[1], linger_ms=600_000)]
+            assert type(producers[0]).__mro__[1] is _native.speedups.SendBase
+            delivered: list[list[Any]] = [[], []]
+            for call in calls:
+                results = [_outcome(p.send, call, d) for p, d in zip(producers, delivered)]
+                assert results[0] == results[1], call
+                assert _buffered(producers[0]) == _buffered(producers[1]), call
+                for field in ("_extras", "_last_headers", "_last_pair", "_last_name", "_idle"):
+                    assert getattr(producers[0], field) == getattr(producers[1], field), (field, call)
+            for p in producers:
+                p.close()
+            assert delivered[0] == delivered[1]
+            assert _stored(logs[0]) == _stored(logs[1])
+        finally:
+            for log in logs:
+                log.close()
+
+
+def _setup(log: embedlog.Log) -> None:
+    log.create_topic("t", partitions=1)
+    log.create_topic("three", partitions=3)
+    log.create_topic("small", partitions=1, config={"max.message.bytes": 20})
+
+
+def _stored(log: embedlog.Log) -> list[tuple[Any, ...]]:
+    out = []
+    with log.consumer(["t", "three", "small"], auto_offset_reset="earliest") as c:
+        while batch_ := c.poll(timeout=0.2):
+            out += [(m.topic, m.partition, m.offset, m.key, m.value, m.headers,
+                     m.timestamp if m.timestamp < 10**12 else "now") for m in batch_]
+    return sorted(out, key=lambda r: (r[0], r[1], r[2]))
+
+
+@needs_speedups
+@settings(max_examples=100, deadline=None)
+@given(calls=st.lists(st.one_of(FAST_CALL, FAST_CALL, CALL), min_size=1, max_size=25))
+def test_send_in_c_does_what_send_in_python_does(calls: list[dict[str, Any]]) -> None:
+    _run_both(calls)
+
+
+def _call(**overrides: Any) -> dict[str, Any]:
+    return {"topic": "t", "value": b"v", "key": b"k1", "headers": None, "partition": None, "timestamp_ms": None,
+            "on_delivery": None, "as_keywords": False, **overrides}
+
+
+@needs_speedups
+@pytest.mark.parametrize("second", [
+    _call(on_delivery="callback"), _call(headers=[PAIR]), _call(headers=[PAIR, ("b", None)]), _call(headers=[]),
+    _call(headers=[("é", b"1")]), _call(headers=[("a", "s")]), _call(value=b"x" * 40, topic="small"),
+    _call(value=None), _call(key=None), _call(partition=0), _call(timestamp_ms=9), _call(as_keywords=True),
+], ids=["callback", "one-header", "two-headers", "no-headers", "non-ascii-name", "str-value", "too-large",
+        "tombstone", "no-key", "partition", "timestamp", "keywords"])
+def test_each_fast_path_decision_matches(second: dict[str, Any]) -> None:
+    """A key seen once, then one call that the fast path must take or hand on, then the
+    same call again (the fast path's memory of the last headers)."""
+    first = _call(topic=second["topic"])
+    _run_both([first, second, second, first])
+
+
+@needs_speedups
+def test_send_argument_errors_are_pythons(tmp_path: Path) -> None:
+    with embedlog.open(tmp_path / "log", durability="none") as log:
+        log.create_topic("t")
+        with log.producer() as p:
+            p.send(topic="t", value=b"v", key=b"k")
+            p.send("t", b"v", b"k", None, None, None, None)
+            with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+                p.send("t", b"v", colour=1)
+            with pytest.raises(TypeError, match="multiple values for argument 'value'"):
+                p.send("t", b"v", value=b"w")
+            with pytest.raises(TypeError, match="missing 1 required positional argument: 'topic'"):
+                p.send(value=b"v")
+            with pytest.raises(TypeError, match="at most 7 arguments"):
+                p.send("t", b"v", b"k", None, None, None, None, None)
+            assert len(p) == 2
+
+
+def test_send_without_the_extension_in_a_subprocess(tmp_path: Path) -> None:
+    """The pure-Python producer end to end (what runs where nothing was compiled)."""
+    code = f"""
+import embedlog, embedlog.producer as pm
+assert pm.Producer.__mro__[1] is pm._PySendBase
+with embedlog.open({str(tmp_path / 'log')!r}) as log:
+    log.create_topic("t", partitions=2)
+    with log.producer() as p:
+        for i in range(2500):
+            p.send("t", b"v%d" % i, key=b"k%d" % (i % 7), headers=[("h", b"x")] if i % 3 == 0 else None)
+        p.flush()
+    with log.consumer(["t"], auto_offset_reset="earliest") as c:
+        got = []
+        while len(got) < 2500:
+            got += c.poll(timeout=5.0)
+    print(len(got), sum(1 for m in got if m.headers))
+"""
+    env = {**os.environ, "EMBEDLOG_PURE_PYTHON": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["2500", "834"]
+
+
+def test_threads_sending_plain_records_while_others_flush(tmp_path: Path) -> None:
+    """Senders append while a flusher and the linger thread drain the same buffers (each
+    emptied at once by ``take_all``, encoded by ``encode_records``): every record is stored
+    once, and each thread's records of one key keep their order."""
+    n, threads = 5_000, 4
+    with embedlog.open(tmp_path / "log", durability="none") as log:
+        log.create_topic("t", partitions=3)
+        with log.producer(linger_ms=0.2, batch_size=4096) as p:
+            stop = threading.Event()
+
+            def flusher() -> None:
+                while not stop.is_set():
+                    p.flush()
+
+            def sender(t: int) -> None:
+                for i in range(n):
+                    p.send("t", b"%d-%d" % (t, i), b"key-%d" % (i % 5))
+
+            f = threading.Thread(target=flusher)
+            f.start()
+            workers = [threading.Thread(target=sender, args=(t,)) for t in range(threads)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            stop.set()
+            f.join()
+        got = []
+        with log.consumer(["t"], auto_offset_reset="earliest") as c:
+            while len(got) < n * threads:
+                more = c.poll(timeout=10.0)
+                assert more, f"only {len(got)} records"
+                got += more
+            assert c.poll(timeout=0) == []
+    values = [m.value for m in got]
+    assert sorted(values) == sorted(b"%d-%d" % (t, i) for t in range(threads) for i in range(n))
+    last: dict[tuple[int, bytes], int] = {}
+    for m in sorted(got, key=lambda m: (m.partition, m.offset)):
+        t, i = map(int, m.value.split(b"-"))
+        assert last.get((t, m.key), -1) < i
+        last[(t, m.key)] = i
