@@ -37,6 +37,7 @@ typedef struct {
     char idle;               /* _idle: the linger thread is not running */
     long long ts_ms;         /* the millisecond of ts_obj */
     PyObject *ts_obj;        /* the last timestamp send stored (records of one ms share it) */
+    PyObject *scratch;       /* a 7-tuple, empty between sends: a record on its way into a buffer */
 } SendBase;
 
 static PyObject *s_kacc, *s_max_bytes, *s_send, *s_write, *s_start_linger;
@@ -51,6 +52,7 @@ sb_traverse(SendBase *self, visitproc visit, void *arg)
     Py_VISIT(self->last_pair);
     Py_VISIT(self->last_name);
     Py_VISIT(self->ts_obj);
+    Py_VISIT(self->scratch);
     return 0;
 }
 
@@ -62,6 +64,7 @@ sb_clear(SendBase *self)
     Py_CLEAR(self->last_pair);
     Py_CLEAR(self->last_name);
     Py_CLEAR(self->ts_obj);
+    Py_CLEAR(self->scratch);
     return 0;
 }
 
@@ -84,6 +87,11 @@ sb_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->fast = PyDict_New();
     self->last_headers = PyTuple_New(0);
     if (self->fast == NULL || self->last_headers == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->scratch = PyTuple_New(7);
+    if (self->scratch == NULL) {
         Py_DECREF(self);
         return NULL;
     }
@@ -234,7 +242,7 @@ sb_send(SendBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwna
     Py_DECREF(kacc);
     /* Strong references throughout: an allocation below may run a collection, and a
      * finalizer may run Python code that changes the caller's list or this object's fields. */
-    PyObject *tuple = NULL, *hobj = Py_NewRef(Py_None), *result = NULL;
+    PyObject *hobj = Py_NewRef(Py_None), *result = NULL;
     PyObject *hcopy = NULL;  /* a tuple copy of a list of headers */
     if (acc == NULL) {
         if (PyErr_Occurred()) {
@@ -306,9 +314,6 @@ sb_send(SendBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwna
         PyObject *cb = a[6];
         if (cb != Py_None)
             self->extras = 1;
-        tuple = PyTuple_New(7);
-        if (tuple == NULL)
-            goto done;
         long long ms = now_ms();
         if (self->ts_obj == NULL || ms != self->ts_ms) {
             PyObject *obj = PyLong_FromLongLong(ms);
@@ -317,26 +322,33 @@ sb_send(SendBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwna
             Py_XSETREF(self->ts_obj, obj);
             self->ts_ms = ms;
         }
-        PyObject *ts = Py_NewRef(self->ts_obj);
         PyObject *kl = PyLong_FromSsize_t(klen);
         PyObject *vl = PyLong_FromSsize_t(vlen);
-        if (ts == NULL || kl == NULL || vl == NULL) {
-            Py_XDECREF(ts);
+        if (kl == NULL || vl == NULL) {
             Py_XDECREF(kl);
             Py_XDECREF(vl);
             goto done;
         }
-        PyTuple_SET_ITEM(tuple, 0, Py_NewRef(key));
-        PyTuple_SET_ITEM(tuple, 1, Py_NewRef(value));
-        PyTuple_SET_ITEM(tuple, 2, ts);
-        PyTuple_SET_ITEM(tuple, 3, kl);
-        PyTuple_SET_ITEM(tuple, 4, vl);
-        PyTuple_SET_ITEM(tuple, 5, Py_NewRef(hobj));  /* (a second reference: hobj's is dropped at done) */
-        PyTuple_SET_ITEM(tuple, 6, Py_NewRef(cb));
-        /* One slice assignment, like Python's ``acc += (...)``: atomic under the GIL, so a
-         * concurrent drain (``acc[:n]``, ``del acc[:n]``) never splits a record. */
+        /* The record goes in through this object's scratch 7-tuple (no tuple allocated and
+         * freed per record) by one slice assignment, like Python's ``acc += (...)``: atomic
+         * under the GIL, so a concurrent drain never splits a record.  No Python code runs
+         * between filling the scratch tuple and emptying it. */
+        PyObject *rec = self->scratch;
+        PyTuple_SET_ITEM(rec, 0, Py_NewRef(key));
+        PyTuple_SET_ITEM(rec, 1, Py_NewRef(value));
+        PyTuple_SET_ITEM(rec, 2, Py_NewRef(self->ts_obj));
+        PyTuple_SET_ITEM(rec, 3, kl);
+        PyTuple_SET_ITEM(rec, 4, vl);
+        PyTuple_SET_ITEM(rec, 5, Py_NewRef(hobj));
+        PyTuple_SET_ITEM(rec, 6, Py_NewRef(cb));
         Py_ssize_t n = PyList_GET_SIZE(acc);
-        if (PyList_SetSlice(acc, n, n, tuple) < 0)
+        int rc = PyList_SetSlice(acc, n, n, rec);
+        for (int i = 0; i < 7; i++) {
+            PyObject *item = PyTuple_GET_ITEM(rec, i);
+            PyTuple_SET_ITEM(rec, i, NULL);
+            Py_DECREF(item);
+        }
+        if (rc < 0)
             goto done;
         if (PyList_GET_SIZE(acc) >= self->buffer_limit) {
             PyObject *r = call_method(self, s_write);
@@ -358,7 +370,6 @@ general:
     result = slow(self, a, headers);
 done:
     Py_DECREF(hobj);
-    Py_XDECREF(tuple);
     Py_XDECREF(hcopy);
     Py_XDECREF(acc);
     Py_DECREF(st);
