@@ -7,6 +7,7 @@ input, good or bad: the same buffered records, the same errors, the same stored 
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -337,3 +338,12 @@ def test_threads_sending_plain_records_while_others_flush(tmp_path: Path) -> Non
         t, i = map(int, m.value.split(b"-"))
         assert last.get((t, m.key), -1) < i
         last[(t, m.key)] = i
+
+
+@needs_speedups
+def test_send_in_c_has_the_python_signature_and_docstring() -> None:
+    c_send, py_send = _native.speedups.SendBase.send, producer_mod._PySendBase.send
+    assert inspect.getdoc(c_send) == inspect.getdoc(py_send)
+    c_params = list(inspect.signature(c_send).parameters.values())
+    py_params = list(inspect.signature(py_send).parameters.values())
+    assert [(p.name, p.default) for p in c_params] == [(p.name, p.default) for p in py_params]

@@ -380,7 +380,13 @@ static PyMethodDef sb_methods[] = {
     {"send", (PyCFunction)(void (*)(void))sb_send, METH_FASTCALL | METH_KEYWORDS,
      "send($self, /, topic, value=None, key=None, headers=None, partition=None, timestamp_ms=None, "
      "on_delivery=None)\n--\n\n"
-     "Buffer one record for ``topic`` (see ``embedlog.producer.Producer.send``)."},
+     "Buffer one record for ``topic``.\n\n"
+     "``value=None`` is a tombstone.  The record goes to ``partition`` if given, else\n"
+     "to the partitioner's choice for ``key`` (Kafka's murmur2 by default), else to the\n"
+     "topic's sticky partition.  ``on_delivery(error, metadata)`` is called once the\n"
+     "record is written (or failed).  Raises a typed error for a closed producer, an\n"
+     "unknown topic or partition, non-bytes data, or a record over\n"
+     "``max.message.bytes``; nothing is buffered then."},
     {NULL, NULL, 0, NULL},
 };
 
