@@ -347,3 +347,24 @@ def test_send_in_c_has_the_python_signature_and_docstring() -> None:
     c_params = list(inspect.signature(c_send).parameters.values())
     py_params = list(inspect.signature(py_send).parameters.values())
     assert [(p.name, p.default) for p in c_params] == [(p.name, p.default) for p in py_params]
+
+
+@pytest.mark.parametrize("impl", ["c", "python"])
+def test_send_reads_the_topic_limit_as_it_is_now(tmp_path: Path, impl: str) -> None:
+    """The fast path reads ``max_bytes`` of the topic state at every record (a refresh after
+    ``alter_topic_config`` changes it in place)."""
+    if impl == "c" and _native.speedups is None:
+        pytest.skip("embedlog._speedups is not built here")
+    cls = producer_mod.Producer if impl == "c" else _py_producer_class()
+    with embedlog.open(tmp_path / "log", durability="none") as log:
+        log.create_topic("t")
+        p = cls(log, linger_ms=600_000)
+        try:
+            p.send("t", b"v" * 30, b"k")
+            p._topics["t"].max_bytes = 20
+            with pytest.raises(embedlog.errors.RecordTooLargeError, match=r"max\.message\.bytes=20"):
+                p.send("t", b"v" * 30, b"k")
+            p.send("t", b"v" * 10, b"k")
+            assert len(p) == 2
+        finally:
+            p.close()

@@ -38,6 +38,9 @@ typedef struct {
     long long ts_ms;         /* the millisecond of ts_obj */
     PyObject *ts_obj;        /* the last timestamp send stored (records of one ms share it) */
     PyObject *scratch;       /* a 7-tuple, empty between sends: a record on its way into a buffer */
+    PyObject *st_type;       /* the topic-state class whose slot offsets follow (or NULL) */
+    Py_ssize_t kacc_off;     /* where its ``kacc`` slot is in an instance (-1: use getattr) */
+    Py_ssize_t max_off;      /* where its ``max_bytes`` slot is (-1: use getattr) */
 } SendBase;
 
 static PyObject *s_kacc, *s_max_bytes, *s_send, *s_write, *s_start_linger;
@@ -53,6 +56,7 @@ sb_traverse(SendBase *self, visitproc visit, void *arg)
     Py_VISIT(self->last_name);
     Py_VISIT(self->ts_obj);
     Py_VISIT(self->scratch);
+    Py_VISIT(self->st_type);
     return 0;
 }
 
@@ -65,6 +69,7 @@ sb_clear(SendBase *self)
     Py_CLEAR(self->last_name);
     Py_CLEAR(self->ts_obj);
     Py_CLEAR(self->scratch);
+    Py_CLEAR(self->st_type);
     return 0;
 }
 
@@ -134,6 +139,39 @@ valid_pairs(PyObject *hdrs)
             return 0;
     }
     return 1;
+}
+
+/* The offset of the __slots__ member ``name`` of class ``tp`` (an object slot), or -1. */
+static Py_ssize_t
+slot_offset(PyTypeObject *tp, PyObject *name)
+{
+    PyObject *d = PyObject_GetAttr((PyObject *)tp, name);  /* the class attribute: a member descriptor */
+    Py_ssize_t off = -1;
+    if (d == NULL)
+        PyErr_Clear();
+    else if (Py_IS_TYPE(d, &PyMemberDescr_Type) && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX)
+        off = ((PyMemberDescrObject *)d)->d_member->offset;
+    Py_XDECREF(d);
+    return off;
+}
+
+/* ``st.kacc`` (which=0) or ``st.max_bytes`` (1), a new reference: the slot read directly,
+ * as getattr would read it, without looking the name up in the class for every record. */
+static PyObject *
+state_field(SendBase *self, PyObject *st, int which)
+{
+    PyTypeObject *tp = Py_TYPE(st);
+    if ((PyObject *)tp != self->st_type) {
+        Py_ssize_t kacc_off = slot_offset(tp, s_kacc), max_off = slot_offset(tp, s_max_bytes);
+        Py_XSETREF(self->st_type, Py_NewRef((PyObject *)tp));
+        self->kacc_off = kacc_off;
+        self->max_off = max_off;
+    }
+    Py_ssize_t off = which ? self->max_off : self->kacc_off;
+    PyObject *value = off < 0 ? NULL : *(PyObject **)((char *)st + off);
+    if (value == NULL)  /* no such slot, or unset: getattr says what is wrong */
+        return PyObject_GetAttr(st, which ? s_max_bytes : s_kacc);
+    return Py_NewRef(value);
 }
 
 /* self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery) */
@@ -232,7 +270,7 @@ sb_send(SendBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwna
         return slow(self, a, headers);
     }
     Py_INCREF(st);
-    PyObject *kacc = PyObject_GetAttr(st, s_kacc);
+    PyObject *kacc = state_field(self, st, 0);
     if (kacc == NULL) {
         Py_DECREF(st);
         return NULL;
@@ -302,7 +340,7 @@ sb_send(SendBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwna
     }
     {
         Py_ssize_t klen = PyBytes_GET_SIZE(key), vlen = PyBytes_GET_SIZE(value);
-        PyObject *max_obj = PyObject_GetAttr(st, s_max_bytes);
+        PyObject *max_obj = state_field(self, st, 1);
         if (max_obj == NULL)
             goto done;
         Py_ssize_t max_bytes = PyLong_AsSsize_t(max_obj);
