@@ -664,20 +664,6 @@ class Producer(_SendBase):
         compression = self._compression
         transactional = self._transactional
         n = len(flat) // _STRIDE
-        if not self._extras and compression == codec.COMPRESSION_NONE and native.speedups is not None:
-            # no headers, callbacks or compression: each batch in one C pass over the buffer
-            out = []
-            i = 0
-            while i < n:
-                buf, j = codec.encode_records(flat, _STRIDE, i, n, self._batch_size, transactional=transactional)
-                out.append((i, j, buf))
-                i = j
-            return out, None
-        keys = flat[0::_STRIDE]
-        values = flat[1::_STRIDE]
-        stamps = flat[2::_STRIDE]
-        klens = flat[3::_STRIDE]
-        vlens = flat[4::_STRIDE]
         hdrs: list[Any] | None = None
         callbacks: list[Any] | None = None
         if self._extras:
@@ -686,6 +672,20 @@ class Producer(_SendBase):
             callbacks = flat[6::_STRIDE]
             if not any(map(is_not, callbacks, repeat(None))):  # (no == on the callers' objects)
                 callbacks = None
+        if hdrs is None and compression == codec.COMPRESSION_NONE and native.speedups is not None:
+            # no headers or compression: each batch in one C pass over the buffer
+            out = []
+            i = 0
+            while i < n:
+                buf, j = codec.encode_records(flat, _STRIDE, i, n, self._batch_size, transactional=transactional)
+                out.append((i, j, buf))
+                i = j
+            return out, callbacks
+        keys = flat[0::_STRIDE]
+        values = flat[1::_STRIDE]
+        stamps = flat[2::_STRIDE]
+        klens = flat[3::_STRIDE]
+        vlens = flat[4::_STRIDE]
         total = sum(klens) + sum(vlens)  # (a -1 for a null is noise here)
         per = n if total <= self._batch_size else max(1, min(n, self._batch_size * n // total))
         if per >= n:  # the common case: one batch, no column copies
