@@ -1,6 +1,11 @@
 """Wake consumers blocked in ``poll`` when new records are committed.
 
-In one process a ``threading.Condition`` with a generation counter does it.  Across
+In one process a generation counter and one latch (a bare lock) per blocked thread do
+it: a commit releases exactly the latches of the threads waiting then, and a woken
+thread returns at once, with no lock to take again on its way out (a
+``threading.Condition`` makes the waker run its Python-level ``notify_all`` and each
+woken thread re-take the condition's lock: both on the path of every single-record
+produce-to-consume hand-off).  Across
 processes each process that waits binds one Unix datagram socket and registers it as a
 file in ``<log>/wake/`` (on Linux the socket lives in the abstract namespace, named by
 that file, so long log paths never hit the 108-byte socket path limit); after every
@@ -34,6 +39,8 @@ __all__ = ["Notifier"]
 _ABSTRACT = sys.platform.startswith("linux")
 _MTIME_SLACK = 0.1  # seconds: far more than a filesystem timestamp tick
 _RECHECK = 0.02  # seconds between a writer's looks at the wake directory
+_MAX_WAIT = min(threading.TIMEOUT_MAX, 86_400.0)  # longest single wait (lock.acquire refuses more)
+_new_latch = threading.Lock
 
 
 def _address(path: str) -> str | bytes:
@@ -48,9 +55,9 @@ class Notifier:
 
     def __init__(self, wake_dir: str | None) -> None:
         self._mutex = threading.Lock()
-        self._cond = threading.Condition(self._mutex)
         self.generation = 0
-        self._waiting = 0  # threads blocked in wait(): a commit with none notifies nobody
+        #: a held latch per thread blocked in wait(), released (once) by the next bump
+        self._latches: list[threading.Lock] = []
         self._wake_dir = wake_dir
         self._sock: socket.socket | None = None
         self._sock_path: str | None = None
@@ -75,26 +82,36 @@ class Notifier:
         self._check_fork()
         if self._listener is None and self._ensure_listener():
             return self.generation
-        if self._fresh_until and time.monotonic() < self._fresh_until:
-            timeout = min(timeout, _RECHECK)  # writers may not have seen our socket yet
-        deadline = time.monotonic() + timeout
-        with self._mutex:
-            while self.generation == seen and not self._closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._waiting += 1
-                try:
-                    self._cond.wait(remaining)
-                finally:
-                    self._waiting -= 1
+        if self._fresh_until:
+            if time.monotonic() < self._fresh_until:
+                timeout = min(timeout, _RECHECK)  # writers may not have seen our socket yet
+            else:
+                self._fresh_until = 0.0
+        if self.generation != seen or self._closed or timeout <= 0:
             return self.generation
+        latch = _new_latch()
+        latch.acquire()
+        with self._mutex:  # (checked again under it: a bump between the look and here is not missed)
+            if self.generation != seen or self._closed:
+                return self.generation
+            self._latches.append(latch)
+        woken = False
+        try:
+            woken = latch.acquire(True, min(timeout, _MAX_WAIT))
+        finally:
+            if not woken:  # timed out (or interrupted): take the latch back unless a bump just released it
+                with self._mutex, contextlib.suppress(ValueError):
+                    self._latches.remove(latch)
+        return self.generation
 
     def _bump(self) -> None:
         with self._mutex:  # (the bare lock: no Condition.__enter__ in Python, once a commit)
             self.generation += 1
-            if self._waiting:
-                self._cond.notify_all()
+            latches = self._latches
+            if latches:
+                self._latches = []
+                for latch in latches:
+                    latch.release()
 
     def _check_fork(self) -> None:
         """In a forked child, drop the parent's socket, sender, listener and locks.
@@ -114,8 +131,7 @@ class Notifier:
         self._sock_path = None
         self._listener = None
         self._mutex = threading.Lock()
-        self._cond = threading.Condition(self._mutex)
-        self._waiting = 0
+        self._latches = []  # (the parent's threads are not here)
         self._lock = threading.Lock()
         self._next_look = 0.0
         self._pid = pid

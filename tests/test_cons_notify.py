@@ -1,0 +1,113 @@
+"""The in-process side of ``Notifier``: one latch per blocked thread, released by the
+next commit (no ``threading.Condition``)."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+
+import embedlog
+from embedlog.storage.notify import Notifier
+
+
+def _blocked(n: Notifier, count: int, deadline_s: float = 10.0) -> None:
+    """Wait (with a deadline) until ``count`` threads are blocked in ``n.wait``."""
+    deadline = time.monotonic() + deadline_s
+    while len(n._latches) < count:
+        assert time.monotonic() < deadline, f"{len(n._latches)} of {count} waiters blocked"
+        time.sleep(0.001)
+
+
+def test_wait_returns_at_once_when_the_generation_moved() -> None:
+    n = Notifier(None)
+    seen = n.generation
+    n.notify()
+    assert n.wait(seen, 30) == seen + 1
+    assert n._latches == []
+
+
+def test_wait_times_out_and_leaves_no_latch_behind() -> None:
+    n = Notifier(None)
+    assert n.wait(n.generation, 0.01) == 0
+    assert n.wait(n.generation, 0) == 0
+    assert n.wait(n.generation, -1) == 0
+    assert n._latches == []
+
+
+def test_one_commit_wakes_every_blocked_thread_once() -> None:
+    n = Notifier(None)
+    seen = n.generation
+    got: list[int] = []
+
+    def waiter() -> None:
+        got.append(n.wait(seen, 30))
+
+    threads = [threading.Thread(target=waiter) for _ in range(5)]
+    for t in threads:
+        t.start()
+    _blocked(n, 5)
+    n.notify()
+    for t in threads:
+        t.join(30)
+    assert got == [seen + 1] * 5
+    assert n._latches == []
+    n.notify()  # nobody waits: releases nothing
+    assert n.generation == seen + 2
+
+
+def test_a_timed_out_waiter_is_not_woken_by_a_later_commit() -> None:
+    n = Notifier(None)
+    seen = n.generation
+    assert n.wait(seen, 0.01) == seen
+    got: list[int] = []
+    t = threading.Thread(target=lambda: got.append(n.wait(seen, 30)))
+    t.start()
+    _blocked(n, 1)
+    n.notify()
+    t.join(30)
+    assert got == [seen + 1]
+
+
+def test_close_wakes_blocked_threads() -> None:
+    n = Notifier(None)
+    seen = n.generation
+    got: list[int] = []
+    t = threading.Thread(target=lambda: got.append(n.wait(seen, 30)))
+    t.start()
+    _blocked(n, 1)
+    n.close()
+    t.join(30)
+    assert not t.is_alive()
+    assert n.wait(n.generation, 30) == n.generation  # closed: returns at once
+
+
+def test_a_blocked_poll_wakes_on_a_commit_from_another_thread(tmp_path: object) -> None:
+    with embedlog.open(str(tmp_path), durability="none") as log:
+        log.create_topic("t")
+        with log.consumer("t", auto_offset_reset="earliest") as c:
+            assert c.poll(timeout=0.01) == []  # (registers for wake-ups)
+            got: list[list[embedlog.Message]] = []
+            t = threading.Thread(target=lambda: got.append(c.poll(timeout=30)))
+            t.start()
+            _blocked(log._store.notifier, 1)
+            with log.producer() as p:
+                p.send("t", b"v", key=b"k")
+            t.join(30)
+            assert [m.value for m in got[0]] == [b"v"]
+
+
+def test_polls_of_one_partition_return_everything_in_order(tmp_path: object) -> None:
+    """One assigned partition (``_collect``'s no-list path): one record at a time, then the rest."""
+    with embedlog.open(str(tmp_path), durability="none") as log:
+        log.create_topic("t")
+        with log.producer() as p:
+            for i in range(200):
+                p.send("t", b"v%d" % i, key=b"k")
+        with log.consumer("t", auto_offset_reset="earliest") as c:
+            assert [m.offset for m in c.poll(timeout=5, max_records=1)] == [0]
+            assert [m.offset for m in c.poll(timeout=5, max_records=1)] == [1]
+            rest = c.poll(timeout=5, max_records=1000)
+            assert [m.offset for m in rest] == list(range(2, 200))
+            assert [m.value for m in rest[:2]] == [b"v2", b"v3"]
+            assert gc.isenabled()
