@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -479,7 +479,11 @@ class Consumer:
             self._rr += 1
         elif not active:
             return []
-        missing = [tp for tp in active if tp not in self._buffers]
+        missing: Sequence[TopicPartition]
+        if len(active) == 1:  # (the common case of a group member or of the latency path: no list made)
+            missing = () if active[0] in self._buffers else active
+        else:
+            missing = [tp for tp in active if tp not in self._buffers]
         out: list[Message] = []
         _GcPause.enter()  # (why: see _GcPause; decoding batches makes per-record objects too)
         try:
@@ -515,7 +519,8 @@ class Consumer:
                 max_records is not None and (max_records.__class__ is not int or max_records < 1)):
             _bad_poll_args(timeout, max_records)
         limit = max_records or self.max_poll_records
-        self._before_poll()
+        if self.enable_auto_commit:
+            self._before_poll()
         notifier = self._store.notifier
         deadline = time.monotonic() + timeout
         while True:
