@@ -440,7 +440,7 @@ def test_a_follower_reads_the_next_response_while_it_applies_one(make_log: Any, 
     overlapped: list[int] = []  # applies during which the prefetch read part of the next response
     missed: list[str] = []
 
-    def on_response(self: FollowerCore, resp: FetchResponse, sent: FetchRequest | None) -> FetchRequest:
+    def on_response(self: FollowerCore, resp: FetchResponse, sent: FetchRequest | None, *rest: Any) -> FetchRequest:
         # An apply of a large response, its early fetch already sent: when the leader
         # holds more than this response (it answers that fetch at once, >= 30 kB), hold
         # the apply until part of the answer arrived meanwhile.  (No short timeout: on a
@@ -458,7 +458,7 @@ def test_a_follower_reads_the_next_response_while_it_applies_one(make_log: Any, 
                 overlapped.append(len(fetch._chunks))
             else:
                 missed.append(f"the prefetch ended with {len(fetch._chunks)} chunks: {fetch.failure()!r}")
-        return real_apply(self, resp, sent)
+        return real_apply(self, resp, sent, *rest)
 
     monkeypatch.setattr(client, "recv", lambda sock: sock.recv(4096))  # (in pieces: their order matters)
     monkeypatch.setattr(client.Prefetch, "start", start)

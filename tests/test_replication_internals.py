@@ -654,9 +654,9 @@ def test_closing_an_acks_all_producer_waits_for_the_in_sync_followers(make_log: 
     hold.set()
     real = FollowerCore._on_response
 
-    def on_response(self: FollowerCore, resp: Any, sent: Any) -> Any:
+    def on_response(self: FollowerCore, resp: Any, sent: Any, *rest: Any) -> Any:
         hold.wait(harness.TIMEOUT)
-        return real(self, resp, sent)
+        return real(self, resp, sent, *rest)
 
     monkeypatch.setattr(FollowerCore, "_on_response", on_response)
     la, lb = make_log("a"), make_log("b")

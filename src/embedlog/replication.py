@@ -117,11 +117,16 @@ HW_ONLY_DELAY_MS = 20
 #: a ``Follower`` sends its next fetch before applying a response only when the response
 #: carries at least this many bytes of batches: for less, the early fetch (a read and a
 #: send before the apply) costs more than it overlaps, and it delays the ``Ack`` that an
-#: ``acks="all"`` flush waits for; the next fetch then goes out with the ``Ack``
+#: ``acks="all"`` flush waits for; the next fetch then goes out with the ``Ack`` (which a
+#: ``Follower`` sends the moment the response is durable)
 PIPELINE_MIN_BYTES = 64 << 10
-#: how long the ``Leader``'s writer waits, after high watermarks were published, for the
-#: next commit on the log before it writes them anyway (see ``Leader._write_loop``)
+#: how long the ``Leader``'s writer waits, once high watermarks are due to be written,
+#: for the next append of this process to carry them before it writes them itself (see
+#: ``Leader._write_loop``)
 HW_YIELD_MS = 2
+#: the longest the ticker lets pass between two ``LeaderCore.update`` calls while commits
+#: come and nothing else asks for one (``LeaderCore.update_due``)
+UPDATE_EVERY_MS = 20
 
 
 def _code_for(exc: EmbedlogError) -> int:
@@ -202,8 +207,12 @@ class LeaderCore:
     process's ``acks="all"`` producers (``replica.HighWatermarkBoard``); they are
     written to the store (an fsync) with every in-sync set change, and otherwise after
     being published, at most one write at a time (``hw_persist_ms`` apart) — with
-    ``defer_store`` by the ``Leader``'s writer thread, off the connections' path.  No
-    fsync of a high watermark is on an ``acks="all"`` flush's path in this process.
+    ``defer_store`` by the ``Leader``'s writer thread, off the connections' path, and
+    before that by this process's appends: the core is the store's ``hw_source``, so
+    an append writes the computed high watermarks of the partitions it writes into the
+    partition states it writes anyway (``Store.append_in``; ``stored`` tells the core).
+    No fsync of a high watermark is on an ``acks="all"`` flush's path in this process,
+    and under load the writer mostly finds nothing left to write.
     That is safe because the stored value only ever lags the true one: records below
     it are on every in-sync replica, consumers (which read the store) never see past
     it, and followers truncate by leader epochs, never to a high watermark — so after
@@ -230,11 +239,14 @@ class LeaderCore:
         self.defer_store = defer_store
         #: set when computed high watermarks wait to be written
         self.hw_pending = threading.Event()
-        #: the store's commit generation (``notifier.generation``) when high watermarks were last published
-        self.published_gen = 0
         #: LMDB ids of the last transactions that wrote high watermarks (committed)
         self._hw_txns: collections.deque[int] = collections.deque(maxlen=16)
         self._lock = threading.RLock()
+        #: guards ``_stored_hw`` and ``_stored_at`` (written by appends of this process
+        #: too, ``stored``); ``_store_lock``: one ``store_pending`` write at a time, which
+        #: runs without ``_lock`` so acknowledgements never wait for its fsync
+        self._hw_lock = threading.Lock()
+        self._store_lock = threading.Lock()
 
         def init(txn: lmdb.Transaction, dbs: Any) -> tuple[str, int, dict[int, str], dict[str, Any] | None,
                                                            dict[TP, int]]:
@@ -272,7 +284,13 @@ class LeaderCore:
         self._topics_digest: tuple[int, bytes] | None = None
         self.stopped = False
         self.fenced_by: str | None = None
+        self._updated_ms = now_ms
         self.update(now_ms)
+        if defer_store:
+            # appends of this process store the computed high watermarks of the partitions
+            # they write, in their own transaction (``Store.append_in``): under load the
+            # writer thread finds nothing left to write
+            store.hw_source = self
 
     # -- sessions --------------------------------------------------------------------------
     def session(self, now_ms: int, address: str | None = None) -> LeaderSession:
@@ -347,6 +365,7 @@ class LeaderCore:
         with self._lock:
             if self.stopped:
                 return False
+            self._updated_ms = now_ms
             for f in self.followers.values():
                 if f.in_sync and now_ms - f.last_caught_up_ms > self.lag_max_ms:
                     f.in_sync = False
@@ -383,15 +402,57 @@ class LeaderCore:
                 return written
             if moves:
                 self.hw.update(moves)
-                self.published_gen = self.store.notifier.generation
                 self.board.publish(self.hw)
                 self.hw_pending.set()
             if not self.defer_store and now_ms - self._stored_at >= self.hw_persist_ms and self._unstored():
                 return self._store_hws(ids, False, now_ms)
             return False
 
+    def update_due(self, now_ms: int) -> bool:
+        """Whether a commit on the log may give ``update`` something to do: an
+        acknowledgement arrived since it last ran, no follower is in sync (the high
+        watermarks follow the end offsets), or ``UPDATE_EVERY_MS`` passed (followers that
+        lag too long leave the in-sync set).  Cheap, no lock: the ticker asks it after
+        each commit, so that a commit waiting for acknowledgements is not slowed by an
+        ``update`` with nothing to do."""
+        return self._acked or not self._isr_written or now_ms - self._updated_ms >= UPDATE_EVERY_MS
+
+    def stored(self, written: Mapping[TP, int]) -> None:
+        """An append of this process committed these high watermarks along with its
+        records (``Store.append_in``, through ``Store.hw_source``)."""
+        with self._hw_lock:
+            stored = self._stored_hw
+            for tp, hw in written.items():
+                if hw > stored.get(tp, -1):
+                    stored[tp] = hw
+
     def _unstored(self) -> dict[TP, int]:
-        return {tp: hw for tp, hw in self.hw.items() if hw > self._stored_hw.get(tp, -1)}
+        with self._hw_lock:
+            stored = self._stored_hw
+            return {tp: hw for tp, hw in list(self.hw.items()) if hw > stored.get(tp, -1)}
+
+    def _hw_write(self, pending: Mapping[TP, int], isr: tuple[str, ...] | None) -> None:
+        """Write ``pending`` high watermarks (each only raised: ``set_high_watermark``),
+        and ``isr`` if given, in one transaction; record them as stored."""
+
+        def write(txn: lmdb.Transaction, dbs: Any) -> int | None:
+            changed = isr is not None
+            for (tid, part), hw in pending.items():
+                st = plog.load_state(txn, dbs, tid, part)
+                if st is not None and replica.set_high_watermark(txn, dbs, tid, part, hw) != st.high_watermark:
+                    changed = True
+            if isr is not None:
+                replica.set_isr(txn, dbs, {"epoch": self.epoch, "leader": self.node_id, "isr": list(isr),
+                                           "size": 1 + len(isr), "updated_ms": wall_ms()})
+            # LMDB commits a transaction that changed nothing without using up its id: the
+            # next writer's transaction (an append, perhaps) gets it, so it must not be
+            # taken for one of ours (``only_hw_writes``)
+            return int(txn.id()) if changed else None
+
+        txn_id = _write(self.store, write, notify=True)
+        if txn_id is not None:
+            self._hw_txns.append(txn_id)
+        self.stored(pending)
 
     def _store_hws(self, ids: tuple[str, ...], isr_changed: bool, now_ms: int,
                    moves: dict[TP, int] | None = None) -> bool:
@@ -401,19 +462,7 @@ class LeaderCore:
         pending.update(moves or {})
         if not pending and not isr_changed:
             return False
-
-        def write(txn: lmdb.Transaction, dbs: Any) -> int:
-            for (tid, part), hw in pending.items():
-                if plog.load_state(txn, dbs, tid, part) is not None:
-                    replica.set_high_watermark(txn, dbs, tid, part, hw)
-            if isr_changed:
-                replica.set_isr(txn, dbs, {"epoch": self.epoch, "leader": self.node_id, "isr": list(ids),
-                                           "size": 1 + len(ids), "updated_ms": wall_ms()})
-            return int(txn.id())
-
-        txn_id = _write(self.store, write, notify=True)
-        self._hw_txns.append(txn_id)
-        self._stored_hw.update(pending)
+        self._hw_write(pending, ids if isr_changed else None)
         self._stored_at = now_ms
         self._isr_written = ids
         return True
@@ -429,16 +478,28 @@ class LeaderCore:
     def store_due(self, now_ms: int) -> int | None:
         """Milliseconds until computed high watermarks are due to be written (``0``: now),
         or ``None`` if every one is written; cheap, no lock."""
-        if not any(hw > self._stored_hw.get(tp, -1) for tp, hw in list(self.hw.items())):
+        stored = self._stored_hw
+        if not any(hw > stored.get(tp, -1) for tp, hw in list(self.hw.items())):
             return None
         return max(0, self._stored_at + self.hw_persist_ms - now_ms)
 
     def store_pending(self, now_ms: int) -> bool:
-        """Write the computed high watermarks not written yet; return whether it did."""
-        with self._lock:
-            if self.stopped or self._isr_written is None:
+        """Write the computed high watermarks not written yet; return whether it did.
+
+        Without holding ``_lock`` through the write (an fsync): acknowledgements and
+        in-sync set changes go on meanwhile.  Safe to race with them: every value it
+        writes was published under an in-sync set already stored, and stored high
+        watermarks are only ever raised."""
+        with self._store_lock:
+            with self._lock:
+                if self.stopped or self._isr_written is None:
+                    return False
+                pending = self._unstored()
+            if not pending:
                 return False
-            return self._store_hws(self._isr_written, False, now_ms)
+            self._hw_write(pending, None)
+            self._stored_at = now_ms
+            return True
 
     def topics_digest(self, txn: lmdb.Transaction) -> bytes:
         """The topic-metadata digest, cached per topics version."""
@@ -473,6 +534,8 @@ class LeaderCore:
         """Give the lease up and close the board without touching the store (the store
         is closed, or ``stop`` wrote already); a flag left behind is then stale."""
         self.stopped = True
+        if self.store.hw_source is self:
+            self.store.hw_source = None
         self.board.close()
         self.lease.release()
 
@@ -846,7 +909,8 @@ class FollowerCore:
         """Nothing heard from the leader for ``session_timeout_ms``: reconnect."""
         return self.conn is not None and now_ms - self.last_recv_ms > self.session_timeout_ms
 
-    def receive(self, data: bytes, now_ms: int, flush: Callable[[bytes], None] | None = None) -> bytes:
+    def receive(self, data: bytes, now_ms: int, flush: Callable[[bytes], None] | None = None,
+                ack: Callable[[bytes], None] | None = None) -> bytes:
         """Bytes from the leader in; bytes for it out (see the class docstring for errors).
 
         A response that only appends batches (``pipeline_min_bytes`` or more of them) is
@@ -856,28 +920,36 @@ class FollowerCore:
         given, is called with the bytes queued so far (that early fetch) before the apply
         starts: the socket layer sends them at once (and reads the answer meanwhile,
         ``net.client.Prefetch``).  Without it they come out with the rest.  A smaller
-        response is applied first; the next fetch follows its ``Ack``."""
+        response is applied first; the next fetch follows its ``Ack``.
+
+        ``ack``, if given, is called with the bytes of each applied response's ``Ack``
+        (and the next fetch, unless it went out early) the moment that response is
+        durable, right in the apply, so that the leader (and an ``acks="all"`` flush
+        waiting there) hears of it at once; without it they come out in the return
+        value: the same bytes in the same order."""
         conn = self.conn
         if conn is None:
             return b""
         frames = conn.frames_in
         events = conn.receive_data(data)  # raises typed errors; queued an Error for the leader
-        return self._handle(events, frames, now_ms, flush)
+        return self._handle(events, frames, now_ms, flush, ack)
 
     def recv_buffer(self) -> memoryview | None:
         """Where the rest of a large frame under way can be received directly, with no
         copy (then call ``receive_into``); ``None``: receive bytes for ``receive``."""
         return self.conn.recv_buffer() if self.conn is not None else None
 
-    def receive_into(self, n: int, now_ms: int, flush: Callable[[bytes], None] | None = None) -> bytes:
+    def receive_into(self, n: int, now_ms: int, flush: Callable[[bytes], None] | None = None,
+                     ack: Callable[[bytes], None] | None = None) -> bytes:
         """``n`` bytes were received into ``recv_buffer()``: as ``receive``."""
         conn = self.conn
         if conn is None:
             return b""
         frames = conn.frames_in
-        return self._handle(conn.receive_into(n), frames, now_ms, flush)
+        return self._handle(conn.receive_into(n), frames, now_ms, flush, ack)
 
-    def _handle(self, events: list[Any], frames: int, now_ms: int, flush: Callable[[bytes], None] | None) -> bytes:
+    def _handle(self, events: list[Any], frames: int, now_ms: int, flush: Callable[[bytes], None] | None,
+                ack: Callable[[bytes], None] | None = None) -> bytes:
         assert self.conn is not None
         if self.conn.frames_in != frames:  # whole frames only: a damaged length must not look alive
             self.last_recv_ms = now_ms
@@ -895,9 +967,11 @@ class FollowerCore:
                     self.pipelined += 1
                     if flush is not None:
                         flush(self._out(now_ms))
-                    self._on_response(ev, early)
+                    self._on_response(ev, early, now_ms, ack)
                 else:
-                    self._request(now_ms, self._on_response(ev, None))
+                    request = self._on_response(ev, None, now_ms, ack)
+                    if request is not None:  # (else it went out with the Ack)
+                        self._request(now_ms, request)
         return self._out(now_ms)
 
     def poll(self, now_ms: int) -> bytes:
@@ -1016,10 +1090,16 @@ class FollowerCore:
         return FetchRequest(self._corr, self.node_id, replica.topics_digest(txn, dbs),
                             replica.offsets_digest(txn, dbs), self.max_bytes, tuple(parts))
 
-    def _on_response(self, resp: FetchResponse, sent: FetchRequest | None) -> FetchRequest:
+    def _on_response(self, resp: FetchResponse, sent: FetchRequest | None, now_ms: int = 0,
+                     ack: Callable[[bytes], None] | None = None) -> FetchRequest | None:
         """Apply a response in one transaction, acknowledge it once durable; return the
-        next fetch: ``sent`` if it went out already (``_pipelined_request``), else read
-        in that same transaction."""
+        next fetch to send: ``sent`` if it went out already (``_pipelined_request``), else
+        read in that same transaction.
+
+        With ``ack``, the ``Ack`` is handed to it the moment the response is durable,
+        together with that next fetch (read in the transaction: a fetch that left later
+        would reach the leader after its next commit, and that commit's records would
+        wait for it); ``None`` is returned then, as nothing is left to send."""
         assert self.conn is not None
 
         def fn(txn: lmdb.Transaction, dbs: Any) -> tuple[list[AckPartition], FetchRequest]:
@@ -1081,7 +1161,12 @@ class FollowerCore:
         self.leader_epoch = resp.leader_epoch
         self.responses += 1
         self.conn.send(Ack(resp.correlation_id, tuple(acked)))
-        return request
+        if ack is None:
+            return request
+        if sent is None:
+            self._request(now_ms, request)
+        ack(self._out(now_ms))  # (with what was queued before it, in order)
+        return None
 
     def status(self) -> Status:
         """Leader, epoch, connection state, lag per partition."""
@@ -1170,10 +1255,11 @@ class Leader:
     unless ``insecure=True``.  While it runs, consumers of this log see only records
     every in-sync follower holds, and ``acks="all"`` producers wait for them.
     ``acks="all"`` producers of this process learn of acknowledgements at once;
-    consumers and other processes when the high watermark is written, an fsync made at
-    most once per ``hw_persist_ms`` (default 10 ms; ``0``: after each advance — earlier
-    visibility, more fsyncs competing with this process's appends), after the next
-    commit on the log if one comes within ``HW_YIELD_MS``.  It holds
+    consumers and other processes when the high watermark is written: with the next
+    append of this process to the partition, else by an fsync of its own made at most
+    once per ``hw_persist_ms`` (default 10 ms; ``0``: after each advance — earlier
+    visibility, more fsyncs competing with this process's appends), ``HW_YIELD_MS``
+    after it is due.  It holds
     the directory's leader lease meanwhile: if its process dies (even by ``kill -9``),
     the next write on the directory hands the high watermarks back to appends.
     """
@@ -1217,12 +1303,18 @@ class Leader:
     def _write_loop(self) -> None:
         """Write the core's high watermarks as they advance, one write at a time, off the
         connections' path: producers of this process already saw them on the board; this
-        makes consumers and other processes see them."""
+        makes consumers and other processes see them.
+
+        Appends of this process store the high watermarks of the partitions they write
+        along with their records (``Store.hw_source``), so under load there is mostly
+        nothing left to write here once ``hw_persist_ms`` passed.  The thread sleeps
+        meanwhile rather than waking with every commit: a commit that an ``acks="all"``
+        flush waits for is not slowed by it."""
         core = self.core
-        notifier = core.store.notifier
         while not self._stop_writer.is_set():
             core.hw_pending.wait(0.1)
             core.hw_pending.clear()  # (before looking, so a publication meanwhile is not missed)
+            yielded = False
             while not self._stop_writer.is_set():
                 due = core.store_due(monotonic_ms())
                 if due is None:
@@ -1230,11 +1322,13 @@ class Leader:
                 if due > 0:
                     self._stop_writer.wait(due / 1000)
                     continue
-                # An acks="all" producer woken by the last publication commits again at
-                # once: let that commit go first (a write holds LMDB's write lock through
-                # its fsync); ours then runs while those records travel to the followers.
-                # (At once if a commit came since that publication, else after HW_YIELD_MS.)
-                notifier.wait(core.published_gen, HW_YIELD_MS / 1000)
+                if not yielded:
+                    # An acks="all" producer woken by the last publication commits again at
+                    # once, and that commit carries the high watermarks of its partitions:
+                    # give it HW_YIELD_MS (a write holds LMDB's write lock through its fsync).
+                    yielded = True
+                    self._stop_writer.wait(HW_YIELD_MS / 1000)
+                    continue
                 with contextlib.suppress(Exception):  # retried at the next publication or tick
                     core.store_pending(monotonic_ms())
                 break

@@ -185,11 +185,13 @@ class GroupCommitter:
         failed: dict[int, BaseException] = {}
         try:
             try:
-                store.write(together, notify=True)  # the common case: nothing to isolate
+                store.write(together)  # the common case: nothing to isolate
             except EmbedlogError:
                 if len(group) == 1:
                     raise
                 failed = self._isolated(group)  # one request is bad: let it fail alone
+            else:  # (not in the try: whatever it raises, the group is not written again)
+                store.appended()  # records to a leader's waiting followers first, then wake-ups
         except BaseException as exc:  # noqa: BLE001 - the transaction failed, so did every request (re-raised by each)
             for req in group:
                 req.error = exc

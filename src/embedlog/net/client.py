@@ -225,6 +225,9 @@ class FollowerClient:
                 send(sock, data)
                 prefetch.start()  # (and what answers it is read meanwhile)
 
+            def ack(data: bytes) -> None:  # an Ack, sent the moment its response is durable
+                send(sock, data)
+
             def feed(receive: Callable[[], bytes]) -> bytes:
                 try:
                     return receive()
@@ -242,17 +245,17 @@ class FollowerClient:
                         into.release()
                         if not n:
                             raise ConnectionError("the leader closed the connection")
-                        out = feed(functools.partial(core.receive_into, n, monotonic_ms(), flush))
+                        out = feed(functools.partial(core.receive_into, n, monotonic_ms(), flush, ack))
                     else:
                         data = recv(sock)
                         if not data:
                             raise ConnectionError("the leader closed the connection")
-                        out = feed(functools.partial(core.receive, data, monotonic_ms(), flush))
+                        out = feed(functools.partial(core.receive, data, monotonic_ms(), flush, ack))
                     send(sock, out)
                     while pending:  # what was read during an apply, in order (it may start another)
                         chunk = pending.popleft()
                         self.prefetched += len(chunk)
-                        send(sock, feed(functools.partial(core.receive, chunk, monotonic_ms(), flush)))
+                        send(sock, feed(functools.partial(core.receive, chunk, monotonic_ms(), flush, ack)))
                     failure = prefetch.failure()
                     if failure is not None:
                         raise failure

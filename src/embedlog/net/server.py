@@ -120,8 +120,10 @@ class LeaderServer:
             if self._stop.is_set():
                 return
             self.push_parked()
-            with contextlib.suppress(Exception):  # a failed update is retried at the next tick
-                self.core.update(monotonic_ms())
+            now = monotonic_ms()
+            if self.core.update_due(now):  # (else nothing for it to do: leave the GIL to the data path)
+                with contextlib.suppress(Exception):  # a failed update is retried at the next tick
+                    self.core.update(now)
 
     def push_parked(self) -> None:
         """Answer every parked fetch that now has something (from the calling thread,

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import lmdb
@@ -35,7 +35,7 @@ from .notify import Notifier
 from .schema import PartitionState
 from .topics import TopicMeta
 
-__all__ = ["AppendItem", "Store"]
+__all__ = ["AppendItem", "HighWatermarkSource", "Store"]
 
 T = TypeVar("T")
 _U64LE_PACK = schema.U64LE.pack
@@ -57,6 +57,19 @@ class AppendItem:
     base_offset: int = -1
     #: the broker time stamped on a LogAppendTime topic's batch (else None)
     log_append_ms: int | None = None
+
+
+class HighWatermarkSource(Protocol):
+    """What ``Store.append_in`` needs of a replication leader to store its high
+    watermarks along with appends (``Store.hw_source``)."""
+
+    @property
+    def hw(self) -> Mapping[tuple[int, int], int]:
+        """Computed high watermarks per (topic id, partition): they only grow; read
+        without a lock."""
+
+    def stored(self, written: Mapping[tuple[int, int], int]) -> None:
+        """These high watermarks were committed (called before the commit wakes anyone)."""
 
 
 @attrs.define
@@ -88,6 +101,10 @@ class Store:
         self._local = threading.local()
         #: topic name -> (its stored JSON, decoded), so appends skip decoding unchanged metadata
         self._meta_cache: dict[str, tuple[bytes, TopicMeta]] = {}
+        #: set by a replication leader running in this process (``replication.LeaderCore``):
+        #: the high watermarks it computed and has not stored yet ride on this process's
+        #: appends (see ``append_in``), so storing them needs no transaction of its own
+        self.hw_source: HighWatermarkSource | None = None
         self.notifier = Notifier(os.path.join(path, "wake") if cross_process else None)
         try:
             self.env.write(self._init_meta)
@@ -125,17 +142,36 @@ class Store:
         """Run ``fn`` in a write transaction; wake consumers after it commits."""
         local = self._local
         local.memo = None
+        local.hw_written = None
         try:
             result = self.env.write(fn)
         except BaseException:
-            local.memo = None
+            local.memo = local.hw_written = None
             raise
+        written, local.hw_written = local.hw_written, None
+        if written is not None:
+            source = self.hw_source
+            if source is not None:  # (before waking anyone: its writer then finds them stored)
+                source.stored(written)
         if notify:
             self.notifier.notify()
         done, local.memo = local.memo, None
         if done is not None and (self._memo is None or done.txn_id > self._memo.txn_id):
             self._memo = done  # committed: the next transaction may start from it
         return result
+
+    def appended(self) -> None:
+        """After an append committed (``write(..., notify=False)``): a replication leader
+        running in this process sends the new records to its waiting followers from this
+        thread, then consumers and other processes are woken (``notify``).
+
+        In that order so that the leader's ticker, which the wake-up also reaches, finds
+        the followers answered already: the records leave at once, without a second
+        thread competing for the GIL while they are read and sent."""
+        board = replica.hw_board(self)
+        if board is not None:
+            board.nudge()
+        self.notifier.notify()
 
     def meta_int(self, txn: lmdb.Transaction, key: bytes, fmt: Any = schema.U64LE) -> int:
         """A numeric meta value (0 when absent)."""
@@ -310,6 +346,23 @@ class Store:
             item.base_offset = plog.append(txn, dbs, tid, part, st, item.buf, epoch=epoch, commit_seq=seq,
                                            now_ms=ts, config=config, advance_hw=advance_hw)
             item.log_append_ms = ts if config.log_append_time else None
+        source = self.hw_source
+        if source is not None and memo:
+            # A replication leader's high watermarks, computed and published but not yet
+            # stored, go into the partition states this transaction writes anyway: no
+            # transaction (fsync) of their own, and no broken memo for the next append.
+            # They cover only records acknowledged before, never this transaction's.
+            hws = source.hw
+            written: dict[tuple[int, int], int] | None = None
+            for key, st in touched.items():
+                hw = hws.get(key)
+                if hw is not None and hw > st.high_watermark:
+                    st.high_watermark = min(hw, st.end_offset)
+                    if written is None:
+                        written = {}
+                    written[key] = st.high_watermark
+            if written is not None:
+                self._local.hw_written = written  # (the source learns of them once committed)
         for (tid, part), st in touched.items():
             plog.store_state(txn, dbs, tid, part, st)
         if memo:
