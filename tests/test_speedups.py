@@ -78,8 +78,11 @@ def test_encode_records_writes_the_bytes_of_encode(monkeypatch: pytest.MonkeyPat
     start = data.draw(st.integers(0, n - 1))
     stop = data.draw(st.integers(start + 1, n))
     limit = data.draw(st.integers(0, 200))
+    reuse = data.draw(st.one_of(st.none(), st.binary(max_size=3000).map(bytearray)))  # (a spare buffer)
     flat = _flat(records)
-    got, end = batch.encode_records(flat, STRIDE, start, stop, limit, transactional=transactional)
+    got, end = batch.encode_records(flat, STRIDE, start, stop, limit, transactional=transactional, out=reuse)
+    if reuse is not None:
+        assert got is reuse
     want, want_end = _pure(monkeypatch, batch.encode_records, flat, STRIDE, start, stop, limit,
                            transactional=transactional)
     assert (bytes(got), end) == (bytes(want), want_end)
@@ -399,3 +402,39 @@ def test_callbacks_of_records_split_into_many_batches_get_their_own_offsets(tmp_
                 stored.update({m.value: (m.partition, m.offset) for m in c.poll(timeout=5.0)})
     assert len(got) == 1500
     assert all(stored[v] == where for v, where in got.items())
+
+
+@needs_speedups
+def test_a_spare_buffer_still_viewed_is_not_written_over() -> None:
+    flat = _flat([(b"k", b"v" * 50, 1)] * 4)
+    spare = bytearray(b"x" * 10)
+    with memoryview(spare) as view:
+        got, end = batch.encode_records(flat, STRIDE, 0, 4, 1 << 20, out=spare)
+        assert got is not spare
+        assert bytes(view) == b"x" * 10
+    assert (got, end) == (batch.encode([b"k"] * 4, [b"v" * 50] * 4, [1] * 4), 4)
+
+
+def test_a_producer_reuses_its_batch_buffers_and_stores_every_record(tmp_path: Path) -> None:
+    """Flushes of different sizes encode into the buffers earlier writes left (the C
+    pass), and every record is stored as sent."""
+    sizes = [1, 3000, 7, 2500, 40, 5000, 2, 1200]
+    with embedlog.open(tmp_path / "log", durability="none") as log:
+        log.create_topic("t", partitions=2)
+        with log.producer(batch_size=20_000) as p:
+            sent = []
+            for round_, n in enumerate(sizes):
+                for i in range(n):
+                    value = b"%d-%d-" % (round_, i) + b"v" * (i % 300)
+                    p.send("t", value, b"k%d" % (i % 9))
+                    sent.append(value)
+                p.flush()
+                if _native.speedups is not None and round_:
+                    assert p._spare, "no buffer kept for the next write"
+        got = []
+        with log.consumer(["t"], auto_offset_reset="earliest") as c:
+            while len(got) < len(sent):
+                more = c.poll(timeout=5.0)
+                assert more
+                got += [m.value for m in more]
+    assert sorted(got) == sorted(sent)

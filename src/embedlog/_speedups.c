@@ -518,8 +518,13 @@ timestamp_of(PyObject *obj, PyObject **last_obj, long long *last_val)
 static PyObject *
 encode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "encode_records(flat, stride, start, stop, attributes, limit)");
+    if (nargs != 6 && nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "encode_records(flat, stride, start, stop, attributes, limit[, out])");
+        return NULL;
+    }
+    PyObject *reuse = nargs == 7 && args[6] != Py_None ? args[6] : NULL;
+    if (reuse != NULL && !PyByteArray_CheckExact(reuse)) {
+        PyErr_SetString(PyExc_TypeError, "encode_records: out must be a bytearray");
         return NULL;
     }
     PyObject *flat = args[0];
@@ -572,9 +577,16 @@ encode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "encode_records: a batch body must stay under 4 GiB");
         return NULL;
     }
-    PyObject *out = PyByteArray_FromStringAndSize(NULL, HEADER_SIZE + body);
-    if (out == NULL)
-        return NULL;
+    PyObject *out;
+    /* (resizing a bytearray runs no Python code: items stays valid; one still exported
+     * through a memoryview cannot be resized: a new one then) */
+    if (reuse != NULL && PyByteArray_Resize(reuse, HEADER_SIZE + body) == 0)
+        out = Py_NewRef(reuse);
+    else {
+        PyErr_Clear();
+        if ((out = PyByteArray_FromStringAndSize(NULL, HEADER_SIZE + body)) == NULL)
+            return NULL;
+    }
     unsigned char *buf = (unsigned char *)PyByteArray_AS_STRING(out);
     memset(buf, 0, HEADER_SIZE);
     buf[24] = 1;  /* magic */

@@ -54,6 +54,8 @@ _KEY_CACHE = 100_000
 #: headers (a validated tuple, or None), delivery callback (or None)
 _STRIDE = 7
 _MAX_TS = 2**63
+#: batch buffers a producer keeps for its next writes (``Producer._recycle``)
+_SPARE_BUFFERS = 2
 #: ``_speedups.take_all`` (a list's items moved to a new one in O(1)), or None
 _take_all: Callable[[list[Any]], list[Any]] | None = None if native.speedups is None else native.speedups.take_all
 _ACKS = {"leader": "leader", 1: "leader", "1": "leader", "all": "all", -1: "all", "-1": "all"}
@@ -372,6 +374,8 @@ class Producer(_SendBase):
         #: acks="all": (topic id, partition) -> end offset written and not yet known replicated
         self._ack_targets: dict[tuple[int, int], int] = {}
         self._counters = producer_counters(log.path)
+        #: batch buffers of finished writes, to encode into again (``_recycle``)
+        self._spare: list[bytearray] = []
         log._register(self)
 
     # -- sending ----------------------------------------------------------------------
@@ -676,8 +680,14 @@ class Producer(_SendBase):
             # no headers or compression: each batch in one C pass over the buffer
             out = []
             i = 0
+            spare = self._spare
             while i < n:
-                buf, j = codec.encode_records(flat, _STRIDE, i, n, self._batch_size, transactional=transactional)
+                try:
+                    reuse: bytearray | None = spare.pop()  # (atomic: a buffer serves one write at a time)
+                except IndexError:
+                    reuse = None
+                buf, j = codec.encode_records(flat, _STRIDE, i, n, self._batch_size, transactional=transactional,
+                                              out=reuse)
                 out.append((i, j, buf))
                 i = j
             return out, callbacks
@@ -760,12 +770,29 @@ class Producer(_SendBase):
         finally:
             del inflight[delivered]  # (atomic: no lock)
             delivered.release()
-        if error is not None:
-            raise error
-        if self.acks == "all":
-            self._note_acks(items)
-        self._counters.produced(n_values // _STRIDE, n_bytes)
+        try:
+            if error is not None:
+                raise error
+            if self.acks == "all":
+                self._note_acks(items)
+            self._counters.produced(n_values // _STRIDE, n_bytes)
+        finally:
+            self._recycle(items)
         return True
+
+    def _recycle(self, items: list[AppendItem]) -> None:
+        """Keep up to ``_SPARE_BUFFERS`` batch buffers of a finished write (nothing reads
+        them any more: LMDB copied them) for the next writes to encode into: a fresh
+        megabyte per batch costs its page faults again, which here took as long as the
+        rest of the flush."""
+        spare = self._spare
+        most = 4 * self._batch_size + 65536
+        for item in items:
+            if len(spare) >= _SPARE_BUFFERS:
+                return
+            buf = item.buf
+            if buf.__class__ is bytearray and len(buf) <= most:
+                spare.append(buf)
 
     def _wait_inflight(self, before: int) -> None:
         """Wait for the writes other threads registered before write number ``before``
@@ -959,6 +986,7 @@ class Producer(_SendBase):
         self._closed = True
         self._slow = True
         self._fast = {}
+        self._spare = []
         self._wake.set()
         self._log._unregister(self)
 

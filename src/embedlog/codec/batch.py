@@ -407,13 +407,15 @@ def encode(
 
 
 def encode_records(flat: list[Any], stride: int, start: int, stop: int, limit: int, *,
-                   transactional: bool = False) -> tuple[bytearray, int]:
+                   transactional: bool = False, out: bytearray | None = None) -> tuple[bytearray, int]:
     """``encode`` of the records from ``start`` of a flat record buffer — ``stride`` entries
     a record, the first three its key, value and timestamp (a producer's buffer) — up to
     ``stop`` or as many as fit ``limit`` bytes of keys and values (at least one), without
     headers or compression; returns the batch and where it ended.  The same bytes as
     ``encode``, in one C pass where ``embedlog._speedups`` is built (no column copies, no
-    join of a part per record)."""
+    join of a part per record).  ``out``, a bytearray no longer in use, is filled instead
+    of a new one where it can be (the C pass; reusing memory spares the page faults of a
+    fresh megabyte per batch)."""
     speedups = _native.speedups
     if speedups is None:
         end = start
@@ -427,9 +429,11 @@ def encode_records(flat: list[Any], stride: int, start: int, stop: int, limit: i
             end += 1
         a, b = start * stride, end * stride
         return encode(flat[a:b:stride], flat[a + 1:b:stride], flat[a + 2:b:stride], transactional=transactional), end
-    out, end = speedups.encode_records(flat, stride, start, stop, ATTR_TRANSACTIONAL if transactional else 0, limit)
-    _CRC.pack_into(out, _CRC_AT, _crc32(memoryview(out)[_CRC_FROM:]))
-    return out, end
+    buf, end = speedups.encode_records(flat, stride, start, stop, ATTR_TRANSACTIONAL if transactional else 0, limit,
+                                       out)
+    with memoryview(buf) as view:  # (released at once: the buffer may be resized when reused)
+        _CRC.pack_into(buf, _CRC_AT, _crc32(view[_CRC_FROM:]))
+    return buf, end
 
 
 #: a one-record body without headers or sparse offsets: key length, value length, timestamp
