@@ -787,12 +787,12 @@ class Producer(_SendBase):
         rest of the flush."""
         spare = self._spare
         most = 4 * self._batch_size + 65536
-        for item in items:
+        keep = sorted((item.buf for item in items if item.buf.__class__ is bytearray and len(item.buf) <= most),
+                      key=len)[-_SPARE_BUFFERS:]
+        for buf in keep:  # (smallest first: the next write, popping, takes the largest for its first batch)
             if len(spare) >= _SPARE_BUFFERS:
                 return
-            buf = item.buf
-            if buf.__class__ is bytearray and len(buf) <= most:
-                spare.append(buf)
+            spare.append(buf)
 
     def _wait_inflight(self, before: int) -> None:
         """Wait for the writes other threads registered before write number ``before``
