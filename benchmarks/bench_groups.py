@@ -420,29 +420,11 @@ def _standalone_consume(log: embedlog.Log, topic: str, n: int, max_poll: int) ->
     after it was created), and its steady rate measured as the group rows' is: from the
     return of its first poll with records to the last record.  (It was ``n / seconds``:
     the standalone's first fetch counted in its steady rate, the groups' not.)"""
-    with log.consumer([topic], auto_offset_reset="earliest", max_poll_records=max_poll) as c:
-        poll = c.poll
-        got = 0
-        first_ns = first_n = 0
-        last: list[embedlog.Message] = []
-        t0 = time.monotonic_ns()
-        while got < n:
-            batch = poll(timeout=5.0)
-            if not batch:
-                raise RuntimeError(f"consumer got nothing for 5 s after {got} of {n} records")
-            got += len(batch)
-            last = batch
-            if not first_ns:
-                first_ns, first_n = time.monotonic_ns(), got
-        end = time.monotonic_ns()
-        extra = poll(timeout=0)
-    if got != n or extra:
-        raise RuntimeError(f"consumer read {got + len(extra)} records, expected {n}")
-    bad = [m for m in last if m.value != VALUE or not (m.key or b"").startswith(b"key-")]
-    if bad:
-        raise RuntimeError(f"consumer returned wrong data: {bad[0]!r}")
-    steady = (n - first_n) / ((end - first_ns) / 1e9) if end > first_ns else float("nan")
-    return (end - t0) / 1e9, steady
+    first: list[float] = []
+    seconds = bench_core.embedlog_consume(log, topic, n, max_poll, first)
+    at, got = first
+    steady = (n - got) / (seconds - at) if seconds > at else float("nan")
+    return seconds, steady
 
 
 CONSUME_VARIANTS = ("standalone", "assign4", "group1", "group4")
