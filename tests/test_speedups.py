@@ -1,6 +1,6 @@
 """The optional C extension ``embedlog._speedups`` against the pure-Python code it mirrors.
 
-``Producer.send`` (``_speedups.SendBase.send`` against ``producer._PySendBase.send``) and
+``Producer.send`` (``_speedups.SendBase.send`` against ``sendpath._PySendBase.send``) and
 ``codec.batch.encode_records`` (C against ``encode``) must give the same results for every
 input, good or bad: the same buffered records, the same errors, the same stored bytes.
 """
@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import embedlog
-from embedlog import _native
+from embedlog import _native, sendpath
 from embedlog import producer as producer_mod
 from embedlog.codec import batch
 
@@ -43,8 +43,8 @@ def test_a_built_extension_is_the_one_in_use() -> None:
 
 
 def test_pure_python_is_chosen_by_the_environment() -> None:
-    code = ("import embedlog, embedlog._native as n, embedlog.producer as p;"
-            "print(n.speedups is None, p.Producer.__mro__[1] is p._PySendBase)")
+    code = ("import embedlog, embedlog._native as n, embedlog.producer as p, embedlog.sendpath as s;"
+            "print(n.speedups is None, p.Producer.__mro__[1] is s._PySendBase)")
     env = {**os.environ, "EMBEDLOG_PURE_PYTHON": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True"]
@@ -128,7 +128,7 @@ def test_take_all_moves_the_items_and_leaves_the_list_empty() -> None:
 def _py_producer_class() -> type:
     """``Producer`` with the pure-Python send (every other method the same)."""
     body = {k: v for k, v in vars(producer_mod.Producer).items() if k not in ("__dict__", "__weakref__")}
-    return type("PyProducer", (producer_mod._PySendBase,), body)
+    return type("PyProducer", (sendpath._PySendBase,), body)
 
 
 PAIR = ("trace", b"abc")
@@ -281,8 +281,8 @@ def test_send_argument_errors_are_pythons(tmp_path: Path) -> None:
 def test_send_without_the_extension_in_a_subprocess(tmp_path: Path) -> None:
     """The pure-Python producer end to end (what runs where nothing was compiled)."""
     code = f"""
-import embedlog, embedlog.producer as pm
-assert pm.Producer.__mro__[1] is pm._PySendBase
+import embedlog, embedlog.producer as pm, embedlog.sendpath as sp
+assert pm.Producer.__mro__[1] is sp._PySendBase
 with embedlog.open({str(tmp_path / 'log')!r}) as log:
     log.create_topic("t", partitions=2)
     with log.producer() as p:
@@ -345,7 +345,7 @@ def test_threads_sending_plain_records_while_others_flush(tmp_path: Path) -> Non
 
 @needs_speedups
 def test_send_in_c_has_the_python_signature_and_docstring() -> None:
-    c_send, py_send = _native.speedups.SendBase.send, producer_mod._PySendBase.send
+    c_send, py_send = _native.speedups.SendBase.send, sendpath._PySendBase.send
     assert inspect.getdoc(c_send) == inspect.getdoc(py_send)
     c_params = list(inspect.signature(c_send).parameters.values())
     py_params = list(inspect.signature(py_send).parameters.values())

@@ -6,7 +6,7 @@
  * This module does exactly what the pure-Python code does, no more:
  *
  * - ``SendBase``: a base class of ``embedlog.producer.Producer`` whose ``send`` is the fast
- *   path of ``embedlog.producer._PySendBase.send`` (bytes key and value, a key seen
+ *   path of ``embedlog.sendpath._PySendBase.send`` (bytes key and value, a key seen
  *   before, no partition or timestamp, headers in the common shape) and which hands every
  *   other record to ``self._send`` unchanged.  Its fields are the Python base's
  *   attributes, under the same names.
@@ -123,7 +123,7 @@ plain_name(PyObject *name)
     return PyUnicode_CheckExact(name) && PyUnicode_IS_ASCII(name) && PyUnicode_GET_LENGTH(name) <= 0xFFFF;
 }
 
-/* Header pairs in the common shape (producer._valid_pairs): 1 yes, 0 no. */
+/* Header pairs in the common shape (sendpath._valid_pairs): 1 yes, 0 no. */
 static int
 valid_pairs(PyObject *hdrs)
 {
@@ -252,7 +252,7 @@ now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The fast path of _PySendBase.send (producer.py): the same checks in the same order. */
+/* The fast path of _PySendBase.send (sendpath.py): the same checks in the same order. */
 static PyObject *
 sb_send(SendBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
