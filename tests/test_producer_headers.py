@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import embedlog
 from embedlog import Message, RecordMetadata
 from embedlog.errors import ConfigError, InvalidRecordError, RecordTooLargeError, SerializationError
+from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 from strategies import header_lists
 
 Header = tuple[str, bytes | None]
@@ -188,12 +189,6 @@ def test_threads_sending_headers_and_callbacks_while_another_flushes(tmp_path: P
         seen = Deliveries()
         n, threads = 2_000, 4
         with log.producer(linger_ms=1) as p:
-            stop = threading.Event()
-
-            def flusher() -> None:
-                while not stop.is_set():
-                    p.flush()
-
             def sender(t: int) -> None:
                 for i in range(n):
                     tag = b"%d-%d" % (t, i)
@@ -201,15 +196,7 @@ def test_threads_sending_headers_and_callbacks_while_another_flushes(tmp_path: P
                     hdrs = [("thread", b"%d" % t)] if i % 2 else [("thread", b"%d" % t), ("i", tag)]
                     p.send("t", tag, key=b"key-%d" % (i % 7), headers=hdrs, on_delivery=cb)
 
-            f = threading.Thread(target=flusher)
-            f.start()
-            workers = [threading.Thread(target=sender, args=(t,)) for t in range(threads)]
-            for w in workers:
-                w.start()
-            for w in workers:
-                w.join()
-            stop.set()
-            f.join()
+            harness.send_while_flushing(p, sender, threads)
             p.flush()
         got = consume_all(log, "t")
         assert len(got) == n * threads

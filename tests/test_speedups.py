@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import embedlog
 from embedlog import _native, sendpath
 from embedlog import producer as producer_mod
 from embedlog.codec import batch
+from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
 PACKAGE = Path(embedlog.__file__).parent
 BUILT = any(PACKAGE.glob("_speedups*.so")) or any(PACKAGE.glob("_speedups*.pyd"))
@@ -308,25 +308,11 @@ def test_threads_sending_plain_records_while_others_flush(tmp_path: Path) -> Non
     with embedlog.open(tmp_path / "log", durability="none") as log:
         log.create_topic("t", partitions=3)
         with log.producer(linger_ms=0.2, batch_size=4096) as p:
-            stop = threading.Event()
-
-            def flusher() -> None:
-                while not stop.is_set():
-                    p.flush()
-
             def sender(t: int) -> None:
                 for i in range(n):
                     p.send("t", b"%d-%d" % (t, i), b"key-%d" % (i % 5))
 
-            f = threading.Thread(target=flusher)
-            f.start()
-            workers = [threading.Thread(target=sender, args=(t,)) for t in range(threads)]
-            for w in workers:
-                w.start()
-            for w in workers:
-                w.join()
-            stop.set()
-            f.join()
+            harness.send_while_flushing(p, sender, threads)
         got = []
         with log.consumer(["t"], auto_offset_reset="earliest") as c:
             while len(got) < n * threads:

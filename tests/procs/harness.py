@@ -314,3 +314,25 @@ def prometheus_registry(log: embedlog.Log) -> Any:
     registry = CollectorRegistry()
     registry.register(EmbedlogCollector(log))
     return registry
+
+
+def send_while_flushing(producer: embedlog.Producer, sender: Callable[[int], None], threads: int) -> None:
+    """Run ``sender(t)`` on ``threads`` threads while another thread calls
+    ``producer.flush()`` in a loop; return once every sender is done and the flusher stopped."""
+    stop = threading.Event()
+
+    def flusher() -> None:
+        while not stop.is_set():
+            producer.flush()
+
+    f = threading.Thread(target=flusher)
+    f.start()
+    workers = [threading.Thread(target=sender, args=(t,)) for t in range(threads)]
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        stop.set()
+        f.join()
