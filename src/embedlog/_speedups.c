@@ -367,27 +367,43 @@ sb_send(SendBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwna
             Py_XDECREF(vl);
             goto done;
         }
-        /* The record goes in through this object's scratch 7-tuple (no tuple allocated and
-         * freed per record) by one slice assignment, like Python's ``acc += (...)``: atomic
-         * under the GIL, so a concurrent drain never splits a record.  No Python code runs
-         * between filling the scratch tuple and emptying it. */
-        PyObject *rec = self->scratch;
-        PyTuple_SET_ITEM(rec, 0, Py_NewRef(key));
-        PyTuple_SET_ITEM(rec, 1, Py_NewRef(value));
-        PyTuple_SET_ITEM(rec, 2, Py_NewRef(self->ts_obj));
-        PyTuple_SET_ITEM(rec, 3, kl);
-        PyTuple_SET_ITEM(rec, 4, vl);
-        PyTuple_SET_ITEM(rec, 5, Py_NewRef(hobj));
-        PyTuple_SET_ITEM(rec, 6, Py_NewRef(cb));
-        Py_ssize_t n = PyList_GET_SIZE(acc);
-        int rc = PyList_SetSlice(acc, n, n, rec);
-        for (int i = 0; i < 7; i++) {
-            PyObject *item = PyTuple_GET_ITEM(rec, i);
-            PyTuple_SET_ITEM(rec, i, NULL);
-            Py_DECREF(item);
+        /* The record goes into the buffer list in one step, atomic under the GIL (no
+         * Python code runs while it is laid in), so a concurrent drain never splits a
+         * record: written straight into the list's spare room when it has room for the
+         * 7 fields (the common case: no tuple, no second reference to drop), else through
+         * this object's scratch 7-tuple by one slice assignment, like Python's
+         * ``acc += (...)``, which grows the list. */
+        PyListObject *lst = (PyListObject *)acc;
+        Py_ssize_t n = Py_SIZE(lst);
+        if (PyList_CheckExact(acc) && lst->allocated - n >= 7) {
+            PyObject **dst = lst->ob_item + n;
+            dst[0] = Py_NewRef(key);
+            dst[1] = Py_NewRef(value);
+            dst[2] = Py_NewRef(self->ts_obj);
+            dst[3] = kl;
+            dst[4] = vl;
+            dst[5] = Py_NewRef(hobj);
+            dst[6] = Py_NewRef(cb);
+            Py_SET_SIZE(lst, n + 7);
         }
-        if (rc < 0)
-            goto done;
+        else {
+            PyObject *rec = self->scratch;
+            PyTuple_SET_ITEM(rec, 0, Py_NewRef(key));
+            PyTuple_SET_ITEM(rec, 1, Py_NewRef(value));
+            PyTuple_SET_ITEM(rec, 2, Py_NewRef(self->ts_obj));
+            PyTuple_SET_ITEM(rec, 3, kl);
+            PyTuple_SET_ITEM(rec, 4, vl);
+            PyTuple_SET_ITEM(rec, 5, Py_NewRef(hobj));
+            PyTuple_SET_ITEM(rec, 6, Py_NewRef(cb));
+            int rc = PyList_SetSlice(acc, n, n, rec);
+            for (int i = 0; i < 7; i++) {
+                PyObject *item = PyTuple_GET_ITEM(rec, i);
+                PyTuple_SET_ITEM(rec, i, NULL);
+                Py_DECREF(item);
+            }
+            if (rc < 0)
+                goto done;
+        }
         if (PyList_GET_SIZE(acc) >= self->buffer_limit) {
             PyObject *r = call_method(self, s_write);
             if (r == NULL)
