@@ -359,6 +359,32 @@ def test_send_reads_the_topic_limit_as_it_is_now(tmp_path: Path, impl: str) -> N
             p.close()
 
 
+@needs_speedups
+def test_the_remembered_topic_follows_the_topic_and_the_producer(tmp_path: Path) -> None:
+    """``send`` in C remembers the last topic's state: other topics, an equal name that is
+    another str object, and a producer closed since, each get what a lookup would give."""
+    with embedlog.open(tmp_path / "log", durability="none") as log:
+        log.create_topic("alpha")
+        log.create_topic("beta", partitions=2)
+        p = producer_mod.Producer(log, linger_ms=600_000)
+        other_beta = "".join(["be", "ta"])
+        assert other_beta == "beta"
+        assert other_beta is not "beta"  # noqa: F632 - the point: another object
+        try:
+            for topic, value in (("alpha", b"1"), ("alpha", b"2"), (other_beta, b"3"), ("beta", b"4"),
+                                 ("alpha", b"5")):
+                p.send(topic, value, b"k")
+            p.flush()
+        finally:
+            p.close()
+        with pytest.raises(embedlog.errors.ClosedError):
+            p.send("alpha", b"6", b"k")
+        with log.consumer(["alpha", "beta"], auto_offset_reset="earliest") as c:
+            got = sorted((m.topic, m.offset, m.value) for m in c.poll(timeout=1.0, max_records=100))
+    assert got == [("alpha", 0, b"1"), ("alpha", 1, b"2"), ("alpha", 2, b"5"), ("beta", 0, b"3"),
+                   ("beta", 1, b"4")]
+
+
 @pytest.mark.parametrize("impl", ["c", "python"])
 def test_callbacks_of_records_split_into_many_batches_get_their_own_offsets(tmp_path: Path, impl: str) -> None:
     """Records with delivery callbacks and no headers take the one-pass encoder too; each

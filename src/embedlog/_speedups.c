@@ -41,6 +41,11 @@ typedef struct {
     PyObject *st_type;       /* the topic-state class whose slot offsets follow (or NULL) */
     Py_ssize_t kacc_off;     /* where its ``kacc`` slot is in an instance (-1: use getattr) */
     Py_ssize_t max_off;      /* where its ``max_bytes`` slot is (-1: use getattr) */
+    /* The last topic send found in ``fast``: while ``fast`` is still that dict and the
+     * caller passes that very str object again, its state needs no lookup.  Valid because
+     * the producer never replaces nor removes a topic's state in its ``_topics`` (and
+     * assigns a new dict to ``_fast`` rather than emptying it).  Strong references. */
+    PyObject *c_fast, *c_topic, *c_st;
 } SendBase;
 
 static PyObject *s_kacc, *s_max_bytes, *s_send, *s_write, *s_start_linger;
@@ -57,6 +62,9 @@ sb_traverse(SendBase *self, visitproc visit, void *arg)
     Py_VISIT(self->ts_obj);
     Py_VISIT(self->scratch);
     Py_VISIT(self->st_type);
+    Py_VISIT(self->c_fast);
+    Py_VISIT(self->c_topic);
+    Py_VISIT(self->c_st);
     return 0;
 }
 
@@ -70,6 +78,9 @@ sb_clear(SendBase *self)
     Py_CLEAR(self->ts_obj);
     Py_CLEAR(self->scratch);
     Py_CLEAR(self->st_type);
+    Py_CLEAR(self->c_fast);
+    Py_CLEAR(self->c_topic);
+    Py_CLEAR(self->c_st);
     return 0;
 }
 
@@ -260,16 +271,25 @@ sb_send(SendBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwna
     if (parse_send_args(args, nargsf, kwnames, a) < 0)
         return NULL;
     PyObject *topic = a[0], *value = a[1], *key = a[2], *headers = a[3];
-    PyObject *st = PyDict_GetItemWithError(self->fast, topic);  /* borrowed */
-    if (st == NULL) {
-        if (PyErr_Occurred()) {
-            if (!PyErr_ExceptionMatches(PyExc_TypeError))
-                return NULL;
-            PyErr_Clear();  /* an unhashable topic: the general path says what is wrong */
-        }
-        return slow(self, a, headers);
+    PyObject *st;
+    if (topic == self->c_topic && self->fast == self->c_fast) {
+        st = Py_NewRef(self->c_st);
     }
-    Py_INCREF(st);
+    else {
+        st = PyDict_GetItemWithError(self->fast, topic);  /* borrowed */
+        if (st == NULL) {
+            if (PyErr_Occurred()) {
+                if (!PyErr_ExceptionMatches(PyExc_TypeError))
+                    return NULL;
+                PyErr_Clear();  /* an unhashable topic: the general path says what is wrong */
+            }
+            return slow(self, a, headers);
+        }
+        Py_INCREF(st);
+        set_field(&self->c_fast, self->fast);
+        set_field(&self->c_topic, topic);
+        set_field(&self->c_st, st);
+    }
     PyObject *kacc = state_field(self, st, 0);
     if (kacc == NULL) {
         Py_DECREF(st);

@@ -127,6 +127,8 @@ class Producer(SendBase):
         self._fast: dict[str, _TopicState] = {}
         self.acks = _ACKS[acks]
         self.delivery_timeout_ms = delivery_timeout_ms
+        #: a topic's state, made once and never replaced nor removed (send's C fast path
+        #: keeps the last one it found; ``_fast`` changes by assigning another dict)
         self._topics: dict[str, _TopicState] = {}
         self._last_headers: _HeaderSet = ()  # the last header set ``send`` checked
         self._last_pair: object = None  # the last single header ``send`` checked, and its name
