@@ -135,6 +135,44 @@ def cross_process(path: str, samples: int, warmup: int, *, durability: str) -> l
     return _keep("cross_process", durability, out[warmup:])
 
 
+def thread_handoff(samples: int, warmup: int) -> list[int]:
+    """Floor of the in-process rows: ns from one thread releasing a lock to the thread
+    blocked on it running Python again (what a consumer's wake-up costs before it reads
+    anything).  The releasing thread then blocks at once, as the benchmark's producer
+    does, so the woken thread finds the GIL free."""
+    handed: queue.SimpleQueue[tuple[threading.Lock, threading.Event]] = queue.SimpleQueue()
+    woke: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    def waiter() -> None:
+        while True:
+            item = handed.get()
+            if item is None:
+                return
+            latch, blocked = item
+            blocked.set()
+            latch.acquire()  # released by the main thread
+            woke.put(time.monotonic_ns())
+
+    thread = threading.Thread(target=waiter, name="handoff-waiter", daemon=True)
+    thread.start()
+    out: list[int] = []
+    try:
+        for _ in range(warmup + samples):
+            latch = threading.Lock()
+            latch.acquire()
+            blocked = threading.Event()
+            handed.put((latch, blocked))
+            blocked.wait()
+            time.sleep(0.0002)  # (the waiter is then asleep in acquire, as a blocked poll is)
+            t0 = time.monotonic_ns()
+            latch.release()
+            out.append(woke.get() - t0)
+    finally:
+        handed.put(None)  # type: ignore[arg-type]
+        thread.join(10)
+    return out[warmup:]
+
+
 def _child(path: str, topic: str, total: int) -> None:
     with embedlog.open(path) as log, log.consumer([topic], auto_offset_reset="latest") as c:
         c.position(embedlog.TopicPartition(topic, 0))
