@@ -227,8 +227,13 @@ class Env:
         map_size = max(self._initial_map, 2 * size)
         sync = self.durability == "flush"
         try:
+            # The OS's readahead stays on: records are read in order, batch after batch, each
+            # batch a run of contiguous pages.  With it off (MDB_NORDAHEAD, for databases read
+            # at random) every page of a batch not in the page cache is its own synchronous
+            # 4 KiB read: replaying a topic from disk ran ~7x slower (1M records: 30,098
+            # major faults and ~180k records/s, against 3 faults and ~1.2M/s).
             env = lmdb.open(self.path, subdir=True, map_size=map_size, max_dbs=len(DB_NAMES) + 4,
-                            max_readers=_MAX_READERS, sync=sync, metasync=sync, readahead=False,
+                            max_readers=_MAX_READERS, sync=sync, metasync=sync, readahead=True,
                             lock=True)
             dbs = {name: env.open_db(name.encode()) for name in DB_NAMES}
         except lmdb.Error as exc:
