@@ -31,7 +31,18 @@ import lmdb
 import peers
 import rss
 from report import num, pct, progress_printer, table, times, us, verdict, write_results
-from workload import VALUE, chunks, dir_bytes, mb_per_s, median, payload_bytes, percentile, rate, scratch_dir
+from workload import (
+    VALUE,
+    chunks,
+    dir_bytes,
+    evict_page_cache,
+    mb_per_s,
+    median,
+    payload_bytes,
+    percentile,
+    rate,
+    scratch_dir,
+)
 
 try:
     import embedlog
@@ -107,10 +118,11 @@ def throughput(n: int, runs: int, root: str, partitions: tuple[int, ...],
                progress: Callable[[str], None]) -> dict[str, Any]:
     """Floor and embedlog, interleaved round by round; per-run seconds."""
     batches = floor.encode_batches(n)
-    out: dict[str, Any] = {"floor": {"write_sync": [], "write_nosync": [], "read": []}, "embedlog": {}}
+    out: dict[str, Any] = {"floor": {"write_sync": [], "write_nosync": [], "read": [], "read_cold": []},
+                           "embedlog": {}}
     for p in partitions:
-        out["embedlog"][f"p{p}"] = {"produce": [], "consume_10000": [], "consume_500": [], "disk_bytes": [],
-                                    "errors": []}
+        out["embedlog"][f"p{p}"] = {"produce": [], "consume_10000": [], "consume_500": [], "consume_cold_500": [],
+                                    "disk_bytes": [], "errors": []}
     for r in range(runs):
         fl = out["floor"]
         with scratch_dir(root, "floor") as d:
@@ -119,6 +131,11 @@ def throughput(n: int, runs: int, root: str, partitions: tuple[int, ...],
             if count != n:
                 raise RuntimeError(f"floor read {count} records, expected {n}")
             fl["read"].append(seconds)
+            if evict_page_cache(d):  # the same, read from the disk
+                seconds, count = floor.read(d)
+                if count != n:
+                    raise RuntimeError(f"floor read {count} records cold, expected {n}")
+                fl["read_cold"].append(seconds)
         with scratch_dir(root, "floor-nosync") as d:
             fl["write_nosync"].append(floor.write(d, batches, sync=False))
         progress(f"round {r + 1}/{runs}: floor {rate(n, fl['write_sync'][-1]):,.0f} w/s fsync, "
@@ -126,12 +143,16 @@ def throughput(n: int, runs: int, root: str, partitions: tuple[int, ...],
         for p in partitions:
             e = out["embedlog"][f"p{p}"]
             try:
-                with scratch_dir(root, f"embedlog-p{p}") as d, embedlog.open(d) as log:
-                    log.create_topic("bench", partitions=p)
-                    e["produce"].append(embedlog_produce(log, "bench", n))
-                    e["disk_bytes"].append(dir_bytes(d))
-                    e["consume_10000"].append(embedlog_consume(log, "bench", n, 10_000))
-                    e["consume_500"].append(embedlog_consume(log, "bench", n, 500))
+                with scratch_dir(root, f"embedlog-p{p}") as d:
+                    with embedlog.open(d) as log:
+                        log.create_topic("bench", partitions=p)
+                        e["produce"].append(embedlog_produce(log, "bench", n))
+                        e["disk_bytes"].append(dir_bytes(d))
+                        e["consume_10000"].append(embedlog_consume(log, "bench", n, 10_000))
+                        e["consume_500"].append(embedlog_consume(log, "bench", n, 500))
+                    if p == partitions[0] and evict_page_cache(d):  # replayed from the disk: a fresh open
+                        with embedlog.open(d) as log:
+                            e["consume_cold_500"].append(embedlog_consume(log, "bench", n, 500))
                 progress(f"round {r + 1}/{runs}: embedlog p={p} {rate(n, e['produce'][-1]):,.0f} w/s, "
                          f"{rate(n, e['consume_10000'][-1]):,.0f} r/s")
             except Exception as exc:
@@ -159,6 +180,11 @@ def throughput_rows(n: int, data: dict[str, Any]) -> tuple[list[list[str]], dict
         ["floor: cursor read back + split into bytes per record", num(n), num(f_r), num(f_rmb, 1), "100%", "-",
          "-", "-"],
     ]
+    f_rc = math.nan
+    if fl.get("read_cold"):
+        f_rc, f_rcmb, _ = _rates(n, fl["read_cold"])
+        rows.append(["floor: the same read, cold page cache (files evicted first)", num(n), num(f_rc),
+                     num(f_rcmb, 1), "100%", "-", "-", "-"])
     headline: dict[str, float] = {"floor_write": f_w, "floor_read": f_r}
     for key, e in data["embedlog"].items():
         parts = key[1:]
@@ -181,6 +207,12 @@ def throughput_rows(n: int, data: dict[str, Any]) -> tuple[list[list[str]], dict
             rows.append([f"embedlog consume, {parts} partition(s), max_poll_records={mp:,}", num(n), num(r),
                          num(mb, 1), pct(r / f_r), "-", ">= 1,500,000/s and >= 30% of floor",
                          verdict(ok, f"{pct(r / TARGETS['consume_rate'])} of rate target")])
+        if e.get("consume_cold_500"):
+            r, mb, _ = _rates(n, e["consume_cold_500"])
+            headline[f"consume_cold_{key}_500"] = r
+            rows.append([f"embedlog consume, {parts} partition(s), max_poll_records=500, cold page cache (log "
+                         "closed, files evicted, opened again)", num(n), num(r), num(mb, 1),
+                         pct(r / f_rc) if not math.isnan(f_rc) else "-", "-", "-", "-"])
         if err:
             rows.append([f"embedlog, {parts} partition(s)", num(n), "ERROR", "-", "-", "-", "-", err[:200]])
     rows.append([f"(medians of {k} runs; disk use after produce, 1 partition: "

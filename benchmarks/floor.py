@@ -78,7 +78,7 @@ def split(buf: bytes) -> list[bytes]:
 
 def read(path: str) -> tuple[float, int]:
     """Read every batch at ``path`` back and split it; (seconds, records)."""
-    env = lmdb.open(path, readonly=True, lock=False, readahead=False)
+    env = lmdb.open(path, readonly=True, lock=False)  # (OS readahead on, as embedlog opens it)
     try:
         t0 = time.perf_counter()
         count = 0
