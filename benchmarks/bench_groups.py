@@ -427,6 +427,47 @@ def _standalone_consume(log: embedlog.Log, topic: str, n: int, max_poll: int) ->
     return seconds, steady
 
 
+def _python_work(items: int) -> int:
+    """CPU-bound Python of a consumer's kind: lists of 500 new tuples of four fields."""
+    made = 0
+    for i in range(items // 500):
+        made += len([(i, j, b"k", b"v") for j in range(500)])
+    return made
+
+
+def gil_floor(items: int = 2_000_000, pairs: int = 3) -> float:
+    """CPython's own price for 4 threads: the overhead of splitting the same pure-Python
+    work over 4 threads against doing it on 1 (``1 - rate4 / rate1``), nothing of
+    embedlog in it; the median of ``pairs`` pairs, in alternating order.  Under the GIL
+    only one thread runs Python at a time, so 4 threads can only add thread switches;
+    the group-of-4 row pays that too."""
+
+    def one() -> float:
+        t0 = time.perf_counter()
+        _python_work(items)
+        return time.perf_counter() - t0
+
+    def four() -> float:
+        pool = [threading.Thread(target=_python_work, args=(items // 4,)) for _ in range(4)]
+        t0 = time.perf_counter()
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        return time.perf_counter() - t0
+
+    overheads = []
+    for i in range(pairs):
+        if i % 2:
+            b = four()
+            a = one()
+        else:
+            a = one()
+            b = four()
+        overheads.append(1 - a / b)
+    return median(overheads)
+
+
 CONSUME_VARIANTS = ("standalone", "assign4", "group1", "group4")
 CONSUME_LABELS = {
     "standalone": "1 standalone consumer (no group), 1 thread",
@@ -438,6 +479,7 @@ CONSUME_LABELS = {
 
 def consume_section(root: str, n: int, runs: int, max_poll: int, progress: Callable[[str], None]) -> dict[str, Any]:
     out: dict[str, Any] = {v: {"seconds": [], "steady": [], "errors": []} for v in CONSUME_VARIANTS}
+    out["gil_floor"] = []
     with scratch_dir(root, "consume") as d, embedlog.open(d) as log:
         log.create_topic("gc", partitions=4)
         bench_core.embedlog_produce(log, "gc", n)
@@ -469,6 +511,7 @@ def consume_section(root: str, n: int, runs: int, max_poll: int, progress: Calla
                 except Exception as exc:
                     out[v]["errors"].append(bench_core._error(exc))
                     progress(f"consume {v}: ERROR {exc!r}")
+            out["gil_floor"].append(gil_floor())
             progress(f"consume round {r + 1}/{runs}: " + ", ".join(
                 f"{v} {rate(n, out[v]['seconds'][-1]):,.0f}/s" for v in CONSUME_VARIANTS if out[v]["seconds"]))
     return out
@@ -480,6 +523,10 @@ def consume_rows(data: dict[str, Any], n: int) -> list[list[str]]:
     steady_base = median(data["standalone"].get("steady") or [float("nan")])
     for v in CONSUME_VARIANTS:
         cell = data[v]
+        if v == "group4" and data.get("gil_floor"):
+            rows.append(["floor: the same pure-Python work on 4 threads vs 1 (CPython's GIL alone; "
+                         "bench_groups.gil_floor)", "-", "-", "-", pct(median(data["gil_floor"])), "-", "-", "-",
+                         "-"])
         if not cell["seconds"]:
             rows.append([CONSUME_LABELS[v], num(n), "ERROR", "-", "-", "-", "-", "-",
                          cell["errors"][0]["error"][:200] if cell["errors"] else "no data"])
