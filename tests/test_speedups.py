@@ -125,10 +125,7 @@ def test_take_all_moves_the_items_and_leaves_the_list_empty() -> None:
 
 
 # -- send --------------------------------------------------------------------------------
-def _py_producer_class() -> type:
-    """``Producer`` with the pure-Python send (every other method the same)."""
-    body = {k: v for k, v in vars(producer_mod.Producer).items() if k not in ("__dict__", "__weakref__")}
-    return type("PyProducer", (sendpath._PySendBase,), body)
+_py_producer_class = harness.py_producer_class
 
 
 PAIR = ("trace", b"abc")
@@ -210,6 +207,8 @@ def _run_both(calls: list[dict[str, Any]]) -> None:
                 assert _buffered(producers[0]) == _buffered(producers[1]), call
                 for field in ("_extras", "_last_headers", "_last_pair", "_last_name", "_idle"):
                     assert getattr(producers[0], field) == getattr(producers[1], field), (field, call)
+                # (a due time is a wall-clock ms: the same state, not the same number)
+                assert (producers[0]._due_ms == sendpath._NO_DUE) == (producers[1]._due_ms == sendpath._NO_DUE), call
             for p in producers:
                 p.close()
             assert delivered[0] == delivered[1]

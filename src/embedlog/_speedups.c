@@ -33,6 +33,8 @@ typedef struct {
     PyObject *last_pair;     /* _last_pair: the last single header pair send checked */
     PyObject *last_name;     /* _last_name: its name */
     Py_ssize_t buffer_limit; /* _buffer_limit: buffer entries that trigger a write */
+    long long due_ms;        /* _due_ms: wall ms by which the buffered records must be written (NO_DUE: none) */
+    long long due_step;      /* _due_step: linger_ms in whole ms; -1: senders never write for linger */
     char extras;             /* _extras: some record carries headers or a callback */
     char idle;               /* _idle: the linger thread is not running */
     long long ts_ms;         /* the millisecond of ts_obj */
@@ -48,7 +50,8 @@ typedef struct {
     PyObject *c_fast, *c_topic, *c_st;
 } SendBase;
 
-static PyObject *s_kacc, *s_max_bytes, *s_send, *s_write, *s_start_linger;
+static PyObject *s_kacc, *s_max_bytes, *s_send, *s_write, *s_start_linger, *s_linger_write;
+#define NO_DUE (1LL << 62)  /* sendpath._NO_DUE */
 static PyObject *kw_names[7];  /* send's parameter names, interned */
 
 static int
@@ -114,6 +117,8 @@ sb_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->last_pair = Py_NewRef(Py_None);
     self->last_name = Py_NewRef(Py_None);
     self->buffer_limit = PY_SSIZE_T_MAX;
+    self->due_ms = NO_DUE;
+    self->due_step = -1;
     self->idle = 1;
     return (PyObject *)self;
 }
@@ -430,6 +435,16 @@ sb_send(SendBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwna
                 goto done;
             Py_DECREF(r);
         }
+        if (self->due_step >= 0) {  /* linger: records buffered linger_ms ago are written by this sender */
+            if (self->due_ms == NO_DUE)
+                self->due_ms = ms + self->due_step;
+            else if (ms >= self->due_ms) {
+                PyObject *r = call_method(self, s_linger_write);
+                if (r == NULL)
+                    goto done;
+                Py_DECREF(r);
+            }
+        }
         if (self->idle) {
             self->idle = 0;
             PyObject *r = call_method(self, s_start_linger);
@@ -470,6 +485,8 @@ static PyMemberDef sb_members[] = {
     {"_last_pair", T_OBJECT_EX, offsetof(SendBase, last_pair), 0, NULL},
     {"_last_name", T_OBJECT_EX, offsetof(SendBase, last_name), 0, NULL},
     {"_buffer_limit", T_PYSSIZET, offsetof(SendBase, buffer_limit), 0, NULL},
+    {"_due_ms", T_LONGLONG, offsetof(SendBase, due_ms), 0, NULL},
+    {"_due_step", T_LONGLONG, offsetof(SendBase, due_step), 0, NULL},
     {"_extras", T_BOOL, offsetof(SendBase, extras), 0, NULL},
     {"_idle", T_BOOL, offsetof(SendBase, idle), 0, NULL},
     {NULL, 0, 0, 0, NULL},
@@ -708,7 +725,8 @@ module_exec(PyObject *m)
             || (s_max_bytes == NULL && (s_max_bytes = PyUnicode_InternFromString("max_bytes")) == NULL)
             || (s_send == NULL && (s_send = PyUnicode_InternFromString("_send")) == NULL)
             || (s_write == NULL && (s_write = PyUnicode_InternFromString("_write")) == NULL)
-            || (s_start_linger == NULL && (s_start_linger = PyUnicode_InternFromString("_start_linger")) == NULL))
+            || (s_start_linger == NULL && (s_start_linger = PyUnicode_InternFromString("_start_linger")) == NULL)
+            || (s_linger_write == NULL && (s_linger_write = PyUnicode_InternFromString("_linger_write")) == NULL))
         return -1;
     PyObject *type = PyType_FromModuleAndSpec(m, &sb_spec, NULL);
     if (type == NULL)

@@ -9,6 +9,7 @@ append; its fast path and the topic state it buffers into are in ``sendpath``);
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from .partitioner import KeyHasher, Partitioner, random_partition, resolve
 from .sendpath import (
     _BYTES_OR_NONE,
     _INT,
+    _NO_DUE,
     DeliveryCallback,
     SendBase,
     _as_set,
@@ -87,8 +89,10 @@ class Producer(SendBase):
 
     Records become *visible* to consumers when their batch is written: at ``flush()``,
     when ``linger_ms`` passes, or when ``buffer_records`` records wait for one partition.
-    ``flush()`` returns once everything sent before it is written and, with the log's
-    default ``durability="flush"``, fsynced.
+    Records that waited ``linger_ms`` are written by the next ``send`` (in its thread) or,
+    once the app stops sending, by the producer's linger thread; a failed background
+    write is raised by the next ``flush()``.  ``flush()`` returns once everything sent
+    before it is written and, with the log's default ``durability="flush"``, fsynced.
     """
 
     def __init__(self, log: Log, *, compression: str | None = None, linger_ms: float = 5,
@@ -145,6 +149,13 @@ class Producer(SendBase):
         self._transactional = _transactional
         # A transaction keeps everything until it commits: no linger, no early writes.
         self._buffer_limit = 1 << 62 if _transactional else _STRIDE * buffer_records
+        # Linger: a record buffered at wall ms ``t`` is due at ``t + linger_ms``; the
+        # sender that finds buffered records due writes them itself (``_linger_write``).
+        # The linger thread only writes for a producer that stopped sending: writing from
+        # it while the app sends in a loop was a GIL convoy (each LMDB call of the write
+        # waited up to a switch interval for the sender; one write took ~80 ms).
+        self._due_ms = _NO_DUE
+        self._due_step = -1 if _transactional or linger_ms == 0 else max(1, math.ceil(linger_ms))
         self._idle = not _transactional
         self._closed = False
         self._wake = threading.Event()
@@ -216,11 +227,7 @@ class Producer(SendBase):
             self._extras = True
         acc = st.accs[partition]
         acc += (key, value, timestamp_ms, klen, vlen, headers, on_delivery)
-        if len(acc) >= self._buffer_limit:
-            self._write()
-        if self._idle:
-            self._idle = False
-            self._start_linger()
+        self._buffered(acc)
 
     def _send_many(self, topic: str, partition: int, keys: list[bytes | None], values: list[bytes | None],
                    headers: list[Any] | None, timestamps: list[int | None] | None) -> None:
@@ -277,8 +284,20 @@ class Producer(SendBase):
             self._extras = True
         acc = st.accs[partition]
         acc += flat
+        self._buffered(acc)
+
+    def _buffered(self, acc: list[Any]) -> None:
+        """After records were added to the buffer ``acc`` (``send``'s general path and
+        ``_send_many``; the fast path does the same inline): write when the buffer is full
+        or the buffered records are due, and wake the linger thread if it sleeps."""
         if len(acc) >= self._buffer_limit:
             self._write()
+        if self._due_step >= 0:
+            ms = _time_ns() // 1_000_000
+            if self._due_ms == _NO_DUE:
+                self._due_ms = ms + self._due_step
+            elif ms >= self._due_ms:
+                self._linger_write()
         if self._idle:
             self._idle = False
             self._start_linger()
@@ -399,19 +418,33 @@ class Producer(SendBase):
             self._wake.clear()
             while not self._closed:
                 time.sleep(self._linger)
-                try:
-                    wrote = self._write()
-                except EmbedlogError as exc:
-                    self._errors.append(exc)
-                    wrote = True
-                except Exception as exc:  # noqa: BLE001 - reported at the next flush
-                    self._errors.append(EmbedlogError(f"background write failed: {exc!r}"))
-                    wrote = True
+                step = self._due_step
+                while step >= 0 and not self._closed:
+                    # Not due yet (a sender wrote the earlier ones, or these came later): a
+                    # sender still sending writes them when due; wait for that moment.  (A
+                    # wall-clock step back shows as more than linger_ms left: write now.)
+                    left = self._due_ms - _time_ns() // 1_000_000
+                    if not 0 < left <= step:
+                        break
+                    time.sleep(left / 1000)
+                wrote = self._linger_write()
                 if not wrote:
                     self._idle = True
                     if not self._has_pending():
                         break
                     self._idle = False
+
+    def _linger_write(self) -> bool:
+        """Write what is buffered because it is due (linger), from the linger thread or a
+        sender; a failure is kept for the next ``flush``, as for any background write.
+        Returns whether there was anything (a failed write counts)."""
+        try:
+            return self._write()
+        except EmbedlogError as exc:
+            self._errors.append(exc)
+        except Exception as exc:  # noqa: BLE001 - reported at the next flush
+            self._errors.append(EmbedlogError(f"background write failed: {exc!r}"))
+        return True
 
     # -- writing ----------------------------------------------------------------------
     def _drain(self) -> list[tuple[_TopicState, int, list[Any]]]:
@@ -421,6 +454,7 @@ class Producer(SendBase):
         each atomic), rather than swapping lists."""
         out = []
         with self._lock:
+            self._due_ms = _NO_DUE  # (what is buffered from now on is due linger_ms after it)
             for st in self._topics.values():
                 drained = False
                 for p in range(st.n):

@@ -23,6 +23,8 @@ __all__ = ["DeliveryCallback", "SendBase"]
 
 DeliveryCallback = Callable[[EmbedlogError | None, RecordMetadata | None], None]
 _time_ns = time.time_ns
+#: ``_due_ms`` while no record waits for a linger write (``_speedups.c``'s NO_DUE)
+_NO_DUE = 1 << 62
 
 
 class _TopicState:
@@ -159,6 +161,8 @@ class _PySendBase:
     _last_pair: object
     _last_name: object
     _buffer_limit: int
+    _due_ms: int
+    _due_step: int
     _extras: bool
     _idle: bool
 
@@ -167,6 +171,7 @@ class _PySendBase:
                   timestamp_ms: int | None, on_delivery: DeliveryCallback | None) -> None: ...
         def _write(self, extra: Callable[[Any], None] | None = None, mark: list[int] | None = None) -> bool: ...
         def _start_linger(self) -> None: ...
+        def _linger_write(self) -> bool: ...
 
     def send(self, topic: str, value: Any = None, key: Any = None,
              headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None,
@@ -238,9 +243,15 @@ class _PySendBase:
             if klen + vlen <= st.max_bytes:
                 if on_delivery is not None:
                     self._extras = True
-                acc += (key, value, _time_ns() // 1_000_000, klen, vlen, headers, on_delivery)
+                ms = _time_ns() // 1_000_000
+                acc += (key, value, ms, klen, vlen, headers, on_delivery)
                 if len(acc) >= self._buffer_limit:
                     self._write()
+                if self._due_step >= 0:  # linger: records buffered linger_ms ago are written by this sender
+                    if self._due_ms == _NO_DUE:
+                        self._due_ms = ms + self._due_step
+                    elif ms >= self._due_ms:
+                        self._linger_write()
                 if self._idle:
                     self._idle = False
                     self._start_linger()

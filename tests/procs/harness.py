@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import embedlog
-from embedlog import TopicPartition
+from embedlog import TopicPartition, sendpath
+from embedlog import producer as producer_mod
 
 PROCS = Path(__file__).resolve().parent
 TIMEOUT = 60.0  # generous: a loaded 2-core CI machine must never hit it
@@ -336,3 +337,10 @@ def send_while_flushing(producer: embedlog.Producer, sender: Callable[[int], Non
     finally:
         stop.set()
         f.join()
+
+
+def py_producer_class() -> type:
+    """``Producer`` with the pure-Python send (``sendpath._PySendBase``) whatever the
+    build: every other method the same.  The reference the C send is compared with."""
+    body = {k: v for k, v in vars(producer_mod.Producer).items() if k not in ("__dict__", "__weakref__")}
+    return type("PyProducer", (sendpath._PySendBase,), body)
