@@ -29,8 +29,9 @@ authentication over 127.0.0.1.  Workload of ``bench_core.py``: keys ``key-{i % 1
   already open) until the follower's partitions hold every record (looked at after
   each of the follower's commits, in the follower process); the follower sends its next
   fetch before it applies a response of batches, so the leader reads and sends the next
-  one meanwhile, and the follower receives it meanwhile (``net.client.Prefetch``).  The
-  floor writes the same stored batch bytes to a fresh LMDB
+  one meanwhile, and its connection's thread receives, decodes and checks it meanwhile
+  while another thread applies (writes and fsyncs) the one before
+  (``replication._Applier``).  The floor writes the same stored batch bytes to a fresh LMDB
   environment with ``sync=True``, ``put(key, batch, append=True)``, one write
   transaction per ~1 MB, just before and just after the follower runs (the mean of the
   two).  MB = 10^6 bytes of stored batches.  Target: at least 50% of the floor's MB/s.

@@ -405,6 +405,10 @@ def test_every_single_byte_corruption_in_crc_range_is_detected(recs: list[Rec], 
             batch.verify(bad)
         with pytest.raises(CorruptBatchError):
             batch.decode(bad)
+        assert not batch.checksum_matches(bad)
+    assert batch.checksum_matches(buf)
+    batch.stamp(buf, 99, 7, 8)  # (stamped fields sit outside the CRC)
+    assert batch.checksum_matches(buf)
 
 
 def test_every_byte_of_a_small_batch_every_mask() -> None:

@@ -461,6 +461,8 @@ def test_a_follower_reads_the_next_response_while_it_applies_one(make_log: Any, 
         return real_apply(self, resp, sent, *rest)
 
     monkeypatch.setattr(client, "recv", lambda sock: sock.recv(4096))  # (in pieces: their order matters)
+    # (the path without an applier thread: test_replication_catchup.py covers the one with)
+    monkeypatch.setattr(replication, "APPLY_BEHIND", False)
     monkeypatch.setattr(client.Prefetch, "start", start)
     monkeypatch.setattr(FollowerCore, "_on_response", on_response)
     certs = pki.make_pki(tmp_path / "pki") if tls else None  # (TLS: one thread at a time on the SSL socket)

@@ -125,6 +125,14 @@ HW_ONLY_DELAY_MS = 20
 #: ``acks="all"`` flush waits for; the next fetch then goes out with the ``Ack`` (which a
 #: ``Follower`` sends the moment the response is durable)
 PIPELINE_MIN_BYTES = 64 << 10
+#: how many large responses a ``Follower`` holds received and waiting behind the one being
+#: applied (``FollowerCore(applier=)``): one keeps its applying thread busy while the next
+#: arrives; each is up to ``max_bytes`` in memory
+APPLY_BEHIND_DEPTH = 1
+#: whether a ``Follower`` applies large responses in a thread of their own, behind the
+#: connection's thread (``_Applier``); else in the connection's thread, which reads the
+#: next response meanwhile into memory (``net.client.Prefetch``) and decodes it after
+APPLY_BEHIND = True
 #: how long the ``Leader``'s writer waits, once high watermarks are due to be written,
 #: for the next append of this process to carry them before it writes them itself (see
 #: ``Leader._write_loop``)
@@ -831,6 +839,80 @@ class LeaderSession:
 
 
 # -- follower ----------------------------------------------------------------------------------
+def _checksums_match(resp: FetchResponse) -> bool:
+    """Whether every batch of ``resp`` passes its checksum (``codec.verify``), computed
+    here in one call per batch, which releases the GIL (``codec.verify`` holds it, for
+    consumers): the connection's thread checks a response it hands to the ``applier``
+    while that thread applies the one before.  ``False``: the apply finds which and
+    says why."""
+    for pd in resp.partitions:
+        for raw in pd.batches:
+            try:
+                codec.read_info(raw)
+            except codec.CorruptBatchError:
+                return False
+            if not codec.checksum_matches(raw):
+                return False
+    return True
+
+
+@attrs.define(eq=False)
+class _Behind:
+    """A response handed to the ``applier``, and how its apply went."""
+
+    resp: FetchResponse
+    sent: FetchRequest
+    done: bool = False
+    cancelled: bool = False
+    acked: list[AckPartition] | None = None
+    error: BaseException | None = None
+
+
+class _Applier:
+    """The thread a ``Follower`` applies large responses in (``FollowerCore(applier=)``):
+    it runs what it is given in order, and calls ``wake`` once it has nothing left to
+    run (the connection's thread then sends the Acks)."""
+
+    def __init__(self) -> None:
+        self.wake: Callable[[], None] | None = None
+        self._jobs: collections.deque[Callable[[], None]] = collections.deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="embedlog-follower-apply", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` after those given before (it handles its own errors)."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the follower's applier is closed")
+            self._jobs.append(job)
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Run what was given, then end the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs and not self._closed:
+                    self._cond.wait()
+                if not self._jobs:
+                    return
+                job = self._jobs.popleft()
+            job()
+            wake = self.wake
+            if wake is not None and not self._jobs:
+                # (with more to apply, the connection's thread hands over another response
+                # soon, and queues the Acks then: a wake-up would take the GIL from this
+                # thread to send them sooner, and slow the next apply)
+                wake()
+
+
 class FollowerCore:
     """A follower over one store: turns leader responses into LMDB transactions.
 
@@ -844,12 +926,21 @@ class FollowerCore:
     def __init__(self, store: Store, *, secret: bytes | None, max_bytes: int = DEFAULT_FETCH_MAX_BYTES,
                  request_timeout_ms: int = DEFAULT_REQUEST_TIMEOUT_MS,
                  session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS, heartbeat_ms: int = DEFAULT_HEARTBEAT_MS,
-                 max_frame: int = MAX_FRAME, pipeline_min_bytes: int = 0) -> None:
+                 max_frame: int = MAX_FRAME, pipeline_min_bytes: int = 0,
+                 applier: Callable[[Callable[[], None]], None] | None = None,
+                 apply_depth: int = APPLY_BEHIND_DEPTH) -> None:
         self.store = store
         self.secret = secret
         self.max_bytes = max_bytes
         #: responses with fewer bytes of batches are applied before the next fetch is sent
         self.pipeline_min_bytes = pipeline_min_bytes
+        #: runs a callable in another thread, in submission order (``Follower``: ``_Applier``):
+        #: large responses are then applied there, behind the connection's thread, which
+        #: meanwhile receives and decodes the next one (see ``receive``); ``None``: every
+        #: response is applied by the caller of ``receive``
+        self.applier = applier
+        #: responses received and waiting behind the one being applied, at most
+        self.apply_depth = max(0, apply_depth)
         self.request_timeout_ms = request_timeout_ms
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_ms = heartbeat_ms
@@ -874,6 +965,14 @@ class FollowerCore:
         self.responses = 0
         #: responses answered with the next fetch before they were applied
         self.pipelined = 0
+        #: responses applied by ``applier`` (behind the connection's thread)
+        self.applied_behind = 0
+        #: responses handed to ``applier`` whose Ack is not queued yet, oldest first
+        self._behind: collections.deque[_Behind] = collections.deque()
+        self._behind_cond = threading.Condition()
+        self._behind_failed = False
+        #: positions (offset, epoch) after the last response handed to ``applier``
+        self._ahead: dict[TP, tuple[int, int]] = {}
         self.truncated: list[tuple[int, int, int]] = []
         self._state_written: dict[str, Any] | None = None  # the follower state last written (meta.follower)
 
@@ -892,7 +991,17 @@ class FollowerCore:
         return self._out(now_ms)
 
     def disconnect(self) -> None:
-        """The connection is gone."""
+        """The connection is gone.  Waits for an apply under way behind it
+        (``applier``) and drops the responses waiting for one: the next connection
+        fetches from what is stored."""
+        with self._behind_cond:
+            for job in self._behind:
+                job.cancelled = True
+            while any(not job.done for job in self._behind):
+                self._behind_cond.wait()
+            self._behind.clear()
+            self._behind_failed = False
+            self._ahead = {}
         if self.conn is not None:
             self.conn.close()
         self.conn = None
@@ -931,7 +1040,17 @@ class FollowerCore:
         (and the next fetch, unless it went out early) the moment that response is
         durable, right in the apply, so that the leader (and an ``acks="all"`` flush
         waiting there) hears of it at once; without it they come out in the return
-        value: the same bytes in the same order."""
+        value: the same bytes in the same order.
+
+        With an ``applier``, such a large response is not applied here: its early fetch
+        goes out in the return value and the response is handed to ``applier``, which
+        applies it in its own thread while the caller receives and decodes the next
+        response (positions for the next fetch come from the responses handed over:
+        ``_ahead``).  Its ``Ack`` is queued once it is durable, by the next ``receive`` or
+        ``poll`` (the applier's thread wakes the caller); at most ``apply_depth``
+        responses wait behind the one being applied (``receive`` blocks for room).  Any
+        other response is applied here, after every one handed over was applied and
+        acknowledged, in order."""
         conn = self.conn
         if conn is None:
             return b""
@@ -964,9 +1083,30 @@ class FollowerCore:
                 self._request(now_ms)
             elif isinstance(ev, FetchResponse):
                 early = None
-                if self.pipeline_min_bytes <= 0 or sum(
-                        len(b) for pd in ev.partitions for b in pd.batches) >= self.pipeline_min_bytes:
-                    early = self.store.read(functools.partial(self._pipelined_request, resp=ev))
+                large = self.pipeline_min_bytes <= 0 or sum(
+                    len(b) for pd in ev.partitions for b in pd.batches) >= self.pipeline_min_bytes
+                if large:
+                    self._collect(None)  # (Acks of what was applied meanwhile, first)
+                    early = self.store.read(functools.partial(
+                        self._pipelined_request, resp=ev, ahead=self._ahead if self._behind else None))
+                if early is not None and self.applier is not None and _checksums_match(ev):
+                    self._collect(self.apply_depth)  # room behind the apply under way
+                    self._request(now_ms, early)
+                    self.pipelined += 1
+                    self._ahead = {(fp.topic_id, fp.partition): (fp.fetch_offset, fp.last_epoch)
+                                   for fp in early.partitions}
+                    job = _Behind(ev, early)  # (checksums verified: not again in the apply)
+                    with self._behind_cond:
+                        self._behind.append(job)
+                    try:
+                        self.applier(functools.partial(self._apply_behind, job))
+                    except BaseException:
+                        with self._behind_cond:  # (never to run: nothing may wait for it)
+                            job.cancelled = job.done = True
+                            self._behind_cond.notify_all()
+                        raise
+                    continue
+                self._collect(0)  # everything handed over applied and acknowledged first
                 if early is not None:
                     self._request(now_ms, early)
                     self.pipelined += 1
@@ -984,7 +1124,9 @@ class FollowerCore:
         conn = self.conn
         if conn is None or conn.state is not State.STREAMING:
             return b""
+        self._collect(None)  # Acks of responses applied behind (``applier``)
         if conn.outstanding is not None and now_ms - self._sent_at > self.request_timeout_ms:
+            self._collect(0)  # (the fetch is read from the store: everything handed over in it first)
             self._request(now_ms)  # the response was lost: ask again (the old one is dropped if late)
         elif now_ms - self.last_send_ms >= self.heartbeat_ms:
             conn.send(Heartbeat(now_ms))
@@ -1059,10 +1201,14 @@ class FollowerCore:
             return min(div.end_offset, fend, end)
         return min(fend, end)  # we lack the leader's epoch: cut back to our last epoch below it, ask again
 
-    def _pipelined_request(self, txn: lmdb.Transaction, resp: FetchResponse) -> FetchRequest | None:
+    def _pipelined_request(self, txn: lmdb.Transaction, resp: FetchResponse,
+                           ahead: Mapping[TP, tuple[int, int]] | None = None) -> FetchRequest | None:
         """The fetch that will follow ``resp`` once it is applied, read before applying it
         (``None`` unless that is certain: ``resp`` only appends batches where this log
         ends — no metadata, offsets, truncation, log-start reset or partition error).
+        ``ahead``: where the log will end, per partition, once the responses handed to
+        the ``applier`` are applied (they only append batches, so they change nothing
+        else read here); every partition stored must be in it.
 
         Safe to send early: a fetch position is never taken as durable (acks are), the
         leader checks its epoch as always, and if the apply fails the connection is
@@ -1074,20 +1220,23 @@ class FollowerCore:
         any_batches = False
         parts = []
         for t, p, st in replica.all_partitions(txn, dbs):
-            offset, epoch = st.end_offset, replica.latest_epoch(txn, dbs, t, p)
+            if ahead is None:
+                offset, epoch = st.end_offset, replica.latest_epoch(txn, dbs, t, p)
+            else:  # (a partition missing from it appeared behind the replication's back: no hurry)
+                offset, epoch = ahead.get((t, p), (-1, -1))
             pd = data.pop((t, p), None)
-            if pd is not None:
-                if pd.error != PartitionError.NONE or pd.diverging is not None or pd.log_start_offset > offset:
+            if offset < 0 or (pd is not None and (pd.error != PartitionError.NONE or pd.diverging is not None
+                                                  or pd.log_start_offset > offset)):
+                return None
+            if pd is not None and pd.batches:
+                try:
+                    first, last = codec.read_info(pd.batches[0]), codec.read_info(pd.batches[-1])
+                except codec.CorruptBatchError:
+                    return None  # refused by the apply: let it say why
+                if first.base_offset != offset:
                     return None
-                if pd.batches:
-                    try:
-                        first, last = codec.read_info(pd.batches[0]), codec.read_info(pd.batches[-1])
-                    except codec.CorruptBatchError:
-                        return None  # refused by the apply: let it say why
-                    if first.base_offset != offset:
-                        return None
-                    any_batches = True
-                    offset, epoch = last.next_offset, max(epoch, last.leader_epoch)
+                any_batches = True
+                offset, epoch = last.next_offset, max(epoch, last.leader_epoch)
             parts.append(FetchPartition(t, p, offset, epoch))
         if data or not any_batches:  # partitions we lack, or nothing to apply: no hurry
             return None
@@ -1106,6 +1255,28 @@ class FollowerCore:
         would reach the leader after its next commit, and that commit's records would
         wait for it); ``None`` is returned then, as nothing is left to send."""
         assert self.conn is not None
+        corr = self._corr
+        try:
+            acked, request = self._apply(resp, sent)
+        except replica.ApplyError as exc:
+            self._corr = corr
+            self.conn.send(Error(int(ErrorCode.INTERNAL), f"follower could not apply the response: {exc}"))
+            raise ProtocolError(f"could not apply the leader's response (fetching again): {exc}") from exc
+        self.conn.send(Ack(resp.correlation_id, tuple(acked)))
+        if ack is None:
+            return request
+        if sent is None:
+            self._request(now_ms, request)
+        ack(self._out(now_ms))  # (with what was queued before it, in order)
+        return None
+
+    def _apply(self, resp: FetchResponse, sent: FetchRequest | None, *,
+               verified: bool = False) -> tuple[list[AckPartition], FetchRequest]:
+        """Apply ``resp`` in one write transaction, durable when this returns (raises
+        ``replica.ApplyError`` and applies nothing if it cannot); return the end offsets
+        to acknowledge and the next fetch (``sent``, else read in that transaction).
+        ``verified``: every batch's checksum was checked already (``_checksums_match``).
+        Touches no connection: it may run in the ``applier``'s thread."""
 
         def fn(txn: lmdb.Transaction, dbs: Any) -> tuple[list[AckPartition], FetchRequest]:
             replica.raise_epoch(txn, dbs, resp.leader_epoch)
@@ -1133,7 +1304,7 @@ class FollowerCore:
                     elif pd.log_start_offset == pd.end_offset:  # the leader holds nothing: start at its end
                         replica.reset(txn, dbs, tid, part, pd.log_start_offset)
                 if pd.batches:
-                    st = replica.apply(txn, dbs, tid, part, pd.batches)
+                    st = replica.apply(txn, dbs, tid, part, pd.batches, verified=verified)
                 replica.advance_log_start(txn, dbs, tid, part, pd.log_start_offset)
                 replica.set_high_watermark(txn, dbs, tid, part, pd.high_watermark)
                 end = plog.load_state(txn, dbs, tid, part)
@@ -1148,30 +1319,62 @@ class FollowerCore:
             acks = [AckPartition(t, p, st.end_offset) for t, p, st in replica.all_partitions(txn, dbs)]
             return acks, sent if sent is not None else self._next_request(txn, dbs)
 
-        corr = self._corr
         wrote: list[dict[str, Any]] = []
         lags: list[dict[TP, int]] = []
-        try:
-            acked, request = _write(self.store, fn, notify=True)
-            self.lag = lags[-1]
-            if wrote:
-                self._state_written = wrote[-1]
-        except replica.ApplyError as exc:
-            self._corr = corr
-            self.conn.send(Error(int(ErrorCode.INTERNAL), f"follower could not apply the response: {exc}"))
-            raise ProtocolError(f"could not apply the leader's response (fetching again): {exc}") from exc
+        acked, request = _write(self.store, fn, notify=True)
+        self.lag = lags[-1]
+        if wrote:
+            self._state_written = wrote[-1]
         if self.store.env.durability != "flush":
             self.store.env.sync()  # acknowledge only what is on disk
         self.in_sync = resp.in_sync
         self.leader_epoch = resp.leader_epoch
         self.responses += 1
-        self.conn.send(Ack(resp.correlation_id, tuple(acked)))
-        if ack is None:
-            return request
-        if sent is None:
-            self._request(now_ms, request)
-        ack(self._out(now_ms))  # (with what was queued before it, in order)
-        return None
+        return acked, request
+
+    def _apply_behind(self, job: _Behind) -> None:
+        """In the ``applier``'s thread: apply a response handed over by ``receive``
+        (unless the connection was dropped, or one handed over before it failed)."""
+        with self._behind_cond:
+            skip = job.cancelled or self._behind_failed
+        try:
+            if not skip:
+                job.acked = self._apply(job.resp, job.sent, verified=True)[0]
+        except BaseException as exc:  # noqa: BLE001 - raised in the connection's thread (_collect)
+            job.error = exc
+        with self._behind_cond:
+            if job.error is not None:
+                self._behind_failed = True
+            elif not skip:
+                self.applied_behind += 1
+            job.done = True
+            self._behind_cond.notify_all()
+
+    def _collect(self, room: int | None) -> None:
+        """Queue the Acks of responses applied behind (``applier``), in order; with
+        ``room``, first wait until at most that many wait to be applied (``0``: until
+        every one is applied).  An apply that failed raises here, as it would have in
+        ``receive`` (the connection is then dropped: ``disconnect``)."""
+        behind = self._behind
+        if not behind:
+            return
+        with self._behind_cond:
+            while room is not None and sum(not job.done for job in behind) > room:
+                self._behind_cond.wait()
+            done = []
+            while behind and behind[0].done:
+                done.append(behind.popleft())
+        for job in done:
+            if job.error is not None:
+                assert self.conn is not None
+                if isinstance(job.error, replica.ApplyError):
+                    self.conn.send(Error(int(ErrorCode.INTERNAL),
+                                         f"follower could not apply the response: {job.error}"))
+                    raise ProtocolError(f"could not apply the leader's response (fetching again): "
+                                        f"{job.error}") from job.error
+                raise job.error
+            if job.acked is not None and self.conn is not None:
+                self.conn.send(Ack(job.resp.correlation_id, tuple(job.acked)))
 
     def status(self) -> Status:
         """Leader, epoch, connection state, lag per partition."""
@@ -1399,12 +1602,20 @@ class Follower:
         self.leader = parse_address(leader)
         store = _store_of(log)
         self._lock = _DirLock(store.path, "run a Follower")
+        self._applier: _Applier | None = None
         try:
+            self._applier = _Applier() if APPLY_BEHIND else None
             self.core = FollowerCore(store, secret=secret, max_bytes=max_bytes,
-                                     session_timeout_ms=session_timeout_ms, pipeline_min_bytes=PIPELINE_MIN_BYTES)
+                                     session_timeout_ms=session_timeout_ms, pipeline_min_bytes=PIPELINE_MIN_BYTES,
+                                     applier=None if self._applier is None else self._applier.submit)
             self._client = FollowerClient(self.core, self.leader, ssl_context, backoff_ms)
+            if self._applier is not None:
+                # an apply done behind the connection's thread wakes it to send the Ack
+                self._applier.wake = self._client._waker.wake
             self._client.start()
         except BaseException:
+            if self._applier is not None:
+                self._applier.close()
             self._lock.release()
             raise
         self.closed = False
@@ -1450,7 +1661,9 @@ class Follower:
             return
         self.closed = True
         try:
-            self._client.close(leave=leave)
+            self._client.close(leave=leave)  # (its thread's end waits for an apply under way: disconnect)
+            if self._applier is not None:
+                self._applier.close()
         finally:
             self._lock.release()
 

@@ -574,10 +574,11 @@ def reset(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int, of
 
 
 def apply(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int,
-          batches: Iterable[bytes | bytearray | memoryview]) -> PartitionState:
+          batches: Iterable[bytes | bytearray | memoryview], *, verified: bool = False) -> PartitionState:
     """Append a leader's batches exactly as stamped; return the partition's new state.
 
-    Each batch must start at the partition's end offset, pass its checksum and carry an
+    Each batch must start at the partition's end offset, pass its checksum (``verified``:
+    the caller checked every one already, ``codec.verify``) and carry an
     epoch no lower than the partition's latest; its epoch, base offset and commit
     sequence number are kept, the epoch history records each new epoch, and the
     directory's commit sequence number is raised to the batch's (so that after a
@@ -595,9 +596,10 @@ def apply(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int,
     with txn.cursor(db=db) as cur:
         last = bytes(cur.key()) if cur.last() else b""
     append = last < schema.batch_key(tid, part, st.end_offset)
+    check = codec.read_info if verified else codec.verify
     for raw in batches:
         try:
-            info = codec.verify(raw)
+            info = check(raw)
         except codec.CorruptBatchError as exc:
             raise ApplyError(f"batch for topic id {tid} partition {part} at offset {st.end_offset} "
                              f"is corrupt: {exc}") from None
