@@ -1611,7 +1611,7 @@ class Follower:
             self._client = FollowerClient(self.core, self.leader, ssl_context, backoff_ms)
             if self._applier is not None:
                 # an apply done behind the connection's thread wakes it to send the Ack
-                self._applier.wake = self._client._waker.wake
+                self._applier.wake = self._client.wake
             self._client.start()
         except BaseException:
             if self._applier is not None:

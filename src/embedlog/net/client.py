@@ -173,6 +173,12 @@ class FollowerClient:
         """Start the connection thread."""
         self._thread.start()
 
+    def wake(self) -> None:
+        """Interrupt the connection thread's wait for data (thread-safe): it then runs the
+        core's ``poll`` at once (a ``Follower``'s applier thread calls it once a write
+        behind the connection is durable, so its Ack goes out)."""
+        self._waker.wake()
+
     def close(self, *, leave: bool = True) -> None:
         """Stop and join the thread.  With ``leave``, a connected follower first tells its
         leader that it leaves (so the leader drops it from the in-sync set at once); a
