@@ -19,27 +19,16 @@ import embedlog
 from embedlog import replication
 from embedlog.codec import batch as codec
 from embedlog.protocol import Ack, Error, FetchRequest, FetchResponse, ProtocolError
-from embedlog.protocol.frames import HEADER, FrameDecoder, _crc32
-from embedlog.protocol.messages import decode
+from embedlog.protocol.frames import HEADER, _crc32
 from embedlog.replication import Follower, FollowerCore, Leader, LeaderCore
-from embedlog.storage import partition as plog
-from embedlog.storage import replica, schema
+from embedlog.storage import replica
 from procs import harness, pki, replcheck  # tests/procs/ (tests/ is on sys.path)
+from procs.harness import frames  # tests/procs/harness.py (tests/ is on sys.path)
+from procs.harness import partition_state as state
 
 Log = embedlog.Log
 SECRET = b"shared-secret-for-tests"
 BATCH = 20_000  # bytes of one record: one batch per flush, each far above the threshold below
-
-
-def frames(data: bytes) -> list[Any]:
-    return [decode(p) for p in FrameDecoder().feed(data)]
-
-
-def state(log: Log, topic: str = "t", part: int = 0) -> schema.PartitionState:
-    tid = log.describe_topic(topic).topic_id
-    st = log._store.read(lambda txn: plog.load_state(txn, log._store.dbs, tid, part))
-    assert st is not None
-    return st
 
 
 def fill(log: Log, batches: int, topic: str = "t") -> None:

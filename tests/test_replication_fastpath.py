@@ -26,25 +26,14 @@ from embedlog.net.common import Waker
 from embedlog.protocol import Ack, FetchRequest, FetchResponse
 from embedlog.protocol.errors import FrameError
 from embedlog.protocol.frames import FrameDecoder, encode_frame
-from embedlog.protocol.messages import decode
 from embedlog.replication import Follower, FollowerCore, FollowerProgress, Leader, LeaderCore
-from embedlog.storage import partition as plog
-from embedlog.storage import replica, schema
+from embedlog.storage import replica
 from procs import harness, pki, replcheck  # tests/procs/ (tests/ is on sys.path)
+from procs.harness import frames  # tests/procs/harness.py (tests/ is on sys.path)
+from procs.harness import partition_state as state
 
 Log = embedlog.Log
 SECRET = b"shared-secret-for-tests"
-
-
-def frames(data: bytes) -> list[Any]:
-    return [decode(p) for p in FrameDecoder().feed(data)]
-
-
-def state(log: Log, topic: str, part: int = 0) -> schema.PartitionState:
-    tid = log.describe_topic(topic).topic_id
-    st = log._store.read(lambda txn: plog.load_state(txn, log._store.dbs, tid, part))
-    assert st is not None
-    return st
 
 
 def send(log: Log, value: bytes, topic: str = "t") -> None:

@@ -32,6 +32,7 @@ from embedlog.replication import (
 from embedlog.storage import compaction, replica, schema
 from embedlog.storage import partition as plog
 from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
+from procs.harness import partition_state as state  # tests/procs/harness.py
 
 Log = embedlog.Log
 SECRET = "shared-secret-for-tests"
@@ -41,13 +42,6 @@ SECRET = "shared-secret-for-tests"
 def read(log: Log, fn: Any) -> Any:
     store = log._store
     return store.read(lambda txn: fn(txn, store.dbs))
-
-
-def state(log: Log, topic: str, part: int = 0) -> schema.PartitionState:
-    tid = log.describe_topic(topic).topic_id
-    st = read(log, lambda txn, dbs: plog.load_state(txn, dbs, tid, part))
-    assert st is not None
-    return st
 
 
 def raw_flag(log: Log) -> bytes | None:

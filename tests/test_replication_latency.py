@@ -17,25 +17,12 @@ import pytest
 import embedlog
 from embedlog import replication
 from embedlog.protocol import Ack, FetchRequest, FetchResponse
-from embedlog.protocol.frames import FrameDecoder
-from embedlog.protocol.messages import decode
 from embedlog.replication import FollowerCore, FollowerProgress, LeaderCore
-from embedlog.storage import partition as plog
-from embedlog.storage import replica, schema
+from embedlog.storage import replica
+from procs.harness import frames  # tests/procs/harness.py (tests/ is on sys.path)
+from procs.harness import partition_state as state  # tests/procs/harness.py
 
 Log = embedlog.Log
-
-
-def frames(data: bytes) -> list[Any]:
-    return [decode(p) for p in FrameDecoder().feed(data)]
-
-
-def state(log: Log, topic: str = "t", part: int = 0) -> schema.PartitionState:
-    store = log._store
-    tid = log.describe_topic(topic).topic_id
-    st = store.read(lambda txn: plog.load_state(txn, store.dbs, tid, part))
-    assert st is not None
-    return st
 
 
 def send(log: Log, value: bytes, topic: str = "t") -> None:

@@ -25,6 +25,9 @@ from typing import Any
 import embedlog
 from embedlog import TopicPartition, sendpath
 from embedlog import producer as producer_mod
+from embedlog.protocol.frames import FrameDecoder
+from embedlog.protocol.messages import decode as decode_message
+from embedlog.storage import partition as plog
 
 PROCS = Path(__file__).resolve().parent
 TIMEOUT = 60.0  # generous: a loaded 2-core CI machine must never hit it
@@ -344,3 +347,16 @@ def py_producer_class() -> type:
     build: every other method the same.  The reference the C send is compared with."""
     body = {k: v for k, v in vars(producer_mod.Producer).items() if k not in ("__dict__", "__weakref__")}
     return type("PyProducer", (sendpath._PySendBase,), body)
+
+
+def frames(data: bytes) -> list[Any]:
+    """The replication protocol messages in ``data`` (whole frames)."""
+    return [decode_message(p) for p in FrameDecoder().feed(data)]
+
+
+def partition_state(log: embedlog.Log, topic: str = "t", part: int = 0) -> Any:
+    """A partition's stored state (``schema.PartitionState``)."""
+    tid = log.describe_topic(topic).topic_id
+    st = log._store.read(lambda txn: plog.load_state(txn, log._store.dbs, tid, part))
+    assert st is not None
+    return st
