@@ -326,11 +326,7 @@ def test_a_new_follower_catches_up_applying_behind_its_connection(make_log: Any,
                                                                   tls: bool) -> None:
     la, lb = make_log("a"), make_log("b")
     la.create_topic("t", 2)
-    with la.producer() as p:  # ~3 MB in batches of ~30 kB: a dozen responses of max_bytes
-        for i in range(10_000):
-            p.send("t", b"%06d" % i + bytes(300), key=b"k%d" % (i % 7))
-            if i % 100 == 99:
-                p.flush()
+    harness.fill_for_catch_up(la)
     certs = pki.make_pki(tmp_path / "pki") if tls else None
     with Leader(la, secret=SECRET, ssl_context=certs and pki.server_context(certs)) as leader, \
             Follower(lb, leader.address, secret=SECRET, ssl_context=certs and pki.client_context(certs),

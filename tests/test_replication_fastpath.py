@@ -412,11 +412,7 @@ def test_a_follower_reads_the_next_response_while_it_applies_one(make_log: Any, 
                                                                   tmp_path: Path, tls: bool) -> None:
     la, lb = make_log("a"), make_log("b")
     la.create_topic("t", 2)
-    with la.producer() as p:  # ~3 MB in batches of ~30 kB: a dozen responses of max_bytes
-        for i in range(10_000):
-            p.send("t", b"%06d" % i + bytes(300), key=b"k%d" % (i % 7))
-            if i % 100 == 99:
-                p.flush()
+    harness.fill_for_catch_up(la)
     started: list[client.Prefetch] = []
     real_start, real_apply = client.Prefetch.start, FollowerCore._on_response
 

@@ -360,3 +360,13 @@ def partition_state(log: embedlog.Log, topic: str = "t", part: int = 0) -> Any:
     st = log._store.read(lambda txn: plog.load_state(txn, log._store.dbs, tid, part))
     assert st is not None
     return st
+
+
+def fill_for_catch_up(log: embedlog.Log, topic: str = "t") -> None:
+    """~3 MB in 10,000 keyed records, flushed every 100 (batches of ~30 kB): a dozen
+    responses of a follower fetching 256 KiB at a time."""
+    with log.producer() as p:
+        for i in range(10_000):
+            p.send(topic, b"%06d" % i + bytes(300), key=b"k%d" % (i % 7))
+            if i % 100 == 99:
+                p.flush()
