@@ -1,8 +1,12 @@
-"""Linger: a record buffered at wall-clock ms ``t`` is due at ``t + linger_ms``.  The
+"""When buffered records are written without a ``flush``.
+
+Linger: a record buffered at wall-clock ms ``t`` is due at ``t + linger_ms``.  The
 sender that finds buffered records due writes them itself; the linger thread writes
 only for a producer that stopped sending (from it, a write under a sender running in a
-loop waited at every LMDB call for the GIL, ~80 ms a write).  Both send paths (the C
-extension's and the pure-Python reference) and every way records are buffered."""
+loop waited at every LMDB call for the GIL, ~80 ms a write).  And a producer holding
+``buffer_records`` records, all partitions together, writes them at once (what bounds
+its memory).  Both send paths (the C extension's and the pure-Python reference) and
+every way records are buffered."""
 
 from __future__ import annotations
 
@@ -139,3 +143,26 @@ def test_the_linger_thread_writes_at_once_after_the_wall_clock_stepped_back(log:
                            timeout=10)
     finally:
         p.close()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("way", list(BUFFER))
+def test_buffer_records_bounds_all_partitions_together(tmp_path: Path, impl: str, way: str) -> None:
+    """Ten records spread over eight partitions reach ``buffer_records=10`` although no
+    partition holds ten: the producer writes them all."""
+    with embedlog.open(tmp_path / "log", durability="none", maintenance_interval_ms=None) as log:
+        log.create_topic("t", partitions=8)
+        p = _producer(log, impl, linger_ms=60_000, buffer_records=10)
+        try:
+            for i in range(8):
+                p.send("t", b"v", key=b"k%d" % i)  # (keys over the partitions)
+            p.send("t", b"v", key=b"k")  # (the key BUFFER's ways use: seen, so "fast" is the fast path)
+            assert len(p) == 9
+            assert p._pending == 9 * 7
+            assert max(len(acc) for acc in p._topics["t"].accs) < 10 * 7
+            BUFFER[way](p, b"10th")
+            assert len(p) == 0
+            assert p._pending == 0
+            assert _end(log) == 10
+        finally:
+            p.close()

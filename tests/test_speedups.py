@@ -205,7 +205,7 @@ def _run_both(calls: list[dict[str, Any]]) -> None:
                 results = [_outcome(p.send, call, d) for p, d in zip(producers, delivered)]
                 assert results[0] == results[1], call
                 assert _buffered(producers[0]) == _buffered(producers[1]), call
-                for field in ("_extras", "_last_headers", "_last_pair", "_last_name", "_idle"):
+                for field in ("_extras", "_last_headers", "_last_pair", "_last_name", "_idle", "_pending"):
                     assert getattr(producers[0], field) == getattr(producers[1], field), (field, call)
                 # (a due time is a wall-clock ms: the same state, not the same number)
                 assert (producers[0]._due_ms == sendpath._NO_DUE) == (producers[1]._due_ms == sendpath._NO_DUE), call

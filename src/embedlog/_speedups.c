@@ -33,6 +33,7 @@ typedef struct {
     PyObject *last_pair;     /* _last_pair: the last single header pair send checked */
     PyObject *last_name;     /* _last_name: its name */
     Py_ssize_t buffer_limit; /* _buffer_limit: buffer entries that trigger a write */
+    Py_ssize_t pending;      /* _pending: entries buffered, all partitions, since the last drain */
     long long due_ms;        /* _due_ms: wall ms by which the buffered records must be written (NO_DUE: none) */
     long long due_step;      /* _due_step: linger_ms in whole ms; -1: senders never write for linger */
     char extras;             /* _extras: some record carries headers or a callback */
@@ -429,7 +430,8 @@ sb_send(SendBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwna
             if (rc < 0)
                 goto done;
         }
-        if (PyList_GET_SIZE(acc) >= self->buffer_limit) {
+        self->pending += 7;
+        if (self->pending >= self->buffer_limit) {
             PyObject *r = call_method(self, s_write);
             if (r == NULL)
                 goto done;
@@ -485,6 +487,7 @@ static PyMemberDef sb_members[] = {
     {"_last_pair", T_OBJECT_EX, offsetof(SendBase, last_pair), 0, NULL},
     {"_last_name", T_OBJECT_EX, offsetof(SendBase, last_name), 0, NULL},
     {"_buffer_limit", T_PYSSIZET, offsetof(SendBase, buffer_limit), 0, NULL},
+    {"_pending", T_PYSSIZET, offsetof(SendBase, pending), 0, NULL},
     {"_due_ms", T_LONGLONG, offsetof(SendBase, due_ms), 0, NULL},
     {"_due_step", T_LONGLONG, offsetof(SendBase, due_step), 0, NULL},
     {"_extras", T_BOOL, offsetof(SendBase, extras), 0, NULL},

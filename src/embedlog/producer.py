@@ -38,6 +38,7 @@ from .sendpath import (
     _BYTES_OR_NONE,
     _INT,
     _NO_DUE,
+    _STRIDE,
     DeliveryCallback,
     SendBase,
     _as_set,
@@ -62,9 +63,6 @@ _new_latch = threading.Lock
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
 _KEY_CACHE = 100_000
-#: entries per record in a partition buffer: key, value, timestamp, key length, value length,
-#: headers (a validated tuple, or None), delivery callback (or None)
-_STRIDE = 7
 _MAX_TS = 2**63
 #: batch buffers a producer keeps for its next writes (``Producer._recycle``)
 _SPARE_BUFFERS = 2
@@ -88,7 +86,8 @@ class Producer(SendBase):
     """Writes records to a log's topics. Thread-safe; a context manager.
 
     Records become *visible* to consumers when their batch is written: at ``flush()``,
-    when ``linger_ms`` passes, or when ``buffer_records`` records wait for one partition.
+    when ``linger_ms`` passes, or when ``buffer_records`` records wait (all partitions
+    together: the bound on what a producer holds in memory, like Kafka's buffer.memory).
     Records that waited ``linger_ms`` are written by the next ``send`` (in its thread) or,
     once the app stops sending, by the producer's linger thread; a failed background
     write is raised by the next ``flush()``.  ``flush()`` returns once everything sent
@@ -149,6 +148,7 @@ class Producer(SendBase):
         self._transactional = _transactional
         # A transaction keeps everything until it commits: no linger, no early writes.
         self._buffer_limit = 1 << 62 if _transactional else _STRIDE * buffer_records
+        self._pending = 0  # buffer entries, all partitions, since the last drain
         # Linger: a record buffered at wall ms ``t`` is due at ``t + linger_ms``; the
         # sender that finds buffered records due writes them itself (``_linger_write``).
         # The linger thread only writes for a producer that stopped sending: writing from
@@ -227,7 +227,7 @@ class Producer(SendBase):
             self._extras = True
         acc = st.accs[partition]
         acc += (key, value, timestamp_ms, klen, vlen, headers, on_delivery)
-        self._buffered(acc)
+        self._buffered(_STRIDE)
 
     def _send_many(self, topic: str, partition: int, keys: list[bytes | None], values: list[bytes | None],
                    headers: list[Any] | None, timestamps: list[int | None] | None) -> None:
@@ -284,13 +284,15 @@ class Producer(SendBase):
             self._extras = True
         acc = st.accs[partition]
         acc += flat
-        self._buffered(acc)
+        self._buffered(len(flat))
 
-    def _buffered(self, acc: list[Any]) -> None:
-        """After records were added to the buffer ``acc`` (``send``'s general path and
-        ``_send_many``; the fast path does the same inline): write when the buffer is full
-        or the buffered records are due, and wake the linger thread if it sleeps."""
-        if len(acc) >= self._buffer_limit:
+    def _buffered(self, entries: int) -> None:
+        """After ``entries`` buffer entries (records x ``_STRIDE``) were added
+        (``send``'s general path and ``_send_many``; the fast path does the same inline):
+        write when the producer holds ``buffer_records`` records or the buffered records
+        are due, and wake the linger thread if it sleeps."""
+        self._pending += entries
+        if self._pending >= self._buffer_limit:
             self._write()
         if self._due_step >= 0:
             ms = _time_ns() // 1_000_000
@@ -455,6 +457,7 @@ class Producer(SendBase):
         out = []
         with self._lock:
             self._due_ms = _NO_DUE  # (what is buffered from now on is due linger_ms after it)
+            self._pending = 0
             for st in self._topics.values():
                 drained = False
                 for p in range(st.n):

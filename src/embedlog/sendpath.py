@@ -25,6 +25,9 @@ DeliveryCallback = Callable[[EmbedlogError | None, RecordMetadata | None], None]
 _time_ns = time.time_ns
 #: ``_due_ms`` while no record waits for a linger write (``_speedups.c``'s NO_DUE)
 _NO_DUE = 1 << 62
+#: entries per record in a partition buffer: key, value, timestamp, key length, value length,
+#: headers (a validated tuple, or None), delivery callback (or None)
+_STRIDE = 7
 
 
 class _TopicState:
@@ -161,6 +164,7 @@ class _PySendBase:
     _last_pair: object
     _last_name: object
     _buffer_limit: int
+    _pending: int
     _due_ms: int
     _due_step: int
     _extras: bool
@@ -245,7 +249,8 @@ class _PySendBase:
                     self._extras = True
                 ms = _time_ns() // 1_000_000
                 acc += (key, value, ms, klen, vlen, headers, on_delivery)
-                if len(acc) >= self._buffer_limit:
+                self._pending += _STRIDE
+                if self._pending >= self._buffer_limit:
                     self._write()
                 if self._due_step >= 0:  # linger: records buffered linger_ms ago are written by this sender
                     if self._due_ms == _NO_DUE:
