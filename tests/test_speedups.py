@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,12 @@ from hypothesis import strategies as st
 
 import embedlog
 from embedlog import _native, sendpath
+from embedlog import consumer as consumer_mod
 from embedlog import producer as producer_mod
 from embedlog.codec import batch
+from embedlog.model import NO_HEADERS, Message
 from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
+from strategies import Rec, batches
 
 PACKAGE = Path(embedlog.__file__).parent
 BUILT = any(PACKAGE.glob("_speedups*.so")) or any(PACKAGE.glob("_speedups*.pyd"))
@@ -40,6 +44,7 @@ def test_a_built_extension_is_the_one_in_use() -> None:
         pytest.skip("no compiled extension in the package (no C compiler at install time)")
     assert _native.speedups is not None
     assert producer_mod.Producer.__mro__[1] is _native.speedups.SendBase
+    assert consumer_mod._messages is _native.speedups.messages
 
 
 def test_pure_python_is_chosen_by_the_environment() -> None:
@@ -122,6 +127,59 @@ def test_take_all_moves_the_items_and_leaves_the_list_empty() -> None:
     assert out == before
     with pytest.raises(TypeError):
         _native.speedups.take_all((1, 2))
+
+
+# -- messages -------------------------------------------------------------------------------
+@needs_speedups
+@settings(max_examples=200, deadline=None)
+@given(recs=batches(max_size=30), data=st.data(), listed=st.booleans(), log_append=st.booleans())
+def test_messages_in_c_are_the_consumers_messages(recs: list[Rec], data: st.DataObject, listed: bool,
+                                                  log_append: bool) -> None:
+    """``_speedups.messages`` makes what the consumer's ``map``/``zip`` makes: equal
+    ``Message`` tuples, of that very class, appended after what ``out`` held."""
+    buf = batch.encode([r.key for r in recs], [r.value for r in recs], [r.timestamp for r in recs],
+                       [r.headers for r in recs])
+    base = data.draw(st.integers(0, 2**62), "base")
+    batch.stamp(buf, base, 5, 1)
+    b = batch.decode(buf)
+    n = len(recs)
+    i = data.draw(st.integers(0, n), "i")
+    j = data.draw(st.integers(i, n), "j")
+    offsets: Any = list(b.offsets) if listed else b.offsets  # (a compacted batch's offsets are a list)
+    ts_type = "LogAppendTime" if log_append else "CreateTime"
+    hdrs = b.headers[i:j] if b.headers is not None else repeat(NO_HEADERS, j - i)
+    expected = list(map(consumer_mod._new_message, zip(
+        repeat("t", j - i), repeat(3, j - i), offsets[i:j], b.keys[i:j], b.values[i:j], hdrs, b.timestamps[i:j],
+        repeat(ts_type, j - i), repeat(5, j - i))))
+    out: list[Any] = ["before"]
+    _native.speedups.messages(out, Message, "t", 3, offsets if listed else offsets.start, b.keys, b.values,
+                              b.headers, NO_HEADERS, b.timestamps, ts_type, 5, i, j)
+    assert out[0] == "before"
+    assert out[1:] == expected
+    assert all(type(m) is Message for m in out[1:])
+    if b.headers is None:
+        assert all(m.headers is NO_HEADERS for m in out[1:])
+
+
+@needs_speedups
+def test_messages_refuses_what_a_decoded_batch_never_holds() -> None:
+    make = _native.speedups.messages
+    cols = ([b"k"], [b"v"], None, NO_HEADERS, [7], "CreateTime", 0)
+    with pytest.raises(TypeError):
+        make((), Message, "t", 0, 0, *cols, 0, 1)  # out not a list
+    with pytest.raises(TypeError):
+        make([], dict, "t", 0, 0, *cols, 0, 1)  # not a tuple class
+    with pytest.raises(TypeError):
+        make([], Message, "t", 0, range(1), *cols, 0, 1)  # offsets neither int nor list
+    with pytest.raises(ValueError, match="unequal length or a bad range"):
+        make([], Message, "t", 0, 0, [b"k"], [b"v", b"w"], None, NO_HEADERS, [7], "CreateTime", 0, 0, 1)
+    with pytest.raises(ValueError, match="unequal length or a bad range"):
+        make([], Message, "t", 0, 0, *cols, 0, 2)
+    with pytest.raises(TypeError, match="14 arguments"):
+        make([], Message)
+    out: list[Any] = []
+    make(out, Message, "t", 0, 41, *cols, 0, 1)
+    assert out == [Message("t", 0, 41, b"k", b"v", NO_HEADERS, 7, "CreateTime", 0)]
 
 
 # -- send --------------------------------------------------------------------------------
@@ -278,10 +336,11 @@ def test_send_argument_errors_are_pythons(tmp_path: Path) -> None:
 
 
 def test_send_without_the_extension_in_a_subprocess(tmp_path: Path) -> None:
-    """The pure-Python producer end to end (what runs where nothing was compiled)."""
+    """The pure-Python producer and consumer end to end (what runs where nothing was compiled)."""
     code = f"""
-import embedlog, embedlog.producer as pm, embedlog.sendpath as sp
+import embedlog, embedlog.producer as pm, embedlog.sendpath as sp, embedlog.consumer as cm
 assert pm.Producer.__mro__[1] is sp._PySendBase
+assert cm._messages is None
 with embedlog.open({str(tmp_path / 'log')!r}) as log:
     log.create_topic("t", partitions=2)
     with log.producer() as p:

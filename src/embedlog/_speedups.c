@@ -1,4 +1,4 @@
-/* embedlog._speedups: the producer's per-record hot path in C (optional).
+/* embedlog._speedups: the per-record hot paths of producing and consuming, in C (optional).
  *
  * Two things are paid once per record when producing: ``Producer.send`` and laying the
  * record into its batch.  In Python they cost ~0.9 us and ~0.5 us a record on a 2-core
@@ -13,6 +13,8 @@
  * - ``encode_records``: one batch of record-batch format v1 (``codec/batch.py``) from a
  *   producer's flat record buffer, for records without headers or compression.  The CRC
  *   and the stamped fields are left zero: the caller fills them, as in ``codec.encode``.
+ * - ``messages``: a consumer's ``Message`` tuples for a run of a decoded batch's records,
+ *   one allocation each (the consumer's ``map``/``zip`` of ``tuple.__new__`` makes three).
  *
  * The pure-Python code stays the reference: tests compare the two (``tests/test_speedups.py``)
  * and ``EMBEDLOG_PURE_PYTHON=1`` makes embedlog ignore this module.
@@ -705,7 +707,90 @@ take_all(PyObject *module, PyObject *lst)
     return (PyObject *)dst;
 }
 
+/* messages(out, cls, topic, partition, offsets, keys, values, headers, no_headers, timestamps,
+ *          timestamp_type, leader_epoch, start, stop)
+ * Append to the list ``out`` one ``cls`` (a tuple subclass of 9 fields: consumer.Message) per
+ * record ``start..stop-1`` of a decoded batch: what the consumer's
+ * ``map(partial(tuple.__new__, Message), zip(...))`` makes, one allocation a record instead of
+ * three.  ``offsets``: the dense base offset (an int) or a list; ``headers``: a list, or None
+ * for ``no_headers`` in every record; ``keys``, ``values``, ``timestamps``: lists. */
+static PyObject *
+messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 14) {
+        PyErr_SetString(PyExc_TypeError, "messages takes 14 arguments");
+        return NULL;
+    }
+    PyObject *out = args[0], *cls = args[1], *topic = args[2], *part = args[3], *offsets = args[4];
+    PyObject *keys = args[5], *values = args[6], *headers = args[7], *no_headers = args[8];
+    PyObject *timestamps = args[9], *ts_type = args[10], *epoch = args[11];
+    if (!PyList_CheckExact(out) || !PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type)
+            || !PyList_CheckExact(keys) || !PyList_CheckExact(values) || !PyList_CheckExact(timestamps)
+            || (headers != Py_None && !PyList_CheckExact(headers))
+            || (!PyLong_CheckExact(offsets) && !PyList_CheckExact(offsets))) {
+        PyErr_SetString(PyExc_TypeError, "messages: bad argument types");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[12]), stop = PyLong_AsSsize_t(args[13]);
+    if ((start == -1 || stop == -1) && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    if (start < 0 || stop > n || start > stop || PyList_GET_SIZE(values) != n || PyList_GET_SIZE(timestamps) != n
+            || (headers != Py_None && PyList_GET_SIZE(headers) != n)
+            || (PyList_CheckExact(offsets) && PyList_GET_SIZE(offsets) != n)) {
+        PyErr_SetString(PyExc_ValueError, "messages: columns of unequal length or a bad range");
+        return NULL;
+    }
+    long long base = 0;
+    if (PyLong_CheckExact(offsets)) {
+        base = PyLong_AsLongLong(offsets);
+        if (base == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    PyTypeObject *tp = (PyTypeObject *)cls;
+    for (Py_ssize_t k = start; k < stop; k++) {
+        PyObject *offset = PyList_CheckExact(offsets) ? Py_NewRef(PyList_GET_ITEM(offsets, k))
+                                                      : PyLong_FromLongLong(base + k);
+        if (offset == NULL)
+            return NULL;
+        PyObject *msg = tp->tp_alloc(tp, 9);
+        if (msg == NULL) {
+            Py_DECREF(offset);
+            return NULL;
+        }
+        if (PyList_GET_SIZE(keys) != n || PyList_GET_SIZE(values) != n || PyList_GET_SIZE(timestamps) != n
+                || (headers != Py_None && PyList_GET_SIZE(headers) != n)
+                || (PyList_CheckExact(offsets) && PyList_GET_SIZE(offsets) != n)) {
+            /* (the allocation may run a collection, and a finalizer Python code that changed them) */
+            Py_DECREF(offset);
+            Py_DECREF(msg);
+            PyErr_SetString(PyExc_RuntimeError, "messages: a column changed while messages were made");
+            return NULL;
+        }
+        PyTuple_SET_ITEM(msg, 0, Py_NewRef(topic));
+        PyTuple_SET_ITEM(msg, 1, Py_NewRef(part));
+        PyTuple_SET_ITEM(msg, 2, offset);
+        PyTuple_SET_ITEM(msg, 3, Py_NewRef(PyList_GET_ITEM(keys, k)));
+        PyTuple_SET_ITEM(msg, 4, Py_NewRef(PyList_GET_ITEM(values, k)));
+        PyTuple_SET_ITEM(msg, 5, Py_NewRef(headers == Py_None ? no_headers : PyList_GET_ITEM(headers, k)));
+        PyTuple_SET_ITEM(msg, 6, Py_NewRef(PyList_GET_ITEM(timestamps, k)));
+        PyTuple_SET_ITEM(msg, 7, Py_NewRef(ts_type));
+        PyTuple_SET_ITEM(msg, 8, Py_NewRef(epoch));
+        int rc = PyList_Append(out, msg);
+        Py_DECREF(msg);
+        if (rc < 0)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"messages", (PyCFunction)(void (*)(void))messages, METH_FASTCALL,
+     "messages(out, cls, topic, partition, offsets, keys, values, headers, no_headers, timestamps, "
+     "timestamp_type, leader_epoch, start, stop)\n--\n\n"
+     "Append one ``cls`` (a 9-field tuple subclass: a consumed Message) per record ``start..stop-1`` of a\n"
+     "decoded batch to ``out``.  ``offsets``: the dense base offset or a list; ``headers``: a list, or\n"
+     "None for ``no_headers`` in every record."},
     {"take_all", (PyCFunction)take_all, METH_O,
      "take_all(lst)\n--\n\nA new list of ``lst``'s items, ``lst`` left empty (atomic, O(1))."},
     {"encode_records", (PyCFunction)(void (*)(void))encode_records, METH_FASTCALL,
