@@ -286,16 +286,18 @@ class Producer(SendBase):
         acc += flat
         self._buffered(len(flat))
 
-    def _buffered(self, entries: int) -> None:
-        """After ``entries`` buffer entries (records x ``_STRIDE``) were added
-        (``send``'s general path and ``_send_many``; the fast path does the same inline):
+    def _buffered(self, entries: int, ms: int | None = None) -> None:
+        """After ``entries`` buffer entries (records x ``_STRIDE``) were added (every
+        ``send`` path of Python, and ``_send_many``; the C send does the same inline):
         write when the producer holds ``buffer_records`` records or the buffered records
-        are due, and wake the linger thread if it sleeps."""
+        are due, and wake the linger thread if it sleeps.  ``ms``: the wall-clock ms
+        now, if the caller has it."""
         self._pending += entries
         if self._pending >= self._buffer_limit:
             self._write()
         if self._due_step >= 0:
-            ms = _time_ns() // 1_000_000
+            if ms is None:
+                ms = _time_ns() // 1_000_000
             if self._due_ms == _NO_DUE:
                 self._due_ms = ms + self._due_step
             elif ms >= self._due_ms:

@@ -176,6 +176,7 @@ class _PySendBase:
         def _write(self, extra: Callable[[Any], None] | None = None, mark: list[int] | None = None) -> bool: ...
         def _start_linger(self) -> None: ...
         def _linger_write(self) -> bool: ...
+        def _buffered(self, entries: int, ms: int | None = None) -> None: ...
 
     def send(self, topic: str, value: Any = None, key: Any = None,
              headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None,
@@ -249,17 +250,7 @@ class _PySendBase:
                     self._extras = True
                 ms = _time_ns() // 1_000_000
                 acc += (key, value, ms, klen, vlen, headers, on_delivery)
-                self._pending += _STRIDE
-                if self._pending >= self._buffer_limit:
-                    self._write()
-                if self._due_step >= 0:  # linger: records buffered linger_ms ago are written by this sender
-                    if self._due_ms == _NO_DUE:
-                        self._due_ms = ms + self._due_step
-                    elif ms >= self._due_ms:
-                        self._linger_write()
-                if self._idle:
-                    self._idle = False
-                    self._start_linger()
+                self._buffered(_STRIDE, ms)  # (the C send does the same inline)
                 return
             headers = given
         self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
