@@ -83,7 +83,7 @@ def fill(log: embedlog.Log, topic: str, n: int, *, partitions: int = 1, per_flus
          config: dict[str, object] | None = None, key: Callable[[int], bytes | None] | None = None) -> None:
     """Create ``topic`` and write ``n`` records, ``per_flush`` records a batch."""
     log.create_topic(topic, partitions=partitions, config=config)
-    with log.producer() as p:
+    with log.producer(linger_ms=600_000) as p:  # batches end at flushes only, however slow the machine
         for i in range(n):
             p.send(topic, f"v{i}".encode(), key=None if key is None else key(i), partition=i % partitions)
             if (i + 1) % per_flush == 0:
@@ -214,7 +214,7 @@ def test_topics_create_describe_alter_delete(cli: Run, log: embedlog.Log) -> Non
     assert code == 0
     assert json.loads(out)["created"] is False
 
-    with log.producer() as p:
+    with log.producer(linger_ms=600_000) as p:  # one batch, however slow the machine
         for i in range(5):
             p.send("orders", b"x", key=f"k{i}".encode(), partition=1)
     code, out, _ = cli("topics", "describe", "orders")
@@ -666,7 +666,7 @@ def test_verify_finds_structural_damage(log: embedlog.Log) -> None:
 # -- dump ------------------------------------------------------------------------------------------
 def test_dump_batches_and_records(cli: Run, log: embedlog.Log) -> None:
     log.create_topic("t", partitions=2)
-    with log.producer() as p:
+    with log.producer(linger_ms=600_000) as p:  # one batch, however slow the machine
         for i in range(3):
             p.send("t", f"v{i}".encode(), key=b"k", partition=1, timestamp_ms=100 + i)
         p.flush()

@@ -282,7 +282,7 @@ def test_offsets_dense_from_zero_per_partition(log: embedlog.Log) -> None:
 def ten(log: embedlog.Log) -> TopicPartition:
     """Topic "t" with one partition holding offsets 0..9 (timestamps 1000, 1100, ...) in 3 batches."""
     log.create_topic("t")
-    with log.producer() as p:
+    with log.producer(linger_ms=600_000) as p:  # batches end at flushes only, however slow the machine
         for i in range(10):
             p.send("t", b"v%d" % i, timestamp_ms=1000 + 100 * i)
             if i in (3, 6):

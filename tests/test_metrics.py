@@ -45,7 +45,7 @@ TP = TopicPartition
 
 def produce(log: embedlog.Log, topic: str, counts: dict[int, int], size: int = 10) -> None:
     """Write ``counts[p]`` records of ``size`` bytes to each partition ``p``, one flush."""
-    with log.producer() as p:
+    with log.producer(linger_ms=600_000) as p:  # one batch a partition, however slow the machine
         for part, n in counts.items():
             for i in range(n):
                 p.send(topic, (b"%d:" % i).ljust(size, b"x"), partition=part)

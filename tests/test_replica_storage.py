@@ -410,7 +410,7 @@ TestReplicaLog = ReplicaLogMachine.TestCase
 def test_truncate_inside_a_batch_removes_the_whole_batch(make_log: Callable[..., Log]) -> None:
     leader, follower = make_log("a"), make_log("b")
     leader.create_topic("t")
-    with leader.producer() as p:
+    with leader.producer(linger_ms=600_000) as p:  # batches end at flushes only
         for n in (3, 4, 2):
             for i in range(n):
                 p.send("t", b"%d" % i)

@@ -120,7 +120,7 @@ def test_cut_link_acks_all_waits_for_the_follower_which_reconnects_with_backoff(
 @pytest.mark.parametrize("link", [{"min_insync": 2, "lag_ms": 600}], indirect=True)
 def test_black_hole_raises_typed_errors_then_the_follower_rejoins(link: Link) -> None:
     ledger = replcheck.Ledger()
-    p = link.la.producer(acks="all", delivery_timeout_ms=1000)
+    p = link.la.producer(acks="all", delivery_timeout_ms=1000, linger_ms=600_000)  # written at flushes only
     _send(p, ledger, 20)
     assert ledger.flush(p) is None
 

@@ -321,7 +321,7 @@ def test_each_fast_path_decision_matches(second: dict[str, Any]) -> None:
 def test_send_argument_errors_are_pythons(tmp_path: Path) -> None:
     with embedlog.open(tmp_path / "log", durability="none") as log:
         log.create_topic("t")
-        with log.producer() as p:
+        with log.producer(linger_ms=600_000) as p:  # both records stay buffered
             p.send(topic="t", value=b"v", key=b"k")
             p.send("t", b"v", b"k", None, None, None, None)
             with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
