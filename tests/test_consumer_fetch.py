@@ -65,7 +65,7 @@ def _set_high_watermark(log: embedlog.Log, topic: str, part: int, hw: int) -> No
 
 def _write_batches(log: embedlog.Log, topic: str, sizes: list[int]) -> None:
     """One batch per entry of ``sizes`` (that many records) in partition 0."""
-    with log.producer() as p:
+    with log.producer(linger_ms=600_000) as p:  # batches end at flushes only
         n = 0
         for size in sizes:
             for _ in range(size):
@@ -182,6 +182,7 @@ def test_fetch_stops_before_the_visibility_limit_and_never_past_it(tmp_path: Pat
         store = log._store
         with store.env.read() as txn:
             def bases(offset: int, end: int | None, **kw: int) -> list[int]:
+                kw.setdefault("max_records", 1 << 30)
                 return [b.info.base_offset for b in plog.fetch(txn, store.dbs, "t", tid, 0, offset,
                                                                end_offset=end, **kw)]
 
@@ -195,14 +196,37 @@ def test_fetch_stops_before_the_visibility_limit_and_never_past_it(tmp_path: Pat
             assert bases(5, 14) == [4, 8, 9]
             assert bases(9, 9) == []
             assert bases(14, None) == []
-            assert bases(2, 14, max_batches=2) == [0, 3]
+            # max_records counts the records at or after the offset asked for
+            assert bases(2, 14, max_records=1) == [0]
+            assert bases(2, 14, max_records=2) == [0, 3]
+            assert bases(0, 14, max_records=4) == [0, 3]
+            assert bases(0, 14, max_records=5) == [0, 3, 4]
+            assert bases(0, 14, max_records=8) == [0, 3, 4]
+            assert bases(0, 14, max_records=9) == [0, 3, 4, 8]
+            assert bases(0, 14) == [0, 3, 4, 8, 9]
+            assert bases(0, 14, max_records=1, max_bytes=1 << 30) == [0]
+            assert bases(0, 14, max_bytes=1) == [0]  # at least one batch, however small the limit
+            assert bases(0, 9, max_records=1 << 30) == [0, 3, 4, 8]
+
+
+def test_a_poll_of_many_records_reads_a_log_of_one_record_batches_in_one_fetch(tmp_path: Path) -> None:
+    """A log written a flush a record (one-record batches) fills a poll as one of big
+    batches does: ``max_records`` bounds a fetch, not a count of batches."""
+    with embedlog.open(tmp_path / "log", durability="none") as log:
+        log.create_topic("t", partitions=1)
+        _write_batches(log, "t", [1] * 300)
+        with log.consumer(["t"], auto_offset_reset="earliest") as c:
+            assert [m.offset for m in c.poll(0, max_records=1)] == [0]
+            assert [m.offset for m in c.poll(0, max_records=250)] == list(range(1, 251))
+            assert [m.offset for m in c.poll(0, max_records=250)] == list(range(251, 300))
+            assert c.poll(0) == []
 
 
 def test_fetch_reads_across_a_gap_and_from_inside_a_batch(tmp_path: Path) -> None:
     with embedlog.open(tmp_path / "log", durability="none") as log:
         log.create_topic("t", partitions=2)
         _write_batches(log, "t", [3, 1, 4, 1, 5])  # batches at 0, 3, 4, 8, 9; end 14
-        with log.producer() as p:  # partition 1's keys follow partition 0's in the database
+        with log.producer(linger_ms=600_000) as p:  # partition 1's keys follow partition 0's in the database
             p.send("t", b"other", partition=1)
         keys = _batch_keys(log, "t", 0)
         dbs = log._store.dbs
@@ -211,7 +235,8 @@ def test_fetch_reads_across_a_gap_and_from_inside_a_batch(tmp_path: Path) -> Non
         tid = log.describe_topic("t").topic_id
         with log._store.env.read() as txn:
             def bases(offset: int, end: int | None = None) -> list[int]:
-                return [b.info.base_offset for b in plog.fetch(txn, dbs, "t", tid, 0, offset, end_offset=end)]
+                return [b.info.base_offset for b in plog.fetch(txn, dbs, "t", tid, 0, offset, end_offset=end,
+                                                               max_records=1 << 30)]
 
             assert bases(0) == [0, 4, 9]
             assert bases(1) == [0, 4, 9]
@@ -247,9 +272,15 @@ def test_poll_raises_on_a_damaged_batch_of_one_or_many_records(tmp_path: Path, r
         _write_batches(log, "t", [2, records])
         key = _batch_keys(log, "t", 0)[1]
         _flip(log, key, 30 if where == "header" else -1)  # record_count / the last value byte
-        with log.consumer(["t"], auto_offset_reset="earliest", max_poll_records=1) as c:
+        with log.consumer(["t"], auto_offset_reset="earliest") as c:
+            # the records before the damage are returned; the poll that reaches it raises
+            assert [m.offset for m in c.poll(0, max_records=1000)] == [0, 1]
             with pytest.raises(CorruptRecordError, match=r"t\[0\] at offset 2"):
-                c.poll(0)  # (the fetch reading batch 0 reads batch 2 with it)
+                c.poll(0, max_records=1000)
+            with pytest.raises(CorruptRecordError, match=r"t\[0\] at offset 2"):
+                c.poll(0, max_records=1000)  # and again: the position stays before it
+            c.seek(TopicPartition("t", 0), 0)
+            assert [m.offset for m in c.poll(0, max_records=1)] == [0]
             c.seek(TopicPartition("t", 0), 2)
             with pytest.raises(CorruptRecordError, match=r"t\[0\] at offset 2"):
                 c.poll(0)

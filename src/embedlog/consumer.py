@@ -412,7 +412,7 @@ class Consumer:
         return set(self._paused)
 
     # -- fetching -----------------------------------------------------------------------
-    def _fill(self, txn: lmdb.Transaction, tp: TopicPartition) -> None:
+    def _fill(self, txn: lmdb.Transaction, tp: TopicPartition, want: int) -> None:
         r = self._resolve(txn, tp)
         if r is None:
             return
@@ -421,7 +421,7 @@ class Consumer:
         if pos >= limit:
             return
         batches = plog.fetch(txn, self._store.dbs, tp.topic, self._ids[tp][0], tp.partition, pos,
-                             max_bytes=self._fetch_max_bytes, end_offset=limit)
+                             max_bytes=self._fetch_max_bytes, max_records=want, end_offset=limit)
         if not batches:  # below the end, yet nothing stored from here on (the last batch is never removed)
             raise CorruptRecordError(
                 f"{tp.topic}[{tp.partition}] ends at offset {st.end_offset} but no batch is stored at or after "
@@ -498,7 +498,7 @@ class Consumer:
             if missing:
                 with self._store.env.read() as txn:
                     for tp in missing:
-                        self._fill(txn, tp)
+                        self._fill(txn, tp, limit)
             if not self._buffers:
                 return out
             for tp in active:

@@ -6,6 +6,7 @@ and decode what they return before it ends (no memoryview escapes).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Any
 
@@ -178,12 +179,16 @@ def _seek(txn: lmdb.Transaction, db: Any, prefix: bytes, tid: int, part: int,
 
 
 def fetch(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, tid: int, part: int,
-          offset: int, *, max_bytes: int = 1 << 20, max_batches: int = 8,
+          offset: int, *, max_bytes: int = 1 << 20, max_records: int = 1,
           end_offset: int | None = None) -> list[codec.DecodedBatch]:
     """Decode the batches from the one holding ``offset`` onward (at least one if any).
 
-    Stops after ``max_bytes`` of stored batches or ``max_batches``, and before any batch
-    at or beyond ``end_offset`` (the visibility limit, e.g. the high watermark).
+    Stops once the batches hold ``max_records`` records at or after ``offset`` or
+    ``max_bytes`` of stored batches, and before any batch at or beyond ``end_offset``
+    (the visibility limit, e.g. the high watermark).  A log of small batches (a flush a
+    record) thus fills a poll as one of big batches does, as Kafka's fetch, bounded by
+    bytes, not batches, does.  A damaged batch raises ``CorruptRecordError`` when it is
+    the first; after others, the fetch stops before it (the next one starts there).
 
     Each batch is looked up by the key its predecessor's end gives (a cursor only
     where that misses: ``offset`` inside a batch, or a gap left by compaction): one
@@ -207,14 +212,22 @@ def fetch(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, tid: int, p
             break
         try:
             decoded = codec.decode(value)
+            if decoded.info.base_offset != base:
+                raise codec.CorruptBatchError("batch offset does not match its key")
         except codec.CorruptBatchError as exc:
+            if out:  # the batches before it are returned; the fetch that starts at it raises
+                break
             raise _corrupt(topic, part, base, exc) from None
         info = decoded.info
-        if info.base_offset != base:
-            raise _corrupt(topic, part, base, ValueError("batch offset does not match its key"))
         out.append(decoded)
         total += info.size
-        if total >= max_bytes or len(out) >= max_batches:
+        if len(out) == 1:  # the first batch: only its records at or after ``offset`` count
+            offsets = decoded.offsets
+            records = len(offsets) - (max(0, offset - offsets.start) if offsets.__class__ is range
+                                      else bisect_left(offsets, offset))
+        else:
+            records += len(decoded.offsets)
+        if total >= max_bytes or records >= max_records:
             break
         base += info.last_offset_delta + 1
         if end_offset is not None and base >= end_offset:
