@@ -182,6 +182,97 @@ def test_messages_refuses_what_a_decoded_batch_never_holds() -> None:
     assert out == [Message("t", 0, 41, b"k", b"v", NO_HEADERS, 7, "CreateTime", 0)]
 
 
+# -- decode_one --------------------------------------------------------------------------
+def _python_decode(buf: Any) -> Any:
+    """``batch.decode`` without the extension's one-record decoder: the reference."""
+    saved = batch._decode_one_c
+    batch._decode_one_c = None
+    try:
+        return batch.decode(buf)
+    finally:
+        batch._decode_one_c = saved
+
+
+def _one(key: bytes | None, value: bytes | None, ts: int, base: int, epoch: int, seq: int,
+         log_append: bool, transactional: bool) -> bytes:
+    buf = batch.encode_one(key, value, ts, transactional=transactional)
+    batch.stamp(buf, base, epoch, seq)
+    if log_append:
+        batch.restamp_log_append_time(buf, ts + 7)
+    return bytes(buf)
+
+
+ONE = st.builds(_one, maybe_bytes | st.binary(min_size=4000, max_size=4100), maybe_bytes,
+                st.integers(0, 2**62), st.integers(0, 2**62), st.integers(0, 2**31 - 1), st.integers(0, 2**62),
+                st.booleans(), st.booleans())
+
+
+@needs_speedups
+@settings(max_examples=300, deadline=None)
+@given(ONE)
+def test_decode_one_in_c_decodes_as_python_does(buf: bytes) -> None:
+    """One-record batches of any key, value (None, empty, past the 4 KiB the C path takes),
+    timestamp type and stamp: the C decoder gives what the Python one gives, as the same
+    named tuples, or None (too large) and leaves it to Python."""
+    c = _native.speedups.decode_one(buf, batch.BatchInfo, batch.DecodedBatch)
+    expected = _python_decode(buf)
+    if len(buf) > 4096:
+        assert c is None
+    else:
+        assert c == expected
+        assert type(c) is batch.DecodedBatch
+        assert type(c.info) is batch.BatchInfo
+        assert type(c.offsets) is range
+        assert c.headers is None
+    assert batch.decode(buf) == expected  # (through decode, which uses it where built)
+
+
+@needs_speedups
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ONE, st.data())
+def test_decode_one_in_c_never_decodes_a_damaged_batch(buf: bytes, data: st.DataObject) -> None:
+    """A flipped byte, a cut or a longer buffer: the C decoder returns None (Python then
+    raises ``CorruptBatchError``) or, where the damage is outside what the CRC covers
+    (the stamped base offset, epoch, commit sequence), exactly what Python decodes."""
+    damaged = bytearray(buf)
+    how = data.draw(st.sampled_from(["flip", "cut", "grow"]), "how")
+    if how == "flip":
+        at = data.draw(st.integers(0, len(damaged) - 1), "at")
+        damaged[at] ^= 1 << data.draw(st.integers(0, 7), "bit")
+    elif how == "cut":
+        del damaged[data.draw(st.integers(0, len(damaged) - 1), "keep"):]
+    else:
+        damaged += b"\x00"
+    c = _native.speedups.decode_one(bytes(damaged), batch.BatchInfo, batch.DecodedBatch)
+    try:
+        expected = _python_decode(bytes(damaged))
+    except batch.CorruptBatchError:
+        assert c is None
+        return
+    assert c is None or c == expected
+
+
+@needs_speedups
+def test_decode_one_takes_only_plain_one_record_batches_and_refuses_bad_arguments() -> None:
+    one = _native.speedups.decode_one
+    two = bytes(batch.encode([b"a", b"b"], [b"1", b"2"], [1, 2]))
+    assert one(two, batch.BatchInfo, batch.DecodedBatch) is None  # two records
+    zstd = bytes(batch.encode([b"a"], [b"1" * 100], [1], compression=batch.COMPRESSION_ZSTD))
+    assert one(zstd, batch.BatchInfo, batch.DecodedBatch) is None  # compressed
+    with_headers = bytes(batch.encode([b"a"], [b"1"], [1], [[("h", b"v")]]))
+    assert one(with_headers, batch.BatchInfo, batch.DecodedBatch) is None  # headers
+    assert one(b"", batch.BatchInfo, batch.DecodedBatch) is None
+    good = _one(b"k", b"v", 1, 0, 0, 0, False, False)
+    assert one(memoryview(good), batch.BatchInfo, batch.DecodedBatch) == _python_decode(good)
+    assert one(bytearray(good), batch.BatchInfo, batch.DecodedBatch) == _python_decode(good)
+    with pytest.raises(TypeError):
+        one("not bytes", batch.BatchInfo, batch.DecodedBatch)
+    with pytest.raises(TypeError, match="tuple subclasses"):
+        one(good, dict, batch.DecodedBatch)
+    with pytest.raises(TypeError, match="3 arguments"):
+        one(good)
+
+
 # -- send --------------------------------------------------------------------------------
 _py_producer_class = harness.py_producer_class
 

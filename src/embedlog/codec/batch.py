@@ -710,6 +710,9 @@ def _decode_headers(blob: bytes, lens: array[int]) -> list[list[tuple[str, bytes
 
 
 _PLAIN_MASK = ATTR_COMPRESSION_MASK | ATTR_SPARSE | ATTR_HEADERS
+#: the extension's decoder of small one-record batches (``_speedups.decode_one``; it reads
+#: the header's integers in the host's order: little-endian hosts only, as the format is)
+_decode_one_c = getattr(_native.speedups, "decode_one", None) if _LITTLE else None
 
 
 def _decode_one(buf: Any, info: BatchInfo) -> DecodedBatch | None:
@@ -734,6 +737,10 @@ def _decode_one(buf: Any, info: BatchInfo) -> DecodedBatch | None:
 
 def decode(buf: Any) -> DecodedBatch:
     """Verify and decode a whole batch into columns."""
+    if _decode_one_c is not None:  # a small one-record batch in one C call (None: not one, or damaged)
+        one = _decode_one_c(buf, BatchInfo, DecodedBatch)
+        if one is not None:
+            return one  # type: ignore[no-any-return]
     info = verify(buf)
     attributes = info.attributes
     count = info.record_count
