@@ -353,6 +353,7 @@ ERROR_BUILTINS: dict[str, type[BaseException] | None] = {
     "RecordTooLargeError": ValueError,
     "InvalidRecordError": ValueError,
     "SerializationError": TypeError,
+    "DeserializationError": TypeError,
     "OffsetOutOfRangeError": LookupError,
     "NotAssignedError": LookupError,
     "InvalidOffsetError": ValueError,

@@ -15,6 +15,7 @@ import pytest
 import embedlog
 from embedlog import TopicPartition
 from embedlog.consumer import _GcPause
+from embedlog.errors import DeserializationError
 
 
 @pytest.fixture(autouse=True)
@@ -144,11 +145,11 @@ def test_a_failing_deserializer_ends_the_pause(log: embedlog.Log) -> None:
         raise ValueError("bad record")
 
     with log.consumer("t", auto_offset_reset="earliest", value_deserializer=de) as c:
-        with pytest.raises(ValueError, match="bad record"):
+        with pytest.raises(DeserializationError, match="ValueError: bad record"):
             c.poll(timeout=5)
         assert gc.isenabled()
         c.seek(TopicPartition("t", 0), 0)
-        with pytest.raises(ValueError, match="bad record"):
+        with pytest.raises(DeserializationError, match="ValueError: bad record"):
             c.poll(timeout=5)
     assert gc.isenabled()
 

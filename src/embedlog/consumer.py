@@ -27,6 +27,7 @@ from .errors import (
     ClosedError,
     ConfigError,
     CorruptRecordError,
+    DeserializationError,
     EmbedlogError,
     InvalidOffsetError,
     NotAssignedError,
@@ -438,14 +439,22 @@ class Consumer:
     def _visible_end(self, st: PartitionState) -> int:
         return st.high_watermark
 
-    def _take(self, tp: TopicPartition, buf: _Buffer, limit: int, out: list[Message]) -> None:
+    def _take(self, tp: TopicPartition, buf: _Buffer, limit: int, out: list[Message]) -> bool:
+        """Move up to ``limit - len(out)`` records of ``buf`` into ``out`` as Messages and
+        advance the position past them; return False if a deserializer failed (the records
+        before that one are taken; if there were none in ``out``, ``DeserializationError``)."""
         topic, part = tp
         ts_type = "LogAppendTime" if self._ids[tp][1] else "CreateTime"
         key_de = self._key_de
         value_de = self._value_de
-        while buf.batches and len(out) < limit:
-            b = buf.batches[0]
-            i = buf.i
+        batches = buf.batches
+        nb = len(batches)
+        k = 0  # batches taken whole
+        i = buf.i
+        position = -1
+        ok = True
+        while k < nb and len(out) < limit:
+            b = batches[k]
             count = len(b.keys)
             j = min(count, i + limit - len(out))
             n = j - i
@@ -460,21 +469,67 @@ class Consumer:
             elif n > 0:
                 keys = b.keys[i:j]
                 values = b.values[i:j]
-                if key_de is not None:
-                    keys = [None if k is None else key_de(k) for k in keys]
-                if value_de is not None:
-                    values = [None if v is None else value_de(v) for v in values]
+                try:
+                    if key_de is not None:
+                        keys = [None if k_ is None else key_de(k_) for k_ in keys]
+                    if value_de is not None:
+                        values = [None if v is None else value_de(v) for v in values]
+                except Exception:  # noqa: BLE001 - the application's code: whatever it raises
+                    bad, keys, values, exc = self._deserialize_until_failure(b, i, j)
+                    if exc is not None:
+                        if bad == i and not out:
+                            raise DeserializationError(
+                                f"the deserializer raised {type(exc).__name__}: {exc} for the record at "
+                                f"{topic}[{part}] offset {b.offsets[bad]}; the position stays there: fix the "
+                                "deserializer, or seek past the record to skip it",
+                                topic=topic, partition=part, offset=b.offsets[bad]) from exc
+                        j = bad  # the records before it now; the next poll raises for it
+                        n = j - i
+                        ok = False
                 hdrs = b.headers[i:j] if b.headers is not None else repeat(NO_HEADERS, n)
                 out.extend(map(_new_message, zip(
                     repeat(topic, n), repeat(part, n), b.offsets[i:j], keys, values, hdrs,
                     b.timestamps[i:j], repeat(ts_type, n), repeat(b.info.leader_epoch, n))))
+                if not ok:
+                    position = b.offsets[j]  # the failing record's
+                    i = j
+                    break
             if j >= count:
-                buf.batches.pop(0)
-                buf.i = 0
-                self._positions[tp] = b.info.next_offset
+                k += 1
+                i = 0
+                info = b.info
+                position = info.base_offset + info.last_offset_delta + 1
             else:
-                buf.i = j
-                self._positions[tp] = b.offsets[j]
+                i = j
+                position = b.offsets[j]
+        if k:
+            del batches[:k]
+        buf.i = i
+        if position >= 0:
+            self._positions[tp] = position
+        return ok
+
+    def _deserialize_until_failure(self, b: DecodedBatch, i: int, j: int,
+                                   ) -> tuple[int, list[Any], list[Any], Exception | None]:
+        """Deserialize records ``i..j-1`` of ``b`` one at a time: (index of the first that
+        fails, or ``j``; the keys and values before it; what it raised, or None)."""
+        key_de = self._key_de
+        value_de = self._value_de
+        keys: list[Any] = []
+        values: list[Any] = []
+        for r in range(i, j):
+            try:
+                key = b.keys[r]
+                value = b.values[r]
+                if key_de is not None and key is not None:
+                    key = key_de(key)
+                if value_de is not None and value is not None:
+                    value = value_de(value)
+            except Exception as exc:  # noqa: BLE001 - the application's code
+                return r, keys, values, exc
+            keys.append(key)
+            values.append(value)
+        return j, keys, values, None
 
     def _collect(self, limit: int) -> list[Message]:
         active = self._assignment
@@ -505,10 +560,10 @@ class Consumer:
                 buf = self._buffers.get(tp)
                 if buf is None:
                     continue
-                self._take(tp, buf, limit, out)
+                ok = self._take(tp, buf, limit, out)
                 if not buf.batches:
                     del self._buffers[tp]
-                if len(out) >= limit:
+                if len(out) >= limit or not ok:
                     break
             if out:  # (inside the pause: any allocation after it would start the collection)
                 self._counters.consumed(len(out))

@@ -23,6 +23,7 @@ __all__ = [
     "ClosedError",
     "ConfigError",
     "CorruptRecordError",
+    "DeserializationError",
     "DiskFullError",
     "EmbedlogError",
     "ForkError",
@@ -111,6 +112,21 @@ class InvalidRecordError(EmbedlogError, ValueError):
 
 class SerializationError(EmbedlogError, TypeError):
     """A key or value that is not bytes and no serializer was given."""
+
+
+class DeserializationError(SerializationError):
+    """A consumer's ``key_deserializer`` or ``value_deserializer`` raised for a record
+    (Kafka's ``RecordDeserializationException``).  ``topic``, ``partition`` and ``offset``
+    name the record; the original exception is ``__cause__``.  The records before it were
+    returned by earlier polls and the consumer's position stays at it: every poll raises
+    again until the application seeks past it."""
+
+    def __init__(self, message: str, *, topic: str | None = None, partition: int | None = None,
+                 offset: int | None = None) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
 
 
 class OffsetOutOfRangeError(EmbedlogError, LookupError):
