@@ -60,6 +60,8 @@ TARGETS = {
     "group_commit": 20_000,
     "rss_mb": 150,
 }
+#: records in the log of one-record batches (written a flush a record, no fsync)
+SMALL_BATCHES = 50_000
 PEER_CAPS = {"redis": 500_000, "nats": 200_000, "nats_always": 20_000, "confluent": 100_000,
              "persistqueue": 20_000}
 
@@ -84,6 +86,16 @@ def embedlog_produce(log: embedlog.Log, topic: str, n: int) -> float:
         return time.perf_counter() - t0
     finally:
         p.close()
+
+
+def embedlog_produce_ones(log: embedlog.Log, topic: str, n: int) -> None:
+    """Write ``n`` keyed records a flush each: a log of one-record batches (as a producer
+    that flushes every record for its latency or durability leaves)."""
+    with log.producer() as p:
+        for keys in chunks(n):
+            for key in keys:
+                p.send(topic, VALUE, key=key)
+                p.flush()
 
 
 def embedlog_consume(log: embedlog.Log, topic: str, n: int, max_poll_records: int,
@@ -118,8 +130,11 @@ def throughput(n: int, runs: int, root: str, partitions: tuple[int, ...],
                progress: Callable[[str], None]) -> dict[str, Any]:
     """Floor and embedlog, interleaved round by round; per-run seconds."""
     batches = floor.encode_batches(n)
-    out: dict[str, Any] = {"floor": {"write_sync": [], "write_nosync": [], "read": [], "read_cold": []},
-                           "embedlog": {}}
+    small = SMALL_BATCHES
+    ones = floor.encode_batches(small, batch=1)
+    out: dict[str, Any] = {"floor": {"write_sync": [], "write_nosync": [], "read": [], "read_cold": [],
+                                     "read_ones": []},
+                           "embedlog": {}, "ones": {"consume_500": [], "errors": []}}
     for p in partitions:
         out["embedlog"][f"p{p}"] = {"produce": [], "consume_10000": [], "consume_500": [], "consume_cold_500": [],
                                     "disk_bytes": [], "errors": []}
@@ -138,6 +153,20 @@ def throughput(n: int, runs: int, root: str, partitions: tuple[int, ...],
                 fl["read_cold"].append(seconds)
         with scratch_dir(root, "floor-nosync") as d:
             fl["write_nosync"].append(floor.write(d, batches, sync=False))
+        with scratch_dir(root, "floor-ones") as d:
+            floor.write(d, ones, sync=False, batch=1)
+            seconds, count = floor.read(d)
+            if count != small:
+                raise RuntimeError(f"floor read {count} one-record batches, expected {small}")
+            fl["read_ones"].append(seconds)
+        try:
+            with scratch_dir(root, "embedlog-ones") as d, embedlog.open(d, durability="none") as log:
+                log.create_topic("bench", partitions=1)
+                embedlog_produce_ones(log, "bench", small)
+                out["ones"]["consume_500"].append(embedlog_consume(log, "bench", small, 500))
+        except Exception as exc:
+            out["ones"]["errors"].append(_error(exc))
+            progress(f"round {r + 1}/{runs}: embedlog one-record batches ERROR {exc!r}")
         progress(f"round {r + 1}/{runs}: floor {rate(n, fl['write_sync'][-1]):,.0f} w/s fsync, "
                  f"{rate(n, fl['read'][-1]):,.0f} r/s")
         for p in partitions:
@@ -215,6 +244,20 @@ def throughput_rows(n: int, data: dict[str, Any]) -> tuple[list[list[str]], dict
                          pct(r / f_rc) if not math.isnan(f_rc) else "-", "-", "-", "-"])
         if err:
             rows.append([f"embedlog, {parts} partition(s)", num(n), "ERROR", "-", "-", "-", "-", err[:200]])
+    ones = data.get("ones")
+    if ones and fl.get("read_ones"):
+        small = SMALL_BATCHES
+        f_o, f_omb, _ = _rates(small, fl["read_ones"])
+        rows.append(["floor: cursor read back of one-record batches + split", num(small), num(f_o), num(f_omb, 1),
+                     "100%", "-", "-", "-"])
+        if ones["consume_500"]:
+            r, mb, _ = _rates(small, ones["consume_500"])
+            headline["consume_ones_500"] = r
+            rows.append(["embedlog consume of one-record batches (a flush a record), max_poll_records=500",
+                         num(small), num(r), num(mb, 1), pct(r / f_o), "-", "-", "-"])
+        if ones["errors"]:
+            rows.append(["embedlog, one-record batches", num(small), "ERROR", "-", "-", "-", "-",
+                         ones["errors"][0]["error"][:200]])
     rows.append([f"(medians of {k} runs; disk use after produce, 1 partition: "
                  f"{num(median(data['embedlog'].get('p1', {}).get('disk_bytes', [])) / 1e6, 1)} MB for "
                  f"{num(payload_bytes(n) / 1e6, 1)} MB payload)", "", "", "", "", "", "", ""])
