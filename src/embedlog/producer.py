@@ -161,6 +161,8 @@ class Producer(SendBase):
         self._wake = threading.Event()
         self._linger_thread: threading.Thread | None = None
         self._errors: list[EmbedlogError] = []
+        #: exceptions delivery callbacks raised since the last flush (the first is raised by it)
+        self._callback_errors: list[Exception] = []
         #: writes drained and not yet delivered: their latch (held until then) -> (their number,
         #: writer thread id)
         self._inflight: dict[threading.Lock, tuple[int, int]] = {}
@@ -588,7 +590,9 @@ class Producer(SendBase):
             except EmbedlogError as exc:
                 error = exc
             if callbacks_due:
-                self._deliver(items, spans, error)
+                raised = self._deliver(items, spans, error)
+                if raised is not None:
+                    self._callback_errors.append(raised)
         finally:
             del inflight[delivered]  # (atomic: no lock)
             delivered.release()
@@ -630,7 +634,11 @@ class Producer(SendBase):
                     pass
 
     @staticmethod
-    def _deliver(items: list[AppendItem], spans: list[Any], error: EmbedlogError | None) -> None:
+    def _deliver(items: list[AppendItem], spans: list[Any], error: EmbedlogError | None) -> Exception | None:
+        """Call every record's delivery callback; return the first exception one raised
+        (the others are still called: a raising callback must not hide the deliveries
+        after it)."""
+        raised: Exception | None = None
         for item, (st, start, end, flat, cbs) in zip(items, spans):
             if cbs is None:  # (cbs: the partition's callback column, None for a record without)
                 continue
@@ -638,12 +646,17 @@ class Producer(SendBase):
                 cb = cbs[idx]
                 if cb is None:
                     continue
-                if error is not None:
-                    cb(error, None)
-                else:
-                    offset = item.base_offset + idx - start
-                    ts = item.log_append_ms if item.log_append_ms is not None else flat[_STRIDE * idx + 2]
-                    cb(None, RecordMetadata(st.name, item.partition, offset, ts))
+                try:
+                    if error is not None:
+                        cb(error, None)
+                    else:
+                        offset = item.base_offset + idx - start
+                        ts = item.log_append_ms if item.log_append_ms is not None else flat[_STRIDE * idx + 2]
+                        cb(None, RecordMetadata(st.name, item.partition, offset, ts))
+                except Exception as exc:  # noqa: BLE001 - the application's code: raised by the next flush
+                    if raised is None:
+                        raised = exc
+        return raised
 
     def flush(self, timeout: float | None = None) -> None:
         """Write every record sent so far; durable per the log's durability mode.
@@ -654,7 +667,8 @@ class Producer(SendBase):
         the records stay buffered; while waiting, they stay on the leader), and
         ``embedlog.errors.TimeoutError`` after ``delivery_timeout_ms`` (or ``timeout``
         seconds).  Raises the error of any record that could not be written since the
-        last flush.
+        last flush; then the first exception a delivery callback raised since the last
+        flush (every other callback was still called, and the records are written).
         """
         if self._closed:
             raise ClosedError("this producer is closed")
@@ -674,6 +688,9 @@ class Producer(SendBase):
             raise errors[0]
         if self.acks == "all":
             self._await_replicas(timeout)
+        if self._callback_errors:  # (the records are written, and replicated as acks says)
+            raised, self._callback_errors = self._callback_errors, []
+            raise raised[0]
 
     # -- acks="all" -------------------------------------------------------------------
     def _note_acks(self, items: list[AppendItem]) -> None:
