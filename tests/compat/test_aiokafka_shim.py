@@ -240,6 +240,44 @@ def test_waiting_does_not_block_the_event_loop(servers: str) -> None:
     run(main)
 
 
+def test_a_failing_deserializer_skips_nothing(servers: str) -> None:
+    """Records prefetched before the one the deserializer fails on are returned; then
+    getmany raises its exception, again, until the application seeks past the record;
+    the records after it, in every partition, come then."""
+    create(servers, "des", 2)
+
+    def strict(b: bytes) -> str:
+        if b == b"v5":
+            raise ValueError("cannot read v5")
+        return b.decode()
+
+    async def main() -> None:
+        async with AIOKafkaProducer(bootstrap_servers=servers) as p:
+            for i in range(12):
+                await p.send_and_wait("des", f"v{i}".encode(), partition=i % 2)  # v5: partition 1, offset 2
+        c = AIOKafkaConsumer("des", bootstrap_servers=servers, auto_offset_reset="earliest",
+                             value_deserializer=strict, enable_auto_commit=False)
+        await c.start()
+        got: list[str] = []
+        raised = 0
+        deadline = time.monotonic() + 20
+        while len(got) < 11:
+            assert time.monotonic() < deadline, f"got {got}"
+            try:
+                for recs in (await c.getmany(timeout_ms=200)).values():
+                    got.extend(r.value for r in recs)
+            except ValueError as exc:
+                assert "cannot read v5" in str(exc)
+                raised += 1
+                if raised == 2:  # raised again: skip it
+                    c.seek(TopicPartition("des", 1), 3)
+        await c.stop()
+        assert sorted(got, key=lambda v: int(v[1:])) == [f"v{i}" for i in range(12) if i != 5]
+        assert raised == 2
+
+    run(main)
+
+
 def test_positions_seek_and_offsets(servers: str) -> None:
     create(servers, "p", 1)
     tp = TopicPartition("p", 0)

@@ -259,6 +259,42 @@ def produce(servers: str, topic: str, n: int, partitions: int = 1, **send: Any) 
     p.close()
 
 
+def test_a_failing_deserializer_skips_nothing(servers: str) -> None:
+    """The records polled before the one the deserializer fails on are returned; the
+    poll after raises its exception, and again, until the application seeks past it;
+    the records after it, in every partition, come then. Nothing is skipped."""
+    admin_for(servers).create_topics([NewTopic("des", 2, 1)])
+    p = KafkaProducer(bootstrap_servers=servers)
+    for i in range(12):
+        p.send("des", f"v{i}".encode(), partition=i % 2)  # v5: partition 1, offset 2
+    p.flush()
+    p.close()
+
+    def strict(b: bytes) -> str:
+        if b == b"v5":
+            raise ValueError("cannot read v5")
+        return b.decode()
+
+    c = KafkaConsumer("des", bootstrap_servers=servers, auto_offset_reset="earliest", value_deserializer=strict,
+                      enable_auto_commit=False)
+    got: list[str] = []
+    raised: list[int] = []  # the position of partition 1 at each error
+    deadline = time.monotonic() + 20
+    while len(got) < 11:
+        assert time.monotonic() < deadline, f"got {got}"
+        try:
+            for records in c.poll(timeout_ms=200, max_records=50).values():
+                got.extend(r.value for r in records)
+        except ValueError as exc:
+            assert "cannot read v5" in str(exc)
+            raised.append(c.position(TopicPartition("des", 1)))
+            if len(raised) == 2:  # raised again: skip it, as an application that logs and moves on
+                c.seek(TopicPartition("des", 1), 3)
+    assert sorted(got, key=lambda v: int(v[1:])) == [f"v{i}" for i in range(12) if i != 5]
+    assert raised == [2, 2]
+    c.close()
+
+
 def test_poll_returns_records_by_partition(servers: str) -> None:
     produce(servers, "t", 30, partitions=3, headers=[("a", b"1"), ("a", b"2")])
     c = KafkaConsumer("t", bootstrap_servers=servers, auto_offset_reset="earliest", max_poll_records=7)

@@ -287,14 +287,30 @@ class AIOKafkaConsumer:
         pending, record = self._pending, self._record
         tp: TopicPartition | None = None
         queue: deque[ConsumerRecord[Any, Any]] | None = None
-        for m in msgs:  # embedlog returns each partition's records together
+        for i, m in enumerate(msgs):  # embedlog returns each partition's records together
             if queue is None or tp is None or m.partition != tp.partition or m.topic != tp.topic:
                 tp = TopicPartition(m.topic, m.partition)
                 queue = pending.get(tp)
                 if queue is None:
                     queue = pending[tp] = deque()
                 self._last_poll[tp] = now
-            queue.append(record(m))
+            try:
+                queue.append(record(m))
+            except Exception:
+                # A deserializer raised: the records from this one on were polled but are not
+                # kept; move each partition's position back to its first of them (nothing is
+                # skipped), and raise only if none came before it (the next fill raises again
+                # until the application seeks past the record).
+                rewind: dict[TopicPartition, int] = {}
+                for later in msgs[i:]:
+                    rewind.setdefault(TopicPartition(later.topic, later.partition), later.offset)
+                for at, offset in rewind.items():
+                    consumer.seek(at, offset)
+                if not queue:
+                    del pending[tp]
+                if i == 0:
+                    raise
+                break
 
     def _take(self, partitions: tuple[TopicPartition, ...], limit: int
               ) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:

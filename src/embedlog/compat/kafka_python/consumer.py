@@ -236,14 +236,50 @@ class KafkaConsumer:
         headers = [list(h) if h else [] for h in raw_headers]  # the application may change its list
         key_sizes = [-1 if k is None else len(k) for k in keys]
         value_sizes = [-1 if v is None else len(v) for v in values]
-        if kd is not None:
-            keys = [_common.deserialize(kd, t, h, k) for t, h, k in zip(topics, headers, keys, strict=True)]
-        if vd is not None:
-            values = [_common.deserialize(vd, t, h, v) for t, h, v in zip(topics, headers, values, strict=True)]
-        n = len(msgs)
+        try:
+            if kd is not None:
+                keys = [_common.deserialize(kd, t, h, k) for t, h, k in zip(topics, headers, keys, strict=True)]
+            if vd is not None:
+                values = [_common.deserialize(vd, t, h, v) for t, h, v in zip(topics, headers, values, strict=True)]
+        except Exception:  # noqa: BLE001 - the application's deserializer: see _rewind_to_failure
+            keys, values = self._rewind_to_failure(msgs, headers)
+            n = len(keys)
+            del topics[n:], parts[n:], epochs[n:], offsets[n:], stamps[n:], ts_types[n:], headers[n:]
+            del key_sizes[n:], value_sizes[n:]
+        n = len(topics)
         return list(map(_new_record, zip(
             topics, parts, epochs, offsets, stamps, map(_TS_TYPES.__getitem__, ts_types), keys, values, headers,
             repeat(None, n), key_sizes, value_sizes, [_common.header_size(h) if h else -1 for h in headers])))
+
+    def _rewind_to_failure(self, msgs: list[Message], headers: list[list[Any]]) -> tuple[list[Any], list[Any]]:
+        """A deserializer raised for one of ``msgs``: deserialize them one at a time up to
+        the first that fails, move each partition's position back to its first record
+        from there (polled, but not handed out), and return the keys and values before
+        it; raise the deserializer's exception if that is the very first (every poll then
+        raises it again until the application seeks past the record: nothing is skipped)."""
+        kd, vd = self.config["key_deserializer"], self.config["value_deserializer"]
+        keys: list[Any] = []
+        values: list[Any] = []
+        error: Exception | None = None
+        for m, h in zip(msgs, headers, strict=True):
+            try:
+                key = _common.deserialize(kd, m.topic, h, m.key) if kd is not None else m.key
+                value = _common.deserialize(vd, m.topic, h, m.value) if vd is not None else m.value
+            except Exception as exc:  # noqa: BLE001 - the application's deserializer
+                error = exc
+                break
+            keys.append(key)
+            values.append(value)
+        if error is None:  # (it raised once, not again: they all deserialized)
+            return keys, values
+        rewind: dict[TopicPartition, int] = {}
+        for m in msgs[len(keys):]:
+            rewind.setdefault(TopicPartition(m.topic, m.partition), m.offset)
+        for tp, offset in rewind.items():
+            self._consumer.seek(tp, offset)
+        if not keys:
+            raise error
+        return keys, values
 
     def _fetch(self, timeout: float, max_records: int) -> list[Message]:
         """Poll embedlog, following subscribed topics that appear meanwhile."""
