@@ -406,7 +406,9 @@ def _threads_consume(log: embedlog.Log, topic: str, n: int, make: Callable[[int]
         t.join(max(0.1, deadline - time.monotonic()))
     if errors:
         raise errors[0]
-    if any(t.is_alive() for t in pool) or sum(counts) != n:
+    # (More than n can happen: members that never commit (as here) read again what a partition's
+    # previous owner read before the group's first rebalance moved it; they are records read too.)
+    if any(t.is_alive() for t in pool) or sum(counts) < n:
         raise RuntimeError(f"consumers read {sum(counts)} records, expected {n}")
     end = max(last_ns)
     steady_from = max(p[0][0] for p in polls)  # every consumer has had records by then
