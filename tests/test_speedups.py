@@ -273,6 +273,57 @@ def test_decode_one_takes_only_plain_one_record_batches_and_refuses_bad_argument
         one(good)
 
 
+# -- split_column ------------------------------------------------------------------------
+def _python_split(body: bytes, pos: int, col: bytes) -> Any:
+    saved = batch._split_c
+    batch._split_c = None
+    try:
+        return batch._split(body, pos, col)
+    finally:
+        batch._split_c = saved
+
+
+@needs_speedups
+@settings(max_examples=300, deadline=None)
+@given(st.lists(maybe_bytes, max_size=40), st.binary(max_size=8), st.binary(max_size=8), st.data())
+def test_split_column_in_c_cuts_as_python_does(items: list[bytes | None], before: bytes, after: bytes,
+                                                data: st.DataObject) -> None:
+    """Any items (None, empty, any length) at any position of a body with bytes around
+    them; and any length column at all, good or not: C gives what Python gives, or both
+    refuse (ValueError in C, CorruptBatchError through ``_split``)."""
+    body = before + b"".join(i for i in items if i is not None) + after
+    col = b"".join((-1 if i is None else len(i)).to_bytes(4, "little", signed=True) for i in items)
+    if data.draw(st.booleans(), "garble"):  # any column: lengths below -1, past the end
+        col = data.draw(st.binary(max_size=24).map(lambda b: b[:len(b) // 4 * 4]), "col")  # (as _column cuts it)
+    try:
+        expected = _python_split(body, len(before), col)
+    except batch.CorruptBatchError:
+        with pytest.raises(ValueError, match="past the end"):
+            _native.speedups.split_column(body, len(before), col)
+        with pytest.raises(batch.CorruptBatchError):
+            batch._split(body, len(before), col)
+        return
+    got = _native.speedups.split_column(body, len(before), col)
+    assert got == (expected[0], expected[1])
+    assert batch._split(memoryview(body), len(before), col) == got
+
+
+@needs_speedups
+def test_split_column_refuses_bad_arguments() -> None:
+    split = _native.speedups.split_column
+    with pytest.raises(TypeError, match="3 arguments"):
+        split(b"", 0)
+    with pytest.raises(TypeError):
+        split("text", 0, b"")
+    with pytest.raises(ValueError, match="past the end"):
+        split(b"abc", 4, b"")  # a position past the body
+    with pytest.raises(ValueError, match="past the end"):
+        split(b"abc", -1, b"")
+    assert split(b"abc", 3, b"") == ([], 3)
+    with pytest.raises(ValueError, match="past the end"):
+        split(b"abc", 0, b"\x01\x00\x00")  # not a whole i32 (``_column`` never cuts one)
+
+
 # -- send --------------------------------------------------------------------------------
 _py_producer_class = harness.py_producer_class
 
