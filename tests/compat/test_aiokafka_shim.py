@@ -259,6 +259,7 @@ def test_a_failing_deserializer_skips_nothing(servers: str) -> None:
                              value_deserializer=strict, enable_auto_commit=False)
         await c.start()
         got: list[str] = []
+        messages: list[str] = []
         raised = 0
         deadline = time.monotonic() + 20
         while len(got) < 11:
@@ -267,13 +268,14 @@ def test_a_failing_deserializer_skips_nothing(servers: str) -> None:
                 for recs in (await c.getmany(timeout_ms=200)).values():
                     got.extend(r.value for r in recs)
             except ValueError as exc:
-                assert "cannot read v5" in str(exc)
+                messages.append(str(exc))
                 raised += 1
                 if raised == 2:  # raised again: skip it
                     c.seek(TopicPartition("des", 1), 3)
         await c.stop()
         assert sorted(got, key=lambda v: int(v[1:])) == [f"v{i}" for i in range(12) if i != 5]
         assert raised == 2
+        assert messages == ["cannot read v5"] * 2
 
     run(main)
 

@@ -278,6 +278,7 @@ def test_a_failing_deserializer_skips_nothing(servers: str) -> None:
     c = KafkaConsumer("des", bootstrap_servers=servers, auto_offset_reset="earliest", value_deserializer=strict,
                       enable_auto_commit=False)
     got: list[str] = []
+    messages: list[str] = []
     raised: list[int] = []  # the position of partition 1 at each error
     deadline = time.monotonic() + 20
     while len(got) < 11:
@@ -286,12 +287,13 @@ def test_a_failing_deserializer_skips_nothing(servers: str) -> None:
             for records in c.poll(timeout_ms=200, max_records=50).values():
                 got.extend(r.value for r in records)
         except ValueError as exc:
-            assert "cannot read v5" in str(exc)
+            messages.append(str(exc))
             raised.append(c.position(TopicPartition("des", 1)))
             if len(raised) == 2:  # raised again: skip it, as an application that logs and moves on
                 c.seek(TopicPartition("des", 1), 3)
     assert sorted(got, key=lambda v: int(v[1:])) == [f"v{i}" for i in range(12) if i != 5]
     assert raised == [2, 2]
+    assert messages == ["cannot read v5"] * 2
     c.close()
 
 
