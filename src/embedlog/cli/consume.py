@@ -152,24 +152,26 @@ def _render_json(msg: Message) -> bytes:
 
 # -- consuming ----------------------------------------------------------------------------
 class _Stopper:
-    """Ctrl-C handling that never tears the command's bookkeeping.
+    """Ctrl-C handling that never tears the command's bookkeeping nor embedlog's.
 
-    The first Ctrl-C (or SIGTERM) stops the command: it raises ``KeyboardInterrupt`` at once, except
-    while a batch of records is being written, counted and committed (``critical``),
-    where it only asks the loop to stop after that batch, so what was printed is always
-    what is counted and committed.  A second Ctrl-C during a write that blocks (a stalled
-    pipe) raises anyway; during cleanup (leaving the group, closing the log) it is
-    ignored.
+    The first Ctrl-C (or SIGTERM) asks the loop to stop: the poll under way returns
+    within a second (the loop polls with at most that timeout), and a batch being
+    written, counted and committed is finished first, so what was printed is always what
+    is counted and committed.  It raises nothing: a ``KeyboardInterrupt`` raised inside
+    embedlog's code (a poll's read transaction, a group heartbeat's write) could leave its
+    state half-changed, and the cleanup after it (commit, leave the group, close) hang.
+    A second Ctrl-C raises at once, wherever the command is (a write to a stalled pipe
+    blocks for good otherwise); during cleanup it is ignored.
     """
 
     def __init__(self) -> None:
         self.stop = threading.Event()
-        self.critical = False
+        self.cleaning = False
 
     def on_sigint(self, signum: int, frame: Any) -> None:
         first = not self.stop.is_set()
         self.stop.set()
-        if first != self.critical:  # first, outside a write; or second, inside one
+        if not first and not self.cleaning:
             raise KeyboardInterrupt
 
     @contextlib.contextmanager
@@ -252,7 +254,8 @@ def _consume(args: argparse.Namespace, render: Callable[[Message], bytes], tally
                 consumer.subscribe([args.topic])
             _loop(args, consumer, render, tally, stopper)
         finally:
-            stopper.stop.set()  # a Ctrl-C from here on is ignored: cleanup is never torn
+            stopper.stop.set()
+            stopper.cleaning = True  # a Ctrl-C from here on is ignored: cleanup is never torn
             try:
                 _commit(consumer, tally, args.group)
             finally:
@@ -276,15 +279,11 @@ def _loop(args: argparse.Namespace, consumer: Any, render: Callable[[Message], b
             continue
         last = time.monotonic()
         data = b"".join(map(render, msgs))
-        stopper.critical = True
-        try:
-            _write_all(sink, data)
-            tally.printed += len(msgs)
-            for msg in msgs:
-                tally.pending[TopicPartition(msg.topic, msg.partition)] = msg.offset + 1
-            _commit(consumer, tally, args.group)
-        finally:
-            stopper.critical = False
+        _write_all(sink, data)
+        tally.printed += len(msgs)
+        for msg in msgs:
+            tally.pending[TopicPartition(msg.topic, msg.partition)] = msg.offset + 1
+        _commit(consumer, tally, args.group)
         if stopper.stop.is_set():
             return
 

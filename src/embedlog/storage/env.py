@@ -39,6 +39,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
@@ -111,6 +112,10 @@ def translate(exc: lmdb.Error, what: str, path: str | None = None) -> StorageErr
     return StorageError(f"{what}: {text}")
 
 
+#: how long ``Env.close`` waits for transactions under way before closing regardless
+_CLOSE_WAIT_S = 5.0
+
+
 class _Gate:
     """A readers-writer gate: transactions enter shared, map resizing enters exclusive.
 
@@ -137,13 +142,22 @@ class _Gate:
                 self._cond.notify_all()
 
     @contextmanager
-    def exclusive(self) -> Iterator[None]:
+    def exclusive(self, timeout: float | None = None) -> Iterator[None]:
+        """Wait until no transaction is under way (at most ``timeout`` seconds for them,
+        then go on regardless: see ``Env.close``) and keep new ones out meanwhile."""
         with self._lock:
             while self._exclusive:
                 self._cond.wait()
             self._exclusive = True
+            deadline = None if timeout is None else time.monotonic() + timeout
             while self._active:
-                self._cond.wait()
+                if deadline is None:
+                    self._cond.wait()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
         try:
             yield
         finally:
@@ -265,7 +279,12 @@ class Env:
         self._closed = True
         self._stop.set()
         if self._env is not None and self._pid == _PID:
-            with self._gate.exclusive():
+            # Bounded: an exception raised asynchronously (Ctrl-C's KeyboardInterrupt, at
+            # any bytecode) between a transaction's entering the gate and the ``try`` that
+            # leaves it leaves the count one too high for good; closing then waited forever.
+            # After the bound LMDB is closed anyway: py-lmdb invalidates any transaction
+            # still open (its next use raises), it does not crash.
+            with self._gate.exclusive(timeout=_CLOSE_WAIT_S):
                 if self.durability != "none":
                     with suppress(lmdb.Error):
                         self._env.sync(True)
