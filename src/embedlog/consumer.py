@@ -13,7 +13,6 @@ import gc
 import os
 import threading
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import repeat
@@ -129,13 +128,6 @@ class _GcPause:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_GcPause.after_fork)
-
-
-def _first_index(b: DecodedBatch, pos: int) -> int:
-    offsets = b.offsets
-    if isinstance(offsets, range):
-        return max(0, pos - offsets.start)
-    return bisect_left(offsets, pos)
 
 
 class Consumer:
@@ -429,7 +421,7 @@ class Consumer:
                 f"offset {pos}: the log directory is damaged; run `embedlog verify` and restore the partition "
                 "from a replica or backup", topic=tp.topic, partition=tp.partition, offset=pos)
         if batches:
-            self._buffers[tp] = _Buffer(batches, _first_index(batches[0], pos))
+            self._buffers[tp] = _Buffer(batches, plog.first_index(batches[0], pos))
             for b in batches:
                 self._read_bytes += b.info.size
             if self._read_bytes >= _RELEASE_EVERY:  # keep RSS flat while scanning a big log

@@ -145,6 +145,16 @@ def serialize(fn: Any, topic: str, headers: list[tuple[str, bytes]] | None, data
     return fn(data)
 
 
+def rewind(consumer: Consumer, unreturned: Iterable[Any]) -> None:
+    """Move each partition's position back to its first record in ``unreturned`` (polled
+    messages a shim did not hand out: a deserializer failed on one of them)."""
+    first: dict[TopicPartition, int] = {}
+    for m in unreturned:
+        first.setdefault(TopicPartition(m.topic, m.partition), m.offset)
+    for tp, offset in first.items():
+        consumer.seek(tp, offset)
+
+
 def deserialize(fn: Any, topic: str, headers: list[tuple[str, bytes | None]], data: bytes | None) -> Any:
     """kafka-python's deserializer call (a ``Deserializer`` object or a callable, called on None too)."""
     if fn is None:

@@ -178,6 +178,14 @@ def _seek(txn: lmdb.Transaction, db: Any, prefix: bytes, tid: int, part: int,
         return schema.unpack_batch_key(bytes(cur.key()))[2], cur.value()
 
 
+def first_index(batch: codec.DecodedBatch, offset: int) -> int:
+    """Index in ``batch`` of its first record at or after ``offset``."""
+    offsets = batch.offsets
+    if offsets.__class__ is range:
+        return max(0, offset - offsets.start)
+    return bisect_left(offsets, offset)
+
+
 def fetch(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, tid: int, part: int,
           offset: int, *, max_bytes: int = 1 << 20, max_records: int = 1,
           end_offset: int | None = None) -> list[codec.DecodedBatch]:
@@ -222,9 +230,7 @@ def fetch(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, tid: int, p
         out.append(decoded)
         total += info.size
         if len(out) == 1:  # the first batch: only its records at or after ``offset`` count
-            offsets = decoded.offsets
-            records = len(offsets) - (max(0, offset - offsets.start) if offsets.__class__ is range
-                                      else bisect_left(offsets, offset))
+            records = len(decoded.offsets) - first_index(decoded, offset)
         else:
             records += len(decoded.offsets)
         if total >= max_bytes or records >= max_records:

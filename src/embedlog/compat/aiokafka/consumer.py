@@ -301,11 +301,7 @@ class AIOKafkaConsumer:
                 # kept; move each partition's position back to its first of them (nothing is
                 # skipped), and raise only if none came before it (the next fill raises again
                 # until the application seeks past the record).
-                rewind: dict[TopicPartition, int] = {}
-                for later in msgs[i:]:
-                    rewind.setdefault(TopicPartition(later.topic, later.partition), later.offset)
-                for at, offset in rewind.items():
-                    consumer.seek(at, offset)
+                _common.rewind(consumer, msgs[i:])
                 if not queue:
                     del pending[tp]
                 if i == 0:

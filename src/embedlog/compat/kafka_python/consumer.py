@@ -272,11 +272,7 @@ class KafkaConsumer:
             values.append(value)
         if error is None:  # (it raised once, not again: they all deserialized)
             return keys, values
-        rewind: dict[TopicPartition, int] = {}
-        for m in msgs[len(keys):]:
-            rewind.setdefault(TopicPartition(m.topic, m.partition), m.offset)
-        for tp, offset in rewind.items():
-            self._consumer.seek(tp, offset)
+        _common.rewind(self._consumer, msgs[len(keys):])
         if not keys:
             raise error
         return keys, values
