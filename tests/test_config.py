@@ -362,6 +362,7 @@ ERROR_BUILTINS: dict[str, type[BaseException] | None] = {
     "DiskFullError": OSError,
     "FormatVersionError": OSError,
     "TimeoutError": builtins.TimeoutError,
+    "InterruptedWriteError": None,
     "GroupError": None,
     "UnknownGroupError": LookupError,
     "IllegalGenerationError": None,

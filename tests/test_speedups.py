@@ -129,6 +129,23 @@ def test_take_all_moves_the_items_and_leaves_the_list_empty() -> None:
         _native.speedups.take_all((1, 2))
 
 
+@needs_speedups
+def test_take_into_appends_the_taken_items_with_their_head_in_one_step() -> None:
+    src = [object() for _ in range(5)]
+    before = list(src)
+    out: list[object] = ["earlier"]
+    assert _native.speedups.take_into(out, "st", 3, src) is None
+    assert src == []
+    assert out[0] == "earlier"
+    assert out[1] == ("st", 3, before)
+    src.append(1)
+    assert out[1][2] == before
+    for bad in ((out, "st", 3, (1, 2)), ((), "st", 3, []), (out, "st", 3)):
+        with pytest.raises(TypeError):
+            _native.speedups.take_into(*bad)
+    assert len(out) == 2
+
+
 # -- messages -------------------------------------------------------------------------------
 @needs_speedups
 @settings(max_examples=200, deadline=None)

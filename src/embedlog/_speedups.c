@@ -711,6 +711,40 @@ take_all(PyObject *module, PyObject *lst)
     return (PyObject *)dst;
 }
 
+/* take_into(out, st, p, lst): append (st, p, take_all(lst)) to the list ``out`` in one
+ * step: no Python code (so no signal handler, no interrupt) runs between taking lst's items
+ * and their landing in ``out``. */
+static PyObject *
+take_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "take_into takes (out: list, st, p, lst: list)");
+        return NULL;
+    }
+    PyObject *taken = take_all(module, args[3]);
+    if (taken == NULL)
+        return NULL;
+    PyObject *entry = PyTuple_Pack(3, args[1], args[2], taken);
+    if (entry == NULL || PyList_Append(args[0], entry) < 0) {
+        /* (out of memory: give the items back rather than lose them) */
+        PyListObject *src = (PyListObject *)args[3], *dst = (PyListObject *)taken;
+        if (Py_SIZE(src) == 0 && src->ob_item == NULL) {
+            src->ob_item = dst->ob_item;
+            Py_SET_SIZE(src, Py_SIZE(dst));
+            src->allocated = dst->allocated;
+            dst->ob_item = NULL;
+            Py_SET_SIZE(dst, 0);
+            dst->allocated = 0;
+        }
+        Py_XDECREF(entry);
+        Py_DECREF(taken);
+        return NULL;
+    }
+    Py_DECREF(entry);
+    Py_DECREF(taken);
+    Py_RETURN_NONE;
+}
+
 /* messages(out, cls, topic, partition, offsets, keys, values, headers, no_headers, timestamps,
  *          timestamp_type, leader_epoch, start, stop)
  * Append to the list ``out`` one ``cls`` (a tuple subclass of 9 fields: consumer.Message) per
@@ -989,6 +1023,8 @@ static PyMethodDef module_methods[] = {
      "Append one ``cls`` (a 9-field tuple subclass: a consumed Message) per record ``start..stop-1`` of a\n"
      "decoded batch to ``out``.  ``offsets``: the dense base offset or a list; ``headers``: a list, or\n"
      "None for ``no_headers`` in every record."},
+    {"take_into", (PyCFunction)(void (*)(void))take_into, METH_FASTCALL,
+     "take_into(out, st, p, lst)\n--\n\nAppend ``(st, p, take_all(lst))`` to ``out`` in one step."},
     {"take_all", (PyCFunction)take_all, METH_O,
      "take_all(lst)\n--\n\nA new list of ``lst``'s items, ``lst`` left empty (atomic, O(1))."},
     {"encode_records", (PyCFunction)(void (*)(void))encode_records, METH_FASTCALL,

@@ -30,6 +30,7 @@ __all__ = [
     "FormatVersionError",
     "GroupError",
     "IllegalGenerationError",
+    "InterruptedWriteError",
     "InvalidOffsetError",
     "InvalidRecordError",
     "InvalidTopicError",
@@ -177,6 +178,11 @@ class TimeoutError(EmbedlogError, builtins.TimeoutError):  # noqa: A001 - Kafka'
 
     code = 7  # REQUEST_TIMED_OUT
     retriable = True
+
+
+class InterruptedWriteError(EmbedlogError):
+    """The commit carrying these records was interrupted (Ctrl-C, a signal) in another
+    thread while it wrote: they may or may not be stored.  Read them back to know."""
 
 
 class GroupError(EmbedlogError):

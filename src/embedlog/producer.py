@@ -66,8 +66,10 @@ _KEY_CACHE = 100_000
 _MAX_TS = 2**63
 #: batch buffers a producer keeps for its next writes (``Producer._recycle``)
 _SPARE_BUFFERS = 2
-#: ``_speedups.take_all`` (a list's items moved to a new one in O(1)), or None
-_take_all: Callable[[list[Any]], list[Any]] | None = None if native.speedups is None else native.speedups.take_all
+#: ``_speedups.take_into`` (a list's items moved to a new one in O(1), which lands in a
+#: list of drained buffers in the same step), or None
+_take_into: Callable[[list[Any], Any, int, list[Any]], None] | None = (
+    None if native.speedups is None else native.speedups.take_into)
 _ACKS = {"leader": "leader", 1: "leader", "1": "leader", "all": "all", -1: "all", "-1": "all"}
 
 
@@ -453,12 +455,12 @@ class Producer(SendBase):
         return True
 
     # -- writing ----------------------------------------------------------------------
-    def _drain(self) -> list[tuple[_TopicState, int, list[Any]]]:
-        """Take every buffered record.  Senders append without the lock to the buffer lists
-        they hold, so each list is emptied in place, atomically: its items moved out by
-        ``_speedups.take_all``, or else a prefix taken (``acc[:n]`` then ``del acc[:n]``,
+    def _drain(self, out: list[tuple[_TopicState, int, list[Any]]]) -> None:
+        """Take every buffered record into ``out`` (as it goes: what an interrupt leaves
+        there was taken).  Senders append without the lock to the buffer lists they hold,
+        so each list is emptied in place, atomically: its items moved out by
+        ``_speedups.take_into``, or else a prefix taken (``acc[:n]`` then ``del acc[:n]``,
         each atomic), rather than swapping lists."""
-        out = []
         with self._lock:
             self._due_ms = _NO_DUE  # (what is buffered from now on is due linger_ms after it)
             self._pending = 0
@@ -467,17 +469,27 @@ class Producer(SendBase):
                 for p in range(st.n):
                     acc = st.accs[p]
                     if acc:
-                        if _take_all is not None:
-                            chunk = _take_all(acc)  # (all of it, atomically, without copying)
-                        else:
+                        if _take_into is not None:  # (all of it, atomically, without copying)
+                            _take_into(out, st, p, acc)
+                        else:  # (no call between taking the items and keeping them in out)
                             n = len(acc)
                             chunk = acc[:n]
                             del acc[:n]
-                        out.append((st, p, chunk))
+                            out.append((st, p, chunk))
                         drained = True
                 if drained and st.n > 1:
                     st.sticky = random_partition(st.n, st.sticky)
-        return out
+
+    def _restore(self, drained: list[tuple[_TopicState, int, list[Any]]]) -> None:
+        """Put records ``_drain`` took back at the head of their buffers (a write
+        interrupted before it queued them): the next write carries them, in order."""
+        entries = 0
+        for st, p, flat in drained:
+            st.accs[p][0:0] = flat  # (atomic; records sent since stay after them)
+            entries += len(flat)
+        self._pending += entries
+        if self._due_step >= 0:
+            self._due_ms = min(self._due_ms, _time_ns() // 1_000_000)
 
     def _has_pending(self) -> bool:
         return any(acc for st in list(self._topics.values()) for acc in st.accs)
@@ -545,46 +557,58 @@ class Producer(SendBase):
         ``mark[0]`` is set to the number of writes registered before this one drained: the
         only ones that can hold records sent before it (what ``flush`` waits for).
         """
-        with self._flush_lock:
-            now = _monotonic()
-            if now >= self._next_metadata_check:  # like Kafka's metadata refresh, but every second
-                self._next_metadata_check = now + 1.0
-                version = self._log._store.topics_version()
-                if version != self._topics_version:  # another process may have added partitions
-                    self._topics_version = version
-                    for st in list(self._topics.values()):
-                        self._refresh(st)
-            if mark is not None:
-                mark[0] = self._writes
-            drained = self._drain()
-            if not drained and extra is None:
-                return False
-            items: list[AppendItem] = []
-            spans = []
-            callbacks_due = False
-            n_values = n_bytes = 0  # (counted here: no second pass over the batches afterwards)
-            for st, p, flat in drained:
-                batches, callbacks = self._encode(flat)
-                if callbacks is not None:
-                    callbacks_due = True
-                n_values += len(flat)
-                name = st.name
-                tid = st.meta.topic_id
-                for start, end, buf in batches:
-                    items.append(AppendItem(name, tid, p, buf))
-                    spans.append((st, start, end, flat, callbacks))
-                    n_bytes += len(buf)
-            committer = self._log._committer
-            req = committer.submit(items, extra)
-            # Held until callbacks ran: what flush() in other threads waits for (a bare lock
-            # as a latch costs a fraction of a threading.Event, on every write).
-            delivered = _new_latch()
-            delivered.acquire()
-            inflight = self._inflight
-            inflight[delivered] = (self._writes, _get_ident())
-            self._writes += 1
-        error: EmbedlogError | None = None
+        # Held until callbacks ran: what flush() in other threads waits for (a bare lock
+        # as a latch costs a fraction of a threading.Event, on every write).  Released,
+        # and out of ``_inflight``, however this write ends: an interrupt anywhere in it
+        # leaves no flush waiting for it.
+        delivered = _new_latch()
+        delivered.acquire()
+        inflight = self._inflight
         try:
+            with self._flush_lock:
+                now = _monotonic()
+                if now >= self._next_metadata_check:  # like Kafka's metadata refresh, but every second
+                    self._next_metadata_check = now + 1.0
+                    version = self._log._store.topics_version()
+                    if version != self._topics_version:  # another process may have added partitions
+                        self._topics_version = version
+                        for st in list(self._topics.values()):
+                            self._refresh(st)
+                if mark is not None:
+                    mark[0] = self._writes
+                drained: list[tuple[_TopicState, int, list[Any]]] = []
+                items: list[AppendItem] = []
+                spans = []
+                callbacks_due = False
+                n_values = n_bytes = 0  # (counted here: no second pass over the batches afterwards)
+                committer = self._log._committer
+                req = None
+                try:
+                    self._drain(drained)
+                    if not drained and extra is None:
+                        return False
+                    for st, p, flat in drained:
+                        batches, callbacks = self._encode(flat)
+                        if callbacks is not None:
+                            callbacks_due = True
+                        n_values += len(flat)
+                        name = st.name
+                        tid = st.meta.topic_id
+                        for start, end, buf in batches:
+                            items.append(AppendItem(name, tid, p, buf))
+                            spans.append((st, start, end, flat, callbacks))
+                            n_bytes += len(buf)
+                    req = committer.request(items, extra)
+                    committer.enqueue(req)
+                except Exception:
+                    raise
+                except BaseException:  # interrupted: unless they were queued, buffer the records again
+                    if req is None or not committer.holds(req):
+                        self._restore(drained)
+                    raise
+                inflight[delivered] = (self._writes, _get_ident())
+                self._writes += 1
+            error: EmbedlogError | None = None
             try:
                 committer.wait(req)
             except EmbedlogError as exc:
@@ -594,7 +618,7 @@ class Producer(SendBase):
                 if raised is not None:
                     self._callback_errors.append(raised)
         finally:
-            del inflight[delivered]  # (atomic: no lock)
+            inflight.pop(delivered, None)  # (atomic: no lock)
             delivered.release()
         try:
             if error is not None:

@@ -128,7 +128,7 @@ class Transaction:
         if self._done:
             return
         self._done = True
-        self._producer._drain()
+        self._producer._drain([])
         self._producer._mark_closed()
 
     def _check(self) -> None:

@@ -21,17 +21,29 @@ half as long as that commit took and never over ``_MAX_FILL_S``.  Without it the
 thread that comes back first commits nearly alone while the rest queue behind it, and
 groups alternate between small and large (8 threads: ~4.5 requests a commit, with it
 ~8).  A lone thread never waits: its previous group was itself.
+
+Interrupts (``KeyboardInterrupt`` from Ctrl-C, or any exception a signal handler
+raises) may land between any two steps of a thread in ``wait``.  Whatever step was cut,
+the thread puts the shared state right on its way out (``_recover``): a commit it had
+not started goes back to the head of the queue for the next leader, the threads of a
+commit it had finished are woken, and leadership passes on.  So no other thread, and no
+later flush, waits forever for a thread that left.  A commit cut while LMDB wrote it
+fails its other threads with ``InterruptedWriteError`` (their records may or may not
+be stored), and the interrupted thread raises its own exception.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
 
 import lmdb
 
-from .errors import EmbedlogError
+from .errors import EmbedlogError, InterruptedWriteError
+from .storage import partition as plog
+from .storage import schema
 from .storage.store import AppendItem, Store
 
 __all__ = ["GroupCommitter"]
@@ -40,17 +52,41 @@ _MAX_FILL_S = 0.002  # the longest a leader waits for its group to fill
 _new_latch = threading.Lock
 
 
+class _Group:
+    """The requests one leader commits in one transaction, and how that ended."""
+
+    __slots__ = ("done", "error", "failed", "requests")
+
+    def __init__(self, requests: list[_Request]) -> None:
+        self.requests = requests
+        self.done = False  # set once, in one step, when the commit ended (well or not)
+        self.error: BaseException | None = None  # the whole group's
+        self.failed: dict[int, BaseException] | None = None  # by request id, when one request was bad
+
+
 class _Request:
-    __slots__ = ("done", "error", "extra", "items", "latch", "lead")
+    __slots__ = ("extra", "group", "items", "latch")
 
     def __init__(self, items: Sequence[AppendItem], extra: Callable[[lmdb.Transaction], None] | None) -> None:
         self.items = items
         self.extra = extra
-        self.done = False
-        self.error: BaseException | None = None
-        #: while its thread waits for another leader: a lock it blocks on (held), released once
+        self.group: _Group | None = None  # the commit that carried it (set by its leader)
+        #: while its thread sleeps until a leader wakes it: a lock it blocks on (held)
         self.latch: threading.Lock | None = None
-        self.lead = False  # leadership was handed to it (its thread commits next)
+
+    @property
+    def done(self) -> bool:
+        group = self.group
+        return group is not None and group.done
+
+    @property
+    def error(self) -> BaseException | None:
+        group = self.group
+        if group is None or not group.done:
+            return None
+        if group.error is not None:
+            return group.error
+        return None if group.failed is None else group.failed.get(id(self))
 
 
 class GroupCommitter:
@@ -61,7 +97,9 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._fill = threading.Condition(self._lock)  # the leader's group has filled
         self._queue: list[_Request] = []
-        self._leader = False
+        #: the request whose thread leads (commits, or is about to), or None
+        self._leader: _Request | None = None
+        self._running: _Group | None = None  # the group the leader took and has not finished
         self._filling = 0  # while a leader waits: the queue length it waits for
         self._last_group = 1
         self._last_commit_s = 0.0
@@ -70,81 +108,124 @@ class GroupCommitter:
                extra: Callable[[lmdb.Transaction], None] | None = None) -> _Request:
         """Queue ``items`` (and ``extra``); requests commit in the order they were queued."""
         req = _Request(items, extra)
-        with self._lock:
-            self._queue.append(req)
-            if self._filling and len(self._queue) >= self._filling:
-                self._fill.notify()
+        self.enqueue(req)
         return req
 
+    @staticmethod
+    def request(items: Sequence[AppendItem], extra: Callable[[lmdb.Transaction], None] | None = None) -> _Request:
+        """A request for ``enqueue`` (``submit`` in two steps, for a caller that must know,
+        after an interrupt, whether it was queued: ``holds``)."""
+        return _Request(items, extra)
+
+    def enqueue(self, req: _Request) -> None:
+        with self._lock:
+            if self._filling and len(self._queue) + 1 >= self._filling:
+                self._fill.notify()  # (the leader looks once this lock is free: req is queued then)
+            self._queue.append(req)
+
+    def holds(self, req: _Request) -> bool:
+        """Whether ``req`` is queued, being committed or committed: it will be written."""
+        with self._lock:
+            return req.group is not None or any(r is req for r in self._queue)
+
     def wait(self, req: _Request) -> None:
-        """Return once ``req`` is committed (leading a commit if none is running)."""
+        """Return once ``req`` is committed (leading a commit if none is running); raise
+        its error.  Interrupted, it leaves ``req`` queued for a later commit unless a
+        commit already carried it."""
+        try:
+            self._wait(req)
+        except BaseException:
+            with self._lock:
+                self._recover(req)
+            raise
+        error = req.error
+        if error is not None:
+            raise error
+
+    def _wait(self, req: _Request) -> None:
         lock = self._lock
-        latch = None
-        group = None
         with lock:
-            if req.done:
-                pass
-            elif self._leader and not req.lead:  # another thread leads: wait for it
+            if req.group is not None and req.group.done:
+                return
+            if self._leader is None:
+                group = self._lead(req)
+            else:  # another thread leads: sleep until it wakes us (done, or our turn to lead)
                 latch = req.latch = _new_latch()
                 latch.acquire()
-            else:
-                group = self._lead(req)
-        if latch is not None:
-            try:
-                latch.acquire()  # released by a leader: req is done, or leads now
-            except BaseException:  # (interrupted: the request stays queued for the next leader)
-                with lock:
-                    req.latch = None
-                    if req.lead and not req.done:
-                        req.lead = False
-                        self._hand_off()
-                raise
-            if not req.done:
-                with lock:
-                    group = self._lead(req)  # handed over (req.lead)
-        if group is not None:
-            t0 = time.monotonic()
-            try:
-                self._commit(group)
-            finally:
+                group = None
+        if group is None:
+            latch.acquire()  # released by a leader: req is done, or leads now
+            with lock:
+                req.latch = None
+                if req.done:
+                    return
+                group = self._lead(req)  # (leadership was handed to it)
+        t0 = time.monotonic()
+        try:
+            self._commit(group)
+        finally:
+            if group.done:  # (else an interrupt came before the write began: _recover queues it again)
                 elapsed = time.monotonic() - t0
                 with lock:
-                    self._last_group = len(group)
+                    self._last_group = len(group.requests)
                     self._last_commit_s = elapsed
-                    for other in group:
-                        if other.latch is not None:
-                            other.latch.release()
-                            other.latch = None
-                    self._hand_off()
-        if req.error is not None:
-            raise req.error
+                    self._finish(group)
 
-    def _lead(self, req: _Request) -> list[_Request]:
+    def _lead(self, req: _Request) -> _Group:
         """(Lock held) Take leadership for ``req``'s thread; return the group it commits."""
-        req.lead = False
-        self._leader = True
+        self._leader = req
         target = self._last_group
         if target > 1 and len(self._queue) < target:
-            try:
-                self._await_fill(target)
-            except BaseException:  # (interrupted: hand leadership on; the request stays queued)
-                self._hand_off()
-                raise
-        group = self._queue
-        self._queue = []
+            self._await_fill(target)
+        group = _Group(self._queue)
+        self._running, self._queue = group, []  # (one step: no call between, so no interrupt)
+        for other in group.requests:
+            other.group = group
         return group
+
+    def _finish(self, group: _Group) -> None:
+        """(Lock held, ``group`` done) Wake the threads it carried; pass leadership on.
+        Safe to run again after an interrupt cut it."""
+        for other in group.requests:
+            latch = other.latch
+            if latch is not None:
+                with contextlib.suppress(RuntimeError):  # (released by a run of this cut short)
+                    latch.release()
+                other.latch = None
+        self._running = None
+        self._hand_off()
 
     def _hand_off(self) -> None:
         """(Lock held, leadership ending) Hand leadership to the oldest queued request whose
-        thread waits for it; with none waiting, leave it free for the next to call ``wait``."""
+        thread sleeps; with none, leave it free for the next to call ``wait``."""
         for nxt in self._queue:
-            if nxt.latch is not None:
-                nxt.lead = True
-                nxt.latch.release()
-                nxt.latch = None
-                self._leader = True
+            latch = nxt.latch
+            if latch is not None:
+                self._leader = nxt
+                latch.release()  # (its thread clears its latch once awake)
                 return
-        self._leader = False
+        self._leader = None
+
+    def _recover(self, req: _Request) -> None:
+        """(Lock held) ``req``'s thread leaves ``wait`` on an exception, perhaps cut between
+        any two steps: leave nothing that another thread, or a later flush, would wait for."""
+        latch = req.latch
+        if latch is not None:  # asleep (or just woken): no leader may count on this thread any more
+            req.latch = None
+        group = self._running
+        if group is not None and self._leader is req:  # it was committing
+            if group.done:
+                self._finish(group)
+                return
+            self._queue[:0] = group.requests  # not written: the next commit carries them
+            self._running = None
+        leader = self._leader
+        if leader is req:
+            self._hand_off()
+        elif leader is not None and leader.latch is not None and self._running is None:
+            # a hand-off cut before the new leader's latch was released: release it now
+            with contextlib.suppress(RuntimeError):
+                leader.latch.release()
 
     def _await_fill(self, target: int) -> None:
         """(Lock held) wait briefly for ``target`` requests to be queued."""
@@ -164,15 +245,19 @@ class GroupCommitter:
         """Write ``items`` (and run ``extra``) atomically; return once committed."""
         self.wait(self.submit(items, extra))
 
-    def _commit(self, group: list[_Request]) -> None:
+    def _commit(self, group: _Group) -> None:
+        """Write ``group`` in one transaction and mark it done, whatever happens.  A bad
+        request fails alone; an interrupt (not an ``Exception``) is raised again after
+        marking the others failed."""
         store = self._store
+        requests = group.requests
         extras: tuple[Callable[[lmdb.Transaction], None], ...]
-        if len(group) == 1:
-            items = group[0].items
-            extras = () if group[0].extra is None else (group[0].extra,)
+        if len(requests) == 1:
+            items = requests[0].items
+            extras = () if requests[0].extra is None else (requests[0].extra,)
         else:
-            items = [item for req in group for item in req.items]
-            extras = tuple(req.extra for req in group if req.extra is not None)
+            items = [item for req in requests for item in req.items]
+            extras = tuple(req.extra for req in requests if req.extra is not None)
 
         def together(txn: lmdb.Transaction) -> None:
             # One append for the whole group: each partition's state is read and written
@@ -182,35 +267,73 @@ class GroupCommitter:
             for extra in extras:
                 extra(txn)
 
-        failed: dict[int, BaseException] = {}
+        isolating = False
         try:
             try:
                 store.write(together)  # the common case: nothing to isolate
             except EmbedlogError:
-                if len(group) == 1:
+                if len(requests) == 1:
                     raise
-                failed = self._isolated(group)  # one request is bad: let it fail alone
+                isolating = True
+                group.failed = self._isolated(requests)  # one request is bad: let it fail alone
             else:  # (not in the try: whatever it raises, the group is not written again)
                 store.appended()  # records to a leader's waiting followers first, then wake-ups
-        except BaseException as exc:  # noqa: BLE001 - the transaction failed, so did every request (re-raised by each)
-            for req in group:
-                req.error = exc
-                req.done = True
-            return
-        for req in group:
-            if failed:
-                req.error = failed.get(id(req))
-            req.done = True
+            group.done = True
+        except BaseException as exc:  # the transaction failed, so did every request
+            if isinstance(exc, Exception):
+                group.error = exc
+                group.done = True
+                return
+            landed = None if isolating else self._landed(requests)
+            if landed is False:
+                raise  # nothing written: not done, so _recover queues the group again
+            if landed:  # committed before the interrupt: the other threads' flushes succeed
+                with contextlib.suppress(Exception):
+                    store.appended()
+            else:
+                group.error = InterruptedWriteError(
+                    f"the write carrying these records was interrupted by {exc!r} in another thread of this "
+                    "process: they may or may not be stored; read the partitions to know, and send again "
+                    "what is missing")
+            group.done = True
+            raise
 
-    def _isolated(self, group: list[_Request]) -> dict[int, BaseException]:
-        """Write ``group`` in one transaction, each request in a nested one so that a bad
+    def _landed(self, requests: list[_Request]) -> bool | None:
+        """After an interrupt in the write of ``requests``: whether its transaction
+        committed (its last batch is stored where the append put it), or None if that
+        cannot be told (no records; the batch is gone again; the store cannot be read)."""
+        last = None
+        for req in requests:
+            if req.items:
+                last = req.items[-1]
+        if last is None:
+            return None
+        if last.base_offset < 0:
+            return False  # the append never reached it: the transaction was aborted
+        tid, part, base, buf = last.topic_id, last.partition, last.base_offset, last.buf
+        store = self._store
+
+        def look(txn: lmdb.Transaction) -> bool | None:
+            raw = txn.get(schema.batch_key(tid, part, base), db=store.dbs["batches"])
+            if raw is not None:
+                return bytes(raw) == bytes(buf)
+            state = plog.load_state(txn, store.dbs, tid, part)
+            return False if state is None or state.end_offset <= base else None  # (None: trimmed since)
+
+        try:
+            return store.read(look)
+        except Exception:  # noqa: BLE001 - unknown, said as such
+            return None
+
+    def _isolated(self, requests: list[_Request]) -> dict[int, BaseException]:
+        """Write ``requests`` in one transaction, each in a nested one so that a bad
         request fails alone; return the errors by request id."""
         store = self._store
         failed: dict[int, BaseException] = {}
 
         def isolated(txn: lmdb.Transaction) -> None:
             failed.clear()
-            for req in group:
+            for req in requests:
                 try:
                     with store.env.nested(txn) as child:
                         store.append_in(child, req.items, memo=False)  # (a nested transaction may roll back alone)

@@ -343,8 +343,9 @@ class Producer:
         if not in_queue:
             return
         inner = self._inner
+        drained: list[Any] = []
         with inner._flush_lock:  # not while a write is taking its records
-            drained = inner._drain()
+            inner._drain(drained)
         error = kafka_error(ERR_PURGE_QUEUE, describe(ERR_PURGE_QUEUE))
         events: list[list[_Delivery]] = []
         for _st, _partition, flat in drained:
