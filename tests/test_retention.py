@@ -370,6 +370,19 @@ def test_compaction_tombstones_kept_until_delete_retention_ms(log: embedlog.Log)
     assert_consistent(log)
 
 
+def test_an_expired_tombstone_goes_without_new_writes(log: embedlog.Log) -> None:
+    """An unchanged partition is compacted again once its tombstones may have expired
+    (it used to wait for a new record when min.compaction.lag.ms was 0)."""
+    log.create_topic("t", config={"cleanup.policy": "compact", "delete.retention.ms": 300})
+    write_batches(log, "t", [[(b"a", b"v", None)], [(b"a", None, None)], [(b"b", b"v", None)]])
+    log.maintain()
+    assert [(m.offset, m.key, m.value) for m in read_all(log)] == [(1, b"a", None), (2, b"b", b"v")]
+    time.sleep(0.4)
+    log.maintain()
+    assert [(m.offset, m.key, m.value) for m in read_all(log)] == [(2, b"b", b"v")]
+    assert_consistent(log)
+
+
 def test_compaction_never_touches_the_last_batch(log: embedlog.Log) -> None:
     log.create_topic("t", config={"cleanup.policy": "compact", "delete.retention.ms": 0})
     old = now_ms() - HOUR

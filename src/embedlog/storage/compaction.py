@@ -105,7 +105,11 @@ def compact_all(store: Any, now_ms: int | None = None) -> int:
             continue
         memo = store.compaction_memo
         cfg = meta.config
-        wait = min(cfg.delete_retention_ms, cfg.min_compaction_lag_ms)
+        # An unchanged partition has nothing new to compact until a timer may have run
+        # out: a tombstone's delete.retention.ms, a record's min.compaction.lag.ms (a
+        # timer of 0 runs out at once, at the compaction that first sees the record).
+        timers = [t for t in (cfg.delete_retention_ms, cfg.min_compaction_lag_ms) if t > 0]
+        wait = min(timers) if timers else -1
         for part in range(meta.partitions):
             # Skip a partition nothing happened to since its last compaction, until
             # tombstones or the compaction lag may have expired.
@@ -115,7 +119,7 @@ def compact_all(store: Any, now_ms: int | None = None) -> int:
             seen = ((st.start_offset, st.end_offset, st.batches, st.high_watermark),
                     tuple(sorted(cfg.overrides.items())))
             last = memo.get((meta.topic_id, part))
-            if last is not None and last[0] == seen and (wait <= 0 or now < last[1] + wait):
+            if last is not None and last[0] == seen and (wait < 0 or now < last[1] + wait):
                 continue
 
             def fn(txn: lmdb.Transaction, part: int = part, name: str = name) -> int:
