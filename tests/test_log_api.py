@@ -25,6 +25,7 @@ from embedlog.errors import (
     OffsetOutOfRangeError,
     RecordTooLargeError,
     SerializationError,
+    StorageError,
     TopicExistsError,
     UnknownPartitionError,
     UnknownTopicError,
@@ -327,6 +328,13 @@ def test_seek_to_beginning_end_and_offsets(log: embedlog.Log, ten: TopicPartitio
         assert c.position(ten) == 0
         c.seek_to_end(ten)
         assert c.position(ten) == 10
+        c.seek_to_beginning([ten])  # (one list, as a collection of partitions)
+        assert c.position(ten) == 0
+        c.seek_to_end([ten])
+        assert c.position(ten) == 10
+        c.seek_to_beginning(("t", 0))  # (a lone pair is one partition)
+        assert c.position(ten) == 0
+        c.seek_to_end()
         send_flush(log, "t", [b"late"])
         assert [m.value for m in drain(c)] == [b"late"]
         assert c.end_offsets([ten]) == {ten: 11}
@@ -379,6 +387,10 @@ def test_pause_and_resume(log: embedlog.Log) -> None:
         c.resume(tp0)
         assert c.paused() == set()
         assert [m.value for m in drain(c)] == [b"p0-a", b"p0-b", b"p0-c"]
+        c.pause([tp0, tp1])  # (one list)
+        assert c.paused() == {tp0, tp1}
+        c.resume([tp0, tp1])
+        assert c.paused() == set()
         with pytest.raises(NotAssignedError):
             c.pause(TopicPartition("t", 7))
 
@@ -585,6 +597,16 @@ def test_log_close_closes_clients_and_flushes_producers(make_log: MakeLog) -> No
         assert [m.value for m in drain(c2)] == [b"buffered-1", b"buffered-2"]
 
 
+def test_a_path_that_cannot_be_a_log_directory_gets_a_storage_error(tmp_path: Path) -> None:
+    afile = tmp_path / "file"
+    afile.write_bytes(b"data")
+    with pytest.raises(StorageError, match="not a directory"):
+        embedlog.open(afile)
+    with pytest.raises(StorageError, match="cannot create the log directory"):
+        embedlog.open(afile / "log")  # (a file where a parent directory should be)
+    assert afile.read_bytes() == b"data"
+
+
 def test_context_managers_close(tmp_path: Path) -> None:
     with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as lg:
         lg.create_topic("t")
@@ -659,6 +681,21 @@ def test_valid_topic_name_edges(log: embedlog.Log) -> None:
     for name in ("a" * 249, "a", "A.b_c-9", "...x", "-"):
         log.create_topic(name)
     assert len(log.topics()) == 5
+
+
+def test_names_alike_but_for_dot_and_underscore_collide(log: embedlog.Log) -> None:
+    log.create_topic("orders.eu")
+    with pytest.raises(InvalidTopicError, match=r"collides with the existing topic 'orders\.eu'"):
+        log.create_topic("orders_eu")
+    log.create_topic("a_b.c")
+    with pytest.raises(InvalidTopicError, match=r"collides with the existing topic 'a_b\.c'"):
+        log.create_topic("a.b_c")
+    log.create_topic("orders-eu")  # ('-' is not one of them)
+    with log.producer() as p, pytest.raises(UnknownTopicError):
+        p.send("orders_eu", b"x")  # (not created by the refused call)
+    log.delete_topic("orders.eu")
+    log.create_topic("orders_eu")  # free again
+    assert sorted(log.topics()) == ["a_b.c", "orders-eu", "orders_eu"]
 
 
 def test_unknown_topic_errors(log: embedlog.Log) -> None:
@@ -858,6 +895,35 @@ def test_poll_wakes_early_when_another_thread_produces(log: embedlog.Log) -> Non
     assert [m.value for m in got] == [b"wake up"]
     # (woken, not timed out: the bound leaves room for a slow commit on a loaded machine)
     assert elapsed < 20.0, f"poll returned after {elapsed:.1f}s; it should wake when records arrive"
+
+
+@pytest.mark.parametrize("forever", [None, -1])
+def test_poll_without_timeout_waits_for_records_or_close(log: embedlog.Log, forever: float | None) -> None:
+    log.create_topic("t")
+    got: list[object] = []
+
+    def poll(c: embedlog.Consumer) -> None:
+        try:
+            got.append(c.poll(timeout=forever))
+        except BaseException as exc:  # reported by the main thread
+            got.append(exc)
+
+    with log.consumer(["t"], auto_offset_reset="earliest") as c:
+        thread = threading.Thread(target=poll, args=(c,))
+        thread.start()
+        time.sleep(0.3)
+        assert thread.is_alive(), "a poll without timeout returned with nothing"
+        send_flush(log, "t", [b"came"])
+        thread.join(20)
+        assert not thread.is_alive()
+        assert [m.value for m in got[0]] == [b"came"]  # type: ignore[attr-defined]
+        thread = threading.Thread(target=poll, args=(c,))
+        thread.start()
+        time.sleep(0.3)
+        c.close()  # from another thread: the waiting poll ends
+        thread.join(20)
+        assert not thread.is_alive(), "close() did not end a poll waiting without timeout"
+        assert isinstance(got[1], ClosedError)
 
 
 def test_poll_times_out_empty(log: embedlog.Log) -> None:

@@ -183,6 +183,25 @@ def test_send_many_checks_every_column_and_buffers_nothing_on_an_error(log: embe
     assert got[1].timestamp > 1_600_000_000_000
 
 
+@pytest.mark.parametrize("headers", [[("h", b"y" * 5000)], [("a", b"1"), ("h", b"y" * 96)], [("\u00e9" * 60, None)],
+                                     [("h" * 99, None)]])
+def test_headers_count_towards_max_message_bytes(log: embedlog.Log, headers: list[Header]) -> None:
+    """Every path: the fast one (ascii names), the general one (other names, or the key
+    serializer's), the bulk one; a record over the limit only by its headers is refused
+    and nothing is buffered."""
+    log.create_topic("t", config={"max.message.bytes": 100})
+    with log.producer() as p, log.producer(key_serializer=lambda k: k) as slow:
+        for producer in (p, slow):
+            with pytest.raises(RecordTooLargeError, match=r"larger than max\.message\.bytes=100"):
+                producer.send("t", b"v", key=b"k", headers=headers)
+        with pytest.raises(RecordTooLargeError):
+            p._send_many("t", 0, [b"k", b"k"], [b"v", b"v"], [None, headers], None)
+        assert len(p) == len(slow) == 0
+        p.send("t", b"v" * 40, key=b"k" * 40, headers=[("h" * 10, b"y" * 10)])  # exactly 100 bytes
+        p._send_many("t", 0, [b"k"], [b"v" * 40], [[("h" * 49, b"y" * 10)]], None)
+    assert [len(m.headers) for m in consume_all(log, "t")] == [1, 1]
+
+
 def test_threads_sending_headers_and_callbacks_while_another_flushes(tmp_path: Path) -> None:
     with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
         log.create_topic("t", partitions=3)

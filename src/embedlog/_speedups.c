@@ -146,6 +146,25 @@ plain_name(PyObject *name)
     return PyUnicode_CheckExact(name) && PyUnicode_IS_ASCII(name) && PyUnicode_GET_LENGTH(name) <= 0xFFFF;
 }
 
+/* Bytes of a checked header set's names and values (sendpath._header_bytes): ``hobj`` is
+ * None, one (ascii str, bytes or None) pair, or a tuple of such pairs. */
+static Py_ssize_t
+header_bytes(PyObject *hobj)
+{
+    if (hobj == Py_None)
+        return 0;
+    Py_ssize_t n = PyTuple_GET_SIZE(hobj), total = 0;
+    if (n == 2 && PyUnicode_CheckExact(PyTuple_GET_ITEM(hobj, 0))) {
+        PyObject *v = PyTuple_GET_ITEM(hobj, 1);
+        return PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(hobj, 0)) + (v == Py_None ? 0 : PyBytes_GET_SIZE(v));
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyTuple_GET_ITEM(hobj, i), *v = PyTuple_GET_ITEM(pair, 1);
+        total += PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(pair, 0)) + (v == Py_None ? 0 : PyBytes_GET_SIZE(v));
+    }
+    return total;
+}
+
 /* Header pairs in the common shape (sendpath._valid_pairs): 1 yes, 0 no. */
 static int
 valid_pairs(PyObject *hdrs)
@@ -379,7 +398,7 @@ sb_send(SendBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwna
         Py_DECREF(max_obj);
         if (max_bytes == -1 && PyErr_Occurred())
             goto done;
-        if (klen + vlen > max_bytes)
+        if (klen + vlen + header_bytes(hobj) > max_bytes)
             goto general;  /* the general path raises RecordTooLargeError */
         PyObject *cb = a[6];
         if (cb != Py_None)

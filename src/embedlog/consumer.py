@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
 import threading
 import time
@@ -129,6 +130,18 @@ class _GcPause:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_GcPause.after_fork)
 
+
+
+def _spread(partitions: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Partitions given as ``f(tp1, tp2)`` or as one collection, ``f([tp1, tp2])`` (as
+    confluent-kafka's ``pause([...])`` takes them); a lone ``(topic, partition)`` pair
+    stays one partition."""
+    if len(partitions) == 1:
+        only = partitions[0]
+        if isinstance(only, (list, set, frozenset)) or (
+                only.__class__ is tuple and only and all(isinstance(x, tuple) for x in only)):
+            return tuple(only)
+    return partitions
 
 class Consumer:
     """Reads records from assigned partitions. Not thread-safe (like Kafka's); a context manager.
@@ -333,17 +346,20 @@ class Consumer:
         self._positions[tp] = offset
         self._buffers.pop(tp, None)
 
-    def _targets(self, partitions: tuple[TopicPartition, ...]) -> list[TopicPartition]:
+    def _targets(self, partitions: tuple[Any, ...]) -> list[TopicPartition]:
+        partitions = _spread(partitions)
         return [self._require(tp) for tp in partitions] if partitions else list(self._assignment)
 
     def seek_to_beginning(self, *partitions: TopicPartition) -> None:
-        """Move to the start offset of the given (default: all assigned) partitions."""
+        """Move to the start offset of the given (default: all assigned) partitions
+        (given one by one, as kafka-python takes them, or as one list)."""
         self._check()
         for tp, off in self.beginning_offsets(self._targets(partitions)).items():
             self.seek(tp, off)
 
     def seek_to_end(self, *partitions: TopicPartition) -> None:
-        """Move to the end offset of the given (default: all assigned) partitions."""
+        """Move to the end offset of the given (default: all assigned) partitions
+        (one by one, or as one list)."""
         self._check()
         for tp, off in self.end_offsets(self._targets(partitions)).items():
             self.seek(tp, off)
@@ -392,12 +408,13 @@ class Consumer:
         return out
 
     def pause(self, *partitions: TopicPartition) -> None:
-        """Stop returning records from these partitions until ``resume``."""
-        self._paused.update(self._require(tp) for tp in partitions)
+        """Stop returning records from these partitions until ``resume`` (one by one, or
+        as one list)."""
+        self._paused.update(self._require(tp) for tp in _spread(partitions))
 
     def resume(self, *partitions: TopicPartition) -> None:
-        """Return records from these partitions again."""
-        for tp in partitions:
+        """Return records from these partitions again (one by one, or as one list)."""
+        for tp in _spread(partitions):
             self._paused.discard(topic_partition(tp))
 
     def paused(self) -> set[TopicPartition]:
@@ -563,13 +580,17 @@ class Consumer:
             _GcPause.leave()
         return out
 
-    def poll(self, timeout: float = 0.0, max_records: int | None = None) -> list[Message]:
+    def poll(self, timeout: float | None = 0.0, max_records: int | None = None) -> list[Message]:
         """Return up to ``max_records`` (default ``max_poll_records``) new records.
 
         Waits up to ``timeout`` seconds when none are available, waking as soon as a
         producer in any thread or process writes; returns ``[]`` on timeout.
+        ``timeout=None`` (or negative, as confluent-kafka's -1) waits until records come;
+        ``close()`` from another thread ends the wait with ``ClosedError``.
         """
         self._check()
+        if timeout is None or (timeout.__class__ in (int, float) and timeout < 0):
+            timeout = math.inf
         if (timeout.__class__ is not float and timeout.__class__ is not int) or (
                 max_records is not None and (max_records.__class__ is not int or max_records < 1)):
             _bad_poll_args(timeout, max_records)
@@ -724,6 +745,7 @@ class Consumer:
             self._closed = True
             self._buffers.clear()
             self._log._unregister(self)
+            self._store.notifier.wake_local()  # (a poll blocked in another thread sees it closed)
 
     def __enter__(self) -> Consumer:
         return self

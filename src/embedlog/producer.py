@@ -45,6 +45,7 @@ from .sendpath import (
     _check_headers,
     _checked_set,
     _coerce,
+    _header_bytes,
     _header_sets,
     _HeaderSet,
     _TopicState,
@@ -227,6 +228,8 @@ class Producer(SendBase):
             raise _bad_timestamp(timestamp_ms)
         if headers is not None:
             headers = _check_headers(headers) if headers else None
+            if headers is not None and size + _header_bytes(headers) > st.max_bytes:
+                raise _too_large(st, size + _header_bytes(headers))
         if headers is not None or on_delivery is not None:
             self._extras = True
         acc = st.accs[partition]
@@ -284,7 +287,14 @@ class Producer(SendBase):
         flat[3::_STRIDE] = klens
         flat[4::_STRIDE] = vlens
         if headers is not None:
-            flat[5::_STRIDE] = self._check_header_column(headers)
+            checked = self._check_header_column(headers)
+            worst = max((_header_bytes(h) for h in set(checked) if h is not None), default=0)
+            if worst and max(map(_add, klens, vlens)) + worst > st.max_bytes - 2:  # (look closer)
+                for k, v, h in zip(klens, vlens, checked):
+                    size = max(k, 0) + max(v, 0) + (0 if h is None else _header_bytes(h))
+                    if size > st.max_bytes:
+                        raise _too_large(st, size)
+            flat[5::_STRIDE] = checked
             self._extras = True
         acc = st.accs[partition]
         acc += flat

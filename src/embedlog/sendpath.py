@@ -88,6 +88,14 @@ def _valid_pairs(headers: tuple[Any, ...]) -> _HeaderSet | None:
     return headers
 
 
+def _header_bytes(headers: Any) -> int:
+    """Bytes of a checked header set's names (UTF-8) and values: part of a record's size
+    against ``max.message.bytes``.  ``headers``: a tuple of pairs, or one pair."""
+    if headers.__class__ is tuple and len(headers) == 2 and headers[0].__class__ is str:
+        headers = (headers,)
+    return sum(len(n.encode()) + (0 if v is None else len(v)) for n, v in headers)
+
+
 def _check_headers(headers: object) -> _HeaderSet | None:
     """Validate headers now, so that nothing can fail later when the batch is encoded; a
     copy (the caller may reuse its list), or None for no headers."""

@@ -104,6 +104,10 @@ class Notifier:
                     self._latches.remove(latch)
         return self.generation
 
+    def wake_local(self) -> None:
+        """Wake this process's waiting threads (to look again: a consumer was closed)."""
+        self._bump()
+
     def _bump(self) -> None:
         with self._mutex:  # (the bare lock: no Condition.__enter__ in Python, once a commit)
             self.generation += 1

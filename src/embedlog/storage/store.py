@@ -24,6 +24,7 @@ from ..errors import (
     InvalidOffsetError,
     NotLeaderError,
     OffsetOutOfRangeError,
+    StorageError,
     UnknownPartitionError,
     UnknownTopicError,
 )
@@ -89,7 +90,14 @@ class Store:
 
     def __init__(self, path: str, *, durability: str = "flush", map_size: int | None = None,
                  fsync_interval_ms: int = 1000, cross_process: bool = True) -> None:
-        os.makedirs(path, exist_ok=True)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except FileExistsError:
+            raise StorageError(f"{path!r} exists and is not a directory: open a log directory (one that does "
+                               "not exist yet is created)") from None
+        except OSError as exc:
+            raise StorageError(f"cannot create the log directory {path!r}: {exc.strerror or exc}; check the "
+                               "path and its permissions") from exc
         self.path = path
         self.env = Env(path, durability=durability, map_size=map_size, fsync_interval_ms=fsync_interval_ms)
         self.dbs = self.env.dbs

@@ -116,6 +116,13 @@ def create(txn: lmdb.Transaction, dbs: Mapping[str, Any], name: str, partitions:
     if txn.get(name.encode(), db=dbs["topics"]) is not None:
         raise TopicExistsError(f"topic {name!r} already exists; use describe_topic() or "
                                "alter_topic_config() on it, or pick another name")
+    if "." in name or "_" in name:  # Kafka refuses names equal but for '.' and '_' (one metric name)
+        alike = name.replace(".", "_")
+        for other in list_names(txn, dbs):
+            if other.replace(".", "_") == alike:
+                raise InvalidTopicError(f"topic {name!r} collides with the existing topic {other!r}: Kafka "
+                                        "treats '.' and '_' alike in topic names (its metric names) and "
+                                        "refuses such a pair; pick another name")
     raw = txn.get(schema.META_NEXT_TOPIC_ID, db=dbs["meta"])
     topic_id = schema.U32LE.unpack(raw)[0] if raw else 1
     txn.put(schema.META_NEXT_TOPIC_ID, schema.U32LE.pack(topic_id + 1), db=dbs["meta"])
