@@ -154,11 +154,10 @@ class GroupCommitter:
                 latch.acquire()
                 group = None
         if group is None:
-            latch.acquire()  # released by a leader: req is done, or leads now
+            latch.acquire()  # released by a leader (which clears req.latch): req is done, or leads now
+            if req.done:
+                return
             with lock:
-                req.latch = None
-                if req.done:
-                    return
                 group = self._lead(req)  # (leadership was handed to it)
         t0 = time.monotonic()
         try:
@@ -202,7 +201,8 @@ class GroupCommitter:
             latch = nxt.latch
             if latch is not None:
                 self._leader = nxt
-                latch.release()  # (its thread clears its latch once awake)
+                latch.release()
+                nxt.latch = None
                 return
         self._leader = None
 
@@ -223,9 +223,10 @@ class GroupCommitter:
         if leader is req:
             self._hand_off()
         elif leader is not None and leader.latch is not None and self._running is None:
-            # a hand-off cut before the new leader's latch was released: release it now
+            # a hand-off cut around the new leader's latch release: release it (again: harmless)
+            latch, leader.latch = leader.latch, None
             with contextlib.suppress(RuntimeError):
-                leader.latch.release()
+                latch.release()
 
     def _await_fill(self, target: int) -> None:
         """(Lock held) wait briefly for ``target`` requests to be queued."""
