@@ -244,13 +244,46 @@ def test_replication_commands_reject_bad_usage_in_one_line(tmp_path: Path, args:
     assert needle in r.stderr
 
 
-def test_a_short_secret_is_refused(tmp_path: Path) -> None:
-    short = tmp_path / "short"
-    short.write_bytes(b"abc\n")
-    r = cli("--path", tmp_path / "log", "serve", "--replicate", "127.0.0.1:0", "--secret-file", short)
+def test_an_empty_secret_is_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"\n")  # (the trailing newline is stripped: nothing is left)
+    r = cli("--path", tmp_path / "log", "serve", "--replicate", "127.0.0.1:0", "--secret-file", empty)
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1
-    assert "at least 8 bytes" in r.stderr
+    assert "secret is empty" in r.stderr
+
+
+def test_a_short_secret_and_a_port_alone_serve_and_follow_on_loopback(tmp_path: Path,
+                                                                      procs: list[subprocess.Popen[str]]) -> None:
+    """Any non-empty secret is accepted (``b"secret"``: 6 bytes); ``--replicate :0`` binds
+    127.0.0.1, and ``follow :PORT`` follows a leader on loopback."""
+    short = tmp_path / "short"
+    short.write_bytes(b"secret\n")
+    a, b = tmp_path / "a", tmp_path / "b"
+    with embedlog.open(a) as log:
+        log.create_topic("orders", partitions=1)
+    leader = start(procs, "--path", a, "serve", "--replicate", ":0", "--secret-file", short)
+    port = read_line(leader, r"replicating .* as leader at 127\.0\.0\.1:(\d+) ")[1]
+    produce_one(a, b"short-secret")
+    follower = start(procs, "--path", b, "follow", f":{port}", "--secret-file", short)
+    wait_for(lambda: b.exists() and "orders" in topics(b) and records(b, "orders") == [b"short-secret"],
+             "the record on the follower")
+    stop(follower)
+    stop(leader)
+
+
+def test_python_dash_m_embedlog_runs_the_cli() -> None:
+    r = subprocess.run([sys.executable, "-m", "embedlog", "--help"], capture_output=True, text=True,
+                       timeout=TIMEOUT_S, check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: embedlog ")
+    assert "replication" in r.stdout
+    assert "promote" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "embedlog", "--path", "/nonexistent/embedlog-log", "replication",
+                        "status"], capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    assert r.returncode == 1  # the same exit codes and one-line errors as the console script
+    assert r.stderr.count("\n") == 1
+    assert "no embedlog log" in r.stderr
 
 
 def test_serve_replicate_with_metrics(tmp_path: Path, secret_file: Path,

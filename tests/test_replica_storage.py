@@ -103,7 +103,7 @@ def test_defaults_and_replica_role_refuses_writes(log: Log) -> None:
     p.send("t", b"x")
     with pytest.raises(NotLeaderError, match="replica"):
         p.flush()
-    p._drain()
+    p._drain([])
     for admin in (lambda: log.create_topic("u"), lambda: log.delete_topic("t"),
                   lambda: log.alter_topic_config("t", {"retention.ms": 5}), lambda: log.create_partitions("t", 4),
                   lambda: log.delete_records("t", 0, 0)):

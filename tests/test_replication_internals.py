@@ -286,8 +286,8 @@ def test_compaction_leaves_records_at_or_above_the_high_watermark_alone(log: Log
     assert visible(log, "c") == [b"v2", b"x"]
 
 
-# == 3. high watermarks: published at once, stored lazily ================================================
-def test_high_watermarks_are_published_at_once_and_stored_lazily(log: Log) -> None:
+# == 3. high watermarks: stored lazily, published once stored ============================================
+def test_high_watermarks_are_stored_lazily_and_published_once_stored(log: Log) -> None:
     log.create_topic("t")
     core = core_on(log, hw_persist_ms=1000)
     hold(core, log, "t", 0)
@@ -296,15 +296,36 @@ def test_high_watermarks_are_published_at_once_and_stored_lazily(log: Log) -> No
             p.send("t", b"%d" % i)
     tid = log.describe_topic("t").topic_id
     hold(core, log, "t", 3, now=10)
-    assert core.board.high_watermark(tid, 0) == 3
-    assert core.hw[(tid, 0)] == 3
-    assert state(log, "t").high_watermark == 0  # not stored yet: consumers see nothing
+    assert core.hw[(tid, 0)] == 3  # computed
+    assert core.board.high_watermark(tid, 0) == 0  # not published: not stored yet
+    assert state(log, "t").high_watermark == 0  # consumers see nothing
     assert visible(log, "t") == []
     assert core.store_due(10) == 990
     assert core.update(1000)
     assert state(log, "t").high_watermark == 3
+    assert core.board.high_watermark(tid, 0) == 3  # published with the write
     assert core.store_due(1000) is None
     assert visible(log, "t") == [b"0", b"1", b"2"]
+    core.stop()
+
+
+def test_a_waiting_producer_stores_the_computed_high_watermarks_itself(log: Log) -> None:
+    """``board.wait`` (an acks="all" producer waiting) writes what was computed and not
+    stored, whatever ``hw_persist_ms`` says, and that publishes it."""
+    log.create_topic("t")
+    core = core_on(log, hw_persist_ms=10**9, defer_store=True)
+    hold(core, log, "t", 0)
+    send_one = log.producer()
+    send_one.send("t", b"x")
+    send_one.close()
+    tid = log.describe_topic("t").topic_id
+    hold(core, log, "t", 1, now=10)
+    assert (core.hw[(tid, 0)], state(log, "t").high_watermark, core.board.high_watermark(tid, 0)) == (1, 0, 0)
+    seen = core.board.version
+    core.board.wait(seen, 5)  # returns at once: its own write is a publication
+    assert state(log, "t").high_watermark == 1
+    assert core.board.high_watermark(tid, 0) == 1
+    assert core.store_due(10) is None
     core.stop()
 
 
@@ -360,7 +381,8 @@ def test_an_acks_all_flush_returns_on_the_published_high_watermark(log: Log) -> 
     hold(core, log, "t", 1, now=10)
     assert done.wait(30), "flush did not return on the published high watermark"
     assert errors == []
-    assert state(log, "t").high_watermark == 0  # stored later; the producer did not wait for it
+    assert state(log, "t").high_watermark == 1  # stored before it returned: consumers see the record
+    assert visible(log, "t") == [b"x"]
     core.stop()
 
 

@@ -24,9 +24,12 @@ Guarantees the cores implement (Kafka's, with KIP-101/279 leader epochs):
 * a follower is in sync while it caught up with the leader within
   ``replica_lag_time_max_ms``; the in-sync set (``meta.isr``) is what ``acks="all"``
   producers check ``min.insync.replicas`` against;
-* a follower refuses a leader with an older epoch (``FencedLeaderError``), and drops
-  its own records of any epoch its leader says another node led (two promotions to
-  one epoch number, or records written before it followed).
+* a follower refuses a leader with an older epoch (``FencedLeaderError``) once it
+  checked the leader's proof and sent its own, so that the leader, knowing from an
+  authenticated peer that it was superseded, refuses every produce of its process
+  from then on (``LeaderCore.fence``); the refusing follower is left as it was.  It
+  drops its own records of any epoch its leader says another node led (two promotions
+  to one epoch number, or records written before it followed).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import contextlib
 import fcntl
 import functools
 import os
+import re
 import ssl
 import threading
 import time
@@ -53,8 +57,10 @@ from .errors import TimeoutError as EmbedlogTimeoutError
 from .net import FollowerClient, LeaderServer, parse_address
 from .net.common import monotonic_ms
 from .protocol import (
+    PROTOCOL_VERSION,
     Ack,
     Authenticated,
+    Challenge,
     Diverging,
     Error,
     ErrorCode,
@@ -65,16 +71,20 @@ from .protocol import (
     FollowerConnection,
     FollowerLeftError,
     Heartbeat,
+    Hello,
     LeaderConnection,
     Metadata,
     PartitionData,
     PartitionError,
+    Proof,
     ProtocolError,
     State,
     TopicRecord,
+    auth,
+    encode,
 )
 from .protocol.frames import MAX_FRAME
-from .protocol.messages import AckPartition
+from .protocol.messages import AckPartition, Message
 from .storage import partition as plog
 from .storage import replica, schema, topics
 from .storage.replica import ReplicationBusyError
@@ -216,16 +226,17 @@ class LeaderCore:
     gives the lease up.  A leader that dies without ``stop`` leaves the flag behind
     with a free lease, which the next writer on the directory releases.
 
-    High watermarks live in memory (``hw``) and are published at once to this
-    process's ``acks="all"`` producers (``replica.HighWatermarkBoard``); they are
-    written to the store (an fsync) with every in-sync set change, and otherwise after
-    being published, at most one write at a time (``hw_persist_ms`` apart) — with
-    ``defer_store`` by the ``Leader``'s writer thread, off the connections' path, and
-    before that by this process's appends: the core is the store's ``hw_source``, so
-    an append writes the computed high watermarks of the partitions it writes into the
-    partition states it writes anyway (``Store.append_in``; ``stored`` tells the core).
-    No fsync of a high watermark is on an ``acks="all"`` flush's path in this process,
-    and under load the writer mostly finds nothing left to write.
+    High watermarks live in memory (``hw``) as computed, and are written to the store
+    with every in-sync set change, and otherwise lazily, one write at a time: by this
+    process's appends (the core is the store's ``hw_source``, so an append writes the
+    computed high watermarks of the partitions it writes into the partition states it
+    writes anyway: ``Store.append_in``; ``stored`` tells the core), by an ``acks="all"``
+    producer of this process that waits for them (``board.want``: one commit between
+    the followers' acknowledgement and the flush's return, in the producer's thread),
+    else at most once per ``hw_persist_ms`` (with ``defer_store`` by the ``Leader``'s
+    writer thread, off the connections' path).  Only stored values are published to
+    this process's producers (``replica.HighWatermarkBoard``): when an ``acks="all"``
+    flush returns, consumers and ``delete_records`` of this process see its records.
     That is safe because the stored value only ever lags the true one: records below
     it are on every in-sync replica, consumers (which read the store) never see past
     it, and followers truncate by leader epochs, never to a high watermark — so after
@@ -286,6 +297,7 @@ class LeaderCore:
         self._stored_at = now_ms
         self._acked = True  # an acknowledgement arrived since high watermarks were computed
         self.board = replica.open_hw_board(store)
+        self.board.want = self._store_wanted
         self.followers: dict[str, FollowerProgress] = {}
         # Followers in the in-sync set when the last leader stopped stay in it until they
         # fail to catch up within the lag limit: a restart must not let the high
@@ -296,7 +308,10 @@ class LeaderCore:
         self._isr_written: tuple[str, ...] | None = None
         self._topics_digest: tuple[int, bytes] | None = None
         self.stopped = False
+        #: why this leader is fenced (an authenticated follower holds a newer epoch), or ``None``
         self.fenced_by: str | None = None
+        #: the newest leader epoch such a follower had
+        self.superseded_by: int | None = None
         self._updated_ms = now_ms
         self.update(now_ms)
         if defer_store:
@@ -371,55 +386,65 @@ class LeaderCore:
 
     def update(self, now_ms: int) -> bool:
         """Drop followers that lagged too long from the in-sync set and advance high
-        watermarks: publish them to this process at once, and write them to the store
-        (waking consumers and producers of every process) with any in-sync set change,
-        else once ``hw_persist_ms`` passed since the last write.  Return whether
-        anything was written."""
+        watermarks.  An in-sync set change is written at once, with the high watermarks
+        it moves; other advances are announced to this process's ``acks="all"``
+        producers (``board.signal``: a waiting producer stores them itself, see
+        ``HighWatermarkBoard``) and otherwise written once ``hw_persist_ms`` passed
+        since the last write (by the ``Leader``'s writer with ``defer_store``, else
+        here).  Nothing moves once the leader is fenced.  Return whether anything was
+        written."""
         with self._lock:
-            if self.stopped:
-                return False
-            self._updated_ms = now_ms
-            for f in self.followers.values():
-                if f.in_sync and now_ms - f.last_caught_up_ms > self.lag_max_ms:
-                    f.in_sync = False
-            isr = [f for f in self.followers.values() if f.in_sync]
-            ids = tuple(sorted(f.node_id for f in isr))
-            isr_changed = ids != self._isr_written
-            moves: dict[TP, int] = {}
-            # With followers in sync only their acknowledgements move a high watermark
-            # (min(end, what each holds)): skip the read when none arrived.
-            if self._acked or isr_changed or not isr:
-                self._acked = False
+            written, moved = self._update(now_ms)
+        if moved:
+            self.board.signal()  # (without the lock: a woken producer takes it to store them)
+        return written
 
-                def targets(txn: lmdb.Transaction, dbs: Any) -> tuple[dict[TP, int], set[TP]]:
-                    out = {}
-                    seen = set()
-                    for tid, part, st in replica.all_partitions(txn, dbs):
-                        tp = (tid, part)
-                        seen.add(tp)
-                        target = min([st.end_offset, *(f.durable.get(tp, 0) for f in isr)])
-                        if target > max(st.high_watermark, self.hw.get(tp, 0)):
-                            out[tp] = target
-                    return out, seen
+    def _update(self, now_ms: int) -> tuple[bool, bool]:
+        """``update`` under the lock: whether it wrote, and whether high watermarks
+        moved that are not stored yet."""
+        if self.stopped or self.superseded_by is not None:
+            return False, False
+        self._updated_ms = now_ms
+        for f in self.followers.values():
+            if f.in_sync and now_ms - f.last_caught_up_ms > self.lag_max_ms:
+                f.in_sync = False
+        isr = [f for f in self.followers.values() if f.in_sync]
+        ids = tuple(sorted(f.node_id for f in isr))
+        isr_changed = ids != self._isr_written
+        moves: dict[TP, int] = {}
+        # With followers in sync only their acknowledgements move a high watermark
+        # (min(end, what each holds)): skip the read when none arrived.
+        if self._acked or isr_changed or not isr:
+            self._acked = False
 
-                moves, existing = _read(self.store, targets)
-                for tp in [tp for tp in self.hw if tp not in existing]:  # deleted partitions
-                    del self.hw[tp]
-                    self._stored_hw.pop(tp, None)
-            if isr_changed:
-                # The new in-sync set is on disk before any high watermark it allows is
-                # used, here or elsewhere (producers check min.insync.replicas against it).
-                written = self._store_hws(ids, isr_changed, now_ms, moves)
-                self.hw.update(moves)
-                self.board.publish(self.hw, 1 + len(ids))
-                return written
-            if moves:
-                self.hw.update(moves)
-                self.board.publish(self.hw)
-                self.hw_pending.set()
-            if not self.defer_store and now_ms - self._stored_at >= self.hw_persist_ms and self._unstored():
-                return self._store_hws(ids, False, now_ms)
-            return False
+            def targets(txn: lmdb.Transaction, dbs: Any) -> tuple[dict[TP, int], set[TP]]:
+                out = {}
+                seen = set()
+                for tid, part, st in replica.all_partitions(txn, dbs):
+                    tp = (tid, part)
+                    seen.add(tp)
+                    target = min([st.end_offset, *(f.durable.get(tp, 0) for f in isr)])
+                    if target > max(st.high_watermark, self.hw.get(tp, 0)):
+                        out[tp] = target
+                return out, seen
+
+            moves, existing = _read(self.store, targets)
+            for tp in [tp for tp in self.hw if tp not in existing]:  # deleted partitions
+                del self.hw[tp]
+                self._stored_hw.pop(tp, None)
+        if isr_changed:
+            # The new in-sync set is on disk before any high watermark it allows is
+            # used, here or elsewhere (producers check min.insync.replicas against it):
+            # written together, and published together (``_hw_write``).
+            written = self._store_hws(ids, isr_changed, now_ms, moves)
+            self.hw.update(moves)
+            return written, False
+        if moves:
+            self.hw.update(moves)
+            self.hw_pending.set()
+        if not self.defer_store and now_ms - self._stored_at >= self.hw_persist_ms and self._unstored():
+            return self._store_hws(ids, False, now_ms), False
+        return False, bool(moves)
 
     def update_due(self, now_ms: int) -> bool:
         """Whether a commit on the log may give ``update`` something to do: an
@@ -430,14 +455,36 @@ class LeaderCore:
         ``update`` with nothing to do."""
         return self._acked or not self._isr_written or now_ms - self._updated_ms >= UPDATE_EVERY_MS
 
-    def stored(self, written: Mapping[TP, int]) -> None:
-        """An append of this process committed these high watermarks along with its
-        records (``Store.append_in``, through ``Store.hw_source``)."""
+    def stored(self, written: Mapping[TP, int], isr_size: int | None = None) -> None:
+        """These high watermarks were committed — by an append of this process along
+        with its records (``Store.append_in``, through ``Store.hw_source``), or by
+        ``_hw_write`` (with ``isr_size`` when it wrote an in-sync set too): publish them
+        to this process's ``acks="all"`` producers, which may return now that consumers
+        see the records."""
         with self._hw_lock:
             stored = self._stored_hw
             for tp, hw in written.items():
                 if hw > stored.get(tp, -1):
                     stored[tp] = hw
+            # (with a new in-sync set size: every stored value, in the same step)
+            publish = dict(stored) if isr_size is not None else written
+        self.board.publish(publish, isr_size)
+
+    def _has_unstored(self) -> bool:
+        stored = self._stored_hw
+        return any(hw > stored.get(tp, -1) for tp, hw in list(self.hw.items()))
+
+    def _store_wanted(self) -> None:
+        """``board.want``: an ``acks="all"`` producer of this process waits, so the
+        high watermarks computed and not stored yet are written now, in its thread
+        (``store_pending``; nothing when every one is stored, cheap, no lock).  This is
+        the one commit between a follower's acknowledgement and the flush's return:
+        consumers see the records once it is done, and the leader's own threads never
+        wait for its fsync."""
+        if self.stopped or not self._has_unstored():
+            return
+        with contextlib.suppress(Exception):  # (the writer thread retries it)
+            self.store_pending(None)
 
     def _unstored(self) -> dict[TP, int]:
         with self._hw_lock:
@@ -465,7 +512,7 @@ class LeaderCore:
         txn_id = _write(self.store, write, notify=True)
         if txn_id is not None:
             self._hw_txns.append(txn_id)
-        self.stored(pending)
+        self.stored(pending, None if isr is None else 1 + len(isr))
 
     def _store_hws(self, ids: tuple[str, ...], isr_changed: bool, now_ms: int,
                    moves: dict[TP, int] | None = None) -> bool:
@@ -491,13 +538,14 @@ class LeaderCore:
     def store_due(self, now_ms: int) -> int | None:
         """Milliseconds until computed high watermarks are due to be written (``0``: now),
         or ``None`` if every one is written; cheap, no lock."""
-        stored = self._stored_hw
-        if not any(hw > stored.get(tp, -1) for tp, hw in list(self.hw.items())):
+        if not self._has_unstored():
             return None
         return max(0, self._stored_at + self.hw_persist_ms - now_ms)
 
-    def store_pending(self, now_ms: int) -> bool:
+    def store_pending(self, now_ms: int | None) -> bool:
         """Write the computed high watermarks not written yet; return whether it did.
+        ``now_ms``: the time, from which ``hw_persist_ms`` runs again (``None``: a write
+        a producer asked for, ``_store_wanted``, which leaves the writer's pace alone).
 
         Without holding ``_lock`` through the write (an fsync): acknowledgements and
         in-sync set changes go on meanwhile.  Safe to race with them: every value it
@@ -511,7 +559,8 @@ class LeaderCore:
             if not pending:
                 return False
             self._hw_write(pending, None)
-            self._stored_at = now_ms
+            if now_ms is not None:
+                self._stored_at = now_ms
             return True
 
     def topics_digest(self, txn: lmdb.Transaction) -> bytes:
@@ -549,8 +598,33 @@ class LeaderCore:
         self.stopped = True
         if self.store.hw_source is self:
             self.store.hw_source = None
+        replica.unfence(self.store.path, self)
         self.board.close()
         self.lease.release()
+
+    def fence(self, epoch: int, node_id: str | None) -> None:
+        """An authenticated follower (``node_id``) holds leader epoch ``epoch``, newer
+        than this leader's: another node was promoted, and records written here from now
+        on would be dropped when this node follows it.  So, while this core runs, every
+        produce of this process on the directory raises ``FencedLeaderError`` (with
+        ``acks="all"`` before writing; waiting ``acks="all"`` flushes fail at once), and
+        high watermarks and the in-sync set no longer move.  Nothing is written to the
+        store: stopping this ``Leader`` ends it (then the node must be started as a
+        follower of the new leader)."""
+        with self._lock:
+            if self.stopped or (self.superseded_by is not None and self.superseded_by >= epoch):
+                return
+            self.superseded_by = epoch
+            who = f"follower {node_id}" if node_id else "a follower"
+            self.fenced_by = (f"{who} has leader epoch {epoch}, newer than this leader's {self.epoch}: another "
+                              "node was promoted; restart this node as a follower of the new leader")
+            error = FencedLeaderError(
+                f"{self.store.path!r} is a fenced old leader: it led epoch {self.epoch} and was superseded by "
+                f"leader epoch {epoch} ({who} has it), so it accepts no more writes; records it holds that the "
+                "new leader lacks are dropped when it follows it. Stop its Leader and restart this node as a "
+                "follower of the new leader")
+            replica.fence(self.store.path, self, error)
+            self.board.fence(error)
 
     def status(self) -> Status:
         """Epoch, high watermark and end offset per partition, and each follower's lag
@@ -574,15 +648,89 @@ class LeaderCore:
                            "followers": followers, "fenced_by": self.fenced_by})
 
 
+class _LeaderConnection(LeaderConnection):
+    """A ``LeaderConnection`` that refuses a follower with a newer leader epoch only
+    after that follower proved itself.
+
+    ``LeaderConnection`` refuses it at its Hello, before any proof: a claim anyone who
+    can connect could make, so a leader could not act on it.  Here the handshake goes
+    on (the Challenge carries this leader's true epoch), and the refusal comes once the
+    follower's Proof — which covers its Hello, epoch included — checked out:
+    ``superseded_by`` then holds the epoch, and the session fences the leader
+    (``LeaderCore.fence``).  A follower with a wrong secret gets ``AuthenticationError``
+    and changes nothing here, whatever epoch it claims.  ``_FollowerConnection`` sends
+    its Proof before refusing such a leader, for the same reason; a follower that
+    refuses without a proof (an older embedlog) just ends the session.
+    """
+
+    #: the newer leader epoch an authenticated follower has (this leader is fenced)
+    superseded_by: int | None = None
+
+    def _on_hello(self, hello: Hello) -> list[Any]:
+        if hello.version != PROTOCOL_VERSION or hello.epoch <= self.epoch:
+            return super()._on_hello(hello)
+        # LeaderConnection._on_hello's Challenge, without its refusal (see _handle)
+        self.peer = hello
+        self._hello_bytes = encode(hello)
+        unsigned = Challenge(PROTOCOL_VERSION, self.node_id, self.epoch, self._nonce, self._epoch_leaders, b"")
+        challenge = attrs.evolve(unsigned, mac=auth.leader_mac(self._secret, self._hello_bytes, encode(unsigned)))
+        self._challenge_bytes = encode(challenge)
+        self.send(challenge)
+        return []
+
+    def _handle(self, msg: Message) -> list[Any]:
+        events = super()._handle(msg)  # (a Proof that does not check out raises AuthenticationError)
+        peer = self.peer
+        if isinstance(msg, Proof) and peer is not None and peer.epoch > self.epoch:
+            self.superseded_by = peer.epoch
+            raise FencedLeaderError(
+                f"follower {peer.node_id!r} has leader epoch {peer.epoch}, newer than this leader's {self.epoch}: "
+                "another node was promoted; restart this node as a follower of the new leader")
+        return events
+
+
+def _fenced_leader_message(address: str | None, leader_epoch: int | None, epoch: int) -> str:
+    """What a follower says when it refuses a leader older than itself."""
+    at = f" at {address}" if address else ""
+    has = f"epoch {leader_epoch}, lower than" if leader_epoch is not None else "an epoch lower than"
+    return (f"the leader{at} has {has} this node's epoch {epoch}, so it is a fenced old leader: start that node "
+            "as a follower of this one (or of the node that now leads); this node was left as it was")
+
+
+class _FollowerConnection(FollowerConnection):
+    """A ``FollowerConnection`` that refuses a leader older than this node (a fenced
+    old leader) after checking the leader's proof *and sending its own*: the leader,
+    which then knows from an authenticated peer that a newer epoch exists, stops taking
+    writes (``_LeaderConnection``).  A leader whose proof fails gets no proof and
+    ``AuthenticationError`` is raised, as always.  ``refused``: the error raised."""
+
+    def __init__(self, *, address: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.address = address
+        self.refused: FencedLeaderError | None = None
+
+    def _on_challenge(self, ch: Challenge) -> list[Any]:
+        if ch.version != PROTOCOL_VERSION or ch.epoch >= self.epoch:
+            return super()._on_challenge(ch)
+        # FollowerConnection._on_challenge's check of the leader's proof, then this node's proof
+        unsigned = encode(Challenge(ch.version, ch.node_id, ch.epoch, ch.nonce, ch.epoch_leaders, b""))
+        if not auth.verify(auth.leader_mac(self._secret, self._hello_bytes, unsigned), ch.mac):
+            return super()._on_challenge(ch)  # (raises its AuthenticationError)
+        self.peer = ch
+        self.send(Proof(auth.follower_mac(self._secret, self._hello_bytes, encode(ch))))
+        self.refused = FencedLeaderError(_fenced_leader_message(self.address, ch.epoch, self.epoch))
+        raise self.refused
+
+
 class LeaderSession:
     """The leader's side of one follower connection."""
 
     def __init__(self, core: LeaderCore, now_ms: int, address: str | None) -> None:
         self.core = core
         self.address = address
-        self.conn = LeaderConnection(node_id=core.node_id, epoch=core.epoch, secret=core.secret,
-                                     nonce=os.urandom(32), epoch_leaders=core.epoch_leaders,
-                                     max_frame=core.max_frame)
+        self.conn = _LeaderConnection(node_id=core.node_id, epoch=core.epoch, secret=core.secret,
+                                      nonce=os.urandom(32), epoch_leaders=core.epoch_leaders,
+                                      max_frame=core.max_frame)
         self.follower: FollowerProgress | None = None
         self.parked: FetchRequest | None = None
         self.parked_at = 0
@@ -615,7 +763,10 @@ class LeaderSession:
         try:
             events = self.conn.receive_data(data)
         except FencedLeaderError as exc:
-            self.core.fenced_by = str(exc)
+            epoch = self.conn.superseded_by  # (set only once the follower proved itself)
+            if epoch is not None:
+                peer = self.conn.peer
+                self.core.fence(epoch, None if peer is None else peer.node_id)
             return self._end(exc)
         except FollowerLeftError as exc:
             self.core._left(self, now_ms)
@@ -634,8 +785,6 @@ class LeaderSession:
                 elif isinstance(ev, Ack) and self.follower is not None:
                     self.core._on_ack(self, self.follower, ev, now_ms)
         except EmbedlogError as exc:
-            if isinstance(exc, FencedLeaderError):
-                self.core.fenced_by = str(exc)
             if self.conn.state is not State.CLOSED:
                 self.conn.send(Error(_code_for(exc), str(exc)))
             return self._end(exc)
@@ -917,7 +1066,9 @@ class FollowerCore:
     """A follower over one store: turns leader responses into LMDB transactions.
 
     Creating it makes the directory a replica (producers on it raise
-    ``NotLeaderError``).  One connection at a time: ``connect`` starts one (returning the
+    ``NotLeaderError``); if it refuses its leader (``FencedLeaderError``,
+    ``UnrelatedLogError``) before accepting one, the role goes back to what it was
+    (``_restore``).  One connection at a time: ``connect`` starts one (returning the
     Hello to send), ``receive``/``poll`` drive it, ``disconnect`` forgets it.
     ``receive`` raises ``AuthenticationError`` and ``FencedLeaderError`` (fatal: do not
     reconnect) and other ``EmbedlogError``s (reconnect and fetch again).
@@ -948,11 +1099,18 @@ class FollowerCore:
 
         def init(txn: lmdb.Transaction, dbs: Any) -> str:
             self._role_before = replica.get_role(txn, dbs)
+            flag = txn.get(schema.META_REPLICATING, db=dbs["meta"])
+            self._replicating_before = None if flag is None else bytes(flag)
             replica.set_role(txn, dbs, "replica")
             txn.put(schema.META_REPLICATING, b"0", db=dbs["meta"])  # high watermarks stay as they are
             return replica.ensure_node_id(txn, dbs)
 
         self.node_id = _write(store, init)
+        #: the leader's address, for messages (``Follower`` sets it)
+        self.leader_address: str | None = None
+        #: whether a leader was accepted (``_on_authenticated`` wrote): until then, a
+        #: refused leader leaves the directory as it was (``_restore``)
+        self._followed = False
         self.conn: FollowerConnection | None = None
         self._corr = 0
         self._sent_at = 0
@@ -984,8 +1142,8 @@ class FollowerCore:
     def connect(self, now_ms: int) -> bytes:
         """Start a new connection; return its Hello."""
         epoch = _read(self.store, replica.get_epoch)
-        self.conn = FollowerConnection(node_id=self.node_id, epoch=epoch, secret=self.secret,
-                                       nonce=os.urandom(32), max_frame=self.max_frame)
+        self.conn = _FollowerConnection(node_id=self.node_id, epoch=epoch, secret=self.secret,
+                                        nonce=os.urandom(32), max_frame=self.max_frame, address=self.leader_address)
         self.conn.start()
         self.last_recv_ms = self.last_send_ms = now_ms
         return self._out(now_ms)
@@ -1055,7 +1213,10 @@ class FollowerCore:
         if conn is None:
             return b""
         frames = conn.frames_in
-        events = conn.receive_data(data)  # raises typed errors; queued an Error for the leader
+        try:
+            events = conn.receive_data(data)  # raises typed errors; queued an Error for the leader
+        except FencedLeaderError as exc:
+            raise self._fenced(exc) from None
         return self._handle(events, frames, now_ms, flush, ack)
 
     def recv_buffer(self) -> memoryview | None:
@@ -1070,7 +1231,48 @@ class FollowerCore:
         if conn is None:
             return b""
         frames = conn.frames_in
-        return self._handle(conn.receive_into(n), frames, now_ms, flush, ack)
+        try:
+            events = conn.receive_into(n)
+        except FencedLeaderError as exc:
+            raise self._fenced(exc) from None
+        return self._handle(events, frames, now_ms, flush, ack)
+
+    def _fenced(self, exc: FencedLeaderError) -> FencedLeaderError:
+        """This node refuses its leader, an old one (fenced): the error to raise.  Before
+        any leader was accepted nothing was changed but the role, which goes back to what
+        it was (``_restore``): a node that refuses to follow is not demoted by it."""
+        conn = self.conn
+        if not self._followed:
+            self._restore()
+        if isinstance(conn, _FollowerConnection) and exc is conn.refused:
+            return exc  # (this node's own refusal: it says so already)
+        address = self.leader_address
+        at = f" at {address}" if address else ""
+        if not self._followed and (conn is None or conn.peer is None):
+            # the leader refused this node's Hello (an older embedlog: see _LeaderConnection);
+            # its text ("... newer than this leader's N: ... restart this node ...") is advice
+            # for the leader's operator, kept as the cause only
+            found = re.search(r"this leader's (\d+)", str(exc))
+            epoch = _read(self.store, replica.get_epoch)
+            out = FencedLeaderError(_fenced_leader_message(address, int(found[1]) if found else None, epoch))
+        else:
+            out = FencedLeaderError(f"the leader{at} (epoch {self.leader_epoch}) is a fenced old leader: {exc}")
+        out.__cause__ = exc
+        return out
+
+    def _restore(self) -> None:
+        """Put the role and replication flag back as they were before this core made
+        the directory a replica (nothing else was written)."""
+        role, flag = self._role_before, self._replicating_before
+
+        def fn(txn: lmdb.Transaction, dbs: Any) -> None:
+            replica.set_role(txn, dbs, role)
+            if flag is None:
+                txn.delete(schema.META_REPLICATING, db=dbs["meta"])
+            else:
+                txn.put(schema.META_REPLICATING, flag, db=dbs["meta"])
+
+        _write(self.store, fn, notify=True)
 
     def _handle(self, events: list[Any], frames: int, now_ms: int, flush: Callable[[bytes], None] | None,
                 ack: Callable[[bytes], None] | None = None) -> bytes:
@@ -1149,14 +1351,11 @@ class FollowerCore:
 
         unrelated = _read(self.store, functools.partial(self._unrelated, leaders=leaders))
         if unrelated is not None:
-            role = self._role_before
-
-            def restore(txn: lmdb.Transaction, dbs: Any) -> None:
-                replica.set_role(txn, dbs, role)  # (nothing else was changed: writable as before)
-
-            _write(self.store, restore)
+            if not self._followed:
+                self._restore()  # (nothing else was changed: writable as before)
             raise UnrelatedLogError(unrelated)
         truncated = _write(self.store, fn, notify=True)
+        self._followed = True
         self.truncated.extend(truncated)
 
     def _unrelated(self, txn: lmdb.Transaction, dbs: Any, leaders: Mapping[int, str]) -> str | None:
@@ -1427,12 +1626,15 @@ def _forget_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_in_child)
 
 
-def _check_auth(secret: bytes | None, ssl_context: ssl.SSLContext | None, insecure: bool,
+def _check_auth(secret: bytes | str | None, ssl_context: ssl.SSLContext | None, insecure: bool,
                 side: str = "leader") -> bytes | None:
+    if isinstance(secret, str):
+        secret = secret.encode("utf-8")
     if secret is not None and not isinstance(secret, (bytes, bytearray)):
-        raise ConfigError(f"secret must be bytes, got {type(secret).__name__}")
-    if secret is not None and len(secret) < 8:
-        raise ConfigError("secret must be at least 8 bytes (use a long random value, e.g. secrets.token_bytes(32))")
+        raise ConfigError(f"secret must be bytes (or a str, used as UTF-8), got {type(secret).__name__}")
+    if secret is not None and len(secret) == 0:
+        raise ConfigError("secret is empty: give the same non-empty secret to every node (a long random value is "
+                          "best, e.g. secrets.token_bytes(32)), or insecure=True")
     if secret is None and ssl_context is None and not insecure:
         raise ConfigError("replication needs authentication: pass secret=b'...' (the same on every node) or an "
                           "ssl_context with client certificates, or insecure=True to run without any")
@@ -1456,23 +1658,33 @@ def _store_of(log: Log) -> Store:
 class Leader:
     """Serve this log to followers over TCP; a context manager.
 
-    ``listen`` is ``HOST:PORT`` (port 0: a free port; ``address`` tells which);
-    loopback unless told otherwise.  Authentication is mutual, by HMAC over ``secret``
-    (the same bytes on every node) or by TLS client certificates (``ssl_context``, a
-    server context that requires them); with neither the leader refuses to start
-    unless ``insecure=True``.  While it runs, consumers of this log see only records
-    every in-sync follower holds, and ``acks="all"`` producers wait for them.
-    ``acks="all"`` producers of this process learn of acknowledgements at once;
-    consumers and other processes when the high watermark is written: with the next
-    append of this process to the partition, else by an fsync of its own made at most
-    once per ``hw_persist_ms`` (default 10 ms; ``0``: after each advance — earlier
+    ``listen`` is ``HOST:PORT`` (port 0: a free port; ``address`` tells which; ``:PORT``
+    is loopback); loopback unless told otherwise.  Authentication is mutual, by HMAC
+    over ``secret`` (the same non-empty bytes on every node; a ``str`` is used as
+    UTF-8) or by TLS client certificates (``ssl_context``, a server context that
+    requires them); with neither the leader refuses to start unless
+    ``insecure=True``.  While it runs, consumers of this log see only records every
+    in-sync follower holds, and ``acks="all"`` producers wait for them.  When an
+    ``acks="all"`` flush of this process returns, the high watermark covering its
+    records is stored (written by the waiting producer's thread if nothing else wrote
+    it), so consumers of this process and ``delete_records`` see them.  Otherwise
+    consumers and other processes see a new high watermark when it is written: with the
+    next append of this process to the partition, else by an fsync of its own made at
+    most once per ``hw_persist_ms`` (default 10 ms; ``0``: after each advance — earlier
     visibility, more fsyncs competing with this process's appends), ``HW_YIELD_MS``
-    after it is due.  It holds
-    the directory's leader lease meanwhile: if its process dies (even by ``kill -9``),
-    the next write on the directory hands the high watermarks back to appends.
+    after it is due.  It holds the directory's leader lease meanwhile: if its process
+    dies (even by ``kill -9``), the next write on the directory hands the high
+    watermarks back to appends.
+
+    A follower that proves it holds a newer leader epoch fences this leader
+    (``status()["fenced_by"]``): from then on, until it is closed, every produce of this
+    process on the directory raises ``FencedLeaderError`` (``acks="all"`` and
+    ``acks="leader"`` alike: the new leader will never hold what this node writes now)
+    and high watermarks stop moving; restart the node as a follower of the new leader.
     """
 
-    def __init__(self, log: Log, listen: str | tuple[str, int] = "127.0.0.1:0", *, secret: bytes | None = None,
+    def __init__(self, log: Log, listen: str | tuple[str, int] = "127.0.0.1:0", *,
+                 secret: bytes | str | None = None,
                  insecure: bool = False, ssl_context: ssl.SSLContext | None = None,
                  replica_lag_time_max_ms: int = 30_000, max_bytes: int = DEFAULT_MAX_BYTES,
                  max_wait_ms: int = DEFAULT_MAX_WAIT_MS, session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
@@ -1587,13 +1799,18 @@ class Follower:
     The directory becomes a replica (producers on it raise ``NotLeaderError`` until it
     is promoted).  The connection runs in a background thread that reconnects with
     backoff; ``wait_connected`` blocks until it authenticated and raises the typed
-    error (``AuthenticationError``, ``FencedLeaderError``) if it never can.  A
-    directory holding records of another log (written here before following, or
-    replicated from another leader) is left as it was — records and role — and
-    ``UnrelatedLogError`` says so: following would delete them.
+    error (``AuthenticationError``, ``FencedLeaderError``) if it never can.  ``leader``
+    is ``HOST:PORT`` (``:PORT``: loopback); ``secret`` as for ``Leader``.
+
+    A node refuses to follow, and is left as it was — records and role — when the
+    leader's epoch is lower than its own (a fenced old leader, ``FencedLeaderError``:
+    the old leader must follow this node, not the other way round; having proved this
+    node's identity, the refusal fences that leader) and when the directory holds
+    records of another log (written here before following, or replicated from another
+    leader: ``UnrelatedLogError``, as following would delete them).
     """
 
-    def __init__(self, log: Log, leader: str | tuple[str, int], *, secret: bytes | None = None,
+    def __init__(self, log: Log, leader: str | tuple[str, int], *, secret: bytes | str | None = None,
                  insecure: bool = False, ssl_context: ssl.SSLContext | None = None,
                  max_bytes: int = DEFAULT_FETCH_MAX_BYTES, session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
                  backoff_ms: tuple[int, int] = (50, 2000)) -> None:
@@ -1608,6 +1825,7 @@ class Follower:
             self.core = FollowerCore(store, secret=secret, max_bytes=max_bytes,
                                      session_timeout_ms=session_timeout_ms, pipeline_min_bytes=PIPELINE_MIN_BYTES,
                                      applier=None if self._applier is None else self._applier.submit)
+            self.core.leader_address = f"{self.leader[0]}:{self.leader[1]}"
             self._client = FollowerClient(self.core, self.leader, ssl_context, backoff_ms)
             if self._applier is not None:
                 # an apply done behind the connection's thread wakes it to send the Ack

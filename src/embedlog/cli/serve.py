@@ -18,7 +18,7 @@ __all__ = ["add_auth_options", "auth_options", "register"]
 def add_auth_options(parser: argparse.ArgumentParser) -> None:
     """``--secret-file`` / ``--insecure`` (replication's mutual authentication)."""
     parser.add_argument("--secret-file", metavar="F",
-                        help="a file holding the shared secret (the same on every node, at least 8 bytes; "
+                        help="a file holding the shared secret (the same on every node, not empty; "
                              "a trailing newline is ignored)")
     parser.add_argument("--insecure", action="store_true",
                         help="replicate without authentication (only on a trusted network)")

@@ -22,13 +22,20 @@ def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
+#: the host of an address given as ``":PORT"``: loopback, as the default
+LOOPBACK = "127.0.0.1"
+
+
 def parse_address(text: str | tuple[str, int]) -> tuple[str, int]:
-    """``"host:port"`` (``"[v6]:port"`` for IPv6) or a ``(host, port)`` pair."""
+    """``"host:port"`` (``"[v6]:port"`` for IPv6, ``":port"`` for loopback) or a
+    ``(host, port)`` pair."""
     if isinstance(text, tuple):
         return text[0], int(text[1])
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ConfigError(f"address must be HOST:PORT, got {text!r}")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"address must be HOST:PORT (or :PORT for loopback), got {text!r}")
+    if not host:
+        host = LOOPBACK
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, int(port)

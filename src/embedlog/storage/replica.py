@@ -64,6 +64,8 @@ __all__ = [
     "ensure_node_id",
     "epoch_history",
     "epoch_leaders",
+    "fence",
+    "fenced_error",
     "get_epoch",
     "get_follower_state",
     "get_isr",
@@ -93,6 +95,7 @@ __all__ = [
     "topic_records",
     "topics_digest",
     "truncate",
+    "unfence",
 ]
 
 ROLES = ("leader", "replica")
@@ -272,10 +275,55 @@ def release_stale_lease(txn: lmdb.Transaction, dbs: Mapping[str, Any], path: str
     return True
 
 
+#: directory path -> (the LeaderCore that learned it was superseded, the error appends get)
+_FENCED: dict[str, tuple[object, EmbedlogError]] = {}
+_FENCED_LOCK = threading.Lock()
+
+
+def fence(path: str, owner: object, error: EmbedlogError) -> None:
+    """A replication leader of this process (``owner``) on ``path`` learned from an
+    authenticated follower that a newer leader epoch exists: every append of this
+    process on the directory raises (a copy of) ``error`` until ``unfence``.  Nothing is
+    written to the store: other processes are not told."""
+    with _FENCED_LOCK:
+        _FENCED[path] = (owner, error)
+
+
+def unfence(path: str, owner: object) -> None:
+    """``owner`` stopped: appends on ``path`` are no longer refused for it."""
+    with _FENCED_LOCK:
+        entry = _FENCED.get(path)
+        if entry is not None and entry[0] is owner:
+            del _FENCED[path]
+
+
+def fenced_error(path: str) -> EmbedlogError | None:
+    """The error appends on ``path`` get while a leader of this process is fenced."""
+    entry = _FENCED.get(path)
+    return None if entry is None else _copy_error(entry[1])
+
+
+def _copy_error(error: EmbedlogError) -> EmbedlogError:
+    """A fresh exception of the same type and message (one instance is never raised
+    in two threads: its traceback would be shared)."""
+    try:
+        return type(error)(str(error))
+    except Exception:  # noqa: BLE001 - a type that takes other arguments: the base type says the same
+        return EmbedlogError(str(error))
+
+
 def leader_manages_hw(txn: lmdb.Transaction, dbs: Mapping[str, Any], path: str) -> bool:
     """For an append in write transaction ``txn``: whether a live replication leader
     moves the high watermarks (the append must leave them alone).  A stale flag left by
-    a dead leader is released first (``release_stale_lease``), so the append moves them."""
+    a dead leader is released first (``release_stale_lease``), so the append moves them.
+
+    Raises the leader's ``FencedLeaderError`` (so the append writes nothing) while a
+    leader of this process on ``path`` knows it was superseded (``fence``): every
+    append asks here, in its write transaction, while a leader runs."""
+    if _FENCED:
+        error = fenced_error(path)
+        if error is not None:
+            raise error
     if txn.get(schema.META_REPLICATING, db=dbs["meta"]) != b"1":
         return False
     return not release_stale_lease(txn, dbs, path)
@@ -881,13 +929,23 @@ def read_merged(txn: lmdb.Transaction, dbs: Mapping[str, Any], positions: Iterab
 
 # -- this process's view of a running leader's high watermarks ---------------------------------------
 class HighWatermarkBoard:
-    """The high watermarks a replication leader running in this process computed,
-    published before they are written to LMDB.
+    """What ``acks="all"`` producers of this process learn from a replication leader
+    running in it: the high watermarks it *stored*, and the in-sync set's size.
 
-    The leader writes high watermarks to the store after publishing them here (a write
-    is an fsync); ``acks="all"`` producers of the same process wait on this board
-    instead, so a flush returns as soon as the in-sync followers acknowledged.  Values
-    only grow; ``close`` (the leader stopped) wakes every waiter.
+    A producer's flush returns once the high watermarks published here cover its
+    records, so only values already written to the store are published (``publish``):
+    when that flush returns, consumers of this process (which read the store) and
+    ``delete_records`` see the records too.  Values the leader computed but has not
+    stored yet are announced without their values (``signal``); a producer about to
+    wait, or woken, stores them itself through ``want`` (one LMDB commit, shared by every
+    producer waiting then, and by the records of every acknowledgement so far) — so the
+    leader's threads never hold an acknowledgement back for an fsync, and no high
+    watermark is written for nobody.  Values only grow; ``close`` (the leader stopped)
+    wakes every waiter.
+
+    While the leader knows a newer leader epoch exists (``fence``), ``isr_size``,
+    ``high_watermark`` and ``wait`` raise its ``FencedLeaderError``: an ``acks="all"``
+    flush then fails before writing, and one already waiting fails at once.
     """
 
     def __init__(self) -> None:
@@ -896,14 +954,34 @@ class HighWatermarkBoard:
         self.live = True
         self._hws: dict[tuple[int, int], int] = {}
         self._waiting = 0
-        #: nodes in the in-sync set, the leader included (published once stored)
-        self.isr_size = 1
+        self._isr_size = 1
         #: set by the leader: sends what its followers' parked fetches wait for now
         self.kick: Callable[[], None] | None = None
+        #: set by the leader: stores the high watermarks it computed and has not stored
+        #: yet, and publishes them (called by a producer's thread in ``wait``)
+        self.want: Callable[[], None] | None = None
+        #: the leader's error once it knows it was superseded (``fence``)
+        self.fenced: EmbedlogError | None = None
+
+    @property
+    def isr_size(self) -> int:
+        """Nodes in the in-sync set, the leader included (published once stored)."""
+        self._check_fenced()
+        return self._isr_size
+
+    @property
+    def waiting(self) -> int:
+        """Producers waiting in ``wait`` now."""
+        return self._waiting
+
+    def _check_fenced(self) -> None:
+        fenced = self.fenced
+        if fenced is not None:
+            raise _copy_error(fenced)
 
     def publish(self, hws: Mapping[tuple[int, int], int], isr_size: int | None = None) -> None:
-        """Raise the published high watermarks (and set the in-sync set's size) and wake
-        waiters.
+        """Raise the published high watermarks (stored ones only) and set the in-sync
+        set's size, in one step, and wake waiters.
 
         With waiters, the calling thread then yields the GIL once (``time.sleep(0)``):
         a woken producer would otherwise wait for whatever Python the publisher runs
@@ -913,12 +991,17 @@ class HighWatermarkBoard:
                 if hw > self._hws.get(tp, -1):
                     self._hws[tp] = hw
             if isr_size is not None:
-                self.isr_size = isr_size
+                self._isr_size = isr_size
             self.version += 1
             self._cond.notify_all()
             waiting = self._waiting
         if waiting:
             time.sleep(0)
+
+    def signal(self) -> None:
+        """The leader computed new high watermarks (not stored yet): wake waiters, which
+        store them (``want``) and look again."""
+        self.publish({})
 
     def nudge(self) -> None:
         """Called by an ``acks="all"`` producer of this process right after its commit:
@@ -930,24 +1013,46 @@ class HighWatermarkBoard:
                 kick()
 
     def high_watermark(self, tid: int, part: int) -> int:
-        """The published high watermark of a partition (``-1`` if none)."""
+        """The published (stored) high watermark of a partition (``-1`` if none)."""
+        self._check_fenced()
         return self._hws.get((tid, part), -1)
 
     def wait(self, seen: int, timeout: float) -> int:
         """Block until a publication after version ``seen``, ``close``, or ``timeout``
-        seconds; return the version."""
+        seconds; return the version.  Before blocking, and once woken, store what the
+        leader computed and has not stored yet (``want``, in this thread): a producer
+        wakes to find the values it waits for published.  Raises the leader's error if
+        it is fenced (``fence``)."""
+        self._want()
         deadline = time.monotonic() + timeout
         with self._cond:
             self._waiting += 1
             try:
-                while self.version == seen and self.live:
+                while self.version == seen and self.live and self.fenced is None:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
             finally:
                 self._waiting -= 1
-            return self.version
+            version = self.version
+        if version != seen:
+            self._want()
+        return self.version
+
+    def _want(self) -> None:
+        self._check_fenced()
+        want = self.want
+        if want is not None and self.live:
+            want()
+
+    def fence(self, error: EmbedlogError) -> None:
+        """The leader learned it was superseded: producers raise ``error`` from now on
+        (those waiting, at once)."""
+        with self._cond:
+            self.fenced = error
+            self.version += 1
+            self._cond.notify_all()
 
     def close(self) -> None:
         """The leader stopped: the store's values are the truth again."""

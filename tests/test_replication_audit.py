@@ -1,0 +1,357 @@
+"""Findings of an independent audit of replication, each with its regression test: real
+``Leader``/``Follower`` objects over real sockets on 127.0.0.1, real LMDB directories
+under ``tmp_path``.
+
+1. Once an ``acks="all"`` ``flush()`` returned, consumers of the leader's process and
+   ``delete_records`` see the records (the high watermark covering them is stored
+   before the flush returns), with and without followers.
+2. A node that refuses to follow a fenced (lower-epoch) leader keeps its role and data,
+   and says which leader is fenced and what to do.
+3. A leader that learns, from an authenticated follower, that a newer epoch exists
+   refuses every produce of its process (``FencedLeaderError``), ``acks="all"`` and
+   ``acks="leader"`` alike, and fails the ``acks="all"`` flushes waiting; a peer that
+   does not prove the secret changes nothing on it, whatever epoch it claims.
+4. Any non-empty secret (bytes, or a str used as UTF-8); ``listen=":PORT"`` is loopback.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import embedlog
+from embedlog.errors import AuthenticationError, ConfigError, NotLeaderError
+from embedlog.protocol import FencedLeaderError, FollowerConnection, LeaderConnection
+from embedlog.replication import Follower, FollowerCore, Leader, LeaderCore, promote, replication_status
+
+Log = embedlog.Log
+SECRET = b"shared-secret"
+TIMEOUT_S = 30.0
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Iterator[Callable[[str], Log]]:
+    opened: list[Log] = []
+
+    def make(name: str) -> Log:
+        log = embedlog.open(tmp_path / name, maintenance_interval_ms=None)
+        opened.append(log)
+        return log
+
+    try:
+        yield make
+    finally:
+        for log in reversed(opened):
+            log.close()
+
+
+def wait_until(cond: Callable[[], Any], what: str, timeout: float = TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def poll_now(log: Log, topic: str) -> list[bytes | None]:
+    """What a new consumer of this process gets from one ``poll(timeout=0)``."""
+    c = log.consumer([topic], auto_offset_reset="earliest", max_poll_records=100_000)
+    try:
+        return [m.value for m in c.poll(timeout=0)]
+    finally:
+        c.close()
+
+
+def end_offset(log: Log, topic: str) -> int:
+    return log.describe_topic(topic).partitions[0].end_offset
+
+
+def in_sync(leader: Leader) -> bool:
+    return bool(leader.status()["isr"])
+
+
+# == 1. acks="all": visible in the leader's process once flush() returned ==============================
+@pytest.mark.parametrize("followers", [0, 1])
+def test_an_acks_all_flush_is_visible_to_consumers_and_delete_records_at_once(logs: Callable[[str], Log],
+                                                                              followers: int) -> None:
+    a = logs("a")
+    a.create_topic("t")
+    with Leader(a, listen="127.0.0.1:0", secret=SECRET) as leader:
+        follower = None
+        if followers:
+            follower = Follower(logs("b"), leader.address, secret=SECRET)
+            follower.wait_connected(TIMEOUT_S)
+            wait_until(lambda: in_sync(leader), "the follower in sync")
+        try:
+            p = a.producer(acks="all")
+            for i in range(30):
+                p.send("t", b"%d" % i)
+                p.flush()
+                got = poll_now(a, "t")  # no wait at all: the records are visible now
+                assert got == [b"%d" % j for j in range(i + 1)], f"flush {i}: a consumer saw {len(got)} records"
+                assert replication_status(a)["partitions"]["t[0]"]["high_watermark"] == i + 1
+            p.send("t", b"last")
+            p.flush()
+            assert a.delete_records("t", 0, 31) == 31  # not "past the high watermark"
+            p.close()
+        finally:
+            if follower is not None:
+                follower.close()
+
+
+def test_concurrent_acks_all_flushes_all_see_their_records(logs: Callable[[str], Log]) -> None:
+    a = logs("a")
+    a.create_topic("t", 4)
+    with Leader(a, secret=SECRET) as leader, Follower(logs("b"), leader.address, secret=SECRET) as follower:
+        follower.wait_connected(TIMEOUT_S)
+        wait_until(lambda: in_sync(leader), "the follower in sync")
+        errors: list[str] = []
+
+        def run(part: int) -> None:
+            p = a.producer(acks="all")
+            try:
+                for i in range(20):
+                    p.send("t", b"%d-%d" % (part, i), partition=part)
+                    p.flush()
+                    st = a._store.read(lambda txn: a._store.partition_state(txn, a.describe_topic("t").topic_id,
+                                                                            part))
+                    if st is None or st.high_watermark < i + 1:
+                        errors.append(f"partition {part} flush {i}: stored high watermark {st}")
+            finally:
+                p.close()
+
+        threads = [threading.Thread(target=run, args=(part,)) for part in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(TIMEOUT_S)
+        assert errors == []
+
+
+# == 2. a node that refuses a fenced leader is left as it was =========================================
+def _lead_then_promote(a: Log, b: Log) -> None:
+    """A leads and B follows it (B gets A's record), then B is promoted (epoch 1)."""
+    a.create_topic("t")
+    with Leader(a, secret=SECRET) as leader, Follower(b, leader.address, secret=SECRET) as follower:
+        follower.wait_connected(TIMEOUT_S)
+        wait_until(lambda: in_sync(leader), "B in sync")
+        p = a.producer(acks="all")
+        p.send("t", b"from-a")
+        p.flush()
+        p.close()
+    assert replication_status(b)["role"] == "replica"
+    assert promote(b) == 1
+
+
+def test_a_node_that_refuses_a_fenced_leader_keeps_its_role(logs: Callable[[str], Log]) -> None:
+    a, b = logs("a"), logs("b")
+    _lead_then_promote(a, b)
+    before = poll_now(b, "t")
+    with Leader(a, secret=SECRET) as leader:  # the old leader again, still at epoch 0
+        host, port = leader.address
+        follower = Follower(b, leader.address, secret=SECRET)
+        try:
+            with pytest.raises(FencedLeaderError) as info:
+                follower.wait_connected(TIMEOUT_S)
+        finally:
+            follower.close()
+        message = str(info.value)
+        assert f"the leader at {host}:{port} has epoch 0, lower than this node's epoch 1" in message
+        assert "fenced old leader" in message
+        assert "start that node as a follower of this one" in message
+        assert "restart this node" not in message  # (the old leader's advice, not B's)
+        status = replication_status(b)
+        assert (status["role"], status["epoch"]) == ("leader", 1)
+        p = b.producer()  # B still leads: no promote needed
+        p.send("t", b"from-b")
+        p.flush()
+        p.close()
+        assert poll_now(b, "t") == [*before, b"from-b"]
+
+
+def test_a_leader_that_refuses_at_the_hello_leaves_the_node_as_it_was(logs: Callable[[str], Log]) -> None:
+    """An older embedlog leader refuses a newer follower at its Hello, with advice for
+    itself ("restart this node as a follower"): the follower says what it means for it."""
+    a, b = logs("a"), logs("b")
+    _lead_then_promote(a, b)
+    old_leader = LeaderConnection(node_id="A", epoch=0, secret=SECRET, nonce=b"n" * 32)
+    fcore = FollowerCore(b._store, secret=SECRET)
+    fcore.leader_address = "10.0.0.1:9400"
+    assert replication_status(b)["role"] == "replica"  # (while it tries)
+    with pytest.raises(FencedLeaderError):
+        old_leader.receive_data(fcore.connect(0))
+    with pytest.raises(FencedLeaderError) as info:
+        fcore.receive(old_leader.data_to_send(), 0)
+    message = str(info.value)
+    assert message.startswith("the leader at 10.0.0.1:9400 has epoch 0, lower than this node's epoch 1, so it is "
+                              "a fenced old leader: start that node as a follower of this one")
+    assert "restart this node" not in message
+    assert replication_status(b)["role"] == "leader"
+
+
+# == 3. a fenced old leader refuses writes =============================================================
+def test_a_fenced_leader_refuses_every_produce_and_fails_waiting_flushes(logs: Callable[[str], Log]) -> None:
+    a, b = logs("a"), logs("b")
+    a.create_topic("t")
+    with Leader(a, secret=SECRET, replica_lag_time_max_ms=120_000) as leader:
+        follower = Follower(b, leader.address, secret=SECRET)
+        follower.wait_connected(TIMEOUT_S)
+        wait_until(lambda: in_sync(leader), "B in sync")
+        p = a.producer(acks="all")
+        p.send("t", b"acked")
+        p.flush()
+        p.close()
+        follower.close(leave=False)  # gone without a word: A keeps it in its in-sync set
+        assert promote(b) == 1  # B is the new leader; A does not know yet
+        assert leader.status()["isr"] == [replication_status(b)["node_id"]]
+        waiting = a.producer(acks="all", delivery_timeout_ms=120_000)
+        waiting.send("t", b"unacked")
+        outcome: list[BaseException | None] = []
+        done = threading.Event()
+
+        def flush() -> None:
+            try:
+                waiting.flush()
+                outcome.append(None)
+            except BaseException as exc:  # (checked below)
+                outcome.append(exc)
+            done.set()
+
+        threading.Thread(target=flush, daemon=True).start()
+        wait_until(lambda: end_offset(a, "t") == 2, "the waiting flush's record written")
+        assert not done.wait(0.2)  # it waits for B, which is not there
+        started = time.monotonic()
+        stale = Follower(b, leader.address, secret=SECRET)
+        try:
+            with pytest.raises(FencedLeaderError):
+                stale.wait_connected(TIMEOUT_S)
+        finally:
+            stale.close()
+        wait_until(lambda: leader.status()["fenced_by"], "A fenced")
+        assert done.wait(TIMEOUT_S)
+        assert time.monotonic() - started < 60  # well before B could leave the in-sync set
+        assert isinstance(outcome[0], FencedLeaderError), outcome
+        assert "superseded by leader epoch 1" in str(outcome[0])
+        waiting._drain([])
+        waiting.close()
+        for acks in ("all", "leader"):
+            p = a.producer(acks=acks)
+            p.send("t", b"refused-" + acks.encode())
+            with pytest.raises(FencedLeaderError, match=r"superseded by leader epoch 1.*restart this node as a "
+                                                        r"follower of the new leader") as info:
+                p.flush()
+            assert isinstance(info.value, NotLeaderError)
+            p._drain([])
+            p.close()
+        assert end_offset(a, "t") == 2  # nothing written since it knew
+        assert "epoch 1" in leader.status()["fenced_by"]
+        # nothing was written to the store: another process would see a plain leader
+        status = replication_status(a)
+        assert (status["role"], status["epoch"]) == ("leader", 0)
+    p = a.producer()  # the Leader object is gone: the directory is as it was
+    p.send("t", b"after")
+    p.flush()
+    p.close()
+    assert end_offset(a, "t") == 3
+
+
+def test_a_newer_epoch_without_the_secret_changes_nothing_on_the_leader(logs: Callable[[str], Log]) -> None:
+    a, b = logs("a"), logs("b")
+    _lead_then_promote(a, b)
+    with Leader(a, secret=SECRET) as leader:
+        impostor = Follower(b, leader.address, secret=b"not-the-secret")
+        try:
+            with pytest.raises(AuthenticationError):  # (not FencedLeaderError: nothing was proven either way)
+                impostor.wait_connected(TIMEOUT_S)
+        finally:
+            impostor.close()
+        time.sleep(0.2)
+        assert leader.status()["fenced_by"] is None
+        p = a.producer(acks="all")
+        p.send("t", b"still-leading")
+        p.flush()
+        p.close()
+        assert poll_now(a, "t")[-1] == b"still-leading"
+
+
+def test_only_a_follower_that_proved_itself_fences_the_leader(logs: Callable[[str], Log]) -> None:
+    """Sans-I/O: the leader answers a Hello with a newer epoch with its Challenge (it
+    does not refuse a claim nobody proved); a follower that then refuses without its
+    Proof (as an older embedlog does) ends the session and fences nothing, one that
+    sends its Proof first fences the leader."""
+    a, b = logs("a"), logs("b")
+    _lead_then_promote(a, b)
+    core = LeaderCore(a._store, secret=SECRET, now_ms=0)
+    try:
+        old = FollowerConnection(node_id="old", epoch=5, secret=SECRET, nonce=b"n" * 32)
+        old.start()
+        session = core.session(0)
+        challenge = session.receive(old.data_to_send(), 0)
+        assert not session.closed
+        with pytest.raises(FencedLeaderError):
+            old.receive_data(challenge)  # (refuses without a proof)
+        session.receive(old.data_to_send(), 0)
+        assert session.closed
+        assert core.status()["fenced_by"] is None
+        assert core.superseded_by is None
+        fcore = FollowerCore(b._store, secret=SECRET)
+        session = core.session(0)
+        challenge = session.receive(fcore.connect(0), 0)
+        with pytest.raises(FencedLeaderError, match="lower than this node's epoch 1"):
+            fcore.receive(challenge, 0)
+        session.receive(fcore.pending(), 0)  # its Proof, then its refusal
+        assert isinstance(session.error, FencedLeaderError)
+        assert core.superseded_by == 1
+        assert "epoch 1" in core.status()["fenced_by"]
+    finally:
+        core.stop()
+    assert replication_status(b)["role"] == "leader"
+
+
+# == 4. secrets and addresses =========================================================================
+@pytest.mark.parametrize("secret", [b"secret", "secret", "sécret", b"x"])
+def test_any_non_empty_secret_replicates(logs: Callable[[str], Log], secret: bytes | str) -> None:
+    a = logs("a")
+    a.create_topic("t")
+    with Leader(a, listen=":0", secret=secret) as leader:
+        assert leader.address[0] == "127.0.0.1"
+        with Follower(logs("b"), f":{leader.address[1]}", secret=secret) as follower:
+            follower.wait_connected(TIMEOUT_S)
+            assert follower.status()["leader"] == f"127.0.0.1:{leader.address[1]}"
+
+
+def test_a_str_secret_is_the_same_secret_as_its_utf8_bytes(logs: Callable[[str], Log]) -> None:
+    a = logs("a")
+    a.create_topic("t")
+    with Leader(a, secret="sécret") as leader, Follower(logs("b"), leader.address, secret="sécret".encode()) as f:
+        f.wait_connected(TIMEOUT_S)
+
+
+@pytest.mark.parametrize("secret", [b"", ""])
+def test_an_empty_secret_is_refused(logs: Callable[[str], Log], secret: bytes | str) -> None:
+    a = logs("a")
+    with pytest.raises(ConfigError, match="secret is empty"):
+        Leader(a, secret=secret)
+    with pytest.raises(ConfigError, match="secret is empty"):
+        Follower(logs("b"), "127.0.0.1:1", secret=secret)
+    assert replication_status(a)["role"] == "leader"
+
+
+def test_listen_on_a_port_alone_is_loopback(logs: Callable[[str], Log]) -> None:
+    a = logs("a")
+    a.create_topic("t")
+    with Leader(a, listen=":0", secret=SECRET) as leader:
+        host, port = leader.address
+        assert (host, leader.status()["address"]) == ("127.0.0.1", f"127.0.0.1:{port}")
+        with Follower(logs("b"), f":{port}", secret=SECRET) as follower:
+            follower.wait_connected(TIMEOUT_S)
+
+
+@pytest.mark.parametrize("listen", ["", "9400", ":", ":port", "host:", ":70000"])
+def test_bad_addresses_are_config_errors(logs: Callable[[str], Log], listen: str) -> None:
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        Leader(logs("a"), listen=listen, secret=SECRET)
