@@ -298,13 +298,18 @@ def test_fetch_before_authentication_is_a_protocol_error() -> None:
 
 
 def test_older_leader_is_fenced_on_both_sides() -> None:
-    # the leader sees a newer follower and refuses: it is the fenced one
+    # the leader answers a newer follower's Hello (an unproven claim fences nothing); the
+    # follower checks the leader's proof, sends its own and refuses; the leader, told by a
+    # proven peer, refuses too: it is the fenced one
     leader, follower = _pair(leader_epoch=1, follower_epoch=4)
     follower.start()
+    leader.receive_data(follower.data_to_send())
+    assert leader.superseded_by is None
+    with pytest.raises(FencedLeaderError, match="lower than this node's epoch 4"):
+        follower.receive_data(leader.data_to_send())
     with pytest.raises(FencedLeaderError, match="newer"):
         leader.receive_data(follower.data_to_send())
-    with pytest.raises(FencedLeaderError):
-        follower.receive_data(leader.data_to_send())
+    assert leader.superseded_by == 4
     # a leader that does not check is refused by the follower, after its proof checks out
     follower = FollowerConnection(node_id="F", epoch=4, secret=b"k", nonce=b"m" * 32)
     follower.start()
@@ -312,7 +317,7 @@ def test_older_leader_is_fenced_on_both_sides() -> None:
     hello_bytes = FrameDecoder().feed(hello)[0]
     unsigned = Challenge(PROTOCOL_VERSION, "L", 1, b"n" * 32, (), b"")
     ch = Challenge(PROTOCOL_VERSION, "L", 1, b"n" * 32, (), auth.leader_mac(b"k", hello_bytes, encode(unsigned)))
-    with pytest.raises(FencedLeaderError, match="older"):
+    with pytest.raises(FencedLeaderError, match="lower than this node's epoch 4"):
         follower.receive_data(encode_frame(encode(ch)))
 
 

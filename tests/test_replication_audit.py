@@ -26,7 +26,7 @@ import pytest
 
 import embedlog
 from embedlog.errors import AuthenticationError, ConfigError, NotLeaderError
-from embedlog.protocol import FencedLeaderError, FollowerConnection, LeaderConnection
+from embedlog.protocol import Challenge, ErrorCode, FencedLeaderError, FollowerConnection, Hello, LeaderConnection
 from embedlog.replication import Follower, FollowerCore, Leader, LeaderCore, promote, replication_status
 
 Log = embedlog.Log
@@ -173,12 +173,33 @@ def test_a_node_that_refuses_a_fenced_leader_keeps_its_role(logs: Callable[[str]
         assert poll_now(b, "t") == [*before, b"from-b"]
 
 
+class OldLeaderConnection(LeaderConnection):
+    """A leader of an older embedlog: it refuses a newer follower at its Hello."""
+
+    def _on_hello(self, hello: Hello) -> list[Any]:
+        if hello.epoch > self.epoch:
+            self.peer = hello
+            self._refuse(ErrorCode.FENCED, FencedLeaderError(
+                f"follower {hello.node_id!r} has leader epoch {hello.epoch}, newer than this leader's "
+                f"{self.epoch}: another node was promoted; restart this node as a follower of it"))
+        return super()._on_hello(hello)
+
+
+class OldFollowerConnection(FollowerConnection):
+    """A follower of an older embedlog: it refuses an older leader without its Proof."""
+
+    def _on_challenge(self, ch: Challenge) -> list[Any]:
+        if ch.epoch < self.epoch:
+            raise FencedLeaderError(f"leader {ch.node_id!r} has epoch {ch.epoch}, older than this node's")
+        return super()._on_challenge(ch)
+
+
 def test_a_leader_that_refuses_at_the_hello_leaves_the_node_as_it_was(logs: Callable[[str], Log]) -> None:
     """An older embedlog leader refuses a newer follower at its Hello, with advice for
     itself ("restart this node as a follower"): the follower says what it means for it."""
     a, b = logs("a"), logs("b")
     _lead_then_promote(a, b)
-    old_leader = LeaderConnection(node_id="A", epoch=0, secret=SECRET, nonce=b"n" * 32)
+    old_leader = OldLeaderConnection(node_id="A", epoch=0, secret=SECRET, nonce=b"n" * 32)
     fcore = FollowerCore(b._store, secret=SECRET)
     fcore.leader_address = "10.0.0.1:9400"
     assert replication_status(b)["role"] == "replica"  # (while it tries)
@@ -287,7 +308,7 @@ def test_only_a_follower_that_proved_itself_fences_the_leader(logs: Callable[[st
     _lead_then_promote(a, b)
     core = LeaderCore(a._store, secret=SECRET, now_ms=0)
     try:
-        old = FollowerConnection(node_id="old", epoch=5, secret=SECRET, nonce=b"n" * 32)
+        old = OldFollowerConnection(node_id="old", epoch=5, secret=SECRET, nonce=b"n" * 32)
         old.start()
         session = core.session(0)
         challenge = session.receive(old.data_to_send(), 0)

@@ -57,10 +57,8 @@ from .errors import TimeoutError as EmbedlogTimeoutError
 from .net import FollowerClient, LeaderServer, parse_address
 from .net.common import monotonic_ms
 from .protocol import (
-    PROTOCOL_VERSION,
     Ack,
     Authenticated,
-    Challenge,
     Diverging,
     Error,
     ErrorCode,
@@ -71,20 +69,17 @@ from .protocol import (
     FollowerConnection,
     FollowerLeftError,
     Heartbeat,
-    Hello,
     LeaderConnection,
     Metadata,
     PartitionData,
     PartitionError,
-    Proof,
     ProtocolError,
     State,
     TopicRecord,
-    auth,
-    encode,
 )
+from .protocol.follower import fenced_leader_message
 from .protocol.frames import MAX_FRAME
-from .protocol.messages import AckPartition, Message
+from .protocol.messages import AckPartition
 from .storage import partition as plog
 from .storage import replica, schema, topics
 from .storage.replica import ReplicationBusyError
@@ -648,87 +643,13 @@ class LeaderCore:
                            "followers": followers, "fenced_by": self.fenced_by})
 
 
-class _LeaderConnection(LeaderConnection):
-    """A ``LeaderConnection`` that refuses a follower with a newer leader epoch only
-    after that follower proved itself.
-
-    ``LeaderConnection`` refuses it at its Hello, before any proof: a claim anyone who
-    can connect could make, so a leader could not act on it.  Here the handshake goes
-    on (the Challenge carries this leader's true epoch), and the refusal comes once the
-    follower's Proof — which covers its Hello, epoch included — checked out:
-    ``superseded_by`` then holds the epoch, and the session fences the leader
-    (``LeaderCore.fence``).  A follower with a wrong secret gets ``AuthenticationError``
-    and changes nothing here, whatever epoch it claims.  ``_FollowerConnection`` sends
-    its Proof before refusing such a leader, for the same reason; a follower that
-    refuses without a proof (an older embedlog) just ends the session.
-    """
-
-    #: the newer leader epoch an authenticated follower has (this leader is fenced)
-    superseded_by: int | None = None
-
-    def _on_hello(self, hello: Hello) -> list[Any]:
-        if hello.version != PROTOCOL_VERSION or hello.epoch <= self.epoch:
-            return super()._on_hello(hello)
-        # LeaderConnection._on_hello's Challenge, without its refusal (see _handle)
-        self.peer = hello
-        self._hello_bytes = encode(hello)
-        unsigned = Challenge(PROTOCOL_VERSION, self.node_id, self.epoch, self._nonce, self._epoch_leaders, b"")
-        challenge = attrs.evolve(unsigned, mac=auth.leader_mac(self._secret, self._hello_bytes, encode(unsigned)))
-        self._challenge_bytes = encode(challenge)
-        self.send(challenge)
-        return []
-
-    def _handle(self, msg: Message) -> list[Any]:
-        events = super()._handle(msg)  # (a Proof that does not check out raises AuthenticationError)
-        peer = self.peer
-        if isinstance(msg, Proof) and peer is not None and peer.epoch > self.epoch:
-            self.superseded_by = peer.epoch
-            raise FencedLeaderError(
-                f"follower {peer.node_id!r} has leader epoch {peer.epoch}, newer than this leader's {self.epoch}: "
-                "another node was promoted; restart this node as a follower of the new leader")
-        return events
-
-
-def _fenced_leader_message(address: str | None, leader_epoch: int | None, epoch: int) -> str:
-    """What a follower says when it refuses a leader older than itself."""
-    at = f" at {address}" if address else ""
-    has = f"epoch {leader_epoch}, lower than" if leader_epoch is not None else "an epoch lower than"
-    return (f"the leader{at} has {has} this node's epoch {epoch}, so it is a fenced old leader: start that node "
-            "as a follower of this one (or of the node that now leads); this node was left as it was")
-
-
-class _FollowerConnection(FollowerConnection):
-    """A ``FollowerConnection`` that refuses a leader older than this node (a fenced
-    old leader) after checking the leader's proof *and sending its own*: the leader,
-    which then knows from an authenticated peer that a newer epoch exists, stops taking
-    writes (``_LeaderConnection``).  A leader whose proof fails gets no proof and
-    ``AuthenticationError`` is raised, as always.  ``refused``: the error raised."""
-
-    def __init__(self, *, address: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.address = address
-        self.refused: FencedLeaderError | None = None
-
-    def _on_challenge(self, ch: Challenge) -> list[Any]:
-        if ch.version != PROTOCOL_VERSION or ch.epoch >= self.epoch:
-            return super()._on_challenge(ch)
-        # FollowerConnection._on_challenge's check of the leader's proof, then this node's proof
-        unsigned = encode(Challenge(ch.version, ch.node_id, ch.epoch, ch.nonce, ch.epoch_leaders, b""))
-        if not auth.verify(auth.leader_mac(self._secret, self._hello_bytes, unsigned), ch.mac):
-            return super()._on_challenge(ch)  # (raises its AuthenticationError)
-        self.peer = ch
-        self.send(Proof(auth.follower_mac(self._secret, self._hello_bytes, encode(ch))))
-        self.refused = FencedLeaderError(_fenced_leader_message(self.address, ch.epoch, self.epoch))
-        raise self.refused
-
-
 class LeaderSession:
     """The leader's side of one follower connection."""
 
     def __init__(self, core: LeaderCore, now_ms: int, address: str | None) -> None:
         self.core = core
         self.address = address
-        self.conn = _LeaderConnection(node_id=core.node_id, epoch=core.epoch, secret=core.secret,
+        self.conn = LeaderConnection(node_id=core.node_id, epoch=core.epoch, secret=core.secret,
                                       nonce=os.urandom(32), epoch_leaders=core.epoch_leaders,
                                       max_frame=core.max_frame)
         self.follower: FollowerProgress | None = None
@@ -1142,7 +1063,7 @@ class FollowerCore:
     def connect(self, now_ms: int) -> bytes:
         """Start a new connection; return its Hello."""
         epoch = _read(self.store, replica.get_epoch)
-        self.conn = _FollowerConnection(node_id=self.node_id, epoch=epoch, secret=self.secret,
+        self.conn = FollowerConnection(node_id=self.node_id, epoch=epoch, secret=self.secret,
                                         nonce=os.urandom(32), max_frame=self.max_frame, address=self.leader_address)
         self.conn.start()
         self.last_recv_ms = self.last_send_ms = now_ms
@@ -1244,17 +1165,17 @@ class FollowerCore:
         conn = self.conn
         if not self._followed:
             self._restore()
-        if isinstance(conn, _FollowerConnection) and exc is conn.refused:
+        if isinstance(conn, FollowerConnection) and exc is conn.refused:
             return exc  # (this node's own refusal: it says so already)
         address = self.leader_address
         at = f" at {address}" if address else ""
         if not self._followed and (conn is None or conn.peer is None):
-            # the leader refused this node's Hello (an older embedlog: see _LeaderConnection);
+            # the leader refused this node's Hello (an older embedlog refused at Hello);
             # its text ("... newer than this leader's N: ... restart this node ...") is advice
             # for the leader's operator, kept as the cause only
             found = re.search(r"this leader's (\d+)", str(exc))
             epoch = _read(self.store, replica.get_epoch)
-            out = FencedLeaderError(_fenced_leader_message(address, int(found[1]) if found else None, epoch))
+            out = FencedLeaderError(fenced_leader_message(address, int(found[1]) if found else None, epoch))
         else:
             out = FencedLeaderError(f"the leader{at} (epoch {self.leader_epoch}) is a fenced old leader: {exc}")
         out.__cause__ = exc

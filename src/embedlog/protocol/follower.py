@@ -33,6 +33,14 @@ from .states import FOLLOWER_TRANSITIONS, State
 __all__ = ["FollowerConnection"]
 
 
+def fenced_leader_message(address: str | None, leader_epoch: int | None, epoch: int) -> str:
+    """What a follower says when it refuses a leader older than itself."""
+    at = f" at {address}" if address else ""
+    has = f"epoch {leader_epoch}, lower than" if leader_epoch is not None else "an epoch lower than"
+    return (f"the leader{at} has {has} this node's epoch {epoch}, so it is a fenced old leader: start that node "
+            "as a follower of this one (or of the node that now leads); this node was left as it was")
+
+
 class FollowerConnection(Connection):
     """A follower's side of one connection."""
 
@@ -40,8 +48,12 @@ class FollowerConnection(Connection):
     initial = State.START
 
     def __init__(self, *, node_id: str, epoch: int, secret: bytes | None, nonce: bytes,
-                 max_frame: int = MAX_FRAME) -> None:
+                 max_frame: int = MAX_FRAME, address: str | None = None) -> None:
         super().__init__(max_frame)
+        #: the leader's address, for messages
+        self.address = address
+        #: the error this follower raised refusing a leader older than itself, if it did
+        self.refused: FencedLeaderError | None = None
         self.node_id = node_id
         self.epoch = epoch
         self._secret = secret
@@ -83,11 +95,9 @@ class FollowerConnection(Connection):
             raise AuthenticationError(
                 f"leader {ch.node_id!r} failed authentication: its proof does not match this follower's "
                 "secret (check --secret-file on both nodes); nothing was sent to it")
-        if ch.epoch < self.epoch:
-            raise FencedLeaderError(
-                f"leader {ch.node_id!r} has epoch {ch.epoch}, older than this node's {self.epoch}: it was "
-                "replaced by a promotion and is fenced; follow the promoted leader instead, and restart "
-                "the old one as its follower")
         self.peer = ch
         self.send(Proof(auth.follower_mac(self._secret, self._hello_bytes, encode(ch))))
+        if ch.epoch < self.epoch:  # (after the Proof: the leader, told by a proven peer, stops taking writes)
+            self.refused = FencedLeaderError(fenced_leader_message(self.address, ch.epoch, self.epoch))
+            raise self.refused
         return [Authenticated(ch.node_id, ch.epoch, ch.epoch_leaders)]

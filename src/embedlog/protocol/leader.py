@@ -55,6 +55,8 @@ class LeaderConnection(Connection):
         self._challenge_bytes = b""
         #: the follower's Hello, once received
         self.peer: Hello | None = None
+        #: a newer leader epoch an authenticated follower has: this leader was superseded
+        self.superseded_by: int | None = None
         self._last_fetch = -1
         self._last_ack = -1
 
@@ -68,6 +70,11 @@ class LeaderConnection(Connection):
                 raise AuthenticationError(
                     f"follower {self.peer.node_id!r} failed authentication: its proof does not match this "
                     "leader's secret (check --secret-file on both nodes)")
+            if self.peer.epoch > self.epoch:  # (refused only now: an unproven claim could fence anyone)
+                self.superseded_by = self.peer.epoch
+                raise FencedLeaderError(
+                    f"follower {self.peer.node_id!r} has leader epoch {self.peer.epoch}, newer than this leader's "
+                    f"{self.epoch}: another node was promoted; restart this node as a follower of the new leader")
             return [Authenticated(self.peer.node_id, self.peer.epoch)]
         if isinstance(msg, FetchRequest):
             if msg.correlation_id <= self._last_fetch:
@@ -85,10 +92,10 @@ class LeaderConnection(Connection):
             self._refuse(ErrorCode.VERSION, ProtocolError(
                 f"follower speaks replication protocol version {hello.version}; this leader speaks "
                 f"{PROTOCOL_VERSION}: run the same embedlog version on both nodes"))
-        if hello.epoch > self.epoch:
-            self._refuse(ErrorCode.FENCED, FencedLeaderError(
-                f"follower {hello.node_id!r} has leader epoch {hello.epoch}, newer than this leader's "
-                f"{self.epoch}: another node was promoted; restart this node as a follower of it"))
+        # A follower with a newer epoch gets the Challenge too (it carries this leader's
+        # true epoch): it is refused once its Proof checked out (``_handle``), and the
+        # follower, which refuses an older leader, sends its Proof first.  So only an
+        # authenticated peer can tell this leader it was superseded.
         self._hello_bytes = encode(hello)
         unsigned = Challenge(PROTOCOL_VERSION, self.node_id, self.epoch, self._nonce, self._epoch_leaders, b"")
         challenge = attrs.evolve(unsigned, mac=auth.leader_mac(self._secret, self._hello_bytes, encode(unsigned)))
