@@ -280,6 +280,25 @@ def test_a_fenced_leader_refuses_every_produce_and_fails_waiting_flushes(logs: C
     assert end_offset(a, "t") == 3
 
 
+def test_a_node_that_fails_authentication_is_not_left_a_replica(logs: Callable[[str], Log]) -> None:
+    a, b = logs("a"), logs("b")
+    a.create_topic("t")
+    b.create_topic("own")
+    with Leader(a, secret=SECRET) as leader:
+        follower = Follower(b, leader.address, secret=b"not-the-secret")
+        try:
+            with pytest.raises(AuthenticationError):
+                follower.wait_connected(TIMEOUT_S)
+        finally:
+            follower.close()
+    assert replication_status(b)["role"] == "leader"
+    p = b.producer()  # writable as before
+    p.send("own", b"mine")
+    p.flush()
+    p.close()
+    assert poll_now(b, "own") == [b"mine"]
+
+
 def test_a_newer_epoch_without_the_secret_changes_nothing_on_the_leader(logs: Callable[[str], Log]) -> None:
     a, b = logs("a"), logs("b")
     _lead_then_promote(a, b)

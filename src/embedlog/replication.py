@@ -52,7 +52,14 @@ import attrs
 import lmdb
 
 from .codec import batch as codec
-from .errors import ConfigError, EmbedlogError, NotLeaderError, UncleanPromotionWarning, UnrelatedLogError
+from .errors import (
+    AuthenticationError,
+    ConfigError,
+    EmbedlogError,
+    NotLeaderError,
+    UncleanPromotionWarning,
+    UnrelatedLogError,
+)
 from .errors import TimeoutError as EmbedlogTimeoutError
 from .net import FollowerClient, LeaderServer, parse_address
 from .net.common import monotonic_ms
@@ -1138,6 +1145,9 @@ class FollowerCore:
             events = conn.receive_data(data)  # raises typed errors; queued an Error for the leader
         except FencedLeaderError as exc:
             raise self._fenced(exc) from None
+        except AuthenticationError:
+            self._unfollowed()
+            raise
         return self._handle(events, frames, now_ms, flush, ack)
 
     def recv_buffer(self) -> memoryview | None:
@@ -1156,6 +1166,9 @@ class FollowerCore:
             events = conn.receive_into(n)
         except FencedLeaderError as exc:
             raise self._fenced(exc) from None
+        except AuthenticationError:
+            self._unfollowed()
+            raise
         return self._handle(events, frames, now_ms, flush, ack)
 
     def _fenced(self, exc: FencedLeaderError) -> FencedLeaderError:
@@ -1180,6 +1193,12 @@ class FollowerCore:
             out = FencedLeaderError(f"the leader{at} (epoch {self.leader_epoch}) is a fenced old leader: {exc}")
         out.__cause__ = exc
         return out
+
+    def _unfollowed(self) -> None:
+        """Authentication with the leader failed: a node that never followed any leader
+        gets its role back (it is not a replica of a node it could not even prove)."""
+        if not self._followed:
+            self._restore()
 
     def _restore(self) -> None:
         """Put the role and replication flag back as they were before this core made
