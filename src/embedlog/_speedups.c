@@ -707,6 +707,18 @@ encode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* Move src's items to the empty list dst, leaving src empty (no copy, no reference counts). */
+static void
+move_items(PyListObject *dst, PyListObject *src)
+{
+    dst->ob_item = src->ob_item;
+    Py_SET_SIZE(dst, Py_SIZE(src));
+    dst->allocated = src->allocated;
+    src->ob_item = NULL;
+    Py_SET_SIZE(src, 0);
+    src->allocated = 0;
+}
+
 /* take_all(lst): a new list holding lst's items, lst left empty, in O(1) and atomically
  * under the GIL (what ``out = lst[:n]; del lst[:n]`` does, without copying or touching the
  * items' reference counts). */
@@ -717,17 +729,11 @@ take_all(PyObject *module, PyObject *lst)
         PyErr_SetString(PyExc_TypeError, "take_all takes a list");
         return NULL;
     }
-    PyListObject *src = (PyListObject *)lst;
-    PyListObject *dst = (PyListObject *)PyList_New(0);
+    PyObject *dst = PyList_New(0);
     if (dst == NULL)
         return NULL;
-    dst->ob_item = src->ob_item;
-    Py_SET_SIZE(dst, Py_SIZE(src));
-    dst->allocated = src->allocated;
-    src->ob_item = NULL;
-    Py_SET_SIZE(src, 0);
-    src->allocated = 0;
-    return (PyObject *)dst;
+    move_items((PyListObject *)dst, (PyListObject *)lst);
+    return dst;
 }
 
 /* take_into(out, st, p, lst): append (st, p, take_all(lst)) to the list ``out`` in one
@@ -746,15 +752,9 @@ take_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *entry = PyTuple_Pack(3, args[1], args[2], taken);
     if (entry == NULL || PyList_Append(args[0], entry) < 0) {
         /* (out of memory: give the items back rather than lose them) */
-        PyListObject *src = (PyListObject *)args[3], *dst = (PyListObject *)taken;
-        if (Py_SIZE(src) == 0 && src->ob_item == NULL) {
-            src->ob_item = dst->ob_item;
-            Py_SET_SIZE(src, Py_SIZE(dst));
-            src->allocated = dst->allocated;
-            dst->ob_item = NULL;
-            Py_SET_SIZE(dst, 0);
-            dst->allocated = 0;
-        }
+        PyListObject *src = (PyListObject *)args[3];
+        if (Py_SIZE(src) == 0 && src->ob_item == NULL)
+            move_items(src, (PyListObject *)taken);
         Py_XDECREF(entry);
         Py_DECREF(taken);
         return NULL;

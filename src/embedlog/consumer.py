@@ -131,7 +131,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_GcPause.after_fork)
 
 
-
 def _spread(partitions: tuple[Any, ...]) -> tuple[Any, ...]:
     """Partitions given as ``f(tp1, tp2)`` or as one collection, ``f([tp1, tp2])`` (as
     confluent-kafka's ``pause([...])`` takes them); a lone ``(topic, partition)`` pair
@@ -142,6 +141,7 @@ def _spread(partitions: tuple[Any, ...]) -> tuple[Any, ...]:
                 only.__class__ is tuple and only and all(isinstance(x, tuple) for x in only)):
             return tuple(only)
     return partitions
+
 
 class Consumer:
     """Reads records from assigned partitions. Not thread-safe (like Kafka's); a context manager.

@@ -228,8 +228,10 @@ class Producer(SendBase):
             raise _bad_timestamp(timestamp_ms)
         if headers is not None:
             headers = _check_headers(headers) if headers else None
-            if headers is not None and size + _header_bytes(headers) > st.max_bytes:
-                raise _too_large(st, size + _header_bytes(headers))
+            if headers is not None:
+                size += _header_bytes(headers)
+                if size > st.max_bytes:
+                    raise _too_large(st, size)
         if headers is not None or on_delivery is not None:
             self._extras = True
         acc = st.accs[partition]

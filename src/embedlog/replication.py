@@ -1141,13 +1141,7 @@ class FollowerCore:
         if conn is None:
             return b""
         frames = conn.frames_in
-        try:
-            events = conn.receive_data(data)  # raises typed errors; queued an Error for the leader
-        except FencedLeaderError as exc:
-            raise self._fenced(exc) from None
-        except AuthenticationError:
-            self._unfollowed()
-            raise
+        events = self._events(conn.receive_data, data)  # (an Error for the leader is queued on a refusal)
         return self._handle(events, frames, now_ms, flush, ack)
 
     def recv_buffer(self) -> memoryview | None:
@@ -1162,22 +1156,26 @@ class FollowerCore:
         if conn is None:
             return b""
         frames = conn.frames_in
+        events = self._events(conn.receive_into, n)
+        return self._handle(events, frames, now_ms, flush, ack)
+
+    def _events(self, read: Callable[[Any], list[Any]], arg: Any) -> list[Any]:
+        """``read(arg)``: the connection's events for what was received; its typed errors
+        raised, a refusal of the leader (or a failed authentication) after ``_unfollowed``."""
         try:
-            events = conn.receive_into(n)
+            return read(arg)
         except FencedLeaderError as exc:
             raise self._fenced(exc) from None
         except AuthenticationError:
             self._unfollowed()
             raise
-        return self._handle(events, frames, now_ms, flush, ack)
 
     def _fenced(self, exc: FencedLeaderError) -> FencedLeaderError:
         """This node refuses its leader, an old one (fenced): the error to raise.  Before
         any leader was accepted nothing was changed but the role, which goes back to what
         it was (``_restore``): a node that refuses to follow is not demoted by it."""
         conn = self.conn
-        if not self._followed:
-            self._restore()
+        self._unfollowed()
         if isinstance(conn, FollowerConnection) and exc is conn.refused:
             return exc  # (this node's own refusal: it says so already)
         address = self.leader_address
@@ -1195,8 +1193,8 @@ class FollowerCore:
         return out
 
     def _unfollowed(self) -> None:
-        """Authentication with the leader failed: a node that never followed any leader
-        gets its role back (it is not a replica of a node it could not even prove)."""
+        """The leader was refused, or failed authentication: a node that never followed
+        any leader gets its role back (it is not a replica of a node it did not follow)."""
         if not self._followed:
             self._restore()
 
@@ -1291,8 +1289,7 @@ class FollowerCore:
 
         unrelated = _read(self.store, functools.partial(self._unrelated, leaders=leaders))
         if unrelated is not None:
-            if not self._followed:
-                self._restore()  # (nothing else was changed: writable as before)
+            self._unfollowed()  # (nothing else was changed: writable as before)
             raise UnrelatedLogError(unrelated)
         truncated = _write(self.store, fn, notify=True)
         self._followed = True

@@ -145,6 +145,7 @@ class GroupCommitter:
     def _wait(self, req: _Request) -> None:
         lock = self._lock
         with lock:
+            # (req.done spelled out: mypy would take the property as still False after the latch)
             if req.group is not None and req.group.done:
                 return
             if self._leader is None:
@@ -209,9 +210,7 @@ class GroupCommitter:
     def _recover(self, req: _Request) -> None:
         """(Lock held) ``req``'s thread leaves ``wait`` on an exception, perhaps cut between
         any two steps: leave nothing that another thread, or a later flush, would wait for."""
-        latch = req.latch
-        if latch is not None:  # asleep (or just woken): no leader may count on this thread any more
-            req.latch = None
+        req.latch = None  # (asleep or just woken: no leader may count on this thread any more)
         group = self._running
         if group is not None and self._leader is req:  # it was committing
             if group.done:
