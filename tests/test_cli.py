@@ -776,8 +776,11 @@ def test_progress_bars_only_on_a_terminal(cli: Run, log: embedlog.Log, monkeypat
 
 # -- the documentation -----------------------------------------------------------------------------
 def test_docs_cli_md_is_up_to_date() -> None:
+    # Compared with runs of whitespace collapsed: argparse's column layout differs between
+    # Python versions (3.13 widens the command column), its words do not.
     doc = (ROOT / "docs" / "cli.md").read_text()
-    assert doc == render(), "docs/cli.md is out of date: run  python -m embedlog.cli.docs > docs/cli.md"
+    assert " ".join(doc.split()) == " ".join(render().split()), \
+        "docs/cli.md is out of date: run  python -m embedlog.cli.docs > docs/cli.md"
 
 
 def test_every_command_is_documented() -> None:
