@@ -172,6 +172,29 @@ def test_temp_log_is_private_and_removed(tmp_path: Path) -> None:
     assert not os.path.exists(path)
 
 
+def test_a_temporary_log_does_not_fsync_unless_asked(tmp_path: Path) -> None:
+    """A temporary log is removed on close and nothing reads it after a crash: its
+    durability defaults to "none" (no fsync); a directory's stays "flush"."""
+
+    def syncs(log: embedlog.Log) -> bool:
+        return bool(log._store.env._handle().flags()["sync"])
+
+    with embedlog.open() as tmp:
+        assert tmp.durability == "none"
+        assert not syncs(tmp)
+        tmp.create_topic("t")
+        with tmp.producer() as p:
+            p.send("t", b"v")
+        with tmp.consumer(["t"], auto_offset_reset="earliest") as c:
+            assert [m.value for m in c.poll(timeout=5)] == [b"v"]
+    with embedlog.open(durability="flush") as tmp:
+        assert tmp.durability == "flush"
+        assert syncs(tmp)
+    with embedlog.open(tmp_path / "log") as log:
+        assert log.durability == "flush"
+        assert syncs(log)
+
+
 def test_topic_ids_are_not_reused(tmp_path: Path) -> None:
     with embedlog.open(tmp_path / "log") as log:
         first = log.create_topic("t").topic_id

@@ -39,7 +39,7 @@ class Log:
     topics and records.  Use ``embedlog.open()`` to create one.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, durability: str = "flush",
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, durability: str | None = None,
                  auto_create_topics: bool = False, default_partitions: int = 1,
                  fsync_interval_ms: int = 1000, maintenance_interval_ms: int | None = 30_000,
                  map_size: int | None = None) -> None:
@@ -52,6 +52,8 @@ class Log:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise ConfigError(f"{name} must be a positive number of milliseconds, got {value!r}")
         self._temporary = path is None
+        if durability is None:  # a temporary log is removed on close: no crash leaves anything to recover
+            durability = "none" if self._temporary else "flush"
         self.path = tempfile.mkdtemp(prefix="embedlog-") if path is None else os.fspath(path)
         self.auto_create_topics = auto_create_topics
         self.default_partitions = default_partitions
@@ -374,7 +376,8 @@ _OPTIONS: dict[type, frozenset[str]] = {}
 def open(path: str | os.PathLike[str] | None = None, **options: Any) -> Log:  # noqa: A001 - like sqlite3.connect
     """Open (creating if missing) the log directory ``path``; no path: a temporary log.
 
-    Options: ``durability`` (``"flush"``, ``"interval"``, ``"none"``),
+    Options: ``durability`` (``"flush"``, the default; ``"interval"``; ``"none"``, the
+    default of a temporary log, which nothing reads after a crash),
     ``auto_create_topics``, ``default_partitions``, ``fsync_interval_ms``,
     ``maintenance_interval_ms`` (``None`` turns background retention off).
     """
