@@ -1077,7 +1077,7 @@ module_exec(PyObject *m)
     if ((s_kacc == NULL && (s_kacc = PyUnicode_InternFromString("kacc")) == NULL)
             || (s_max_bytes == NULL && (s_max_bytes = PyUnicode_InternFromString("max_bytes")) == NULL)
             || (s_send == NULL && (s_send = PyUnicode_InternFromString("_send")) == NULL)
-            || (s_write == NULL && (s_write = PyUnicode_InternFromString("_write")) == NULL)
+            || (s_write == NULL && (s_write = PyUnicode_InternFromString("_full_write")) == NULL)
             || (s_start_linger == NULL && (s_start_linger = PyUnicode_InternFromString("_start_linger")) == NULL)
             || (s_linger_write == NULL && (s_linger_write = PyUnicode_InternFromString("_linger_write")) == NULL))
         return -1;

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import lmdb
 
 from . import _native as native
+from .codec.batch import ATTR_LOG_APPEND_TIME as _LOG_APPEND_TIME
 from .codec.batch import DecodedBatch
 from .errors import (
     ClosedError,
@@ -453,7 +454,6 @@ class Consumer:
         advance the position past them; return False if a deserializer failed (the records
         before that one are taken; if there were none in ``out``, ``DeserializationError``)."""
         topic, part = tp
-        ts_type = "LogAppendTime" if self._ids[tp][1] else "CreateTime"
         key_de = self._key_de
         value_de = self._value_de
         batches = buf.batches
@@ -464,6 +464,9 @@ class Consumer:
         ok = True
         while k < nb and len(out) < limit:
             b = batches[k]
+            # (the batch's own flag: a record keeps the type it was written with when the
+            # topic's message.timestamp.type changes later, as in Kafka)
+            ts_type = "LogAppendTime" if b.info.attributes & _LOG_APPEND_TIME else "CreateTime"
             count = len(b.keys)
             j = min(count, i + limit - len(out))
             n = j - i

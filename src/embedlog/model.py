@@ -70,8 +70,9 @@ class Message(NamedTuple):
     """One consumed record.
 
     ``timestamp`` is milliseconds since the epoch; ``timestamp_type`` is
-    ``"CreateTime"`` or ``"LogAppendTime"`` per the topic's
-    ``message.timestamp.type``.  ``value`` is ``None`` for a tombstone.
+    ``"CreateTime"`` or ``"LogAppendTime"``: the topic's ``message.timestamp.type``
+    when the record was written (its batch keeps it).  ``value`` is ``None`` for a
+    tombstone.
     """
 
     topic: str

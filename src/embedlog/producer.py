@@ -146,6 +146,8 @@ class Producer(SendBase):
             self._fast = self._topics
         self._topics_version = -1
         self._next_metadata_check = 0.0
+        self._held_until = 0.0  # (monotonic) background writes wait until then: see _held_back
+        log._store.watch_topics(self._topic_changed)  # (other processes' changes: the once-a-second look)
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._transactional = _transactional
@@ -310,7 +312,7 @@ class Producer(SendBase):
         now, if the caller has it."""
         self._pending += entries
         if self._pending >= self._buffer_limit:
-            self._write()
+            self._full_write()
         if self._due_step >= 0:
             if ms is None:
                 ms = _time_ns() // 1_000_000
@@ -372,18 +374,31 @@ class Producer(SendBase):
             f"topic {st.name!r} has partitions 0..{st.n - 1}; partition {partition!r} does not exist")
 
     def _refresh(self, st: _TopicState) -> bool:
-        """Grow a topic's buffers if it gained partitions (Kafka never removes any)."""
+        """Follow a topic's metadata: its config as it is now (``max.message.bytes``,
+        ``min.insync.replicas``, ...), and new partitions (Kafka never removes any), for
+        which its buffers grow.  Return whether it gained partitions."""
         meta = self._log._store.topic(st.name)
-        if meta is None or meta.topic_id != st.meta.topic_id or meta.partitions <= st.n:
+        if meta is None or meta.topic_id != st.meta.topic_id or meta == st.meta:
             return False
+        grew = meta.partitions > st.n
         with self._lock:
-            for _ in range(st.n, meta.partitions):
-                st.accs.append([])
+            if grew:
+                for _ in range(st.n, meta.partitions):
+                    st.accs.append([])
+                st.n = meta.partitions
+                st.kcache.clear()  # keys map to new partitions now, as in Kafka
+                st.kacc.clear()
             st.meta = meta
-            st.n = meta.partitions
-            st.kcache.clear()  # keys map to new partitions now, as in Kafka
-            st.kacc.clear()
-        return True
+            st.max_bytes = meta.config.max_message_bytes
+            st.compact = meta.config.compact
+        return grew
+
+    def _topic_changed(self, name: str) -> None:
+        """A topic's metadata changed through this process's store (``Store.watch_topics``):
+        follow it now, not at the next write's once-a-second look."""
+        st = self._topics.get(name)
+        if st is not None and not self._closed:
+            self._refresh(st)
 
     def _slow_path(self, value: Any, key: Any) -> tuple[Any, Any]:
         if self._closed:
@@ -437,7 +452,7 @@ class Producer(SendBase):
             self._wake.wait()
             self._wake.clear()
             while not self._closed:
-                time.sleep(self._linger)
+                time.sleep(max(self._linger, self._held_until - _monotonic()))  # (held back: see _held_back)
                 step = self._due_step
                 while step >= 0 and not self._closed:
                     # Not due yet (a sender wrote the earlier ones, or these came later): a
@@ -454,11 +469,38 @@ class Producer(SendBase):
                         break
                     self._idle = False
 
+    def _full_write(self) -> bool:
+        """Write what is buffered because the buffer is full (``buffer_records``), from the
+        sending thread; not while writes are held back (``_held_back``)."""
+        if self._held_back():
+            return False
+        return self._write()
+
+    def _held_back(self) -> bool:
+        """Whether writes no ``flush`` asked for wait: with ``acks="all"``, while the in-sync
+        set is smaller than a buffered topic's ``min.insync.replicas``, as Kafka's leader
+        refuses such a produce (NOT_ENOUGH_REPLICAS).  The records stay buffered, ``flush``
+        raises ``NotEnoughReplicasError``, and the in-sync set is looked at again after
+        ``linger_ms`` (at least 5 ms)."""
+        if self.acks != "all":
+            return False
+        now = _monotonic()
+        if now < self._held_until:
+            return True
+        if self._replicas_short() is None:
+            return False
+        self._held_until = now + max(self._linger, 0.005)
+        return True
+
     def _linger_write(self) -> bool:
         """Write what is buffered because it is due (linger), from the linger thread or a
         sender; a failure is kept for the next ``flush``, as for any background write.
-        Returns whether there was anything (a failed write counts)."""
+        Returns whether there was anything (a failed write counts; records held back
+        count too: the linger thread tries again after ``linger_ms``)."""
         try:
+            if self._held_back():
+                self._due_ms = _time_ns() // 1_000_000 + max(self._due_step, 0)  # (senders: not at every send)
+                return True
             return self._write()
         except EmbedlogError as exc:
             self._errors.append(exc)
@@ -740,18 +782,26 @@ class Producer(SendBase):
     def _min_insync(self) -> dict[int, int]:
         return {st.meta.topic_id: st.meta.config.min_insync_replicas for st in list(self._topics.values())}
 
-    def _check_replicas(self) -> None:
-        """Kafka's NOT_ENOUGH_REPLICAS: refuse to write when the in-sync set is too small."""
+    def _replicas_short(self) -> tuple[int, int] | None:
+        """``(in-sync set size, min.insync.replicas)`` when the in-sync set is smaller than
+        a buffered topic's ``min.insync.replicas``, else ``None``."""
+        need = max((st.meta.config.min_insync_replicas for st in list(self._topics.values())
+                    if any(st.accs)), default=1)
+        if need <= 1:
+            return None
         store = self._log._store
         board = replica.hw_board(store)  # a leader of this process publishes the in-sync set's size once stored
         size = board.isr_size if board is not None else store.read(
             lambda txn: replica.in_sync_size(txn, store.dbs, store.path))
-        need = max((st.meta.config.min_insync_replicas for st in list(self._topics.values())
-                    if any(st.accs)), default=1)
-        if size < need:
+        return (size, need) if size < need else None
+
+    def _check_replicas(self) -> None:
+        """Kafka's NOT_ENOUGH_REPLICAS: refuse to write when the in-sync set is too small."""
+        short = self._replicas_short()
+        if short is not None:
             raise NotEnoughReplicasError(
-                f"{size} in-sync replica(s) (leader included), fewer than min.insync.replicas={need}: the records "
-                "were not written and stay buffered; flush again once followers have caught up")
+                f"{short[0]} in-sync replica(s) (leader included), fewer than min.insync.replicas={short[1]}: the "
+                "records were not written and stay buffered; flush again once followers have caught up")
 
     def _await_replicas(self, timeout: float | None) -> None:
         """Wait until the high watermark covers everything this producer wrote.

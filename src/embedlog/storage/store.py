@@ -7,9 +7,11 @@ clients; the engine (``embedlog.log``) builds those on top of it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -114,6 +116,9 @@ class Store:
         #: appends (see ``append_in``), so storing them needs no transaction of its own
         self.hw_source: HighWatermarkSource | None = None
         self.notifier = Notifier(os.path.join(path, "wake") if cross_process else None)
+        #: called with a topic's name once this process changed its metadata (``watch_topics``)
+        self._topic_watchers: list[weakref.WeakMethod[Callable[[str], None]]] = []
+        self._watch_lock = threading.Lock()
         try:
             self.env.write(self._init_meta)
         except BaseException:
@@ -238,6 +243,23 @@ class Store:
 
         self.write(fn, notify=True)
 
+    def watch_topics(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(name)`` (a bound method, held weakly) each time this process
+        changes a topic's config or partitions here, once the change is committed.  Other
+        processes' changes are not seen this way: a watcher looks at ``topics_version``."""
+        with self._watch_lock:
+            self._topic_watchers = [w for w in self._topic_watchers if w() is not None]
+            self._topic_watchers.append(weakref.WeakMethod(callback))
+
+    def _topic_changed(self, name: str) -> None:
+        with self._watch_lock:
+            watchers = list(self._topic_watchers)
+        for w in watchers:
+            callback = w()
+            if callback is not None:
+                with contextlib.suppress(Exception):  # (the change is committed; a failed watcher looks again later)
+                    callback(name)
+
     def alter_topic(self, name: str, changes: Mapping[str, object]) -> TopicMeta:
         """Apply config changes to a topic."""
 
@@ -246,7 +268,9 @@ class Store:
             self.require_leader(txn, "alter topics")
             return topics.set_config(txn, self.dbs, meta, meta.config.altered(changes))
 
-        return self.write(fn)
+        meta = self.write(fn)
+        self._topic_changed(name)
+        return meta
 
     def add_partitions(self, name: str, total: int) -> TopicMeta:
         """Grow a topic to ``total`` partitions."""
@@ -260,7 +284,9 @@ class Store:
             epoch = self.meta_int(txn, schema.META_LEADER_EPOCH, schema.I32LE)
             return topics.add_partitions(txn, self.dbs, meta, total, leader_epoch=epoch)
 
-        return self.write(fn, notify=True)
+        meta = self.write(fn, notify=True)
+        self._topic_changed(name)
+        return meta
 
     def topic_names(self) -> list[str]:
         """All topic names."""

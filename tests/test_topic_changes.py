@@ -1,0 +1,159 @@
+"""A topic's metadata changing under open clients: producers follow a config change
+(at once in the process that made it, at their next write within a second in others),
+an ``acks="all"`` producer writes nothing in the background while the in-sync set is
+below ``min.insync.replicas``, and a record keeps the timestamp type it was written with.
+Both send paths (the C extension's and the pure-Python reference)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import embedlog
+from embedlog import _native
+from embedlog import producer as producer_mod
+from embedlog.errors import InvalidRecordError, NotEnoughReplicasError, RecordTooLargeError
+from embedlog.replication import Leader
+from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
+
+IMPLS = ["c", "python"]
+SECRET = b"topic-changes"
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[embedlog.Log]:
+    lg = embedlog.open(tmp_path / "log", durability="none", maintenance_interval_ms=None)
+    lg.create_topic("t")
+    yield lg
+    lg.close()
+
+
+def _producer(log: embedlog.Log, impl: str, **options: Any) -> Any:
+    if impl == "c":
+        if _native.speedups is None:
+            pytest.skip("embedlog._speedups is not built here")
+        return producer_mod.Producer(log, **options)
+    return harness.py_producer_class()(log, **options)
+
+
+def _end(log: embedlog.Log, topic: str = "t") -> int:
+    return sum(p.end_offset for p in log.describe_topic(topic).partitions)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_producer_follows_a_config_change_of_its_process_at_once(log: embedlog.Log, impl: str) -> None:
+    p = _producer(log, impl)
+    try:
+        p.send("t", b"x" * 500, key=b"k")
+        p.flush()
+        log.alter_topic_config("t", {"max.message.bytes": 100})
+        with pytest.raises(RecordTooLargeError, match=r"max\.message\.bytes=100"):
+            p.send("t", b"x" * 500, key=b"k")
+        log.alter_topic_config("t", {"max.message.bytes": None})  # back to the default
+        p.send("t", b"x" * 500, key=b"k")
+        log.alter_topic_config("t", {"cleanup.policy": "compact"})
+        with pytest.raises(InvalidRecordError, match="compacted"):
+            p.send("t", b"no key")
+        p.flush()
+        assert _end(log) == 2
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_producer_follows_another_process_change_at_its_next_write(
+        log: embedlog.Log, tmp_path: Path, impl: str) -> None:
+    p = _producer(log, impl)
+    try:
+        p.send("t", b"x" * 500, key=b"k")
+        p.flush()
+        code = textwrap.dedent(f"""
+            import embedlog
+            with embedlog.open({str(tmp_path / "log")!r}, durability="none") as log:
+                log.alter_topic_config("t", {{"max.message.bytes": 100}})
+        """)
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+        time.sleep(1.1)  # (a producer looks at the topics' version at most once a second, when it writes)
+        p.send("t", b"small", key=b"k")
+        p.flush()
+        with pytest.raises(RecordTooLargeError, match=r"max\.message\.bytes=100"):
+            p.send("t", b"x" * 500, key=b"k")
+    finally:
+        p.close()
+
+
+def test_an_acks_all_producer_follows_a_raised_min_insync_replicas(log: embedlog.Log) -> None:
+    with Leader(log, listen="127.0.0.1:0", secret=SECRET), log.producer(acks="all") as p:
+        p.send("t", b"a")
+        p.flush()  # the leader alone is enough for min.insync.replicas=1
+        log.alter_topic_config("t", {"min.insync.replicas": 2})
+        p.send("t", b"b")
+        with pytest.raises(NotEnoughReplicasError, match=r"min\.insync\.replicas=2"):
+            p.flush()
+        assert _end(log) == 1
+        log.alter_topic_config("t", {"min.insync.replicas": 1})  # (so that close() completes)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_acks_all_background_writes_wait_while_the_in_sync_set_is_too_small(log: embedlog.Log, impl: str) -> None:
+    """Linger and a full buffer write nothing while the leader alone is in sync and the
+    topic needs two (Kafka's leader refuses such a produce); the records stay buffered,
+    flush raises, and once the topic needs fewer the linger thread writes them."""
+    log.alter_topic_config("t", {"min.insync.replicas": 2})
+    with Leader(log, listen="127.0.0.1:0", secret=SECRET):
+        p = _producer(log, impl, acks="all", linger_ms=5, buffer_records=3)
+        plain = log.producer(linger_ms=5)  # acks="leader": not held back
+        try:
+            for i in range(5):  # past buffer_records, and due after linger_ms
+                p.send("t", b"%d" % i, key=b"k")
+            time.sleep(0.3)
+            p.send("t", b"5", key=b"k")  # (a sender finding records due writes them: not these)
+            assert _end(log) == 0
+            assert len(p) == 6
+            with pytest.raises(NotEnoughReplicasError):
+                p.flush()
+            assert _end(log) == 0
+            plain.send("t", b"leader-acked", key=b"k")
+            deadline = time.monotonic() + 10
+            while _end(log) < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert _end(log) == 1  # acks="leader" records are not held back
+            log.alter_topic_config("t", {"min.insync.replicas": 1})
+            deadline = time.monotonic() + 10
+            while _end(log) < 7 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert _end(log) == 7  # the linger thread wrote them once the in-sync set was enough
+            assert len(p) == 0
+            p.flush()
+        finally:
+            p.close()
+            plain.close()
+    with log.consumer(["t"], auto_offset_reset="earliest") as c:
+        values = [m.value for m in c.poll(timeout=5, max_records=100)]
+    assert values == [b"leader-acked", b"0", b"1", b"2", b"3", b"4", b"5"]
+
+
+def test_a_record_keeps_the_timestamp_type_it_was_written_with(log: embedlog.Log) -> None:
+    with log.producer() as p:
+        p.send("t", b"create", key=b"k", timestamp_ms=1_000)
+        p.flush()
+        log.alter_topic_config("t", {"message.timestamp.type": "LogAppendTime"})
+        before = int(time.time() * 1000)
+        p.send("t", b"append", key=b"k", timestamp_ms=2_000)
+        p.flush()
+    with log.consumer(["t"], auto_offset_reset="earliest") as c:
+        got = [(m.value, m.timestamp, m.timestamp_type) for m in c.poll(timeout=5)]
+    assert got[0] == (b"create", 1_000, "CreateTime")
+    assert got[1][0] == b"append"
+    assert got[1][1] >= before
+    assert got[1][2] == "LogAppendTime"
+    log.alter_topic_config("t", {"message.timestamp.type": "CreateTime"})
+    with log.consumer(["t"], auto_offset_reset="earliest") as c:
+        assert [m.timestamp_type for m in c.poll(timeout=5)] == ["CreateTime", "LogAppendTime"]
