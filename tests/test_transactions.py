@@ -195,6 +195,32 @@ def test_an_exception_inside_the_block_writes_nothing(log: embedlog.Log) -> None
         tx.send("a", b"after the commit")
 
 
+def test_closing_the_log_aborts_an_open_transaction(tmp_path: Path) -> None:
+    """Log.close() closes its clients; for a transaction that is an abort: none of its
+    records or offsets are written, and its commit then raises ClosedError."""
+    path = tmp_path / "log"
+    with embedlog.open(path, durability="none", maintenance_interval_ms=None) as lg:
+        lg.create_topic("t")
+        tx = lg.transaction()
+        tx.send("t", b"half-built")
+        tx.commit_offsets("g", {TP("t", 0): 1})
+    with pytest.raises(ClosedError, match="aborted"):
+        tx.send("t", b"more")
+    with pytest.raises(ClosedError, match="aborted"):
+        tx.commit()
+
+    def block() -> None:
+        with embedlog.open(path, durability="none", maintenance_interval_ms=None) as lg2, lg2.transaction() as tx2:
+            tx2.send("t", b"in a block")
+            lg2.close()  # (the block then ends normally: its commit finds the transaction aborted)
+
+    with pytest.raises(ClosedError, match="aborted"):
+        block()
+    with embedlog.open(path, durability="none", maintenance_interval_ms=None) as lg:
+        assert values(lg, "t") == {0: []}
+        assert lg.groups() == []
+
+
 def test_an_empty_transaction_is_fine(log: embedlog.Log) -> None:
     log.create_topic("a")
     with log.transaction():

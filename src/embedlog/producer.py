@@ -163,7 +163,11 @@ class Producer(SendBase):
         self._due_step = -1 if _transactional or linger_ms == 0 else max(1, math.ceil(linger_ms))
         self._idle = not _transactional
         self._closed = False
-        self._wake = threading.Event()
+        # The linger thread sleeps on this lock until a sender releases it (a bare lock, not
+        # an Event: an interrupt landing inside Event.set's Python code, in the sender's
+        # thread, could leave the Event's own lock held and hang every later set and wait)
+        self._wake = _new_latch()
+        self._wake.acquire()
         self._linger_thread: threading.Thread | None = None
         self._errors: list[EmbedlogError] = []
         #: exceptions delivery callbacks raised since the last flush (the first is raised by it)
@@ -442,15 +446,18 @@ class Producer(SendBase):
             self._linger_thread = threading.Thread(target=self._linger_loop, name="embedlog-linger",
                                                    daemon=True)
             self._linger_thread.start()
-        self._wake.set()
+        self._wake_linger()
+
+    def _wake_linger(self) -> None:
+        with contextlib.suppress(RuntimeError):  # (released already: the thread wakes anyway)
+            self._wake.release()
 
     def _linger_loop(self) -> None:
         # Senders set ``_idle = False`` after appending; this loop sets it back to True
         # before its last look for pending records, so one of the two always sees the
         # other and no record waits for more than about ``linger_ms``.
         while not self._closed:
-            self._wake.wait()
-            self._wake.clear()
+            self._wake.acquire()
             while not self._closed:
                 time.sleep(max(self._linger, self._held_until - _monotonic()))  # (held back: see _held_back)
                 step = self._due_step
@@ -896,6 +903,10 @@ class Producer(SendBase):
         background write could not store since the last flush."""
         if self._closed:
             return
+        if self._transactional:  # (a transaction's records are written by its commit, or never)
+            self._drain([])
+            self._mark_closed()
+            return
         try:
             if not self._log.closed:
                 self._complete(timeout)
@@ -912,7 +923,7 @@ class Producer(SendBase):
         self._slow = True
         self._fast = {}
         self._spare = []
-        self._wake.set()
+        self._wake_linger()
         self._log._unregister(self)
 
     def __enter__(self) -> Producer:

@@ -95,7 +95,9 @@ class GroupCommitter:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._lock = threading.Lock()
-        self._fill = threading.Condition(self._lock)  # the leader's group has filled
+        #: while a leader waits for its group to fill: a held lock ``enqueue`` releases
+        #: once the queue is that long (a bare lock, not a Condition: see ``_await_fill``)
+        self._fill_latch: threading.Lock | None = None
         self._queue: list[_Request] = []
         #: the request whose thread leads (commits, or is about to), or None
         self._leader: _Request | None = None
@@ -120,7 +122,10 @@ class GroupCommitter:
     def enqueue(self, req: _Request) -> None:
         with self._lock:
             if self._filling and len(self._queue) + 1 >= self._filling:
-                self._fill.notify()  # (the leader looks once this lock is free: req is queued then)
+                latch, self._fill_latch = self._fill_latch, None
+                if latch is not None:  # (the leader looks once this lock is free: req is queued then)
+                    with contextlib.suppress(RuntimeError):
+                        latch.release()
             self._queue.append(req)
 
     def holds(self, req: _Request) -> bool:
@@ -228,17 +233,29 @@ class GroupCommitter:
                 latch.release()
 
     def _await_fill(self, target: int) -> None:
-        """(Lock held) wait briefly for ``target`` requests to be queued."""
-        deadline = time.monotonic() + min(self._last_commit_s / 2, _MAX_FILL_S)
+        """(Lock held) wait briefly for ``target`` requests to be queued.
+
+        Not ``Condition.wait``: an interrupt landing in its Python code after the wait,
+        before it takes the lock back, leaves the lock released, and the caller's ``with``
+        then releases it again — or releases another thread's hold.  Here the lock is
+        released as the first call of a ``try`` and taken back as the first call of its
+        ``finally`` (CPython runs signal handlers only after a call returns, at a backward
+        jump or on entering a function)."""
+        wait_s = min(self._last_commit_s / 2, _MAX_FILL_S)
+        latch = _new_latch()
+        latch.acquire()
+        self._fill_latch = latch
         self._filling = target
+        lock = self._lock
         try:
-            while len(self._queue) < target:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._fill.wait(remaining)
+            try:
+                lock.release()  # (the first call in the try: no handler runs between the two)
+                latch.acquire(True, wait_s)
+            finally:
+                lock.acquire()
         finally:
             self._filling = 0
+            self._fill_latch = None
 
     def append(self, items: Sequence[AppendItem],
                extra: Callable[[lmdb.Transaction], None] | None = None) -> None:
