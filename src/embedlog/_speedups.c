@@ -401,8 +401,11 @@ sb_send(SendBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwna
         if (klen + vlen + header_bytes(hobj) > max_bytes)
             goto general;  /* the general path raises RecordTooLargeError */
         PyObject *cb = a[6];
-        if (cb != Py_None)
+        if (cb != Py_None) {
+            if (!PyCallable_Check(cb))
+                goto general;  /* the general path raises ConfigError */
             self->extras = 1;
+        }
         long long ms = now_ms();
         if (self->ts_obj == NULL || ms != self->ts_ms) {
             PyObject *obj = PyLong_FromLongLong(ms);

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import weakref
@@ -43,14 +45,23 @@ class Log:
                  auto_create_topics: bool = False, default_partitions: int = 1,
                  fsync_interval_ms: int = 1000, maintenance_interval_ms: int | None = 30_000,
                  map_size: int | None = None) -> None:
-        if path is not None and not isinstance(path, (str, os.PathLike)):
-            raise ConfigError(f"path must be a directory path (str or os.PathLike) or None, got {path!r}")
-        if not isinstance(default_partitions, int) or not 1 <= default_partitions <= MAX_PARTITIONS:
+        if path is not None:
+            path = _checked_path(path)
+        if not isinstance(default_partitions, int) or isinstance(default_partitions, bool) or \
+                not 1 <= default_partitions <= MAX_PARTITIONS:
             raise ConfigError(f"default_partitions must be 1..{MAX_PARTITIONS}, got {default_partitions!r}")
+        if not isinstance(auto_create_topics, bool):
+            raise ConfigError(f"auto_create_topics must be True or False, got {auto_create_topics!r}")
         for name, value in (("fsync_interval_ms", fsync_interval_ms), ("maintenance_interval_ms",
-                                                                       maintenance_interval_ms or 1)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-                raise ConfigError(f"{name} must be a positive number of milliseconds, got {value!r}")
+                                                                       1 if maintenance_interval_ms is None
+                                                                       else maintenance_interval_ms)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= _MAX_INTERVAL_MS:
+                raise ConfigError(f"{name} must be a number of milliseconds from 1 to {_MAX_INTERVAL_MS} (a day)"
+                                  f"{' or None (no background maintenance)' if name[0] == 'm' else ''}, got {value!r}")
+        if map_size is not None and (not isinstance(map_size, int) or isinstance(map_size, bool)
+                                     or not 1 << 20 <= map_size <= 1 << 50):
+            raise ConfigError(f"map_size must be None or an int of bytes from 1 MiB to 1 PiB (LMDB grows the map "
+                              f"by itself: it is only where it starts), got {map_size!r}")
         self._temporary = path is None
         if durability is None:  # a temporary log is removed on close: no crash leaves anything to recover
             durability = "none" if self._temporary else "flush"
@@ -103,6 +114,8 @@ class Log:
     def alter_topic_config(self, name: str, config: Mapping[str, object]) -> None:
         """Set (or, with ``None`` values, reset to default) config keys of a topic."""
         self._check()
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"config must be a mapping of Kafka topic config keys to values, got {config!r}")
         self._store.alter_topic(validate_name(name), config)
 
     def create_partitions(self, name: str, total: int) -> None:
@@ -188,10 +201,16 @@ class Log:
         """A counter that moves whenever records may have arrived (from any process)."""
         return self._store.notifier.generation
 
-    def wait_for_data(self, seen: int, timeout: float) -> int:
+    def wait_for_data(self, seen: int, timeout: float | None) -> int:
         """Block until ``data_generation`` moves past ``seen`` or ``timeout`` seconds pass;
         return the new generation.  For event loops and custom pollers."""
         self._check()
+        if not isinstance(seen, int) or isinstance(seen, bool):
+            raise ConfigError(f"seen must be an int (a data_generation), got {seen!r}")
+        if timeout is None:
+            timeout = math.inf
+        elif not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or math.isnan(timeout):
+            raise ConfigError(f"timeout must be a number of seconds or None (no limit), got {timeout!r}")
         return self._store.notifier.wait(seen, timeout)
 
     # -- consumer groups ---------------------------------------------------------------------
@@ -318,6 +337,29 @@ class _Shared:
 
 _SHARED: dict[tuple[int, str], _Shared] = {}
 _SHARED_LOCK = threading.Lock()
+
+
+_MAX_INTERVAL_MS = 86_400_000  # a background thread's longest interval: a day
+
+
+def _checked_path(path: object) -> str:
+    """``path`` as a str the filesystem and LMDB take, or ``ConfigError``."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"path must be a directory path (str or os.PathLike) or None, got {path!r}")
+    try:
+        text = str(os.fspath(path))  # (a str subclass becomes a plain str: LMDB takes no other)
+    except TypeError:
+        raise ConfigError(f"path must be a directory path (str or os.PathLike) or None, got {path!r}") from None
+    if isinstance(os.fspath(path), bytes):
+        raise ConfigError(f"path must be a str path, not bytes: decode it first, got {path!r}")
+    if not text or "\x00" in text:
+        raise ConfigError(f"path must be a non-empty directory path without NUL characters, got {path!r}")
+    try:
+        text.encode(sys.getfilesystemencoding(), "strict")
+    except UnicodeEncodeError:
+        raise ConfigError(f"path {path!r} cannot be encoded for the filesystem "
+                          f"({sys.getfilesystemencoding()}); use a path of valid characters") from None
+    return text
 
 
 def _acquire(path: str, *, durability: str, map_size: int | None, fsync_interval_ms: int,

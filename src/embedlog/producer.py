@@ -12,7 +12,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from itertools import repeat
 from operator import add as _add
 from operator import is_not
@@ -28,6 +28,7 @@ from .errors import (
     NotEnoughReplicasError,
     NotLeaderError,
     RecordTooLargeError,
+    SerializationError,
     UnknownPartitionError,
 )
 from .errors import TimeoutError as EmbedlogTimeoutError
@@ -63,6 +64,32 @@ _time_ns = time.time_ns
 _new_latch = threading.Lock
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
+_INT32_MAX = (1 << 31) - 1  # (Kafka's int configs: ms and sizes)
+
+
+def _among(value: object, choices: Mapping[Any, Any]) -> bool:
+    """``value in choices``, False for an unhashable value."""
+    try:
+        return value in choices
+    except TypeError:
+        return False
+
+
+def _check_timeout(timeout: object) -> None:
+    if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
+                                or not timeout >= 0):
+        raise ConfigError(f"timeout must be None (delivery_timeout_ms) or a number of seconds >= 0, got {timeout!r}")
+
+
+def _serialize(fn: Callable[[Any], Any], obj: Any, what: str) -> Any:
+    """Run a serializer; its failure is a ``SerializationError`` (the original as its cause)."""
+    try:
+        return fn(obj)
+    except EmbedlogError:
+        raise
+    except Exception as exc:
+        raise SerializationError(f"the {what} serializer {fn!r} failed on {type(obj).__name__} {obj!r:.100}: "
+                                 f"{exc!r}; fix the serializer or the {what} sent") from exc
 _KEY_CACHE = 100_000
 _MAX_TS = 2**63
 #: batch buffers a producer keeps for its next writes (``Producer._recycle``)
@@ -104,16 +131,16 @@ class Producer(SendBase):
                  value_serializer: Callable[[Any], bytes] | None = None,
                  acks: str | int = "leader", delivery_timeout_ms: int = 120_000,
                  _transactional: bool = False) -> None:
-        if compression not in codec.COMPRESSIONS:
+        if not _among(compression, codec.COMPRESSIONS):
             raise ConfigError(f"compression must be None or 'zstd', got {compression!r}")
-        if acks not in _ACKS:
+        if not _among(acks, _ACKS):
             raise ConfigError(f"acks must be 'leader' or 'all', got {acks!r}")
-        for name, value, least in (("batch_size", batch_size, 1), ("buffer_records", buffer_records, 1),
-                                   ("delivery_timeout_ms", delivery_timeout_ms, 1)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise ConfigError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(linger_ms, (int, float)) or isinstance(linger_ms, bool) or not linger_ms >= 0:
-            raise ConfigError(f"linger_ms must be a number >= 0 (milliseconds), got {linger_ms!r}")
+        for name, value, most in (("batch_size", batch_size, _INT32_MAX), ("buffer_records", buffer_records, 1 << 40),
+                                  ("delivery_timeout_ms", delivery_timeout_ms, _INT32_MAX)):
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+                raise ConfigError(f"{name} must be an int from 1 to {most}, got {value!r}")
+        if not isinstance(linger_ms, (int, float)) or isinstance(linger_ms, bool) or not 0 <= linger_ms <= _INT32_MAX:
+            raise ConfigError(f"linger_ms must be a number from 0 to {_INT32_MAX} (milliseconds), got {linger_ms!r}")
         for name, fn in (("key_serializer", key_serializer), ("value_serializer", value_serializer)):
             if fn is not None and not callable(fn):
                 raise ConfigError(f"{name} must be a callable (object -> bytes) or None, got {fn!r}")
@@ -197,7 +224,7 @@ class Producer(SendBase):
         """``send`` for every record its fast path does not take."""
         if self._slow:  # closed, or serializers to run
             value, key = self._slow_path(value, key)
-        st = self._topics.get(topic)
+        st = self._topics.get(topic) if topic.__class__ is str else None
         if st is None:
             st = self._state(topic)
         if value.__class__ is bytes:
@@ -233,11 +260,13 @@ class Producer(SendBase):
         elif timestamp_ms.__class__ is not int or not 0 <= timestamp_ms < _MAX_TS:
             raise _bad_timestamp(timestamp_ms)
         if headers is not None:
-            headers = _check_headers(headers) if headers else None
+            headers = _check_headers(headers) if headers or headers.__class__ not in (list, tuple, dict) else None
             if headers is not None:
                 size += _header_bytes(headers)
                 if size > st.max_bytes:
                     raise _too_large(st, size)
+        if on_delivery is not None and not callable(on_delivery):
+            raise ConfigError(f"on_delivery must be a callable (error, metadata) or None, got {on_delivery!r}")
         if headers is not None or on_delivery is not None:
             self._extras = True
         acc = st.accs[partition]
@@ -408,9 +437,9 @@ class Producer(SendBase):
         if self._closed:
             raise ClosedError("this producer is closed; create a new one with log.producer()")
         if value is not None and self._value_ser is not None:  # None stays a tombstone
-            value = self._value_ser(value)
+            value = _serialize(self._value_ser, value, "value")
         if key is not None and self._key_ser is not None:
-            key = self._key_ser(key)
+            key = _serialize(self._key_ser, key, "key")
         return value, key
 
     def _choose(self, st: _TopicState, key: bytes | None) -> int:
@@ -435,7 +464,13 @@ class Producer(SendBase):
 
     def _custom_partition(self, st: _TopicState, key: bytes | None) -> int:
         assert self._custom is not None
-        p = self._custom(key, st.n)
+        try:
+            p = self._custom(key, st.n)
+        except EmbedlogError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"the custom partitioner {self._custom!r} raised {exc!r} for topic {st.name!r}; it is "
+                              "called as partitioner(key: bytes | None, partitions: int) -> int") from exc
         if p.__class__ is not int or not 0 <= p < st.n:
             raise UnknownPartitionError(f"the custom partitioner returned {p!r} for topic {st.name!r} "
                                         f"with {st.n} partitions")
@@ -757,6 +792,7 @@ class Producer(SendBase):
         """
         if self._closed:
             raise ClosedError("this producer is closed")
+        _check_timeout(timeout)
         if self.acks == "all" and len(self):
             self._check_replicas()
         self._complete(timeout)
@@ -903,6 +939,7 @@ class Producer(SendBase):
         background write could not store since the last flush."""
         if self._closed:
             return
+        _check_timeout(timeout)
         if self._transactional:  # (a transaction's records are written by its commit, or never)
             self._drain([])
             self._mark_closed()

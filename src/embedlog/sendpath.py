@@ -103,6 +103,8 @@ def _check_headers(headers: object) -> _HeaderSet | None:
         valid = _valid_pairs(tuple(headers))
         if valid is not None:
             return valid or None
+    if isinstance(headers, (str, bytes, bytearray, memoryview, int, float)):  # ("" or 0 must not mean "none")
+        raise SerializationError(f"headers must be a list of (str, bytes) pairs or a dict, got {headers!r}")
     items = headers.items() if isinstance(headers, Mapping) else headers
     out: list[tuple[str, bytes | None]] = []
     try:
@@ -253,7 +255,7 @@ class _PySendBase:
                         headers = checked or None
             klen = len(key)
             vlen = len(value)
-            if klen + vlen <= st.max_bytes:
+            if klen + vlen <= st.max_bytes and (on_delivery is None or callable(on_delivery)):
                 if on_delivery is not None:
                     self._extras = True
                 ms = _time_ns() // 1_000_000

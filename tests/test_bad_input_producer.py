@@ -1,0 +1,183 @@
+"""Bad input to the log and the producer gets a typed error that says what to do, never a
+raw TypeError/OverflowError/UnicodeEncodeError from inside embedlog or lmdb, and changes
+nothing: after each, the log still takes and returns a good record and keeps the earlier
+ones.  Both send paths (the C extension's and the pure-Python reference)."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import embedlog
+from embedlog import _native
+from embedlog import producer as producer_mod
+from embedlog.errors import ConfigError, EmbedlogError, InvalidTopicError, SerializationError
+from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
+
+IMPLS = ["c", "python"]
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[embedlog.Log]:
+    lg = embedlog.open(tmp_path / "log", durability="none", maintenance_interval_ms=None)
+    lg.create_topic("t")
+    with lg.producer() as p:
+        p.send("t", b"before", key=b"k")
+    yield lg
+    lg.close()
+
+
+def _producer(log: embedlog.Log, impl: str, **options: Any) -> Any:
+    if impl == "c":
+        if _native.speedups is None:
+            pytest.skip("embedlog._speedups is not built here")
+        return producer_mod.Producer(log, **options)
+    return harness.py_producer_class()(log, **options)
+
+
+def _still_works(log: embedlog.Log) -> None:
+    with log.producer() as p:
+        p.send("t", b"after", key=b"k")
+    with log.consumer(["t"], auto_offset_reset="earliest") as c:
+        values = [m.value for m in c.poll(timeout=5)]
+    assert values[0] == b"before"
+    assert values[-1] == b"after"
+
+
+class Hostile:
+    def __hash__(self) -> int:
+        raise RuntimeError("no hash")
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(("call", "error", "match"), [
+    (lambda p: p.send(bytearray(b"t"), b"v"), InvalidTopicError, "topic"),
+    (lambda p: p.send(["t"], b"v"), InvalidTopicError, "topic"),
+    (lambda p: p.send("t", b"v", key=b"k", on_delivery=1), ConfigError, "on_delivery"),
+    (lambda p: p.send("t", b"v", on_delivery="print"), ConfigError, "on_delivery"),
+    (lambda p: p.send("t", b"v", key=b"k", headers=0), SerializationError, "headers"),
+    (lambda p: p.send("t", b"v", key=b"k", headers=False), SerializationError, "headers"),
+    (lambda p: p.send("t", b"v", key=b"k", headers=""), SerializationError, "headers"),
+    (lambda p: p.flush(timeout="soon"), ConfigError, "timeout"),
+    (lambda p: p.flush(timeout=math.nan), ConfigError, "timeout"),
+    (lambda p: p.flush(timeout=-1), ConfigError, "timeout"),
+])
+def test_bad_sends_and_flushes(log: embedlog.Log, impl: str, call: Callable[[Any], None],
+                               error: type[EmbedlogError], match: str) -> None:
+    p = _producer(log, impl)
+    try:
+        p.send("t", b"x", key=b"k")  # (a key seen before: the C fast path takes the next one)
+        with pytest.raises(error, match=match):
+            call(p)
+        p.flush()
+    finally:
+        p.close()
+    _still_works(log)
+
+
+@pytest.mark.parametrize("options", [
+    {"compression": ["zstd"]}, {"acks": ["all"]}, {"acks": {}}, {"linger_ms": math.inf}, {"linger_ms": 2 ** 63},
+    {"linger_ms": math.nan}, {"buffer_records": 2 ** 63}, {"batch_size": 0}, {"delivery_timeout_ms": 2 ** 40},
+])
+def test_bad_producer_options(log: embedlog.Log, options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        log.producer(**options)
+    with pytest.raises(ConfigError):
+        log.transaction(**options)
+    _still_works(log)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_failing_serializer_or_partitioner_is_a_typed_error(log: embedlog.Log, impl: str) -> None:
+    p = _producer(log, impl, key_serializer=int)
+    try:
+        with pytest.raises(SerializationError, match="key serializer") as info:
+            p.send("t", b"v", key="not a number")
+        assert isinstance(info.value.__cause__, ValueError)
+    finally:
+        p.close()
+
+    def two_args_only(key: Any) -> int:
+        return 0
+
+    p = _producer(log, impl, partitioner=two_args_only)
+    try:
+        with pytest.raises(ConfigError, match="partitioner") as info2:
+            p.send("t", b"v", key=b"k")
+        assert isinstance(info2.value.__cause__, TypeError)
+    finally:
+        p.close()
+    _still_works(log)
+
+
+@pytest.mark.parametrize("config", [None, [("retention.ms", 1)], 5])
+def test_alter_topic_config_takes_a_mapping(log: embedlog.Log, config: Any) -> None:
+    with pytest.raises(ConfigError, match="mapping"):
+        log.alter_topic_config("t", config)
+    _still_works(log)
+
+
+class PathStr(str):
+    pass
+
+
+def test_a_str_subclass_path_is_a_path(tmp_path: Path) -> None:
+    with embedlog.open(PathStr(tmp_path / "sub"), durability="none") as lg:
+        lg.create_topic("t")
+        assert lg.topics() == ["t"]
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"path": "a\udc80"}, "encoded"),
+    ({"path": "a\x00b"}, "NUL"),
+    ({"path": b"bytes"}, "path"),
+    ({"map_size": 2 ** 70}, "map_size"),
+    ({"map_size": 1.5}, "map_size"),
+    ({"map_size": "1GB"}, "map_size"),
+    ({"map_size": -1}, "map_size"),
+    ({"map_size": 0}, "map_size"),
+    ({"maintenance_interval_ms": 2 ** 70}, "maintenance_interval_ms"),
+    ({"maintenance_interval_ms": math.inf}, "maintenance_interval_ms"),
+    ({"maintenance_interval_ms": ""}, "maintenance_interval_ms"),
+    ({"maintenance_interval_ms": []}, "maintenance_interval_ms"),
+    ({"maintenance_interval_ms": 0}, "maintenance_interval_ms"),
+    ({"fsync_interval_ms": 2 ** 70, "durability": "interval"}, "fsync_interval_ms"),
+    ({"fsync_interval_ms": math.nan}, "fsync_interval_ms"),
+    ({"auto_create_topics": "false"}, "auto_create_topics"),
+    ({"default_partitions": True}, "default_partitions"),
+])
+def test_bad_open_options(tmp_path: Path, options: dict[str, Any], match: str) -> None:
+    path = options.pop("path", None)
+    where = tmp_path / "x" if path is None else path
+    with pytest.raises(ConfigError, match=match):
+        embedlog.open(where, **options)
+    assert not (tmp_path / "x").exists()
+
+
+def test_wait_for_data_checks_its_arguments(log: embedlog.Log) -> None:
+    seen = log.data_generation
+    for bad in ("x", math.nan, [1]):
+        with pytest.raises(ConfigError, match="timeout"):
+            log.wait_for_data(seen, bad)
+    with pytest.raises(ConfigError, match="seen"):
+        log.wait_for_data("0", 1.0)  # type: ignore[arg-type]
+
+    def write() -> None:
+        time.sleep(0.2)
+        with log.producer() as p:
+            p.send("t", b"later", key=b"k")
+
+    writer = threading.Thread(target=write)
+    log.wait_for_data(seen, 0)  # (the first wait of a process may return at once: it registers,
+    time.sleep(0.1)  # and its waits are cut short for a few ms after)
+    seen = log.data_generation
+    writer.start()
+    assert log.wait_for_data(seen, None) != seen  # None: until data comes
+    writer.join()
+    _still_works(log)
