@@ -221,6 +221,23 @@ def test_closing_the_log_aborts_an_open_transaction(tmp_path: Path) -> None:
         assert lg.groups() == []
 
 
+def test_a_raising_delivery_callback_is_raised_by_commit_after_the_write(log: embedlog.Log) -> None:
+    log.create_topic("a")
+    called = []
+
+    def boom(err: Any, md: Any) -> None:
+        called.append(md.offset)
+        raise LookupError("callback failed")
+
+    tx = log.transaction()
+    tx.send("a", b"1", on_delivery=boom)
+    tx.send("a", b"2", on_delivery=lambda err, md: called.append(md.offset))
+    with pytest.raises(LookupError, match="callback failed"):
+        tx.commit()
+    assert called == [0, 1]
+    assert values(log, "a") == {0: [b"1", b"2"]}
+
+
 def test_an_empty_transaction_is_fine(log: embedlog.Log) -> None:
     log.create_topic("a")
     with log.transaction():

@@ -108,7 +108,9 @@ class Transaction:
             mirrors.put_source_offsets(txn, dbs, mirror, topic, remote_topic, sources)
 
     def commit(self) -> None:
-        """Write everything; raise ``TransactionAbortedError`` (nothing written) on failure."""
+        """Write everything; raise ``TransactionAbortedError`` (nothing written) on failure.
+        Once written, it raises the first exception a delivery callback raised (every
+        callback was still called), as ``Producer.flush`` does."""
         self._check()
         self._done = True
         producer = self._producer
@@ -122,6 +124,9 @@ class Transaction:
             producer._mark_closed()
         if producer.acks == "all":
             producer._await_replicas(None)  # written; NotEnoughReplicasError or TimeoutError: not confirmed
+        if producer._callback_errors:  # (committed: every callback was called; the first failure, as flush)
+            raised, producer._callback_errors = producer._callback_errors, []
+            raise raised[0]
 
     def abort(self) -> None:
         """Discard everything sent and committed in this transaction."""
