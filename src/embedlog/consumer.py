@@ -35,8 +35,8 @@ from .errors import (
     OffsetOutOfRangeError,
     UnknownPartitionError,
 )
-from .groups.coordinator import validate_group
-from .groups.member import Membership, RebalanceCallback
+from .groups.coordinator import partition_list, validate_group
+from .groups.member import Membership, RebalanceCallback, check_callable, check_group_options, check_int
 from .groups.offsets import OffsetAndMetadata
 from .metrics.registry import consumer_counters
 from .model import NO_HEADERS, Message, OffsetAndTimestamp, TopicPartition, topic_partition
@@ -71,6 +71,9 @@ def _bad_poll_args(timeout: object, max_records: object) -> None:
     """Raise ``ConfigError`` for what ``poll`` cannot take (its fast check failed)."""
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
         raise ConfigError(f"poll timeout must be a number of seconds, got {timeout!r}")
+    if math.isnan(timeout):
+        raise ConfigError("poll timeout is nan; give a number of seconds (None or a negative number waits until "
+                          "records come)")
     if max_records is not None and (not isinstance(max_records, int) or isinstance(max_records, bool)
                                     or max_records < 1):
         raise ConfigError(f"max_records must be a positive int, got {max_records!r}")
@@ -132,6 +135,19 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_GcPause.after_fork)
 
 
+def _topic_names(names: object) -> list[str]:
+    """One topic name or a collection of them, as a list of valid names (``ConfigError``,
+    ``InvalidTopicError``)."""
+    if isinstance(names, str):
+        names = [names]
+    elif isinstance(names, (bytes, bytearray)) or not isinstance(names, Iterable):
+        raise ConfigError(f"topics must be a topic name or a list of topic names, got {names!r}")
+    out = list(names)
+    for name in out:
+        topics.validate_name(name)
+    return out
+
+
 def _spread(partitions: tuple[Any, ...]) -> tuple[Any, ...]:
     """Partitions given as ``f(tp1, tp2)`` or as one collection, ``f([tp1, tp2])`` (as
     confluent-kafka's ``pause([...])`` takes them); a lone ``(topic, partition)`` pair
@@ -165,8 +181,18 @@ class Consumer:
                  fetch_max_bytes: int = 4 << 20) -> None:
         if auto_offset_reset not in _RESETS:
             raise ConfigError(f"auto_offset_reset must be one of {', '.join(_RESETS)}, got {auto_offset_reset!r}")
-        if not isinstance(max_poll_records, int) or max_poll_records < 1:
-            raise ConfigError(f"max_poll_records must be a positive int, got {max_poll_records!r}")
+        check_int("max_poll_records", max_poll_records)
+        if not isinstance(enable_auto_commit, bool):
+            raise ConfigError(f"enable_auto_commit must be True or False, got {enable_auto_commit!r}")
+        check_int("auto_commit_interval_ms", auto_commit_interval_ms, 0)
+        check_int("fetch_max_bytes", fetch_max_bytes)
+        check_callable("key_deserializer", key_deserializer)
+        check_callable("value_deserializer", value_deserializer)
+        # (checked with or without a group: a misspelt option should not wait for group= to fail)
+        check_group_options(protocol=partition_assignment_strategy, session_timeout_ms=session_timeout_ms,
+                            heartbeat_interval_ms=heartbeat_interval_ms, max_poll_interval_ms=max_poll_interval_ms,
+                            client_id=client_id, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+        names = None if topics is None else _topic_names(topics)
         self._log = log
         self._store = log._store
         self.auto_offset_reset = auto_offset_reset
@@ -185,7 +211,7 @@ class Consumer:
         self._subscription: list[str] = []
         self.group = None if group is None else validate_group(group)
         self._counters = consumer_counters(log.path, self.group)
-        self.enable_auto_commit = bool(enable_auto_commit) and group is not None
+        self.enable_auto_commit = enable_auto_commit and group is not None
         self._auto_commit_interval = auto_commit_interval_ms / 1000
         self._last_auto_commit = time.monotonic()
         self._coord = log._coordinator
@@ -197,16 +223,20 @@ class Consumer:
                 max_poll_interval_ms=max_poll_interval_ms, client_id=client_id,
                 on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
         log._register(self)
-        if topics is not None:
-            self.subscribe([topics] if isinstance(topics, str) else list(topics))
+        if names is not None:
+            try:
+                self.subscribe(names)
+            except BaseException:
+                self.close()  # (nobody else can)
+                raise
 
     # -- assignment ---------------------------------------------------------------------
     def subscribe(self, topics: Iterable[str]) -> None:
         """Subscribe to ``topics``: with a group, share their partitions with the group's
         other members; without one, consume all their partitions."""
         self._check()
-        names = [topics] if isinstance(topics, str) else list(topics)
-        metas = [self._log._topic_for_consume(name) for name in names]  # validates (or auto-creates)
+        names = _topic_names(topics)
+        metas = [self._log._topic_for_consume(name) for name in names]  # (auto-creates)
         self._subscription = names
         if self._membership is not None:
             self._membership.join(names)
@@ -241,6 +271,7 @@ class Consumer:
 
     def subscription(self) -> list[str]:
         """The subscribed topic names."""
+        self._check()
         return list(self._subscription)
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
@@ -253,7 +284,7 @@ class Consumer:
         if self._membership is not None and self._subscription:
             raise ConfigError("this consumer subscribed with a group; assign() and subscribe() cannot be mixed "
                               "(unsubscribe() first)")
-        tps = [topic_partition(tp) for tp in partitions]
+        tps = partition_list(partitions, "assign()")
         ids: dict[TopicPartition, tuple[int, bool]] = {}
         for tp in tps:
             meta = self._meta(tp)
@@ -342,7 +373,7 @@ class Consumer:
         """Make ``offset`` the next offset to read from ``tp``."""
         self._check()
         tp = self._require(tp)
-        if not isinstance(offset, int) or offset < 0:
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
             raise InvalidOffsetError(f"offset must be a non-negative int, got {offset!r}")
         self._positions[tp] = offset
         self._buffers.pop(tp, None)
@@ -372,9 +403,9 @@ class Consumer:
                                         f"partition {tp.partition!r} does not exist")
         return meta
 
-    def _states(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, PartitionState]:
+    def _states(self, partitions: Iterable[TopicPartition], what: str) -> dict[TopicPartition, PartitionState]:
         out = {}
-        metas = {tp: self._meta(tp) for tp in map(topic_partition, partitions)}
+        metas = {tp: self._meta(tp) for tp in partition_list(partitions, what)}
         with self._store.env.read() as txn:
             for tp, meta in metas.items():
                 st = plog.load_state(txn, self._store.dbs, meta.topic_id, tp.partition)
@@ -386,24 +417,28 @@ class Consumer:
     def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """The first offset still stored in each partition."""
         self._check()
-        return {tp: st.start_offset for tp, st in self._states(partitions).items()}
+        return {tp: st.start_offset for tp, st in self._states(partitions, "beginning_offsets()").items()}
 
     def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """The offset the next record written to each partition will get."""
         self._check()
-        return {tp: st.end_offset for tp, st in self._states(partitions).items()}
+        return {tp: st.end_offset for tp, st in self._states(partitions, "end_offsets()").items()}
 
     def offsets_for_times(
             self, timestamps: Mapping[TopicPartition, int]) -> dict[TopicPartition, OffsetAndTimestamp | None]:
         """For each partition, the earliest offset whose timestamp >= the one given, or ``None``."""
         self._check()
+        if not isinstance(timestamps, Mapping):
+            raise ConfigError(f"offsets_for_times() takes a mapping of TopicPartition to timestamp (ms), "
+                              f"got {timestamps!r}")
         out: dict[TopicPartition, OffsetAndTimestamp | None] = {}
         metas = {tp: (self._meta(tp), ts) for tp, ts in ((topic_partition(k), v) for k, v in timestamps.items())}
+        for tp, (_, ts) in metas.items():
+            if not isinstance(ts, int) or isinstance(ts, bool) or ts < 0:
+                raise InvalidOffsetError(f"timestamp for {tp.topic}[{tp.partition}] must be an int >= 0 "
+                                         f"(ms since the epoch), got {ts!r}")
         with self._store.env.read() as txn:
             for tp, (meta, ts) in metas.items():
-                if not isinstance(ts, int) or ts < 0:
-                    raise InvalidOffsetError(f"timestamp for {tp.topic}[{tp.partition}] must be an int >= 0 "
-                                             f"(ms since the epoch), got {ts!r}")
                 hit = plog.offset_for_time(txn, self._store.dbs, tp.topic, meta.topic_id, tp.partition, ts)
                 out[tp] = None if hit is None else OffsetAndTimestamp(*hit)
         return out
@@ -411,15 +446,17 @@ class Consumer:
     def pause(self, *partitions: TopicPartition) -> None:
         """Stop returning records from these partitions until ``resume`` (one by one, or
         as one list)."""
-        self._paused.update(self._require(tp) for tp in _spread(partitions))
+        self._check()
+        self._paused.update([self._require(tp) for tp in _spread(partitions)])
 
     def resume(self, *partitions: TopicPartition) -> None:
         """Return records from these partitions again (one by one, or as one list)."""
-        for tp in _spread(partitions):
-            self._paused.discard(topic_partition(tp))
+        self._check()
+        self._paused.difference_update([self._require(tp) for tp in _spread(partitions)])
 
     def paused(self) -> set[TopicPartition]:
         """The paused partitions."""
+        self._check()
         return set(self._paused)
 
     # -- fetching -----------------------------------------------------------------------
@@ -594,8 +631,9 @@ class Consumer:
         self._check()
         if timeout is None or (timeout.__class__ in (int, float) and timeout < 0):
             timeout = math.inf
-        if (timeout.__class__ is not float and timeout.__class__ is not int) or (
-                max_records is not None and (max_records.__class__ is not int or max_records < 1)):
+        if ((timeout.__class__ is not float and timeout.__class__ is not int)
+                or timeout != timeout  # noqa: PLR0124 - nan, without a call
+                or (max_records is not None and (max_records.__class__ is not int or max_records < 1))):
             _bad_poll_args(timeout, max_records)
         limit = max_records or self.max_poll_records
         if self.enable_auto_commit:
@@ -705,8 +743,8 @@ class Consumer:
             self._membership = Membership(
                 self, self._coord, self._membership.group, protocol=self._membership.protocol,
                 session_timeout_ms=self._membership.session_timeout_ms,
-                heartbeat_interval_ms=int(self._membership.hb_interval * 1000),
-                max_poll_interval_ms=int(self._membership.max_poll_interval * 1000),
+                heartbeat_interval_ms=self._membership.heartbeat_interval_ms,
+                max_poll_interval_ms=self._membership.max_poll_interval_ms,
                 client_id=self._membership.client_id, on_assign=self._membership.callbacks["assign"],
                 on_revoke=self._membership.callbacks["revoke"], on_lost=self._membership.callbacks["lost"])
         self._subscription = []

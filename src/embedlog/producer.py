@@ -464,13 +464,7 @@ class Producer(SendBase):
 
     def _custom_partition(self, st: _TopicState, key: bytes | None) -> int:
         assert self._custom is not None
-        try:
-            p = self._custom(key, st.n)
-        except EmbedlogError:
-            raise
-        except Exception as exc:
-            raise ConfigError(f"the custom partitioner {self._custom!r} raised {exc!r} for topic {st.name!r}; it is "
-                              "called as partitioner(key: bytes | None, partitions: int) -> int") from exc
+        p = self._custom(key, st.n)  # (its own exception propagates, as from Kafka's Partitioner.partition)
         if p.__class__ is not int or not 0 <= p < st.n:
             raise UnknownPartitionError(f"the custom partitioner returned {p!r} for topic {st.name!r} "
                                         f"with {st.n} partitions")

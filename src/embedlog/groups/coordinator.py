@@ -36,7 +36,7 @@ from ..errors import (
     UnknownGroupError,
     UnknownPartitionError,
 )
-from ..model import TopicPartition
+from ..model import TopicPartition, topic_partition
 from ..storage import counters, schema, topics
 from ..storage import partition as plog
 from ..storage.mirrors import is_source_group
@@ -49,9 +49,15 @@ from .state import GroupState, Member
 if TYPE_CHECKING:
     from ..writer import GroupCommitter
 
-__all__ = ["Coordinator", "GroupDescription", "LagMap", "MemberDescription", "PartitionOffsets"]
+__all__ = ["Coordinator", "GroupDescription", "LagMap", "MemberDescription", "PartitionOffsets", "partition_list",
+           "validate_group"]
 
 T = TypeVar("T")
+#: LMDB's 511-byte key limit less the NUL and 8 bytes a committed offset's key adds to the group name
+MAX_GROUP_BYTES = 502
+#: a member id longer than this in UTF-8 gets a digest for its heartbeat file name
+_MAX_FILE_NAME = 255  # (NAME_MAX: every id that was a file name stays one)
+_NOT_IN_FILE_NAMES = ("/", "\x00", os.sep, os.altsep or "/")
 Snapshot = tuple[int, GroupState | None, dict[str, int]]  # Coordinator.look: version, state, partitions
 
 
@@ -114,13 +120,47 @@ class GroupDescription:
 
 
 def validate_group(name: object) -> str:
-    """A group id is a non-empty str without NUL."""
+    """A group id is a non-empty str without NUL, at most ``MAX_GROUP_BYTES`` in UTF-8."""
     if not isinstance(name, str) or not name or "\x00" in name:
         raise ConfigError(f"group must be a non-empty str without NUL characters, got {name!r}")
+    try:
+        size = len(name) if name.isascii() else len(name.encode())
+    except UnicodeEncodeError:
+        raise ConfigError(f"group {name!r} cannot be encoded as UTF-8 (it holds a lone surrogate, as from "
+                          "bytes decoded with errors='surrogateescape'); use a valid Unicode string") from None
+    if size > MAX_GROUP_BYTES:
+        raise ConfigError(f"group name is {size} bytes in UTF-8; the limit is {MAX_GROUP_BYTES}: use a shorter name")
     if is_source_group(name):
         raise ConfigError("group names beginning with U+0001 are reserved for Kafka bridge source offsets, "
                           f"got {name!r}")
     return name
+
+
+def partition_list(partitions: object, what: str) -> list[TopicPartition]:
+    """``partitions``, a collection of ``TopicPartition``, as a list; ``ConfigError`` for
+    anything else (``InvalidTopicError`` for a bad topic name, ``UnknownPartitionError``
+    for a partition number no topic can have)."""
+    if isinstance(partitions, (str, bytes)) or not isinstance(partitions, Iterable) or (
+            isinstance(partitions, tuple) and len(partitions) == 2 and isinstance(partitions[0], str)):
+        lone = isinstance(partitions, tuple) and len(partitions) == 2
+        raise ConfigError(f"{what} takes a list of TopicPartition, got {partitions!r}"
+                          + ("; wrap a single one in a list: [tp]" if lone else ""))
+    out = [topic_partition(tp) for tp in partitions]
+    for tp in out:
+        topics.validate_name(tp.topic)
+        if not 0 <= tp.partition < topics.MAX_PARTITIONS:
+            raise UnknownPartitionError(f"partition {tp.partition} of {tp.topic!r} cannot exist: partitions are "
+                                        f"numbered 0..{topics.MAX_PARTITIONS - 1}")
+    return out
+
+
+def _hb_name(member_id: str) -> str:
+    """A member's heartbeat file name: its id, or a digest of it where the id (made from
+    the free-text ``client_id``) cannot be a file name (a separator, NUL, too long)."""
+    raw = member_id.encode("utf-8", "surrogatepass")
+    if len(raw) <= _MAX_FILE_NAME and not any(c in member_id for c in _NOT_IN_FILE_NAMES):
+        return member_id
+    return "~" + hashlib.sha1(raw).hexdigest()  # noqa: S324 - a name (never a member id: those end in -<hex>)
 
 
 class Coordinator:
@@ -167,7 +207,7 @@ class Coordinator:
 
     def heartbeat(self, group: str, member_id: str) -> None:
         """Refresh a member's heartbeat file."""
-        path = os.path.join(self._hb_dir(group), member_id)
+        path = os.path.join(self._hb_dir(group), _hb_name(member_id))
         try:
             os.utime(path)
         except FileNotFoundError:
@@ -178,7 +218,7 @@ class Coordinator:
     def forget(self, group: str, member_id: str) -> None:
         """Remove a member's heartbeat file."""
         with contextlib.suppress(OSError):
-            os.unlink(os.path.join(self._hb_dir(group), member_id))
+            os.unlink(os.path.join(self._hb_dir(group), _hb_name(member_id)))
 
     def expired(self, state: GroupState, now: float | None = None, *, keep: str | None = None) -> list[str]:
         """Members whose heartbeat is older than their session timeout.
@@ -199,7 +239,8 @@ class Coordinator:
                 alive[mid] = until
                 continue
             try:
-                until = os.stat(os.path.join(self._hb_dir(state.name), mid)).st_mtime + m.session_timeout_ms / 1000
+                path = os.path.join(self._hb_dir(state.name), _hb_name(mid))
+                until = os.stat(path).st_mtime + m.session_timeout_ms / 1000
             except FileNotFoundError:
                 until = float("-inf")
             if now > until:
@@ -387,7 +428,10 @@ class Coordinator:
         for raw_tp, value in offsets.items():
             tp = TopicPartition(*raw_tp)
             offset, metadata = offs.split(tp, value)
-            meta = self._topic(txn, tp.topic)
+            meta = self._topic(txn, topics.validate_name(tp.topic))
+            if not 0 <= tp.partition < meta.partitions:
+                raise UnknownPartitionError(f"topic {tp.topic!r} has partitions 0..{meta.partitions - 1}; "
+                                            f"partition {tp.partition} does not exist")
             st = plog.load_state(txn, self.dbs, meta.topic_id, tp.partition)
             if st is None:
                 raise UnknownPartitionError(f"topic {tp.topic!r} has no partition {tp.partition}")
@@ -428,20 +472,20 @@ class Coordinator:
 
     def committed(self, group: str, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
         """Committed offsets for ``tps``."""
-        tps = [TopicPartition(*tp) for tp in tps]
+        tps = partition_list(tps, "committed()")
         return self.store.read(lambda txn: {tp: self.committed_in(txn, group, tp) for tp in tps})
 
     def committed_meta(self, group: str,
                        tps: Iterable[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata | None]:
         """Committed offsets with their metadata for ``tps``."""
-        tps = [TopicPartition(*tp) for tp in tps]
+        tps = partition_list(tps, "committed()")
         return self.store.read(lambda txn: {tp: self.committed_meta_in(txn, group, tp) for tp in tps})
 
     def committed_offsets(self, group: str, partitions: Iterable[TopicPartition] | None = None
                           ) -> dict[TopicPartition, OffsetAndMetadata]:
         """Every committed offset of ``group`` (of ``partitions`` only, if given), with
         metadata; ``UnknownGroupError`` if the group has neither members nor offsets."""
-        wanted = None if partitions is None else {TopicPartition(*tp) for tp in partitions}
+        wanted = None if partitions is None else set(partition_list(partitions, "committed_offsets()"))
 
         def fn(txn: lmdb.Transaction) -> dict[TopicPartition, OffsetAndMetadata]:
             committed = self._offsets_of(txn, group)
@@ -531,6 +575,7 @@ class Coordinator:
     def reset_offsets(self, group: str, topic: str, to: object) -> dict[TopicPartition, int]:
         """Set the group's committed offsets of every partition of ``topic``."""
         validate_group(group)
+        topics.validate_name(topic)
 
         def fn(txn: lmdb.Transaction) -> dict[TopicPartition, int]:
             self._require_inactive(txn, group, "reset offsets of")

@@ -25,15 +25,50 @@ from ..errors import ConfigError, EmbedlogError
 from ..model import TopicPartition
 from .assignors import EAGER
 from .coordinator import Coordinator
-from .state import Member
+from .state import GroupState, Member
 
 if TYPE_CHECKING:
     from ..consumer import Consumer
 
-__all__ = ["Membership", "RebalanceCallback"]
+__all__ = ["Membership", "RebalanceCallback", "check_callable", "check_group_options", "check_int"]
 
 RebalanceCallback = Callable[..., Any]
 _RECHECK_S = 0.25  # look at the group at least this often, wake-ups or not
+INT_MAX = 2**31 - 1  # Kafka's int options are Java ints
+
+
+def check_int(name: str, value: object, low: int = 1, high: int = INT_MAX) -> int:
+    """``value`` if it is an int (not a bool) in ``low..high``; ``ConfigError`` otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"{name} must be an int in {low}..{high}, got {value!r}")
+    return value
+
+
+def check_callable(name: str, value: object) -> None:
+    """``ConfigError`` unless ``value`` is callable or None."""
+    if value is not None and not callable(value):
+        raise ConfigError(f"{name} must be a function (or None), got {value!r}")
+
+
+def check_group_options(*, protocol: object, session_timeout_ms: object, heartbeat_interval_ms: object,
+                        max_poll_interval_ms: object, client_id: object, on_assign: object, on_revoke: object,
+                        on_lost: object) -> None:
+    """``ConfigError`` for a group option a ``Membership`` cannot take."""
+    if not GroupState.valid_protocol(protocol):
+        raise ConfigError("partition_assignment_strategy must be 'range', 'roundrobin' or 'cooperative-sticky' "
+                          f"(one str), got {protocol!r}")
+    check_int("session_timeout_ms", session_timeout_ms, 1, 3_600_000)
+    check_int("heartbeat_interval_ms", heartbeat_interval_ms)
+    check_int("max_poll_interval_ms", max_poll_interval_ms)
+    if not isinstance(client_id, str):
+        raise ConfigError(f"client_id must be a str, got {type(client_id).__name__} {client_id!r}")
+    try:
+        client_id.encode()
+    except UnicodeEncodeError:
+        raise ConfigError(f"client_id {client_id!r} cannot be encoded as UTF-8 (it holds a lone surrogate); "
+                          "use a valid Unicode string") from None
+    for name, cb in (("on_assign", on_assign), ("on_revoke", on_revoke), ("on_lost", on_lost)):
+        check_callable(name, cb)
 
 
 def _arity(cb: RebalanceCallback) -> int:
@@ -54,15 +89,16 @@ class Membership:
                  max_poll_interval_ms: int, client_id: str,
                  on_assign: RebalanceCallback | None, on_revoke: RebalanceCallback | None,
                  on_lost: RebalanceCallback | None) -> None:
-        if not 1 <= session_timeout_ms <= 3_600_000:
-            raise ConfigError(f"session_timeout_ms must be 1..3600000, got {session_timeout_ms}")
-        if max_poll_interval_ms < 1:
-            raise ConfigError(f"max_poll_interval_ms must be positive, got {max_poll_interval_ms}")
+        check_group_options(protocol=protocol, session_timeout_ms=session_timeout_ms,
+                            heartbeat_interval_ms=heartbeat_interval_ms, max_poll_interval_ms=max_poll_interval_ms,
+                            client_id=client_id, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
         self.consumer = consumer
         self.coord = coordinator
         self.group = group
         self.protocol = protocol
         self.session_timeout_ms = session_timeout_ms
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.max_poll_interval_ms = max_poll_interval_ms
         self.hb_interval = min(heartbeat_interval_ms, max(1, session_timeout_ms // 3)) / 1000
         self.max_poll_interval = max_poll_interval_ms / 1000
         self.client_id = client_id

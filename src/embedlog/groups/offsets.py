@@ -18,6 +18,7 @@ from ..storage import schema
 __all__ = ["MAX_METADATA_BYTES", "OffsetAndMetadata", "decode", "encode", "split"]
 
 MAX_METADATA_BYTES = 4096  # Kafka's default offset.metadata.max.bytes
+_PAIR = ("offset", "metadata")  # the first fields of an OffsetAndMetadata (ours, kafka-python's, aiokafka's)
 
 
 class OffsetAndMetadata(NamedTuple):
@@ -34,16 +35,17 @@ class OffsetAndMetadata(NamedTuple):
 
 
 def split(tp: TopicPartition, value: Any) -> tuple[int, str]:
-    """``(offset, metadata)`` of one commit value, validated (``InvalidOffsetError``)."""
+    """``(offset, metadata)`` of one commit value — an int, an ``(offset, metadata)`` pair or
+    an ``OffsetAndMetadata`` — validated (``InvalidOffsetError``)."""
     offset: object
     metadata: object
     if isinstance(value, int) and not isinstance(value, bool):
         offset, metadata = value, ""
-    elif isinstance(value, tuple) and value:
-        offset, metadata = value[0], value[1] if len(value) > 1 else ""
+    elif isinstance(value, tuple) and (len(value) == 2 or getattr(value, "_fields", ())[:2] == _PAIR):
+        offset, metadata = value[0], value[1]
     else:
-        raise InvalidOffsetError(f"commit value for {tp.topic}[{tp.partition}] must be an offset (int) or "
-                                 f"(offset, metadata) such as OffsetAndMetadata(42, 'note'), got {value!r}")
+        raise InvalidOffsetError(f"commit value for {tp.topic}[{tp.partition}] must be an offset (int) or an "
+                                 f"(offset, metadata) pair such as OffsetAndMetadata(42, 'note'), got {value!r}")
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise InvalidOffsetError(f"offset for {tp.topic}[{tp.partition}] must be an int >= 0, got {offset!r}")
     if metadata is None:
@@ -51,8 +53,13 @@ def split(tp: TopicPartition, value: Any) -> tuple[int, str]:
     if not isinstance(metadata, str):
         raise InvalidOffsetError(f"metadata for {tp.topic}[{tp.partition}] must be a str or None, got "
                                  f"{type(metadata).__name__}")
-    if len(metadata) > MAX_METADATA_BYTES // 4 and len(metadata.encode()) > MAX_METADATA_BYTES:
-        raise InvalidOffsetError(f"metadata for {tp.topic}[{tp.partition}] is {len(metadata.encode())} bytes; "
+    try:
+        size = len(metadata) if metadata.isascii() else len(metadata.encode())
+    except UnicodeEncodeError:
+        raise InvalidOffsetError(f"metadata for {tp.topic}[{tp.partition}] cannot be encoded as UTF-8 (it holds a "
+                                 "lone surrogate); use a valid Unicode string") from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidOffsetError(f"metadata for {tp.topic}[{tp.partition}] is {size} bytes; "
                                  f"the limit is {MAX_METADATA_BYTES} (Kafka's offset.metadata.max.bytes)")
     return offset, metadata
 

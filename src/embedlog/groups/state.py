@@ -171,9 +171,9 @@ class GroupState:
         return "Stable"
 
     @staticmethod
-    def valid_protocol(protocol: str) -> bool:
-        """Whether embedlog knows this assignor."""
-        return protocol in ASSIGNORS
+    def valid_protocol(protocol: object) -> bool:
+        """Whether embedlog knows this assignor (named by a str)."""
+        return isinstance(protocol, str) and protocol in ASSIGNORS
 
     def subscribed_topics(self) -> Sequence[str]:
         """Every topic some member subscribes to."""

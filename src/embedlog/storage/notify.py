@@ -32,6 +32,7 @@ import threading
 import time
 import uuid
 
+from ..errors import ConfigError
 from .env import current_pid
 
 __all__ = ["Notifier"]
@@ -82,12 +83,17 @@ class Notifier:
         self._check_fork()
         if self._listener is None and self._ensure_listener():
             return self.generation
+        try:
+            if not timeout > 0:  # (nan too: nothing to wait for)
+                return self.generation
+        except TypeError:
+            raise ConfigError(f"a wait timeout must be a number of seconds, got {timeout!r}") from None
         if self._fresh_until:
             if time.monotonic() < self._fresh_until:
                 timeout = min(timeout, _RECHECK)  # writers may not have seen our socket yet
             else:
                 self._fresh_until = 0.0
-        if self.generation != seen or self._closed or timeout <= 0:
+        if self.generation != seen or self._closed:
             return self.generation
         latch = _new_latch()
         latch.acquire()
