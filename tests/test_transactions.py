@@ -238,6 +238,18 @@ def test_a_raising_delivery_callback_is_raised_by_commit_after_the_write(log: em
     assert values(log, "a") == {0: [b"1", b"2"]}
 
 
+@pytest.mark.parametrize("value", [-1, True, (1,), (1, None, 3), (1, "a\udc80"), "5"])
+def test_a_bad_offset_is_refused_by_commit_offsets_and_the_transaction_goes_on(log: embedlog.Log, value: Any) -> None:
+    log.create_topic("a")
+    with log.transaction() as tx:
+        tx.send("a", b"kept")
+        with pytest.raises(InvalidOffsetError):
+            tx.commit_offsets("g", {TP("a", 0): value})
+        tx.commit_offsets("g", {TP("a", 0): 1})
+    assert values(log, "a") == {0: [b"kept"]}
+    assert log.committed_offsets("g")[TP("a", 0)].offset == 1
+
+
 def test_an_empty_transaction_is_fine(log: embedlog.Log) -> None:
     log.create_topic("a")
     with log.transaction():

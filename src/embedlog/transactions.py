@@ -25,6 +25,7 @@ import lmdb
 
 from .errors import ClosedError, ConfigError, EmbedlogError, TransactionAbortedError
 from .groups.coordinator import validate_group
+from .groups.offsets import split as split_offset
 from .model import TopicPartition, topic_partition
 from .producer import Producer
 from .storage import mirrors
@@ -88,8 +89,10 @@ class Transaction:
                               f"got {consumer_or_group!r}")
         if not isinstance(offsets, Mapping):
             raise ConfigError(f"offsets must be a mapping of TopicPartition to offset, got {offsets!r}")
-        self._offsets.append((validate_group(group), member, {topic_partition(tp): off for tp, off in offsets.items()},
-                              unfenced))
+        checked = {topic_partition(tp): off for tp, off in offsets.items()}
+        for tp, off in checked.items():
+            split_offset(tp, off)  # (InvalidOffsetError now, not an aborted commit later)
+        self._offsets.append((validate_group(group), member, checked, unfenced))
 
     def put_source_offsets(self, mirror: str, topic: str, remote_topic: str,
                            offsets: Mapping[int, tuple[int, int]]) -> None:
