@@ -15,8 +15,6 @@ from typing import Any
 import pytest
 
 import embedlog
-from embedlog import _native
-from embedlog import producer as producer_mod
 from embedlog.errors import ConfigError, EmbedlogError, InvalidTopicError, SerializationError
 from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
@@ -33,12 +31,7 @@ def log(tmp_path: Path) -> Iterator[embedlog.Log]:
     lg.close()
 
 
-def _producer(log: embedlog.Log, impl: str, **options: Any) -> Any:
-    if impl == "c":
-        if _native.speedups is None:
-            pytest.skip("embedlog._speedups is not built here")
-        return producer_mod.Producer(log, **options)
-    return harness.py_producer_class()(log, **options)
+_producer = harness.producer
 
 
 def _still_works(log: embedlog.Log) -> None:

@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 import embedlog
-from embedlog import _native, sendpath
-from embedlog import producer as producer_mod
+from embedlog import sendpath
 from embedlog.errors import UnknownTopicError
 from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
@@ -34,12 +33,7 @@ def log(tmp_path: Path) -> Iterator[embedlog.Log]:
     lg.close()
 
 
-def _producer(log: embedlog.Log, impl: str, **options: Any) -> Any:
-    if impl == "c":
-        if _native.speedups is None:
-            pytest.skip("embedlog._speedups is not built here")
-        return producer_mod.Producer(log, **options)
-    return harness.py_producer_class()(log, **options)
+_producer = harness.producer
 
 
 def _end(log: embedlog.Log) -> int:

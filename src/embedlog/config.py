@@ -40,6 +40,22 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+INT32_MAX = 2**31 - 1  # Kafka's int options (ms, sizes) are Java ints
+
+
+def check_int(name: str, value: object, low: int = 1, high: int = INT32_MAX) -> int:
+    """A client option: ``value`` if it is an int (not a bool) in ``low..high``; ``ConfigError`` otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"{name} must be an int in {low}..{high}, got {value!r}")
+    return value
+
+
+def check_callable(name: str, value: object) -> None:
+    """A client option: ``ConfigError`` unless ``value`` is callable or None."""
+    if value is not None and not callable(value):
+        raise ConfigError(f"{name} must be a function (or None), got {value!r}")
+
+
 def _int_in(low: int, high: int = 2**63 - 1) -> Callable[[str, object], int]:
     def parse(key: str, value: object) -> int:
         if isinstance(value, bool):
@@ -75,9 +91,9 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "cleanup.policy": _choice(tuple(_CLEANUP_POLICIES)),
     "delete.retention.ms": _int_in(0),
     "min.compaction.lag.ms": _int_in(0),
-    "max.message.bytes": _int_in(0, 2**31 - 1),
+    "max.message.bytes": _int_in(0, INT32_MAX),
     "message.timestamp.type": _choice(_TIMESTAMP_TYPES),
-    "min.insync.replicas": _int_in(1, 2**31 - 1),
+    "min.insync.replicas": _int_in(1, INT32_MAX),
 }
 
 

@@ -24,6 +24,7 @@ import lmdb
 from . import _native as native
 from .codec.batch import ATTR_LOG_APPEND_TIME as _LOG_APPEND_TIME
 from .codec.batch import DecodedBatch
+from .config import check_callable, check_int
 from .errors import (
     ClosedError,
     ConfigError,
@@ -36,7 +37,7 @@ from .errors import (
     UnknownPartitionError,
 )
 from .groups.coordinator import partition_list, validate_group
-from .groups.member import Membership, RebalanceCallback, check_callable, check_group_options, check_int
+from .groups.member import Membership, RebalanceCallback, check_group_options
 from .groups.offsets import OffsetAndMetadata
 from .metrics.registry import consumer_counters
 from .model import NO_HEADERS, Message, OffsetAndTimestamp, TopicPartition, topic_partition

@@ -347,11 +347,12 @@ def _checked_path(path: object) -> str:
     if not isinstance(path, (str, os.PathLike)):
         raise ConfigError(f"path must be a directory path (str or os.PathLike) or None, got {path!r}")
     try:
-        text = str(os.fspath(path))  # (a str subclass becomes a plain str: LMDB takes no other)
+        raw = os.fspath(path)
     except TypeError:
         raise ConfigError(f"path must be a directory path (str or os.PathLike) or None, got {path!r}") from None
-    if isinstance(os.fspath(path), bytes):
+    if isinstance(raw, bytes):
         raise ConfigError(f"path must be a str path, not bytes: decode it first, got {path!r}")
+    text = str(raw)  # (a str subclass becomes a plain str: LMDB takes no other)
     if not text or "\x00" in text:
         raise ConfigError(f"path must be a non-empty directory path without NUL characters, got {path!r}")
     try:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _native as native
 from .codec import batch as codec
+from .config import INT32_MAX, check_int
 from .errors import (
     ClosedError,
     ConfigError,
@@ -64,7 +65,6 @@ _time_ns = time.time_ns
 _new_latch = threading.Lock
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
-_INT32_MAX = (1 << 31) - 1  # (Kafka's int configs: ms and sizes)
 
 
 def _among(value: object, choices: Mapping[Any, Any]) -> bool:
@@ -135,12 +135,11 @@ class Producer(SendBase):
             raise ConfigError(f"compression must be None or 'zstd', got {compression!r}")
         if not _among(acks, _ACKS):
             raise ConfigError(f"acks must be 'leader' or 'all', got {acks!r}")
-        for name, value, most in (("batch_size", batch_size, _INT32_MAX), ("buffer_records", buffer_records, 1 << 40),
-                                  ("delivery_timeout_ms", delivery_timeout_ms, _INT32_MAX)):
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
-                raise ConfigError(f"{name} must be an int from 1 to {most}, got {value!r}")
-        if not isinstance(linger_ms, (int, float)) or isinstance(linger_ms, bool) or not 0 <= linger_ms <= _INT32_MAX:
-            raise ConfigError(f"linger_ms must be a number from 0 to {_INT32_MAX} (milliseconds), got {linger_ms!r}")
+        check_int("batch_size", batch_size)
+        check_int("buffer_records", buffer_records, 1, 1 << 40)
+        check_int("delivery_timeout_ms", delivery_timeout_ms)
+        if not isinstance(linger_ms, (int, float)) or isinstance(linger_ms, bool) or not 0 <= linger_ms <= INT32_MAX:
+            raise ConfigError(f"linger_ms must be a number from 0 to {INT32_MAX} (milliseconds), got {linger_ms!r}")
         for name, fn in (("key_serializer", key_serializer), ("value_serializer", value_serializer)):
             if fn is not None and not callable(fn):
                 raise ConfigError(f"{name} must be a callable (object -> bytes) or None, got {fn!r}")
@@ -803,7 +802,12 @@ class Producer(SendBase):
             raise errors[0]
         if self.acks == "all":
             self._await_replicas(timeout)
-        if self._callback_errors:  # (the records are written, and replicated as acks says)
+        self._raise_callback_error()  # (the records are written, and replicated as acks says)
+
+    def _raise_callback_error(self) -> None:
+        """Raise the first exception a delivery callback raised since the last time (every
+        other callback was still called), and forget them."""
+        if self._callback_errors:
             raised, self._callback_errors = self._callback_errors, []
             raise raised[0]
 

@@ -127,9 +127,7 @@ class Transaction:
             producer._mark_closed()
         if producer.acks == "all":
             producer._await_replicas(None)  # written; NotEnoughReplicasError or TimeoutError: not confirmed
-        if producer._callback_errors:  # (committed: every callback was called; the first failure, as flush)
-            raised, producer._callback_errors = producer._callback_errors, []
-            raise raised[0]
+        producer._raise_callback_error()  # (committed: as flush does)
 
     def abort(self) -> None:
         """Discard everything sent and committed in this transaction."""

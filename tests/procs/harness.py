@@ -22,8 +22,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import embedlog
-from embedlog import TopicPartition, sendpath
+from embedlog import TopicPartition, _native, sendpath
 from embedlog import producer as producer_mod
 from embedlog.protocol.frames import FrameDecoder
 from embedlog.protocol.messages import decode as decode_message
@@ -347,6 +349,16 @@ def py_producer_class() -> type:
     build: every other method the same.  The reference the C send is compared with."""
     body = {k: v for k, v in vars(producer_mod.Producer).items() if k not in ("__dict__", "__weakref__")}
     return type("PyProducer", (sendpath._PySendBase,), body)
+
+
+def producer(log: embedlog.Log, impl: str, **options: Any) -> Any:
+    """A producer with the C send (``impl="c"``; the test is skipped where the extension
+    is not built) or the pure-Python reference (``"python"``)."""
+    if impl == "c":
+        if _native.speedups is None:
+            pytest.skip("embedlog._speedups is not built here")
+        return producer_mod.Producer(log, **options)
+    return py_producer_class()(log, **options)
 
 
 def frames(data: bytes) -> list[Any]:

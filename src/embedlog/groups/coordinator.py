@@ -123,11 +123,10 @@ def validate_group(name: object) -> str:
     """A group id is a non-empty str without NUL, at most ``MAX_GROUP_BYTES`` in UTF-8."""
     if not isinstance(name, str) or not name or "\x00" in name:
         raise ConfigError(f"group must be a non-empty str without NUL characters, got {name!r}")
-    try:
-        size = len(name) if name.isascii() else len(name.encode())
-    except UnicodeEncodeError:
+    size = offs.utf8_size(name)
+    if size is None:
         raise ConfigError(f"group {name!r} cannot be encoded as UTF-8 (it holds a lone surrogate, as from "
-                          "bytes decoded with errors='surrogateescape'); use a valid Unicode string") from None
+                          "bytes decoded with errors='surrogateescape'); use a valid Unicode string")
     if size > MAX_GROUP_BYTES:
         raise ConfigError(f"group name is {size} bytes in UTF-8; the limit is {MAX_GROUP_BYTES}: use a shorter name")
     if is_source_group(name):

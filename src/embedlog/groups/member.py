@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..config import check_callable, check_int
 from ..errors import ConfigError, EmbedlogError
 from ..model import TopicPartition
 from .assignors import EAGER
@@ -30,24 +31,10 @@ from .state import GroupState, Member
 if TYPE_CHECKING:
     from ..consumer import Consumer
 
-__all__ = ["Membership", "RebalanceCallback", "check_callable", "check_group_options", "check_int"]
+__all__ = ["Membership", "RebalanceCallback", "check_group_options"]
 
 RebalanceCallback = Callable[..., Any]
 _RECHECK_S = 0.25  # look at the group at least this often, wake-ups or not
-INT_MAX = 2**31 - 1  # Kafka's int options are Java ints
-
-
-def check_int(name: str, value: object, low: int = 1, high: int = INT_MAX) -> int:
-    """``value`` if it is an int (not a bool) in ``low..high``; ``ConfigError`` otherwise."""
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ConfigError(f"{name} must be an int in {low}..{high}, got {value!r}")
-    return value
-
-
-def check_callable(name: str, value: object) -> None:
-    """``ConfigError`` unless ``value`` is callable or None."""
-    if value is not None and not callable(value):
-        raise ConfigError(f"{name} must be a function (or None), got {value!r}")
 
 
 def check_group_options(*, protocol: object, session_timeout_ms: object, heartbeat_interval_ms: object,

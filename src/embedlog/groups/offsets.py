@@ -34,6 +34,14 @@ class OffsetAndMetadata(NamedTuple):
     leader_epoch: int | None = None
 
 
+def utf8_size(text: str) -> int | None:
+    """Bytes of ``text`` in UTF-8, or ``None`` if it cannot be encoded (a lone surrogate)."""
+    try:
+        return len(text) if text.isascii() else len(text.encode())
+    except UnicodeEncodeError:
+        return None
+
+
 def split(tp: TopicPartition, value: Any) -> tuple[int, str]:
     """``(offset, metadata)`` of one commit value — an int, an ``(offset, metadata)`` pair or
     an ``OffsetAndMetadata`` — validated (``InvalidOffsetError``)."""
@@ -53,11 +61,10 @@ def split(tp: TopicPartition, value: Any) -> tuple[int, str]:
     if not isinstance(metadata, str):
         raise InvalidOffsetError(f"metadata for {tp.topic}[{tp.partition}] must be a str or None, got "
                                  f"{type(metadata).__name__}")
-    try:
-        size = len(metadata) if metadata.isascii() else len(metadata.encode())
-    except UnicodeEncodeError:
+    size = utf8_size(metadata)
+    if size is None:
         raise InvalidOffsetError(f"metadata for {tp.topic}[{tp.partition}] cannot be encoded as UTF-8 (it holds a "
-                                 "lone surrogate); use a valid Unicode string") from None
+                                 "lone surrogate); use a valid Unicode string")
     if size > MAX_METADATA_BYTES:
         raise InvalidOffsetError(f"metadata for {tp.topic}[{tp.partition}] is {size} bytes; "
                                  f"the limit is {MAX_METADATA_BYTES} (Kafka's offset.metadata.max.bytes)")
