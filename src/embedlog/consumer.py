@@ -42,7 +42,7 @@ from .groups.offsets import OffsetAndMetadata
 from .metrics.registry import consumer_counters
 from .model import NO_HEADERS, Message, OffsetAndTimestamp, TopicPartition, topic_partition
 from .storage import partition as plog
-from .storage import topics
+from .storage import schema, topics
 from .storage.schema import PartitionState
 
 if TYPE_CHECKING:
@@ -205,6 +205,9 @@ class Consumer:
         self._ids: dict[TopicPartition, tuple[int, bool]] = {}  # tp -> (topic_id, log_append_time)
         self._positions: dict[TopicPartition, int] = {}
         self._buffers: dict[TopicPartition, _Buffer] = {}
+        #: partitions a poll found nothing to read in: tp -> (state key, stored state, position
+        #: then); while both are unchanged there is still nothing, and the poll skips it
+        self._idle: dict[TopicPartition, tuple[bytes, bytes, int]] = {}
         self._paused: set[TopicPartition] = set()
         self._rr = 0
         self._read_bytes = 0
@@ -260,6 +263,7 @@ class Consumer:
             self._ids.pop(tp, None)
             self._positions.pop(tp, None)
             self._buffers.pop(tp, None)
+            self._idle.pop(tp, None)
             self._paused.discard(tp)
 
     def _before_release(self, tps: list[TopicPartition]) -> None:
@@ -293,7 +297,7 @@ class Consumer:
         keep = set(tps)
         self._assignment = list(dict.fromkeys(tps))
         self._ids = ids
-        for d in (self._positions, self._buffers):
+        for d in (self._positions, self._buffers, self._idle):
             for tp in [t for t in d if t not in keep]:
                 del d[tp]
         self._paused &= keep
@@ -468,6 +472,10 @@ class Consumer:
         pos, st = r
         limit = self._visible_end(st)
         if pos >= limit:
+            key = schema.partition_key(self._ids[tp][0], tp.partition)
+            raw = txn.get(key, db=self._store.dbs["partitions"])
+            if raw is not None:
+                self._idle[tp] = (key, bytes(raw), pos)
             return
         batches = plog.fetch(txn, self._store.dbs, tp.topic, self._ids[tp][0], tp.partition, pos,
                              max_bytes=self._fetch_max_bytes, max_records=want, end_offset=limit)
@@ -602,8 +610,21 @@ class Consumer:
         try:
             if missing:
                 with self._store.env.read() as txn:
-                    for tp in missing:
-                        self._fill(txn, tp, limit)
+                    idle = self._idle
+                    if idle:
+                        # A partition seen empty is looked at again only if its stored state
+                        # (end offset, high watermark, start offset) or our position moved:
+                        # one get, not a state decoded, when a poll wakes for records elsewhere.
+                        get = txn.get
+                        states = self._store.dbs["partitions"]
+                        positions = self._positions
+                        for tp in missing:
+                            seen = idle.get(tp)
+                            if seen is None or positions.get(tp) != seen[2] or get(seen[0], db=states) != seen[1]:
+                                self._fill(txn, tp, limit)
+                    else:
+                        for tp in missing:
+                            self._fill(txn, tp, limit)
             if not self._buffers:
                 return out
             for tp in active:
@@ -753,6 +774,7 @@ class Consumer:
         self._ids.clear()
         self._positions.clear()
         self._buffers.clear()
+        self._idle.clear()
         self._paused.clear()
 
     def __iter__(self) -> Iterator[Message]:
