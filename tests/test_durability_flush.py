@@ -5,12 +5,12 @@ page cache survives it), so besides a kill -9 test these tests watch the order o
 commits and syncs: a spy wraps the LMDB environment and logs, in one sequence, every
 write commit (its LMDB transaction id, whether it wrote, the record tokens it carried)
 and every ``env.sync``; each call that promises durability logs its return.  The
-checker then proves that each such return came after its commit was on disk: at the
-commit's own return when LMDB runs with ``metasync=True`` (the default full sync:
-data pages synced with ``fdatasync``, then the meta page written with ``O_DSYNC``), else —
-``metasync=False``, where a commit's meta page is synced later — after an
-``env.sync`` begun after the commit returned, or a later commit that wrote (its data
-``fdatasync`` flushed the earlier meta page).
+checker then proves that each such return came after its commit was on disk: with
+``metasync=False`` (embedlog's ``"flush"`` mode: LMDB syncs a commit's data pages,
+and its meta page is synced later), after an ``env.sync`` begun after the commit
+returned, or a later commit that wrote (its data ``fdatasync`` flushed the earlier meta
+page); with ``metasync=True`` (LMDB's full sync: data pages synced with ``fdatasync``,
+then the meta page written with ``O_DSYNC``) at the commit's own return.
 """
 
 from __future__ import annotations
@@ -101,8 +101,9 @@ def spy_on(log: embedlog.Log) -> Spy:
     def spied_write(fn: Callable[[Any], Any], **kwargs: Any) -> Any:
         start = spy.now()
         result = write(fn, **kwargs)
-        spy.returns.append({"what": "store.write", "start": start, "end": spy.now(),
-                            "thread": threading.get_ident()})
+        if kwargs.get("durable", True):  # (``durable=False`` promises nothing: its caller syncs)
+            spy.returns.append({"what": "store.write", "start": start, "end": spy.now(),
+                                "thread": threading.get_ident()})
         return result
 
     store.write = spied_write  # type: ignore[method-assign]
@@ -219,15 +220,29 @@ def test_the_checker_sees_a_return_before_the_commit_was_on_disk() -> None:
     assert violations(_events(False, "c1", "c2", "r2")) != []
 
 
-def test_flush_mode_opens_lmdb_with_full_sync(tmp_path: Path) -> None:
-    """Each commit syncs its data and then its meta page before it returns (what the
-    flush, offset commit and transaction paths rely on: none syncs after committing)."""
+def test_flush_mode_syncs_each_durable_write_after_its_commit(tmp_path: Path) -> None:
+    """LMDB syncs a commit's pages but not its meta page (``MDB_NOMETASYNC``); ``write``
+    syncs again after the commit unless told ``durable=False``, whose caller syncs with
+    ``make_durable`` (the group commit does, after handing the records to followers)."""
     env = envmod.Env(str(tmp_path), durability="flush")
     try:
         flags = env._handle().flags()
         assert flags["sync"]
-        assert flags["metasync"]
+        assert not flags["metasync"]
+        spy = Spy(metasync=False)
+        env._env = EnvSpy(spy, env._handle())  # type: ignore[assignment]
+        env.write(lambda txn: txn.put(b"a", b"1", db=env.dbs["meta"]))
+        assert len(spy.commits) == 1
+        assert len(spy.syncs) == 1
+        assert spy.syncs[0][0] > spy.commits[0]["end"]  # begun after the commit returned
+        env.write(lambda txn: txn.put(b"b", b"1", db=env.dbs["meta"]), durable=False)
+        assert len(spy.commits) == 2
+        assert len(spy.syncs) == 1
+        env.make_durable()
+        assert len(spy.syncs) == 2
+        assert spy.syncs[1][0] > spy.commits[1]["end"]
     finally:
+        env._env = env._env.env  # type: ignore[union-attr]
         env.close()
 
 
@@ -240,6 +255,7 @@ def test_env_write_does_not_sync_in_other_modes(tmp_path: Path, durability: str)
         env._env = EnvSpy(spy, env._handle())  # type: ignore[assignment]
         env.write(lambda txn: txn.put(b"a", b"1", db=env.dbs["meta"]))
         env.write(lambda txn: txn.put(b"b", b"1", db=env.dbs["meta"]))
+        env.make_durable()
         assert len(spy.commits) == 2
         assert spy.syncs == []
     finally:

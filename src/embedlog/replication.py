@@ -168,8 +168,9 @@ def _read(store: Store, fn: Callable[[lmdb.Transaction, Any], T]) -> T:
     return store.read(lambda txn: fn(txn, store.dbs))
 
 
-def _write(store: Store, fn: Callable[[lmdb.Transaction, Any], T], *, notify: bool = False) -> T:
-    return store.write(lambda txn: fn(txn, store.dbs), notify=notify)
+def _write(store: Store, fn: Callable[[lmdb.Transaction, Any], T], *, notify: bool = False,
+           durable: bool = True) -> T:
+    return store.write(lambda txn: fn(txn, store.dbs), notify=notify, durable=durable)
 
 
 class Status(dict[str, Any]):
@@ -511,7 +512,11 @@ class LeaderCore:
             # taken for one of ours (``only_hw_writes``)
             return int(txn.id()) if changed else None
 
-        txn_id = _write(self.store, write, notify=True)
+        # A high watermark alone is not fsynced at once (an in-sync set change is): a power
+        # loss may take it back to a lower value, which hides records a while but never
+        # shows one a failover can take back; and its commit's own fsync of pages puts
+        # every earlier commit on disk first, the records it covers included.
+        txn_id = _write(self.store, write, notify=True, durable=isr is not None)
         if txn_id is not None:
             self._hw_txns.append(txn_id)
         self.stored(pending, None if isr is None else 1 + len(isr))

@@ -2,9 +2,9 @@
 
 A thread that flushes queues its batches.  If no commit is running it becomes the
 leader: it takes everything queued (its own and other threads'), writes it in one LMDB
-transaction — one fsync in ``durability="flush"`` — and wakes the threads whose
-batches it carried once the commit returned (in ``"flush"``: once it is on disk, so
-no ``flush()`` returns earlier).  Threads that queued while a commit ran are carried
+transaction — one commit's fsyncs in ``durability="flush"`` — and wakes the threads
+whose batches it carried once the commit returned (in ``"flush"``: once it is on disk,
+``Env.make_durable``, so no ``flush()`` returns earlier).  Threads that queued while a commit ran are carried
 by the next leader: the finishing leader hands leadership straight to the oldest of
 them that is waiting.  Every waiting thread blocks on a lock of its own, released
 exactly once — when its request is done or it becomes the leader — so a commit wakes
@@ -287,7 +287,7 @@ class GroupCommitter:
         isolating = False
         try:
             try:
-                store.write(together)  # the common case: nothing to isolate
+                store.write(together, durable=False)  # the common case: nothing to isolate
             except EmbedlogError:
                 if len(requests) == 1:
                     raise
@@ -295,6 +295,9 @@ class GroupCommitter:
                 group.failed = self._isolated(requests)  # one request is bad: let it fail alone
             else:  # (not in the try: whatever it raises, the group is not written again)
                 store.appended()  # records to a leader's waiting followers first, then wake-ups
+                # on disk before any flush returns; after the hand-off above, so that this
+                # fsync overlaps the records' way to a replication leader's followers
+                store.env.make_durable()
             group.done = True
         except BaseException as exc:  # the transaction failed, so did every request
             if isinstance(exc, Exception):
@@ -304,9 +307,13 @@ class GroupCommitter:
             landed = None if isolating else self._landed(requests)
             if landed is False:
                 raise  # nothing written: not done, so _recover queues the group again
-            if landed:  # committed before the interrupt: the other threads' flushes succeed
+            if landed:  # committed before the interrupt: the other threads' flushes succeed once it is on disk
                 with contextlib.suppress(Exception):
                     store.appended()
+                try:
+                    store.env.make_durable()
+                except Exception as failed:  # noqa: BLE001 - theirs to raise
+                    group.error = failed
             else:
                 group.error = InterruptedWriteError(
                     f"the write carrying these records was interrupted by {exc!r} in another thread of this "

@@ -13,12 +13,21 @@ Rules this module keeps (py-lmdb's documentation):
 Durability modes (``durability=`` of ``embedlog.open``):
 
 ``"flush"`` (default)
-    LMDB's full sync: each write transaction is on disk (``fdatasync`` of data, then of
-    the meta page) before its commit returns.  Survives kill -9, OS crash and power loss.
-    A commit becomes visible to readers (in every process) when its meta page reaches
-    the page cache, which is while that last write is being synced: a reader can see
-    a commit up to one device flush before it is durable, but ``write`` — hence
-    ``flush()``, offset commits, transactions, topic changes — returns only after.
+    Each write transaction is on disk before ``write`` returns — hence ``flush()``,
+    offset commits, transactions, topic changes.  Survives kill -9, OS crash and power
+    loss.  LMDB runs with ``MDB_NOMETASYNC``: its commit writes the transaction's pages
+    and ``fdatasync``s them, then writes the meta page that makes the commit current
+    (and visible to readers in every process) without syncing it; ``write`` then
+    ``fdatasync``s again, which puts that meta page on disk too.  The same two syncs as
+    LMDB's full sync, but the second is ours to place: a write passed
+    ``durable=False`` skips it (the next commit's first sync, or ``make_durable``,
+    covers it), and an append makes its records durable after handing them to a
+    replication leader's followers (``make_durable``), so the leader's second sync
+    overlaps their way to the followers.  A power loss before that second sync can undo
+    the last commit only, never damage the store (LMDB's guarantee for
+    ``MDB_NOMETASYNC``; it keeps the two previous snapshots' pages intact).  So a
+    reader can see a commit up to one device flush before it is durable, as with
+    LMDB's full sync, where the meta page is visible while it is being synced.
 ``"interval"``
     Commits are not synced; a background thread syncs every ``fsync_interval_ms``.
 ``"none"``
@@ -223,6 +232,7 @@ class Env:
             raise ConfigError(f"durability must be one of {', '.join(DURABILITY_MODES)}, got {durability!r}")
         self.path = path
         self.durability = durability
+        self._sync_commits = durability == "flush"  # (each durable write fsyncs its meta page itself)
         self._initial_map = map_size or _INITIAL_MAP
         self._fsync_interval = fsync_interval_ms / 1000.0
         self._gate = _Gate()
@@ -247,7 +257,7 @@ class Env:
             # 4 KiB read: replaying a topic from disk ran ~7x slower (1M records: 30,098
             # major faults and ~180k records/s, against 3 faults and ~1.2M/s).
             env = lmdb.open(self.path, subdir=True, map_size=map_size, max_dbs=len(DB_NAMES) + 4,
-                            max_readers=_MAX_READERS, sync=sync, metasync=sync, readahead=True,
+                            max_readers=_MAX_READERS, sync=sync, metasync=False, readahead=True,
                             lock=True)
             dbs = {name: env.open_db(name.encode()) for name in DB_NAMES}
         except lmdb.Error as exc:
@@ -315,11 +325,13 @@ class Env:
         """A short read transaction (a consistent snapshot), as ``with env.read() as txn``."""
         return _Read(self)
 
-    def write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+    def write(self, fn: Callable[[lmdb.Transaction], T], *, durable: bool = True) -> T:
         """Run ``fn(txn)`` in a write transaction and commit it; retried after map growth.
 
         ``fn`` must read what it needs through ``txn`` so that a retry is correct.  If
-        ``fn`` raises, nothing it wrote is kept.
+        ``fn`` raises, nothing it wrote is kept.  With ``durability="flush"`` the commit
+        is on disk when this returns, unless ``durable=False``: then a power loss may
+        undo it until the next commit or ``make_durable`` (see the module docstring).
         """
         while True:
             env = self._handle()
@@ -336,13 +348,16 @@ class Env:
                 try:
                     result = fn(txn)
                     txn.commit()
-                    return result
                 except lmdb.MapFullError:
                     txn.abort()
                     grow = True
                 except BaseException:
                     txn.abort()
                     raise
+                else:
+                    if durable and self._sync_commits:
+                        env.sync(True)  # (the commit's meta page: see the module docstring)
+                    return result
             except lmdb.MapFullError:
                 grow = True
             except lmdb.Error as exc:
@@ -379,6 +394,12 @@ class Env:
                 env.set_mapsize(0)
             except lmdb.Error as exc:
                 raise translate(exc, "adopting another process's map size") from None
+
+    def make_durable(self) -> None:
+        """With ``durability="flush"``: put every commit so far on disk (after a
+        ``write(..., durable=False)``); otherwise nothing."""
+        if self._sync_commits:
+            self.sync()
 
     def sync(self) -> None:
         """fsync everything committed so far."""

@@ -151,13 +151,14 @@ class Store:
         with self.env.read() as txn:
             return fn(txn)
 
-    def write(self, fn: Callable[[lmdb.Transaction], T], *, notify: bool = False) -> T:
-        """Run ``fn`` in a write transaction; wake consumers after it commits."""
+    def write(self, fn: Callable[[lmdb.Transaction], T], *, notify: bool = False, durable: bool = True) -> T:
+        """Run ``fn`` in a write transaction; wake consumers after it commits.
+        ``durable=False``: see ``Env.write``."""
         local = self._local
         local.memo = None
         local.hw_written = None
         try:
-            result = self.env.write(fn)
+            result = self.env.write(fn, durable=durable)
         except BaseException:
             local.memo = local.hw_written = None
             raise
