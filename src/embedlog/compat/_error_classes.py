@@ -17,7 +17,7 @@ import warnings
 from types import ModuleType
 from typing import Any, Generic, TypeVar, cast
 
-__all__ = ["BrokerErrors", "ErrorFactory"]
+__all__ = ["BrokerErrors", "ErrorFactory", "broker_error_str", "kafka_error_str"]
 
 E = TypeVar("E", bound=BaseException)
 
@@ -29,6 +29,18 @@ def _import(name: str) -> ModuleType | None:
             return importlib.import_module(name)
     except ImportError:  # the library is optional
         return None
+
+
+def kafka_error_str(error: BaseException) -> str:
+    """Both libraries' ``KafkaError.__str__``: ``Name: message``, or ``Name`` without arguments."""
+    if not error.args:
+        return type(error).__name__
+    return f"{type(error).__name__}: {Exception.__str__(error)}"
+
+
+def broker_error_str(error: Any) -> str:
+    """Both libraries' ``BrokerResponseError.__str__``: ``[Error errno] Name: message``."""
+    return f"[Error {error.errno}] {kafka_error_str(error)}"
 
 
 class ErrorFactory:

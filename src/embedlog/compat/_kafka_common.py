@@ -282,3 +282,26 @@ def assignment_strategy(strategies: object) -> str:
         if "range" in name:
             return "range"
     return "range"
+
+
+# -- admin values ------------------------------------------------------------------------------
+class NewTopic:
+    """The fields of both shims' ``NewTopic`` (each derives its own class from this one):
+    ``num_partitions``/``replication_factor`` -1 take the cluster's default."""
+
+    def __init__(self, name: str, num_partitions: int = -1, replication_factor: int = -1,
+                 replica_assignments: Mapping[int, list[int]] | None = None,
+                 topic_configs: Mapping[str, Any] | None = None) -> None:
+        self.name = name
+        self.num_partitions = num_partitions
+        self.replication_factor = replication_factor
+        self.replica_assignments = dict(replica_assignments or {})
+        self.topic_configs = dict(topic_configs or {})
+
+
+class NewPartitions:
+    """Grow a topic to ``total_count`` partitions (both shims' ``NewPartitions`` derive from this one)."""
+
+    def __init__(self, total_count: int, new_assignments: list[list[int]] | None = None) -> None:
+        self.total_count = total_count
+        self.new_assignments = new_assignments

@@ -27,7 +27,7 @@ from ...log import Log
 from ...model import TopicPartition
 from .. import _kafka_common as _common
 from .. import registry
-from .._topic_config import split_config
+from .._topic_config import alter_broker_config, broker_config, split_config
 from . import errors as Errors
 from .producer import _check_embedlog_kwargs, _check_security
 from .structs import OffsetAndMetadata
@@ -35,12 +35,11 @@ from .structs import OffsetAndMetadata
 __all__ = ["AIOKafkaAdminClient", "ConfigResource", "ConfigResourceType", "NewPartitions", "NewTopic",
            "RecordsToDelete"]
 
-_BROKER_KEYS = ("num.partitions", "auto.create.topics.enable", "default.replication.factor", "broker.id")
 _DYNAMIC_TOPIC_CONFIG, _STATIC_BROKER_CONFIG, _DEFAULT_CONFIG = 1, 4, 5  # Kafka's ConfigSource
 _NO_OPERATIONS = -(2**31)  # DescribeGroups' authorized_operations when not asked for
 
 
-class NewTopic:
+class NewTopic(_common.NewTopic):
     """A topic to create: ``num_partitions``/``replication_factor`` (-1: the cluster's default)
     or ``replica_assignments``, and ``topic_configs``."""
 
@@ -50,19 +49,11 @@ class NewTopic:
         if not ((num_partitions == -1 or replication_factor == -1) ^ (replica_assignments is None)):
             raise Errors.IllegalArgumentError(
                 "either num_partitions/replication_factor or replica_assignment must be specified")
-        self.name = name
-        self.num_partitions = num_partitions
-        self.replication_factor = replication_factor
-        self.replica_assignments = dict(replica_assignments or {})
-        self.topic_configs = dict(topic_configs or {})
+        super().__init__(name, num_partitions, replication_factor, replica_assignments, topic_configs)
 
 
-class NewPartitions:
+class NewPartitions(_common.NewPartitions):
     """Grow a topic to ``total_count`` partitions."""
-
-    def __init__(self, total_count: int, new_assignments: list[list[int]] | None = None) -> None:
-        self.total_count = total_count
-        self.new_assignments = new_assignments
 
 
 class RecordsToDelete:
@@ -343,10 +334,7 @@ class AIOKafkaAdminClient:
         for res in config_resources:
             wanted = set(res.configs) if res.configs else None
             if res.resource_type == ConfigResourceType.BROKER:
-                values: Mapping[str, object] = {
-                    "num.partitions": self._cluster.num_partitions,
-                    "auto.create.topics.enable": self._cluster.auto_create_topics,
-                    "default.replication.factor": 1, "broker.id": 0}
+                values = broker_config(self._cluster, 0)
                 entries: list[tuple[Any, ...]] = [(k, _config_text(v), False, _STATIC_BROKER_CONFIG, False, [])
                            for k, v in values.items() if wanted is None or k in wanted]
                 brokers.append((0, None, int(res.resource_type), res.name, entries))
@@ -391,16 +379,8 @@ class AIOKafkaAdminClient:
 
     def _alter_broker(self, res: ConfigResource, changes: dict[str, Any]) -> tuple[int, str | None, int, str]:
         assert self._cluster is not None
-        for key in changes:
-            if key not in _BROKER_KEYS:
-                return 40, f"Unknown or read-only broker config: {key}", int(res.resource_type), res.name
-        if "num.partitions" in changes:
-            value = changes["num.partitions"]
-            self._cluster.num_partitions = 1 if value is None else int(value)
-        if "auto.create.topics.enable" in changes:
-            value = changes["auto.create.topics.enable"]
-            self._cluster.auto_create_topics = value is None or str(value).lower() in ("true", "1")
-        return 0, None, int(res.resource_type), res.name
+        problem = alter_broker_config(self._cluster, changes)
+        return (0 if problem is None else 40), problem, int(res.resource_type), res.name
 
     # -- consumer groups -------------------------------------------------------------------------
     async def find_coordinator(self, group_id: str, coordinator_type: int = 0) -> int:

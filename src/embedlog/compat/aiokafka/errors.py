@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .._error_classes import ErrorFactory
+from .._error_classes import ErrorFactory, broker_error_str, kafka_error_str
 
 __all__ = [
     "AuthenticationFailedError",
@@ -107,11 +107,7 @@ class KafkaError(*_make.real("KafkaError", RuntimeError)):  # type: ignore[misc]
 
     retriable: ClassVar[bool] = False
     invalid_metadata: ClassVar[bool] = False
-
-    def __str__(self) -> str:
-        if not self.args:
-            return type(self).__name__
-        return f"{type(self).__name__}: {Exception.__str__(self)}"
+    __str__ = kafka_error_str
 
 
 class CommitFailedError(KafkaError, *_make.real("CommitFailedError")):  # type: ignore[misc]
@@ -135,9 +131,7 @@ class BrokerResponseError(KafkaError, *_make.real("BrokerResponseError")):  # ty
     errno: ClassVar[int]  # (set by each subclass, as in aiokafka)
     message: ClassVar[str]
     description: ClassVar[str] = ""
-
-    def __str__(self) -> str:
-        return f"[Error {self.errno}] {KafkaError.__str__(self)}"
+    __str__ = broker_error_str
 
 
 IllegalStateError = _make("IllegalStateError", KafkaError)

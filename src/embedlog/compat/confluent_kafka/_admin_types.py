@@ -12,7 +12,7 @@ import enum
 import functools
 from typing import TYPE_CHECKING, Any
 
-from ._errors import _REAL, KafkaError
+from ._errors import KafkaError, name_fallbacks, pick
 
 __all__ = [
     "AlterConfigOpType", "BrokerMetadata", "ClusterMetadata", "ConfigEntry", "ConfigResource", "ConfigSource",
@@ -457,26 +457,14 @@ class PyIsolationLevel(enum.Enum):
     READ_COMMITTED = 1
 
 
-def _pick(module: str, name: str, fallback: Any) -> Any:
-    if _REAL is None:
-        return fallback
-    try:
-        mod = __import__(module, fromlist=[name])
-        return getattr(mod, name)
-    except Exception:  # noqa: BLE001 - an older confluent-kafka without this class
-        return fallback
-
-
-# The fallbacks carry the real classes' names (in reprs, tracebacks and tests).
-for _cls in (
+name_fallbacks(
     PyClusterMetadata, PyBrokerMetadata, PyTopicMetadata, PyPartitionMetadata, PyResourceType, PyConfigSource,
     PyAlterConfigOpType, PyConsumerGroupState, PyConsumerGroupType, PyNewTopic, PyNewPartitions, PyConfigEntry,
     PyConfigResource, PyNode, PyConsumerGroupTopicPartitions, PyConsumerGroupListing, PyListConsumerGroupsResult,
     PyMemberAssignment, PyMemberDescription, PyConsumerGroupDescription, PyDescribeClusterResult, PyDeletedRecords,
     PyListOffsetsResultInfo, PyOffsetSpec, PyIsolationLevel, PyTopicCollection, PyTopicPartitionInfo,
     PyTopicDescription, PyUuid,
-):
-    _cls.__name__ = _cls.__qualname__ = _cls.__name__[2:]
+)
 
 if TYPE_CHECKING:
     ClusterMetadata = PyClusterMetadata
@@ -509,33 +497,33 @@ if TYPE_CHECKING:
     TopicDescription = PyTopicDescription
     Uuid = PyUuid
 else:
-    ClusterMetadata = _pick("confluent_kafka.admin", "ClusterMetadata", PyClusterMetadata)
-    BrokerMetadata = _pick("confluent_kafka.admin", "BrokerMetadata", PyBrokerMetadata)
-    TopicMetadata = _pick("confluent_kafka.admin", "TopicMetadata", PyTopicMetadata)
-    PartitionMetadata = _pick("confluent_kafka.admin", "PartitionMetadata", PyPartitionMetadata)
-    ResourceType = _pick("confluent_kafka.admin", "ResourceType", PyResourceType)
-    ConfigSource = _pick("confluent_kafka.admin", "ConfigSource", PyConfigSource)
-    AlterConfigOpType = _pick("confluent_kafka.admin", "AlterConfigOpType", PyAlterConfigOpType)
-    ConsumerGroupState = _pick("confluent_kafka", "ConsumerGroupState", PyConsumerGroupState)
-    ConsumerGroupType = _pick("confluent_kafka", "ConsumerGroupType", PyConsumerGroupType)
-    NewTopic = _pick("confluent_kafka.admin", "NewTopic", PyNewTopic)
-    NewPartitions = _pick("confluent_kafka.admin", "NewPartitions", PyNewPartitions)
-    ConfigEntry = _pick("confluent_kafka.admin", "ConfigEntry", PyConfigEntry)
-    ConfigResource = _pick("confluent_kafka.admin", "ConfigResource", PyConfigResource)
-    Node = _pick("confluent_kafka", "Node", PyNode)
-    ConsumerGroupTopicPartitions = _pick("confluent_kafka", "ConsumerGroupTopicPartitions",
-                                         PyConsumerGroupTopicPartitions)
-    ConsumerGroupListing = _pick("confluent_kafka.admin", "ConsumerGroupListing", PyConsumerGroupListing)
-    ListConsumerGroupsResult = _pick("confluent_kafka.admin", "ListConsumerGroupsResult", PyListConsumerGroupsResult)
-    MemberAssignment = _pick("confluent_kafka.admin", "MemberAssignment", PyMemberAssignment)
-    MemberDescription = _pick("confluent_kafka.admin", "MemberDescription", PyMemberDescription)
-    ConsumerGroupDescription = _pick("confluent_kafka.admin", "ConsumerGroupDescription", PyConsumerGroupDescription)
-    DescribeClusterResult = _pick("confluent_kafka.admin", "DescribeClusterResult", PyDescribeClusterResult)
-    DeletedRecords = _pick("confluent_kafka.admin", "DeletedRecords", PyDeletedRecords)
-    ListOffsetsResultInfo = _pick("confluent_kafka.admin", "ListOffsetsResultInfo", PyListOffsetsResultInfo)
-    OffsetSpec = _pick("confluent_kafka.admin", "OffsetSpec", PyOffsetSpec)
-    IsolationLevel = _pick("confluent_kafka", "IsolationLevel", PyIsolationLevel)
-    TopicCollection = _pick("confluent_kafka", "TopicCollection", PyTopicCollection)
-    TopicPartitionInfo = _pick("confluent_kafka", "TopicPartitionInfo", PyTopicPartitionInfo)
-    TopicDescription = _pick("confluent_kafka.admin", "TopicDescription", PyTopicDescription)
-    Uuid = _pick("confluent_kafka", "Uuid", PyUuid)
+    ClusterMetadata = pick("confluent_kafka.admin", "ClusterMetadata", PyClusterMetadata)
+    BrokerMetadata = pick("confluent_kafka.admin", "BrokerMetadata", PyBrokerMetadata)
+    TopicMetadata = pick("confluent_kafka.admin", "TopicMetadata", PyTopicMetadata)
+    PartitionMetadata = pick("confluent_kafka.admin", "PartitionMetadata", PyPartitionMetadata)
+    ResourceType = pick("confluent_kafka.admin", "ResourceType", PyResourceType)
+    ConfigSource = pick("confluent_kafka.admin", "ConfigSource", PyConfigSource)
+    AlterConfigOpType = pick("confluent_kafka.admin", "AlterConfigOpType", PyAlterConfigOpType)
+    ConsumerGroupState = pick("confluent_kafka", "ConsumerGroupState", PyConsumerGroupState)
+    ConsumerGroupType = pick("confluent_kafka", "ConsumerGroupType", PyConsumerGroupType)
+    NewTopic = pick("confluent_kafka.admin", "NewTopic", PyNewTopic)
+    NewPartitions = pick("confluent_kafka.admin", "NewPartitions", PyNewPartitions)
+    ConfigEntry = pick("confluent_kafka.admin", "ConfigEntry", PyConfigEntry)
+    ConfigResource = pick("confluent_kafka.admin", "ConfigResource", PyConfigResource)
+    Node = pick("confluent_kafka", "Node", PyNode)
+    ConsumerGroupTopicPartitions = pick("confluent_kafka", "ConsumerGroupTopicPartitions",
+                                        PyConsumerGroupTopicPartitions)
+    ConsumerGroupListing = pick("confluent_kafka.admin", "ConsumerGroupListing", PyConsumerGroupListing)
+    ListConsumerGroupsResult = pick("confluent_kafka.admin", "ListConsumerGroupsResult", PyListConsumerGroupsResult)
+    MemberAssignment = pick("confluent_kafka.admin", "MemberAssignment", PyMemberAssignment)
+    MemberDescription = pick("confluent_kafka.admin", "MemberDescription", PyMemberDescription)
+    ConsumerGroupDescription = pick("confluent_kafka.admin", "ConsumerGroupDescription", PyConsumerGroupDescription)
+    DescribeClusterResult = pick("confluent_kafka.admin", "DescribeClusterResult", PyDescribeClusterResult)
+    DeletedRecords = pick("confluent_kafka.admin", "DeletedRecords", PyDeletedRecords)
+    ListOffsetsResultInfo = pick("confluent_kafka.admin", "ListOffsetsResultInfo", PyListOffsetsResultInfo)
+    OffsetSpec = pick("confluent_kafka.admin", "OffsetSpec", PyOffsetSpec)
+    IsolationLevel = pick("confluent_kafka", "IsolationLevel", PyIsolationLevel)
+    TopicCollection = pick("confluent_kafka", "TopicCollection", PyTopicCollection)
+    TopicPartitionInfo = pick("confluent_kafka", "TopicPartitionInfo", PyTopicPartitionInfo)
+    TopicDescription = pick("confluent_kafka.admin", "TopicDescription", PyTopicDescription)
+    Uuid = pick("confluent_kafka", "Uuid", PyUuid)

@@ -285,6 +285,24 @@ def _real_module() -> Any:
 _REAL = _real_module()
 
 
+def pick(module: str, name: str, fallback: Any) -> Any:
+    """The real ``module.name`` when confluent-kafka is used, else (or when this release
+    lacks it) the pure-Python ``fallback``."""
+    if _REAL is None:
+        return fallback
+    try:
+        return getattr(__import__(module, fromlist=[name]), name)
+    except Exception:  # noqa: BLE001 - an older confluent-kafka without this class
+        return fallback
+
+
+def name_fallbacks(*classes: type) -> None:
+    """Give the pure-Python fallbacks the real classes' names (``PyMessage`` is ``Message``
+    in reprs, tracebacks and tests)."""
+    for cls in classes:
+        cls.__name__ = cls.__qualname__ = cls.__name__[2:]
+
+
 @functools.total_ordering
 class PyKafkaError:
     """An error or event code with a reason, like confluent-kafka's ``KafkaError``.
@@ -366,9 +384,7 @@ class PyKafkaException(Exception):
     """Raised by the clients; ``args[0]`` is the ``KafkaError``."""
 
 
-# The fallbacks carry the real classes' names (in reprs, tracebacks and tests).
-for _cls in (PyKafkaError, PyKafkaException,):
-    _cls.__name__ = _cls.__qualname__ = _cls.__name__[2:]
+name_fallbacks(PyKafkaError, PyKafkaException)
 
 if TYPE_CHECKING:
     KafkaError = PyKafkaError

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._consumer import Consumer
-from ._errors import _REAL, ERR_INVALID_ARG, KafkaError, KafkaException, kafka_error
+from ._errors import ERR_INVALID_ARG, KafkaError, KafkaException, kafka_error, name_fallbacks, pick
 from ._producer import DeliveryCallback, Producer
 from ._types import Message
 
@@ -111,19 +111,9 @@ class PyValueSerializationError(PyProduceError, PySerializationError):
         super().__init__(kafka_error(_VALUE_SERIALIZATION, str(exception)), exception)
 
 
-for _cls in (PyMessageField, PySerializationContext, PySerializationError, PyConsumeError, PyProduceError,
-             PyKeyDeserializationError, PyValueDeserializationError, PyKeySerializationError,
-             PyValueSerializationError):
-    _cls.__name__ = _cls.__qualname__ = _cls.__name__[2:]
-
-
-def _pick(module: str, name: str, fallback: Any) -> Any:
-    if _REAL is None:
-        return fallback
-    try:
-        return getattr(__import__(module, fromlist=[name]), name)
-    except Exception:  # noqa: BLE001 - an older confluent-kafka
-        return fallback
+name_fallbacks(PyMessageField, PySerializationContext, PySerializationError, PyConsumeError, PyProduceError,
+               PyKeyDeserializationError, PyValueDeserializationError, PyKeySerializationError,
+               PyValueSerializationError)
 
 
 if TYPE_CHECKING:
@@ -137,16 +127,16 @@ if TYPE_CHECKING:
     KeySerializationError = PyKeySerializationError
     ValueSerializationError = PyValueSerializationError
 else:
-    MessageField = _pick("confluent_kafka.serialization", "MessageField", PyMessageField)
-    SerializationContext = _pick("confluent_kafka.serialization", "SerializationContext", PySerializationContext)
-    SerializationError = _pick("confluent_kafka.serialization", "SerializationError", PySerializationError)
-    ConsumeError = _pick("confluent_kafka.error", "ConsumeError", PyConsumeError)
-    ProduceError = _pick("confluent_kafka.error", "ProduceError", PyProduceError)
-    KeyDeserializationError = _pick("confluent_kafka.error", "KeyDeserializationError", PyKeyDeserializationError)
-    ValueDeserializationError = _pick("confluent_kafka.error", "ValueDeserializationError",
-                                      PyValueDeserializationError)
-    KeySerializationError = _pick("confluent_kafka.error", "KeySerializationError", PyKeySerializationError)
-    ValueSerializationError = _pick("confluent_kafka.error", "ValueSerializationError", PyValueSerializationError)
+    MessageField = pick("confluent_kafka.serialization", "MessageField", PyMessageField)
+    SerializationContext = pick("confluent_kafka.serialization", "SerializationContext", PySerializationContext)
+    SerializationError = pick("confluent_kafka.serialization", "SerializationError", PySerializationError)
+    ConsumeError = pick("confluent_kafka.error", "ConsumeError", PyConsumeError)
+    ProduceError = pick("confluent_kafka.error", "ProduceError", PyProduceError)
+    KeyDeserializationError = pick("confluent_kafka.error", "KeyDeserializationError", PyKeyDeserializationError)
+    ValueDeserializationError = pick("confluent_kafka.error", "ValueDeserializationError",
+                                     PyValueDeserializationError)
+    KeySerializationError = pick("confluent_kafka.error", "KeySerializationError", PyKeySerializationError)
+    ValueSerializationError = pick("confluent_kafka.error", "ValueSerializationError", PyValueSerializationError)
 
 Serde = Callable[[Any, Any], Any]
 

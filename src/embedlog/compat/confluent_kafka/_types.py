@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._errors import _REAL, KafkaError, kafka_exception
+from ._errors import _REAL, KafkaError, kafka_exception, name_fallbacks
 
 __all__ = [
     "OFFSET_BEGINNING", "OFFSET_END", "OFFSET_INVALID", "OFFSET_STORED",
@@ -210,9 +210,7 @@ def _real_message_works() -> bool:
     return m.latency() is None and m.leader_epoch() is None and m.offset() == 0
 
 
-# The fallbacks carry the real classes' names (in reprs, tracebacks and tests).
-for _cls in (PyTopicPartition, PyMessage,):
-    _cls.__name__ = _cls.__qualname__ = _cls.__name__[2:]
+name_fallbacks(PyTopicPartition, PyMessage)
 
 if TYPE_CHECKING:
     TopicPartition = PyTopicPartition

@@ -25,7 +25,7 @@ from embedlog import errors as el
 from embedlog.config import DEFAULTS, TopicConfig
 
 from .. import registry
-from .._topic_config import KAFKA_TOPIC_KEYS, split_config
+from .._topic_config import KAFKA_TOPIC_KEYS, alter_broker_config, broker_config, split_config
 from ._admin_types import (
     AlterConfigOpType,
     BrokerMetadata,
@@ -88,7 +88,6 @@ __all__ = [
     "TopicCollection", "TopicDescription", "TopicMetadata", "TopicPartition", "TopicPartitionInfo", "Uuid",
 ]
 
-_BROKER_KEYS = ("num.partitions", "auto.create.topics.enable", "default.replication.factor", "broker.id")
 _STATES = {"stable": "STABLE", "empty": "EMPTY", "preparingrebalance": "PREPARING_REBALANCING",
            "completingrebalance": "COMPLETING_REBALANCING", "dead": "DEAD"}
 _OPTIONS = {"operation_timeout", "request_timeout", "validate_only", "require_stable", "states", "types",
@@ -251,11 +250,8 @@ class AdminClient:
                 out[res] = _future({k: self._entry(k, v, v == DEFAULTS.get(k), ConfigSource.DYNAMIC_TOPIC_CONFIG)
                                     for k, v in config.items()})
             elif kind == ResourceType.BROKER:
-                values = {"num.partitions": self._cluster.num_partitions,
-                          "auto.create.topics.enable": self._cluster.auto_create_topics,
-                          "default.replication.factor": 1, "broker.id": BROKER_ID}
                 out[res] = _future({k: self._entry(k, v, False, ConfigSource.STATIC_BROKER_CONFIG)
-                                    for k, v in values.items()})
+                                    for k, v in broker_config(self._cluster, BROKER_ID).items()})
             else:
                 out[res] = _failed(ERR_UNSUPPORTED_FEATURE, f"configs of {kind} resources are not supported")
         return out
@@ -363,18 +359,8 @@ class AdminClient:
         return _future()
 
     def _alter_broker(self, changes: dict[str, Any], kwargs: Mapping[str, Any]) -> concurrent.futures.Future[Any]:
-        for key in changes:
-            if key not in _BROKER_KEYS:
-                return _failed(ERR_INVALID_CONFIG, f"Unknown or read-only broker config: {key}")
-        if kwargs.get("validate_only"):
-            return _future()
-        if "num.partitions" in changes:
-            value = changes["num.partitions"]
-            self._cluster.num_partitions = 1 if value is None else int(value)
-        if "auto.create.topics.enable" in changes:
-            value = changes["auto.create.topics.enable"]
-            self._cluster.auto_create_topics = value is None or str(value).lower() in ("true", "1")
-        return _future()
+        problem = alter_broker_config(self._cluster, changes, validate_only=bool(kwargs.get("validate_only")))
+        return _future() if problem is None else _failed(ERR_INVALID_CONFIG, problem)
 
     def describe_topics(self, topics: Any, **kwargs: Any) -> dict[str, concurrent.futures.Future[Any]]:
         """Futures of ``TopicDescription(name, topic_id, is_internal, partitions)`` keyed by

@@ -10,7 +10,7 @@ are there too.  Objects of the real ``kafka.admin`` classes are accepted as well
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ... import errors as el_errors
@@ -48,25 +48,12 @@ class ConfigResourceType(enum.IntEnum):
     GROUP = 32
 
 
-class NewTopic:
+class NewTopic(_common.NewTopic):
     """A topic to create: ``num_partitions`` -1 takes the cluster default."""
 
-    def __init__(self, name: str, num_partitions: int = -1, replication_factor: int = -1,
-                 replica_assignments: Mapping[int, list[int]] | None = None,
-                 topic_configs: Mapping[str, Any] | None = None) -> None:
-        self.name = name
-        self.num_partitions = num_partitions
-        self.replication_factor = replication_factor
-        self.replica_assignments = dict(replica_assignments or {})
-        self.topic_configs = dict(topic_configs or {})
 
-
-class NewPartitions:
+class NewPartitions(_common.NewPartitions):
     """Grow a topic to ``total_count`` partitions."""
-
-    def __init__(self, total_count: int, new_assignments: list[list[int]] | None = None) -> None:
-        self.total_count = total_count
-        self.new_assignments = new_assignments
 
 
 class ConfigResource:
@@ -77,6 +64,17 @@ class ConfigResource:
         self.resource_type = _resource_type(resource_type)
         self.name = name
         self.configs = configs
+
+
+def _attempt(action: Callable[..., object], *args: Any) -> BaseException | None:
+    """What ``action(*args)`` raised, as a kafka-python error (``None``: it succeeded)."""
+    try:
+        action(*args)
+    except el_errors.EmbedlogError as exc:
+        return _common.translate(exc, Errors)
+    except Errors.KafkaError as exc:
+        return exc
+    return None
 
 
 def _resource_type(value: object) -> ConfigResourceType:
@@ -130,19 +128,7 @@ class KafkaAdminClient:
         first_error: BaseException | None = None
         for name, partitions, configs in specs:
             n = self._cluster.num_partitions if partitions == -1 else partitions
-            error: BaseException | None = None
-            try:
-                if n < 1:
-                    raise Errors.InvalidPartitionsError(f"Number of partitions must be larger than 0, got {n}")
-                if validate_only:
-                    if name in self._log.topics():
-                        raise el_errors.TopicExistsError(f"Topic '{name}' already exists.")
-                else:
-                    self._log.create_topic(name, partitions=n, config={k: str(v) for k, v in configs.items()})
-            except el_errors.EmbedlogError as exc:
-                error = _common.translate(exc, Errors)
-            except Errors.KafkaError as exc:
-                error = exc
+            error = _attempt(self._create_topic, name, n, configs, validate_only)
             first_error = first_error or error
             results.append({"name": name, "error_code": getattr(error, "errno", 0) if error else 0,
                             "error_message": str(error) if error else None, "num_partitions": n,
@@ -151,6 +137,15 @@ class KafkaAdminClient:
             raise first_error
         return {"throttle_time_ms": 0, "topics": results}
 
+    def _create_topic(self, name: str, partitions: int, configs: dict[str, Any], validate_only: bool) -> None:
+        if partitions < 1:
+            raise Errors.InvalidPartitionsError(f"Number of partitions must be larger than 0, got {partitions}")
+        if validate_only:
+            if name in self._log.topics():
+                raise el_errors.TopicExistsError(f"Topic '{name}' already exists.")
+        else:
+            self._log.create_topic(name, partitions=partitions, config={k: str(v) for k, v in configs.items()})
+
     def delete_topics(self, topics: Iterable[str], timeout_ms: int | None = None,
                       raise_errors: bool = True) -> dict[str, Any]:
         """Delete topics with their records and committed offsets."""
@@ -158,20 +153,17 @@ class KafkaAdminClient:
         results = []
         first_error: BaseException | None = None
         for name in topics:
-            error: BaseException | None = None
-            try:
-                if name not in self._log.topics():
-                    raise Errors.UnknownTopicOrPartitionError(f"topic {name!r} does not exist")
-                self._log.delete_topic(name)
-            except el_errors.EmbedlogError as exc:
-                error = _common.translate(exc, Errors)
-            except Errors.KafkaError as exc:
-                error = exc
+            error = _attempt(self._delete_topic, name)
             first_error = first_error or error
             results.append({"name": name, "error_code": getattr(error, "errno", 0) if error else 0})
         if first_error is not None and raise_errors:
             raise first_error
         return {"throttle_time_ms": 0, "responses": results}
+
+    def _delete_topic(self, name: str) -> None:
+        if name not in self._log.topics():
+            raise Errors.UnknownTopicOrPartitionError(f"topic {name!r} does not exist")
+        self._log.delete_topic(name)
 
     def list_topics(self) -> list[str]:
         """Names of every topic."""
@@ -204,24 +196,21 @@ class KafkaAdminClient:
         first_error: BaseException | None = None
         for name, spec in items:
             total = int(spec.total_count if hasattr(spec, "total_count") else spec)
-            error: BaseException | None = None
-            try:
-                current = len(self._log.describe_topic(name).partitions)
-                if total <= current:
-                    raise Errors.InvalidPartitionsError(
-                        f"Topic currently has {current} partitions, which is higher than the requested {total}.")
-                if not validate_only:
-                    self._log.create_partitions(name, total)
-            except el_errors.EmbedlogError as exc:
-                error = _common.translate(exc, Errors)
-            except Errors.KafkaError as exc:
-                error = exc
+            error = _attempt(self._create_partitions, name, total, validate_only)
             first_error = first_error or error
             results.append({"name": name, "error_code": getattr(error, "errno", 0) if error else 0,
                             "error_message": str(error) if error else None})
         if first_error is not None and raise_errors:
             raise first_error
         return {"throttle_time_ms": 0, "results": results}
+
+    def _create_partitions(self, name: str, total: int, validate_only: bool) -> None:
+        current = len(self._log.describe_topic(name).partitions)
+        if total <= current:
+            raise Errors.InvalidPartitionsError(
+                f"Topic currently has {current} partitions, which is higher than the requested {total}.")
+        if not validate_only:
+            self._log.create_partitions(name, total)
 
     def delete_records(self, records_to_delete: Mapping[Any, int], timeout_ms: int | None = None,
                        partition_leader_id: int | None = None) -> dict[TopicPartition, dict[str, Any]]:

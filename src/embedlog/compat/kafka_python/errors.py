@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .._error_classes import ErrorFactory
+from .._error_classes import ErrorFactory, broker_error_str, kafka_error_str
 
 __all__ = [
     "AuthorizationError",
@@ -117,11 +117,7 @@ class KafkaError(*_make.real("KafkaError", Exception)):  # type: ignore[misc]
     retriable: ClassVar[bool] = False
     invalid_metadata: ClassVar[bool] = False
     errno: ClassVar[int | None] = None
-
-    def __str__(self) -> str:
-        if not self.args:
-            return type(self).__name__
-        return f"{type(self).__name__}: {Exception.__str__(self)}"
+    __str__ = kafka_error_str
 
 
 class RetriableError(KafkaError, *_make.real("RetriableError")):  # type: ignore[misc]
@@ -146,9 +142,7 @@ class BrokerResponseError(KafkaError, *_make.real("BrokerResponseError")):  # ty
     errno: ClassVar[int | None] = None
     message: ClassVar[str | None] = None
     description: ClassVar[str | None] = None
-
-    def __str__(self) -> str:
-        return f"[Error {self.errno}] {KafkaError.__str__(self)}"
+    __str__ = broker_error_str
 
 
 IllegalStateError = _make("IllegalStateError", KafkaError)
