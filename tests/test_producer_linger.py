@@ -160,3 +160,41 @@ def test_buffer_records_bounds_all_partitions_together(tmp_path: Path, impl: str
             assert _end(log) == 10
         finally:
             p.close()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("way", list(BUFFER))
+def test_buffer_bytes_bounds_what_the_producer_holds(tmp_path: Path, impl: str, way: str) -> None:
+    """Large records reach ``buffer_bytes`` long before ``buffer_records``: the send that
+    reaches it writes everything buffered, in every partition (keys and values count)."""
+    with embedlog.open(tmp_path / "log", durability="none", maintenance_interval_ms=None) as log:
+        log.create_topic("t", partitions=4)
+        p = _producer(log, impl, linger_ms=60_000, buffer_bytes=10_000)
+        try:
+            big = b"v" * 999
+            for i in range(3):
+                p.send("t", big, key=b"k%d" % i)  # 1,001 bytes each (2-byte keys)
+            p.send("t", big * 6, key=b"k")  # the key BUFFER's ways use; 5,995 bytes
+            assert len(p) == 4
+            assert p._pending_bytes == 3 * 1_001 + 5_995
+            BUFFER[way](p, b"x" * 1_002)  # 10,001 bytes with its key: past the bound
+            assert len(p) == 0
+            assert p._pending_bytes == 0
+            assert _end(log) == 5
+            p.send("t", None, key=None)  # a tombstone without a key: 0 bytes, still counted as a record
+            assert p._pending_bytes == 0
+            assert len(p) == 1
+        finally:
+            p.close()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_transaction_ignores_buffer_bytes(tmp_path: Path, impl: str) -> None:
+    """A transaction's records are written at its commit only, however many bytes."""
+    with embedlog.open(tmp_path / "log", durability="none", maintenance_interval_ms=None) as log:
+        log.create_topic("t", partitions=1)
+        with log.transaction() as tx:
+            for _ in range(50):
+                tx.send("t", b"v" * 1_000_000, key=b"k")  # 50 MB: past the default 32 MiB
+            assert _end(log) == 0
+        assert _end(log) == 50

@@ -40,6 +40,8 @@ typedef struct {
     PyObject *last_name;     /* _last_name: its name */
     Py_ssize_t buffer_limit; /* _buffer_limit: buffer entries that trigger a write */
     Py_ssize_t pending;      /* _pending: entries buffered, all partitions, since the last drain */
+    Py_ssize_t bytes_limit;  /* _bytes_limit: buffered key and value bytes that trigger a write */
+    Py_ssize_t pending_bytes; /* _pending_bytes: key and value bytes buffered since the last drain */
     long long due_ms;        /* _due_ms: wall ms by which the buffered records must be written (NO_DUE: none) */
     long long due_step;      /* _due_step: linger_ms in whole ms; -1: senders never write for linger */
     char extras;             /* _extras: some record carries headers or a callback */
@@ -124,6 +126,7 @@ sb_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->last_pair = Py_NewRef(Py_None);
     self->last_name = Py_NewRef(Py_None);
     self->buffer_limit = PY_SSIZE_T_MAX;
+    self->bytes_limit = PY_SSIZE_T_MAX;
     self->due_ms = NO_DUE;
     self->due_step = -1;
     self->idle = 1;
@@ -459,7 +462,8 @@ sb_send(SendBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwna
                 goto done;
         }
         self->pending += 7;
-        if (self->pending >= self->buffer_limit) {
+        self->pending_bytes += klen + vlen;
+        if (self->pending >= self->buffer_limit || self->pending_bytes >= self->bytes_limit) {
             PyObject *r = call_method(self, s_write);
             if (r == NULL)
                 goto done;
@@ -516,6 +520,8 @@ static PyMemberDef sb_members[] = {
     {"_last_name", T_OBJECT_EX, offsetof(SendBase, last_name), 0, NULL},
     {"_buffer_limit", T_PYSSIZET, offsetof(SendBase, buffer_limit), 0, NULL},
     {"_pending", T_PYSSIZET, offsetof(SendBase, pending), 0, NULL},
+    {"_bytes_limit", T_PYSSIZET, offsetof(SendBase, bytes_limit), 0, NULL},
+    {"_pending_bytes", T_PYSSIZET, offsetof(SendBase, pending_bytes), 0, NULL},
     {"_due_ms", T_LONGLONG, offsetof(SendBase, due_ms), 0, NULL},
     {"_due_step", T_LONGLONG, offsetof(SendBase, due_step), 0, NULL},
     {"_extras", T_BOOL, offsetof(SendBase, extras), 0, NULL},

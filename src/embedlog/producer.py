@@ -101,6 +101,11 @@ _take_into: Callable[[list[Any], Any, int, list[Any]], None] | None = (
 _ACKS = {"leader": "leader", 1: "leader", "1": "leader", "all": "all", -1: "all", "-1": "all"}
 
 
+def _payload_bytes(klens: list[int], vlens: list[int]) -> int:
+    """Key and value bytes of records whose lengths are these (-1: a null, 0 bytes)."""
+    return sum(klens) + sum(vlens) + klens.count(-1) + vlens.count(-1)
+
+
 def _too_large(st: _TopicState, size: int) -> RecordTooLargeError:
     return RecordTooLargeError(
         f"record of {size} bytes is larger than max.message.bytes={st.max_bytes} of topic {st.name!r}; "
@@ -116,8 +121,9 @@ class Producer(SendBase):
     """Writes records to a log's topics. Thread-safe; a context manager.
 
     Records become *visible* to consumers when their batch is written: at ``flush()``,
-    when ``linger_ms`` passes, or when ``buffer_records`` records wait (all partitions
-    together: the bound on what a producer holds in memory, like Kafka's buffer.memory).
+    when ``linger_ms`` passes, or when ``buffer_records`` records or ``buffer_bytes``
+    bytes of keys and values wait (all partitions together: the bound on what a producer
+    holds in memory, like Kafka's buffer.memory; the ``send`` that reaches it writes).
     Records that waited ``linger_ms`` are written by the next ``send`` (in its thread) or,
     once the app stops sending, by the producer's linger thread; a failed background
     write is raised by the next ``flush()``.  ``flush()`` returns once everything sent
@@ -125,7 +131,7 @@ class Producer(SendBase):
     """
 
     def __init__(self, log: Log, *, compression: str | None = None, linger_ms: float = 5,
-                 batch_size: int = 1 << 20, buffer_records: int = 100_000,
+                 batch_size: int = 1 << 20, buffer_records: int = 100_000, buffer_bytes: int = 32 << 20,
                  partitioner: str | Partitioner | None = None,
                  key_serializer: Callable[[Any], bytes] | None = None,
                  value_serializer: Callable[[Any], bytes] | None = None,
@@ -137,6 +143,7 @@ class Producer(SendBase):
             raise ConfigError(f"acks must be 'leader' or 'all', got {acks!r}")
         check_int("batch_size", batch_size)
         check_int("buffer_records", buffer_records, 1, 1 << 40)
+        check_int("buffer_bytes", buffer_bytes, 1, 1 << 50)
         check_int("delivery_timeout_ms", delivery_timeout_ms)
         if not isinstance(linger_ms, (int, float)) or isinstance(linger_ms, bool) or not 0 <= linger_ms <= INT32_MAX:
             raise ConfigError(f"linger_ms must be a number from 0 to {INT32_MAX} (milliseconds), got {linger_ms!r}")
@@ -180,6 +187,8 @@ class Producer(SendBase):
         # A transaction keeps everything until it commits: no linger, no early writes.
         self._buffer_limit = 1 << 62 if _transactional else _STRIDE * buffer_records
         self._pending = 0  # buffer entries, all partitions, since the last drain
+        self._bytes_limit = 1 << 62 if _transactional else buffer_bytes
+        self._pending_bytes = 0  # key and value bytes buffered since the last drain
         # Linger: a record buffered at wall ms ``t`` is due at ``t + linger_ms``; the
         # sender that finds buffered records due writes them itself (``_linger_write``).
         # The linger thread only writes for a producer that stopped sending: writing from
@@ -270,7 +279,7 @@ class Producer(SendBase):
             self._extras = True
         acc = st.accs[partition]
         acc += (key, value, timestamp_ms, klen, vlen, headers, on_delivery)
-        self._buffered(_STRIDE)
+        self._buffered(_STRIDE, None, max(klen, 0) + max(vlen, 0))
 
     def _send_many(self, topic: str, partition: int, keys: list[bytes | None], values: list[bytes | None],
                    headers: list[Any] | None, timestamps: list[int | None] | None) -> None:
@@ -334,16 +343,18 @@ class Producer(SendBase):
             self._extras = True
         acc = st.accs[partition]
         acc += flat
-        self._buffered(len(flat))
+        self._buffered(len(flat), None, _payload_bytes(klens, vlens))
 
-    def _buffered(self, entries: int, ms: int | None = None) -> None:
-        """After ``entries`` buffer entries (records x ``_STRIDE``) were added (every
-        ``send`` path of Python, and ``_send_many``; the C send does the same inline):
-        write when the producer holds ``buffer_records`` records or the buffered records
+    def _buffered(self, entries: int, ms: int | None = None, nbytes: int = 0) -> None:
+        """After ``entries`` buffer entries (records x ``_STRIDE``) holding ``nbytes`` bytes
+        of keys and values were added (every ``send`` path of Python, and
+        ``_send_many``; the C send does the same inline): write when the producer holds
+        ``buffer_records`` records or ``buffer_bytes`` bytes, or the buffered records
         are due, and wake the linger thread if it sleeps.  ``ms``: the wall-clock ms
         now, if the caller has it."""
         self._pending += entries
-        if self._pending >= self._buffer_limit:
+        self._pending_bytes += nbytes
+        if self._pending >= self._buffer_limit or self._pending_bytes >= self._bytes_limit:
             self._full_write()
         if self._due_step >= 0:
             if ms is None:
@@ -553,6 +564,7 @@ class Producer(SendBase):
         with self._lock:
             self._due_ms = _NO_DUE  # (what is buffered from now on is due linger_ms after it)
             self._pending = 0
+            self._pending_bytes = 0
             for st in self._topics.values():
                 drained = False
                 for p in range(st.n):
@@ -572,11 +584,13 @@ class Producer(SendBase):
     def _restore(self, drained: list[tuple[_TopicState, int, list[Any]]]) -> None:
         """Put records ``_drain`` took back at the head of their buffers (a write
         interrupted before it queued them): the next write carries them, in order."""
-        entries = 0
+        entries = nbytes = 0
         for st, p, flat in drained:
             st.accs[p][0:0] = flat  # (atomic; records sent since stay after them)
             entries += len(flat)
+            nbytes += _payload_bytes(flat[3::_STRIDE], flat[4::_STRIDE])
         self._pending += entries
+        self._pending_bytes += nbytes
         if self._due_step >= 0:
             self._due_ms = min(self._due_ms, _time_ns() // 1_000_000)
 

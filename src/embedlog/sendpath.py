@@ -175,6 +175,8 @@ class _PySendBase:
     _last_name: object
     _buffer_limit: int
     _pending: int
+    _bytes_limit: int
+    _pending_bytes: int
     _due_ms: int
     _due_step: int
     _extras: bool
@@ -186,7 +188,7 @@ class _PySendBase:
         def _write(self, extra: Callable[[Any], None] | None = None, mark: list[int] | None = None) -> bool: ...
         def _start_linger(self) -> None: ...
         def _linger_write(self) -> bool: ...
-        def _buffered(self, entries: int, ms: int | None = None) -> None: ...
+        def _buffered(self, entries: int, ms: int | None = None, nbytes: int = 0) -> None: ...
 
     def send(self, topic: str, value: Any = None, key: Any = None,
              headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None,
@@ -260,7 +262,7 @@ class _PySendBase:
                     self._extras = True
                 ms = _time_ns() // 1_000_000
                 acc += (key, value, ms, klen, vlen, headers, on_delivery)
-                self._buffered(_STRIDE, ms)  # (the C send does the same inline)
+                self._buffered(_STRIDE, ms, klen + vlen)  # (the C send does the same inline)
                 return
             headers = given
         self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery)
