@@ -109,11 +109,10 @@ def test_up_and_down_keep_every_field_and_rename_by_topic_map(tmp_path: Path, bo
 
 
 # -- what is reported ---------------------------------------------------------------------------
-def test_status_lag_group_and_prometheus(tmp_path: Path, bootstrap: str, name: str) -> None:
+def test_status_lag_group_and_prometheus(log: embedlog.Log, bootstrap: str, name: str) -> None:
     """``status()`` rows, the consumer group named after the mirror, ``log.metrics()``
     and the Prometheus series agree on the lag, before, during and after a run."""
     pytest.importorskip("prometheus_client")
-    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
     topic = f"{name}-t"
     registry = harness.prometheus_registry(log)
 
@@ -121,150 +120,130 @@ def test_status_lag_group_and_prometheus(tmp_path: Path, bootstrap: str, name: s
         return registry.get_sample_value(metric, {"mirror": name, "direction": "up", "topic": topic,
                                                   "partition": str(partition)})
 
-    try:
-        log.create_topic(topic, partitions=2)
-        produce(log, topic, 100)
-        mirror = Mirror(log, conf(bootstrap), [topic], name=name)
-        st = mirror.status()  # not started, no progress: every local partition waits in full
+    log.create_topic(topic, partitions=2)
+    produce(log, topic, 100)
+    mirror = Mirror(log, conf(bootstrap), [topic], name=name)
+    st = mirror.status()  # not started, no progress: every local partition waits in full
+    ends = {p.partition: p.end_offset for p in log.describe_topic(topic).partitions}
+    assert (st.name, st.direction, st.running, st.link_up, st.lag) == (name, "up", False, False, 100)
+    assert st.partitions == tuple(PartitionStatus(topic, p, topic, ends[p], 0) for p in (0, 1))
+    with mirror:
+        bridge_proc.caught_up(mirror, 30)
+        st = mirror.status()
         ends = {p.partition: p.end_offset for p in log.describe_topic(topic).partitions}
-        assert (st.name, st.direction, st.running, st.link_up, st.lag) == (name, "up", False, False, 100)
-        assert st.partitions == tuple(PartitionStatus(topic, p, topic, ends[p], 0) for p in (0, 1))
-        with mirror:
-            bridge_proc.caught_up(mirror, 30)
-            st = mirror.status()
-            ends = {p.partition: p.end_offset for p in log.describe_topic(topic).partitions}
-            assert (st.running, st.link_up, st.error) == (True, True, None)
-            assert (st.records_mirrored, st.records_lost, st.lag) == (100, 0, 0)
-            assert st.partitions == tuple(PartitionStatus(topic, p, topic, ends[p], ends[p]) for p in (0, 1))
-            assert registry.get_sample_value("embedlog_bridge_link_up", {"mirror": name, "direction": "up"}) == 1
-        produce(log, topic, 30, first=100)  # while no bridge runs
-        ends = {p.partition: p.end_offset for p in log.describe_topic(topic).partitions}
+        assert (st.running, st.link_up, st.error) == (True, True, None)
+        assert (st.records_mirrored, st.records_lost, st.lag) == (100, 0, 0)
+        assert st.partitions == tuple(PartitionStatus(topic, p, topic, ends[p], ends[p]) for p in (0, 1))
+        assert registry.get_sample_value("embedlog_bridge_link_up", {"mirror": name, "direction": "up"}) == 1
+    produce(log, topic, 30, first=100)  # while no bridge runs
+    ends = {p.partition: p.end_offset for p in log.describe_topic(topic).partitions}
 
-        st = Mirror(log, conf(bootstrap), [topic], name=name).status()  # not started: read from the log
-        assert (st.running, st.lag) == (False, 30)
-        lag = {p.partition: p.lag for p in st.partitions}
-        assert {p.partition: p.source_end for p in st.partitions} == ends
-        assert {tp.partition: v for tp, v in log.describe_group(name).lag().items()} == lag
-        assert {e.partition: e.lag for e in log.metrics().mirrors if e.mirror == name} == lag
-        assert {p: bridge_metric("embedlog_bridge_lag", p) for p in (0, 1)} == lag
-        assert registry.get_sample_value("embedlog_bridge_link_up", {"mirror": name, "direction": "up"}) == 0
-        row = json.loads(json.dumps(st.to_dict()))
-        assert (row["lag"], sum(p["lag"] for p in row["partitions"])) == (30, 30)
-        assert isinstance(st, MirrorStatus)
+    st = Mirror(log, conf(bootstrap), [topic], name=name).status()  # not started: read from the log
+    assert (st.running, st.lag) == (False, 30)
+    lag = {p.partition: p.lag for p in st.partitions}
+    assert {p.partition: p.source_end for p in st.partitions} == ends
+    assert {tp.partition: v for tp, v in log.describe_group(name).lag().items()} == lag
+    assert {e.partition: e.lag for e in log.metrics().mirrors if e.mirror == name} == lag
+    assert {p: bridge_metric("embedlog_bridge_lag", p) for p in (0, 1)} == lag
+    assert registry.get_sample_value("embedlog_bridge_link_up", {"mirror": name, "direction": "up"}) == 0
+    row = json.loads(json.dumps(st.to_dict()))
+    assert (row["lag"], sum(p["lag"] for p in row["partitions"])) == (30, 30)
+    assert isinstance(st, MirrorStatus)
 
-        with Mirror(log, conf(bootstrap), [topic], name=name) as mirror:
-            mirror.wait_caught_up(30)
-            assert mirror.status().records_mirrored == 30  # the new run sent only what was missing
-        assert {p: bridge_metric("embedlog_bridge_lag", p) for p in (0, 1)} == {0: 0, 1: 0}
-        assert {p: bridge_metric("embedlog_bridge_mirrored_offset", p) for p in (0, 1)} == ends
-        assert sum(len(v) for v in mock_kafka.read_topic(bootstrap, topic).values()) == 130
-    finally:
-        log.close()
+    with Mirror(log, conf(bootstrap), [topic], name=name) as mirror:
+        mirror.wait_caught_up(30)
+        assert mirror.status().records_mirrored == 30  # the new run sent only what was missing
+    assert {p: bridge_metric("embedlog_bridge_lag", p) for p in (0, 1)} == {0: 0, 1: 0}
+    assert {p: bridge_metric("embedlog_bridge_mirrored_offset", p) for p in (0, 1)} == ends
+    assert sum(len(v) for v in mock_kafka.read_topic(bootstrap, topic).values()) == 130
 
 
-def test_retention_before_forwarding_is_counted_as_lost(tmp_path: Path, bootstrap: str, name: str) -> None:
+def test_retention_before_forwarding_is_counted_as_lost(log: embedlog.Log, bootstrap: str, name: str) -> None:
     """Records that retention deletes while the link is down, before the bridge forwarded
     them, are counted in ``status().records_lost``, the group's metadata and the metrics,
     and stay counted across restarts; the rest arrives once."""
-    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
     topic = f"{name}-t"
     old = time.time_ns() // 1_000_000 - 2 * HOUR
     registry = harness.prometheus_registry(log)
-    try:
-        log.create_topic(topic, partitions=1, config={"retention.ms": HOUR})
-        produce(log, topic, 100, ts=old)
+    log.create_topic(topic, partitions=1, config={"retention.ms": HOUR})
+    produce(log, topic, 100, ts=old)
+    with Mirror(log, conf(bootstrap), [topic], name=name) as m:
+        bridge_proc.caught_up(m, 30)
+    with Mirror(log, conf(mock_kafka.dead_address(), **{"socket.connection.setup.timeout.ms": 1000}), [topic],
+                name=name, request_timeout_ms=1000) as m:  # the link is down
+        with pytest.raises(LinkDownError):
+            m.wait_for_link(1)
+        for i in range(3):
+            produce(log, topic, 100, ts=old, first=100 + 100 * i)
+        produce(log, topic, 50, first=400)
+        log.maintain()
+        assert log.describe_topic(topic).partitions[0].start_offset == 400, "retention should delete 400"
+        assert not m.status().link_up
+    for _ in range(2):  # counted once, and kept across restarts
         with Mirror(log, conf(bootstrap), [topic], name=name) as m:
             bridge_proc.caught_up(m, 30)
-        with Mirror(log, conf(mock_kafka.dead_address(), **{"socket.connection.setup.timeout.ms": 1000}), [topic],
-                    name=name, request_timeout_ms=1000) as m:  # the link is down
-            with pytest.raises(LinkDownError):
-                m.wait_for_link(1)
-            for i in range(3):
-                produce(log, topic, 100, ts=old, first=100 + 100 * i)
-            produce(log, topic, 50, first=400)
-            log.maintain()
-            assert log.describe_topic(topic).partitions[0].start_offset == 400, "retention should delete 400"
-            assert not m.status().link_up
-        for _ in range(2):  # counted once, and kept across restarts
-            with Mirror(log, conf(bootstrap), [topic], name=name) as m:
-                bridge_proc.caught_up(m, 30)
-                assert m.status().records_lost == 300
-            meta = json.loads(log.describe_group(name).offsets[0].metadata)
-            assert meta["lost"] == 300
-            assert [e.lost for e in log.metrics().mirrors if e.mirror == name] == [300]
-            if registry is not None:
-                assert registry.get_sample_value("embedlog_bridge_records_lost_total", {
-                    "mirror": name, "direction": "up", "topic": topic, "partition": "0"}) == 300
-        values = [r.value for rs in mock_kafka.read_topic(bootstrap, topic).values() for r in rs]
-        assert sorted(values) == sorted([b"v%d" % i for i in range(100)] + [b"v%d" % i for i in range(400, 450)])
-    finally:
-        log.close()
+            assert m.status().records_lost == 300
+        meta = json.loads(log.describe_group(name).offsets[0].metadata)
+        assert meta["lost"] == 300
+        assert [e.lost for e in log.metrics().mirrors if e.mirror == name] == [300]
+        if registry is not None:
+            assert registry.get_sample_value("embedlog_bridge_records_lost_total", {
+                "mirror": name, "direction": "up", "topic": topic, "partition": "0"}) == 300
+    values = [r.value for rs in mock_kafka.read_topic(bootstrap, topic).values() for r in rs]
+    assert sorted(values) == sorted([b"v%d" % i for i in range(100)] + [b"v%d" % i for i in range(400, 450)])
 
 
 # -- typed errors, never a silent stall ---------------------------------------------------------
-def test_down_from_a_missing_topic_raises_unknown_topic(tmp_path: Path, bootstrap: str, name: str) -> None:
-    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
-    try:
-        m = Mirror(log, conf(bootstrap), [f"{name}-absent"], direction="down", name=name)
-        with pytest.raises(UnknownTopicError, match="absent"):
-            m.run(timeout=30)
-        st = m.status()
-        assert not st.running
-        assert "absent" in (st.error or "")
-        m.close()
-    finally:
-        log.close()
+def test_down_from_a_missing_topic_raises_unknown_topic(log: embedlog.Log, bootstrap: str, name: str) -> None:
+    m = Mirror(log, conf(bootstrap), [f"{name}-absent"], direction="down", name=name)
+    with pytest.raises(UnknownTopicError, match="absent"):
+        m.run(timeout=30)
+    st = m.status()
+    assert not st.running
+    assert "absent" in (st.error or "")
+    m.close()
 
 
 @pytest.mark.parametrize("direction", ["up", "down"])
-def test_unreachable_cluster_shows_link_down(tmp_path: Path, name: str, direction: str) -> None:
+def test_unreachable_cluster_shows_link_down(log: embedlog.Log, name: str, direction: str) -> None:
     """A cluster that cannot be reached at start: ``link_up`` is False with librdkafka's
     reason, ``wait_for_link`` raises ``LinkDownError``; the mirror keeps retrying."""
-    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
     topic = f"{name}-t"
     log.create_topic(topic, partitions=1)
-    try:
-        with Mirror(log, conf(mock_kafka.dead_address(), **{"socket.connection.setup.timeout.ms": 1000}), [topic],
-                    direction=direction, name=name, request_timeout_ms=1000) as m:
-            t0 = time.monotonic()
-            with pytest.raises(LinkDownError, match="cannot reach Kafka"):
-                m.wait_for_link(1)
-            assert time.monotonic() - t0 < 10
-            harness.wait_until(lambda: m.status().last_error is not None, "a reason for the link being down", 30)
-            st = m.status()
-            assert (st.link_up, st.running, st.error) == (False, True, None), st
-        links = log.metrics().links
-        assert [(ln.mirror, ln.link_up, ln.running) for ln in links] == [(name, False, False)]
-    finally:
-        log.close()
+    with Mirror(log, conf(mock_kafka.dead_address(), **{"socket.connection.setup.timeout.ms": 1000}), [topic],
+                direction=direction, name=name, request_timeout_ms=1000) as m:
+        t0 = time.monotonic()
+        with pytest.raises(LinkDownError, match="cannot reach Kafka"):
+            m.wait_for_link(1)
+        assert time.monotonic() - t0 < 10
+        harness.wait_until(lambda: m.status().last_error is not None, "a reason for the link being down", 30)
+        st = m.status()
+        assert (st.link_up, st.running, st.error) == (False, True, None), st
+    links = log.metrics().links
+    assert [(ln.mirror, ln.link_up, ln.running) for ln in links] == [(name, False, False)]
 
 
-def test_one_mirror_of_a_name_per_log(tmp_path: Path, bootstrap: str, name: str) -> None:
+def test_one_mirror_of_a_name_per_log(tmp_path: Path, log: embedlog.Log, children: harness.Children, bootstrap: str,
+                                      name: str) -> None:
     """A second Mirror of the same name on the same log, in this process or another,
     is refused with ``BridgeError``; another name runs."""
     path = tmp_path / "log"
-    log = embedlog.open(path, maintenance_interval_ms=None)
     topic = f"{name}-t"
     log.create_topic(topic, partitions=1)
-    kids = harness.Children()
-    try:
-        with Mirror(log, conf(bootstrap), [topic], name=name) as first:
-            first.wait_for_link(30)
-            with pytest.raises(BridgeError, match="already runs"):
-                Mirror(log, conf(bootstrap), [topic], name=name).start()
-            with Mirror(log, conf(bootstrap), [topic], name=f"{name}-other") as other:
-                other.wait_for_link(30)
-        other_process = kids.start("bridge_proc.py", path, "--bootstrap", bootstrap, "--topic", topic,
-                                   "--name", name, stdin=True)
-        other_process.wait_for(lambda line: "mirrored" in line)
+    with Mirror(log, conf(bootstrap), [topic], name=name) as first:
+        first.wait_for_link(30)
         with pytest.raises(BridgeError, match="already runs"):
             Mirror(log, conf(bootstrap), [topic], name=name).start()
-        other_process.kill()
-        with Mirror(log, conf(bootstrap), [topic], name=name) as again:  # a killed bridge holds no lock
-            again.wait_for_link(30)
-    finally:
-        kids.close()
-        log.close()
+        with Mirror(log, conf(bootstrap), [topic], name=f"{name}-other") as other:
+            other.wait_for_link(30)
+    other_process = children.start("bridge_proc.py", path, "--bootstrap", bootstrap, "--topic", topic,
+                                   "--name", name, stdin=True)
+    other_process.wait_for(lambda line: "mirrored" in line)
+    with pytest.raises(BridgeError, match="already runs"):
+        Mirror(log, conf(bootstrap), [topic], name=name).start()
+    other_process.kill()
+    with Mirror(log, conf(bootstrap), [topic], name=name) as again:  # a killed bridge holds no lock
+        again.wait_for_link(30)
 
 
 @pytest.mark.parametrize(("config", "error", "match"), [
@@ -275,24 +254,20 @@ def test_one_mirror_of_a_name_per_log(tmp_path: Path, bootstrap: str, name: str)
     ({"group.id": "mine"}, ConfigError, "group.id"),
     ({"bootstrap.servers": ""}, ConfigError, "bootstrap.servers"),
 ])
-def test_bad_config_is_a_typed_error(tmp_path: Path, bootstrap: str, name: str, config: dict[str, Any],
+def test_bad_config_is_a_typed_error(log: embedlog.Log, bootstrap: str, name: str, config: dict[str, Any],
                                      error: type[Exception], match: str) -> None:
     """A config that cannot work stops the mirror with a typed error naming the key (from
     ``run()``, ``wait_for_link`` and ``status().error``), never a silent retry loop."""
-    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
     topic = f"{name}-t"
     log.create_topic(topic, partitions=1)
-    try:
-        m = Mirror(log, {**conf(bootstrap), **config}, [topic], name=name)
-        with pytest.raises(error, match=match):
-            m.run(timeout=30)
-        assert not m.status().running
-        assert match in (m.status().error or "")
-        with pytest.raises(error, match=match):
-            m.wait_for_link(30)
-        m.close()
-    finally:
-        log.close()
+    m = Mirror(log, {**conf(bootstrap), **config}, [topic], name=name)
+    with pytest.raises(error, match=match):
+        m.run(timeout=30)
+    assert not m.status().running
+    assert match in (m.status().error or "")
+    with pytest.raises(error, match=match):
+        m.wait_for_link(30)
+    m.close()
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
@@ -303,28 +278,20 @@ def test_bad_config_is_a_typed_error(tmp_path: Path, bootstrap: str, name: str, 
     ({"batch_size": 0}, "batch_size"),
     ({"stall_timeout_ms": -1}, "stall_timeout_ms"),
 ])
-def test_bad_arguments_are_config_errors(tmp_path: Path, bootstrap: str, kwargs: dict[str, Any], match: str) -> None:
-    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+def test_bad_arguments_are_config_errors(log: embedlog.Log, bootstrap: str, kwargs: dict[str, Any], match: str) -> None:
     log.create_topic("t", partitions=1)
-    try:
-        args: dict[str, Any] = {"topics": ["t"], **kwargs}
-        with pytest.raises(ConfigError, match=match):
-            Mirror(log, conf(bootstrap), **args)
-    finally:
-        log.close()
+    args: dict[str, Any] = {"topics": ["t"], **kwargs}
+    with pytest.raises(ConfigError, match=match):
+        Mirror(log, conf(bootstrap), **args)
 
 
-def test_up_from_a_missing_local_topic_raises_unknown_topic(tmp_path: Path, bootstrap: str) -> None:
-    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
-    try:
-        with pytest.raises(UnknownTopicError, match="nope"):
-            Mirror(log, conf(bootstrap), ["nope"], direction="up")
-    finally:
-        log.close()
+def test_up_from_a_missing_local_topic_raises_unknown_topic(log: embedlog.Log, bootstrap: str) -> None:
+    with pytest.raises(UnknownTopicError, match="nope"):
+        Mirror(log, conf(bootstrap), ["nope"], direction="up")
 
 
 # -- regressions: bugs found by these tests, fixed -----------------------------------------------
-def test_down_catches_up_past_a_transaction_marker(tmp_path: Path, bootstrap: str, name: str) -> None:
+def test_down_catches_up_past_a_transaction_marker(log: embedlog.Log, bootstrap: str, name: str) -> None:
     remote = f"{name}-r"
     p = ck.Producer(conf(bootstrap, **{"enable.idempotence": True}))
     for i in range(8):
@@ -335,42 +302,30 @@ def test_down_catches_up_past_a_transaction_marker(tmp_path: Path, bootstrap: st
     tx.begin_transaction()
     tx.produce(remote, b"in a transaction", partition=0)
     tx.commit_transaction(30)  # partition 0 now ends with the commit marker
-    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
-    try:
-        with Mirror(log, conf(bootstrap), [remote], direction="down", name=name) as m:
-            with contextlib.suppress(LinkDownError):
-                bridge_proc.caught_up(m, 3)
-            assert sum(len(v) for v in local_records(log, remote).values()) == 9  # every record did arrive
-            st = m.status()
-            assert st.lag == 0, st
-    finally:
-        log.close()
+    with Mirror(log, conf(bootstrap), [remote], direction="down", name=name) as m:
+        with contextlib.suppress(LinkDownError):
+            bridge_proc.caught_up(m, 3)
+        assert sum(len(v) for v in local_records(log, remote).values()) == 9  # every record did arrive
+        st = m.status()
+        assert st.lag == 0, st
 
 
-def test_wait_caught_up_right_after_start(tmp_path: Path, bootstrap: str, name: str) -> None:
-    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+def test_wait_caught_up_right_after_start(log: embedlog.Log, bootstrap: str, name: str) -> None:
     topic = f"{name}-t"
-    try:
-        log.create_topic(topic, partitions=2)
-        produce(log, topic, 10)
-        with Mirror(log, conf(bootstrap), [topic], name=name) as m:
-            m.wait_caught_up(30)  # the first thing an app would call (generous: a loaded CI machine)
-            assert m.status().lag == 0
-    finally:
-        log.close()
+    log.create_topic(topic, partitions=2)
+    produce(log, topic, 10)
+    with Mirror(log, conf(bootstrap), [topic], name=name) as m:
+        m.wait_caught_up(30)  # the first thing an app would call (generous: a loaded CI machine)
+        assert m.status().lag == 0
 
 
-def test_creating_the_remote_topic_is_not_a_link_failure(tmp_path: Path, bootstrap: str, name: str) -> None:
-    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+def test_creating_the_remote_topic_is_not_a_link_failure(log: embedlog.Log, bootstrap: str, name: str) -> None:
     topic = f"{name}-t"
-    try:
-        log.create_topic(topic, partitions=2)
-        produce(log, topic, 10)
-        with Mirror(log, conf(bootstrap), [topic], name=name) as m:
-            bridge_proc.caught_up(m, 30)
-            assert m.status().last_error is None
-    finally:
-        log.close()
+    log.create_topic(topic, partitions=2)
+    produce(log, topic, 10)
+    with Mirror(log, conf(bootstrap), [topic], name=name) as m:
+        bridge_proc.caught_up(m, 30)
+        assert m.status().last_error is None
 
 
 def lose_ten(log: embedlog.Log, bootstrap: str, name: str, topic: str, then: int) -> None:
@@ -388,21 +343,13 @@ def lose_ten(log: embedlog.Log, bootstrap: str, name: str, topic: str, then: int
         assert m.status().records_lost == 10
 
 
-def test_records_lost_with_nothing_after_them_are_recorded(tmp_path: Path, bootstrap: str, name: str) -> None:
-    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
-    try:
-        lose_ten(log, bootstrap, name, f"{name}-t", then=0)
-        assert [(e.lost, e.lag) for e in log.metrics().mirrors if e.mirror == name] == [(10, 0)]
-    finally:
-        log.close()
+def test_records_lost_with_nothing_after_them_are_recorded(log: embedlog.Log, bootstrap: str, name: str) -> None:
+    lose_ten(log, bootstrap, name, f"{name}-t", then=0)
+    assert [(e.lost, e.lag) for e in log.metrics().mirrors if e.mirror == name] == [(10, 0)]
 
 
-def test_records_lost_is_reported_while_stopped(tmp_path: Path, bootstrap: str, name: str) -> None:
-    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
+def test_records_lost_is_reported_while_stopped(log: embedlog.Log, bootstrap: str, name: str) -> None:
     topic = f"{name}-t"
-    try:
-        lose_ten(log, bootstrap, name, topic, then=1)
-        assert [(e.lost, e.lag) for e in log.metrics().mirrors if e.mirror == name] == [(10, 0)]
-        assert Mirror(log, conf(bootstrap), [topic], name=name).status().records_lost == 10
-    finally:
-        log.close()
+    lose_ten(log, bootstrap, name, topic, then=1)
+    assert [(e.lost, e.lag) for e in log.metrics().mirrors if e.mirror == name] == [(10, 0)]
+    assert Mirror(log, conf(bootstrap), [topic], name=name).status().records_lost == 10

@@ -27,6 +27,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,14 +189,13 @@ def chunks(rng: random.Random, total: int, kills: int) -> list[int]:
     pytest.param(4, 200_000, 5, id="same-partitions-200k"),
     pytest.param(3, 40_000, 3, id="by-key-3-to-4"),
 ])
-def test_up_exactly_once_across_kill_9(tmp_path: Path, children: harness.Children, local_partitions: int,
-                                       total: int, kills: int) -> None:
+def test_up_exactly_once_across_kill_9(tmp_path: Path, children: harness.Children, log: embedlog.Log,
+                                       local_partitions: int, total: int, kills: int) -> None:
     """kill -9 of the up bridge at random moments loses and duplicates nothing in Kafka."""
     seed = _seed()
     rng = random.Random(seed)
     _, bootstrap = mock_kafka.start(children)
     path = tmp_path / "log"
-    log = embedlog.open(path, maintenance_interval_ms=None)
     topic = "orders"
     log.create_topic(topic, partitions=local_partitions)
     bounds = chunks(rng, total, kills)
@@ -233,12 +233,10 @@ def test_up_exactly_once_across_kill_9(tmp_path: Path, children: harness.Childre
         assert ahead >= 1, "no kill came while Kafka was ahead of the checkpoint: the resume path went untested"
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n(replay with EMBEDLOG_CRASH_SEED={seed})") from exc
-    finally:
-        log.close()
 
 
 # -- down ---------------------------------------------------------------------------------------
-def test_down_exactly_once_across_kill_9(tmp_path: Path, children: harness.Children) -> None:
+def test_down_exactly_once_across_kill_9(tmp_path: Path, children: harness.Children, log: embedlog.Log) -> None:
     """kill -9 of the down bridge at random moments: embedlog ends up holding what Kafka's
     read_committed consumer sees, each record once, in order, with equal fields."""
     seed = _seed()
@@ -267,7 +265,6 @@ def test_down_exactly_once_across_kill_9(tmp_path: Path, children: harness.Child
 
     bounds = chunks(rng, total, kills)
     produce_remote(producer, topic, 0, bounds[1])
-    log = embedlog.open(path, maintenance_interval_ms=None)
     try:
         for k in range(kills):
             bridge = start_bridge(children, path, bootstrap, topic, "--direction", "down",
@@ -304,8 +301,6 @@ def test_down_exactly_once_across_kill_9(tmp_path: Path, children: harness.Child
             assert not any(m.value in aborted for ms in local.values() for m in ms)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n(replay with EMBEDLOG_CRASH_SEED={seed})") from exc
-    finally:
-        log.close()
 
 
 # -- link down ----------------------------------------------------------------------------------
@@ -335,8 +330,10 @@ class App:
 STALL_S = 5  # how long a test stops the cluster: well under librdkafka's request.timeout.ms
 
 
-def stalled_mirror(log: embedlog.Log, bootstrap: str, topic: str) -> Mirror:
-    """An up mirror that notices a stalled cluster within seconds.
+@contextlib.contextmanager
+def stalled_mirror(log: embedlog.Log, bootstrap: str, topic: str) -> Iterator[Mirror]:
+    """An up mirror that notices a stalled cluster within seconds, started and caught up
+    with what ``topic`` holds; closed on exit.
 
     librdkafka's own request timeouts stay at their defaults (30 s), longer than the
     stalls: a request that times out is retried with the same producer id and sequence,
@@ -344,72 +341,63 @@ def stalled_mirror(log: embedlog.Log, bootstrap: str, topic: str) -> Mirror:
     transactional producers (``rd_kafka_mock_validate_records``) and would append the
     retried batch twice, which would look like a duplicate made by the bridge.
     """
-    return Mirror(log, mock_kafka.client(bootstrap), [topic], direction="up", name=NAME, stall_timeout_ms=1000,
-                  request_timeout_ms=2000)
+    mirror = Mirror(log, mock_kafka.client(bootstrap), [topic], direction="up", name=NAME, stall_timeout_ms=1000,
+                    request_timeout_ms=2000)
+    try:
+        mirror.start()
+        bridge_proc.caught_up(mirror, 60)
+        yield mirror
+    finally:
+        mirror.close()
 
 
-def test_link_down_sigstop_then_catch_up(tmp_path: Path, children: harness.Children) -> None:
+@contextlib.contextmanager
+def cluster_stopped(mock: harness.Child) -> Iterator[float]:
+    """The cluster's process SIGSTOPped until exit (then SIGCONTed); yields when it stopped."""
+    os.kill(mock.pid, signal.SIGSTOP)
+    try:
+        yield time.monotonic()
+    finally:
+        os.kill(mock.pid, signal.SIGCONT)
+
+
+def test_link_down_sigstop_then_catch_up(children: harness.Children, log: embedlog.Log) -> None:
     """SIGSTOP the cluster while the app keeps producing: the bridge shows the link down
     (never a silent stall); after SIGCONT everything arrives, nothing twice."""
     mock, bootstrap = mock_kafka.start(children)
-    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
     topic = "orders"
     log.create_topic(topic, partitions=4)
     produce_local(log, topic, 0, 5_000)
-    mirror = stalled_mirror(log, bootstrap, topic)
-    try:
-        mirror.start()
-        bridge_proc.caught_up(mirror, 60)
-        with App(log, topic, 5_000) as app:
-            os.kill(mock.pid, signal.SIGSTOP)
-            stopped = time.monotonic()
-            try:
-                harness.wait_until(lambda: not mirror.status().link_up, "the bridge to show the link down", 30)
-                at_down = app.produced
-                harness.wait_until(lambda: app.produced >= at_down + 2_000, "the app to keep producing", 30)
-                time.sleep(max(0.0, stopped + STALL_S - time.monotonic()))
-                st = mirror.status()
-                assert (st.link_up, st.running, st.error) == (False, True, None), st
-                assert st.last_error, st
-                assert st.lag > 0, st
-            finally:
-                os.kill(mock.pid, signal.SIGCONT)
+    with stalled_mirror(log, bootstrap, topic) as mirror:
+        with App(log, topic, 5_000) as app, cluster_stopped(mock) as stopped:
+            harness.wait_until(lambda: not mirror.status().link_up, "the bridge to show the link down", 30)
+            at_down = app.produced
+            harness.wait_until(lambda: app.produced >= at_down + 2_000, "the app to keep producing", 30)
+            time.sleep(max(0.0, stopped + STALL_S - time.monotonic()))
+            st = mirror.status()
+            assert (st.link_up, st.running, st.error) == (False, True, None), st
+            assert st.last_error, st
+            assert st.lag > 0, st
         mirror.wait_caught_up(120)
         st = mirror.status()
         assert (st.link_up, st.lag, st.error) == (True, 0, None), st
-    finally:
-        mirror.close()
-    try:
-        assert check_up(log, topic, bootstrap, topic) == app.produced
-        assert all(lag == 0 for lag in group_lag(log).values()), group_lag(log)
-    finally:
-        log.close()
+    assert check_up(log, topic, bootstrap, topic) == app.produced
+    assert all(lag == 0 for lag in group_lag(log).values()), group_lag(log)
 
 
-def test_link_down_is_visible_to_other_processes(tmp_path: Path, children: harness.Children) -> None:
+def test_link_down_is_visible_to_other_processes(children: harness.Children, log: embedlog.Log) -> None:
     """While the cluster stalls with records in flight, the link-state file that
     ``embedlog bridge status`` and the metrics exporter read says the link is down."""
     mock, bootstrap = mock_kafka.start(children)
-    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
     topic = "orders"
     log.create_topic(topic, partitions=4)
     produce_local(log, topic, 0, 1_000)
-    mirror = stalled_mirror(log, bootstrap, topic)
-    try:
-        mirror.start()
-        bridge_proc.caught_up(mirror, 60)
+    with stalled_mirror(log, bootstrap, topic) as mirror:
         assert [ln.link_up for ln in log.metrics().links] == [True]
-        with App(log, topic, 1_000):
-            os.kill(mock.pid, signal.SIGSTOP)
-            try:
-                harness.wait_until(lambda: not mirror.status().link_up, "the bridge to show the link down", 30)
-                harness.wait_until(lambda: not log.metrics().links[0].link_up,
-                                   "the link-state file to show the link down", 30)
-            finally:
-                os.kill(mock.pid, signal.SIGCONT)
-    finally:
-        mirror.close()
-        log.close()
+        with App(log, topic, 1_000), cluster_stopped(mock):
+            harness.wait_until(lambda: not mirror.status().link_up, "the bridge to show the link down", 30)
+            harness.wait_until(lambda: not log.metrics().links[0].link_up,
+                               "the link-state file to show the link down", 30)
 
 
 # -- records lost to retention ------------------------------------------------------------------
@@ -428,7 +416,7 @@ def sources_in_kafka(bootstrap: str, topic: str) -> list[tuple[int, int]]:
     return out
 
 
-def test_retention_while_the_link_is_down_counts_only_unforwarded(tmp_path: Path, children: harness.Children,
+def test_retention_while_the_link_is_down_counts_only_unforwarded(children: harness.Children, log: embedlog.Log,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A running up bridge whose cluster stalls (SIGSTOP): retention deletes records it
     had not forwarded; after SIGCONT it counts exactly those as lost and forwards the rest
@@ -450,19 +438,14 @@ def test_retention_while_the_link_is_down_counts_only_unforwarded(tmp_path: Path
 
     monkeypatch.setattr(UpEngine, "checkpoint", watched_checkpoint)
     mock, bootstrap = mock_kafka.start(children)
-    log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)
     topic = "orders"
     log.create_topic(topic, partitions=4, config={"retention.ms": 3_600_000})
     old = time.time_ns() // 1_000_000 - 7_200_000
     with log.producer() as p:
         for i in range(1_000):
             p.send(topic, b"v%d" % i, key=b"k%d" % i, timestamp_ms=old)
-    mirror = stalled_mirror(log, bootstrap, topic)
-    try:
-        mirror.start()
-        bridge_proc.caught_up(mirror, 60)
-        os.kill(mock.pid, signal.SIGSTOP)
-        try:
+    with stalled_mirror(log, bootstrap, topic) as mirror:
+        with cluster_stopped(mock):
             with log.producer() as p:  # the bridge hands these to librdkafka, then waits for Kafka
                 for i in range(1_000, 1_200):
                     p.send(topic, b"v%d" % i, key=b"k%d" % i, timestamp_ms=old)
@@ -477,33 +460,26 @@ def test_retention_while_the_link_is_down_counts_only_unforwarded(tmp_path: Path
             log.maintain()
             assert all(p.start_offset == p.end_offset for p in log.describe_topic(topic).partitions)
             produce_local(log, topic, 5_000, 6_000)  # recent: kept
-        finally:
-            os.kill(mock.pid, signal.SIGCONT)
         mirror.wait_caught_up(120)
         lost = mirror.status().records_lost
-    finally:
-        mirror.close()
-    try:
-        found = sources_in_kafka(bootstrap, topic)
-        assert len(found) == len(set(found)), "a record is in Kafka twice"
-        starts = {p.partition: p.start_offset for p in log.describe_topic(topic).partitions}
-        deleted = sum(starts.values())
-        forwarded_old = sum(1 for q, o in found if o < starts[q])
-        assert len(found) - forwarded_old == 1_000, "every record retention left must arrive"
-        # what the bridge had read before it blocked arrives (it blocks with the first 1,200,
-        # or soon after if it saw the stall while idle); what waited in the log is lost
-        assert 1_200 <= forwarded_old < deleted, (forwarded_old, deleted)
-        assert (lost, lost_in_group(log)) == (deleted - forwarded_old,) * 2
-    finally:
-        log.close()
+    found = sources_in_kafka(bootstrap, topic)
+    assert len(found) == len(set(found)), "a record is in Kafka twice"
+    starts = {p.partition: p.start_offset for p in log.describe_topic(topic).partitions}
+    deleted = sum(starts.values())
+    forwarded_old = sum(1 for q, o in found if o < starts[q])
+    assert len(found) - forwarded_old == 1_000, "every record retention left must arrive"
+    # what the bridge had read before it blocked arrives (it blocks with the first 1,200,
+    # or soon after if it saw the stall while idle); what waited in the log is lost
+    assert 1_200 <= forwarded_old < deleted, (forwarded_old, deleted)
+    assert (lost, lost_in_group(log)) == (deleted - forwarded_old,) * 2
 
 
-def test_lost_excludes_records_kafka_got_before_a_kill(tmp_path: Path, children: harness.Children) -> None:
+def test_lost_excludes_records_kafka_got_before_a_kill(tmp_path: Path, children: harness.Children,
+                                                       log: embedlog.Log) -> None:
     """The bridge is killed after sending records but before its checkpoint; retention
     then deletes them locally: they are in Kafka, so they are not lost."""
     _, bootstrap = mock_kafka.start(children)
     path = tmp_path / "log"
-    log = embedlog.open(path, maintenance_interval_ms=None)
     topic = "orders"
     log.create_topic(topic, partitions=4, config={"retention.ms": 3_600_000})
     old = time.time_ns() // 1_000_000 - 7_200_000
@@ -513,25 +489,22 @@ def test_lost_excludes_records_kafka_got_before_a_kill(tmp_path: Path, children:
             p.send(topic, b"v%d" % i, key=b"k%d" % i, timestamp_ms=old)
             if i % 500 == 499:
                 p.flush()
-    try:
-        # It stops sending once Kafka holds 20,000 to 30,000 of them (a batch is 10,000), with
-        # no checkpoint since its start, and is killed there.  (Killed on seeing a status
-        # line that said 20,000, it had sent up to 44,000 by then on an idle machine: the
-        # backlog could run out first, and the idle bridge checkpoint it.)
-        bridge = start_bridge(children, path, bootstrap, topic, "--checkpoint-ms", 600_000,
-                              "--pause-after", 20_000)
-        bridge.wait_for(lambda line: "paused" in line)
-        bridge.kill()
-        in_kafka = remote_total(bootstrap, topic)
-        committed = sum(o.committed or 0 for o in log.describe_group(NAME).offsets)
-        assert committed < in_kafka < total, "the kill should leave Kafka ahead of the checkpoint"
-        log.maintain()
-        assert sum(p.start_offset for p in log.describe_topic(topic).partitions) == total
-        produce_local(log, topic, total, total + 100)
-        final = start_bridge(children, path, bootstrap, topic, "--until-caught-up")
-        final.finish(timeout=120)
-        found = sources_in_kafka(bootstrap, topic)
-        assert len(found) == len(set(found)) == in_kafka + 100
-        assert lost_in_group(log) == total - in_kafka
-    finally:
-        log.close()
+    # It stops sending once Kafka holds 20,000 to 30,000 of them (a batch is 10,000), with
+    # no checkpoint since its start, and is killed there.  (Killed on seeing a status
+    # line that said 20,000, it had sent up to 44,000 by then on an idle machine: the
+    # backlog could run out first, and the idle bridge checkpoint it.)
+    bridge = start_bridge(children, path, bootstrap, topic, "--checkpoint-ms", 600_000,
+                          "--pause-after", 20_000)
+    bridge.wait_for(lambda line: "paused" in line)
+    bridge.kill()
+    in_kafka = remote_total(bootstrap, topic)
+    committed = sum(o.committed or 0 for o in log.describe_group(NAME).offsets)
+    assert committed < in_kafka < total, "the kill should leave Kafka ahead of the checkpoint"
+    log.maintain()
+    assert sum(p.start_offset for p in log.describe_topic(topic).partitions) == total
+    produce_local(log, topic, total, total + 100)
+    final = start_bridge(children, path, bootstrap, topic, "--until-caught-up")
+    final.finish(timeout=120)
+    found = sources_in_kafka(bootstrap, topic)
+    assert len(found) == len(set(found)) == in_kafka + 100
+    assert lost_in_group(log) == total - in_kafka

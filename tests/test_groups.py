@@ -7,12 +7,13 @@ polls with a deadline; nothing depends on speed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -33,6 +34,8 @@ from embedlog.errors import (
     UnknownGroupError,
 )
 from embedlog.groups.assignors import assign
+from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
+from procs.harness import fill_partitions
 
 TIMEOUT = 30.0  # generous: a loaded 2-core machine must never hit it
 STRATEGIES = ("range", "roundrobin", "cooperative-sticky")
@@ -41,29 +44,8 @@ TP = TopicPartition
 
 # -- helpers --------------------------------------------------------------------------------
 
-def wait_until(cond: Callable[[], Any], what: str, timeout: float = TIMEOUT, step: Callable[[], Any] | None = None
-               ) -> Any:
-    """Call ``step`` (if any) then ``cond`` until ``cond`` is truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if step is not None:
-            step()
-        result = cond()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.005)
-
-
-def fill(log: embedlog.Log, topic: str, partitions: int, per_partition: int, start: int = 0) -> int:
-    """Write ``per_partition`` records to each partition (values ``p:i``); return the total."""
-    with log.producer() as p:
-        for part in range(partitions):
-            for i in range(start, start + per_partition):
-                p.send(topic, f"{part}:{i}".encode(), partition=part)
-        p.flush()
-    return partitions * per_partition
+# every wait polls with a deadline (tests/procs/harness.py), ``step`` run before each try
+wait_until = functools.partial(harness.wait_until, timeout=TIMEOUT, interval=0.005)
 
 
 def tps(topic: str, *parts: int) -> set[TopicPartition]:
@@ -88,6 +70,20 @@ def hb_file(log: embedlog.Log, group: str, consumer: embedlog.Consumer) -> str:
 def poll_all(*consumers: embedlog.Consumer) -> None:
     for c in consumers:
         c.poll(timeout=0.01)
+
+
+def wait_shared(a: embedlog.Consumer, b: embedlog.Consumer, each: int, what: str = "shared") -> None:
+    """Poll ``a`` and ``b`` in turn until each owns ``each`` partitions."""
+    wait_until(lambda: len(a.assignment()) == each and len(b.assignment()) == each, what, step=lambda: poll_all(a, b))
+
+
+def two_members(log: embedlog.Log, **options: Any) -> tuple[embedlog.Consumer, embedlog.Consumer]:
+    """Members ``a`` and ``b`` of group ``g`` on topic ``t`` (``options`` for both), once
+    they share its two partitions."""
+    a = group_consumer(log, "t", "a", **options)
+    b = group_consumer(log, "t", "b", **options)
+    wait_shared(a, b, 1)
+    return a, b
 
 
 class Runner:
@@ -321,7 +317,7 @@ def test_unknown_strategy_is_a_config_error(log: embedlog.Log) -> None:
 def test_threads_split_partitions_and_consume_every_record_once(log: embedlog.Log, runners: list[Runner],
                                                                 strategy: str) -> None:
     log.create_topic("t", partitions=6)
-    total = fill(log, "t", 6, 40)
+    total = fill_partitions(log, "t", 6, 40)
     all_tps = tps("t", *range(6))
     rs: dict[str, Runner] = {}
     for name in ("a", "b", "c"):  # join one by one while the others already consume
@@ -329,7 +325,7 @@ def test_threads_split_partitions_and_consume_every_record_once(log: embedlog.Lo
         runners.append(rs[name])
     wait_until(lambda: stable(log, "g", rs, None, all_tps), "a stable 3-member group")
     wait_until(lambda: sum(r.count() for r in rs.values()) >= total, "every record consumed")
-    total += fill(log, "t", 6, 30, start=40)  # more, after the group settled
+    total += fill_partitions(log, "t", 6, 30, start=40)  # more, after the group settled
     wait_until(lambda: sum(r.count() for r in rs.values()) >= total, "the new records consumed")
     for r in rs.values():
         r.check()
@@ -475,8 +471,7 @@ def test_eager_strategies_revoke_everything_cooperative_only_what_moves(log: emb
     assert assigned == [sorted(tps("t", 0, 1, 2, 3))]
     assert revoked == []
     b = group_consumer(log, "t", "b", partition_assignment_strategy=strategy)
-    wait_until(lambda: len(a.assignment()) == 2 and len(b.assignment()) == 2, "a and b share",
-               step=lambda: poll_all(a, b))
+    wait_shared(a, b, 2, "a and b share")
     assert a.assignment().isdisjoint(b.assignment())
     moved = tps("t", 0, 1, 2, 3) - a.assignment()
     if eager:
@@ -508,7 +503,7 @@ def test_partitions_granted_then_moved_before_a_poll_are_never_announced(log: em
     assert owners(log, "g") == {"a": tps("t", 0, 1, 2, 3), "b": set()}, "a must let go first"
     writes = []
     write = log._store.env.write
-    monkeypatch.setattr(log._store.env, "write", lambda fn: writes.append(1) or write(fn))
+    monkeypatch.setattr(log._store.env, "write", lambda fn, **kw: writes.append(1) or write(fn, **kw))
     a.poll(timeout=0)
     assert len(writes) == 1, "a released what moved, and b got it, in one transaction"
     assert owners(log, "g") == {"a": a.assignment(), "b": tps("t", 0, 1, 2, 3) - a.assignment()}
@@ -523,9 +518,7 @@ def test_partitions_granted_then_moved_before_a_poll_are_never_announced(log: em
 def test_a_group_change_without_a_wake_up_is_still_followed(log: embedlog.Log) -> None:
     """poll skips looking at the group while nothing woke it; a lost wake-up only delays."""
     log.create_topic("t", partitions=2)
-    a = group_consumer(log, "t", "a")
-    b = group_consumer(log, "t", "b")
-    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "shared", step=lambda: poll_all(a, b))
+    a, b = two_members(log)
     coord = log._coordinator
     gone = b.group_metadata()[1]
 
@@ -572,7 +565,7 @@ def test_callbacks_with_one_or_two_parameters(log: embedlog.Log) -> None:
 
 def test_commit_commit_offsets_and_committed(log: embedlog.Log) -> None:
     log.create_topic("t", partitions=2)
-    fill(log, "t", 2, 10)
+    fill_partitions(log, "t", 2, 10)
     c = group_consumer(log, "t", "a", max_poll_records=7)
     t0, t1 = TP("t", 0), TP("t", 1)
     assert c.committed([t0, t1]) == {t0: None, t1: None}
@@ -600,7 +593,7 @@ def test_commits_by_group_name_are_refused_while_the_group_has_live_members(log:
     assigned consumer of the group) is for a group with no live members, as in Kafka:
     with one, the live owner's committed offset must not move under it."""
     log.create_topic("t", partitions=1)
-    fill(log, "t", 1, 10)
+    fill_partitions(log, "t", 1, 10)
     a = group_consumer(log, "t", "a")
     wait_until(lambda: a.assignment() == tps("t", 0), "a owns t[0]", step=lambda: a.poll(timeout=0.05))
     a.commit({TP("t", 0): 8})
@@ -630,7 +623,7 @@ def test_commits_by_group_name_are_refused_while_the_group_has_live_members(log:
 
 def test_a_manually_assigned_consumer_commits_only_its_partitions(log: embedlog.Log) -> None:
     log.create_topic("t", partitions=2)
-    fill(log, "t", 2, 3)
+    fill_partitions(log, "t", 2, 3)
     c = log.consumer(group="solo", enable_auto_commit=False)
     c.assign([TP("t", 0)])
     with pytest.raises(NotAssignedError, match=r"t\[1\] is not assigned to this consumer"):
@@ -642,7 +635,7 @@ def test_a_manually_assigned_consumer_commits_only_its_partitions(log: embedlog.
 
 def test_a_new_member_resumes_from_the_committed_offset(log: embedlog.Log) -> None:
     log.create_topic("t")
-    fill(log, "t", 1, 20)
+    fill_partitions(log, "t", 1, 20)
     tp = TP("t", 0)
     a = group_consumer(log, "t", "a", max_poll_records=5)
     first = wait_until(lambda: a.poll(timeout=0.05), "records")
@@ -669,13 +662,13 @@ def test_a_new_member_resumes_from_the_committed_offset(log: embedlog.Log) -> No
 def test_auto_commit(log: embedlog.Log) -> None:
     log.create_topic("t")
     tp = TP("t", 0)
-    fill(log, "t", 1, 10)
+    fill_partitions(log, "t", 1, 10)
     c = group_consumer(log, "t", "a", enable_auto_commit=True, auto_commit_interval_ms=50)
     got: list[embedlog.Message] = []
     wait_until(lambda: len(got) == 10, "records", step=lambda: got.extend(c.poll(timeout=0.05)))
     wait_until(lambda: c.committed([tp])[tp] == 10, "an auto-commit", step=lambda: poll_all(c))
     # Closing commits what poll returned since (a revoke commits too).
-    fill(log, "t", 1, 5, start=10)
+    fill_partitions(log, "t", 1, 5, start=10)
     got.clear()
     wait_until(lambda: len(got) == 5, "more records", step=lambda: got.extend(c.poll(timeout=0.05)))
     c.close()
@@ -685,7 +678,7 @@ def test_auto_commit(log: embedlog.Log) -> None:
 def test_no_auto_commit_when_disabled(log: embedlog.Log) -> None:
     log.create_topic("t")
     tp = TP("t", 0)
-    fill(log, "t", 1, 10)
+    fill_partitions(log, "t", 1, 10)
     c = group_consumer(log, "t", "a", enable_auto_commit=False, auto_commit_interval_ms=10)
     got: list[embedlog.Message] = []
     wait_until(lambda: len(got) == 10, "records", step=lambda: got.extend(c.poll(timeout=0.05)))
@@ -703,7 +696,7 @@ def test_close_triggers_a_rebalance(log: embedlog.Log) -> None:
     revoked: list[TopicPartition] = []
     a = group_consumer(log, "t", "a", on_revoke=revoked.extend)
     b = group_consumer(log, "t", "b")
-    wait_until(lambda: len(a.assignment()) == 2 and len(b.assignment()) == 2, "shared", step=lambda: poll_all(a, b))
+    wait_shared(a, b, 2)
     mine = a.assignment()
     a.close()
     assert set(revoked) == mine
@@ -719,9 +712,7 @@ def test_close_triggers_a_rebalance(log: embedlog.Log) -> None:
 
 def test_a_blocked_poll_takes_over_a_closed_members_partition(log: embedlog.Log) -> None:
     log.create_topic("t", partitions=2)
-    a = group_consumer(log, "t", "a")
-    b = group_consumer(log, "t", "b")
-    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "shared", step=lambda: poll_all(a, b))
+    a, b = two_members(log)
     (mine,) = a.assignment()
     with log.producer() as p:
         for i in range(5):
@@ -740,9 +731,7 @@ def test_a_blocked_poll_takes_over_a_closed_members_partition(log: embedlog.Log)
 
 def test_partitions_added_to_a_subscribed_topic_are_assigned(log: embedlog.Log) -> None:
     log.create_topic("t", partitions=2)
-    a = group_consumer(log, "t", "a")
-    b = group_consumer(log, "t", "b")
-    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "shared", step=lambda: poll_all(a, b))
+    a, b = two_members(log)
     for _ in range(10):  # settled: both have looked at the group's latest state
         poll_all(a, b)
     log.create_partitions("t", 4)
@@ -770,11 +759,11 @@ def test_partitions_added_to_a_subscribed_topic_are_assigned(log: embedlog.Log) 
 def test_a_member_whose_heartbeats_stop_loses_its_partitions(log: embedlog.Log) -> None:
     session_ms = 500
     log.create_topic("t", partitions=2)
-    fill(log, "t", 2, 10)
+    fill_partitions(log, "t", 2, 10)
     lost: list[TopicPartition] = []
     a = group_consumer(log, "t", "a", session_timeout_ms=session_ms, heartbeat_interval_ms=50, on_lost=lost.extend)
     b = group_consumer(log, "t", "b", session_timeout_ms=session_ms, heartbeat_interval_ms=50)
-    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "shared", step=lambda: poll_all(a, b))
+    wait_shared(a, b, 1)
     (mine,) = a.assignment()
     wait_until(lambda: a.position(mine) == 10, "a read its partition", step=lambda: a.poll(timeout=0.05))
     a.commit({mine: 4})
@@ -810,9 +799,7 @@ def test_a_member_whose_heartbeats_stop_loses_its_partitions(log: embedlog.Log) 
 
 def test_heartbeats_keep_an_idle_member_alive(log: embedlog.Log) -> None:
     log.create_topic("t", partitions=2)
-    a = group_consumer(log, "t", "a", session_timeout_ms=1500, heartbeat_interval_ms=100)
-    b = group_consumer(log, "t", "b", session_timeout_ms=1500, heartbeat_interval_ms=100)
-    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "shared", step=lambda: poll_all(a, b))
+    a, b = two_members(log, session_timeout_ms=1500, heartbeat_interval_ms=100)
     generation = log.describe_group("g").generation
     deadline = time.monotonic() + 3.0  # twice the session timeout without a poll from a
     while time.monotonic() < deadline:
@@ -826,11 +813,11 @@ def test_heartbeats_keep_an_idle_member_alive(log: embedlog.Log) -> None:
 
 def test_a_member_that_stops_polling_loses_its_partitions(log: embedlog.Log) -> None:
     log.create_topic("t", partitions=2)
-    fill(log, "t", 2, 5)
+    fill_partitions(log, "t", 2, 5)
     lost: list[TopicPartition] = []
     a = group_consumer(log, "t", "a", max_poll_interval_ms=500, heartbeat_interval_ms=50, on_lost=lost.extend)
     b = group_consumer(log, "t", "b", max_poll_interval_ms=60_000)
-    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "shared", step=lambda: poll_all(a, b))
+    wait_shared(a, b, 1)
     (mine,) = a.assignment()
     wait_until(lambda: a.position(mine) == 5, "a read", step=lambda: a.poll(timeout=0.05))
     # a does not poll any more (its heartbeat thread still runs).
@@ -839,8 +826,7 @@ def test_a_member_that_stops_polling_loses_its_partitions(log: embedlog.Log) -> 
     with pytest.raises(IllegalGenerationError):
         a.commit()
     # Polling again rejoins: the lost partition is reported, then the group shares again.
-    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "a rejoined",
-               step=lambda: poll_all(a, b))
+    wait_shared(a, b, 1, "a rejoined")
     assert lost == [mine]
     a.close()
     b.close()
@@ -853,7 +839,7 @@ def test_a_member_removed_for_not_polling_serves_nothing_while_it_is_removed(log
     partitions, so a poll from then on must not hand out the records it had buffered:
     here the removal's second step is held open, and the zombie polls inside it."""
     log.create_topic("t", partitions=2)
-    fill(log, "t", 2, 50)
+    fill_partitions(log, "t", 2, 50)
     coord = log._coordinator
     forget = coord.forget
     in_forget = threading.Event()
@@ -887,8 +873,8 @@ def test_a_member_removed_for_not_polling_serves_nothing_while_it_is_removed(log
 def test_describe_group_members_offsets_and_lag(log: embedlog.Log) -> None:
     log.create_topic("t", partitions=3)
     log.create_topic("u", partitions=1)
-    fill(log, "t", 3, 10)
-    fill(log, "u", 1, 4)
+    fill_partitions(log, "t", 3, 10)
+    fill_partitions(log, "u", 1, 4)
     a = group_consumer(log, ["t", "u"], "alpha", group="billing")
     b = group_consumer(log, ["t"], "beta", group="billing")
     wait_until(lambda: log.describe_group("billing").state == "Stable" and len(a.assignment()) == 2
@@ -920,7 +906,7 @@ def test_describe_group_members_offsets_and_lag(log: embedlog.Log) -> None:
     assert desc.lag == desc.lag() == {tp: row.lag for tp, row in rows.items()}  # a mapping, callable too
     assert desc.total_lag == 3 + 0 + 8
     # More records: lag grows with the end offset.
-    fill(log, "t", 3, 5, start=10)
+    fill_partitions(log, "t", 3, 5, start=10)
     assert log.describe_group("billing").lag[a_t] == 8
     a.close()
     b.close()
@@ -974,7 +960,7 @@ def test_reset_group_offsets(log: embedlog.Log) -> None:
 def test_reset_is_allowed_once_the_only_member_is_dead(log: embedlog.Log) -> None:
     log.create_topic("t")
     tp = TP("t", 0)
-    fill(log, "t", 1, 5)
+    fill_partitions(log, "t", 1, 5)
     c = group_consumer(log, "t", "a", session_timeout_ms=300, heartbeat_interval_ms=50)
     wait_until(lambda: c.assignment() == {tp}, "assigned", step=lambda: poll_all(c))
     c.commit({tp: 2})
@@ -998,7 +984,7 @@ def test_reset_is_allowed_once_the_only_member_is_dead(log: embedlog.Log) -> Non
 
 def test_groups_and_delete_group(log: embedlog.Log) -> None:
     log.create_topic("t", partitions=2)
-    fill(log, "t", 2, 3)
+    fill_partitions(log, "t", 2, 3)
     assert log.groups() == []
     a = group_consumer(log, "t", "a", group="g1")
     wait_until(lambda: len(a.assignment()) == 2, "assigned", step=lambda: poll_all(a))
@@ -1035,10 +1021,8 @@ def test_groups_and_delete_group(log: embedlog.Log) -> None:
 def test_typed_errors(log: embedlog.Log) -> None:
     log.create_topic("t", partitions=2)
     log.create_topic("other")
-    fill(log, "t", 2, 5)
-    a = group_consumer(log, "t", "a")
-    b = group_consumer(log, "t", "b")
-    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "shared", step=lambda: poll_all(a, b))
+    fill_partitions(log, "t", 2, 5)
+    a, b = two_members(log)
     (mine,) = a.assignment()
     (theirs,) = b.assignment()
     with pytest.raises(InvalidOffsetError):

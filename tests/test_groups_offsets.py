@@ -8,8 +8,8 @@ metadata string that ``committed(..., metadata=True)``, ``log.committed_offsets`
 
 from __future__ import annotations
 
+import functools
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,29 +23,14 @@ from embedlog.errors import (
     UnknownGroupError,
 )
 from embedlog.groups.offsets import MAX_METADATA_BYTES, OffsetAndMetadata
+from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
+from procs.harness import fill_partitions
 
 TIMEOUT = 30.0
 
 
-def wait_until(cond: Callable[[], Any], what: str, step: Callable[[], Any] | None = None) -> Any:
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        if step is not None:
-            step()
-        result = cond()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {TIMEOUT:.0f} s waiting for {what}")
-        time.sleep(0.005)
-
-
-def fill(log: embedlog.Log, topic: str, partitions: int, per_partition: int) -> None:
-    with log.producer() as p:
-        for part in range(partitions):
-            for i in range(per_partition):
-                p.send(topic, f"{part}:{i}".encode(), partition=part)
-        p.flush()
+# every wait polls with a deadline (tests/procs/harness.py), ``step`` run before each try
+wait_until = functools.partial(harness.wait_until, timeout=TIMEOUT, interval=0.005)
 
 
 def members(log: embedlog.Log, topic: str, n: int, group: str = "g") -> list[embedlog.Consumer]:
@@ -69,8 +54,8 @@ def count_commits(log: embedlog.Log, monkeypatch: pytest.MonkeyPatch) -> list[in
     write = env.write
     count = [0]
 
-    def counting(fn: Callable[[Any], Any]) -> Any:
-        result = write(fn)
+    def counting(fn: Callable[[Any], Any], **kw: Any) -> Any:
+        result = write(fn, **kw)
         count[0] += 1
         return result
 
@@ -83,7 +68,7 @@ def count_commits(log: embedlog.Log, monkeypatch: pytest.MonkeyPatch) -> list[in
 def test_commits_queued_together_share_one_transaction_and_fail_alone(log: embedlog.Log,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     log.create_topic("t", partitions=8)
-    fill(log, "t", 8, 20)
+    fill_partitions(log, "t", 8, 20)
     cs = members(log, "t", 8)
     owned = [next(iter(c.assignment())) for c in cs]
     # Four members are presumed dead (as after missed heartbeats) without knowing it yet:
@@ -130,7 +115,7 @@ def test_commits_queued_together_share_one_transaction_and_fail_alone(log: embed
 
 def test_eight_threads_committing_at_once(log: embedlog.Log) -> None:
     log.create_topic("t", partitions=8)
-    fill(log, "t", 8, 50)
+    fill_partitions(log, "t", 8, 50)
     cs = members(log, "t", 8)
     owned = [next(iter(c.assignment())) for c in cs]
     start = threading.Barrier(8)
@@ -160,7 +145,7 @@ def test_eight_threads_committing_at_once(log: embedlog.Log) -> None:
 
 def test_metadata_is_committed_and_read_back(log: embedlog.Log) -> None:
     log.create_topic("t", partitions=2)
-    fill(log, "t", 2, 10)
+    fill_partitions(log, "t", 2, 10)
     (c,) = members(log, "t", 1)
     t0, t1 = TP("t", 0), TP("t", 1)
     c.commit({t0: OffsetAndMetadata(3, "batch-7"), t1: (5, "from a tuple")})
@@ -187,7 +172,7 @@ def test_metadata_is_committed_and_read_back(log: embedlog.Log) -> None:
 def test_metadata_by_group_name_and_in_a_transaction(log: embedlog.Log) -> None:
     log.create_topic("t", partitions=1)
     log.create_topic("out")
-    fill(log, "t", 1, 10)
+    fill_partitions(log, "t", 1, 10)
     tp = TP("t", 0)
     log.commit_offsets("admin", {tp: OffsetAndMetadata(2, "set by hand")})
     assert log.committed_offsets("admin") == {tp: OffsetAndMetadata(2, "set by hand", 0)}
@@ -221,7 +206,7 @@ def test_metadata_by_group_name_and_in_a_transaction(log: embedlog.Log) -> None:
 ])
 def test_bad_commit_values_are_refused(log: embedlog.Log, value: Any) -> None:
     log.create_topic("t")
-    fill(log, "t", 1, 5)
+    fill_partitions(log, "t", 1, 5)
     (c,) = members(log, "t", 1)
     tp = TP("t", 0)
     with pytest.raises(InvalidOffsetError):

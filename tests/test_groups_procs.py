@@ -7,11 +7,12 @@ on stdout before its commit); the test process produces and watches the group wi
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +37,7 @@ def children() -> Iterator[Any]:
         kids.close()
 
 
-def wait_until(cond: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = cond()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.02)
+wait_until = functools.partial(harness.wait_until, timeout=TIMEOUT, interval=0.02)  # tests/procs/harness.py
 
 
 def produce(log: embedlog.Log, topic: str, partitions: int, start: int, count: int) -> None:

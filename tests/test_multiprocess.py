@@ -6,13 +6,14 @@ what a topic holds (dense offsets, every record once, per-producer order).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +54,22 @@ def test_four_producer_processes_append_concurrently(tmp_path: Path, children: A
 
 # -- (2) consumers in other processes ------------------------------------------------------
 
+@contextlib.contextmanager
+def events_consumer(children: Any, path: Path, partitions: int, *args: object
+                    ) -> Iterator[tuple[embedlog.Log, harness.Child]]:
+    """The log at ``path`` (open until exit) with a topic ``events`` of ``partitions``, and
+    ``consumer.py`` reading it in another process, once that is ready."""
+    with embedlog.open(path) as log:
+        log.create_topic("events", partitions=partitions)
+        consumer = children.start("consumer.py", path, "events", *args, "--timeout", 60)
+        consumer.wait_for(lambda line: "ready" in line)
+        yield log, consumer
+
+
 def test_consumer_in_another_process_reads_what_this_process_produces(tmp_path: Path, children: Any) -> None:
     path = tmp_path / "log"
     n = 300
-    with embedlog.open(path) as log:
-        log.create_topic("events", partitions=3)
-        consumer = children.start("consumer.py", path, "events", "--expect", n, "--timeout", 60)
-        consumer.wait_for(lambda line: "ready" in line)
+    with events_consumer(children, path, 3, "--expect", n) as (log, consumer):
         with log.producer() as producer:
             for i in range(n):
                 producer.send("events", b"value-%d" % i, key=b"key-%d" % (i % 7))
@@ -79,10 +89,7 @@ def test_poll_blocked_in_another_process_wakes_when_this_process_produces(tmp_pa
                                                                            children: Any) -> None:
     path = tmp_path / "log"
     rounds = 3
-    with embedlog.open(path) as log:
-        log.create_topic("events", partitions=2)
-        consumer = children.start("consumer.py", path, "events", "--wake-rounds", rounds, "--timeout", 60)
-        consumer.wait_for(lambda line: "ready" in line)
+    with events_consumer(children, path, 2, "--wake-rounds", rounds) as (log, consumer):
         with log.producer() as producer:
             for i in range(rounds):
                 consumer.wait_for(lambda line, i=i: line.get("polling") == i)

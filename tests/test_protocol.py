@@ -8,7 +8,7 @@ import contextlib
 import itertools
 import random
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,9 @@ from embedlog.protocol.messages import AckPartition
 from embedlog.protocol.states import FOLLOWER_TRANSITIONS, LEADER_TRANSITIONS
 from embedlog.replication import FollowerCore, LeaderCore
 from embedlog.storage import partition as plog
-from embedlog.storage import replica, schema
+from embedlog.storage import replica
+from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
+from procs.harness import store_read
 
 Log = embedlog.Log
 _RUNS = itertools.count()
@@ -459,30 +461,17 @@ class Net:
                              f"last errors {[lk.errors[-3:] for lk in self.links]}")
 
 
-def _read(log: Log, fn: Callable[[lmdb.Transaction, Any], Any]) -> Any:
-    store = log._store
-    return store.read(lambda txn: fn(txn, store.dbs))
-
-
 def snapshot(log: Log) -> dict[str, Any]:
     """Every partition's state and batches, topics and offsets digests."""
 
     def fn(txn: lmdb.Transaction, dbs: Any) -> dict[str, Any]:
         parts = {}
         for tid, part, st_ in replica.all_partitions(txn, dbs):
-            prefix = schema.partition_key(tid, part)
-            batches = []
-            with txn.cursor(db=dbs["batches"]) as cur:
-                if cur.set_range(prefix):
-                    for k, v in cur:
-                        if bytes(k[:8]) != prefix:
-                            break
-                        batches.append(bytes(v))
-            parts[(tid, part)] = (st_, batches)
+            parts[(tid, part)] = (st_, harness.stored_batches(txn, dbs, tid, part))
         return {"parts": parts, "topics": replica.topics_digest(txn, dbs),
                 "offsets": replica.offsets_digest(txn, dbs)}
 
-    return _read(log, fn)
+    return store_read(log, fn)
 
 
 def converged(leader: Log, follower: Log) -> bool:
@@ -596,9 +585,32 @@ class Workload:
             log.commit_offsets(rng.choice(["g", "h"]), {TopicPartition("trim", 1): 0})
 
 
-def _logs(tmp_path: Path, *names: str) -> list[Log]:
+@contextlib.contextmanager
+def _logs(tmp_path: Path, *names: str) -> Iterator[list[Log]]:
+    """One log per name, in directories of their own (hypothesis reuses ``tmp_path``);
+    closed in that order on exit."""
     n = next(_RUNS)
-    return [embedlog.open(tmp_path / f"{name}{n}", durability="none", maintenance_interval_ms=None) for name in names]
+    logs = [embedlog.open(tmp_path / f"{name}{n}", durability="none", maintenance_interval_ms=None) for name in names]
+    try:
+        yield logs
+    finally:
+        for lg in logs:
+            lg.close()
+
+
+def _faulty_run(leader: Log, follower: Log, seed: int, faults: dict[str, float], rounds: int, max_steps: int
+                ) -> tuple[Net, Checker]:
+    """``rounds`` workload actions on the leader, each followed by 1 to ``max_steps`` steps
+    of a faulty channel to the follower, every step checked."""
+    net = Net(leader, [follower], seed=seed, faults=faults)
+    work = Workload(leader, random.Random(seed))
+    check = Checker(net, {"orders", "audit"})
+    for _ in range(rounds):
+        work.act()
+        for _ in range(net.rng.randint(1, max_steps)):
+            net.step()
+            check()
+    return net, check
 
 
 @pytest.mark.parametrize(("seed", "faults"), [
@@ -607,16 +619,8 @@ def _logs(tmp_path: Path, *names: str) -> list[Log]:
     (3, {"loss": 0.1, "dup": 0.1, "corrupt": 0.05, "reorder": 0.1}),
 ])
 def test_follower_converges_through_a_faulty_channel(tmp_path: Path, seed: int, faults: dict[str, float]) -> None:
-    leader, follower = _logs(tmp_path, "leader", "follower")
-    try:
-        net = Net(leader, [follower], seed=seed, faults=faults)
-        work = Workload(leader, random.Random(seed))
-        check = Checker(net, {"orders", "audit"})
-        for _ in range(60):
-            work.act()
-            for _ in range(net.rng.randint(1, 20)):
-                net.step()
-                check()
+    with _logs(tmp_path, "leader", "follower") as (leader, follower):
+        net, check = _faulty_run(leader, follower, seed, faults, rounds=60, max_steps=20)
         fid = net.links[0].follower.node_id
         # converged, and the acknowledgement of the last response arrived (it follows the
         # next fetch, which goes out before the response is applied)
@@ -627,7 +631,7 @@ def test_follower_converges_through_a_faulty_channel(tmp_path: Path, seed: int, 
         for name in leader.topics():
             assert follower.describe_topic(name) == leader.describe_topic(name)
         assert net.leader.in_sync_ids() == (net.links[0].follower.node_id,)
-        assert _read(leader, replica.in_sync_size) == 2
+        assert store_read(leader, replica.in_sync_size) == 2
         if any(faults.values()):
             assert net.links[0].resets > 0  # the faults did bite
         # consumers on the follower read what consumers on the leader read, offsets included
@@ -638,23 +642,14 @@ def test_follower_converges_through_a_faulty_channel(tmp_path: Path, seed: int, 
             [TopicPartition("orders", 0)])
         with pytest.raises(NotLeaderError), follower.producer() as p:
             p.send("orders", b"no")
-    finally:
-        leader.close()
-        follower.close()
 
 
 def _consume(log: Log, name: str) -> list[tuple[Any, ...]]:
-    c = log.consumer([name], auto_offset_reset="earliest", max_poll_records=100_000)
-    out = []
-    while batch := c.poll(timeout=0.05):
-        out.extend((m.partition, m.offset, m.key, m.value, m.headers, m.timestamp) for m in batch)
-    c.close()
-    return sorted(out)
+    return harness.consume_all(log, name, poll_timeout=0.05)
 
 
 def test_two_followers_and_the_in_sync_set(tmp_path: Path) -> None:
-    leader, f1, f2 = _logs(tmp_path, "leader", "f1", "f2")
-    try:
+    with _logs(tmp_path, "leader", "f1", "f2") as (leader, f1, f2):
         net = Net(leader, [f1, f2], seed=7)
         work = Workload(leader, random.Random(7))
         for _ in range(20):
@@ -663,7 +658,7 @@ def test_two_followers_and_the_in_sync_set(tmp_path: Path) -> None:
         net.run_until(lambda: converged(leader, f1) and converged(leader, f2))
         ids = {lk.follower.node_id for lk in net.links}
         assert set(net.leader.in_sync_ids()) == ids
-        assert _read(leader, replica.get_isr)["size"] == 3
+        assert store_read(leader, replica.get_isr)["size"] == 3
         # f2 goes silent: the high watermark stops at what f2 has until it leaves the in-sync set
         silent = net.links.pop()
         silent.reset("cut")
@@ -673,24 +668,20 @@ def test_two_followers_and_the_in_sync_set(tmp_path: Path) -> None:
         end = leader.describe_topic("orders").partitions[0].end_offset
         for _ in range(100):  # 1 s < replica_lag_time_max_ms
             net.step()
-        assert _read(leader, lambda txn, dbs: plog.load_state(txn, dbs, tid, 0)).high_watermark == end - 1
+        assert store_read(leader, lambda txn, dbs: plog.load_state(txn, dbs, tid, 0)).high_watermark == end - 1
         net.run_until(lambda: net.leader.in_sync_ids() == (net.links[0].follower.node_id,), max_steps=400)
         net.run_until(lambda: converged(leader, f1), max_steps=400)
-        assert _read(leader, replica.get_isr)["size"] == 2
+        assert store_read(leader, replica.get_isr)["size"] == 2
         st_ = net.leader.status()
         assert st_["followers"][silent.follower.node_id]["in_sync"] is False
         assert st_["followers"][silent.follower.node_id]["total_lag"] >= 1
         # it comes back, catches up and rejoins
         net.links.append(silent)
         net.run_until(lambda: len(net.leader.in_sync_ids()) == 2 and converged(leader, f2), max_steps=2000)
-    finally:
-        for lg in (leader, f1, f2):
-            lg.close()
 
 
 def test_wrong_secret_changes_nothing_on_the_leader(tmp_path: Path) -> None:
-    leader, follower = _logs(tmp_path, "leader", "follower")
-    try:
+    with _logs(tmp_path, "leader", "follower") as (leader, follower):
         leader.create_topic("t")
         with leader.producer() as p:
             p.send("t", b"x")
@@ -707,35 +698,24 @@ def test_wrong_secret_changes_nothing_on_the_leader(tmp_path: Path) -> None:
         assert _dump_env(leader) == before
         assert core.followers == {}
         assert follower.topics() == []
-    finally:
-        leader.close()
-        follower.close()
-
-
-def _frames(data: bytes) -> list[Any]:
-    return [decode(p) for p in FrameDecoder().feed(data)]
 
 
 def test_next_fetch_goes_out_before_the_apply_and_counts_for_nothing(tmp_path: Path) -> None:
     """A response of batches only is answered with the next fetch (from where it ends)
     before it is applied; what the leader counts as durable on the follower moves with
     the Ack that follows once it is, never with that fetch."""
-    leader, follower = _logs(tmp_path, "leader", "follower")
-    try:
+    with _logs(tmp_path, "leader", "follower") as (leader, follower):
         leader.create_topic("t")
-        with leader.producer() as p:
-            for i in range(30):
-                p.send("t", b"v%d" % i * 20)
-                p.flush()
+        harness.send_each_flushed(leader, "t", [b"v%d" % i * 20 for i in range(30)])
         core = LeaderCore(leader._store, secret=b"secret", now_ms=0)
         fcore = FollowerCore(follower._store, secret=b"secret", max_bytes=300)
         session = core.session(0)
         out = fcore.receive(session.receive(fcore.connect(0), 0), 0)  # proof, first fetch
         out = fcore.receive(session.receive(out, 0), 0)  # metadata and batches: applied, then the fetch
-        assert [type(m) for m in _frames(out)] == [Ack, FetchRequest]
+        assert [type(m) for m in harness.frames(out)] == [Ack, FetchRequest]
         assert fcore.pipelined == 0
         response = session.receive(out, 0)
-        (resp,) = _frames(response)
+        (resp,) = harness.frames(response)
         end = codec.read_info(resp.partitions[0].batches[-1]).next_offset
         had = follower.describe_topic("t").partitions[0].end_offset
         assert had < end < 30
@@ -747,11 +727,11 @@ def test_next_fetch_goes_out_before_the_apply_and_counts_for_nothing(tmp_path: P
 
         rest = fcore.receive(response, 0, flush)
         assert fcore.pipelined == 1
-        (fetch,) = _frames(early[0])
+        (fetch,) = harness.frames(early[0])
         assert isinstance(fetch, FetchRequest)
         assert fetch.partitions[0].fetch_offset == end
         assert follower.describe_topic("t").partitions[0].end_offset == end
-        (ack,) = _frames(rest)
+        (ack,) = harness.frames(rest)
         assert isinstance(ack, Ack)
         assert ack.correlation_id == resp.correlation_id
         tp = (fetch.partitions[0].topic_id, 0)
@@ -761,9 +741,6 @@ def test_next_fetch_goes_out_before_the_apply_and_counts_for_nothing(tmp_path: P
         assert core.followers[fcore.node_id].durable.get(tp, 0) == had
         session.receive(rest, 0)
         assert core.followers[fcore.node_id].durable[tp] == end
-    finally:
-        leader.close()
-        follower.close()
 
 
 def _dump_env(log: Log) -> dict[str, list[tuple[bytes, bytes]]]:
@@ -774,14 +751,13 @@ def _dump_env(log: Log) -> dict[str, list[tuple[bytes, bytes]]]:
                 out[name] = [(bytes(k), bytes(v)) for k, v in cur]
         return out
 
-    return _read(log, fn)
+    return store_read(log, fn)
 
 
 def test_divergence_old_leader_rejoins_and_truncates(tmp_path: Path) -> None:
     """A writes; B copies part of it; A writes more that never reaches B and stops; B is
     promoted and writes at the same offsets; A follows B: A ends identical to B."""
-    a, b = _logs(tmp_path, "a", "b")
-    try:
+    with _logs(tmp_path, "a", "b") as (a, b):
         a.create_topic("t", 2)
         net = Net(a, [b], seed=11)
         with a.producer() as p:
@@ -796,33 +772,26 @@ def test_divergence_old_leader_rejoins_and_truncates(tmp_path: Path) -> None:
         with a.producer() as p:
             p.send("t", b"lost2", partition=0)
         net.leader.stop()
-        assert _read(b, replica.get_role) == "replica"
+        assert store_read(b, replica.get_role) == "replica"
         b_epoch = b._store.write(lambda txn: replica.promote(txn, b._store.dbs))
         assert b_epoch == 1
-        with b.producer() as p:
-            for i in range(3):
-                p.send("t", b"b%d" % i, partition=0)
-                p.flush()
+        harness.send_each_flushed(b, "t", [b"b%d" % i for i in range(3)], partition=0)
         # A comes back as a follower of B
         net2 = Net(b, [a], seed=12)
         net2.run_until(lambda: converged(b, a))
         assert [m[3] for m in _consume(a, "t")] == [m[3] for m in _consume(b, "t")]
         assert b"lost0" not in [m[3] for m in _consume(a, "t")]
         tid = b.describe_topic("t").topic_id
-        assert _read(a, lambda txn, dbs: replica.epoch_history(txn, dbs, tid, 0)) == [(0, 0), (1, 5)]
+        assert store_read(a, lambda txn, dbs: replica.epoch_history(txn, dbs, tid, 0)) == [(0, 0), (1, 5)]
         assert {(t, p) for t, p, _ in net2.links[0].follower.truncated} == {(tid, 0), (tid, 1)}
-        assert _read(a, replica.get_epoch) == 1
+        assert store_read(a, replica.get_epoch) == 1
         # A cannot lead now; B's epoch fences it if it tried
         with pytest.raises(NotLeaderError):
             LeaderCore(a._store, secret=b"secret", now_ms=0)
-    finally:
-        a.close()
-        b.close()
 
 
 def test_a_fenced_leader_is_refused(tmp_path: Path) -> None:
-    a, b = _logs(tmp_path, "a", "b")
-    try:
+    with _logs(tmp_path, "a", "b") as (a, b):
         a.create_topic("t")
         net = Net(a, [b], seed=13)
         net.run_until(lambda: converged(a, b))
@@ -840,16 +809,12 @@ def test_a_fenced_leader_is_refused(tmp_path: Path) -> None:
         assert session.closed
         assert isinstance(session.error, FencedLeaderError)
         assert core.status()["fenced_by"]
-    finally:
-        a.close()
-        b.close()
 
 
 def test_same_epoch_promoted_twice_is_resolved_by_epoch_owners(tmp_path: Path) -> None:
     """B and C both promoted to epoch 1 from the same state and both wrote; C then
     follows B: C's epoch-1 records (B never had them) are dropped, not kept."""
-    a, b, c = _logs(tmp_path, "a", "b", "c")
-    try:
+    with _logs(tmp_path, "a", "b", "c") as (a, b, c):
         a.create_topic("t")
         with a.producer() as p:
             p.send("t", b"base")
@@ -864,42 +829,28 @@ def test_same_epoch_promoted_twice_is_resolved_by_epoch_owners(tmp_path: Path) -
         net2 = Net(b, [c], seed=18)
         net2.run_until(lambda: converged(b, c))
         assert [m[3] for m in _consume(c, "t")] == [b"base", b"B"]
-    finally:
-        for lg in (a, b, c):
-            lg.close()
 
 
 def test_new_follower_starts_at_the_leaders_log_start(tmp_path: Path) -> None:
-    leader, follower = _logs(tmp_path, "leader", "follower")
-    try:
+    with _logs(tmp_path, "leader", "follower") as (leader, follower):
         leader.create_topic("t")
-        with leader.producer() as p:
-            for i in range(20):
-                p.send("t", b"%d" % i)
-                p.flush()
+        harness.send_each_flushed(leader, "t", [b"%d" % i for i in range(20)])
         leader.delete_records("t", 0, 12)
         net = Net(leader, [follower], seed=19)
         net.run_until(lambda: converged(leader, follower))
         d = follower.describe_topic("t").partitions[0]
         assert (d.start_offset, d.end_offset) == (12, 20)
         assert [m[1] for m in _consume(follower, "t")] == list(range(12, 20))
-    finally:
-        leader.close()
-        follower.close()
 
 
 def test_standalone_records_are_kept_and_following_refused(tmp_path: Path) -> None:
     """Same topic name and id, same offsets and epoch 0 on both: only the epoch's leader
     tells the logs apart.  Following would have to delete the other log's records: it
     is refused (``UnrelatedLogError``, every time it reconnects) and nothing changes."""
-    leader, other = _logs(tmp_path, "leader", "other")
-    try:
+    with _logs(tmp_path, "leader", "other") as (leader, other):
         for lg, tag in ((leader, b"L"), (other, b"O")):
             lg.create_topic("t")  # same name, same topic id 1 on both
-            with lg.producer() as p:
-                for i in range(3):
-                    p.send("t", tag + b"%d" % i)
-                    p.flush()
+            harness.send_each_flushed(lg, "t", [tag + b"%d" % i for i in range(3)])
         assert leader.describe_topic("t").topic_id == other.describe_topic("t").topic_id
         net = Net(leader, [other], seed=23)
         for _ in range(300):
@@ -908,14 +859,10 @@ def test_standalone_records_are_kept_and_following_refused(tmp_path: Path) -> No
         assert all("UnrelatedLogError" in e for e in net.links[0].errors)
         assert [m[3] for m in _consume(other, "t")] == [b"O0", b"O1", b"O2"]
         assert not net.leader.in_sync_ids()
-    finally:
-        leader.close()
-        other.close()
 
 
 def test_replicating_leader_hides_records_until_acknowledged(tmp_path: Path) -> None:
-    leader, follower = _logs(tmp_path, "leader", "follower")
-    try:
+    with _logs(tmp_path, "leader", "follower") as (leader, follower):
         leader.create_topic("t")
         net = Net(leader, [follower], seed=29)
         net.run_until(lambda: converged(leader, follower))
@@ -929,9 +876,6 @@ def test_replicating_leader_hides_records_until_acknowledged(tmp_path: Path) -> 
         with leader.producer() as p:
             p.send("t", b"y")
         assert [m[3] for m in _consume(leader, "t")] == [b"x", b"y"]  # alone again: visible at once
-    finally:
-        leader.close()
-        follower.close()
 
 
 def test_messages_out_of_range_fields_raise_value_error() -> None:
@@ -947,17 +891,7 @@ def test_messages_out_of_range_fields_raise_value_error() -> None:
 @given(st.integers(0, 2**31))
 def test_lossy_runs_converge_for_any_seed(tmp_path: Path, seed: int) -> None:
     """A shorter randomized run per seed, so hypothesis explores fault orders."""
-    leader, follower = _logs(tmp_path, "leader", "follower")
-    try:
-        net = Net(leader, [follower], seed=seed, faults={"loss": 0.08, "dup": 0.08, "corrupt": 0.05, "reorder": 0.08})
-        work = Workload(leader, random.Random(seed))
-        check = Checker(net, {"orders", "audit"})
-        for _ in range(8):
-            work.act()
-            for _ in range(net.rng.randint(1, 10)):
-                net.step()
-                check()
+    with _logs(tmp_path, "leader", "follower") as (leader, follower):
+        faults = {"loss": 0.08, "dup": 0.08, "corrupt": 0.05, "reorder": 0.08}
+        net, check = _faulty_run(leader, follower, seed, faults, rounds=8, max_steps=10)
         net.run_until(lambda: converged(leader, follower), check=check)
-    finally:
-        leader.close()
-        follower.close()

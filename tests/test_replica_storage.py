@@ -23,6 +23,7 @@ from embedlog.errors import NotLeaderError
 from embedlog.storage import partition as plog
 from embedlog.storage import replica, schema
 from embedlog.storage.store import Store
+from procs.harness import consume_all, send_each_flushed, stored_batches
 from procs.harness import store_read as read
 from procs.harness import store_write as write
 
@@ -42,18 +43,7 @@ def raw_batches(log: Log, name: str, part: int) -> list[bytes]:
 
 
 def stored(log: Log, tid: int, part: int) -> list[bytes]:
-    def fn(txn: lmdb.Transaction, dbs: Any) -> list[bytes]:
-        prefix = schema.partition_key(tid, part)
-        out = []
-        with txn.cursor(db=dbs["batches"]) as cur:
-            if cur.set_range(prefix):
-                for k, v in cur:
-                    if bytes(k[:8]) != prefix:
-                        break
-                    out.append(bytes(v))
-        return out
-
-    return read(log, fn)
+    return read(log, lambda txn, dbs: stored_batches(txn, dbs, tid, part))
 
 
 def state(log: Log, tid: int, part: int) -> schema.PartitionState:
@@ -83,13 +73,14 @@ def copy_all(leader: Log, follower: Log) -> None:
                 txn, dbs, d.topic_id, p, o))
 
 
-def consume_all(log: Log, name: str) -> list[tuple[int, int, bytes | None, bytes | None, Any, int]]:
-    c = log.consumer([name], auto_offset_reset="earliest", max_poll_records=100_000)
-    out = []
-    while batch := c.poll(timeout=0.2):
-        out.extend((m.partition, m.offset, m.key, m.value, m.headers, m.timestamp) for m in batch)
-    c.close()
-    return sorted(out)
+def copied_pair(make_log: Callable[..., Log], records: int) -> tuple[Log, Log, int]:
+    """A leader whose topic ``t`` holds ``records`` one-record batches, a follower holding
+    a copy of it (``copy_all``), and the topic's id."""
+    leader, follower = make_log("a"), make_log("b")
+    leader.create_topic("t")
+    send_each_flushed(leader, "t", [b"%d" % i for i in range(records)])
+    copy_all(leader, follower)
+    return leader, follower, tid_of(leader, "t")
 
 
 # -- roles, epochs, node id -------------------------------------------------------------------
@@ -267,14 +258,7 @@ def test_apply_interleaved_across_partitions_and_from_views(make_log: Callable[.
 
 
 def test_apply_refuses_gaps_corruption_and_older_epochs(make_log: Callable[..., Log]) -> None:
-    leader, follower = make_log("a"), make_log("b")
-    leader.create_topic("t")
-    with leader.producer() as p:
-        for i in range(3):
-            p.send("t", b"%d" % i)
-            p.flush()
-    copy_all(leader, follower)
-    tid = tid_of(leader, "t")
+    leader, follower, tid = copied_pair(make_log, 3)
     before = (stored(follower, tid, 0), state(follower, tid, 0))
     good = raw_batches(leader, "t", 0)
     nxt = bytearray(codec.encode([None], [b"n"], [1]))
@@ -431,10 +415,7 @@ def test_truncate_inside_a_batch_removes_the_whole_batch(make_log: Callable[...,
 def test_reset_restarts_a_partition_at_the_leaders_log_start(make_log: Callable[..., Log]) -> None:
     leader, follower = make_log("a"), make_log("b")
     leader.create_topic("t")
-    with leader.producer() as p:
-        for i in range(10):
-            p.send("t", b"%d" % i)
-            p.flush()
+    send_each_flushed(leader, "t", [b"%d" % i for i in range(10)])
     leader.delete_records("t", 0, 6)
     copy_all(leader, follower)
     tid = tid_of(leader, "t")
@@ -452,14 +433,7 @@ def test_reset_restarts_a_partition_at_the_leaders_log_start(make_log: Callable[
 
 
 def test_advance_log_start_follows_delete_records(make_log: Callable[..., Log]) -> None:
-    leader, follower = make_log("a"), make_log("b")
-    leader.create_topic("t")
-    with leader.producer() as p:
-        for i in range(6):
-            p.send("t", b"%d" % i)
-            p.flush()
-    copy_all(leader, follower)
-    tid = tid_of(leader, "t")
+    _, follower, tid = copied_pair(make_log, 6)
     assert write(follower, lambda txn, dbs: replica.advance_log_start(txn, dbs, tid, 0, 4)) == 4
     assert write(follower, lambda txn, dbs: replica.advance_log_start(txn, dbs, tid, 0, 2)) == 4
     s = state(follower, tid, 0)

@@ -16,6 +16,7 @@ under ``tmp_path``.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ import embedlog
 from embedlog.errors import AuthenticationError, ConfigError, NotLeaderError
 from embedlog.protocol import Challenge, ErrorCode, FencedLeaderError, FollowerConnection, Hello, LeaderConnection
 from embedlog.replication import Follower, FollowerCore, Leader, LeaderCore, promote, replication_status
+from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
 Log = embedlog.Log
 SECRET = b"shared-secret"
@@ -50,11 +52,7 @@ def logs(tmp_path: Path) -> Iterator[Callable[[str], Log]]:
             log.close()
 
 
-def wait_until(cond: Callable[[], Any], what: str, timeout: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
+wait_until = functools.partial(harness.wait_until, timeout=TIMEOUT_S)  # tests/procs/harness.py
 
 
 def poll_now(log: Log, topic: str) -> list[bytes | None]:

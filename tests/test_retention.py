@@ -12,25 +12,11 @@ import pytest
 import embedlog
 from embedlog import Message, TopicPartition
 from embedlog.errors import InvalidOffsetError, OffsetOutOfRangeError
+from procs.harness import drain, now_ms  # tests/procs/harness.py (tests/ is on sys.path)
 
 MakeLog = Callable[..., embedlog.Log]
 HOUR = 3_600_000
 TP0 = TopicPartition("t", 0)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def drain(consumer: embedlog.Consumer, max_polls: int = 10_000) -> list[Message]:
-    """Every record available now (all were flushed before, so poll(0) is exact)."""
-    out: list[Message] = []
-    for _ in range(max_polls):
-        batch = consumer.poll(timeout=0)
-        if not batch:
-            return out
-        out.extend(batch)
-    raise AssertionError("consumer never ran dry")
 
 
 def read_all(log: embedlog.Log, topic: str = "t") -> list[Message]:

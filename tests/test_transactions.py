@@ -7,12 +7,12 @@ and ``group_etl.py`` (a consume-transform-produce worker in group ``etl``).
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +33,8 @@ TIMEOUT = 60.0
 TP = TopicPartition
 
 
-def wait_until(cond: Callable[[], Any], what: str, timeout: float = TIMEOUT, step: Callable[[], Any] | None = None
-               ) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        if step is not None:
-            step()
-        result = cond()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.01)
+# every wait polls with a deadline (tests/procs/harness.py), ``step`` run before each try
+wait_until = functools.partial(harness.wait_until, timeout=TIMEOUT)
 
 
 def end_offsets(log: embedlog.Log, *topics: str) -> dict[TopicPartition, int]:

@@ -30,6 +30,7 @@ from embedlog import producer as producer_mod
 from embedlog.protocol.frames import FrameDecoder
 from embedlog.protocol.messages import decode as decode_message
 from embedlog.storage import partition as plog
+from embedlog.storage import schema
 
 PROCS = Path(__file__).resolve().parent
 TIMEOUT = 60.0  # generous: a loaded 2-core CI machine must never hit it
@@ -161,13 +162,21 @@ class Children:
             child.kill()
 
 
-def wait_until(cond: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    """Poll ``cond`` until it holds; fail with ``what`` after ``timeout`` seconds."""
+def wait_until(cond: Callable[[], Any], what: str, timeout: float = TIMEOUT, *,
+               step: Callable[[], Any] | None = None, interval: float = 0.01) -> Any:
+    """Call ``step`` (if any) then ``cond`` until ``cond`` is truthy, sleeping ``interval``
+    seconds between tries; return what ``cond`` returned, or fail with ``what`` after
+    ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while not cond():
+    while True:
+        if step is not None:
+            step()
+        result = cond()
+        if result:
+            return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.01)
+        time.sleep(interval)
 
 
 def blocked_in_wait(pid: int, tid: int | None = None) -> bool | None:
@@ -231,6 +240,52 @@ def read_all(log: embedlog.Log, topic: str, timeout: float = TIMEOUT) -> dict[in
                 if m.offset < ends[m.partition]:
                     out[m.partition].append(m)
     return out
+
+
+def now_ms() -> int:
+    """The wall clock in milliseconds, as record timestamps count it."""
+    return time.time_ns() // 1_000_000
+
+
+def drain(consumer: embedlog.Consumer, max_polls: int = 10_000) -> list[embedlog.Message]:
+    """Every record available now (all were flushed before, so poll(0) is exact)."""
+    out: list[embedlog.Message] = []
+    for _ in range(max_polls):
+        batch = consumer.poll(timeout=0)
+        if not batch:
+            return out
+        out.extend(batch)
+    raise AssertionError("consumer never ran dry")
+
+
+def consume_all(log: embedlog.Log, topic: str, poll_timeout: float = 0.2) -> list[tuple[Any, ...]]:
+    """Every record a new consumer of ``topic`` reads until a poll of ``poll_timeout``
+    seconds returns nothing, as sorted (partition, offset, key, value, headers, timestamp)."""
+    c = log.consumer([topic], auto_offset_reset="earliest", max_poll_records=100_000)
+    out = []
+    while batch := c.poll(timeout=poll_timeout):
+        out.extend((m.partition, m.offset, m.key, m.value, m.headers, m.timestamp) for m in batch)
+    c.close()
+    return sorted(out)
+
+
+def fill_partitions(log: embedlog.Log, topic: str, partitions: int, per_partition: int, start: int = 0) -> int:
+    """Write ``per_partition`` records to each partition (values ``p:i``, one flush);
+    return the total."""
+    with log.producer() as p:
+        for part in range(partitions):
+            for i in range(start, start + per_partition):
+                p.send(topic, f"{part}:{i}".encode(), partition=part)
+        p.flush()
+    return partitions * per_partition
+
+
+def send_each_flushed(log: embedlog.Log, topic: str, values: Iterable[bytes], **kw: Any) -> None:
+    """Send ``values`` in order, each flushed alone (one batch per record)."""
+    with log.producer() as p:
+        for v in values:
+            p.send(topic, v, **kw)
+            p.flush()
 
 
 def parse_value(value: bytes | None) -> tuple[str, int]:
@@ -364,6 +419,19 @@ def producer(log: embedlog.Log, impl: str, **options: Any) -> Any:
 def frames(data: bytes) -> list[Any]:
     """The replication protocol messages in ``data`` (whole frames)."""
     return [decode_message(p) for p in FrameDecoder().feed(data)]
+
+
+def stored_batches(txn: Any, dbs: Any, tid: int, part: int) -> list[bytes]:
+    """The batches stored for one partition, in offset order (inside a transaction)."""
+    prefix = schema.partition_key(tid, part)
+    out = []
+    with txn.cursor(db=dbs["batches"]) as cur:
+        if cur.set_range(prefix):
+            for k, v in cur:
+                if bytes(k[:8]) != prefix:
+                    break
+                out.append(bytes(v))
+    return out
 
 
 def partition_state(log: embedlog.Log, topic: str = "t", part: int = 0) -> Any:
