@@ -358,6 +358,30 @@ def test_an_in_sync_change_is_stored_with_the_high_watermark_it_moves(log: Log) 
     core.stop()
 
 
+def test_a_high_watermark_write_skips_the_second_sync_and_an_in_sync_change_does_not(
+        log: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A high watermark alone is written with ``durable=False`` (a power loss may only set
+    it back: its commit's page sync puts the records it covers on disk first); an in-sync
+    set change is durable (``min.insync.replicas`` checks read it)."""
+    log.create_topic("t")
+    core = core_on(log, hw_persist_ms=10**9, defer_store=True, replica_lag_time_max_ms=100)
+    hold(core, log, "t", 0)
+    with log.producer() as p:
+        p.send("t", b"x")
+    hold(core, log, "t", 1, now=10)
+    durable: list[bool] = []
+    write = log._store.env.write
+    monkeypatch.setattr(log._store.env, "write",
+                        lambda fn, **kw: durable.append(kw.get("durable", True)) or write(fn, **kw))
+    assert core.store_pending(10)
+    assert durable == [False]
+    assert state(log, "t").high_watermark == 1
+    core.update(200)  # the ghost lagged too long: the in-sync set changes
+    assert read(log, replica.get_isr)["isr"] == []
+    assert durable == [False, True]
+    core.stop()
+
+
 def test_an_acks_all_flush_returns_on_the_published_high_watermark(log: Log) -> None:
     log.create_topic("t")
     core = core_on(log, hw_persist_ms=10**9)
