@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import embedlog
-from embedlog.errors import ConfigError, EmbedlogError, InvalidTopicError, SerializationError
+from embedlog.errors import ConfigError, EmbedlogError, InvalidOffsetError, InvalidTopicError, SerializationError
 from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
 IMPLS = ["c", "python"]
@@ -164,3 +164,21 @@ def test_wait_for_data_checks_its_arguments(log: embedlog.Log) -> None:
     assert log.wait_for_data(seen, None) != seen  # None: until data comes
     writer.join()
     _still_works(log)
+
+
+@pytest.mark.parametrize(("call", "error"), [
+    (lambda log: log.dump("t", 0, start_offset=-5), InvalidOffsetError),
+    (lambda log: log.dump("t", 0, start_offset="a"), InvalidOffsetError),
+    (lambda log: log.dump("t", 0, start_offset=2 ** 70), InvalidOffsetError),
+    (lambda log: log.dump("t", 0, start_offset=True), InvalidOffsetError),
+    (lambda log: log.dump("t", 0, max_batches=0), ConfigError),
+    (lambda log: log.dump("t", 0, max_batches="x"), ConfigError),
+    (lambda log: log.verify(progress="x"), ConfigError),
+])
+def test_dump_and_verify_check_their_arguments(log: embedlog.Log, call: Callable[[Any], Any],
+                                               error: type[Exception]) -> None:
+    """At the call, with a typed error (a bad start_offset used to fail inside the
+    iteration with a TypeError or struct.error, a bad progress callback mid-verify)."""
+    with pytest.raises(error):
+        call(log)
+    assert len(list(log.dump("t", 0, start_offset=0, max_batches=1))) <= 1  # (good arguments still work)

@@ -14,9 +14,9 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .config import TopicConfig
+from .config import TopicConfig, check_callable, check_int
 from .consumer import Consumer
-from .errors import ClosedError, ConfigError, UnknownTopicError
+from .errors import ClosedError, ConfigError, InvalidOffsetError, UnknownTopicError
 from .groups.coordinator import Coordinator, GroupDescription, validate_group
 from .groups.offsets import OffsetAndMetadata
 from .model import TopicDescription, TopicPartition, topic_partition
@@ -151,6 +151,7 @@ class Log:
         threads and processes may keep using the log meanwhile.
         """
         self._check()
+        check_callable("progress", progress)
         return verify(self._store, progress=progress)
 
     def dump(self, topic: str, partition: int, start_offset: int = 0,
@@ -158,6 +159,10 @@ class Log:
         """Yield ``DumpBatch``es (header fields and records) of a partition from the batch
         holding ``start_offset``, for debugging; damaged batches come with ``error`` set."""
         self._check()
+        if start_offset.__class__ is not int or not 0 <= start_offset < 2**63:
+            raise InvalidOffsetError(f"start_offset must be an offset (an int from 0), got {start_offset!r}")
+        if max_batches is not None:
+            check_int("max_batches", max_batches, 1, 2**62)
         return dump(self._store, validate_name(topic), partition, start_offset, max_batches)
 
     def metrics(self) -> LogMetrics:
