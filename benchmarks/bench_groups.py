@@ -565,9 +565,9 @@ def _count_writes(log: embedlog.Log) -> list[int]:
     write = env.write
     count = [0]
 
-    def counting(fn: Callable[[Any], Any]) -> Any:
+    def counting(fn: Callable[[Any], Any], **kw: Any) -> Any:
         count[0] += 1
-        return write(fn)
+        return write(fn, **kw)
 
     env.write = counting  # type: ignore[method-assign]
     return count

@@ -23,6 +23,8 @@ from embedlog.errors import (
     UnknownGroupError,
 )
 from embedlog.groups.offsets import MAX_METADATA_BYTES, OffsetAndMetadata
+from embedlog.groups.state import GroupState
+from embedlog.storage import schema
 from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 from procs.harness import fill_partitions
 
@@ -216,3 +218,109 @@ def test_bad_commit_values_are_refused(log: embedlog.Log, value: Any) -> None:
     c.commit({tp: (1, "x" * MAX_METADATA_BYTES)})  # exactly at the limit is fine
     assert c.committed([tp]) == {tp: 1}
     c.close()
+
+
+# -- offsets retention (Kafka's offsets.retention, KIP-211) ----------------------------------------
+
+def _expire(log: embedlog.Log, retention_ms: int, now: int) -> int:
+    return log._coordinator.expire_offsets(retention_ms, now=now)
+
+
+def test_an_empty_groups_offsets_expire_once_the_retention_passed_since_it_emptied(log: embedlog.Log) -> None:
+    log.create_topic("t", partitions=2)
+    fill_partitions(log, "t", 2, 3)
+    c = log.consumer(["t"], group="g", auto_offset_reset="earliest", enable_auto_commit=False)
+    wait_until(lambda: len(c.assignment()) == 2, "the partitions assigned", step=lambda: c.poll(timeout=0.01))
+    c.commit({TP("t", 0): 2, TP("t", 1): 1})
+    c.close()  # the group is empty from now on
+    empty_ms = log._store.read(lambda txn: log._coordinator.load(txn, "g")).empty_ms
+    assert empty_ms is not None
+    assert _expire(log, 60_000, now=empty_ms + 59_000) == 0
+    assert {tp: om.offset for tp, om in log.committed_offsets("g").items()} == {TP("t", 0): 2, TP("t", 1): 1}
+    assert _expire(log, 60_000, now=empty_ms + 61_000) == 2
+    assert "g" not in log.groups()
+    with pytest.raises(UnknownGroupError):
+        log.committed_offsets("g")
+    again = log.consumer(["t"], group="g", auto_offset_reset="latest", enable_auto_commit=False)
+    wait_until(lambda: len(again.assignment()) == 2, "the partitions assigned", step=lambda: again.poll(timeout=0.01))
+    assert again.position(TP("t", 0)) == 3  # nothing committed: auto_offset_reset
+    again.close()
+
+
+def test_a_group_with_a_live_member_keeps_its_offsets(tmp_path: Any) -> None:
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None, offsets_retention_ms=1) as log:
+        log.create_topic("t")
+        c = log.consumer(["t"], group="g", auto_offset_reset="earliest", enable_auto_commit=False)
+        wait_until(c.assignment, "the partition assigned", step=lambda: c.poll(timeout=0.01))
+        c.commit({TP("t", 0): 0})
+        c.poll(timeout=0.05)
+        assert log.maintain()["offsets_expired"] == 0
+        assert {tp: om.offset for tp, om in log.committed_offsets("g").items()} == {TP("t", 0): 0}
+        c.close()
+        harness.wait_until(lambda: log.maintain()["offsets_expired"] == 1, "the offset expired", timeout=TIMEOUT)
+
+
+def _stamps(log: embedlog.Log, group: str) -> dict[int, int]:
+    """Commit times (wall ms) of ``group``'s offsets, by partition."""
+    prefix = group.encode() + b"\x00"
+
+    def fn(txn: Any) -> dict[int, int]:
+        out = {}
+        with txn.cursor(db=log._store.dbs["offsets"]) as cur:
+            for key, value in cur:
+                if bytes(key).startswith(prefix):
+                    out[schema.unpack_committed_key(bytes(key))[2]] = schema.COMMITTED.unpack_from(bytes(value), 0)[2]
+        return out
+
+    return log._store.read(fn)
+
+
+def test_standalone_commits_expire_one_by_one_and_bridge_progress_never(log: embedlog.Log) -> None:
+    log.create_topic("t", partitions=2)
+    fill_partitions(log, "t", 2, 10)
+    progress = '{"mirror": "up", "remote": "t", "hw": {}, "lost": 0}'
+    log.commit_offsets("mirror-up", {TP("t", 0): OffsetAndMetadata(7, progress)})
+    log.commit_offsets("solo", {TP("t", 0): 5})
+    wait_until(lambda: harness.now_ms() > _stamps(log, "solo")[0], "the clock to move on")
+    log.commit_offsets("solo", {TP("t", 1): 6})
+    first, second = _stamps(log, "solo")[0], _stamps(log, "solo")[1]
+    assert second > first
+    assert _expire(log, 60_000, now=first + 59_999) == 0
+    assert _expire(log, 60_000, now=first + 60_000) == 1  # the first commit's offset alone
+    assert {tp: om.offset for tp, om in log.committed_offsets("solo").items()} == {TP("t", 1): 6}
+    assert _expire(log, 60_000, now=second + 60_000) == 1
+    assert "solo" not in log.groups()
+    assert _expire(log, 1, now=harness.now_ms() + 10**12) == 0
+    kept = log.committed_offsets("mirror-up")[TP("t", 0)]
+    assert (kept.offset, kept.metadata) == (7, progress)
+
+
+def test_offsets_retention_is_checked_and_off_by_default(tmp_path: Any) -> None:
+    for bad in (0, -1, True, "7d", 1.5):
+        with pytest.raises(embedlog.errors.ConfigError):
+            embedlog.open(tmp_path / "bad", offsets_retention_ms=bad)
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
+        assert log.offsets_retention_ms is None
+        log.create_topic("t")
+        fill_partitions(log, "t", 1, 2)
+        log.commit_offsets("solo", {TP("t", 0): 1})
+        assert log.maintain()["offsets_expired"] == 0
+        assert _expire(log, 1, now=harness.now_ms() + 10**9) == 1  # (what maintain runs when asked to)
+
+
+def test_nothing_expires_on_a_replica(log: embedlog.Log) -> None:
+    log.create_topic("t")
+    fill_partitions(log, "t", 1, 2)
+    log.commit_offsets("solo", {TP("t", 0): 1})
+    store = log._store
+    store.write(lambda txn: txn.put(schema.META_ROLE, b"replica", db=store.dbs["meta"]))
+    assert _expire(log, 1, now=harness.now_ms() + 10**9) == 0
+    assert set(log.committed_offsets("solo")) == {TP("t", 0)}
+
+
+def test_a_group_state_records_when_it_became_empty() -> None:
+    state = GroupState("g")
+    assert GroupState.from_json("g", state.to_json()).empty_ms is None
+    assert b"empty_ms" not in state.to_json()
+    state.empty_ms = 123
+    assert GroupState.from_json("g", state.to_json()).empty_ms == 123

@@ -44,7 +44,7 @@ class Log:
     def __init__(self, path: str | os.PathLike[str] | None = None, *, durability: str | None = None,
                  auto_create_topics: bool = False, default_partitions: int = 1,
                  fsync_interval_ms: int = 1000, maintenance_interval_ms: int | None = 30_000,
-                 map_size: int | None = None) -> None:
+                 map_size: int | None = None, offsets_retention_ms: int | None = None) -> None:
         if path is not None:
             path = _checked_path(path)
         if not isinstance(default_partitions, int) or isinstance(default_partitions, bool) or \
@@ -62,6 +62,9 @@ class Log:
                                      or not 1 << 20 <= map_size <= 1 << 50):
             raise ConfigError(f"map_size must be None or an int of bytes from 1 MiB to 1 PiB (LMDB grows the map "
                               f"by itself: it is only where it starts), got {map_size!r}")
+        if offsets_retention_ms is not None:
+            check_int("offsets_retention_ms", offsets_retention_ms, 1, 2**62)
+        self.offsets_retention_ms = offsets_retention_ms
         self._temporary = path is None
         if durability is None:  # a temporary log is removed on close: no crash leaves anything to recover
             durability = "none" if self._temporary else "flush"
@@ -141,7 +144,10 @@ class Log:
         self._store.env.reader_check()  # stale readers of dead processes would pin old pages
         deleted = self._store.enforce_retention()
         compacted = compact_all(self._store)
-        return {"batches_deleted": deleted, "records_compacted": compacted}
+        expired = 0
+        if self.offsets_retention_ms is not None:
+            expired = self._coordinator.expire_offsets(self.offsets_retention_ms)
+        return {"batches_deleted": deleted, "records_compacted": compacted, "offsets_expired": expired}
 
     def verify(self, progress: ProgressFn | None = None) -> VerifyReport:
         """Check every stored batch (checksum, decoding, offsets' continuity) and every
@@ -427,7 +433,9 @@ def open(path: str | os.PathLike[str] | None = None, **options: Any) -> Log:  # 
     Options: ``durability`` (``"flush"``, the default; ``"interval"``; ``"none"``, the
     default of a temporary log, which nothing reads after a crash),
     ``auto_create_topics``, ``default_partitions``, ``fsync_interval_ms``,
-    ``maintenance_interval_ms`` (``None`` turns background retention off).
+    ``maintenance_interval_ms`` (``None`` turns background retention off),
+    ``offsets_retention_ms`` (Kafka's ``offsets.retention``: committed offsets of groups
+    without live members expire; ``None``, the default, keeps them).
     """
     _known_options(Log, options, "embedlog.open()")
     return Log(path, **options)

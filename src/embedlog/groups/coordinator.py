@@ -37,7 +37,7 @@ from ..errors import (
     UnknownPartitionError,
 )
 from ..model import TopicPartition, topic_partition
-from ..storage import counters, schema, topics
+from ..storage import counters, mirrors, schema, topics
 from ..storage import partition as plog
 from ..storage.mirrors import is_source_group
 from ..storage.offsets_version import bump_offsets_version
@@ -282,7 +282,12 @@ class Coordinator:
         return meta
 
     def save(self, txn: lmdb.Transaction, state: GroupState) -> None:
-        """Store the group's state and bump ``groups_version``."""
+        """Store the group's state and bump ``groups_version``; a group stored without
+        members keeps the time it was first stored so (``empty_ms``)."""
+        if state.members:
+            state.empty_ms = None
+        elif state.empty_ms is None:
+            state.empty_ms = now_ms()
         txn.put(state.name.encode(), state.to_json(), db=self.dbs["groups"])
         self._bump(txn)
 
@@ -600,6 +605,87 @@ class Coordinator:
             return out
 
         return self.store.write(fn)
+
+    def expire_offsets(self, retention_ms: int, now: int | None = None) -> int:
+        """Kafka's ``offsets.retention`` (KIP-211); return how many offsets it deleted.
+
+        A group with a live member keeps everything.  A group without one loses its state
+        and every committed offset once ``retention_ms`` passed since it became empty
+        (the last member left, or the last heartbeat of members that died; for a group
+        stored empty by a version that did not record when, its last commit) and since
+        its last commit.  Offsets committed by group name with no membership ever
+        (standalone consumers) expire one by one, ``retention_ms`` after each commit.  A
+        Kafka bridge's progress never expires, nor any offset of a group that holds
+        some; and nothing expires on a replica (its offsets are its leader's)."""
+        now = now_ms() if now is None else now
+        dbs = self.dbs
+
+        def fn(txn: lmdb.Transaction, *, dry: bool = False) -> tuple[int, list[GroupState]]:
+            if self.store.role(txn) != "leader":
+                return 0, []
+            stamps: dict[str, list[tuple[bytes, int]]] = {}  # group -> (offsets key, commit ms)
+            exempt: set[str] = set()
+            with txn.cursor(db=dbs["offsets"]) as cur:
+                for raw_key, raw_value in cur:
+                    key = bytes(raw_key)
+                    if len(key) < 9 or key[-9] != 0:
+                        continue
+                    group = key[:-9].decode("utf-8")
+                    value = bytes(raw_value)
+                    if is_source_group(group) or mirrors.is_progress(value):
+                        exempt.add(group)
+                    else:
+                        stamps.setdefault(group, []).append((key, schema.COMMITTED.unpack_from(value, 0)[2]))
+            with txn.cursor(db=dbs["groups"]) as cur:
+                names = {bytes(k).decode("utf-8") for k in cur.iternext(keys=True, values=False)}
+            deleted = 0
+            gone: list[GroupState] = []
+            for group in sorted((names | set(stamps)) - exempt):
+                entries = stamps.get(group, [])
+                state = self.load(txn, group)
+                if state is None:  # standalone commits: each by its own time
+                    doomed = [key for key, stamp in entries if now - stamp >= retention_ms]
+                else:
+                    if state.members:
+                        if len(self.expired(state, now / 1000)) < len(state.members):
+                            continue  # a live member
+                        since = max(self._last_alive_ms(state, m) for m in state.members)
+                    else:
+                        since = state.empty_ms or 0  # (stored empty by an older version: its last commit)
+                    if now - max([since, *(stamp for _, stamp in entries)]) < retention_ms:
+                        continue
+                    doomed = [key for key, _ in entries]
+                    if not dry:
+                        txn.delete(group.encode(), db=dbs["groups"])
+                    gone.append(state)
+                if not dry:
+                    for key in doomed:
+                        txn.delete(key, db=dbs["offsets"])
+                deleted += len(doomed)
+            if dry:
+                return deleted, gone
+            if deleted:
+                bump_offsets_version(txn, dbs)
+            if gone:
+                self._bump(txn)
+            return deleted, gone
+
+        if self.store.read(lambda txn: fn(txn, dry=True)) == (0, []):
+            return 0  # (the common case: no write transaction, no fsync)
+        deleted, gone = self.store.write(fn)  # (looked at again: another process may have moved meanwhile)
+        for state in gone:  # (their heartbeat files: stale, and a rejoin makes new ones)
+            for member_id in state.members:
+                self.forget(state.name, member_id)
+        return deleted
+
+    def _last_alive_ms(self, state: GroupState, member_id: str) -> float:
+        """Wall ms until which a (dead) member's last heartbeat kept it alive."""
+        m = state.members[member_id]
+        try:
+            beat = os.stat(os.path.join(self._hb_dir(state.name), _hb_name(member_id))).st_mtime * 1000
+        except FileNotFoundError:
+            beat = m.joined_ms
+        return beat + m.session_timeout_ms
 
     def delete(self, group: str) -> None:
         """Delete a group's state and committed offsets (it must have no live members)."""

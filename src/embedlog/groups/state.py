@@ -55,6 +55,9 @@ class GroupState:
     members: dict[str, Member] = attrs.field(factory=dict)
     target: dict[str, list[TP]] = attrs.field(factory=dict)
     owners: dict[TP, str] = attrs.field(factory=dict)
+    #: wall ms when the group was last stored without members (``None`` while it has
+    #: some): when ``offsets_retention_ms`` starts counting for it
+    empty_ms: int | None = None
 
     # -- encoding ---------------------------------------------------------------------
     def to_json(self) -> bytes:
@@ -67,6 +70,7 @@ class GroupState:
                         for m in self.members.values()},
             "target": {m: [list(tp) for tp in tps] for m, tps in self.target.items()},
             "owners": {_tp_key(tp): m for tp, m in self.owners.items()},
+            **({} if self.empty_ms is None else {"empty_ms": self.empty_ms}),
         }, sort_keys=True).encode()
 
     @classmethod
@@ -82,6 +86,7 @@ class GroupState:
                      for mid, m in doc["members"].items()},
             target={m: [(t, p) for t, p in tps] for m, tps in doc["target"].items()},
             owners={_tp_from_key(k): m for k, m in doc["owners"].items()},
+            empty_ms=doc.get("empty_ms"),
         )
 
     # -- transitions ----------------------------------------------------------------------

@@ -129,6 +129,19 @@ def mirror_entries(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: str | 
     return out
 
 
+def is_progress(value: bytes) -> bool:
+    """Whether an ``offsets`` value is a Kafka bridge's progress (its metadata says
+    ``"mirror": "up"`` or ``"down"``), not an ordinary committed offset."""
+    metadata = value[schema.COMMITTED.size:]
+    if b'"mirror"' not in metadata:
+        return False
+    try:
+        meta = json.loads(metadata)
+    except ValueError:
+        return False
+    return isinstance(meta, dict) and meta.get("mirror") in ("up", "down")
+
+
 def _entry(txn: lmdb.Transaction, dbs: Mapping[str, Any], key: bytes, value: bytes) -> MirrorEntry | None:
     """The mirror progress an ``offsets`` entry holds, or ``None`` (a consumer group's)."""
     if len(key) < 9 or key[-9] != 0:
