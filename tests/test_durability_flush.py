@@ -263,6 +263,27 @@ def test_env_write_does_not_sync_in_other_modes(tmp_path: Path, durability: str)
         env.close()
 
 
+def test_a_background_write_is_synced_by_the_next_flush(flush_log: embedlog.Log) -> None:
+    """A write no flush asked for (linger) skips the commit's second sync; a ``flush``
+    that then finds nothing left to write still puts it on disk before it returns."""
+    log = flush_log
+    log.create_topic("t")
+    spy = spy_on(log)
+    p = log.producer(linger_ms=1)
+    try:
+        p.send("t", b"tok:bg.1:")
+        harness.wait_until(lambda: len(spy.commits) == 1 and len(p) == 0, "the linger write")
+        assert spy.syncs == []  # (the records are visible, not yet durable)
+        p.flush()
+        returned(spy, "flush", b"tok:bg.1:")
+        assert len(spy.syncs) == 1
+        assert violations(spy) == []
+        p.flush()  # nothing written since: no second sync
+        assert len(spy.syncs) == 1
+    finally:
+        p.close()
+
+
 def test_kill9_of_eight_flushing_threads_loses_no_acknowledged_record(tmp_path: Path, children: Any) -> None:
     """Eight threads of one process, each flushing after every record, killed -9 mid-stream."""
     path = tmp_path / "log"

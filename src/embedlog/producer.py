@@ -520,7 +520,7 @@ class Producer(SendBase):
         sending thread; not while writes are held back (``_held_back``)."""
         if self._held_back():
             return False
-        return self._write()
+        return self._write(background=True)
 
     def _held_back(self) -> bool:
         """Whether writes no ``flush`` asked for wait: with ``acks="all"``, while the in-sync
@@ -547,7 +547,7 @@ class Producer(SendBase):
             if self._held_back():
                 self._due_ms = _time_ns() // 1_000_000 + max(self._due_step, 0)  # (senders: not at every send)
                 return True
-            return self._write()
+            return self._write(background=True)
         except EmbedlogError as exc:
             self._errors.append(exc)
         except Exception as exc:  # noqa: BLE001 - reported at the next flush
@@ -650,7 +650,8 @@ class Producer(SendBase):
                                            key_lengths=klens[i:j], value_lengths=vlens[i:j])))
         return out, callbacks
 
-    def _write(self, extra: Callable[[Any], None] | None = None, mark: list[int] | None = None) -> bool:
+    def _write(self, extra: Callable[[Any], None] | None = None, mark: list[int] | None = None,
+               background: bool = False) -> bool:
         """Write everything buffered (and run ``extra`` in the same transaction); return
         whether there was anything.
 
@@ -659,6 +660,9 @@ class Producer(SendBase):
         outside it, so concurrent flushes from several threads share one transaction.
         ``mark[0]`` is set to the number of writes registered before this one drained: the
         only ones that can hold records sent before it (what ``flush`` waits for).
+        ``background``: a write no ``flush`` asked for (linger, a full buffer): with
+        ``durability="flush"`` it skips the commit's second fsync, which the next
+        ``flush`` makes (``Env.make_durable_if_needed``).
         """
         # Held until callbacks ran: what flush() in other threads waits for (a bare lock
         # as a latch costs a fraction of a threading.Event, on every write).  Released,
@@ -701,7 +705,7 @@ class Producer(SendBase):
                             items.append(AppendItem(name, tid, p, buf))
                             spans.append((st, start, end, flat, callbacks))
                             n_bytes += len(buf)
-                    req = committer.request(items, extra)
+                    req = committer.request(items, extra, not background)
                     committer.enqueue(req)
                 except Exception:
                     raise
@@ -811,6 +815,7 @@ class Producer(SendBase):
         mark = [0]
         self._write(mark=mark)
         self._wait_inflight(mark[0])
+        self._log._store.env.make_durable_if_needed()  # (records background writes committed)
         if self._errors:
             errors, self._errors = self._errors, []
             raise errors[0]

@@ -65,11 +65,15 @@ class _Group:
 
 
 class _Request:
-    __slots__ = ("extra", "group", "items", "latch")
+    __slots__ = ("durable", "extra", "group", "items", "latch")
 
-    def __init__(self, items: Sequence[AppendItem], extra: Callable[[lmdb.Transaction], None] | None) -> None:
+    def __init__(self, items: Sequence[AppendItem], extra: Callable[[lmdb.Transaction], None] | None,
+                 durable: bool = True) -> None:
         self.items = items
         self.extra = extra
+        #: on disk before its thread returns (a flush's); else a producer's background write,
+        #: made durable by the next flush (``Env.make_durable_if_needed``)
+        self.durable = durable
         self.group: _Group | None = None  # the commit that carried it (set by its leader)
         #: while its thread sleeps until a leader wakes it: a lock it blocks on (held)
         self.latch: threading.Lock | None = None
@@ -114,10 +118,11 @@ class GroupCommitter:
         return req
 
     @staticmethod
-    def request(items: Sequence[AppendItem], extra: Callable[[lmdb.Transaction], None] | None = None) -> _Request:
+    def request(items: Sequence[AppendItem], extra: Callable[[lmdb.Transaction], None] | None = None,
+                durable: bool = True) -> _Request:
         """A request for ``enqueue`` (``submit`` in two steps, for a caller that must know,
         after an interrupt, whether it was queued: ``holds``)."""
-        return _Request(items, extra)
+        return _Request(items, extra, durable)
 
     def enqueue(self, req: _Request) -> None:
         with self._lock:
@@ -272,9 +277,13 @@ class GroupCommitter:
         if len(requests) == 1:
             items = requests[0].items
             extras = () if requests[0].extra is None else (requests[0].extra,)
+            durable = requests[0].durable
         else:
             items = [item for req in requests for item in req.items]
             extras = tuple(req.extra for req in requests if req.extra is not None)
+            # (a list, not any(<generator>): a generator any() leaves half-run is closed by
+            # the GC later, and an interrupt landing in that close would be lost)
+            durable = True in [req.durable for req in requests]
 
         def together(txn: lmdb.Transaction) -> None:
             # One append for the whole group: each partition's state is read and written
@@ -297,7 +306,8 @@ class GroupCommitter:
                 store.appended()  # records to a leader's waiting followers first, then wake-ups
                 # on disk before any flush returns; after the hand-off above, so that this
                 # fsync overlaps the records' way to a replication leader's followers
-                store.env.make_durable()
+                if durable:
+                    store.env.make_durable()
             group.done = True
         except BaseException as exc:  # the transaction failed, so did every request
             if isinstance(exc, Exception):

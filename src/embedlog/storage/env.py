@@ -23,10 +23,11 @@ Durability modes (``durability=`` of ``embedlog.open``):
     ``durable=False`` skips it (the next commit's first sync, or ``make_durable``,
     covers it), and an append makes its records durable after handing them to a
     replication leader's followers (``make_durable``), so the leader's second sync
-    overlaps their way to the followers.  A power loss before that second sync can undo
-    the last commit only, never damage the store (LMDB's guarantee for
-    ``MDB_NOMETASYNC``; it keeps the two previous snapshots' pages intact).  So a
-    reader can see a commit up to one device flush before it is durable, as with
+    overlaps their way to the followers.  A producer's background write (linger, a
+    full buffer) skips it: the next ``flush()`` makes it (``make_durable_if_needed``).
+    A power loss before that second sync can undo the last commit only, never damage the
+    store (LMDB's guarantee for ``MDB_NOMETASYNC``; it keeps the two previous snapshots'
+    pages intact).  So a reader can see a commit up to one device flush before it is durable, as with
     LMDB's full sync, where the meta page is visible while it is being synced.
 ``"interval"``
     Commits are not synced; a background thread syncs every ``fsync_interval_ms``.
@@ -233,6 +234,8 @@ class Env:
         self.path = path
         self.durability = durability
         self._sync_commits = durability == "flush"  # (each durable write fsyncs its meta page itself)
+        #: a ``durable=False`` write of this process committed since the last sync began
+        self._unsynced = False
         self._initial_map = map_size or _INITIAL_MAP
         self._fsync_interval = fsync_interval_ms / 1000.0
         self._gate = _Gate()
@@ -355,8 +358,11 @@ class Env:
                     txn.abort()
                     raise
                 else:
-                    if durable and self._sync_commits:
-                        env.sync(True)  # (the commit's meta page: see the module docstring)
+                    if self._sync_commits:
+                        if durable:
+                            env.sync(True)  # (the commit's meta page: see the module docstring)
+                        else:
+                            self._unsynced = True
                     return result
             except lmdb.MapFullError:
                 grow = True
@@ -399,7 +405,14 @@ class Env:
         """With ``durability="flush"``: put every commit so far on disk (after a
         ``write(..., durable=False)``); otherwise nothing."""
         if self._sync_commits:
+            self._unsynced = False  # (before: a commit the sync may miss sets it again)
             self.sync()
+
+    def make_durable_if_needed(self) -> None:
+        """``make_durable`` if a ``durable=False`` write of this process may not be on
+        disk yet (what a ``flush`` that found nothing left to write calls)."""
+        if self._unsynced:
+            self.make_durable()
 
     def sync(self) -> None:
         """fsync everything committed so far."""
