@@ -4,9 +4,9 @@ A thread that flushes queues its batches.  If no commit is running it becomes th
 leader: it takes everything queued (its own and other threads'), writes it in one LMDB
 transaction — one commit's fsyncs in ``durability="flush"`` — and wakes the threads
 whose batches it carried once the commit returned (in ``"flush"``: once it is on disk,
-``Env.make_durable``, so no ``flush()`` returns earlier).  Threads that queued while a commit ran are carried
-by the next leader: the finishing leader hands leadership straight to the oldest of
-them that is waiting.  Every waiting thread blocks on a lock of its own, released
+``Env.make_durable``, so no ``flush()`` returns earlier).  Threads that queued while a
+commit ran are carried by the next leader: the finishing leader hands leadership
+straight to the oldest of them that is waiting.  Every waiting thread blocks on a lock of its own, released
 exactly once — when its request is done or it becomes the leader — so a commit wakes
 only the threads it carried and the next leader (no ``notify_all`` that every waiter
 answers by taking the committer's lock again).  Across processes LMDB's writer lock
@@ -321,7 +321,8 @@ class GroupCommitter:
                 with contextlib.suppress(Exception):
                     store.appended()
                 try:
-                    store.env.make_durable()
+                    if durable:  # (as below the write: a background write waits for the next flush)
+                        store.env.make_durable()
                 except Exception as failed:  # noqa: BLE001 - theirs to raise
                     group.error = failed
             else:

@@ -230,18 +230,15 @@ class Coordinator:
         known = self._alive_until.get(state.name, {})
         alive: dict[str, float] = {}
         out = []
-        for mid, m in state.members.items():
+        for mid in state.members:
             if mid == keep:
                 continue
             until = known.get(mid, 0.0)
             if now <= until:
                 alive[mid] = until
                 continue
-            try:
-                path = os.path.join(self._hb_dir(state.name), _hb_name(mid))
-                until = os.stat(path).st_mtime + m.session_timeout_ms / 1000
-            except FileNotFoundError:
-                until = float("-inf")
+            beat = self._beat_until(state, mid)
+            until = float("-inf") if beat is None else beat
             if now > until:
                 out.append(mid)
             else:
@@ -678,14 +675,23 @@ class Coordinator:
                 self.forget(state.name, member_id)
         return deleted
 
-    def _last_alive_ms(self, state: GroupState, member_id: str) -> float:
-        """Wall ms until which a (dead) member's last heartbeat kept it alive."""
-        m = state.members[member_id]
+    def _beat_until(self, state: GroupState, member_id: str) -> float | None:
+        """Wall time (s) until which a member's last heartbeat keeps it alive, or ``None``
+        without a heartbeat file."""
         try:
-            beat = os.stat(os.path.join(self._hb_dir(state.name), _hb_name(member_id))).st_mtime * 1000
+            beat = os.stat(os.path.join(self._hb_dir(state.name), _hb_name(member_id))).st_mtime
         except FileNotFoundError:
-            beat = m.joined_ms
-        return beat + m.session_timeout_ms
+            return None
+        return beat + state.members[member_id].session_timeout_ms / 1000
+
+    def _last_alive_ms(self, state: GroupState, member_id: str) -> float:
+        """Wall ms until which a (dead) member's last heartbeat kept it alive (without a
+        heartbeat file: its session timeout after it joined)."""
+        until = self._beat_until(state, member_id)
+        if until is not None:
+            return until * 1000
+        m = state.members[member_id]
+        return m.joined_ms + m.session_timeout_ms
 
     def delete(self, group: str) -> None:
         """Delete a group's state and committed offsets (it must have no live members)."""

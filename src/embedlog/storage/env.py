@@ -27,8 +27,9 @@ Durability modes (``durability=`` of ``embedlog.open``):
     full buffer) skips it: the next ``flush()`` makes it (``make_durable_if_needed``).
     A power loss before that second sync can undo the last commit only, never damage the
     store (LMDB's guarantee for ``MDB_NOMETASYNC``; it keeps the two previous snapshots'
-    pages intact).  So a reader can see a commit up to one device flush before it is durable, as with
-    LMDB's full sync, where the meta page is visible while it is being synced.
+    pages intact).  So a reader can see a commit up to one device flush before it is
+    durable, as with LMDB's full sync, where the meta page is visible while it is being
+    synced.
 ``"interval"``
     Commits are not synced; a background thread syncs every ``fsync_interval_ms``.
 ``"none"``

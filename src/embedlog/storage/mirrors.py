@@ -129,17 +129,20 @@ def mirror_entries(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: str | 
     return out
 
 
-def is_progress(value: bytes) -> bool:
-    """Whether an ``offsets`` value is a Kafka bridge's progress (its metadata says
-    ``"mirror": "up"`` or ``"down"``), not an ordinary committed offset."""
-    metadata = value[schema.COMMITTED.size:]
-    if b'"mirror"' not in metadata:
-        return False
+def _progress_meta(value: bytes) -> dict[str, Any] | None:
+    """The metadata of an ``offsets`` value that holds a Kafka bridge's progress (JSON
+    saying ``"mirror": "up"`` or ``"down"``), or ``None`` (an ordinary committed offset)."""
     try:
-        meta = json.loads(metadata)
+        meta = json.loads(value[schema.COMMITTED.size:] or b"{}")
     except ValueError:
-        return False
-    return isinstance(meta, dict) and meta.get("mirror") in ("up", "down")
+        return None
+    return meta if isinstance(meta, dict) and meta.get("mirror") in ("up", "down") else None
+
+
+def is_progress(value: bytes) -> bool:
+    """Whether an ``offsets`` value is a Kafka bridge's progress, not an ordinary
+    committed offset (most are not JSON at all: those are told apart without parsing)."""
+    return b'"mirror"' in value[schema.COMMITTED.size:] and _progress_meta(value) is not None
 
 
 def _entry(txn: lmdb.Transaction, dbs: Mapping[str, Any], key: bytes, value: bytes) -> MirrorEntry | None:
@@ -148,11 +151,8 @@ def _entry(txn: lmdb.Transaction, dbs: Mapping[str, Any], key: bytes, value: byt
         return None
     group, tid, part = schema.unpack_committed_key(key)
     offset = int(schema.COMMITTED.unpack_from(value, 0)[0])
-    try:
-        meta = json.loads(value[schema.COMMITTED.size:] or b"{}")
-    except ValueError:
-        return None
-    if not isinstance(meta, dict) or meta.get("mirror") not in ("up", "down"):
+    meta = _progress_meta(value)
+    if meta is None:
         return None
     tmeta = topics.get_by_id(txn, dbs, tid)
     if tmeta is None:
