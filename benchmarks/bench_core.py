@@ -50,6 +50,7 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
     import embedlog
 from embedlog import _native
+from embedlog.codec import crc
 
 HERE = Path(__file__).resolve().parent
 TARGETS = {
@@ -487,7 +488,8 @@ def _environment() -> dict[str, Any]:
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "python": platform.python_version(),
             "platform": platform.platform(), "cpus": os.cpu_count(), "lmdb": lmdb.__version__,
             "embedlog": getattr(embedlog, "__version__", "?"), "git": rev, "loadavg_start": _load(),
-            "speedups": "C extension embedlog._speedups" if _native.speedups is not None else "pure Python"}
+            "speedups": "C extension embedlog._speedups" if _native.speedups is not None else "pure Python",
+            "crc32": crc.IMPLEMENTATION}
 
 
 def _load() -> str:
@@ -557,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(sys.argv[1:] if argv is None else argv)
     md = [f"# embedlog core benchmark{' (--quick)' if args.quick else ''}", "",
           f"{env['date']} · git {env['git'] or '?'} · Python {env['python']} · py-lmdb {env['lmdb']} · "
-          f"{env['cpus']} CPUs · {env['platform']} · producer: {env['speedups']}", "",
+          f"{env['cpus']} CPUs · {env['platform']} · producer: {env['speedups']} · CRC-32: {env['crc32']}", "",
           f"Load average at start {env['loadavg_start']}, at end {env['loadavg_end']} (other work on this machine "
           f"moves absolute figures; ratios are measured side by side); total {env['seconds']:.0f} s.", "",
           f"Workload: {n:,} records, keys `key-{{i % 1000}}`, 100-byte values, no compression; MB = 10^6 bytes of "

@@ -447,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(sys.argv[1:] if argv is None else argv)
     md = [f"# embedlog replication benchmark{' (--quick)' if args.quick else ''}", "",
           f"{env['date']} · git {env['git'] or '?'} · Python {env['python']} · py-lmdb {env['lmdb']} · "
-          f"{env['cpus']} CPUs · {env['platform']}", "",
+          f"{env['cpus']} CPUs · {env['platform']} · CRC-32: {env['crc32']}", "",
           f"Load average at start {env['loadavg_start']}, at end {env['loadavg_end']} (other work on this machine "
           f"moves absolute figures; ratios are measured side by side); total {env['seconds']:.0f} s.", "",
           f"Leader in the benchmark process, each follower a subprocess, over 127.0.0.1 with HMAC authentication; "

@@ -312,7 +312,8 @@ def report(args: argparse.Namespace, env: dict[str, Any], data: dict[str, Any], 
         f" --peers {args.peers}" if args.peers else "")
     md = [f"# embedlog benchmark report ({mode})", "",
           f"{env['date']} · git {env['git'] or '?'} · Python {env['python']} · py-lmdb {env['lmdb']} · "
-          f"{env['cpus']} CPUs · {env['platform']} · `{command}` · total {env['seconds']:.0f} s", "",
+          f"{env['cpus']} CPUs · {env['platform']} · CRC-32: {env['crc32']} · `{command}` · "
+          f"total {env['seconds']:.0f} s", "",
           f"**This machine is shared and was loaded** (load average {env['loadavg_start']} at the start, "
           f"{env['loadavg_end']} at the end): absolute figures move by 2-3x between runs. The ratios — embedlog "
           "against the raw-LMDB floor and against the peers — are measured side by side in this same run and are "

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from embedlog.codec import batch
 from embedlog.codec.batch import CorruptBatchError
+from embedlog.protocol.frames import encode_frame
 from strategies import I32_MAX, I32_MIN, REALISTIC_TS, Rec, batches
 
 COMPRESSIONS = [pytest.param(batch.COMPRESSION_NONE, id="none"), pytest.param(batch.COMPRESSION_ZSTD, id="zstd")]
@@ -633,3 +634,28 @@ def test_checksum_is_zlib_crc32_whichever_implementation_computes_it() -> None:
     assert batch._crc32(data) == zlib.crc32(data)
     buf = batch.encode([b"k"], [b"v" * 10_000], [1])
     assert struct.unpack_from("<I", buf, 20)[0] == zlib.crc32(bytes(buf[24:]))
+
+
+def test_checksums_fall_back_to_zlib_without_isal_and_agree() -> None:
+    """Where python-isal is missing (outside its dependency marker), zlib computes the
+    checksums: a fresh interpreter that cannot import it encodes and decodes batches and
+    frames, and its checksums equal those of this one (whichever it uses)."""
+    code = (
+        "import sys, importlib.abc\n"
+        "class NoIsal(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'isal' or name.startswith('isal.'):\n"
+        "            raise ImportError('no isal here')\n"
+        "sys.meta_path.insert(0, NoIsal())\n"
+        "from embedlog.codec import batch, crc\n"
+        "from embedlog.protocol.frames import FrameDecoder, encode_frame as frame\n"
+        "assert crc.IMPLEMENTATION == 'zlib', crc.IMPLEMENTATION\n"
+        "buf = batch.encode([b'k'], [b'v' * 10_000], [1])\n"
+        "assert batch.decode(buf).values == [b'v' * 10_000]\n"
+        "assert FrameDecoder().feed(frame(b'x' * 70_000)) == [b'x' * 70_000]\n"
+        "sys.stdout.write(bytes(buf).hex() + ' ' + frame(b'x' * 70_000)[:8].hex())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    buf = batch.encode([b"k"], [b"v" * 10_000], [1])
+    assert bytes.fromhex(out[0])[20:24] == bytes(buf)[20:24]
+    assert bytes.fromhex(out[1]) == encode_frame(b"x" * 70_000)[:8]

@@ -52,13 +52,11 @@ malformed length, never returning wrong data.
 
 from __future__ import annotations
 
-import importlib
 import struct
 import sys
 import threading
-import zlib
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import chain, repeat
 from operator import add, itemgetter
 from typing import Any, NamedTuple
@@ -66,6 +64,7 @@ from typing import Any, NamedTuple
 import zstandard
 
 from .. import _native
+from . import crc
 
 __all__ = [
     "HEADER",
@@ -117,18 +116,8 @@ _ZERO_HEADER = bytes(HEADER_SIZE)
 _zstd = threading.local()
 
 
-def _load_crc32() -> Callable[..., int]:
-    """ISA-L's CRC-32 when ``isal`` is installed (the zlib polynomial, so the same
-    checksums, at several times zlib's speed on x86-64 and ARM); else zlib's."""
-    try:
-        return importlib.import_module("isal.isal_zlib").crc32  # type: ignore[no-any-return]
-    except ImportError:
-        return zlib.crc32
-
-
-_crc32 = _load_crc32()
-#: python-isal's and zlib's crc32 release the GIL for buffers over 5 KiB
-_CRC_CHUNK = 5120
+_crc32 = crc.crc32
+_CRC_CHUNK = crc.GIL_RELEASE_BYTES
 
 
 def _crc32_held(data: memoryview) -> int:

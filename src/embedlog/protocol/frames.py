@@ -21,11 +21,10 @@ them first.
 
 from __future__ import annotations
 
-import importlib
 import struct
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from ..codec import crc
 from .errors import FrameError
 
 __all__ = ["BIG_FRAME", "HEADER", "MAX_FRAME", "FrameDecoder", "Payload", "encode_frame", "frame_parts"]
@@ -43,16 +42,7 @@ MAX_FRAME = 64 << 20
 BIG_FRAME = 64 << 10
 
 
-def _load_crc32() -> Callable[..., int]:
-    """ISA-L's CRC-32 when ``isal`` is installed (extra ``[fast]``; the zlib polynomial,
-    so the same checksums, ~3x faster), else zlib's."""
-    try:
-        return importlib.import_module("isal.isal_zlib").crc32  # type: ignore[no-any-return]
-    except ImportError:
-        return zlib.crc32
-
-
-_crc32 = _load_crc32()
+_crc32 = crc.crc32
 
 
 def frame_parts(parts: Sequence[bytes | memoryview]) -> list[bytes | memoryview]:
