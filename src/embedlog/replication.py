@@ -679,6 +679,8 @@ class LeaderSession:
         #: the last response that left the follower caught up: (LMDB snapshot id, topics
         #: digest, offsets digest, end offset per partition) — see ``_caught_up``
         self._quiet: tuple[int, bytes, bytes, dict[TP, int]] | None = None
+        #: the parked request ``_caught_up`` found caught up against ``_quiet``
+        self._quiet_req: FetchRequest | None = None
         self.responses = 0
         self.last_recv_ms = now_ms
         self.last_send_ms = now_ms
@@ -827,7 +829,11 @@ class LeaderSession:
                 return None  # nothing was committed since this fetch last found nothing to send
             quiet = self._quiet
             if park_ok and quiet is not None and f.in_sync == self.in_sync_sent and \
-                    core.only_hw_writes(quiet[0], txn.id()) and self._caught_up(txn, req, quiet):
+                    core.only_hw_writes(quiet[0], txn.id()) and \
+                    (self._quiet_req is req or self._caught_up(txn, req, quiet)):
+                # (_caught_up's answer for this request holds until a response is built:
+                # only high watermarks were written since, which it does not look at)
+                self._quiet_req = req
                 if quiet[0] == txn.id():
                     self._idle_at = (req, txn.id())
                     return None
@@ -906,6 +912,7 @@ class LeaderSession:
             ends = {tp: st.end_offset for tp, st in states.items()}
             self.inflight[req.correlation_id] = _Sent(now_ms, ends, merged.complete)
             self._quiet = None
+            self._quiet_req = None
             if offsets_digest is not None and not diverging and len(listed) == len(states):
                 self._quiet = (txn.id(), digest, offsets_digest, ends)
             return FetchResponse(req.correlation_id, core.epoch, f.in_sync, metadata, offsets, tuple(parts))
