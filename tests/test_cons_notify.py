@@ -6,8 +6,10 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from typing import Any
 
 import embedlog
+from embedlog.storage import notify as notify_mod
 from embedlog.storage.notify import Notifier
 
 
@@ -111,3 +113,23 @@ def test_polls_of_one_partition_return_everything_in_order(tmp_path: object) -> 
             assert [m.offset for m in rest] == list(range(2, 200))
             assert [m.value for m in rest[:2]] == [b"v2", b"v3"]
             assert gc.isenabled()
+
+
+def test_a_commit_that_wakes_a_local_waiter_yields_the_gil_once(monkeypatch: Any) -> None:
+    """A writer whose commit releases a waiting thread of its process hands it the GIL
+    (``time.sleep(0)``) so the consumer runs now, not when the writer next blocks; a
+    commit that wakes nobody does not."""
+    n = Notifier(None)
+    sleeps: list[float] = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(notify_mod.time, "sleep", lambda s: (s == 0 and sleeps.append(s), real_sleep(s))[1])
+    n.notify()  # nobody waits
+    assert sleeps == []
+    seen = n.generation
+    t = threading.Thread(target=n.wait, args=(seen, 30))
+    t.start()
+    _blocked(n, 1)
+    n.notify()
+    t.join(30)
+    assert not t.is_alive()
+    assert sleeps == [0]

@@ -114,14 +114,17 @@ class Notifier:
         """Wake this process's waiting threads (to look again: a consumer was closed)."""
         self._bump()
 
-    def _bump(self) -> None:
+    def _bump(self) -> bool:
+        """Move the generation on and release every waiting thread; return whether any was."""
         with self._mutex:  # (the bare lock: no Condition.__enter__ in Python, once a commit)
             self.generation += 1
             latches = self._latches
-            if latches:
-                self._latches = []
-                for latch in latches:
-                    latch.release()
+            if not latches:
+                return False
+            self._latches = []
+            for latch in latches:
+                latch.release()
+            return True
 
     def _check_fork(self) -> None:
         """In a forked child, drop the parent's socket, sender, listener and locks.
@@ -182,9 +185,14 @@ class Notifier:
 
     # -- notifying -------------------------------------------------------------
     def notify(self) -> None:
-        """Wake local waiters and every other process waiting on this log."""
+        """Wake local waiters and every other process waiting on this log.
+
+        With local waiters, the calling thread then yields the GIL once
+        (``time.sleep(0)``): a woken consumer runs now, not once the writer's thread
+        next blocks or its switch interval (5 ms) runs out."""
         self._check_fork()
-        self._bump()
+        if self._bump():
+            time.sleep(0)
         if self._wake_dir is None:
             return
         now = time.monotonic()
