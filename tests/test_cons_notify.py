@@ -118,13 +118,24 @@ def test_polls_of_one_partition_return_everything_in_order(tmp_path: object) -> 
 def test_a_commit_that_wakes_a_local_waiter_yields_the_gil_once(monkeypatch: Any) -> None:
     """A writer whose commit releases a waiting thread of its process hands it the GIL
     (``time.sleep(0)``) so the consumer runs now, not when the writer next blocks; a
-    commit that wakes nobody does not."""
+    commit that wakes nobody, or only a background thread, does not."""
     n = Notifier(None)
     sleeps: list[float] = []
     real_sleep = time.sleep
     monkeypatch.setattr(notify_mod.time, "sleep", lambda s: (s == 0 and sleeps.append(s), real_sleep(s))[1])
     n.notify()  # nobody waits
     assert sleeps == []
+    seen = n.generation
+    t = threading.Thread(target=n.wait, args=(seen, 30), kwargs={"urgent": False})  # the leader's ticker, say
+    t.start()
+    deadline = time.monotonic() + 10
+    while not n._background:
+        assert time.monotonic() < deadline
+        real_sleep(0.001)
+    n.notify()
+    t.join(30)
+    assert not t.is_alive()
+    assert sleeps == []  # woken, without the GIL handed over
     seen = n.generation
     t = threading.Thread(target=n.wait, args=(seen, 30))
     t.start()

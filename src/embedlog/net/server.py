@@ -116,7 +116,7 @@ class LeaderServer:
         ``update`` (which may write)."""
         seen = self.notifier.generation
         while not self._stop.is_set():
-            seen = self.notifier.wait(seen, _TICK_S)
+            seen = self.notifier.wait(seen, _TICK_S, urgent=False)  # (the data path keeps the GIL)
             if self._stop.is_set():
                 return
             self.push_parked()

@@ -59,6 +59,8 @@ class Notifier:
         self.generation = 0
         #: a held latch per thread blocked in wait(), released (once) by the next bump
         self._latches: list[threading.Lock] = []
+        #: the same for threads of the library's own that wait (``wait(..., urgent=False)``)
+        self._background: list[threading.Lock] = []
         self._wake_dir = wake_dir
         self._sock: socket.socket | None = None
         self._sock_path: str | None = None
@@ -74,11 +76,13 @@ class Notifier:
         self._lock = threading.Lock()
 
     # -- waiting ---------------------------------------------------------------
-    def wait(self, seen: int, timeout: float) -> int:
+    def wait(self, seen: int, timeout: float, *, urgent: bool = True) -> int:
         """Block until the generation moves past ``seen`` or ``timeout`` seconds pass.
 
         Returns at once the first time a process waits: commits made before its socket
         was registered woke nobody, so the caller must look for data again first.
+        ``urgent=False``: a background thread, which the committing thread does not
+        hand the GIL to (``notify``).
         """
         self._check_fork()
         if self._listener is None and self._ensure_listener():
@@ -100,14 +104,15 @@ class Notifier:
         with self._mutex:  # (checked again under it: a bump between the look and here is not missed)
             if self.generation != seen or self._closed:
                 return self.generation
-            self._latches.append(latch)
+            latches = self._latches if urgent else self._background
+            latches.append(latch)
         woken = False
         try:
             woken = latch.acquire(True, min(timeout, _MAX_WAIT))
         finally:
             if not woken:  # timed out (or interrupted): take the latch back unless a bump just released it
                 with self._mutex, contextlib.suppress(ValueError):
-                    self._latches.remove(latch)
+                    latches.remove(latch)
         return self.generation
 
     def wake_local(self) -> None:
@@ -115,16 +120,21 @@ class Notifier:
         self._bump()
 
     def _bump(self) -> bool:
-        """Move the generation on and release every waiting thread; return whether any was."""
+        """Move the generation on and release every waiting thread; return whether an
+        urgent one (a consumer, say) was."""
         with self._mutex:  # (the bare lock: no Condition.__enter__ in Python, once a commit)
             self.generation += 1
             latches = self._latches
+            if self._background:
+                latches = latches + self._background
+                self._background = []
             if not latches:
                 return False
+            urgent = bool(self._latches)
             self._latches = []
             for latch in latches:
                 latch.release()
-            return True
+            return urgent
 
     def _check_fork(self) -> None:
         """In a forked child, drop the parent's socket, sender, listener and locks.
@@ -145,6 +155,7 @@ class Notifier:
         self._listener = None
         self._mutex = threading.Lock()
         self._latches = []  # (the parent's threads are not here)
+        self._background = []
         self._lock = threading.Lock()
         self._next_look = 0.0
         self._pid = pid
@@ -187,7 +198,7 @@ class Notifier:
     def notify(self) -> None:
         """Wake local waiters and every other process waiting on this log.
 
-        With local waiters, the calling thread then yields the GIL once
+        With local urgent waiters, the calling thread then yields the GIL once
         (``time.sleep(0)``): a woken consumer runs now, not once the writer's thread
         next blocks or its switch interval (5 ms) runs out."""
         self._check_fork()
