@@ -602,3 +602,22 @@ def test_admin_accepts_the_real_kafka_python_objects(servers: str) -> None:
     recs = drain(c, 2)
     assert {real_tp(r.topic, r.partition) for r in recs} <= set(c.assignment())
     c.close()
+
+
+def test_buffer_memory_of_kafka_python_2_bounds_the_buffered_bytes(servers: str) -> None:
+    """kafka-python 2.0's ``buffer_memory`` is accepted (3.0 dropped it) and is
+    embedlog's ``buffer_bytes``: a send that brings the buffered bytes to it writes
+    them, before ``linger_ms`` passes or ``flush``."""
+    p = KafkaProducer(bootstrap_servers=servers, buffer_memory=5000, linger_ms=60_000)
+    c = KafkaConsumer("bm", bootstrap_servers=servers, auto_offset_reset="earliest")
+    try:
+        for _ in range(3):
+            p.send("bm", b"x" * 1000)
+        assert c.poll(timeout_ms=200) == {}  # 3,000 bytes: still buffered
+        for _ in range(3):
+            p.send("bm", b"x" * 1000)
+        got = [r for records in c.poll(timeout_ms=5000).values() for r in records]
+        assert len(got) >= 5
+    finally:
+        p.close()
+        c.close()

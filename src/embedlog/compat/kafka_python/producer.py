@@ -63,6 +63,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "sasl_kerberos_service_name": "kafka", "sasl_kerberos_domain_name": None, "sasl_oauth_token_provider": None,
     "proxy_url": None, "socks5_proxy": None, "kafka_client": None,
     "api_version_auto_timeout_ms": 2000,  # kafka-python 2.0
+    "buffer_memory": 33554432,  # kafka-python 2.0: the bound on buffered record bytes (embedlog's buffer_bytes)
 }
 _ACKS = {0: "leader", 1: "leader", -1: "all", "all": "all"}
 _CODECS = ("gzip", "snappy", "lz4", "zstd", None)
@@ -234,7 +235,8 @@ class KafkaProducer:
         # keys: Java's murmur2 (embedlog's own, with its per-key cache); null keys: a random
         # partition per record, chosen in send() as kafka-python's DefaultPartitioner does
         self._producer: Producer = self._cluster.log.producer(
-            compression=self._compression, linger_ms=cfg["linger_ms"], acks=_ACKS[cfg["acks"]], partitioner="murmur2")
+            compression=self._compression, linger_ms=cfg["linger_ms"], acks=_ACKS[cfg["acks"]], partitioner="murmur2",
+            buffer_bytes=cfg["buffer_memory"])
         self._key_ser = cfg["key_serializer"]
         self._value_ser = cfg["value_serializer"]
         self._max_request_size = int(cfg["max_request_size"])
