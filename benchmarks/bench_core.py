@@ -11,6 +11,7 @@ Nothing is installed by this script; a peer that cannot be started is skipped an
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import os
 import platform
@@ -50,7 +51,6 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
     import embedlog
 from embedlog import _native
-from embedlog.codec import crc
 
 HERE = Path(__file__).resolve().parent
 TARGETS = {
@@ -489,7 +489,16 @@ def _environment() -> dict[str, Any]:
             "platform": platform.platform(), "cpus": os.cpu_count(), "lmdb": lmdb.__version__,
             "embedlog": getattr(embedlog, "__version__", "?"), "git": rev, "loadavg_start": _load(),
             "speedups": "C extension embedlog._speedups" if _native.speedups is not None else "pure Python",
-            "crc32": crc.IMPLEMENTATION}
+            "crc32": _crc_implementation()}
+
+
+def _crc_implementation() -> str:
+    """Which CRC-32 embedlog computes checksums with (``?`` for a version that does not say)."""
+    try:
+        crc = importlib.import_module("embedlog.codec.crc")
+    except ImportError:  # an embedlog older than the module (A/B runs against older commits)
+        return "?"
+    return str(crc.IMPLEMENTATION)
 
 
 def _load() -> str:
