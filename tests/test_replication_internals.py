@@ -329,6 +329,32 @@ def test_a_waiting_producer_stores_the_computed_high_watermarks_itself(log: Log)
     core.stop()
 
 
+def test_with_a_producer_waiting_the_acknowledging_thread_stores_the_high_watermark(log: Log) -> None:
+    """While an acks="all" producer of this process waits on the board, the thread
+    whose acknowledgement moved a high watermark stores and publishes it at once (no
+    hand-off of the GIL to the producer before the write); with nobody waiting it is
+    only computed, for the writer thread or a producer to store."""
+    log.create_topic("t")
+    core = core_on(log, hw_persist_ms=10**9, defer_store=True)
+    hold(core, log, "t", 0)
+    with log.producer() as p:
+        p.send("t", b"x")
+        p.send("t", b"y")
+    tid = log.describe_topic("t").topic_id
+    hold(core, log, "t", 1, now=10)  # nobody waits
+    assert (core.hw[(tid, 0)], state(log, "t").high_watermark, core.board.high_watermark(tid, 0)) == (1, 0, 0)
+    core.board.wait(core.board.version, 5)  # (a producer that comes to wait stores it)
+    assert state(log, "t").high_watermark == 1
+    core.board._waiting += 1  # a producer blocked in board.wait
+    try:
+        hold(core, log, "t", 2, now=20)
+        assert state(log, "t").high_watermark == 2  # stored by this very call
+        assert core.board.high_watermark(tid, 0) == 2
+    finally:
+        core.board._waiting -= 1
+    core.stop()
+
+
 def test_a_deferred_core_stores_only_when_asked(log: Log) -> None:
     log.create_topic("t")
     core = core_on(log, hw_persist_ms=0, defer_store=True)

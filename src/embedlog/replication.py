@@ -234,8 +234,9 @@ class LeaderCore:
     process's appends (the core is the store's ``hw_source``, so an append writes the
     computed high watermarks of the partitions it writes into the partition states it
     writes anyway: ``Store.append_in``; ``stored`` tells the core), by an ``acks="all"``
-    producer of this process that waits for them (``board.want``: one commit between
-    the followers' acknowledgement and the flush's return, in the producer's thread),
+    producer of this process that waits for them (one commit between the followers'
+    acknowledgement and the flush's return, by the connection thread that took the
+    acknowledgement, or by the producer's thread through ``board.want``),
     else at most once per ``hw_persist_ms`` (with ``defer_store`` by the ``Leader``'s
     writer thread, off the connections' path).  Only stored values are published to
     this process's producers (``replica.HighWatermarkBoard``): when an ``acks="all"``
@@ -399,7 +400,13 @@ class LeaderCore:
         with self._lock:
             written, moved = self._update(now_ms)
         if moved:
-            self.board.signal()  # (without the lock: a woken producer takes it to store them)
+            if self.board.waiting:
+                # An acks="all" producer of this process waits for them: store them from
+                # this thread now (as the producer would, once woken and holding the GIL),
+                # and publish them, which wakes it.
+                self._store_wanted()
+            else:
+                self.board.signal()  # (without the lock: a producer about to wait stores them)
         return written
 
     def _update(self, now_ms: int) -> tuple[bool, bool]:
@@ -478,12 +485,14 @@ class LeaderCore:
         return any(hw > stored.get(tp, -1) for tp, hw in list(self.hw.items()))
 
     def _store_wanted(self) -> None:
-        """``board.want``: an ``acks="all"`` producer of this process waits, so the
-        high watermarks computed and not stored yet are written now, in its thread
-        (``store_pending``; nothing when every one is stored, cheap, no lock).  This is
-        the one commit between a follower's acknowledgement and the flush's return:
-        consumers see the records once it is done, and the leader's own threads never
-        wait for its fsync."""
+        """An ``acks="all"`` producer of this process waits, so the high watermarks
+        computed and not stored yet are written now (``store_pending``; nothing when
+        every one is stored, cheap, no lock): by the thread that computed them from an
+        acknowledgement (``update``: no hand-off of the GIL to the producer before the
+        write), else by the producer's own (``board.want``).  This is the one commit
+        between a follower's acknowledgement and the flush's return: consumers see the
+        records once it is done.  A leader thread waits for its fsync only while a
+        producer does; otherwise the writer thread stores them, off the data path."""
         if self.stopped or not self._has_unstored():
             return
         with contextlib.suppress(Exception):  # (the writer thread retries it)
@@ -1615,7 +1624,7 @@ class Leader:
     ``insecure=True``.  While it runs, consumers of this log see only records every
     in-sync follower holds, and ``acks="all"`` producers wait for them.  When an
     ``acks="all"`` flush of this process returns, the high watermark covering its
-    records is stored (written by the waiting producer's thread if nothing else wrote
+    records is stored (written as the acknowledgement arrives if nothing else wrote
     it), so consumers of this process and ``delete_records`` see them.  Otherwise
     consumers and other processes see a new high watermark when it is written: with the
     next append of this process to the partition, else by an fsync of its own made at

@@ -936,10 +936,11 @@ class HighWatermarkBoard:
     records, so only values already written to the store are published (``publish``):
     when that flush returns, consumers of this process (which read the store) and
     ``delete_records`` see the records too.  Values the leader computed but has not
-    stored yet are announced without their values (``signal``); a producer about to
-    wait, or woken, stores them itself through ``want`` (one LMDB commit, shared by every
-    producer waiting then, and by the records of every acknowledgement so far) — so the
-    leader's threads never hold an acknowledgement back for an fsync, and no high
+    stored yet are announced without their values (``signal``) when nobody waits; a
+    producer about to wait, or woken, stores them itself through ``want`` (one LMDB
+    commit, shared by every producer waiting then, and by the records of every
+    acknowledgement so far); with producers waiting (``waiting``), the leader's thread
+    that computed them stores and publishes them at once instead — so no high
     watermark is written for nobody.  Values only grow; ``close`` (the leader stopped)
     wakes every waiter.
 
