@@ -496,6 +496,38 @@ def test_new_high_watermarks_wait_a_little_to_ride_on_the_next_records(make_log:
     core.stop()
 
 
+def test_a_follower_digests_its_topics_once_per_change(make_log: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every fetch carries the digest of the follower's topic metadata; it is computed
+    again only when a topic changed (and still agrees with the leader's after one)."""
+    la, lb = make_log("a"), make_log("b")
+    la.create_topic("t")
+    core = LeaderCore(la._store, secret=None, now_ms=1000)
+    follower = FollowerCore(lb._store, secret=None)
+    pipe = Pipe(core, follower)
+    for _ in range(20):
+        pipe.step()
+    assert core.in_sync_ids() == (follower.node_id,)
+    calls: list[int] = []
+    real = replica.topics_digest
+    monkeypatch.setattr(replica, "topics_digest", lambda txn, dbs: (calls.append(1), real(txn, dbs))[1])
+    for i in range(5):
+        with la.producer() as p:
+            p.send("t", b"%d" % i)
+        for _ in range(3):
+            pipe.step()
+    assert state(lb, "t").end_offset == 5
+    assert calls == [], "no topic changed: the digests are the cached ones (the leader's too)"
+    la.create_topic("u", partitions=2)
+    for _ in range(20):
+        pipe.step()
+    assert lb.topics() == ["t", "u"]
+    assert calls, "a topic changed: digested again"
+    digest = lb._store.read(lambda txn: real(txn, lb._store.dbs))
+    assert lb._store.read(lambda txn: follower._topics_digest(txn, lb._store.dbs)) == digest
+    assert digest == la._store.read(lambda txn: real(txn, la._store.dbs))
+    core.stop()
+
+
 # == 4. transactions with acks="all" =================================================================
 def test_a_transaction_with_acks_all_waits_for_the_in_sync_followers(log: Log) -> None:
     log.create_topic("t", 2)

@@ -1082,6 +1082,8 @@ class FollowerCore:
         self._ahead: dict[TP, tuple[int, int]] = {}
         self.truncated: list[tuple[int, int, int]] = []
         self._state_written: dict[str, Any] | None = None  # the follower state last written (meta.follower)
+        #: ((topics version, next topic id as stored), topics digest) last computed
+        self._digest: tuple[tuple[int, bytes], bytes] | None = None
 
     @property
     def connected(self) -> bool:
@@ -1340,12 +1342,26 @@ class FollowerCore:
         self.conn.send(prepared if prepared is not None else _read(self.store, self._next_request))
         self._sent_at = now_ms
 
-    def _next_request(self, txn: lmdb.Transaction, dbs: Any) -> FetchRequest:
+    def _next_request(self, txn: lmdb.Transaction, dbs: Any, *, cache: bool = True) -> FetchRequest:
         parts = tuple(FetchPartition(t, p, st.end_offset, replica.latest_epoch(txn, dbs, t, p))
                       for t, p, st in replica.all_partitions(txn, dbs))
         self._corr += 1
-        return FetchRequest(self._corr, self.node_id, replica.topics_digest(txn, dbs),
+        return FetchRequest(self._corr, self.node_id, self._topics_digest(txn, dbs, cache=cache),
                             replica.offsets_digest(txn, dbs), self.max_bytes, parts)
+
+    def _topics_digest(self, txn: lmdb.Transaction, dbs: Any, *, cache: bool = True) -> bytes:
+        """``replica.topics_digest``, computed again only when the topics version (which
+        every change of a topic bumps) or the next topic id moved.  ``cache=False``: in a
+        transaction that changed topics itself, which may still abort — and a later one
+        could then reach the same version with other topics."""
+        key = (topics.version(txn, dbs), bytes(txn.get(schema.META_NEXT_TOPIC_ID, db=dbs["meta"]) or b""))
+        hit = self._digest
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        digest = replica.topics_digest(txn, dbs)
+        if cache:
+            self._digest = (key, digest)
+        return digest
 
     def _truncation_point(self, txn: lmdb.Transaction, tid: int, part: int, div: Diverging, end: int) -> int:
         """Where to truncate on a Diverging answer (Kafka's follower side of KIP-279)."""
@@ -1398,7 +1414,7 @@ class FollowerCore:
         if data or not any_batches:  # partitions we lack, or nothing to apply: no hurry
             return None
         self._corr += 1
-        return FetchRequest(self._corr, self.node_id, replica.topics_digest(txn, dbs),
+        return FetchRequest(self._corr, self.node_id, self._topics_digest(txn, dbs),
                             replica.offsets_digest(txn, dbs), self.max_bytes, tuple(parts))
 
     def _on_response(self, resp: FetchResponse, sent: FetchRequest | None, now_ms: int = 0,
@@ -1474,7 +1490,7 @@ class FollowerCore:
                 replica.set_follower_state(txn, dbs, state)
                 wrote.append(state)
             acks = [AckPartition(t, p, st.end_offset) for t, p, st in replica.all_partitions(txn, dbs)]
-            return acks, sent if sent is not None else self._next_request(txn, dbs)
+            return acks, sent if sent is not None else self._next_request(txn, dbs, cache=resp.metadata is None)
 
         wrote: list[dict[str, Any]] = []
         lags: list[dict[TP, int]] = []
