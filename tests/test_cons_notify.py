@@ -118,13 +118,16 @@ def test_polls_of_one_partition_return_everything_in_order(tmp_path: object) -> 
 def test_a_commit_that_wakes_a_local_waiter_yields_the_gil_once(monkeypatch: Any) -> None:
     """A writer whose commit releases a waiting thread of its process hands it the GIL
     (``time.sleep(0)``) so the consumer runs now, not when the writer next blocks; a
-    commit that wakes nobody, or only a background thread, does not."""
+    commit that wakes nobody, or only a background thread, does not.  Other processes
+    are woken before it yields."""
     n = Notifier(None)
-    sleeps: list[float] = []
+    sleeps: list[float | str] = []
     real_sleep = time.sleep
     monkeypatch.setattr(notify_mod.time, "sleep", lambda s: (s == 0 and sleeps.append(s), real_sleep(s))[1])
+    monkeypatch.setattr(n, "_wake_others", lambda: sleeps.append("other processes"))
     n.notify()  # nobody waits
-    assert sleeps == []
+    assert sleeps == ["other processes"]
+    sleeps.clear()
     seen = n.generation
     t = threading.Thread(target=n.wait, args=(seen, 30), kwargs={"urgent": False})  # the leader's ticker, say
     t.start()
@@ -135,7 +138,8 @@ def test_a_commit_that_wakes_a_local_waiter_yields_the_gil_once(monkeypatch: Any
     n.notify()
     t.join(30)
     assert not t.is_alive()
-    assert sleeps == []  # woken, without the GIL handed over
+    assert sleeps == ["other processes"]  # woken, without the GIL handed over
+    sleeps.clear()
     seen = n.generation
     t = threading.Thread(target=n.wait, args=(seen, 30))
     t.start()
@@ -143,4 +147,4 @@ def test_a_commit_that_wakes_a_local_waiter_yields_the_gil_once(monkeypatch: Any
     n.notify()
     t.join(30)
     assert not t.is_alive()
-    assert sleeps == [0]
+    assert sleeps == ["other processes", 0]  # other processes are woken first

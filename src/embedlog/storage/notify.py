@@ -199,11 +199,20 @@ class Notifier:
         """Wake local waiters and every other process waiting on this log.
 
         With local urgent waiters, the calling thread then yields the GIL once
-        (``time.sleep(0)``): a woken consumer runs now, not once the writer's thread
-        next blocks or its switch interval (5 ms) runs out."""
+        (``time.sleep(0)``), after waking the other processes: a woken consumer runs
+        now, not once the writer's thread next blocks or its switch interval (5 ms)
+        runs out."""
         self._check_fork()
         if self._bump():
-            time.sleep(0)
+            try:
+                self._wake_others()
+            finally:
+                time.sleep(0)
+        else:
+            self._wake_others()
+
+    def _wake_others(self) -> None:
+        """Send a datagram to every other process waiting on this log."""
         if self._wake_dir is None:
             return
         now = time.monotonic()
