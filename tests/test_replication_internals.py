@@ -467,7 +467,9 @@ def test_a_follower_joins_the_in_sync_set_only_holding_the_published_high_waterm
     core.stop()
 
 
-def test_new_high_watermarks_wait_a_little_to_ride_on_the_next_records(make_log: Any) -> None:
+def in_sync_pair(make_log: Any) -> tuple[Log, Log, LeaderCore, FollowerCore, Pipe]:
+    """Logs ``a`` (leader, topic ``t``) and ``b`` (its follower), wired by a ``Pipe`` and
+    stepped until the follower is in sync."""
     la, lb = make_log("a"), make_log("b")
     la.create_topic("t")
     core = LeaderCore(la._store, secret=None, now_ms=1000)
@@ -476,6 +478,11 @@ def test_new_high_watermarks_wait_a_little_to_ride_on_the_next_records(make_log:
     for _ in range(100):
         pipe.step()
     assert core.in_sync_ids() == (follower.node_id,)
+    return la, lb, core, follower, pipe
+
+
+def test_new_high_watermarks_wait_a_little_to_ride_on_the_next_records(make_log: Any) -> None:
+    la, lb, core, follower, pipe = in_sync_pair(make_log)
     with la.producer() as p:
         p.send("t", b"x")
     for _ in range(10):
@@ -499,14 +506,7 @@ def test_new_high_watermarks_wait_a_little_to_ride_on_the_next_records(make_log:
 def test_a_follower_digests_its_topics_once_per_change(make_log: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every fetch carries the digest of the follower's topic metadata; it is computed
     again only when a topic changed (and still agrees with the leader's after one)."""
-    la, lb = make_log("a"), make_log("b")
-    la.create_topic("t")
-    core = LeaderCore(la._store, secret=None, now_ms=1000)
-    follower = FollowerCore(lb._store, secret=None)
-    pipe = Pipe(core, follower)
-    for _ in range(20):
-        pipe.step()
-    assert core.in_sync_ids() == (follower.node_id,)
+    la, lb, core, follower, pipe = in_sync_pair(make_log)
     calls: list[int] = []
     real = replica.topics_digest
     monkeypatch.setattr(replica, "topics_digest", lambda txn, dbs: (calls.append(1), real(txn, dbs))[1])
