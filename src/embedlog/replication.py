@@ -310,7 +310,8 @@ class LeaderCore:
             for fid in isr.get("isr", []):
                 self.followers[fid] = FollowerProgress(fid, in_sync=True, last_caught_up_ms=now_ms)
         self._isr_written: tuple[str, ...] | None = None
-        self._topics_digest: tuple[int, bytes] | None = None
+        #: the topic-metadata digest, cached per topics version
+        self.topics_digest = replica.TopicsDigest()
         self.stopped = False
         #: why this leader is fenced (an authenticated follower holds a newer epoch), or ``None``
         self.fenced_by: str | None = None
@@ -579,15 +580,6 @@ class LeaderCore:
                 self._stored_at = now_ms
             return True
 
-    def topics_digest(self, txn: lmdb.Transaction) -> bytes:
-        """The topic-metadata digest, cached per topics version."""
-        dbs = self.store.dbs
-        version = topics.version(txn, dbs)
-        cached = self._topics_digest
-        if cached is None or cached[0] != version:
-            cached = self._topics_digest = (version, replica.topics_digest(txn, dbs))
-        return cached[1]
-
     def stop(self) -> None:
         """Stop replicating: appends move high watermarks again (the leader alone is the
         in-sync set), and the in-sync set is forgotten.  Idempotent."""
@@ -853,7 +845,7 @@ class LeaderSession:
                 raise NotLeaderError(f"{store.path!r} is no longer a leader")
             states = {(t, p): st for t, p, st in replica.all_partitions(txn, dbs)}
             metadata = None
-            digest = core.topics_digest(txn)
+            digest = core.topics_digest(txn, dbs)
             if req.metadata_digest != digest:
                 next_id, records = replica.topic_records(txn, dbs)
                 metadata = Metadata(next_id, tuple(TopicRecord(n, r) for n, r in records))
@@ -1082,8 +1074,8 @@ class FollowerCore:
         self._ahead: dict[TP, tuple[int, int]] = {}
         self.truncated: list[tuple[int, int, int]] = []
         self._state_written: dict[str, Any] | None = None  # the follower state last written (meta.follower)
-        #: ((topics version, next topic id as stored), topics digest) last computed
-        self._digest: tuple[tuple[int, bytes], bytes] | None = None
+        #: the topics digest each fetch carries, cached per topics version
+        self._topics_digest = replica.TopicsDigest()
 
     @property
     def connected(self) -> bool:
@@ -1348,20 +1340,6 @@ class FollowerCore:
         self._corr += 1
         return FetchRequest(self._corr, self.node_id, self._topics_digest(txn, dbs, cache=cache),
                             replica.offsets_digest(txn, dbs), self.max_bytes, parts)
-
-    def _topics_digest(self, txn: lmdb.Transaction, dbs: Any, *, cache: bool = True) -> bytes:
-        """``replica.topics_digest``, computed again only when the topics version (which
-        every change of a topic bumps) or the next topic id moved.  ``cache=False``: in a
-        transaction that changed topics itself, which may still abort — and a later one
-        could then reach the same version with other topics."""
-        key = (topics.version(txn, dbs), bytes(txn.get(schema.META_NEXT_TOPIC_ID, db=dbs["meta"]) or b""))
-        hit = self._digest
-        if hit is not None and hit[0] == key:
-            return hit[1]
-        digest = replica.topics_digest(txn, dbs)
-        if cache:
-            self._digest = (key, digest)
-        return digest
 
     def _truncation_point(self, txn: lmdb.Transaction, tid: int, part: int, div: Diverging, end: int) -> int:
         """Where to truncate on a Diverging answer (Kafka's follower side of KIP-279)."""

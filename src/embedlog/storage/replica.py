@@ -828,6 +828,28 @@ def topics_digest(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> bytes:
     return _digest(((n.encode(), r) for n, r in records), schema.U32LE.pack(next_id))
 
 
+class TopicsDigest:
+    """``topics_digest``, computed again only when the topics version (which every change
+    of a topic bumps) or the next topic id moved: what a leader answers and a follower
+    asks with, on every fetch."""
+
+    def __init__(self) -> None:
+        self._last: tuple[tuple[int, bytes], bytes] | None = None
+
+    def __call__(self, txn: lmdb.Transaction, dbs: Mapping[str, Any], *, cache: bool = True) -> bytes:
+        """The digest as of ``txn``.  ``cache=False``: ``txn`` changed topics itself and
+        may still abort — a later transaction could then reach the same version with
+        other topics — so the digest is not remembered."""
+        key = (topics.version(txn, dbs), bytes(txn.get(schema.META_NEXT_TOPIC_ID, db=dbs["meta"]) or b""))
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1]
+        digest = topics_digest(txn, dbs)
+        if cache:
+            self._last = (key, digest)
+        return digest
+
+
 # -- committed offsets ----------------------------------------------------------------------------
 def offset_records(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
     """Every committed-offset entry as stored: ``(key, value)`` in key order."""
