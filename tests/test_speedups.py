@@ -146,6 +146,35 @@ def test_take_into_appends_the_taken_items_with_their_head_in_one_step() -> None
     assert len(out) == 2
 
 
+@needs_speedups
+def test_take_into_leaves_the_list_room_for_as_many_items_as_it_held() -> None:
+    """A producer's partition buffer, drained at every flush, is filled again without
+    growing from nothing (each growth copies what the list holds): the emptied list keeps
+    room for as many items as it held, up to 2**17, and works as any list."""
+    empty = sys.getsizeof([])
+    src = list(range(700))
+    out: list[object] = []
+    _native.speedups.take_into(out, "st", 0, src)
+    assert src == []
+    assert len(out[0][2]) == 700
+    assert sys.getsizeof(src) == empty + 700 * 8  # (the room: allocated, no items)
+    src.extend(range(5))
+    src += (5, 6)
+    src[0:0] = [-1]
+    assert src == [-1, 0, 1, 2, 3, 4, 5, 6]
+    del src[:]
+    assert src == []
+    big = list(range(200_000))
+    _native.speedups.take_into(out, "st", 1, big)
+    assert big == []
+    assert sys.getsizeof(big) == empty + (1 << 17) * 8
+    small = [1, 2, 3]
+    _native.speedups.take_into(out, "st", 2, small)
+    assert small == []
+    assert sys.getsizeof(small) == empty
+    assert [len(entry[2]) for entry in out] == [700, 200_000, 3]
+
+
 # -- messages -------------------------------------------------------------------------------
 @needs_speedups
 @settings(max_examples=200, deadline=None)
