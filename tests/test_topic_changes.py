@@ -1,5 +1,6 @@
 """A topic's metadata changing under open clients: producers follow a config change
-(at once in the process that made it, at their next write within a second in others),
+or a topic deleted and created again (at once in the process that made it, at their
+next write within a second in others),
 an ``acks="all"`` producer writes nothing in the background while the in-sync set is
 below ``min.insync.replicas``, and a record keeps the timestamp type it was written with.
 Both send paths (the C extension's and the pure-Python reference)."""
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 
 import embedlog
-from embedlog.errors import InvalidRecordError, NotEnoughReplicasError, RecordTooLargeError
+from embedlog.codec.murmur2 import partition_for_key
+from embedlog.errors import InvalidRecordError, NotEnoughReplicasError, RecordTooLargeError, UnknownPartitionError
 from embedlog.replication import Leader
 from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
@@ -77,6 +79,61 @@ def test_a_producer_follows_another_process_change_at_its_next_write(
         p.flush()
         with pytest.raises(RecordTooLargeError, match=r"max\.message\.bytes=100"):
             p.send("t", b"x" * 500, key=b"k")
+    finally:
+        p.close()
+
+
+def _ends(log: embedlog.Log, topic: str = "t") -> list[int]:
+    return [p.end_offset for p in log.describe_topic(topic).partitions]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(("before", "after"), [(5, 2), (2, 5)])
+def test_a_producer_follows_a_topic_deleted_and_created_again_in_its_process(
+        log: embedlog.Log, impl: str, before: int, after: int) -> None:
+    """Its keys go where Kafka's partitioner puts them in the new topic (not by the old
+    partition count, which, smaller now, failed the whole flush), and the new topic's
+    config holds."""
+    log.create_topic("r", partitions=before)
+    keys = [b"k%d" % i for i in range(40)]
+    p = _producer(log, impl)
+    try:
+        for key in keys:
+            p.send("r", b"v", key=key)
+        p.flush()
+        log.delete_topic("r")
+        log.create_topic("r", partitions=after, config={"max.message.bytes": 100, "cleanup.policy": "compact"})
+        for key in keys:
+            p.send("r", b"w", key=key)
+        p.flush()
+        expected = [0] * after
+        for key in keys:
+            expected[partition_for_key(key, after)] += 1
+        assert _ends(log, "r") == expected
+        with pytest.raises(RecordTooLargeError, match=r"max\.message\.bytes=100"):
+            p.send("r", b"x" * 500, key=b"k0")
+        with pytest.raises(InvalidRecordError, match="compacted"):
+            p.send("r", b"no key")
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_records_buffered_for_a_partition_the_new_topic_lacks_fail_at_the_flush(log: embedlog.Log, impl: str) -> None:
+    """Sent to partition 3 of the old topic, written after it was created again with 2:
+    the flush raises, nothing is stored in silence, and the producer works on."""
+    log.create_topic("r", partitions=4)
+    p = _producer(log, impl)
+    try:
+        p.send("r", b"late", partition=3)
+        log.delete_topic("r")
+        log.create_topic("r", partitions=2)
+        with pytest.raises(UnknownPartitionError, match="no partition 3"):
+            p.flush()
+        assert _ends(log, "r") == [0, 0]
+        p.send("r", b"v", key=b"k0")
+        p.flush()
+        assert sum(_ends(log, "r")) == 1
     finally:
         p.close()
 

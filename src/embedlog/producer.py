@@ -418,19 +418,24 @@ class Producer(SendBase):
 
     def _refresh(self, st: _TopicState) -> bool:
         """Follow a topic's metadata: its config as it is now (``max.message.bytes``,
-        ``min.insync.replicas``, ...), and new partitions (Kafka never removes any), for
-        which its buffers grow.  Return whether it gained partitions."""
+        ``min.insync.replicas``, ...), new partitions (Kafka never removes any), for which
+        its buffers grow, and a topic of the same name created after it was deleted (its
+        own partition count and config; records buffered for partitions it lacks fail
+        at the write, with ``UnknownPartitionError``).  Return whether the topic has more
+        partitions than before."""
         meta = self._log._store.topic(st.name)
-        if meta is None or meta.topic_id != st.meta.topic_id or meta == st.meta:
+        if meta is None or meta == st.meta:
             return False
         grew = meta.partitions > st.n
         with self._lock:
-            if grew:
-                for _ in range(st.n, meta.partitions):
+            if grew or meta.topic_id != st.meta.topic_id:
+                while len(st.accs) < meta.partitions:  # (never fewer: records buffered stay drained)
                     st.accs.append([])
                 st.n = meta.partitions
                 st.kcache.clear()  # keys map to new partitions now, as in Kafka
                 st.kacc.clear()
+                if st.sticky >= st.n:
+                    st.sticky = random_partition(st.n)
             st.meta = meta
             st.max_bytes = meta.config.max_message_bytes
             st.compact = meta.config.compact
@@ -567,8 +572,7 @@ class Producer(SendBase):
             self._pending_bytes = 0
             for st in self._topics.values():
                 drained = False
-                for p in range(st.n):
-                    acc = st.accs[p]
+                for p, acc in enumerate(st.accs):  # (more than st.n: see _refresh)
                     if acc:
                         if _take_into is not None:  # (all of it, atomically, without copying)
                             _take_into(out, st, p, acc)

@@ -219,20 +219,29 @@ class Store:
             epoch = self.meta_int(txn, schema.META_LEADER_EPOCH, schema.I32LE)
             return topics.create(txn, self.dbs, name, partitions, config, now_ms(), leader_epoch=epoch)
 
-        return self.write(fn, notify=True)
+        meta = self.write(fn, notify=True)
+        self._topic_changed(name)  # (a topic of that name deleted earlier: its producers follow the new one)
+        return meta
 
     def ensure_topic(self, name: str, partitions: int, config: TopicConfig) -> TopicMeta:
         """The topic, created with these settings if missing (auto-creation)."""
 
+        created: list[bool] = []
+
         def fn(txn: lmdb.Transaction) -> TopicMeta:
+            created.clear()
             meta = topics.get(txn, self.dbs, name)
             if meta is not None:
                 return meta
             self.require_leader(txn, "create topics")
             epoch = self.meta_int(txn, schema.META_LEADER_EPOCH, schema.I32LE)
+            created.append(True)
             return topics.create(txn, self.dbs, name, partitions, config, now_ms(), leader_epoch=epoch)
 
-        return self.write(fn, notify=True)
+        meta = self.write(fn, notify=True)
+        if created:
+            self._topic_changed(name)
+        return meta
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic and everything stored for it."""
