@@ -488,11 +488,14 @@ def test_the_replicating_flag_is_live_only_while_its_lease_is_held(log: Log) -> 
     assert state(log, tid_of(log, "t"), 0).high_watermark == 0
     lease.release()
     lease.release()  # idempotent
-    assert write(log, lambda txn, dbs: replica.release_stale_lease(txn, dbs, path))
-    assert not write(log, lambda txn, dbs: replica.release_stale_lease(txn, dbs, path))  # once
-    assert read(log, replica.get_isr) is None
-    assert not read(log, replica.is_replicating)
-    assert state(log, tid_of(log, "t"), 0).high_watermark == 1
+    # a dead leader's flag still holds for appends: what they add stays hidden
+    assert write(log, lambda txn, dbs: replica.leader_manages_hw(txn, dbs, path))
+    with log.producer() as p:
+        p.send("t", b"y")
+    assert state(log, tid_of(log, "t"), 0).high_watermark == 0
+    assert read(log, replica.is_replicating)
+    write(log, lambda txn, dbs: replica.set_replicating(txn, dbs, False))  # (a Leader's clean stop)
+    assert state(log, tid_of(log, "t"), 0).high_watermark == 2
 
 
 def test_follower_state_roundtrips_and_promote_clears_it(log: Log) -> None:

@@ -327,7 +327,7 @@ def test_a_lease_this_process_holds_is_live_without_probing_the_file(log: Log, m
     lease.release()
     assert not replica.lease_live(path)  # released: the file is probed (and nobody holds it)
     assert probes != []
-    assert not log._store.write(lambda txn: replica.leader_manages_hw(txn, dbs, path))  # the stale flag released
+    assert log._store.write(lambda txn: replica.leader_manages_hw(txn, dbs, path))  # a dead leader's flag holds
 
 
 class _StubSession:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,6 @@ def test_the_lease_is_held_while_a_leader_core_runs(log: Log, monkeypatch: pytes
     monkeypatch.setattr(replica, "_LEASE_WAIT_S", 0.05)
     with pytest.raises(replica.ReplicationBusyError, match="stop it first"):
         LeaderCore(log._store, secret=None, now_ms=0)
-    # a live lease is not released by writers
-    assert not log._store.write(lambda txn: replica.release_stale_lease(txn, log._store.dbs, path))
     assert log._store.write(lambda txn: replica.leader_manages_hw(txn, log._store.dbs, path))
     core.stop()
     assert not replica.lease_live(path)
@@ -143,47 +142,64 @@ def test_a_forked_child_does_not_keep_a_dead_leaders_lease(tmp_path: Path) -> No
         os.kill(child, signal.SIGKILL)
 
 
-def test_a_dead_leaders_flag_is_stale_and_released_in_the_writers_transaction(log: Log) -> None:
-    log.create_topic("t")
+def test_a_dead_leaders_flag_keeps_new_records_hidden(log: Log) -> None:
+    """A leader that died without stopping (its lease free) leaves its flag, and it holds:
+    records appended meanwhile stay above the high watermark, so no consumer sees a record
+    the in-sync follower may lack (a failover to it would take the record back), even
+    through retention; readers count the in-sync set as this node alone."""
+    log.create_topic("t", config={"retention.ms": 1})
     path = log._store.path
     core = core_on(log)
     hold(core, log, "t", 0)
     with log.producer() as p:
         p.send("t", b"x")
-    assert state(log, "t").high_watermark == 0
     core.lease.release()  # what the kernel does when the leader's process dies
     assert raw_flag(log) == b"1"
     assert not read(log, lambda txn, dbs: replica.is_replicating(txn, dbs, path))
     assert read(log, lambda txn, dbs: replica.in_sync_size(txn, dbs, path)) == 1
-    assert read(log, replica.in_sync_size) == 2  # the flag as stored still says a leader runs
-    assert not log._store.write(lambda txn: replica.leader_manages_hw(txn, log._store.dbs, path))
-    assert raw_flag(log) == b"0"
-    assert read(log, replica.get_isr) is None
-    assert state(log, "t").high_watermark == 1
-    assert visible(log, "t") == [b"x"]
+    assert log._store.write(lambda txn: replica.leader_manages_hw(txn, log._store.dbs, path))
+    with log.producer() as p:
+        p.send("t", b"y")
+    time.sleep(0.01)
+    log.maintain()
+    assert raw_flag(log) == b"1"
+    assert state(log, "t").high_watermark == 0
+    assert visible(log, "t") == []
+    st = replication_status(log)
+    assert (st["replicating"], st["stale_lease"], st["isr"], st["isr_size"]) == (True, True, None, 1)
     core.abandon()
 
 
-def test_a_leader_killed_with_kill_9_leaves_a_stale_flag_that_maintenance_releases(
+def test_a_leader_killed_with_kill_9_hides_new_records_until_a_leader_runs_again(
         tmp_path: Path, children: Any) -> None:
     a = tmp_path / "a"
     with embedlog.open(a, maintenance_interval_ms=None) as log:
         log.create_topic("t")
     node = start_leader(children, a)
     with embedlog.open(a, maintenance_interval_ms=None) as la:
-        assert replication_status(la)["replicating"]  # the leader's process holds the lease
-        assert not la._store.write(lambda txn: replica.release_stale_lease(txn, la._store.dbs, str(a)))
+        st = replication_status(la)
+        assert (st["replicating"], st["stale_lease"]) == (True, False)  # the leader's process holds the lease
         node.kill()  # kill -9: the lease goes with the process, the flag stays
-        assert raw_flag(la) == b"1"
-        assert not replication_status(la)["replicating"]
+        st = replication_status(la)
+        assert (st["replicating"], st["stale_lease"]) == (True, True)
         la.maintain()
-        assert raw_flag(la) == b"0"
         with la.producer() as p:
             p.send("t", b"after the leader died")
-        assert visible(la, "t") == [b"after the leader died"]
+        la.maintain()
+        assert raw_flag(la) == b"1"
+        assert visible(la, "t") == []
+        with Leader(la, listen="127.0.0.1:0", insecure=True):  # no followers: it alone is the in-sync set
+            deadline = time.monotonic() + harness.TIMEOUT
+            while visible(la, "t") != [b"after the leader died"]:
+                assert time.monotonic() < deadline, "a Leader running again shows the records"
+                time.sleep(0.02)
+        assert raw_flag(la) == b"0"  # its clean stop handed the directory back to plain appends
+        with la.producer() as p:
+            p.send("t", b"plain")
+        assert visible(la, "t") == [b"after the leader died", b"plain"]
 
 
-def test_acks_all_after_a_leader_killed_with_kill_9_is_acknowledged_by_this_node(
+def test_acks_all_after_a_leader_killed_with_kill_9_times_out_naming_the_dead_leader(
         tmp_path: Path, children: Any) -> None:
     a = tmp_path / "a"
     with embedlog.open(a, maintenance_interval_ms=None) as log:
@@ -191,28 +207,20 @@ def test_acks_all_after_a_leader_killed_with_kill_9_is_acknowledged_by_this_node
     start_leader(children, a).kill()
     with embedlog.open(a, maintenance_interval_ms=None) as la:
         assert raw_flag(la) == b"1"
-        p = la.producer(acks="all", delivery_timeout_ms=10_000)
+        p = la.producer(acks="all", delivery_timeout_ms=300)
         p.send("t", b"x")
-        p.flush()  # not a timeout: this node alone is the in-sync set again
-        assert raw_flag(la) == b"0"
-        assert visible(la, "t") == [b"x"]
+        with pytest.raises(EmbedlogTimeoutError, match="no replication Leader runs"):
+            p.flush()
+        p.close()
+        assert raw_flag(la) == b"1"
+        assert visible(la, "t") == []
+        assert la.describe_topic("t").partitions[0].end_offset == 1  # written, hidden
 
 
-def test_a_plain_append_after_a_leader_killed_with_kill_9_is_visible(tmp_path: Path, children: Any) -> None:
-    a = tmp_path / "a"
-    with embedlog.open(a, maintenance_interval_ms=None) as log:
-        log.create_topic("t")
-    start_leader(children, a).kill()
-    with embedlog.open(a, maintenance_interval_ms=None) as la:
-        with la.producer() as p:
-            p.send("t", b"x")
-        assert raw_flag(la) == b"0"
-        assert visible(la, "t") == [b"x"]
-
-
-def test_appends_notice_their_leader_died_between_two_of_them(log: Log) -> None:
-    """The lease is not in LMDB: an append may not carry "a leader manages the high
-    watermarks" over from the previous transaction without asking the lease again."""
+def test_appends_keep_hiding_records_when_their_leader_dies_between_two_of_them(log: Log) -> None:
+    """The lease is not in LMDB, and appends do not ask it: one carrying "a leader
+    manages the high watermarks" over from the previous transaction (the append memo)
+    decides as one that reads the flag afresh."""
     log.create_topic("t")
     core = core_on(log)
     hold(core, log, "t", 0)
@@ -223,8 +231,9 @@ def test_appends_notice_their_leader_died_between_two_of_them(log: Log) -> None:
     core.lease.release()  # the leader's process dies: no transaction in between
     p.send("t", b"b")
     p.flush()
-    assert raw_flag(log) == b"0"
-    assert visible(log, "t") == [b"a", b"b"]
+    assert raw_flag(log) == b"1"
+    assert state(log, "t").high_watermark == 0
+    assert visible(log, "t") == []
     p.close()
     core.abandon()
 

@@ -921,8 +921,6 @@ class Producer(SendBase):
             else:
                 seen = store.notifier.generation
             targets, size, role, stale = store.read(look)
-            if stale and store.write(lambda txn: replica.release_stale_lease(txn, dbs, path), notify=True):
-                continue  # its leader died: the high watermarks are the end offsets now
             # Checked even once the high watermark covers the records (Kafka's
             # NOT_ENOUGH_REPLICAS_AFTER_APPEND): it may have moved because the in-sync set shrank.
             if size < need:
@@ -936,9 +934,14 @@ class Producer(SendBase):
                                      "records; records not on the new leader are lost in the failover")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                ms = round(min(budget, timeout if timeout is not None else budget) * 1000)
+                if stale:
+                    raise EmbedlogTimeoutError(
+                        f"no replication Leader runs on {path!r} (its process died without stopping) to have the "
+                        f"records acknowledged within {ms} ms; they are written here, hidden from consumers, and "
+                        "are replicated once a Leader runs here again")
                 raise EmbedlogTimeoutError(
-                    f"the in-sync followers did not acknowledge the records within "
-                    f"{round(min(budget, timeout if timeout is not None else budget) * 1000)} ms; they are written "
+                    f"the in-sync followers did not acknowledge the records within {ms} ms; they are written "
                     "on the leader and may still be replicated")
             if board is not None:
                 board.wait(seen, min(remaining, 0.1))

@@ -1883,10 +1883,11 @@ def replication_status(log: Log) -> Status:
     """What the directory says of its replication, read from the store (so it works
     while the Leader or Follower runs in another process): ``role`` (``leader`` or
     ``replica``), ``node_id``, ``epoch``, ``replicating`` (a Leader manages the high
-    watermarks), ``isr`` (the in-sync follower ids a running Leader last wrote, or
-    ``None``), ``isr_size`` (nodes holding every acknowledged record, this one
-    included), ``stale_lease`` (the flag says a Leader runs but none holds the lease:
-    it died; the next write releases the flag), and per partition ``"topic[n]"`` its
+    watermarks: also while the Leader that set it is dead, until one runs again),
+    ``isr`` (the in-sync follower ids a running Leader last wrote, or ``None``),
+    ``isr_size`` (nodes holding every acknowledged record, this one included),
+    ``stale_lease`` (``replicating``, but no Leader holds the lease: it died without
+    stopping, and new records stay hidden until one runs here again), and per partition ``"topic[n]"`` its
     high watermark (as stored: a running Leader's may be a write ahead),
     end and log start offsets and leader epoch."""
     store = _store_of(log)
@@ -1895,15 +1896,15 @@ def replication_status(log: Log) -> Status:
         names = _topic_names(txn, dbs)
         isr = replica.get_isr(txn, dbs)
         flag = replica.is_replicating(txn, dbs)
-        replicating = flag and replica.lease_live(store.path)
+        live = flag and replica.lease_live(store.path)
         return Status({
             "role": replica.get_role(txn, dbs),
             "node_id": replica.get_node_id(txn, dbs),
             "epoch": replica.get_epoch(txn, dbs),
-            "replicating": replicating,
-            "stale_lease": flag and not replicating,
-            "isr": None if isr is None or not replicating else list(isr.get("isr", [])),
-            "isr_size": replica.in_sync_size(txn, dbs) if replicating else 1,
+            "replicating": flag,
+            "stale_lease": flag and not live,
+            "isr": None if isr is None or not live else list(isr.get("isr", [])),
+            "isr_size": replica.in_sync_size(txn, dbs) if live else 1,
             "partitions": {f"{names.get(t, t)}[{p}]": {"high_watermark": st.high_watermark,
                                                        "end_offset": st.end_offset,
                                                        "log_start_offset": st.start_offset,

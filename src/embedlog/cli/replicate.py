@@ -90,7 +90,8 @@ def status(args: argparse.Namespace, out: Output) -> int:
         return 0
     isr = "-" if st["isr"] is None else (", ".join(st["isr"]) or "(leader only)")
     out.line(f"role: {st['role']}  epoch: {st['epoch']}  node: {st['node_id'] or '-'}  "
-             f"replicating: {'yes' if st['replicating'] else 'no'}")
+             f"replicating: {'yes' if st['replicating'] else 'no'}"
+             + ("  (no Leader runs here now: new records stay hidden until one does)" if st["stale_lease"] else ""))
     out.line(f"in-sync followers: {isr}  (in-sync nodes: {st['isr_size']})")
     if st["partitions"]:
         out.line()

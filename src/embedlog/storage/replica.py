@@ -84,7 +84,6 @@ __all__ = [
     "raise_epoch",
     "read_merged",
     "reconcile_epochs",
-    "release_stale_lease",
     "reset",
     "set_epoch_leaders",
     "set_follower_state",
@@ -186,7 +185,7 @@ class LeaderLease:
     leader for as long as it marks the directory ``replicating``.
 
     The kernel drops the lock when its process dies (``kill -9`` included), so a
-    ``replicating`` flag whose lease is free was left by a dead leader.  Writers probe
+    ``replicating`` flag whose lease is free was left by a dead leader.  Readers probe
     the lease with a shared lock held for microseconds, so acquiring retries for up to
     two seconds before it raises ``ReplicationBusyError``.
     """
@@ -263,18 +262,6 @@ def lease_live(path: str) -> bool:
     return False
 
 
-def release_stale_lease(txn: lmdb.Transaction, dbs: Mapping[str, Any], path: str) -> bool:
-    """If the directory is marked ``replicating`` but its leader died (the lease is
-    free), do what that leader's ``stop`` would have: turn the flag off (every high
-    watermark moves to its end offset) and forget the in-sync set.  Return whether it
-    did.  ``txn`` must be a write transaction."""
-    if txn.get(schema.META_REPLICATING, db=dbs["meta"]) != b"1" or lease_live(path):
-        return False
-    set_replicating(txn, dbs, False)
-    set_isr(txn, dbs, None)
-    return True
-
-
 #: directory path -> (the LeaderCore that learned it was superseded, the error appends get)
 _FENCED: dict[str, tuple[object, EmbedlogError]] = {}
 _FENCED_LOCK = threading.Lock()
@@ -313,9 +300,13 @@ def _copy_error(error: EmbedlogError) -> EmbedlogError:
 
 
 def leader_manages_hw(txn: lmdb.Transaction, dbs: Mapping[str, Any], path: str) -> bool:
-    """For an append in write transaction ``txn``: whether a live replication leader
-    moves the high watermarks (the append must leave them alone).  A stale flag left by
-    a dead leader is released first (``release_stale_lease``), so the append moves them.
+    """For an append in write transaction ``txn``: whether a replication leader moves
+    the high watermarks (the append must leave them alone).  So does a flag its leader
+    left when it died (``kill -9``, a crash: the lease is free): the records appended
+    meanwhile stay hidden until a ``Leader`` runs here again and its followers hold
+    them, or a ``Leader``'s clean stop hands the directory back to plain appends.  Were
+    they shown at once, a consumer could see records the in-sync follower lacks, which
+    a failover to that follower takes back.
 
     Raises the leader's ``FencedLeaderError`` (so the append writes nothing) while a
     leader of this process on ``path`` knows it was superseded (``fence``): every
@@ -324,9 +315,7 @@ def leader_manages_hw(txn: lmdb.Transaction, dbs: Mapping[str, Any], path: str) 
         error = fenced_error(path)
         if error is not None:
             raise error
-    if txn.get(schema.META_REPLICATING, db=dbs["meta"]) != b"1":
-        return False
-    return not release_stale_lease(txn, dbs, path)
+    return txn.get(schema.META_REPLICATING, db=dbs["meta"]) == b"1"
 
 
 def get_isr(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> dict[str, Any] | None:

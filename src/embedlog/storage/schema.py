@@ -38,11 +38,13 @@ leave ``high_watermark`` alone and the leader advances it as followers acknowled
 absent or ``0``: an append sets ``high_watermark`` to the end offset).  The flag is a
 lease: the running leader holds an exclusive ``flock`` on ``<log>/leader.lease`` (an
 empty file; the kernel releases the lock when the process dies, ``kill -9`` included).
-A ``1`` whose lease is free was left by a dead leader and is stale: the next writer
-(an append, retention, an ``acks="all"`` wait) releases it in its own write transaction
-as the leader's stop would have — the flag goes to ``0``, every ``high_watermark`` to
-its end offset and ``isr`` is removed — and readers (``min.insync.replicas`` checks,
-replication status) treat it as ``0`` meanwhile.  The leader writes
+A ``1`` whose lease is free was left by a leader that died without stopping. It still
+holds for appends, which leave ``high_watermark`` alone (records appended meanwhile stay
+hidden: the in-sync follower may lack them, and a failover to it would take them back),
+until a ``Leader`` runs here again (it takes the lease and moves the high watermarks as
+its followers acknowledge) or a ``Leader``'s stop writes ``0``; readers that count the
+in-sync set (``min.insync.replicas`` checks) count this node alone meanwhile, and
+replication status reports it (``stale_lease``).  The leader writes
 ``high_watermark`` after it told its own process's producers (one write at a time,
 coalescing what comes meanwhile; at once with any ``isr`` change): it may lag what
 followers acknowledged, never lead it, so after a crash it is lower, which hides

@@ -441,13 +441,9 @@ class Store:
 
         Never past a partition's high watermark (Kafka deletes only segments below it):
         a replicating leader's followers may not hold the later batches yet, and a
-        follower must be able to fetch every record it lacks that consumers could see.
-        A ``replicating`` flag left by a dead leader is released first (its high
-        watermarks would otherwise stay behind for good)."""
+        follower must be able to fetch every record it lacks that consumers could see."""
         now = now_ms() if now is None else now
         total = 0
-        if self.read(lambda txn: replica.is_replicating(txn, self.dbs)) and not replica.lease_live(self.path):
-            self.write(lambda txn: replica.release_stale_lease(txn, self.dbs, self.path), notify=True)
         # Look first in one read transaction; write (and fsync) only for topics with work.
         for name in self.read(lambda txn: self._retention_due(txn, now)):
             def fn(txn: lmdb.Transaction, name: str = name) -> int:
