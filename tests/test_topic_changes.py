@@ -7,6 +7,7 @@ Both send paths (the C extension's and the pure-Python reference)."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -148,6 +149,30 @@ def test_an_acks_all_producer_follows_a_raised_min_insync_replicas(log: embedlog
             p.flush()
         assert _end(log) == 1
         log.alter_topic_config("t", {"min.insync.replicas": 1})  # (so that close() completes)
+
+
+@pytest.mark.parametrize("leader", [True, False])
+def test_an_acks_all_close_writes_nothing_while_the_in_sync_set_is_too_small(log: embedlog.Log, leader: bool) -> None:
+    """As flush: Kafka's leader refuses such a produce.  close() (a ``with`` block's end)
+    wrote the records on the leader alone and showed them to consumers; now they fail,
+    their callbacks told, and nothing is stored (with a Leader running, and without)."""
+    log.alter_topic_config("t", {"min.insync.replicas": 2})
+    told: list[object] = []
+    with contextlib.ExitStack() as stack:
+        if leader:
+            stack.enter_context(Leader(log, listen="127.0.0.1:0", secret=SECRET))
+        p = log.producer(acks="all")
+        p.send("t", b"a", key=b"k", on_delivery=lambda err, md: told.append(err))
+        p.send("t", b"b", key=b"k")
+        with pytest.raises(NotEnoughReplicasError, match="closed without writing"):
+            p.__exit__(None, None, None)  # (the end of a ``with`` block)
+        assert p.closed
+        assert _end(log) == 0
+        assert len(told) == 1
+        assert isinstance(told[0], NotEnoughReplicasError)
+        with log.consumer(["t"], auto_offset_reset="earliest") as c:
+            assert c.poll(timeout=0.2) == []
+        p.close()  # (closed: nothing more)
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -872,8 +872,8 @@ class Producer(SendBase):
 
         A leader running in this process publishes high watermarks before it writes
         them to the store (``replica.HighWatermarkBoard``): wait on that when there is
-        one, else on the store.  A ``replicating`` flag left by a dead leader is
-        released here (this node alone is the in-sync set again)."""
+        one, else on the store.  A ``replicating`` flag left by a dead leader holds: the
+        wait then ends in a ``TimeoutError`` that says so."""
         with self._lock:
             targets, self._ack_targets = self._ack_targets, {}
         if not targets:
@@ -960,7 +960,10 @@ class Producer(SendBase):
         in-sync followers hold the records, and raises as ``flush`` does
         (``NotEnoughReplicasError``, ``TimeoutError``: the records stay on this node) —
         after releasing the producer.  It also raises the error of any record a
-        background write could not store since the last flush."""
+        background write could not store since the last flush.  When the in-sync set is
+        smaller than a topic's ``min.insync.replicas`` it writes nothing, as ``flush``
+        does: the buffered records fail (their delivery callbacks get the
+        ``NotEnoughReplicasError`` that ``close`` raises)."""
         if self._closed:
             return
         _check_timeout(timeout)
@@ -970,9 +973,28 @@ class Producer(SendBase):
             return
         try:
             if not self._log.closed:
+                if self.acks == "all" and len(self):
+                    self._refuse_short(self._replicas_short())
                 self._complete(timeout)
         finally:
             self._mark_closed()  # (which unregisters it from the log)
+
+    def _refuse_short(self, short: tuple[int, int] | None) -> None:
+        """``close`` with the in-sync set below ``min.insync.replicas`` (``short``): drop
+        what is buffered, unwritten, telling its delivery callbacks, and raise."""
+        if short is None:
+            return
+        error = NotEnoughReplicasError(
+            f"{short[0]} in-sync replica(s) (leader included), fewer than min.insync.replicas={short[1]}: the "
+            "producer closed without writing its buffered records; send them again once followers have caught up")
+        drained: list[tuple[_TopicState, int, list[Any]]] = []
+        self._drain(drained)
+        for _st, _p, flat in drained:
+            for cb in flat[6::_STRIDE]:
+                if cb is not None:
+                    with contextlib.suppress(Exception):  # (the application's code: the error raised is ours)
+                        cb(error, None)
+        raise error
 
     @property
     def closed(self) -> bool:
