@@ -368,6 +368,7 @@ ERROR_BUILTINS: dict[str, type[BaseException] | None] = {
     "IllegalGenerationError": None,
     "TransactionAbortedError": None,
     "NotLeaderError": None,
+    "TransactionNotLeaderError": None,
     "NotEnoughReplicasError": None,
     "AuthenticationError": None,
     "UnrelatedLogError": None,
@@ -477,4 +478,5 @@ def test_for_code_unknown_codes_give_the_base_class(code: int) -> None:
 
 def test_retriable_flags_follow_kafka() -> None:
     retriable = {name for name, cls in _error_classes().items() if cls.retriable}
-    assert retriable == {"TimeoutError", "NotLeaderError", "NotEnoughReplicasError", "LinkDownError"}
+    assert retriable == {"TimeoutError", "NotLeaderError", "NotEnoughReplicasError", "LinkDownError",
+                         "TransactionNotLeaderError"}  # (a NotLeaderError: retried once the node leads)

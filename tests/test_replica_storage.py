@@ -95,6 +95,10 @@ def test_defaults_and_replica_role_refuses_writes(log: Log) -> None:
     with pytest.raises(NotLeaderError, match="replica"):
         p.flush()
     p._drain([])
+    with pytest.raises(NotLeaderError, match="replica") as refused, log.transaction() as tx:
+        tx.send("t", b"y")
+    assert isinstance(refused.value, embedlog.errors.TransactionAbortedError)  # (and nothing written)
+    assert [pd.end_offset for pd in log.describe_topic("t").partitions] == [0, 0]
     for admin in (lambda: log.create_topic("u"), lambda: log.delete_topic("t"),
                   lambda: log.alter_topic_config("t", {"retention.ms": 5}), lambda: log.create_partitions("t", 4),
                   lambda: log.delete_records("t", 0, 0)):

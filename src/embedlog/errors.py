@@ -45,6 +45,7 @@ __all__ = [
     "TimeoutError",
     "TopicExistsError",
     "TransactionAbortedError",
+    "TransactionNotLeaderError",
     "UncleanPromotionWarning",
     "UnknownGroupError",
     "UnknownPartitionError",
@@ -214,6 +215,12 @@ class NotLeaderError(EmbedlogError):
     retriable = True
 
 
+class TransactionNotLeaderError(NotLeaderError, TransactionAbortedError):
+    """A transaction committed on a replica: refused, nothing of it written.  Both a
+    ``NotLeaderError`` (as producing there) and a ``TransactionAbortedError`` (as any
+    transaction that could not commit)."""
+
+
 class NotEnoughReplicasError(EmbedlogError):
     """Fewer in-sync replicas than the topic's ``min.insync.replicas``."""
 
@@ -249,10 +256,13 @@ class LinkDownError(BridgeError, builtins.TimeoutError):
 
 
 def _all_subclasses(cls: type[EmbedlogError]) -> list[type[EmbedlogError]]:
+    """Every subclass, level by level (a class before its subclasses, whichever of its
+    bases reaches it first: ``for_code`` returns the most general class of a code)."""
     out: list[type[EmbedlogError]] = []
-    for sub in cls.__subclasses__():
-        out.append(sub)
-        out.extend(_all_subclasses(sub))
+    level = [cls]
+    while level:
+        level = [sub for c in level for sub in c.__subclasses__() if sub not in out]
+        out.extend(dict.fromkeys(level))
     return out
 
 

@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import lmdb
 
-from .errors import ClosedError, ConfigError, EmbedlogError, TransactionAbortedError
+from .errors import (
+    ClosedError,
+    ConfigError,
+    EmbedlogError,
+    NotLeaderError,
+    TransactionAbortedError,
+    TransactionNotLeaderError,
+)
 from .groups.coordinator import validate_group
 from .groups.offsets import split as split_offset
 from .model import TopicPartition, topic_partition
@@ -122,7 +129,8 @@ class Transaction:
                 producer._check_replicas()  # Kafka's NOT_ENOUGH_REPLICAS: nothing written
             producer._write(self._write_offsets if self._offsets or self._sources else None)
         except EmbedlogError as exc:
-            raise TransactionAbortedError(f"transaction aborted, nothing of it was written: {exc}") from exc
+            aborted = TransactionNotLeaderError if isinstance(exc, NotLeaderError) else TransactionAbortedError
+            raise aborted(f"transaction aborted, nothing of it was written: {exc}") from exc
         finally:
             producer._mark_closed()
         if producer.acks == "all":
