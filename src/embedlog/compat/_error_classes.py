@@ -62,6 +62,10 @@ class ErrorFactory:
         aiokafka's ``ConsumerStoppedError``), so the method resolution order stays valid.
         """
         real = self.real(name)
+        if real:  # the installed version's flags (aiokafka 0.13 made KafkaStorageError retriable)
+            for flag in ("retriable", "invalid_metadata"):
+                if flag in attrs and isinstance(getattr(real[0], flag, None), bool):
+                    attrs[flag] = getattr(real[0], flag)
         bases = tuple(b for b in (base, *more) if not (real and issubclass(real[0], b))) + real
         namespace = {"__module__": self.module, "__qualname__": name, "__doc__": doc, **attrs}
         return type(name, bases, namespace)
