@@ -485,6 +485,59 @@ def test_eager_strategies_revoke_everything_cooperative_only_what_moves(log: emb
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
+def test_an_on_revoke_that_raises_still_lets_the_partitions_go(log: embedlog.Log, strategy: str) -> None:
+    """Kafka's consumer raises a rebalance listener's exception from poll() once the
+    rebalance is done: the member's raising on_revoke (a commit that failed once, say) was
+    raised once and then left it holding both partitions for good, the newcomer owning
+    none and the group never Stable."""
+    log.create_topic("t", partitions=2)
+    calls: list[list[TopicPartition]] = []
+
+    def flaky(parts: list[TopicPartition]) -> None:
+        calls.append(list(parts))
+        if len(calls) == 1:
+            raise RuntimeError("transient")
+
+    a = group_consumer(log, "t", "a", partition_assignment_strategy=strategy, on_revoke=flaky)
+    wait_until(lambda: a.assignment() == tps("t", 0, 1), "a owns everything", step=lambda: poll_all(a))
+    b = group_consumer(log, "t", "b", partition_assignment_strategy=strategy)
+    raised: list[BaseException] = []
+
+    def step() -> None:
+        try:
+            a.poll(timeout=0.01)
+        except RuntimeError as exc:
+            raised.append(exc)
+        b.poll(timeout=0.01)
+
+    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "a and b share", step=step)
+    assert [str(e) for e in raised] == ["transient"]  # raised once, from poll
+    assert calls[0]  # (the revocation it was told of)
+    assert log.describe_group("g").state == "Stable"
+    a.close()
+    b.close()
+
+
+def test_close_from_on_revoke_closes_once(log: embedlog.Log) -> None:
+    """close() calls on_revoke; an on_revoke that closes the consumer (its own, or during
+    a rebalance) recursed until RecursionError."""
+    log.create_topic("t", partitions=2)
+    held: dict[str, embedlog.Consumer] = {}
+    revoked: list[list[TopicPartition]] = []
+
+    def closing(parts: list[TopicPartition]) -> None:
+        revoked.append(list(parts))
+        held["c"].close()
+
+    c = held["c"] = group_consumer(log, "t", "a", on_revoke=closing)
+    wait_until(lambda: c.assignment() == tps("t", 0, 1), "it owns everything", step=lambda: poll_all(c))
+    c.close()
+    assert c.closed
+    assert revoked == [sorted(tps("t", 0, 1))]
+    assert not log.describe_group("g").members
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_partitions_granted_then_moved_before_a_poll_are_never_announced(log: embedlog.Log, strategy: str,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A joining member is granted what is free at once; if a later join moves some of it

@@ -212,6 +212,7 @@ class Consumer:
         self._rr = 0
         self._read_bytes = 0
         self._closed = False
+        self._closing = False  # close() under way (its on_revoke may call close() again)
         self._subscription: list[str] = []
         self.group = None if group is None else validate_group(group)
         self._counters = consumer_counters(log.path, self.group)
@@ -799,9 +800,11 @@ class Consumer:
         return self._closed
 
     def close(self) -> None:
-        """Release the consumer (idempotent)."""
-        if self._closed:
+        """Release the consumer (idempotent; from its own ``on_revoke``, which closing
+        calls, it leaves the closing to the call under way)."""
+        if self._closed or self._closing:
             return
+        self._closing = True
         try:
             if self._membership is not None and self._subscription and not self._log.closed:
                 self._membership.close()

@@ -103,19 +103,32 @@ class Membership:
         self._last_poll = time.monotonic()
         self._thread: threading.Thread | None = None
         self._waiting = False  # some of our target partitions are still owned by others
+        #: while ``reconcile`` runs: the exceptions rebalance callbacks raised (the first is kept)
+        self._deferred: list[Exception] | None = None
         self._next_expiry_check = 0.0
 
     # -- callbacks --------------------------------------------------------------------------
     def _call(self, which: str, partitions: list[TopicPartition]) -> None:
+        """Run a rebalance callback.  Within ``reconcile`` its exception is kept for the
+        end of the rebalance step (``_deferred``), as Kafka's consumer raises a listener's
+        exception from ``poll`` once the partitions moved: one failing ``on_revoke`` must
+        not leave this member holding partitions the group gave to another."""
         cb = self.callbacks[which]
         if which == "lost" and cb is None:
             cb = self.callbacks["revoke"]
         if cb is None:
             return
-        if _arity(cb) == 2:
-            cb(self.consumer, partitions)
-        else:
-            cb(partitions)
+        deferred = self._deferred
+        try:
+            if _arity(cb) == 2:
+                cb(self.consumer, partitions)
+            else:
+                cb(partitions)
+        except Exception as exc:
+            if deferred is None:
+                raise
+            if not deferred:
+                deferred.append(exc)
 
     # -- joining --------------------------------------------------------------------------
     def join(self, topics: Iterable[str]) -> None:
@@ -144,7 +157,18 @@ class Membership:
 
     # -- on the consumer's thread ----------------------------------------------------------------
     def reconcile(self) -> None:
-        """Follow the group: revoke what moved away, claim what is ours. Called by ``poll``."""
+        """Follow the group: revoke what moved away, claim what is ours. Called by ``poll``.
+        The first exception a rebalance callback raised is raised once the step is done."""
+        deferred: list[Exception] = []
+        self._deferred = deferred
+        try:
+            self._reconcile()
+        finally:
+            self._deferred = None
+        if deferred:
+            raise deferred[0]
+
+    def _reconcile(self) -> None:
         self._last_poll = time.monotonic()
         if not self._joined:
             return
