@@ -477,6 +477,24 @@ def test_rebalance_listener_and_fenced_commit(servers: str) -> None:
     c2.close()
 
 
+def test_commit_async_calls_back_with_the_committed_offsets_and_none(servers: str) -> None:
+    """As kafka-python's coordinator: ``callback(offsets, response)``, ``offsets`` what was
+    committed (the consumed positions without ``offsets``), ``response`` None on success."""
+    produce(servers, "ca", 3)
+    c = KafkaConsumer("ca", bootstrap_servers=servers, group_id="gca", auto_offset_reset="earliest",
+                      enable_auto_commit=False)
+    drain(c, 3)
+    got: list[tuple[Any, Any]] = []
+    future = c.commit_async(callback=lambda offsets, response: got.append((offsets, response)))
+    assert future.get() is None
+    assert got == [({TopicPartition("ca", 0): OffsetAndMetadata(3, "", -1)}, None)]
+    explicit = {TopicPartition("ca", 0): OffsetAndMetadata(1, "", -1)}
+    c.commit_async(explicit, callback=lambda offsets, response: got.append((offsets, response)))
+    assert got[1] == (explicit, None)
+    assert c.committed(TopicPartition("ca", 0)) == 1
+    c.close()
+
+
 def test_commit_needs_a_group(servers: str) -> None:
     produce(servers, "ng", 1)
     c = KafkaConsumer("ng", bootstrap_servers=servers)
@@ -577,6 +595,7 @@ def test_admin_groups(servers: str) -> None:
     assert admin.describe_groups(["grp"])["grp"]["members"][0]["member_assignment"]["assignment"] == [
         TopicPartition("gt", 0)]
     assert admin.list_group_offsets(["grp"]) == {"grp": {TopicPartition("gt", 0): OffsetAndMetadata(5, "", -1)}}
+    assert admin.list_group_offsets("grp") == admin.list_group_offsets(["grp"])  # (one id: kafka-python 3)
     assert admin.delete_groups(["grp"])[0][1] is not None  # a live member: refused
     c.close()
     admin.alter_group_offsets("grp", {TopicPartition("gt", 0): OffsetAndMetadata(1, "", -1)})

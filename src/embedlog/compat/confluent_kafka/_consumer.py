@@ -681,9 +681,11 @@ class Consumer:
             metas = [getattr(x, "metadata", None) for x in offsets]
             items = [(t, p, o, m) for (t, p, o), m in zip(fields, metas) if o >= 0]
             result = [make_tp(t, p, o) for t, p, o in fields]
-        else:
-            items = [(tp.topic, tp.partition, self._stored[tp], None) for tp in self._assigned if tp in self._stored]
-            result = [make_tp(tp.topic, tp.partition, self._stored.get(tp, OFFSET_INVALID)) for tp in self._assigned]
+        else:  # (as librdkafka: only stored offsets not committed yet; none at all is _NO_OFFSET)
+            stored = self._stored
+            items = [(tp.topic, tp.partition, stored[tp], None) for tp in self._assigned
+                     if tp in stored and self._last_commit.get(tp) != stored[tp]]
+            result = [make_tp(tp.topic, tp.partition, stored.get(tp, OFFSET_INVALID)) for tp in self._assigned]
         err: KafkaError | None = None
         if not items:
             err = kafka_error(ERR_NO_OFFSET, f"Commit failed: {describe(ERR_NO_OFFSET)}")

@@ -308,9 +308,11 @@ class KafkaAdminClient:
 
     def list_group_offsets(self, group_specs: Mapping[str, Any] | Iterable[str]
                            ) -> dict[str, dict[TopicPartition, OffsetAndMetadata]]:
-        """``{group_id: {TopicPartition: OffsetAndMetadata}}`` (specs: group ids, or
-        ``{group_id: [partitions] or None}``)."""
+        """``{group_id: {TopicPartition: OffsetAndMetadata}}`` (specs: one group id, group
+        ids, or ``{group_id: [partitions] or None}``)."""
         self._check()
+        if isinstance(group_specs, str):  # (one group: as kafka-python 3 takes it)
+            group_specs = [group_specs]
         specs = group_specs if isinstance(group_specs, Mapping) else dict.fromkeys(group_specs)
         return {g: self.list_consumer_group_offsets(g, parts) for g, parts in specs.items()}
 

@@ -580,17 +580,29 @@ class KafkaConsumer:
 
     def commit_async(self, offsets: Mapping[Any, Any] | None = None,
                      callback: Callable[[Any, Any], Any] | None = None) -> _Done:
-        """Commit now (embedlog commits are local and fast); call ``callback(offsets, response)``."""
+        """Commit now (embedlog commits are local and fast); call ``callback(offsets,
+        response)`` as kafka-python does: ``offsets`` the ``{TopicPartition:
+        OffsetAndMetadata}`` committed (what was consumed, without ``offsets``),
+        ``response`` ``None`` or the exception."""
         self._require_group()
+        shown: Mapping[Any, Any]
+        if offsets is None:
+            consumed = self._consumed_offsets()
+            if consumed is None:
+                consumed = {tp: self._consumer.position(tp) for tp in self._consumer.assignment()}
+            shown = {TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(off, "", -1)
+                     for tp, off in consumed.items()}
+        else:
+            shown = offsets
         done: _Done
         try:
             self.commit(offsets)
-            done = _Done(True)
+            done = _Done(None)
         except Errors.KafkaError as exc:
             done = _Done(exception=exc)
         cb = callback or self.config["default_offset_commit_callback"]
         if cb is not None:
-            cb(offsets, done.exception if done.exception is not None else done.value)
+            cb(shown, done.exception)
         return done
 
     def committed(self, partition: Any, metadata: bool = False,
