@@ -74,6 +74,19 @@ def test_newer_format_version_is_refused(tmp_path: Path) -> None:
         embedlog.open(path)
 
 
+@pytest.mark.parametrize("raw", [b"", b"\x01", b"\x01\x00\x00\x00\x00"])
+def test_a_damaged_format_version_is_refused_with_a_typed_error(tmp_path: Path, raw: bytes) -> None:
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:
+        log.create_topic("t")
+    env = lmdb.open(str(path), max_dbs=16)
+    with env.begin(write=True) as txn:
+        txn.put(schema.META_FORMAT_VERSION, raw, db=env.open_db(b"meta", txn=txn))
+    env.close()
+    with pytest.raises(FormatVersionError, match="damaged storage format version"):
+        embedlog.open(path)
+
+
 def test_same_directory_opened_twice_in_one_process(tmp_path: Path) -> None:
     a = embedlog.open(tmp_path / "log")
     b = embedlog.open(str(tmp_path / "log"))

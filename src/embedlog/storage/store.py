@@ -134,6 +134,10 @@ class Store:
             txn.put(schema.META_LEADER_EPOCH, schema.I32LE.pack(0), db=meta)
             txn.put(schema.META_ROLE, b"leader", db=meta)
             return
+        if len(raw) != schema.U32LE.size:
+            raise FormatVersionError(
+                f"{self.path!r} has a damaged storage format version ({bytes(raw)[:16]!r}, not 4 bytes): it is not "
+                "an embedlog log directory, or its metadata is damaged; run `embedlog verify` or restore it")
         version = schema.U32LE.unpack(bytes(raw))[0]
         if version != schema.FORMAT_VERSION:
             raise FormatVersionError(
