@@ -334,14 +334,20 @@ def test_documented_attribute_bits() -> None:
     documented = {int(bit): text.strip() for bit, text in re.findall(r"bit (\d) ([^\n]+)", doc)}
     assert documented == {
         3: "timestamps are LogAppendTime", 4: "records carry headers", 5: "sparse offsets (batch was compacted)",
-        6: "reserved (0)", 7: "written by a transaction",
+        6: "delete horizon set (see below)", 7: "written by a transaction",
     }
     assert batch.ATTR_LOG_APPEND_TIME == 1 << 3
     assert batch.ATTR_HEADERS == 1 << 4
     assert batch.ATTR_SPARSE == 1 << 5
-    everything = batch.encode([b"k"], [b"v"], [2**63 - 1], [[("h", None)]], compression=batch.COMPRESSION_ZSTD,
-                              offset_deltas=[0], log_append_time=True, transactional=True)
-    assert everything[25] == 0b1011_1001  # bit 6 stays reserved (0)
+    assert batch.ATTR_DELETE_HORIZON == 1 << 6
+    everything = batch.encode([b"k"], [None], [2**63 - 1], [[("h", None)]], compression=batch.COMPRESSION_ZSTD,
+                              offset_deltas=[0], log_append_time=True, transactional=True, delete_horizon=1234)
+    assert everything[25] == 0b1111_1001
+    info = batch.read_info(everything)
+    assert (info.delete_horizon, info.first_timestamp, info.max_timestamp) == (1234, 1234, 2**63 - 1)
+    assert batch.decode(bytes(everything)).timestamps == [2**63 - 1]  # (the record's own, in the column)
+    plain = batch.read_info(batch.encode([b"k"], [b"v"], [7]))
+    assert (plain.delete_horizon, plain.first_timestamp) == (None, 7)
     assert batch.ATTR_TRANSACTIONAL == 1 << 7
 
 

@@ -11,7 +11,9 @@ import pytest
 
 import embedlog
 from embedlog import Message, TopicPartition
+from embedlog.codec import batch as codec
 from embedlog.errors import InvalidOffsetError, OffsetOutOfRangeError
+from embedlog.storage import compaction, schema
 from procs.harness import drain, now_ms  # tests/procs/harness.py (tests/ is on sys.path)
 
 MakeLog = Callable[..., embedlog.Log]
@@ -43,6 +45,19 @@ def assert_consistent(log: embedlog.Log) -> None:
     """The store's own checker agrees with what retention/compaction left behind."""
     report = log.verify()
     assert report.ok, report.problems
+
+
+def stored_batches(log: embedlog.Log, topic: str, partition: int = 0) -> list[codec.DecodedBatch]:
+    """The partition's batches as stored (their headers: the delete horizon)."""
+    store = log._store
+    prefix = schema.partition_key(log.describe_topic(topic).topic_id, partition)
+
+    def fn(txn: object) -> list[codec.DecodedBatch]:
+        with txn.cursor(db=store.dbs["batches"]) as cur:  # type: ignore[attr-defined]
+            return [codec.decode(bytes(v)) for k, v in cur.iternext() if bytes(k[:8]) == prefix] \
+                if cur.set_range(prefix) else []
+
+    return store.read(fn)
 
 
 def dir_size(path: str | os.PathLike[str]) -> int:
@@ -337,6 +352,9 @@ def test_compaction_consumers_skip_the_gaps(log: embedlog.Log) -> None:
 
 
 def test_compaction_tombstones_kept_until_delete_retention_ms(log: embedlog.Log) -> None:
+    """A tombstone stays delete.retention.ms from the compaction that first saw it (its
+    batch's delete horizon, as Kafka's KIP-534), whatever its own timestamp: one written
+    now with a CreateTime two hours old was dropped by the first maintain()."""
     log.create_topic("t", config={"cleanup.policy": "compact", "delete.retention.ms": HOUR})
     now = now_ms()
     write_batches(log, "t", [
@@ -346,13 +364,20 @@ def test_compaction_tombstones_kept_until_delete_retention_ms(log: embedlog.Log)
     ])
     log.maintain()
     got = [(m.offset, m.key, m.value) for m in read_all(log)]
-    # old tombstone: past delete.retention.ms, dropped with everything of its key
-    # recent tombstone: kept (consumers must see the delete); older values of its key removed
-    assert got == [(4, b"recent-del", None), (5, b"live", b"v2"), (6, b"active", b"x")]
-
-    log.alter_topic_config("t", {"delete.retention.ms": HOUR // 4})
-    log.maintain()
+    # both tombstones kept (consumers must see the deletes); older values of their keys removed
+    assert got == [(3, b"old-del", None), (4, b"recent-del", None), (5, b"live", b"v2"), (6, b"active", b"x")]
+    horizons = {b.info.delete_horizon for b in stored_batches(log, "t")}
+    assert len(horizons - {None}) == 1
+    (horizon,) = horizons - {None}
+    assert now + HOUR <= horizon <= now_ms() + HOUR
+    compaction.compact_all(log._store, now_ms=horizon - 1)  # not yet
+    assert [m.offset for m in read_all(log)] == [3, 4, 5, 6]
+    log.alter_topic_config("t", {"delete.retention.ms": HOUR // 4})  # (a horizon set stays, as in Kafka)
+    compaction.compact_all(log._store, now_ms=horizon - 1)
+    assert [m.offset for m in read_all(log)] == [3, 4, 5, 6]
+    compaction.compact_all(log._store, now_ms=horizon)
     assert [(m.offset, m.key, m.value) for m in read_all(log)] == [(5, b"live", b"v2"), (6, b"active", b"x")]
+    assert {b.info.delete_horizon for b in stored_batches(log, "t")} == {None}
     assert_consistent(log)
 
 

@@ -23,13 +23,14 @@ Header (56 bytes)::
                                       bit 3 timestamps are LogAppendTime
                                       bit 4 records carry headers
                                       bit 5 sparse offsets (batch was compacted)
-                                      bit 6 reserved (0)
+                                      bit 6 delete horizon set (see below)
                                       bit 7 written by a transaction
      26   2  reserved            u16  0
      28   4  record_count        u32
      32   4  last_offset_delta   u32  base_offset + this = last offset the batch covers
                                       (kept by compaction, as Kafka does)
-     36   8  first_timestamp     i64  ms; the first record's timestamp
+     36   8  first_timestamp     i64  ms; the first record's timestamp, or with bit 6
+                                      the delete horizon (see below)
      44   8  max_timestamp       i64  ms; for LogAppendTime, the append time
      52   4  body_length         u32  length of the body before compression
 
@@ -45,6 +46,13 @@ Body (compressed as a whole when compression is on)::
                      i32 value_len (-1 null), value)
     keys             concatenated
     values           concatenated
+
+Delete horizon (Kafka's KIP-534): compaction keeps a key's latest tombstone for
+``delete.retention.ms`` after it first saw it, whatever the record's own timestamp.  It
+then rewrites the tombstone's batch with attribute ``0x40`` and ``first_timestamp``
+holding the wall-clock ms from which its tombstones may go (the first record's
+timestamp stays in the timestamps column).  Readers of format 1 that predate the
+attribute ignore it.
 
 Decoding verifies the CRC first and raises ``CorruptBatchError`` on any mismatch or
 malformed length, never returning wrong data.
@@ -89,6 +97,7 @@ ATTR_COMPRESSION_MASK = 0x07
 ATTR_LOG_APPEND_TIME = 0x08
 ATTR_HEADERS = 0x10
 ATTR_SPARSE = 0x20
+ATTR_DELETE_HORIZON = 0x40
 ATTR_TRANSACTIONAL = 0x80
 
 HEADER = struct.Struct("<QiQIBBHIIqqI")
@@ -181,6 +190,11 @@ class BatchInfo(NamedTuple):
     def last_offset(self) -> int:
         """The last offset this batch covers."""
         return self.base_offset + self.last_offset_delta
+
+    @property
+    def delete_horizon(self) -> int | None:
+        """Compaction's delete horizon (ms) of this batch's tombstones, if it set one."""
+        return self.first_timestamp if self.attributes & ATTR_DELETE_HORIZON else None
 
     @property
     def next_offset(self) -> int:
@@ -344,11 +358,13 @@ def encode(
     transactional: bool = False,
     key_lengths: Sequence[int] | None = None,
     value_lengths: Sequence[int] | None = None,
+    delete_horizon: int | None = None,
 ) -> bytearray:
     """Encode one batch; the stamped fields (offset, epoch, commit seq) are left zero.
 
     ``headers`` is ``None`` or one entry per record (``None``/empty for no headers).
     ``offset_deltas`` (sorted, starting at 0) makes a sparse, compacted batch.
+    ``delete_horizon`` (ms): compaction's, for a batch holding tombstones (bit 6).
     ``key_lengths``/``value_lengths`` (``len`` of each item, -1 for ``None``), when the
     caller already has them, save a pass over the records.
     """
@@ -358,6 +374,9 @@ def encode(
     first_ts = timestamps[0]
     max_ts = max(timestamps)
     attributes = compression
+    if delete_horizon is not None:
+        attributes |= ATTR_DELETE_HORIZON
+        first_ts = delete_horizon
     if log_append_time:
         attributes |= ATTR_LOG_APPEND_TIME
     if transactional:

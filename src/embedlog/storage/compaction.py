@@ -2,8 +2,9 @@
 
 For every key, the latest record is kept with its original offset; older records of
 that key are removed.  Tombstones (``value=None``) are kept for
-``delete.retention.ms`` after their timestamp so that consumers see the delete, then
-removed.  Records newer than ``min.compaction.lag.ms`` and the partition's last batch
+``delete.retention.ms`` after the compaction that first saw them (the batch's delete
+horizon, Kafka's KIP-534: a record's own timestamp may be far in the past), so that
+consumers see the delete, then removed.  Records newer than ``min.compaction.lag.ms`` and the partition's last batch
 (Kafka's active segment) are never compacted, nor is anything at or above the high
 watermark: on a replicating leader those records may not be on the followers yet
 (a failover can take them back), so they neither get rewritten nor count as the
@@ -29,9 +30,14 @@ from . import schema, topics
 
 __all__ = ["compact_all", "compact_partition"]
 
+#: a partition's next compaction when no timer runs: only a change (a new record) brings it
+_NEVER = 2**63
 
-def compact_partition(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, part: int, now_ms: int) -> int:
-    """Compact one partition inside ``txn``; return how many records were removed."""
+
+def compact_partition(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, part: int, now_ms: int,
+                      horizons: list[int] | None = None) -> int:
+    """Compact one partition inside ``txn``; return how many records were removed.
+    ``horizons`` gets the delete horizon of every batch left holding tombstones."""
     cfg = meta.config
     tid = meta.topic_id
     prefix = schema.partition_key(tid, part)
@@ -58,20 +64,37 @@ def compact_partition(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, p
     for b in decoded:
         latest.update((k, off) for k, off in zip(b.keys, b.offsets) if off < hw)
     lag_limit = now_ms - cfg.min_compaction_lag_ms
-    tomb_limit = now_ms - cfg.delete_retention_ms
     removed = 0
+    rewritten = False
     for b in decoded[:-1]:  # never the last ("active") batch
         if b.info.next_offset > hw:  # it reaches the high watermark: neither is anything after it
             break
+        info = b.info
+        horizon = info.delete_horizon
         keep = []
+        tombstones_kept = False
         for i, (k, off, ts) in enumerate(zip(b.keys, b.offsets, b.timestamps)):
-            latest_of_key = k is not None and latest.get(k) == off
-            if ts > lag_limit or (latest_of_key and (b.values[i] is not None or ts >= tomb_limit)):
+            if ts > lag_limit:  # (min.compaction.lag.ms: not looked at yet)
                 keep.append(i)
-        if len(keep) == len(b.keys):
+            elif k is not None and latest.get(k) == off:  # the latest record of its key
+                if b.values[i] is not None:
+                    keep.append(i)
+                    continue
+                # A tombstone: kept delete.retention.ms from the compaction that first saw
+                # it (Kafka's delete horizon), not from its own timestamp, which a
+                # producer may have set in the past.
+                if horizon is None:
+                    horizon = now_ms + cfg.delete_retention_ms
+                if now_ms < horizon:
+                    keep.append(i)
+                    tombstones_kept = True
+        horizon = horizon if tombstones_kept else None
+        if horizon is not None and horizons is not None:
+            horizons.append(horizon)
+        if len(keep) == len(b.keys) and horizon == info.delete_horizon:
             continue
         removed += len(b.keys) - len(keep)
-        info = b.info
+        rewritten = True
         key = schema.batch_key(tid, part, info.base_offset)
         old_size = info.size
         if not keep:
@@ -86,11 +109,12 @@ def compact_partition(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, p
             offset_deltas=[b.offsets[i] - info.base_offset for i in keep],
             last_offset_delta=info.last_offset_delta,
             log_append_time=bool(info.attributes & codec.ATTR_LOG_APPEND_TIME),
-            transactional=bool(info.attributes & codec.ATTR_TRANSACTIONAL))
+            transactional=bool(info.attributes & codec.ATTR_TRANSACTIONAL),
+            delete_horizon=horizon)
         codec.stamp(buf, info.base_offset, info.leader_epoch, info.commit_seq)
         txn.put(key, buf, db=dbs["batches"])
         st.bytes += len(buf) - old_size
-    if removed:
+    if rewritten:
         plog.store_state(txn, dbs, tid, part, st)
     return removed
 
@@ -105,34 +129,34 @@ def compact_all(store: Any, now_ms: int | None = None) -> int:
             continue
         memo = store.compaction_memo
         cfg = meta.config
-        # An unchanged partition has nothing new to compact until a timer may have run
-        # out: a tombstone's delete.retention.ms, a record's min.compaction.lag.ms (a
-        # timer of 0 runs out at once, at the compaction that first sees the record).
-        timers = [t for t in (cfg.delete_retention_ms, cfg.min_compaction_lag_ms) if t > 0]
-        wait = min(timers) if timers else -1
+        lag = cfg.min_compaction_lag_ms
         for part in range(meta.partitions):
-            # Skip a partition nothing happened to since its last compaction, until
-            # tombstones or the compaction lag may have expired.
+            # Skip a partition nothing happened to since its last compaction until a timer
+            # may have run out: the earliest delete horizon of its tombstones, or
+            # min.compaction.lag.ms for records too recent at that compaction.
             st = store.read(lambda txn, part=part, tid=meta.topic_id: plog.load_state(txn, store.dbs, tid, part))
             if st is None or st.batches < 2:
                 continue
             seen = ((st.start_offset, st.end_offset, st.batches, st.high_watermark),
                     tuple(sorted(cfg.overrides.items())))
             last = memo.get((meta.topic_id, part))
-            if last is not None and last[0] == seen and (wait < 0 or now < last[1] + wait):
+            if last is not None and last[0] == seen and now < last[1]:
                 continue
+            horizons: list[int] = []
 
-            def fn(txn: lmdb.Transaction, part: int = part, name: str = name) -> int:
+            def fn(txn: lmdb.Transaction, part: int = part, name: str = name, horizons: list[int] = horizons) -> int:
+                horizons.clear()
                 current = topics.get(txn, store.dbs, name)
                 if current is None or not current.config.compact:
                     return 0
-                return compact_partition(txn, store.dbs, current, part, now)
+                return compact_partition(txn, store.dbs, current, part, now, horizons)
 
             removed = store.write(fn)
             total += removed
             after = store.read(lambda txn, part=part, tid=meta.topic_id: plog.load_state(txn, store.dbs, tid, part))
             if after is not None:
+                due = min([*horizons, *([now + lag] if lag > 0 else [])], default=_NEVER)
                 memo[(meta.topic_id, part)] = (
                     ((after.start_offset, after.end_offset, after.batches, after.high_watermark),
-                     tuple(sorted(cfg.overrides.items()))), now)
+                     tuple(sorted(cfg.overrides.items()))), due)
     return total
