@@ -247,6 +247,26 @@ def test_partition_choice_per_key_for_each_partitioner(sides: Callable[[], list[
     assert result["murmur2"] != result["consistent"]
 
 
+def test_unkeyed_messages_stick_to_one_partition_across_flushes(sides: Callable[[], list[Side]]) -> None:
+    """librdkafka's sticky partitioner holds a partition for sticky.partitioning.linger.ms
+    (time, not batches): produce + flush pairs within it land on one partition; the shim
+    rotated at every flush."""
+
+    def scenario(side: Side) -> Any:
+        out = {}
+        for name, key in (("null", None), ("empty", b"")):  # (consistent_random: an empty key is as a null one)
+            topic = side.topic()
+            p = side.producer(sticky_partitioning_linger_ms=60_000)  # (the default 10 ms: too short on a busy CI)
+            placed: list[int] = []
+            for i in range(8):
+                p.produce(topic, b"%d" % i, key=key, on_delivery=lambda e, m: placed.append(m.partition()))
+                assert p.flush(10) == 0
+            out[name] = len(set(placed))
+        return out
+
+    assert run(sides, scenario) == {"null": 1, "empty": 1}
+
+
 def test_offsets_watermarks_and_positions(sides: Callable[[], list[Side]]) -> None:
     def scenario(side: Side) -> Any:
         topic = side.topic()

@@ -116,6 +116,11 @@ class Producer:
             compression=self._compression, linger_ms=float(conf.get("queue.buffering.max.ms", 5.0)),
             partitioner=self._partitioner, acks="all" if conf.get("request.required.acks", -1) == -1 else "leader")
         self._hasher = resolve(self._partitioner)
+        # librdkafka's sticky partitioner (KIP-480): messages without a key (or with an
+        # empty one, for the *_random partitioners) stay on one random partition per topic
+        # for sticky.partitioning.linger.ms, across flushes; 0: a random partition each
+        self._sticky_s = int(conf.get("sticky.partitioning.linger.ms", 10)) / 1000
+        self._sticky: dict[str, tuple[int, float]] = {}  # topic -> (partition, monotonic until)
         self._default_cb: DeliveryCallback | None = conf.callback("on_delivery")
         self._max_message = int(conf.get("message.max.bytes", 1_000_000))
         self._max_queued = int(conf.get("queue.buffering.max.messages", 100_000))
@@ -171,6 +176,8 @@ class Producer:
             if self._txn_state != "InTransaction":
                 raise kafka_exception(ERR_STATE, f"Unable to produce message: {describe(ERR_STATE)}")
         known = topic in self._ts_types or self._timestamp_type(topic) is not None
+        if partition == -1 and known and self._sticky_key(k):
+            partition = self._sticky_partition(topic)
         report = _Delivery(self, cb, topic, partition, k, v, timestamp)
         with self._lock:  # count it (reports not yet served bound the queue, as in librdkafka)
             if self._pending >= self._max_queued or self._pending_bytes + size > self._max_queued_bytes:
@@ -441,7 +448,29 @@ class Producer:
         report.partition = partition
         self._txn_msgs.append(report)
 
+    def _sticky_key(self, key: bytes | None) -> bool:
+        """Whether a message with this key (and no partition) goes to the sticky partition."""
+        hasher = self._hasher
+        return (isinstance(hasher, KeyHasher) and hasher.null_key == "sticky"
+                and (key is None or (hasher.empty_is_null and not key)))
+
+    def _sticky_partition(self, topic: str) -> int:
+        """The topic's sticky partition: kept ``sticky.partitioning.linger.ms``, then a new
+        random one (which may be the same), as librdkafka's ``rd_kafka_msg_sticky_partition``."""
+        now = time.monotonic()
+        held = self._sticky.get(topic)
+        meta = self._log._store.topic(topic)
+        n = meta.partitions if meta is not None else 1
+        if held is not None and now < held[1] and held[0] < n:
+            return held[0]
+        p = random.randrange(n)
+        if self._sticky_s > 0:
+            self._sticky[topic] = (p, now + self._sticky_s)
+        return p
+
     def _choose_partition(self, topic: str, key: bytes | None) -> int:
+        if self._sticky_key(key):
+            return self._sticky_partition(topic)
         n = len(self._log.describe_topic(topic).partitions)
         hasher = self._hasher
         if not isinstance(hasher, KeyHasher):  # pragma: no cover - names only resolve to hashers
