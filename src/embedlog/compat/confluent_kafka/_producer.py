@@ -459,11 +459,10 @@ class Producer:
         random one (which may be the same), as librdkafka's ``rd_kafka_msg_sticky_partition``."""
         now = time.monotonic()
         held = self._sticky.get(topic)
-        meta = self._log._store.topic(topic)
-        n = meta.partitions if meta is not None else 1
-        if held is not None and now < held[1] and held[0] < n:
+        if held is not None and now < held[1]:
             return held[0]
-        p = random.randrange(n)
+        meta = self._log._store.topic(topic)  # (the partition count: once a sticky period, not a message)
+        p = random.randrange(meta.partitions if meta is not None else 1)
         if self._sticky_s > 0:
             self._sticky[topic] = (p, now + self._sticky_s)
         return p
