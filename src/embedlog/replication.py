@@ -1887,9 +1887,9 @@ def replication_status(log: Log) -> Status:
     ``isr`` (the in-sync follower ids a running Leader last wrote, or ``None``),
     ``isr_size`` (nodes holding every acknowledged record, this one included),
     ``stale_lease`` (``replicating``, but no Leader holds the lease: it died without
-    stopping, and new records stay hidden until one runs here again), and per partition ``"topic[n]"`` its
-    high watermark (as stored: a running Leader's may be a write ahead),
-    end and log start offsets and leader epoch."""
+    stopping, and new records stay hidden until one runs here again), and per
+    partition ``"topic[n]"`` its high watermark (as stored: a running Leader's may be a
+    write ahead), end and log start offsets and leader epoch."""
     store = _store_of(log)
 
     def fn(txn: lmdb.Transaction, dbs: Any) -> Status:

@@ -4,13 +4,13 @@ For every key, the latest record is kept with its original offset; older records
 that key are removed.  Tombstones (``value=None``) are kept for
 ``delete.retention.ms`` after the compaction that first saw them (the batch's delete
 horizon, Kafka's KIP-534: a record's own timestamp may be far in the past), so that
-consumers see the delete, then removed.  Records newer than ``min.compaction.lag.ms`` and the partition's last batch
-(Kafka's active segment) are never compacted, nor is anything at or above the high
-watermark: on a replicating leader those records may not be on the followers yet
-(a failover can take them back), so they neither get rewritten nor count as the
-latest record of their key.  Rewritten batches keep their base
-offset and the range of offsets they cover (sparse offsets in the batch format), so
-offsets are never reused and consumers skip the gaps.
+consumers see the delete, then removed.  Records newer than ``min.compaction.lag.ms``
+and the partition's last batch (Kafka's active segment) are never compacted, nor is
+anything at or above the high watermark: on a replicating leader those records may
+not be on the followers yet (a failover can take them back), so they neither get
+rewritten nor count as the latest record of their key.  Rewritten batches keep their
+base offset and the range of offsets they cover (sparse offsets in the batch format),
+so offsets are never reused and consumers skip the gaps.
 
 Each partition is compacted in one write transaction (producers to the same log wait
 for it); a later version may split large partitions into several.
