@@ -14,8 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ ck = pytest.importorskip("confluent_kafka")
 import embedlog  # noqa: E402
 from embedlog.bridge import Mirror, MirrorStatus, PartitionStatus  # noqa: E402
 from embedlog.errors import LinkDownError  # noqa: E402
+from embedlog.storage import mirrors  # noqa: E402
 from procs import bridge_proc, harness, mock_kafka  # noqa: E402  # tests/procs (tests/ is on sys.path)
 
 _names = count()
@@ -146,6 +150,36 @@ def test_down_with_the_link_down_from_the_start_shows_stored_progress(tmp_path: 
 
 
 # -- librdkafka's log ---------------------------------------------------------------------------
+def test_ctrl_c_inside_run_leaves_stop_waiting_for_the_mirror_thread(tmp_path: Path, bootstrap: str,
+                                                                     name: str) -> None:
+    """`embedlog bridge up` waits in ``Mirror.run`` and stops on Ctrl-C/SIGTERM.  On Python
+    3.11 a ``Thread.join`` that KeyboardInterrupt cuts marks the thread stopped while it
+    runs, so ``stop()`` returned at once and the log closed under the running mirror,
+    whose next poll left "this consumer is closed" as the mirror's last error."""
+    path = tmp_path / "log"
+    log = embedlog.open(path, maintenance_interval_ms=None)
+    try:
+        log.create_topic(name, partitions=2)
+        produce(log, name, 10)
+        m = Mirror(log, mock_kafka.client(bootstrap), [name], name=name)
+        m.start()
+        bridge_proc.caught_up(m, 30)
+        main = threading.main_thread().ident
+        assert main is not None
+        timer = threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            m.run(timeout=30)
+        timer.join()
+        m.stop()
+        assert m._finished.is_set()  # (its work had ended when stop returned)
+    finally:
+        log.close()
+    time.sleep(0.5)  # (what a mirror still running would do now)
+    (link,) = [lk for lk in mirrors.mirror_links(str(path)) if lk.mirror == name]
+    assert (link.running, link.last_error) == (False, None), link
+
+
 def test_librdkafka_logs_go_to_python_logging_not_stderr(tmp_path: Path, name: str, capfd: pytest.CaptureFixture[str],
                                                           caplog: pytest.LogCaptureFixture) -> None:
     log = embedlog.open(tmp_path / "log", maintenance_interval_ms=None)

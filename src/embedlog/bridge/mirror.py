@@ -95,6 +95,10 @@ class Mirror:
         self.link = LinkState(on_change=lambda: self._report(running=True))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: set when the thread's work is over (waited on instead of ``Thread.join``: on
+        #: Python 3.11 a join that Ctrl-C interrupts marks the thread stopped while it
+        #: still runs, and later joins return at once)
+        self._finished = threading.Event()
         self._engine: Engine | None = None
         self._error: EmbedlogError | None = None
         self._lock_fd: int | None = None
@@ -118,8 +122,16 @@ class Mirror:
             self._release_lock()
             raise
         self._report(running=True)  # (link down until the cluster answers)
-        self._thread = threading.Thread(target=self._main, name=f"embedlog-mirror-{self.name}", daemon=True)
+        self._finished = threading.Event()
+        self._thread = threading.Thread(target=self._run_main, args=(self._finished,),
+                                        name=f"embedlog-mirror-{self.name}", daemon=True)
         self._thread.start()
+
+    def _run_main(self, finished: threading.Event) -> None:
+        try:
+            self._main()
+        finally:
+            finished.set()
 
     def run(self, timeout: float | None = None) -> None:
         """Mirror in the background for ``timeout`` seconds (``None``: until ``stop()`` or
@@ -128,7 +140,7 @@ class Mirror:
         self.start()
         assert self._thread is not None
         try:
-            self._thread.join(timeout)
+            self._finished.wait(timeout)
         finally:
             if started_here and timeout is not None:
                 self.stop()
@@ -140,8 +152,8 @@ class Mirror:
         self._stop_timeout = timeout
         self._stop.set()
         thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout + self.timeout_s + 5)
+        if thread is not None and self._finished.wait(timeout + self.timeout_s + 5):
+            thread.join(1.0)  # (its last steps after the work: the Event set)
         self._report(running=False)
         self._release_lock()
 
@@ -202,7 +214,7 @@ class Mirror:
             rows, lost = pending_partitions(self.log, self.name, self.topics, self.topic_map)
         else:  # only what the log knows of Kafka's partitions (their progress)
             rows, lost = stored_partitions(self.log, self.name, self.direction)
-        return MirrorStatus(self.name, self.direction, self._thread is not None and self._thread.is_alive(),
+        return MirrorStatus(self.name, self.direction, self._thread is not None and not self._finished.is_set(),
                             self.link.up, tuple(rows), self._records + (engine.sent_total if engine else 0),
                             lost, self.link.last_error, None if self._error is None else str(self._error))
 
