@@ -277,6 +277,8 @@ def test_bad_config_is_a_typed_error(log: embedlog.Log, bootstrap: str, name: st
     ({"topics": []}, "topics"),
     ({"batch_size": 0}, "batch_size"),
     ({"stall_timeout_ms": -1}, "stall_timeout_ms"),
+    ({"topic_map": {"t-typo": "renamed"}}, "topic_map renames 't-typo', not among the topics"),
+    ({"topic_map": {"t": "u", "other": "v"}, "direction": "down"}, "topic_map renames 'other'"),
 ])
 def test_bad_arguments_are_config_errors(log: embedlog.Log, bootstrap: str, kwargs: dict[str, Any], match: str) -> None:
     log.create_topic("t", partitions=1)

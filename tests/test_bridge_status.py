@@ -295,6 +295,18 @@ def test_cli_bridge_refuses_a_topic_mapped_twice_in_one_line(tmp_path: Path) -> 
     assert r.stderr.splitlines() == ["embedlog: error: --map gives t more than one remote name; map each topic once"]
 
 
+def test_cli_bridge_refuses_a_map_of_a_topic_not_mirrored_in_one_line(tmp_path: Path) -> None:
+    """A typo in --map mirrored the topic under its own name, silently."""
+    log = embedlog.open(tmp_path / "log")
+    log.create_topic("t")
+    log.close()
+    r = cli(tmp_path / "log", "bridge", "up", "--bootstrap-servers", mock_kafka.dead_address(), "--topic", "t",
+            "--map", "t-typo=renamed")
+    assert r.returncode == 1, r
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert "topic_map renames 't-typo', not among the topics mirrored ('t')" in r.stderr, r.stderr
+
+
 def test_mirror_status_reads_as_attributes_and_as_a_mapping() -> None:
     st = MirrorStatus("m", "up", True, False, (PartitionStatus("t", 0, "t", 5, 2),), last_error="refused")
     assert (st["link_up"], st["lag"], st["last_error"]) == (st.link_up, st.lag, st.last_error) == (False, 3, "refused")

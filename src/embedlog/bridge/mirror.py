@@ -62,6 +62,10 @@ class Mirror:
         if not topic_list or not all(isinstance(t, str) and t for t in topic_list):
             raise ConfigError(f"topics must be a non-empty list of topic names, got {topics!r}")
         tmap = dict(topic_map or {})
+        strays = sorted(set(tmap) - set(topic_list), key=str)
+        if strays:  # (a typo in a name would mirror the topic under its own name, silently)
+            raise ConfigError(f"topic_map renames {', '.join(map(repr, strays))}, not among the topics mirrored "
+                              f"({', '.join(map(repr, topic_list))}); fix the name, or mirror that topic too")
         targets = [tmap.get(t, t) for t in topic_list]
         if len(set(targets)) != len(targets):
             raise ConfigError(f"two topics would be mirrored into one: {topic_list} -> {targets}; "
