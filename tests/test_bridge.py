@@ -330,6 +330,30 @@ def test_creating_the_remote_topic_is_not_a_link_failure(log: embedlog.Log, boot
         assert m.status().last_error is None
 
 
+@pytest.mark.parametrize("start", ["earliest", "latest"])
+def test_partitions_added_while_an_up_mirror_runs_are_forwarded(log: embedlog.Log, bootstrap: str, name: str,
+                                                                start: str) -> None:
+    """An up mirror read the partitions the topic had when it opened: records of partitions
+    added later waited (as lag) until a restart.  Now it opens again on its own within
+    about a second, exactly once; the new partitions from their start, also for
+    start="latest" (they are newer than the mirror)."""
+    topic = f"{name}-t"
+    log.create_topic(topic, partitions=2)
+    with Mirror(log, conf(bootstrap), [topic], name=name, start=start) as m:
+        m.wait_for_link(30)
+        produce(log, topic, 20)
+        bridge_proc.caught_up(m, 30)
+        log.create_partitions(topic, 4)
+        with log.producer() as p:
+            for i in range(20, 60):
+                p.send(topic, b"v%d" % i, key=b"k%d" % i, partition=i % 4)
+        harness.wait_until(lambda: len(m.status().partitions) == 4 and m.status().lag == 0,
+                           "the new partitions forwarded", 30)
+        assert m.status().last_error is None
+    got = sorted(r.value for rs in mock_kafka.read_topic(bootstrap, topic).values() for r in rs)
+    assert got == sorted(b"v%d" % i for i in range(60))  # each once
+
+
 def lose_ten(log: embedlog.Log, bootstrap: str, name: str, topic: str, then: int) -> None:
     """Mirror 10 records; write 10 more that are deleted before the next run (as retention
     would), then ``then`` more; run the mirror again until caught up."""

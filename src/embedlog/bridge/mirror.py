@@ -17,7 +17,7 @@ from ._engine import Engine
 from ._kafka import LinkState, confluent
 from .down import DownEngine
 from .status import MirrorStatus, PartitionStatus
-from .up import Resync, Stopped, UpEngine, pending_partitions, seed_progress, stored_partitions
+from .up import Reopen, Resync, Stopped, UpEngine, pending_partitions, seed_progress, stored_partitions
 
 __all__ = ["Mirror"]
 
@@ -245,6 +245,8 @@ class Mirror:
                 backoff = self.backoff_s
                 self._loop(engine)
                 return
+            except Reopen:
+                continue  # (at once: nothing is wrong with the link; the finally closed the engine)
             except (LinkDownError, Resync) as exc:
                 self.link.down(str(exc))
             except Stopped:

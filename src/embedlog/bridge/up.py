@@ -50,6 +50,15 @@ class Resync(BridgeError):
     """Kafka refused a delivery the bridge can retry: start over from what Kafka holds."""
 
 
+class Reopen(BridgeError):
+    """A local topic has another partition count now: open the session again, as a
+    restart does (everything sent is checkpointed first), to forward every partition."""
+
+
+#: how often a running up session looks for local topics that gained partitions (s)
+_TOPICS_LOOK_S = 1.0
+
+
 class _Route:
     """One local topic's way to its remote topic."""
 
@@ -87,6 +96,8 @@ class UpEngine(Engine):
         self.producer: Any = None
         self.scanner: Any = None
         self._admin: Any = None  # see _admin_client
+        self._topics_version = -1  # the log's topics version the routes were made at
+        self._next_topics_look = 0.0
 
     # -- connecting ---------------------------------------------------------------------
     def open(self) -> None:
@@ -99,6 +110,8 @@ class UpEngine(Engine):
             self.scanner = ck.Consumer(client_config(self._config, "consumer", self.name, self.link.on_error))
         except ck.KafkaException as exc:
             raise BridgeError(f"the bridge's Kafka config is invalid: {exc.args[0].str()}") from exc
+        self._topics_version = self.log._store.topics_version()  # (before the partition counts below)
+        self._next_topics_look = time.monotonic() + _TOPICS_LOOK_S
         for topic in self.topics:
             desc = self.log.describe_topic(topic)
             remote = self.topic_map.get(topic, topic)
@@ -207,6 +220,9 @@ class UpEngine(Engine):
                 elif key in seeded:  # where this Mirror's start() placed it
                     pos = seeded[key]
                     self.lost[key] = 0
+                elif any(k[0] == topic for k in entries):  # added to a topic this mirror forwards: all of it
+                    pos = p.start_offset
+                    self.lost[key] = 0
                 else:
                     pos = p.start_offset if self.start == "earliest" else p.end_offset
                     self.lost[key] = 0
@@ -302,6 +318,10 @@ class UpEngine(Engine):
         """Forward what the log has now (up to a batch); return how many records were read."""
         if self._delivery_error is not None:
             self._raise_delivery_error()
+        now = time.monotonic()
+        if now >= self._next_topics_look:
+            self._next_topics_look = now + _TOPICS_LOOK_S
+            self._look_at_topics(stop)
         msgs = self.consumer.poll(timeout=0.05, max_records=self.batch_size)
         if not msgs:
             self.producer.poll(0)
@@ -319,6 +339,21 @@ class UpEngine(Engine):
         self.sent_total += sent
         self.dirty = True
         return len(msgs)
+
+    def _look_at_topics(self, stop: threading.Event) -> None:
+        """Raise ``Reopen`` (after a checkpoint) once a forwarded topic's partition count
+        changed (``create_partitions``): the consumer reads the partitions of the open."""
+        store = self.log._store
+        version = store.topics_version()
+        if version == self._topics_version:
+            return
+        self._topics_version = version
+        for topic, route in self.routes.items():
+            meta = store.topic(topic)
+            if meta is not None and meta.partitions != route.nq:
+                if not self.checkpoint(force=True, stop=stop):
+                    raise Stopped
+                raise Reopen(f"local topic {topic!r} has {meta.partitions} partitions now ({route.nq} before)")
 
     def _send_run(self, msgs: list[Any], i: int, j: int, stop: threading.Event) -> int:
         """Send ``msgs[i:j]``, records of one partition in offset order; return how many
