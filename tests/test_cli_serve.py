@@ -48,3 +48,36 @@ def test_serve_rejects_a_bad_address(tmp_path: Path) -> None:
     assert r.returncode != 0
     assert r.stderr.count("\n") == 1
     assert "port" in r.stderr
+
+
+def test_serve_metrics_of_a_missing_log_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A typo in --path made and served an empty log (embedlog_up 1, no series), as if
+    healthy; every other reading command refuses a missing log."""
+    missing = tmp_path / "typo"
+    r = subprocess.run([sys.executable, "-m", "embedlog.cli", "--path", str(missing), "serve",
+                        "--metrics", "127.0.0.1:0"], capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 1, r
+    assert r.stderr.splitlines() == [f"embedlog: error: no embedlog log at {str(missing)!r} (create one with: "
+                                     f"embedlog --path {missing} topics create NAME)"]
+    assert not missing.exists()
+
+
+def test_serve_metrics_takes_a_bare_port_on_loopback(tmp_path: Path) -> None:
+    """``--metrics 0`` bound 0.0.0.0:9308 (the number read as a host)."""
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:
+        log.create_topic("orders")
+    proc = subprocess.Popen([sys.executable, "-m", "embedlog.cli", "--path", str(path), "serve", "--metrics", "0"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        match = re.search(r"(http://127\.0\.0\.1:(\d+)/metrics)", line)
+        assert match, line
+        assert match.group(2) != "9308"
+        assert "embedlog_up" in urllib.request.urlopen(match.group(1), timeout=10).read().decode()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

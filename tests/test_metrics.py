@@ -481,9 +481,11 @@ def test_parse_address() -> None:
     assert em.parse_address("0.0.0.0:0") == ("0.0.0.0", 0)
     assert em.parse_address(":9400") == ("127.0.0.1", 9400)
     assert em.parse_address("localhost") == ("localhost", 9308)
+    assert em.parse_address("0") == ("127.0.0.1", 0)  # a bare port (it bound 0.0.0.0:9308)
+    assert em.parse_address(" 8080 ") == ("127.0.0.1", 8080)
     assert em.parse_address("[::1]:9308") == ("::1", 9308)
     assert em.parse_address("[::1]") == ("::1", 9308)
-    for bad in ("::1:9308", "host:port", "host:70000", "[::1]x", "[::1"):
+    for bad in ("::1:9308", "host:port", "host:70000", "[::1]x", "[::1", "70000"):
         with pytest.raises(ConfigError):
             em.parse_address(bad)
 

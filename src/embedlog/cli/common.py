@@ -108,6 +108,15 @@ def log_path(args: argparse.Namespace) -> str:
     return path
 
 
+def existing_log_path(args: argparse.Namespace) -> str:
+    """The log's path; a ``CliError`` if no log is there (a typo must not leave an empty
+    log behind, nor serve one)."""
+    path = log_path(args)
+    if not os.path.isfile(os.path.join(path, "data.mdb")):
+        raise CliError(f"no embedlog log at {path!r} (create one with: embedlog --path {path} topics create NAME)")
+    return path
+
+
 @contextmanager
 def open_log(args: argparse.Namespace, *, create: bool = False) -> Iterator[embedlog.Log]:
     """Open the log for one command and close it after.
@@ -116,9 +125,7 @@ def open_log(args: argparse.Namespace, *, create: bool = False) -> Iterator[embe
     every other command reports a missing log instead of leaving an empty one behind
     after a typo.  Background maintenance stays off: a command does only what it says.
     """
-    path = log_path(args)
-    if not create and not os.path.isfile(os.path.join(path, "data.mdb")):
-        raise CliError(f"no embedlog log at {path!r} (create one with: embedlog --path {path} topics create NAME)")
+    path = existing_log_path(args) if not create else log_path(args)
     log = embedlog.open(path, maintenance_interval_ms=None)
     try:
         yield log

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from .. import metrics
-from .common import CliError, UsageError, log_path, open_log, stop_on_sigterm
+from .common import CliError, UsageError, existing_log_path, log_path, open_log, stop_on_sigterm
 from .output import Output
 
 __all__ = ["add_auth_options", "auth_options", "register"]
@@ -69,8 +69,9 @@ def serve(args: argparse.Namespace, out: Output) -> int:
         raise UsageError("--secret-file and --insecure go with --replicate", args.prog_name)
     path = log_path(args)
     stop_on_sigterm()
-    if not args.replicate:
-        _serve_metrics(args, path, None)
+    if not args.replicate:  # (metrics of a log that is not there: a typo, refused as by every reader)
+        where = metrics.parse_address(args.metrics)  # (a bad address first: a usage error)
+        _serve_metrics(args, existing_log_path(args), where)
         return 0
     from ..replication import Leader  # noqa: PLC0415 - keep `embedlog --help` light
 

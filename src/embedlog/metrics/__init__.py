@@ -86,13 +86,16 @@ def serve_metrics(path: str | os.PathLike[str], addr: str = "127.0.0.1", port: i
 
 
 def parse_address(text: str, default_port: int = 9308) -> tuple[str, int]:
-    """Split ``"127.0.0.1:9308"`` (or ``"[::1]:9308"``, ``":9308"``, ``"host"``) into
-    ``(addr, port)``; an empty host is ``127.0.0.1``.  Raises ``ConfigError``.
+    """Split ``"127.0.0.1:9308"`` (or ``"[::1]:9308"``, ``":9308"``, ``"host"``, a bare
+    port ``"9308"``) into ``(addr, port)``; an empty host is ``127.0.0.1``.  Raises
+    ``ConfigError``.
 
     Needs no prometheus_client, so a command line can check its options first.
     """
     host, port_text = text.strip(), ""
-    if host.startswith("["):
+    if host.isdigit():  # a port, as prometheus_client's start_http_server(port) takes it
+        host, port_text = "", host
+    elif host.startswith("["):
         close = host.find("]")
         if close < 0 or (close + 1 < len(host) and host[close + 1] != ":"):
             raise ConfigError(f"bad listen address {text!r}; use HOST:PORT or [IPV6]:PORT")
