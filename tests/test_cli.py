@@ -282,6 +282,16 @@ def test_topics_describe_without_name_describes_all(cli: Run) -> None:
 
 
 # -- produce -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("sep", "line"), [("\\t", b"k\tv"), ("\\x1f", b"k\x1fv"), ("\\\\", b"k\\v"),
+                                           ("|\\t|", b"k|\t|v"), ("\\", b"k\\v"), ("\t", b"k\tv")])
+def test_produce_key_separator_takes_kcats_escapes(cli: Run, log: embedlog.Log, sep: str, line: bytes) -> None:
+    """As kcat -K: '\\t' is a tab (it was the two characters backslash and t)."""
+    log.create_topic("t")
+    code, _, err = cli("produce", "t", "--key-separator", sep, stdin=line + b"\n")
+    assert code == 0, err
+    assert [(m.key, m.value) for m in read_all(log, "t")] == [(b"k", b"v")]
+
+
 def test_produce_lines_with_keys_headers_and_partition(cli: Run, log: embedlog.Log) -> None:
     log.create_topic("t", partitions=4)
     data = b"k1:v1\nk2:a:b\r\nno-separator\n\n:empty-key\nbin\xff\xfe:\x00\x01\n"

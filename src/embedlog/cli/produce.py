@@ -24,8 +24,8 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
                     "--partition is given.")
     p.add_argument("topic", metavar="TOPIC")
     p.add_argument("--key-separator", metavar="SEP",
-                   help="split each line at the first SEP into key and value (like kcat -K); a line "
-                        "without SEP is a record without key")
+                   help="split each line at the first SEP into key and value (like kcat -K: '\\t' is a tab, "
+                        "also \\n \\r \\0 \\xNN \\\\); a line without SEP is a record without key")
     p.add_argument("--header", action="append", metavar="K=V", default=[],
                    help="add header K with value V to every record (repeatable; order and duplicates kept)")
     p.add_argument("--partition", type=non_negative_int, metavar="N", help="write every record to partition N")
@@ -43,12 +43,36 @@ def _lines(stream: Any) -> Iterator[bytes]:
         yield line
 
 
+_ESCAPES = {"t": b"\t", "n": b"\n", "r": b"\r", "0": b"\0", "\\": b"\\"}
+
+
+def _separator(text: str) -> bytes:
+    """``--key-separator``'s bytes, with kcat's escapes (``\\t``, ``\\n``, ``\\r``, ``\\0``,
+    ``\\xNN``, ``\\\\``); a backslash before anything else, or last, is itself."""
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        nxt = text[i + 1] if i + 1 < len(text) else ""
+        if ch == "\\" and nxt in _ESCAPES:
+            out += _ESCAPES[nxt]
+            i += 2
+        elif ch == "\\" and nxt == "x" and len(text) >= i + 4 and all(c in "0123456789abcdefABCDEF"
+                                                                      for c in text[i + 2:i + 4]):
+            out.append(int(text[i + 2:i + 4], 16))
+            i += 4
+        else:
+            out += ch.encode("utf-8")
+            i += 1
+    return bytes(out)
+
+
 def produce(args: argparse.Namespace, out: Output) -> int:
     """``produce``."""
     headers = [(k, v.encode("utf-8")) for k, v in key_values(args.header, "--header")] or None
     if args.key_separator is not None and args.key_separator == "":
         raise UsageError("argument --key-separator: must not be empty", "embedlog produce")
-    sep = None if args.key_separator is None else args.key_separator.encode("utf-8")
+    sep = None if args.key_separator is None else _separator(args.key_separator)
     stdin = getattr(sys.stdin, "buffer", sys.stdin)
     sent = 0
     with open_log(args) as log:
