@@ -148,6 +148,33 @@ def test_producer_sees_partitions_added_after_its_first_send(log: embedlog.Log) 
     assert log.describe_topic("t").partitions[1].end_offset == 1
 
 
+@pytest.mark.parametrize("reset", ["earliest", "latest"])
+def test_a_standalone_subscription_follows_partitions_added_while_it_polls(log: embedlog.Log, reset: str) -> None:
+    """As a Kafka consumer's subscription at its next metadata refresh (within a second
+    here), each new partition from its start (all of it is newer than the subscription);
+    a consumer it was only assign()ed to keeps exactly those partitions."""
+    log.create_topic("t", 1)
+    with log.consumer(["t"], auto_offset_reset=reset) as c, log.consumer(auto_offset_reset="earliest") as fixed:
+        fixed.assign([TopicPartition("t", 0)])
+        assert c.poll(timeout=0.05) == []
+        log.create_partitions("t", 3)
+        send_flush(log, "t", [b"new-1"], partition=1)
+        send_flush(log, "t", [b"new-2"], partition=2)
+        t0 = time.monotonic()
+        got = c.poll(timeout=10)  # (one poll: its wait looks again within the second)
+        while len(got) < 2 and time.monotonic() - t0 < 10:
+            got += c.poll(timeout=1)
+        assert sorted((m.partition, m.value) for m in got) == [(1, b"new-1"), (2, b"new-2")]
+        assert time.monotonic() - t0 < 5
+        assert c.assignment() == {TopicPartition("t", p) for p in range(3)}
+        assert fixed.poll(timeout=1.5) == []
+        assert fixed.assignment() == {TopicPartition("t", 0)}
+        c.assign([TopicPartition("t", 0)])  # (assigned now: no longer following)
+        log.create_partitions("t", 4)
+        assert c.poll(timeout=1.5) == []
+        assert c.assignment() == {TopicPartition("t", 0)}
+
+
 # ------------------------------------------------------------------------------------------
 # produce / consume round trip
 # ------------------------------------------------------------------------------------------

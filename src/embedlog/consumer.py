@@ -56,6 +56,8 @@ _new_message = partial(tuple.__new__, Message)
 _messages: Callable[..., None] | None = None if native.speedups is None else native.speedups.messages
 _RESETS = ("earliest", "latest", "none")
 _RELEASE_EVERY = 32 << 20
+#: how often a standalone subscription looks for partitions its topics gained (s)
+_TOPICS_LOOK_S = 1.0
 
 
 class _Buffer:
@@ -213,6 +215,10 @@ class Consumer:
         self._read_bytes = 0
         self._closed = False
         self._closing = False  # close() under way (its on_revoke may call close() again)
+        #: a standalone subscription follows its topics' new partitions (not one after assign())
+        self._following = False
+        self._topics_seen = -1  # the topics version the followed subscription was last compared at
+        self._next_topics_look = 0.0
         self._subscription: list[str] = []
         self.group = None if group is None else validate_group(group)
         self._counters = consumer_counters(log.path, self.group)
@@ -241,12 +247,39 @@ class Consumer:
         other members; without one, consume all their partitions."""
         self._check()
         names = _topic_names(topics)
+        version = self._store.topics_version()  # (before the partition counts: a change after is seen)
         metas = [self._log._topic_for_consume(name) for name in names]  # (auto-creates)
         self._subscription = names
         if self._membership is not None:
             self._membership.join(names)
             return
         self.assign([TopicPartition(m.name, p) for m in metas for p in range(m.partitions)])
+        self._following = True
+        self._topics_seen = version
+        self._next_topics_look = time.monotonic() + _TOPICS_LOOK_S
+
+    def _follow_topics(self) -> None:
+        """A standalone subscription takes the partitions its topics gained (as a Kafka
+        consumer's subscription does at its next metadata refresh), each from its start:
+        all of a partition created since is newer than the subscription."""
+        self._next_topics_look = time.monotonic() + _TOPICS_LOOK_S
+        version = self._store.topics_version()
+        if version == self._topics_seen:
+            return
+        self._topics_seen = version
+        have = set(self._assignment)
+        for name in self._subscription:
+            meta = self._store.topic(name)
+            if meta is None:
+                continue
+            new = [TopicPartition(name, p) for p in range(meta.partitions) if TopicPartition(name, p) not in have]
+            if not new:
+                continue
+            starts = self.beginning_offsets(new)
+            for tp in new:
+                self._assignment.append(tp)
+                self._ids[tp] = (meta.topic_id, meta.config.log_append_time)
+                self._positions[tp] = starts[tp]
 
     # -- group membership hooks (called by groups.member.Membership) ---------------------------
     def _add_partitions(self, tps: list[TopicPartition]) -> None:
@@ -291,6 +324,7 @@ class Consumer:
             raise ConfigError("this consumer subscribed with a group; assign() and subscribe() cannot be mixed "
                               "(unsubscribe() first)")
         tps = partition_list(partitions, "assign()")
+        self._following = False  # (subscribe() sets it again after its own assign)
         ids: dict[TopicPartition, tuple[int, bool]] = {}
         for tp in tps:
             meta = self._meta(tp)
@@ -667,6 +701,8 @@ class Consumer:
             seen = notifier.generation
             if self._membership is not None:
                 self._membership.reconcile()
+            elif self._following and time.monotonic() >= self._next_topics_look:
+                self._follow_topics()
             out = self._collect(limit)
             if out or timeout <= 0:
                 return out
@@ -675,6 +711,8 @@ class Consumer:
                 return out
             if self._membership is not None:
                 remaining = min(remaining, self._membership.recheck_in())
+            elif self._following:  # (a partition added wakes the wait, but may come within the second)
+                remaining = min(remaining, max(0.005, self._next_topics_look - time.monotonic()))
             notifier.wait(seen, remaining)
             self._check()
 
@@ -771,6 +809,7 @@ class Consumer:
                 client_id=self._membership.client_id, on_assign=self._membership.callbacks["assign"],
                 on_revoke=self._membership.callbacks["revoke"], on_lost=self._membership.callbacks["lost"])
         self._subscription = []
+        self._following = False
         self._assignment = []
         self._ids.clear()
         self._positions.clear()
