@@ -209,7 +209,8 @@ def test_topics_create_describe_alter_delete(cli: Run, log: embedlog.Log) -> Non
 
     code, _, err = cli("topics", "create", "orders")
     assert code == 1
-    assert "already exists" in one_error_line(err)
+    assert one_error_line(err).endswith("topic 'orders' already exists; see it with `embedlog topics describe`, "
+                                        "change it with `embedlog topics alter`, or pick another name")
     code, out, _ = cli("topics", "create", "orders", "--if-not-exists", "--json")
     assert code == 0
     assert json.loads(out)["created"] is False

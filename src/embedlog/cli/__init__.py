@@ -152,6 +152,8 @@ _SHELL_ADVICE = (
     (re.compile(r"create it with log\.create_topic\(\) or open the log with auto_create_topics=True"),
      "create it with `embedlog topics create TOPIC`"),
     (re.compile(r"log\.groups\(\) lists them"), "`embedlog groups list` lists them"),
+    (re.compile(r"use describe_topic\(\) or alter_topic_config\(\) on it"),
+     "see it with `embedlog topics describe`, change it with `embedlog topics alter`"),
 )
 
 
