@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,26 @@ import pytest
 import embedlog
 
 pytest.importorskip("prometheus_client")
+
+
+@contextlib.contextmanager
+def serving(path: Path, metrics: str) -> Iterator[str]:
+    """``embedlog serve --metrics METRICS`` in a subprocess: its loopback /metrics URL,
+    then Ctrl-C, which must end it with status 0."""
+    proc = subprocess.Popen([sys.executable, "-m", "embedlog.cli", "--path", str(path), "serve", "--metrics", metrics],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        match = re.search(r"(http://127\.0\.0\.1:\d+/metrics)", line)
+        assert match, line
+        yield match.group(1)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_serve_metrics_process_is_scraped_and_stops_on_ctrl_c(tmp_path: Path) -> None:
@@ -24,22 +46,11 @@ def test_serve_metrics_process_is_scraped_and_stops_on_ctrl_c(tmp_path: Path) ->
             for i in range(10):
                 p.send("orders", b"x", partition=i % 2)
         log.commit_offsets("billing", {embedlog.TopicPartition("orders", 0): 2})
-    proc = subprocess.Popen([sys.executable, "-m", "embedlog.cli", "--path", str(path), "serve",
-                             "--metrics", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stderr.readline()
-        match = re.search(r"(http://127\.0\.0\.1:\d+/metrics)", line)
-        assert match, line
-        body = urllib.request.urlopen(match.group(1), timeout=10).read().decode()
+    with serving(path, "127.0.0.1:0") as url:
+        body = urllib.request.urlopen(url, timeout=10).read().decode()
         assert 'kafka_topic_partition_current_offset{partition="0",topic="orders"} 5.0' in body
         assert re.search(r'kafka_consumergroup_lag\{consumergroup="billing",partition="0",topic="orders"\} 3\.0',
                          body), body
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_serve_rejects_a_bad_address(tmp_path: Path) -> None:
@@ -67,17 +78,6 @@ def test_serve_metrics_takes_a_bare_port_on_loopback(tmp_path: Path) -> None:
     path = tmp_path / "log"
     with embedlog.open(path) as log:
         log.create_topic("orders")
-    proc = subprocess.Popen([sys.executable, "-m", "embedlog.cli", "--path", str(path), "serve", "--metrics", "0"],
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stderr.readline()
-        match = re.search(r"(http://127\.0\.0\.1:(\d+)/metrics)", line)
-        assert match, line
-        assert match.group(2) != "9308"
-        assert "embedlog_up" in urllib.request.urlopen(match.group(1), timeout=10).read().decode()
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with serving(path, "0") as url:
+        assert not url.endswith(":9308/metrics"), url
+        assert "embedlog_up" in urllib.request.urlopen(url, timeout=10).read().decode()
