@@ -168,6 +168,15 @@ def test_format_doc_matches_the_code() -> None:
             assert line in doc, f"{module}: {line!r} is missing from docs/format.md"
 
 
+def test_the_package_says_it_is_typed() -> None:
+    """PEP 561: without a py.typed marker in the installed package, its users' type checkers
+    ignore embedlog's annotations (the wheel carries it: pyproject's package-data)."""
+    import importlib.resources  # noqa: PLC0415
+
+    assert importlib.resources.files("embedlog").joinpath("py.typed").is_file()
+    assert 'embedlog = ["py.typed"]' in (ROOT / "pyproject.toml").read_text()
+
+
 def test_importing_embedlog_loads_no_edges() -> None:
     code = textwrap.dedent("""
         import sys, embedlog
