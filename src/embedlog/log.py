@@ -69,6 +69,10 @@ class Log:
         if durability is None:  # a temporary log is removed on close: no crash leaves anything to recover
             durability = "none" if self._temporary else "flush"
         self.path = tempfile.mkdtemp(prefix="embedlog-") if path is None else os.fspath(path)
+        # A temporary log is removed by close(), or at the latest when the interpreter exits
+        # (as tempfile.TemporaryDirectory is): one left open leaves nothing in /tmp.
+        self._remove_temporary = (weakref.finalize(self, shutil.rmtree, self.path, ignore_errors=True)
+                                  if self._temporary else None)
         self.auto_create_topics = auto_create_topics
         self.default_partitions = default_partitions
         self._shared = _acquire(self.path, durability=durability, map_size=map_size,
@@ -316,8 +320,8 @@ class Log:
         self._closed = True
         self._maint_stop.set()
         _release(self._shared)
-        if self._temporary:
-            shutil.rmtree(self.path, ignore_errors=True)
+        if self._remove_temporary is not None:
+            self._remove_temporary()  # (once: the exit-time removal is then done)
 
     def __enter__(self) -> Log:
         return self

@@ -57,7 +57,7 @@ from typing import Any, TypeVar
 
 import lmdb
 
-from ..errors import ConfigError, DiskFullError, StorageError
+from ..errors import ClosedError, ConfigError, DiskFullError, EmbedlogError, StorageError
 from .schema import DB_NAMES
 
 __all__ = ["DURABILITY_MODES", "Env"]
@@ -121,6 +121,9 @@ def translate(exc: lmdb.Error, what: str, path: str | None = None) -> StorageErr
         return DiskFullError(f"{what}: the disk is full ({text}); free space and retry — "
                              "nothing of this call was written, nothing earlier was lost")
     return StorageError(f"{what}: {text}")
+
+
+_CLOSED = "this log is closed; open it again with embedlog.open()"
 
 
 #: how long ``Env.close`` waits for transactions under way before closing regardless
@@ -202,7 +205,7 @@ class _Read:
                 txn = handle.begin(write=False, buffers=True)
         except lmdb.Error as exc:
             gate.leave()
-            raise translate(exc, f"reading {env.path!r}") from None
+            raise env.failed(exc, f"reading {env.path!r}") from None
         except BaseException:
             gate.leave()
             raise
@@ -218,11 +221,11 @@ class _Read:
                 txn.abort()
         except lmdb.Error as err:
             if exc is None:
-                raise translate(err, f"reading {self._env.path!r}") from None
+                raise self._env.failed(err, f"reading {self._env.path!r}") from None
         finally:
             gate.leave()
         if isinstance(exc, lmdb.Error):
-            raise translate(exc, f"reading {self._env.path!r}") from None
+            raise self._env.failed(exc, f"reading {self._env.path!r}") from None
 
 
 class Env:
@@ -321,8 +324,17 @@ class Env:
             self._syncer = None
             self._gate = _Gate()
             self._open()
-        assert self._env is not None
-        return self._env
+        env = self._env
+        if env is None:  # (closed by another thread: its Log's close raced this call)
+            raise ClosedError(_CLOSED)
+        return env
+
+    def failed(self, exc: lmdb.Error, what: str) -> EmbedlogError:
+        """``exc`` of a call on this environment as embedlog's error: ``ClosedError`` when
+        the environment was closed meanwhile (py-lmdb's words would say nothing useful)."""
+        if self._closed:
+            return ClosedError(_CLOSED)
+        return translate(exc, what, self.path)
 
     # -- transactions ----------------------------------------------------------
     def read(self) -> _Read:
@@ -368,7 +380,7 @@ class Env:
             except lmdb.MapFullError:
                 grow = True
             except lmdb.Error as exc:
-                raise translate(exc, f"writing {self.path!r}", self.path) from None
+                raise self.failed(exc, f"writing {self.path!r}") from None
             finally:
                 self._gate.leave()
             if grow:
@@ -422,7 +434,7 @@ class Env:
         try:
             env.sync(True)
         except lmdb.Error as exc:
-            raise translate(exc, f"syncing {self.path!r}") from None
+            raise self.failed(exc, f"syncing {self.path!r}") from None
         finally:
             self._gate.leave()
 
