@@ -209,6 +209,7 @@ class UpEngine(Engine):
             desc = self.log.describe_topic(topic)
             hw: dict[int, int] = {}
             checkpoint: dict[int, int] = {}
+            forwarded = any(k[0] == topic for k in entries)  # (this mirror has progress in the topic)
             for p in desc.partitions:
                 key = (topic, p.partition)
                 e = entries.get(key)
@@ -220,7 +221,7 @@ class UpEngine(Engine):
                 elif key in seeded:  # where this Mirror's start() placed it
                     pos = seeded[key]
                     self.lost[key] = 0
-                elif any(k[0] == topic for k in entries):  # added to a topic this mirror forwards: all of it
+                elif forwarded:  # a partition added to a topic this mirror forwards: all of it
                     pos = p.start_offset
                     self.lost[key] = 0
                 else:
