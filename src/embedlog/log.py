@@ -10,6 +10,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import warnings
 import weakref
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -87,9 +88,15 @@ class Log:
         self._cache_version = -1
         self._lock = threading.Lock()
         self._maint_stop = threading.Event()
+        # A log dropped without close() (every reference gone, its clients' too) is closed
+        # when it is collected, with a ResourceWarning, as an unclosed file is: its store,
+        # threads and file descriptors do not outlive it.  Its threads hold it weakly.
+        self._abandoned = weakref.finalize(self, _abandon, self._shared, self._maint_stop, self.path)
+        self._abandoned.atexit = False  # (at exit the process ends anyway: nothing to release)
         self._maint: threading.Thread | None = None
         if maintenance_interval_ms:
-            self._maint = threading.Thread(target=self._maintenance_loop, args=(maintenance_interval_ms / 1000,),
+            self._maint = threading.Thread(target=_maintenance_loop,
+                                           args=(weakref.ref(self), self._maint_stop, maintenance_interval_ms / 1000),
                                            name="embedlog-maintenance", daemon=True)
             self._maint.start()
 
@@ -182,15 +189,6 @@ class Log:
         from .metrics import snapshot  # noqa: PLC0415 - metrics load on first use
 
         return snapshot(self)
-
-    def _maintenance_loop(self, interval: float) -> None:
-        while not self._maint_stop.wait(interval):
-            try:
-                self.maintain()
-            except ClosedError:
-                return
-            except Exception:  # noqa: BLE001,S112 - retried at the next interval
-                continue
 
     # -- metadata cache for clients --------------------------------------------------------
     def _topic_meta(self, name: str, *, create: bool) -> TopicMeta:
@@ -318,6 +316,7 @@ class Log:
             with contextlib.suppress(Exception):  # closing must go on for the others
                 client.close()
         self._closed = True
+        self._abandoned.detach()
         self._maint_stop.set()
         _release(self._shared)
         if self._remove_temporary is not None:
@@ -402,6 +401,31 @@ def _acquire(path: str, *, durability: str, map_size: int | None, fsync_interval
                       cross_process=cross_process)
         shared = _SHARED[key] = _Shared(key, store)
         return shared
+
+
+def _maintenance_loop(ref: weakref.ref[Log], stop: threading.Event, interval: float) -> None:
+    """A log's background maintenance, every ``interval`` seconds until ``stop`` is set or
+    the log is gone (it holds the log only while maintaining it)."""
+    while not stop.wait(interval):
+        log = ref()
+        if log is None:
+            return
+        try:
+            log.maintain()
+        except ClosedError:
+            return
+        except Exception:  # noqa: BLE001,S112 - retried at the next interval
+            continue
+        finally:
+            del log
+
+
+def _abandon(shared: _Shared, stop: threading.Event, path: str) -> None:
+    """A ``Log`` collected without ``close()``: stop its thread and release its store."""
+    stop.set()
+    warnings.warn(f"embedlog log {path!r} was never closed; close() it or open it with `with` "
+                  "(it is closed now that nothing refers to it)", ResourceWarning, stacklevel=1)
+    _release(shared)
 
 
 def _release(shared: _Shared) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from itertools import repeat
 from operator import add as _add
@@ -65,6 +66,26 @@ _time_ns = time.time_ns
 _new_latch = threading.Lock
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
+
+
+def _linger_main(ref: weakref.ref[Producer], wake: threading.Lock) -> None:
+    """A producer's linger thread: sleep until a sender wakes it, then write what comes
+    due (``Producer._linger_round``); end once the producer is closed or collected.  It
+    holds the producer only while working."""
+    while True:
+        wake.acquire()
+        producer = ref()
+        if producer is None or producer._closed:
+            return
+        try:
+            producer._linger_round()
+        finally:
+            del producer
+
+
+def _release_quietly(latch: threading.Lock) -> None:
+    with contextlib.suppress(RuntimeError):  # (released already)
+        latch.release()
 
 
 def _among(value: object, choices: Mapping[Any, Any]) -> bool:
@@ -204,6 +225,9 @@ class Producer(SendBase):
         self._wake = _new_latch()
         self._wake.acquire()
         self._linger_thread: threading.Thread | None = None
+        # (the linger thread holds the producer weakly: one dropped unclosed is collected,
+        # and this wakes the thread to end)
+        weakref.finalize(self, _release_quietly, self._wake).atexit = False
         self._errors: list[EmbedlogError] = []
         #: exceptions delivery callbacks raised since the last flush (the first is raised by it)
         self._callback_errors: list[Exception] = []
@@ -487,8 +511,8 @@ class Producer(SendBase):
 
     def _start_linger(self) -> None:
         if self._linger_thread is None or not self._linger_thread.is_alive():  # none yet, or lost to fork()
-            self._linger_thread = threading.Thread(target=self._linger_loop, name="embedlog-linger",
-                                                   daemon=True)
+            self._linger_thread = threading.Thread(target=_linger_main, args=(weakref.ref(self), self._wake),
+                                                   name="embedlog-linger", daemon=True)
             self._linger_thread.start()
         self._wake_linger()
 
@@ -496,29 +520,29 @@ class Producer(SendBase):
         with contextlib.suppress(RuntimeError):  # (released already: the thread wakes anyway)
             self._wake.release()
 
-    def _linger_loop(self) -> None:
+    def _linger_round(self) -> None:
+        """The linger thread's work after a sender woke it: write what comes due until
+        nothing is buffered (``_linger_main`` then waits for the next wake-up)."""
         # Senders set ``_idle = False`` after appending; this loop sets it back to True
         # before its last look for pending records, so one of the two always sees the
         # other and no record waits for more than about ``linger_ms``.
         while not self._closed:
-            self._wake.acquire()
-            while not self._closed:
-                time.sleep(max(self._linger, self._held_until - _monotonic()))  # (held back: see _held_back)
-                step = self._due_step
-                while step >= 0 and not self._closed:
-                    # Not due yet (a sender wrote the earlier ones, or these came later): a
-                    # sender still sending writes them when due; wait for that moment.  (A
-                    # wall-clock step back shows as more than linger_ms left: write now.)
-                    left = self._due_ms - _time_ns() // 1_000_000
-                    if not 0 < left <= step:
-                        break
-                    time.sleep(left / 1000)
-                wrote = self._linger_write()
-                if not wrote:
-                    self._idle = True
-                    if not self._has_pending():
-                        break
-                    self._idle = False
+            time.sleep(max(self._linger, self._held_until - _monotonic()))  # (held back: see _held_back)
+            step = self._due_step
+            while step >= 0 and not self._closed:
+                # Not due yet (a sender wrote the earlier ones, or these came later): a
+                # sender still sending writes them when due; wait for that moment.  (A
+                # wall-clock step back shows as more than linger_ms left: write now.)
+                left = self._due_ms - _time_ns() // 1_000_000
+                if not 0 < left <= step:
+                    break
+                time.sleep(left / 1000)
+            wrote = self._linger_write()
+            if not wrote:
+                self._idle = True
+                if not self._has_pending():
+                    break
+                self._idle = False
 
     def _full_write(self) -> bool:
         """Write what is buffered because the buffer is full (``buffer_records``), from the

@@ -18,6 +18,7 @@ import inspect
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,28 @@ def _arity(cb: RebalanceCallback) -> int:
     return 2 if len(params) >= 2 else 1
 
 
+def _heartbeat_main(ref: weakref.ref[Membership], stop: threading.Event) -> None:
+    """A member's heartbeat thread, until ``stop`` is set or the member is gone: it holds
+    the member only while beating, so a consumer dropped unclosed is collected (and,
+    its heartbeats stopped, leaves the group when its session times out, as a crashed
+    Kafka consumer does)."""
+    member = ref()
+    while member is not None:
+        interval = member.hb_interval
+        del member
+        if stop.wait(interval):
+            return
+        member = ref()
+        if member is None:
+            return
+        try:
+            member._heartbeat_once()
+        except EmbedlogError:
+            continue
+        except Exception:  # noqa: BLE001,S112 - the log may be closing; try again next beat
+            continue
+
+
 class Membership:
     """The group side of a ``Consumer`` with ``group=``."""
 
@@ -100,6 +123,7 @@ class Membership:
         self._joined = False
         self._kicked = threading.Event()
         self._stop = threading.Event()
+        weakref.finalize(self, self._stop.set).atexit = False  # (collected unclosed: the heartbeat thread ends)
         self._last_poll = time.monotonic()
         self._thread: threading.Thread | None = None
         self._waiting = False  # some of our target partitions are still owned by others
@@ -143,7 +167,8 @@ class Membership:
         self._seen_version = -1
         self._seen_wake = -1
         if self._thread is None:
-            self._thread = threading.Thread(target=self._heartbeat_loop, name="embedlog-heartbeat", daemon=True)
+            self._thread = threading.Thread(target=_heartbeat_main, args=(weakref.ref(self), self._stop),
+                                            name="embedlog-heartbeat", daemon=True)
             self._thread.start()
 
     def _rejoin(self) -> None:
@@ -249,15 +274,6 @@ class Membership:
         return self.hb_interval
 
     # -- heartbeat thread --------------------------------------------------------------------------
-    def _heartbeat_loop(self) -> None:
-        while not self._stop.wait(self.hb_interval):
-            try:
-                self._heartbeat_once()
-            except EmbedlogError:
-                continue
-            except Exception:  # noqa: BLE001,S112 - the log may be closing; try again next beat
-                continue
-
     def _heartbeat_once(self) -> None:
         if not self._joined or self._kicked.is_set():
             return
