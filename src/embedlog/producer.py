@@ -219,6 +219,7 @@ class Producer(SendBase):
         self._due_step = -1 if _transactional or linger_ms == 0 else max(1, math.ceil(linger_ms))
         self._idle = not _transactional
         self._closed = False
+        self._drained = False  # set (under _lock) once close() wrote the last buffered record
         # The linger thread sleeps on this lock until a sender releases it (a bare lock, not
         # an Event: an interrupt landing inside Event.set's Python code, in the sender's
         # thread, could leave the Event's own lock held and hang every later set and wait)
@@ -303,6 +304,8 @@ class Producer(SendBase):
             self._extras = True
         acc = st.accs[partition]
         acc += (key, value, timestamp_ms, klen, vlen, headers, on_delivery)
+        if self._closed:  # (close() began since the check above: see _sent_while_closing)
+            self._sent_while_closing(acc, key, value)
         self._buffered(_STRIDE, None, max(klen, 0) + max(vlen, 0))
 
     def _send_many(self, topic: str, partition: int, keys: list[bytes | None], values: list[bytes | None],
@@ -367,6 +370,8 @@ class Producer(SendBase):
             self._extras = True
         acc = st.accs[partition]
         acc += flat
+        if self._closed:  # (close() began since the check above: see _sent_while_closing)
+            self._sent_while_closing(acc, keys[-1], values[-1], n)
         self._buffered(len(flat), None, _payload_bytes(klens, vlens))
 
     def _buffered(self, entries: int, ms: int | None = None, nbytes: int = 0) -> None:
@@ -995,13 +1000,46 @@ class Producer(SendBase):
             self._drain([])
             self._mark_closed()
             return
+        # Closed first, written after: a send from here on raises ClosedError, and one
+        # that checked before and appends while this runs is written by the loop below
+        # (or, once it has drained for good, taken back and refused: ``_sent_while_closing``).
+        self._closed = True
+        self._slow = True
+        self._fast = {}  # (the C send's check: it then takes _send, which raises)
         try:
             if not self._log.closed:
                 if self.acks == "all" and len(self):
                     self._refuse_short(self._replicas_short())
-                self._complete(timeout)
+                while True:
+                    self._complete(timeout)
+                    self._wait_inflight(self._writes)  # (a background write a racing send began)
+                    with self._lock:
+                        if not self._has_pending():
+                            self._drained = True
+                            break
         finally:
+            with self._lock:
+                self._drained = True
             self._mark_closed()  # (which unregisters it from the log)
+
+    def _sent_while_closing(self, acc: list[Any], key: Any, value: Any, n: int = 1) -> None:
+        """A Python send path appended ``n`` records (the last being ``key``, ``value``) to
+        ``acc`` and found the producer closed: it checked before ``close`` began.  If
+        ``close`` has not drained for good yet it writes them; if it has and they are
+        still buffered, they are taken back out and the send raises ``ClosedError``, as a
+        send after ``close`` does: no send returns normally for a record never written.
+        (The C send checks and appends in one step under the GIL, so it never gets here.)"""
+        with self._lock:
+            if not self._drained:
+                return
+            for i in range(len(acc) - _STRIDE, -1, -_STRIDE):  # (its own records: found by identity)
+                if acc[i] is key and acc[i + 1] is value:
+                    del acc[i + _STRIDE - n * _STRIDE:i + _STRIDE]
+                    break
+            else:
+                return  # (written: the send had appended before close's last look)
+        raise ClosedError("this producer was closed while the record was sent; it was not written: "
+                          "send it with a new producer")
 
     def _refuse_short(self, short: tuple[int, int] | None) -> None:
         """``close`` with the in-sync set below ``min.insync.replicas`` (``short``): drop

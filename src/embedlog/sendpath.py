@@ -181,6 +181,7 @@ class _PySendBase:
     _due_step: int
     _extras: bool
     _idle: bool
+    _closed: bool
 
     if TYPE_CHECKING:
         def _send(self, topic: str, value: Any, key: Any, headers: Any, partition: int | None,
@@ -189,6 +190,7 @@ class _PySendBase:
         def _start_linger(self) -> None: ...
         def _linger_write(self) -> bool: ...
         def _buffered(self, entries: int, ms: int | None = None, nbytes: int = 0) -> None: ...
+        def _sent_while_closing(self, acc: list[Any], key: Any, value: Any, n: int = 1) -> None: ...
 
     def send(self, topic: str, value: Any = None, key: Any = None,
              headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None,
@@ -257,11 +259,14 @@ class _PySendBase:
                         headers = checked or None
             klen = len(key)
             vlen = len(value)
-            if klen + vlen <= st.max_bytes and (on_delivery is None or callable(on_delivery)):
+            if klen + vlen + (0 if headers is None else _header_bytes(headers)) <= st.max_bytes and (
+                    on_delivery is None or callable(on_delivery)):
                 if on_delivery is not None:
                     self._extras = True
                 ms = _time_ns() // 1_000_000
                 acc += (key, value, ms, klen, vlen, headers, on_delivery)
+                if self._closed:  # (close() began since the lookup above: see Producer._sent_while_closing)
+                    self._sent_while_closing(acc, key, value)
                 self._buffered(_STRIDE, ms, klen + vlen)  # (the C send does the same inline)
                 return
             headers = given
