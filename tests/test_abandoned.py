@@ -129,3 +129,24 @@ def test_closing_still_works_after_threads_hold_the_log_weakly(tmp_path: Path) -
         while log.describe_topic("t").partitions[0].start_offset < 1 and time.monotonic() < deadline:
             time.sleep(0.02)  # the maintenance thread, holding the log weakly, still runs retention
         assert log.describe_topic("t").partitions[0].start_offset == 1
+
+
+def test_a_producer_dropped_right_after_send_still_writes(tmp_path: Path) -> None:
+    """As with Kafka's producers (``KafkaProducer(...).send(...).get()``): records buffered
+    when the last reference goes are written by the linger thread, which holds the
+    producer until then; only an idle producer is let go."""
+    got = _run("""
+        path = sys.argv[1]
+        delivered = []
+        with embedlog.open(path) as log:
+            log.create_topic("t")
+            for i in range(20):
+                log.producer(linger_ms=5).send("t", b"v%d" % i, on_delivery=lambda e, md: delivered.append(e))
+            gc.collect()
+            written = settle(lambda: log.describe_topic("t").partitions[0].end_offset == 20)
+            idle_released = settle(lambda: "embedlog-linger" not in ours())
+        errors = sum(e is not None for e in delivered)
+        print(json.dumps({"written": written, "delivered": len(delivered), "errors": errors,
+                          "idle_released": idle_released}))
+    """, tmp_path / "log")
+    assert got == {"written": True, "delivered": 20, "errors": 0, "idle_released": True}

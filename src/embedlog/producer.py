@@ -68,6 +68,13 @@ _get_ident = threading.get_ident
 _monotonic = time.monotonic
 
 
+#: producers with records buffered since they were idle (``Producer._start_linger``): held
+#: here until their linger thread has written everything, so that dropping a producer
+#: right after ``send`` loses nothing; idle ones are held by nothing of embedlog's
+_LINGERING: dict[int, Producer] = {}
+_LINGERING_LOCK = threading.Lock()
+
+
 def _linger_main(ref: weakref.ref[Producer], wake: threading.Lock) -> None:
     """A producer's linger thread: sleep until a sender wakes it, then write what comes
     due (``Producer._linger_round``); end once the producer is closed or collected.  It
@@ -515,6 +522,11 @@ class Producer(SendBase):
         return p
 
     def _start_linger(self) -> None:
+        """A send found the producer idle: hold it while it has records buffered (a
+        producer dropped right after ``send`` still writes them, as Kafka's does: the
+        idiom ``KafkaProducer(...).send(...).get()``), and wake its linger thread."""
+        with _LINGERING_LOCK:
+            _LINGERING[id(self)] = self
         if self._linger_thread is None or not self._linger_thread.is_alive():  # none yet, or lost to fork()
             self._linger_thread = threading.Thread(target=_linger_main, args=(weakref.ref(self), self._wake),
                                                    name="embedlog-linger", daemon=True)
@@ -544,10 +556,12 @@ class Producer(SendBase):
                 time.sleep(left / 1000)
             wrote = self._linger_write()
             if not wrote:
-                self._idle = True
-                if not self._has_pending():
-                    break
-                self._idle = False
+                with _LINGERING_LOCK:  # (with _start_linger's: a send that finds it idle holds it again)
+                    self._idle = True
+                    if not self._has_pending():
+                        _LINGERING.pop(id(self), None)  # nothing buffered: collectable once dropped
+                        break
+                    self._idle = False
 
     def _full_write(self) -> bool:
         """Write what is buffered because the buffer is full (``buffer_records``), from the
@@ -738,7 +752,7 @@ class Producer(SendBase):
                             items.append(AppendItem(name, tid, p, buf))
                             spans.append((st, start, end, flat, callbacks))
                             n_bytes += len(buf)
-                    req = committer.request(items, extra, not background)
+                    req = committer.request(items, extra, not background, self._transactional)
                     committer.enqueue(req)
                 except Exception:
                     raise
@@ -749,10 +763,16 @@ class Producer(SendBase):
                 inflight[delivered] = (self._writes, _get_ident())
                 self._writes += 1
             error: EmbedlogError | None = None
+            item_error: EmbedlogError | None = None
             try:
                 committer.wait(req)
             except EmbedlogError as exc:
                 error = exc
+            else:
+                for item in items:  # a batch that failed alone (its topic was deleted, say): the others are written
+                    if item.error is not None:
+                        item_error = item.error
+                        break
             if callbacks_due:
                 raised = self._deliver(items, spans, error)
                 if raised is not None:
@@ -766,6 +786,8 @@ class Producer(SendBase):
             if self.acks == "all":
                 self._note_acks(items)
             self._counters.produced(n_values // _STRIDE, n_bytes)
+            if item_error is not None:
+                raise item_error  # (the others of this write are stored)
         finally:
             self._recycle(items)
         return True
@@ -806,13 +828,14 @@ class Producer(SendBase):
         for item, (st, start, end, flat, cbs) in zip(items, spans):
             if cbs is None:  # (cbs: the partition's callback column, None for a record without)
                 continue
+            failed = error if error is not None else item.error  # (all failed, or this batch alone)
             for idx in range(start, end):
                 cb = cbs[idx]
                 if cb is None:
                     continue
                 try:
-                    if error is not None:
-                        cb(error, None)
+                    if failed is not None:
+                        cb(failed, None)
                     else:
                         offset = item.base_offset + idx - start
                         ts = item.log_append_ms if item.log_append_ms is not None else flat[_STRIDE * idx + 2]
@@ -867,6 +890,8 @@ class Producer(SendBase):
     def _note_acks(self, items: list[AppendItem]) -> None:
         with self._lock:
             for item in items:
+                if item.error is not None:
+                    continue
                 end = codec.read_info(item.buf).next_offset  # the batch was stamped by the append
                 key = (item.topic_id, item.partition)
                 if end > self._ack_targets.get(key, -1):
@@ -1064,6 +1089,8 @@ class Producer(SendBase):
         return self._closed
 
     def _mark_closed(self) -> None:
+        with _LINGERING_LOCK:
+            _LINGERING.pop(id(self), None)
         self._closed = True
         self._slow = True
         self._fast = {}

@@ -13,7 +13,10 @@ answers by taking the committer's lock again).  Across processes LMDB's writer l
 serialises commits; each process groups its own threads.
 
 A request that cannot be written (its topic was deleted) fails alone: the leader
-retries the rest of the group without it.
+retries the rest of the group without it.  Within a request that need not be atomic (a
+producer's flush, not a transaction), a batch that cannot be written fails alone too, as
+Kafka fails a produce per partition: the batches for other topics and partitions are
+written, and the failed ones carry their error (``AppendItem.error``).
 
 A new leader first lets its group fill: when the previous commit carried several
 requests (threads flushing in a loop), it waits until as many are queued, at most
@@ -65,12 +68,14 @@ class _Group:
 
 
 class _Request:
-    __slots__ = ("durable", "extra", "group", "items", "latch")
+    __slots__ = ("atomic", "durable", "extra", "group", "items", "latch")
 
     def __init__(self, items: Sequence[AppendItem], extra: Callable[[lmdb.Transaction], None] | None,
-                 durable: bool = True) -> None:
+                 durable: bool = True, atomic: bool = True) -> None:
         self.items = items
         self.extra = extra
+        #: all of it or nothing (a transaction); else a batch that cannot be written fails alone
+        self.atomic = atomic or extra is not None
         #: on disk before its thread returns (a flush's); else a producer's background write,
         #: made durable by the next flush (``Env.make_durable_if_needed``)
         self.durable = durable
@@ -119,10 +124,11 @@ class GroupCommitter:
 
     @staticmethod
     def request(items: Sequence[AppendItem], extra: Callable[[lmdb.Transaction], None] | None = None,
-                durable: bool = True) -> _Request:
+                durable: bool = True, atomic: bool = True) -> _Request:
         """A request for ``enqueue`` (``submit`` in two steps, for a caller that must know,
-        after an interrupt, whether it was queued: ``holds``)."""
-        return _Request(items, extra, durable)
+        after an interrupt, whether it was queued: ``holds``).  ``atomic=False``: its
+        batches may be written or fail one by one (see the module docstring)."""
+        return _Request(items, extra, durable, atomic)
 
     def enqueue(self, req: _Request) -> None:
         with self._lock:
@@ -298,7 +304,7 @@ class GroupCommitter:
             try:
                 store.write(together, durable=False)  # the common case: nothing to isolate
             except EmbedlogError:
-                if len(requests) == 1:
+                if len(requests) == 1 and (requests[0].atomic or len(requests[0].items) < 2):
                     raise
                 isolating = True
                 group.failed = self._isolated(requests)  # one request is bad: let it fail alone
@@ -369,13 +375,30 @@ class GroupCommitter:
         def isolated(txn: lmdb.Transaction) -> None:
             failed.clear()
             for req in requests:
+                for item in req.items:
+                    item.error = None
                 try:
                     with store.env.nested(txn) as child:
                         store.append_in(child, req.items, memo=False)  # (a nested transaction may roll back alone)
                         if req.extra is not None:
                             req.extra(child)
                 except EmbedlogError as exc:
-                    failed[id(req)] = exc
+                    if req.atomic or len(req.items) < 2:
+                        failed[id(req)] = exc
+                        continue
+                    # batch by batch: the ones that can be written are
+                    wrote = False
+                    for item in req.items:
+                        try:
+                            with store.env.nested(txn) as child:
+                                store.append_in(child, [item], memo=False)
+                            wrote = True
+                        except EmbedlogError as item_exc:
+                            item.error = item_exc
+                    if not wrote:  # (every batch failed: the request's error)
+                        for item in req.items:
+                            item.error = None
+                        failed[id(req)] = exc
 
         store.write(isolated, notify=True)
         return failed

@@ -22,6 +22,7 @@ from ..codec import batch as codec
 from ..config import TopicConfig
 from ..errors import (
     ConfigError,
+    EmbedlogError,
     FormatVersionError,
     InvalidOffsetError,
     NotLeaderError,
@@ -60,6 +61,9 @@ class AppendItem:
     base_offset: int = -1
     #: the broker time stamped on a LogAppendTime topic's batch (else None)
     log_append_ms: int | None = None
+    #: why this batch alone was not written while the others of its flush were (see
+    #: ``GroupCommitter``); None once written, or when the whole request failed
+    error: EmbedlogError | None = None
 
 
 class HighWatermarkSource(Protocol):
