@@ -467,3 +467,52 @@ def test_maintenance_thread_runs_retention(tmp_path: Path) -> None:
         while part(log).start_offset == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert part(log).start_offset == 1
+
+
+_DEAD_READER = """
+import lmdb, sys, time
+env = lmdb.open(sys.argv[1], readonly=True, lock=True, max_dbs=32)
+txn = env.begin()            # a reader slot with this process's pid and today's snapshot
+print("reading", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_reader_killed_mid_read_does_not_unbound_the_directory(tmp_path: Path) -> None:
+    """A process killed inside a read transaction leaves its LMDB reader slot, whose
+    snapshot would keep every page freed since from being reused: a writer that stays
+    open frees such slots (every quarter second at most) so retention still bounds the
+    directory, with no maintenance run and no reopen."""
+    import signal  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    path = tmp_path / "log"
+    rb = 300_000
+    with embedlog.open(path, maintenance_interval_ms=None) as log:
+        log.create_topic("t", config={"retention.bytes": rb})
+        with log.producer() as p:
+            for i in range(300):
+                p.send("t", os.urandom(1000))
+                if i % 50 == 49:
+                    p.flush()
+        child = subprocess.Popen([sys.executable, "-c", _DEAD_READER, str(path)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "reading"
+        finally:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+        before = (path / "data.mdb").stat().st_size
+        with log.producer() as p:
+            p.send("t", b"x")
+            p.flush()
+            time.sleep(0.3)  # (the writer looks for dead readers at most every 0.25 s)
+            for i in range(20 * rb // 1000):
+                p.send("t", os.urandom(1000))
+                if i % 50 == 49:
+                    p.flush()
+        kept = log.describe_topic("t").partitions[0].bytes
+        after = (path / "data.mdb").stat().st_size
+    assert kept <= 2 * rb
+    assert after <= before + 6 * rb, f"data.mdb grew from {before} to {after} bytes writing {i} KB"

@@ -102,6 +102,10 @@ def current_pid() -> int:
 DURABILITY_MODES = ("flush", "interval", "none")
 _INITIAL_MAP = 1 << 30
 _MAX_READERS = 1024
+#: seconds between a writer's looks for reader slots of dead processes: a process killed
+#: inside a read transaction leaves its slot, and its snapshot would keep every page freed
+#: since from being reused (a log under retention would grow without bound)
+_READER_CHECK_S = 0.25
 
 
 def _nearly_full(path: str) -> bool:
@@ -243,6 +247,7 @@ class Env:
         self._initial_map = map_size or _INITIAL_MAP
         self._fsync_interval = fsync_interval_ms / 1000.0
         self._gate = _Gate()
+        self._next_reader_check = 0.0  # (monotonic) see _READER_CHECK_S
         self._pid = -1
         self._env: lmdb.Environment | None = None
         self.dbs: dict[str, Any] = {}
@@ -351,6 +356,11 @@ class Env:
         """
         while True:
             env = self._handle()
+            now = time.monotonic()
+            if now >= self._next_reader_check:  # (before the transaction: it frees pages for it)
+                self._next_reader_check = now + _READER_CHECK_S
+                with contextlib.suppress(lmdb.Error):
+                    env.reader_check()
             self._gate.enter()
             grow = False
             try:
