@@ -59,7 +59,7 @@ class Hostile:
     (lambda p: p.send("t", b"v", key=b"k", headers=""), SerializationError, "headers"),
     (lambda p: p.flush(timeout="soon"), ConfigError, "timeout"),
     (lambda p: p.flush(timeout=math.nan), ConfigError, "timeout"),
-    (lambda p: p.flush(timeout=-1), ConfigError, "timeout"),
+    (lambda p: p.flush(timeout=float("nan")), ConfigError, "timeout"),
 ])
 def test_bad_sends_and_flushes(log: embedlog.Log, impl: str, call: Callable[[Any], None],
                                error: type[EmbedlogError], match: str) -> None:

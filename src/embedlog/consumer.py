@@ -853,6 +853,10 @@ class Consumer:
             self._log._unregister(self)
             self._store.notifier.wake_local()  # (a poll blocked in another thread sees it closed)
 
+    def __reduce_ex__(self, protocol: object) -> Any:
+        raise ConfigError("a consumer cannot be pickled or sent to another process; open the log there with "
+                          "embedlog.open(path) and make a consumer of its own (the same group= shares the work)")
+
     def __enter__(self) -> Consumer:
         return self
 

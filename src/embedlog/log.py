@@ -197,8 +197,9 @@ class Log:
         meta = self._store.topic(name)
         if meta is None:
             if not (create and self.auto_create_topics):
-                raise UnknownTopicError(f"topic {name!r} does not exist; create it with log.create_topic() "
-                                        "or open the log with auto_create_topics=True")
+                how = ("auto_create_topics creates topics for producers and consumers only"
+                       if self.auto_create_topics else "or open the log with auto_create_topics=True")
+                raise UnknownTopicError(f"topic {name!r} does not exist; create it with log.create_topic() ({how})")
             meta = self._store.ensure_topic(name, self.default_partitions, TopicConfig())
         return meta
 
@@ -331,6 +332,10 @@ class Log:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<embedlog.Log {self.path!r} {state}>"
+
+    def __reduce_ex__(self, protocol: object) -> Any:
+        raise ConfigError(f"an open log cannot be pickled or sent to another process; open the same directory "
+                          f"there with embedlog.open({self.path!r}) (processes share a log through its directory)")
 
 
 class _Shared:

@@ -103,10 +103,14 @@ def _among(value: object, choices: Mapping[Any, Any]) -> bool:
         return False
 
 
-def _check_timeout(timeout: object) -> None:
-    if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
-                                or not timeout >= 0):
-        raise ConfigError(f"timeout must be None (delivery_timeout_ms) or a number of seconds >= 0, got {timeout!r}")
+def _check_timeout(timeout: object) -> float | None:
+    """``flush``/``close``'s timeout: seconds, or None for no limit but
+    ``delivery_timeout_ms`` (a negative number too, as confluent-kafka's ``flush(-1)``)."""
+    if timeout is None:
+        return None
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout != timeout:  # noqa: PLR0124
+        raise ConfigError(f"timeout must be None (delivery_timeout_ms) or a number of seconds, got {timeout!r}")
+    return None if timeout < 0 else timeout
 
 
 def _serialize(fn: Callable[[Any], Any], obj: Any, what: str) -> Any:
@@ -859,7 +863,7 @@ class Producer(SendBase):
         """
         if self._closed:
             raise ClosedError("this producer is closed")
-        _check_timeout(timeout)
+        timeout = _check_timeout(timeout)
         if self.acks == "all" and len(self):
             self._check_replicas()
         self._complete(timeout)
@@ -1020,7 +1024,7 @@ class Producer(SendBase):
         ``NotEnoughReplicasError`` that ``close`` raises)."""
         if self._closed:
             return
-        _check_timeout(timeout)
+        timeout = _check_timeout(timeout)
         if self._transactional:  # (a transaction's records are written by its commit, or never)
             self._drain([])
             self._mark_closed()
@@ -1097,6 +1101,10 @@ class Producer(SendBase):
         self._spare = []
         self._wake_linger()
         self._log._unregister(self)
+
+    def __reduce_ex__(self, protocol: object) -> Any:
+        raise ConfigError("a producer cannot be pickled or sent to another process; open the log there with "
+                          "embedlog.open(path) and make a producer of its own")
 
     def __enter__(self) -> Producer:
         return self

@@ -58,7 +58,9 @@ class _TopicState:
 
 
 def _coerce(obj: object, what: str) -> bytes:
-    if isinstance(obj, (bytearray, memoryview)):
+    """``obj`` as exact bytes: a bytes subclass (numpy.bytes_, say), bytearray or
+    memoryview is copied; anything else is a ``SerializationError``."""
+    if isinstance(obj, (bytes, bytearray, memoryview)):
         return bytes(obj)
     hint = f" or give the producer a {what}_serializer" if what in ("key", "value") else ""
     raise SerializationError(f"record {what} must be bytes (or None), got {type(obj).__name__}; "

@@ -232,6 +232,20 @@ class _Read:
             raise self._env.failed(exc, f"reading {self._env.path!r}") from None
 
 
+def _check_length(env: lmdb.Environment, data_file: str) -> None:
+    """``StorageError`` if ``data.mdb`` is shorter than the pages its current snapshot
+    uses (a truncated copy, say): reading them would kill the process with SIGBUS."""
+    try:
+        last = env.info()["last_pgno"]  # (before the file's size: pages are written before the meta)
+        need = (last + 1) * env.stat()["psize"]
+        size = os.path.getsize(data_file)
+    except (lmdb.Error, OSError):
+        return
+    if size < need:
+        raise StorageError(f"{data_file} is {size:,} bytes but its last snapshot uses {need:,}: the file was "
+                           "truncated (an interrupted copy?); restore the log directory from a backup or a replica")
+
+
 class Env:
     """One process's handle on a log directory's LMDB environment. Thread-safe."""
 
@@ -274,6 +288,11 @@ class Env:
             dbs = {name: env.open_db(name.encode()) for name in DB_NAMES}
         except lmdb.Error as exc:
             raise translate(exc, f"opening log directory {self.path!r}") from None
+        try:
+            _check_length(env, data_file)
+        except BaseException:
+            env.close()
+            raise
         with contextlib.suppress(lmdb.Error):
             env.reader_check()  # free reader slots of processes that died mid-read
         # Filled in place: the store and its clients hold this very dict, and after a

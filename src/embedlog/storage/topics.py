@@ -91,8 +91,8 @@ def require(txn: lmdb.Transaction, dbs: Mapping[str, Any], name: str) -> TopicMe
     """The topic named ``name``, or ``UnknownTopicError``."""
     meta = get(txn, dbs, name)
     if meta is None:
-        raise UnknownTopicError(f"topic {name!r} does not exist; create it with "
-                                "log.create_topic() or open the log with auto_create_topics=True")
+        raise UnknownTopicError(f"topic {name!r} does not exist; log.topics() lists the topics and "
+                                "log.create_topic() creates one")
     return meta
 
 
