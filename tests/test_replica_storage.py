@@ -261,14 +261,14 @@ def test_apply_interleaved_across_partitions_and_from_views(make_log: Callable[.
         assert state(follower, tid, p).end_offset == state(leader, tid, p).end_offset
 
 
-def test_apply_refuses_gaps_corruption_and_older_epochs(make_log: Callable[..., Log]) -> None:
+def test_apply_refuses_overlaps_corruption_and_older_epochs(make_log: Callable[..., Log]) -> None:
     leader, follower, tid = copied_pair(make_log, 3)
     before = (stored(follower, tid, 0), state(follower, tid, 0))
     good = raw_batches(leader, "t", 0)
     nxt = bytearray(codec.encode([None], [b"n"], [1]))
     codec.stamp(nxt, 3, 0, 99)
-    gap = bytearray(nxt)
-    codec.stamp(gap, 4, 0, 99)
+    overlap = bytearray(nxt)
+    codec.stamp(overlap, 2, 0, 99)  # (starts below the end: the follower holds offset 2 already)
     corrupt = bytearray(nxt)
     corrupt[-1] ^= 0xFF
     older = bytearray(codec.encode([None], [b"o"], [1]))
@@ -276,7 +276,7 @@ def test_apply_refuses_gaps_corruption_and_older_epochs(make_log: Callable[..., 
     write(leader, lambda txn, dbs: replica.raise_epoch(txn, dbs, 0))
     epoch2 = bytearray(nxt)
     codec.stamp(epoch2, 3, 2, 99)
-    for bad in ([good[0]], [gap], [corrupt], [epoch2, older]):
+    for bad in ([good[0]], [overlap], [corrupt], [epoch2, older]):
         with pytest.raises(replica.ApplyError):
             write(follower, lambda txn, dbs, b=bad: replica.apply(txn, dbs, tid, 0, b))
         assert (stored(follower, tid, 0), state(follower, tid, 0)) == before  # nothing kept
@@ -285,6 +285,21 @@ def test_apply_refuses_gaps_corruption_and_older_epochs(make_log: Callable[..., 
     assert read(follower, replica.commit_seq) == 99
     with pytest.raises(replica.ApplyError, match="does not exist"):
         write(follower, lambda txn, dbs: replica.apply(txn, dbs, tid, 5, [nxt]))
+
+
+def test_apply_keeps_a_gap_compaction_left(make_log: Callable[..., Log]) -> None:
+    """A batch past the end (the leader compacted the ones between away) is kept at its
+    own offset, as Kafka's followers of a compacted log keep the leader's gaps."""
+    _leader, follower, tid = copied_pair(make_log, 3)
+    later = bytearray(codec.encode([b"k"], [b"later"], [1]))
+    codec.stamp(later, 7, 0, 99)
+    st = write(follower, lambda txn, dbs: replica.apply(txn, dbs, tid, 0, [later]))
+    assert st.end_offset == 8
+    assert [codec.read_info(b).base_offset for b in stored(follower, tid, 0)][-1] == 7
+    with follower.consumer(["t"], auto_offset_reset="earliest") as c:
+        follower._store.write(lambda txn: replica.set_high_watermark(txn, follower._store.dbs, tid, 0, 8))
+        offsets = [m.offset for m in c.poll(timeout=1.0, max_records=100)]
+    assert offsets == [0, 1, 2, 7]
 
 
 # -- apply / truncate / reset against a list model ---------------------------------------------------

@@ -409,3 +409,57 @@ def test_a_follower_closed_while_catching_up_resumes_from_what_it_applied(make_l
         with Follower(lb, leader.address, secret=SECRET, max_bytes=256 << 10):
             replcheck.wait_converged(la, lb)
     assert replcheck.image(lb) == replcheck.image(la)
+
+
+def _held(log: Log) -> tuple[int, set[tuple[int, Any, Any]]]:
+    """A compacted topic's end offset and every (offset, key, value) a consumer reads."""
+    end = log.describe_topic("c").partitions[0].end_offset
+    with log.consumer(["c"], auto_offset_reset="earliest") as c:
+        return end, {(m.offset, m.key, m.value) for m in harness.drain(c)}
+
+
+@pytest.mark.parametrize("when", ["before_following", "while_away"])
+def test_a_follower_catches_up_across_the_gaps_compaction_left(make_log: Any, when: str) -> None:
+    """Compaction removes whole batches: the leader's next batch after a follower's end
+    may start later.  The follower keeps the leader's offsets, gap included (it kept
+    reconnecting for ever: 'batch ... starts at offset 80; the partition ends at 0').
+    Each node compacts on its own, as Kafka's replicas do, so the follower holds at
+    least what the leader holds, at the same offsets, and ends where it ends."""
+    la, lb = make_log("a"), make_log("b")
+    la.create_topic("c", config={"cleanup.policy": "compact", "min.compaction.lag.ms": 0})
+
+    def rounds(n: int, tag: bytes) -> None:
+        with la.producer() as p:
+            for r in range(n):
+                for k in range(20):
+                    p.send("c", b"%s%d-%d" % (tag, r, k), key=b"k%d" % k)
+                p.flush()
+
+    def caught_up() -> bool:
+        end, held = _held(la)
+        f_end, f_held = _held(lb) if "c" in lb.topics() else (-1, set())
+        return f_end == end and held <= f_held
+
+    if when == "before_following":
+        rounds(5, b"v")
+        la.maintain()
+        assert la.describe_topic("c").partitions[0].start_offset == 0
+        held = _held(la)[1]
+        assert held
+        assert min(o for o, _, _ in held) > 0  # (a gap from offset 0)
+    with Leader(la, secret=SECRET) as leader:
+        if when == "while_away":
+            with Follower(lb, leader.address, secret=SECRET) as follower:
+                follower.wait_connected(30)
+                rounds(1, b"w")
+                harness.wait_until(caught_up, "caught up before going away")
+            rounds(5, b"v")  # the follower is away: these are compacted before it returns
+            la.maintain()
+        with Follower(lb, leader.address, secret=SECRET) as follower:
+            follower.wait_connected(30)
+            harness.wait_until(caught_up, "caught up across the gap")
+            with la.producer(acks="all") as p:
+                p.send("c", b"new", key=b"k1")
+            harness.wait_until(caught_up, "the next record replicated")
+            assert follower.error is None
+            assert follower.status()["connections"] == 1  # no failed apply, no reconnect

@@ -614,7 +614,9 @@ def apply(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int,
           batches: Iterable[bytes | bytearray | memoryview], *, verified: bool = False) -> PartitionState:
     """Append a leader's batches exactly as stamped; return the partition's new state.
 
-    Each batch must start at the partition's end offset, pass its checksum (``verified``:
+    Each batch must start at or after the partition's end offset (after it: the leader
+    compacted the batches between away, and the follower keeps the same gap, as Kafka's
+    followers of a compacted log do), pass its checksum (``verified``:
     the caller checked every one already, ``codec.verify``) and carry an
     epoch no lower than the partition's latest; its epoch, base offset and commit
     sequence number are kept, the epoch history records each new epoch, and the
@@ -640,7 +642,7 @@ def apply(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int,
         except codec.CorruptBatchError as exc:
             raise ApplyError(f"batch for topic id {tid} partition {part} at offset {st.end_offset} "
                              f"is corrupt: {exc}") from None
-        if info.base_offset != st.end_offset:
+        if info.base_offset < st.end_offset:  # (above it: a gap compaction left on the leader)
             raise ApplyError(f"batch for topic id {tid} partition {part} starts at offset {info.base_offset}; "
                              f"the partition ends at {st.end_offset}")
         if info.leader_epoch < epoch:
