@@ -266,7 +266,8 @@ def test_topics_create_describe_alter_delete(cli: Run, log: embedlog.Log) -> Non
     assert cli("topics", "delete", "orders", "--if-exists")[0] == 0
     code, _, err = cli("topics", "describe", "orders")
     assert code == 1
-    assert one_error_line(err).endswith("does not exist; create it with `embedlog topics create TOPIC`")
+    assert one_error_line(err).endswith("does not exist; `embedlog topics list` lists the topics and "
+                                        "`embedlog topics create TOPIC` creates one")
     code, _, err = cli("topics", "create", "bad/name")
     assert code == 1
     assert "bad/name" in one_error_line(err)

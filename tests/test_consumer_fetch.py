@@ -11,6 +11,7 @@ import struct
 import threading
 import zlib
 from pathlib import Path
+from typing import Any
 
 import lmdb
 import pytest
@@ -410,3 +411,50 @@ def test_an_idle_partition_still_sees_retention_and_reassignment(tmp_path: Path)
             c.assign([TopicPartition("t", 0)])
             c.assign([TopicPartition("t", 0), tp])  # a partition assigned again starts over
             assert [m.offset for m in _poll_all(c)] == [2]
+
+
+def _set_high_watermark(log: embedlog.Log, topic: str, part: int, hw: int) -> None:
+    """What a replicating leader does: records up to the end are stored, consumers see
+    only those below ``hw`` (the in-sync followers' durable offsets)."""
+    from embedlog.storage import partition as plog  # noqa: PLC0415
+
+    store = log._store
+    tid = log.describe_topic(topic).topic_id
+
+    def fn(txn: Any) -> None:
+        st = plog.load_state(txn, store.dbs, tid, part)
+        assert st is not None
+        st.high_watermark = hw
+        plog.store_state(txn, store.dbs, tid, part, st)
+
+    store.write(fn, notify=True)
+
+
+def test_latest_and_end_offsets_are_the_high_watermark(tmp_path: Path) -> None:
+    """As Kafka's: end_offsets, seek_to_end and auto_offset_reset='latest' go to the high
+    watermark, so records a replicating leader holds back are read once they are
+    replicated, not skipped (they went to the log end, and those records were lost to a
+    'latest' consumer started meanwhile)."""
+    from embedlog import TopicPartition  # noqa: PLC0415
+
+    tp = TopicPartition("t", 0)
+    with embedlog.open(tmp_path / "log") as log:
+        log.create_topic("t")
+        with log.producer() as p:
+            for i in range(7):
+                p.send("t", b"%d" % i)
+        _set_high_watermark(log, "t", 0, 3)
+        d = log.describe_topic("t").partitions[0]
+        assert (d.end_offset, d.high_watermark) == (7, 3)
+        with log.consumer(["t"], auto_offset_reset="latest") as latest, \
+                log.consumer(["t"], auto_offset_reset="earliest") as sought:
+            assert latest.end_offsets([tp]) == {tp: 3}
+            assert latest.position(tp) == 3
+            sought.poll(timeout=0)
+            sought.seek_to_end()
+            assert sought.position(tp) == 3
+            assert latest.poll(timeout=0.05) == []
+            _set_high_watermark(log, "t", 0, 7)
+            assert [m.value for m in latest.poll(timeout=2.0)] == [b"3", b"4", b"5", b"6"]
+            assert [m.value for m in sought.poll(timeout=2.0)] == [b"3", b"4", b"5", b"6"]
+            assert latest.end_offsets([tp]) == {tp: 7}

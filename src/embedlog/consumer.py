@@ -358,7 +358,7 @@ class Consumer:
         if self.auto_offset_reset == "earliest":
             return st.start_offset
         if self.auto_offset_reset == "latest":
-            return st.end_offset
+            return self._visible_end(st)  # (Kafka's LATEST: the high watermark, not the log end)
         if pos is None:
             raise OffsetOutOfRangeError(f"{tp.topic}[{tp.partition}] has no position and "
                                         "auto_offset_reset='none'; seek() to an offset first")
@@ -460,9 +460,13 @@ class Consumer:
         return {tp: st.start_offset for tp, st in self._states(partitions, "beginning_offsets()").items()}
 
     def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        """The offset the next record written to each partition will get."""
+        """The offset after the last record a consumer can read in each partition: its
+        high watermark, as Kafka's ``end_offsets`` (the log end offset, the offset the
+        next record written will get, unless a replicating leader has records its
+        in-sync followers do not hold yet)."""
         self._check()
-        return {tp: st.end_offset for tp, st in self._states(partitions, "end_offsets()").items()}
+        visible = self._visible_end
+        return {tp: visible(st) for tp, st in self._states(partitions, "end_offsets()").items()}
 
     def offsets_for_times(
             self, timestamps: Mapping[TopicPartition, int]) -> dict[TopicPartition, OffsetAndTimestamp | None]:

@@ -111,7 +111,10 @@ class OffsetAndTimestamp:
 
 @attrs.frozen
 class PartitionDescription:
-    """A snapshot of one partition: its offsets and size on disk."""
+    """A snapshot of one partition: its offsets and size on disk.  ``end_offset`` is the
+    log end (the offset the next record gets); ``high_watermark`` is where what
+    consumers can read ends — the same offset unless a replicating leader has records
+    its in-sync followers do not hold yet (-1: not known)."""
 
     partition: int
     start_offset: int
@@ -119,6 +122,7 @@ class PartitionDescription:
     bytes: int
     batches: int
     leader_epoch: int
+    high_watermark: int = -1
 
 
 @attrs.frozen

@@ -149,8 +149,11 @@ def _report(exc: Exception) -> int:
 
 #: advice in the library's error messages, and what to do instead from the shell
 _SHELL_ADVICE = (
-    (re.compile(r"create it with log\.create_topic\(\) or open the log with auto_create_topics=True"),
+    (re.compile(r"create it with log\.create_topic\(\) \((or open the log with auto_create_topics=True|"
+                r"auto_create_topics creates topics for producers and consumers only)\)"),
      "create it with `embedlog topics create TOPIC`"),
+    (re.compile(r"log\.topics\(\) lists the topics and log\.create_topic\(\) creates one"),
+     "`embedlog topics list` lists the topics and `embedlog topics create TOPIC` creates one"),
     (re.compile(r"log\.groups\(\) lists them"), "`embedlog groups list` lists them"),
     (re.compile(r"use describe_topic\(\) or alter_topic_config\(\) on it"),
      "see it with `embedlog topics describe`, change it with `embedlog topics alter`"),

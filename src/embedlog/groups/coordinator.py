@@ -553,7 +553,7 @@ class Coordinator:
                 if meta is None:
                     continue
                 st = plog.load_state(txn, self.dbs, meta.topic_id, tp.partition)
-                end = st.end_offset if st else 0
+                end = st.high_watermark if st else 0  # (what consumers can read: Kafka's lag is to it)
                 om = committed.get(tp)
                 c = None if om is None else om.offset
                 rows.append(PartitionOffsets(tp.topic, tp.partition, c, end, None if c is None else max(0, end - c),
@@ -589,10 +589,10 @@ class Coordinator:
                 if to == "earliest":
                     off = st.start_offset
                 elif to == "latest":
-                    off = st.end_offset
+                    off = st.high_watermark  # (Kafka's LATEST)
                 elif isinstance(to, datetime):
                     hit = plog.offset_for_time(txn, self.dbs, topic, meta.topic_id, p, int(to.timestamp() * 1000))
-                    off = st.end_offset if hit is None else hit[0]
+                    off = st.high_watermark if hit is None else hit[0]
                 elif isinstance(to, int) and not isinstance(to, bool):
                     off = min(max(to, st.start_offset), st.end_offset)
                 else:

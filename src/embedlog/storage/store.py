@@ -319,7 +319,7 @@ class Store:
             for p in range(meta.partitions):
                 st = plog.load_state(txn, self.dbs, meta.topic_id, p) or PartitionState()
                 parts.append(PartitionDescription(p, st.start_offset, st.end_offset, st.bytes, st.batches,
-                                                  st.leader_epoch))
+                                                  st.leader_epoch, st.high_watermark))
             return TopicDescription(name, meta.topic_id, tuple(parts), meta.config.to_dict())
 
         return self.read(fn)

@@ -460,8 +460,8 @@ class AdminClient:
         epoch = part.leader_epoch
         if spec == -2:
             return _future(ListOffsetsResultInfo(part.start_offset, -1, epoch))
-        if spec == -1:
-            return _future(ListOffsetsResultInfo(part.end_offset, -1, epoch))
+        if spec == -1:  # (Kafka's LATEST: the high watermark)
+            return _future(ListOffsetsResultInfo(part.high_watermark, -1, epoch))
         best: tuple[int, int] | None = None  # (timestamp, offset)
         for batch in self._log.dump(topic, partition, part.start_offset):
             if spec == -3 and batch.max_timestamp is not None and best is not None \
