@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import lmdb
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -86,6 +87,7 @@ def copied_pair(make_log: Callable[..., Log], records: int) -> tuple[Log, Log, i
 # -- roles, epochs, node id -------------------------------------------------------------------
 def test_defaults_and_replica_role_refuses_writes(log: Log) -> None:
     log.create_topic("t", 2)
+    log.commit_offsets("g", {embedlog.TopicPartition("t", 0): 0})
     assert read(log, replica.get_role) == "leader"
     assert read(log, replica.get_epoch) == 0
     assert read(log, replica.in_sync_size) == 1
@@ -101,10 +103,13 @@ def test_defaults_and_replica_role_refuses_writes(log: Log) -> None:
     assert [pd.end_offset for pd in log.describe_topic("t").partitions] == [0, 0]
     for admin in (lambda: log.create_topic("u"), lambda: log.delete_topic("t"),
                   lambda: log.alter_topic_config("t", {"retention.ms": 5}), lambda: log.create_partitions("t", 4),
-                  lambda: log.delete_records("t", 0, 0)):
+                  lambda: log.delete_records("t", 0, 0), lambda: log.delete_group("g"),
+                  lambda: log.reset_group_offsets("g", "t", "earliest"),
+                  lambda: log.commit_offsets("g", {embedlog.TopicPartition("t", 1): 0})):
         with pytest.raises(NotLeaderError, match="promote"):
             admin()
     assert log.topics() == ["t"]
+    assert "g" in log.groups()  # (its committed offsets are the leader's: kept)
     with pytest.raises(ValueError):
         write(log, lambda txn, dbs: replica.set_role(txn, dbs, "boss"))
 
@@ -220,7 +225,9 @@ def test_apply_copies_batches_byte_for_byte(make_log: Callable[..., Log]) -> Non
     assert read(follower, replica.topics_digest) == read(leader, replica.topics_digest)
     for name in leader.topics():
         dl, df = leader.describe_topic(name), follower.describe_topic(name)
-        assert dl == df
+        assert attrs.evolve(dl, partitions=()) == attrs.evolve(df, partitions=())
+        # (the high watermark is the leader's to give: apply leaves it, set_high_watermark moves it)
+        assert [attrs.evolve(p, high_watermark=0) for p in dl.partitions] == list(df.partitions)
         for p in range(len(dl.partitions)):
             assert stored(leader, dl.topic_id, p) == stored(follower, dl.topic_id, p)
             sl, sf = state(leader, dl.topic_id, p), state(follower, dl.topic_id, p)

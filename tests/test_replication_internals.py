@@ -737,6 +737,20 @@ def test_status_reports_are_dicts_with_attribute_access(make_log: Any) -> None:
             assert st.role in ("leader", "follower")
             with pytest.raises(AttributeError, match="status has no 'nope'"):
                 _ = st.nope
+        harness.wait_until(lambda: f.status().in_sync, "the follower in sync")
+    # stopped, it left the leader's in-sync set (it says so): its status no longer claims it
+    assert f.status().in_sync is False
+    assert f.status().connected is False
+
+
+def test_replication_errors_are_in_embedlog_errors() -> None:
+    """Every typed error the README names is importable from ``embedlog.errors``."""
+    from embedlog import errors  # noqa: PLC0415
+
+    assert errors.FencedLeaderError is replication.FencedLeaderError
+    assert issubclass(errors.FencedLeaderError, errors.NotLeaderError)
+    assert errors.ReplicationBusyError is replica.ReplicationBusyError
+    assert errors.for_code(74) is errors.FencedLeaderError
 
 
 def test_metrics_count_the_in_sync_nodes(make_log: Any) -> None:

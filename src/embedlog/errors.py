@@ -26,6 +26,7 @@ __all__ = [
     "DeserializationError",
     "DiskFullError",
     "EmbedlogError",
+    "FencedLeaderError",
     "ForkError",
     "FormatVersionError",
     "GroupError",
@@ -40,6 +41,7 @@ __all__ = [
     "NotLeaderError",
     "OffsetOutOfRangeError",
     "RecordTooLargeError",
+    "ReplicationBusyError",
     "SerializationError",
     "StorageError",
     "TimeoutError",
@@ -213,6 +215,20 @@ class NotLeaderError(EmbedlogError):
 
     code = 6  # NOT_LEADER_OR_FOLLOWER
     retriable = True
+
+
+class FencedLeaderError(NotLeaderError):
+    """A leader whose epoch is older than the follower's: it was replaced by a
+    promotion (Kafka's FENCED_LEADER_EPOCH).  The follower refuses to follow it; the
+    old leader must be restarted as a follower of the new one."""
+
+    code = 74  # FENCED_LEADER_EPOCH
+    retriable = False
+
+
+class ReplicationBusyError(EmbedlogError, RuntimeError):
+    """Another ``Leader`` or ``Follower`` (in this or another process) runs on this log
+    directory; stop it first (``promote`` needs a stopped follower)."""
 
 
 class TransactionNotLeaderError(NotLeaderError, TransactionAbortedError):

@@ -1815,6 +1815,8 @@ class Follower:
         out = self.core.status()
         out["leader"] = f"{self.leader[0]}:{self.leader[1]}"
         out["connected"] = self._client.authenticated.is_set()
+        if self.closed:
+            out["in_sync"] = False  # (it stopped following: the leader's set no longer holds it, or soon will not)
         out["error"] = None if self._client.error is None else str(self._client.error)
         out["last_error"] = None if self._client.last_error is None else repr(self._client.last_error)
         out["connections"] = self._client.connections

@@ -697,6 +697,7 @@ class Coordinator:
         """Delete a group's state and committed offsets (it must have no live members)."""
 
         def fn(txn: lmdb.Transaction) -> None:
+            self.store.require_leader(txn, "delete groups")  # (their committed offsets are the leader's)
             state = self._require_inactive(txn, group, "delete")
             committed = self._offsets_of(txn, group)
             if state is None and not committed:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import EmbedlogError, NotLeaderError
+from ..errors import EmbedlogError, FencedLeaderError
 
 __all__ = ["FencedLeaderError", "FollowerLeftError", "FrameError", "ProtocolError", "RemoteError"]
 
@@ -28,12 +28,3 @@ class FollowerLeftError(ProtocolError):
     """The follower said it stops following (``Follower.close()``): the leader drops it
     from the in-sync set at once, as Kafka's controlled shutdown shrinks the ISR, so
     ``acks="all"`` producers do not wait ``replica_lag_time_max_ms`` for it."""
-
-
-class FencedLeaderError(NotLeaderError):
-    """A leader whose epoch is older than the follower's: it was replaced by a
-    promotion (Kafka's FENCED_LEADER_EPOCH).  The follower refuses to follow it; the
-    old leader must be restarted as a follower of the new one."""
-
-    code = 74  # FENCED_LEADER_EPOCH
-    retriable = False

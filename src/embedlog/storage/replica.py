@@ -38,7 +38,7 @@ import lmdb
 
 from ..codec import batch as codec
 from ..config import TopicConfig
-from ..errors import EmbedlogError
+from ..errors import EmbedlogError, ReplicationBusyError
 from . import partition as plog
 from . import schema, topics
 from .offsets_version import bump_offsets_version, committed_view, offsets_version
@@ -106,11 +106,6 @@ class ApplyError(EmbedlogError, ValueError):
     """A leader's batch, topic record or offset entry cannot be applied here (a batch
     that does not start at the partition's end offset, fails its checksum, or goes back
     in epoch).  Nothing of the transaction that met it is kept."""
-
-
-class ReplicationBusyError(EmbedlogError, RuntimeError):
-    """Another ``Leader`` or ``Follower`` (in this or another process) runs on this log
-    directory; stop it first (``promote`` needs a stopped follower)."""
 
 
 # -- meta: role, epoch, replicating, isr, node id ------------------------------------------
