@@ -476,23 +476,28 @@ def test_replicating_leader_appends_without_moving_the_high_watermark(log: Log) 
     write(log, lambda txn, dbs: replica.set_replicating(txn, dbs, True))
     assert read(log, replica.is_replicating)
     assert read(log, lambda txn, dbs: replica.is_replicating(txn, dbs, log._store.path))
+    # the leader alone in its in-sync set: an append moves the high watermark itself
+    with log.producer() as p:
+        p.send("t", b"alone", partition=1)
+    assert state(log, tid, 1).high_watermark == 1
+    # a follower in the set: appends leave the high watermark to the leader
+    write(log, lambda txn, dbs: replica.set_isr(txn, dbs, {"isr": ["x"], "size": 2}))
     with log.producer() as p:
         for i in range(4):
             p.send("t", b"%d" % i, partition=0)
             p.flush()
         p.send("t", b"p1", partition=1)
     assert state(log, tid, 0).high_watermark == 1
-    assert [m[3] for m in consume_all(log, "t")] == [b"before"]
+    assert [m[3] for m in consume_all(log, "t")] == [b"before", b"alone"]
     assert write(log, lambda txn, dbs: replica.set_high_watermark(txn, dbs, tid, 0, 3)) == 3
     assert write(log, lambda txn, dbs: replica.set_high_watermark(txn, dbs, tid, 0, 2)) == 3  # never down
     assert write(log, lambda txn, dbs: replica.set_high_watermark(txn, dbs, tid, 0, 99)) == 5  # never past end
-    assert [m[3] for m in consume_all(log, "t")] == [b"before", b"0", b"1", b"2", b"3"]
-    write(log, lambda txn, dbs: replica.set_isr(txn, dbs, {"isr": ["x"], "size": 2}))
+    assert [m[3] for m in consume_all(log, "t")] == [b"before", b"0", b"1", b"2", b"3", b"alone"]
     assert read(log, replica.in_sync_size) == 2
     write(log, lambda txn, dbs: replica.set_replicating(txn, dbs, False))
     lease.release()
     assert read(log, replica.in_sync_size) == 1
-    assert state(log, tid, 1).high_watermark == 1
+    assert state(log, tid, 1).high_watermark == 2
     assert [m[3] for m in consume_all(log, "t")][-1] == b"p1"
 
 

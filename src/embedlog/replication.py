@@ -309,7 +309,9 @@ class LeaderCore:
         if isr and isr.get("epoch") == self.epoch and isr.get("leader") == self.node_id:
             for fid in isr.get("isr", []):
                 self.followers[fid] = FollowerProgress(fid, in_sync=True, last_caught_up_ms=now_ms)
+        #: the in-sync set last written (None: none yet; then the set restored above counts)
         self._isr_written: tuple[str, ...] | None = None
+        self._isr_restored = tuple(sorted(self.followers))
         #: the topic-metadata digest, cached per topics version
         self.topics_digest = replica.TopicsDigest()
         self.stopped = False
@@ -504,9 +506,15 @@ class LeaderCore:
             stored = self._stored_hw
             return {tp: hw for tp, hw in list(self.hw.items()) if hw > stored.get(tp, -1)}
 
-    def _hw_write(self, pending: Mapping[TP, int], isr: tuple[str, ...] | None) -> None:
+    def _hw_write(self, pending: Mapping[TP, int], isr: tuple[str, ...] | None) -> tuple[str, ...] | None:
         """Write ``pending`` high watermarks (each only raised: ``set_high_watermark``),
-        and ``isr`` if given, in one transaction; record them as stored."""
+        and ``isr`` if given, in one transaction; record them as stored.  Return the
+        in-sync set written: ``isr`` less any follower it adds that does not hold every
+        record below the high watermarks stored now (an append of the leader alone moved
+        them since the follower was judged caught up: ``replica.leader_alone``); those
+        leave the set again and rejoin once they hold them."""
+        before = set(self._isr_written if self._isr_written is not None else self._isr_restored)
+        kept: list[tuple[str, ...]] = []
 
         def write(txn: lmdb.Transaction, dbs: Any) -> int | None:
             changed = isr is not None
@@ -515,8 +523,18 @@ class LeaderCore:
                 if st is not None and replica.set_high_watermark(txn, dbs, tid, part, hw) != st.high_watermark:
                     changed = True
             if isr is not None:
-                replica.set_isr(txn, dbs, {"epoch": self.epoch, "leader": self.node_id, "isr": list(isr),
-                                           "size": 1 + len(isr), "updated_ms": wall_ms()})
+                members = list(isr)
+                joining = [fid for fid in isr if fid not in before]
+                if joining:
+                    for tid, part, st in replica.all_partitions(txn, dbs):
+                        for fid in list(joining):
+                            f = self.followers.get(fid)
+                            if f is None or f.durable.get((tid, part), 0) < st.high_watermark:
+                                joining.remove(fid)
+                                members.remove(fid)
+                kept[:] = [tuple(members)]
+                replica.set_isr(txn, dbs, {"epoch": self.epoch, "leader": self.node_id, "isr": members,
+                                           "size": 1 + len(members), "updated_ms": wall_ms()})
             # LMDB commits a transaction that changed nothing without using up its id: the
             # next writer's transaction (an append, perhaps) gets it, so it must not be
             # taken for one of ours (``only_hw_writes``)
@@ -529,7 +547,15 @@ class LeaderCore:
         txn_id = _write(self.store, write, notify=True, durable=isr is not None)
         if txn_id is not None:
             self._hw_txns.append(txn_id)
-        self.stored(pending, None if isr is None else 1 + len(isr))
+        if isr is None:
+            self.stored(pending, None)
+            return None
+        written = kept[0]
+        for fid in isr:
+            if fid not in written and fid in self.followers:
+                self.followers[fid].in_sync = False  # (not caught up after all: it rejoins when it is)
+        self.stored(pending, 1 + len(written))
+        return written
 
     def _store_hws(self, ids: tuple[str, ...], isr_changed: bool, now_ms: int,
                    moves: dict[TP, int] | None = None) -> bool:
@@ -539,9 +565,10 @@ class LeaderCore:
         pending.update(moves or {})
         if not pending and not isr_changed:
             return False
-        self._hw_write(pending, ids if isr_changed else None)
+        written = self._hw_write(pending, ids if isr_changed else None)
         self._stored_at = now_ms
-        self._isr_written = ids
+        if written is not None:
+            self._isr_written = written
         return True
 
     def only_hw_writes(self, since: int, now: int) -> bool:

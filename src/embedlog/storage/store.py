@@ -86,6 +86,7 @@ class _AppendMemo:
     txn_id: int
     epoch: int
     advance_hw: bool
+    replicating: bool
     seq: int
     metas: dict[str, TopicMeta]
     states: dict[tuple[int, int], PartitionState]
@@ -357,13 +358,15 @@ class Store:
         self._memo = None  # stale once this transaction does anything, committed or not
         txn_id = txn.id()
         if memo and known is not None and known.txn_id + 1 == txn_id and (
-                known.advance_hw or replica.leader_manages_hw(txn, dbs, self.path)):
-            epoch, advance_hw, seq = known.epoch, known.advance_hw, known.seq + 1
+                not known.replicating or replica.leader_manages_hw(txn, dbs, self.path)):
+            epoch, advance_hw, replicating, seq = known.epoch, known.advance_hw, known.replicating, known.seq + 1
             metas, states = known.metas, known.states
         else:
             self.require_leader(txn, "produce")
             epoch = self.meta_int(txn, schema.META_LEADER_EPOCH, schema.I32LE)
-            advance_hw = not replica.leader_manages_hw(txn, dbs, self.path)
+            replicating = replica.leader_manages_hw(txn, dbs, self.path)
+            # (a live leader alone in its in-sync set: the high watermark is the end, as in Kafka)
+            advance_hw = not replicating or replica.leader_alone(txn, dbs, self.path)
             seq = self.meta_int(txn, schema.META_COMMIT_SEQ) + 1
             metas, states = {}, {}
             known = None
@@ -422,7 +425,7 @@ class Store:
                 known.txn_id = txn_id
                 known.seq = seq
             else:
-                known = _AppendMemo(txn_id, epoch, advance_hw, seq, metas, states)
+                known = _AppendMemo(txn_id, epoch, advance_hw, replicating, seq, metas, states)
             self._local.memo = known
 
     def _topic_meta(self, txn: lmdb.Transaction, name: str) -> TopicMeta | None:
