@@ -218,7 +218,11 @@ def test_min_insync_replicas_and_delivery_timeout(tmp_path: Path) -> None:
         with Leader(la, secret=SECRET.encode(), replica_lag_time_max_ms=60_000) as leader:
             # a follower that was in sync and went away holds the high watermark back
             # (until it has lagged for replica_lag_time_max_ms)
-            leader.core.followers["gone"] = FollowerProgress("gone", in_sync=True, last_caught_up_ms=monotonic_ms())
+            # (it holds what is visible: a follower joins the in-sync set only then)
+            held = {(la.describe_topic(t).topic_id, 0): la.describe_topic(t).partitions[0].end_offset
+                    for t in ("strict", "loose")}
+            leader.core.followers["gone"] = FollowerProgress("gone", durable=held, in_sync=True,
+                                                             last_caught_up_ms=monotonic_ms())
             leader.core.update(monotonic_ms())
             assert leader.status()["isr"] == ["gone"]
             q = la.producer(acks="all", delivery_timeout_ms=300)
