@@ -8,6 +8,7 @@ consumer) and check each record's partition.
 
 from __future__ import annotations
 
+import itertools
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -282,3 +283,29 @@ def test_custom_partitioner_exception_propagates_and_buffers_nothing() -> None:
         producer.send("t", b"v", key=b"k", partition=1)  # explicit partitions still work
         producer.flush()
         assert [p.end_offset for p in log.describe_topic("t").partitions] == [0, 1]
+
+
+def test_null_keys_stick_to_a_partition_for_a_batch_then_move_on() -> None:
+    """Kafka's sticky partitioner (KIP-480, KIP-794): records without a key go to one
+    partition until a batch's worth (``batch_size`` bytes) went there, then to another
+    (so one big flush still spreads), and a write of the buffers moves on too."""
+    with embedlog.open(maintenance_interval_ms=None) as log:
+        log.create_topic("t", partitions=6)
+        placed: dict[int, int] = {}
+        with log.producer(batch_size=16_384, linger_ms=60_000) as p:
+            for i in range(5000):
+                p.send("t", b"x" * 100, on_delivery=lambda err, md, i=i: placed.__setitem__(i, md.partition))
+            p.flush()
+        order = [placed[i] for i in range(5000)]
+        runs = [len(list(group)) for _, group in itertools.groupby(order)]
+        assert len(runs) > 3  # one flush, yet several partitions
+        assert all(150 <= run <= 170 for run in runs[:-1]), runs  # a batch's worth each: 16,384 / 100 bytes
+        assert len(set(order)) >= 3
+        before = [d.end_offset for d in log.describe_topic("t").partitions]
+        with log.producer(linger_ms=60_000) as p:  # (1 MiB batches: a small flush stays on one)
+            for _ in range(50):
+                p.send("t", b"y")
+            p.flush()
+        after = [d.end_offset for d in log.describe_topic("t").partitions]
+        assert sum(after) - sum(before) == 50
+        assert sum(1 for a, b in zip(before, after) if a != b) == 1

@@ -294,6 +294,13 @@ class Producer(SendBase):
                 raise InvalidRecordError(f"topic {topic!r} is compacted: every record needs a key")
             if partition is None:
                 partition = self._choose(st, None)
+                if partition == st.sticky and st.n > 1:
+                    # Kafka's sticky partitioner (KIP-480/794): stay until a batch's worth
+                    # of bytes went there, then move on (also when the buffers are written)
+                    st.sticky_bytes += max(vlen, 0)  # (what batch_size bounds: key and value bytes)
+                    if st.sticky_bytes >= self._batch_size:
+                        st.sticky = random_partition(st.n, st.sticky)
+                        st.sticky_bytes = 0
             elif partition.__class__ is not int or not 0 <= partition < st.n:
                 self._check_partition(st, partition)
         size = max(klen, 0) + max(vlen, 0)
@@ -631,6 +638,7 @@ class Producer(SendBase):
                         drained = True
                 if drained and st.n > 1:
                     st.sticky = random_partition(st.n, st.sticky)
+                    st.sticky_bytes = 0
 
     def _restore(self, drained: list[tuple[_TopicState, int, list[Any]]]) -> None:
         """Put records ``_drain`` took back at the head of their buffers (a write

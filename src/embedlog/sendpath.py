@@ -33,7 +33,8 @@ _STRIDE = 7
 class _TopicState:
     """A producer's view of one topic: partition buffers and the sticky partition."""
 
-    __slots__ = ("accs", "cache_keys", "compact", "kacc", "kcache", "max_bytes", "meta", "n", "name", "sticky")
+    __slots__ = ("accs", "cache_keys", "compact", "kacc", "kcache", "max_bytes", "meta", "n", "name", "sticky",
+                 "sticky_bytes")
 
     def __init__(self, meta: TopicMeta, cache_keys: bool) -> None:
         self.meta = meta
@@ -49,6 +50,9 @@ class _TopicState:
         # need no second pass.
         self.accs: list[list[Any]] = [[] for _ in range(self.n)]
         self.sticky = random_partition(self.n)
+        #: bytes of null-key records sent to ``sticky`` since it was chosen (KIP-794: a
+        #: new one is chosen once they fill a batch, or when the buffers are written)
+        self.sticky_bytes = 0
         #: key -> partition, for partitioners that are a pure function of the key (it
         #: stays empty for a custom partitioner, which is called for every record)
         self.kcache: dict[bytes, int] = {}
