@@ -729,10 +729,10 @@ class Consumer:
                     self._commit_offsets(offsets)
 
     # -- committed offsets ----------------------------------------------------------------------
-    def _commit_offsets(self, offsets: Mapping[TopicPartition, Any]) -> None:
+    def _commit_offsets(self, offsets: Mapping[TopicPartition, Any], *, beyond_end: bool = False) -> None:
         assert self.group is not None
         member = self._membership.member_id if self._membership is not None and self._subscription else None
-        self._coord.commit(self.group, offsets, member)
+        self._coord.commit(self.group, offsets, member, beyond_end=beyond_end)
 
     def commit(self, offsets: Mapping[TopicPartition, int | tuple[int, str | None]] | None = None) -> None:
         """Commit offsets for this consumer's group; durable on return.
@@ -749,8 +749,9 @@ class Consumer:
         self._commit(offsets, manual_too=True)
 
     def _commit(self, offsets: Mapping[TopicPartition, Any] | None, *, manual_too: bool) -> None:
-        """``commit``; ``manual_too=False`` lets a manually assigned consumer commit
-        partitions it was not given, as the Kafka clients allow (``embedlog.compat``)."""
+        """``commit``; ``manual_too=False`` (the Kafka-client shims, ``embedlog.compat``)
+        lets a manually assigned consumer commit partitions it was not given, and offsets
+        past a partition's end, as the Kafka clients and brokers allow."""
         self._check()
         if self.group is None:
             raise ConfigError("commit() needs a consumer group: create the consumer with group=...")
@@ -770,7 +771,7 @@ class Consumer:
                             f"{tp.topic}[{tp.partition}] is not assigned to this "
                             f"{'member of group ' + repr(self.group) if member else 'consumer'}; only its "
                             f"{'owned' if member else 'assigned'} partitions can be committed")
-        self._commit_offsets(offsets)
+        self._commit_offsets(offsets, beyond_end=not manual_too)
         self._last_auto_commit = time.monotonic()
 
     @overload

@@ -19,6 +19,7 @@ cannot match, the test says why and compares only what can match:
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 import uuid
@@ -727,3 +728,159 @@ def test_shim_only_aborted_records_that_were_flushed_stay_invisible(sides: Calla
     got = drain(c, until=lambda g: len(eofs(g)) >= 1)
     assert [m.value() for m in data(got)] == [b"kept"]
     shim_side.close()
+
+
+def test_leaving_partitions_commits_their_stored_offsets_with_auto_commit(sides: Callable[[], list[Side]]) -> None:
+    """enable.auto.commit (the default): librdkafka commits the stored offsets of the
+    partitions a replacing assign(), incremental_unassign() or unassign() stops consuming."""
+
+    def scenario(side: Side) -> Any:
+        topic = side.topic()
+        p = side.producer()
+        for part in (0, 0, 1, 1, 2):
+            p.produce(topic, b"x", partition=part)
+        p.flush(10)
+        c = side.consumer(group_id="g-" + uuid.uuid4().hex[:6], auto_commit_interval_ms=60_000)
+        tps = [side.tp(topic, i) for i in range(3)]
+
+        def committed() -> list[int]:
+            time.sleep(0.5)  # (librdkafka commits in the background)
+            return [x.offset for x in c.committed(tps, timeout=10)]
+
+        c.assign([side.tp(topic, 0, 0)])
+        drain(c, until=lambda g: len(data(g)) == 2)
+        out = {"before": committed()}
+        c.assign([side.tp(topic, 1, 0)])
+        out["assign replaced"] = committed()
+        drain(c, until=lambda g: len(data(g)) == 2)
+        c.incremental_assign([side.tp(topic, 2, 0)])
+        drain(c, until=lambda g: len(data(g)) == 1)
+        c.incremental_unassign([side.tp(topic, 1)])
+        out["incremental_unassign"] = committed()
+        c.unassign()
+        out["unassign"] = committed()
+        return out
+
+    assert run(sides, scenario) == {"before": [-1001] * 3, "assign replaced": [2, -1001, -1001],
+                                    "incremental_unassign": [2, 2, -1001], "unassign": [2, 2, 1]}
+
+
+def test_commit_metadata_is_returned(sides: Callable[[], list[Side]]) -> None:
+    """(The mock returns no metadata for a commit without it where Kafka returns "": only
+    commits with metadata are compared.)"""
+
+    def scenario(side: Side) -> Any:
+        topic = side.topic()
+        p = side.producer()
+        for _ in range(3):
+            p.produce(topic, b"x", partition=0)
+        p.flush(10)
+        group = "g-" + uuid.uuid4().hex[:6]
+        c = side.consumer(group_id=group, enable_auto_commit=False)
+        asked = [side.tp(topic, 0), side.tp(topic, 1)]
+        ret = c.commit(offsets=[side.mod.TopicPartition(topic, 0, 2, metadata="batch-7"),
+                                side.mod.TopicPartition(topic, 1, 0, metadata="")], asynchronous=False)
+        out = {"commit": [(x.offset, x.metadata) for x in ret],
+               "committed": [(x.offset, x.metadata) for x in c.committed(asked, timeout=10)]}
+        c.close()
+        admin = importlib.import_module(side.mod.__name__ + ".admin")
+        req = [side.mod.ConsumerGroupTopicPartitions(group, asked)]
+        a = admin.AdminClient(side.base)  # (kept referenced until its result is in)
+        res = a.list_consumer_group_offsets(req)[group].result(10)
+        out["admin"] = [(x.offset, x.metadata) for x in res.topic_partitions]
+        return out
+
+    assert run(sides, scenario) == {"commit": [(2, "batch-7"), (0, "")], "committed": [(2, "batch-7"), (0, "")],
+                                    "admin": [(2, "batch-7"), (0, "")]}
+
+
+def test_on_commit_is_called_for_asynchronous_commits_only(sides: Callable[[], list[Side]]) -> None:
+    def scenario(side: Side) -> Any:
+        topic = side.topic()
+        p = side.producer()
+        for _ in range(3):
+            p.produce(topic, b"x", partition=0)
+        p.flush(10)
+        calls: list[tuple[Any, list[tuple[int, int]]]] = []
+        c = side.consumer(group_id="g-" + uuid.uuid4().hex[:6], enable_auto_commit=False,
+                          on__commit=lambda err, ps: calls.append((err and err.code(), [(x.partition, x.offset)
+                                                                                          for x in ps])))
+        c.assign([side.tp(topic, 0)])
+        got = data(drain(c, until=lambda g: len(data(g)) == 3))
+        c.commit(message=got[0])
+        drain(c, until=lambda g: False, timeout=0.5)
+        out: dict[str, Any] = {"async": list(calls)}
+        calls.clear()
+        c.commit(asynchronous=False)
+        out["sync"] = error_of(lambda: c.commit(asynchronous=False))  # nothing new stored: _NO_OFFSET
+        drain(c, until=lambda g: False, timeout=0.5)
+        out["calls after sync"] = calls
+        return out
+
+    assert run(sides, scenario) == {"async": [(None, [(0, 1)])],
+                                    "sync": ("KafkaException", -168, "Commit failed: Local: No offset stored"),
+                                    "calls after sync": []}
+
+
+def test_a_raising_delivery_callback_lets_the_rest_of_its_event_be_served(sides: Callable[[], list[Side]]) -> None:
+    def scenario(side: Side) -> Any:
+        topic = side.topic()
+        p = side.producer(linger_ms=100)  # (one batch: one delivery report event)
+        seen: list[int] = []
+
+        def cb(err: Any, msg: Any) -> None:
+            seen.append(msg.offset())
+            if msg.offset() == 0:
+                raise ValueError("boom")
+
+        for _ in range(3):
+            p.produce(topic, b"x", partition=0, on_delivery=cb)
+        first = error_of(lambda: p.flush(10))
+        return {"first": first, "seen": list(seen), "len": len(p), "again": p.flush(10)}
+
+    assert run(sides, scenario) == {"first": ("ValueError", None, "boom"), "seen": [0, 1, 2], "len": 0, "again": 0}
+
+
+def test_produce_takes_bytes_or_str_and_any_header_name(sides: Callable[[], list[Side]]) -> None:
+    """bytearray and memoryview keys, values and header values are refused; a header name
+    that is not a str is sent as str(name) (b"bk" arrives as "b'bk'")."""
+
+    def scenario(side: Side) -> Any:
+        topic = side.topic()
+        p = side.producer()
+        cases: list[dict[str, Any]] = [
+            {"value": bytearray(b"ba")}, {"value": memoryview(b"mv")}, {"value": b"x", "key": bytearray(b"k")},
+            {"value": b"x", "key": memoryview(b"k")}, {"value": b"x", "headers": [("h", bytearray(b"v"))]},
+            {"value": b"x", "headers": [("h", memoryview(b"v"))]},
+            {"value": b"bytes-name", "headers": [(b"bk", b"v"), (7, None), ("s", "t")]},
+            {"value": b"dict", "headers": {b"dk": b"v"}}, {"value": "str", "key": "k"},
+        ]
+        out = [error_of(lambda kw=kw: p.produce(topic, partition=0, **kw)) for kw in cases]
+        p.flush(10)
+        c = side.consumer(group_id="g-" + uuid.uuid4().hex[:6])
+        c.assign([side.tp(topic, 0)])
+        got = data(drain(c, until=lambda g: len(data(g)) == 3))
+        return {"produce": out, "consumed": [(m.key(), m.value(), m.headers()) for m in got]}
+
+    result = run(sides, scenario)
+    assert result["produce"][:2] == [
+        ("TypeError", None, "argument 2 must be read-only bytes-like object, not bytearray"),
+        ("TypeError", None, "argument 2 must be read-only bytes-like object, not memoryview")]
+    assert result["produce"][-3:] == [("ok", None, None)] * 3
+    assert result["consumed"] == [(None, b"bytes-name", [("b'bk'", b"v"), ("7", None), ("s", b"t")]),
+                                  (None, b"dict", [("b'dk'", b"v")]), (b"k", b"str", None)]
+
+
+def test_watermarks_and_offsets_for_times_of_an_unknown_partition(sides: Callable[[], list[Side]]) -> None:
+    def scenario(side: Side) -> Any:
+        topic = side.topic()
+        c = side.consumer(group_id="g-" + uuid.uuid4().hex[:6])
+        out = []
+        for t, p in ((topic, 7), ("missing-" + uuid.uuid4().hex[:8], 0)):
+            out.append(error_of(lambda t=t, p=p: c.get_watermark_offsets(side.tp(t, p), timeout=5)))
+            out.append(error_of(lambda t=t, p=p: c.offsets_for_times([side.tp(t, p, 0)], timeout=5)))
+        return out
+
+    assert run(sides, scenario) == [
+        ("KafkaException", -190, "Failed to get watermark offsets: Local: Unknown partition"),
+        ("KafkaException", -190, "Failed to get offsets: Local: Unknown partition")] * 2

@@ -248,13 +248,21 @@ def test_produce_argument_checks(conf: dict[str, Any], clients: list[Any]) -> No
         p.produce("t", 5)
     with pytest.raises(TypeError, match="header value"):
         p.produce("t", b"x", headers={"h": 1})
-    p.produce("t", bytearray(b"ba"), key=memoryview(b"mv"), headers={"a": "s", "b": None}, partition=0)
+    # the real client takes bytes and str, not bytearray or memoryview (nor as header values)
+    with pytest.raises(TypeError, match="argument 2 must be read-only bytes-like object, not bytearray"):
+        p.produce("t", bytearray(b"ba"))
+    with pytest.raises(TypeError, match="argument 3 must be read-only bytes-like object, not memoryview"):
+        p.produce("t", b"x", key=memoryview(b"mv"))
+    with pytest.raises(TypeError, match="header value"):
+        p.produce("t", b"x", headers=[("h", bytearray(b"v"))])
+    # a header name that is not a str is taken as str(name): b"bk" is "b'bk'"
+    p.produce("t", b"ba", key=b"mv", headers=[("a", "s"), ("b", None), (b"bk", b"v")], partition=0)
     p.flush()
     c = ck.Consumer({**conf, "group.id": "g", "auto.offset.reset": "earliest"})
     clients.append(c)
     c.assign([TP("t", 0)])
     (m,) = drain(c, 1)
-    assert (m.value(), m.key(), m.headers()) == (b"ba", b"mv", [("a", b"s"), ("b", None)])
+    assert (m.value(), m.key(), m.headers()) == (b"ba", b"mv", [("a", b"s"), ("b", None), ("b'bk'", b"v")])
 
 
 def test_a_log_append_time_topic_stamps_records(conf: dict[str, Any], clients: list[Any]) -> None:
@@ -379,6 +387,73 @@ def test_two_members_split_partitions_and_take_over_on_close(conf: dict[str, Any
     assert lost == []
 
 
+def test_a_member_with_prefetched_records_does_not_hold_up_a_rebalance(conf: dict[str, Any],
+                                                                      clients: list[Any]) -> None:
+    """librdkafka rebalances in the background: a member slowly working through records it
+    prefetched gives up partitions at its next poll() (on_revoke there), and never hands
+    out records of a partition it no longer owns (the shim used to take part in the
+    rebalance only once its buffer of up to 500 records was drained)."""
+    p = ck.Producer(conf)
+    for i in range(400):
+        p.produce("bt", str(i).encode(), partition=i % 2)
+    assert p.flush(10) == 0
+    cfg = {**conf, "group.id": "gb", "auto.offset.reset": "earliest", "enable.auto.commit": False,
+           "partition.assignment.strategy": "range", "session.timeout.ms": 6000, "heartbeat.interval.ms": 300}
+    revoked: list[list[int]] = []
+    c1 = ck.Consumer(cfg)
+    clients.append(c1)
+    c1.subscribe(["bt"], on_revoke=lambda _, parts: revoked.append(sorted(x.partition for x in parts)))
+    assert len(drain(c1, 1)) == 1  # (the rest of what it fetched is buffered)
+    c2 = ck.Consumer(cfg)
+    clients.append(c2)
+    c2.subscribe(["bt"])
+    after: list[Any] = []
+    deadline = time.monotonic() + 5
+    while not c2.assignment() and time.monotonic() < deadline:
+        m = c1.poll(0.1)
+        if revoked and m is not None and m.error() is None:
+            after.append(m)
+        time.sleep(0.02)  # slow processing
+        c2.poll(0.01)
+    assert c2.assignment()
+    assert revoked[0] == [0, 1, 2, 3]  # eager: everything, then its share again
+    kept = {x.partition for x in c1.assignment()}
+    assert len(kept) == 2
+    assert all(m.partition() in kept for m in after)
+
+
+def test_max_poll_interval_exceeded_gives_an_event_then_on_lost_and_a_rejoin(conf: dict[str, Any],
+                                                                            clients: list[Any]) -> None:
+    """As librdkafka: the next poll() after max.poll.interval.ms returns a
+    _MAX_POLL_EXCEEDED event (the member has left: no member id), then on_lost runs, the
+    member rejoins and reads again from the committed offset; the records it had
+    prefetched for the partition it lost are never handed out."""
+    produce(conf, "mpi", [str(i).encode() for i in range(4)], partition=0)
+    events: list[tuple[str, list[int]]] = []
+    c = ck.Consumer({**conf, "group.id": "gmpi", "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                     "session.timeout.ms": 1000, "heartbeat.interval.ms": 100, "max.poll.interval.ms": 1500})
+    clients.append(c)
+
+    def record(kind: str) -> Callable[[Any, list[Any]], None]:
+        return lambda _, parts: events.append((kind, sorted(x.partition for x in parts if x.partition == 0)))
+
+    c.subscribe(["mpi"], on_assign=record("assign"), on_revoke=record("revoke"), on_lost=record("lost"))
+    assert [m.offset() for m in drain(c, 2)] == [0, 1]  # (2 and 3 are buffered)
+    assert events == [("assign", [0])]
+    time.sleep(2.5)
+    ev = c.poll(1)
+    assert ev is not None
+    assert ev.error().code() == ck.KafkaError._MAX_POLL_EXCEEDED == -147
+    assert ev.error().str().startswith("Application maximum poll interval (1500ms) exceeded by ")
+    assert (ev.topic(), ev.offset(), ev.value()) == (None, None, ev.error().str().encode())
+    assert c.memberid() is None
+    assert events == [("assign", [0])]  # on_lost at the next poll
+    assert [m.offset() for m in drain(c, 2, errors=True)] == [0, 1]  # from the committed offset (none: earliest)
+    assert events == [("assign", [0]), ("lost", [0]), ("assign", [0])]
+    assert c.memberid()
+    assert [x.offset for x in c.commit(offsets=[TP("mpi", 0, 1)], asynchronous=False)] == [1]
+
+
 def test_auto_commit_interval_and_on_commit(conf: dict[str, Any], clients: list[Any]) -> None:
     produce(conf, "t", [b"a", b"b", b"c"], partition=1)
     commits: list[tuple[Any, list[tuple[int, int]]]] = []
@@ -404,8 +479,9 @@ def test_commit_errors(conf: dict[str, Any], clients: list[Any]) -> None:
     c.poll(0)
     assert [e.code() for e in commits] == [-168]
     assert kerr(lambda: c.commit(asynchronous=False)) == (-168, "Commit failed: Local: No offset stored")
-    # Kafka would accept an offset beyond the end; embedlog refuses it (a documented difference)
-    assert kerr(lambda: c.commit(offsets=[TP("t", 0, 5)], asynchronous=False))[0] == 1
+    # an offset beyond the end: Kafka's broker takes it (reading resets it), so does the shim
+    assert [(x.partition, x.offset) for x in c.commit(offsets=[TP("t", 0, 5)], asynchronous=False)] == [(0, 5)]
+    assert [x.offset for x in c.committed([TP("t", 0)], timeout=5)] == [5]
     assert kerr(lambda: c.commit(offsets=[TP("nope", 0, 0)], asynchronous=False))[0] == 3
 
 
@@ -499,7 +575,11 @@ def test_offsets_for_times_and_watermarks(conf: dict[str, Any], clients: list[An
     assert [x.offset for x in c.offsets_for_times(asked)] == [1, 2, -1, 0, 3]
     assert c.get_watermark_offsets(TP("t", 0)) == (0, 3)
     assert c.get_watermark_offsets(TP("t", 0), cached=True) == (-1001, -1001)
-    assert kerr(lambda: c.get_watermark_offsets(TP("missing", 0)))[0] == 3
+    unknown = (-190, "Failed to get watermark offsets: Local: Unknown partition")
+    assert kerr(lambda: c.get_watermark_offsets(TP("missing", 0))) == unknown
+    assert kerr(lambda: c.get_watermark_offsets(TP("t", 7))) == unknown  # (the topic has 4 partitions)
+    assert kerr(lambda: c.offsets_for_times([TP("t", 7, 0)])) == (-190,
+                                                                  "Failed to get offsets: Local: Unknown partition")
 
 
 def test_incremental_assignment_keeps_positions(conf: dict[str, Any], clients: list[Any]) -> None:

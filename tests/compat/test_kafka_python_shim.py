@@ -462,19 +462,85 @@ def test_rebalance_listener_and_fenced_commit(servers: str) -> None:
     c1 = KafkaConsumer(**kw)
     c1.subscribe(["rb"], listener=Listener())
     drain(c1, 4)
-    assert events[0] == ("assigned", [TopicPartition("rb", 0), TopicPartition("rb", 1)])
+    assert events[:2] == [("revoked", []), ("assigned", [TopicPartition("rb", 0), TopicPartition("rb", 1)])]
     c2 = KafkaConsumer("rb", **kw)
     deadline = time.monotonic() + 15
     while not c2.assignment() and time.monotonic() < deadline:
         c1.poll(timeout_ms=50)
         c2.poll(timeout_ms=50)
     assert c2.assignment()
-    assert any(kind == "revoked" for kind, _ in events)
+    assert any(kind == "revoked" and parts for kind, parts in events)
     moved = next(iter(c2.assignment()))
     with pytest.raises(errors.CommitFailedError):
         c1.commit({moved: OffsetAndMetadata(1, "", -1)})
     c1.close()
     c2.close()
+
+
+def test_eager_first_join_calls_revoked_with_the_empty_set_before_assigned(servers: str) -> None:
+    """kafka-python 3.0 (_on_join_prepare_async, EAGER: its default range/roundrobin
+    assignors) calls on_partitions_revoked before every join, the first one included."""
+    produce(servers, "fj", 1)
+    calls: list[tuple[str, list[TopicPartition]]] = []
+
+    class Listener(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+            calls.append(("revoked", sorted(revoked)))
+
+        def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+            calls.append(("assigned", sorted(assigned)))
+
+    c = KafkaConsumer(bootstrap_servers=servers, group_id="fj", auto_offset_reset="earliest")
+    c.subscribe(["fj"], listener=Listener())
+    assert len(drain(c, 1)) == 1
+    assert calls == [("revoked", []), ("assigned", [TopicPartition("fj", 0)])]
+    c.close()
+    assert calls[-1] == ("revoked", [TopicPartition("fj", 0)])
+
+
+def test_a_failing_rebalance_listener_surfaces_from_poll(servers: str) -> None:
+    """kafka-python 3.0: the listener's exception is logged, the rebalance completes, then
+    poll() raises KafkaError("User rebalance callback throws an error") from it."""
+    produce(servers, "lx", 2)
+
+    class Listener(ConsumerRebalanceListener):
+        def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+            raise RuntimeError("listener boom")
+
+        def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+            pass
+
+    c = KafkaConsumer(bootstrap_servers=servers, group_id="lx", auto_offset_reset="earliest")
+    c.subscribe(["lx"], listener=Listener())
+    with pytest.raises(errors.KafkaError, match="User rebalance callback throws an error") as info:
+        c.poll(timeout_ms=2000)
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert c.assignment() == {TopicPartition("lx", 0)}  # the rebalance went through
+    assert len(drain(c, 2)) == 2
+    c.close()
+
+
+def test_commit_metadata_is_returned_by_committed_and_the_admin(servers: str) -> None:
+    produce(servers, "md", 3)
+    c = KafkaConsumer("md", bootstrap_servers=servers, group_id="gmd", auto_offset_reset="earliest",
+                      enable_auto_commit=False)
+    assert len(drain(c, 3)) == 3
+    tp = TopicPartition("md", 0)
+    c.commit({tp: OffsetAndMetadata(2, "batch-7", -1)})
+    assert c.committed(tp, metadata=True) == OffsetAndMetadata(2, "batch-7", -1)
+    assert c.committed(tp) == 2
+    assert admin_for(servers).list_consumer_group_offsets("gmd") == {tp: OffsetAndMetadata(2, "batch-7", -1)}
+    c.close(autocommit=False)
+
+
+def test_a_commit_beyond_the_end_is_taken_as_the_broker_takes_it(servers: str) -> None:
+    produce(servers, "be", 3)
+    c = KafkaConsumer(bootstrap_servers=servers, group_id="gbe", enable_auto_commit=False)
+    tp = TopicPartition("be", 0)
+    c.assign([tp])
+    c.commit({tp: OffsetAndMetadata(100, "", -1)})
+    assert c.committed(tp) == 100
+    c.close(autocommit=False)
 
 
 def test_commit_async_calls_back_with_the_committed_offsets_and_none(servers: str) -> None:

@@ -178,6 +178,7 @@ class Topics:
         self.allow_create = allow_create
         self.known: set[str] = set()  # topics seen to exist
         self._counts: dict[str, tuple[float, int]] = {}
+        self._log_append: dict[str, tuple[float, bool]] = {}
 
     def ensure(self, topic: str) -> bool:
         """Whether ``topic`` exists (after creating it if allowed)."""
@@ -192,6 +193,7 @@ class Topics:
     def forget(self, topic: str) -> None:
         self.known.discard(topic)
         self._counts.pop(topic, None)
+        self._log_append.pop(topic, None)
 
     def partitions(self, topic: str, *, max_age: float = 1.0) -> int:
         """The topic's partition count (cached for ``max_age`` seconds, like client metadata)."""
@@ -202,6 +204,18 @@ class Topics:
         n = len(self.log.describe_topic(topic).partitions)
         self._counts[topic] = (now, n)
         return n
+
+    def log_append_time(self, topic: str, *, max_age: float = 1.0) -> bool:
+        """Whether the topic's ``message.timestamp.type`` is ``LogAppendTime`` (cached like
+        ``partitions``; ``False`` for a topic that is gone)."""
+        now = time.monotonic()
+        hit = self._log_append.get(topic)
+        if hit is not None and now - hit[0] < max_age:
+            return hit[1]
+        meta = self.log._store.topic(topic)
+        lat = meta is not None and meta.config.log_append_time
+        self._log_append[topic] = (now, lat)
+        return lat
 
 
 class Subscription:

@@ -403,7 +403,7 @@ class Coordinator:
 
     # -- committed offsets ----------------------------------------------------------------
     def commit_in(self, txn: lmdb.Transaction, group: str, offsets: Mapping[TopicPartition, Any],
-                  member_id: str | None, *, unfenced: bool = False) -> None:
+                  member_id: str | None, *, unfenced: bool = False, beyond_end: bool = False) -> None:
         """Write committed offsets inside ``txn``; fenced by ownership when ``member_id``.
 
         Without ``member_id`` (by group name) the group must have no live members, as
@@ -411,7 +411,8 @@ class Coordinator:
         ``unfenced``: the Kafka clients' ``send_offsets_to_transaction(offsets,
         group_id)``, which Kafka accepts from a group's own consumers.  Values are an
         ``int`` offset or an ``(offset, metadata)`` pair.  Offsets must be
-        ``0 <= offset <= end offset``.
+        ``0 <= offset <= end offset``, unless ``beyond_end`` (the Kafka-client shims: a
+        broker takes any offset; reading resets one past the end).
         """
         # A replica's committed offsets are the leader's (replication overwrites them).
         self.store.require_leader(txn, "commit offsets")
@@ -436,7 +437,7 @@ class Coordinator:
             st = plog.load_state(txn, self.dbs, meta.topic_id, tp.partition)
             if st is None:
                 raise UnknownPartitionError(f"topic {tp.topic!r} has no partition {tp.partition}")
-            if offset > st.end_offset:
+            if offset > st.end_offset and not beyond_end:
                 raise InvalidOffsetError(
                     f"cannot commit offset {offset} for {tp.topic}[{tp.partition}]: its end offset is "
                     f"{st.end_offset} (a committed offset is the next offset to read)")
@@ -448,10 +449,11 @@ class Coordinator:
             txn.put(schema.committed_key(group, meta.topic_id, tp.partition),
                     offs.encode(offset, st.leader_epoch, stamp, metadata), db=self.dbs["offsets"])
 
-    def commit(self, group: str, offsets: Mapping[TopicPartition, Any], member_id: str | None = None) -> None:
+    def commit(self, group: str, offsets: Mapping[TopicPartition, Any], member_id: str | None = None, *,
+               beyond_end: bool = False) -> None:
         """Commit offsets durably; concurrent commits (and producer flushes) of this
         process share one transaction, each failing alone (fencing, bad offsets)."""
-        self._write(lambda txn: self.commit_in(txn, group, offsets, member_id))
+        self._write(lambda txn: self.commit_in(txn, group, offsets, member_id, beyond_end=beyond_end))
 
     def committed_in(self, txn: lmdb.Transaction, group: str, tp: TopicPartition) -> int | None:
         """The committed offset of ``tp`` in ``group`` inside ``txn``, or ``None``."""

@@ -416,14 +416,15 @@ class AIOKafkaAdminClient:
         committed one)."""
         log = self._log()
         try:
-            committed = {(o.topic, o.partition): o.committed for o in log.describe_group(group_id).offsets}
+            committed = {(tp.topic, tp.partition): om for tp, om in log.committed_offsets(group_id).items()}
         except (el_errors.UnknownGroupError, el_errors.ConfigError):
             committed = {}
         if partitions:
             out = {}
             for topic, partition in partitions:
-                off = committed.get((topic, partition))
-                out[TopicPartition(topic, partition)] = OffsetAndMetadata(-1 if off is None else off, "")
+                om = committed.get((topic, partition))
+                out[TopicPartition(topic, partition)] = (OffsetAndMetadata(-1, "") if om is None
+                                                         else OffsetAndMetadata(om.offset, om.metadata))
             return out
-        return {TopicPartition(t, p): OffsetAndMetadata(off, "") for (t, p), off in committed.items()
-                if off is not None}
+        return {TopicPartition(t, p): OffsetAndMetadata(om.offset, om.metadata)
+                for (t, p), om in sorted(committed.items())}

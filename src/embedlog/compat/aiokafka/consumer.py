@@ -130,6 +130,7 @@ class AIOKafkaConsumer:
         self._wanted: tuple[list[str], str | None] | None = (list(topics), None) if topics else None
         self._user_assignment: list[TopicPartition] | None = None
         self._listener: Any = None
+        self._revoked = False  # on_partitions_revoked was called since the last on_partitions_assigned
         self._pending: dict[TopicPartition, deque[ConsumerRecord[Any, Any]]] = {}
         self._consumed: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
@@ -212,7 +213,10 @@ class AIOKafkaConsumer:
     # -- rebalance callbacks (embedlog calls them inside poll, on the loop's thread) ------------
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
         if self._listener is not None:
+            if not self._revoked:  # (aiokafka calls on_partitions_revoked before every join: set() at the first)
+                _call_listener(self._listener.on_partitions_revoked, [])
             _call_listener(self._listener.on_partitions_assigned, partitions)
+        self._revoked = False
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         if self._enable_auto_commit:
@@ -221,11 +225,13 @@ class AIOKafkaConsumer:
                 if offsets:
                     self._commit_now(offsets)
         self._forget(partitions)
+        self._revoked = True
         if self._listener is not None:
             _call_listener(self._listener.on_partitions_revoked, partitions)
 
     def _on_lost(self, partitions: list[TopicPartition]) -> None:
         self._forget(partitions)
+        self._revoked = True
         if self._listener is not None:
             lost = getattr(self._listener, "on_partitions_lost", None) or self._listener.on_partitions_revoked
             _call_listener(lost, partitions)
@@ -429,6 +435,7 @@ class AIOKafkaConsumer:
         if self._sub is not None and self._consumer is not None:
             self._sub.clear()
             self._consumer.unsubscribe()
+        self._revoked = False
 
     def assign(self, partitions: Iterable[Any]) -> None:
         """Consume exactly these partitions (no group rebalancing)."""

@@ -346,10 +346,11 @@ class AIOKafkaProducer:
             if error is not None or meta is None:
                 fut.set_exception(_common.translate(error or el_errors.EmbedlogError("not written"), Errors,
                                                     aliases=Errors.ALIASES))
-            else:
+            else:  # (a LogAppendTime topic: timestamp type 1, the timestamp the log gave it)
                 topic, partition = meta.topic, meta.partition
+                ts_type = 1 if self._topics is not None and self._topics.log_append_time(topic) else 0
                 fut.set_result(RecordMetadata(topic, partition, TopicPartition(topic, partition), meta.offset,
-                                              meta.timestamp, 0, 0))
+                                              meta.timestamp, ts_type, 0))
 
     def _send_transactional(self, fut: asyncio.Future[RecordMetadata], topic: str, key: bytes | None,
                             value: bytes | None, headers: list[tuple[str, bytes]], partition: int | None,

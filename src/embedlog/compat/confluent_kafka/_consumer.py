@@ -29,6 +29,7 @@ from ._errors import (
     ERR_AUTO_OFFSET_RESET,
     ERR_CONFLICT,
     ERR_INVALID_ARG,
+    ERR_MAX_POLL_EXCEEDED,
     ERR_NO_OFFSET,
     ERR_PARTITION_EOF,
     ERR_STATE,
@@ -65,6 +66,7 @@ _RESETS = {"smallest": "earliest", "earliest": "earliest", "beginning": "earlies
 _FETCH = 500  # records per embedlog poll
 _RECHECK = 0.2  # seconds between looks for subscribed topics that do not exist yet
 _SLICE = 0.5  # longest block in embedlog's poll before looking at EOF, commits, topics again
+_FOLLOW = 0.01  # seconds between looks at the group while buffered records are handed out
 
 
 class ConsumerGroupMetadata:
@@ -133,6 +135,8 @@ class Consumer:
         self._next_topic_check = 0.0
         self._callbacks: dict[str, RebalanceCallback | None] = {"assign": None, "revoke": None, "lost": None}
         self._in_callback: str | None = None
+        self._poll_exceeded = False  # a _MAX_POLL_EXCEEDED event is out, on_lost not called yet
+        self._next_follow = 0.0
         self._closed = False
 
     # -- subscription -------------------------------------------------------------------------
@@ -154,7 +158,7 @@ class Consumer:
             if cb is not None and not callable(cb):
                 raise TypeError(f"{name} expects a callable")
         if self._subscription is None and self._assigned:
-            self._drop(list(self._assigned))
+            self._release(list(self._assigned))
             self._inner.assign([])
             self._assigned.clear()
             self._unavailable.clear()
@@ -245,6 +249,13 @@ class Consumer:
         finally:
             self._drop(partitions)
 
+    def _release(self, partitions: list[ETP]) -> None:
+        """Stop consuming ``partitions`` of a manual assignment: with auto-commit their
+        stored offsets are committed first (as librdkafka does at unassign)."""
+        if self._auto_commit:
+            self._commit_stored(set(partitions))
+        self._drop(partitions)
+
     def _drop(self, partitions: list[ETP]) -> None:
         gone = set(partitions)
         if self._buf:
@@ -272,7 +283,7 @@ class Consumer:
             return
         if self._subscribed:
             raise kafka_exception(ERR_STATE, "assign() is not possible while subscribed: unsubscribe() first")
-        self._drop(list(self._assigned))
+        self._release(list(self._assigned))
         self._assigned.clear()
         self._inner.assign([])
         self._add_assignment(fields)
@@ -310,7 +321,7 @@ class Consumer:
         if self._subscribed:
             raise kafka_exception(ERR_STATE, "incremental_unassign() outside on_revoke is not possible while "
                                   "subscribed: unsubscribe() first")
-        self._drop(gone)
+        self._release(gone)
         self._inner.assign([tp for tp in self._inner.assignment() if tp not in set(gone)])
 
     def unassign(self) -> None:
@@ -321,7 +332,7 @@ class Consumer:
         if self._subscribed:
             raise kafka_exception(ERR_STATE, "unassign() outside on_revoke is not possible while subscribed: "
                                   "unsubscribe() first")
-        self._drop(list(self._assigned))
+        self._release(list(self._assigned))
         self._assigned.clear()
         self._inner.assign([])
 
@@ -459,8 +470,9 @@ class Consumer:
         if cached and tp not in self._wm_seen:
             return OFFSET_INVALID, OFFSET_INVALID
         n = self._partition_count(t)
-        if n is None or not 0 <= p < n:
-            raise kafka_exception(ERR_UNKNOWN_TOPIC_OR_PART)
+        if n is None or not 0 <= p < n:  # (librdkafka: no leader known for it)
+            raise kafka_exception(ERR_UNKNOWN_PARTITION,
+                                  f"Failed to get watermark offsets: {describe(ERR_UNKNOWN_PARTITION)}")
         low = self._inner.beginning_offsets([tp])[tp]
         high = self._inner.end_offsets([tp])[tp]
         return low, high
@@ -474,7 +486,8 @@ class Consumer:
             tp = ETP(t, p)
             n = self._partition_count(t)
             if n is None or not 0 <= p < n:
-                raise kafka_exception(ERR_UNKNOWN_TOPIC_OR_PART)
+                raise kafka_exception(ERR_UNKNOWN_PARTITION,
+                                      f"Failed to get offsets: {describe(ERR_UNKNOWN_PARTITION)}")
             if ts == OFFSET_END:
                 off = self._inner.end_offsets([tp])[tp]
             elif ts == OFFSET_BEGINNING:
@@ -514,6 +527,7 @@ class Consumer:
     def _next(self, deadline: float | None) -> Message | None:
         first = True
         while True:
+            self._follow_group()
             self._housekeeping()
             if self._events:
                 return self._events.popleft()
@@ -530,6 +544,36 @@ class Consumer:
             if not first and remaining <= 0:
                 return None
             first = False
+
+    def _follow_group(self) -> None:
+        """Let the group reconcile before anything buffered is handed out (librdkafka
+        rebalances in the background: a member busy with prefetched records must not hold
+        up the group, and records of partitions that moved are dropped by ``on_revoke``);
+        at most every ``_FOLLOW`` seconds, as embedlog's own poll looks at it too.  A
+        member the group removed for exceeding ``max.poll.interval.ms`` first gets a
+        ``_MAX_POLL_EXCEEDED`` event (its buffered records dropped); the next call runs
+        ``on_lost`` and rejoins."""
+        membership = self._inner._membership
+        if membership is None:
+            return
+        kicked = membership._kicked.is_set()
+        now = time.monotonic()
+        if now < self._next_follow and not kicked:
+            return
+        self._next_follow = now + _FOLLOW
+        if kicked and not self._poll_exceeded:
+            over = now - membership._last_poll - membership.max_poll_interval
+            if over > 0:
+                self._poll_exceeded = True
+                self._buf.clear()
+                text = (f"Application maximum poll interval ({membership.max_poll_interval_ms}ms) "
+                        f"exceeded by {int(over * 1000)}ms")
+                err = kafka_error(ERR_MAX_POLL_EXCEEDED, text)
+                self._events.append(make_message(None, 0, None, None, text.encode(), None,
+                                                 (TIMESTAMP_NOT_AVAILABLE, -1), error=err))
+                return
+        self._poll_exceeded = False
+        membership.reconcile()
 
     def _fetch(self, wait: float) -> bool:
         try:
@@ -680,7 +724,7 @@ class Consumer:
             fields = tp_list(offsets, "offsets")
             metas = [getattr(x, "metadata", None) for x in offsets]
             items = [(t, p, o, m) for (t, p, o), m in zip(fields, metas) if o >= 0]
-            result = [make_tp(t, p, o) for t, p, o in fields]
+            result = [make_tp(t, p, o, metadata=m) for (t, p, o), m in zip(fields, metas)]
         else:  # (as librdkafka: only stored offsets not committed yet; none at all is _NO_OFFSET)
             stored = self._stored
             items = [(tp.topic, tp.partition, stored[tp], None) for tp in self._assigned
@@ -697,9 +741,9 @@ class Consumer:
                     self._last_commit[tp] = v if isinstance(v, int) else v[0]
             except el.EmbedlogError as exc:
                 err = error_for(exc, prefix="Commit failed: ")
-        if self._on_commit is not None:
-            self._commit_reports.append((err, result))
-        if asynchronous:
+        if asynchronous:  # (a synchronous commit returns or raises instead: no on_commit, as librdkafka)
+            if self._on_commit is not None:
+                self._commit_reports.append((err, result))
             return None
         if err is not None:
             raise kafka_exception(err.code(), err.str())
@@ -727,18 +771,18 @@ class Consumer:
                 self._stored[tp] = o
 
     def committed(self, partitions: list[TopicPartition], timeout: float | None = None) -> list[TopicPartition]:
-        """The group's committed offsets (``OFFSET_INVALID`` where none)."""
+        """The group's committed offsets with their metadata (``OFFSET_INVALID`` where none)."""
         self._check_open()
         fields = tp_list(partitions)
         existing = set(self._log.topics())
-        found = self._inner.committed([ETP(t, p) for t, p, _ in fields if t in existing])
+        found = self._inner.committed([ETP(t, p) for t, p, _ in fields if t in existing], metadata=True)
         out = []
         for t, p, _ in fields:
             if t not in existing:
                 out.append(make_tp(t, p, OFFSET_INVALID, error=kafka_error(ERR_UNKNOWN_TOPIC_OR_PART)))
                 continue
-            off = found.get(ETP(t, p))
-            out.append(make_tp(t, p, OFFSET_INVALID if off is None else off))
+            om = found.get(ETP(t, p))
+            out.append(make_tp(t, p, OFFSET_INVALID) if om is None else make_tp(t, p, om.offset, metadata=om.metadata))
         return out
 
     # -- metadata and the rest -----------------------------------------------------------------------
@@ -752,6 +796,8 @@ class Consumer:
     def memberid(self) -> str | None:
         """This member's id in the group (``None`` when not subscribed)."""
         self._check_open()
+        if self._poll_exceeded:  # (it left the group; rejoins at the next poll)
+            return None
         return self._inner.group_metadata()[1] if self._subscribed else None
 
     def consumer_group_metadata(self) -> ConsumerGroupMetadata:

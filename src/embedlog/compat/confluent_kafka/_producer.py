@@ -274,18 +274,26 @@ class Producer:
                     served += 1
                     continue
             served += 1
+            # a callback that raises: as librdkafka, the rest of its event is still served,
+            # then the exception ends the poll()/flush() (later events stay queued)
+            error: Exception | None = None
             for i, report in enumerate(event):
                 with self._lock:
                     self._pending -= 1
                     self._pending_bytes -= report.size
                 try:
                     self._report(report)
-                except BaseException:
+                except Exception as exc:  # noqa: BLE001 - the application's callback: raised after the event
+                    if error is None:
+                        error = exc
+                except BaseException:  # (KeyboardInterrupt...: stop now, the rest stays queued)
                     rest = event[i + 1:]
                     if rest:
                         with self._lock:
                             self._events.appendleft(rest)
                     raise
+            if error is not None:
+                raise error
         return served
 
     def _report(self, report: _Delivery) -> None:

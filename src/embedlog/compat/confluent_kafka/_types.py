@@ -251,20 +251,27 @@ def tp_list(partitions: object, what: str = "partitions") -> list[tuple[str, int
 
 
 def to_bytes(obj: Any, what: str) -> bytes | None:
-    """A key or value as produced: ``str`` is UTF-8 encoded, bytes-like kept, ``None`` kept."""
+    """A key or value as produced: ``str`` is UTF-8 encoded, ``bytes`` and ``None`` kept.
+    Like the real client's argument parsing, other bytes-like objects (``bytearray``,
+    ``memoryview``: writable or releasable buffers) are refused."""
     if obj is None or type(obj) is bytes:
         return obj
     if isinstance(obj, str):
         return obj.encode("utf-8")
+    if isinstance(obj, bytes):
+        return bytes(obj)
     try:
-        return bytes(memoryview(obj))
+        memoryview(obj).release()
     except TypeError:
         raise TypeError(f"a bytes-like object is required, not '{type(obj).__name__}'") from None
+    raise TypeError(f"argument {3 if what == 'key' else 2} must be read-only bytes-like object, "
+                    f"not {type(obj).__name__}")
 
 
-def encode_headers(headers: Iterable[Any] | Mapping[str, Any] | None) -> Headers | None:
+def encode_headers(headers: Iterable[Any] | Mapping[Any, Any] | None) -> Headers | None:
     """Headers as confluent-kafka takes them: a list of ``(key, value)`` or a dict;
-    ``str`` values are UTF-8 encoded, ``None`` values kept."""
+    ``str`` values are UTF-8 encoded, ``None`` values kept; a name that is not a ``str``
+    becomes ``str(name)`` (``b"k"`` is ``"b'k'"``), as the real client makes it."""
     if headers is None:
         return None
     if headers.__class__ is list:  # the common shape, checked in one pass and handed on as it is (send copies)
@@ -284,13 +291,13 @@ def encode_headers(headers: Iterable[Any] | Mapping[str, Any] | None) -> Headers
         if not isinstance(pair, tuple) or len(pair) != 2:
             raise TypeError("expected headers to be dict or list of (key, value) tuples")
         name, value = pair
-        if not isinstance(name, str):
-            raise TypeError(f"expected header key to be unicode string, not {type(name).__name__}")
+        if name.__class__ is not str:
+            name = str(name)
         if value is None or type(value) is bytes:
             out.append((name, value))
         elif isinstance(value, str):
             out.append((name, value.encode("utf-8")))
-        elif isinstance(value, (bytearray, memoryview)):
+        elif isinstance(value, bytes):
             out.append((name, bytes(value)))
         else:
             raise TypeError(f"expected header value to be None, binary, or unicode string, not "

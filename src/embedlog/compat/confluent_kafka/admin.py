@@ -581,16 +581,19 @@ class AdminClient:
         (all its committed partitions, or the ones asked for, ``OFFSET_INVALID`` where none)."""
         self._options(kwargs)
         req = self._one_request(list_consumer_group_offsets_request)
-        d = self._describe(req.group_id)
-        committed = {} if d is None else {(o.topic, o.partition): o.committed for o in d.offsets
-                                          if o.committed is not None}
+        try:
+            committed = {(tp.topic, tp.partition): om for tp, om in self._log.committed_offsets(req.group_id).items()}
+        except (el.UnknownGroupError, el.ConfigError):
+            committed = {}
         if req.topic_partitions is None:
-            tps = [make_tp(t, p, off) for (t, p), off in sorted(committed.items())]
+            tps = [make_tp(t, p, om.offset, metadata=om.metadata) for (t, p), om in sorted(committed.items())]
         else:
             tps = []
             for x in req.topic_partitions:
                 t, p, _ = tp_fields(x)
-                tps.append(make_tp(t, p, committed.get((t, p), OFFSET_INVALID)))
+                om = committed.get((t, p))
+                tps.append(make_tp(t, p, OFFSET_INVALID) if om is None else make_tp(t, p, om.offset,
+                                                                                     metadata=om.metadata))
         return {req.group_id: _future(ConsumerGroupTopicPartitions(req.group_id, tps))}
 
     def alter_consumer_group_offsets(self, alter_consumer_group_offsets_request: list[ConsumerGroupTopicPartitions],

@@ -324,13 +324,12 @@ class KafkaAdminClient:
         if partitions is None and group_coordinator_id is not None and not isinstance(group_coordinator_id, int):
             partitions = group_coordinator_id  # list_group_offsets passes partitions positionally
         try:
-            d = self._log.describe_group(group_id)
+            committed = self._log.committed_offsets(group_id)
         except el_errors.UnknownGroupError:
             return {}
         wanted = None if partitions is None else {_common.as_tp(p) for p in partitions}
-        return {TopicPartition(o.topic, o.partition): OffsetAndMetadata(o.committed, "", -1)
-                for o in d.offsets
-                if o.committed is not None and (wanted is None or (o.topic, o.partition) in wanted)}
+        return {TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(om.offset, om.metadata, -1)
+                for tp, om in sorted(committed.items()) if wanted is None or tp in wanted}
 
     def alter_group_offsets(self, group_id: str, offsets: Mapping[Any, Any],
                             group_coordinator_id: Any = None) -> dict[TopicPartition, Any]:

@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from ... import errors as el_errors
 from ...consumer import Consumer
+from ...groups.assignors import EAGER
 from ...model import Message, TopicPartition
 from .. import _kafka_common as _common
 from . import errors as Errors
@@ -139,6 +140,10 @@ class KafkaConsumer:
         self._cluster = _common.cluster_for(cfg["bootstrap_servers"], embedlog_config)
         self._topics = _common.Topics(self._cluster, bool(cfg["allow_auto_create_topics"]))
         self._listener: Any = None
+        strategy = _common.assignment_strategy(cfg["partition_assignment_strategy"])
+        self._eager = strategy in EAGER
+        self._revoked = False  # on_partitions_revoked was called since the last on_partitions_assigned
+        self._listener_errors = True  # a listener's exception is raised (not during unsubscribe())
         try:
             self._consumer: Consumer = self._cluster.log.consumer(
                 None, group=cfg["group_id"], auto_offset_reset=reset, max_poll_records=int(cfg["max_poll_records"]),
@@ -147,7 +152,7 @@ class KafkaConsumer:
                 on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
                 session_timeout_ms=cfg["session_timeout_ms"], heartbeat_interval_ms=cfg["heartbeat_interval_ms"],
                 max_poll_interval_ms=cfg["max_poll_interval_ms"],
-                partition_assignment_strategy=_common.assignment_strategy(cfg["partition_assignment_strategy"]),
+                partition_assignment_strategy=strategy,
                 client_id=str(cfg["client_id"] or ""))
         except el_errors.ConfigError as exc:
             raise Errors.KafkaConfigurationError(str(exc)) from exc
@@ -160,8 +165,9 @@ class KafkaConsumer:
 
     # -- rebalance callbacks (from embedlog's membership, on the polling thread) ---------------
     def _call_listener(self, method: str, partitions: list[TopicPartition]) -> None:
-        """Call the listener; like kafka-python, an exception it raises is logged and the
-        rebalance goes on."""
+        """Call the listener.  Like kafka-python 3.0, an exception it raises is logged and
+        raised as ``KafkaError("User rebalance callback throws an error")`` from it, which
+        embedlog's membership keeps until the rebalance step is done, then ``poll()`` raises."""
         if self._listener is None:
             return
         fn = getattr(self._listener, method, None)
@@ -169,18 +175,33 @@ class KafkaConsumer:
             fn = self._listener.on_partitions_revoked
         try:
             fn(list(partitions))  # type: ignore[misc]
-        except Exception:  # noqa: BLE001 - the user's code; kafka-python logs it and goes on
+        except Exception as exc:
             _log.exception("User provided listener %s failed on %s", self._listener, method)
+            if self._listener_errors:
+                raise Errors.KafkaError("User rebalance callback throws an error") from exc
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        first: Errors.KafkaError | None = None
+        if self._eager and not self._revoked:
+            # eager assignors: kafka-python calls on_partitions_revoked before every join,
+            # with the empty set when nothing was assigned (the first join, too)
+            try:
+                self._call_listener("on_partitions_revoked", [])
+            except Errors.KafkaError as exc:
+                first = exc
+        self._revoked = False
         self._call_listener("on_partitions_assigned", partitions)
+        if first is not None:
+            raise first
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         self._drop_pending(partitions)
+        self._revoked = True
         self._call_listener("on_partitions_revoked", partitions)
 
     def _on_lost(self, partitions: list[TopicPartition]) -> None:
         self._drop_pending(partitions)
+        self._revoked = True
         self._call_listener("on_partitions_lost", partitions)
 
     # -- helpers -----------------------------------------------------------------------------
@@ -380,10 +401,14 @@ class KafkaConsumer:
         self._maybe_auto_commit()
         self._sub.clear()
         self._user_assigned = False
+        self._listener_errors = False  # (kafka-python calls no listener here: an exception is only logged)
         try:
             self._consumer.unsubscribe()
         except el_errors.EmbedlogError as exc:
             raise self._error(exc) from exc
+        finally:
+            self._listener_errors = True
+        self._revoked = False
 
     def assign(self, partitions: Iterable[Any]) -> None:
         """Consume exactly these partitions (no group rebalancing)."""
@@ -614,12 +639,12 @@ class KafkaConsumer:
         if tp.topic not in self._cluster.log.topics():
             return None
         try:
-            off = self._consumer.committed([tp])[tp]
+            om = self._consumer.committed([tp], metadata=True)[tp]
         except el_errors.EmbedlogError as exc:
             raise self._error(exc) from exc
-        if off is None:
+        if om is None:
             return None
-        return OffsetAndMetadata(off, "", -1) if metadata else off
+        return OffsetAndMetadata(om.offset, om.metadata, -1) if metadata else om.offset
 
     def group_metadata(self) -> ConsumerGroupMetadata:
         """The group identity to pass to a transactional producer."""
