@@ -368,6 +368,8 @@ ERROR_BUILTINS: dict[str, type[BaseException] | None] = {
     "IllegalGenerationError": None,
     "TransactionAbortedError": None,
     "NotLeaderError": None,
+    "FencedLeaderError": None,  # (a NotLeaderError that is not retried: the leader was replaced)
+    "ReplicationBusyError": RuntimeError,
     "TransactionNotLeaderError": None,
     "NotEnoughReplicasError": None,
     "AuthenticationError": None,
