@@ -1107,3 +1107,61 @@ def test_typed_errors(log: embedlog.Log) -> None:
             call()
     a.close()  # idempotent
     b.close()
+
+
+def _until(cond: Any, timeout: float = 10.0, poll: embedlog.Consumer | None = None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if poll is not None:
+            poll.poll(0.05)
+        if cond():
+            return True
+        time.sleep(0.02)
+    return bool(cond())
+
+
+def test_subscribe_to_nothing_leaves_the_group_and_close_leaves_it_too(log: embedlog.Log) -> None:
+    """As Kafka: subscribe([]) is unsubscribe() (the member leaves, its assignment empties
+    at once), and a consumer that never subscribed to anything never joins; either way a
+    closed consumer is no member (it kept heartbeating for ever: the group could not be
+    reset or deleted while its process lived)."""
+    log.create_topic("orders", partitions=2)
+    log.commit_offsets("g", {TopicPartition("orders", 0): 0})
+    c = log.consumer(["orders"], group="g", session_timeout_ms=3000, heartbeat_interval_ms=50)
+    assert _until(lambda: len(c.assignment()) == 2, poll=c)
+    c.subscribe([])
+    assert c.assignment() == set()
+    assert log.describe_group("g").members == ()
+    c.close()
+    never = log.consumer([], group="g", session_timeout_ms=3000, heartbeat_interval_ms=50)
+    never.poll(0.1)
+    assert log.describe_group("g").members == ()
+    never.close()
+    log.reset_group_offsets("g", "orders", "earliest")
+    log.delete_group("g")
+
+
+def test_a_member_removed_from_the_group_gets_on_lost_when_it_closes(log: embedlog.Log) -> None:
+    """Kafka's onLeavePrepare: a member whose generation is gone (it stopped polling for
+    max_poll_interval_ms) gets on_lost at close, not on_revoke, in which a commit fails."""
+    log.create_topic("orders", partitions=2)
+    fill_partitions(log, "orders", 2, 5)
+    events: list[tuple[str, Any]] = []
+    holder: dict[str, embedlog.Consumer] = {}
+
+    def on_revoke(parts: list[TopicPartition]) -> None:
+        events.append(("revoke", sorted(parts)))
+        holder["c"].commit()
+
+    c = log.consumer(["orders"], group="g", auto_offset_reset="earliest", enable_auto_commit=False,
+                     max_poll_interval_ms=300, heartbeat_interval_ms=20, on_revoke=on_revoke,
+                     on_lost=lambda parts: events.append(("lost", sorted(parts))))
+    holder["c"] = c
+    got: list[Any] = []
+    deadline = time.monotonic() + 10
+    while len(got) < 10 and time.monotonic() < deadline:
+        got.extend(c.poll(0.1))
+    assert len(got) == 10
+    assert _until(lambda: log.describe_group("g").members == ())  # removed: it stopped polling
+    c.close()  # (no IllegalGenerationError out of a commit in on_revoke)
+    assert events == [("lost", [TopicPartition("orders", 0), TopicPartition("orders", 1)])]

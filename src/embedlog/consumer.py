@@ -247,6 +247,9 @@ class Consumer:
         other members; without one, consume all their partitions."""
         self._check()
         names = _topic_names(topics)
+        if not names and self._membership is not None:  # (Kafka: subscribe([]) is unsubscribe())
+            self.unsubscribe()
+            return
         version = self._store.topics_version()  # (before the partition counts: a change after is seen)
         metas = [self._log._topic_for_consume(name) for name in names]  # (auto-creates)
         self._subscription = names
@@ -804,7 +807,7 @@ class Consumer:
     def unsubscribe(self) -> None:
         """Leave the group (if any) and drop every partition."""
         self._check()
-        if self._membership is not None and self._subscription:
+        if self._membership is not None and self._membership.joined:
             self._membership.close()
             self._membership = Membership(
                 self, self._coord, self._membership.group, protocol=self._membership.protocol,
@@ -850,8 +853,8 @@ class Consumer:
             return
         self._closing = True
         try:
-            if self._membership is not None and self._subscription and not self._log.closed:
-                self._membership.close()
+            if self._membership is not None and not self._log.closed:
+                self._membership.close()  # (leaves the group if it joined; stops its heartbeat thread)
         finally:
             self._closed = True
             self._buffers.clear()

@@ -298,14 +298,24 @@ class Membership:
                 self.coord.forget(self.group, mid)
 
     # -- leaving ------------------------------------------------------------------------------
+    @property
+    def joined(self) -> bool:
+        """Whether this member joined the group and has not left it."""
+        return self._joined
+
     def close(self) -> None:
-        """Revoke everything (``on_revoke``), leave the group, stop heartbeating."""
+        """Revoke everything (``on_revoke``), leave the group, stop heartbeating.  A
+        member the group already removed (it stopped polling for ``max_poll_interval_ms``)
+        gets ``on_lost`` instead, as Kafka's ``onLeavePrepare`` does: its partitions are
+        gone, and a commit in ``on_revoke`` would fail."""
         self._stop.set()
         if not self._joined:
             return
         owned = sorted(self.owned)
         try:
-            if owned:
+            if owned and self._kicked.is_set():
+                self._call("lost", owned)
+            elif owned:
                 self._call("revoke", owned)
                 self.consumer._before_release(owned)
         finally:
