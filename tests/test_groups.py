@@ -1165,3 +1165,23 @@ def test_a_member_removed_from_the_group_gets_on_lost_when_it_closes(log: embedl
     assert _until(lambda: log.describe_group("g").members == ())  # removed: it stopped polling
     c.close()  # (no IllegalGenerationError out of a commit in on_revoke)
     assert events == [("lost", [TopicPartition("orders", 0), TopicPartition("orders", 1)])]
+
+
+def test_a_callback_with_a_defaulted_second_parameter_gets_the_partitions(log: embedlog.Log) -> None:
+    """``(partitions)`` or ``(consumer, partitions)`` is told by the positional parameters
+    without a default: ``cb(partitions, tag="x")`` gets the partitions, not the consumer."""
+    log.create_topic("orders", partitions=2)
+    got: list[Any] = []
+
+    def on_assign(partitions: list[TopicPartition], tag: str = "x") -> None:
+        got.append((tag, sorted(partitions)))
+
+    def two(consumer: embedlog.Consumer, partitions: list[TopicPartition]) -> None:
+        got.append(("two", isinstance(consumer, embedlog.Consumer), sorted(partitions)))
+
+    with log.consumer(["orders"], group="g", on_assign=on_assign) as c:
+        assert _until(lambda: bool(got), poll=c)
+    with log.consumer(["orders"], group="h", on_assign=two) as c:
+        assert _until(lambda: len(got) == 2, poll=c)
+    both = [TopicPartition("orders", 0), TopicPartition("orders", 1)]
+    assert got == [("x", both), ("two", True, both)]

@@ -60,10 +60,12 @@ def check_group_options(*, protocol: object, session_timeout_ms: object, heartbe
 
 
 def _arity(cb: RebalanceCallback) -> int:
-    """1 for ``cb(partitions)``, 2 for ``cb(consumer, partitions)`` (confluent-kafka style)."""
+    """1 for ``cb(partitions)``, 2 for ``cb(consumer, partitions)`` (confluent-kafka
+    style): two positional parameters without a default (``cb(partitions, tag="x")`` is
+    the first kind)."""
     try:
         params = [p for p in inspect.signature(cb).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
     except (TypeError, ValueError):
         return 1
     return 2 if len(params) >= 2 else 1
