@@ -936,3 +936,38 @@ def test_e2e_output_into_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 0, err
     assert b"Traceback" not in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_consume_stops_on_the_first_signal_while_blocked_on_a_stalled_pipe(path: Path, sig: int) -> None:
+    """Nobody reads its stdout: the command blocks in a write once the pipe is full, and
+    would never get back to its loop to see a stop request.  The first Ctrl-C (or
+    SIGTERM) ends it there: exit 0, no traceback, the group left, the batch that never
+    got out not committed."""
+    with embedlog.open(path) as log:
+        log.create_topic("t")
+        with log.producer() as p:
+            for i in range(30_000):
+                p.send("t", b"z" * 200 + b"%d" % i)
+    env = {**os.environ, "EMBEDLOG_PATH": str(path)}
+    proc = subprocess.Popen([sys.executable, "-m", "embedlog.cli", "consume", "t", "--from-beginning", "--group", "g"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        with embedlog.open(path) as log:  # (the consumer is in the group: it is writing, or blocked)
+            while "g" not in log.groups() or not log.describe_group("g").members:
+                assert time.monotonic() < deadline, "the consumer never joined"
+                time.sleep(0.05)
+        time.sleep(1.0)  # (its first batch fills the pipe: 64 KiB against 100 KB and more)
+        assert proc.poll() is None
+        proc.send_signal(sig)
+        code = proc.wait(15)
+        err = proc.stderr.read().decode() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 0, err
+    assert "Traceback" not in err
+    with embedlog.open(path) as log:
+        assert log.describe_group("g").members == ()

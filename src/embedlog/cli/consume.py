@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -160,18 +162,23 @@ class _Stopper:
     is counted and committed.  It raises nothing: a ``KeyboardInterrupt`` raised inside
     embedlog's code (a poll's read transaction, a group heartbeat's write) could leave its
     state half-changed, and the cleanup after it (commit, leave the group, close) hang.
-    A second Ctrl-C raises at once, wherever the command is (a write to a stalled pipe
-    blocks for good otherwise); during cleanup it is ignored.
+    A second Ctrl-C raises at once, wherever the command is; so does the first while the
+    command is blocked writing to a pipe whose reader stalled (it would never return to
+    look): that batch is then not committed, and output the reader never takes is
+    dropped.  During cleanup a Ctrl-C is ignored.
     """
 
     def __init__(self) -> None:
         self.stop = threading.Event()
         self.cleaning = False
+        self.writing = False  # in a write to stdout, which blocks while the pipe is full
 
     def on_sigint(self, signum: int, frame: Any) -> None:
         first = not self.stop.is_set()
         self.stop.set()
-        if not first and not self.cleaning:
+        if (self.writing or not first) and not self.cleaning:
+            if self.writing:
+                _drop_output()
             raise KeyboardInterrupt
 
     @contextlib.contextmanager
@@ -279,13 +286,28 @@ def _loop(args: argparse.Namespace, consumer: Any, render: Callable[[Message], b
             continue
         last = time.monotonic()
         data = b"".join(map(render, msgs))
-        _write_all(sink, data)
+        stopper.writing = True
+        try:
+            _write_all(sink, data)
+        finally:
+            stopper.writing = False
         tally.printed += len(msgs)
         for msg in msgs:
             tally.pending[TopicPartition(msg.topic, msg.partition)] = msg.offset + 1
         _commit(consumer, tally, args.group)
         if stopper.stop.is_set():
             return
+
+
+def _drop_output() -> None:
+    """Point stdout at /dev/null: what a stalled reader never took is dropped, so that
+    flushing it at exit does not block the command for good."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _write_all(sink: ByteSink, data: bytes) -> None:
