@@ -287,6 +287,13 @@ def test_bad_arguments_are_config_errors(log: embedlog.Log, bootstrap: str, kwar
         Mirror(log, conf(bootstrap), **args)
 
 
+@pytest.mark.parametrize("config", [None, "bootstrap.servers=x", ["bootstrap.servers"], {1: "x"}])
+def test_a_config_that_is_not_a_mapping_is_a_config_error(log: embedlog.Log, config: Any) -> None:
+    log.create_topic("t", partitions=1)
+    with pytest.raises(ConfigError, match="mapping of librdkafka property names"):
+        Mirror(log, config, ["t"])
+
+
 def test_up_from_a_missing_local_topic_raises_unknown_topic(log: embedlog.Log, bootstrap: str) -> None:
     with pytest.raises(UnknownTopicError, match="nope"):
         Mirror(log, conf(bootstrap), ["nope"], direction="up")

@@ -142,3 +142,32 @@ def test_a_batch_is_grouped_by_partition_in_arrival_order(where: list[tuple[str,
         expected.setdefault(key, []).append(i)
     got = _by_partition(msgs)
     assert {key: [m.offset() for m in group] for key, group in got.items()} == expected
+
+
+def test_start_latest_is_taken_once_then_a_restart_resumes_and_nothing_before_is_lag(tmp_path: Path,
+                                                                                       bootstrap: str) -> None:
+    """``start="latest"`` is where a mirror with no progress begins, once: the offsets it
+    stands for are stored as progress, so a restart copies what arrived while it was
+    stopped (it took "latest" again per partition that had copied nothing, and skipped
+    those records), and what was in Kafka before the start is no lag (it never cleared)."""
+    remote = "down-latest"
+    p = ck.Producer(mock_kafka.client(bootstrap))
+    for i in range(8):
+        p.produce(remote, b"old%d" % i, partition=i % 4)
+    assert p.flush(30) == 0
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
+        with Mirror(log, mock_kafka.client(bootstrap), [remote], direction="down", name="late", start="latest") as m:
+            m.wait_caught_up(30)  # (nothing new: caught up at once, lag 0)
+            assert m.status().lag == 0
+            p.produce(remote, b"new0", partition=1)
+            assert p.flush(30) == 0
+            harness.wait_until(lambda: sum(d.end_offset for d in log.describe_topic(remote).partitions) == 1,
+                               "new0 copied")
+        for i in range(5):
+            p.produce(remote, b"stopped%d" % i, partition=i % 4)
+        assert p.flush(30) == 0
+        with Mirror(log, mock_kafka.client(bootstrap), [remote], direction="down", name="late", start="latest") as m:
+            m.wait_caught_up(30)
+        got = harness.read_all(log, remote)
+    values = sorted(msg.value for msgs in got.values() for msg in msgs)
+    assert values == sorted([b"new0"] + [b"stopped%d" % i for i in range(5)])

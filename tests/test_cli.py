@@ -971,3 +971,12 @@ def test_consume_stops_on_the_first_signal_while_blocked_on_a_stalled_pipe(path:
     assert "Traceback" not in err
     with embedlog.open(path) as log:
         assert log.describe_group("g").members == ()
+
+
+@pytest.mark.parametrize("bad", [["--interval", "0"], ["--interval", "-1"], ["--connect-timeout", "-1"],
+                                 ["--interval", "nan"], ["--connect-timeout", "soon"]])
+def test_bridge_durations_must_be_positive(cli: Run, bad: list[str]) -> None:
+    """A usage error (exit 2, before any connection): --interval 0 flooded progress lines."""
+    code, _out, err = cli("bridge", "up", "--bootstrap-servers", "127.0.0.1:1", "--topic", "t", *bad)
+    assert code == 2
+    assert "seconds" in err

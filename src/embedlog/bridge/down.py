@@ -97,10 +97,25 @@ class DownEngine(Engine):
             stored = self.log._store.read(
                 lambda txn, t=topic: mirrors.source_offsets(txn, self.log._store.dbs, self.name, t))
             default = ck.OFFSET_BEGINNING if self.start == "earliest" else ck.OFFSET_END
+            latest: dict[int, tuple[int, int]] = {}
             for r in range(nr):
                 pos = stored.get(r)
+                if pos is None and self.start == "latest":
+                    # "latest" is where a mirror with no progress begins, once: the offset it
+                    # stands for now is stored as progress, so a restart resumes there (it
+                    # took "latest" again and skipped what came meanwhile), and nothing
+                    # before it counts as lag.
+                    with contextlib.suppress(ck.KafkaException):
+                        high = self.consumer.get_watermark_offsets(ck.TopicPartition(remote, r),
+                                                                   timeout=self.timeout_s)[1]
+                        pos = high
+                        latest[r] = (high, high)
+                        self.remote_end[(remote, r)] = high
                 self.mirrored[(remote, r)] = pos if pos is not None else 0
                 assignment.append(ck.TopicPartition(remote, r, default if pos is None else pos))
+            if latest:
+                with self.log.transaction() as tx:
+                    tx.put_source_offsets(self.name, topic, remote, latest)
         self.consumer.assign(assignment)
         self.link.ok()
 

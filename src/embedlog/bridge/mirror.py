@@ -84,6 +84,9 @@ class Mirror:
                 raise UnknownTopicError(f"no local topic {missing[0]!r} to mirror up; create it first "
                                         "(embedlog topics create, or log.create_topic)")
         self.log = log
+        if not isinstance(config, Mapping) or not all(isinstance(k, str) for k in config):
+            raise ConfigError(f"config must be a mapping of librdkafka property names to values, e.g. "
+                              f"{{'bootstrap.servers': 'host:9092'}}, got {config!r}")
         self.config = dict(config)
         self.topics = topic_list
         self.direction = direction

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from .common import CliError, key_values, log_path, open_log, stop_on_sigterm
+from .common import CliError, key_values, log_path, open_log, positive_seconds, stop_on_sigterm
 from .output import Output
 
 __all__ = ["register"]
@@ -41,9 +41,9 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
                        help="mirror topic SRC into topic DST (repeat)")
         p.add_argument("--start", choices=("earliest", "latest"), default="earliest",
                        help="where a mirror with no progress begins (default: earliest)")
-        p.add_argument("--connect-timeout", type=float, default=30.0, metavar="SECONDS",
+        p.add_argument("--connect-timeout", type=positive_seconds, default=30.0, metavar="SECONDS",
                        help="give up at start if the cluster does not answer within this (default: 30)")
-        p.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
+        p.add_argument("--interval", type=positive_seconds, default=5.0, metavar="SECONDS",
                        help="print progress this often (default: 5)")
         p.set_defaults(func=run, direction=direction, prog_name=p.prog)
     s = bsub.add_parser(
@@ -88,8 +88,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 while True:
                     mirror.run(timeout=args.interval)
                     st = mirror.status()
-                    if out.json_mode:
-                        out.json(st.to_dict())
+                    if out.json_mode:  # (a stream: one compact document a line)
+                        out.json_line(st.to_dict())
                     else:
                         link = "up" if st.link_up else f"DOWN ({st.last_error or 'no answer'}; retrying)"
                         lost = f", {st.records_lost} lost to retention" if st.records_lost else ""
