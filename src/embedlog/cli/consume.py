@@ -162,10 +162,10 @@ class _Stopper:
     is counted and committed.  It raises nothing: a ``KeyboardInterrupt`` raised inside
     embedlog's code (a poll's read transaction, a group heartbeat's write) could leave its
     state half-changed, and the cleanup after it (commit, leave the group, close) hang.
-    A second Ctrl-C raises at once, wherever the command is; so does the first while the
-    command is blocked writing to a pipe whose reader stalled (it would never return to
-    look): that batch is then not committed, and output the reader never takes is
-    dropped.  During cleanup a Ctrl-C is ignored.
+    A second Ctrl-C raises at once, wherever the command is; so does the first when the
+    command is still blocked writing a second later (a pipe whose reader stalled: it
+    would never get back to look): that batch is then not committed, and output the
+    reader never takes is dropped.  During cleanup a Ctrl-C is ignored.
     """
 
     def __init__(self) -> None:
@@ -176,9 +176,16 @@ class _Stopper:
     def on_sigint(self, signum: int, frame: Any) -> None:
         first = not self.stop.is_set()
         self.stop.set()
-        if (self.writing or not first) and not self.cleaning:
-            if self.writing:
-                _drop_output()
+        if not first and not self.cleaning:
+            raise KeyboardInterrupt
+        if self.writing and hasattr(signal, "setitimer"):  # (a reader that reads lets it finish)
+            signal.signal(signal.SIGALRM, self._on_stalled)
+            signal.setitimer(signal.ITIMER_REAL, _STALLED_S)
+
+    def _on_stalled(self, signum: int, frame: Any) -> None:
+        """A second after a stop request the command still writes: the reader stalled."""
+        if self.writing and not self.cleaning:
+            _drop_output()
             raise KeyboardInterrupt
 
     @contextlib.contextmanager
@@ -189,9 +196,13 @@ class _Stopper:
             yield self
             return
         previous = {sig: signal.signal(sig, self.on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)}
+        alarm = signal.getsignal(signal.SIGALRM) if hasattr(signal, "setitimer") else None
         try:
             yield self
         finally:
+            if alarm is not None:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, alarm)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
@@ -297,6 +308,9 @@ def _loop(args: argparse.Namespace, consumer: Any, render: Callable[[Message], b
         _commit(consumer, tally, args.group)
         if stopper.stop.is_set():
             return
+
+
+_STALLED_S = 1.0  # seconds a write may still block after a stop request
 
 
 def _drop_output() -> None:
