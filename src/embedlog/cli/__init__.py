@@ -20,7 +20,7 @@ from typing import NoReturn
 from .. import __version__
 from ..errors import EmbedlogError
 from . import admin, bridge, consume, groups, produce, replicate, serve, topics
-from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError, UsageError
+from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError, UsageError, silence_stdout
 from .output import Output, error
 
 __all__ = ["CommandParser", "build_parser", "iter_commands", "main"]
@@ -136,7 +136,7 @@ def _report(exc: Exception) -> int:
         error(str(exc))
         return exc.code
     if isinstance(exc, BrokenPipeError):  # the reader of our output went away: not an error
-        _silence_stdout()
+        silence_stdout()  # (the reader of the pipe went away)
         return EXIT_OK
     if isinstance(exc, EmbedlogError):
         error(_for_the_shell(str(exc)))
@@ -167,10 +167,3 @@ def _for_the_shell(message: str) -> str:
     return message
 
 
-def _silence_stdout() -> None:
-    """After the reader of a pipe went away: drop further output instead of failing at exit."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass

@@ -29,6 +29,7 @@ __all__ = [
     "positive_int",
     "positive_seconds",
     "progress",
+    "silence_stdout",
 ]
 
 EXIT_OK = 0
@@ -64,6 +65,17 @@ def stop_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null: output a pipe's reader will never take (it went away,
+    or stalled) is dropped instead of failing, or blocking, the command at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def positive_int(text: str) -> int:

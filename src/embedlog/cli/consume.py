@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +13,7 @@ from typing import Any
 
 from ..errors import EmbedlogError
 from ..model import Message, TopicPartition
-from .common import EXIT_OK, UsageError, non_negative_int, open_log
+from .common import EXIT_OK, UsageError, non_negative_int, open_log, silence_stdout
 from .output import ByteSink, Output, bytes_json, warn
 
 __all__ = ["compile_template", "message_json", "register"]
@@ -185,7 +183,7 @@ class _Stopper:
     def _on_stalled(self, signum: int, frame: Any) -> None:
         """A second after a stop request the command still writes: the reader stalled."""
         if self.writing and not self.cleaning:
-            _drop_output()
+            silence_stdout()  # (what the stalled reader never took: flushing it at exit would block)
             raise KeyboardInterrupt
 
     @contextlib.contextmanager
@@ -311,17 +309,6 @@ def _loop(args: argparse.Namespace, consumer: Any, render: Callable[[Message], b
 
 
 _STALLED_S = 1.0  # seconds a write may still block after a stop request
-
-
-def _drop_output() -> None:
-    """Point stdout at /dev/null: what a stalled reader never took is dropped, so that
-    flushing it at exit does not block the command for good."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def _write_all(sink: ByteSink, data: bytes) -> None:
