@@ -545,8 +545,7 @@ class Producer(SendBase):
         self._wake_linger()
 
     def _wake_linger(self) -> None:
-        with contextlib.suppress(RuntimeError):  # (released already: the thread wakes anyway)
-            self._wake.release()
+        _release_quietly(self._wake)  # (released already: the thread wakes anyway)
 
     def _linger_round(self) -> None:
         """The linger thread's work after a sender woke it: write what comes due until
@@ -1040,9 +1039,7 @@ class Producer(SendBase):
         # Closed first, written after: a send from here on raises ClosedError, and one
         # that checked before and appends while this runs is written by the loop below
         # (or, once it has drained for good, taken back and refused: ``_sent_while_closing``).
-        self._closed = True
-        self._slow = True
-        self._fast = {}  # (the C send's check: it then takes _send, which raises)
+        self._refuse_sends()
         try:
             if not self._log.closed:
                 if self.acks == "all" and len(self):
@@ -1058,6 +1055,13 @@ class Producer(SendBase):
             with self._lock:
                 self._drained = True
             self._mark_closed()  # (which unregisters it from the log)
+
+    def _refuse_sends(self) -> None:
+        """From now on every send raises ``ClosedError``: the C send finds no topic in
+        ``_fast`` and takes ``_send``, whose slow path raises."""
+        self._closed = True
+        self._slow = True
+        self._fast = {}
 
     def _sent_while_closing(self, acc: list[Any], key: Any, value: Any, n: int = 1) -> None:
         """A Python send path appended ``n`` records (the last being ``key``, ``value``) to
@@ -1103,9 +1107,7 @@ class Producer(SendBase):
     def _mark_closed(self) -> None:
         with _LINGERING_LOCK:
             _LINGERING.pop(id(self), None)
-        self._closed = True
-        self._slow = True
-        self._fast = {}
+        self._refuse_sends()
         self._spare = []
         self._wake_linger()
         self._log._unregister(self)
