@@ -8,13 +8,14 @@ thread or process commits records, not at the timeout.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -58,6 +59,8 @@ _RESETS = ("earliest", "latest", "none")
 _RELEASE_EVERY = 32 << 20
 #: how often a standalone subscription looks for partitions its topics gained (s)
 _TOPICS_LOOK_S = 1.0
+#: poll_async waits for new records in a worker thread at most this long at a time
+_ASYNC_WAIT_STEP_S = 0.1
 
 
 class _Buffer:
@@ -723,6 +726,51 @@ class Consumer:
             notifier.wait(seen, remaining)
             self._check()
 
+    async def poll_async(self, timeout: float | None = 0.0, max_records: int | None = None) -> list[Message]:
+        """``poll`` for asyncio: waits for records without blocking the event loop.
+
+        The records are read in the calling (event loop) thread, as ``poll(timeout=0)``
+        reads them; only the wait for new ones runs in a worker thread, in steps of at
+        most 0.1 s, so cancelling the awaiting task loses no record.  Use one consumer
+        from one task at a time, as ``poll`` from one thread at a time."""
+        self._check()
+        if timeout is None or (timeout.__class__ in (int, float) and timeout < 0):
+            timeout = math.inf
+        if (timeout.__class__ is not float and timeout.__class__ is not int) or timeout != timeout:  # noqa: PLR0124
+            _bad_poll_args(timeout, max_records)
+        notifier = self._store.notifier
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = notifier.generation
+            out = self.poll(0.0, max_records)
+            remaining = deadline - time.monotonic()
+            if out or remaining <= 0:
+                return out
+            step = min(remaining, _ASYNC_WAIT_STEP_S)
+            if self._membership is not None:
+                step = min(step, self._membership.recheck_in())
+            elif self._following:
+                step = min(step, max(0.005, self._next_topics_look - time.monotonic()))
+            await asyncio.to_thread(notifier.wait, seen, step)
+
+    async def __aiter__(self) -> AsyncIterator[Message]:
+        """``async for msg in consumer``: yield records for ever (until the consumer or
+        log is closed), waiting as ``poll_async`` does; the position follows what was
+        yielded, as for ``for msg in consumer``."""
+        while not self._closed:
+            try:
+                batch = await self.poll_async(1.0)
+            except ClosedError:
+                return
+            after = dict(self._positions)
+            taken = 0
+            try:
+                for msg in batch:
+                    taken += 1
+                    yield msg
+            finally:
+                self._hand_back(batch, taken, after)
+
     def _before_poll(self) -> None:
         if self.enable_auto_commit and time.monotonic() - self._last_auto_commit >= self._auto_commit_interval:
             self._last_auto_commit = time.monotonic()
@@ -826,13 +874,38 @@ class Consumer:
         self._paused.clear()
 
     def __iter__(self) -> Iterator[Message]:
-        """Yield records forever (until the consumer or log is closed)."""
+        """Yield records for ever (until the consumer or log is closed).
+
+        The position follows what was yielded, as kafka-python's iterator does: leaving
+        the loop (``break``) after a record makes the next one the next to read, and a
+        ``commit()`` then commits no record the loop did not see."""
         while not self._closed:
             try:
                 batch = self.poll(timeout=1.0)
             except ClosedError:
                 return
-            yield from batch
+            after = dict(self._positions)
+            taken = 0
+            try:
+                for msg in batch:
+                    taken += 1
+                    yield msg
+            finally:
+                self._hand_back(batch, taken, after)
+
+    def _hand_back(self, batch: list[Message], taken: int, after: dict[TopicPartition, int]) -> None:
+        """An iterator stopped after yielding ``batch[:taken]``: the rest are read again
+        (on partitions whose position nobody moved since the poll, ``after``)."""
+        if taken >= len(batch) or self._closed:
+            return
+        first: dict[TopicPartition, int] = {}
+        for msg in batch[taken:]:
+            first.setdefault(TopicPartition(msg.topic, msg.partition), msg.offset)
+        for tp, offset in first.items():
+            if tp in self._positions and self._positions[tp] == after.get(tp):
+                self._positions[tp] = offset
+                self._buffers.pop(tp, None)
+                self._idle.pop(tp, None)
 
     # -- lifecycle ----------------------------------------------------------------------
     def _check(self) -> None:

@@ -8,6 +8,7 @@ append; its fast path and the topic state it buffers into are in ``sendpath``);
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import threading
@@ -874,6 +875,15 @@ class Producer(SendBase):
         if self.acks == "all" and len(self):
             self._check_replicas()
         self._complete(timeout)
+
+    async def flush_async(self, timeout: float | None = None) -> None:
+        """``flush`` for asyncio: the write and its fsync run in a worker thread, so the
+        event loop goes on meanwhile.  Same errors as ``flush``.  Cancelling the awaiting
+        task does not stop the flush: the records are written all the same."""
+        if self._closed:
+            raise ClosedError("this producer is closed")
+        timeout = _check_timeout(timeout)
+        await asyncio.to_thread(self.flush, timeout)
 
     def _complete(self, timeout: float | None) -> None:
         """Write what is buffered, wait for the writes other threads drained before it,

@@ -1,0 +1,175 @@
+"""asyncio on the native API (``Consumer.poll_async``, ``async for msg in consumer``,
+``Producer.flush_async``), and iterators whose position follows what they yielded.
+
+Real LMDB directories in ``tmp_path``; the records come from producers in other
+threads, as from another part of an application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+import embedlog
+from embedlog import TopicPartition
+from embedlog.errors import ClosedError, ConfigError
+
+TP = TopicPartition("t", 0)
+
+
+def _produce_later(log: embedlog.Log, values: list[bytes], delay: float) -> threading.Thread:
+    def run() -> None:
+        time.sleep(delay)
+        with log.producer() as p:
+            for v in values:
+                p.send("t", v, partition=0)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def test_poll_async_wakes_for_records_without_blocking_the_loop(log: embedlog.Log) -> None:
+    log.create_topic("t", 1)
+    consumer = log.consumer(["t"], auto_offset_reset="earliest")
+
+    async def main() -> tuple[list[bytes | None], int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        tick = asyncio.create_task(ticker())
+        writer = _produce_later(log, [b"a", b"b"], 0.3)
+        t0 = time.monotonic()
+        got = await consumer.poll_async(timeout=10.0)
+        waited = time.monotonic() - t0
+        tick.cancel()
+        writer.join()
+        assert waited < 5.0, "poll_async waited for its timeout instead of the records"
+        return [m.value for m in got], ticks
+
+    values, ticks = asyncio.run(main())
+    assert values[0] == b"a"
+    assert ticks >= 10, f"the event loop was blocked while poll_async waited ({ticks} ticks in ~0.3 s)"
+    consumer.close()
+
+
+def test_poll_async_times_out_empty_and_refuses_bad_timeouts(log: embedlog.Log) -> None:
+    log.create_topic("t", 1)
+    consumer = log.consumer(["t"], auto_offset_reset="earliest")
+
+    async def main() -> list[embedlog.Message]:
+        return await consumer.poll_async(timeout=0.2)
+
+    t0 = time.monotonic()
+    assert asyncio.run(main()) == []
+    assert 0.15 <= time.monotonic() - t0 < 3.0
+    with pytest.raises(ConfigError, match="number of seconds"):
+        asyncio.run(consumer.poll_async(timeout="1"))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="nan"):
+        asyncio.run(consumer.poll_async(timeout=float("nan")))
+    consumer.close()
+    with pytest.raises(ClosedError):
+        asyncio.run(consumer.poll_async())
+
+
+def test_a_cancelled_poll_async_loses_no_record(log: embedlog.Log) -> None:
+    log.create_topic("t", 1)
+    consumer = log.consumer(["t"], auto_offset_reset="earliest")
+
+    async def main() -> list[bytes | None]:
+        task = asyncio.create_task(consumer.poll_async(timeout=30.0))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with log.producer() as p:
+            for i in range(5):
+                p.send("t", b"%d" % i)
+        out: list[bytes | None] = []
+        while len(out) < 5:
+            out += [m.value for m in await consumer.poll_async(timeout=5.0)]
+        return out
+
+    assert asyncio.run(main()) == [b"0", b"1", b"2", b"3", b"4"]
+    consumer.close()
+
+
+def test_async_for_yields_in_order_and_break_keeps_the_rest_for_the_next_read(log: embedlog.Log) -> None:
+    log.create_topic("t", 1)
+    with log.producer() as p:
+        for i in range(10):
+            p.send("t", b"%d" % i)
+    consumer = log.consumer(group="g", auto_offset_reset="earliest")
+    consumer.subscribe(["t"])
+
+    async def main() -> list[bytes | None]:
+        seen: list[bytes | None] = []
+        async for msg in consumer:
+            seen.append(msg.value)
+            if len(seen) == 4:
+                break
+        return seen
+
+    assert asyncio.run(main()) == [b"0", b"1", b"2", b"3"]
+    assert consumer.position(TP) == 4  # not 10: the batch's other six were not seen
+    consumer.commit()
+    assert log.committed_offsets("g")[TP].offset == 4
+    rest = consumer.poll(timeout=1.0)
+    assert [m.value for m in rest] == [b"%d" % i for i in range(4, 10)]
+    consumer.close()
+
+
+def test_for_loop_break_keeps_the_rest_for_the_next_read(log: embedlog.Log) -> None:
+    log.create_topic("t", 2)
+    with log.producer() as p:
+        for i in range(6):
+            p.send("t", b"%d" % i, partition=i % 2)
+    consumer = log.consumer(["t"], auto_offset_reset="earliest")
+    seen = []
+    for msg in consumer:
+        seen.append((msg.partition, msg.offset))
+        if len(seen) == 2:
+            break
+    rest = []
+    while got := consumer.poll(timeout=0.5):
+        rest += [(m.partition, m.offset) for m in got]
+    assert sorted(seen + rest) == [(p, o) for p in (0, 1) for o in range(3)], "a record was lost or read twice"
+    consumer.close()
+
+
+def test_a_seek_during_the_loop_is_kept_when_it_stops(log: embedlog.Log) -> None:
+    log.create_topic("t", 1)
+    with log.producer() as p:
+        for i in range(5):
+            p.send("t", b"%d" % i)
+    consumer = log.consumer(["t"], auto_offset_reset="earliest")
+    for msg in consumer:
+        if msg.offset == 1:
+            consumer.seek(TP, 0)  # the application rewinds on purpose: its seek wins
+            break
+    assert consumer.position(TP) == 0
+    consumer.close()
+
+
+def test_flush_async_writes_without_blocking_the_loop(log: embedlog.Log) -> None:
+    log.create_topic("t", 1)
+    producer = log.producer(linger_ms=60_000)
+
+    async def main() -> None:
+        for i in range(1000):
+            producer.send("t", b"%d" % i)
+        await producer.flush_async()
+
+    asyncio.run(main())
+    assert log.describe_topic("t").partitions[0].end_offset == 1000
+    producer.close()
+    with pytest.raises(ClosedError):
+        asyncio.run(producer.flush_async())
