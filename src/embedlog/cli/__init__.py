@@ -40,7 +40,8 @@ exit codes:
   1  the operation failed (unknown topic, bad config value, no log at the path, ...)
   2  the command line is malformed (unknown option, missing argument, ...)
   3  embedlog verify found damage
-  130 interrupted (Ctrl-C); embedlog consume exits 0 when stopped with Ctrl-C"""
+  130 interrupted (Ctrl-C); the commands that run until stopped (consume, serve, follow,
+      bridge up/down) exit 0 when stopped with Ctrl-C"""
 
 Handler = Callable[[argparse.Namespace, Output], int]
 

@@ -27,7 +27,8 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
 
     d = actions.add_parser("describe", parents=[parent], help="committed offsets, end offsets, lag and owners",
                            description="Show a group's committed offset, log end offset, lag and owning member "
-                                       "for each partition of its topics; --members lists its members.")
+                                       "for each partition it has committed an offset for or owns (as Kafka's "
+                                       "kafka-consumer-groups); --members lists its members.")
     d.add_argument("group", metavar="GROUP")
     d.add_argument("--members", action="store_true", help="list the live members and their partitions instead")
     d.set_defaults(func=describe)
