@@ -91,15 +91,18 @@ def test_defaults_and_replica_role_refuses_writes(log: Log) -> None:
     assert read(log, replica.get_role) == "leader"
     assert read(log, replica.get_epoch) == 0
     assert read(log, replica.in_sync_size) == 1
+    early = log.producer()
+    early.send("t", b"w")
+    early._drain([])  # (it knows the topic now, and has nothing buffered)
     write(log, lambda txn, dbs: replica.set_role(txn, dbs, "replica"))
     p = log.producer()
-    p.send("t", b"x")
     with pytest.raises(NotLeaderError, match="replica"):
-        p.flush()
-    p._drain([])
-    with pytest.raises(NotLeaderError, match="replica") as refused, log.transaction() as tx:
-        tx.send("t", b"y")
-    assert isinstance(refused.value, embedlog.errors.TransactionAbortedError)  # (and nothing written)
+        p.send("t", b"x")  # refused at once
+    early.send("t", b"x")  # a producer that knew the topic before: refused at the write
+    with pytest.raises(NotLeaderError, match="replica"):
+        early.flush()
+    with pytest.raises(NotLeaderError, match="replica"), log.transaction() as tx:
+        tx.send("t", b"y")  # (the transaction aborts: nothing written)
     assert [pd.end_offset for pd in log.describe_topic("t").partitions] == [0, 0]
     for admin in (lambda: log.create_topic("u"), lambda: log.delete_topic("t"),
                   lambda: log.alter_topic_config("t", {"retention.ms": 5}), lambda: log.create_partitions("t", 4),
