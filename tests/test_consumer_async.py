@@ -145,6 +145,76 @@ def test_for_loop_break_keeps_the_rest_for_the_next_read(log: embedlog.Log) -> N
     consumer.close()
 
 
+def test_commit_inside_the_loop_commits_what_was_yielded(log: embedlog.Log) -> None:
+    log.create_topic("t", 1)
+    with log.producer() as p:
+        for i in range(10):
+            p.send("t", b"%d" % i)
+    consumer = log.consumer(group="g", auto_offset_reset="earliest", max_poll_records=7)
+    consumer.subscribe(["t"])
+    for msg in consumer:
+        consumer.commit()  # (a handler that commits each record it handled)
+        assert log.committed_offsets("g")[TP].offset == msg.offset + 1
+        assert consumer.position(TP) == msg.offset + 1
+        if msg.offset == 2:
+            break
+    consumer.close()  # (a crash here: the next member resumes after the three handled)
+    again = log.consumer(group="g", auto_offset_reset="earliest")
+    again.subscribe(["t"])
+    rest: list[int] = []
+    while len(rest) < 7:
+        rest += [m.offset for m in again.poll(timeout=5.0)]
+    assert rest == list(range(3, 10))
+    again.close()
+
+
+def test_async_for_break_with_a_smaller_poll_keeps_the_rest(log: embedlog.Log) -> None:
+    log.create_topic("t", 1)
+    with log.producer() as p:
+        for i in range(10):
+            p.send("t", b"%d" % i)
+    consumer = log.consumer(["t"], auto_offset_reset="earliest", max_poll_records=7)
+
+    async def take(n: int) -> list[int]:
+        seen = []
+        async for msg in consumer:  # (asyncio closes an abandoned async generator late, or never)
+            seen.append(msg.offset)
+            if len(seen) == n:
+                break
+        return seen
+
+    async def main() -> list[int]:
+        first = await take(3)
+        assert consumer.position(TP) == 3
+        return first + await take(7)
+
+    assert asyncio.run(main()) == list(range(10))
+    consumer.close()
+
+
+def test_poll_pause_and_seek_inside_the_loop_lose_and_repeat_nothing(log: embedlog.Log) -> None:
+    log.create_topic("t", 2)
+    with log.producer() as p:
+        for i in range(40):
+            p.send("t", b"%d" % i, partition=i % 2)
+    consumer = log.consumer(["t"], auto_offset_reset="earliest", max_poll_records=10)
+    tp1 = TopicPartition("t", 1)
+    seen: list[tuple[int, int]] = []
+    for msg in consumer:
+        seen.append((msg.partition, msg.offset))
+        if len(seen) == 2:
+            seen += [(m.partition, m.offset) for m in consumer.poll(max_records=3)]  # (the rest of the batch first)
+            consumer.pause(tp1)
+        if len(seen) == 12:
+            consumer.resume(tp1)
+        if len(seen) >= 40:
+            break
+    assert sorted(seen) == [(p, o) for p in (0, 1) for o in range(20)], "a record was lost or read twice"
+    consumer.seek(TP, 5)
+    assert next(iter(consumer)).offset == 5
+    consumer.close()
+
+
 def test_a_seek_during_the_loop_is_kept_when_it_stops(log: embedlog.Log) -> None:
     log.create_topic("t", 1)
     with log.producer() as p:

@@ -9,6 +9,7 @@ thread or process commits records, not at the timeout.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import math
@@ -215,6 +216,10 @@ class Consumer:
         self._idle: dict[TopicPartition, tuple[bytes, bytes, int]] = {}
         self._paused: set[TopicPartition] = set()
         self._rr = 0
+        #: records an iterator (``for``/``async for``) took from the log and has not
+        #: yielded yet, in order: not handed to the application, so ``position``,
+        #: ``commit`` and the next ``poll`` start at them (``_unstash``, ``_consumed``)
+        self._stash: collections.deque[Message] = collections.deque()
         self._read_bytes = 0
         self._closed = False
         self._closing = False  # close() under way (its on_revoke may call close() again)
@@ -297,6 +302,7 @@ class Consumer:
             self._positions.pop(tp, None)  # start from the committed offset
 
     def _drop_partitions(self, tps: list[TopicPartition]) -> None:
+        self._unstash(tps, rewind=False)
         for tp in tps:
             if tp in self._assignment:
                 self._assignment.remove(tp)
@@ -308,7 +314,8 @@ class Consumer:
 
     def _before_release(self, tps: list[TopicPartition]) -> None:
         if self.enable_auto_commit:
-            offsets = {tp: self._positions[tp] for tp in tps if tp in self._positions}
+            consumed = self._consumed()
+            offsets = {tp: consumed[tp] for tp in tps if tp in consumed}
             if offsets:
                 # fenced: another member owns it already and resumes from the last commit
                 with contextlib.suppress(EmbedlogError):
@@ -336,6 +343,7 @@ class Consumer:
             meta = self._meta(tp)
             ids[tp] = (meta.topic_id, meta.config.log_append_time)
         keep = set(tps)
+        self._unstash([tp for tp in self._assignment if tp not in keep], rewind=False)
         self._assignment = list(dict.fromkeys(tps))
         self._ids = ids
         for d in (self._positions, self._buffers, self._idle):
@@ -402,6 +410,7 @@ class Consumer:
             return None
         st = plog.load_state(txn, self._store.dbs, meta.topic_id, tp.partition)
         if st is not None:
+            self._unstash([tp], rewind=False)
             self._ids[tp] = (meta.topic_id, meta.config.log_append_time)
             self._positions.pop(tp, None)
             self._buffers.pop(tp, None)
@@ -411,6 +420,9 @@ class Consumer:
         """The offset of the next record ``poll`` returns for ``tp``."""
         self._check()
         tp = self._require(tp)
+        for msg in self._stash:  # (an iterator has not yielded it yet)
+            if msg.partition == tp.partition and msg.topic == tp.topic:
+                return msg.offset
         with self._store.env.read() as txn:
             r = self._resolve(txn, tp)
         return self._positions.get(tp, 0) if r is None else r[0]
@@ -421,6 +433,7 @@ class Consumer:
         tp = self._require(tp)
         if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
             raise InvalidOffsetError(f"offset must be a non-negative int, got {offset!r}")
+        self._unstash([tp], rewind=False)
         self._positions[tp] = offset
         self._buffers.pop(tp, None)
 
@@ -497,7 +510,9 @@ class Consumer:
         """Stop returning records from these partitions until ``resume`` (one by one, or
         as one list)."""
         self._check()
-        self._paused.update([self._require(tp) for tp in _spread(partitions)])
+        tps = [self._require(tp) for tp in _spread(partitions)]
+        self._unstash(tps)  # (returned once resumed, from the position before them)
+        self._paused.update(tps)
 
     def resume(self, *partitions: TopicPartition) -> None:
         """Return records from these partitions again (one by one, or as one list)."""
@@ -635,6 +650,10 @@ class Consumer:
         return j, keys, values, None
 
     def _collect(self, limit: int) -> list[Message]:
+        stash = self._stash
+        if stash:  # what an iterator took and did not yield comes first
+            popleft = stash.popleft
+            return [popleft() for _ in range(min(limit, len(stash)))]
         active = self._assignment
         if self._paused:
             active = [tp for tp in active if tp not in self._paused]
@@ -758,23 +777,20 @@ class Consumer:
         log is closed), waiting as ``poll_async`` does; the position follows what was
         yielded, as for ``for msg in consumer``."""
         while not self._closed:
+            stash = self._stash
+            if stash:
+                yield stash.popleft()
+                continue
             try:
                 batch = await self.poll_async(1.0)
             except ClosedError:
                 return
-            after = dict(self._positions)
-            taken = 0
-            try:
-                for msg in batch:
-                    taken += 1
-                    yield msg
-            finally:
-                self._hand_back(batch, taken, after)
+            self._stash.extend(batch)
 
     def _before_poll(self) -> None:
         if self.enable_auto_commit and time.monotonic() - self._last_auto_commit >= self._auto_commit_interval:
             self._last_auto_commit = time.monotonic()
-            offsets = {tp: pos for tp, pos in self._positions.items() if tp in self._ids}
+            offsets = self._consumed()
             if offsets:
                 with contextlib.suppress(EmbedlogError):  # fenced: the next poll follows the group
                     self._commit_offsets(offsets)
@@ -807,7 +823,7 @@ class Consumer:
         if self.group is None:
             raise ConfigError("commit() needs a consumer group: create the consumer with group=...")
         if offsets is None:
-            offsets = {tp: pos for tp, pos in self._positions.items() if tp in self._ids}
+            offsets = self._consumed()
             if not offsets:
                 return
         else:
@@ -872,40 +888,61 @@ class Consumer:
         self._buffers.clear()
         self._idle.clear()
         self._paused.clear()
+        self._stash.clear()
 
     def __iter__(self) -> Iterator[Message]:
         """Yield records for ever (until the consumer or log is closed).
 
-        The position follows what was yielded, as kafka-python's iterator does: leaving
-        the loop (``break``) after a record makes the next one the next to read, and a
-        ``commit()`` then commits no record the loop did not see."""
+        The position follows what was yielded, as kafka-python's iterator does: a
+        ``commit()`` in the loop, or after leaving it (``break``), commits exactly the
+        records yielded so far, and the next ``poll`` (or loop) starts after them."""
         while not self._closed:
+            stash = self._stash
+            if stash:
+                yield stash.popleft()
+                continue
             try:
                 batch = self.poll(timeout=1.0)
             except ClosedError:
                 return
-            after = dict(self._positions)
-            taken = 0
-            try:
-                for msg in batch:
-                    taken += 1
-                    yield msg
-            finally:
-                self._hand_back(batch, taken, after)
+            self._stash.extend(batch)  # (handed out one at a time, above)
 
-    def _hand_back(self, batch: list[Message], taken: int, after: dict[TopicPartition, int]) -> None:
-        """An iterator stopped after yielding ``batch[:taken]``: the rest are read again
-        (on partitions whose position nobody moved since the poll, ``after``)."""
-        if taken >= len(batch) or self._closed:
+    def _unstash(self, tps: Iterable[TopicPartition] | None = None, *, rewind: bool = True) -> None:
+        """Forget the stashed records of ``tps`` (``None``: all).  ``rewind``: the
+        position of each such partition goes back to its first stashed record, read
+        again from the log (a pause, a seek); else the partition is going away."""
+        stash = self._stash
+        if not stash:
             return
+        which = None if tps is None else set(tps)
         first: dict[TopicPartition, int] = {}
-        for msg in batch[taken:]:
-            first.setdefault(TopicPartition(msg.topic, msg.partition), msg.offset)
-        for tp, offset in first.items():
-            if tp in self._positions and self._positions[tp] == after.get(tp):
-                self._positions[tp] = offset
+        kept: collections.deque[Message] = collections.deque()
+        for msg in stash:
+            tp = TopicPartition(msg.topic, msg.partition)
+            if which is None or tp in which:
+                first.setdefault(tp, msg.offset)
+            else:
+                kept.append(msg)
+        self._stash = kept
+        if rewind:
+            for tp, offset in first.items():
+                if tp in self._positions:
+                    self._positions[tp] = offset
                 self._buffers.pop(tp, None)
                 self._idle.pop(tp, None)
+
+    def _consumed(self) -> dict[TopicPartition, int]:
+        """The position of every assigned partition as the application sees it: before
+        the records an iterator has not yielded yet."""
+        out = {tp: pos for tp, pos in self._positions.items() if tp in self._ids}
+        seen: set[TopicPartition] = set()
+        for msg in self._stash:
+            tp = TopicPartition(msg.topic, msg.partition)
+            if tp not in seen:
+                seen.add(tp)
+                if tp in out:
+                    out[tp] = msg.offset
+        return out
 
     # -- lifecycle ----------------------------------------------------------------------
     def _check(self) -> None:
@@ -931,6 +968,7 @@ class Consumer:
         finally:
             self._closed = True
             self._buffers.clear()
+            self._stash.clear()
             self._log._unregister(self)
             self._store.notifier.wake_local()  # (a poll blocked in another thread sees it closed)
 
