@@ -885,6 +885,22 @@ def test_a_member_that_stops_polling_loses_its_partitions(log: embedlog.Log) -> 
     b.close()
 
 
+def test_a_member_that_stops_polling_leaves_when_max_poll_interval_runs_out_not_at_its_next_beat(
+        log: embedlog.Log) -> None:
+    """Kafka's heartbeat thread checks the poll timer between beats: a member leaves
+    about ``max_poll_interval_ms`` after its last poll even when that is far from a
+    heartbeat (here the beat is every 5 s, the poll limit 0.4 s)."""
+    log.create_topic("t", partitions=1)
+    a = group_consumer(log, "t", "a", max_poll_interval_ms=400, heartbeat_interval_ms=5_000,
+                       session_timeout_ms=30_000)
+    wait_until(lambda: a.assignment() == tps("t", 0), "a owns", step=lambda: a.poll(timeout=0.05))
+    a.poll(timeout=0)
+    t0 = time.monotonic()
+    wait_until(lambda: not log.describe_group("g").members, "a leaves", step=lambda: time.sleep(0.02))
+    assert time.monotonic() - t0 < 2.5, "the member left only at its next heartbeat"
+    a.close()
+
+
 def test_a_member_removed_for_not_polling_serves_nothing_while_it_is_removed(log: embedlog.Log,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The heartbeat thread removes a member that stopped polling (a leave, then the

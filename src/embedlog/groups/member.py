@@ -15,6 +15,7 @@ wake-up be lost.
 from __future__ import annotations
 
 import inspect
+import math
 import threading
 import time
 import uuid
@@ -75,17 +76,23 @@ def _heartbeat_main(ref: weakref.ref[Membership], stop: threading.Event) -> None
     """A member's heartbeat thread, until ``stop`` is set or the member is gone: it holds
     the member only while beating, so a consumer dropped unclosed is collected (and,
     its heartbeats stopped, leaves the group when its session times out, as a crashed
-    Kafka consumer does)."""
+    Kafka consumer does).  It beats every ``hb_interval``, and also wakes when
+    ``max_poll_interval_ms`` runs out, so a member that stopped polling leaves then (as
+    Kafka's heartbeat thread checks its poll timer), not at the next beat."""
     member = ref()
+    next_beat = time.monotonic() + (member.hb_interval if member is not None else 0)
     while member is not None:
-        interval = member.hb_interval
+        wake = min(next_beat, member.poll_deadline() + 0.001)
         del member
-        if stop.wait(interval):
+        if stop.wait(max(0.0, wake - time.monotonic())):
             return
         member = ref()
         if member is None:
             return
         try:
+            if member.leave_if_not_polling() or time.monotonic() < next_beat:
+                continue
+            next_beat = time.monotonic() + member.hb_interval
             member._heartbeat_once()
         except EmbedlogError:
             continue
@@ -276,18 +283,30 @@ class Membership:
         return self.hb_interval
 
     # -- heartbeat thread --------------------------------------------------------------------------
-    def _heartbeat_once(self) -> None:
+    def poll_deadline(self) -> float:
+        """When (``time.monotonic()``) this member leaves for not polling, if it is in
+        the group (else never: ``inf``)."""
         if not self._joined or self._kicked.is_set():
-            return
-        if time.monotonic() - self._last_poll > self.max_poll_interval:
-            # Like Kafka: a member that stops polling leaves, so its partitions move on.
-            # Kicked first: from here on ``poll`` drops what it owned (and its buffered
-            # records) and rejoins under a new id, so it never serves a partition that
-            # another member may be given once the leave below commits.
-            member_id = self.member_id
-            self._kicked.set()
-            self.coord.leave(self.group, [member_id])
-            self.coord.forget(self.group, member_id)
+            return math.inf
+        return self._last_poll + self.max_poll_interval
+
+    def leave_if_not_polling(self) -> bool:
+        """Leave the group if ``poll`` was not called for ``max_poll_interval_ms``;
+        return whether it did."""
+        if not self._joined or self._kicked.is_set() or time.monotonic() - self._last_poll <= self.max_poll_interval:
+            return False
+        # Like Kafka: a member that stops polling leaves, so its partitions move on.
+        # Kicked first: from here on ``poll`` drops what it owned (and its buffered
+        # records) and rejoins under a new id, so it never serves a partition that
+        # another member may be given once the leave below commits.
+        member_id = self.member_id
+        self._kicked.set()
+        self.coord.leave(self.group, [member_id])
+        self.coord.forget(self.group, member_id)
+        return True
+
+    def _heartbeat_once(self) -> None:
+        if not self._joined or self._kicked.is_set() or self.leave_if_not_polling():
             return
         self.coord.heartbeat(self.group, self.member_id)
         state = self.coord.store.read(lambda txn: self.coord.load(txn, self.group))
