@@ -776,8 +776,8 @@ class Consumer:
         """``async for msg in consumer``: yield records for ever (until the consumer or
         log is closed), waiting as ``poll_async`` does; the position follows what was
         yielded, as for ``for msg in consumer``."""
+        stash = self._stash
         while not self._closed:
-            stash = self._stash
             if stash:
                 yield stash.popleft()
                 continue
@@ -785,7 +785,7 @@ class Consumer:
                 batch = await self.poll_async(1.0)
             except ClosedError:
                 return
-            self._stash.extend(batch)
+            stash.extend(batch)
 
     def _before_poll(self) -> None:
         if self.enable_auto_commit and time.monotonic() - self._last_auto_commit >= self._auto_commit_interval:
@@ -896,16 +896,18 @@ class Consumer:
         The position follows what was yielded, as kafka-python's iterator does: a
         ``commit()`` in the loop, or after leaving it (``break``), commits exactly the
         records yielded so far, and the next ``poll`` (or loop) starts after them."""
+        stash = self._stash  # (emptied in place, never replaced: this stays the one)
+        popleft = stash.popleft
         while not self._closed:
-            stash = self._stash
             if stash:
-                yield stash.popleft()
+                while stash:
+                    yield popleft()
                 continue
             try:
                 batch = self.poll(timeout=1.0)
             except ClosedError:
                 return
-            self._stash.extend(batch)  # (handed out one at a time, above)
+            stash.extend(batch)  # (handed out one at a time, above)
 
     def _unstash(self, tps: Iterable[TopicPartition] | None = None, *, rewind: bool = True) -> None:
         """Forget the stashed records of ``tps`` (``None``: all).  ``rewind``: the
@@ -923,7 +925,8 @@ class Consumer:
                 first.setdefault(tp, msg.offset)
             else:
                 kept.append(msg)
-        self._stash = kept
+        stash.clear()
+        stash.extend(kept)  # (in place: a running iterator holds this deque)
         if rewind:
             for tp, offset in first.items():
                 if tp in self._positions:
