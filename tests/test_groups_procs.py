@@ -159,6 +159,27 @@ def test_kill_9_moves_partitions_and_loses_nothing(tmp_path: Path, children: Any
     log.close()
 
 
+def test_a_killed_members_heartbeat_file_goes_when_a_joining_member_removes_it(tmp_path: Path,
+                                                                               children: Any) -> None:
+    """docs/format.md: ``groups/`` holds one heartbeat file per live member.  A member
+    killed with kill -9 and removed by the next member's join (its session over) leaves
+    no file behind."""
+    path = tmp_path / "log"
+    log = embedlog.open(path, maintenance_interval_ms=None)
+    log.create_topic("t", partitions=1)
+    _, victim = start_member(children, path, "victim", "--session-ms", 300, "--heartbeat-ms", 50)
+    victim.wait_for(lambda line: "assigned" in line and line["assigned"])
+    victim.kill()
+    time.sleep(0.6)  # (its session is over before the next member joins)
+    c = log.consumer(["t"], group="g", session_timeout_ms=10_000)
+    wait_until(lambda: bool(c.poll(timeout=0.05) or c.assignment()), "the new member owning the partition")
+    assert [m.member_id for m in log.describe_group("g").members] == [c._membership.member_id]
+    files = [f for _, _, names in os.walk(path / "groups") for f in names]
+    assert len(files) == 1, f"heartbeat files of members no longer in the group: {files}"
+    c.close()
+    log.close()
+
+
 def test_a_frozen_member_is_fenced_after_its_session_timeout(tmp_path: Path, children: Any) -> None:
     path = tmp_path / "log"
     parts = 2

@@ -333,8 +333,11 @@ class Coordinator:
                               "or cooperative-sticky")
         self.heartbeat(group, member.member_id)
 
+        removed: list[str] = []
+
         def fn(txn: lmdb.Transaction, state: GroupState) -> tuple[bool, GroupState]:
             dead = self.expired(state, keep=member.member_id)
+            removed[:] = dead
             if dead:
                 state.leave(dead, self.partitions(txn, state.subscribed_topics()))
             if state.members and state.protocol != protocol:
@@ -346,6 +349,8 @@ class Coordinator:
             return True, state  # the change grants the member what is free of its target
 
         state: GroupState = self.change(group, fn)
+        for mid in removed:  # (their heartbeat files, as every other removal of the dead does)
+            self.forget(group, mid)
         return state
 
     def leave(self, group: str, member_ids: Iterable[str]) -> None:
