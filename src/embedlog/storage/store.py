@@ -125,20 +125,29 @@ class Store:
         self._topic_watchers: list[weakref.WeakMethod[Callable[[str], None]]] = []
         self._watch_lock = threading.Lock()
         try:
-            self.env.write(self._init_meta)
+            # Read first: an existing log needs no write (and so no wait for the write lock)
+            if not self.read(self._check_meta):
+                self.env.write(self._init_meta)
         except BaseException:
             self.env.close()
             raise
 
     def _init_meta(self, txn: lmdb.Transaction) -> None:
-        meta = self.dbs["meta"]
-        raw = txn.get(schema.META_FORMAT_VERSION, db=meta)
-        if raw is None:
-            txn.put(schema.META_FORMAT_VERSION, schema.U32LE.pack(schema.FORMAT_VERSION), db=meta)
-            txn.put(schema.META_CREATED_MS, schema.I64LE.pack(now_ms()), db=meta)
-            txn.put(schema.META_LEADER_EPOCH, schema.I32LE.pack(0), db=meta)
-            txn.put(schema.META_ROLE, b"leader", db=meta)
+        """Write a new log's metadata, or check an existing one's (``_check_meta``)."""
+        if self._check_meta(txn):
             return
+        meta = self.dbs["meta"]
+        txn.put(schema.META_FORMAT_VERSION, schema.U32LE.pack(schema.FORMAT_VERSION), db=meta)
+        txn.put(schema.META_CREATED_MS, schema.I64LE.pack(now_ms()), db=meta)
+        txn.put(schema.META_LEADER_EPOCH, schema.I32LE.pack(0), db=meta)
+        txn.put(schema.META_ROLE, b"leader", db=meta)
+
+    def _check_meta(self, txn: lmdb.Transaction) -> bool:
+        """Whether the log has its metadata (``False``: a new log); raises
+        ``FormatVersionError`` for a format this release cannot read."""
+        raw = txn.get(schema.META_FORMAT_VERSION, db=self.dbs["meta"])
+        if raw is None:
+            return False
         if len(raw) != schema.U32LE.size:
             raise FormatVersionError(
                 f"{self.path!r} has a damaged storage format version ({bytes(raw)[:16]!r}, not 4 bytes): it is not "
@@ -148,6 +157,7 @@ class Store:
             raise FormatVersionError(
                 f"{self.path!r} has storage format version {version}; this embedlog reads version "
                 f"{schema.FORMAT_VERSION}. Upgrade embedlog to open it")
+        return True
 
     def close(self) -> None:
         """Close the environment and stop waking others."""
