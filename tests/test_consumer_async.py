@@ -8,13 +8,16 @@ threads, as from another part of an application.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
+from typing import Any
 
 import pytest
 
 import embedlog
 from embedlog import TopicPartition
+from embedlog import consumer as consumer_module
 from embedlog.errors import ClosedError, ConfigError
 
 TP = TopicPartition("t", 0)
@@ -243,3 +246,93 @@ def test_flush_async_writes_without_blocking_the_loop(log: embedlog.Log) -> None
     producer.close()
     with pytest.raises(ClosedError):
         asyncio.run(producer.flush_async())
+
+
+def test_close_from_another_thread_between_the_loops_look_and_its_pop_ends_the_loop(log: embedlog.Log) -> None:
+    """``close()`` lands right after the iterator saw records left (a tracer stops the
+    iterating thread at its ``popleft``): the loop ends, it does not raise."""
+    log.create_topic("t", 1)
+    with log.producer() as p:
+        for i in range(10):
+            p.send("t", b"%d" % i)
+    consumer = log.consumer(["t"], auto_offset_reset="earliest")
+    lines = open(consumer_module.__file__).read().splitlines()  # noqa: SIM115
+    pop_line = next(i for i, text in enumerate(lines, 1) if text.strip() == "yield popleft()")
+    go, done = threading.Event(), threading.Event()
+    armed = [False]
+
+    def closer() -> None:
+        go.wait(10)
+        consumer.close()
+        done.set()
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code.co_name != "__iter__" or frame.f_code.co_filename != consumer_module.__file__:
+            return None
+
+        def local(f: Any, ev: str, a: Any) -> Any:
+            if ev == "line" and f.f_lineno == pop_line and armed[0]:
+                armed[0] = False
+                go.set()
+                done.wait(10)
+            return local
+
+        return local
+
+    thread = threading.Thread(target=closer)
+    thread.start()
+    seen = 0
+    sys.settrace(tracer)
+    try:
+        for _ in consumer:
+            seen += 1
+            if seen == 3:
+                armed[0] = True
+    finally:
+        sys.settrace(None)
+        go.set()
+        thread.join()
+    assert seen == 3
+    assert consumer.closed
+
+
+def test_a_cancelled_flush_async_hands_its_error_to_the_next_flush(log: embedlog.Log) -> None:
+    log.create_topic("t", 1)
+    producer = log.producer(linger_ms=60_000)
+
+    def failing(err: Any, md: Any) -> None:
+        raise RuntimeError("callback failed")
+
+    async def main() -> None:
+        for i in range(20_000):
+            producer.send("t", b"%d" % i)
+        producer.send("t", b"x", on_delivery=failing)
+        task = asyncio.create_task(producer.flush_async())
+        await asyncio.sleep(0)  # (started: its flush runs in a worker thread)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(1.0)
+
+    asyncio.run(main())
+    assert log.describe_topic("t").partitions[0].end_offset == 20_001  # written all the same
+    with pytest.raises(RuntimeError, match="callback failed"):
+        producer.flush()
+    producer.flush()  # (raised once)
+    producer.close()
+
+
+def test_close_commits_what_a_manually_assigned_group_consumer_consumed(log: embedlog.Log) -> None:
+    """Kafka's close() auto-commits the consumed positions, with assign() as with subscribe()."""
+    log.create_topic("t", 1)
+    with log.producer() as p:
+        for i in range(10):
+            p.send("t", b"%d" % i)
+    consumer = log.consumer(group="g", auto_offset_reset="earliest", enable_auto_commit=True,
+                            auto_commit_interval_ms=60_000)
+    consumer.assign([TP])
+    for msg in consumer:
+        if msg.offset == 3:
+            break
+    consumer.close()
+    assert log.committed_offsets("g")[TP].offset == 4

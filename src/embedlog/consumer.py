@@ -420,7 +420,7 @@ class Consumer:
         """The offset of the next record ``poll`` returns for ``tp``."""
         self._check()
         tp = self._require(tp)
-        for msg in self._stash:  # (an iterator has not yielded it yet)
+        for msg in tuple(self._stash):  # (an iterator has not yielded it yet)
             if msg.partition == tp.partition and msg.topic == tp.topic:
                 return msg.offset
         with self._store.env.read() as txn:
@@ -652,8 +652,13 @@ class Consumer:
     def _collect(self, limit: int) -> list[Message]:
         stash = self._stash
         if stash:  # what an iterator took and did not yield comes first
-            popleft = stash.popleft
-            return [popleft() for _ in range(min(limit, len(stash)))]
+            taken: list[Message] = []
+            for _ in range(min(limit, len(stash))):
+                try:
+                    taken.append(stash.popleft())
+                except IndexError:  # (emptied by close() in another thread)
+                    break
+            return taken
         active = self._assignment
         if self._paused:
             active = [tp for tp in active if tp not in self._paused]
@@ -779,7 +784,11 @@ class Consumer:
         stash = self._stash
         while not self._closed:
             if stash:
-                yield stash.popleft()
+                try:
+                    msg = stash.popleft()
+                except IndexError:  # (close() in another thread emptied it between the look and the pop)
+                    continue
+                yield msg
                 continue
             try:
                 batch = await self.poll_async(1.0)
@@ -900,8 +909,11 @@ class Consumer:
         popleft = stash.popleft
         while not self._closed:
             if stash:
-                while stash:
-                    yield popleft()
+                try:
+                    while stash:
+                        yield popleft()
+                except IndexError:  # (close() in another thread emptied it between the look and the pop)
+                    pass
                 continue
             try:
                 batch = self.poll(timeout=1.0)
@@ -919,7 +931,7 @@ class Consumer:
         which = None if tps is None else set(tps)
         first: dict[TopicPartition, int] = {}
         kept: collections.deque[Message] = collections.deque()
-        for msg in stash:
+        for msg in tuple(stash):  # (a copy: close() in another thread may empty it)
             tp = TopicPartition(msg.topic, msg.partition)
             if which is None or tp in which:
                 first.setdefault(tp, msg.offset)
@@ -939,7 +951,7 @@ class Consumer:
         the records an iterator has not yielded yet."""
         out = {tp: pos for tp, pos in self._positions.items() if tp in self._ids}
         seen: set[TopicPartition] = set()
-        for msg in self._stash:
+        for msg in tuple(self._stash):
             tp = TopicPartition(msg.topic, msg.partition)
             if tp not in seen:
                 seen.add(tp)
@@ -966,6 +978,11 @@ class Consumer:
             return
         self._closing = True
         try:
+            if self.enable_auto_commit and not self._subscription and self._assignment and not self._log.closed:
+                # Kafka's close() commits what was consumed; a subscribed member does in
+                # on_revoke (``_before_release``), a manually assigned one here
+                with contextlib.suppress(EmbedlogError):
+                    self._commit_offsets(self._consumed())
             if self._membership is not None and not self._log.closed:
                 self._membership.close()  # (leaves the group if it joined; stops its heartbeat thread)
         finally:

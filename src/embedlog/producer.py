@@ -883,11 +883,26 @@ class Producer(SendBase):
     async def flush_async(self, timeout: float | None = None) -> None:
         """``flush`` for asyncio: the write and its fsync run in a worker thread, so the
         event loop goes on meanwhile.  Same errors as ``flush``.  Cancelling the awaiting
-        task does not stop the flush: the records are written all the same."""
+        task once the call started does not stop the flush: the records are written all
+        the same, and an error it meets is raised by the next flush."""
         if self._closed:
             raise ClosedError("this producer is closed")
         timeout = _check_timeout(timeout)
-        await asyncio.to_thread(self.flush, timeout)
+        work = asyncio.get_running_loop().run_in_executor(None, self.flush, timeout)
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            work.add_done_callback(self._keep_error)
+            raise
+
+    def _keep_error(self, work: asyncio.Future[None]) -> None:
+        """A flush whose awaiting task was cancelled failed: the next flush raises it."""
+        if not work.cancelled() and work.exception() is not None:
+            exc = work.exception()
+            if isinstance(exc, EmbedlogError):
+                self._errors.insert(0, exc)
+            elif isinstance(exc, Exception):  # (a delivery callback's)
+                self._callback_errors.insert(0, exc)
 
     def _complete(self, timeout: float | None) -> None:
         """Write what is buffered, wait for the writes other threads drained before it,
