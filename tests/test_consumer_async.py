@@ -23,6 +23,14 @@ from embedlog.errors import ClosedError, ConfigError
 TP = TopicPartition("t", 0)
 
 
+def _fill(log: embedlog.Log, n: int, partitions: int = 1) -> None:
+    """Topic ``t`` with values ``b"0"``.. ``b"<n-1>"``, record ``i`` in partition ``i % partitions``."""
+    log.create_topic("t", partitions)
+    with log.producer() as p:
+        for i in range(n):
+            p.send("t", b"%d" % i, partition=i % partitions)
+
+
 def _produce_later(log: embedlog.Log, values: list[bytes], delay: float) -> threading.Thread:
     def run() -> None:
         time.sleep(delay)
@@ -106,10 +114,7 @@ def test_a_cancelled_poll_async_loses_no_record(log: embedlog.Log) -> None:
 
 
 def test_async_for_yields_in_order_and_break_keeps_the_rest_for_the_next_read(log: embedlog.Log) -> None:
-    log.create_topic("t", 1)
-    with log.producer() as p:
-        for i in range(10):
-            p.send("t", b"%d" % i)
+    _fill(log, 10)
     consumer = log.consumer(group="g", auto_offset_reset="earliest")
     consumer.subscribe(["t"])
 
@@ -131,10 +136,7 @@ def test_async_for_yields_in_order_and_break_keeps_the_rest_for_the_next_read(lo
 
 
 def test_for_loop_break_keeps_the_rest_for_the_next_read(log: embedlog.Log) -> None:
-    log.create_topic("t", 2)
-    with log.producer() as p:
-        for i in range(6):
-            p.send("t", b"%d" % i, partition=i % 2)
+    _fill(log, 6, partitions=2)
     consumer = log.consumer(["t"], auto_offset_reset="earliest")
     seen = []
     for msg in consumer:
@@ -149,10 +151,7 @@ def test_for_loop_break_keeps_the_rest_for_the_next_read(log: embedlog.Log) -> N
 
 
 def test_commit_inside_the_loop_commits_what_was_yielded(log: embedlog.Log) -> None:
-    log.create_topic("t", 1)
-    with log.producer() as p:
-        for i in range(10):
-            p.send("t", b"%d" % i)
+    _fill(log, 10)
     consumer = log.consumer(group="g", auto_offset_reset="earliest", max_poll_records=7)
     consumer.subscribe(["t"])
     for msg in consumer:
@@ -172,10 +171,7 @@ def test_commit_inside_the_loop_commits_what_was_yielded(log: embedlog.Log) -> N
 
 
 def test_async_for_break_with_a_smaller_poll_keeps_the_rest(log: embedlog.Log) -> None:
-    log.create_topic("t", 1)
-    with log.producer() as p:
-        for i in range(10):
-            p.send("t", b"%d" % i)
+    _fill(log, 10)
     consumer = log.consumer(["t"], auto_offset_reset="earliest", max_poll_records=7)
 
     async def take(n: int) -> list[int]:
@@ -196,10 +192,7 @@ def test_async_for_break_with_a_smaller_poll_keeps_the_rest(log: embedlog.Log) -
 
 
 def test_poll_pause_and_seek_inside_the_loop_lose_and_repeat_nothing(log: embedlog.Log) -> None:
-    log.create_topic("t", 2)
-    with log.producer() as p:
-        for i in range(40):
-            p.send("t", b"%d" % i, partition=i % 2)
+    _fill(log, 40, partitions=2)
     consumer = log.consumer(["t"], auto_offset_reset="earliest", max_poll_records=10)
     tp1 = TopicPartition("t", 1)
     seen: list[tuple[int, int]] = []
@@ -219,10 +212,7 @@ def test_poll_pause_and_seek_inside_the_loop_lose_and_repeat_nothing(log: embedl
 
 
 def test_a_seek_during_the_loop_is_kept_when_it_stops(log: embedlog.Log) -> None:
-    log.create_topic("t", 1)
-    with log.producer() as p:
-        for i in range(5):
-            p.send("t", b"%d" % i)
+    _fill(log, 5)
     consumer = log.consumer(["t"], auto_offset_reset="earliest")
     for msg in consumer:
         if msg.offset == 1:
@@ -251,10 +241,7 @@ def test_flush_async_writes_without_blocking_the_loop(log: embedlog.Log) -> None
 def test_close_from_another_thread_between_the_loops_look_and_its_pop_ends_the_loop(log: embedlog.Log) -> None:
     """``close()`` lands right after the iterator saw records left (a tracer stops the
     iterating thread at its ``popleft``): the loop ends, it does not raise."""
-    log.create_topic("t", 1)
-    with log.producer() as p:
-        for i in range(10):
-            p.send("t", b"%d" % i)
+    _fill(log, 10)
     consumer = log.consumer(["t"], auto_offset_reset="earliest")
     lines = open(consumer_module.__file__).read().splitlines()  # noqa: SIM115
     pop_line = next(i for i, text in enumerate(lines, 1) if text.strip() == "yield popleft()")
@@ -324,10 +311,7 @@ def test_a_cancelled_flush_async_hands_its_error_to_the_next_flush(log: embedlog
 
 def test_close_commits_what_a_manually_assigned_group_consumer_consumed(log: embedlog.Log) -> None:
     """Kafka's close() auto-commits the consumed positions, with assign() as with subscribe()."""
-    log.create_topic("t", 1)
-    with log.producer() as p:
-        for i in range(10):
-            p.send("t", b"%d" % i)
+    _fill(log, 10)
     consumer = log.consumer(group="g", auto_offset_reset="earliest", enable_auto_commit=True,
                             auto_commit_interval_ms=60_000)
     consumer.assign([TP])
