@@ -743,12 +743,17 @@ class Consumer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return out
-            if self._membership is not None:
-                remaining = min(remaining, self._membership.recheck_in())
-            elif self._following:  # (a partition added wakes the wait, but may come within the second)
-                remaining = min(remaining, max(0.005, self._next_topics_look - time.monotonic()))
-            notifier.wait(seen, remaining)
+            notifier.wait(seen, self._wait_bound(remaining))
             self._check()
+
+    def _wait_bound(self, remaining: float) -> float:
+        """How long a poll may wait for records at most, of ``remaining`` seconds: until
+        its group membership or its subscription's topics need a look again."""
+        if self._membership is not None:
+            return min(remaining, self._membership.recheck_in())
+        if self._following:  # (a partition added wakes the wait, but may come within the second)
+            return min(remaining, max(0.005, self._next_topics_look - time.monotonic()))
+        return remaining
 
     async def poll_async(self, timeout: float | None = 0.0, max_records: int | None = None) -> list[Message]:
         """``poll`` for asyncio: waits for records without blocking the event loop.
@@ -770,12 +775,7 @@ class Consumer:
             remaining = deadline - time.monotonic()
             if out or remaining <= 0:
                 return out
-            step = min(remaining, _ASYNC_WAIT_STEP_S)
-            if self._membership is not None:
-                step = min(step, self._membership.recheck_in())
-            elif self._following:
-                step = min(step, max(0.005, self._next_topics_look - time.monotonic()))
-            await asyncio.to_thread(notifier.wait, seen, step)
+            await asyncio.to_thread(notifier.wait, seen, self._wait_bound(min(remaining, _ASYNC_WAIT_STEP_S)))
 
     async def __aiter__(self) -> AsyncIterator[Message]:
         """``async for msg in consumer``: yield records for ever (until the consumer or
