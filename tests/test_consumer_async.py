@@ -19,6 +19,7 @@ import embedlog
 from embedlog import TopicPartition
 from embedlog import consumer as consumer_module
 from embedlog.errors import ClosedError, ConfigError
+from loopticks import LoopTicks  # tests/loopticks.py (tests/ is on sys.path)
 
 TP = TopicPartition("t", 0)
 
@@ -48,23 +49,15 @@ def test_poll_async_wakes_for_records_without_blocking_the_loop(log: embedlog.Lo
     consumer = log.consumer(["t"], auto_offset_reset="earliest")
 
     async def main() -> tuple[list[bytes | None], int]:
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        tick = asyncio.create_task(ticker())
+        ticks = LoopTicks()
         writer = _produce_later(log, [b"a", b"b"], 0.3)
         t0 = time.monotonic()
         got = await consumer.poll_async(timeout=10.0)
         waited = time.monotonic() - t0
-        tick.cancel()
+        count = ticks.stop()
         writer.join()
         assert waited < 5.0, "poll_async waited for its timeout instead of the records"
-        return [m.value for m in got], ticks
+        return [m.value for m in got], count
 
     values, ticks = asyncio.run(main())
     assert values[0] == b"a"

@@ -31,6 +31,7 @@ from embedlog.compat.aiokafka import (
 from embedlog.compat.aiokafka.admin import AIOKafkaAdminClient
 from embedlog.compat.aiokafka.admin import NewTopic as AioNewTopic
 from embedlog.compat.kafka_python import KafkaAdminClient, NewTopic
+from loopticks import LoopTicks  # tests/loopticks.py (tests/ is on sys.path)
 
 T = TypeVar("T")
 _ids = itertools.count()
@@ -213,19 +214,11 @@ def test_waiting_does_not_block_the_event_loop(servers: str) -> None:
     async def main() -> None:
         c = AIOKafkaConsumer("w", bootstrap_servers=servers, auto_offset_reset="earliest")
         await c.start()
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        t = asyncio.create_task(ticker())
+        ticks = LoopTicks()
         started = time.monotonic()
         assert await c.getmany(timeout_ms=600) == {}
         assert time.monotonic() - started >= 0.55
-        assert ticks >= 10  # the loop kept running while the consumer waited
+        assert ticks.count >= 10  # the loop kept running while the consumer waited
 
         def produce_from_thread() -> None:
             time.sleep(0.2)
@@ -236,7 +229,7 @@ def test_waiting_does_not_block_the_event_loop(servers: str) -> None:
         msg = await asyncio.wait_for(c.getone(), 10)
         assert msg.value == b"v0"
         th.join()
-        t.cancel()
+        ticks.stop()
         await c.stop()
 
     run(main)
