@@ -339,3 +339,28 @@ def test_consumer_position_survives_other_process_writes(tmp_path: Path, childre
         assert [m.offset for m in got] == list(range(800))
         for who in ("w0", "w1"):
             assert [s for w, s in map(harness.parse_value, (m.value for m in got)) if w == who] == list(range(400))
+
+
+@pytest.mark.filterwarnings(FORK_WITH_THREADS)
+def test_a_log_opened_by_a_relative_path_stays_put_after_chdir(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative path is made absolute at open: a forked child (which reopens the store)
+    and the wake-up sockets must not follow a later ``os.chdir`` to another directory."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    with embedlog.open("d", auto_create_topics=True) as log:
+        log.create_topic("t", partitions=1)
+        monkeypatch.chdir(tmp_path / "b")  # as a daemon's chdir("/") would
+        assert log.path == str(tmp_path / "a" / "d")
+
+        def child() -> object:
+            with log.producer() as p:
+                p.send("t", b"from-child")
+                p.flush()
+            return log.topics()
+
+        pid, fd = _fork(child)
+        assert _join_child(pid, fd) == ["t"]
+        assert _values(log, "t") == [b"from-child"]
+        assert not (tmp_path / "b" / "d").exists()

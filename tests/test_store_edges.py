@@ -49,9 +49,12 @@ def test_full_disk_raises_disk_full_and_keeps_flushed_records(small_disk: Path) 
                     p.flush()
                     acked += 100
 
-        with pytest.raises(DiskFullError, match="disk is full"):
+        with pytest.raises(DiskFullError, match="disk is full") as failed:
             fill()
     assert acked > 0
+    # (the failed flush's records are not kept for a retry, as a failed Kafka produce: the
+    # message must not suggest that flushing again writes them)
+    assert "send them again" in str(failed.value)
     # Reopen (the failed transaction was rolled back): every acknowledged record is there, in order.
     with embedlog.open(path, maintenance_interval_ms=None) as log:
         c = log.consumer(["t"], auto_offset_reset="earliest", max_poll_records=100_000)

@@ -362,7 +362,9 @@ _MAX_INTERVAL_MS = 86_400_000  # a background thread's longest interval: a day
 
 
 def _checked_path(path: object) -> str:
-    """``path`` as a str the filesystem and LMDB take, or ``ConfigError``."""
+    """``path`` as an absolute str the filesystem and LMDB take, or ``ConfigError``.
+    Absolute: files found from it later (a forked child's reopened store, the wake-up
+    sockets, group heartbeats) must not move with ``os.chdir``."""
     if not isinstance(path, (str, os.PathLike)):
         raise ConfigError(f"path must be a directory path (str or os.PathLike) or None, got {path!r}")
     try:
@@ -379,7 +381,7 @@ def _checked_path(path: object) -> str:
     except UnicodeEncodeError:
         raise ConfigError(f"path {path!r} cannot be encoded for the filesystem "
                           f"({sys.getfilesystemencoding()}); use a path of valid characters") from None
-    return text
+    return os.path.abspath(text)
 
 
 def _acquire(path: str, *, durability: str, map_size: int | None, fsync_interval_ms: int,

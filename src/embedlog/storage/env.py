@@ -122,8 +122,9 @@ def translate(exc: lmdb.Error, what: str, path: str | None = None) -> StorageErr
     if "Input/output error" in text and path is not None and _nearly_full(path):
         full = (text,)  # LMDB reports a short write of a full disk as EIO
     if any(f in text for f in full) or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-        return DiskFullError(f"{what}: the disk is full ({text}); free space and retry — "
-                             "nothing of this call was written, nothing earlier was lost")
+        return DiskFullError(f"{what}: the disk is full ({text}); free space, then retry "
+                             "the call — nothing of it was written (the records a producer's write carried "
+                             "are not kept: send them again), nothing earlier was lost")
     return StorageError(f"{what}: {text}")
 
 
