@@ -901,6 +901,26 @@ def test_a_member_that_stops_polling_leaves_when_max_poll_interval_runs_out_not_
     a.close()
 
 
+def test_waiting_in_poll_counts_as_polling_and_the_limit_runs_from_the_poll_s_return(log: embedlog.Log) -> None:
+    """As Kafka's consumer: a member blocked in a ``poll`` longer than
+    ``max_poll_interval_ms`` stays in the group, and once that poll returns it leaves
+    about ``max_poll_interval_ms`` later, not at its next heartbeat (3 s by default:
+    the heartbeat thread, started before the member joined, slept until then)."""
+    log.create_topic("t", partitions=1)
+    a = group_consumer(log, "t", "a", max_poll_interval_ms=300)
+    members_during: list[int] = []
+    watcher = threading.Timer(0.8, lambda: members_during.append(len(log.describe_group("g").members)))
+    watcher.start()
+    assert a.poll(timeout=1.2) == []
+    t0 = time.monotonic()
+    watcher.join()
+    assert members_during == [1], "the member was removed while it waited in poll"
+    assert a.assignment() == tps("t", 0)
+    wait_until(lambda: not log.describe_group("g").members, "a leaves", step=lambda: time.sleep(0.02))
+    assert time.monotonic() - t0 < 1.5, "the member left only at its next heartbeat"
+    a.close()
+
+
 def test_a_member_removed_for_not_polling_serves_nothing_while_it_is_removed(log: embedlog.Log,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The heartbeat thread removes a member that stopped polling (a leave, then the

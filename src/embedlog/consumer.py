@@ -225,6 +225,9 @@ class Consumer:
         self._closing = False  # close() under way (its on_revoke may call close() again)
         #: a standalone subscription follows its topics' new partitions (not one after assign())
         self._following = False
+        #: set by a client shim around the polls its background task makes to follow the
+        #: group: they do not count as the application polling (``Membership.reconcile``)
+        self._in_background = False
         self._topics_seen = -1  # the topics version the followed subscription was last compared at
         self._next_topics_look = 0.0
         self._subscription: list[str] = []
@@ -729,12 +732,26 @@ class Consumer:
         limit = max_records or self.max_poll_records
         if self.enable_auto_commit:
             self._before_poll()
+        membership = self._membership
+        if membership is None or self._in_background:
+            return self._poll(timeout, limit)
+        membership.polling += 1  # (waiting in poll is polling: see Membership.leave_if_not_polling)
+        try:
+            return self._poll(timeout, limit)
+        finally:
+            membership.polling -= 1
+            membership.touch()  # (max_poll_interval_ms counts from the return)
+
+    def _poll(self, timeout: float, limit: int) -> list[Message]:
         notifier = self._store.notifier
         deadline = time.monotonic() + timeout
+        polled = not self._in_background
         while True:
             seen = notifier.generation
             if self._membership is not None:
-                self._membership.reconcile()
+                self._membership.reconcile(polled=polled)
+                if not polled and self._membership.left_idle:
+                    return []  # (a shim's background step: nothing fetched until the application polls)
             elif self._following and time.monotonic() >= self._next_topics_look:
                 self._follow_topics()
             out = self._collect(limit)
@@ -769,13 +786,21 @@ class Consumer:
             _bad_poll_args(timeout, max_records)
         notifier = self._store.notifier
         deadline = time.monotonic() + timeout
-        while True:
-            seen = notifier.generation
-            out = self.poll(0.0, max_records)
-            remaining = deadline - time.monotonic()
-            if out or remaining <= 0:
-                return out
-            await asyncio.to_thread(notifier.wait, seen, self._wait_bound(min(remaining, _ASYNC_WAIT_STEP_S)))
+        membership = self._membership
+        if membership is not None:
+            membership.polling += 1  # (as in poll: a member waiting for records is polling)
+        try:
+            while True:
+                seen = notifier.generation
+                out = self.poll(0.0, max_records)
+                remaining = deadline - time.monotonic()
+                if out or remaining <= 0:
+                    return out
+                await asyncio.to_thread(notifier.wait, seen, self._wait_bound(min(remaining, _ASYNC_WAIT_STEP_S)))
+        finally:
+            if membership is not None:
+                membership.polling -= 1
+                membership.touch()
 
     async def __aiter__(self) -> AsyncIterator[Message]:
         """``async for msg in consumer``: yield records for ever (until the consumer or

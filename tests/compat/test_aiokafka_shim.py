@@ -412,6 +412,45 @@ def test_two_members_share_partitions_and_async_listeners_commit_on_revoke(serve
     run(main)
 
 
+def test_a_member_that_stops_fetching_leaves_and_its_commit_fails(servers: str) -> None:
+    """aiokafka leaves the group once the application has not fetched for
+    ``max_poll_interval_ms`` (its fetcher's idle time), though its background tasks run
+    on: the member is removed, a commit then raises ``CommitFailedError``, and when it
+    fetches again it rejoins without serving what it had buffered of a partition another
+    member owns now."""
+    create(servers, "idle", 1)
+
+    async def main() -> None:
+        await produce(servers, "idle", 20)
+        kw: dict[str, Any] = {"bootstrap_servers": servers, "group_id": "w", "auto_offset_reset": "earliest",
+                              "enable_auto_commit": False}
+        a = AIOKafkaConsumer("idle", max_poll_interval_ms=300, **kw)
+        await a.start()
+        log = registry.log_for({"bootstrap.servers": servers}).log
+        try:
+            first = await a.getone()
+            assert first.offset == 0
+            await asyncio.sleep(1.0)  # "processing" (the event loop is free all along)
+            assert log.describe_group("w").members == ()
+            with pytest.raises(errors.CommitFailedError):
+                await a.commit()
+            b = AIOKafkaConsumer("idle", **kw)
+            await b.start()
+            try:
+                assert b.assignment() == {TopicPartition("idle", 0)}
+                got = await a.getmany(timeout_ms=300)  # rejoins; the rebalance gives the partition to either
+                offsets = [r.offset for records in got.values() for r in records]
+                # not offsets 1.. of what it had buffered: from the group's position (none committed)
+                assert offsets == list(range(len(offsets)))
+                assert bool(offsets) == (a.assignment() == {TopicPartition("idle", 0)})
+            finally:
+                await b.stop()
+        finally:
+            await a.stop()
+
+    run(main)
+
+
 def test_first_join_calls_revoked_with_the_empty_set_before_assigned(servers: str) -> None:
     """aiokafka's _on_join_prepare: on_partitions_revoked(set()) without a previous
     assignment, then on_partitions_assigned."""

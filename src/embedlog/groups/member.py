@@ -82,7 +82,9 @@ def _heartbeat_main(ref: weakref.ref[Membership], stop: threading.Event) -> None
     member = ref()
     next_beat = time.monotonic() + (member.hb_interval if member is not None else 0)
     while member is not None:
-        wake = min(next_beat, member.poll_deadline() + 0.001)
+        # (no deadline yet, the member not joined or inside a poll: it may have one within
+        # max_poll_interval_ms, never sooner, so the look comes no later than it)
+        wake = min(next_beat, member.poll_deadline() + 0.001, time.monotonic() + member.max_poll_interval)
         del member
         if stop.wait(max(0.0, wake - time.monotonic())):
             return
@@ -131,6 +133,10 @@ class Membership:
         self._next_look = 0.0
         self._joined = False
         self._kicked = threading.Event()
+        #: it left for not polling (``leave_if_not_polling``): out of the group until ``poll``
+        self._left_idle = False
+        #: the application's ``poll`` calls under way: a member waiting in one is polling
+        self.polling = 0
         self._stop = threading.Event()
         weakref.finalize(self, self._stop.set).atexit = False  # (collected unclosed: the heartbeat thread ends)
         self._last_poll = time.monotonic()
@@ -186,26 +192,44 @@ class Membership:
             self.owned.clear()
             self.consumer._drop_partitions(lost)
             self._call("lost", lost)
+        self._left_idle = False
         self.member_id = f"{self.client_id or 'embedlog'}-{uuid.uuid4().hex[:12]}"
         self.join(self.topics)
 
     # -- on the consumer's thread ----------------------------------------------------------------
-    def reconcile(self) -> None:
+    def reconcile(self, *, polled: bool = True) -> None:
         """Follow the group: revoke what moved away, claim what is ours. Called by ``poll``.
-        The first exception a rebalance callback raised is raised once the step is done."""
+        The first exception a rebalance callback raised is raised once the step is done.
+        ``polled=False``: a step the application did not ask for (a client shim's
+        background task following the group): it does not count as polling for
+        ``max_poll_interval_ms``, and a member that left for not polling stays out of the
+        group until the application polls again, as Kafka's clients rejoin only then."""
         deferred: list[Exception] = []
         self._deferred = deferred
         try:
-            self._reconcile()
+            self._reconcile(polled)
         finally:
             self._deferred = None
         if deferred:
             raise deferred[0]
 
-    def _reconcile(self) -> None:
+    @property
+    def left_idle(self) -> bool:
+        """Whether it left the group for not polling and has not polled since (its
+        partitions, which others may own now, are let go when it next polls)."""
+        return self._left_idle
+
+    def touch(self) -> None:
+        """The application polled now (``max_poll_interval_ms`` counts from here)."""
         self._last_poll = time.monotonic()
+
+    def _reconcile(self, polled: bool) -> None:
+        if polled:
+            self._last_poll = time.monotonic()
         if not self._joined:
             return
+        if self._left_idle and not polled:
+            return  # (``poll`` fetches nothing meanwhile: ``left_idle``)
         if self._kicked.is_set():
             self._rejoin()
         wake = self.coord.store.notifier.generation
@@ -286,20 +310,22 @@ class Membership:
     def poll_deadline(self) -> float:
         """When (``time.monotonic()``) this member leaves for not polling, if it is in
         the group (else never: ``inf``)."""
-        if not self._joined or self._kicked.is_set():
+        if not self._joined or self._kicked.is_set() or self.polling:
             return math.inf
         return self._last_poll + self.max_poll_interval
 
     def leave_if_not_polling(self) -> bool:
         """Leave the group if ``poll`` was not called for ``max_poll_interval_ms``;
         return whether it did."""
-        if not self._joined or self._kicked.is_set() or time.monotonic() - self._last_poll <= self.max_poll_interval:
+        if (not self._joined or self._kicked.is_set() or self.polling
+                or time.monotonic() - self._last_poll <= self.max_poll_interval):
             return False
         # Like Kafka: a member that stops polling leaves, so its partitions move on.
         # Kicked first: from here on ``poll`` drops what it owned (and its buffered
         # records) and rejoins under a new id, so it never serves a partition that
         # another member may be given once the leave below commits.
         member_id = self.member_id
+        self._left_idle = True
         self._kicked.set()
         self.coord.leave(self.group, [member_id])
         self.coord.forget(self.group, member_id)

@@ -196,9 +196,18 @@ class AIOKafkaConsumer:
             await asyncio.sleep(_WAIT_STEP)
             if self._busy or self._closed:
                 continue
+            consumer = self._consumer
+            if consumer is None:
+                continue
             try:
-                # with records still buffered, follow the group without fetching more
-                self._fill(None, only_follow=any(self._pending.values()))
+                # With records still buffered, follow the group without fetching more.  Not
+                # the application's fetch: a member it leaves idle for max_poll_interval_ms
+                # leaves the group (aiokafka's fetcher idle time), until it fetches again.
+                consumer._in_background = True
+                try:
+                    self._fill(None, only_follow=any(self._pending.values()))
+                finally:
+                    consumer._in_background = False
                 self._maybe_auto_commit()
             except (el_errors.EmbedlogError, Errors.KafkaError):
                 continue  # surfaced by the next getmany/getone
@@ -357,7 +366,12 @@ class AIOKafkaConsumer:
         self._busy += 1
         try:
             while True:
-                self._ready()
+                consumer = self._ready()
+                membership = consumer._membership
+                if membership is not None and membership.left_idle:
+                    # it left the group for not fetching: rejoin (which drops what it
+                    # buffered of partitions others may own now) before serving anything
+                    self._fill(parts or None)
                 out = self._take(parts, limit)
                 if not out:
                     seen = self._generation()
