@@ -146,7 +146,7 @@ def test_signatures_cover_the_installed_aiokafka() -> None:
         assert real_params <= set(inspect.signature(ours.__init__).parameters), real.__name__
         for name, param in inspect.signature(real.__init__).parameters.items():
             if name in ("self", "topics", "loop", "acks", "partitioner", "partition_assignment_strategy",
-                        "api_version", "client_id"):
+                        "api_version"):
                 continue
             assert inspect.signature(ours.__init__).parameters[name].default == param.default, name
 

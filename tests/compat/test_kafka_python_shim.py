@@ -498,6 +498,30 @@ def test_eager_first_join_calls_revoked_with_the_empty_set_before_assigned(serve
     assert calls[-1] == ("revoked", [TopicPartition("fj", 0)])
 
 
+def test_a_listener_commits_on_revoke_at_close(servers: str) -> None:
+    """kafka-python 3.0 calls on_partitions_revoked from close() before leaving, so that
+    the listener can still commit while the member owns the partitions (the usual place
+    to commit): the commit works, and close() raises nothing."""
+    produce(servers, "rc", 3)
+
+    class CommitOnRevoke(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+            if revoked:
+                c.commit()
+
+        def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+            pass
+
+    c = KafkaConsumer(bootstrap_servers=servers, group_id="rc", auto_offset_reset="earliest",
+                      enable_auto_commit=False)
+    c.subscribe(["rc"], listener=CommitOnRevoke())
+    assert len(drain(c, 3)) == 3
+    c.close()
+    c2 = KafkaConsumer(bootstrap_servers=servers, group_id="rc", enable_auto_commit=False)
+    assert c2.committed(TopicPartition("rc", 0)) == 3
+    c2.close()
+
+
 def test_a_failing_rebalance_listener_surfaces_from_poll(servers: str) -> None:
     """kafka-python 3.0: the listener's exception is logged, the rebalance completes, then
     poll() raises KafkaError("User rebalance callback throws an error") from it."""

@@ -29,7 +29,7 @@ from .. import _kafka_common as _common
 from .. import registry
 from .._topic_config import alter_broker_config, broker_config, split_config
 from . import errors as Errors
-from .producer import _check_embedlog_kwargs, _check_security
+from .producer import DEFAULT_CLIENT_ID, _check_embedlog_kwargs, _check_security
 from .structs import OffsetAndMetadata
 
 __all__ = ["AIOKafkaAdminClient", "ConfigResource", "ConfigResourceType", "NewPartitions", "NewTopic",
@@ -175,7 +175,7 @@ class AIOKafkaAdminClient:
     names (see ``embedlog.compat.registry``)."""
 
     def __init__(self, *, loop: asyncio.AbstractEventLoop | None = None, bootstrap_servers: Any = "localhost",
-                 client_id: str = "aiokafka-0.14.0", request_timeout_ms: int = 40000,
+                 client_id: str = DEFAULT_CLIENT_ID, request_timeout_ms: int = 40000,
                  connections_max_idle_ms: int = 540000, retry_backoff_ms: int = 100,
                  metadata_max_age_ms: int = 300000, security_protocol: str = "PLAINTEXT", ssl_context: Any = None,
                  api_version: Any = None, sasl_mechanism: str = "PLAIN", sasl_plain_username: str | None = None,

@@ -29,7 +29,7 @@ from ...consumer import Consumer
 from ...model import Message, TopicPartition
 from .. import _kafka_common as _common
 from . import errors as Errors
-from .producer import _check_embedlog_kwargs, _check_security
+from .producer import DEFAULT_CLIENT_ID, _check_embedlog_kwargs, _check_security
 from .structs import ConsumerRecord, OffsetAndTimestamp
 
 __all__ = ["AIOKafkaConsumer", "ConsumerRebalanceListener"]
@@ -86,7 +86,7 @@ class AIOKafkaConsumer:
     ``bootstrap_servers`` names (see ``embedlog.compat.registry``)."""
 
     def __init__(self, *topics: str, loop: asyncio.AbstractEventLoop | None = None,
-                 bootstrap_servers: Any = "localhost", client_id: str = "aiokafka-0.14.0",
+                 bootstrap_servers: Any = "localhost", client_id: str = DEFAULT_CLIENT_ID,
                  group_id: str | None = None, group_instance_id: str | None = None, key_deserializer: Any = None,
                  value_deserializer: Any = None, fetch_max_wait_ms: int = 500, fetch_max_bytes: int = 52428800,
                  fetch_min_bytes: int = 1, max_partition_fetch_bytes: int = 1048576,

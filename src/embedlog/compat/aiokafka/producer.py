@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import random
 import threading
 import time
@@ -47,6 +48,19 @@ from .structs import RecordMetadata
 __all__ = ["AIOKafkaProducer", "BatchBuilder", "TransactionContext"]
 
 _MISSING: Any = object()
+
+
+def _aiokafka_version() -> str:
+    """The installed aiokafka's version (its clients' default ``client_id`` carries it),
+    else the one this shim follows."""
+    try:
+        return importlib.metadata.version("aiokafka")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.14.0"
+
+
+#: aiokafka's default ``client_id`` of consumers and admin clients: ``"aiokafka-" + __version__``
+DEFAULT_CLIENT_ID = "aiokafka-" + _aiokafka_version()
 _CODECS = ("gzip", "snappy", "lz4", "zstd", None)
 
 

@@ -668,9 +668,13 @@ class KafkaConsumer:
             return
         if autocommit and not self._cluster.log.closed:
             self._maybe_auto_commit()
-        self._closed = True
         self._pending.clear()
-        self._consumer.close()
+        try:
+            # (not closed yet: kafka-python calls on_partitions_revoked from close() so
+            # that the listener can still commit while the member owns the partitions)
+            self._consumer.close()
+        finally:
+            self._closed = True
 
     def metrics(self, raw: bool = False) -> dict[str, Any]:
         """An empty metrics dict (embedlog keeps its own: ``log.metrics()``)."""
