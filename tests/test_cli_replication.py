@@ -247,10 +247,12 @@ def test_replication_commands_reject_bad_usage_in_one_line(tmp_path: Path, args:
 def test_an_empty_secret_is_refused(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.write_bytes(b"\n")  # (the trailing newline is stripped: nothing is left)
-    r = cli("--path", tmp_path / "log", "serve", "--replicate", "127.0.0.1:0", "--secret-file", empty)
-    assert r.returncode == 1
-    assert r.stderr.count("\n") == 1
-    assert "secret is empty" in r.stderr
+    for command in (("serve", "--replicate", "127.0.0.1:0"), ("follow", "127.0.0.1:9")):
+        r = cli("--path", tmp_path / "log", *command, "--secret-file", empty)
+        assert r.returncode == 1
+        assert r.stderr.count("\n") == 1
+        assert "secret is empty" in r.stderr
+        assert not (tmp_path / "log").exists()  # refused before the log directory was created
 
 
 def test_a_short_secret_and_a_port_alone_serve_and_follow_on_loopback(tmp_path: Path,

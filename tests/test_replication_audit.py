@@ -17,6 +17,7 @@ under ``tmp_path``.
 from __future__ import annotations
 
 import functools
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -355,6 +356,31 @@ def test_a_node_that_fails_authentication_is_not_left_a_replica(logs: Callable[[
     p.send("own", b"mine")
     p.flush()
     p.close()
+    assert poll_now(b, "own") == [b"mine"]
+
+
+def test_a_follower_that_never_reached_a_leader_leaves_the_directory_as_it_was(logs: Callable[[str], Log]) -> None:
+    """A wrong address, or a leader that is down: while the Follower runs the directory
+    refuses producers, and once it stops, having followed nothing, it is writable again
+    (a typo must not silently take a directory away from its producers)."""
+    b = logs("b")
+    b.create_topic("own")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    follower = Follower(b, f"127.0.0.1:{port}", secret=SECRET)
+    try:
+        assert replication_status(b)["role"] == "replica"
+        with pytest.raises(embedlog.errors.TimeoutError):
+            follower.wait_connected(0.3)
+        with pytest.raises(NotLeaderError):
+            b.producer().send("own", b"refused")
+    finally:
+        follower.close()
+    assert replication_status(b)["role"] == "leader"
+    with b.producer() as p:
+        p.send("own", b"mine")
+        p.flush()
     assert poll_now(b, "own") == [b"mine"]
 
 

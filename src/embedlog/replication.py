@@ -279,8 +279,8 @@ class LeaderCore:
         def init(txn: lmdb.Transaction, dbs: Any) -> tuple[str, int, dict[int, str], dict[str, Any] | None,
                                                            dict[TP, int]]:
             if replica.get_role(txn, dbs) != "leader":
-                raise NotLeaderError(f"{store.path!r} is a replica; promote it with embedlog.replication.promote() "
-                                     "before running a Leader on it")
+                raise NotLeaderError(f"{store.path!r} is a replica; promote it (embedlog.replication.promote(), "
+                                     "or `embedlog --path DIR promote`) before running a Leader on it")
             node = replica.ensure_node_id(txn, dbs)
             leaders = replica.epoch_leaders(txn, dbs, current=True)
             replica.set_epoch_leaders(txn, dbs, leaders)
@@ -1203,13 +1203,13 @@ class FollowerCore:
 
     def _events(self, read: Callable[[Any], list[Any]], arg: Any) -> list[Any]:
         """``read(arg)``: the connection's events for what was received; its typed errors
-        raised, a refusal of the leader (or a failed authentication) after ``_unfollowed``."""
+        raised, a refusal of the leader (or a failed authentication) after ``unfollowed``."""
         try:
             return read(arg)
         except FencedLeaderError as exc:
             raise self._fenced(exc) from None
         except AuthenticationError:
-            self._unfollowed()
+            self.unfollowed()
             raise
 
     def _fenced(self, exc: FencedLeaderError) -> FencedLeaderError:
@@ -1217,7 +1217,7 @@ class FollowerCore:
         any leader was accepted nothing was changed but the role, which goes back to what
         it was (``_restore``): a node that refuses to follow is not demoted by it."""
         conn = self.conn
-        self._unfollowed()
+        self.unfollowed()
         if isinstance(conn, FollowerConnection) and exc is conn.refused:
             return exc  # (this node's own refusal: it says so already)
         address = self.leader_address
@@ -1234,9 +1234,10 @@ class FollowerCore:
         out.__cause__ = exc
         return out
 
-    def _unfollowed(self) -> None:
-        """The leader was refused, or failed authentication: a node that never followed
-        any leader gets its role back (it is not a replica of a node it did not follow)."""
+    def unfollowed(self) -> None:
+        """The leader was refused, failed authentication, or was never reached before
+        following stopped: a node that never followed any leader gets its role back (it
+        is not a replica of a node it did not follow)."""
         if not self._followed:
             self._restore()
 
@@ -1331,7 +1332,7 @@ class FollowerCore:
 
         unrelated = _read(self.store, functools.partial(self._unrelated, leaders=leaders))
         if unrelated is not None:
-            self._unfollowed()  # (nothing else was changed: writable as before)
+            self.unfollowed()  # (nothing else was changed: writable as before)
             raise UnrelatedLogError(unrelated)
         truncated = _write(self.store, fn, notify=True)
         self._followed = True
@@ -1776,10 +1777,11 @@ class Follower:
     """Follow a leader: copy its log into this one, over TCP; a context manager.
 
     The directory becomes a replica (producers on it raise ``NotLeaderError`` until it
-    is promoted).  The connection runs in a background thread that reconnects with
-    backoff; ``wait_connected`` blocks until it authenticated and raises the typed
-    error (``AuthenticationError``, ``FencedLeaderError``) if it never can.  ``leader``
-    is ``HOST:PORT`` (``:PORT``: loopback); ``secret`` as for ``Leader``.
+    is promoted); a Follower closed before it ever reached a leader leaves it as it was.
+    The connection runs in a background thread that reconnects with backoff;
+    ``wait_connected`` blocks until it authenticated and raises the typed error
+    (``AuthenticationError``, ``FencedLeaderError``) if it never can.  ``leader`` is
+    ``HOST:PORT`` (``:PORT``: loopback); ``secret`` as for ``Leader``.
 
     A node refuses to follow, and is left as it was — records and role — when the
     leader's epoch is lower than its own (a fenced old leader, ``FencedLeaderError``:
@@ -1851,6 +1853,7 @@ class Follower:
 
     def close(self, *, leave: bool = True) -> None:
         """Stop following (the directory stays a replica; ``promote`` makes it a leader).
+        A Follower that never reached a leader leaves the directory as it was.
 
         ``leave``: tell the leader, which drops this node from its in-sync set at once
         (Kafka's controlled shutdown), so ``acks="all"`` flushes stop waiting for it;
@@ -1863,6 +1866,8 @@ class Follower:
             self._client.close(leave=leave)  # (its thread's end waits for an apply under way: disconnect)
             if self._applier is not None:
                 self._applier.close()
+            if not self.log.closed:
+                self.core.unfollowed()  # (no leader was ever accepted: writable as before)
         finally:
             self._lock.release()
 

@@ -37,7 +37,11 @@ def auth_options(args: argparse.Namespace) -> dict[str, Any]:
             secret = f.read()
     except OSError as exc:
         raise CliError(f"cannot read the secret file {args.secret_file!r}: {exc.strerror or exc}") from None
-    return {"secret": secret.rstrip(b"\r\n")}
+    secret = secret.rstrip(b"\r\n")
+    if not secret:  # (refused before the log directory is opened, or created)
+        raise CliError(f"the secret is empty (the file {args.secret_file!r}): give every node the same non-empty "
+                       "secret (a long random value)")
+    return {"secret": secret}
 
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:

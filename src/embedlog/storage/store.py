@@ -220,7 +220,8 @@ class Store:
         """Raise ``NotLeaderError`` on a replica: its topics and records are the leader's."""
         if self.role(txn) != "leader":
             raise NotLeaderError(f"{self.path!r} is a replica that follows a leader; {what} on the "
-                                 "leader, or promote this node with embedlog.replication.promote()")
+                                 "leader, or promote this node (embedlog.replication.promote(), or "
+                                 "`embedlog --path DIR promote`)")
 
     def topic(self, name: str) -> TopicMeta | None:
         """The named topic's metadata, or ``None``."""
