@@ -231,3 +231,48 @@ def test_a_record_keeps_the_timestamp_type_it_was_written_with(log: embedlog.Log
     log.alter_topic_config("t", {"message.timestamp.type": "CreateTime"})
     with log.consumer(["t"], auto_offset_reset="earliest") as c:
         assert [m.timestamp_type for m in c.poll(timeout=5)] == ["CreateTime", "LogAppendTime"]
+
+
+def _recreate(log: embedlog.Log) -> None:
+    """Delete ``t`` and create it again with one record."""
+    log.delete_topic("t")
+    log.create_topic("t")
+    with log.producer() as p:
+        p.send("t", b"new-0")
+
+
+@pytest.mark.parametrize("where", ["here", "another process"])
+@pytest.mark.parametrize("held", ["fetched", "iterator"])
+def test_records_held_of_a_deleted_topic_are_not_handed_out_as_the_new_one_s(
+        log: embedlog.Log, tmp_path: Path, where: str, held: str) -> None:
+    """A consumer holds records it fetched but did not hand out yet (a poll's
+    ``max_records``, or an iterator left by ``break``).  The topic is deleted and
+    created again: those records are the old topic's, at offsets the new one gives to
+    other records; the consumer moves to the new topic without handing them out (this
+    process's delete: at once; another process's: within a second)."""
+    with log.producer() as p:
+        for i in range(3):
+            p.send("t", b"old-%d" % i)
+    c = log.consumer(["t"], auto_offset_reset="earliest")
+    if held == "fetched":
+        assert [m.value for m in c.poll(timeout=5.0, max_records=1)] == [b"old-0"]
+    else:
+        for msg in c:
+            assert msg.value == b"old-0"
+            break
+    if where == "here":
+        _recreate(log)
+    else:
+        code = textwrap.dedent(f"""
+            import embedlog, test_topic_changes
+            with embedlog.open({str(tmp_path / "log")!r}, durability="none") as log:
+                test_topic_changes._recreate(log)
+        """)
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=Path(__file__).parent)
+        time.sleep(1.1)
+    got = []
+    deadline = time.monotonic() + 5
+    while len(got) < 1 and time.monotonic() < deadline:
+        got += [(m.offset, m.value) for m in c.poll(timeout=0.1)]
+    assert got == [(0, b"new-0")]
+    c.close()

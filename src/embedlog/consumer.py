@@ -58,6 +58,9 @@ _new_message = partial(tuple.__new__, Message)
 _messages: Callable[..., None] | None = None if native.speedups is None else native.speedups.messages
 _RESETS = ("earliest", "latest", "none")
 _RELEASE_EVERY = 32 << 20
+#: how often a consumer holding fetched records looks whether their topics were deleted
+#: by another process (this process's deletes tell it at once) (s)
+_DELETES_LOOK_S = 1.0
 #: how often a standalone subscription looks for partitions its topics gained (s)
 _TOPICS_LOOK_S = 1.0
 #: poll_async waits for new records in a worker thread at most this long at a time
@@ -230,6 +233,12 @@ class Consumer:
         self._in_background = False
         self._topics_seen = -1  # the topics version the followed subscription was last compared at
         self._next_topics_look = 0.0
+        #: what is buffered or stashed was checked against deleted topics at this topics
+        #: version, and is next checked then (or once ``_deleted_here``): ``_drop_deleted``
+        self._deletes_seen = -1
+        self._next_deletes_look = 0.0
+        self._deleted_here = False
+        log._store.watch_topics(self._topic_changed)
         self._subscription: list[str] = []
         self.group = None if group is None else validate_group(group)
         self._counters = consumer_counters(log.path, self.group)
@@ -652,8 +661,38 @@ class Consumer:
             values.append(value)
         return j, keys, values, None
 
+    def _topic_changed(self, name: str) -> None:
+        """``Store.watch_topics``: this process changed or deleted a topic (any thread)."""
+        self._deleted_here = True
+
+    def _drop_deleted(self) -> None:
+        """Forget what is buffered or stashed of topics deleted since it was fetched: never
+        handed out (a topic created again under the name is another topic, which
+        ``_resolve`` moves to, from the committed offset or ``auto_offset_reset``)."""
+        self._deleted_here = False
+        self._next_deletes_look = time.monotonic() + _DELETES_LOOK_S
+        store = self._store
+        gone = []
+        with store.env.read() as txn:
+            version = topics.version(txn, store.dbs)
+            if version == self._deletes_seen:
+                return
+            self._deletes_seen = version
+            held = set(self._buffers).union(TopicPartition(m.topic, m.partition) for m in tuple(self._stash))
+            for tp in held:
+                ids = self._ids.get(tp)
+                meta = topics.get(txn, store.dbs, tp.topic)
+                if ids is None or meta is None or meta.topic_id != ids[0]:
+                    gone.append(tp)
+        if gone:
+            self._unstash(gone, rewind=False)
+            for tp in gone:
+                self._buffers.pop(tp, None)
+
     def _collect(self, limit: int) -> list[Message]:
         stash = self._stash
+        if (stash or self._buffers) and (self._deleted_here or time.monotonic() >= self._next_deletes_look):
+            self._drop_deleted()
         if stash:  # what an iterator took and did not yield comes first
             taken: list[Message] = []
             for _ in range(min(limit, len(stash))):
