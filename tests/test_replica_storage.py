@@ -98,6 +98,8 @@ def test_defaults_and_replica_role_refuses_writes(log: Log) -> None:
     p = log.producer()
     with pytest.raises(NotLeaderError, match="replica"):
         p.send("t", b"x")  # refused at once
+    with pytest.raises(NotLeaderError, match="replica"):
+        p.send("not-on-the-leader", b"x")  # whatever the topic: the wrong node to produce on
     early.send("t", b"x")  # a producer that knew the topic before: refused at the write
     with pytest.raises(NotLeaderError, match="replica"):
         early.flush()

@@ -882,9 +882,10 @@ class Consumer:
         ``(offset, metadata)``, e.g. ``OffsetAndMetadata(42, "note")``, whose metadata
         ``committed(..., metadata=True)`` reads back.  Commits from several threads at
         once share one fsync, each fenced on its own.  Raises
-        ``IllegalGenerationError`` if this member no longer owns a partition (it was
-        rebalanced away), ``NotAssignedError`` for a partition never assigned here, and
-        ``InvalidOffsetError`` for an offset beyond the end of the partition.
+        ``IllegalGenerationError`` if the group removed this member (its session or
+        poll interval ran out), ``NotAssignedError`` for a partition not assigned here
+        (never, or a rebalance gave it to another member), and ``InvalidOffsetError``
+        for an offset beyond the end of the partition.
         """
         self._commit(offsets, manual_too=True)
 

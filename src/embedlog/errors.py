@@ -199,7 +199,9 @@ class UnknownGroupError(GroupError, LookupError):
 
 
 class IllegalGenerationError(GroupError):
-    """A commit from a member that no longer owns the partition (a zombie)."""
+    """A commit from a member the group removed (its session or poll interval ran out:
+    a zombie).  A live member committing a partition a rebalance moved away gets
+    ``NotAssignedError``."""
 
     code = 22  # ILLEGAL_GENERATION
 

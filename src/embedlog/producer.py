@@ -257,11 +257,12 @@ class Producer(SendBase):
 
     # -- sending ----------------------------------------------------------------------
     def _state(self, topic: str) -> _TopicState:
-        meta = self._log._topic_for_produce(topic)
         store = self._log._store
-        # A replica refuses at once (a directory that becomes one later refuses at the
-        # write, flush() raising): the topic is not cached until this node leads.
+        # A replica refuses at once, whatever the topic (a directory that becomes one
+        # later refuses at the write, flush() raising): the topic is not cached until
+        # this node leads.
         store.read(lambda txn: store.require_leader(txn, "produce"))
+        meta = self._log._topic_for_produce(topic)
         with self._lock:
             st = self._topics.get(topic)
             if st is None:

@@ -118,7 +118,8 @@ class Transaction:
             mirrors.put_source_offsets(txn, dbs, mirror, topic, remote_topic, sources)
 
     def commit(self) -> None:
-        """Write everything; raise ``TransactionAbortedError`` (nothing written) on failure.
+        """Write everything; raise ``TransactionAbortedError`` (nothing written) on failure,
+        ``ClosedError`` if the log or producer was closed first (nothing written).
         Once written, it raises the first exception a delivery callback raised (every
         callback was still called), as ``Producer.flush`` does."""
         self._check()
