@@ -20,7 +20,16 @@ from typing import NoReturn
 from .. import __version__
 from ..errors import EmbedlogError
 from . import admin, bridge, consume, groups, produce, replicate, serve, topics
-from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError, UsageError, silence_stdout
+from .common import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    UsageError,
+    silence_stdout,
+    stop_on_sigterm,
+)
 from .output import Output, error
 
 __all__ = ["CommandParser", "build_parser", "iter_commands", "main"]
@@ -109,9 +118,15 @@ def iter_commands(parser: argparse.ArgumentParser | None = None,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``embedlog`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    parser = build_parser()
+    """Run ``embedlog`` with ``argv`` (default ``sys.argv[1:]``); return the exit code.
+
+    Ctrl-C and SIGTERM stop any command cleanly, from its first moment: a command that
+    runs until stopped (``consume``, ``serve``, ``follow``, ``bridge up``/``down``) then
+    exits 0, any other prints "interrupted" and exits 130."""
+    args = None
     try:
+        stop_on_sigterm()
+        parser = build_parser()
         try:
             args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
         except SystemExit as exc:  # --help and --version
@@ -119,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler: Handler = args.func
         return handler(args, Output(json_mode=bool(args.json)))
     except KeyboardInterrupt:
+        if getattr(args, "until_stopped", False):
+            return EXIT_OK
         print("embedlog: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from .common import CliError, key_values, log_path, open_log, positive_seconds, stop_on_sigterm
+from .common import CliError, key_values, log_path, open_log, positive_seconds
 from .output import Output
 
 __all__ = ["register"]
@@ -45,7 +45,7 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
                        help="give up at start if the cluster does not answer within this (default: 30)")
         p.add_argument("--interval", type=positive_seconds, default=5.0, metavar="SECONDS",
                        help="print progress this often (default: 5)")
-        p.set_defaults(func=run, direction=direction, prog_name=p.prog)
+        p.set_defaults(func=run, direction=direction, prog_name=p.prog, until_stopped=True)
     s = bsub.add_parser(
         "status", parents=[parent], help="every mirror's progress, lag and link state",
         description="Print every mirror recorded in this log: per partition its source end offset, mirrored "
@@ -65,7 +65,6 @@ def run(args: argparse.Namespace, out: Output) -> int:
     from ..bridge import Mirror  # noqa: PLC0415 - keep `embedlog --help` light
     from ..errors import LinkDownError  # noqa: PLC0415
 
-    stop_on_sigterm()  # stop cleanly, with a last checkpoint
     name = args.name or f"embedlog-{args.direction}"
     pairs = key_values(args.topic_map, "--map")
     topic_map = dict(pairs)

@@ -7,6 +7,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -59,12 +60,14 @@ class UsageError(CliError):
 def stop_on_sigterm() -> None:
     """Make SIGTERM (systemd, ``docker stop``, ``kill``) stop a long-running command as
     Ctrl-C does: cleanly, closing what it runs (a Leader's lease, a bridge's last
-    checkpoint) instead of dying with exit status 143."""
+    checkpoint) instead of dying with exit status 143.  (Only from the main thread, as
+    Python allows: ``main`` called from another one keeps SIGTERM's default.)"""
 
     def _terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _terminate)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
 
 
 def silence_stdout() -> None:

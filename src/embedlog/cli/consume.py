@@ -58,7 +58,7 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="exit when no record arrives for SECONDS")
     p.add_argument("--format", metavar="FORMAT", help="a template such as '%%k\\t%%s\\n', or 'json' (see below)")
-    p.set_defaults(func=consume)
+    p.set_defaults(func=consume, until_stopped=True)
 
 
 # -- formatting ----------------------------------------------------------------------------

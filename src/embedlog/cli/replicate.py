@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import TimeoutError as EmbedlogTimeoutError
 from ..errors import UncleanPromotionWarning
-from .common import log_path, open_log, stop_on_sigterm
+from .common import log_path, open_log
 from .output import Output, warn
 from .serve import add_auth_options, auth_options
 
@@ -32,7 +32,7 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
                     "leader with an older epoch).")
     f.add_argument("leader", metavar="HOST:PORT", help="the leader's --replicate address")
     add_auth_options(f)
-    f.set_defaults(func=follow, prog_name=f.prog)
+    f.set_defaults(func=follow, prog_name=f.prog, until_stopped=True)
 
     r = sub.add_parser("replication", help="inspect replication",
                        description="Inspect this directory's replication state.")
@@ -61,7 +61,6 @@ def follow(args: argparse.Namespace, out: Output) -> int:
 
     auth = auth_options(args)
     path = log_path(args)
-    stop_on_sigterm()
     with open_log(args, create=True) as log, Follower(log, args.leader, **auth) as follower:
         try:
             try:

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from .. import metrics
-from .common import CliError, UsageError, existing_log_path, log_path, open_log, stop_on_sigterm
+from .common import CliError, UsageError, existing_log_path, log_path, open_log
 from .output import Output
 
 __all__ = ["add_auth_options", "auth_options", "register"]
@@ -62,7 +62,7 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     add_auth_options(s)
     s.add_argument("--replica-lag-time-max-ms", type=int, default=30_000, metavar="MS",
                    help="a follower behind for longer leaves the in-sync set (default 30000)")
-    s.set_defaults(func=serve, prog_name=s.prog)
+    s.set_defaults(func=serve, prog_name=s.prog, until_stopped=True)
 
 
 def serve(args: argparse.Namespace, out: Output) -> int:
@@ -72,7 +72,6 @@ def serve(args: argparse.Namespace, out: Output) -> int:
     if not args.replicate and (args.secret_file or args.insecure):
         raise UsageError("--secret-file and --insecure go with --replicate", args.prog_name)
     path = log_path(args)
-    stop_on_sigterm()
     if not args.replicate:  # (metrics of a log that is not there: a typo, refused as by every reader)
         where = metrics.parse_address(args.metrics)  # (a bad address first: a usage error)
         _serve_metrics(args, existing_log_path(args), where)
