@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -33,8 +34,8 @@ class PartitionStatus:
 
 
 @attrs.frozen
-class MirrorStatus:
-    """A mirror's state now.
+class MirrorStatus(Mapping[str, Any]):
+    """A mirror's state now; also a read-only mapping of its fields (``to_dict``).
 
     ``link_up``: the cluster answered recently; ``last_error``: librdkafka's last error
     (or why the link is down); ``error``: the error that stopped the mirror, if any;
@@ -65,6 +66,12 @@ class MirrorStatus:
         if not isinstance(key, str) or key.startswith("_"):
             raise KeyError(key)
         return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (``lag`` included)."""
