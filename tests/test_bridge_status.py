@@ -315,8 +315,12 @@ def test_mirror_status_reads_as_attributes_and_as_a_mapping() -> None:
     with pytest.raises(KeyError):
         st["nope"]
     # the rest of a read-only mapping, as the dicts Leader.status() and `bridge status --json` give
-    assert "lag" in st and "nope" not in st and st.get("nope") is None
-    assert dict(st) == st.to_dict() and list(st) == list(st.to_dict()) and len(st) == len(st.to_dict())
+    assert "lag" in st
+    assert "nope" not in st
+    assert st.get("nope") is None
+    assert dict(st) == st.to_dict()
+    assert list(st) == list(st.to_dict())
+    assert len(st) == len(st.to_dict())
     assert st == MirrorStatus("m", "up", True, False, (PartitionStatus("t", 0, "t", 5, 2),), last_error="refused")
     assert hash(st) == hash(MirrorStatus("m", "up", True, False, (PartitionStatus("t", 0, "t", 5, 2),),
                                          last_error="refused"))
