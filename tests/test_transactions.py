@@ -27,6 +27,7 @@ from embedlog.errors import (
     TransactionAbortedError,
     UnknownTopicError,
 )
+from embedlog.transactions import Transaction
 from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
 TIMEOUT = 60.0
@@ -206,6 +207,38 @@ def test_closing_the_log_aborts_an_open_transaction(tmp_path: Path) -> None:
 
     with pytest.raises(ClosedError, match="aborted"):
         block()
+    with embedlog.open(path, durability="none", maintenance_interval_ms=None) as lg:
+        assert values(lg, "t") == {0: []}
+        assert lg.groups() == []
+
+
+def test_a_log_closed_while_a_commit_begins_aborts_it_and_the_commit_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Log.close() in another thread, landing after the commit's look at the transaction
+    and before its write: the close drops the transaction's records, so the commit must
+    raise ClosedError, not return as if it had written them (nor write the offsets
+    alone)."""
+    path = tmp_path / "log"
+    lg = embedlog.open(path, durability="none", maintenance_interval_ms=None)
+    lg.create_topic("t")
+    check = Transaction._check
+
+    def check_then_close(self: Transaction) -> None:
+        check(self)
+        if self._producer._transactional and not lg.closed:
+            threading.Thread(target=lg.close).start()
+            deadline = time.monotonic() + 10
+            while not self._producer.closed and time.monotonic() < deadline:
+                time.sleep(0.001)
+
+    tx = lg.transaction()
+    tx.send("t", b"lost?")
+    tx.commit_offsets("g", {TP("t", 0): 1})
+    monkeypatch.setattr(Transaction, "_check", check_then_close)
+    with pytest.raises(ClosedError, match="aborted"):
+        tx.commit()
+    monkeypatch.undo()
+    lg.close()
     with embedlog.open(path, durability="none", maintenance_interval_ms=None) as lg:
         assert values(lg, "t") == {0: []}
         assert lg.groups() == []

@@ -738,6 +738,9 @@ class Producer(SendBase):
         inflight = self._inflight
         try:
             with self._flush_lock:
+                if self._transactional and self._closed:  # (its log was closed, which dropped the records)
+                    raise ClosedError("the log of this transaction was closed, which aborted it: nothing of it "
+                                      "was written; open the log again and start a new transaction")
                 now = _monotonic()
                 if now >= self._next_metadata_check:  # like Kafka's metadata refresh, but every second
                     self._next_metadata_check = now + 1.0
@@ -1066,8 +1069,9 @@ class Producer(SendBase):
             return
         timeout = _check_timeout(timeout)
         if self._transactional:  # (a transaction's records are written by its commit, or never)
-            self._drain([])
-            self._mark_closed()
+            with self._flush_lock:  # (not between its commit's look at ``_closed`` and its drain: ``_write``)
+                self._drain([])
+                self._mark_closed()
             return
         # Closed first, written after: a send from here on raises ClosedError, and one
         # that checked before and appends while this runs is written by the loop below

@@ -129,6 +129,8 @@ class Transaction:
             if producer.acks == "all" and len(producer):
                 producer._check_replicas()  # Kafka's NOT_ENOUGH_REPLICAS: nothing written
             producer._write(self._write_offsets if self._offsets or self._sources else None)
+        except ClosedError:  # (the log was closed first: nothing of it was written)
+            raise
         except EmbedlogError as exc:
             aborted = TransactionNotLeaderError if isinstance(exc, NotLeaderError) else TransactionAbortedError
             raise aborted(f"transaction aborted, nothing of it was written: {exc}") from exc
