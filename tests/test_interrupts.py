@@ -128,6 +128,30 @@ def test_an_interrupt_at_any_line_of_a_flush_loses_and_repeats_nothing(tmp_path:
     assert interrupted == k - 1 > 20
 
 
+def test_an_interrupt_as_a_write_unregisters_leaves_no_flush_waiting(tmp_path: Path) -> None:
+    """A write's latch (what flushes in other threads wait for) is released before the
+    write leaves the in-flight list: an interrupt between the two once left a held latch
+    that a flush of another thread, which had seen it listed, waited for forever.  Here
+    the interrupt lands in the unregistering itself."""
+
+    class InterruptedPop(dict):  # type: ignore[type-arg]
+        def pop(self, *args: Any) -> Any:
+            raise KeyboardInterrupt("test interrupt as the write unregisters")
+
+    with embedlog.open(tmp_path / "log", durability="none", maintenance_interval_ms=None) as log:
+        log.create_topic("t")
+        p = log.producer(linger_ms=600_000)
+        p._inflight = InterruptedPop()
+        p.send("t", b"a")
+        with pytest.raises(KeyboardInterrupt):
+            p.flush()
+        p._inflight = dict(p._inflight)  # (listed still: the next flush, on another thread, looks at it)
+        p.send("t", b"b")
+        assert flush_within(p, TIMEOUT) is None
+        p.close()
+        assert values(log, "t") == [b"a", b"b"]
+
+
 def test_an_interrupted_flush_strands_no_other_thread(tmp_path: Path) -> None:
     """Other threads flush in a loop while the main thread's flushes are cut at line k:
     none of them hangs, nothing is written twice, and every record whose flush returned

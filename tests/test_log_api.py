@@ -620,6 +620,35 @@ def test_a_path_that_cannot_be_a_log_directory_gets_a_storage_error(tmp_path: Pa
     assert afile.read_bytes() == b"data"
 
 
+def test_two_threads_closing_one_log_release_the_shared_store_once(tmp_path: Path) -> None:
+    """Logs of one directory in one process share a store, released with the last one.
+    Two threads closing the same Log at once released it twice: the other Log's store
+    was closed under it.  The second close now waits for the first."""
+    path = tmp_path / "log"
+    for _ in range(10):
+        log1 = embedlog.open(path, durability="none", maintenance_interval_ms=None)
+        if "t" not in log1.topics():
+            log1.create_topic("t")
+        log2 = embedlog.open(path, durability="none", maintenance_interval_ms=None)
+        p1 = log1.producer()
+        p1.send("t", b"x")  # (work for close: a wider window)
+        barrier = threading.Barrier(2)
+
+        def close(log: embedlog.Log = log1, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            log.close()
+
+        threads = [threading.Thread(target=close) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert log1.closed
+        with log2.producer() as p2:
+            p2.send("t", b"y")  # the store is still open for log2
+        log2.close()
+
+
 def test_context_managers_close(tmp_path: Path) -> None:
     with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as lg:
         lg.create_topic("t")

@@ -222,11 +222,12 @@ def test_a_log_closed_while_a_commit_begins_aborts_it_and_the_commit_says_so(
     lg = embedlog.open(path, durability="none", maintenance_interval_ms=None)
     lg.create_topic("t")
     check = Transaction._check
+    closer = threading.Thread(target=lg.close)
 
     def check_then_close(self: Transaction) -> None:
         check(self)
         if self._producer._transactional and not lg.closed:
-            threading.Thread(target=lg.close).start()
+            closer.start()
             deadline = time.monotonic() + 10
             while not self._producer.closed and time.monotonic() < deadline:
                 time.sleep(0.001)
@@ -238,7 +239,7 @@ def test_a_log_closed_while_a_commit_begins_aborts_it_and_the_commit_says_so(
     with pytest.raises(ClosedError, match="aborted"):
         tx.commit()
     monkeypatch.undo()
-    lg.close()
+    closer.join()
     with embedlog.open(path, durability="none", maintenance_interval_ms=None) as lg:
         assert values(lg, "t") == {0: []}
         assert lg.groups() == []

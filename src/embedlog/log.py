@@ -83,6 +83,10 @@ class Log:
         self._committer = self._shared.committer
         self._coordinator = self._shared.coordinator
         self._closed = False
+        #: held through ``close``: a second thread's close waits for the first (the shared
+        #: store must be released once); reentrant, for a close from a client's callback
+        self._close_lock = threading.RLock()
+        self._closing = False
         self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
         self._meta_cache: dict[str, TopicMeta] = {}
         self._cache_version = -1
@@ -311,17 +315,19 @@ class Log:
 
         A log opened without a path is deleted.
         """
-        if self._closed:
-            return
-        for client in list(self._clients):
-            with contextlib.suppress(Exception):  # closing must go on for the others
-                client.close()
-        self._closed = True
-        self._abandoned.detach()
-        self._maint_stop.set()
-        _release(self._shared)
-        if self._remove_temporary is not None:
-            self._remove_temporary()  # (once: the exit-time removal is then done)
+        with self._close_lock:
+            if self._closed or self._closing:
+                return
+            self._closing = True
+            for client in list(self._clients):
+                with contextlib.suppress(Exception):  # closing must go on for the others
+                    client.close()
+            self._closed = True
+            self._abandoned.detach()
+            self._maint_stop.set()
+            _release(self._shared)
+            if self._remove_temporary is not None:
+                self._remove_temporary()  # (once: the exit-time removal is then done)
 
     def __enter__(self) -> Log:
         return self

@@ -799,8 +799,11 @@ class Producer(SendBase):
                 if raised is not None:
                     self._callback_errors.append(raised)
         finally:
-            inflight.pop(delivered, None)  # (atomic: no lock)
+            # Released first: an interrupt landing between the two leaves at worst a
+            # released latch listed (``_wait_inflight`` passes it), never a held one
+            # that is no longer listed for anyone to release.
             delivered.release()
+            inflight.pop(delivered, None)  # (atomic: no lock)
         try:
             if error is not None:
                 raise error
