@@ -13,6 +13,7 @@ commit's records "may or may not be stored", as for any cut write.  The subproce
 from __future__ import annotations
 
 import dis
+import gc
 import subprocess
 import sys
 import textwrap
@@ -150,6 +151,49 @@ def test_an_interrupt_as_a_write_unregisters_leaves_no_flush_waiting(tmp_path: P
         assert flush_within(p, TIMEOUT) is None
         p.close()
         assert values(log, "t") == [b"a", b"b"]
+
+
+def test_an_interrupted_transaction_commit_is_written_at_once_or_never(tmp_path: Path) -> None:
+    """An interrupt at any point of a transaction's commit: when it propagates, the
+    transaction (records and offsets together) is either written or never will be — a
+    later flush of another producer must not carry it (consume-transform-produce that
+    retries from the committed offsets would then write it twice)."""
+    k = 0
+    outcomes: set[str] = set()
+    while True:
+        k += 1
+        count = [0]
+        with embedlog.open(tmp_path / f"log{k}", durability="none", maintenance_interval_ms=None) as log:
+            log.create_topic("t")
+            log.create_topic("other")
+            tx = log.transaction()
+            tx.send("t", b"in-tx")
+            tx.commit_offsets("g", {embedlog.TopicPartition("t", 0): 1})
+            where: list[str] = []
+            gc.collect()  # (no finalizer of an earlier iteration's producer runs under the trace)
+            sys.settrace(interrupt_at(k, count, where))
+            try:
+                tx.commit()
+            except KeyboardInterrupt:
+                pass
+            finally:
+                sys.settrace(None)
+
+            def state() -> tuple[list[bytes], int | None]:
+                if "g" not in log.groups():
+                    return values(log, "t"), None
+                return values(log, "t"), log.committed_offsets("g")[embedlog.TopicPartition("t", 0)].offset
+
+            now = state()
+            assert now in (([b"in-tx"], 1), ([], None)), f"interrupt at {where}: {now}"
+            with log.producer() as p:  # an unrelated write must not carry the transaction later
+                p.send("other", b"x")
+            assert state() == now, f"interrupt at {where}: written by a later flush"
+            outcomes.add("written" if now[0] else "not written")
+        if count[0] < k:  # every point was tried
+            break
+    assert outcomes == {"written", "not written"}
+    assert k > 20
 
 
 def test_an_interrupted_flush_strands_no_other_thread(tmp_path: Path) -> None:

@@ -736,6 +736,8 @@ class Producer(SendBase):
         delivered = _new_latch()
         delivered.acquire()
         inflight = self._inflight
+        committer = self._log._committer
+        req = None
         try:
             with self._flush_lock:
                 if self._transactional and self._closed:  # (its log was closed, which dropped the records)
@@ -756,8 +758,6 @@ class Producer(SendBase):
                 spans = []
                 callbacks_due = False
                 n_values = n_bytes = 0  # (counted here: no second pass over the batches afterwards)
-                committer = self._log._committer
-                req = None
                 try:
                     self._drain(drained)
                     if not drained and extra is None:
@@ -786,7 +786,7 @@ class Producer(SendBase):
             error: EmbedlogError | None = None
             item_error: EmbedlogError | None = None
             try:
-                committer.wait(req)
+                committer.wait(req, settle=self._transactional)  # (a transaction: all or nothing, at once)
             except EmbedlogError as exc:
                 error = exc
             else:
@@ -798,6 +798,10 @@ class Producer(SendBase):
                 raised = self._deliver(items, spans, error)
                 if raised is not None:
                     self._callback_errors.append(raised)
+        except BaseException:
+            if req is not None and self._transactional:  # interrupted: a transaction is written now or never
+                committer.cancel(req)
+            raise
         finally:
             # Released first: an interrupt landing between the two leaves at worst a
             # released latch listed (``_wait_inflight`` passes it), never a held one

@@ -89,6 +89,11 @@ class _Request:
         return group is not None and group.done
 
     @property
+    def written(self) -> bool:
+        """Committed without an error (false while not done, or if it failed or was dropped)."""
+        return self.done and self.error is None
+
+    @property
     def error(self) -> BaseException | None:
         group = self.group
         if group is None or not group.done:
@@ -144,15 +149,23 @@ class GroupCommitter:
         with self._lock:
             return req.group is not None or any(r is req for r in self._queue)
 
-    def wait(self, req: _Request) -> None:
+    def wait(self, req: _Request, *, settle: bool = False) -> None:
         """Return once ``req`` is committed (leading a commit if none is running); raise
         its error.  Interrupted, it leaves ``req`` queued for a later commit unless a
-        commit already carried it."""
+        commit already carried it.
+
+        ``settle`` (a transaction's commit, which must end written or not at all):
+        interrupted, it leaves nothing for later — a request no commit carried yet is
+        taken out of the queue, never to be written, and one a commit carries is waited
+        for (a second interrupt ends that wait), so that when the interrupt propagates
+        the outcome is decided and ``req.written`` tells it."""
         try:
             self._wait(req)
         except BaseException:
             with self._lock:
-                self._recover(req)
+                self._recover(req, drop=settle)
+            if settle:
+                self._settle(req)
             raise
         error = req.error
         if error is not None:
@@ -223,17 +236,24 @@ class GroupCommitter:
                 return
         self._leader = None
 
-    def _recover(self, req: _Request) -> None:
+    def _recover(self, req: _Request, drop: bool = False) -> None:
         """(Lock held) ``req``'s thread leaves ``wait`` on an exception, perhaps cut between
-        any two steps: leave nothing that another thread, or a later flush, would wait for."""
+        any two steps: leave nothing that another thread, or a later flush, would wait for.
+        ``drop``: a ``req`` not written yet is taken out, never to be (``group`` None)."""
         req.latch = None  # (asleep or just woken: no leader may count on this thread any more)
         group = self._running
         if group is not None and self._leader is req:  # it was committing
             if group.done:
                 self._finish(group)
                 return
-            self._queue[:0] = group.requests  # not written: the next commit carries them
+            # not written: the next commit carries them (all but a dropped req)
+            again = [r for r in group.requests if not (drop and r is req)]
+            for r in group.requests:
+                r.group = None  # (carried by no commit now)
+            self._queue[:0] = again
             self._running = None
+        elif drop and req.group is None:  # queued, not carried yet
+            self._queue = [r for r in self._queue if r is not req]
         leader = self._leader
         if leader is req:
             self._hand_off()
@@ -242,6 +262,23 @@ class GroupCommitter:
             latch, leader.latch = leader.latch, None
             with contextlib.suppress(RuntimeError):
                 latch.release()
+
+    def cancel(self, req: _Request) -> None:
+        """``req``'s thread was interrupted outside ``wait`` (between queueing it and
+        waiting): as ``wait(req, settle=True)`` does, take it out of the queue if no commit
+        carries it, else wait for that commit to end.  Harmless when ``wait`` did so."""
+        with self._lock:
+            if req.group is None:
+                self._queue = [r for r in self._queue if r is not req]
+                return
+        self._settle(req)
+
+    @staticmethod
+    def _settle(req: _Request) -> None:
+        """After an interrupt: wait until the commit carrying ``req`` (if one does) ends."""
+        group = req.group
+        while group is not None and not group.done:
+            time.sleep(0.0005)
 
     def _await_fill(self, target: int) -> None:
         """(Lock held) wait briefly for ``target`` requests to be queued.
