@@ -366,6 +366,44 @@ def test_a_zombie_members_transaction_aborts_and_writes_nothing(log: embedlog.Lo
     b.close()
 
 
+def test_a_consumer_closed_while_it_commits_says_closed_not_zombie(log: embedlog.Log,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another thread closes a member as it commits (its offsets, or a transaction's
+    through it): closing took it out of the group, so the commit is refused — with
+    ClosedError, or an abort saying the consumer was closed, not IllegalGenerationError's
+    "removed after missing heartbeats or polls", which never happened."""
+    log.create_topic("in")
+    log.create_topic("out")
+    with log.producer() as p:
+        p.send("in", b"x")
+    coord = log._coordinator
+    commit = coord.commit
+    closing: list[embedlog.Consumer] = []
+
+    def close_first(*args: Any, **kw: Any) -> Any:
+        if closing:
+            closer = threading.Thread(target=closing.pop().close)
+            closer.start()
+            closer.join(TIMEOUT)
+        return commit(*args, **kw)
+
+    monkeypatch.setattr(coord, "commit", close_first)
+    a = group_consumer(log, ["in"], "a")
+    wait_until(lambda: a.assignment() == {TP("in", 0)}, "a owns", step=lambda: a.poll(timeout=0.05))
+    closing.append(a)
+    with pytest.raises(ClosedError, match="closed while it committed"):
+        a.commit({TP("in", 0): 1})
+    b = group_consumer(log, ["in"], "b")
+    wait_until(lambda: b.assignment() == {TP("in", 0)}, "b owns", step=lambda: b.poll(timeout=0.05))
+    tx = log.transaction()
+    tx.send("out", b"y")
+    tx.commit_offsets(b, {TP("in", 0): 1})
+    b.close()  # (before the commit: what a close racing it leaves)
+    with pytest.raises(TransactionAbortedError, match="consumer whose offsets it commits was closed"):
+        tx.commit()
+    assert values(log, "out") == {0: []}
+
+
 def test_aborted_transactions_do_not_disturb_concurrent_writers(log: embedlog.Log) -> None:
     """Transactions that abort (fenced offsets) while other threads of the process flush:
     the group commit carries them together, and only the failed one is rolled back."""

@@ -32,6 +32,7 @@ from .errors import (
     CorruptRecordError,
     DeserializationError,
     EmbedlogError,
+    GroupError,
     InvalidOffsetError,
     NotAssignedError,
     OffsetOutOfRangeError,
@@ -873,7 +874,13 @@ class Consumer:
     def _commit_offsets(self, offsets: Mapping[TopicPartition, Any], *, beyond_end: bool = False) -> None:
         assert self.group is not None
         member = self._membership.member_id if self._membership is not None and self._subscription else None
-        self._coord.commit(self.group, offsets, member, beyond_end=beyond_end)
+        try:
+            self._coord.commit(self.group, offsets, member, beyond_end=beyond_end)
+        except GroupError as exc:
+            if self._closing or self._closed:  # (closed by another thread meanwhile: closing left the group)
+                raise ClosedError("this consumer was closed while it committed, and closing took it out of its "
+                                  "group: nothing was committed") from exc
+            raise
 
     def commit(self, offsets: Mapping[TopicPartition, int | tuple[int, str | None]] | None = None) -> None:
         """Commit offsets for this consumer's group; durable on return.

@@ -51,6 +51,8 @@ class Transaction:
         self._log = log
         self._producer = Producer(log, _transactional=True, **producer_options)
         self._offsets: list[tuple[str, str | None, dict[TopicPartition, Any], bool]] = []
+        #: the consumers whose membership fences the offsets committed (``commit_offsets``)
+        self._consumers: list[Consumer] = []
         self._sources: list[tuple[str, str, str, dict[int, tuple[int, int]]]] = []
         self._done = False
 
@@ -91,6 +93,7 @@ class Transaction:
             group, member = consumer_or_group  # (group, member id), as group_metadata() returns
         elif callable(getattr(consumer_or_group, "group_metadata", None)):  # a Consumer
             group, member = consumer_or_group.group_metadata()
+            self._consumers.append(consumer_or_group)
         else:
             raise ConfigError("commit_offsets() takes a group consumer, its group_metadata() or a group name, "
                               f"got {consumer_or_group!r}")
@@ -132,8 +135,15 @@ class Transaction:
         except ClosedError:  # (the log was closed first: nothing of it was written)
             raise
         except EmbedlogError as exc:
+            if self._log._closing or self._log.closed:  # (closed meanwhile by another thread: its consumers left)
+                raise ClosedError("the log of this transaction was closed while it committed, which aborted it: "
+                                  "nothing of it was written; open the log again and start a new transaction"
+                                  ) from exc
             aborted = TransactionNotLeaderError if isinstance(exc, NotLeaderError) else TransactionAbortedError
-            raise aborted(f"transaction aborted, nothing of it was written: {exc}") from exc
+            reason = str(exc)
+            if any(c._closing or c.closed for c in self._consumers):  # (not the zombie the group's error says)
+                reason = "the consumer whose offsets it commits was closed, which took it out of its group"
+            raise aborted(f"transaction aborted, nothing of it was written: {reason}") from exc
         finally:
             producer._mark_closed()
         if producer.acks == "all":
