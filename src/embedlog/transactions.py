@@ -44,6 +44,12 @@ if TYPE_CHECKING:
 __all__ = ["Transaction"]
 
 
+def _closed(consumer: Any) -> bool:
+    """Whether a consumer given to ``commit_offsets`` (or a shim's object with
+    ``group_metadata()``) is closed or closing."""
+    return bool(getattr(consumer, "_closing", False) or getattr(consumer, "closed", False))
+
+
 class Transaction:
     """All-or-nothing writes across topics, partitions and consumer-group offsets."""
 
@@ -52,7 +58,7 @@ class Transaction:
         self._producer = Producer(log, _transactional=True, **producer_options)
         self._offsets: list[tuple[str, str | None, dict[TopicPartition, Any], bool]] = []
         #: the consumers whose membership fences the offsets committed (``commit_offsets``)
-        self._consumers: list[Consumer] = []
+        self._consumers: list[Any] = []
         self._sources: list[tuple[str, str, str, dict[int, tuple[int, int]]]] = []
         self._done = False
 
@@ -141,7 +147,7 @@ class Transaction:
                                   ) from exc
             aborted = TransactionNotLeaderError if isinstance(exc, NotLeaderError) else TransactionAbortedError
             reason = str(exc)
-            if any(c._closing or c.closed for c in self._consumers):  # (not the zombie the group's error says)
+            if any(_closed(c) for c in self._consumers):  # (not the zombie the group's error says)
                 reason = "the consumer whose offsets it commits was closed, which took it out of its group"
             raise aborted(f"transaction aborted, nothing of it was written: {reason}") from exc
         finally:
