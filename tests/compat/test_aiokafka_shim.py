@@ -87,6 +87,33 @@ def test_send_and_wait_and_send_futures(servers: str) -> None:
     run(main)
 
 
+def test_send_takes_timestamps_and_headers_as_aiokafkas_record_builder_does(servers: str) -> None:
+    """A float timestamp (``time.time() * 1000``) is cut to whole milliseconds; a header
+    value that is not bytes, or headers that are not a list, raise aiokafka's TypeError
+    (the shim stored ``"text"`` as ``b"text"``, which a real broker never sees)."""
+    create(servers, "ts", 1)
+
+    async def main() -> None:
+        async with AIOKafkaProducer(bootstrap_servers=servers) as p:
+            assert (await p.send_and_wait("ts", b"v", timestamp_ms=1.5)).timestamp == 1
+            with pytest.raises(TypeError, match="Expected bytes, got str"):
+                await p.send("ts", b"v", headers=[("h", "text")])
+            with pytest.raises(TypeError, match="expected list, got tuple"):
+                await p.send("ts", b"v", headers=(("h", b"1"),))
+        c = AIOKafkaConsumer(bootstrap_servers=servers)
+        await c.start()
+        c.assign([TopicPartition("ts", 0)])
+        assert c.subscription() == frozenset({"ts"})
+        assert c.assignment() == frozenset({TopicPartition("ts", 0)})
+        assert isinstance(c.assignment(), frozenset)
+        await c.seek_to_beginning(TopicPartition("ts", 0))
+        got = await c.getmany(timeout_ms=1000)
+        assert [r.timestamp for r in got[TopicPartition("ts", 0)]] == [1]
+        await c.stop()
+
+    run(main)
+
+
 def test_keys_go_where_aiokafkas_murmur2_puts_them(servers: str) -> None:
     create(servers, "k", 5)
     keys = [f"key-{i}".encode() for i in range(40)]

@@ -585,6 +585,39 @@ def test_commit_async_calls_back_with_the_committed_offsets_and_none(servers: st
     c.close()
 
 
+def test_commit_takes_what_kafka_python_takes_and_commit_async_returns_its_future(servers: str) -> None:
+    """kafka-python 3's coordinator refuses offsets that are not ``{TopicPartition:
+    OffsetAndMetadata}`` (a plain int passed the shim and failed with the real client);
+    ``commit_async`` returns a ``kafka.future.Future`` (callbacks, errbacks, chain);
+    ``partitions_for_topic`` of an unknown topic is an empty set, not None."""
+    produce(servers, "ca", 2)
+    c = KafkaConsumer("ca", bootstrap_servers=servers, group_id="ca", auto_offset_reset="earliest",
+                      enable_auto_commit=False)
+    assert len(drain(c, 2)) == 2
+    tp = TopicPartition("ca", 0)
+    for bad in ({tp: 1}, {tp: (1, "")}, {("ca", 0): OffsetAndMetadata(1, "", -1)}):
+        with pytest.raises(TypeError, match=r"dict\[TopicPartition, OffsetAndMetadata\]"):
+            c.commit(bad)
+    got: list[Any] = []
+    future = c.commit_async({tp: OffsetAndMetadata(1, "", -1)})
+    future.add_callback(got.append).add_errback(lambda exc: got.append(("failed", exc)))
+    future.add_both(lambda value: got.append(("both", value)))
+
+    class Chained:
+        def success(self, value: Any) -> None:
+            got.append(("chained", value))
+
+        def failure(self, exc: BaseException) -> None:
+            got.append(("chained failure", exc))
+
+    future.chain(Chained())
+    assert future.succeeded()
+    assert got == [None, ("both", None), ("chained", None)]
+    assert c.committed(tp) == 1
+    assert c.partitions_for_topic("no-such-topic") == set()
+    c.close()
+
+
 def test_commit_needs_a_group(servers: str) -> None:
     produce(servers, "ng", 1)
     c = KafkaConsumer("ng", bootstrap_servers=servers)

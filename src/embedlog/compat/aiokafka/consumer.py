@@ -435,9 +435,11 @@ class AIOKafkaConsumer:
             self._sub.set(*self._wanted)
 
     def subscription(self) -> frozenset[str]:
-        """The subscribed topics."""
+        """The subscribed topics (after ``assign``: the assigned partitions' topics, as aiokafka)."""
         if self._sub is not None and self._sub.pattern is not None:
             return frozenset(self._sub.active)
+        if self._user_assignment is not None:
+            return frozenset(tp.topic for tp in self._user_assignment)
         return frozenset(self._wanted[0]) if self._wanted else frozenset()
 
     def unsubscribe(self) -> None:
@@ -472,9 +474,9 @@ class AIOKafkaConsumer:
         except el_errors.EmbedlogError as exc:
             raise self._error(exc) from exc
 
-    def assignment(self) -> set[TopicPartition]:
-        """The assigned partitions."""
-        return self._consumer.assignment() if self._consumer is not None else set()
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The assigned partitions (a frozenset, as aiokafka's)."""
+        return frozenset(self._consumer.assignment()) if self._consumer is not None else frozenset()
 
     async def topics(self) -> set[str]:
         """Every topic in the log."""

@@ -50,6 +50,20 @@ __all__ = ["AIOKafkaProducer", "BatchBuilder", "TransactionContext"]
 _MISSING: Any = object()
 
 
+def _checked_headers(headers: Any) -> list[tuple[str, bytes]]:
+    """``headers`` as aiokafka's record builder takes them: a list of (str, bytes) pairs
+    (its TypeErrors for a tuple or a str value, not embedlog's coercion)."""
+    if not headers:
+        return []
+    if not isinstance(headers, list):
+        raise TypeError(f"Headers must be a list of (key, value) tuples, expected list, got {type(headers).__name__}")
+    for pair in headers:
+        value = pair[1] if isinstance(pair, tuple) and len(pair) == 2 else pair
+        if value is not None and not isinstance(value, bytes):
+            raise TypeError(f"Expected bytes, got {type(value).__name__}")
+    return list(headers)
+
+
 def _aiokafka_version() -> str:
     """The installed aiokafka's version (its clients' default ``client_id`` carries it),
     else the one this shim follows."""
@@ -302,14 +316,16 @@ class AIOKafkaProducer:
                 raise Errors.IllegalOperation("Can't send messages while not in transaction")
 
     async def send(self, topic: str, value: Any = None, key: Any = None, partition: int | None = None,
-                   timestamp_ms: int | None = None, headers: list[tuple[str, bytes]] | None = None,
+                   timestamp_ms: float | None = None, headers: list[tuple[str, bytes]] | None = None,
                    ) -> asyncio.Future[RecordMetadata]:
         """Buffer a record; return a future of its ``RecordMetadata`` (await it for the result)."""
         assert not (value is None and key is None), "Need at least one: key or value"
         producer, topics = self._started()
         self._check_topic(topics, topic)
         self._check_sendable()
-        hdrs = list(headers) if headers else []
+        if isinstance(timestamp_ms, float):  # (aiokafka's record builder takes time.time() * 1000: whole ms)
+            timestamp_ms = int(timestamp_ms)
+        hdrs = _checked_headers(headers)
         key_bytes = self._key_serializer(key) if self._key_serializer is not None else key
         value_bytes = self._value_serializer(value) if self._value_serializer is not None else value
         size = 82 + (len(key_bytes) if key_bytes else 0) + (len(value_bytes) if value_bytes else 0) if not hdrs \

@@ -93,10 +93,42 @@ class _Done:
     def failed(self) -> bool:
         return self.exception is not None
 
+    def retriable(self) -> bool:
+        return bool(getattr(self.exception, "retriable", False))
+
     def get(self, timeout: float | None = None) -> Any:
         if self.exception is not None:
             raise self.exception
         return self.value
+
+    def add_callback(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> _Done:
+        """Call ``f(*args, value, **kwargs)`` now if it succeeded (it is done already)."""
+        if self.exception is None:
+            f(*args, self.value, **kwargs)
+        return self
+
+    def add_errback(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> _Done:
+        """Call ``f(*args, exception, **kwargs)`` now if it failed."""
+        if self.exception is not None:
+            f(*args, self.exception, **kwargs)
+        return self
+
+    def add_both(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> _Done:
+        self.add_callback(f, *args, **kwargs)
+        return self.add_errback(f, *args, **kwargs)
+
+    def chain(self, future: Any) -> _Done:
+        """Complete ``future`` (its ``success``/``failure``) as this one ended."""
+        if self.exception is None:
+            future.success(self.value)
+        else:
+            future.failure(self.exception)
+        return self
+
+
+def _named(value: Any, name: str) -> bool:
+    """``value`` is a ``name`` NamedTuple: this shim's or the real kafka-python's."""
+    return isinstance(value, tuple) and type(value).__name__ == name
 
 
 def _valid_isolation_level(value: Any) -> bool:
@@ -441,11 +473,11 @@ class KafkaConsumer:
         self._check_open()
         return set(self._cluster.log.topics())
 
-    def partitions_for_topic(self, topic: str) -> set[int] | None:
-        """The topic's partition ids, or ``None`` if it does not exist."""
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        """The topic's partition ids (empty if it does not exist, as kafka-python 3 returns)."""
         self._check_open()
         if topic not in self._cluster.log.topics():
-            return None
+            return set()
         return set(range(self._topics.partitions(topic, max_age=0)))
 
     # -- positions ---------------------------------------------------------------------------
@@ -588,14 +620,11 @@ class KafkaConsumer:
         if offsets is None:
             todo = self._consumed_offsets()
         else:
-            todo = {}
-            for tp, value in offsets.items():
-                if isinstance(value, int):
-                    todo[_common.as_tp(tp)] = value
-                elif isinstance(value, tuple) and value and isinstance(value[0], int):
-                    todo[_common.as_tp(tp)] = (value[0], value[1] if len(value) > 1 else "")
-                else:
-                    raise TypeError("offset must be type int or OffsetAndMetadata")
+            # as kafka-python's coordinator checks (a plain int or tuple fails with the real client)
+            if not all(_named(tp, "TopicPartition") for tp in offsets) or \
+                    not all(_named(v, "OffsetAndMetadata") for v in offsets.values()):
+                raise TypeError("offsets must be dict[TopicPartition, OffsetAndMetadata]")
+            todo = {_common.as_tp(tp): (value[0], value[1] or "") for tp, value in offsets.items()}
         try:
             self._consumer._commit(cast("dict[TopicPartition, int] | None", todo), manual_too=False)
         except (el_errors.IllegalGenerationError, el_errors.NotAssignedError) as exc:
