@@ -199,6 +199,26 @@ def test_a_leader_killed_with_kill_9_hides_new_records_until_a_leader_runs_again
         assert visible(la, "t") == [b"after the leader died", b"plain"]
 
 
+def test_appends_stop_showing_records_once_a_leader_alone_is_killed(tmp_path: Path, children: Any) -> None:
+    """A leader alone in its in-sync set: this process's appends move the high
+    watermark themselves while it lives.  Killed, its records must stay hidden from the
+    very next append — which starts from what the previous one read (no LMDB reads),
+    and kept moving the high watermark until another process happened to write."""
+    a = tmp_path / "a"
+    with embedlog.open(a, maintenance_interval_ms=None) as log:
+        log.create_topic("t")
+    node = start_leader(children, a)
+    with embedlog.open(a, maintenance_interval_ms=None) as la, la.producer() as p:
+        p.send("t", b"while it lives")
+        p.flush()
+        assert visible(la, "t") == [b"while it lives"]  # (alone: at once)
+        node.kill()
+        for i in range(3):
+            p.send("t", b"after %d" % i)
+            p.flush()
+            assert visible(la, "t") == [b"while it lives"]
+
+
 def test_acks_all_after_a_leader_killed_with_kill_9_times_out_naming_the_dead_leader(
         tmp_path: Path, children: Any) -> None:
     a = tmp_path / "a"

@@ -511,7 +511,7 @@ class LeaderCore:
         and ``isr`` if given, in one transaction; record them as stored.  Return the
         in-sync set written: ``isr`` less any follower it adds that does not hold every
         record below the high watermarks stored now (an append of the leader alone moved
-        them since the follower was judged caught up: ``replica.leader_alone``); those
+        them since the follower was judged caught up: ``replica.isr_empty``); those
         leave the set again and rejoin once they hold them."""
         before = set(self._isr_written if self._isr_written is not None else self._isr_restored)
         kept: list[tuple[str, ...]] = []

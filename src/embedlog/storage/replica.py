@@ -73,6 +73,7 @@ __all__ = [
     "in_sync_size",
     "hw_board",
     "is_replicating",
+    "isr_empty",
     "latest_epoch",
     "lease_live",
     "leader_manages_hw",
@@ -313,15 +314,16 @@ def leader_manages_hw(txn: lmdb.Transaction, dbs: Mapping[str, Any], path: str) 
     return txn.get(schema.META_REPLICATING, db=dbs["meta"]) == b"1"
 
 
-def leader_alone(txn: lmdb.Transaction, dbs: Mapping[str, Any], path: str) -> bool:
-    """Whether a live replicating leader runs here with no follower in its in-sync set:
-    then an append moves the high watermarks itself, as Kafka's leader does when it is
-    the whole ISR (its ``Leader`` would only compute the end offsets a moment later).
-    A flag whose leader died counts as not alone: its records stay hidden
-    (``leader_manages_hw``).  The leader adds a follower to the set in a transaction that
-    checks the follower holds everything below the high watermarks then stored."""
+def isr_empty(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> bool:
+    """Whether the in-sync set holds no follower.  With a live replicating leader
+    (``lease_live``) an append then moves the high watermarks itself, as Kafka's leader
+    does when it is the whole ISR (its ``Leader`` would only compute the end offsets a
+    moment later).  A flag whose leader died counts as not alone: its records stay
+    hidden (``leader_manages_hw``).  The leader adds a follower to the set in a
+    transaction that checks the follower holds everything below the high watermarks
+    then stored."""
     doc = get_isr(txn, dbs)
-    return (doc is None or not doc.get("isr")) and lease_live(path)
+    return doc is None or not doc.get("isr")
 
 
 def get_isr(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> dict[str, Any] | None:

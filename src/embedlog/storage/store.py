@@ -85,7 +85,9 @@ class _AppendMemo:
 
     txn_id: int
     epoch: int
-    advance_hw: bool
+    #: replicating with no follower in the in-sync set: appends move the high watermarks
+    #: while the leader lives (its lease is looked at again each time: it may die between)
+    alone: bool
     replicating: bool
     seq: int
     metas: dict[str, TopicMeta]
@@ -372,17 +374,18 @@ class Store:
         txn_id = txn.id()
         if memo and known is not None and known.txn_id + 1 == txn_id and (
                 not known.replicating or replica.leader_manages_hw(txn, dbs, self.path)):
-            epoch, advance_hw, replicating, seq = known.epoch, known.advance_hw, known.replicating, known.seq + 1
+            epoch, alone, replicating, seq = known.epoch, known.alone, known.replicating, known.seq + 1
             metas, states = known.metas, known.states
         else:
             self.require_leader(txn, "produce")
             epoch = self.meta_int(txn, schema.META_LEADER_EPOCH, schema.I32LE)
             replicating = replica.leader_manages_hw(txn, dbs, self.path)
-            # (a live leader alone in its in-sync set: the high watermark is the end, as in Kafka)
-            advance_hw = not replicating or replica.leader_alone(txn, dbs, self.path)
+            alone = replicating and replica.isr_empty(txn, dbs)
             seq = self.meta_int(txn, schema.META_COMMIT_SEQ) + 1
             metas, states = {}, {}
             known = None
+        # (a live leader alone in its in-sync set: the high watermark is the end, as in Kafka)
+        advance_hw = not replicating or (alone and replica.lease_live(self.path))
         txn.put(schema.META_COMMIT_SEQ, _U64LE_PACK(seq), db=dbs["meta"])
         ts = now_ms()
         items = items if items.__class__ is list else list(items)
@@ -438,7 +441,7 @@ class Store:
                 known.txn_id = txn_id
                 known.seq = seq
             else:
-                known = _AppendMemo(txn_id, epoch, advance_hw, replicating, seq, metas, states)
+                known = _AppendMemo(txn_id, epoch, alone, replicating, seq, metas, states)
             self._local.memo = known
 
     def _topic_meta(self, txn: lmdb.Transaction, name: str) -> TopicMeta | None:
