@@ -786,7 +786,7 @@ class Producer(SendBase):
             error: EmbedlogError | None = None
             item_error: EmbedlogError | None = None
             try:
-                committer.wait(req, settle=self._transactional)  # (a transaction: all or nothing, at once)
+                committer.wait(req)
             except EmbedlogError as exc:
                 error = exc
             else:

@@ -89,11 +89,6 @@ class _Request:
         return group is not None and group.done
 
     @property
-    def written(self) -> bool:
-        """Committed without an error (false while not done, or if it failed or was dropped)."""
-        return self.done and self.error is None
-
-    @property
     def error(self) -> BaseException | None:
         group = self.group
         if group is None or not group.done:
@@ -149,23 +144,15 @@ class GroupCommitter:
         with self._lock:
             return req.group is not None or any(r is req for r in self._queue)
 
-    def wait(self, req: _Request, *, settle: bool = False) -> None:
+    def wait(self, req: _Request) -> None:
         """Return once ``req`` is committed (leading a commit if none is running); raise
         its error.  Interrupted, it leaves ``req`` queued for a later commit unless a
-        commit already carried it.
-
-        ``settle`` (a transaction's commit, which must end written or not at all):
-        interrupted, it leaves nothing for later — a request no commit carried yet is
-        taken out of the queue, never to be written, and one a commit carries is waited
-        for (a second interrupt ends that wait), so that when the interrupt propagates
-        the outcome is decided and ``req.written`` tells it."""
+        commit already carried it (a transaction's thread then calls ``cancel``)."""
         try:
             self._wait(req)
         except BaseException:
             with self._lock:
-                self._recover(req, drop=settle)
-            if settle:
-                self._settle(req)
+                self._recover(req)
             raise
         error = req.error
         if error is not None:
@@ -236,24 +223,19 @@ class GroupCommitter:
                 return
         self._leader = None
 
-    def _recover(self, req: _Request, drop: bool = False) -> None:
+    def _recover(self, req: _Request) -> None:
         """(Lock held) ``req``'s thread leaves ``wait`` on an exception, perhaps cut between
-        any two steps: leave nothing that another thread, or a later flush, would wait for.
-        ``drop``: a ``req`` not written yet is taken out, never to be (``group`` None)."""
+        any two steps: leave nothing that another thread, or a later flush, would wait for."""
         req.latch = None  # (asleep or just woken: no leader may count on this thread any more)
         group = self._running
         if group is not None and self._leader is req:  # it was committing
             if group.done:
                 self._finish(group)
                 return
-            # not written: the next commit carries them (all but a dropped req)
-            again = [r for r in group.requests if not (drop and r is req)]
             for r in group.requests:
-                r.group = None  # (carried by no commit now)
-            self._queue[:0] = again
+                r.group = None  # (carried by no commit now: ``cancel`` may take one out)
+            self._queue[:0] = group.requests  # not written: the next commit carries them
             self._running = None
-        elif drop and req.group is None:  # queued, not carried yet
-            self._queue = [r for r in self._queue if r is not req]
         leader = self._leader
         if leader is req:
             self._hand_off()
@@ -264,9 +246,10 @@ class GroupCommitter:
                 latch.release()
 
     def cancel(self, req: _Request) -> None:
-        """``req``'s thread was interrupted outside ``wait`` (between queueing it and
-        waiting): as ``wait(req, settle=True)`` does, take it out of the queue if no commit
-        carries it, else wait for that commit to end.  Harmless when ``wait`` did so."""
+        """After an interrupt in ``req``'s thread (a transaction's commit, which must end
+        written or not at all): take ``req`` out of the queue if no commit carries it, so
+        that it is never written, else wait for that commit to end (a second interrupt
+        ends the wait).  Either way the outcome is decided when this returns."""
         with self._lock:
             if req.group is None:
                 self._queue = [r for r in self._queue if r is not req]
