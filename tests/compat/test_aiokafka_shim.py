@@ -114,6 +114,32 @@ def test_send_takes_timestamps_and_headers_as_aiokafkas_record_builder_does(serv
     run(main)
 
 
+def test_offset_lookups_create_a_new_topic_as_the_broker_does(servers: str) -> None:
+    """aiokafka's metadata request creates a topic on a broker with auto-creation (the
+    default), so ``end_offsets`` of a topic nobody used yet answers 0, as kafka-python's
+    shim already did; with auto-creation off it is ``UnknownTopicOrPartitionError``."""
+
+    async def main() -> None:
+        c = AIOKafkaConsumer(bootstrap_servers=servers)
+        await c.start()
+        tp = TopicPartition("fresh", 0)
+        assert await c.end_offsets([tp]) == {tp: 0}
+        assert await c.beginning_offsets([tp]) == {tp: 0}
+        await c.stop()
+
+    run(main)
+    registry.configure(servers, auto_create_topics=False)
+
+    async def refused() -> None:
+        c = AIOKafkaConsumer(bootstrap_servers=servers)
+        await c.start()
+        with pytest.raises(errors.UnknownTopicOrPartitionError):
+            await c.end_offsets([TopicPartition("never", 0)])
+        await c.stop()
+
+    run(refused)
+
+
 def test_keys_go_where_aiokafkas_murmur2_puts_them(servers: str) -> None:
     create(servers, "k", 5)
     keys = [f"key-{i}".encode() for i in range(40)]

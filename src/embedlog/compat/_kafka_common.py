@@ -190,6 +190,16 @@ class Topics:
             return True
         return False
 
+    def existing(self, partitions: Iterable[Any], errors: Any) -> list[TopicPartition]:
+        """``partitions`` as ``TopicPartition``s of topics that exist (created on first
+        use, as a broker's metadata request does), else ``errors``'
+        ``UnknownTopicOrPartitionError``: what the clients' offset lookups ask first."""
+        tps = [as_tp(p) for p in partitions]
+        for tp in tps:
+            if not self.ensure(tp.topic):
+                raise errors.UnknownTopicOrPartitionError(f"topic {tp.topic!r} does not exist")
+        return tps
+
     def forget(self, topic: str) -> None:
         self.known.discard(topic)
         self._counts.pop(topic, None)

@@ -585,14 +585,21 @@ class AIOKafkaConsumer:
     async def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """The first stored offset of each partition."""
         try:
-            return self._ready().beginning_offsets([_common.as_tp(p) for p in partitions])
+            return self._ready().beginning_offsets(self._existing(partitions))
         except el_errors.EmbedlogError as exc:
             raise self._error(exc) from exc
+
+    def _existing(self, partitions: Iterable[TopicPartition]) -> list[TopicPartition]:
+        """``partitions``, their topics created on first use (aiokafka's metadata request
+        creates them on a broker with auto-creation), or ``UnknownTopicOrPartitionError``."""
+        self._ready()
+        assert self._topics is not None
+        return self._topics.existing(partitions, Errors)
 
     async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """The offset the next record written to each partition will get."""
         try:
-            return self._ready().end_offsets([_common.as_tp(p) for p in partitions])
+            return self._ready().end_offsets(self._existing(partitions))
         except el_errors.EmbedlogError as exc:
             raise self._error(exc) from exc
 

@@ -553,19 +553,12 @@ class KafkaConsumer:
         """The paused partitions."""
         return self._consumer.paused()
 
-    def _checked_offsets(self, partitions: Iterable[Any]) -> list[TopicPartition]:
-        tps = [_common.as_tp(p) for p in partitions]
-        for tp in tps:
-            if not self._topics.ensure(tp.topic):
-                raise Errors.UnknownTopicOrPartitionError(f"topic {tp.topic!r} does not exist")
-        return tps
-
     def beginning_offsets(self, partitions: Iterable[Any],
                           timeout_ms: float | None = None) -> dict[TopicPartition, int]:
         """The first stored offset of each partition."""
         self._check_open()
         try:
-            return self._consumer.beginning_offsets(self._checked_offsets(partitions))
+            return self._consumer.beginning_offsets(self._topics.existing(partitions, Errors))
         except el_errors.EmbedlogError as exc:
             raise self._error(exc) from exc
 
@@ -573,7 +566,7 @@ class KafkaConsumer:
         """The offset the next record written to each partition will get."""
         self._check_open()
         try:
-            return self._consumer.end_offsets(self._checked_offsets(partitions))
+            return self._consumer.end_offsets(self._topics.existing(partitions, Errors))
         except el_errors.EmbedlogError as exc:
             raise self._error(exc) from exc
 
@@ -585,7 +578,7 @@ class KafkaConsumer:
         for tp, ts in asked.items():
             if ts < 0:
                 raise ValueError(f"The target time for partition {tp} is {ts}. The target time cannot be negative.")
-        self._checked_offsets(asked)
+        self._topics.existing(asked, Errors)
         try:
             found = self._consumer.offsets_for_times(asked)
         except el_errors.EmbedlogError as exc:
