@@ -251,16 +251,11 @@ class GroupCommitter:
         that it is never written, else wait for that commit to end (a second interrupt
         ends the wait).  Either way the outcome is decided when this returns."""
         with self._lock:
-            if req.group is None:
+            group = req.group
+            if group is None:
                 self._queue = [r for r in self._queue if r is not req]
                 return
-        self._settle(req)
-
-    @staticmethod
-    def _settle(req: _Request) -> None:
-        """After an interrupt: wait until the commit carrying ``req`` (if one does) ends."""
-        group = req.group
-        while group is not None and not group.done:
+        while not group.done:
             time.sleep(0.0005)
 
     def _await_fill(self, target: int) -> None:

@@ -279,8 +279,8 @@ class Store:
     def watch_topics(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(name)`` (a bound method, held weakly) each time this process
         changes a topic's config or partitions here, or deletes it, once the change is
-        committed.  Other
-        processes' changes are not seen this way: a watcher looks at ``topics_version``."""
+        committed.  Other processes' changes are not seen this way: a watcher looks at
+        ``topics_version``."""
         with self._watch_lock:
             self._topic_watchers = [w for w in self._topic_watchers if w() is not None]
             self._topic_watchers.append(weakref.WeakMethod(callback))

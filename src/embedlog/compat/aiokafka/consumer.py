@@ -591,8 +591,8 @@ class AIOKafkaConsumer:
 
     def _existing(self, partitions: Iterable[TopicPartition]) -> list[TopicPartition]:
         """``partitions``, their topics created on first use (aiokafka's metadata request
-        creates them on a broker with auto-creation), or ``UnknownTopicOrPartitionError``."""
-        self._ready()
+        creates them on a broker with auto-creation), or ``UnknownTopicOrPartitionError``.
+        (After ``_ready``: started.)"""
         assert self._topics is not None
         return self._topics.existing(partitions, Errors)
 
