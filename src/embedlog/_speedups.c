@@ -48,6 +48,10 @@ typedef struct {
     char idle;               /* _idle: the linger thread is not running */
     long long ts_ms;         /* the millisecond of ts_obj */
     PyObject *ts_obj;        /* the last timestamp send stored (records of one ms share it) */
+    PyObject *klen_obj;      /* the last key length send stored, and its value (records of one */
+    Py_ssize_t klen_val;     /* size share one int object, as they share the timestamp's) */
+    PyObject *vlen_obj;      /* the same for value lengths */
+    Py_ssize_t vlen_val;
     PyObject *scratch;       /* a 7-tuple, empty between sends: a record on its way into a buffer */
     PyObject *st_type;       /* the topic-state class whose slot offsets follow (or NULL) */
     Py_ssize_t kacc_off;     /* where its ``kacc`` slot is in an instance (-1: use getattr) */
@@ -72,6 +76,8 @@ sb_traverse(SendBase *self, visitproc visit, void *arg)
     Py_VISIT(self->last_pair);
     Py_VISIT(self->last_name);
     Py_VISIT(self->ts_obj);
+    Py_VISIT(self->klen_obj);
+    Py_VISIT(self->vlen_obj);
     Py_VISIT(self->scratch);
     Py_VISIT(self->st_type);
     Py_VISIT(self->c_fast);
@@ -88,6 +94,8 @@ sb_clear(SendBase *self)
     Py_CLEAR(self->last_pair);
     Py_CLEAR(self->last_name);
     Py_CLEAR(self->ts_obj);
+    Py_CLEAR(self->klen_obj);
+    Py_CLEAR(self->vlen_obj);
     Py_CLEAR(self->scratch);
     Py_CLEAR(self->st_type);
     Py_CLEAR(self->c_fast);
@@ -200,10 +208,10 @@ slot_offset(PyTypeObject *tp, PyObject *name)
     return off;
 }
 
-/* ``st.kacc`` (which=0) or ``st.max_bytes`` (1), a new reference: the slot read directly,
- * as getattr would read it, without looking the name up in the class for every record. */
+/* ``state_field`` when ``st`` is not of the class whose slot offsets are known, or the
+ * slot is unset: learn the class's offsets, then read the slot or getattr. */
 static PyObject *
-state_field(SendBase *self, PyObject *st, int which)
+state_field_slow(SendBase *self, PyObject *st, int which)
 {
     PyTypeObject *tp = Py_TYPE(st);
     if ((PyObject *)tp != self->st_type) {
@@ -217,6 +225,23 @@ state_field(SendBase *self, PyObject *st, int which)
     if (value == NULL)  /* no such slot, or unset: getattr says what is wrong */
         return PyObject_GetAttr(st, which ? s_max_bytes : s_kacc);
     return Py_NewRef(value);
+}
+
+/* ``st.kacc`` (which=0) or ``st.max_bytes`` (1), a new reference: the slot read directly,
+ * as getattr would read it, without looking the name up in the class for every record
+ * (inline: this is paid twice a record). */
+static inline PyObject *
+state_field(SendBase *self, PyObject *st, int which)
+{
+    if ((PyObject *)Py_TYPE(st) == self->st_type) {
+        Py_ssize_t off = which ? self->max_off : self->kacc_off;
+        if (off >= 0) {
+            PyObject *value = *(PyObject **)((char *)st + off);
+            if (value != NULL)
+                return Py_NewRef(value);
+        }
+    }
+    return state_field_slow(self, st, which);
 }
 
 /* self._send(topic, value, key, headers, partition, timestamp_ms, on_delivery) */
@@ -235,8 +260,10 @@ call_method(SendBase *self, PyObject *name)
     return PyObject_VectorcallMethod(name, args, 1, NULL);
 }
 
-/* Parse send's arguments into a[0..6]; borrowed references. -1 with TypeError if bad. */
-static int
+/* Parse send's arguments into a[0..6]; borrowed references. -1 with TypeError if bad.
+ * (Inline, positional arguments copied in one pass and keywords matched by identity
+ * first: the usual ``send(topic, value, key=key)`` pays a few dozen instructions.) */
+static inline int
 parse_send_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames, PyObject **a)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
@@ -244,26 +271,34 @@ parse_send_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames, PyO
         PyErr_Format(PyExc_TypeError, "send() takes at most 7 arguments (%zd given)", nargs);
         return -1;
     }
-    for (int i = 0; i < 7; i++)
-        a[i] = i < nargs ? args[i] : NULL;
+    /* positional arguments, then None for the rest (keywords replace them below) */
+    a[0] = nargs > 0 ? args[0] : NULL;
+    a[1] = nargs > 1 ? args[1] : Py_None;
+    a[2] = nargs > 2 ? args[2] : Py_None;
+    a[3] = nargs > 3 ? args[3] : Py_None;
+    a[4] = nargs > 4 ? args[4] : Py_None;
+    a[5] = nargs > 5 ? args[5] : Py_None;
+    a[6] = nargs > 6 ? args[6] : Py_None;
     if (kwnames != NULL) {
         Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
         for (Py_ssize_t j = 0; j < nkw; j++) {
             PyObject *name = PyTuple_GET_ITEM(kwnames, j);
             int slot = -1;
-            for (int i = 0; i < 7; i++) {
-                if (name == kw_names[i]) {
-                    slot = i;
+            for (int k = 1; k < 7; k++) {  /* (topic is hardly ever passed by keyword: last) */
+                if (name == kw_names[k]) {
+                    slot = k;
                     break;
                 }
             }
+            if (slot < 0 && name == kw_names[0])
+                slot = 0;
             if (slot < 0) {
-                for (int i = 0; i < 7; i++) {
-                    int eq = PyUnicode_Compare(name, kw_names[i]);
+                for (int k = 0; k < 7; k++) {
+                    int eq = PyUnicode_Compare(name, kw_names[k]);
                     if (eq == -1 && PyErr_Occurred())
                         return -1;
                     if (eq == 0) {
-                        slot = i;
+                        slot = k;
                         break;
                     }
                 }
@@ -272,7 +307,7 @@ parse_send_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames, PyO
                 PyErr_Format(PyExc_TypeError, "send() got an unexpected keyword argument '%S'", name);
                 return -1;
             }
-            if (a[slot] != NULL) {
+            if (slot < nargs) {  /* (Python itself refuses a keyword given twice) */
                 PyErr_Format(PyExc_TypeError, "send() got multiple values for argument '%S'", name);
                 return -1;
             }
@@ -283,9 +318,6 @@ parse_send_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames, PyO
         PyErr_SetString(PyExc_TypeError, "send() missing 1 required positional argument: 'topic'");
         return -1;
     }
-    for (int i = 1; i < 7; i++)
-        if (a[i] == NULL)
-            a[i] = Py_None;
     return 0;
 }
 
@@ -417,13 +449,21 @@ sb_send(SendBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwna
             Py_XSETREF(self->ts_obj, obj);
             self->ts_ms = ms;
         }
-        PyObject *kl = PyLong_FromSsize_t(klen);
-        PyObject *vl = PyLong_FromSsize_t(vlen);
-        if (kl == NULL || vl == NULL) {
-            Py_XDECREF(kl);
-            Py_XDECREF(vl);
-            goto done;
+        if (self->klen_obj == NULL || klen != self->klen_val) {
+            PyObject *obj = PyLong_FromSsize_t(klen);
+            if (obj == NULL)
+                goto done;
+            Py_XSETREF(self->klen_obj, obj);
+            self->klen_val = klen;
         }
+        if (self->vlen_obj == NULL || vlen != self->vlen_val) {
+            PyObject *obj = PyLong_FromSsize_t(vlen);
+            if (obj == NULL)
+                goto done;
+            Py_XSETREF(self->vlen_obj, obj);
+            self->vlen_val = vlen;
+        }
+        PyObject *kl = Py_NewRef(self->klen_obj), *vl = Py_NewRef(self->vlen_obj);
         /* The record goes into the buffer list in one step, atomic under the GIL (no
          * Python code runs while it is laid in), so a concurrent drain never splits a
          * record: written straight into the list's spare room when it has room for the
@@ -555,17 +595,25 @@ static PyType_Spec sb_spec = {
 static inline void
 put_u32(unsigned char *p, uint32_t v)
 {
+#if PY_LITTLE_ENDIAN
+    memcpy(p, &v, 4);  /* (one store) */
+#else
     p[0] = (unsigned char)v;
     p[1] = (unsigned char)(v >> 8);
     p[2] = (unsigned char)(v >> 16);
     p[3] = (unsigned char)(v >> 24);
+#endif
 }
 
 static inline void
 put_u64(unsigned char *p, uint64_t v)
 {
+#if PY_LITTLE_ENDIAN
+    memcpy(p, &v, 8);
+#else
     put_u32(p, (uint32_t)v);
     put_u32(p + 4, (uint32_t)(v >> 32));
+#endif
 }
 
 /* The length of a key or value of the buffer: -1 for None; -2 (TypeError set) otherwise. */
