@@ -99,6 +99,9 @@ def test_with_acks_all_the_flush_waits_for_the_follower_before_raising_the_callb
         with Leader(la, listen="127.0.0.1:0", secret=secret) as leader, \
                 Follower(lb, f"{leader.address[0]}:{leader.address[1]}", secret=secret) as follower:
             follower.wait_connected(30)
+            deadline = time.monotonic() + 30  # (connected is not in sync yet: acks="all" waits for in-sync ones)
+            while not leader.status()["isr"] and time.monotonic() < deadline:
+                time.sleep(0.01)
             with la.producer(acks="all", linger_ms=600_000) as p:
                 p.send("t", b"x", on_delivery=lambda err, md: (_ for _ in ()).throw(Boom("acked first")))
                 with pytest.raises(Boom, match="acked first"):
