@@ -634,7 +634,7 @@ class LeaderCore:
         if self.store.hw_source is self:
             self.store.hw_source = None
         replica.unfence(self.store.path, self)
-        self.board.close()
+        replica.close_hw_board(self.store, self.board)
         self.lease.release()
 
     def fence(self, epoch: int, node_id: str | None) -> None:

@@ -205,19 +205,32 @@ class Coordinator:
         return os.path.join(self.hb_root, hashlib.sha1(group.encode()).hexdigest()[:20])  # noqa: S324 - a name
 
     def heartbeat(self, group: str, member_id: str) -> None:
-        """Refresh a member's heartbeat file."""
+        """Refresh a member's heartbeat file (made, with its group's directory, if missing)."""
         path = os.path.join(self._hb_dir(group), _hb_name(member_id))
         try:
             os.utime(path)
         except FileNotFoundError:
-            os.makedirs(self._hb_dir(group), exist_ok=True)
-            with open(path, "wb"):
-                pass
+            for attempt in range(3):
+                os.makedirs(self._hb_dir(group), exist_ok=True)
+                try:
+                    with open(path, "wb"):
+                        pass
+                    return
+                except FileNotFoundError:  # the group's last member left and removed it meanwhile
+                    if attempt == 2:
+                        raise
 
     def forget(self, group: str, member_id: str) -> None:
-        """Remove a member's heartbeat file."""
+        """Remove a member's heartbeat file, and its group's directory once empty (a group
+        name used once leaves nothing behind)."""
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(self._hb_dir(group), _hb_name(member_id)))
+        self.forget_group(group)
+
+    def forget_group(self, group: str) -> None:
+        """Remove a group's heartbeat directory if no member has a file in it."""
+        with contextlib.suppress(OSError):  # (not empty: a member is alive, or joining now)
+            os.rmdir(self._hb_dir(group))
 
     def expired(self, state: GroupState, now: float | None = None, *, keep: str | None = None) -> list[str]:
         """Members whose heartbeat is older than their session timeout.
@@ -680,6 +693,7 @@ class Coordinator:
         for state in gone:  # (their heartbeat files: stale, and a rejoin makes new ones)
             for member_id in state.members:
                 self.forget(state.name, member_id)
+            self.forget_group(state.name)
         return deleted
 
     def _beat_until(self, state: GroupState, member_id: str) -> float | None:
@@ -727,3 +741,4 @@ class Coordinator:
             self._bump(txn)
 
         self.store.write(fn)
+        self.forget_group(group)

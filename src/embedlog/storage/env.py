@@ -125,6 +125,10 @@ def translate(exc: lmdb.Error, what: str, path: str | None = None) -> StorageErr
         return DiskFullError(f"{what}: the disk is full ({text}); free space, then retry "
                              "the call — nothing of it was written (the records a producer's write carried "
                              "are not kept: send them again), nothing earlier was lost")
+    if isinstance(exc, lmdb.ReadersFullError):
+        return StorageError(f"{what}: all {_MAX_READERS} LMDB reader slots of this log are taken by live "
+                            "transactions (threads or processes reading it now); close consumers, logs or "
+                            "processes you no longer need, then retry (slots of dead processes are freed)")
     return StorageError(f"{what}: {text}")
 
 
@@ -207,6 +211,13 @@ class _Read:
                 gate.leave()
                 env._adopt_map_size()
                 gate.enter()
+                txn = handle.begin(write=False, buffers=True)
+            except lmdb.ReadersFullError:
+                # Slots of readers that died (kill -9) stay taken until someone clears
+                # them: do it now and try once more (a table full of live readers stays
+                # an error).
+                with contextlib.suppress(lmdb.Error):
+                    handle.reader_check()
                 txn = handle.begin(write=False, buffers=True)
         except lmdb.Error as exc:
             gate.leave()

@@ -1099,6 +1099,18 @@ def open_hw_board(store: Any) -> HighWatermarkBoard:
     return board
 
 
+def close_hw_board(store: Any, board: HighWatermarkBoard) -> None:
+    """The leader that opened ``board`` on ``store`` stopped: close it, drop the leader's
+    callbacks (they hold the leader, which holds the store: the weak mapping's value
+    would keep its own key alive) and forget it."""
+    board.close()
+    board.want = None
+    board.kick = None
+    with _BOARDS_LOCK:
+        if _BOARDS.get(store) is board:
+            del _BOARDS[store]
+
+
 def hw_board(store: Any) -> HighWatermarkBoard | None:
     """The live board of a leader running on ``store`` in this process, or ``None``."""
     board = _BOARDS.get(store)

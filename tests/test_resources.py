@@ -1,0 +1,95 @@
+"""Resources a long-running application or a big test suite must get back: objects of
+closed leaders, LMDB reader slots of dead processes, directories of deleted groups."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import embedlog
+from embedlog.replication import Follower, Leader, LeaderCore
+from embedlog.storage.store import Store
+
+SECRET = b"s" * 32
+
+
+def test_closed_leaders_leave_no_store_or_core_alive(tmp_path: Path) -> None:
+    """A leader's board (kept per store in a weak mapping) held the leader, which held the
+    store: every Leader run leaked both (~22 KB a cycle, for good)."""
+    def cycle() -> None:  # (its locals go with its frame)
+        with embedlog.open(tmp_path / "a") as la, embedlog.open(tmp_path / "b") as lb, \
+                Leader(la, secret=SECRET) as leader, Follower(lb, leader.address, secret=SECRET) as follower:
+            follower.wait_connected(30)
+
+    for _ in range(5):
+        cycle()
+    gc.collect()
+    assert [o for o in gc.get_objects() if isinstance(o, LeaderCore)] == []
+    assert [o for o in gc.get_objects() if isinstance(o, Store)] == []
+
+
+def test_reader_slots_of_a_killed_process_are_reused_by_an_open_log(tmp_path: Path) -> None:
+    """A process killed while it held every LMDB reader slot: the log open in this process
+    reads, describes and writes again (the slots of dead readers are cleared when a read
+    finds the table full), and nothing written before is lost."""
+    path = str(tmp_path / "log")
+    with embedlog.open(path) as log:
+        log.create_topic("a", 1)
+        with log.producer() as p:
+            p.send("a", b"before")
+            p.flush()
+        with log.consumer(["a"], auto_offset_reset="earliest") as c:
+            hog = subprocess.Popen([sys.executable, "-c", f"""
+import lmdb, time
+env = lmdb.open({path!r}, max_dbs=64, max_readers=1024)
+txns = []
+try:
+    while True:
+        txns.append(env.begin())
+except lmdb.ReadersFullError:
+    print(len(txns), flush=True)
+time.sleep(120)
+"""], stdout=subprocess.PIPE, text=True)
+            try:
+                assert hog.stdout is not None
+                assert int(hog.stdout.readline()) > 1000
+            finally:
+                hog.send_signal(signal.SIGKILL)
+                hog.wait()
+            got = c.poll(5.0)
+            assert [m.value for m in got] == [b"before"]
+            assert log.describe_topic("a").partitions[0].end_offset == 1
+            with log.producer() as p:
+                p.send("a", b"after")
+                p.flush()
+            deadline = time.monotonic() + 10
+            more: list[bytes] = []
+            while not more and time.monotonic() < deadline:
+                more = [m.value for m in c.poll(1.0)]
+            assert more == [b"after"]
+
+
+def test_groups_used_then_deleted_leave_no_directories(tmp_path: Path) -> None:
+    """Every group name ever used left an empty ``groups/<hash>/`` for good."""
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:
+        log.create_topic("a", 1)
+        for i in range(5):
+            with log.consumer(["a"], group=f"run-{i}") as c:
+                c.poll(0)
+            assert os.listdir(path / "groups") == []  # (its last member left)
+        with log.consumer(["a"], group="live") as c:
+            c.poll(0)
+            assert len(os.listdir(path / "groups")) == 1
+            with log.consumer(["a"], group="live") as c2:  # a second member comes and goes
+                c2.poll(0)
+            assert len(os.listdir(path / "groups")) == 1  # (the first is still in it)
+        for i in range(5):
+            log.delete_group(f"run-{i}")
+        assert log.groups() == ["live"]
+    assert os.listdir(path / "groups") == []
