@@ -108,6 +108,46 @@ def test_up_and_down_keep_every_field_and_rename_by_topic_map(tmp_path: Path, bo
         dst.close()
 
 
+def test_up_resumes_on_a_log_that_holds_other_records_at_offsets_it_forwarded(tmp_path: Path, bootstrap: str,
+                                                                              name: str) -> None:
+    """The log a mirror resumes on holds, at offsets the mirror had already forwarded,
+    records of another history: a replication failover took back the old leader's
+    unreplicated suffix and the new leader wrote its own records there (or a directory was
+    restored from a copy).  The resume scan found those offsets in Kafka and skipped the
+    local records as sent: they never reached Kafka.  Now a local record is skipped only
+    while it is the one Kafka holds; the old history's records stay in Kafka."""
+    import shutil  # noqa: PLC0415
+
+    topic, remote = f"{name}-l", f"{name}-r"
+    a, b = tmp_path / "a", tmp_path / "b"
+    with embedlog.open(a, maintenance_interval_ms=None) as log:
+        log.create_topic(topic, partitions=4)
+        produce(log, topic, 20)
+        with Mirror(log, conf(bootstrap), [topic], direction="up", name=name, topic_map={topic: remote}) as m:
+            bridge_proc.caught_up(m, 30)
+    shutil.copytree(a, b)  # the other node's log: the same history up to here, and the checkpoint
+    with embedlog.open(a, maintenance_interval_ms=None) as log:
+        with log.producer() as p:
+            for i in range(20, 40):
+                p.send(topic, b"a%d" % i, key=b"k%d" % (i % 13))
+            p.flush()
+        with Mirror(log, conf(bootstrap), [topic], direction="up", name=name, topic_map={topic: remote}) as m:
+            bridge_proc.caught_up(m, 30)
+    with embedlog.open(b, maintenance_interval_ms=None) as log:
+        with log.producer() as p:  # the same keys, so the same partitions and offsets, other values
+            for i in range(20, 40):
+                p.send(topic, b"b%d" % i, key=b"k%d" % (i % 13))
+            p.flush()
+        with Mirror(log, conf(bootstrap), [topic], direction="up", name=name, topic_map={topic: remote}) as m:
+            bridge_proc.caught_up(m, 30)
+            assert m.status().lag == 0
+        local = local_records(log, topic)
+    got = mock_kafka.read_topic(bootstrap, remote)
+    values = sorted(r.value for msgs in got.values() for r in msgs if r.value is not None)
+    expected = sorted([m.value for msgs in local.values() for m in msgs] + [b"a%d" % i for i in range(20, 40)])
+    assert values == expected  # every record of b's log once, and a's taken-back ones (Kafka keeps them)
+
+
 # -- what is reported ---------------------------------------------------------------------------
 def test_status_lag_group_and_prometheus(log: embedlog.Log, bootstrap: str, name: str) -> None:
     """``status()`` rows, the consumer group named after the mirror, ``log.metrics()``

@@ -11,7 +11,13 @@ How a record is neither lost nor duplicated:
   the next local offset of every partition, with those remote end offsets.
 - On start, each remote partition is read from its checkpointed end offset to its end:
   the highest source offset found per (remote partition, local partition) says exactly
-  which records after the checkpoint are already in Kafka.  Re-reading the log from the
+  which records after the checkpoint are already in Kafka.  Only records of this log's
+  history count: after a replication failover the new leader may hold other records at
+  offsets the old leader had forwarded (its unreplicated suffix, taken back).  So the scan
+  keeps a digest of each record it found (key, value, headers, timestamp), and a local
+  record is skipped only while it matches the remote record of its offset; from the first
+  that does not, the partition's records are sent (the others stay in Kafka, counted in
+  ``diverged``).  Re-reading the log from the
   checkpoint, a record is skipped when its destination partition already holds it, and
   sent otherwise.  The placement of a record is a function of the record alone (its
   partition number, or its key with Kafka's partitioner), so the same record always has
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -38,12 +45,33 @@ from .status import PartitionStatus
 __all__ = ["Resync", "Stopped", "UpEngine", "pending_partitions", "seed_progress", "stored_partitions"]
 
 
+_LOG = logging.getLogger("embedlog.bridge")
 _UNKNOWN_PARTITION = -190  # librdkafka's _UNKNOWN_PARTITION
 #: errors of a partition whose topic was just created, while the cluster's metadata catches up:
 #: _UNKNOWN_PARTITION, _UNKNOWN_TOPIC, UNKNOWN_TOPIC_OR_PART, LEADER_NOT_AVAILABLE, NOT_LEADER_FOR_PARTITION
 _NOT_YET = frozenset({_UNKNOWN_PARTITION, -188, 3, 5, 6})
 #: metadata key of a placeholder progress entry (see ``seed_progress``)
 _PENDING = "pending"
+
+
+def _digest(key: Any, value: Any, headers: Any) -> int:
+    return hash((key, value, tuple(tuple(h) for h in headers or ())))
+
+
+def _remote_digest(m: Any) -> tuple[int, int | None]:
+    """What identifies a record read from Kafka: a digest of its key, value and headers
+    (the bridge's own left out), and its timestamp if the producer's (CreateTime)."""
+    ts_type, ts = m.timestamp()
+    headers = [h for h in m.headers() or () if h[0] != SOURCE_HEADER]
+    return _digest(m.key(), m.value(), headers), (ts if ts_type == 1 else None)  # (1: TIMESTAMP_CREATE_TIME)
+
+
+def _same(found: tuple[int, int | None], m: Any) -> bool:
+    """Whether the local record ``m`` is the one Kafka holds (``found``).  A timestamp of
+    0 is not compared (librdkafka stamps the send time instead), nor a remote topic's
+    LogAppendTime."""
+    digest, ts = found
+    return digest == _digest(m.key, m.value, m.headers) and (ts is None or m.timestamp <= 0 or ts == m.timestamp)
 
 
 class Resync(BridgeError):
@@ -92,6 +120,11 @@ class UpEngine(Engine):
         self.next: dict[tuple[str, int], int] = {}  # next local offset to send
         self._skip: dict[tuple[str, int], dict[int, int]] = {}  # (topic, q) -> {r: last offset in r}
         self._skip_until: dict[tuple[str, int], int] = {}
+        #: (topic, q) -> {source offset: digest} of the records the resume scan found in Kafka
+        self._digests: dict[tuple[str, int], dict[int, tuple[int, int | None]]] = {}
+        #: records the resume scans found in Kafka that the local log no longer holds (a
+        #: replication failover took them back after they were forwarded): they stay there
+        self.diverged = 0
         self._delivery_error: Any = None
         self.producer: Any = None
         self.scanner: Any = None
@@ -227,6 +260,9 @@ class UpEngine(Engine):
                 else:
                     pos = p.start_offset if self.start == "earliest" else p.end_offset
                     self.lost[key] = 0
+                # (a checkpoint past the local end counts records a failover took back: the
+                # records written at those offsets since are others, and are sent)
+                pos = min(pos, p.end_offset)
                 checkpoint[p.partition] = pos
                 # retention may have deleted records before they were forwarded: resume at
                 # the log start (the scan below tells which of them Kafka got anyway)
@@ -282,6 +318,9 @@ class UpEngine(Engine):
                         if o > last.get((r, q), -1):
                             last[(r, q)] = o
                         resume = self.next.get((route.topic, q))
+                        if resume is not None and o >= resume:  # a record the resume may skip: its digest
+                            self._digests.setdefault((route.topic, q), {})[o] = _remote_digest(m)
+                        resume = self.next.get((route.topic, q))
                         if resume is not None and checkpoint.get(q, resume) <= o < resume:
                             below[q] = below.get(q, 0) + 1
                 if r in ends and m.offset() >= ends[r] - 1:
@@ -306,9 +345,25 @@ class UpEngine(Engine):
         """Whether records found in Kafka by the resume scan are still ahead of the reader
         (a checkpoint then would move past the scan's start and forget them)."""
         for key in [k for k, until in self._skip_until.items() if self.next[k] > until]:
-            del self._skip_until[key]
-            del self._skip[key]
+            self._forget_skips(key)
         return bool(self._skip_until)
+
+    def _forget_skips(self, key: tuple[str, int]) -> None:
+        self._skip_until.pop(key, None)
+        self._skip.pop(key, None)
+        self._digests.pop(key, None)
+
+    def _diverged_at(self, key: tuple[str, int], offset: int) -> None:
+        """The remote record of ``offset`` is not the local one: a failover took back what
+        was forwarded from here on.  Send the local records from here; count the remote
+        ones left behind."""
+        digests = self._digests.get(key, {})
+        left = sum(1 for o in digests if o >= offset)
+        self.diverged += left
+        self._forget_skips(key)
+        _LOG.warning("mirror %r: %s[%d] holds other records from offset %d on than the ones it forwarded "
+                     "(a failover took them back): sending these; the %d others stay in Kafka",
+                     self.name, key[0], key[1], offset, left)
 
     # -- running ------------------------------------------------------------------------
     def _on_delivery(self, err: Any, msg: Any) -> None:
@@ -384,11 +439,16 @@ class UpEngine(Engine):
         sent = 0
         skip = self._skip.get(key, {})
         until = self._skip_until.get(key, -1)
+        digests = self._digests.get(key, {})
         for k in range(i, j):
             m = msgs[k]
             dest = route.destination(q, m.key)
             if m.offset <= until and m.offset <= skip.get(dest, -1):
-                continue
+                found = digests.get(m.offset)
+                if found is None or _same(found, m):
+                    continue
+                self._diverged_at(key, m.offset)
+                skip, until = {}, -1
             headers = [*m.headers, (SOURCE_HEADER, (pre + str(m.offset)).encode())]
             try:
                 produce(remote, m.value, m.key, dest, None, None, m.timestamp, headers)
