@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -147,11 +148,16 @@ def test_serve_replicate_and_follow_copy_records_then_promote(tmp_path: Path, se
     assert st_b["role"] == "replica"
     assert st_b["isr"] in ([], None)
     assert st_b["node_id"] == st["isr"][0]
+    assert (st_b["follower"]["leader"], st_b["follower"]["in_sync"], st_b["follower"]["lag"]) == \
+        (st["node_id"], True, 0)  # what its follow last recorded
+    assert st["follower"] is None
     assert st_b["partitions"]["orders[1]"] == {"high_watermark": 1, "end_offset": 1, "log_start_offset": 0,
                                                "leader_epoch": 0}
     r = cli("--path", b, "replication", "status")
     assert r.returncode == 0, r.stderr
     assert "role: replica" in r.stdout
+    assert re.search(rf"^follows: leader {st['node_id']}  epoch 0  in sync: yes  lag: 0 records", r.stdout,
+                     re.MULTILINE), r.stdout
     assert re.search(r"^orders\[1\] +1 +1 +0 +0$", r.stdout, re.MULTILINE), r.stdout
 
     # A running follower holds the directory: promote refuses, in one line.
@@ -188,6 +194,49 @@ def test_serve_and_follow_stop_cleanly_on_sigterm(tmp_path: Path, secret_file: P
     stop(leader, signal.SIGTERM)
     st = json.loads(cli("--path", a, "replication", "status", "--json").stdout)
     assert (st["role"], st["replicating"], st.get("stale_lease")) == ("leader", False, False), st
+
+
+def test_status_after_the_leader_was_killed_names_the_followers_to_promote(
+        tmp_path: Path, secret_file: Path, procs: list[subprocess.Popen[str]]) -> None:
+    """After ``kill -9`` of ``serve``, ``replication status`` showed no in-sync set
+    (``isr: null``, one in-sync node) although a follower held every acknowledged record:
+    it shows the set the dead leader last recorded, which is whom to promote."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    with embedlog.open(a) as log:
+        log.create_topic("orders", partitions=1)
+    leader, address = start_leader(procs, a, "--secret-file", secret_file)
+    follower = start(procs, "--path", b, "follow", address, "--secret-file", secret_file)
+    wait_for(lambda: in_sync(a), "the follower in the leader's in-sync set")
+    leader.kill()
+    leader.wait()
+    st = json.loads(cli("--path", a, "replication", "status", "--json").stdout)
+    node_b = json.loads(cli("--path", b, "replication", "status", "--json").stdout)["node_id"]
+    assert (st["replicating"], st["stale_lease"], st["isr"], st["isr_size"]) == (True, True, [node_b], 2), st
+    r = cli("--path", a, "replication", "status")
+    assert "promote one of these" in r.stdout, r.stdout
+    stop(follower)
+
+
+def test_serve_says_when_a_promoted_node_fences_it(tmp_path: Path, secret_file: Path,
+                                                   procs: list[subprocess.Popen[str]]) -> None:
+    """A fenced ``serve`` printed nothing: its operator had no way to learn that the
+    directory must now follow the new leader (producers in other processes on it are not
+    stopped by the fencing)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    with embedlog.open(a) as log:
+        log.create_topic("orders", partitions=1)
+    leader, address = start_leader(procs, a, "--secret-file", secret_file)
+    follower = start(procs, "--path", b, "follow", address, "--secret-file", secret_file)
+    wait_for(lambda: in_sync(a), "the follower in the leader's in-sync set")
+    stop(follower)
+    assert cli("--path", b, "promote").returncode == 0
+    r = cli("--path", b, "follow", address, "--secret-file", secret_file)  # the new leader meets the old one
+    assert r.returncode == 1, r.stderr
+    assert leader.stderr is not None
+    ready, _, _ = select.select([leader.stderr], [], [], TIMEOUT_S)  # (no line at all: fail, do not hang)
+    assert ready, "serve said nothing about being fenced"
+    read_line(leader, r"^embedlog: this leader is fenced: .*epoch 1, newer than this leader's 0.*embedlog follow")
+    stop(leader)
 
 
 def test_follow_with_a_wrong_secret_fails_in_one_line(tmp_path: Path, secret_file: Path,

@@ -93,3 +93,51 @@ def test_groups_used_then_deleted_leave_no_directories(tmp_path: Path) -> None:
             log.delete_group(f"run-{i}")
         assert log.groups() == ["live"]
     assert os.listdir(path / "groups") == []
+
+
+_DIE_JOINING = r"""
+import os, signal, sys
+import embedlog
+from embedlog.groups import coordinator
+log = embedlog.open(sys.argv[1], maintenance_interval_ms=None)
+def dying_change(self, group, fn):  # kill -9 inside the join: heartbeat file made, member not stored
+    os.kill(os.getpid(), signal.SIGKILL)
+coordinator.Coordinator.change = dying_change
+log.consumer(["events"], group="g1")
+"""
+
+
+def test_heartbeat_files_of_members_killed_while_joining_are_swept(tmp_path: Path) -> None:
+    """A member killed between making its heartbeat file and being stored in the group
+    left the file for good (no state names it, so no expiry looked at it): ``maintain``
+    removes such files once ``ORPHAN_AGE_S`` old; ``delete_group`` removes them all."""
+    from embedlog.groups import coordinator  # noqa: PLC0415
+
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:
+        log.create_topic("events", 3)
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-c", _DIE_JOINING, str(path)], check=False)
+        assert r.returncode == -signal.SIGKILL
+    files = lambda: sorted(path.glob("groups/*/*"))  # noqa: E731
+    orphans = files()
+    assert len(orphans) == 2
+    with embedlog.open(path, maintenance_interval_ms=None) as log:
+        with log.consumer(["events"], group="g1") as c:
+            c.poll(0.1)
+            mine = set(files()) - set(orphans)
+            assert len(mine) == 1
+            log.maintain()
+            assert len(files()) == 3  # (young: they might be joining now)
+            old = time.time() - coordinator.ORPHAN_AGE_S - 1
+            for f in [*orphans, *mine]:
+                os.utime(f, (old, old))
+            log.maintain()
+            assert set(files()) == mine  # a live member's file stays, however old
+        assert files() == []  # (the member left: its file and the emptied directory went)
+        for f in orphans:  # dead joiners again, then the group deleted: nothing of it is left
+            f.parent.mkdir(exist_ok=True)
+            f.touch()
+        log.delete_group("g1")
+        assert files() == []
+        assert os.listdir(path / "groups") == []

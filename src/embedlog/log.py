@@ -162,6 +162,7 @@ class Log:
         expired = 0
         if self.offsets_retention_ms is not None:
             expired = self._coordinator.expire_offsets(self.offsets_retention_ms)
+        self._coordinator.sweep_heartbeats()  # (files of members that died joining, say)
         return {"batches_deleted": deleted, "records_compacted": compacted, "offsets_expired": expired}
 
     def verify(self, progress: ProgressFn | None = None) -> VerifyReport:

@@ -1918,12 +1918,16 @@ def replication_status(log: Log) -> Status:
     while the Leader or Follower runs in another process): ``role`` (``leader`` or
     ``replica``), ``node_id``, ``epoch``, ``replicating`` (a Leader manages the high
     watermarks: also while the Leader that set it is dead, until one runs again),
-    ``isr`` (the in-sync follower ids a running Leader last wrote, or ``None``),
+    ``isr`` (the in-sync follower ids the Leader last wrote — also when it died: with
+    ``stale_lease``, these are the followers that hold every record it acknowledged, the
+    ones to promote — or ``None`` when none runs nor died here),
     ``isr_size`` (nodes holding every acknowledged record, this one included),
     ``stale_lease`` (``replicating``, but no Leader holds the lease: it died without
-    stopping, and new records stay hidden until one runs here again), and per
-    partition ``"topic[n]"`` its high watermark (as stored: a running Leader's may be a
-    write ahead), end and log start offsets and leader epoch."""
+    stopping, and new records stay hidden until one runs here again), ``follower`` (on
+    a replica: what its Follower last wrote — the leader's node id, ``epoch``,
+    ``in_sync`` in the leader's in-sync set, and ``lag`` in records — else ``None``),
+    and per partition ``"topic[n]"`` its high watermark (as stored: a running Leader's
+    may be a write ahead), end and log start offsets and leader epoch."""
     store = _store_of(log)
 
     def fn(txn: lmdb.Transaction, dbs: Any) -> Status:
@@ -1937,8 +1941,9 @@ def replication_status(log: Log) -> Status:
             "epoch": replica.get_epoch(txn, dbs),
             "replicating": flag,
             "stale_lease": flag and not live,
-            "isr": None if isr is None or not live else list(isr.get("isr", [])),
-            "isr_size": replica.in_sync_size(txn, dbs) if live else 1,
+            "isr": None if isr is None or not flag else list(isr.get("isr", [])),
+            "isr_size": replica.in_sync_size(txn, dbs) if flag else 1,
+            "follower": replica.get_follower_state(txn, dbs) if replica.get_role(txn, dbs) == "replica" else None,
             "partitions": {f"{names.get(t, t)}[{p}]": {"high_watermark": st.high_watermark,
                                                        "end_offset": st.end_offset,
                                                        "log_start_offset": st.start_offset,

@@ -91,7 +91,19 @@ def status(args: argparse.Namespace, out: Output) -> int:
     out.line(f"role: {st['role']}  epoch: {st['epoch']}  node: {st['node_id'] or '-'}  "
              f"replicating: {'yes' if st['replicating'] else 'no'}"
              + ("  (no Leader runs here now: new records stay hidden until one does)" if st["stale_lease"] else ""))
-    out.line(f"in-sync followers: {isr}  (in-sync nodes: {st['isr_size']})")
+    fol = st["follower"]
+    if st["role"] == "replica":
+        out.line("follows: " + ("-  (it never reached a leader)" if not fol else
+                                f"leader {fol.get('leader') or '-'}  epoch {fol.get('epoch')}  "
+                                f"in sync: {'yes' if fol.get('in_sync') else 'no'}  lag: {fol.get('lag')} records"
+                                "  (as its follower last recorded)"))
+        return _partitions(st, out)
+    out.line(f"in-sync followers: {isr}  (in-sync nodes: {st['isr_size']}"
+             + (", as the leader that died last recorded them: promote one of these)" if st["stale_lease"] else ")"))
+    return _partitions(st, out)
+
+
+def _partitions(st: Any, out: Output) -> int:
     if st["partitions"]:
         out.line()
         out.table(["PARTITION", "HIGH-WATERMARK", "END-OFFSET", "LOG-START", "LEADER-EPOCH"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+import time
 from typing import Any
 
 from .. import metrics
@@ -89,6 +90,8 @@ def serve(args: argparse.Namespace, out: Output) -> int:
             host, port = leader.address
             print(f"replicating {path} as leader at {host}:{port} (epoch {leader.core.epoch})",
                   file=sys.stderr, flush=True)
+            threading.Thread(target=_report_fencing, args=(leader,), name="embedlog-serve-fenced",
+                             daemon=True).start()
             if addr is not None:
                 _serve_metrics(args, path, addr)
             else:
@@ -101,6 +104,19 @@ def serve(args: argparse.Namespace, out: Output) -> int:
         finally:
             leader.close()
     return 0
+
+
+def _report_fencing(leader: Any) -> None:
+    """Say once, on stderr, that a node with a newer leader epoch showed up: this leader's
+    process refuses produces from then on, and its directory must follow the new one."""
+    while not leader.closed:
+        fenced = leader.core.fenced_by
+        if fenced is not None:
+            print(f"embedlog: this leader is fenced: {fenced}. Stop serve and start this directory as a "
+                  "follower of the new leader (embedlog follow); producers in other processes on it are not "
+                  "stopped, and what they write now is taken back when it follows", file=sys.stderr, flush=True)
+            return
+        time.sleep(0.5)
 
 
 def _serve_metrics(args: argparse.Namespace, path: str, addr: tuple[str, int] | None) -> None:

@@ -153,6 +153,11 @@ def partition_list(partitions: object, what: str) -> list[TopicPartition]:
     return out
 
 
+#: how old a heartbeat file of no member must be before ``sweep_heartbeats`` removes it (s):
+#: far longer than a join takes between making the file and storing the member
+ORPHAN_AGE_S = 60.0
+
+
 def _hb_name(member_id: str) -> str:
     """A member's heartbeat file name: its id, or a digest of it where the id (made from
     the free-text ``client_id``) cannot be a file name (a separator, NUL, too long)."""
@@ -227,10 +232,63 @@ class Coordinator:
             os.unlink(os.path.join(self._hb_dir(group), _hb_name(member_id)))
         self.forget_group(group)
 
-    def forget_group(self, group: str) -> None:
-        """Remove a group's heartbeat directory if no member has a file in it."""
+    def forget_group(self, group: str, *, files: bool = False) -> None:
+        """Remove a group's heartbeat directory if no member has a file in it (``files``:
+        remove the files first — the group was deleted, so none of them is a member's)."""
+        path = self._hb_dir(group)
+        if files:
+            with contextlib.suppress(OSError):
+                for name in os.listdir(path):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(path, name))
         with contextlib.suppress(OSError):  # (not empty: a member is alive, or joining now)
-            os.rmdir(self._hb_dir(group))
+            os.rmdir(path)
+
+    def sweep_heartbeats(self, now: float | None = None) -> int:
+        """Remove heartbeat files that belong to no member of any group once they are
+        ``ORPHAN_AGE_S`` old, and the group directories left empty; return how many files
+        went.  Such files are left by a member killed between making its file and joining,
+        or removed while paused (its heartbeat thread makes the file again before it
+        rejoins under a new id).  (A joining member's file is younger: it is kept.)"""
+        try:
+            dirs = os.listdir(self.hb_root)
+        except OSError:
+            return 0
+        if not dirs:
+            return 0
+        now = time.time() if now is None else now
+
+        def owned(txn: lmdb.Transaction) -> dict[str, set[str]]:
+            out: dict[str, set[str]] = {}
+            with txn.cursor(db=self.dbs["groups"]) as cur:
+                for raw_key, raw_value in cur:
+                    state = GroupState.from_json(bytes(raw_key).decode("utf-8"), bytes(raw_value))
+                    out[os.path.basename(self._hb_dir(state.name))] = {_hb_name(m) for m in state.members}
+            return out
+
+        members = self.store.read(owned)
+        removed = 0
+        for d in dirs:
+            path = os.path.join(self.hb_root, d)
+            keep = members.get(d, set())
+            try:
+                names = os.listdir(path)
+            except OSError:
+                continue
+            for name in names:
+                if name in keep:
+                    continue
+                f = os.path.join(path, name)
+                try:
+                    if now - os.stat(f).st_mtime < ORPHAN_AGE_S:
+                        continue
+                    os.unlink(f)
+                    removed += 1
+                except OSError:
+                    continue
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+        return removed
 
     def expired(self, state: GroupState, now: float | None = None, *, keep: str | None = None) -> list[str]:
         """Members whose heartbeat is older than their session timeout.
@@ -741,4 +799,4 @@ class Coordinator:
             self._bump(txn)
 
         self.store.write(fn)
-        self.forget_group(group)
+        self.forget_group(group, files=True)
