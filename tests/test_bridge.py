@@ -21,7 +21,7 @@ ck = pytest.importorskip("confluent_kafka")
 
 import embedlog  # noqa: E402
 from embedlog.bridge import SOURCE_HEADER, Mirror, MirrorStatus, PartitionStatus  # noqa: E402
-from embedlog.errors import BridgeError, ConfigError, LinkDownError, UnknownTopicError  # noqa: E402
+from embedlog.errors import BridgeError, ConfigError, LinkDownError, NotLeaderError, UnknownTopicError  # noqa: E402
 from procs import bridge_proc, harness, mock_kafka  # noqa: E402  # tests/procs (tests/ is on sys.path)
 
 HOUR = 3_600_000
@@ -332,6 +332,22 @@ def test_a_config_that_is_not_a_mapping_is_a_config_error(log: embedlog.Log, con
     log.create_topic("t", partitions=1)
     with pytest.raises(ConfigError, match="mapping of librdkafka property names"):
         Mirror(log, config, ["t"])
+
+
+@pytest.mark.parametrize("direction", ["up", "down"])
+def test_a_bridge_on_a_replica_is_refused_at_start(log: embedlog.Log, direction: str) -> None:
+    """A replica's committed offsets (the bridge's progress) and records are its leader's:
+    refused at once, saying where to run it (it failed once Kafka answered, talking of
+    producing)."""
+    from embedlog.storage import replica  # noqa: PLC0415
+
+    log.create_topic("t", partitions=1)
+    store = log._store
+    store.write(lambda txn: replica.set_role(txn, store.dbs, "replica"))
+    m = Mirror(log, conf("127.0.0.1:1"), ["t"], direction=direction, name=f"on-replica-{direction}")
+    with pytest.raises(NotLeaderError, match="run a Kafka bridge on the leader"):
+        m.start()
+    m.close()
 
 
 def test_up_from_a_missing_local_topic_raises_unknown_topic(log: embedlog.Log, bootstrap: str) -> None:

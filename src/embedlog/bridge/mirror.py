@@ -121,6 +121,9 @@ class Mirror:
             raise ClosedError("this Mirror is closed; make a new one")
         if self._thread is not None:
             return
+        store = self.log._store
+        # (a replica takes its committed offsets, the bridge's progress, and its records from its leader)
+        store.read(lambda txn: store.require_leader(txn, "run a Kafka bridge"))
         self._take_lock()
         try:
             if self.direction == "up":  # the lag of what waits is visible (status, metrics) before Kafka answers
