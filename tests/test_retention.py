@@ -96,6 +96,37 @@ def test_retention_ms_deletes_old_batches_on_maintain(log: embedlog.Log) -> None
     assert_consistent(log)
 
 
+def test_retention_deletes_in_bounded_transactions(log: embedlog.Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One write transaction per topic deleted every expired batch of every partition:
+    100,000 batches held LMDB's write lock (every writer of every process) ~1.5 s.  Now a
+    transaction deletes at most ``RETENTION_CHUNK`` batches, and the result is the same."""
+    from embedlog.storage import store as store_mod  # noqa: PLC0415
+
+    monkeypatch.setattr(store_mod, "RETENTION_CHUNK", 7)
+    log.create_topic("t", partitions=3, config={"retention.ms": HOUR})
+    old = now_ms() - 2 * HOUR
+    for p in range(3):
+        write_batches(log, "t", [[(b"k", b"old %d" % i, old)] for i in range(10 + p)], partition=p)
+        write_batches(log, "t", [[(b"k", b"new", None)]], partition=p)
+    deleted: list[int] = []
+    write = log._store.write
+
+    def counting(fn: Callable[..., object], **kw: object) -> object:
+        out = write(fn, **kw)
+        if isinstance(out, tuple):
+            deleted.append(out[0])
+        return out
+
+    monkeypatch.setattr(log._store, "write", counting)
+    assert log.maintain()["batches_deleted"] == 10 + 11 + 12
+    assert sum(deleted) == 33, deleted
+    assert max(deleted) <= 7, deleted  # (5 transactions at least)
+    for p in range(3):
+        assert (part(log, "t", p).start_offset, part(log, "t", p).end_offset) == (10 + p, 11 + p)
+    assert [m.value for m in read_all(log)] == [b"new"] * 3
+    assert_consistent(log)
+
+
 def test_retention_ms_minus_one_keeps_everything(log: embedlog.Log) -> None:
     log.create_topic("t", config={"retention.ms": -1})
     write_batches(log, "t", [[(None, b"ancient", 1000)], [(None, b"old", now_ms() - 1000 * HOUR)]])

@@ -471,30 +471,37 @@ class Store:
         follower must be able to fetch every record it lacks that consumers could see."""
         now = now_ms() if now is None else now
         total = 0
-        # Look first in one read transaction; write (and fsync) only for topics with work.
+        # Look first in one read transaction; write (and fsync) only for topics with work,
+        # at most RETENTION_CHUNK batches a transaction: writers of every process wait
+        # for each, not for the whole pass (100,000 batches took ~1.5 s in one).
         for name in self.read(lambda txn: self._retention_due(txn, now)):
-            def fn(txn: lmdb.Transaction, name: str = name) -> int:
+            def fn(txn: lmdb.Transaction, name: str = name) -> tuple[int, bool]:
                 meta = topics.get(txn, self.dbs, name)
                 if meta is None or not meta.config.delete:
-                    return 0
+                    return 0, False
                 cfg = meta.config
                 below = now - cfg.retention_ms if cfg.retention_ms >= 0 else None
                 limit = cfg.retention_bytes if cfg.retention_bytes >= 0 else None
                 if below is None and limit is None:
-                    return 0
+                    return 0, False
                 n = 0
                 for p in range(meta.partitions):
+                    if n >= RETENTION_CHUNK:
+                        return n, True  # (the partitions done have nothing left: quick to look at again)
                     st = plog.load_state(txn, self.dbs, meta.topic_id, p)
                     if st is None:
                         continue
-                    upto = _retention_end(txn, self.dbs, meta.topic_id, p, st, below, limit)
+                    upto = _retention_end(txn, self.dbs, meta.topic_id, p, st, below, limit, RETENTION_CHUNK - n)
                     d = 0 if upto is None else plog.delete_before(txn, self.dbs, meta.topic_id, p, st, offset=upto)
                     if d:
                         plog.store_state(txn, self.dbs, meta.topic_id, p, st)
                         n += d
-                return n
+                return n, n >= RETENTION_CHUNK
 
-            total += self.write(fn)
+            more = True
+            while more:
+                n, more = self.write(fn)
+                total += n
         return total
 
     def _retention_due(self, txn: lmdb.Transaction, now: int) -> list[str]:
@@ -545,15 +552,20 @@ class Store:
         return self.write(fn)
 
 
+#: most batches retention deletes in one write transaction (see ``Store.enforce_retention``)
+RETENTION_CHUNK = 1000
+
+
 def _retention_end(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int, st: PartitionState,
-                   below: int | None, limit: int | None) -> int | None:
+                   below: int | None, limit: int | None, most: int | None = None) -> int | None:
     """Where retention starts a partition: after the last of its leading batches that
     are past ``retention.ms`` (max timestamp < ``below``) or over ``retention.bytes``
-    (``limit``), stopping at the first batch that reaches the high watermark; ``None``
-    when nothing goes."""
+    (``limit``), stopping at the first batch that reaches the high watermark, or after
+    ``most`` batches; ``None`` when nothing goes."""
     prefix = schema.partition_key(tid, part)
     remaining = st.bytes
     end: int | None = None
+    counted = 0
     with txn.cursor(db=dbs["batches"]) as cur:
         if not cur.set_range(prefix):
             return None
@@ -568,6 +580,7 @@ def _retention_end(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part
                 break
             remaining -= size
             end = info.next_offset
-            if not cur.next():
+            counted += 1
+            if (most is not None and counted >= most) or not cur.next():
                 break
     return end
