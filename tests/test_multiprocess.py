@@ -320,6 +320,43 @@ def test_poll_blocked_in_parent_wakes_when_forked_child_produces(tmp_path: Path)
         consumer.close()
 
 
+@pytest.mark.filterwarnings(FORK_WITH_THREADS)
+def test_a_child_forked_while_a_parent_thread_polls_uses_the_log(tmp_path: Path) -> None:
+    """A parent thread reading at the fork left its transaction, which holds the parent's
+    LMDB environment, in the child for good (the thread does not exist there), and py-lmdb
+    refuses to open the same files twice in one process: nearly every child failed with
+    "already open in this process".  A fork now waits for the transactions under way,
+    and a thread it holds back keeps no reference to the environment."""
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:
+        log.create_topic("a", partitions=1)
+        with log.producer() as p:
+            for i in range(200):
+                p.send("a", b"x%d" % i)
+            p.flush()
+        stop = threading.Event()
+
+        def reader() -> None:
+            with log.consumer(["a"], auto_offset_reset="earliest") as c:
+                while not stop.is_set():
+                    c.poll(0.01)
+                    c.seek_to_beginning()
+
+        th = threading.Thread(target=reader)
+        th.start()
+        try:
+            for _ in range(10):
+                def child() -> object:
+                    with log.consumer(["a"], auto_offset_reset="earliest") as c:
+                        return len(c.poll(timeout=5.0, max_records=500))
+
+                pid, fd = _fork(child)
+                assert _join_child(pid, fd) == 200
+        finally:
+            stop.set()
+            th.join()
+
+
 def test_consumer_position_survives_other_process_writes(tmp_path: Path, children: Any) -> None:
     """A consumer here keeps reading, in order, while two other processes keep appending."""
     path = tmp_path / "log"

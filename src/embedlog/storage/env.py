@@ -51,6 +51,7 @@ import shutil
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
@@ -84,13 +85,49 @@ T = TypeVar("T")
 _PID = os.getpid()  # this process's id, kept current by the fork hook below
 
 
+#: the environments open in this process (``_before_fork`` holds their transactions back)
+_LIVE: weakref.WeakSet[Env] = weakref.WeakSet()
+#: how long a fork waits for transactions under way (one the forking thread holds never ends)
+_FORK_WAIT_S = 1.0
+_HELD: list[Any] = []  # gates held exclusively across a fork, released after it
+
+
+def _before_fork() -> None:
+    """Let no transaction be under way at the fork: a child inherits the transaction
+    objects of the parent's threads (never freed there: those threads do not exist in
+    the child), which keep the parent's environment object alive, and py-lmdb refuses to
+    open the same files twice in one process — so the child could not use the log
+    while a parent thread was reading at the fork."""
+    for env in list(_LIVE):
+        if env._env is None or env._pid != _PID:
+            continue
+        gate = env._gate.exclusive(_FORK_WAIT_S)
+        try:
+            gate.__enter__()
+        except Exception:  # noqa: BLE001,S112 - best effort: fork regardless
+            continue
+        _HELD.append(gate)
+
+
+def _after_fork_in_parent() -> None:
+    held = _HELD[:]
+    _HELD.clear()
+    for gate in held:
+        with suppress(Exception):
+            gate.__exit__(None, None, None)
+
+
 def _after_fork_in_child() -> None:
     global _PID  # noqa: PLW0603 - read on every transaction: a module global is the cheapest lookup
     _PID = os.getpid()
+    _HELD.clear()
+    for env in list(_LIVE):  # (a gate the fork left held, or mid-change, would block the child for good)
+        env._gate = _Gate()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 
 
 def current_pid() -> int:
@@ -201,10 +238,10 @@ class _Read:
 
     def __enter__(self) -> lmdb.Transaction:
         env = self._env
-        handle = env._handle()
         gate = env._gate
-        gate.enter()
+        gate.enter()  # (before taking the handle: a thread a fork holds back here keeps no reference to it)
         try:
+            handle = env._handle()
             try:
                 txn = handle.begin(write=False, buffers=True)
             except lmdb.MapResizedError:
@@ -313,6 +350,7 @@ class Env:
         self.dbs.update(dbs)
         self._env = env
         self._pid = _PID
+        _LIVE.add(self)
         if self.durability == "interval" and (self._syncer is None or not self._syncer.is_alive()):
             self._stop.clear()
             self._syncer = threading.Thread(target=self._sync_loop, name="embedlog-fsync", daemon=True)
@@ -358,8 +396,7 @@ class Env:
             self._env = None
             self.dbs.clear()
             self._syncer = None
-            self._gate = _Gate()
-            self._open()
+            self._open()  # (its gate is new already: _after_fork_in_child)
         env = self._env
         if env is None:  # (closed by another thread: its Log's close raced this call)
             raise ClosedError(_CLOSED)
@@ -386,15 +423,15 @@ class Env:
         undo it until the next commit or ``make_durable`` (see the module docstring).
         """
         while True:
-            env = self._handle()
-            now = time.monotonic()
-            if now >= self._next_reader_check:  # (before the transaction: it frees pages for it)
-                self._next_reader_check = now + _READER_CHECK_S
-                with contextlib.suppress(lmdb.Error):
-                    env.reader_check()
-            self._gate.enter()
+            self._gate.enter()  # (before taking the handle: see _Read.__enter__)
             grow = False
             try:
+                env = self._handle()
+                now = time.monotonic()
+                if now >= self._next_reader_check:  # (before the transaction: it frees pages for it)
+                    self._next_reader_check = now + _READER_CHECK_S
+                    with contextlib.suppress(lmdb.Error):
+                        env.reader_check()
                 try:
                     txn = env.begin(write=True, buffers=True)
                 except lmdb.MapResizedError:
@@ -423,6 +460,7 @@ class Env:
             except lmdb.Error as exc:
                 raise self.failed(exc, f"writing {self.path!r}") from None
             finally:
+                env = None  # type: ignore[assignment]  # (none kept while waiting: see _Read.__enter__)
                 self._gate.leave()
             if grow:
                 self._grow()
@@ -439,8 +477,8 @@ class Env:
         child.commit()
 
     def _grow(self) -> None:
-        env = self._handle()
         with self._gate.exclusive():
+            env = self._handle()
             size = env.info()["map_size"]
             try:
                 env.set_mapsize(size * 2)
@@ -448,8 +486,8 @@ class Env:
                 raise translate(exc, "growing the LMDB map") from None
 
     def _adopt_map_size(self) -> None:
-        env = self._handle()
         with self._gate.exclusive():
+            env = self._handle()
             try:
                 env.set_mapsize(0)
             except lmdb.Error as exc:
@@ -470,10 +508,9 @@ class Env:
 
     def sync(self) -> None:
         """fsync everything committed so far."""
-        env = self._handle()
         self._gate.enter()
         try:
-            env.sync(True)
+            self._handle().sync(True)
         except lmdb.Error as exc:
             raise self.failed(exc, f"syncing {self.path!r}") from None
         finally:
