@@ -92,3 +92,50 @@ def test_unknown_topic_messages_suggest_what_applies(tmp_path: Path) -> None:
         with pytest.raises(UnknownTopicError) as info:
             log.describe_topic("nope")
         assert "auto_create_topics=True" not in str(info.value)
+
+
+# -- replication's arguments ----------------------------------------------------------------------------
+_LEADER_BAD = [
+    {"listen": None}, {"listen": 5}, {"listen": ["h", 0]}, {"listen": ("127.0.0.1",)},
+    {"listen": ("127.0.0.1", 70000)}, {"listen": ("127.0.0.1", True)}, {"listen": "127.0.0.1:²"},
+    {"listen": "[::1:0"}, {"listen": "nosuch.invalid:0"}, {"max_wait_ms": "100"}, {"session_timeout_ms": "x"},
+    {"max_bytes": None}, {"max_bytes": -1}, {"secret": "\ud800"}, {"ssl_context": "x"},
+    {"replica_lag_time_max_ms": True}, {"hw_persist_ms": 1.5}, {"insecure": "yes"},
+]
+_FOLLOWER_BAD = [
+    {"backoff_ms": 100}, {"backoff_ms": (1,)}, {"backoff_ms": (10, 5)}, {"backoff_ms": (0, 5)},
+    {"max_bytes": "1"}, {"session_timeout_ms": "x"}, {"leader": (5, 1)}, {"leader": ("127.0.0.1", 70000)},
+    {"leader": None}, {"secret": "\ud800"},
+]
+
+
+@pytest.mark.parametrize("kwargs", _LEADER_BAD, ids=repr)
+def test_a_leader_refuses_bad_arguments_with_config_error(tmp_path: Path, kwargs: dict[str, object]) -> None:
+    """Unchecked, these raised AttributeError, IndexError, OverflowError or a raw socket
+    error, or were taken and later killed the connection thread (replication then stalled
+    with no error anywhere)."""
+    from embedlog.replication import Leader  # noqa: PLC0415
+
+    with embedlog.open(tmp_path / "a") as log:
+        with pytest.raises(ConfigError):
+            Leader(log, **{"secret": b"s", **kwargs})  # type: ignore[arg-type]
+        with Leader(log, secret=b"s"):  # nothing was left held
+            pass
+
+
+@pytest.mark.parametrize("kwargs", _FOLLOWER_BAD, ids=repr)
+def test_a_follower_refuses_bad_arguments_with_config_error(tmp_path: Path, kwargs: dict[str, object]) -> None:
+    from embedlog.replication import Follower, replication_status  # noqa: PLC0415
+
+    with embedlog.open(tmp_path / "b") as log:
+        with pytest.raises(ConfigError):
+            Follower(log, **{"leader": "127.0.0.1:1", "secret": b"s", **kwargs})  # type: ignore[arg-type]
+        assert replication_status(log)["role"] == "leader"  # (not made a replica)
+
+
+@pytest.mark.parametrize("log", [None, 5, "dir/"])
+def test_promote_of_something_else_than_a_log_is_a_config_error(log: object) -> None:
+    from embedlog.replication import promote  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match=r"embedlog\.Log"):
+        promote(log)  # type: ignore[arg-type]

@@ -40,6 +40,7 @@ import fcntl
 import functools
 import os
 import re
+import socket
 import ssl
 import threading
 import time
@@ -52,6 +53,7 @@ import attrs
 import lmdb
 
 from .codec import batch as codec
+from .config import INT32_MAX, check_int
 from .errors import (
     AuthenticationError,
     ConfigError,
@@ -1609,7 +1611,15 @@ os.register_at_fork(after_in_child=_forget_in_child)
 def _check_auth(secret: bytes | str | None, ssl_context: ssl.SSLContext | None, insecure: bool,
                 side: str = "leader") -> bytes | None:
     if isinstance(secret, str):
-        secret = secret.encode("utf-8")
+        try:
+            secret = secret.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError("secret is a str that is not valid Unicode (a lone surrogate); give bytes, or a "
+                              "str of characters") from None
+    if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+        raise ConfigError(f"ssl_context must be an ssl.SSLContext (or None), got {type(ssl_context).__name__}")
+    if not isinstance(insecure, bool):
+        raise ConfigError(f"insecure must be True or False, got {insecure!r}")
     if secret is not None and not isinstance(secret, (bytes, bytearray)):
         raise ConfigError(f"secret must be bytes (or a str, used as UTF-8), got {type(secret).__name__}")
     if secret is not None and len(secret) == 0:
@@ -1631,6 +1641,10 @@ def _check_auth(secret: bytes | str | None, ssl_context: ssl.SSLContext | None, 
 
 
 def _store_of(log: Log) -> Store:
+    from .log import Log  # noqa: PLC0415 - replication imports log's module lazily
+
+    if not isinstance(log, Log):
+        raise ConfigError(f"expected an embedlog.Log (from embedlog.open()), got {type(log).__name__}")
     log._check()
     return log._store
 
@@ -1669,13 +1683,15 @@ class Leader:
                  replica_lag_time_max_ms: int = 30_000, max_bytes: int = DEFAULT_MAX_BYTES,
                  max_wait_ms: int = DEFAULT_MAX_WAIT_MS, session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
                  hw_persist_ms: int = DEFAULT_HW_PERSIST_MS) -> None:
-        secret = _check_auth(secret, ssl_context, insecure)
-        if not isinstance(replica_lag_time_max_ms, int) or replica_lag_time_max_ms <= 0:
-            raise ConfigError(f"replica_lag_time_max_ms must be a positive int, got {replica_lag_time_max_ms!r}")
-        if not isinstance(hw_persist_ms, int) or hw_persist_ms < 0:
-            raise ConfigError(f"hw_persist_ms must be an int >= 0, got {hw_persist_ms!r}")
-        self.log = log
         store = _store_of(log)
+        secret = _check_auth(secret, ssl_context, insecure)
+        check_int("replica_lag_time_max_ms", replica_lag_time_max_ms)
+        check_int("hw_persist_ms", hw_persist_ms, 0)
+        check_int("max_bytes", max_bytes, 1, MAX_FRAME // 2)
+        check_int("max_wait_ms", max_wait_ms, 0)
+        check_int("session_timeout_ms", session_timeout_ms)
+        address = parse_address(listen)
+        self.log = log
         self._lock = _DirLock(store.path, "run a Leader")
         self._server: LeaderServer | None = None
         self._stop_writer = threading.Event()
@@ -1686,7 +1702,13 @@ class Leader:
                                    max_wait_ms=max_wait_ms, session_timeout_ms=session_timeout_ms,
                                    hw_persist_ms=hw_persist_ms, defer_store=True)
             try:
-                self._server = LeaderServer(self.core, store.notifier, parse_address(listen), ssl_context)
+                try:
+                    self._server = LeaderServer(self.core, store.notifier, address, ssl_context)
+                except OSError as exc:
+                    if not isinstance(exc, socket.gaierror) and not (exc.errno or 0) < 0:  # (< 0: getaddrinfo's)
+                        raise
+                    raise ConfigError(f"cannot listen at {address[0]}:{address[1]}: the host name does not "
+                                      f"resolve ({exc.strerror}); give an address of this machine") from None
             except BaseException:
                 self.core.stop()
                 raise
@@ -1795,10 +1817,17 @@ class Follower:
                  insecure: bool = False, ssl_context: ssl.SSLContext | None = None,
                  max_bytes: int = DEFAULT_FETCH_MAX_BYTES, session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
                  backoff_ms: tuple[int, int] = (50, 2000)) -> None:
+        store = _store_of(log)
         secret = _check_auth(secret, ssl_context, insecure, "follower")
+        check_int("max_bytes", max_bytes, 1, MAX_FRAME // 2)
+        check_int("session_timeout_ms", session_timeout_ms)
+        if (not isinstance(backoff_ms, tuple) or len(backoff_ms) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in backoff_ms)
+                or not 1 <= backoff_ms[0] <= backoff_ms[1] <= INT32_MAX):
+            raise ConfigError(f"backoff_ms must be a (first, most) pair of ints with 1 <= first <= most (milliseconds "
+                              f"between reconnection attempts), got {backoff_ms!r}")
         self.log = log
         self.leader = parse_address(leader)
-        store = _store_of(log)
         self._lock = _DirLock(store.path, "run a Follower")
         self._applier: _Applier | None = None
         try:

@@ -28,11 +28,18 @@ LOOPBACK = "127.0.0.1"
 
 def parse_address(text: str | tuple[str, int]) -> tuple[str, int]:
     """``"host:port"`` (``"[v6]:port"`` for IPv6, ``":port"`` for loopback) or a
-    ``(host, port)`` pair."""
+    ``(host, port)`` pair; ``ConfigError`` for anything else."""
     if isinstance(text, tuple):
-        return text[0], int(text[1])
+        if (len(text) != 2 or not isinstance(text[0], str) or not text[0] or not isinstance(text[1], int)
+                or isinstance(text[1], bool) or not 0 <= text[1] <= 65535):
+            raise ConfigError(f"address must be a (host: str, port: 0..65535) pair or 'HOST:PORT', got {text!r}")
+        return text[0], text[1]
+    if not isinstance(text, str):
+        raise ConfigError(f"address must be 'HOST:PORT' (or ':PORT' for loopback) or a (host, port) pair, "
+                          f"got {type(text).__name__}")
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
+    if not sep or not port.isascii() or not port.isdigit() or int(port) > 65535 or host.startswith("[") != \
+            host.endswith("]"):
         raise ConfigError(f"address must be HOST:PORT (or :PORT for loopback), got {text!r}")
     if not host:
         host = LOOPBACK
