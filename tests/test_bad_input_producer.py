@@ -77,7 +77,7 @@ def test_bad_sends_and_flushes(log: embedlog.Log, impl: str, call: Callable[[Any
 @pytest.mark.parametrize("options", [
     {"compression": ["zstd"]}, {"acks": ["all"]}, {"acks": {}}, {"linger_ms": math.inf}, {"linger_ms": 2 ** 63},
     {"linger_ms": math.nan}, {"buffer_records": 2 ** 63}, {"buffer_bytes": 0}, {"buffer_bytes": True},
-    {"batch_size": 0}, {"delivery_timeout_ms": 2 ** 40},
+    {"batch_size": 0}, {"delivery_timeout_ms": 2 ** 40}, {"acks": True}, {"acks": False}, {"acks": 1.0},
 ])
 def test_bad_producer_options(log: embedlog.Log, options: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):

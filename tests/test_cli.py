@@ -22,6 +22,7 @@ import embedlog
 from embedlog import TopicPartition
 from embedlog.cli import build_parser, iter_commands, main
 from embedlog.cli.docs import render
+from embedlog.errors import ConfigError
 from embedlog.storage import schema
 from embedlog.storage.verify import Problem
 
@@ -435,7 +436,32 @@ def test_consume_timeout_ends_an_idle_wait(cli: Run, log: embedlog.Log) -> None:
     assert time.monotonic() - start < 30  # it ended by itself (generous bound for a loaded machine)
 
 
+@pytest.mark.parametrize("value", ["nan", "-1", "inf"])
+def test_consume_refuses_a_timeout_that_is_no_number_of_seconds(cli: Run, log: embedlog.Log, value: str) -> None:
+    """``--timeout nan`` was taken, and the command never ended."""
+    log.create_topic("t")
+    code, _, err = cli("consume", "t", "--timeout", value)
+    assert code == 2
+    assert "--timeout" in err
+
+
 # -- groups --------------------------------------------------------------------------------------
+def test_groups_reset_offsets_to_a_date_time_out_of_range_is_one_line(cli: Run, log: embedlog.Log) -> None:
+    """Year 1 made the CLI report an internal error ("this is a bug") and the API raise a
+    bare ValueError from inside its write transaction."""
+    fill(log, "t", 2)
+    log.commit_offsets("g", {TopicPartition("t", 0): 1})
+    code, _, err = cli("groups", "reset-offsets", "g", "--topic", "t", "--to-datetime", "0001-01-01", "--execute")
+    assert code == 1
+    assert err.count("\n") == 1
+    assert "out of range" in err
+    assert "bug" not in err
+    with pytest.raises(ConfigError, match="out of range"):
+        log.reset_group_offsets("g", "t", datetime(1, 1, 1))
+    assert log.committed_offsets("g")[TopicPartition("t", 0)].offset == 1
+    assert log.reset_group_offsets("g", "t", datetime(1960, 1, 1)) == {TopicPartition("t", 0): 0}  # (before 1970)
+
+
 def test_groups_list_describe_delete(cli: Run, log: embedlog.Log) -> None:
     fill(log, "t", 5, partitions=2)
     assert cli("groups", "list")[1] == ""

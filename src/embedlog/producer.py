@@ -173,7 +173,7 @@ class Producer(SendBase):
                  _transactional: bool = False) -> None:
         if not _among(compression, codec.COMPRESSIONS):
             raise ConfigError(f"compression must be None or 'zstd', got {compression!r}")
-        if not _among(acks, _ACKS):
+        if isinstance(acks, (bool, float)) or not _among(acks, _ACKS):  # (True == 1 and 1.0 == 1 would pass)
             raise ConfigError(f"acks must be 'leader' or 'all', got {acks!r}")
         check_int("batch_size", batch_size)
         check_int("buffer_records", buffer_records, 1, 1 << 40)

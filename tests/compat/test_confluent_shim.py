@@ -203,6 +203,26 @@ def test_delivery_reports_are_served_only_by_poll_and_flush(conf: dict[str, Any]
     assert p.poll(0.05) == 0
 
 
+def test_timeouts_and_config_of_the_wrong_type_are_type_errors(conf: dict[str, Any], clients: list[Any]) -> None:
+    """As librdkafka's binding: ``poll(None)`` blocked for ever, ``flush(None)`` and
+    ``Producer(None)`` were taken."""
+    p = ck.Producer(conf)
+    clients.append(p)
+    c = ck.Consumer({**conf, "group.id": "g"})
+    clients.append(c)
+    for call in (lambda: p.poll(None), lambda: p.flush(None), lambda: p.poll("1"), lambda: c.poll(None),
+                 lambda: c.consume(1, None), lambda: c.poll("1")):
+        with pytest.raises(TypeError, match="must be real number"):
+            call()
+    for cls in (ck.Producer, ck.Consumer):
+        with pytest.raises(TypeError, match="expected configuration dict"):
+            cls(None)
+        with pytest.raises(TypeError, match="expected configuration dict"):
+            cls()
+    assert p.poll(0) == 0
+    assert p.flush(0.5) == 0
+
+
 def test_poll_waits_for_a_report(conf: dict[str, Any], clients: list[Any]) -> None:
     p = ck.Producer({**conf, "linger.ms": 50})
     clients.append(p)

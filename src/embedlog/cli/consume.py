@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import signal
 import threading
 import time
@@ -228,8 +229,8 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UsageError("--offset needs --partition", prog)
     if args.offset is not None and args.from_beginning:
         raise UsageError("--offset and --from-beginning cannot be used together", prog)
-    if args.timeout is not None and args.timeout < 0:
-        raise UsageError("argument --timeout: must be >= 0", prog)
+    if args.timeout is not None and not 0 <= args.timeout < math.inf:  # (NaN too)
+        raise UsageError("argument --timeout: must be a number of seconds >= 0", prog)
 
 
 class _Tally:

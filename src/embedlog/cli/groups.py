@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import UnknownGroupError
-from ..groups.coordinator import GroupDescription
+from ..groups.coordinator import GroupDescription, datetime_ms
 from ..model import TopicPartition
 from .common import UsageError, non_negative_int, open_log, progress
 from .output import Output
@@ -71,7 +71,7 @@ def parse_datetime(text: str) -> datetime:
 
 def _ms(when: datetime) -> int:
     """Milliseconds since the epoch, as the library computes them for ``to=datetime``."""
-    return int(when.timestamp() * 1000)
+    return datetime_ms(when)
 
 
 def group_json(desc: GroupDescription) -> dict[str, Any]:

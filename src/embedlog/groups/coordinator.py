@@ -153,6 +153,15 @@ def partition_list(partitions: object, what: str) -> list[TopicPartition]:
     return out
 
 
+def datetime_ms(when: datetime) -> int:
+    """Milliseconds since the epoch of ``when`` (local time if naive), clamped at 0;
+    ``ConfigError`` for one the platform cannot convert (year 1, say)."""
+    try:
+        return max(0, int(when.timestamp() * 1000))
+    except (ValueError, OverflowError, OSError) as exc:
+        raise ConfigError(f"the date-time {when.isoformat()} is out of range ({exc}): give one after 1970") from None
+
+
 #: how old a heartbeat file of no member must be before ``sweep_heartbeats`` removes it (s):
 #: far longer than a join takes between making the file and storing the member
 ORPHAN_AGE_S = 60.0
@@ -655,6 +664,7 @@ class Coordinator:
         """Set the group's committed offsets of every partition of ``topic``."""
         validate_group(group)
         topics.validate_name(topic)
+        to_ms = datetime_ms(to) if isinstance(to, datetime) else None
 
         def fn(txn: lmdb.Transaction) -> dict[TopicPartition, int]:
             self._require_inactive(txn, group, "reset offsets of")
@@ -668,8 +678,8 @@ class Coordinator:
                     off = st.start_offset
                 elif to == "latest":
                     off = st.high_watermark  # (Kafka's LATEST)
-                elif isinstance(to, datetime):
-                    hit = plog.offset_for_time(txn, self.dbs, topic, meta.topic_id, p, int(to.timestamp() * 1000))
+                elif to_ms is not None:
+                    hit = plog.offset_for_time(txn, self.dbs, topic, meta.topic_id, p, to_ms)
                     off = st.high_watermark if hit is None else hit[0]
                 elif isinstance(to, int) and not isinstance(to, bool):
                     off = min(max(to, st.start_offset), st.end_offset)

@@ -403,7 +403,7 @@ class ClientConfig:
 def parse_config(config: Mapping[Any, Any] | None, kwargs: Mapping[str, Any], client: str) -> ClientConfig:
     """Validate ``config`` merged with ``kwargs`` (which win) for a ``client`` of kind
     ``"producer"``, ``"consumer"`` or ``"admin"``; raise like the real client."""
-    if config is not None and not isinstance(config, Mapping):
+    if (config is None and not kwargs) or (config is not None and not isinstance(config, Mapping)):
         raise TypeError("expected configuration dict")
     raw: dict[str, Any] = {}
     for key, value in {**(config or {}), **kwargs}.items():
@@ -421,6 +421,14 @@ def parse_config(config: Mapping[Any, Any] | None, kwargs: Mapping[str, Any], cl
         values[_ALIASES.get(key, key)] = parsed
     _check_combinations(values, client)
     return ClientConfig(raw, values, client)
+
+
+def check_timeout(timeout: object) -> float:
+    """A client call's ``timeout`` as librdkafka's Python binding reads it: a real number
+    (negative: no limit), ``TypeError`` for anything else (``None`` included)."""
+    if not isinstance(timeout, (int, float)):
+        raise TypeError(f"must be real number, not {type(timeout).__name__}")
+    return float(timeout)
 
 
 def _check_combinations(values: dict[str, Any], client: str) -> None:

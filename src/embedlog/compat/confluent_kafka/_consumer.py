@@ -24,7 +24,7 @@ from embedlog import errors as el
 
 from .. import registry
 from ._admin_types import ClusterMetadata
-from ._config import parse_config
+from ._config import check_timeout, parse_config
 from ._errors import (
     ERR_AUTO_OFFSET_RESET,
     ERR_CONFLICT,
@@ -501,19 +501,21 @@ class Consumer:
         return out
 
     # -- consuming ---------------------------------------------------------------------------------
-    def poll(self, timeout: float | None = None) -> Message | None:
+    def poll(self, timeout: float = -1) -> Message | None:
         """The next message or event (``error()`` set), or ``None`` after ``timeout``
-        seconds (``None``/-1: wait forever)."""
+        seconds (-1: wait forever)."""
+        timeout = check_timeout(timeout)
         self._check_open()
-        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        deadline = None if timeout < 0 else time.monotonic() + timeout
         return self._next(deadline)
 
-    def consume(self, num_messages: int = 1, timeout: float | None = -1) -> list[Message]:
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Message]:
         """Up to ``num_messages`` messages/events; waits until that many or ``timeout``."""
+        timeout = check_timeout(timeout)
         self._check_open()
         if isinstance(num_messages, bool) or not isinstance(num_messages, int) or not 0 <= num_messages <= 1_000_000:
             raise ValueError("num_messages must be between 0 and 1000000 (1M)")
-        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        deadline = None if timeout < 0 else time.monotonic() + timeout
         out: list[Message] = []
         while len(out) < num_messages:
             m = self._next(deadline)

@@ -25,7 +25,7 @@ from embedlog.partitioner import KeyHasher, resolve
 from .. import registry
 from .._fencing import Epoch
 from ._admin_types import ClusterMetadata
-from ._config import parse_config
+from ._config import check_timeout, parse_config
 from ._errors import (
     ERR_FENCED,
     ERR_INVALID_ARG,
@@ -306,14 +306,15 @@ class Producer:
                            latency=time.monotonic() - report.t0)
         cb(report.error, msg)
 
-    def poll(self, timeout: float | None = -1) -> int:
-        """Serve delivery reports; wait up to ``timeout`` seconds (``None``/-1: forever) for
-        one if none is queued.  Returns the number of events served."""
+    def poll(self, timeout: float = -1) -> int:
+        """Serve delivery reports; wait up to ``timeout`` seconds (-1: forever) for one if
+        none is queued.  Returns the number of events served."""
+        timeout = check_timeout(timeout)
         self._check_open()
         served = self._serve()
-        if served or (timeout is not None and 0 <= timeout <= 0):
+        if served or timeout == 0:
             return served
-        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        deadline = None if timeout < 0 else time.monotonic() + timeout
         with self._ready:
             self._pollers += 1
             try:
@@ -326,12 +327,13 @@ class Producer:
                 self._pollers -= 1
         return self._serve()
 
-    def flush(self, timeout: float | None = -1) -> int:
+    def flush(self, timeout: float = -1) -> int:
         """Write everything queued and serve every delivery report; return how many
         messages are still waiting (0, except for messages of an open transaction, which
         are delivered when it commits)."""
+        timeout = check_timeout(timeout)
         self._check_open()
-        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        deadline = None if timeout < 0 else time.monotonic() + timeout
         while True:
             if len(self._inner):
                 try:

@@ -196,7 +196,7 @@ class DeserializingConsumer(Consumer):
             {**(conf or {}), **kwargs}, "key.deserializer", "value.deserializer")
         super().__init__(rest)
 
-    def poll(self, timeout: float | None = -1) -> Message | None:
+    def poll(self, timeout: float = -1) -> Message | None:
         """The next message, deserialized; ``None`` on timeout; raises ``ConsumeError`` for events."""
         msg = super().poll(timeout)
         if msg is None:
