@@ -223,6 +223,20 @@ def test_timeouts_and_config_of_the_wrong_type_are_type_errors(conf: dict[str, A
     assert p.flush(0.5) == 0
 
 
+@pytest.mark.parametrize("key", [None, b"k"])
+def test_a_bad_topic_name_is_a_failed_delivery_report(conf: dict[str, Any], clients: list[Any],
+                                                      key: bytes | None) -> None:
+    """As librdkafka: TOPIC_EXCEPTION in the report.  Unkeyed, an empty name leaked
+    embedlog's StorageError (MDB_BAD_VALSIZE) from the sticky partitioner's lookup."""
+    p = ck.Producer(conf)
+    clients.append(p)
+    got: list[tuple[int | None, str]] = []
+    for topic in ("", "a" * 300, "bad name"):
+        p.produce(topic, b"v", key=key, on_delivery=lambda e, m: got.append((e.code() if e else None, m.topic())))
+    assert p.flush(10) == 0
+    assert got == [(ck.KafkaError.TOPIC_EXCEPTION, t) for t in ("", "a" * 300, "bad name")]
+
+
 def test_poll_waits_for_a_report(conf: dict[str, Any], clients: list[Any]) -> None:
     p = ck.Producer({**conf, "linger.ms": 50})
     clients.append(p)

@@ -21,6 +21,7 @@ from typing import Any
 import embedlog
 from embedlog import errors as el
 from embedlog.partitioner import KeyHasher, resolve
+from embedlog.storage.topics import validate_name
 
 from .. import registry
 from .._fencing import Epoch
@@ -471,6 +472,10 @@ class Producer:
         held = self._sticky.get(topic)
         if held is not None and now < held[1]:
             return held[0]
+        try:
+            validate_name(topic)
+        except el.InvalidTopicError:
+            return -1  # (the send refuses the name: a failed delivery report, as for a keyed record)
         meta = self._log._store.topic(topic)  # (the partition count: once a sticky period, not a message)
         p = random.randrange(meta.partitions if meta is not None else 1)
         if self._sticky_s > 0:
