@@ -9,7 +9,9 @@ worker thread (``asyncio.to_thread``) for at most 100 ms at a time.  With a
 by the shim on that basis (on the interval, before partitions are revoked, and at
 ``stop``).  Rebalance listeners may be plain or ``async`` methods; an ``async`` one runs
 to completion on a private loop in a helper thread while the consumer waits for it
-(so it can ``await consumer.commit()``, but not await objects of the main loop).
+(so it can ``await consumer.commit()``, but not await objects of the main loop: unlike
+aiokafka, which awaits it on the application's loop).  As in aiokafka, ``stop()`` leaves
+the group without calling the listener.
 """
 
 from __future__ import annotations
@@ -228,6 +230,9 @@ class AIOKafkaConsumer:
         self._revoked = False
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
+        if self._closed:  # stop(): aiokafka leaves the group without calling the listener (stop committed)
+            self._forget(partitions)
+            return
         if self._enable_auto_commit:
             offsets = {tp: off for tp, off in self._consumed_offsets().items() if tp in set(partitions)}
             with contextlib.suppress(el_errors.EmbedlogError, Errors.KafkaError):
@@ -241,7 +246,7 @@ class AIOKafkaConsumer:
     def _on_lost(self, partitions: list[TopicPartition]) -> None:
         self._forget(partitions)
         self._revoked = True
-        if self._listener is not None:
+        if self._listener is not None and not self._closed:
             lost = getattr(self._listener, "on_partitions_lost", None) or self._listener.on_partitions_revoked
             _call_listener(lost, partitions)
 
