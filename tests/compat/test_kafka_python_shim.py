@@ -7,6 +7,7 @@ the oracle: its murmur2 partitioner, its config key lists, its error classes and
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import threading
@@ -496,6 +497,48 @@ def test_eager_first_join_calls_revoked_with_the_empty_set_before_assigned(serve
     assert calls == [("revoked", []), ("assigned", [TopicPartition("fj", 0)])]
     c.close()
     assert calls[-1] == ("revoked", [TopicPartition("fj", 0)])
+
+
+def _async_listener_bases() -> list[type]:
+    from embedlog.compat.kafka_python import AsyncConsumerRebalanceListener  # noqa: PLC0415
+
+    bases: list[type] = [AsyncConsumerRebalanceListener]
+    try:  # kafka-python 3's own, which applications subclass
+        from kafka import AsyncConsumerRebalanceListener as Real  # noqa: PLC0415
+    except ImportError:
+        pass
+    else:
+        bases.append(Real)
+    return bases
+
+
+@pytest.mark.parametrize("base", _async_listener_bases(), ids=lambda b: b.__module__)
+def test_an_async_rebalance_listener_is_awaited(servers: str, base: type) -> None:
+    """kafka-python 3 awaits the hooks of an AsyncConsumerRebalanceListener; the shim
+    called them and dropped the coroutines, so they never ran."""
+    produce(servers, "al", 2)
+    calls: list[tuple[str, list[TopicPartition]]] = []
+
+    class Listener(base):  # type: ignore[misc,valid-type]
+        async def on_partitions_revoked(self, revoked: Any) -> None:
+            await asyncio.sleep(0)
+            calls.append(("revoked", sorted(revoked)))
+            if revoked:
+                c.commit()
+
+        async def on_partitions_assigned(self, assigned: Any) -> None:
+            await asyncio.sleep(0)
+            calls.append(("assigned", sorted(assigned)))
+
+    c = KafkaConsumer(bootstrap_servers=servers, group_id="al", auto_offset_reset="earliest",
+                      enable_auto_commit=False)
+    c.subscribe(["al"], listener=Listener())
+    assert len(drain(c, 2)) == 2
+    c.close()
+    assert calls == [("revoked", []), ("assigned", [TopicPartition("al", 0)]), ("revoked", [TopicPartition("al", 0)])]
+    c2 = KafkaConsumer(bootstrap_servers=servers, group_id="al", enable_auto_commit=False)
+    assert c2.committed(TopicPartition("al", 0)) == 2  # (the async revoke hook's commit)
+    c2.close()
 
 
 def test_a_listener_commits_on_revoke_at_close(servers: str) -> None:

@@ -8,9 +8,11 @@ in kafka-python).
 
 from __future__ import annotations
 
+import inspect
 import re
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -329,3 +331,29 @@ class NewPartitions:
     def __init__(self, total_count: int, new_assignments: list[list[int]] | None = None) -> None:
         self.total_count = total_count
         self.new_assignments = new_assignments
+
+
+def run_to_end(result: Any) -> None:
+    """Finish a rebalance listener's coroutine (an ``async`` hook) on a private loop in a
+    helper thread, the calling thread waiting; nothing for a plain hook's result.  (The
+    caller may itself run inside an event loop, where ``asyncio.run`` is refused.)"""
+    if not inspect.isawaitable(result):
+        return
+    import asyncio  # noqa: PLC0415 - only for async hooks: `import embedlog` stays without asyncio
+
+    errors: list[BaseException] = []
+
+    async def wrapper(aw: Awaitable[Any]) -> None:
+        await aw
+
+    def run() -> None:
+        try:
+            asyncio.run(wrapper(result))
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            errors.append(exc)
+
+    t = threading.Thread(target=run, name="embedlog-rebalance-listener", daemon=True)
+    t.start()
+    t.join()
+    if errors:
+        raise errors[0]

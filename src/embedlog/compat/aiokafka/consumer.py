@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
-import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ... import errors as el_errors
@@ -56,31 +54,9 @@ def _call_listener(method: Any, partitions: list[TopicPartition]) -> None:
     """Call a listener method (finishing an ``async`` one); like aiokafka, an exception
     it raises is logged and the rebalance goes on."""
     try:
-        _run_to_end(method(set(partitions)))
+        _common.run_to_end(method(set(partitions)))
     except Exception:  # noqa: BLE001 - the user's code; aiokafka logs it and goes on
         _log.exception("User provided consumer rebalance listener %r failed", method)
-
-
-def _run_to_end(result: Any) -> None:
-    """Finish an ``async`` listener's coroutine on a private loop in a helper thread."""
-    if not inspect.isawaitable(result):
-        return
-    errors: list[BaseException] = []
-
-    async def wrapper(aw: Awaitable[Any]) -> None:
-        await aw
-
-    def run() -> None:
-        try:
-            asyncio.run(wrapper(result))
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the consumer's thread
-            errors.append(exc)
-
-    t = threading.Thread(target=run, name="embedlog-aiokafka-listener", daemon=True)
-    t.start()
-    t.join()
-    if errors:
-        raise errors[0]
 
 
 class AIOKafkaConsumer:

@@ -19,7 +19,7 @@ what matches kafka-python and what does not.
 
 from . import errors
 from .admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewPartitions, NewTopic
-from .consumer import ConsumerRebalanceListener, KafkaConsumer
+from .consumer import AsyncConsumerRebalanceListener, ConsumerRebalanceListener, KafkaConsumer
 from .producer import FutureRecordMetadata, KafkaProducer
 from .structs import (
     ConsumerGroupMetadata,
@@ -35,6 +35,7 @@ __all__ = [
     "KafkaConsumer",
     "KafkaAdminClient",
     "ConsumerRebalanceListener",
+    "AsyncConsumerRebalanceListener",
     "FutureRecordMetadata",
     "NewTopic",
     "NewPartitions",

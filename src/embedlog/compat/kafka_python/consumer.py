@@ -10,6 +10,7 @@ time.  Not thread-safe, like kafka-python's.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import time
@@ -28,7 +29,7 @@ from .. import _kafka_common as _common
 from . import errors as Errors
 from .structs import ConsumerGroupMetadata, ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp
 
-__all__ = ["ConsumerRebalanceListener", "KafkaConsumer"]
+__all__ = ["AsyncConsumerRebalanceListener", "ConsumerRebalanceListener", "KafkaConsumer"]
 
 _log = logging.getLogger("embedlog.compat.kafka_python")
 _FOREVER = float("inf")
@@ -77,6 +78,23 @@ class ConsumerRebalanceListener:
     def on_partitions_lost(self, lost: list[TopicPartition]) -> None:
         """Called when the member was removed from the group; defaults to ``on_partitions_revoked``."""
         self.on_partitions_revoked(lost)
+
+
+class AsyncConsumerRebalanceListener(abc.ABC):
+    """kafka-python 3's listener with ``async def`` hooks: the shim runs each to completion
+    (on a private event loop in a helper thread) where kafka-python's coordinator awaits it."""
+
+    @abc.abstractmethod
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Called before partitions are taken away (commit here)."""
+
+    @abc.abstractmethod
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Called after partitions are assigned."""
+
+    async def on_partitions_lost(self, lost: list[TopicPartition]) -> None:
+        """Called when the member was removed from the group; defaults to ``on_partitions_revoked``."""
+        await self.on_partitions_revoked(lost)
 
 
 class _Done:
@@ -206,7 +224,7 @@ class KafkaConsumer:
         if fn is None and method == "on_partitions_lost":
             fn = self._listener.on_partitions_revoked
         try:
-            fn(list(partitions))  # type: ignore[misc]
+            _common.run_to_end(fn(list(partitions)))  # type: ignore[misc]  # (an async hook: to its end)
         except Exception as exc:
             _log.exception("User provided listener %s failed on %s", self._listener, method)
             if self._listener_errors:
