@@ -299,11 +299,14 @@ def test_admin_topics(servers: str) -> None:
 def test_admin_configs_and_records(servers: str) -> None:
     async def main() -> None:
         a = await admin_for(servers)
-        await a.create_topics([NewTopic("t", 1, 1, topic_configs={"retention.ms": "1000"})])
+        await a.create_topics([NewTopic("t", 1, 1, topic_configs={"retention.ms": "1000",
+                                                                  "max.message.bytes": "1048588"})])
         (resp,) = await a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "t",
-                                                           {"retention.ms": None, "cleanup.policy": None})])
+                                                           {"retention.ms": None, "cleanup.policy": None,
+                                                            "max.message.bytes": None})])
         entries = {e["config_names"]: e for e in resp.to_object()["resources"][0]["config_entries"]}
-        assert set(entries) == {"retention.ms", "cleanup.policy"}
+        assert set(entries) == {"retention.ms", "cleanup.policy", "max.message.bytes"}
+        assert entries["max.message.bytes"]["config_source"] == 1  # (set on the topic, though the default)
         assert (entries["retention.ms"]["config_value"], entries["retention.ms"]["config_source"]) == ("1000", 1)
         assert (entries["cleanup.policy"]["config_value"], entries["cleanup.policy"]["config_source"]) == ("delete", 5)
         broker, topics = await a.describe_configs([ConfigResource("TOPIC", "nope"), ConfigResource("BROKER", "0")])

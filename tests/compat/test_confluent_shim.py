@@ -776,12 +776,15 @@ def test_admin_topics(conf: dict[str, Any]) -> None:
 
 def test_admin_configs(conf: dict[str, Any]) -> None:
     a = AdminClient(conf)
-    a.create_topics([NewTopic("t", 1, config={"retention.ms": "5000"})])["t"].result()
+    a.create_topics([NewTopic("t", 1, config={"retention.ms": "5000", "max.message.bytes": "1048588"})])["t"].result()
     res = ConfigResource(ConfigResource.Type.TOPIC, "t")
     entries = a.describe_configs([res])[res].result()
     assert entries["retention.ms"].value == "5000"
     assert entries["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG
     assert entries["cleanup.policy"].is_default
+    # set on the topic, though equal to the default: Kafka's topic override, not a default
+    assert (entries["max.message.bytes"].is_default, entries["max.message.bytes"].source) == \
+        (False, ConfigSource.DYNAMIC_TOPIC_CONFIG)
     change = ConfigResource("topic", "t", set_config={"cleanup.policy": "compact"})
     assert a.alter_configs([change])[change].result() is None
     entries = a.describe_configs([res])[res].result()

@@ -341,10 +341,13 @@ class AIOKafkaAdminClient:
                 continue
             try:
                 config = log.describe_topic(res.name).config
+                meta = log._store.topic(res.name)
             except (el_errors.UnknownTopicError, el_errors.InvalidTopicError):
                 topics.append((3, f"Topic '{res.name}' does not exist.", int(res.resource_type), res.name, []))
                 continue
-            entries = [(k, _config_text(v), False, _DEFAULT_CONFIG if v == DEFAULTS.get(k) else _DYNAMIC_TOPIC_CONFIG,
+            overrides = set(meta.config.overrides) if meta is not None else set()  # (set on the topic: dynamic)
+            entries = [(k, _config_text(v), False,
+                        _DEFAULT_CONFIG if k not in overrides and v == DEFAULTS.get(k) else _DYNAMIC_TOPIC_CONFIG,
                         False, []) for k, v in config.items() if wanted is None or k in wanted]
             topics.append((0, None, int(res.resource_type), res.name, entries))
         return [_admin_response("DescribeConfigsResponse_v2", _DESCRIBE_CONFIGS, 0, resources)

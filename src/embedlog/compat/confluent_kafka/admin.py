@@ -244,10 +244,15 @@ class AdminClient:
             if kind == ResourceType.TOPIC:
                 try:
                     config = self._log.describe_topic(res.name).config
+                    meta = self._log._store.topic(res.name)
                 except (el.UnknownTopicError, el.InvalidTopicError):
                     out[res] = _failed(ERR_UNKNOWN_TOPIC_OR_PART)
                     continue
-                out[res] = _future({k: self._entry(k, v, v == DEFAULTS.get(k), ConfigSource.DYNAMIC_TOPIC_CONFIG)
+                # a value set on the topic (at creation or by alter) is Kafka's DYNAMIC_TOPIC_CONFIG,
+                # even when it equals the default; the others are defaults
+                overrides = set(meta.config.overrides) if meta is not None else set()
+                out[res] = _future({k: self._entry(k, v, k not in overrides and v == DEFAULTS.get(k),
+                                                   ConfigSource.DYNAMIC_TOPIC_CONFIG)
                                     for k, v in config.items()})
             elif kind == ResourceType.BROKER:
                 out[res] = _future({k: self._entry(k, v, False, ConfigSource.STATIC_BROKER_CONFIG)
