@@ -357,6 +357,44 @@ def test_a_child_forked_while_a_parent_thread_polls_uses_the_log(tmp_path: Path)
             th.join()
 
 
+@pytest.mark.filterwarnings(FORK_WITH_THREADS)
+def test_a_child_forked_inside_a_read_transaction_uses_the_log(tmp_path: Path) -> None:
+    """The forking thread itself in a read transaction: the child ends it on its new gate
+    (which must not count below zero, or the child's next map resize or close would wait
+    on it for good), then reads and writes the log."""
+    with embedlog.open(tmp_path / "log") as log:
+        log.create_topic("a", partitions=1)
+        with log.producer() as p:
+            p.send("a", b"before")
+            p.flush()
+        r, w = os.pipe()
+        with log._store.env.read():
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                os.close(r)
+                gate = log._store.env._gate
+                with log.producer() as p:
+                    p.send("a", b"child")
+                    p.flush()
+                with log.consumer(["a"], auto_offset_reset="earliest") as c:
+                    got = [m.value for m in c.poll(timeout=5.0)]
+                with gate.exclusive(5.0):  # (nothing under way: at once)
+                    pass
+                os.write(w, repr((got, gate._active)).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        _, status = os.waitpid(pid, 0)
+        with os.fdopen(r) as f:
+            report = f.read()
+        assert status == 0, report
+        assert report == repr(([b"before", b"child"], 0))
+        assert _values(log, "a") == [b"before", b"child"]
+
+
 def test_consumer_position_survives_other_process_writes(tmp_path: Path, children: Any) -> None:
     """A consumer here keeps reading, in order, while two other processes keep appending."""
     path = tmp_path / "log"

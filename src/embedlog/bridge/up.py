@@ -320,7 +320,6 @@ class UpEngine(Engine):
                         resume = self.next.get((route.topic, q))
                         if resume is not None and o >= resume:  # a record the resume may skip: its digest
                             self._digests.setdefault((route.topic, q), {})[o] = _remote_digest(m)
-                        resume = self.next.get((route.topic, q))
                         if resume is not None and checkpoint.get(q, resume) <= o < resume:
                             below[q] = below.get(q, 0) + 1
                 if r in ends and m.offset() >= ends[r] - 1:

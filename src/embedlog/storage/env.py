@@ -197,7 +197,8 @@ class _Gate:
 
     def leave(self) -> None:
         with self._lock:
-            self._active -= 1
+            if self._active > 0:  # (0: a transaction begun before a fork ends in the child, whose gate is new)
+                self._active -= 1
             if self._exclusive and self._active == 0:
                 self._cond.notify_all()
 
