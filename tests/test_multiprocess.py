@@ -395,6 +395,48 @@ def test_a_child_forked_inside_a_read_transaction_uses_the_log(tmp_path: Path) -
         assert _values(log, "a") == [b"before", b"child"]
 
 
+@pytest.mark.filterwarnings(FORK_WITH_THREADS)
+def test_a_child_forked_while_the_parent_closes_the_log_opens_the_directory_again(tmp_path: Path) -> None:
+    """The parent's close() had marked its environment closed and waited for the gate
+    (held here by a stand-in for a map resize): the child inherited the environment still
+    referenced, and its embedlog.open() of the directory failed with "already open in
+    this process".  The child now drops every inherited environment at the fork."""
+    path = tmp_path / "log"
+    log = embedlog.open(path)
+    log.create_topic("a", partitions=1)
+    with log.producer() as p:
+        p.send("a", b"x")
+        p.flush()
+    env = log._store.env
+    held, release = threading.Event(), threading.Event()
+
+    def resize_stand_in() -> None:
+        with env._gate.exclusive():
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=resize_stand_in)
+    holder.start()
+    assert held.wait(10)
+    closer = threading.Thread(target=log.close)
+    closer.start()
+    deadline = time.monotonic() + 10
+    while not env.closed and time.monotonic() < deadline:  # (close() is under way: it waits for the gate)
+        time.sleep(0.01)
+    try:
+        def child() -> object:
+            with embedlog.open(path) as again, again.consumer(["a"], auto_offset_reset="earliest") as c:
+                return [m.value.decode() for m in c.poll(timeout=5.0)]
+
+        pid, fd = _fork(child)  # (the fork waits ~1 s for the gate, then goes on)
+        assert _join_child(pid, fd) == ["x"]
+        assert holder.is_alive()  # (the fork did not wait for the gate's holder: it may hold it for long)
+    finally:
+        release.set()
+        holder.join()
+        closer.join()
+
+
 def test_consumer_position_survives_other_process_writes(tmp_path: Path, children: Any) -> None:
     """A consumer here keeps reading, in order, while two other processes keep appending."""
     path = tmp_path / "log"

@@ -684,6 +684,7 @@ class Consumer:
                 meta = topics.get(txn, store.dbs, tp.topic)
                 if ids is None or meta is None or meta.topic_id != ids[0]:
                     gone.append(tp)
+        txn = None  # type: ignore[assignment]  # (see _collect)
         if gone:
             self._unstash(gone, rewind=False)
             for tp in gone:
@@ -736,6 +737,7 @@ class Consumer:
                     else:
                         for tp in missing:
                             self._fill(txn, tp, limit)
+                txn = get = None  # type: ignore[assignment]  # (nothing of the transaction outlives it: see env._before_fork)
             if not self._buffers:
                 return out
             for tp in active:

@@ -97,31 +97,34 @@ def _before_fork() -> None:
     objects of the parent's threads (never freed there: those threads do not exist in
     the child), which keep the parent's environment object alive, and py-lmdb refuses to
     open the same files twice in one process — so the child could not use the log
-    while a parent thread was reading at the fork."""
+    while a parent thread was reading at the fork.  (Transactions drop their last
+    reference before they leave the gate, and enter it before taking the handle.)"""
     for env in list(_LIVE):
         if env._env is None or env._pid != _PID:
             continue
-        gate = env._gate.exclusive(_FORK_WAIT_S)
-        try:
-            gate.__enter__()
-        except Exception:  # noqa: BLE001,S112 - best effort: fork regardless
-            continue
-        _HELD.append(gate)
+        gate = env._gate
+        if gate.hold_for_fork(_FORK_WAIT_S):
+            _HELD.append(gate)
 
 
 def _after_fork_in_parent() -> None:
     held = _HELD[:]
     _HELD.clear()
     for gate in held:
-        with suppress(Exception):
-            gate.__exit__(None, None, None)
+        gate.release_after_fork()
 
 
 def _after_fork_in_child() -> None:
     global _PID  # noqa: PLW0603 - read on every transaction: a module global is the cheapest lookup
     _PID = os.getpid()
     _HELD.clear()
-    for env in list(_LIVE):  # (a gate the fork left held, or mid-change, would block the child for good)
+    for env in list(_LIVE):
+        # Drop the parent's environment now (the next use opens this process's own), a
+        # closed one's too, so that a new Log of the directory may open it; and a new gate
+        # (one the fork left held, or mid-change, would block the child for good).
+        env._env = None
+        env.dbs.clear()
+        env._syncer = None
         env._gate = _Gate()
 
 
@@ -202,6 +205,30 @@ class _Gate:
             if self._exclusive and self._active == 0:
                 self._cond.notify_all()
 
+    def hold_for_fork(self, timeout: float) -> bool:
+        """Keep new transactions out and wait up to ``timeout`` seconds for those under way
+        (``release_after_fork`` ends it); ``False`` (nothing held) if another holder
+        (a map resize) does not let go in time — a fork must never wait for good."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._exclusive:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            self._exclusive = True
+            while self._active:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+        return True
+
+    def release_after_fork(self) -> None:
+        with self._lock:
+            self._exclusive = False
+            self._cond.notify_all()
+
     @contextmanager
     def exclusive(self, timeout: float | None = None) -> Iterator[None]:
         """Wait until no transaction is under way (at most ``timeout`` seconds for them,
@@ -277,6 +304,7 @@ class _Read:
             if exc is None:
                 raise self._env.failed(err, f"reading {self._env.path!r}") from None
         finally:
+            txn = None  # (no reference left once out of the gate: see _before_fork)
             gate.leave()
         if isinstance(exc, lmdb.Error):
             raise self._env.failed(exc, f"reading {self._env.path!r}") from None
@@ -461,7 +489,7 @@ class Env:
             except lmdb.Error as exc:
                 raise self.failed(exc, f"writing {self.path!r}") from None
             finally:
-                env = None  # type: ignore[assignment]  # (none kept while waiting: see _Read.__enter__)
+                env = txn = None  # type: ignore[assignment]  # (no reference left once out of the gate)
                 self._gate.leave()
             if grow:
                 self._grow()
