@@ -14,10 +14,12 @@ How a record is neither lost nor duplicated:
   which records after the checkpoint are already in Kafka.  Only records of this log's
   history count: after a replication failover the new leader may hold other records at
   offsets the old leader had forwarded (its unreplicated suffix, taken back).  So the scan
-  keeps a digest of each record it found (key, value, headers, timestamp), and a local
-  record is skipped only while it matches the remote record of its offset; from the first
-  that does not, the partition's records are sent (the others stay in Kafka, counted in
-  ``diverged``).  Re-reading the log from the
+  keeps a digest of each record it found (key, value, its own headers, timestamp), and a
+  local record is skipped only while it matches a remote record of its offset; from the
+  first that does not (or that Kafka holds nothing for), the partition's records are sent
+  (the others stay in Kafka, counted in ``diverged``).  A partition read to its local end
+  while Kafka holds later offsets of it is past divergence too (the new leader lacks what
+  the old one forwarded): new records there are sent.  Re-reading the log from the
   checkpoint, a record is skipped when its destination partition already holds it, and
   sent otherwise.  The placement of a record is a function of the record alone (its
   partition number, or its key with Kafka's partitioner), so the same record always has
@@ -35,7 +37,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..codec.murmur2 import partition_for_key
-from ..errors import BridgeError, LinkDownError
+from ..errors import BridgeError, EmbedlogError, LinkDownError
 from ..model import TopicPartition
 from ..storage import mirrors
 from ._engine import Engine
@@ -60,18 +62,20 @@ def _digest(key: Any, value: Any, headers: Any) -> int:
 
 def _remote_digest(m: Any) -> tuple[int, int | None]:
     """What identifies a record read from Kafka: a digest of its key, value and headers
-    (the bridge's own left out), and its timestamp if the producer's (CreateTime)."""
+    (less the last, the ``embedlog.source`` this bridge added), and its timestamp if the
+    producer's (CreateTime)."""
     ts_type, ts = m.timestamp()
-    headers = [h for h in m.headers() or () if h[0] != SOURCE_HEADER]
+    headers = list(m.headers() or ())[:-1]  # (a record of ours: its own headers, then the bridge's)
     return _digest(m.key(), m.value(), headers), (ts if ts_type == 1 else None)  # (1: TIMESTAMP_CREATE_TIME)
 
 
-def _same(found: tuple[int, int | None], m: Any) -> bool:
-    """Whether the local record ``m`` is the one Kafka holds (``found``).  A timestamp of
-    0 is not compared (librdkafka stamps the send time instead), nor a remote topic's
+def _same(found: list[tuple[int, int | None]], m: Any) -> bool:
+    """Whether the local record ``m`` is one Kafka holds at its source offset (``found``:
+    every record found there; two histories may each have sent one).  A timestamp of 0
+    is not compared (librdkafka stamps the send time instead), nor a remote topic's
     LogAppendTime."""
-    digest, ts = found
-    return digest == _digest(m.key, m.value, m.headers) and (ts is None or m.timestamp <= 0 or ts == m.timestamp)
+    digest = _digest(m.key, m.value, m.headers)
+    return any(d == digest and (ts is None or m.timestamp <= 0 or ts == m.timestamp) for d, ts in found)
 
 
 class Resync(BridgeError):
@@ -121,7 +125,7 @@ class UpEngine(Engine):
         self._skip: dict[tuple[str, int], dict[int, int]] = {}  # (topic, q) -> {r: last offset in r}
         self._skip_until: dict[tuple[str, int], int] = {}
         #: (topic, q) -> {source offset: digest} of the records the resume scan found in Kafka
-        self._digests: dict[tuple[str, int], dict[int, tuple[int, int | None]]] = {}
+        self._digests: dict[tuple[str, int], dict[int, list[tuple[int, int | None]]]] = {}
         #: records the resume scans found in Kafka that the local log no longer holds (a
         #: replication failover took them back after they were forwarded): they stay there
         self.diverged = 0
@@ -311,7 +315,7 @@ class UpEngine(Engine):
                 if m.error() is not None:
                     continue
                 r = m.partition()
-                for hk, hv in m.headers() or ():
+                for hk, hv in (m.headers() or ())[-1:]:  # (ours is the last: a relayed record has others)
                     if hk == SOURCE_HEADER and hv and hv.startswith(prefix.encode()):
                         _, q_text, o_text = hv.decode().rsplit(":", 2)
                         q, o = int(q_text), int(o_text)
@@ -319,7 +323,8 @@ class UpEngine(Engine):
                             last[(r, q)] = o
                         resume = self.next.get((route.topic, q))
                         if resume is not None and o >= resume:  # a record the resume may skip: its digest
-                            self._digests.setdefault((route.topic, q), {})[o] = _remote_digest(m)
+                            self._digests.setdefault((route.topic, q), {}).setdefault(o, []).append(
+                                _remote_digest(m))
                         if resume is not None and checkpoint.get(q, resume) <= o < resume:
                             below[q] = below.get(q, 0) + 1
                 if r in ends and m.offset() >= ends[r] - 1:
@@ -345,7 +350,22 @@ class UpEngine(Engine):
         (a checkpoint then would move past the scan's start and forget them)."""
         for key in [k for k, until in self._skip_until.items() if self.next[k] > until]:
             self._forget_skips(key)
+        if self._skip_until:
+            # Read to the local end and still short of what Kafka holds: those offsets hold
+            # records another history forwarded (a failover took them back); records written
+            # there from now on are others, and are sent.
+            ends = self._local_ends({k[0] for k in self._skip_until})
+            for key in [k for k in self._skip_until if self.next[k] >= ends.get(k, 0)]:
+                self._diverged_at(key, self.next[key])
         return bool(self._skip_until)
+
+    def _local_ends(self, names: set[str]) -> dict[tuple[str, int], int]:
+        out = {}
+        for topic in names:
+            with contextlib.suppress(EmbedlogError):
+                for p in self.log.describe_topic(topic).partitions:
+                    out[(topic, p.partition)] = p.end_offset
+        return out
 
     def _forget_skips(self, key: tuple[str, int]) -> None:
         self._skip_until.pop(key, None)
@@ -444,8 +464,8 @@ class UpEngine(Engine):
             dest = route.destination(q, m.key)
             if m.offset <= until and m.offset <= skip.get(dest, -1):
                 found = digests.get(m.offset)
-                if found is None or _same(found, m):
-                    continue
+                if found is not None and _same(found, m):
+                    continue  # (in Kafka: found by the scan; nothing found there is sent, as after divergence)
                 self._diverged_at(key, m.offset)
                 skip, until = {}, -1
             headers = [*m.headers, (SOURCE_HEADER, (pre + str(m.offset)).encode())]

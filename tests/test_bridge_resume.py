@@ -1,0 +1,238 @@
+"""The up bridge's resume when the log it resumes on is not the history it forwarded
+(a replication failover took records back, a directory restored from a copy), and with
+records that carry an ``embedlog.source`` header of their own (a relay: down, then up).
+Found by an audit of the resume's digest comparison; each test failed before its fix."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+
+import pytest
+
+ck = pytest.importorskip("confluent_kafka")
+
+import embedlog  # noqa: E402
+from embedlog.bridge import SOURCE_HEADER, Mirror  # noqa: E402
+from embedlog.bridge.up import UpEngine  # noqa: E402
+from embedlog.codec.murmur2 import partition_for_key  # noqa: E402
+from embedlog.errors import LinkDownError  # noqa: E402
+from procs import bridge_proc, harness, mock_kafka  # noqa: E402  # tests/procs (tests/ is on sys.path)
+
+ORIG = UpEngine.checkpoint
+
+
+def no_progress(self, force=False, stop=None, stall_s=10.0, topics=None):
+    # as tests/procs/bridge_proc.py --no-checkpoints: a bridge killed before its first progress checkpoint
+    return ORIG(self, force, stop, stall_s, topics) if topics is not None else True
+
+
+def remote_total(bs, topic):
+    c = ck.Consumer(mock_kafka.client(bs, **{"group.id": "probe"}))
+    try:
+        md = c.list_topics(topic, timeout=30).topics.get(topic)
+        if md is None or md.error is not None:
+            return 0
+        return sum(c.get_watermark_offsets(ck.TopicPartition(topic, r), timeout=30, cached=False)[1]
+                   for r in md.partitions)
+    finally:
+        c.close()
+
+
+def sources(bs, topic, name):
+    out = []
+    for msgs in mock_kafka.read_topic(bs, topic).values():
+        for m in msgs:
+            mine = [v for k, v in m.headers if k == SOURCE_HEADER and v.startswith(name.encode() + b":")]
+            out.append(mine[-1].decode())
+    return out
+
+
+def send_without_progress_then_resume(monkeypatch, log, bs, topic, remote, name):
+    n = sum(p.end_offset for p in log.describe_topic(topic).partitions)
+    with monkeypatch.context() as mp:
+        mp.setattr(UpEngine, "checkpoint", no_progress)
+        m = Mirror(log, mock_kafka.client(bs), [topic], direction="up", name=name, topic_map={topic: remote})
+        m.start()
+        harness.wait_until(lambda: remote_total(bs, remote) >= n, "Kafka to hold every record")
+        m.stop()
+        m.close()
+    with Mirror(log, mock_kafka.client(bs), [topic], direction="up", name=name, topic_map={topic: remote}) as m:
+        bridge_proc.caught_up(m, 60)
+
+
+
+def test_user_embedlog_source_header_sent_twice(tmp_path, bootstrap, monkeypatch):
+    """A local record that carries an ``embedlog.source`` header of its own (e.g. one a down
+    mirror brought from a Kafka topic fed by another site's up mirror): the resume scan's
+    remote digest drops *every* embedlog.source header, the local digest keeps the record's
+    own, so every such record looks diverged and is sent again."""
+    topic = "hdr-l"
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
+        log.create_topic(topic, partitions=4)
+        with log.producer() as p:
+            for i in range(40):
+                p.send(topic, b"v%d" % i, key=b"k%d" % i, headers=[(SOURCE_HEADER, b"edge-1:0:%d" % i)])
+            p.flush()
+        send_without_progress_then_resume(monkeypatch, log, bootstrap, topic, "hdr-r", "central")
+    srcs = sources(bootstrap, "hdr-r", "central")
+    dups = len(srcs) - len(set(srcs))
+    assert dups == 0, f"{dups} of 40 records are in Kafka twice"
+
+
+def test_relay_down_then_up_sends_twice(tmp_path, bootstrap, monkeypatch):
+    """The same through the bridge only: edge log --up 'edge'--> Kafka 'raw' --down 'relay-down'-->
+    relay log --up 'relay-up'--> Kafka 'central'.  The relay's up mirror, killed before its first
+    progress checkpoint and restarted, sends every record again."""
+    with embedlog.open(tmp_path / "edge", maintenance_interval_ms=None) as edge:
+        edge.create_topic("raw", partitions=4)
+        with edge.producer() as p:
+            for i in range(40):
+                p.send("raw", b"v%d" % i, key=b"k%d" % i)
+            p.flush()
+        with Mirror(edge, mock_kafka.client(bootstrap), ["raw"], direction="up", name="edge") as m:
+            bridge_proc.caught_up(m, 60)
+    with embedlog.open(tmp_path / "relay", maintenance_interval_ms=None) as relay:
+        with Mirror(relay, mock_kafka.client(bootstrap), ["raw"], direction="down", name="relay-down",
+                    topic_map={"raw": "raw-relayed"}) as m:
+            bridge_proc.caught_up(m, 60)
+        assert sum(p.end_offset for p in relay.describe_topic("raw-relayed").partitions) == 40
+        send_without_progress_then_resume(monkeypatch, relay, bootstrap, "raw-relayed", "central", "relay-up")
+    srcs = sources(bootstrap, "central", "relay-up")
+    dups = len(srcs) - len(set(srcs))
+    assert dups == 0, f"{dups} of 40 records are in Kafka twice"
+
+
+def test_diverged_record_routed_by_key_is_skipped_when_kafka_has_no_record_at_its_offset(tmp_path, bootstrap):
+    """Local topic with fewer partitions than the remote (records placed by key).  Log A
+    forwarded 0..9 (checkpointed), then its bridge was killed with A's record 10 in flight
+    to remote partition r1 (never delivered) while A's 11 had been delivered to r2 (the
+    idempotent producer keeps order per remote partition only).  B is a copy of A taken
+    at 10 records that then wrote other records (a failover / restored copy).  B's record
+    10 is routed to r2: skip[r2] = 11 >= 10 and Kafka holds no record of source offset 10,
+    ``found is None`` -> ``continue``: B's record 10 never reaches Kafka."""
+    topic, remote, name = "div-l", "div-r", "div"
+    a, b = tmp_path / "a", tmp_path / "b"
+    keys = [b"k%d" % i for i in range(100)]
+    r1 = partition_for_key(b"a10", 4)
+    k11 = next(k for k in keys if partition_for_key(k, 4) != r1)
+    r2 = partition_for_key(k11, 4)
+    kb10 = next(k for k in keys if partition_for_key(k, 4) == r2 and k != k11)
+    with embedlog.open(a, maintenance_interval_ms=None) as log:
+        log.create_topic(topic, partitions=1)
+        with log.producer() as p:
+            for i in range(10):
+                p.send(topic, b"x%d" % i, key=b"k%d" % i)
+            p.flush()
+        with Mirror(log, mock_kafka.client(bootstrap), [topic], direction="up", name=name,
+                    topic_map={topic: remote}) as m:
+            bridge_proc.caught_up(m, 60)
+    shutil.copytree(a, b)
+    # what A's bridge delivered of A's records 10 (key a10, to r1) and 11 (key k11, to r2) before
+    # kill -9: only 11 (r1's produce request was still in flight).  Written as the bridge writes it.
+    pr = ck.Producer(mock_kafka.client(bootstrap, **{"enable.idempotence": True}))
+    pr.produce(remote, b"a11", k11, r2, timestamp=1_700_000_000_011,
+               headers=[(SOURCE_HEADER, b"%s:0:11" % name.encode())])
+    assert pr.flush(30) == 0
+    with embedlog.open(b, maintenance_interval_ms=None) as log:
+        with log.producer() as p:  # B's own records at 10, 11
+            p.send(topic, b"b10", key=kb10, timestamp_ms=1_700_000_000_110)
+            p.send(topic, b"b11", key=kb10, timestamp_ms=1_700_000_000_111)
+            p.flush()
+        with Mirror(log, mock_kafka.client(bootstrap), [topic], direction="up", name=name,
+                    topic_map={topic: remote}) as m:
+            bridge_proc.caught_up(m, 60)
+            assert m.status().lag == 0
+    values = sorted(r.value for msgs in mock_kafka.read_topic(bootstrap, remote).values() for r in msgs)
+    assert b"b10" in values, f"B's records missing from Kafka: {values}"
+    assert b"b11" in values, f"B's records missing from Kafka: {values}"
+
+
+def test_resume_on_a_log_shorter_than_what_kafka_holds_never_checkpoints(tmp_path, bootstrap):
+    """A failover's most common shape: the new leader (B, a copy of A taken earlier) simply
+    lacks records A had forwarded, and writes nothing new for a while.  B's mirror finds
+    A's records past B's end in the resume scan; ``skip_pending`` stays True while the
+    reader is not past them, so ``checkpoint`` records nothing, for *every* partition
+    (also the ones B keeps writing to): lag never reaches 0, wait_caught_up times out."""
+    topic, name = "short-l", "short"
+    a, b = tmp_path / "a", tmp_path / "b"
+    with embedlog.open(a, maintenance_interval_ms=None) as log:
+        log.create_topic(topic, partitions=2)
+        with log.producer() as p:
+            for i in range(10):
+                p.send(topic, b"x%d" % i, partition=0)
+            p.flush()
+        with Mirror(log, mock_kafka.client(bootstrap), [topic], direction="up", name=name) as m:
+            bridge_proc.caught_up(m, 60)
+    shutil.copytree(a, b)
+    with embedlog.open(a, maintenance_interval_ms=None) as log:  # A forwards 5 more of partition 0, then dies
+        with log.producer() as p:
+            for i in range(10, 15):
+                p.send(topic, b"x%d" % i, partition=0)
+            p.flush()
+        with Mirror(log, mock_kafka.client(bootstrap), [topic], direction="up", name=name) as m:
+            bridge_proc.caught_up(m, 60)
+    with embedlog.open(b, maintenance_interval_ms=None) as log:  # B: partition 0 idle, partition 1 busy
+        with log.producer() as p:
+            for i in range(100):
+                p.send(topic, b"y%d" % i, partition=1)
+            p.flush()
+        with Mirror(log, mock_kafka.client(bootstrap), [topic], direction="up", name=name) as m:
+            with contextlib.suppress(LinkDownError):
+                bridge_proc.caught_up(m, 20)
+            time.sleep(3)
+            st = m.status()
+            committed = {tp.partition: o for tp, o in log.committed_offsets(name).items()}
+        got = sum(len(v) for v in mock_kafka.read_topic(bootstrap, topic).values())
+    assert got == 115  # Kafka holds everything (B's 100 of partition 1 included)
+    assert st.lag == 0, f"lag {st.lag}, checkpoint {committed}: progress never recorded"
+    assert committed[1].offset == 100, committed
+
+
+def test_diverged_log_by_key_restarted_before_a_checkpoint_sends_its_records_again(tmp_path, bootstrap, monkeypatch):
+    """Local topic with fewer partitions than the remote (placed by key).  A forwarded 10..29,
+    B (copy of A at 10) wrote other records (other keys) at 10..29, B's mirror detected the
+    divergence and sent them, and was killed before its next checkpoint.  On restart the scan
+    finds two records per source offset 10..29 (A's and B's, in different remote partitions)
+    and keeps one digest per offset: the last read, often A's -> B's record 'differs' -> a
+    second divergence -> B's records already in Kafka are sent again."""
+    topic, remote, name = "div2-l", "div2-r", "div2"
+    a, b = tmp_path / "a", tmp_path / "b"
+    with embedlog.open(a, maintenance_interval_ms=None) as log:
+        log.create_topic(topic, partitions=1)
+        with log.producer() as p:
+            for i in range(10):
+                p.send(topic, b"x%d" % i, key=b"x%d" % i)
+            p.flush()
+        with Mirror(log, mock_kafka.client(bootstrap), [topic], direction="up", name=name,
+                    topic_map={topic: remote}) as m:
+            bridge_proc.caught_up(m, 60)
+    shutil.copytree(a, b)
+    with embedlog.open(a, maintenance_interval_ms=None) as log:
+        with log.producer() as p:
+            for i in range(10, 30):  # (big: the scan's fetches, 1 MB a partition, interleave them with B's)
+                p.send(topic, b"a%d" % i + b"." * (400_000 if i % 3 else 0), key=b"a%d" % i)
+            p.flush()
+        with Mirror(log, mock_kafka.client(bootstrap), [topic], direction="up", name=name,
+                    topic_map={topic: remote}) as m:
+            bridge_proc.caught_up(m, 60)
+    with embedlog.open(b, maintenance_interval_ms=None) as log:
+        with log.producer() as p:
+            for i in range(10, 30):
+                p.send(topic, b"b%d" % i, key=b"b%d" % i)
+            p.flush()
+        before = remote_total(bootstrap, remote)
+        with monkeypatch.context() as mp:  # B's mirror sends them all, killed before it checkpoints
+            mp.setattr(UpEngine, "checkpoint", no_progress)
+            m = Mirror(log, mock_kafka.client(bootstrap), [topic], direction="up", name=name, topic_map={topic: remote})
+            m.start()
+            harness.wait_until(lambda: remote_total(bootstrap, remote) >= before + 20, "B's records in Kafka")
+            m.stop()
+        m.close()
+        with Mirror(log, mock_kafka.client(bootstrap), [topic], direction="up", name=name,
+                    topic_map={topic: remote}) as m:
+            bridge_proc.caught_up(m, 60)
+    values = [r.value for msgs in mock_kafka.read_topic(bootstrap, remote).values() for r in msgs]
+    twice = sorted(v for v in set(values) if values.count(v) > 1)
+    assert not twice, f"{len(twice)} of B's 20 records are in Kafka twice: {twice}"
