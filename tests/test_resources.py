@@ -10,6 +10,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 import embedlog
 from embedlog.replication import Follower, Leader, LeaderCore
@@ -136,9 +139,74 @@ def test_heartbeat_files_of_members_killed_while_joining_are_swept(tmp_path: Pat
             log.maintain()
             assert set(files()) == mine  # a live member's file stays, however old
         assert files() == []  # (the member left: its file and the emptied directory went)
-        for f in orphans:  # dead joiners again, then the group deleted: nothing of it is left
+        for f in orphans:  # dead joiners again, then the group deleted: maintain() sweeps them
             f.parent.mkdir(exist_ok=True)
             f.touch()
         log.delete_group("g1")
+        assert len(files()) == 2  # (a fresh file may be a member joining now)
+        for f in orphans:
+            os.utime(f, (old, old))
+        log.maintain()
         assert files() == []
         assert os.listdir(path / "groups") == []
+
+
+def test_delete_group_racing_a_join_keeps_the_new_members_file(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """delete_group removed every file of the group's directory after its transaction: a
+    consumer that joined in between lost its heartbeat file, counted as dead, and the next
+    joiner took its partitions.  Only the deleted state's (dead) members' files go."""
+    from embedlog.groups.coordinator import Coordinator, _hb_name  # noqa: PLC0415
+
+    with embedlog.open(tmp_path / "log") as log:
+        log.create_topic("t", partitions=4)
+        log.commit_offsets("g", {embedlog.TopicPartition("t", 0): 0})
+        joined: list[embedlog.Consumer] = []
+        orig = Coordinator.forget_group
+
+        def join_between(self: Coordinator, group: str, members: Any = ()) -> None:  # right after delete's txn
+            if not joined:
+                c = log.consumer(["t"], group="g", session_timeout_ms=30_000, heartbeat_interval_ms=3000)
+                c.poll(0.1)
+                joined.append(c)
+            orig(self, group, members)
+
+        monkeypatch.setattr(Coordinator, "forget_group", join_between)
+        log.delete_group("g")
+        monkeypatch.setattr(Coordinator, "forget_group", orig)
+        (c1,) = joined
+        with c1:
+            c1.poll(0.1)
+            mid = c1._membership.member_id
+            assert (Path(log._coordinator._hb_dir("g")) / _hb_name(mid)).exists()
+            with log.consumer(["t"], group="g", session_timeout_ms=30_000) as c2:
+                c2.poll(0.1)
+                assert mid in {m.member_id for m in log.describe_group("g").members}  # (not expired)
+
+
+def test_a_join_survives_the_group_directory_removed_under_it(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.makedirs(exist_ok=True) raised FileExistsError when the directory it found was
+    removed (the group's last member leaving) before it looked again: out of consumer()."""
+    with embedlog.open(tmp_path / "log") as log:
+        log.create_topic("t", partitions=1)
+        c0 = log.consumer(["t"], group="g")
+        gdir = log._coordinator._hb_dir("g")
+        real_mkdir = os.mkdir
+        left: list[bool] = []
+
+        def mkdir_while_the_last_member_leaves(target: Any, *a: Any, **k: Any) -> None:
+            try:
+                real_mkdir(target, *a, **k)
+            except FileExistsError:
+                if os.fspath(target) == gdir and not left:
+                    left.append(True)
+                    c0.close()  # (its file, then the emptied directory, go)
+                raise
+
+        monkeypatch.setattr(os, "mkdir", mkdir_while_the_last_member_leaves)
+        with log.consumer(["t"], group="g") as c1:
+            c1.poll(0.1)
+            assert left
+        monkeypatch.setattr(os, "mkdir", real_mkdir)
+        c0.close()

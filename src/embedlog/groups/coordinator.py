@@ -224,14 +224,15 @@ class Coordinator:
         try:
             os.utime(path)
         except FileNotFoundError:
-            for attempt in range(3):
-                os.makedirs(self._hb_dir(group), exist_ok=True)
+            for attempt in range(20):
+                with contextlib.suppress(FileExistsError):
+                    os.makedirs(self._hb_dir(group))
                 try:
                     with open(path, "wb"):
                         pass
                     return
-                except FileNotFoundError:  # the group's last member left and removed it meanwhile
-                    if attempt == 2:
+                except FileNotFoundError:  # the group's last member left, or a sweep, removed it meanwhile
+                    if attempt == 19:
                         raise
 
     def forget(self, group: str, member_id: str) -> None:
@@ -241,16 +242,15 @@ class Coordinator:
             os.unlink(os.path.join(self._hb_dir(group), _hb_name(member_id)))
         self.forget_group(group)
 
-    def forget_group(self, group: str, *, files: bool = False) -> None:
-        """Remove a group's heartbeat directory if no member has a file in it (``files``:
-        remove the files first — the group was deleted, so none of them is a member's)."""
+    def forget_group(self, group: str, members: Iterable[str] = ()) -> None:
+        """Remove the heartbeat files of ``members`` (dead ones of a deleted group), then
+        the group's directory if no file is left in it (a member alive, or joining now,
+        keeps it; files of no member go with ``sweep_heartbeats``)."""
         path = self._hb_dir(group)
-        if files:
+        for mid in members:
             with contextlib.suppress(OSError):
-                for name in os.listdir(path):
-                    with contextlib.suppress(OSError):
-                        os.unlink(os.path.join(path, name))
-        with contextlib.suppress(OSError):  # (not empty: a member is alive, or joining now)
+                os.unlink(os.path.join(path, _hb_name(mid)))
+        with contextlib.suppress(OSError):
             os.rmdir(path)
 
     def sweep_heartbeats(self, now: float | None = None) -> int:
@@ -785,7 +785,7 @@ class Coordinator:
     def delete(self, group: str) -> None:
         """Delete a group's state and committed offsets (it must have no live members)."""
 
-        def fn(txn: lmdb.Transaction) -> None:
+        def fn(txn: lmdb.Transaction) -> list[str]:
             self.store.require_leader(txn, "delete groups")  # (their committed offsets are the leader's)
             state = self._require_inactive(txn, group, "delete")
             committed = self._offsets_of(txn, group)
@@ -807,6 +807,7 @@ class Coordinator:
             if doomed:
                 bump_offsets_version(txn, self.dbs)
             self._bump(txn)
+            return [] if state is None else list(state.members)  # (dead ones: their files go too)
 
-        self.store.write(fn)
-        self.forget_group(group, files=True)
+        dead = self.store.write(fn)
+        self.forget_group(group, dead)
