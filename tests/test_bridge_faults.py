@@ -142,17 +142,7 @@ def group_lag(log: embedlog.Log) -> dict[Any, int | None]:
     return log.describe_group(NAME).lag()
 
 
-def remote_total(bootstrap: str, topic: str) -> int:
-    """Records in the remote topic now (sum of high watermarks)."""
-    c = ck.Consumer(mock_kafka.client(bootstrap, **{"group.id": "probe"}))
-    try:
-        md = c.list_topics(topic, timeout=30).topics.get(topic)
-        if md is None or md.error is not None:
-            return 0
-        return sum(c.get_watermark_offsets(ck.TopicPartition(topic, r), timeout=30, cached=False)[1]
-                   for r in md.partitions)
-    finally:
-        c.close()
+remote_total = mock_kafka.remote_total
 
 
 def start_bridge(children: harness.Children, path: Path, bootstrap: str, topic: str, *extra: object

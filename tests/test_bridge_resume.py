@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,24 +25,16 @@ from procs import bridge_proc, harness, mock_kafka  # noqa: E402  # tests/procs 
 ORIG = UpEngine.checkpoint
 
 
-def no_progress(self, force=False, stop=None, stall_s=10.0, topics=None):
+def no_progress(self: UpEngine, force: bool = False, stop: Any = None, stall_s: float = 10.0,
+                topics: list[str] | None = None) -> bool:
     # as tests/procs/bridge_proc.py --no-checkpoints: a bridge killed before its first progress checkpoint
     return ORIG(self, force, stop, stall_s, topics) if topics is not None else True
 
 
-def remote_total(bs, topic):
-    c = ck.Consumer(mock_kafka.client(bs, **{"group.id": "probe"}))
-    try:
-        md = c.list_topics(topic, timeout=30).topics.get(topic)
-        if md is None or md.error is not None:
-            return 0
-        return sum(c.get_watermark_offsets(ck.TopicPartition(topic, r), timeout=30, cached=False)[1]
-                   for r in md.partitions)
-    finally:
-        c.close()
+remote_total = mock_kafka.remote_total
 
 
-def sources(bs, topic, name):
+def sources(bs: str, topic: str, name: str) -> list[str]:
     out = []
     for msgs in mock_kafka.read_topic(bs, topic).values():
         for m in msgs:
@@ -49,7 +43,8 @@ def sources(bs, topic, name):
     return out
 
 
-def send_without_progress_then_resume(monkeypatch, log, bs, topic, remote, name):
+def send_without_progress_then_resume(monkeypatch: pytest.MonkeyPatch, log: embedlog.Log, bs: str, topic: str,
+                                      remote: str, name: str) -> None:
     n = sum(p.end_offset for p in log.describe_topic(topic).partitions)
     with monkeypatch.context() as mp:
         mp.setattr(UpEngine, "checkpoint", no_progress)
@@ -63,7 +58,24 @@ def send_without_progress_then_resume(monkeypatch, log, bs, topic, remote, name)
 
 
 
-def test_user_embedlog_source_header_sent_twice(tmp_path, bootstrap, monkeypatch):
+def forward_ten_then_copy(bootstrap: str, a: Path, b: Path, topic: str, remote: str, name: str,
+                          key_prefix: bytes) -> None:
+    """Log ``a``: ``topic`` (1 partition) with 10 records, forwarded up by mirror ``name``
+    and checkpointed; then ``b``, a copy of it (the other node's history, up to here)."""
+    with embedlog.open(a, maintenance_interval_ms=None) as log:
+        log.create_topic(topic, partitions=1)
+        with log.producer() as p:
+            for i in range(10):
+                p.send(topic, b"x%d" % i, key=key_prefix + b"%d" % i)
+            p.flush()
+        with Mirror(log, mock_kafka.client(bootstrap), [topic], direction="up", name=name,
+                    topic_map={topic: remote}) as m:
+            bridge_proc.caught_up(m, 60)
+    shutil.copytree(a, b)
+
+
+def test_user_embedlog_source_header_sent_twice(
+        tmp_path: Path, bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A local record that carries an ``embedlog.source`` header of its own (e.g. one a down
     mirror brought from a Kafka topic fed by another site's up mirror): the resume scan's
     remote digest drops *every* embedlog.source header, the local digest keeps the record's
@@ -81,7 +93,7 @@ def test_user_embedlog_source_header_sent_twice(tmp_path, bootstrap, monkeypatch
     assert dups == 0, f"{dups} of 40 records are in Kafka twice"
 
 
-def test_relay_down_then_up_sends_twice(tmp_path, bootstrap, monkeypatch):
+def test_relay_down_then_up_sends_twice(tmp_path: Path, bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same through the bridge only: edge log --up 'edge'--> Kafka 'raw' --down 'relay-down'-->
     relay log --up 'relay-up'--> Kafka 'central'.  The relay's up mirror, killed before its first
     progress checkpoint and restarted, sends every record again."""
@@ -104,7 +116,8 @@ def test_relay_down_then_up_sends_twice(tmp_path, bootstrap, monkeypatch):
     assert dups == 0, f"{dups} of 40 records are in Kafka twice"
 
 
-def test_diverged_record_routed_by_key_is_skipped_when_kafka_has_no_record_at_its_offset(tmp_path, bootstrap):
+def test_diverged_record_routed_by_key_is_skipped_when_kafka_has_no_record_at_its_offset(
+        tmp_path: Path, bootstrap: str) -> None:
     """Local topic with fewer partitions than the remote (records placed by key).  Log A
     forwarded 0..9 (checkpointed), then its bridge was killed with A's record 10 in flight
     to remote partition r1 (never delivered) while A's 11 had been delivered to r2 (the
@@ -119,16 +132,7 @@ def test_diverged_record_routed_by_key_is_skipped_when_kafka_has_no_record_at_it
     k11 = next(k for k in keys if partition_for_key(k, 4) != r1)
     r2 = partition_for_key(k11, 4)
     kb10 = next(k for k in keys if partition_for_key(k, 4) == r2 and k != k11)
-    with embedlog.open(a, maintenance_interval_ms=None) as log:
-        log.create_topic(topic, partitions=1)
-        with log.producer() as p:
-            for i in range(10):
-                p.send(topic, b"x%d" % i, key=b"k%d" % i)
-            p.flush()
-        with Mirror(log, mock_kafka.client(bootstrap), [topic], direction="up", name=name,
-                    topic_map={topic: remote}) as m:
-            bridge_proc.caught_up(m, 60)
-    shutil.copytree(a, b)
+    forward_ten_then_copy(bootstrap, a, b, topic, remote, name, b"k")
     # what A's bridge delivered of A's records 10 (key a10, to r1) and 11 (key k11, to r2) before
     # kill -9: only 11 (r1's produce request was still in flight).  Written as the bridge writes it.
     pr = ck.Producer(mock_kafka.client(bootstrap, **{"enable.idempotence": True}))
@@ -144,12 +148,12 @@ def test_diverged_record_routed_by_key_is_skipped_when_kafka_has_no_record_at_it
                     topic_map={topic: remote}) as m:
             bridge_proc.caught_up(m, 60)
             assert m.status().lag == 0
-    values = sorted(r.value for msgs in mock_kafka.read_topic(bootstrap, remote).values() for r in msgs)
+    values = [r.value for msgs in mock_kafka.read_topic(bootstrap, remote).values() for r in msgs]
     assert b"b10" in values, f"B's records missing from Kafka: {values}"
     assert b"b11" in values, f"B's records missing from Kafka: {values}"
 
 
-def test_resume_on_a_log_shorter_than_what_kafka_holds_never_checkpoints(tmp_path, bootstrap):
+def test_resume_on_a_log_shorter_than_what_kafka_holds_never_checkpoints(tmp_path: Path, bootstrap: str) -> None:
     """A failover's most common shape: the new leader (B, a copy of A taken earlier) simply
     lacks records A had forwarded, and writes nothing new for a while.  B's mirror finds
     A's records past B's end in the resume scan; ``skip_pending`` stays True while the
@@ -190,7 +194,8 @@ def test_resume_on_a_log_shorter_than_what_kafka_holds_never_checkpoints(tmp_pat
     assert committed[1].offset == 100, committed
 
 
-def test_diverged_log_by_key_restarted_before_a_checkpoint_sends_its_records_again(tmp_path, bootstrap, monkeypatch):
+def test_diverged_log_by_key_restarted_before_a_checkpoint_sends_its_records_again(
+        tmp_path: Path, bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Local topic with fewer partitions than the remote (placed by key).  A forwarded 10..29,
     B (copy of A at 10) wrote other records (other keys) at 10..29, B's mirror detected the
     divergence and sent them, and was killed before its next checkpoint.  On restart the scan
@@ -199,16 +204,7 @@ def test_diverged_log_by_key_restarted_before_a_checkpoint_sends_its_records_aga
     second divergence -> B's records already in Kafka are sent again."""
     topic, remote, name = "div2-l", "div2-r", "div2"
     a, b = tmp_path / "a", tmp_path / "b"
-    with embedlog.open(a, maintenance_interval_ms=None) as log:
-        log.create_topic(topic, partitions=1)
-        with log.producer() as p:
-            for i in range(10):
-                p.send(topic, b"x%d" % i, key=b"x%d" % i)
-            p.flush()
-        with Mirror(log, mock_kafka.client(bootstrap), [topic], direction="up", name=name,
-                    topic_map={topic: remote}) as m:
-            bridge_proc.caught_up(m, 60)
-    shutil.copytree(a, b)
+    forward_ten_then_copy(bootstrap, a, b, topic, remote, name, b"x")
     with embedlog.open(a, maintenance_interval_ms=None) as log:
         with log.producer() as p:
             for i in range(10, 30):  # (big: the scan's fetches, 1 MB a partition, interleave them with B's)

@@ -196,17 +196,24 @@ def test_serve_and_follow_stop_cleanly_on_sigterm(tmp_path: Path, secret_file: P
     assert (st["role"], st["replicating"], st.get("stale_lease")) == ("leader", False, False), st
 
 
+def start_pair(procs: list[subprocess.Popen[str]], a: Path, b: Path, secret_file: Path
+               ) -> tuple[subprocess.Popen[str], str, subprocess.Popen[str]]:
+    """``serve`` on ``a`` (a topic "orders") and ``follow`` on ``b``, once ``b`` is in sync."""
+    with embedlog.open(a) as log:
+        log.create_topic("orders", partitions=1)
+    leader, address = start_leader(procs, a, "--secret-file", secret_file)
+    follower = start(procs, "--path", b, "follow", address, "--secret-file", secret_file)
+    wait_for(lambda: in_sync(a), "the follower in the leader's in-sync set")
+    return leader, address, follower
+
+
 def test_status_after_the_leader_was_killed_names_the_followers_to_promote(
         tmp_path: Path, secret_file: Path, procs: list[subprocess.Popen[str]]) -> None:
     """After ``kill -9`` of ``serve``, ``replication status`` showed no in-sync set
     (``isr: null``, one in-sync node) although a follower held every acknowledged record:
     it shows the set the dead leader last recorded, which is whom to promote."""
     a, b = tmp_path / "a", tmp_path / "b"
-    with embedlog.open(a) as log:
-        log.create_topic("orders", partitions=1)
-    leader, address = start_leader(procs, a, "--secret-file", secret_file)
-    follower = start(procs, "--path", b, "follow", address, "--secret-file", secret_file)
-    wait_for(lambda: in_sync(a), "the follower in the leader's in-sync set")
+    leader, _, follower = start_pair(procs, a, b, secret_file)
     leader.kill()
     leader.wait()
     st = json.loads(cli("--path", a, "replication", "status", "--json").stdout)
@@ -223,11 +230,7 @@ def test_serve_says_when_a_promoted_node_fences_it(tmp_path: Path, secret_file: 
     directory must now follow the new leader (producers in other processes on it are not
     stopped by the fencing)."""
     a, b = tmp_path / "a", tmp_path / "b"
-    with embedlog.open(a) as log:
-        log.create_topic("orders", partitions=1)
-    leader, address = start_leader(procs, a, "--secret-file", secret_file)
-    follower = start(procs, "--path", b, "follow", address, "--secret-file", secret_file)
-    wait_for(lambda: in_sync(a), "the follower in the leader's in-sync set")
+    leader, address, follower = start_pair(procs, a, b, secret_file)
     stop(follower)
     assert cli("--path", b, "promote").returncode == 0
     r = cli("--path", b, "follow", address, "--secret-file", secret_file)  # the new leader meets the old one

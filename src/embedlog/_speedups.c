@@ -49,9 +49,9 @@ typedef struct {
     long long ts_ms;         /* the millisecond of ts_obj */
     PyObject *ts_obj;        /* the last timestamp send stored (records of one ms share it) */
     PyObject *klen_obj;      /* the last key length send stored, and its value (records of one */
-    Py_ssize_t klen_val;     /* size share one int object, as they share the timestamp's) */
+    long long klen_val;      /* size share one int object, as they share the timestamp's) */
     PyObject *vlen_obj;      /* the same for value lengths */
-    Py_ssize_t vlen_val;
+    long long vlen_val;
     PyObject *scratch;       /* a 7-tuple, empty between sends: a record on its way into a buffer */
     PyObject *st_type;       /* the topic-state class whose slot offsets follow (or NULL) */
     Py_ssize_t kacc_off;     /* where its ``kacc`` slot is in an instance (-1: use getattr) */
@@ -329,6 +329,21 @@ now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ``*obj`` made the int ``value`` unless it is already (the last timestamp, key length
+ * or value length a send stored: records in a row mostly share them); -1 if out of memory. */
+static inline int
+cached_int(PyObject **obj, long long *last, long long value)
+{
+    if (*obj == NULL || value != *last) {
+        PyObject *made = PyLong_FromLongLong(value);
+        if (made == NULL)
+            return -1;
+        Py_XSETREF(*obj, made);
+        *last = value;
+    }
+    return 0;
+}
+
 /* The fast path of _PySendBase.send (sendpath.py): the same checks in the same order. */
 static PyObject *
 sb_send(SendBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
@@ -442,27 +457,9 @@ sb_send(SendBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwna
             self->extras = 1;
         }
         long long ms = now_ms();
-        if (self->ts_obj == NULL || ms != self->ts_ms) {
-            PyObject *obj = PyLong_FromLongLong(ms);
-            if (obj == NULL)
-                goto done;
-            Py_XSETREF(self->ts_obj, obj);
-            self->ts_ms = ms;
-        }
-        if (self->klen_obj == NULL || klen != self->klen_val) {
-            PyObject *obj = PyLong_FromSsize_t(klen);
-            if (obj == NULL)
-                goto done;
-            Py_XSETREF(self->klen_obj, obj);
-            self->klen_val = klen;
-        }
-        if (self->vlen_obj == NULL || vlen != self->vlen_val) {
-            PyObject *obj = PyLong_FromSsize_t(vlen);
-            if (obj == NULL)
-                goto done;
-            Py_XSETREF(self->vlen_obj, obj);
-            self->vlen_val = vlen;
-        }
+        if (cached_int(&self->ts_obj, &self->ts_ms, ms) < 0 || cached_int(&self->klen_obj, &self->klen_val, klen) < 0
+                || cached_int(&self->vlen_obj, &self->vlen_val, vlen) < 0)
+            goto done;
         PyObject *kl = Py_NewRef(self->klen_obj), *vl = Py_NewRef(self->vlen_obj);
         /* The record goes into the buffer list in one step, atomic under the GIL (no
          * Python code runs while it is laid in), so a concurrent drain never splits a

@@ -69,6 +69,19 @@ def client(bootstrap: str, **extra: Any) -> dict[str, Any]:
     return {"bootstrap.servers": bootstrap, "log_level": 0, **extra}
 
 
+def remote_total(bootstrap: str, topic: str) -> int:
+    """Records in the remote topic now (the sum of its high watermarks; 0 if missing)."""
+    c = confluent_kafka.Consumer(client(bootstrap, **{"group.id": "probe"}))
+    try:
+        md = c.list_topics(topic, timeout=TIMEOUT).topics.get(topic)
+        if md is None or md.error is not None:
+            return 0
+        return sum(c.get_watermark_offsets(confluent_kafka.TopicPartition(topic, r), timeout=TIMEOUT,
+                                           cached=False)[1] for r in md.partitions)
+    finally:
+        c.close()
+
+
 def read_topic(bootstrap: str, topic: str, isolation: str = "read_committed",
                timeout: float = TIMEOUT) -> dict[int, list[Remote]]:
     """Every record of ``topic`` per partition, from offset 0 to the high watermark.
