@@ -25,6 +25,7 @@ from ... import errors as el_errors
 from ...config import DEFAULTS, TopicConfig
 from ...log import Log
 from ...model import TopicPartition
+from ...storage.topics import validate_name
 from .. import _kafka_common as _common
 from .. import registry
 from .._topic_config import alter_broker_config, broker_config, split_config
@@ -340,15 +341,15 @@ class AIOKafkaAdminClient:
                 brokers.append((0, None, int(res.resource_type), res.name, entries))
                 continue
             try:
-                config = log.describe_topic(res.name).config
-                meta = log._store.topic(res.name)
-            except (el_errors.UnknownTopicError, el_errors.InvalidTopicError):
+                meta = log._store.topic(validate_name(res.name))  # (None: unknown)
+            except el_errors.InvalidTopicError:
+                meta = None
+            if meta is None:
                 topics.append((3, f"Topic '{res.name}' does not exist.", int(res.resource_type), res.name, []))
                 continue
-            overrides = set(meta.config.overrides) if meta is not None else set()  # (set on the topic: dynamic)
-            entries = [(k, _config_text(v), False,
-                        _DEFAULT_CONFIG if k not in overrides and v == DEFAULTS.get(k) else _DYNAMIC_TOPIC_CONFIG,
-                        False, []) for k, v in config.items() if wanted is None or k in wanted]
+            overrides = meta.config.overrides  # (a value set on the topic is dynamic, even the default's)
+            entries = [(k, _config_text(v), False, _DYNAMIC_TOPIC_CONFIG if k in overrides else _DEFAULT_CONFIG,
+                        False, []) for k, v in meta.config.to_dict().items() if wanted is None or k in wanted]
             topics.append((0, None, int(res.resource_type), res.name, entries))
         return [_admin_response("DescribeConfigsResponse_v2", _DESCRIBE_CONFIGS, 0, resources)
                 for resources in (brokers, topics) if resources]

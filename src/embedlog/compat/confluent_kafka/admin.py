@@ -23,6 +23,7 @@ from typing import Any
 from embedlog import TopicPartition as ETP
 from embedlog import errors as el
 from embedlog.config import DEFAULTS, TopicConfig
+from embedlog.storage.topics import validate_name
 
 from .. import registry
 from .._topic_config import KAFKA_TOPIC_KEYS, alter_broker_config, broker_config, split_config
@@ -243,17 +244,17 @@ class AdminClient:
             kind = res.restype
             if kind == ResourceType.TOPIC:
                 try:
-                    config = self._log.describe_topic(res.name).config
-                    meta = self._log._store.topic(res.name)
-                except (el.UnknownTopicError, el.InvalidTopicError):
+                    meta = self._log._store.topic(validate_name(res.name))  # (None: unknown)
+                except el.InvalidTopicError:
+                    meta = None
+                if meta is None:
                     out[res] = _failed(ERR_UNKNOWN_TOPIC_OR_PART)
                     continue
                 # a value set on the topic (at creation or by alter) is Kafka's DYNAMIC_TOPIC_CONFIG,
                 # even when it equals the default; the others are defaults
-                overrides = set(meta.config.overrides) if meta is not None else set()
-                out[res] = _future({k: self._entry(k, v, k not in overrides and v == DEFAULTS.get(k),
-                                                   ConfigSource.DYNAMIC_TOPIC_CONFIG)
-                                    for k, v in config.items()})
+                overrides = meta.config.overrides
+                out[res] = _future({k: self._entry(k, v, k not in overrides, ConfigSource.DYNAMIC_TOPIC_CONFIG)
+                                    for k, v in meta.config.to_dict().items()})
             elif kind == ResourceType.BROKER:
                 out[res] = _future({k: self._entry(k, v, False, ConfigSource.STATIC_BROKER_CONFIG)
                                     for k, v in broker_config(self._cluster, BROKER_ID).items()})
