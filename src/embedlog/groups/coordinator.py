@@ -162,6 +162,8 @@ def datetime_ms(when: datetime) -> int:
         raise ConfigError(f"the date-time {when.isoformat()} is out of range ({exc}): give one after 1970") from None
 
 
+#: how often a heartbeat tries to make its file when its group's directory keeps vanishing
+_HB_TRIES = 20
 #: how old a heartbeat file of no member must be before ``sweep_heartbeats`` removes it (s):
 #: far longer than a join takes between making the file and storing the member
 ORPHAN_AGE_S = 60.0
@@ -224,7 +226,7 @@ class Coordinator:
         try:
             os.utime(path)
         except FileNotFoundError:
-            for attempt in range(20):
+            for attempt in range(_HB_TRIES):
                 with contextlib.suppress(FileExistsError):
                     os.makedirs(self._hb_dir(group))
                 try:
@@ -232,7 +234,7 @@ class Coordinator:
                         pass
                     return
                 except FileNotFoundError:  # the group's last member left, or a sweep, removed it meanwhile
-                    if attempt == 19:
+                    if attempt == _HB_TRIES - 1:
                         raise
 
     def forget(self, group: str, member_id: str) -> None:
