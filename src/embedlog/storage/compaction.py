@@ -12,15 +12,28 @@ rewritten nor count as the latest record of their key.  Rewritten batches keep t
 base offset and the range of offsets they cover (sparse offsets in the batch format),
 so offsets are never reused and consumers skip the gaps.
 
-Each partition is compacted in one write transaction (producers to the same log wait
-for it); a later version may split large partitions into several.
+A partition is compacted in two passes, so that neither memory nor LMDB's write lock
+grows with its size:
+
+1. ``scan`` reads it in one read transaction (no lock: writers go on) and keeps only
+   the offset of every key's latest record (Kafka's offset map); a key of 16 bytes or
+   more is kept as a 16-byte BLAKE2b digest of it, as Kafka's map keeps an MD5 hash.
+2. ``compact_chunk`` rewrites its batches in write transactions of at most
+   ``CHUNK_BYTES`` of batches each (producers wait for one chunk at a time, not for the
+   whole partition).  Each first checks that the partition is still the one scanned:
+   the same topic, and the same last batch scanned (a replica's truncation removes a
+   suffix of the log, so any change below that batch changes it too).  If not, the
+   pass stops and the next ``maintain`` starts again; what was rewritten stays right,
+   because every key's latest record is kept whatever the other records are.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
+import attrs
 import lmdb
 
 from ..codec import batch as codec
@@ -28,47 +41,147 @@ from ..errors import CorruptRecordError
 from . import partition as plog
 from . import schema, topics
 
-__all__ = ["compact_all", "compact_partition"]
+__all__ = ["CHUNK_BYTES", "PartitionChanged", "PartitionScan", "compact_all", "compact_chunk", "compact_partition",
+           "scan"]
 
 #: a partition's next compaction when no timer runs: only a change (a new record) brings it
 _NEVER = 2**63
+#: the most bytes of stored batches one write transaction of compaction reads and rewrites
+CHUNK_BYTES = 1 << 20
+_DIGEST_FROM = 16  # keys this long or longer are kept in the offset map as a digest
 
 
-def compact_partition(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, part: int, now_ms: int,
-                      horizons: list[int] | None = None) -> int:
-    """Compact one partition inside ``txn``; return how many records were removed.
-    ``horizons`` gets the delete horizon of every batch left holding tombstones."""
-    cfg = meta.config
+def _slot(key: bytes | None) -> bytes | None:
+    """A key's entry in the offset map: itself when short, else its 16-byte digest (a
+    shorter key never equals a digest)."""
+    if key is None or len(key) < _DIGEST_FROM:
+        return key
+    return hashlib.blake2b(key, digest_size=16).digest()
+
+
+@attrs.frozen
+class PartitionScan:
+    """What ``scan`` learned of a partition, for ``compact_chunk``."""
+
+    topic_id: int
+    partition: int
+    #: the high watermark seen: records at or above it are neither compacted nor counted
+    high_watermark: int
+    #: offset-map entry (``_slot``) -> offset of that key's latest record below it
+    latest: dict[bytes | None, int]
+    #: base offset of the first batch never compacted this pass (the last batch, or the
+    #: first one reaching the high watermark): the end of the batches compacted
+    end: int
+    #: key and header of the last batch holding a record below the high watermark
+    guard_key: bytes
+    guard_header: bytes
+
+
+def _decode(buf: Any, key: Any, name: str, part: int) -> codec.DecodedBatch:
+    try:
+        return codec.decode(buf)
+    except codec.CorruptBatchError as exc:
+        base = schema.unpack_batch_key(bytes(key))[2]
+        raise CorruptRecordError(f"cannot compact {name}[{part}]: batch at {base} is corrupt: {exc}",
+                                 topic=name, partition=part, offset=base) from None
+
+
+def scan(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, part: int) -> PartitionScan | None:
+    """Pass one: the latest offset of every key below the high watermark, or ``None``
+    when there is nothing to compact (fewer than two batches)."""
     tid = meta.topic_id
+    st = plog.load_state(txn, dbs, tid, part)
+    if st is None or st.batches < 2:
+        return None
+    hw = st.high_watermark
     prefix = schema.partition_key(tid, part)
-    decoded: list[codec.DecodedBatch] = []
+    latest: dict[bytes | None, int] = {}
+    end = -1
+    last_base = -1
+    guard_key = guard_header = b""
     with txn.cursor(db=dbs["batches"]) as cur:
         if not cur.set_range(prefix):
-            return 0
+            return None
         while bytes(cur.key()[:8]) == prefix:
-            try:
-                decoded.append(codec.decode(cur.value()))
-            except codec.CorruptBatchError as exc:
-                base = schema.unpack_batch_key(bytes(cur.key()))[2]
-                raise CorruptRecordError(f"cannot compact {meta.name}[{part}]: batch at {base} is corrupt: {exc}",
-                                         topic=meta.name, partition=part, offset=base) from None
+            b = _decode(cur.value(), cur.key(), meta.name, part)
+            info = b.info
+            last_base = info.base_offset
+            if end < 0 and info.next_offset > hw:
+                end = info.base_offset
+            if info.base_offset < hw:
+                if info.next_offset <= hw:
+                    latest.update(zip(map(_slot, b.keys), b.offsets))
+                else:
+                    latest.update((_slot(k), off) for k, off in zip(b.keys, b.offsets) if off < hw)
+                guard_key = bytes(cur.key())
+                guard_header = bytes(cur.value()[:codec.HEADER_SIZE])
             if not cur.next():
                 break
-    if len(decoded) < 2:
-        return 0
+    if not guard_key:
+        return None
+    return PartitionScan(tid, part, hw, latest, last_base if end < 0 else min(end, last_base), guard_key,
+                         guard_header)
+
+
+def _unchanged(txn: lmdb.Transaction, dbs: Any, name: str, s: PartitionScan) -> topics.TopicMeta | None:
+    """The topic, if the partition is still the one ``s`` scanned and still compacted."""
+    current = topics.get(txn, dbs, name)
+    if current is None or current.topic_id != s.topic_id or not current.config.compact:
+        return None
+    buf = txn.get(s.guard_key, db=dbs["batches"])
+    if buf is None or bytes(buf[:codec.HEADER_SIZE]) != s.guard_header:
+        return None
+    return current
+
+
+class PartitionChanged(Exception):
+    """Raised by ``compact_chunk`` before it writes anything: the partition is no longer
+    the one ``scan`` read (the topic was deleted or recreated, no longer compacted, or its
+    last batch scanned was truncated or rewritten)."""
+
+
+def compact_chunk(txn: lmdb.Transaction, dbs: Any, name: str, s: PartitionScan, start: int, now_ms: int,
+                  horizons: list[int] | None = None, budget: int | None = None) -> tuple[int, int | None]:
+    """Pass two, one write transaction: compact the batches from offset ``start`` (up to
+    about ``budget`` bytes of them, ``CHUNK_BYTES`` by default) by ``s``; return the records removed and the offset
+    to go on from (``None``: done).  ``horizons`` gets the delete horizon of every batch
+    left holding tombstones.  Raises ``PartitionChanged``, having written nothing, if
+    the partition is not the one ``s`` scanned."""
+    meta = _unchanged(txn, dbs, name, s)
+    if meta is None:
+        raise PartitionChanged(f"{name}[{s.partition}] changed since it was scanned")
+    if budget is None:
+        budget = CHUNK_BYTES
+    cfg = meta.config
+    tid, part = s.topic_id, s.partition
+    prefix = schema.partition_key(tid, part)
+    chunk: list[codec.DecodedBatch] = []
+    size = 0
+    after: int | None = None
+    with txn.cursor(db=dbs["batches"]) as cur:
+        if cur.set_range(schema.batch_key(tid, part, start)):
+            while bytes(cur.key()[:8]) == prefix:
+                base = schema.unpack_batch_key(bytes(cur.key()))[2]
+                if base >= s.end:
+                    break
+                if size >= budget:
+                    after = base
+                    break
+                b = _decode(cur.value(), cur.key(), name, part)
+                chunk.append(b)
+                size += b.info.size
+                if not cur.next():
+                    break
+    if not chunk:
+        return 0, None
     st = plog.load_state(txn, dbs, tid, part)
     if st is None:
-        return 0
-    hw = st.high_watermark
-    latest: dict[bytes | None, int] = {}
-    for b in decoded:
-        latest.update((k, off) for k, off in zip(b.keys, b.offsets) if off < hw)
+        return 0, None
+    latest = s.latest
     lag_limit = now_ms - cfg.min_compaction_lag_ms
     removed = 0
     rewritten = False
-    for b in decoded[:-1]:  # never the last ("active") batch
-        if b.info.next_offset > hw:  # it reaches the high watermark: neither is anything after it
-            break
+    for b in chunk:
         info = b.info
         horizon = info.delete_horizon
         keep = []
@@ -76,7 +189,7 @@ def compact_partition(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, p
         for i, (k, off, ts) in enumerate(zip(b.keys, b.offsets, b.timestamps)):
             if ts > lag_limit:  # (min.compaction.lag.ms: not looked at yet)
                 keep.append(i)
-            elif k is not None and latest.get(k) == off:  # the latest record of its key
+            elif k is not None and latest.get(_slot(k)) == off:  # the latest record of its key
                 if b.values[i] is not None:
                     keep.append(i)
                     continue
@@ -116,7 +229,53 @@ def compact_partition(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, p
         st.bytes += len(buf) - old_size
     if rewritten:
         plog.store_state(txn, dbs, tid, part, st)
-    return removed
+    return removed, after
+
+
+def compact_partition(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, part: int, now_ms: int,
+                      horizons: list[int] | None = None) -> int:
+    """Compact one partition whole inside ``txn`` (both passes in one transaction);
+    return how many records were removed."""
+    s = scan(txn, dbs, meta, part)
+    if s is None:
+        return 0
+    removed, start = 0, 0
+    while True:
+        n, nxt = compact_chunk(txn, dbs, meta.name, s, start, now_ms, horizons, budget=2**62)
+        removed += n
+        if nxt is None:
+            return removed
+        start = nxt
+
+
+def _fingerprint(st: Any) -> tuple[int, ...]:
+    """What changes when a partition gets records (``bytes_in`` only grows: a replica's
+    truncation and the records written after it, to the same end offset, change it too)."""
+    return st.start_offset, st.end_offset, st.batches, st.high_watermark, st.leader_epoch, st.bytes_in
+
+
+def _state(store: Any, tid: int, part: int) -> Any:
+    return store.read(lambda txn: plog.load_state(txn, store.dbs, tid, part))
+
+
+def _compact_in_chunks(store: Any, meta: topics.TopicMeta, part: int, now_ms: int, horizons: list[int]) -> int:
+    """Both passes over one partition, each chunk in its own write transaction; return
+    the records removed."""
+    s = store.read(lambda txn: scan(txn, store.dbs, meta, part))
+    if s is None:
+        return 0
+    total = 0
+    start: int | None = 0
+    while start is not None:
+        mark = len(horizons)
+
+        def fn(txn: lmdb.Transaction, start: int = start, mark: int = mark) -> tuple[int, int | None]:
+            del horizons[mark:]  # (a retry after the map grew: its first try's are not stored)
+            return compact_chunk(txn, store.dbs, meta.name, s, start, now_ms, horizons)
+
+        removed, start = store.write(fn)
+        total += removed
+    return total
 
 
 def compact_all(store: Any, now_ms: int | None = None) -> int:
@@ -134,29 +293,20 @@ def compact_all(store: Any, now_ms: int | None = None) -> int:
             # Skip a partition nothing happened to since its last compaction until a timer
             # may have run out: the earliest delete horizon of its tombstones, or
             # min.compaction.lag.ms for records too recent at that compaction.
-            st = store.read(lambda txn, part=part, tid=meta.topic_id: plog.load_state(txn, store.dbs, tid, part))
+            st = _state(store, meta.topic_id, part)
             if st is None or st.batches < 2:
                 continue
-            seen = ((st.start_offset, st.end_offset, st.batches, st.high_watermark),
-                    tuple(sorted(cfg.overrides.items())))
+            seen = (_fingerprint(st), tuple(sorted(cfg.overrides.items())))
             last = memo.get((meta.topic_id, part))
             if last is not None and last[0] == seen and now < last[1]:
                 continue
             horizons: list[int] = []
-
-            def fn(txn: lmdb.Transaction, part: int = part, name: str = name, horizons: list[int] = horizons) -> int:
-                horizons.clear()
-                current = topics.get(txn, store.dbs, name)
-                if current is None or not current.config.compact:
-                    return 0
-                return compact_partition(txn, store.dbs, current, part, now, horizons)
-
-            removed = store.write(fn)
-            total += removed
-            after = store.read(lambda txn, part=part, tid=meta.topic_id: plog.load_state(txn, store.dbs, tid, part))
+            try:
+                total += _compact_in_chunks(store, meta, part, now, horizons)
+            except PartitionChanged:
+                continue  # (the next maintain scans it again)
+            after = _state(store, meta.topic_id, part)
             if after is not None:
                 due = min([*horizons, *([now + lag] if lag > 0 else [])], default=_NEVER)
-                memo[(meta.topic_id, part)] = (
-                    ((after.start_offset, after.end_offset, after.batches, after.high_watermark),
-                     tuple(sorted(cfg.overrides.items()))), due)
+                memo[(meta.topic_id, part)] = ((_fingerprint(after), tuple(sorted(cfg.overrides.items()))), due)
     return total
