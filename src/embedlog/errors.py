@@ -40,6 +40,7 @@ __all__ = [
     "NotEnoughReplicasError",
     "NotLeaderError",
     "OffsetOutOfRangeError",
+    "ProducerFencedError",
     "RecordTooLargeError",
     "ReplicationBusyError",
     "SerializationError",
@@ -210,6 +211,14 @@ class TransactionAbortedError(EmbedlogError):
     """A transaction could not commit and was rolled back; nothing of it is visible."""
 
     code = 48  # INVALID_TXN_STATE
+
+
+class ProducerFencedError(EmbedlogError):
+    """A transactional producer whose ``transactional.id`` a newer producer initialized
+    since, in this or another process (Kafka's PRODUCER_FENCED): its transaction is
+    refused, nothing of it written.  Close it; the newer producer carries on."""
+
+    code = 90  # PRODUCER_FENCED
 
 
 class NotLeaderError(EmbedlogError):

@@ -22,6 +22,7 @@ from .groups.coordinator import Coordinator, GroupDescription, validate_group
 from .groups.offsets import OffsetAndMetadata
 from .model import TopicDescription, TopicPartition, topic_partition
 from .producer import Producer
+from .storage import producer_epochs
 from .storage.compaction import compact_all
 from .storage.store import Store
 from .storage.topics import MAX_PARTITIONS, TopicMeta, validate_name
@@ -281,6 +282,19 @@ class Log:
         self._check()
         _known_options(Producer, producer_options, "log.transaction()")
         return Transaction(self, **producer_options)
+
+    def _claim_transactional_id(self, transactional_id: str) -> int:
+        """Bump a transactional id's producer epoch (Kafka's ``InitProducerId``): every
+        producer holding an older one, in any process, is fenced; return the new epoch."""
+        self._check()
+        store = self._store
+        return store.write(lambda txn: producer_epochs.claim(txn, store.dbs, transactional_id))
+
+    def _transactional_epoch(self, transactional_id: str) -> int:
+        """A transactional id's current producer epoch (0: never claimed)."""
+        self._check()
+        store = self._store
+        return store.read(lambda txn: producer_epochs.current(txn, store.dbs, transactional_id))
 
     # -- clients -----------------------------------------------------------------------------
     def producer(self, **options: Any) -> Producer:

@@ -35,7 +35,7 @@ from .groups.coordinator import validate_group
 from .groups.offsets import split as split_offset
 from .model import TopicPartition, topic_partition
 from .producer import Producer
-from .storage import mirrors
+from .storage import mirrors, producer_epochs
 
 if TYPE_CHECKING:
     from .consumer import Consumer
@@ -60,6 +60,8 @@ class Transaction:
         #: the consumers whose membership fences the offsets committed (``commit_offsets``)
         self._consumers: list[Any] = []
         self._sources: list[tuple[str, str, str, dict[int, tuple[int, int]]]] = []
+        #: (transactional id, epoch) the commit must still hold (``_fence_by``)
+        self._fence: tuple[str, int] | None = None
         self._done = False
 
     def send(self, topic: str, value: Any = None, key: Any = None,
@@ -118,7 +120,15 @@ class Transaction:
         self._check()
         self._sources.append((mirror, topic, remote_topic, dict(offsets)))
 
+    def _fence_by(self, transactional_id: str, epoch: int) -> None:
+        """Commit only while ``epoch`` is still the transactional id's epoch (checked in
+        the commit's write transaction; ``ProducerFencedError`` causes the abort if a newer
+        producer initialized the id meanwhile, in any process).  Used by ``embedlog.compat``."""
+        self._fence = (transactional_id, epoch)
+
     def _write_offsets(self, txn: lmdb.Transaction) -> None:
+        if self._fence is not None:
+            producer_epochs.check(txn, self._log._store.dbs, *self._fence)
         coord = self._log._coordinator
         for group, member, offsets, unfenced in self._offsets:
             coord.commit_in(txn, group, offsets, member, unfenced=unfenced)
@@ -137,7 +147,7 @@ class Transaction:
         try:
             if producer.acks == "all" and len(producer):
                 producer._check_replicas()  # Kafka's NOT_ENOUGH_REPLICAS: nothing written
-            producer._write(self._write_offsets if self._offsets or self._sources else None)
+            producer._write(self._write_offsets if self._offsets or self._sources or self._fence else None)
         except ClosedError:  # (the log was closed first: nothing of it was written)
             raise
         except EmbedlogError as exc:

@@ -456,6 +456,38 @@ def test_a_member_with_prefetched_records_does_not_hold_up_a_rebalance(conf: dic
     assert all(m.partition() in kept for m in after)
 
 
+@pytest.mark.parametrize("auto_commit", [False, True])
+def test_a_consume_call_spanning_a_rebalance_returns_no_message_twice(conf: dict[str, Any], clients: list[Any],
+                                                                      auto_commit: bool) -> None:
+    """One consume() inside which the group rebalances (eager: every partition revoked,
+    then its share assigned again from the committed offset) returns no message twice:
+    the messages of revoked partitions already in the batch are dropped from it, as
+    librdkafka drops a batch's messages fetched before a rebalance (confluent-kafka-python
+    #1013).  With auto-commit the revocation commits nothing the batch did not return."""
+    cfg = {**conf, "group.id": "gspan", "auto.offset.reset": "earliest", "enable.auto.commit": auto_commit,
+           "session.timeout.ms": 6000, "heartbeat.interval.ms": 50}
+    registry.log_for(conf).log.create_topic("span", partitions=2)
+    a, b = ck.Consumer(cfg), ck.Consumer(cfg)
+    clients.extend([a, b])
+    a.subscribe(["span"])
+    b.subscribe(["span"])
+    deadline = time.monotonic() + 30
+    while not (len(a.assignment()) == 1 and len(b.assignment()) == 1):
+        assert time.monotonic() < deadline
+        assert not a.consume(10, 0.05)
+        assert not b.consume(10, 0.05)
+    owner, other = (a, b) if a.assignment()[0].partition == 0 else (b, a)
+    produce(conf, "span", [str(i).encode() for i in range(50)], partition=0)
+    threading.Timer(1.0, other.close).start()  # the other member leaves while owner is inside consume()
+    batch = owner.consume(num_messages=1000, timeout=4.0)
+    offsets = [m.offset() for m in batch if m.error() is None]
+    assert sorted(offsets) == list(range(50))  # each once (the tail re-read after the rebalance)
+    if auto_commit:
+        committed = owner.committed([TP("span", 0)], 5)[0].offset
+        assert committed in (ck.OFFSET_INVALID, *offsets, 50)
+        assert committed == ck.OFFSET_INVALID or committed <= min(offsets) or committed == 50
+
+
 def test_max_poll_interval_exceeded_gives_an_event_then_on_lost_and_a_rejoin(conf: dict[str, Any],
                                                                             clients: list[Any]) -> None:
     """As librdkafka: the next poll() after max.poll.interval.ms returns a

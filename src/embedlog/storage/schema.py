@@ -30,7 +30,11 @@ other processes notice), ``groups_version`` (u64le; bumped on every group member
 ownership change, so members notice a rebalance with one read), ``offsets_version``
 (u64le; bumped by every write transaction that puts or deletes ``offsets`` entries, so
 replication recomputes its digest of the committed offsets only when they changed;
-absent until offsets are first written).
+absent until offsets are first written), ``producer_epoch:<transactional id utf-8>``
+(u64le; the epoch of a Kafka-client shim's transactional id, ``#`` and the hex BLAKE2b-256
+digest of it for an id over 256 bytes; bumped by each
+``init_transactions``: a transaction committed with an older epoch is refused, so a
+producer in another process fences its predecessor as Kafka's broker does).
 
 Replication (``embedlog.replication``; ``storage/replica.py`` reads and writes these):
 ``replicating`` (``1`` while a replicating leader runs on this directory: appends then
@@ -102,6 +106,7 @@ META_ISR = b"isr"
 META_NODE_ID = b"node_id"
 META_EPOCH_LEADERS = b"epoch_leaders"
 META_FOLLOWER = b"follower"
+META_PRODUCER_EPOCH = b"producer_epoch:"  # + transactional id utf-8
 
 U32LE = struct.Struct("<I")
 U64LE = struct.Struct("<Q")

@@ -11,8 +11,8 @@ never blocked on an fsync.  Keys are placed with Java's murmur2 (aiokafka's
 partition=...)`` writes at once, at consecutive offsets (embedlog writes it in one
 transaction; its batches carry the transactional flag, which no client sees).
 
-With ``transactional_id``, ``start()`` takes the id (fencing older producers with it, in
-this process and on the same log) and the transactional API maps onto
+With ``transactional_id``, ``start()`` takes the id (fencing older producers with it on
+the same log, in any process) and the transactional API maps onto
 ``log.transaction()``: ``begin_transaction``, ``send_offsets_to_transaction``,
 ``commit_transaction``, ``abort_transaction`` and ``async with producer.transaction():``.
 Where it differs from aiokafka: embedlog writes a transaction's records when it
@@ -501,7 +501,8 @@ class AIOKafkaProducer:
         self._ensure_transactional()
         self._check_fenced()
         self._transition("IN_TRANSACTION", "READY")
-        self._txn = self._log.transaction(compression=self._compression)
+        assert self._epoch is not None
+        self._txn = self._epoch.bind(self._log.transaction(compression=self._compression))
         self._txn_state = "IN_TRANSACTION"
 
     async def commit_transaction(self) -> None:
@@ -521,6 +522,8 @@ class AIOKafkaProducer:
             await asyncio.to_thread(txn.commit)
         except el_errors.EmbedlogError as exc:
             cause = exc.__cause__ if isinstance(exc.__cause__, el_errors.EmbedlogError) else exc
+            if isinstance(cause, el_errors.ProducerFencedError):  # (fenced during the commit: a fatal error)
+                self._check_fenced()
             error = (Errors.CommitFailedError(str(cause))
                      if isinstance(cause, (el_errors.IllegalGenerationError, el_errors.NotAssignedError))
                      else _common.translate(cause, Errors, aliases=Errors.ALIASES))

@@ -117,6 +117,7 @@ class Consumer:
             partition_assignment_strategy=strategy, client_id=str(conf.get("client.id") or "rdkafka"),
             max_poll_records=_FETCH)
         self._buf: deque[embedlog.Message] = deque()  # fetched, not yet handed out
+        self._batch: list[Message] | None = None  # the batch consume() is building
         self._events: deque[Message] = deque()  # error and EOF events to hand out
         self._commit_reports: deque[tuple[KafkaError | None, list[TopicPartition]]] = deque()
         self._app_pos: dict[ETP, int] = {}  # offset after the last message handed out
@@ -236,6 +237,7 @@ class Consumer:
         self._user_callback("assign", partitions)
 
     def _cb_revoke(self, partitions: list[ETP]) -> None:
+        self._take_back(partitions)
         try:
             self._user_callback("revoke", partitions)
         finally:
@@ -244,10 +246,36 @@ class Consumer:
             self._drop(partitions)
 
     def _cb_lost(self, partitions: list[ETP]) -> None:
+        self._take_back(partitions)
         try:
             self._user_callback("lost", partitions)
         finally:
             self._drop(partitions)
+
+    def _take_back(self, partitions: list[ETP]) -> None:
+        """A rebalance inside ``consume()``: the messages of ``partitions`` already in the
+        batch it builds are taken out (as librdkafka drops a batch's messages fetched
+        before a rebalance), and the positions and stored offsets they moved go back to
+        the first of them, so that nothing the application never got is committed, and
+        a partition it keeps is not read twice in one batch."""
+        out = self._batch
+        if not out:
+            return
+        gone = set(partitions)
+        first: dict[ETP, int] = {}
+        keep = []
+        for m in out:
+            topic, part, off = m.topic(), m.partition(), m.offset()
+            if m.error() is None and topic is not None and part is not None and off is not None \
+                    and ETP(topic, part) in gone:
+                first.setdefault(ETP(topic, part), off)
+            else:
+                keep.append(m)
+        out[:] = keep
+        for tp, off in first.items():
+            self._app_pos[tp] = off
+            if self._auto_store:
+                self._stored[tp] = off
 
     def _release(self, partitions: list[ETP]) -> None:
         """Stop consuming ``partitions`` of a manual assignment: with auto-commit their
@@ -517,13 +545,17 @@ class Consumer:
             raise ValueError("num_messages must be between 0 and 1000000 (1M)")
         deadline = None if timeout < 0 else time.monotonic() + timeout
         out: list[Message] = []
-        while len(out) < num_messages:
-            m = self._next(deadline)
-            if m is None:
-                break
-            out.append(m)
-            if self._buf and not self._events:  # the rest of what was fetched, without the per-message checks
-                self._hand_out_many(num_messages - len(out), out)
+        self._batch = out  # (a rebalance meanwhile takes back what it holds of revoked partitions)
+        try:
+            while len(out) < num_messages:
+                m = self._next(deadline)
+                if m is None:
+                    break
+                out.append(m)
+                if self._buf and not self._events:  # the rest of what was fetched, without the per-message checks
+                    self._hand_out_many(num_messages - len(out), out)
+        finally:
+            self._batch = None
         return out
 
     def _next(self, deadline: float | None) -> Message | None:

@@ -422,7 +422,8 @@ class Producer:
         raise kafka_exception(ERR_FENCED, reason, fatal=True)
 
     def init_transactions(self, timeout: float | None = -1) -> None:
-        """Register the ``transactional.id``, fencing older producers that use it (in this process)."""
+        """Register the ``transactional.id``, fencing older producers that use it (in any
+        process on this log directory)."""
         self._check_open()
         self._txn_check("Init")
         assert self._epoch is not None
@@ -433,7 +434,9 @@ class Producer:
         """Start a transaction: messages produced until commit/abort belong to it."""
         self._check_open()
         self._txn_check("Ready")
-        self._txn = self._log.transaction(compression=self._compression, partitioner=self._partitioner)
+        assert self._epoch is not None
+        self._txn = self._epoch.bind(self._log.transaction(compression=self._compression,
+                                                           partitioner=self._partitioner))
         self._txn_msgs = []
         self._txn_state = "InTransaction"
 
@@ -531,6 +534,8 @@ class Producer:
             txn.commit()
         except el.EmbedlogError as exc:
             cause = exc.__cause__ if isinstance(exc.__cause__, el.EmbedlogError) else exc
+            if isinstance(cause, el.ProducerFencedError):  # (fenced during the commit: a fatal error)
+                self._check_fenced()
             err = error_for(cause)
             self._txn, self._txn_msgs = None, []
             if not _TX_REPORTS:  # (otherwise embedlog reported the failure to each message already)

@@ -412,8 +412,8 @@ class KafkaProducer:
                                     f"{self._txn_state} to state {target}")
 
     def init_transactions(self) -> None:
-        """Take the ``transactional_id``: older producers with it (in this process) are
-        fenced.  Called again after success, it does nothing."""
+        """Take the ``transactional_id``: older producers with it (in any process on this
+        log directory) are fenced.  Called again after success, it does nothing."""
         self._ensure_transactional("Cannot call init_transactions without setting a transactional_id.")
         if self._txn_state != "UNINITIALIZED":
             return
@@ -428,7 +428,8 @@ class KafkaProducer:
             raise Errors.KafkaError("Cannot execute transactional method because we are in an error state: "
                                     f"{self._txn_error}")
         self._transition("IN_TRANSACTION", "READY")
-        self._txn = self._cluster.log.transaction(compression=self._compression)
+        assert self._epoch is not None
+        self._txn = self._epoch.bind(self._cluster.log.transaction(compression=self._compression))
         self._txn_state = "IN_TRANSACTION"
 
     def send_offsets_to_transaction(self, offsets: Mapping[Any, Any], group_metadata: Any) -> None:
@@ -475,6 +476,9 @@ class KafkaProducer:
             txn.commit()
         except el_errors.EmbedlogError as exc:
             cause = exc.__cause__ if isinstance(exc.__cause__, el_errors.EmbedlogError) else exc
+            if isinstance(cause, el_errors.ProducerFencedError):  # (fenced during the commit: a fatal error)
+                self._txn_state = "IN_TRANSACTION"  # (so that _check_fenced takes it to FATAL_ERROR)
+                self._check_fenced()
             error = (Errors.CommitFailedError(str(cause))
                      if isinstance(cause, (el_errors.IllegalGenerationError, el_errors.NotAssignedError))
                      else _common.translate(cause, Errors))
