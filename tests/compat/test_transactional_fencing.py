@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,65 @@ def test_a_long_transactional_id_gets_its_own_epoch(tmp_path: Path) -> None:
         assert log._claim_transactional_id(long_a) == 2
         assert log._claim_transactional_id(long_b) == 1
         assert log._transactional_epoch(long_a) == 2
+
+
+def test_confluent_transaction_open_past_its_timeout_fails_abortably(tmp_path: Path) -> None:
+    """transaction.timeout.ms: Kafka's coordinator aborts a transaction open longer; its
+    commit fails with an abortable error, nothing written, and the producer goes on."""
+    from embedlog.compat.confluent_kafka import KafkaException, Producer  # noqa: PLC0415
+
+    p = Producer({"embedlog.path": str(tmp_path), "transactional.id": "tid", "transaction.timeout.ms": 1000})
+    p.init_transactions()
+    p.begin_transaction()
+    p.produce("out", b"late")
+    time.sleep(1.05)
+    with pytest.raises(KafkaException) as info:
+        p.commit_transaction()
+    err = info.value.args[0]
+    assert err.txn_requires_abort()
+    assert not err.fatal()
+    assert "transaction.timeout.ms" in err.str()
+    p.abort_transaction()
+    p.begin_transaction()
+    p.produce("out", b"in time")
+    p.commit_transaction()
+    p.close()
+    assert records(tmp_path) == [b"in time"]
+
+
+def test_kafka_python_transaction_open_past_its_timeout_fails_abortably(tmp_path: Path) -> None:
+    from embedlog.compat.kafka_python import KafkaProducer, errors  # noqa: PLC0415
+
+    p = KafkaProducer(embedlog_path=str(tmp_path), transactional_id="tid", transaction_timeout_ms=100)
+    p.init_transactions()
+    p.begin_transaction()
+    p.send("out", b"late")
+    time.sleep(0.15)
+    with pytest.raises(errors.InvalidProducerEpochError):
+        p.commit_transaction()
+    p.abort_transaction()
+    p.begin_transaction()
+    p.send("out", b"in time")
+    p.commit_transaction()
+    p.close()
+    assert records(tmp_path) == [b"in time"]
+
+
+def test_aiokafka_transaction_open_past_its_timeout_is_fenced(tmp_path: Path) -> None:
+    """aiokafka reports a transaction the coordinator timed out as ``ProducerFenced``."""
+    import asyncio  # noqa: PLC0415
+
+    from embedlog.compat.aiokafka import AIOKafkaProducer, errors  # noqa: PLC0415
+
+    async def main() -> None:
+        p = AIOKafkaProducer(embedlog_path=str(tmp_path), transactional_id="tid", transaction_timeout_ms=100)
+        await p.start()
+        await p.begin_transaction()
+        await p.send("out", b"late")
+        await asyncio.sleep(0.15)
+        with pytest.raises(errors.ProducerFenced):
+            await p.commit_transaction()
+        await p.stop()
+
+    asyncio.run(main())
+    assert records(tmp_path) == []

@@ -33,9 +33,12 @@ _LOCK = threading.Lock()
 class Epoch:
     """One producer's claim on a transactional id."""
 
-    def __init__(self, log: Log, transactional_id: str) -> None:
+    def __init__(self, log: Log, transactional_id: str, timeout_ms: int = 60_000) -> None:
         self.log = log
         self.transactional_id = transactional_id
+        #: ``transaction.timeout.ms``: a transaction open longer is aborted (``expired``)
+        self.timeout_s = timeout_ms / 1000
+        self.began = 0.0  # when the transaction bound last began (monotonic)
         self.key = (os.path.realpath(log.path), transactional_id)
         self.epoch = 0  # 0: not initialized
         self._next_look = 0.0
@@ -52,7 +55,21 @@ class Epoch:
         """Make ``txn`` commit only while this producer still holds the id; return it."""
         if self.epoch:
             txn._fence_by(self.transactional_id, self.epoch)
+        self.began = time.monotonic()
         return txn
+
+    @property
+    def expired(self) -> bool:
+        """Whether the transaction bound last has been open longer than
+        ``transaction.timeout.ms``: Kafka's coordinator aborts such a transaction, and its
+        commit fails."""
+        return time.monotonic() - self.began > self.timeout_s
+
+    def expired_message(self) -> str:
+        """What a commit of an ``expired`` transaction says."""
+        return (f"the transaction was open longer than transaction.timeout.ms ({self.timeout_s * 1000:.0f} ms) and "
+                "was aborted, as Kafka's transaction coordinator aborts it: nothing of it was written; abort it, "
+                "then begin a new one (and commit sooner, or raise transaction.timeout.ms)")
 
     @property
     def fenced(self) -> bool:

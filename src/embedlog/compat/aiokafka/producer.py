@@ -253,6 +253,7 @@ class AIOKafkaProducer:
         self._acks = 1 if acks is _MISSING else (-1 if acks == "all" else acks)
         self.client_id = client_id or "aiokafka-producer"
         self._bootstrap_servers = bootstrap_servers
+        self._transaction_timeout_ms = transaction_timeout_ms
         self._embedlog_config = embedlog_config
         self._key_serializer = key_serializer
         self._value_serializer = value_serializer
@@ -290,7 +291,7 @@ class AIOKafkaProducer:
             compression=self._compression, linger_ms=self._linger_ms, acks="all" if self._acks == -1 else "leader",
             partitioner="murmur2")
         if self._txn_id is not None:
-            self._epoch = Epoch(cluster.log, self._txn_id)
+            self._epoch = Epoch(cluster.log, self._txn_id, self._transaction_timeout_ms)
             self._epoch.claim()
             self._txn_state = "READY"
 
@@ -515,6 +516,12 @@ class AIOKafkaProducer:
             assert self._txn_error is not None
             raise self._txn_error
         self._transition("COMMITTING_TRANSACTION", "IN_TRANSACTION")
+        assert self._epoch is not None
+        if self._epoch.expired:  # (the coordinator would have aborted it: aiokafka gets ProducerFenced)
+            self._drop_transaction()
+            self._txn_state = "FATAL_ERROR"
+            self._txn_error = Errors.ProducerFenced(self._epoch.expired_message())
+            raise self._txn_error
         txn, self._txn = self._txn, None
         assert txn is not None
         self._txn_state = "COMMITTING_TRANSACTION"

@@ -30,6 +30,7 @@ from ._config import check_timeout, parse_config
 from ._errors import (
     ERR_FENCED,
     ERR_INVALID_ARG,
+    ERR_INVALID_PRODUCER_EPOCH,
     ERR_INVALID_TXN_STATE,
     ERR_MSG_SIZE_TOO_LARGE,
     ERR_NOT_CONFIGURED,
@@ -140,7 +141,8 @@ class Producer:
         self._txn_state = "Init"
         self._txn: embedlog.Transaction | None = None
         self._txn_msgs: list[_Delivery] = []
-        self._epoch = Epoch(self._log, self._txn_id) if self._txn_id is not None else None
+        self._epoch = (Epoch(self._log, self._txn_id, int(conf.get("transaction.timeout.ms", 60_000)))
+                       if self._txn_id is not None else None)
         self._fatal: KafkaError | None = None
 
     # -- producing ------------------------------------------------------------------------
@@ -530,6 +532,13 @@ class Producer:
         self._txn_check("InTransaction")
         txn, msgs = self._txn, self._txn_msgs
         assert txn is not None
+        assert self._epoch is not None
+        if self._epoch.expired:  # (the coordinator would have aborted it)
+            reason = self._epoch.expired_message()
+            self._drop_transaction(kafka_error(ERR_INVALID_PRODUCER_EPOCH, reason))
+            self._txn_state = "AbortableError"
+            raise kafka_exception(ERR_INVALID_PRODUCER_EPOCH, f"Transaction commit failed: {reason}",
+                                  txn_requires_abort=True)
         try:
             txn.commit()
         except el.EmbedlogError as exc:

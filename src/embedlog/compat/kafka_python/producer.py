@@ -245,7 +245,8 @@ class KafkaProducer:
         self._txn_state = "UNINITIALIZED"
         self._txn: Transaction | None = None
         self._txn_error: BaseException | None = None
-        self._epoch = Epoch(self._cluster.log, self._txn_id) if self._txn_id is not None else None
+        self._epoch = (Epoch(self._cluster.log, self._txn_id, int(cfg["transaction_timeout_ms"]))
+                       if self._txn_id is not None else None)
 
     # -- sending ------------------------------------------------------------------------
     def send(self, topic: str, value: Any = None, key: Any = None, headers: list[tuple[str, bytes]] | None = None,
@@ -470,6 +471,12 @@ class KafkaProducer:
             raise Errors.KafkaError("Cannot execute transactional method because we are in an error state: "
                                     f"{self._txn_error}")
         self._transition("COMMITTING_TRANSACTION", "IN_TRANSACTION")
+        assert self._epoch is not None
+        if self._epoch.expired:  # (the coordinator would have aborted it)
+            self._drop_transaction()
+            self._txn_state = "ABORTABLE_ERROR"
+            self._txn_error = Errors.InvalidProducerEpochError(self._epoch.expired_message())
+            raise self._txn_error
         txn, self._txn = self._txn, None
         assert txn is not None
         try:
