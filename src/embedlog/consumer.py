@@ -306,18 +306,26 @@ class Consumer:
 
     # -- group membership hooks (called by groups.member.Membership) ---------------------------
     def _add_partitions(self, tps: list[TopicPartition]) -> None:
+        # (sets and a topic cache: a member given thousands of partitions at once took
+        # quadratic time in list lookups, seconds at 20,000)
+        have = set(self._assignment)
+        metas: dict[str, Any] = {}
         for tp in tps:
-            meta = self._log._topic_for_consume(tp.topic)
+            meta = metas.get(tp.topic)
+            if meta is None:
+                meta = metas[tp.topic] = self._log._topic_for_consume(tp.topic)
             self._ids[tp] = (meta.topic_id, meta.config.log_append_time)
-            if tp not in self._assignment:
+            if tp not in have:
+                have.add(tp)
                 self._assignment.append(tp)
             self._positions.pop(tp, None)  # start from the committed offset
 
     def _drop_partitions(self, tps: list[TopicPartition]) -> None:
         self._unstash(tps, rewind=False)
+        gone = set(tps)
+        if gone:
+            self._assignment = [tp for tp in self._assignment if tp not in gone]
         for tp in tps:
-            if tp in self._assignment:
-                self._assignment.remove(tp)
             self._ids.pop(tp, None)
             self._positions.pop(tp, None)
             self._buffers.pop(tp, None)
