@@ -892,7 +892,8 @@ class Consumer:
                                   "group: nothing was committed") from exc
             raise
 
-    def commit(self, offsets: Mapping[TopicPartition, int | tuple[int, str | None]] | None = None) -> None:
+    def commit(self, offsets: Mapping[TopicPartition, int | OffsetAndMetadata | tuple[int, str | None]] | None = None
+               ) -> None:
         """Commit offsets for this consumer's group; durable on return.
 
         Without ``offsets``: the positions of every assigned partition — everything

@@ -255,7 +255,8 @@ class Log:
         self._check()
         self._coordinator.delete(validate_group(group))
 
-    def commit_offsets(self, group: str, offsets: Mapping[Any, int | tuple[int, str | None]]) -> None:
+    def commit_offsets(self, group: str,
+                       offsets: Mapping[Any, int | OffsetAndMetadata | tuple[int, str | None]]) -> None:
         """Commit offsets for ``group`` by name (no member fencing); durable on return.
 
         The group must have no live members (``GroupError`` otherwise, as Kafka's

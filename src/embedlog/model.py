@@ -9,7 +9,7 @@ an ``attrs`` frozen class.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -71,15 +71,16 @@ class Message(NamedTuple):
 
     ``timestamp`` is milliseconds since the epoch; ``timestamp_type`` is
     ``"CreateTime"`` or ``"LogAppendTime"``: the topic's ``message.timestamp.type``
-    when the record was written (its batch keeps it).  ``value`` is ``None`` for a
-    tombstone.
+    when the record was written (its batch keeps it).  ``key`` and ``value`` are
+    ``bytes`` (``value`` is ``None`` for a tombstone), or what the consumer's
+    ``key_deserializer`` / ``value_deserializer`` returned: typed ``Any`` for that.
     """
 
     topic: str
     partition: int
     offset: int
-    key: bytes | None
-    value: bytes | None
+    key: Any
+    value: Any
     headers: list[Header]
     timestamp: int
     timestamp_type: str = "CreateTime"

@@ -30,7 +30,7 @@ import importlib.abc
 import importlib.machinery
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 from types import ModuleType
@@ -299,11 +299,14 @@ def _topic_specs(marker: pytest.Mark | None) -> tuple[list[tuple[str, int, dict[
     for item in marker.args:
         if isinstance(item, str):
             specs.append((item, 0, {}))
-        elif isinstance(item, tuple) and 1 <= len(item) <= 3 and isinstance(item[0], str):
-            specs.append((item[0], int(item[1]) if len(item) > 1 else 0, dict(item[2]) if len(item) > 2 else {}))
+        elif (isinstance(item, tuple) and 1 <= len(item) <= 3 and isinstance(item[0], str)
+              and (len(item) < 2 or (isinstance(item[1], int) and not isinstance(item[1], bool)))
+              and (len(item) < 3 or isinstance(item[2], Mapping))):
+            specs.append((item[0], item[1] if len(item) > 1 else 0, dict(item[2]) if len(item) > 2 else {}))
         else:
             raise pytest.UsageError(f"@pytest.mark.{_MARKER}: each topic is a name, (name, partitions) or "
-                                    f"(name, partitions, config); got {item!r}")
+                                    f"(name, partitions, config) with partitions an int and config a dict; "
+                                    f"got {item!r}")
     unknown = set(marker.kwargs) - {"auto_create_topics", "num_partitions"}
     if unknown:
         raise pytest.UsageError(f"@pytest.mark.{_MARKER} takes auto_create_topics= and num_partitions=, "

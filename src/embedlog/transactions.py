@@ -32,6 +32,7 @@ from .errors import (
     TransactionNotLeaderError,
 )
 from .groups.coordinator import validate_group
+from .groups.offsets import OffsetAndMetadata
 from .groups.offsets import split as split_offset
 from .model import TopicPartition, topic_partition
 from .producer import Producer
@@ -76,7 +77,7 @@ class Transaction:
                             on_delivery=on_delivery)
 
     def commit_offsets(self, consumer_or_group: Consumer | str | tuple[str, str | None],
-                       offsets: Mapping[TopicPartition, int | tuple[int, str | None]]) -> None:
+                       offsets: Mapping[TopicPartition, int | OffsetAndMetadata | tuple[int, str | None]]) -> None:
         """Commit ``offsets`` (next offset to read, or an ``OffsetAndMetadata`` /
         ``(offset, metadata)`` pair) with the transaction.
 
@@ -87,7 +88,8 @@ class Transaction:
         self._add_offsets(consumer_or_group, offsets, unfenced=False)
 
     def _commit_offsets_unfenced(self, consumer_or_group: Consumer | str | tuple[str, str | None],
-                                 offsets: Mapping[TopicPartition, int | tuple[int, str | None]]) -> None:
+                                 offsets: Mapping[TopicPartition, int | OffsetAndMetadata | tuple[int, str | None]]
+                                 ) -> None:
         """``commit_offsets``, but by group name also while the group has live members:
         the Kafka clients' ``send_offsets_to_transaction(offsets, group_id)``, which Kafka
         accepts from the group's own consumers (used by ``embedlog.compat``)."""

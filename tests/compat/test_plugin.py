@@ -146,10 +146,21 @@ def test_marker_creates_topics(pytester: pytest.Pytester) -> None:
         @pytest.mark.embedlog_topics(42)
         def test_bad_marker(embedlog_kafka):
             pass
+
+        @pytest.mark.embedlog_topics(("orders", "three"))
+        def test_bad_partitions(embedlog_kafka):
+            pass
+
+        @pytest.mark.embedlog_topics(("orders", 1, "compact"))
+        def test_bad_config(embedlog_kafka):
+            pass
     ''')
     result = pytester.runpytest("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", "--strict-markers")
-    result.assert_outcomes(passed=3, errors=1)
-    result.stdout.fnmatch_lines(["*embedlog_topics*each topic is a name*"])
+    result.assert_outcomes(passed=3, errors=3)
+    result.stdout.fnmatch_lines(["*embedlog_topics*each topic is a name*42*"])
+    result.stdout.fnmatch_lines(["*embedlog_topics*each topic is a name*'three'*"])
+    result.stdout.fnmatch_lines(["*embedlog_topics*each topic is a name*'compact'*"])
+    assert "ValueError" not in result.stdout.str()
 
 
 def test_embedlog_log_fixture(pytester: pytest.Pytester) -> None:
