@@ -520,6 +520,39 @@ def test_groups_describe_shows_live_members(cli: Run, log: embedlog.Log) -> None
         assert "active member" in one_error_line(err)
 
 
+def test_lag_and_resets_count_to_the_high_watermark(cli: Run, log: embedlog.Log) -> None:
+    """Records above the high watermark (a replicating leader's followers lack them, or
+    a leader died on the directory) are not readable: describe_group, metrics and the
+    reset dry run all stop at the high watermark, as consumers and the reset itself do."""
+    from embedlog.storage import replica  # noqa: PLC0415
+
+    log.create_topic("t", partitions=1)
+    with log.producer() as p:
+        for _ in range(5):
+            p.send("t", b"x")
+    store = log._store
+    store.write(lambda txn: replica.set_replicating(txn, store.dbs, True))  # (appends leave the hw alone)
+    with log.producer() as p:
+        for _ in range(7):
+            p.send("t", b"y")
+    tp = TopicPartition("t", 0)
+    part = log.describe_topic("t").partitions[0]
+    assert (part.end_offset, part.high_watermark) == (12, 5)
+    log.commit_offsets("g", {tp: 2})
+    assert log.describe_group("g").lag[tp] == 3
+    (row,) = [r for g in log.metrics().groups if g.group == "g" for r in g.partitions]
+    assert (row.end_offset, row.lag) == (5, 3)
+    for target, want in ((["--to-latest"], 5), (["--to-offset", "9"], 5), (["--to-offset", "4"], 4),
+                         (["--to-datetime", "2999-01-01T00:00:00Z"], 5)):
+        code, out, _ = cli("groups", "reset-offsets", "g", "--topic", "t", *target, "--json")
+        assert code == 0
+        assert [o["new"] for o in json.loads(out)["offsets"]] == [want], target
+        code, out, _ = cli("groups", "reset-offsets", "g", "--topic", "t", *target, "--execute", "--json")
+        assert code == 0
+        assert [o["new"] for o in json.loads(out)["offsets"]] == [want], target
+        assert log.committed_offsets("g")[tp].offset == want
+
+
 def test_groups_reset_offsets_dry_run_then_execute(cli: Run, log: embedlog.Log) -> None:
     log.create_topic("t", partitions=2)
     with log.producer() as p:

@@ -146,23 +146,27 @@ def _plan(log: Any, topic: str, to: object) -> dict[TopicPartition, int]:
     after a time, else the end)."""
     desc = log.describe_topic(topic)
     plan: dict[TopicPartition, int] = {}
+
+    def end(p: Any) -> int:  # what consumers can read: the high watermark, as the reset itself uses
+        return p.high_watermark if p.high_watermark >= 0 else p.end_offset
+
     if not isinstance(to, datetime):
         for p in desc.partitions:
             tp = TopicPartition(topic, p.partition)
             if to == "earliest":
                 plan[tp] = p.start_offset
             elif to == "latest":
-                plan[tp] = p.end_offset
+                plan[tp] = end(p)
             else:
                 assert isinstance(to, int)
-                plan[tp] = min(max(to, p.start_offset), p.end_offset)
+                plan[tp] = min(max(to, p.start_offset), end(p))
         return plan
     ts = _ms(to)
     with log.consumer(None) as consumer, progress("offsets", len(desc.partitions), unit="partition") as bar:
         for i, p in enumerate(desc.partitions, 1):
             tp = TopicPartition(topic, p.partition)
             hit = consumer.offsets_for_times({tp: max(0, ts)})[tp]
-            plan[tp] = p.end_offset if hit is None else hit.offset
+            plan[tp] = end(p) if hit is None else hit.offset
             bar.update(i)
     return plan
 

@@ -684,7 +684,7 @@ class Coordinator:
                     hit = plog.offset_for_time(txn, self.dbs, topic, meta.topic_id, p, to_ms)
                     off = st.high_watermark if hit is None else hit[0]
                 elif isinstance(to, int) and not isinstance(to, bool):
-                    off = min(max(to, st.start_offset), st.end_offset)
+                    off = min(max(to, st.start_offset), st.high_watermark)  # (what consumers can read)
                 else:
                     raise ConfigError(f"to= must be 'earliest', 'latest', an offset or a datetime, got {to!r}")
                 out[TopicPartition(topic, p)] = off

@@ -98,7 +98,10 @@ class GroupPartitionMetrics:
     """A group's position in one partition.
 
     ``committed`` is the next offset the group will read (``None``: nothing committed);
-    ``lag`` is ``end_offset - committed`` (``None`` when nothing was committed).
+    ``end_offset`` is where what consumers can read ends (the high watermark: the log end
+    unless a replicating leader has records its followers do not hold yet); ``lag`` is
+    ``end_offset - committed`` (``None`` when nothing was committed), as ``describe_group``
+    and Kafka count it.
     """
 
     topic: str
@@ -235,7 +238,7 @@ def _groups(txn: lmdb.Transaction, coord: Coordinator, metas: Mapping[str, topic
         rows = []
         for t, p in sorted(tps):
             st = states.get((metas[t].topic_id, p))
-            end = st.end_offset if st is not None else 0
+            end = st.high_watermark if st is not None else 0  # (what consumers can read: Kafka's lag is to it)
             c = offsets.get((t, p))
             rows.append(GroupPartitionMetrics(t, p, c, end, None if c is None else max(0, end - c),
                                               state.owner_of((t, p)) if state is not None else None))
