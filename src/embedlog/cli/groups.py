@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import UnknownGroupError
 from ..groups.coordinator import GroupDescription, datetime_ms
-from ..model import TopicPartition
+from ..model import PartitionDescription, TopicPartition
 from .common import UsageError, non_negative_int, open_log, progress
 from .output import Output
 
@@ -147,7 +147,7 @@ def _plan(log: Any, topic: str, to: object) -> dict[TopicPartition, int]:
     desc = log.describe_topic(topic)
     plan: dict[TopicPartition, int] = {}
 
-    def end(p: Any) -> int:  # what consumers can read: the high watermark, as the reset itself uses
+    def end(p: PartitionDescription) -> int:  # what consumers can read: the high watermark, as the reset uses
         return p.high_watermark if p.high_watermark >= 0 else p.end_offset
 
     if not isinstance(to, datetime):
