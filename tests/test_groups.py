@@ -1177,6 +1177,43 @@ def test_subscribe_to_nothing_leaves_the_group_and_close_leaves_it_too(log: embe
     log.delete_group("g")
 
 
+@pytest.mark.parametrize("strategy", ["cooperative-sticky", "range"])
+@pytest.mark.parametrize("auto_commit", [False, True])
+def test_resubscribing_commits_the_dropped_topics_offsets(log: embedlog.Log, strategy: str,
+                                                          auto_commit: bool) -> None:
+    """A member subscribing again without a topic still owns that topic's partitions while
+    on_revoke runs (Kafka's generation is still valid then): a commit there succeeds, and
+    auto-commit records what was consumed (it raised IllegalGenerationError, and
+    auto-commit lost the offsets, so the records were read again)."""
+    log.create_topic("a", partitions=1)
+    log.create_topic("b", partitions=1)
+    with log.producer() as p:
+        for _ in range(4):
+            p.send("a", b"a")
+            p.send("b", b"b")
+    errors: list[BaseException] = []
+
+    def on_revoke(parts: list[TopicPartition]) -> None:
+        if not auto_commit:
+            try:
+                c.commit()
+            except BaseException as exc:  # (recorded for the assertion below)
+                errors.append(exc)
+
+    c = log.consumer(["a"], group="g", auto_offset_reset="earliest", enable_auto_commit=auto_commit,
+                     auto_commit_interval_ms=600_000, partition_assignment_strategy=strategy,
+                     session_timeout_ms=3000, heartbeat_interval_ms=50, on_revoke=on_revoke)
+    got: list[Any] = []
+    assert _until(lambda: got.extend(c.poll(0.05)) or len(got) == 4)
+    c.subscribe(["b"])
+    assert _until(lambda: got.extend(c.poll(0.05)) or len(got) == 8)
+    assert errors == []
+    assert log.committed_offsets("g")[TopicPartition("a", 0)].offset == 4
+    assert c.assignment() == {TopicPartition("b", 0)}
+    assert [set(m.partitions) for m in log.describe_group("g").members] == [{TopicPartition("b", 0)}]
+    c.close()
+
+
 def test_a_member_removed_from_the_group_gets_on_lost_when_it_closes(log: embedlog.Log) -> None:
     """Kafka's onLeavePrepare: a member whose generation is gone (it stopped polling for
     max_poll_interval_ms) gets on_lost at close, not on_revoke, in which a commit fails."""

@@ -394,6 +394,11 @@ class Coordinator:
                 out[name] = meta.partitions
         return out
 
+    def _counts(self, txn: lmdb.Transaction, state: GroupState, more: Iterable[str] = ()) -> dict[str, int]:
+        """What ``GroupState.rebalance`` takes: the partition count of every existing topic
+        that is subscribed, owned, or in ``more``."""
+        return self.partitions(txn, set(state.subscribed_topics()) | state.owned_topics() | set(more))
+
     def change(self, group: str, fn: Any) -> Any:
         """Run ``fn(txn, state)`` on the group's state in a write transaction, then grant
         free partitions to their target members; save the state if ``fn`` returned a
@@ -421,13 +426,12 @@ class Coordinator:
             dead = self.expired(state, keep=member.member_id)
             removed[:] = dead
             if dead:
-                state.leave(dead, self.partitions(txn, state.subscribed_topics()))
+                state.leave(dead, self._counts(txn, state))
             if state.members and state.protocol != protocol:
                 raise GroupError(
                     f"group {group!r} uses the {state.protocol!r} assignor and this consumer asked for "
                     f"{protocol!r}; every member of a group must use the same partition_assignment_strategy")
-            names = set(state.subscribed_topics()) | set(member.topics)
-            state.join(member, protocol, self.partitions(txn, names))
+            state.join(member, protocol, self._counts(txn, state, member.topics))
             return True, state  # the change grants the member what is free of its target
 
         state: GroupState = self.change(group, fn)
@@ -440,7 +444,7 @@ class Coordinator:
         ids = list(member_ids)
 
         def fn(txn: lmdb.Transaction, state: GroupState) -> tuple[bool, None]:
-            changed = state.leave(ids, self.partitions(txn, state.subscribed_topics()))
+            changed = state.leave(ids, self._counts(txn, state))
             return changed, None
 
         self.change(group, fn)
@@ -457,7 +461,7 @@ class Coordinator:
             changed = bool(state.release(member_id, rel))
             parts = self.partitions(txn, state.subscribed_topics())
             if parts != state.covered():
-                state.rebalance(parts)
+                state.rebalance(self._counts(txn, state))
                 changed = True
             claimed = state.claim(member_id)
             return changed or bool(claimed), (state, claimed)

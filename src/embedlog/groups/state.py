@@ -110,14 +110,24 @@ class GroupState:
         return True
 
     def rebalance(self, partitions: Mapping[str, int]) -> None:
-        """Recompute the target assignment and start a new generation."""
+        """Recompute the target assignment and start a new generation.
+
+        ``partitions``: the partition count of every existing topic that is subscribed
+        or owned.  A member keeps what it owns and nobody is assigned any more (a topic
+        it no longer subscribes to) until it releases it, as a Kafka member still owns
+        such partitions while ``on_revoke`` runs (it can commit their offsets there);
+        ownership of a partition that no longer exists ends here."""
         subs = {mid: m.topics for mid, m in self.members.items()}
         topics = {t for m in self.members.values() for t in m.topics}
         parts = {t: n for t, n in partitions.items() if t in topics}
         self.target = assign(self.protocol, subs, parts, self.target)
-        valid = {tp for tps in self.target.values() for tp in tps}
-        self.owners = {tp: m for tp, m in self.owners.items() if tp in valid and m in self.members}
+        self.owners = {tp: m for tp, m in self.owners.items()
+                       if m in self.members and tp[1] < partitions.get(tp[0], 0)}
         self.generation += 1
+
+    def owned_topics(self) -> set[str]:
+        """Every topic of which some member owns a partition."""
+        return {tp[0] for tp in self.owners}
 
     def covered(self) -> dict[str, int]:
         """Partition count per subscribed topic as the current target sees it."""
