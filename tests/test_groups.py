@@ -1177,6 +1177,42 @@ def test_subscribe_to_nothing_leaves_the_group_and_close_leaves_it_too(log: embe
     log.delete_group("g")
 
 
+@pytest.mark.parametrize("strategy", ["range", "roundrobin"])
+def test_eager_members_get_one_on_assign_with_the_whole_assignment(log: embedlog.Log, strategy: str) -> None:
+    """Kafka's eager protocol: on_revoke with everything owned, then one on_assign with the
+    whole new assignment, not one call per partition as the others release them."""
+    log.create_topic("t", partitions=6)
+    events: dict[str, list[tuple[str, list[TopicPartition]]]] = {}
+
+    def member(name: str) -> embedlog.Consumer:
+        events[name] = []
+        return log.consumer(["t"], group="g", partition_assignment_strategy=strategy, client_id=name,
+                            session_timeout_ms=3000, heartbeat_interval_ms=50,
+                            on_assign=lambda p: events[name].append(("assign", sorted(p))),
+                            on_revoke=lambda p: events[name].append(("revoke", sorted(p))))
+
+    members: dict[str, embedlog.Consumer] = {}
+    for name in ("a", "b", "c"):
+        members[name] = member(name)
+        deadline = time.monotonic() + 10
+        while not (sum(len(c.assignment()) for c in members.values()) == 6
+                   and all(c.assignment() for c in members.values())):
+            assert time.monotonic() < deadline, events
+            for c in members.values():
+                c.poll(0.01)
+    for c in members.values():  # (settled: a last look each)
+        c.poll(0.05)
+    for name, c in members.items():
+        seq = events[name]
+        last_revoke = max((i for i, e in enumerate(seq) if e[0] == "revoke"), default=-1)
+        after = [tps for kind, tps in seq[last_revoke + 1:] if kind == "assign"]
+        assert len(after) == 1, (name, seq)
+        assert set(after[0]) == c.assignment()
+        assert len(after[0]) == 2
+    for c in members.values():
+        c.close()
+
+
 @pytest.mark.parametrize("strategy", ["cooperative-sticky", "range"])
 @pytest.mark.parametrize("auto_commit", [False, True])
 def test_resubscribing_commits_the_dropped_topics_offsets(log: embedlog.Log, strategy: str,

@@ -288,7 +288,12 @@ class Membership:
             return
         owned_now = {TopicPartition(*tp) for tp in state.owned_by(self.member_id)}
         target = {TopicPartition(*tp) for tp in state.target.get(self.member_id, ())}
-        new = sorted((owned_now & target) - self.owned)  # the rest is let go on the next look
+        if self.protocol in EAGER and not target <= owned_now:
+            # Kafka's eager protocol assigns once a rebalance, the whole assignment: what
+            # is claimed already waits (owned, not consumed) until the rest is released
+            new: list[TopicPartition] = []
+        else:
+            new = sorted((owned_now & target) - self.owned)  # the rest is let go on the next look
         gone = sorted(self.owned - owned_now)
         if gone:  # taken from us without a release: we were presumed dead
             self.owned.difference_update(gone)
