@@ -458,3 +458,43 @@ def test_latest_and_end_offsets_are_the_high_watermark(tmp_path: Path) -> None:
             assert [m.value for m in latest.poll(timeout=2.0)] == [b"3", b"4", b"5", b"6"]
             assert [m.value for m in sought.poll(timeout=2.0)] == [b"3", b"4", b"5", b"6"]
             assert latest.end_offsets([tp]) == {tp: 7}
+
+
+@pytest.mark.parametrize("where", ["max_timestamp", "base_offset"])
+def test_offsets_for_times_raises_on_a_damaged_header_it_would_skip_by(tmp_path: Path, where: str) -> None:
+    """offsets_for_times skips batches by their header's max timestamp: a damaged one
+    (a byte of its max timestamp, or its base offset, which the checksum does not cover)
+    raises CorruptRecordError instead of answering another offset in silence."""
+    with embedlog.open(str(tmp_path)) as log:
+        log.create_topic("t")
+        with log.producer(linger_ms=600_000) as p:
+            for i in range(50):
+                p.send("t", b"v", timestamp_ms=1_000_000 + i * 1000)
+                if i % 10 == 9:
+                    p.flush()
+        keys = _batch_keys(log, "t", 0)
+        assert len(keys) == 5
+        at = {"max_timestamp": 46, "base_offset": 0}[where]  # (46: its third byte, -65.5 s)
+        _flip(log, keys[2], at)  # (the batch of offsets 20..29)
+        tp = TopicPartition("t", 0)
+        with log.consumer([], auto_offset_reset="earliest") as c:
+            assert c.offsets_for_times({tp: 1_000_000 + 5 * 1000})[tp].offset == 5  # (before it: fine)
+            with pytest.raises(CorruptRecordError) as info:
+                c.offsets_for_times({tp: 1_000_000 + 25 * 1000})
+            assert info.value.offset == 20
+
+
+def test_retention_by_time_deletes_nothing_by_a_damaged_max_timestamp(tmp_path: Path) -> None:
+    """A batch whose max timestamp was damaged into the distant past is not deleted by
+    retention.ms (its checksum fails); the damage stays for verify and poll to report."""
+    with embedlog.open(str(tmp_path), maintenance_interval_ms=None) as log:
+        log.create_topic("t", config={"retention.ms": 3_600_000})
+        with log.producer(linger_ms=600_000) as p:
+            for _ in range(2):
+                p.send("t", b"v")
+                p.flush()
+        keys = _batch_keys(log, "t", 0)
+        _flip(log, keys[0], 49)  # (its max timestamp's sixth byte: about 35 years back)
+        assert log.maintain()["batches_deleted"] == 0
+        assert log.describe_topic("t").partitions[0].start_offset == 0
+        assert not log.verify().ok

@@ -124,11 +124,12 @@ def delete_before(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part:
             info = codec.read_info(value)
             size = len(value)
             go = False
-            if max_timestamp_below is not None and info.max_timestamp < max_timestamp_below:
-                go = True
             if size_limit is not None and state.bytes - size >= size_limit:
                 go = True
             if offset is not None and info.next_offset <= offset:
+                go = True
+            if (not go and max_timestamp_below is not None and info.max_timestamp < max_timestamp_below
+                    and codec.checksum_matches(value)):  # (a damaged max timestamp deletes nothing early)
                 go = True
             if not go:
                 break
@@ -247,7 +248,9 @@ def offset_for_time(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, t
     """The earliest (offset, timestamp) whose timestamp >= ``timestamp_ms``, or ``None``.
 
     Scans batch headers (their max timestamp) and decodes only the batch that may hold
-    the answer, as Kafka's time index does.
+    the answer, as Kafka's time index does.  Every header it goes by is checked first
+    (its checksum, and its base offset against its key): a damaged one raises
+    ``CorruptRecordError`` rather than skip the batch holding the answer in silence.
     """
     prefix = schema.partition_key(tid, part)
     state = load_state(txn, dbs, tid, part)
@@ -257,15 +260,20 @@ def offset_for_time(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, t
             return None
         while bytes(cur.key()[:8]) == prefix:
             value = cur.value()
-            info = codec.read_info(value)
-            if info.max_timestamp >= timestamp_ms and info.next_offset > start:
-                try:
+            base = schema.unpack_batch_key(bytes(cur.key()))[2]
+            try:
+                info = codec.read_info(value)
+                if info.base_offset != base:
+                    raise codec.CorruptBatchError("batch offset does not match its key")
+                if not codec.checksum_matches(value):
+                    raise codec.CorruptBatchError("batch checksum mismatch")
+                if info.max_timestamp >= timestamp_ms and info.next_offset > start:
                     decoded = codec.decode(value)
-                except codec.CorruptBatchError as exc:
-                    raise _corrupt(topic, part, info.base_offset, exc) from None
-                for off, ts in zip(decoded.offsets, decoded.timestamps):
-                    if ts >= timestamp_ms and off >= start:
-                        return off, ts
+                    for off, ts in zip(decoded.offsets, decoded.timestamps):
+                        if ts >= timestamp_ms and off >= start:
+                            return off, ts
+            except codec.CorruptBatchError as exc:
+                raise _corrupt(topic, part, base, exc) from None
             if not cur.next():
                 break
     return None

@@ -575,8 +575,9 @@ def _retention_end(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part
             size = len(value)
             if info.next_offset > st.high_watermark:
                 break
-            if not ((below is not None and info.max_timestamp < below)
-                    or (limit is not None and remaining - size >= limit)):
+            if not ((limit is not None and remaining - size >= limit)
+                    or (below is not None and info.max_timestamp < below
+                        and codec.checksum_matches(value))):  # (a damaged max timestamp deletes nothing early)
                 break
             remaining -= size
             end = info.next_offset
