@@ -133,3 +133,46 @@ def test_close_waits_for_a_transaction_under_way(tmp_path: Path) -> None:
     closer.join(10)
     assert not closer.is_alive()
     assert len(seen) == 1
+
+
+class _Resizing:
+    """An environment whose next ``begin`` calls fail as if other processes kept growing
+    the map (``MDB_MAP_RESIZED``) ``times`` times in a row."""
+
+    def __init__(self, env: lmdb.Environment, times: int) -> None:
+        self.env = env
+        self.times = times
+        self.adopted = 0
+
+    def begin(self, **kw: object) -> lmdb.Transaction:
+        if self.times:
+            self.times -= 1
+            raise lmdb.MapResizedError("mdb_txn_begin: MDB_MAP_RESIZED")
+        return self.env.begin(**kw)
+
+    def set_mapsize(self, size: int) -> None:
+        self.adopted += 1
+        self.env.set_mapsize(size)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.env, name)
+
+
+@pytest.mark.parametrize("write", [False, True])
+def test_begins_adopt_the_map_size_as_often_as_others_grow_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               write: bool) -> None:
+    """Several processes growing the map one after another make a begin fail with
+    MDB_MAP_RESIZED more than once: it adopts the new size each time (a second failure
+    escaped as a StorageError)."""
+    with embedlog.open(str(tmp_path)) as log:
+        log.create_topic("t")
+        env = log._store.env
+        resizing = _Resizing(env._handle(), 3)
+        monkeypatch.setattr(env, "_handle", lambda: resizing)
+        if write:
+            log.create_topic("u")
+            assert "u" in log.topics()
+        else:
+            assert log.topics() == ["t"]
+        assert resizing.times == 0
+        assert resizing.adopted == 3

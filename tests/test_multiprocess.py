@@ -495,3 +495,33 @@ def test_a_log_opened_by_a_relative_path_stays_put_after_chdir(tmp_path: Path,
         assert _join_child(pid, fd) == ["t"]
         assert _values(log, "t") == [b"from-child"]
         assert not (tmp_path / "b" / "d").exists()
+
+
+def test_many_processes_open_and_grow_a_small_map_at_once(tmp_path: Path) -> None:
+    """Processes opening a fresh log while others grow its map (MDB_MAP_RESIZED at open,
+    and again at a begin after one adoption) all open it and write: nothing fails."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    child = (
+        "import os, sys, embedlog\n"
+        "log = embedlog.open(sys.argv[1], map_size=1 << 20)\n"
+        "try:\n"
+        "    log.create_topic('t', partitions=3)\n"
+        "except embedlog.errors.TopicExistsError:\n"
+        "    pass\n"
+        "with log.producer() as p:\n"
+        "    for i in range(300):\n"
+        "        p.send('t', os.urandom(2000), key=b'%s-%d' % (sys.argv[2].encode(), i))\n"
+        "log.create_topic('own' + sys.argv[2], partitions=2)\n"
+        "log.close()\n"
+        "print('ok')\n")
+    path = tmp_path / "log"
+    env = {**os.environ, "PYTHONPATH": str(Path(embedlog.__file__).resolve().parent.parent)}
+    procs = [subprocess.Popen([sys.executable, "-c", child, str(path), str(i)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=env) for i in range(12)]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert outs == ["ok"] * 12, outs
+    with embedlog.open(str(path)) as log:
+        assert sum(p.end_offset for p in log.describe_topic("t").partitions) == 12 * 300
+        assert len(log.topics()) == 13

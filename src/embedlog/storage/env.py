@@ -145,6 +145,7 @@ _MAX_READERS = 1024
 #: seconds between a writer's looks for reader slots of dead processes: a process killed
 #: inside a read transaction leaves its slot, and its snapshot would keep every page freed
 #: since from being reused (a log under retention would grow without bound)
+_RESIZE_TRIES = 50  # begins retried while other processes keep growing the map
 _READER_CHECK_S = 0.25
 
 
@@ -271,12 +272,7 @@ class _Read:
         try:
             handle = env._handle()
             try:
-                txn = handle.begin(write=False, buffers=True)
-            except lmdb.MapResizedError:
-                gate.leave()
-                env._adopt_map_size()
-                gate.enter()
-                txn = handle.begin(write=False, buffers=True)
+                txn = env._begin(handle, write=False)
             except lmdb.ReadersFullError:
                 # Slots of readers that died (kill -9) stay taken until someone clears
                 # them: do it now and try once more (a table full of live readers stays
@@ -363,7 +359,16 @@ class Env:
             env = lmdb.open(self.path, subdir=True, map_size=map_size, max_dbs=len(DB_NAMES) + 4,
                             max_readers=_MAX_READERS, sync=sync, metasync=False, readahead=True,
                             lock=True)
-            dbs = {name: env.open_db(name.encode()) for name in DB_NAMES}
+            dbs = {}
+            for name in DB_NAMES:
+                for attempt in range(_RESIZE_TRIES):  # (another process may grow the map meanwhile)
+                    try:
+                        dbs[name] = env.open_db(name.encode())
+                        break
+                    except lmdb.MapResizedError:
+                        if attempt == _RESIZE_TRIES - 1:
+                            raise
+                        env.set_mapsize(0)
         except lmdb.Error as exc:
             raise translate(exc, f"opening log directory {self.path!r}") from None
         try:
@@ -461,13 +466,7 @@ class Env:
                     self._next_reader_check = now + _READER_CHECK_S
                     with contextlib.suppress(lmdb.Error):
                         env.reader_check()
-                try:
-                    txn = env.begin(write=True, buffers=True)
-                except lmdb.MapResizedError:
-                    self._gate.leave()
-                    self._adopt_map_size()
-                    self._gate.enter()
-                    txn = env.begin(write=True, buffers=True)
+                txn = self._begin(env, write=True)
                 try:
                     result = fn(txn)
                     txn.commit()
@@ -493,6 +492,23 @@ class Env:
                 self._gate.leave()
             if grow:
                 self._grow()
+
+    def _begin(self, env: lmdb.Environment, *, write: bool) -> lmdb.Transaction:
+        """(Gate entered) Begin a transaction; while another process grows the map
+        meanwhile (``MDB_MAP_RESIZED``, again and again when several grow it), adopt its
+        size and try again."""
+        for attempt in range(_RESIZE_TRIES):
+            try:
+                return env.begin(write=write, buffers=True)
+            except lmdb.MapResizedError:
+                if attempt == _RESIZE_TRIES - 1:
+                    raise
+                self._gate.leave()
+                try:
+                    self._adopt_map_size()
+                finally:
+                    self._gate.enter()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @contextmanager
     def nested(self, parent: lmdb.Transaction) -> Iterator[lmdb.Transaction]:
