@@ -148,3 +148,33 @@ def test_a_commit_that_wakes_a_local_waiter_yields_the_gil_once(monkeypatch: Any
     t.join(30)
     assert not t.is_alive()
     assert sleeps == ["other processes", 0]  # other processes are woken first
+
+
+def test_a_log_whose_wake_directory_cannot_be_made_still_polls(tmp_path: Any, caplog: Any) -> None:
+    """``wake/`` cannot be created (a read-only log directory; here a file in its way):
+    a blocked poll does not fail with a raw OSError; it logs why once and looks for new
+    records every few milliseconds instead of being woken, so records from another
+    process still arrive."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    path = tmp_path / "log"
+    with embedlog.open(str(path)) as log:
+        log.create_topic("t")
+    wake = path / "wake"
+    if wake.is_dir():
+        for f in wake.iterdir():
+            f.unlink()
+        wake.rmdir()
+    wake.write_bytes(b"")  # (makedirs fails: not a directory)
+    with embedlog.open(str(path)) as log, log.consumer(["t"], auto_offset_reset="earliest") as c:
+        assert c.poll(0.05) == []
+        assert "cannot register for wake-ups" in caplog.text
+        src = str(Path(embedlog.__file__).resolve().parent.parent)
+        subprocess.run([sys.executable, "-c", "import sys, embedlog\n"
+                        "with embedlog.open(sys.argv[1]) as log, log.producer() as p:\n"
+                        "    p.send('t', b'from elsewhere')\n", str(path)],
+                       check=True, timeout=60, env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"})
+        got = c.poll(5.0)
+        assert [m.value for m in got] == [b"from elsewhere"]

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
+import math
 import os
 import socket
 import sys
@@ -38,6 +40,7 @@ from .env import current_pid
 __all__ = ["Notifier"]
 
 _ABSTRACT = sys.platform.startswith("linux")
+_log = logging.getLogger("embedlog.notify")
 _MTIME_SLACK = 0.1  # seconds: far more than a filesystem timestamp tick
 _RECHECK = 0.02  # seconds between a writer's looks at the wake directory
 _MAX_WAIT = min(threading.TIMEOUT_MAX, 86_400.0)  # longest single wait (lock.acquire refuses more)
@@ -73,6 +76,8 @@ class Notifier:
         self._fresh_until = 0.0  # until then (monotonic) waits are cut to _RECHECK
         self._pid = current_pid()
         self._closed = False
+        #: registering failed (``wake/`` cannot be written): waits are cut to ``_RECHECK``
+        self._unregistered = False
         self._lock = threading.Lock()
 
     # -- waiting ---------------------------------------------------------------
@@ -94,7 +99,7 @@ class Notifier:
             raise ConfigError(f"a wait timeout must be a number of seconds, got {timeout!r}") from None
         if self._fresh_until:
             if time.monotonic() < self._fresh_until:
-                timeout = min(timeout, _RECHECK)  # writers may not have seen our socket yet
+                timeout = min(timeout, _RECHECK)  # writers may not have seen our socket yet (or: none)
             else:
                 self._fresh_until = 0.0
         if self.generation != seen or self._closed:
@@ -165,15 +170,26 @@ class Notifier:
         if self._wake_dir is None or self._closed:
             return False
         with self._lock:
-            if self._listener is not None:
+            if self._listener is not None or self._unregistered:
                 return False
-            os.makedirs(self._wake_dir, exist_ok=True)
             path = os.path.join(self._wake_dir, f"{os.getpid()}-{uuid.uuid4().hex}.sock")
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            sock.bind(_address(path))
-            if _ABSTRACT:
-                with open(path, "wb"):
-                    pass
+            try:
+                os.makedirs(self._wake_dir, exist_ok=True)
+                sock.bind(_address(path))
+                if _ABSTRACT:
+                    with open(path, "wb"):
+                        pass
+            except OSError as exc:  # (a read-only log directory, say): wait by looking every _RECHECK
+                sock.close()
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                self._unregistered = True
+                self._fresh_until = math.inf
+                _log.warning("cannot register for wake-ups in %s (%s): blocked polls of this process look "
+                             "for new records every %d ms instead of waking when they come", self._wake_dir,
+                             exc, _RECHECK * 1000)
+                return False
             self._sock, self._sock_path = sock, path
             self._fresh_until = time.monotonic() + 2 * _RECHECK
             self._listener = threading.Thread(target=self._listen, args=(sock,), name="embedlog-wake",
@@ -253,7 +269,7 @@ class Notifier:
             try:
                 self._peers = [os.path.join(self._wake_dir, n) for n in os.listdir(self._wake_dir)
                                if n.endswith(".sock")]
-            except FileNotFoundError:
+            except OSError:  # (gone, or not a directory: nobody registered to wake)
                 self._peers = []
 
     def close(self) -> None:
