@@ -70,7 +70,7 @@ NAMES: dict[str, tuple[Callable[[bytes], int], str, bool]] = {
     "murmur2": (_murmur2_positive, "hash", False),
     "consistent_random": (_crc32, "sticky", True),  # librdkafka default
     "consistent": (_crc32, "hash", False),
-    "fnv1a_random": (_abs_fnv, "sticky", True),
+    "fnv1a_random": (_abs_fnv, "sticky", False),  # (only a NULL key is random: librdkafka hashes b"")
     "fnv1a": (_abs_fnv, "hash", False),
     "random": (_crc32, "random", False),
 }

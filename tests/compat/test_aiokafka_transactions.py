@@ -353,9 +353,13 @@ def test_admin_groups(servers: str) -> None:
                 assignment = codecs.ConsumerProtocolMemberAssignment.decode(member["member_assignment"])
                 assert sorted(assignment.partitions()) == [("g", 0), ("g", 1)]
                 assert codecs.ConsumerProtocolMemberMetadata.decode(member["member_metadata"]).subscription == ["g"]
-        assert await a.list_consumer_group_offsets("grp") == {TopicPartition("g", 0): (1, "")}
+        # (commit() commits every assigned partition's position, read from or not, as aiokafka)
+        assert await a.list_consumer_group_offsets("grp") == {TopicPartition("g", 0): (1, ""),
+                                                              TopicPartition("g", 1): (0, "")}
         assert await a.list_consumer_group_offsets("grp", partitions=[TopicPartition("g", 1)]) == {
-            TopicPartition("g", 1): (-1, "")}
+            TopicPartition("g", 1): (0, "")}
+        assert await a.list_consumer_group_offsets("grp", partitions=[TopicPartition("g", 2)]) == {
+            TopicPartition("g", 2): (-1, "")}
         assert await a.find_coordinator("grp") == 0
 
     run(main)

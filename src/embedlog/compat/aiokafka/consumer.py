@@ -604,11 +604,22 @@ class AIOKafkaConsumer:
 
     # -- committed offsets -------------------------------------------------------------------
     def _consumed_offsets(self) -> dict[TopicPartition, int]:
+        """What ``commit()`` without offsets commits: as aiokafka, the position of every
+        assigned partition that has one (consumed from or not): after the last record
+        handed out, else the first one prefetched, else where reading would start."""
         consumer = self._consumer
         if consumer is None:
             return {}
-        assigned = consumer.assignment()
-        return {tp: off for tp, off in self._consumed.items() if tp in assigned}
+        out = {}
+        positions = consumer._positions
+        for tp in consumer.assignment():
+            off = self._consumed.get(tp)
+            if off is None:
+                queue = self._pending.get(tp)
+                off = queue[0].offset if queue else positions.get(tp)
+            if off is not None:
+                out[tp] = off
+        return out
 
     def _commit_now(self, offsets: Mapping[TopicPartition, Any]) -> None:
         if self._consumer is None:

@@ -304,6 +304,8 @@ class Consumer:
         partitions instead."""
         self._check_open()
         fields = tp_list(partitions)
+        if len({(t, p) for t, p, _ in fields}) != len(fields):  # (librdkafka refuses a partition twice)
+            raise kafka_exception(ERR_INVALID_ARG, f"Failed to set assignment: {describe(ERR_INVALID_ARG)}")
         if self._in_callback == "assign":
             self._start_at(fields)
             return
@@ -450,9 +452,11 @@ class Consumer:
         self._check_open()
         t, p, off = tp_fields(partition)
         tp = ETP(t, p)
-        if tp not in set(self._inner.assignment()):
-            code = ERR_STATE if any(a.topic == t for a in self._assigned) else ERR_UNKNOWN_PARTITION
+        if tp not in set(self._inner.assignment()):  # (librdkafka: a partition it knows, not assigned: _STATE)
+            code = ERR_STATE if self._partition_count(t) is not None else ERR_UNKNOWN_PARTITION
             raise kafka_exception(code, f"Failed to seek to offset {off}: {describe(code)}")
+        if off in (OFFSET_STORED, OFFSET_INVALID):  # (no logical offset librdkafka seeks to)
+            raise kafka_exception(ERR_INVALID_ARG, f"Failed to seek to offset {off}: {describe(ERR_INVALID_ARG)}")
         self._forget_buffered(tp)
         self._position_at(tp, off)
         self._app_pos.pop(tp, None)
@@ -747,6 +751,8 @@ class Consumer:
         assignment.  Synchronous: returns the committed partitions or raises
         ``KafkaException``; asynchronous (the default): errors go to ``on_commit``."""
         self._check_open()
+        if message is not None and offsets is not None:
+            raise ValueError("message and offsets are mutually exclusive")
         items: list[tuple[str, int, int, str | None]]
         if message is not None:
             t, p, o = message.topic(), message.partition(), message.offset()
@@ -786,6 +792,10 @@ class Consumer:
     def store_offsets(self, message: Message | None = None, offsets: list[TopicPartition] | None = None) -> None:
         """Store offsets for the next (auto-)commit; needs ``enable.auto.offset.store=false``."""
         self._check_open()
+        if message is None and offsets is None:
+            raise ValueError("expected either message or offsets")
+        if message is not None and offsets is not None:
+            raise ValueError("message and offsets are mutually exclusive")
         if self._auto_store:
             raise kafka_exception(ERR_INVALID_ARG, f"StoreOffsets failed: {describe(ERR_INVALID_ARG)}")
         if message is not None:
@@ -793,14 +803,13 @@ class Consumer:
             if t is None or p is None or o is None:
                 raise kafka_exception(ERR_INVALID_ARG, f"StoreOffsets failed: {describe(ERR_INVALID_ARG)}")
             items = [(t, p, o + 1)]
-        elif offsets is not None:
-            items = tp_list(offsets, "offsets")
         else:
-            raise TypeError("expected message or offsets")
+            items = tp_list(offsets, "offsets")
         for t, p, o in items:
             tp = ETP(t, p)
-            if tp not in self._assigned:
-                raise kafka_exception(ERR_STATE, f"StoreOffsets failed: {describe(ERR_STATE)}")
+            if tp not in self._assigned:  # (librdkafka: a partition it knows, not assigned: _STATE)
+                code = ERR_STATE if self._partition_count(t) is not None else ERR_UNKNOWN_PARTITION
+                raise kafka_exception(code, f"StoreOffsets failed: {describe(code)}")
             if o >= 0:
                 self._stored[tp] = o
 

@@ -50,12 +50,15 @@ from ._types import (
     TIMESTAMP_CREATE_TIME,
     TIMESTAMP_LOG_APPEND_TIME,
     encode_headers,
+    headers_size,
     make_message,
     to_bytes,
     tp_fields,
 )
 
 __all__ = ["Producer"]
+
+_RECORD_OVERHEAD = 36  # bytes librdkafka adds to key + value + headers for message.max.bytes
 
 DeliveryCallback = Callable[[Any, Any], Any]
 
@@ -170,7 +173,11 @@ class Producer:
         cb = on_delivery or callback or self._default_cb
         if cb is not None and not callable(cb):
             raise TypeError("on_delivery must be callable")
-        size = (len(k) if k else 0) + (len(v) if v else 0)
+        # librdkafka's check: key, value, headers as a record batch encodes them, and 36
+        # bytes of per-record overhead, against message.max.bytes
+        size = (len(k) if k else 0) + (len(v) if v else 0) + _RECORD_OVERHEAD
+        if hdrs:
+            size += headers_size(hdrs)
         if size > self._max_message:
             raise kafka_exception(ERR_MSG_SIZE_TOO_LARGE,
                                   f"Unable to produce message: {describe(ERR_MSG_SIZE_TOO_LARGE)}")

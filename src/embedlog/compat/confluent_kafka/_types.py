@@ -17,7 +17,7 @@ __all__ = [
     "OFFSET_BEGINNING", "OFFSET_END", "OFFSET_INVALID", "OFFSET_STORED",
     "TIMESTAMP_CREATE_TIME", "TIMESTAMP_LOG_APPEND_TIME", "TIMESTAMP_NOT_AVAILABLE",
     "Message", "PyMessage", "PyTopicPartition", "TopicPartition",
-    "encode_headers", "make_message", "to_bytes", "tp_fields",
+    "encode_headers", "headers_size", "make_message", "to_bytes", "tp_fields",
 ]
 
 OFFSET_BEGINNING = -2
@@ -244,9 +244,10 @@ def tp_fields(obj: object) -> tuple[str, int, int]:
 
 
 def tp_list(partitions: object, what: str = "partitions") -> list[tuple[str, int, int]]:
-    """Fields of a list of TopicPartitions (a list is required, like the real client)."""
-    if not isinstance(partitions, (list, tuple)):
-        raise TypeError(f"expected list of TopicPartition for {what}")
+    """Fields of a list of TopicPartitions (a ``list`` is required, like the real client;
+    ``what`` is kept for callers' readability)."""
+    if not isinstance(partitions, list):  # (the real client refuses a tuple too)
+        raise TypeError("requires list of TopicPartition")
     return [tp_fields(p) for p in partitions]
 
 
@@ -281,15 +282,16 @@ def encode_headers(headers: Iterable[Any] | Mapping[Any, Any] | None) -> Headers
                 break
         else:
             return headers
-    items = list(headers.items()) if isinstance(headers, Mapping) else headers
+    if isinstance(headers, Mapping):
+        pairs = list(headers.items())
+    elif isinstance(headers, list):
+        pairs = headers
+    else:  # (as the real client: not a tuple, not an iterator)
+        raise TypeError(f"expected headers to be dict or list of (key, value) tuples, not {type(headers).__name__}")
     out: Headers = []
-    try:
-        pairs = list(items)
-    except TypeError:
-        raise TypeError("expected headers to be dict or list of (key, value) tuples") from None
     for pair in pairs:
         if not isinstance(pair, tuple) or len(pair) != 2:
-            raise TypeError("expected headers to be dict or list of (key, value) tuples")
+            raise TypeError("Headers are expected to be a list of (key, value) tuples")
         name, value = pair
         if name.__class__ is not str:
             name = str(name)
@@ -303,6 +305,27 @@ def encode_headers(headers: Iterable[Any] | Mapping[Any, Any] | None) -> Headers
             raise TypeError(f"expected header value to be None, binary, or unicode string, not "
                             f"{type(value).__name__}")
     return out
+
+
+def _varint_size(n: int) -> int:
+    """Bytes of ``n`` as a zigzag varint (a record batch's lengths)."""
+    z = (n << 1) ^ (n >> 63)
+    size = 1
+    while z >= 0x80:
+        z >>= 7
+        size += 1
+    return size
+
+
+def headers_size(headers: Headers) -> int:
+    """Bytes ``headers`` take in a record (name and value lengths as varints, ``None``
+    as length -1), as librdkafka counts them against ``message.max.bytes``."""
+    total = 0
+    for name, value in headers:
+        n = len(name.encode("utf-8"))
+        total += _varint_size(n) + n
+        total += 1 if value is None else _varint_size(len(value)) + len(value)
+    return total
 
 
 def make_tp(topic: str, partition: int, offset: int = OFFSET_INVALID, *, metadata: str | None = None,

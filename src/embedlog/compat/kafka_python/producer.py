@@ -256,6 +256,8 @@ class KafkaProducer:
             raise Errors.IllegalStateError("KafkaProducer already closed!")
         if value is None and key is None:
             raise ValueError("Need at least one: key or value")
+        if topic.__class__ is not str:  # (kafka-python's metadata refuses it before anything is sent)
+            raise TypeError("All topics must not be None" if topic is None else "All topics must be strings")
         if headers is None:
             headers = []
         elif not isinstance(headers, list):
