@@ -828,3 +828,70 @@ def test_closing_an_acks_all_producer_waits_for_the_in_sync_followers(make_log: 
         assert closed.wait(harness.TIMEOUT)
         t.join(harness.TIMEOUT)
         assert lb.describe_topic("t").partitions[0].end_offset == 2  # the follower held both when it returned
+
+
+# == 6. an old leader rejoining converges to its new leader's log start too =========================
+@pytest.mark.parametrize("how", ["delete_records", "retention", "truncated_empty"])
+def test_an_old_leader_rejoining_takes_back_what_it_deleted_alone(make_log: Any, how: str) -> None:
+    """A node that deleted records alone while it led (delete_records, retention), or whose
+    divergence truncation emptied a partition, starts above its new leader's log start:
+    as a follower it starts again from the leader's log start and ends identical to it
+    (it kept its own start, and the records below it, which the leader still serves and
+    had acknowledged, were missing there)."""
+    la, lb = make_log("a"), make_log("b")
+    la.create_topic("y", 1, {"retention.bytes": 1_000_000_000})
+    with la.producer() as p:
+        for i in range(50):
+            p.send("y", b"v%d" % i)
+            if i % 10 == 9:
+                p.flush()
+    leader = LeaderCore(la._store, secret=None, now_ms=1000)
+    follower = FollowerCore(lb._store, secret=None)
+    pipe = Pipe(leader, follower)
+    for _ in range(200):
+        pipe.step()
+        if "y" in lb.topics() and state(lb, "y").end_offset == 50 and state(la, "y").high_watermark == 50:
+            break
+    assert state(lb, "y").end_offset == 50
+    leader.stop()
+    if how == "delete_records":
+        assert la.delete_records("y", 0, 30) == 30
+    elif how == "retention":
+        la.alter_topic_config("y", {"retention.bytes": 1})  # (keeps the last batch only)
+        la.maintain()
+        assert state(la, "y").start_offset == 40
+    else:  # A writes alone, B writes other records at the same offsets: A's rejoin truncates to 50
+        with la.producer() as p:
+            p.send("y", b"A alone")
+        la.delete_records("y", 0, 51)  # (A's log now starts at 51: empty once truncated to 50)
+    promote_quietly(lb)
+    with lb.producer() as p:
+        for i in range(5):
+            p.send("y", b"B%d" % i)
+    leader = LeaderCore(lb._store, secret=None, now_ms=1000)
+    follower = FollowerCore(la._store, secret=None)
+    pipe = Pipe(leader, follower)
+    for _ in range(400):
+        pipe.step()
+        if state(la, "y").end_offset == 55 and state(la, "y").start_offset == state(lb, "y").start_offset:
+            break
+    leader.stop()
+    assert state(la, "y").start_offset == state(lb, "y").start_offset == 0
+    assert visible(la, "y") == visible(lb, "y")
+    assert len(visible(lb, "y")) == 55
+
+
+def test_a_replica_runs_no_retention_of_its_own(log: Log) -> None:
+    """A replica's log start follows its leader's: its own retention would start it above
+    the leader's, and it would then fetch everything again from the leader's start."""
+    log.create_topic("y", 1, {"retention.ms": 1000})
+    with log.producer() as p:
+        for i in range(3):
+            p.send("y", b"old", timestamp_ms=1000 + i)
+            p.flush()
+    store = log._store
+    store.write(lambda txn: replica.set_role(txn, store.dbs, "replica"))
+    assert log.maintain()["batches_deleted"] == 0
+    assert state(log, "y").start_offset == 0
+    store.write(lambda txn: replica.set_role(txn, store.dbs, "leader"))
+    assert log.maintain()["batches_deleted"] == 3  # (a leader: all three are past retention.ms)
