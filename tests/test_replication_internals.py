@@ -895,3 +895,44 @@ def test_a_replica_runs_no_retention_of_its_own(log: Log) -> None:
     assert state(log, "y").start_offset == 0
     store.write(lambda txn: replica.set_role(txn, store.dbs, "leader"))
     assert log.maintain()["batches_deleted"] == 3  # (a leader: all three are past retention.ms)
+
+
+def test_acks_all_delivery_callbacks_wait_for_the_in_sync_followers(log: Log) -> None:
+    """As Kafka's: with acks="all" a record's callback reports success once the in-sync
+    followers hold it, and the flush's error when they do not in time (it reported
+    success as soon as the leader wrote it, though flush then raised)."""
+    log.create_topic("t")
+    core = core_on(log, hw_persist_ms=10**9)
+    hold(core, log, "t", 0)
+    p = log.producer(acks="all", delivery_timeout_ms=300)
+    reports: list[tuple[Any, Any]] = []
+    p.send("t", b"late", on_delivery=lambda err, md: reports.append((err, md)))
+    with pytest.raises(EmbedlogTimeoutError):
+        p.flush()
+    assert len(reports) == 1
+    assert isinstance(reports[0][0], EmbedlogTimeoutError)
+    assert reports[0][1] is None
+    reports.clear()
+    p.send("t", b"in time", on_delivery=lambda err, md: reports.append((err, md)))
+    p.delivery_timeout_ms = 60_000
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (p.flush(), done.set()), daemon=True)
+    t.start()
+    harness.wait_until(lambda: state(log, "t").end_offset == 2, "the record written")
+    assert not done.wait(0.2)
+    assert reports == []  # written on the leader, not acknowledged yet
+    hold(core, log, "t", 2, now=10)
+    assert done.wait(30)
+    assert [(err, md.offset) for err, md in reports] == [(None, 1)]
+    p.close()
+    core.stop()
+
+
+def test_acks_all_callbacks_run_at_the_write_without_replication(log: Log) -> None:
+    """No replication (the high watermark moves with the append): callbacks run as the
+    records are written, as with acks="leader", without waiting for a flush."""
+    log.create_topic("t")
+    reports: list[Any] = []
+    with log.producer(acks="all", linger_ms=1) as p:
+        p.send("t", b"x", on_delivery=lambda err, md: reports.append((err, md.offset)))
+        harness.wait_until(lambda: reports == [(None, 0)], "the callback, from the background write")
