@@ -10,7 +10,9 @@ little-endian structs (or JSON for small, rarely written records).
 Named databases (``FORMAT_VERSION`` 1)::
 
     meta        ascii name                      -> value (see META_* below)
-    topics      topic name utf-8                -> JSON {"id", "partitions", "config", "created_ms"}
+    topics      topic name utf-8                -> JSON {"id", "partitions", "config", "created_ms", "uid",
+                                                         "compacted" (only if true: its cleanup.policy
+                                                         has included compact at some time)}
     topic_ids   topic_id u32be                  -> topic name utf-8
     partitions  topic_id u32be, partition u32be -> PartitionState (PARTITION struct)
     batches     topic_id u32be, partition u32be, base_offset u64be -> batch (codec/batch.py)

@@ -40,6 +40,14 @@ class TopicMeta:
     #: random identity given at creation: a topic recreated (here or on another node)
     #: under the same name and id is still a different topic
     uid: str = ""
+    #: its ``cleanup.policy`` has included ``compact`` at some time: compaction may have
+    #: left gaps between its batches even if the policy no longer does (``verify``)
+    was_compacted: bool = False
+
+    @property
+    def may_have_gaps(self) -> bool:
+        """Whether compaction may have left gaps between its batches (now or before)."""
+        return self.config.compact or self.was_compacted
 
 
 def validate_name(name: object) -> str:
@@ -62,13 +70,15 @@ def validate_name(name: object) -> str:
 def _decode(name: str, raw: bytes) -> TopicMeta:
     doc = json.loads(bytes(raw))
     return TopicMeta(name, doc["id"], doc["partitions"], TopicConfig.from_overrides(doc["config"]),
-                     doc["created_ms"], doc.get("uid", ""))
+                     doc["created_ms"], doc.get("uid", ""), bool(doc.get("compacted", False)))
 
 
 def _encode(meta: TopicMeta) -> bytes:
-    return json.dumps({"id": meta.topic_id, "partitions": meta.partitions,
-                       "config": meta.config.overrides, "created_ms": meta.created_ms, "uid": meta.uid},
-                      sort_keys=True).encode()
+    doc: dict[str, Any] = {"id": meta.topic_id, "partitions": meta.partitions, "config": meta.config.overrides,
+                           "created_ms": meta.created_ms, "uid": meta.uid}
+    if meta.may_have_gaps:  # (absent otherwise: the records of topics never compacted are unchanged)
+        doc["compacted"] = True
+    return json.dumps(doc, sort_keys=True).encode()
 
 
 def bump_version(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> None:
@@ -151,7 +161,7 @@ def add_partitions(txn: lmdb.Transaction, dbs: Mapping[str, Any], meta: TopicMet
 def set_config(txn: lmdb.Transaction, dbs: Mapping[str, Any], meta: TopicMeta,
                config: TopicConfig) -> TopicMeta:
     """Replace a topic's config."""
-    new = attrs.evolve(meta, config=config)
+    new = attrs.evolve(meta, config=config, was_compacted=meta.may_have_gaps)
     txn.put(meta.name.encode(), _encode(new), db=dbs["topics"])
     bump_version(txn, dbs)
     return new

@@ -10,7 +10,8 @@
 * offsets are continuous: each batch starts where the previous one ended.  Compaction
   leaves gaps only *inside* a batch's covered range, except that it removes a batch
   whose records were all compacted away, so on a topic whose ``cleanup.policy``
-  includes ``compact`` a gap *between* batches is allowed (an overlap never is);
+  includes ``compact``, or once did (its record's ``compacted`` flag), a gap *between*
+  batches is allowed (an overlap never is);
 * the partition state (start and end offsets, bytes, batch count, high watermark)
   matches the batches;
 * no batch or partition state is left for a topic or partition that does not exist,
@@ -372,7 +373,7 @@ class _Checker:
         if base < prev_next:
             self.problems.append(Problem(meta.name, part, base, "batch overlaps the previous one, which ends at "
                                                                 f"offset {prev_next - 1}"))
-        elif base > prev_next and not meta.config.compact:
+        elif base > prev_next and not meta.may_have_gaps:
             self.problems.append(Problem(meta.name, part, base, f"offsets {prev_next}..{base - 1} are missing "
                                                                 "before this batch"))
 
@@ -403,7 +404,7 @@ class _Checker:
             if st.start_offset >= first.next_offset:
                 bad(f"start offset {st.start_offset} is past the first stored batch "
                     f"({first.base_offset}..{first.last_offset})", st.start_offset)
-            elif st.start_offset < first.base_offset and not meta.config.compact:
+            elif st.start_offset < first.base_offset and not meta.may_have_gaps:
                 bad(f"offsets {st.start_offset}..{first.base_offset - 1} are missing at the start",
                     st.start_offset)
 
