@@ -367,6 +367,7 @@ ERROR_BUILTINS: dict[str, type[BaseException] | None] = {
     "UnknownGroupError": LookupError,
     "IllegalGenerationError": None,
     "TransactionAbortedError": None,
+    "ProducerFencedError": None,
     "NotLeaderError": None,
     "FencedLeaderError": None,  # (a NotLeaderError that is not retried: the leader was replaced)
     "ReplicationBusyError": RuntimeError,
