@@ -292,3 +292,25 @@ def test_flush_returns_after_every_delivery_callback(tmp_path: Path) -> None:
                 p.send("t", b"x", key=b"%d" % i, on_delivery=lambda e, m, done=done: done.append(1))
             p.flush()
             assert len(done) == 5000
+
+
+@pytest.mark.parametrize("shape", ["named", "main"])
+def test_another_applications_lmdb_environment_is_refused_unchanged(tmp_path: Path, shape: str) -> None:
+    """A directory holding another application's LMDB environment is not a log: it is
+    refused with FormatVersionError and left as it was (it was served as an empty log,
+    embedlog's databases added to it)."""
+    path = tmp_path / "app"
+    path.mkdir()
+    env = lmdb.open(str(path), max_dbs=4)
+    db = env.open_db(b"users") if shape == "named" else None
+    with env.begin(write=True) as txn:
+        txn.put(b"alice", b"secret", db=db)
+    env.close()
+    before = (path / "data.mdb").read_bytes()
+    with pytest.raises(embedlog.errors.FormatVersionError, match="not an embedlog log"):
+        embedlog.open(str(path))
+    assert (path / "data.mdb").read_bytes() == before
+    with embedlog.open(str(tmp_path / "log")) as log:  # (a new log, and one reopened, are fine)
+        log.create_topic("t")
+    with embedlog.open(str(tmp_path / "log")) as log:
+        assert log.topics() == ["t"]

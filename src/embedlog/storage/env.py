@@ -58,7 +58,7 @@ from typing import Any, TypeVar
 
 import lmdb
 
-from ..errors import ClosedError, ConfigError, DiskFullError, EmbedlogError, StorageError
+from ..errors import ClosedError, ConfigError, DiskFullError, EmbedlogError, FormatVersionError, StorageError
 from .schema import DB_NAMES
 
 __all__ = ["DURABILITY_MODES", "Env"]
@@ -320,6 +320,27 @@ def _check_length(env: lmdb.Environment, data_file: str) -> None:
                            "truncated (an interrupted copy?); restore the log directory from a backup or a replica")
 
 
+
+def _foreign_keys(env: lmdb.Environment) -> list[bytes]:
+    """Keys of the main database that are not embedlog's named databases: another
+    application's environment (an embedlog log's holds its databases' names only)."""
+    names = {name.encode() for name in DB_NAMES}
+    for attempt in range(_RESIZE_TRIES):
+        try:
+            out: list[bytes] = []
+            with env.begin() as txn, txn.cursor() as cur:
+                for key in cur.iternext(values=False):
+                    if bytes(key) not in names:
+                        out.append(bytes(key))
+                        if len(out) > 3:
+                            break
+            return out
+        except lmdb.MapResizedError:  # (another process grew the map meanwhile)
+            if attempt == _RESIZE_TRIES - 1:
+                raise
+            env.set_mapsize(0)
+    return []
+
 class Env:
     """One process's handle on a log directory's LMDB environment. Thread-safe."""
 
@@ -359,6 +380,13 @@ class Env:
             env = lmdb.open(self.path, subdir=True, map_size=map_size, max_dbs=len(DB_NAMES) + 4,
                             max_readers=_MAX_READERS, sync=sync, metasync=False, readahead=True,
                             lock=True)
+            foreign = _foreign_keys(env)
+            if foreign:
+                env.close()
+                raise FormatVersionError(
+                    f"{self.path!r} holds an LMDB environment that is not an embedlog log (its main database "
+                    f"has {', '.join(map(repr, foreign[:3]))}{', ...' if len(foreign) > 3 else ''}); nothing was "
+                    "changed: open an embedlog log directory, or an empty or new one")
             dbs = {}
             for name in DB_NAMES:
                 for attempt in range(_RESIZE_TRIES):  # (another process may grow the map meanwhile)
