@@ -314,3 +314,27 @@ def test_another_applications_lmdb_environment_is_refused_unchanged(tmp_path: Pa
         log.create_topic("t")
     with embedlog.open(str(tmp_path / "log")) as log:
         assert log.topics() == ["t"]
+
+
+def test_a_new_logs_lock_file_is_allocated_before_lmdb_maps_it(tmp_path: Path) -> None:
+    """LMDB makes lock.mdb a file of holes and writes it through its map: on a full disk
+    that killed the process with SIGBUS.  Its blocks are allocated first, so a full disk
+    is a DiskFullError at open."""
+    from embedlog.storage import env as envmod  # noqa: PLC0415
+
+    with embedlog.open(str(tmp_path / "log")):
+        st = os.stat(tmp_path / "log" / "lock.mdb")
+        assert st.st_size >= envmod._LOCK_FILE_BYTES
+        assert st.st_blocks * 512 >= envmod._LOCK_FILE_BYTES  # (allocated, not a sparse file)
+
+
+def test_no_room_for_a_new_logs_lock_file_is_a_disk_full_error(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno  # noqa: PLC0415
+
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(embedlog.errors.DiskFullError, match="disk is full"):
+        embedlog.open(str(tmp_path / "log"))

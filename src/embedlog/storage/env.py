@@ -321,6 +321,29 @@ def _check_length(env: lmdb.Environment, data_file: str) -> None:
 
 
 
+#: bytes ``lock.mdb`` is given before LMDB maps it: its reader table for ``_MAX_READERS``
+#: readers (64 bytes each) and its header, rounded up (LMDB uses a larger file as it is)
+_LOCK_FILE_BYTES = (_MAX_READERS * 64 + 8192 + 4095) // 4096 * 4096
+
+
+def _reserve_lock_file(path: str) -> None:
+    """Allocate ``lock.mdb``'s blocks before LMDB maps it.  LMDB makes a new lock file
+    with ``ftruncate`` (a file of holes) and writes it through its map: on a full disk
+    that write killed the process with SIGBUS; here it is a ``DiskFullError``."""
+    try:
+        fd = os.open(os.path.join(path, "lock.mdb"), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return  # (a directory not made yet, or read-only: LMDB says what is wrong)
+    try:
+        os.posix_fallocate(fd, 0, _LOCK_FILE_BYTES)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise DiskFullError(f"opening log directory {path!r}: the disk is full (no room for its "
+                                f"{_LOCK_FILE_BYTES // 1024} KiB lock file); free space, then open it again") from None
+        # (a filesystem without fallocate: LMDB sizes the file itself)
+    finally:
+        os.close(fd)
+
 def _foreign_keys(env: lmdb.Environment) -> list[bytes]:
     """Keys of the main database that are not embedlog's named databases: another
     application's environment (an embedlog log's holds its databases' names only)."""
@@ -371,6 +394,7 @@ class Env:
         size = os.path.getsize(data_file) if os.path.exists(data_file) else 0
         map_size = max(self._initial_map, 2 * size)
         sync = self.durability == "flush"
+        _reserve_lock_file(self.path)
         try:
             # The OS's readahead stays on: records are read in order, batch after batch, each
             # batch a run of contiguous pages.  With it off (MDB_NORDAHEAD, for databases read
