@@ -162,9 +162,6 @@ class Producer(SendBase):
     once the app stops sending, by the producer's linger thread; a failed background
     write is raised by the next ``flush()``.  ``flush()`` returns once everything sent
     before it is written and, with the log's default ``durability="flush"``, fsynced.
-    Delivery callbacks run when their records are written; with ``acks="all"`` on a
-    replicating leader, once the in-sync followers hold them (the ``flush()`` or
-    ``close()`` that waits for them calls them, with its error if the wait fails).
     """
 
     def __init__(self, log: Log, *, compression: str | None = None, linger_ms: float = 5,
@@ -254,9 +251,6 @@ class Producer(SendBase):
         self._writes = 0  # writes registered in _inflight so far (numbers them)
         #: acks="all": (topic id, partition) -> end offset written and not yet known replicated
         self._ack_targets: dict[tuple[int, int], int] = {}
-        #: ``acks="all"``: writes whose delivery callbacks wait for the in-sync followers
-        #: (``_await_replicas`` calls them, with its error if it fails)
-        self._unconfirmed: list[tuple[list[AppendItem], list[Any]]] = []
         self._counters = producer_counters(log.path)
         #: batch buffers of finished writes, to encode into again (``_recycle``)
         self._spare: list[bytearray] = []
@@ -801,16 +795,9 @@ class Producer(SendBase):
                         item_error = item.error
                         break
             if callbacks_due:
-                if error is None and self.acks == "all" and not all(
-                        item.acknowledged or item.error is not None for item in items):
-                    # as Kafka's: a callback reports success once the in-sync followers
-                    # hold the records (``_await_replicas``), not when the leader wrote them
-                    with self._lock:
-                        self._unconfirmed.append((items, spans))
-                else:
-                    raised = self._deliver(items, spans, error)
-                    if raised is not None:
-                        self._callback_errors.append(raised)
+                raised = self._deliver(items, spans, error)
+                if raised is not None:
+                    self._callback_errors.append(raised)
         except BaseException:
             if req is not None and self._transactional:  # interrupted: a transaction is written now or never
                 committer.cancel(req)
@@ -989,8 +976,7 @@ class Producer(SendBase):
                 "records were not written and stay buffered; flush again once followers have caught up")
 
     def _await_replicas(self, timeout: float | None) -> None:
-        """Wait until the high watermark covers everything this producer wrote; then call
-        the delivery callbacks that waited for it (with the error, if the wait fails).
+        """Wait until the high watermark covers everything this producer wrote.
 
         A leader running in this process publishes high watermarks before it writes
         them to the store (``replica.HighWatermarkBoard``): wait on that when there is
@@ -998,23 +984,6 @@ class Producer(SendBase):
         wait then ends in a ``TimeoutError`` that says so."""
         with self._lock:
             targets, self._ack_targets = self._ack_targets, {}
-            unconfirmed, self._unconfirmed = self._unconfirmed, []
-        try:
-            self._await_targets(targets, timeout)
-        except EmbedlogError as exc:
-            self._confirm(unconfirmed, exc)
-            raise
-        self._confirm(unconfirmed, None)
-
-    def _confirm(self, unconfirmed: list[tuple[list[AppendItem], list[Any]]], error: EmbedlogError | None) -> None:
-        """Call the delivery callbacks of writes that waited for the in-sync followers."""
-        for items, spans in unconfirmed:
-            raised = self._deliver(items, spans, error)
-            if raised is not None:
-                self._callback_errors.append(raised)
-
-    def _await_targets(self, targets: dict[tuple[int, int], int], timeout: float | None) -> None:
-        """The wait of ``_await_replicas``."""
         if not targets:
             return
         store = self._log._store
@@ -1129,11 +1098,6 @@ class Producer(SendBase):
         finally:
             with self._lock:
                 self._drained = True
-                unconfirmed, self._unconfirmed = self._unconfirmed, []
-            if unconfirmed:  # (close raised before its wait for the followers)
-                self._confirm(unconfirmed, ClosedError(
-                    "the producer was closed before its in-sync followers were known to hold these records: they "
-                    "are written on the leader and may still be replicated"))
             self._mark_closed()  # (which unregisters it from the log)
 
     def _refuse_sends(self) -> None:

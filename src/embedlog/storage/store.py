@@ -64,9 +64,6 @@ class AppendItem:
     #: why this batch alone was not written while the others of its flush were (see
     #: ``GroupCommitter``); None once written, or when the whole request failed
     error: EmbedlogError | None = None
-    #: the append moved the high watermark past it (no replication, or a leader alone in
-    #: its in-sync set): ``acks="all"`` holds for it once committed
-    acknowledged: bool = False
 
 
 class HighWatermarkSource(Protocol):
@@ -420,7 +417,6 @@ class Store:
             item.base_offset = plog.append(txn, dbs, tid, part, st, item.buf, epoch=epoch, commit_seq=seq,
                                            now_ms=ts, config=config, advance_hw=advance_hw)
             item.log_append_ms = ts if config.log_append_time else None
-            item.acknowledged = advance_hw
         source = self.hw_source
         if source is not None and memo:
             # A replication leader's high watermarks, computed and published but not yet
