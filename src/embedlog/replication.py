@@ -1407,8 +1407,7 @@ class FollowerCore:
                 offset, epoch = ahead.get((t, p), (-1, -1))
             pd = data.pop((t, p), None)
             if offset < 0 or (pd is not None and (pd.error != PartitionError.NONE or pd.diverging is not None
-                                                  or pd.log_start_offset > offset
-                                                  or pd.log_start_offset < st.start_offset)):
+                                                  or pd.log_start_offset > offset)):
                 return None
             if pd is not None and pd.batches:
                 try:
@@ -1485,19 +1484,6 @@ class FollowerCore:
                         replica.reset(txn, dbs, tid, part, codec.read_info(pd.batches[0]).base_offset)
                     elif pd.log_start_offset == pd.end_offset:  # the leader holds nothing: start at its end
                         replica.reset(txn, dbs, tid, part, pd.log_start_offset)
-                elif pd.log_start_offset < st.start_offset:
-                    # We start above the leader's log start: records it still holds were
-                    # deleted here (by retention or delete_records while this node led, or
-                    # by a truncation that emptied it).  Start again from the leader's log
-                    # start, so the node ends identical to its leader; this response's
-                    # batches continue our old end, so the next fetch asks from there.
-                    replica.reset(txn, dbs, tid, part, pd.log_start_offset)
-                    lag[(tid, part)] = max(1, pd.end_offset - pd.log_start_offset)
-                    continue
-                elif pd.batches and st.batches == 0 and st.end_offset == st.start_offset:
-                    first = codec.read_info(pd.batches[0]).base_offset
-                    if first < st.end_offset:  # (empty, started mid-batch: take the leader's whole batch)
-                        replica.reset(txn, dbs, tid, part, first)
                 if pd.batches:
                     st = replica.apply(txn, dbs, tid, part, pd.batches, verified=verified)
                 replica.advance_log_start(txn, dbs, tid, part, pd.log_start_offset)

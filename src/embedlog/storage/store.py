@@ -468,15 +468,9 @@ class Store:
 
         Never past a partition's high watermark (Kafka deletes only segments below it):
         a replicating leader's followers may not hold the later batches yet, and a
-        follower must be able to fetch every record it lacks that consumers could see.
-        Nothing on a replica: its log start follows its leader's (the leader's retention
-        and ``delete_records`` reach it with the records), so that it holds exactly what
-        its leader does (a replica starting above its leader fetches again from the
-        leader's start)."""
+        follower must be able to fetch every record it lacks that consumers could see."""
         now = now_ms() if now is None else now
         total = 0
-        if self.read(self.role) != "leader":
-            return 0
         # Look first in one read transaction; write (and fsync) only for topics with work,
         # at most RETENTION_CHUNK batches a transaction: writers of every process wait
         # for each, not for the whole pass (100,000 batches took ~1.5 s in one).
