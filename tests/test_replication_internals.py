@@ -5,6 +5,7 @@ transactions with ``acks="all"``, and the warning of an unclean promotion."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -828,3 +829,32 @@ def test_closing_an_acks_all_producer_waits_for_the_in_sync_followers(make_log: 
         assert closed.wait(harness.TIMEOUT)
         t.join(harness.TIMEOUT)
         assert lb.describe_topic("t").partitions[0].end_offset == 2  # the follower held both when it returned
+
+
+def test_an_acks_all_flush_racing_a_background_write_waits_for_its_records(log: Log,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A background (linger) write notes its records as waiting for the followers before
+    it lets a flush that waits for it go on (it noted them after: a flush could return
+    with the only in-sync follower holding nothing).  The linger thread is held between
+    the two steps here."""
+    from embedlog import producer as producer_mod  # noqa: PLC0415
+
+    log.create_topic("t")
+    core = core_on(log, hw_persist_ms=10**9)
+    hold(core, log, "t", 0)  # an in-sync follower that holds nothing: no acks="all" flush can succeed
+    note = producer_mod.Producer._note_acks
+
+    def slow(self: Any, items: Any) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(0.5)
+        note(self, items)
+
+    monkeypatch.setattr(producer_mod.Producer, "_note_acks", slow)
+    p = log.producer(acks="all", linger_ms=1, delivery_timeout_ms=300)
+    p.send("t", b"x")
+    harness.wait_until(lambda: state(log, "t").end_offset == 1, "the linger thread's write")
+    with pytest.raises(EmbedlogTimeoutError):
+        p.flush()
+    with contextlib.suppress(EmbedlogTimeoutError):
+        p.close(timeout=0.01)
+    core.stop()

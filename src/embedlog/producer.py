@@ -794,6 +794,8 @@ class Producer(SendBase):
                     if item.error is not None:
                         item_error = item.error
                         break
+                if self.acks == "all":  # (before ``delivered`` is released: a flush waiting for this
+                    self._note_acks(items)  # write must find its records among those to see replicated)
             if callbacks_due:
                 raised = self._deliver(items, spans, error)
                 if raised is not None:
@@ -811,8 +813,6 @@ class Producer(SendBase):
         try:
             if error is not None:
                 raise error
-            if self.acks == "all":
-                self._note_acks(items)
             self._counters.produced(n_values // _STRIDE, n_bytes)
             if item_error is not None:
                 raise item_error  # (the others of this write are stored)
