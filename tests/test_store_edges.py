@@ -338,3 +338,19 @@ def test_no_room_for_a_new_logs_lock_file_is_a_disk_full_error(tmp_path: Path,
     monkeypatch.setattr(os, "posix_fallocate", full)
     with pytest.raises(embedlog.errors.DiskFullError, match="disk is full"):
         embedlog.open(str(tmp_path / "log"))
+
+
+def test_an_existing_logs_lock_file_is_left_as_lmdb_sized_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log whose lock.mdb LMDB made already (sparse, by an older embedlog) opens without
+    allocating it again: on a nearly full disk it must still open, to free space."""
+    import errno  # noqa: PLC0415
+
+    with embedlog.open(str(tmp_path / "log")) as log:
+        log.create_topic("t")
+
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with embedlog.open(str(tmp_path / "log")) as log:
+        assert log.topics() == ["t"]

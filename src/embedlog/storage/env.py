@@ -327,11 +327,19 @@ _LOCK_FILE_BYTES = (_MAX_READERS * 64 + 8192 + 4095) // 4096 * 4096
 
 
 def _reserve_lock_file(path: str) -> None:
-    """Allocate ``lock.mdb``'s blocks before LMDB maps it.  LMDB makes a new lock file
-    with ``ftruncate`` (a file of holes) and writes it through its map: on a full disk
-    that write killed the process with SIGBUS; here it is a ``DiskFullError``."""
+    """Allocate a new (or empty) ``lock.mdb``'s blocks before LMDB maps it.  LMDB makes
+    a lock file with ``ftruncate`` (a file of holes) and writes it through its map: on
+    a full disk that write killed the process with SIGBUS; here it is a
+    ``DiskFullError``.  A lock file LMDB sized already is left as it is (an existing log
+    must still open on a nearly full disk, to delete records and free space)."""
+    lock = os.path.join(path, "lock.mdb")
     try:
-        fd = os.open(os.path.join(path, "lock.mdb"), os.O_RDWR | os.O_CREAT, 0o644)
+        if os.path.getsize(lock) > 0:
+            return
+    except OSError:
+        pass  # (none yet)
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError:
         return  # (a directory not made yet, or read-only: LMDB says what is wrong)
     try:
