@@ -18,6 +18,7 @@ fits comfortably (a limit Kafka does not have, noted in the README).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,8 @@ class Transaction:
         self._sources: list[tuple[str, str, str, dict[int, tuple[int, int]]]] = []
         #: (transactional id, epoch) the commit must still hold (``_fence_by``)
         self._fence: tuple[str, int] | None = None
+        #: when its first record or offsets were added (``time.monotonic()``), else None
+        self._began: float | None = None
         self._done = False
 
     def send(self, topic: str, value: Any = None, key: Any = None,
@@ -75,6 +78,8 @@ class Transaction:
         self._check()
         self._producer.send(topic, value, key=key, headers=headers, partition=partition, timestamp_ms=timestamp_ms,
                             on_delivery=on_delivery)
+        if self._began is None:
+            self._began = time.monotonic()
 
     def commit_offsets(self, consumer_or_group: Consumer | str | tuple[str, str | None],
                        offsets: Mapping[TopicPartition, int | OffsetAndMetadata | tuple[int, str | None]]) -> None:
@@ -113,6 +118,8 @@ class Transaction:
         for tp, off in checked.items():
             split_offset(tp, off)  # (InvalidOffsetError now, not an aborted commit later)
         self._offsets.append((validate_group(group), member, checked, unfenced))
+        if self._began is None:
+            self._began = time.monotonic()
 
     def put_source_offsets(self, mirror: str, topic: str, remote_topic: str,
                            offsets: Mapping[int, tuple[int, int]]) -> None:

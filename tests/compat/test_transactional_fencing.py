@@ -211,3 +211,42 @@ def test_aiokafka_transaction_open_past_its_timeout_is_fenced(tmp_path: Path) ->
 
     asyncio.run(main())
     assert records(tmp_path) == []
+
+
+def test_a_log_made_again_under_the_same_path_starts_its_epochs_again(tmp_path: Path) -> None:
+    """A directory removed and made again is another log: a producer on it is not fenced
+    by the epochs claimed on the old one in this process."""
+    import shutil  # noqa: PLC0415
+
+    from embedlog.compat.confluent_kafka import Producer  # noqa: PLC0415
+
+    path = tmp_path / "log"
+    for _ in range(2):
+        p = Producer({"embedlog.path": str(path), "transactional.id": "tid"})
+        p.init_transactions()
+        p.close()
+    registry.reset()
+    shutil.rmtree(path)
+    p = Producer({"embedlog.path": str(path), "transactional.id": "tid"})
+    p.init_transactions()
+    p.begin_transaction()
+    p.produce("out", b"on the new log")
+    p.commit_transaction()
+    p.close()
+    assert records(path) == [b"on the new log"]
+
+
+def test_transaction_timeout_counts_from_the_first_record(tmp_path: Path) -> None:
+    """Kafka's coordinator starts a transaction's clock at its first record or offsets: a
+    producer that begins, then waits idle (polling for input) longer than
+    transaction.timeout.ms, commits what it adds afterwards."""
+    from embedlog.compat.kafka_python import KafkaProducer  # noqa: PLC0415
+
+    p = KafkaProducer(embedlog_path=str(tmp_path), transactional_id="tid", transaction_timeout_ms=100)
+    p.init_transactions()
+    p.begin_transaction()
+    time.sleep(0.15)
+    p.send("out", b"after an idle wait")
+    p.commit_transaction()
+    p.close()
+    assert records(tmp_path) == [b"after an idle wait"]

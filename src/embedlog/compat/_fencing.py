@@ -16,9 +16,10 @@ this process is seen at once (``_NEWEST``).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
+import weakref
+from typing import Any
 
 from ..log import Log
 from ..transactions import Transaction
@@ -26,7 +27,9 @@ from ..transactions import Transaction
 __all__ = ["Epoch"]
 
 _LOOK_EVERY_S = 0.05
-_NEWEST: dict[tuple[str, str], int] = {}  # (log dir, transactional id) -> newest epoch claimed in this process
+#: per open store (one per log directory in a process; a directory made again is
+#: another): transactional id -> newest epoch claimed in this process
+_NEWEST: weakref.WeakKeyDictionary[Any, dict[str, int]] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
@@ -38,8 +41,7 @@ class Epoch:
         self.transactional_id = transactional_id
         #: ``transaction.timeout.ms``: a transaction open longer is aborted (``expired``)
         self.timeout_s = timeout_ms / 1000
-        self.began = 0.0  # when the transaction bound last began (monotonic)
-        self.key = (os.path.realpath(log.path), transactional_id)
+        self._txn: Transaction | None = None  # the transaction bound last
         self.epoch = 0  # 0: not initialized
         self._next_look = 0.0
 
@@ -47,7 +49,8 @@ class Epoch:
         """Take the id: every producer that claimed it before is fenced from now on."""
         epoch = self.log._claim_transactional_id(self.transactional_id)
         with _LOCK:
-            _NEWEST[self.key] = max(epoch, _NEWEST.get(self.key, 0))
+            newest = _NEWEST.setdefault(self.log._store, {})
+            newest[self.transactional_id] = max(epoch, newest.get(self.transactional_id, 0))
         self.epoch = epoch
         self._next_look = 0.0
 
@@ -55,15 +58,17 @@ class Epoch:
         """Make ``txn`` commit only while this producer still holds the id; return it."""
         if self.epoch:
             txn._fence_by(self.transactional_id, self.epoch)
-        self.began = time.monotonic()
+        self._txn = txn
         return txn
 
     @property
     def expired(self) -> bool:
         """Whether the transaction bound last has been open longer than
-        ``transaction.timeout.ms``: Kafka's coordinator aborts such a transaction, and its
-        commit fails."""
-        return time.monotonic() - self.began > self.timeout_s
+        ``transaction.timeout.ms``, counted as Kafka's coordinator does from its first
+        record or offsets (a begun transaction with nothing in it is not open there):
+        the coordinator aborts such a transaction, and its commit fails."""
+        began = None if self._txn is None else self._txn._began
+        return began is not None and time.monotonic() - began > self.timeout_s
 
     def expired_message(self) -> str:
         """What a commit of an ``expired`` transaction says."""
@@ -76,7 +81,8 @@ class Epoch:
         """Whether a newer producer claimed the id since this one did."""
         if not self.epoch:
             return False
-        if _NEWEST.get(self.key, 0) > self.epoch:
+        newest = _NEWEST.get(self.log._store)
+        if newest is not None and newest.get(self.transactional_id, 0) > self.epoch:
             return True
         now = time.monotonic()
         if now < self._next_look:
