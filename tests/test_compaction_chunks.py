@@ -255,3 +255,55 @@ def test_compaction_memory_does_not_grow_with_the_partition(tmp_path: Any) -> No
             tracemalloc.stop()
         assert removed > 190_000
         assert peak < 3 * compaction.CHUNK_BYTES + (2 << 20), peak
+
+
+def test_a_tombstone_older_than_the_value_it_deletes_stays_while_the_value_does(tmp_path: Any) -> None:
+    """min.compaction.lag.ms ends the compactable part at the first batch newer than the
+    lag, as Kafka's cleaner stops at its first uncleanable segment: a tombstone stamped
+    before the value it deletes, after that value, is not dropped while the value stays
+    (the key came back)."""
+    with embedlog.open(str(tmp_path), maintenance_interval_ms=None) as log:
+        log.create_topic(TOPIC, partitions=1, config={"cleanup.policy": "compact", "min.compaction.lag.ms": 3_600_000,
+                                                      "delete.retention.ms": 0})
+        now = 10**13
+        with log.producer() as p:
+            p.send(TOPIC, b"v", key=b"k", timestamp_ms=now)  # offset 0: inside the lag
+            p.flush()
+            p.send(TOPIC, None, key=b"k", timestamp_ms=now - 7_200_000)  # offset 1: its tombstone, stamped earlier
+            p.flush()
+            p.send(TOPIC, b"1", key=b"x")
+            p.flush()
+        for later in (0, 1000):
+            compaction.compact_all(log._store, now_ms=now + later)
+        kept = [(off, key, value) for _, recs in _records(log) for off, key, value in recs]
+        assert (1, b"k", None) in kept, kept
+        assert (0, b"k", b"v") in kept
+
+
+def test_records_appended_during_a_compaction_are_compacted_by_the_next_maintain(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pass never looks at records appended after its scan: the partition is not marked
+    as compacted then, so the next maintain removes what they supersede (it was skipped
+    until the next write, keeping superseded records)."""
+    with embedlog.open(str(tmp_path), maintenance_interval_ms=None) as log:
+        log.create_topic(TOPIC, partitions=1, config={"cleanup.policy": "compact"})
+        p = log.producer()
+        for key, value in ((b"a", b"a1"), (b"a", b"a2"), (b"b", b"b1")):
+            p.send(TOPIC, value, key=key)
+            p.flush()
+        scan = compaction.scan
+
+        def scan_then_write(*args: Any, **kw: Any) -> Any:
+            s = scan(*args, **kw)
+            p.send(TOPIC, b"b2", key=b"b")  # (another process writing between the passes)
+            p.flush()
+            return s
+
+        monkeypatch.setattr(compaction, "scan", scan_then_write)
+        log.maintain()
+        monkeypatch.setattr(compaction, "scan", scan)
+        for _ in range(2):
+            log.maintain()
+        kept = [(off, key, value) for _, recs in _records(log) for off, key, value in recs]
+        assert kept == [(1, b"a", b"a2"), (3, b"b", b"b2")]
+        p.close()

@@ -65,7 +65,9 @@ class PartitionScan:
 
     topic_id: int
     partition: int
-    #: the high watermark seen: records at or above it are neither compacted nor counted
+    #: where the compactable part ends (the high watermark, or before the first batch
+    #: newer than ``min.compaction.lag.ms``): records from it on are neither compacted nor
+    #: counted
     high_watermark: int
     #: offset-map entry (``_slot``) -> offset of that key's latest record below it
     latest: dict[bytes | None, int]
@@ -75,6 +77,10 @@ class PartitionScan:
     #: key and header of the last batch holding a record below the high watermark
     guard_key: bytes
     guard_header: bytes
+    #: the partition's end offset and bytes written when scanned (appends since: the pass
+    #: did not look at them, so its outcome says nothing of the partition now)
+    end_offset: int = 0
+    bytes_in: int = 0
 
 
 def _decode(buf: Any, key: Any, name: str, part: int) -> codec.DecodedBatch:
@@ -86,14 +92,23 @@ def _decode(buf: Any, key: Any, name: str, part: int) -> codec.DecodedBatch:
                                  topic=name, partition=part, offset=base) from None
 
 
-def scan(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, part: int) -> PartitionScan | None:
-    """Pass one: the latest offset of every key below the high watermark, or ``None``
-    when there is nothing to compact (fewer than two batches)."""
+def scan(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, part: int,
+         now_ms: int | None = None) -> PartitionScan | None:
+    """Pass one: the latest offset of every key in the compactable part of the log, or
+    ``None`` when there is nothing to compact (fewer than two batches).
+
+    That part ends at the high watermark, and (``min.compaction.lag.ms``, with
+    ``now_ms``) at the first batch holding a record newer than the lag, as Kafka's
+    cleaner stops at its first uncleanable segment: a record after it neither is
+    compacted nor counts as its key's latest (a tombstone timestamped before the value
+    it deletes must not go while that value stays)."""
     tid = meta.topic_id
     st = plog.load_state(txn, dbs, tid, part)
     if st is None or st.batches < 2:
         return None
     hw = st.high_watermark
+    lag = meta.config.min_compaction_lag_ms
+    lag_limit = None if now_ms is None or lag <= 0 else now_ms - lag
     prefix = schema.partition_key(tid, part)
     latest: dict[bytes | None, int] = {}
     end = -1
@@ -106,6 +121,8 @@ def scan(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, part: int) -> 
             b = _decode(cur.value(), cur.key(), meta.name, part)
             info = b.info
             last_base = info.base_offset
+            if lag_limit is not None and info.max_timestamp > lag_limit:
+                hw = min(hw, info.base_offset)  # (nothing from this batch on is compactable)
             if end < 0 and info.next_offset > hw:
                 end = info.base_offset
             if info.base_offset < hw:
@@ -120,7 +137,7 @@ def scan(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, part: int) -> 
     if not guard_key:
         return None
     return PartitionScan(tid, part, hw, latest, last_base if end < 0 else min(end, last_base), guard_key,
-                         guard_header)
+                         guard_header, st.end_offset, st.bytes_in)
 
 
 def _unchanged(txn: lmdb.Transaction, dbs: Any, name: str, s: PartitionScan) -> topics.TopicMeta | None:
@@ -236,7 +253,7 @@ def compact_partition(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, p
                       horizons: list[int] | None = None) -> int:
     """Compact one partition whole inside ``txn`` (both passes in one transaction);
     return how many records were removed."""
-    s = scan(txn, dbs, meta, part)
+    s = scan(txn, dbs, meta, part, now_ms)
     if s is None:
         return 0
     removed, start = 0, 0
@@ -258,12 +275,13 @@ def _state(store: Any, tid: int, part: int) -> Any:
     return store.read(lambda txn: plog.load_state(txn, store.dbs, tid, part))
 
 
-def _compact_in_chunks(store: Any, meta: topics.TopicMeta, part: int, now_ms: int, horizons: list[int]) -> int:
+def _compact_in_chunks(store: Any, meta: topics.TopicMeta, part: int, now_ms: int, horizons: list[int]
+                       ) -> tuple[int, PartitionScan | None]:
     """Both passes over one partition, each chunk in its own write transaction; return
-    the records removed."""
-    s = store.read(lambda txn: scan(txn, store.dbs, meta, part))
+    the records removed and the scan."""
+    s = store.read(lambda txn: scan(txn, store.dbs, meta, part, now_ms))
     if s is None:
-        return 0
+        return 0, None
     total = 0
     start: int | None = 0
     while start is not None:
@@ -275,7 +293,7 @@ def _compact_in_chunks(store: Any, meta: topics.TopicMeta, part: int, now_ms: in
 
         removed, start = store.write(fn)
         total += removed
-    return total
+    return total, s
 
 
 def compact_all(store: Any, now_ms: int | None = None) -> int:
@@ -302,11 +320,15 @@ def compact_all(store: Any, now_ms: int | None = None) -> int:
                 continue
             horizons: list[int] = []
             try:
-                total += _compact_in_chunks(store, meta, part, now, horizons)
+                removed, s = _compact_in_chunks(store, meta, part, now, horizons)
             except PartitionChanged:
                 continue  # (the next maintain scans it again)
+            total += removed
             after = _state(store, meta.topic_id, part)
-            if after is not None:
+            # Remembered only if nothing was appended since the scan: this pass never looked
+            # at such records, so the next maintain must (it skipped the partition until
+            # the next write, keeping records these superseded, and tombstones unmarked).
+            if after is not None and (s is None or (after.end_offset, after.bytes_in) == (s.end_offset, s.bytes_in)):
                 due = min([*horizons, *([now + lag] if lag > 0 else [])], default=_NEVER)
                 memo[(meta.topic_id, part)] = ((_fingerprint(after), tuple(sorted(cfg.overrides.items()))), due)
     return total
