@@ -4,9 +4,10 @@ For every key, the latest record is kept with its original offset; older records
 that key are removed.  Tombstones (``value=None``) are kept for
 ``delete.retention.ms`` after the compaction that first saw them (the batch's delete
 horizon, Kafka's KIP-534: a record's own timestamp may be far in the past), so that
-consumers see the delete, then removed.  Records newer than ``min.compaction.lag.ms``
-and the partition's last batch (Kafka's active segment) are never compacted, nor is
-anything at or above the high watermark: on a replicating leader those records may
+consumers see the delete, then removed.  Nothing from the first batch holding a record
+newer than ``min.compaction.lag.ms`` on (Kafka's first uncleanable segment), nor the
+partition's last batch (Kafka's active segment), is ever compacted, nor is anything at
+or above the high watermark: on a replicating leader those records may
 not be on the followers yet (a failover can take them back), so they neither get
 rewritten nor count as the latest record of their key.  Rewritten batches keep their
 base offset and the range of offsets they cover (sparse offsets in the batch format),
