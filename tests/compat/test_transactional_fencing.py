@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,23 +102,29 @@ def test_kafka_python_producer_fenced_by_another_process(tmp_path: Path) -> None
     assert records(tmp_path) == []
 
 
-def test_aiokafka_producer_fenced_by_another_process(tmp_path: Path) -> None:
+def aiokafka_commit_is_fenced(tmp_path: Path, between: Callable[[], Any], **options: Any) -> None:
+    """An aiokafka transaction sends a record, ``between()`` runs, and its commit raises
+    ``ProducerFenced``; nothing is written."""
     import asyncio  # noqa: PLC0415
 
     from embedlog.compat.aiokafka import AIOKafkaProducer, errors  # noqa: PLC0415
 
     async def main() -> None:
-        a = AIOKafkaProducer(embedlog_path=str(tmp_path), transactional_id="tid")
+        a = AIOKafkaProducer(embedlog_path=str(tmp_path), transactional_id="tid", **options)
         await a.start()
         await a.begin_transaction()
         await a.send("out", b"zombie")
-        claim_elsewhere(tmp_path, "aiokafka")
+        between()
         with pytest.raises(errors.ProducerFenced):
             await a.commit_transaction()
         await a.stop()
 
     asyncio.run(main())
     assert records(tmp_path) == []
+
+
+def test_aiokafka_producer_fenced_by_another_process(tmp_path: Path) -> None:
+    aiokafka_commit_is_fenced(tmp_path, lambda: claim_elsewhere(tmp_path, "aiokafka"))
 
 
 def test_a_claim_during_the_commit_is_checked_in_its_write_transaction(tmp_path: Path) -> None:
@@ -195,22 +202,7 @@ def test_kafka_python_transaction_open_past_its_timeout_fails_abortably(tmp_path
 
 def test_aiokafka_transaction_open_past_its_timeout_is_fenced(tmp_path: Path) -> None:
     """aiokafka reports a transaction the coordinator timed out as ``ProducerFenced``."""
-    import asyncio  # noqa: PLC0415
-
-    from embedlog.compat.aiokafka import AIOKafkaProducer, errors  # noqa: PLC0415
-
-    async def main() -> None:
-        p = AIOKafkaProducer(embedlog_path=str(tmp_path), transactional_id="tid", transaction_timeout_ms=100)
-        await p.start()
-        await p.begin_transaction()
-        await p.send("out", b"late")
-        await asyncio.sleep(0.15)
-        with pytest.raises(errors.ProducerFenced):
-            await p.commit_transaction()
-        await p.stop()
-
-    asyncio.run(main())
-    assert records(tmp_path) == []
+    aiokafka_commit_is_fenced(tmp_path, lambda: time.sleep(0.15), transaction_timeout_ms=100)
 
 
 def test_a_log_made_again_under_the_same_path_starts_its_epochs_again(tmp_path: Path) -> None:
