@@ -307,3 +307,64 @@ def test_records_appended_during_a_compaction_are_compacted_by_the_next_maintain
         kept = [(off, key, value) for _, recs in _records(log) for off, key, value in recs]
         assert kept == [(1, b"a", b"a2"), (3, b"b", b"b2")]
         p.close()
+
+
+def test_record_timestamps_do_not_matter_without_a_lag(tmp_path: Any) -> None:
+    """With min.compaction.lag.ms=0 (the default) timestamps are not looked at, as in
+    Kafka's cleaner: a value stamped in the future is superseded like any other, and its
+    tombstone does not go while it stays (the deleted key came back)."""
+    with embedlog.open(str(tmp_path), maintenance_interval_ms=None) as log:
+        log.create_topic(TOPIC, partitions=1, config={"cleanup.policy": "compact", "delete.retention.ms": 0})
+        now = 10**13
+        with log.producer() as p:
+            p.send(TOPIC, b"v", key=b"k", timestamp_ms=now + 3_600_000)  # offset 0: stamped an hour ahead
+            p.flush()
+            p.send(TOPIC, None, key=b"k", timestamp_ms=now)  # offset 1: its tombstone
+            p.flush()
+            p.send(TOPIC, b"1", key=b"x")
+            p.flush()
+        for later in (0, 1000):
+            compaction.compact_all(log._store, now_ms=now + later)
+        kept = [(off, key, value) for _, recs in _records(log) for off, key, value in recs]
+        assert kept == [(2, b"x", b"1")]
+
+
+def test_a_high_watermark_moving_during_a_compaction_is_looked_at_by_the_next(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replicating leader's followers catching up while a pass runs (nothing appended):
+    the pass looked below the old high watermark only, so the next maintain compacts up
+    to the new one (the partition was remembered as compacted until the next write)."""
+    from embedlog.storage import partition as plog  # noqa: PLC0415
+
+    with embedlog.open(str(tmp_path), maintenance_interval_ms=None) as log:
+        log.create_topic(TOPIC, partitions=1, config={"cleanup.policy": "compact"})
+        with log.producer() as p:
+            for key, value in ((b"a", b"a1"), (b"b", b"b1"), (b"a", b"a2"), (b"x", b"x1")):
+                p.send(TOPIC, value, key=key)
+                p.flush()
+        store = log._store
+        tid = store.topic(TOPIC).topic_id
+
+        def set_hw(hw: int) -> None:
+            def fn(txn: Any) -> None:
+                st = plog.load_state(txn, store.dbs, tid, 0)
+                assert st is not None
+                st.high_watermark = hw
+                plog.store_state(txn, store.dbs, tid, 0, st)
+
+            store.write(fn)
+
+        set_hw(2)  # (the followers hold offsets 0 and 1 only)
+        scan = compaction.scan
+
+        def scan_then_followers_ack(*args: Any, **kw: Any) -> Any:
+            s = scan(*args, **kw)
+            set_hw(4)
+            return s
+
+        monkeypatch.setattr(compaction, "scan", scan_then_followers_ack)
+        log.maintain()
+        monkeypatch.setattr(compaction, "scan", scan)
+        log.maintain()
+        kept = [(off, key, value) for _, recs in _records(log) for off, key, value in recs]
+        assert (0, b"a", b"a1") not in kept, kept

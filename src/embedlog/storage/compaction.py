@@ -78,10 +78,6 @@ class PartitionScan:
     #: key and header of the last batch holding a record below the high watermark
     guard_key: bytes
     guard_header: bytes
-    #: the partition's end offset and bytes written when scanned (appends since: the pass
-    #: did not look at them, so its outcome says nothing of the partition now)
-    end_offset: int = 0
-    bytes_in: int = 0
 
 
 def _decode(buf: Any, key: Any, name: str, part: int) -> codec.DecodedBatch:
@@ -138,7 +134,7 @@ def scan(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, part: int,
     if not guard_key:
         return None
     return PartitionScan(tid, part, hw, latest, last_base if end < 0 else min(end, last_base), guard_key,
-                         guard_header, st.end_offset, st.bytes_in)
+                         guard_header)
 
 
 def _unchanged(txn: lmdb.Transaction, dbs: Any, name: str, s: PartitionScan) -> topics.TopicMeta | None:
@@ -196,7 +192,6 @@ def compact_chunk(txn: lmdb.Transaction, dbs: Any, name: str, s: PartitionScan, 
     if st is None:
         return 0, None
     latest = s.latest
-    lag_limit = now_ms - cfg.min_compaction_lag_ms
     removed = 0
     rewritten = False
     for b in chunk:
@@ -204,10 +199,10 @@ def compact_chunk(txn: lmdb.Transaction, dbs: Any, name: str, s: PartitionScan, 
         horizon = info.delete_horizon
         keep = []
         tombstones_kept = False
-        for i, (k, off, ts) in enumerate(zip(b.keys, b.offsets, b.timestamps)):
-            if ts > lag_limit:  # (min.compaction.lag.ms: not looked at yet)
-                keep.append(i)
-            elif k is not None and latest.get(_slot(k)) == off:  # the latest record of its key
+        # (min.compaction.lag.ms ended the scanned part at its first batch newer than the lag:
+        # no record here is; record timestamps are not looked at, as in Kafka's cleaner)
+        for i, (k, off) in enumerate(zip(b.keys, b.offsets)):
+            if k is not None and latest.get(_slot(k)) == off:  # the latest record of its key
                 if b.values[i] is not None:
                     keep.append(i)
                     continue
@@ -272,17 +267,21 @@ def _fingerprint(st: Any) -> tuple[int, ...]:
     return st.start_offset, st.end_offset, st.batches, st.high_watermark, st.leader_epoch, st.bytes_in
 
 
+def _unmoved(st: Any) -> tuple[int, ...]:
+    """What compaction itself never changes in a partition's state."""
+    return st.start_offset, st.end_offset, st.high_watermark, st.leader_epoch, st.bytes_in
+
+
 def _state(store: Any, tid: int, part: int) -> Any:
     return store.read(lambda txn: plog.load_state(txn, store.dbs, tid, part))
 
 
-def _compact_in_chunks(store: Any, meta: topics.TopicMeta, part: int, now_ms: int, horizons: list[int]
-                       ) -> tuple[int, PartitionScan | None]:
+def _compact_in_chunks(store: Any, meta: topics.TopicMeta, part: int, now_ms: int, horizons: list[int]) -> int:
     """Both passes over one partition, each chunk in its own write transaction; return
-    the records removed and the scan."""
+    the records removed."""
     s = store.read(lambda txn: scan(txn, store.dbs, meta, part, now_ms))
     if s is None:
-        return 0, None
+        return 0
     total = 0
     start: int | None = 0
     while start is not None:
@@ -294,7 +293,7 @@ def _compact_in_chunks(store: Any, meta: topics.TopicMeta, part: int, now_ms: in
 
         removed, start = store.write(fn)
         total += removed
-    return total, s
+    return total
 
 
 def compact_all(store: Any, now_ms: int | None = None) -> int:
@@ -321,15 +320,15 @@ def compact_all(store: Any, now_ms: int | None = None) -> int:
                 continue
             horizons: list[int] = []
             try:
-                removed, s = _compact_in_chunks(store, meta, part, now, horizons)
+                total += _compact_in_chunks(store, meta, part, now, horizons)
             except PartitionChanged:
                 continue  # (the next maintain scans it again)
-            total += removed
             after = _state(store, meta.topic_id, part)
-            # Remembered only if nothing was appended since the scan: this pass never looked
-            # at such records, so the next maintain must (it skipped the partition until
-            # the next write, keeping records these superseded, and tombstones unmarked).
-            if after is not None and (s is None or (after.end_offset, after.bytes_in) == (s.end_offset, s.bytes_in)):
+            # Remembered only if nothing but this pass changed the partition since it was
+            # looked at: records appended, or a high watermark moved on, were not seen by
+            # the pass, so the next maintain must look (it skipped the partition until the
+            # next write, keeping records these superseded, and tombstones unmarked).
+            if after is not None and _unmoved(after) == _unmoved(st):
                 due = min([*horizons, *([now + lag] if lag > 0 else [])], default=_NEVER)
                 memo[(meta.topic_id, part)] = ((_fingerprint(after), tuple(sorted(cfg.overrides.items()))), due)
     return total
