@@ -858,3 +858,26 @@ def test_an_acks_all_flush_racing_a_background_write_waits_for_its_records(log: 
     with contextlib.suppress(EmbedlogTimeoutError):
         p.close(timeout=0.01)
     core.stop()
+
+
+def test_a_second_acks_all_flush_waits_too(log: Log) -> None:
+    """Two threads flushing one acks="all" producer: the second waits for the followers as
+    the first does (the first took every record to wait for, and the second returned at
+    once with the followers holding nothing)."""
+    log.create_topic("t")
+    core = core_on(log, hw_persist_ms=10**9)
+    hold(core, log, "t", 0)
+    p = log.producer(acks="all", delivery_timeout_ms=60_000)
+    p.send("t", b"x")
+    first_done = threading.Event()
+    t = threading.Thread(target=lambda: (p.flush(), first_done.set()), daemon=True)
+    t.start()
+    harness.wait_until(lambda: state(log, "t").end_offset == 1, "the record written")
+    assert not first_done.wait(0.1)
+    with pytest.raises(EmbedlogTimeoutError):
+        p.flush(timeout=0.3)  # the followers hold nothing: it must not return
+    hold(core, log, "t", 1, now=10)
+    assert first_done.wait(30)
+    p.flush(timeout=5)
+    p.close()
+    core.stop()

@@ -981,11 +981,25 @@ class Producer(SendBase):
         A leader running in this process publishes high watermarks before it writes
         them to the store (``replica.HighWatermarkBoard``): wait on that when there is
         one, else on the store.  A ``replicating`` flag left by a dead leader holds: the
-        wait then ends in a ``TimeoutError`` that says so."""
+        wait then ends in a ``TimeoutError`` that says so.
+
+        The targets stay listed while this waits (a flush of another thread meanwhile
+        waits for them too: it returned at once, finding none), and are taken off once
+        this wait ends, unless a later write raised them meanwhile."""
         with self._lock:
-            targets, self._ack_targets = self._ack_targets, {}
+            targets = dict(self._ack_targets)
         if not targets:
             return
+        try:
+            self._await_targets(targets, timeout)
+        finally:
+            with self._lock:
+                for key, end in targets.items():
+                    if self._ack_targets.get(key) == end:
+                        del self._ack_targets[key]
+
+    def _await_targets(self, targets: dict[tuple[int, int], int], timeout: float | None) -> None:
+        """The wait of ``_await_replicas``: until the high watermarks cover ``targets``."""
         store = self._log._store
         dbs = store.dbs
         path = store.path
