@@ -145,8 +145,8 @@ _MAX_READERS = 1024
 #: seconds between a writer's looks for reader slots of dead processes: a process killed
 #: inside a read transaction leaves its slot, and its snapshot would keep every page freed
 #: since from being reused (a log under retention would grow without bound)
-_RESIZE_TRIES = 50  # begins retried while other processes keep growing the map
 _READER_CHECK_S = 0.25
+_RESIZE_TRIES = 50  # begins retried while other processes keep growing the map
 
 
 def _nearly_full(path: str) -> bool:
@@ -320,7 +320,6 @@ def _check_length(env: lmdb.Environment, data_file: str) -> None:
                            "truncated (an interrupted copy?); restore the log directory from a backup or a replica")
 
 
-
 #: bytes ``lock.mdb`` is given before LMDB maps it: its reader table for ``_MAX_READERS``
 #: readers (64 bytes each) and its header, rounded up (LMDB uses a larger file as it is)
 _LOCK_FILE_BYTES = (_MAX_READERS * 64 + 8192 + 4095) // 4096 * 4096
@@ -352,6 +351,7 @@ def _reserve_lock_file(path: str) -> None:
     finally:
         os.close(fd)
 
+
 def _foreign_keys(env: lmdb.Environment) -> list[bytes]:
     """Keys of the main database that are not embedlog's named databases: another
     application's environment (an embedlog log's holds its databases' names only)."""
@@ -371,6 +371,7 @@ def _foreign_keys(env: lmdb.Environment) -> list[bytes]:
                 raise
             env.set_mapsize(0)
     return []
+
 
 class Env:
     """One process's handle on a log directory's LMDB environment. Thread-safe."""
