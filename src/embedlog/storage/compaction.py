@@ -115,14 +115,18 @@ def scan(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, part: int,
         if not cur.set_range(prefix):
             return None
         while bytes(cur.key()[:8]) == prefix:
-            b = _decode(cur.value(), cur.key(), meta.name, part)
-            info = b.info
+            value = cur.value()
+            try:
+                info = codec.read_info(value)  # (a batch past the compactable part is not decoded)
+            except codec.CorruptBatchError:
+                info = _decode(value, cur.key(), meta.name, part).info  # (raises, naming it)
             last_base = info.base_offset
             if lag_limit is not None and info.max_timestamp > lag_limit:
                 hw = min(hw, info.base_offset)  # (nothing from this batch on is compactable)
             if end < 0 and info.next_offset > hw:
                 end = info.base_offset
             if info.base_offset < hw:
+                b = _decode(value, cur.key(), meta.name, part)
                 if info.next_offset <= hw:
                     latest.update(zip(map(_slot, b.keys), b.offsets))
                 else:
