@@ -257,6 +257,19 @@ def test_compaction_memory_does_not_grow_with_the_partition(tmp_path: Any) -> No
         assert peak < 3 * compaction.CHUNK_BYTES + (2 << 20), peak
 
 
+def value_then_tombstone(log: embedlog.Log, value_ts: int, tombstone_ts: int, now: int
+                         ) -> list[tuple[int, bytes | None, bytes | None]]:
+    """Key k's value (offset 0), its tombstone (1) and another key (2), each its own batch,
+    with the given timestamps; two compactions at ``now`` and a second later; what stays."""
+    with log.producer() as p:
+        for key, value, ts in ((b"k", b"v", value_ts), (b"k", None, tombstone_ts), (b"x", b"1", None)):
+            p.send(TOPIC, value, key=key, timestamp_ms=ts)
+            p.flush()
+    for later in (0, 1000):
+        compaction.compact_all(log._store, now_ms=now + later)
+    return [(off, key, value) for _, recs in _records(log) for off, key, value in recs]
+
+
 def test_a_tombstone_older_than_the_value_it_deletes_stays_while_the_value_does(tmp_path: Any) -> None:
     """min.compaction.lag.ms ends the compactable part at the first batch newer than the
     lag, as Kafka's cleaner stops at its first uncleanable segment: a tombstone stamped
@@ -266,16 +279,7 @@ def test_a_tombstone_older_than_the_value_it_deletes_stays_while_the_value_does(
         log.create_topic(TOPIC, partitions=1, config={"cleanup.policy": "compact", "min.compaction.lag.ms": 3_600_000,
                                                       "delete.retention.ms": 0})
         now = 10**13
-        with log.producer() as p:
-            p.send(TOPIC, b"v", key=b"k", timestamp_ms=now)  # offset 0: inside the lag
-            p.flush()
-            p.send(TOPIC, None, key=b"k", timestamp_ms=now - 7_200_000)  # offset 1: its tombstone, stamped earlier
-            p.flush()
-            p.send(TOPIC, b"1", key=b"x")
-            p.flush()
-        for later in (0, 1000):
-            compaction.compact_all(log._store, now_ms=now + later)
-        kept = [(off, key, value) for _, recs in _records(log) for off, key, value in recs]
+        kept = value_then_tombstone(log, now, now - 7_200_000, now)  # (a tombstone stamped earlier)
         assert (1, b"k", None) in kept, kept
         assert (0, b"k", b"v") in kept
 
@@ -316,16 +320,7 @@ def test_record_timestamps_do_not_matter_without_a_lag(tmp_path: Any) -> None:
     with embedlog.open(str(tmp_path), maintenance_interval_ms=None) as log:
         log.create_topic(TOPIC, partitions=1, config={"cleanup.policy": "compact", "delete.retention.ms": 0})
         now = 10**13
-        with log.producer() as p:
-            p.send(TOPIC, b"v", key=b"k", timestamp_ms=now + 3_600_000)  # offset 0: stamped an hour ahead
-            p.flush()
-            p.send(TOPIC, None, key=b"k", timestamp_ms=now)  # offset 1: its tombstone
-            p.flush()
-            p.send(TOPIC, b"1", key=b"x")
-            p.flush()
-        for later in (0, 1000):
-            compaction.compact_all(log._store, now_ms=now + later)
-        kept = [(off, key, value) for _, recs in _records(log) for off, key, value in recs]
+        kept = value_then_tombstone(log, now + 3_600_000, now, now)  # (a value stamped an hour ahead)
         assert kept == [(2, b"x", b"1")]
 
 
