@@ -106,13 +106,11 @@ def _trim_to_size(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part:
 
 
 def delete_before(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int,
-                  state: PartitionState, *, max_timestamp_below: int | None = None,
-                  size_limit: int | None = None, offset: int | None = None) -> int:
-    """Delete whole batches from the partition's start; return how many were deleted.
-
-    A batch goes while its ``max_timestamp < max_timestamp_below``, while the partition
-    stays at or above ``size_limit`` without it, or while it ends before ``offset``.
-    The start offset advances; offsets are never reused.
+                  state: PartitionState, *, offset: int) -> int:
+    """Delete whole batches from the partition's start while they end before ``offset``,
+    and start the partition at ``offset`` (within its end); return how many batches were
+    deleted.  Offsets are never reused.  (Retention picks ``offset``: ``_retention_end``
+    in ``store.py``.)
     """
     deleted = 0
     prefix = schema.partition_key(tid, part)
@@ -123,15 +121,7 @@ def delete_before(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part:
             value = cur.value()
             info = codec.read_info(value)
             size = len(value)
-            go = False
-            if size_limit is not None and state.bytes - size >= size_limit:
-                go = True
-            if offset is not None and info.next_offset <= offset:
-                go = True
-            if (not go and max_timestamp_below is not None and info.max_timestamp < max_timestamp_below
-                    and codec.checksum_matches(value)):  # (a damaged max timestamp deletes nothing early)
-                go = True
-            if not go:
+            if info.next_offset > offset:
                 break
             cur.delete()
             deleted += 1
@@ -140,7 +130,7 @@ def delete_before(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part:
             state.start_offset = max(state.start_offset, info.next_offset)
             if not cur.key():
                 break
-    if offset is not None and offset > state.start_offset:
+    if offset > state.start_offset:
         state.start_offset = min(offset, state.end_offset)
     if state.batches == 0:
         state.start_offset = state.end_offset
@@ -262,11 +252,9 @@ def offset_for_time(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, t
             value = cur.value()
             base = schema.unpack_batch_key(bytes(cur.key()))[2]
             try:
-                info = codec.read_info(value)
+                info = codec.verify(value)
                 if info.base_offset != base:
                     raise codec.CorruptBatchError("batch offset does not match its key")
-                if not codec.checksum_matches(value):
-                    raise codec.CorruptBatchError("batch checksum mismatch")
                 if info.max_timestamp >= timestamp_ms and info.next_offset > start:
                     decoded = codec.decode(value)
                     for off, ts in zip(decoded.offsets, decoded.timestamps):

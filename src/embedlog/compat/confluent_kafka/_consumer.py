@@ -385,6 +385,11 @@ class Consumer:
         self._inner.assign(list(self._inner.assignment()) + [ETP(t, p) for t, p, _ in usable])
         self._start_at(usable)
 
+    def _unassigned_code(self, topic: str) -> int:
+        """librdkafka's error for a partition that is not assigned: ``_STATE`` if it knows
+        the topic, else ``_UNKNOWN_PARTITION``."""
+        return ERR_STATE if self._partition_count(topic) is not None else ERR_UNKNOWN_PARTITION
+
     def _partition_count(self, topic: str) -> int | None:
         try:
             if topic not in self._log.topics() and not (self._allow_create and self._create(topic)):
@@ -452,8 +457,8 @@ class Consumer:
         self._check_open()
         t, p, off = tp_fields(partition)
         tp = ETP(t, p)
-        if tp not in set(self._inner.assignment()):  # (librdkafka: a partition it knows, not assigned: _STATE)
-            code = ERR_STATE if self._partition_count(t) is not None else ERR_UNKNOWN_PARTITION
+        if tp not in set(self._inner.assignment()):
+            code = self._unassigned_code(t)
             raise kafka_exception(code, f"Failed to seek to offset {off}: {describe(code)}")
         if off in (OFFSET_STORED, OFFSET_INVALID):  # (no logical offset librdkafka seeks to)
             raise kafka_exception(ERR_INVALID_ARG, f"Failed to seek to offset {off}: {describe(ERR_INVALID_ARG)}")
@@ -761,7 +766,7 @@ class Consumer:
             items = [(t, p, o + 1, None)]
             result = [make_tp(t, p, o + 1)]
         elif offsets is not None:
-            fields = tp_list(offsets, "offsets")
+            fields = tp_list(offsets)
             metas = [getattr(x, "metadata", None) for x in offsets]
             items = [(t, p, o, m) for (t, p, o), m in zip(fields, metas) if o >= 0]
             result = [make_tp(t, p, o, metadata=m) for (t, p, o), m in zip(fields, metas)]
@@ -804,11 +809,11 @@ class Consumer:
                 raise kafka_exception(ERR_INVALID_ARG, f"StoreOffsets failed: {describe(ERR_INVALID_ARG)}")
             items = [(t, p, o + 1)]
         else:
-            items = tp_list(offsets, "offsets")
+            items = tp_list(offsets)
         for t, p, o in items:
             tp = ETP(t, p)
-            if tp not in self._assigned:  # (librdkafka: a partition it knows, not assigned: _STATE)
-                code = ERR_STATE if self._partition_count(t) is not None else ERR_UNKNOWN_PARTITION
+            if tp not in self._assigned:
+                code = self._unassigned_code(t)
                 raise kafka_exception(code, f"StoreOffsets failed: {describe(code)}")
             if o >= 0:
                 self._stored[tp] = o

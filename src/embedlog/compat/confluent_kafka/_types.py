@@ -243,9 +243,8 @@ def tp_fields(obj: object) -> tuple[str, int, int]:
     return topic, partition, offset
 
 
-def tp_list(partitions: object, what: str = "partitions") -> list[tuple[str, int, int]]:
-    """Fields of a list of TopicPartitions (a ``list`` is required, like the real client;
-    ``what`` is kept for callers' readability)."""
+def tp_list(partitions: object) -> list[tuple[str, int, int]]:
+    """Fields of a list of TopicPartitions (a ``list`` is required, like the real client)."""
     if not isinstance(partitions, list):  # (the real client refuses a tuple too)
         raise TypeError("requires list of TopicPartition")
     return [tp_fields(p) for p in partitions]
