@@ -266,13 +266,10 @@ def compact_partition(txn: lmdb.Transaction, dbs: Any, meta: topics.TopicMeta, p
 
 
 def _fingerprint(st: Any) -> tuple[int, ...]:
-    """What changes when a partition gets records (``bytes_in`` only grows: a replica's
-    truncation and the records written after it, to the same end offset, change it too)."""
-    return st.start_offset, st.end_offset, st.batches, st.high_watermark, st.leader_epoch, st.bytes_in
-
-
-def _unmoved(st: Any) -> tuple[int, ...]:
-    """What compaction itself never changes in a partition's state."""
+    """What changes in a partition's state when anything but compaction changes it:
+    records written (``bytes_in`` only grows, so a replica's truncation and the records
+    written after it, to the same end offset, change it too), retention, the high
+    watermark, the leader epoch.  Compaction changes none of these."""
     return st.start_offset, st.end_offset, st.high_watermark, st.leader_epoch, st.bytes_in
 
 
@@ -332,7 +329,7 @@ def compact_all(store: Any, now_ms: int | None = None) -> int:
             # looked at: records appended, or a high watermark moved on, were not seen by
             # the pass, so the next maintain must look (it skipped the partition until the
             # next write, keeping records these superseded, and tombstones unmarked).
-            if after is not None and _unmoved(after) == _unmoved(st):
+            if after is not None and _fingerprint(after) == _fingerprint(st):
                 due = min([*horizons, *([now + lag] if lag > 0 else [])], default=_NEVER)
-                memo[(meta.topic_id, part)] = ((_fingerprint(after), tuple(sorted(cfg.overrides.items()))), due)
+                memo[(meta.topic_id, part)] = (seen, due)
     return total
