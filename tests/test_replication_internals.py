@@ -441,7 +441,10 @@ def test_a_high_watermark_write_skips_the_second_sync_and_an_in_sync_change_does
     core.stop()
 
 
-def test_an_acks_all_flush_returns_on_the_published_high_watermark(log: Log) -> None:
+def a_flush_waiting(log: Log) -> tuple[LeaderCore, Any, threading.Event, list[BaseException]]:
+    """An acks="all" producer's flush of one record, in a thread, waiting for an in-sync
+    follower that holds nothing yet: the leader core, the producer, the event set once the
+    flush ended, and what it raised."""
     log.create_topic("t")
     core = core_on(log, hw_persist_ms=10**9)
     hold(core, log, "t", 0)
@@ -457,9 +460,13 @@ def test_an_acks_all_flush_returns_on_the_published_high_watermark(log: Log) -> 
             errors.append(exc)
         done.set()
 
-    t = threading.Thread(target=flush, daemon=True)
-    t.start()
+    threading.Thread(target=flush, daemon=True).start()
     harness.wait_until(lambda: state(log, "t").end_offset == 1, "the record written")
+    return core, p, done, errors
+
+
+def test_an_acks_all_flush_returns_on_the_published_high_watermark(log: Log) -> None:
+    core, _, done, errors = a_flush_waiting(log)
     assert not done.wait(0.2)  # the follower has not acknowledged it
     hold(core, log, "t", 1, now=10)
     assert done.wait(30), "flush did not return on the published high watermark"
@@ -864,20 +871,13 @@ def test_a_second_acks_all_flush_waits_too(log: Log) -> None:
     """Two threads flushing one acks="all" producer: the second waits for the followers as
     the first does (the first took every record to wait for, and the second returned at
     once with the followers holding nothing)."""
-    log.create_topic("t")
-    core = core_on(log, hw_persist_ms=10**9)
-    hold(core, log, "t", 0)
-    p = log.producer(acks="all", delivery_timeout_ms=60_000)
-    p.send("t", b"x")
-    first_done = threading.Event()
-    t = threading.Thread(target=lambda: (p.flush(), first_done.set()), daemon=True)
-    t.start()
-    harness.wait_until(lambda: state(log, "t").end_offset == 1, "the record written")
+    core, p, first_done, errors = a_flush_waiting(log)
     assert not first_done.wait(0.1)
     with pytest.raises(EmbedlogTimeoutError):
         p.flush(timeout=0.3)  # the followers hold nothing: it must not return
     hold(core, log, "t", 1, now=10)
     assert first_done.wait(30)
+    assert errors == []
     p.flush(timeout=5)
     p.close()
     core.stop()
