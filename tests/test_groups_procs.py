@@ -280,3 +280,20 @@ def test_offsets_committed_by_eight_threads_survive_kill_9(tmp_path: Path, child
         assert om is not None
         assert done <= om.offset <= done + 1, (part, done, om)
         assert om.metadata == f"k{om.offset}", "an offset and its metadata are written together"
+
+
+def test_describe_group_names_no_dead_member_as_owner(tmp_path: Path, children: Any) -> None:
+    """A lone member killed with kill -9: once its session ran out the group is Empty,
+    and no partition row names it as owner any more."""
+    path = tmp_path / "log"
+    log = embedlog.open(path, maintenance_interval_ms=None)
+    log.create_topic("t", partitions=2)
+    victim_id, victim = start_member(children, path, "victim", "--session-ms", 300, "--heartbeat-ms", 50)
+    wait_until(lambda: settled(log, "g", {victim_id: victim}, 2), "the member owning both partitions")
+    assert {o.owner for o in log.describe_group("g").offsets} == {victim_id}
+    victim.kill()
+    wait_until(lambda: log.describe_group("g").state == "Empty", "the killed member expiring")
+    desc = log.describe_group("g")
+    assert desc.members == ()
+    assert [o.owner for o in desc.offsets] == [None, None]
+    log.close()

@@ -200,6 +200,31 @@ def test_retention_bytes_keeps_each_partition_bounded(log: embedlog.Log) -> None
     assert_consistent(log)
 
 
+def test_retention_bytes_never_cuts_the_transaction_that_writes(log: embedlog.Log) -> None:
+    """A transaction (or flush) of many batches over retention.bytes is visible whole
+    after its commit, as Kafka never deletes the active segment; the next append trims."""
+    log.create_topic("t", 1, {"retention.bytes": 2000})
+    with log.transaction(batch_size=500) as tx:
+        for i in range(50):
+            tx.send("t", b"x" * 100, key=b"k%d" % i)
+    assert part(log).start_offset == 0
+    with log.consumer(["t"], auto_offset_reset="earliest") as c:
+        got = drain(c)
+    assert [m.offset for m in got] == list(range(50))
+    with log.producer() as p:
+        p.send("t", b"y" * 100)
+        p.flush()
+        assert part(log).start_offset > 0  # the transaction's batches go at the next append
+        for _ in range(29):
+            p.send("t", b"y" * 100)
+            p.flush()
+    after = part(log)
+    assert after.start_offset >= 50
+    assert after.bytes < 2000 + 200
+    assert after.end_offset == 80
+    assert_consistent(log)
+
+
 def test_retention_bytes_applies_after_alter(log: embedlog.Log) -> None:
     log.create_topic("t")
     write_batches(log, "t", [[(None, b"x" * 1000, None)] * 5 for _ in range(10)])

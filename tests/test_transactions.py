@@ -24,6 +24,7 @@ from embedlog.errors import (
     ClosedError,
     IllegalGenerationError,
     InvalidOffsetError,
+    NotAssignedError,
     TransactionAbortedError,
     UnknownTopicError,
 )
@@ -310,6 +311,26 @@ def test_commit_offsets_through_a_consumer_commits_with_the_records(log: embedlo
     c.close()
 
 
+def test_commit_offsets_of_a_partition_a_live_member_never_owned_aborts_not_assigned(log: embedlog.Log) -> None:
+    """As ``Consumer.commit``'s ``NotAssignedError`` (not ``IllegalGenerationError``,
+    which says the member was removed from its group: it was not)."""
+    log.create_topic("in")
+    log.create_topic("other")
+    c = group_consumer(log, ["in"], "etl")
+    wait_until(lambda: c.assignment() == {TP("in", 0)}, "the assignment", step=lambda: c.poll(timeout=0.05))
+    with pytest.raises(NotAssignedError):
+        c.commit({TP("other", 0): 0})
+    with pytest.raises(TransactionAbortedError) as info:
+        send_and_commit(log, "in", b"never", c, {TP("other", 0): 0})
+    assert isinstance(info.value.__cause__, NotAssignedError)
+    assert "other[0] is not assigned to member" in str(info.value.__cause__)
+    assert end_offsets(log, "in") == {TP("in", 0): 0}
+    send_and_commit(log, "in", b"kept", c, {TP("in", 0): 0})
+    assert values(log, "in") == {0: [b"kept"]}
+    assert c.committed([TP("in", 0), TP("other", 0)]) == {TP("in", 0): 0, TP("other", 0): None}
+    c.close()
+
+
 def test_commit_offsets_by_group_name(log: embedlog.Log) -> None:
     log.create_topic("in")
     log.create_topic("out")
@@ -348,7 +369,7 @@ def test_a_zombie_members_transaction_aborts_and_writes_nothing(log: embedlog.Lo
     # While a is a member, it still cannot commit a partition b owns.
     with pytest.raises(TransactionAbortedError) as info:
         send_and_commit(log, "out", b"not mine", a, {theirs: 1})
-    assert isinstance(info.value.__cause__, IllegalGenerationError)
+    assert isinstance(info.value.__cause__, NotAssignedError)
     assert end_offsets(log, "out") == {TP("out", 0): 0}
     assert a._membership is not None
     a._membership._stop.set()  # a stops heartbeating: presumed dead after 400 ms

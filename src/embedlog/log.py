@@ -246,7 +246,9 @@ class Log:
 
     def reset_group_offsets(self, group: str, topic: str, to: object = "earliest") -> dict[Any, int]:
         """Set a group's committed offsets for ``topic``: ``"earliest"``, ``"latest"``, an
-        offset, or a ``datetime``.  The group must have no live members."""
+        offset, or a ``datetime``.  The group must have no live members.  A group that
+        does not exist yet gets these offsets (as Kafka's ``--reset-offsets`` and
+        ``alterConsumerGroupOffsets`` prepare a group before its consumers start)."""
         self._check()
         return self._coordinator.reset_offsets(validate_group(group), topic, to)
 

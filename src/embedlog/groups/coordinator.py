@@ -32,6 +32,7 @@ from ..errors import (
     GroupError,
     IllegalGenerationError,
     InvalidOffsetError,
+    NotAssignedError,
     NotLeaderError,
     UnknownGroupError,
     UnknownPartitionError,
@@ -533,10 +534,10 @@ class Coordinator:
                     f"cannot commit offset {offset} for {tp.topic}[{tp.partition}]: its end offset is "
                     f"{st.end_offset} (a committed offset is the next offset to read)")
             if state is not None and state.owner_of(tp) != member_id:
-                raise IllegalGenerationError(
-                    f"member {member_id} no longer owns {tp.topic}[{tp.partition}] in group {group!r} "
-                    f"(generation {state.generation}); the commit was refused so a stale member cannot move "
-                    "the group backwards")
+                raise NotAssignedError(
+                    f"{tp.topic}[{tp.partition}] is not assigned to member {member_id} of group {group!r} "
+                    f"(generation {state.generation}): only the partition's owner can commit its offset — a "
+                    "rebalance may have moved it; poll() to learn the assignment")
             txn.put(schema.committed_key(group, meta.topic_id, tp.partition),
                     offs.encode(offset, st.leader_epoch, stamp, metadata), db=self.dbs["offsets"])
 
@@ -649,8 +650,11 @@ class Coordinator:
                 end = st.high_watermark if st else 0  # (what consumers can read: Kafka's lag is to it)
                 om = committed.get(tp)
                 c = None if om is None else om.offset
+                owner = state.owner_of(tp)
+                if owner in dead:  # (an expired member owns nothing any more)
+                    owner = None
                 rows.append(PartitionOffsets(tp.topic, tp.partition, c, end, None if c is None else max(0, end - c),
-                                             state.owner_of(tp), None if om is None else om.metadata))
+                                             owner, None if om is None else om.metadata))
             return GroupDescription(group, state.state if live else "Empty", state.protocol, state.generation,
                                     members, tuple(rows))
 

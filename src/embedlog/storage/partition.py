@@ -44,14 +44,17 @@ def store_state(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: i
 
 def append(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int, state: PartitionState,
            buf: bytearray, *, epoch: int, commit_seq: int, now_ms: int, config: TopicConfig,
-           advance_hw: bool = True) -> int:
+           advance_hw: bool = True, keep_from: int | None = None) -> int:
     """Append one encoded batch at the partition's end; return its base offset.
 
     Updates ``state`` in place (the caller stores it once per transaction) and records
     a new leader epoch in the epoch history.  Enforces ``retention.bytes`` right away,
     so a busy partition never grows far past it between maintenance runs.  The high
     watermark follows the end offset unless ``advance_hw`` is false (a replicating
-    leader: its ``Leader`` advances it as followers acknowledge).
+    leader: its ``Leader`` advances it as followers acknowledge).  ``keep_from``: the
+    partition's end offset when the write transaction began; ``retention.bytes`` never
+    deletes a batch from there on (Kafka never deletes the active segment): a transaction's
+    records, or a flush's, are never cut in the commit that writes them.
     """
     base = state.end_offset
     codec.stamp(buf, base, epoch, commit_seq)
@@ -69,7 +72,8 @@ def append(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int, s
     if advance_hw:
         state.high_watermark = state.end_offset
     if config.delete and config.retention_bytes >= 0 and state.bytes > config.retention_bytes:
-        _trim_to_size(txn, dbs, tid, part, state, config.retention_bytes)
+        _trim_to_size(txn, dbs, tid, part, state, config.retention_bytes,
+                      state.end_offset if keep_from is None else keep_from)
     return base
 
 
@@ -80,7 +84,7 @@ def _corrupt(tid_name: str, part: int, offset: int, exc: Exception) -> CorruptRe
 
 
 def _trim_to_size(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int,
-                  state: PartitionState, limit: int) -> None:
+                  state: PartitionState, limit: int, keep_from: int) -> None:
     prefix = schema.partition_key(tid, part)
     with txn.cursor(db=dbs["batches"]) as cur:
         if not cur.set_range(prefix):
@@ -97,6 +101,8 @@ def _trim_to_size(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part:
             next_offset = info.next_offset
             if next_offset > state.high_watermark:
                 break  # never past the high watermark: a replicating leader's followers may lack it
+            if next_offset > keep_from:
+                break  # written by this transaction
             cur.delete()
             state.bytes -= size
             state.batches -= 1

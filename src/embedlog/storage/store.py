@@ -401,6 +401,13 @@ class Store:
                 raise UnknownPartitionError(f"topic {item.topic!r} has no partition {item.partition}")
             item.topic_id = meta.topic_id
         touched: dict[tuple[int, int], PartitionState] = {}
+        # each partition's end when this write transaction began (nested ones share their
+        # parent's id): retention.bytes keeps what the transaction wrote
+        local = self._local
+        floors: dict[tuple[int, int], int] | None = getattr(local, "floors", None)
+        if floors is None or local.floors_txn != txn_id:
+            floors = local.floors = {}
+            local.floors_txn = txn_id
         for item in items:
             meta = metas[item.topic]
             tid = meta.topic_id
@@ -413,9 +420,12 @@ class Store:
                     st = plog.load_state(txn, dbs, tid, part) or PartitionState()
                     states[key] = st
                 touched[key] = st
+                floor = floors.setdefault(key, st.end_offset)
+            else:
+                floor = floors[key]
             config = meta.config
             item.base_offset = plog.append(txn, dbs, tid, part, st, item.buf, epoch=epoch, commit_seq=seq,
-                                           now_ms=ts, config=config, advance_hw=advance_hw)
+                                           now_ms=ts, config=config, advance_hw=advance_hw, keep_from=floor)
             item.log_append_ms = ts if config.log_append_time else None
         source = self.hw_source
         if source is not None and memo:
