@@ -247,7 +247,7 @@ def test_close_from_another_thread_between_the_loops_look_and_its_pop_ends_the_l
         done.set()
 
     def tracer(frame: Any, event: str, arg: Any) -> Any:
-        if frame.f_code.co_name != "__iter__" or frame.f_code.co_filename != consumer_module.__file__:
+        if frame.f_code.co_name != "_iterate" or frame.f_code.co_filename != consumer_module.__file__:
             return None
 
         def local(f: Any, ev: str, a: Any) -> Any:

@@ -206,3 +206,16 @@ def test_example_runs_twice_on_a_log_dir(script: Path, tmp_path: Path) -> None:
         if records is not None:
             assert desc.records == records
         assert log.verify().ok
+
+
+def test_the_readme_quickstart_runs_twice(tmp_path: Path) -> None:
+    """The README's Quickstart snippet, as a user pastes it: run twice in one directory
+    (its ``data/`` stays), it works both times."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Quickstart", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "quickstart_snippet.py"
+    script.write_text(code)
+    for n in (1, 2):
+        out = run(script, cwd=tmp_path)
+        assert out.count("b'paid'") == n, out  # the record of each run, read from the start

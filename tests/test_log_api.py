@@ -327,6 +327,41 @@ def test_seek_and_position(log: embedlog.Log, ten: TopicPartition) -> None:
             c.position(TopicPartition("other", 0))
 
 
+@pytest.mark.parametrize("reset", ["earliest", "latest", "none"])
+def test_position_after_a_seek_out_of_range_is_the_offset_given(log: embedlog.Log, ten: TopicPartition,
+                                                                reset: str) -> None:
+    """As in Kafka: ``position`` says where ``seek`` put it; the next poll finds it out
+    of range and applies ``auto_offset_reset``."""
+    log.delete_records("t", 0, 4)
+    with log.consumer(["t"], auto_offset_reset=reset) as c:
+        for target in (50, 2):  # past the end, before the start
+            c.seek(ten, target)
+            assert c.position(ten) == target
+            assert c.position(ten) == target  # (asking again changes nothing)
+            if reset == "none":
+                with pytest.raises(OffsetOutOfRangeError):
+                    c.poll(timeout=0)
+            else:
+                got = drain(c)
+                assert [m.offset for m in got] == (list(range(4, 10)) if reset == "earliest" else [])
+                assert c.position(ten) == 10
+
+
+def test_iterating_a_closed_consumer_raises(log: embedlog.Log) -> None:
+    log.create_topic("t")
+    c = log.consumer(["t"])
+    c.close()
+    with pytest.raises(ClosedError):
+        iter(c)
+    with pytest.raises(ClosedError):
+        c.__aiter__()
+    with log.consumer(["t"]) as d:
+        log.close()
+        with pytest.raises(ClosedError):
+            for _ in d:
+                pass
+
+
 def test_seek_to_beginning_end_and_offsets(log: embedlog.Log, ten: TopicPartition) -> None:
     with log.consumer(["t"], auto_offset_reset="earliest") as c:
         assert c.beginning_offsets([ten]) == {ten: 0}
@@ -790,8 +825,10 @@ def test_partition_out_of_range(log: embedlog.Log) -> None:
             with pytest.raises(UnknownPartitionError):
                 c.beginning_offsets([TopicPartition("t", bad)])
     for bad in (2, -1):
-        with pytest.raises(UnknownPartitionError):
+        with pytest.raises(UnknownPartitionError, match=r"partitions 0\.\.1; partition -?\d does not exist"):
             log.delete_records("t", bad, 0)
+    with pytest.raises(UnknownPartitionError, match=r"a partition is an int .*got '0'"):
+        log.delete_records("t", "0", 0)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("bad", [2, 7, -1])

@@ -437,12 +437,18 @@ class Consumer:
         return st
 
     def position(self, tp: TopicPartition) -> int:
-        """The offset of the next record ``poll`` returns for ``tp``."""
+        """The offset of the next record ``poll`` returns for ``tp``.  After ``seek`` it is
+        the offset given, even outside the partition (as in Kafka, the next ``poll``
+        finds it out of range and applies ``auto_offset_reset``); a partition with no
+        position yet gets its committed offset or ``auto_offset_reset``'s."""
         self._check()
         tp = self._require(tp)
         for msg in tuple(self._stash):  # (an iterator has not yielded it yet)
             if msg.partition == tp.partition and msg.topic == tp.topic:
                 return msg.offset
+        pos = self._positions.get(tp)
+        if pos is not None:
+            return pos
         with self._store.env.read() as txn:
             r = self._resolve(txn, tp)
         return self._positions.get(tp, 0) if r is None else r[0]
@@ -853,10 +859,14 @@ class Consumer:
                 membership.polling -= 1
                 membership.touch()
 
-    async def __aiter__(self) -> AsyncIterator[Message]:
+    def __aiter__(self) -> AsyncIterator[Message]:
         """``async for msg in consumer``: yield records for ever (until the consumer or
         log is closed), waiting as ``poll_async`` does; the position follows what was
-        yielded, as for ``for msg in consumer``."""
+        yielded, as for ``for msg in consumer``.  ``ClosedError`` if it is closed already."""
+        self._check()
+        return self._aiterate()
+
+    async def _aiterate(self) -> AsyncIterator[Message]:
         stash = self._stash
         while not self._closed:
             if stash:
@@ -984,11 +994,16 @@ class Consumer:
         self._stash.clear()
 
     def __iter__(self) -> Iterator[Message]:
-        """Yield records for ever (until the consumer or log is closed).
+        """Yield records for ever (until the consumer or log is closed; ``ClosedError``
+        if it is closed already).
 
         The position follows what was yielded, as kafka-python's iterator does: a
         ``commit()`` in the loop, or after leaving it (``break``), commits exactly the
         records yielded so far, and the next ``poll`` (or loop) starts after them."""
+        self._check()
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[Message]:
         stash = self._stash  # (emptied in place, never replaced: this stays the one)
         popleft = stash.popleft
         while not self._closed:

@@ -540,10 +540,13 @@ class Store:
         def fn(txn: lmdb.Transaction) -> int:
             meta = topics.require(txn, self.dbs, name)
             self.require_leader(txn, "delete records")
-            valid = isinstance(partition, int) and not isinstance(partition, bool) and 0 <= partition < meta.partitions
-            st = plog.load_state(txn, self.dbs, meta.topic_id, partition) if valid else None
+            if not isinstance(partition, int) or isinstance(partition, bool):
+                raise UnknownPartitionError(f"a partition is an int (0..{meta.partitions - 1} for topic {name!r}), "
+                                            f"got {partition!r}")
+            st = plog.load_state(txn, self.dbs, meta.topic_id, partition) if 0 <= partition < meta.partitions else None
             if st is None:
-                raise UnknownPartitionError(f"topic {name!r} has no partition {partition}")
+                raise UnknownPartitionError(f"topic {name!r} has partitions 0..{meta.partitions - 1}; partition "
+                                            f"{partition} does not exist")
             # Kafka's rule: never past the high watermark (it is the end offset unless a
             # replicating leader holds it back for records followers have not acknowledged)
             limit = min(st.end_offset, st.high_watermark)
