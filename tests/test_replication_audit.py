@@ -480,3 +480,32 @@ def test_listen_on_a_port_alone_is_loopback(logs: Callable[[str], Log]) -> None:
 def test_bad_addresses_are_config_errors(logs: Callable[[str], Log], listen: str) -> None:
     with pytest.raises(ConfigError, match="HOST:PORT"):
         Leader(logs("a"), listen=listen, secret=SECRET)
+
+
+# == a batch larger than the default frame cap ========================================================
+def test_a_record_over_the_default_frame_cap_replicates_and_so_does_what_follows(logs: Callable[[str], Log]) -> None:
+    """A 65 MiB record (max.message.bytes allows up to INT32_MAX) makes a fetch response
+    over MAX_FRAME: a follower refused the frame and fetched it again for ever, so no
+    topic replicated any more.  Once the leader proved itself, the follower takes it."""
+    from embedlog.protocol.frames import MAX_FRAME
+
+    a, b = logs("a"), logs("b")
+    a.create_topic("big", config={"max.message.bytes": 200 << 20})
+    a.create_topic("other")
+    big = bytes(range(256)) * ((MAX_FRAME + (1 << 20)) // 256)
+    with Leader(a, listen="127.0.0.1:0", secret=SECRET) as leader, \
+            Follower(b, leader.address, secret=SECRET) as follower:
+        follower.wait_connected(TIMEOUT_S)
+        wait_until(lambda: in_sync(leader), "the follower in sync")
+        with a.producer(acks="all", delivery_timeout_ms=60_000) as p:
+            p.send("big", big)
+            p.flush()
+            assert in_sync(leader)  # acknowledged by the follower, not by its leaving the in-sync set
+            for i in range(10):
+                p.send("other", b"o%d" % i)
+            p.flush()
+        wait_until(lambda: "other" in b.topics() and end_offset(b, "other") == 10, "the records after it")
+        assert follower.status()["connections"] == 1
+    with b.consumer(["big"], auto_offset_reset="earliest", fetch_max_bytes=1) as c:
+        (msg,) = c.poll(timeout=5)
+    assert msg.value == big

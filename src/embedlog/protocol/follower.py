@@ -16,7 +16,7 @@ from ..errors import AuthenticationError
 from . import auth
 from ._base import Connection
 from .errors import FencedLeaderError, ProtocolError
-from .frames import MAX_FRAME
+from .frames import MAX_FRAME, PROVEN_MAX_FRAME
 from .messages import (
     PROTOCOL_VERSION,
     Authenticated,
@@ -96,6 +96,8 @@ class FollowerConnection(Connection):
                 f"leader {ch.node_id!r} failed authentication: its proof does not match this follower's "
                 "secret (check --secret-file on both nodes); nothing was sent to it")
         self.peer = ch
+        if self._decoder.max_frame == MAX_FRAME:  # (the default: a batch over it would stall replication)
+            self._decoder.max_frame = PROVEN_MAX_FRAME
         self.send(Proof(auth.follower_mac(self._secret, self._hello_bytes, encode(ch))))
         if ch.epoch < self.epoch:  # (after the Proof: the leader, told by a proven peer, stops taking writes)
             self.refused = FencedLeaderError(fenced_leader_message(self.address, ch.epoch, self.epoch))

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from ..codec import crc
 from .errors import FrameError
 
-__all__ = ["BIG_FRAME", "HEADER", "MAX_FRAME", "FrameDecoder", "Payload", "encode_frame", "frame_parts"]
+__all__ = ["BIG_FRAME", "HEADER", "MAX_FRAME", "PROVEN_MAX_FRAME", "FrameDecoder", "Payload", "encode_frame", "frame_parts"]
 
 #: a decoded frame's payload: ``bytes``, or for a large frame the ``bytearray`` it was
 #: received into or a read-only view of the received ``bytes`` it came whole in
@@ -38,6 +38,10 @@ _LEN = struct.Struct("<I")
 #: The default cap on one frame's payload: far above a fetch response's budget (a few
 #: MiB), and above any single batch a producer writes by default.
 MAX_FRAME = 64 << 20
+#: A follower's cap once its leader proved itself: the format's own (a 32-bit length).  A
+#: fetch response carries at least one whole batch, and a batch may be as large as a
+#: record's ``max.message.bytes`` (up to INT32_MAX) or a producer's ``batch_size``.
+PROVEN_MAX_FRAME = (1 << 32) - 1
 #: Payloads of at least this many bytes are gathered as they arrive and joined once.
 BIG_FRAME = 64 << 10
 
