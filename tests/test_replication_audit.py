@@ -20,6 +20,7 @@ import functools
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,9 @@ from typing import Any
 import pytest
 
 import embedlog
-from embedlog.errors import AuthenticationError, ConfigError, NotLeaderError
+from embedlog.errors import AuthenticationError, ConfigError, NotLeaderError, UncleanPromotionWarning
 from embedlog.protocol import Challenge, ErrorCode, FencedLeaderError, FollowerConnection, Hello, LeaderConnection
+from embedlog.protocol.frames import MAX_FRAME
 from embedlog.replication import Follower, FollowerCore, Leader, LeaderCore, promote, replication_status
 from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
@@ -487,8 +489,6 @@ def test_a_record_over_the_default_frame_cap_replicates_and_so_does_what_follows
     """A 65 MiB record (max.message.bytes allows up to INT32_MAX) makes a fetch response
     over MAX_FRAME: a follower refused the frame and fetched it again for ever, so no
     topic replicated any more.  Once the leader proved itself, the follower takes it."""
-    from embedlog.protocol.frames import MAX_FRAME
-
     a, b = logs("a"), logs("b")
     a.create_topic("big", config={"max.message.bytes": 200 << 20})
     a.create_topic("other")
@@ -509,3 +509,49 @@ def test_a_record_over_the_default_frame_cap_replicates_and_so_does_what_follows
     with b.consumer(["big"], auto_offset_reset="earliest", fetch_max_bytes=1) as c:
         (msg,) = c.poll(timeout=5)
     assert msg.value == big
+
+
+# == a follower that left says so ======================================================================
+def test_a_follower_that_left_is_out_of_sync_for_promote(logs: Callable[[str], Log]) -> None:
+    """``Follower.close()`` tells the leader, which drops it from the in-sync set at once
+    and acknowledges records without it: the node's stored state says so, and promoting
+    it warns (it said in sync, and promote went ahead silently)."""
+    a, b = logs("a"), logs("b")
+    a.create_topic("t")
+    with Leader(a, listen="127.0.0.1:0", secret=SECRET) as leader:
+        follower = Follower(b, leader.address, secret=SECRET)
+        follower.wait_connected(TIMEOUT_S)
+        wait_until(lambda: in_sync(leader), "the follower in sync")
+        with a.producer(acks="all") as p:
+            p.send("t", b"v0")
+            p.flush()
+        wait_until(lambda: replication_status(b)["follower"]["in_sync"], "the follower storing that it is in sync")
+        follower.close()
+        wait_until(lambda: not in_sync(leader), "the leader dropping it")
+        with a.producer(acks="all") as p:
+            p.send("t", b"acknowledged without b")
+            p.flush()
+    assert replication_status(b)["follower"]["in_sync"] is False
+    with pytest.warns(UncleanPromotionWarning):
+        promote(b)
+
+
+def test_a_follower_closed_after_its_leader_died_stays_in_sync_for_promote(logs: Callable[[str], Log]) -> None:
+    """The failover path: the leader is gone (nothing to tell), the follower is closed
+    and promoted: it was in sync, so no warning."""
+    a, b = logs("a"), logs("b")
+    a.create_topic("t")
+    with Leader(a, listen="127.0.0.1:0", secret=SECRET) as leader:
+        follower = Follower(b, leader.address, secret=SECRET)
+        follower.wait_connected(TIMEOUT_S)
+        wait_until(lambda: in_sync(leader), "the follower in sync")
+        with a.producer(acks="all") as p:
+            p.send("t", b"v0")
+            p.flush()
+        wait_until(lambda: replication_status(b)["follower"]["in_sync"], "the follower storing that it is in sync")
+    wait_until(lambda: not follower.status()["connected"], "the follower losing its leader")
+    follower.close()
+    assert replication_status(b)["follower"]["in_sync"] is True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert promote(b) == 1

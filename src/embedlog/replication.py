@@ -1103,6 +1103,8 @@ class FollowerCore:
         self._ahead: dict[TP, tuple[int, int]] = {}
         self.truncated: list[tuple[int, int, int]] = []
         self._state_written: dict[str, Any] | None = None  # the follower state last written (meta.follower)
+        #: a Leaving was queued for a connected leader (``leave``), which drops this node from its in-sync set
+        self.told_leaving = False
         #: the topics digest each fetch carries, cached per topics version
         self._topics_digest = replica.TopicsDigest()
 
@@ -1142,6 +1144,7 @@ class FollowerCore:
         if self.connected:
             assert self.conn is not None
             self.conn.send(Error(int(ErrorCode.LEAVING), "the follower stops following"))
+            self.told_leaving = True
         return self.pending()
 
     def pending(self) -> bytes:
@@ -1235,6 +1238,17 @@ class FollowerCore:
             out = FencedLeaderError(f"the leader{at} (epoch {self.leader_epoch}) is a fenced old leader: {exc}")
         out.__cause__ = exc
         return out
+
+    def left(self) -> None:
+        """This follower told its leader it stops (``Follower.close()``): the leader drops
+        it from the in-sync set at once and acknowledges records without it, so the state
+        ``promote`` looks at says it is out of the set from now on."""
+        state = self._state_written
+        if not self.told_leaving or state is None or not state.get("in_sync"):
+            return  # (not told: a leader gone keeps its last in-sync set, this node in it)
+        state = {**state, "in_sync": False}
+        _write(self.store, lambda txn, dbs: replica.set_follower_state(txn, dbs, state))
+        self._state_written = state
 
     def unfollowed(self) -> None:
         """The leader was refused, failed authentication, or was never reached before
@@ -1897,6 +1911,8 @@ class Follower:
                 self._applier.close()
             if not self.log.closed:
                 self.core.unfollowed()  # (no leader was ever accepted: writable as before)
+                if leave:
+                    self.core.left()
         finally:
             self._lock.release()
 

@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from ..codec import crc
 from .errors import FrameError
 
-__all__ = ["BIG_FRAME", "HEADER", "MAX_FRAME", "PROVEN_MAX_FRAME", "FrameDecoder", "Payload", "encode_frame", "frame_parts"]
+__all__ = ["BIG_FRAME", "HEADER", "MAX_FRAME", "PROVEN_MAX_FRAME", "FrameDecoder", "Payload", "encode_frame",
+           "frame_parts"]
 
 #: a decoded frame's payload: ``bytes``, or for a large frame the ``bytearray`` it was
 #: received into or a read-only view of the received ``bytes`` it came whole in
