@@ -74,7 +74,7 @@ class _Families:
         self.isr = g("kafka_topic_partition_in_sync_replica", "Number of In-Sync Replicas for this Topic/Partition",
                      labels=_TP)
         self.current = g("kafka_topic_partition_current_offset",
-                         "Current Offset of a Broker at Topic/Partition (the end offset)", labels=_TP)
+                         "Current Offset of a Broker at Topic/Partition (the high watermark)", labels=_TP)
         self.oldest = g("kafka_topic_partition_oldest_offset",
                         "Oldest Offset of a Broker at Topic/Partition (the start offset)", labels=_TP)
         self.cg_offset = g("kafka_consumergroup_current_offset",
@@ -138,13 +138,11 @@ def _disk_bytes(path: str) -> int:
 def _fill(f: _Families, m: LogMetrics) -> None:
     f.log_disk.add_metric([], _disk_bytes(m.path))
     f.brokers.add_metric([], m.in_sync_replicas)
-    end: dict[tuple[str, int], int] = {}
     for t in m.topics:
         f.partitions.add_metric([t.name], len(t.partitions))
         for p in t.partitions:
             labels = [t.name, str(p.partition)]
-            end[(t.name, p.partition)] = p.end_offset
-            f.current.add_metric(labels, p.end_offset)
+            f.current.add_metric(labels, p.high_watermark)  # (kafka-exporter's: the newest offset consumers get)
             f.oldest.add_metric(labels, p.start_offset)
             f.isr.add_metric(labels, m.in_sync_replicas)
             f.disk.add_metric(labels, p.bytes_on_disk)

@@ -58,6 +58,9 @@ class PartitionMetrics:
     bytes_in: int
     bytes_on_disk: int
     batches: int
+    #: what consumers can read up to (the end offset, unless a replicating leader holds
+    #: it back for records its in-sync followers have not acknowledged)
+    high_watermark: int = 0
 
     @property
     def topic_partition(self) -> TopicPartition:
@@ -269,7 +272,7 @@ def snapshot(log: Log) -> LogMetrics:
                 states[(meta.topic_id, p)] = st
                 parts.append(PartitionMetrics(
                     name, p, st.start_offset, st.end_offset, st.end_offset - st.start_offset, st.end_offset,
-                    _estimate_bytes_in(st), st.bytes, st.batches))
+                    _estimate_bytes_in(st), st.bytes, st.batches, st.high_watermark))
             topic_rows.append(TopicMetrics(name, tuple(parts)))
         return (tuple(topic_rows), _groups(txn, log._coordinator, metas, states), tuple(mirror_entries(txn, dbs)),
                 replica.in_sync_size(txn, dbs, store.path))
