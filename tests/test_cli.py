@@ -452,7 +452,7 @@ def test_groups_reset_offsets_to_a_date_time_out_of_range_is_one_line(cli: Run, 
     fill(log, "t", 2)
     log.commit_offsets("g", {TopicPartition("t", 0): 1})
     code, _, err = cli("groups", "reset-offsets", "g", "--topic", "t", "--to-datetime", "0001-01-01", "--execute")
-    assert code == 1
+    assert code == 2  # (a malformed command line)
     assert err.count("\n") == 1
     assert "out of range" in err
     assert "bug" not in err
@@ -1056,3 +1056,66 @@ def test_bridge_durations_must_be_positive(cli: Run, bad: list[str]) -> None:
     code, _out, err = cli("bridge", "up", "--bootstrap-servers", "127.0.0.1:1", "--topic", "t", *bad)
     assert code == 2
     assert "seconds" in err
+
+
+# -- odd command lines (an audit's) -------------------------------------------------------------------
+def test_topic_name_may_follow_config_options(cli: Run, log: embedlog.Log) -> None:
+    """kafka-topics.sh takes options in any order: a NAME after ``--config k=v`` (or
+    ``--delete-config KEY``) is the NAME, not one more value."""
+    assert cli("topics", "create", "--config", "retention.ms=1000", "--partitions", "2", "a")[0] == 0
+    assert cli("topics", "create", "b", "--config", "retention.ms=1000", "cleanup.policy=delete")[0] == 0
+    assert (log.describe_topic("a").config["retention.ms"], len(log.describe_topic("a").partitions)) == (1000, 2)
+    assert log.describe_topic("b").config["retention.ms"] == 1000
+    assert cli("topics", "alter", "--config", "retention.ms=5", "a")[0] == 0
+    assert log.describe_topic("a").config["retention.ms"] == 5
+    assert cli("topics", "alter", "--delete-config", "retention.ms", "a")[0] == 0
+    assert log.describe_topic("a").config["retention.ms"] == 7 * 24 * 3600 * 1000
+    code, _, err = cli("topics", "create", "--config", "retention.ms=1000")
+    assert code == 2
+    assert "required: NAME" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["serve", "--metrics", "127.0.0.1:abc"],
+    ["serve", "--metrics", "127.0.0.1:99999"],
+    ["serve", "--replicate", "127.0.0.1:0", "--insecure", "--replica-lag-time-max-ms", "-5"],
+    ["dump", "t", "--offset", "99999999999999999999999"],
+    ["dump", "t", "--max-batches", "99999999999999999999999"],
+    ["groups", "reset-offsets", "g", "--topic", "t", "--to-datetime", "0001-01-01T00:00:00"],
+])
+def test_malformed_option_values_are_usage_errors(cli: Run, log: embedlog.Log, argv: list[str]) -> None:
+    log.create_topic("t")
+    code, _, err = cli(*argv)
+    assert code == 2, err
+    assert err.startswith("embedlog: error: ")
+    assert "internal error" not in err
+
+
+def test_option_bytes_that_are_not_utf8_go_through(tmp_path: Path) -> None:
+    with embedlog.open(tmp_path / "log") as log:
+        log.create_topic("t")
+    env = {**os.environ, "EMBEDLOG_PATH": str(tmp_path / "log")}
+    r = subprocess.run([sys.executable.encode(), b"-m", b"embedlog", b"produce", b"t", b"--header", b"h=\xff\xfe",
+                        b"--key-separator", b"\xff"], input=b"k\xffv\n", capture_output=True, env=env, timeout=60,
+                       check=False)
+    assert r.returncode == 0, r.stderr
+    with embedlog.open(tmp_path / "log") as log, log.consumer(["t"], auto_offset_reset="earliest") as c:
+        (m,) = c.poll(timeout=5)
+    assert (m.key, m.value, m.headers) == (b"k", b"v", [("h", b"\xff\xfe")])
+    r = subprocess.run([sys.executable.encode(), b"-m", b"embedlog", b"consume", b"t", b"--from-beginning",
+                        b"--max-messages", b"1", b"--format", b"%s\xfe\\n"], capture_output=True, env=env, timeout=60,
+                       check=False)
+    assert (r.returncode, r.stdout) == (0, b"v\xfe\n"), r.stderr
+
+
+@pytest.mark.parametrize(("shell", "what"), [("produce t <&-", "standard input is closed"),
+                                             ("topics list >&-", "standard output is closed")])
+def test_closed_standard_streams_are_one_line_errors(tmp_path: Path, shell: str, what: str) -> None:
+    with embedlog.open(tmp_path / "log") as log:
+        log.create_topic("t")
+    env = {**os.environ, "EMBEDLOG_PATH": str(tmp_path / "log")}
+    r = subprocess.run(["bash", "-c", f"{sys.executable} -m embedlog {shell}"], capture_output=True, env=env,
+                       timeout=60, check=False)
+    assert r.returncode == 1
+    assert r.stderr.decode().startswith(f"embedlog: error: {what}")
+    assert len(r.stderr.decode().splitlines()) == 1

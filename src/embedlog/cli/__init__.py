@@ -132,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # --help and --version
             return exc.code if isinstance(exc.code, int) else EXIT_OK
         handler: Handler = args.func
+        if sys.stdout is None:  # (started with it closed: ``>&-``)
+            raise CliError("standard output is closed; give the command one (> /dev/null to discard what it prints)")
         return handler(args, Output(json_mode=bool(args.json)))
     except KeyboardInterrupt:
         if getattr(args, "until_stopped", False):

@@ -110,9 +110,16 @@ def non_negative_int(text: str) -> int:
 
 def _int(text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if abs(value) > _MAX_INT:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {_MAX_INT})")
+    return value
+
+
+#: the largest integer an option takes (offsets, counts): what the library accepts for all of them
+_MAX_INT = 2**62
 
 
 def key_values(items: Iterable[str] | None, option: str) -> list[tuple[str, str]]:

@@ -96,7 +96,7 @@ def compile_template(template: str) -> Callable[[Message], bytes]:
 
     def flush_literal() -> None:
         if literal:
-            parts.append("".join(literal).encode("utf-8"))
+            parts.append("".join(literal).encode("utf-8", "surrogateescape"))  # (bytes of argv as they came)
             literal.clear()
 
     i = 0

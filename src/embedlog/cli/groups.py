@@ -6,7 +6,7 @@ import argparse
 from datetime import datetime
 from typing import Any
 
-from ..errors import UnknownGroupError
+from ..errors import ConfigError, UnknownGroupError
 from ..groups.coordinator import GroupDescription, datetime_ms
 from ..model import PartitionDescription, TopicPartition
 from .common import UsageError, non_negative_int, open_log, progress
@@ -64,9 +64,14 @@ def parse_datetime(text: str) -> datetime:
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
     try:
-        return datetime.fromisoformat(value)
+        when = datetime.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 date-time such as 2024-05-01T12:00:00: {text!r}") from None
+    try:
+        _ms(when)
+    except ConfigError as exc:  # (year 1, say: out of range)
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return when
 
 
 def _ms(when: datetime) -> int:

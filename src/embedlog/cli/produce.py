@@ -62,17 +62,21 @@ def _separator(text: str) -> bytes:
             out.append(int(text[i + 2:i + 4], 16))
             i += 4
         else:
-            out += ch.encode("utf-8")
+            out += ch.encode("utf-8", "surrogateescape")
             i += 1
     return bytes(out)
 
 
 def produce(args: argparse.Namespace, out: Output) -> int:
     """``produce``."""
-    headers = [(k, v.encode("utf-8")) for k, v in key_values(args.header, "--header")] or None
+    # (surrogateescape: bytes of the command line that are not UTF-8 go through as they came)
+    headers = [(k, v.encode("utf-8", "surrogateescape")) for k, v in key_values(args.header, "--header")] or None
     if args.key_separator is not None and args.key_separator == "":
         raise UsageError("argument --key-separator: must not be empty", "embedlog produce")
     sep = None if args.key_separator is None else _separator(args.key_separator)
+    if sys.stdin is None:  # (started with it closed: ``<&-``)
+        raise CliError("standard input is closed: produce reads its records from it, one a line "
+                       "(< /dev/null to send none)")
     stdin = getattr(sys.stdin, "buffer", sys.stdin)
     sent = 0
     with open_log(args) as log:

@@ -10,7 +10,8 @@ import time
 from typing import Any
 
 from .. import metrics
-from .common import CliError, UsageError, existing_log_path, log_path, open_log
+from ..errors import ConfigError
+from .common import CliError, UsageError, existing_log_path, log_path, open_log, positive_int
 from .output import Output
 
 __all__ = ["add_auth_options", "auth_options", "register"]
@@ -61,7 +62,7 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     s.add_argument("--replicate", metavar="HOST:PORT",
                    help="where followers connect, e.g. 127.0.0.1:9400 (port 0: a free port)")
     add_auth_options(s)
-    s.add_argument("--replica-lag-time-max-ms", type=int, default=30_000, metavar="MS",
+    s.add_argument("--replica-lag-time-max-ms", type=positive_int, default=30_000, metavar="MS",
                    help="a follower behind for longer leaves the in-sync set (default 30000)")
     s.set_defaults(func=serve, prog_name=s.prog, until_stopped=True)
 
@@ -73,14 +74,18 @@ def serve(args: argparse.Namespace, out: Output) -> int:
     if not args.replicate and (args.secret_file or args.insecure):
         raise UsageError("--secret-file and --insecure go with --replicate", args.prog_name)
     path = log_path(args)
+    try:  # (a bad address first: a usage error)
+        where = metrics.parse_address(args.metrics) if args.metrics else None
+    except ConfigError as exc:
+        raise UsageError(f"argument --metrics: {exc}", args.prog_name) from None
     if not args.replicate:  # (metrics of a log that is not there: a typo, refused as by every reader)
-        where = metrics.parse_address(args.metrics)  # (a bad address first: a usage error)
+        assert where is not None
         _serve_metrics(args, existing_log_path(args), where)
         return 0
     from ..replication import Leader  # noqa: PLC0415 - keep `embedlog --help` light
 
     auth = auth_options(args)
-    addr = metrics.parse_address(args.metrics) if args.metrics else None
+    addr = where
     with open_log(args, create=True) as log:
         try:
             leader = Leader(log, args.replicate, replica_lag_time_max_ms=args.replica_lag_time_max_ms, **auth)

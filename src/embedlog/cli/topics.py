@@ -13,6 +13,30 @@ from .output import Output
 __all__ = ["register", "topic_json"]
 
 
+class _Values(argparse._ExtendAction):
+    """``--config``/``--delete-config``: one or more values, remembering which such option
+    came last, so that a NAME it swallowed (``--config k=v NAME``) is given back
+    (``_name``): kafka-topics.sh takes its options in any order."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        namespace.last_values = self.dest
+
+
+def _name(args: argparse.Namespace, command: str) -> str:
+    """The topic NAME, or the last value of the ``--config``/``--delete-config`` that came
+    last when NAME followed it (not a ``KEY=VALUE``); ``UsageError`` if there is none."""
+    if args.name is not None:
+        return str(args.name)
+    last = getattr(args, "last_values", None)
+    values = getattr(args, last, None) if last else None
+    if values and (last == "delete_config" or "=" not in values[-1]):
+        args.name = values.pop()
+        return str(args.name)
+    raise UsageError("the following arguments are required: NAME", f"embedlog topics {command}")
+
+
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     """Add ``topics`` and its actions to the command tree."""
     p = sub.add_parser("topics", help="create, list, describe, alter and delete topics",
@@ -21,9 +45,9 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
 
     c = actions.add_parser("create", parents=[parent], help="create a topic",
                            description="Create a topic. The log directory is created if it does not exist.")
-    c.add_argument("name", metavar="NAME", help="topic name (1-249 of [a-zA-Z0-9._-])")
+    c.add_argument("name", metavar="NAME", nargs="?", help="topic name (1-249 of [a-zA-Z0-9._-])")
     c.add_argument("--partitions", type=positive_int, default=1, metavar="N", help="number of partitions (default 1)")
-    c.add_argument("--config", action="extend", nargs="+", metavar="KEY=VALUE", default=[],
+    c.add_argument("--config", action=_Values, nargs="+", metavar="KEY=VALUE", default=[],
                    help="a topic config override such as retention.ms=86400000 (repeatable)")
     c.add_argument("--if-not-exists", action="store_true", help="succeed if the topic already exists")
     c.set_defaults(func=create)
@@ -47,10 +71,10 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     a = actions.add_parser("alter", parents=[parent], help="change a topic's config or partition count",
                            description="Set or remove config overrides of a topic (like kafka-configs.sh --alter), "
                                        "or add partitions (like kafka-topics.sh --alter --partitions).")
-    a.add_argument("name", metavar="NAME")
-    a.add_argument("--config", action="extend", nargs="+", metavar="KEY=VALUE", default=[],
+    a.add_argument("name", metavar="NAME", nargs="?")
+    a.add_argument("--config", action=_Values, nargs="+", metavar="KEY=VALUE", default=[],
                    help="set a config override (repeatable)")
-    a.add_argument("--delete-config", action="extend", nargs="+", metavar="KEY", default=[],
+    a.add_argument("--delete-config", action=_Values, nargs="+", metavar="KEY", default=[],
                    help="remove a config override, back to the default (repeatable)")
     a.add_argument("--partitions", type=positive_int, metavar="N",
                    help="grow the topic to N partitions (never fewer, as in Kafka)")
@@ -87,6 +111,7 @@ def _print_topic(out: Output, desc: TopicDescription) -> None:
 
 def create(args: argparse.Namespace, out: Output) -> int:
     """``topics create``."""
+    _name(args, "create")
     config = dict(key_values(args.config, "--config"))
     with open_log(args, create=True) as log:
         try:
@@ -154,6 +179,7 @@ def delete(args: argparse.Namespace, out: Output) -> int:
 
 def alter(args: argparse.Namespace, out: Output) -> int:
     """``topics alter``."""
+    _name(args, "alter")
     changes: dict[str, object] = dict(key_values(args.config, "--config"))
     for key in args.delete_config:
         if key in changes:
