@@ -17,6 +17,7 @@ under ``tmp_path``.
 from __future__ import annotations
 
 import functools
+import shutil
 import socket
 import threading
 import time
@@ -555,3 +556,35 @@ def test_a_follower_closed_after_its_leader_died_stays_in_sync_for_promote(logs:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert promote(b) == 1
+
+
+# == a copied directory is another node ================================================================
+def test_a_follower_directory_copied_to_start_another_node_gets_its_own_node_id(
+        logs: Callable[[str], Log], tmp_path: Path) -> None:
+    """Two followers with one node id (a directory copied to bootstrap a third node)
+    were one follower to the leader, which counted one's acknowledgements for the other."""
+    a, b = logs("a"), logs("b")
+    a.create_topic("t")
+    with Leader(a, listen="127.0.0.1:0", secret=SECRET) as leader:
+        with Follower(b, leader.address, secret=SECRET) as follower:
+            follower.wait_connected(TIMEOUT_S)
+            wait_until(lambda: in_sync(leader), "the follower in sync")
+            with a.producer(acks="all") as p:
+                p.send("t", b"before the copy")
+                p.flush()
+        b_id = replication_status(b)["node_id"]
+        b.close()
+        shutil.copytree(tmp_path / "b", tmp_path / "c")
+        b, c = logs("b"), logs("c")
+        with Follower(b, leader.address, secret=SECRET) as fb, Follower(c, leader.address, secret=SECRET) as fc:
+            fb.wait_connected(TIMEOUT_S)
+            fc.wait_connected(TIMEOUT_S)
+            assert replication_status(b)["node_id"] == b_id  # (the original keeps its identity)
+            c_id = replication_status(c)["node_id"]
+            assert c_id != b_id
+            wait_until(lambda: sorted(leader.status()["isr"]) == sorted([b_id, c_id]), "both in the in-sync set")
+            with a.producer(acks="all") as p:
+                p.send("t", b"after the copy")
+                p.flush()
+            for node in (b, c):
+                wait_until(lambda node=node: end_offset(node, "t") == 2, "both holding the records")

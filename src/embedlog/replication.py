@@ -283,7 +283,7 @@ class LeaderCore:
             if replica.get_role(txn, dbs) != "leader":
                 raise NotLeaderError(f"{store.path!r} is a replica; promote it (embedlog.replication.promote(), "
                                      "or `embedlog --path DIR promote`) before running a Leader on it")
-            node = replica.ensure_node_id(txn, dbs)
+            node = replica.ensure_node_id(txn, dbs, store.path)
             leaders = replica.epoch_leaders(txn, dbs, current=True)
             replica.set_epoch_leaders(txn, dbs, leaders)
             replica.set_replicating(txn, dbs, True)
@@ -1073,7 +1073,7 @@ class FollowerCore:
             self._replicating_before = None if flag is None else bytes(flag)
             replica.set_role(txn, dbs, "replica")
             txn.put(schema.META_REPLICATING, b"0", db=dbs["meta"])  # high watermarks stay as they are
-            return replica.ensure_node_id(txn, dbs)
+            return replica.ensure_node_id(txn, dbs, store.path)
 
         self.node_id = _write(store, init)
         #: the leader's address, for messages (``Follower`` sets it)
@@ -1945,7 +1945,7 @@ def promote(log: Log) -> int:
     try:
         def fn(txn: lmdb.Transaction, dbs: Any) -> tuple[int, str | None]:
             risk = replica.promotion_risk(txn, dbs)
-            return replica.promote(txn, dbs), risk
+            return replica.promote(txn, dbs, store.path), risk
 
         epoch, risk = _write(store, fn, notify=True)
     finally:

@@ -364,13 +364,38 @@ def get_node_id(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> str | None:
     return bytes(raw).decode() if raw else None
 
 
-def ensure_node_id(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> str:
-    """This directory's replica identity, made (random, 128 bits) on first use."""
+def ensure_node_id(txn: lmdb.Transaction, dbs: Mapping[str, Any], path: str | None = None) -> str:
+    """This directory's replica identity, made (random, 128 bits) on first use.
+
+    With ``path`` (the log directory), a directory copied from another node's (its
+    ``data.mdb`` is another file than the one the identity was made in: ``node_file``)
+    gets an identity of its own: two nodes with one id were taken for one by a leader,
+    which counted one's acknowledgements for the other.  The epochs the directory led
+    under the old identity stay that identity's (``epoch_leaders``)."""
     node = get_node_id(txn, dbs)
+    ident = _data_file_identity(path)
+    if node is not None and ident is not None:
+        stored = txn.get(schema.META_NODE_FILE, db=dbs["meta"])
+        if stored is not None and bytes(stored) != ident:
+            set_epoch_leaders(txn, dbs, epoch_leaders(txn, dbs))  # (while ``node`` is still its own)
+            node = None
     if node is None:
         node = os.urandom(16).hex()
         txn.put(schema.META_NODE_ID, node.encode(), db=dbs["meta"])
+    if ident is not None:
+        txn.put(schema.META_NODE_FILE, ident, db=dbs["meta"])
     return node
+
+
+def _data_file_identity(path: str | None) -> bytes | None:
+    """The inode number of ``path``'s ``data.mdb`` (``None`` without a path, or if it
+    cannot be read)."""
+    if path is None:
+        return None
+    try:
+        return str(os.stat(os.path.join(path, "data.mdb")).st_ino).encode()
+    except OSError:
+        return None
 
 
 def get_follower_state(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -535,8 +560,9 @@ def end_offset_for_epoch(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int
     raise AssertionError("unreachable: the latest epoch is above the one asked")
 
 
-def promote(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> int:
-    """Make this directory a leader with a new epoch; return the epoch.
+def promote(txn: lmdb.Transaction, dbs: Mapping[str, Any], path: str | None = None) -> int:
+    """Make this directory a leader with a new epoch; return the epoch (``path``: see
+    ``ensure_node_id``).
 
     The epoch is one above every epoch this directory has seen (its own, its leaders',
     every batch's); each partition's history gets the new epoch starting at its end
@@ -548,7 +574,7 @@ def promote(txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> int:
     for tid, part, st in parts:
         epoch = max(epoch, st.leader_epoch, latest_epoch(txn, dbs, tid, part))
     epoch += 1
-    node = ensure_node_id(txn, dbs)  # before the map: epochs written here are this node's
+    node = ensure_node_id(txn, dbs, path)  # before the map: epochs written here are this node's
     leaders = epoch_leaders(txn, dbs)
     leaders[epoch] = node
     set_epoch_leaders(txn, dbs, leaders)

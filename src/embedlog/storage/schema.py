@@ -62,6 +62,10 @@ the leader; ``size`` counts the leader itself, for ``min.insync.replicas``),
 heard from its leader, updated with each response it applies; ``promote`` warns when
 it says the node was out of sync, and removes it),
 ``node_id`` (ascii hex; this directory's identity as a replica, made on first use),
+``node_file`` (ascii decimal: the inode number of ``data.mdb`` when ``node_id`` was
+made or last checked; a directory copied to start another node has a new ``data.mdb``,
+so its next follow or lead gives it a ``node_id`` of its own, after writing the epochs it
+led so far to ``epoch_leaders`` under the old one),
 ``epoch_leaders`` (JSON ``{"<epoch>": "<node id>"}``: which node led each epoch whose
 records this directory holds; an epoch in the ``epochs`` history with no entry was
 written here.  Epoch numbers alone are not unique when two nodes are promoted from the
@@ -106,6 +110,7 @@ META_OFFSETS_VERSION = b"offsets_version"
 META_REPLICATING = b"replicating"
 META_ISR = b"isr"
 META_NODE_ID = b"node_id"
+META_NODE_FILE = b"node_file"
 META_EPOCH_LEADERS = b"epoch_leaders"
 META_FOLLOWER = b"follower"
 META_PRODUCER_EPOCH = b"producer_epoch:"  # + transactional id utf-8
