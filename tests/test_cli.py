@@ -25,6 +25,7 @@ from embedlog.cli.docs import render
 from embedlog.errors import ConfigError
 from embedlog.storage import schema
 from embedlog.storage.verify import Problem
+from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -1119,3 +1120,24 @@ def test_closed_standard_streams_are_one_line_errors(tmp_path: Path, shell: str,
     assert r.returncode == 1
     assert r.stderr.decode().startswith(f"embedlog: error: {what}")
     assert len(r.stderr.decode().splitlines()) == 1
+
+
+def test_records_of_a_compacted_topic_are_the_stored_ones(cli: Run, log: embedlog.Log) -> None:
+    """After compaction ``stats`` and ``topics describe`` count what the batches hold
+    (what verify and consume see), not the span of offsets."""
+    log.create_topic("c", config={"cleanup.policy": "compact", "min.compaction.lag.ms": 0})
+    with log.producer() as p:
+        for i in range(100):
+            p.send("c", b"v%d" % i, key=b"k%d" % (i % 5))
+            p.flush()
+    log.maintain()
+    with log.consumer(["c"], auto_offset_reset="earliest") as c:
+        kept = len(harness.drain(c))
+    assert kept < 100
+    code, out, _ = cli("stats", "--json")
+    assert code == 0
+    assert json.loads(out)["totals"]["records"] == kept
+    code, out, _ = cli("topics", "describe", "c", "--json")
+    assert [p["records"] for p in json.loads(out)["partitions"]] == [kept]
+    code, out, _ = cli("topics", "describe", "c")
+    assert f"Records: {kept} " in out

@@ -13,7 +13,7 @@ from ..errors import UnknownGroupError, UnknownTopicError
 from ..storage.verify import DumpBatch, DumpRecord, VerifyReport
 from .common import EXIT_DAMAGED, non_negative_int, open_log, positive_int, progress
 from .output import Output, bytes_json, text_of
-from .topics import topic_json
+from .topics import described, topic_json
 
 __all__ = ["batch_json", "register", "report_json"]
 
@@ -92,7 +92,7 @@ def stats(args: argparse.Namespace, out: Output) -> int:
         topics = []
         for name in log.topics():
             try:
-                topics.append(log.describe_topic(name))
+                topics.append(described(log, name))
             except UnknownTopicError:
                 continue
         groups = []
@@ -103,21 +103,21 @@ def stats(args: argparse.Namespace, out: Output) -> int:
                 continue
         data_file = os.path.join(log.path, "data.mdb")
         disk = os.path.getsize(data_file) if os.path.exists(data_file) else 0
-    records = sum(t.records for t in topics)
-    stored = sum(t.bytes for t in topics)
+    records = sum(sum(n) for _, n in topics)
+    stored = sum(t.bytes for t, _ in topics)
     if out.json_mode:
         out.json({
-            "topics": [topic_json(t) for t in topics],
+            "topics": [topic_json(t, n) for t, n in topics],
             "groups": [{"group": g.group, "state": g.state, "members": len(g.members),
                         "partitions": len(g.offsets), "lag": g.total_lag} for g in groups],
-            "totals": {"topics": len(topics), "partitions": sum(len(t.partitions) for t in topics),
+            "totals": {"topics": len(topics), "partitions": sum(len(t.partitions) for t, _ in topics),
                        "records": records, "bytes": stored, "groups": len(groups), "disk_bytes": disk},
         })
         return 0
     if topics:
         out.table(["TOPIC", "PARTITIONS", "RECORDS", "BATCHES", "BYTES"],
-                  [[t.name, len(t.partitions), t.records, sum(p.batches for p in t.partitions), t.bytes]
-                   for t in topics])
+                  [[t.name, len(t.partitions), sum(n), sum(p.batches for p in t.partitions), t.bytes]
+                   for t, n in topics])
         out.line()
     if groups:
         out.table(["GROUP", "STATE", "MEMBERS", "PARTITIONS", "LAG"],

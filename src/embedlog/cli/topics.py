@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import TopicExistsError, UnknownTopicError
 from ..model import TopicDescription
 from .common import UsageError, key_values, open_log, positive_int
 from .output import Output
 
-__all__ = ["register", "topic_json"]
+if TYPE_CHECKING:
+    from ..log import Log
+
+__all__ = ["described", "register", "topic_json"]
 
 
 class _Values(argparse._ExtendAction):
@@ -81,29 +85,39 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     a.set_defaults(func=alter)
 
 
-def topic_json(desc: TopicDescription) -> dict[str, Any]:
-    """A topic description as JSON."""
+def described(log: Log, name: str) -> tuple[TopicDescription, tuple[int, ...]]:
+    """``log.describe_topic(name)`` and the records each partition stores (fewer than its
+    offsets once compaction removed some: counted from the batches then)."""
+    desc = log.describe_topic(name)
+    records = log._store.stored_records(name)
+    if len(records) != len(desc.partitions):  # (partitions added between the two reads)
+        records = tuple(p.end_offset - p.start_offset for p in desc.partitions)
+    return desc, records
+
+
+def topic_json(desc: TopicDescription, records: Sequence[int]) -> dict[str, Any]:
+    """A topic description as JSON (``records``: per partition, as ``described`` gives)."""
     return {
         "name": desc.name,
         "topic_id": desc.topic_id,
         "partitions": [
             {"partition": p.partition, "start_offset": p.start_offset, "end_offset": p.end_offset,
-             "records": p.end_offset - p.start_offset, "batches": p.batches, "bytes": p.bytes,
+             "records": n, "batches": p.batches, "bytes": p.bytes,
              "leader_epoch": p.leader_epoch}
-            for p in desc.partitions
+            for p, n in zip(desc.partitions, records)
         ],
-        "records": desc.records,
+        "records": sum(records),
         "bytes": desc.bytes,
         "config": desc.config,
     }
 
 
-def _print_topic(out: Output, desc: TopicDescription) -> None:
+def _print_topic(out: Output, desc: TopicDescription, records: Sequence[int]) -> None:
     out.line(f"Topic: {desc.name}  TopicId: {desc.topic_id}  PartitionCount: {len(desc.partitions)}  "
-             f"Records: {desc.records}  Bytes: {desc.bytes}")
+             f"Records: {sum(records)}  Bytes: {desc.bytes}")
     out.table(["PARTITION", "START-OFFSET", "END-OFFSET", "RECORDS", "BATCHES", "BYTES", "LEADER-EPOCH"],
-              [[p.partition, p.start_offset, p.end_offset, p.end_offset - p.start_offset, p.batches, p.bytes,
-                p.leader_epoch] for p in desc.partitions])
+              [[p.partition, p.start_offset, p.end_offset, n, p.batches, p.bytes,
+                p.leader_epoch] for p, n in zip(desc.partitions, records)])
     out.line("Config:")
     for key, value in sorted(desc.config.items()):
         out.line(f"  {key}={value}")
@@ -115,15 +129,15 @@ def create(args: argparse.Namespace, out: Output) -> int:
     config = dict(key_values(args.config, "--config"))
     with open_log(args, create=True) as log:
         try:
-            desc = log.create_topic(args.name, partitions=args.partitions, config=config)
+            log.create_topic(args.name, partitions=args.partitions, config=config)
             created = True
         except TopicExistsError:
             if not args.if_not_exists:
                 raise
-            desc = log.describe_topic(args.name)
             created = False
+        desc, records = described(log, args.name)
     if out.json_mode:
-        out.json({**topic_json(desc), "created": created})
+        out.json({**topic_json(desc, records), "created": created})
     elif created:
         out.line(f"Created topic {desc.name} with {len(desc.partitions)} partition(s).")
     else:
@@ -142,21 +156,21 @@ def describe(args: argparse.Namespace, out: Output) -> int:
     """``topics describe``."""
     with open_log(args) as log:
         if args.name is not None:
-            descs = [log.describe_topic(args.name)]
+            descs = [described(log, args.name)]
         else:
             descs = []
             for name in log.topics():
                 try:
-                    descs.append(log.describe_topic(name))
+                    descs.append(described(log, name))
                 except UnknownTopicError:
                     continue  # deleted meanwhile
     if out.json_mode:
-        out.json(topic_json(descs[0]) if args.name is not None else [topic_json(d) for d in descs])
+        out.json(topic_json(*descs[0]) if args.name is not None else [topic_json(*d) for d in descs])
         return 0
-    for i, desc in enumerate(descs):
+    for i, (desc, records) in enumerate(descs):
         if i:
             out.line()
-        _print_topic(out, desc)
+        _print_topic(out, desc, records)
     return 0
 
 
@@ -193,9 +207,9 @@ def alter(args: argparse.Namespace, out: Output) -> int:
             log.alter_topic_config(args.name, changes)
         if args.partitions is not None:
             log.create_partitions(args.name, args.partitions)
-        desc = log.describe_topic(args.name)
+        desc, records = described(log, args.name)
     if out.json_mode:
-        out.json(topic_json(desc))
+        out.json(topic_json(desc, records))
     else:
         what = []
         if changes:

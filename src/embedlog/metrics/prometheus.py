@@ -91,7 +91,8 @@ class _Families:
                       labels=_TP)
         self.batches = g("embedlog_topic_partition_batches", "Stored batches of a Topic/Partition", labels=_TP)
         self.records = g("embedlog_topic_partition_records",
-                         "Stored records of a Topic/Partition (end minus start offset)", labels=_TP)
+                         "Offsets a Topic/Partition holds: end minus start offset (records compaction "
+                         "removed count too)", labels=_TP)
         self.records_in = c("embedlog_topic_partition_records_in",
                             "Records ever appended to a Topic/Partition (its end offset)", labels=_TP)
         self.p_records = c("embedlog_producer_records", "Records written by this process's producers", labels=[])

@@ -20,6 +20,7 @@ from .schema import PartitionState
 
 __all__ = [
     "append",
+    "count_records",
     "delete_before",
     "fetch",
     "load_state",
@@ -75,6 +76,23 @@ def append(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int, s
         _trim_to_size(txn, dbs, tid, part, state, config.retention_bytes,
                       state.end_offset if keep_from is None else keep_from)
     return base
+
+
+def count_records(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int) -> int:
+    """The records the partition's batches hold (each batch header's count): fewer than
+    ``end_offset - start_offset`` once compaction removed some.  Reads every batch's
+    header: for tools, not for a hot path."""
+    prefix = schema.partition_key(tid, part)
+    total = 0
+    with txn.cursor(db=dbs["batches"]) as cur:
+        if not cur.set_range(prefix):
+            return 0
+        for key, value in cur:
+            if bytes(key[:8]) != prefix:
+                break
+            if len(value) >= 36:
+                total += _COUNT.unpack_from(value, 28)[0]
+    return total
 
 
 def _corrupt(tid_name: str, part: int, offset: int, exc: Exception) -> CorruptRecordError:

@@ -340,6 +340,23 @@ class Store:
 
         return self.read(fn)
 
+    def stored_records(self, name: str) -> tuple[int, ...]:
+        """Per partition, the records stored: ``end_offset - start_offset``, or for a topic
+        compaction may have thinned, the count in its batches' headers (a read of every
+        header: for tools)."""
+
+        def fn(txn: lmdb.Transaction) -> tuple[int, ...]:
+            meta = topics.require(txn, self.dbs, name)
+            out = []
+            for p in range(meta.partitions):
+                st = plog.load_state(txn, self.dbs, meta.topic_id, p) or PartitionState()
+                gaps = meta.may_have_gaps
+                out.append(plog.count_records(txn, self.dbs, meta.topic_id, p) if gaps else
+                           st.end_offset - st.start_offset)
+            return tuple(out)
+
+        return self.read(fn)
+
     # -- records ------------------------------------------------------------------
     def append(self, items: Sequence[AppendItem], extra: Callable[[lmdb.Transaction], None] | None = None) -> None:
         """Append batches to their partitions in one transaction, then wake consumers.
