@@ -36,6 +36,7 @@ from embedlog import metrics as em
 from embedlog.errors import ClosedError, ConfigError
 from embedlog.metrics import registry
 from embedlog.metrics.prometheus import EmbedlogCollector, MetricsServer
+from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
 TIMEOUT = 30.0  # generous: a loaded 2-core machine must never hit it
 TP = TopicPartition
@@ -359,6 +360,10 @@ def test_endpoint_series_labels_and_values(log: embedlog.Log, server: Any) -> No
         assert value(parsed, "kafka_topic_partition_current_offset", **labels) == (10, 20, 30)[p]
         assert value(parsed, "kafka_topic_partition_oldest_offset", **labels) == (0, 0, 30)[p]
         assert value(parsed, "kafka_topic_partition_in_sync_replica", **labels) == 1
+        assert value(parsed, "kafka_topic_partition_replicas", **labels) == 1
+        assert value(parsed, "kafka_topic_partition_leader", **labels) == 0
+        assert value(parsed, "kafka_topic_partition_leader_is_preferred", **labels) == 1
+        assert value(parsed, "kafka_topic_partition_under_replicated_partition", **labels) == 0
         stored = snap.partition("orders", p)
         assert value(parsed, "embedlog_topic_partition_disk_bytes", **labels) == stored.bytes_on_disk
         assert value(parsed, "embedlog_topic_partition_records", **labels) == (10, 20, 0)[p]
@@ -384,6 +389,33 @@ def test_endpoint_series_labels_and_values(log: embedlog.Log, server: Any) -> No
     assert kinds["kafka_topic_partition_current_offset"] == "gauge"
     assert kinds["embedlog_topic_partition_records_in"] == "counter"
     assert kinds["embedlog_producer_records"] == "counter"
+
+
+def test_under_replicated_partitions_show_when_a_follower_leaves(log: embedlog.Log, server: Any,
+                                                                  tmp_path: Path) -> None:
+    """kafka-exporter's alert ``kafka_topic_partition_under_replicated_partition > 0``
+    fires once a follower the leader knows is out of the in-sync set."""
+    from embedlog.replication import Follower, Leader  # noqa: PLC0415
+
+    log.create_topic("t", partitions=2)
+    with embedlog.open(tmp_path / "follower", maintenance_interval_ms=None) as other, \
+            Leader(log, listen="127.0.0.1:0", insecure=True) as leader:
+        follower = Follower(other, leader.address, insecure=True)
+        follower.wait_connected(TIMEOUT)
+        harness.wait_until(lambda: leader.status()["isr"], "the follower in sync", timeout=TIMEOUT)
+        parsed = samples(scrape(server.url))
+        assert value(parsed, "kafka_brokers") == 2
+        for p in ("0", "1"):
+            assert value(parsed, "kafka_topic_partition_replicas", topic="t", partition=p) == 2
+            assert value(parsed, "kafka_topic_partition_in_sync_replica", topic="t", partition=p) == 2
+        assert alert(parsed, "kafka_topic_partition_under_replicated_partition", 0) == {}
+        follower.close()  # (it tells the leader, which drops it from the in-sync set at once)
+        harness.wait_until(lambda: not leader.status()["isr"], "the follower out of the set", timeout=TIMEOUT)
+        parsed = samples(scrape(server.url))
+        assert alert(parsed, "kafka_topic_partition_under_replicated_partition", 0) == {
+            (("partition", "0"), ("topic", "t")): 1.0, (("partition", "1"), ("topic", "t")): 1.0}
+        assert value(parsed, "kafka_topic_partition_replicas", topic="t", partition="0") == 2
+        assert value(parsed, "kafka_topic_partition_in_sync_replica", topic="t", partition="0") == 1
 
 
 def test_alert_rule_sees_the_lag(log: embedlog.Log, server: Any) -> None:

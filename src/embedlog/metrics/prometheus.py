@@ -11,11 +11,18 @@ such as ``kafka_consumergroup_lag > 1000`` work unchanged:
 * ``kafka_topic_partitions{topic}``
 * ``kafka_topic_partition_in_sync_replica{topic,partition}`` — the in-sync set's size
   (1 without replication)
-* ``kafka_topic_partition_current_offset{topic,partition}`` — the end offset
+* ``kafka_topic_partition_replicas{topic,partition}`` — this node and the followers a
+  ``Leader`` running in the exporting process knows (elsewhere: the in-sync set's size)
+* ``kafka_topic_partition_under_replicated_partition{topic,partition}`` — 1 when one of
+  those followers is out of the in-sync set
+* ``kafka_topic_partition_leader{topic,partition}`` (0: this node) and
+  ``kafka_topic_partition_leader_is_preferred{topic,partition}`` (1)
+* ``kafka_topic_partition_current_offset{topic,partition}`` — the high watermark (the end
+  offset, unless a replicating leader's followers lack the last records)
 * ``kafka_topic_partition_oldest_offset{topic,partition}`` — the start offset
 * ``kafka_consumergroup_current_offset{consumergroup,topic,partition}`` — committed offset
 * ``kafka_consumergroup_current_offset_sum{consumergroup,topic}``
-* ``kafka_consumergroup_lag{consumergroup,topic,partition}`` — end minus committed offset
+* ``kafka_consumergroup_lag{consumergroup,topic,partition}`` — high watermark minus committed offset
 * ``kafka_consumergroup_lag_sum{consumergroup,topic}``
 * ``kafka_consumergroup_members{consumergroup}`` — live members
 
@@ -26,7 +33,7 @@ of the sums.
 
 embedlog's own series: ``embedlog_up`` (0 when the log could not be read),
 ``embedlog_log_disk_bytes`` (the LMDB files' allocated size),
-``embedlog_topic_partition_disk_bytes``, ``_batches``, ``_records`` (stored) and
+``embedlog_topic_partition_disk_bytes``, ``_batches``, ``_records`` (end minus start offset) and
 ``embedlog_topic_partition_records_in_total`` per partition; and, for the clients of
 *this process*, ``embedlog_producer_{records,bytes,writes}_total``,
 ``embedlog_producer_{records,bytes}_per_second``,
@@ -73,6 +80,15 @@ class _Families:
         self.partitions = g("kafka_topic_partitions", "Number of partitions for this Topic", labels=["topic"])
         self.isr = g("kafka_topic_partition_in_sync_replica", "Number of In-Sync Replicas for this Topic/Partition",
                      labels=_TP)
+        self.replicas = g("kafka_topic_partition_replicas", "Number of Replicas for this Topic/Partition (this "
+                          "node and the followers its replication leader knows)", labels=_TP)
+        self.leader = g("kafka_topic_partition_leader", "Leader Broker ID of this Topic/Partition (0: this node)",
+                        labels=_TP)
+        self.preferred = g("kafka_topic_partition_leader_is_preferred",
+                           "1 if Topic/Partition is using the Preferred Broker (always: this node leads)", labels=_TP)
+        self.under = g("kafka_topic_partition_under_replicated_partition",
+                       "1 if Topic/Partition is under Replicated (a known follower is out of the in-sync set)",
+                       labels=_TP)
         self.current = g("kafka_topic_partition_current_offset",
                          "Current Offset of a Broker at Topic/Partition (the high watermark)", labels=_TP)
         self.oldest = g("kafka_topic_partition_oldest_offset",
@@ -146,6 +162,10 @@ def _fill(f: _Families, m: LogMetrics) -> None:
             f.current.add_metric(labels, p.high_watermark)  # (kafka-exporter's: the newest offset consumers get)
             f.oldest.add_metric(labels, p.start_offset)
             f.isr.add_metric(labels, m.in_sync_replicas)
+            f.replicas.add_metric(labels, m.replicas)
+            f.leader.add_metric(labels, 0)
+            f.preferred.add_metric(labels, 1)
+            f.under.add_metric(labels, 1 if m.in_sync_replicas < m.replicas else 0)
             f.disk.add_metric(labels, p.bytes_on_disk)
             f.batches.add_metric(labels, p.batches)
             f.records.add_metric(labels, p.records)

@@ -155,6 +155,10 @@ class LogMetrics:
     in_sync_replicas: int = 1
     """Nodes holding every acknowledged record: 1 (this one) unless a replication
     ``Leader`` runs on the log, then the size of its in-sync set (itself included)."""
+    replicas: int = 1
+    """Nodes replicating the log: this one and every follower a ``Leader`` running in
+    this process knows, in sync or not; read from another process, only the in-sync set
+    is known (``in_sync_replicas``)."""
 
     def topic(self, name: str) -> TopicMetrics:
         """The named topic (``KeyError`` if it is not in the snapshot)."""
@@ -279,5 +283,8 @@ def snapshot(log: Log) -> LogMetrics:
 
     topic_rows, group_rows, mirrors, isr = store.read(read)
     clients = tuple(c.snapshot() for c in counters_of(log.path))
+    source = store.hw_source  # (a Leader running in this process: it knows its followers)
+    followers = getattr(source, "followers", None)
+    replicas = max(isr, 1 + len(followers)) if followers is not None and isr > 0 else isr
     return LogMetrics(os.path.realpath(log.path), time.time_ns() // 1_000_000, topic_rows, group_rows, clients,
-                      mirrors, tuple(mirror_links(log.path)), isr)
+                      mirrors, tuple(mirror_links(log.path)), isr, replicas)
