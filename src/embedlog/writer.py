@@ -317,7 +317,7 @@ class GroupCommitter:
         isolating = False
         try:
             try:
-                store.write(together, durable=False)  # the common case: nothing to isolate
+                store.write(together, durable=False, writes=True)  # the common case: nothing to isolate
             except EmbedlogError:
                 if len(requests) == 1 and (requests[0].atomic or len(requests[0].items) < 2):
                     raise

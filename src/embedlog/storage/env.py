@@ -25,7 +25,10 @@ Durability modes (``durability=`` of ``embedlog.open``):
     replication leader's followers (``make_durable``), so the leader's second sync
     overlaps their way to the followers.  A producer's background write (linger, a
     full buffer) skips it: the next ``flush()`` makes it (``make_durable_if_needed``).
-    A power loss before that second sync can undo the last commit only, never damage the
+    Another process's later commit puts the meta page on disk too; the processes of a
+    log tell one another what is on disk already through ``sync.board``
+    (``syncboard.py``), so concurrent flushes of several processes share that second
+    sync.  A power loss before that second sync can undo the last commit only, never damage the
     store (LMDB's guarantee for ``MDB_NOMETASYNC``; it keeps the two previous snapshots'
     pages intact).  So a reader can see a commit up to one device flush before it is
     durable, as with LMDB's full sync, where the meta page is visible while it is being
@@ -60,6 +63,7 @@ import lmdb
 
 from ..errors import ClosedError, ConfigError, DiskFullError, EmbedlogError, FormatVersionError, StorageError
 from .schema import DB_NAMES
+from .syncboard import SHARE_WAIT_S, SyncBoard
 
 __all__ = ["DURABILITY_MODES", "Env"]
 
@@ -146,6 +150,8 @@ _MAX_READERS = 1024
 #: inside a read transaction leaves its slot, and its snapshot would keep every page freed
 #: since from being reused (a log under retention would grow without bound)
 _READER_CHECK_S = 0.25
+#: how often a flush waiting for another process's commit looks at the sync board
+_SHARE_POLL_S = 0.00005
 _RESIZE_TRIES = 50  # begins retried while other processes keep growing the map
 
 
@@ -385,6 +391,11 @@ class Env:
         self._sync_commits = durability == "flush"  # (each durable write fsyncs its meta page itself)
         #: a ``durable=False`` write of this process committed since the last sync began
         self._unsynced = False
+        #: ``durability="flush"``: the log's ``sync.board`` (None without one)
+        self._board: SyncBoard | None = None
+        #: meta-page syncs made, and skipped because another commit's sync covered them
+        self.syncs_made = 0
+        self.syncs_shared = 0
         self._initial_map = map_size or _INITIAL_MAP
         self._fsync_interval = fsync_interval_ms / 1000.0
         self._gate = _Gate()
@@ -439,6 +450,8 @@ class Env:
             raise
         with contextlib.suppress(lmdb.Error):
             env.reader_check()  # free reader slots of processes that died mid-read
+        if sync:
+            self._open_board(data_file)
         # Filled in place: the store and its clients hold this very dict, and after a
         # fork they must get this environment's handles, not the parent's.
         self.dbs.clear()
@@ -450,6 +463,14 @@ class Env:
             self._stop.clear()
             self._syncer = threading.Thread(target=self._sync_loop, name="embedlog-fsync", daemon=True)
             self._syncer.start()
+
+    def _open_board(self, data_file: str) -> None:
+        if self._board is not None:  # (the parent's, after a fork: its map stays the parent's to close)
+            self._board = None
+        try:
+            self._board = SyncBoard(self.path, os.stat(data_file).st_ino)
+        except (OSError, ValueError):  # (a read-only directory, say): every flush syncs on its own
+            self._board = None
 
     def _sync_loop(self) -> None:
         while not self._stop.wait(self._fsync_interval):
@@ -476,6 +497,8 @@ class Env:
                         self._env.sync(True)
                 self._env.close()
         self._env = None
+        if self._board is not None and self._pid == _PID:
+            self._board.close()
 
     @property
     def closed(self) -> bool:
@@ -509,38 +532,52 @@ class Env:
         """A short read transaction (a consistent snapshot), as ``with env.read() as txn``."""
         return _Read(self)
 
-    def write(self, fn: Callable[[lmdb.Transaction], T], *, durable: bool = True) -> T:
+    def write(self, fn: Callable[[lmdb.Transaction], T], *, durable: bool = True, writes: bool = False) -> T:
         """Run ``fn(txn)`` in a write transaction and commit it; retried after map growth.
 
         ``fn`` must read what it needs through ``txn`` so that a retry is correct.  If
         ``fn`` raises, nothing it wrote is kept.  With ``durability="flush"`` the commit
         is on disk when this returns, unless ``durable=False``: then a power loss may
         undo it until the next commit or ``make_durable`` (see the module docstring).
+        ``writes``: ``fn`` always writes something, so the commit synced the data file
+        (what other processes are told: ``syncboard.py``).
         """
         while True:
             self._gate.enter()  # (before taking the handle: see _Read.__enter__)
             grow = False
+            now = time.monotonic()
+            board = self._board
+            if board is not None and board.alone(now):
+                board = None  # (no other process to tell, nor to wait for)
             try:
                 env = self._handle()
-                now = time.monotonic()
                 if now >= self._next_reader_check:  # (before the transaction: it frees pages for it)
                     self._next_reader_check = now + _READER_CHECK_S
                     with contextlib.suppress(lmdb.Error):
                         env.reader_check()
-                txn = self._begin(env, write=True)
+                if board is not None:
+                    board.enter()
                 try:
-                    result = fn(txn)
-                    txn.commit()
-                except lmdb.MapFullError:
-                    txn.abort()
-                    grow = True
-                except BaseException:
-                    txn.abort()
-                    raise
-                else:
+                    txn = self._begin(env, write=True)
+                    txn_id = txn.id()
+                    try:
+                        result = fn(txn)
+                        txn.commit()
+                    except lmdb.MapFullError:
+                        txn.abort()
+                        grow = True
+                    except BaseException:
+                        txn.abort()
+                        raise
+                finally:
+                    if board is not None:
+                        board.leave()
+                if not grow:
                     if self._sync_commits:
-                        if durable:
-                            env.sync(True)  # (the commit's meta page: see the module docstring)
+                        if writes and board is not None:
+                            board.publish(txn_id - 1)  # (synced by this commit, before its meta page)
+                        if durable:  # (the commit's meta page: see the module docstring)
+                            self._sync_through(env, txn_id, board)
                         else:
                             self._unsynced = True
                     return result
@@ -600,11 +637,49 @@ class Env:
                 raise translate(exc, "adopting another process's map size") from None
 
     def make_durable(self) -> None:
-        """With ``durability="flush"``: put every commit so far on disk (after a
-        ``write(..., durable=False)``); otherwise nothing."""
+        """With ``durability="flush"``: put every commit of this process so far on disk
+        (after a ``write(..., durable=False)``); otherwise nothing."""
         if self._sync_commits:
             self._unsynced = False  # (before: a commit the sync may miss sets it again)
-            self.sync()
+            self._gate.enter()
+            try:
+                env = self._handle()
+                board = self._board
+                if board is not None and board.alone(time.monotonic()):
+                    board = None
+                last = env.info()["last_txnid"] if board is not None else 0
+                self._sync_through(env, last, board)  # (this process's commits, and maybe later ones)
+            except lmdb.Error as exc:
+                raise self.failed(exc, f"syncing {self.path!r}") from None
+            finally:
+                self._gate.leave()
+
+    def _sync_through(self, env: lmdb.Environment, txn_id: int, board: SyncBoard | None) -> None:
+        """(Gate entered) Put every transaction up to ``txn_id`` on disk: skipped when the
+        sync ``board`` (None: this process is alone) says another sync did (or, while
+        another process is in a write transaction, soon does: waiting at most
+        ``SHARE_WAIT_S``), else ``fdatasync``."""
+        if board is not None:
+            if board.through(env.info()["last_txnid"]) >= txn_id:
+                self.syncs_shared += 1
+                return
+            if board.others_writing():
+                deadline = time.monotonic() + SHARE_WAIT_S
+                while True:
+                    time.sleep(_SHARE_POLL_S)
+                    if board.through(env.info()["last_txnid"]) >= txn_id:
+                        self.syncs_shared += 1
+                        return
+                    if time.monotonic() >= deadline or not board.others_writing():
+                        break
+        if board is None:
+            env.sync(True)
+            self.syncs_made += 1
+            return
+        last = env.info()["last_txnid"]  # (its meta page is in the file: the sync covers it)
+        env.sync(True)
+        self.syncs_made += 1
+        board.publish(last)
 
     def make_durable_if_needed(self) -> None:
         """``make_durable`` if a ``durable=False`` write of this process may not be on
@@ -616,7 +691,11 @@ class Env:
         """fsync everything committed so far."""
         self._gate.enter()
         try:
-            self._handle().sync(True)
+            env = self._handle()
+            last = env.info()["last_txnid"]
+            env.sync(True)
+            if self._board is not None:
+                self._board.publish(last)
         except lmdb.Error as exc:
             raise self.failed(exc, f"syncing {self.path!r}") from None
         finally:

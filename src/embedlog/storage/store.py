@@ -172,14 +172,15 @@ class Store:
         with self.env.read() as txn:
             return fn(txn)
 
-    def write(self, fn: Callable[[lmdb.Transaction], T], *, notify: bool = False, durable: bool = True) -> T:
+    def write(self, fn: Callable[[lmdb.Transaction], T], *, notify: bool = False, durable: bool = True,
+              writes: bool = False) -> T:
         """Run ``fn`` in a write transaction; wake consumers after it commits.
-        ``durable=False``: see ``Env.write``."""
+        ``durable=False``, ``writes``: see ``Env.write``."""
         local = self._local
         local.memo = None
         local.hw_written = None
         try:
-            result = self.env.write(fn, durable=durable)
+            result = self.env.write(fn, durable=durable, writes=writes)
         except BaseException:
             local.memo = local.hw_written = None
             raise

@@ -1,0 +1,156 @@
+"""Sharing the meta page's fsync between processes (``durability="flush"``).
+
+LMDB (``MDB_NOMETASYNC``) commits transaction N by writing its pages, ``fdatasync``-ing
+the data file, then writing the meta page that makes N current; ``Env`` then syncs once
+more to put that meta page on disk (see ``env.py``).  Any ``fdatasync`` of the data file
+that begins after meta page N was written puts it on disk as well — the second sync of
+another process's later commit, or the first sync inside LMDB's commit of any later
+transaction.  This board, a small file shared by every process of the log, tells each
+process what is on disk already, so that a flush whose commit a later one covered skips
+its own second sync: concurrent flushes of several processes then share it, as those of
+one process's threads share whole commits (``writer.py``).
+
+``sync.board`` in the log directory, one page, mapped shared:
+
+* bytes 0-7: the inode number of ``data.mdb`` the board speaks of (a copied directory's
+  board, or one left by a data file since replaced, is not believed);
+* bytes 8-15 and 16-23: the same value twice, ``T``: every transaction up to ``T`` is on
+  disk.  A reader believes it only when both copies agree and ``T`` is not above the
+  environment's last committed transaction (a write torn by a concurrent writer, or a
+  stale board, reads as 0: nothing is skipped).  Writers only ever store values that are
+  true when stored: a lower value overwriting a higher one costs a sync, never safety.
+
+``T`` is raised (``publish``) by
+
+* a flush-mode process after ``fdatasync``: to the last transaction committed before
+  the sync began (its meta page was in the file then);
+* a flush-mode process after committing transaction N that certainly wrote pages (an
+  append: it always writes the commit sequence), so LMDB synced the data file before
+  writing meta page N: to N - 1.  (An empty transaction commits nothing and syncs
+  nothing, so other commits publish nothing.)
+
+Every flush-mode process holds a shared ``lockf`` lock on byte 65 while it has the log
+open; a process that finds no other holder (its exclusive probe succeeds, looked at
+every ``ALONE_RECHECK_S``) does none of what follows, and syncs on its own.  Otherwise
+it holds a shared ``lockf`` lock on byte 64 from before it begins a write transaction
+until it committed (while it waits for LMDB's writer lock too).  A
+process about to sync for transaction N that finds another process holding it (its
+exclusive probe fails) waits a little for that process's commit to publish ``T >= N``
+instead: a commit under way covers N with its own syncs.  Locks go with their process,
+so a process killed mid-commit never keeps anyone waiting beyond ``SHARE_WAIT_S``.
+
+Everything here is an optimisation: without the board (a directory that cannot hold
+it, another platform) every flush syncs on its own, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import mmap
+import os
+import struct
+
+__all__ = ["ALONE_RECHECK_S", "FILE_NAME", "SHARE_WAIT_S", "SyncBoard"]
+
+FILE_NAME = "sync.board"
+#: the longest a flush waits for another process's commit to cover its meta page
+SHARE_WAIT_S = 0.001
+#: how long a process that found itself alone on the log believes it
+ALONE_RECHECK_S = 0.02
+_SIZE = mmap.PAGESIZE
+_INODE = struct.Struct("<Q")
+_THROUGH = struct.Struct("<QQ")
+_THROUGH_AT = 8
+_LOCK_AT = 64  # held (shared) by each process in a write transaction
+_OPEN_AT = 65  # held (shared) by each process that has the log open in flush mode
+
+
+class SyncBoard:
+    """One process's view of a log's ``sync.board`` (see the module docstring)."""
+
+    def __init__(self, path: str, inode: int) -> None:
+        """Open (creating) the board of the log directory ``path`` for data file
+        ``inode``; ``OSError`` if it cannot be made or mapped (then do without)."""
+        self.inode = inode
+        fd = os.open(os.path.join(path, FILE_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            if os.fstat(fd).st_size < _SIZE:
+                os.posix_fallocate(fd, 0, _SIZE)  # (blocks now: a full disk fails here, never as SIGBUS later)
+            self._map = mmap.mmap(fd, _SIZE)
+            fcntl.lockf(fd, fcntl.LOCK_SH, 1, _OPEN_AT)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._alone_until = 0.0  # (monotonic) see ``alone``
+
+    def close(self) -> None:
+        """Unmap and close (idempotent)."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError, ValueError, BufferError):
+                self._map.close()
+            os.close(fd)
+
+    def through(self, last_txnid: int) -> int:
+        """``T``: every transaction up to it is on disk (0 when the board says nothing
+        believable); ``last_txnid`` is the environment's last committed transaction."""
+        if self._fd < 0 or _INODE.unpack_from(self._map, 0)[0] != self.inode:
+            return 0
+        a, b = _THROUGH.unpack_from(self._map, _THROUGH_AT)
+        return a if a == b and a <= last_txnid else 0
+
+    def publish(self, txnid: int) -> None:
+        """Every transaction up to ``txnid`` is on disk now."""
+        if self._fd < 0:
+            return
+        board = self._map
+        if _INODE.unpack_from(board, 0)[0] != self.inode:
+            _THROUGH.pack_into(board, _THROUGH_AT, 0, 1)  # (unbelievable while the inode changes)
+            _INODE.pack_into(board, 0, self.inode)
+        else:
+            a, b = _THROUGH.unpack_from(board, _THROUGH_AT)
+            if a == b and a >= txnid:
+                return
+        _THROUGH.pack_into(board, _THROUGH_AT, txnid, txnid)
+
+    def enter(self) -> None:
+        """A write transaction of this process begins (held until ``leave``)."""
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                fcntl.lockf(self._fd, fcntl.LOCK_SH, 1, _LOCK_AT)
+
+    def leave(self) -> None:
+        """The write transaction ended (committed or not)."""
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, _LOCK_AT)
+
+    def alone(self, now: float) -> bool:
+        """Whether no other process has the log open in flush mode (believed for
+        ``ALONE_RECHECK_S``; ``now`` is ``time.monotonic()``)."""
+        if now < self._alone_until:
+            return True
+        if self._fd < 0:
+            return True
+        try:
+            fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _OPEN_AT)
+        except OSError:
+            return False  # (others hold it)
+        with contextlib.suppress(OSError):  # (back to shared: others may take theirs)
+            fcntl.lockf(self._fd, fcntl.LOCK_SH, 1, _OPEN_AT)
+        self._alone_until = now + ALONE_RECHECK_S
+        return True
+
+    def others_writing(self) -> bool:
+        """Whether another process is in (or waiting for) a write transaction."""
+        if self._fd < 0:
+            return False
+        try:
+            fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _LOCK_AT)
+        except OSError:
+            return True  # (EAGAIN/EACCES: another process holds it)
+        with contextlib.suppress(OSError):
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, _LOCK_AT)
+        return False
