@@ -703,6 +703,26 @@ def test_clients_meet_by_bootstrap_servers(servers: str) -> None:
     c.close()
 
 
+def test_spellings_of_one_bootstrap_list_are_one_log() -> None:
+    """Port 9092 when none is given (kafka-python's default is ``"localhost"``), a
+    ``PLAINTEXT://`` scheme, order and spaces: the same brokers, so the same log."""
+    try:
+        KafkaProducer(bootstrap_servers="spell-a").send("m", b"x").get(10)
+        for spelling in ("spell-a:9092", "PLAINTEXT://spell-a:9092", ["spell-a:9092"]):
+            c = KafkaConsumer("m", bootstrap_servers=spelling, auto_offset_reset="earliest")
+            assert [r.value for r in drain(c, 1)] == [b"x"], spelling
+            c.close()
+        KafkaProducer(bootstrap_servers="spell-b:9092, spell-c").send("m", b"y").get(10)
+        c = KafkaConsumer("m", bootstrap_servers=["spell-c:9092", "spell-b"], auto_offset_reset="earliest")
+        assert [r.value for r in drain(c, 1)] == [b"y"]
+        c.close()
+        other = KafkaConsumer("m", bootstrap_servers="spell-a:9093", auto_offset_reset="earliest")
+        assert drain(other, 1, timeout=0.3) == []  # (another port: another broker)
+        other.close()
+    finally:
+        registry.reset()
+
+
 def test_embedlog_path_names_a_log_directory(tmp_path: Path) -> None:
     path = tmp_path / "log"
     p = KafkaProducer(bootstrap_servers="anything", embedlog_path=str(path))
@@ -806,3 +826,53 @@ def test_buffer_memory_of_kafka_python_2_bounds_the_buffered_bytes(servers: str)
     finally:
         p.close()
         c.close()
+
+
+# -- what a member commits as it goes ------------------------------------------------------------
+def _ten_and_a_member(servers: str) -> KafkaConsumer:
+    p = KafkaProducer(bootstrap_servers=servers)
+    for i in range(10):
+        p.send("t", b"%d" % i)
+    p.flush()
+    p.close()
+    return KafkaConsumer("t", bootstrap_servers=servers, group_id="g", auto_offset_reset="earliest",
+                         consumer_timeout_ms=2000, max_poll_records=500)
+
+
+def _committed(servers: str) -> int | None:
+    c = KafkaConsumer(bootstrap_servers=servers, group_id="g")
+    try:
+        return c.committed(TopicPartition("t", 0))
+    finally:
+        c.close(autocommit=False)
+
+
+@pytest.mark.parametrize("leave", ["close", "unsubscribe"])
+def test_leaving_mid_iteration_commits_only_what_was_yielded(servers: str, leave: str) -> None:
+    """The iterator fetched all ten records and yielded two: closing (or unsubscribing)
+    with auto-commit commits 2, as kafka-python's per-record position does; the group's
+    next member gets the other eight (it got none)."""
+    c = _ten_and_a_member(servers)
+    for r in c:
+        if r.offset == 1:
+            break
+    assert c.position(TopicPartition("t", 0)) == 2
+    if leave == "close":
+        c.close()
+    else:
+        c.unsubscribe()
+        c.close(autocommit=False)
+    assert _committed(servers) == 2
+    nxt = KafkaConsumer("t", bootstrap_servers=servers, group_id="g", auto_offset_reset="earliest")
+    assert [r.offset for r in drain(nxt, 8)] == list(range(2, 10))
+    nxt.close()
+
+
+def test_close_without_autocommit_commits_nothing(servers: str) -> None:
+    c = _ten_and_a_member(servers)
+    got: dict[Any, Any] = {}
+    while not got:
+        got = c.poll(timeout_ms=1000, max_records=3)
+    assert c.position(TopicPartition("t", 0)) == 3
+    c.close(autocommit=False)
+    assert _committed(servers) is None

@@ -70,9 +70,20 @@ def _key(config: Mapping[str, Any]) -> str:
     if path:
         return "path:" + str(os.path.realpath(os.fspath(path)))
     servers: object = config.get("bootstrap.servers") or config.get("bootstrap_servers") or "localhost:9092"
-    if isinstance(servers, (list, tuple)):
-        servers = ",".join(str(s) for s in servers)
-    return f"servers:{servers}"
+    entries = servers if isinstance(servers, (list, tuple)) else str(servers).split(",")
+    return "servers:" + ",".join(sorted({_broker(str(e)) for e in entries if str(e).strip()}))
+
+
+def _broker(entry: str) -> str:
+    """One bootstrap entry as the clients read it: ``host:port`` (port 9092 if none;
+    a ``PLAINTEXT://``-style scheme dropped), so that spellings of one broker are one log."""
+    entry = entry.strip()
+    if "://" in entry:
+        entry = entry.split("://", 1)[1]
+    entry = entry.rstrip("/")
+    if entry.startswith("["):  # [IPv6] or [IPv6]:port
+        return entry if "]:" in entry else entry + ":9092"
+    return entry if ":" in entry else entry + ":9092"
 
 
 def log_for(config: Mapping[str, Any]) -> Cluster:

@@ -447,7 +447,7 @@ class KafkaConsumer:
     def unsubscribe(self) -> None:
         """Leave the group (if any) and drop every partition."""
         self._check_open()
-        self._drop_pending(rewind=False)
+        self._drop_pending()  # (back to the first record not yielded: what the group then gets)
         self._maybe_auto_commit()
         self._sub.clear()
         self._user_assigned = False
@@ -706,8 +706,15 @@ class KafkaConsumer:
         """Commit consumed offsets (with auto-commit on), leave the group, release (idempotent)."""
         if self._closed:
             return
-        if autocommit and not self._cluster.log.closed:
-            self._maybe_auto_commit()
+        if not self._cluster.log.closed:
+            # back to the first record not yielded: the member's last commit (on revoke)
+            # must not cover records an iteration fetched but never returned
+            with contextlib.suppress(el_errors.EmbedlogError):
+                self._drop_pending()
+            if autocommit:
+                self._maybe_auto_commit()
+        if not autocommit:  # (kafka-python commits nothing then: nor may the member as it leaves)
+            self._consumer.enable_auto_commit = False
         self._pending.clear()
         try:
             # (not closed yet: kafka-python calls on_partitions_revoked from close() so
