@@ -75,6 +75,43 @@ def test_requesting_the_fixture_is_enough(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2)
 
 
+def test_values_the_shims_return_are_the_real_libraries_classes(pytester: pytest.Pytester) -> None:
+    """``isinstance(record, kafka.consumer.fetcher.ConsumerRecord)`` holds under the fixture,
+    as with the real client (and for aiokafka's ``aiokafka.structs`` classes)."""
+    pytester.makepyfile(test_inner='''
+        import asyncio
+        import kafka.consumer.fetcher, kafka.producer.future, aiokafka.structs
+        from kafka import KafkaProducer, KafkaConsumer
+        from aiokafka import AIOKafkaProducer, AIOKafkaConsumer
+
+        def test_kafka_python(embedlog_kafka):
+            md = KafkaProducer(bootstrap_servers="x").send("t", b"v").get(5)
+            r = next(KafkaConsumer("t", bootstrap_servers="x", auto_offset_reset="earliest",
+                                   consumer_timeout_ms=2000))
+            assert isinstance(md, kafka.producer.future.RecordMetadata), type(md)
+            assert isinstance(r, kafka.consumer.fetcher.ConsumerRecord), type(r)
+            assert (r.value, r.offset, md.offset) == (b"v", 0, 0)
+
+        def test_aiokafka(embedlog_kafka):
+            async def main():
+                p = AIOKafkaProducer(bootstrap_servers="x")
+                await p.start()
+                md = await p.send_and_wait("t", b"v")
+                await p.stop()
+                c = AIOKafkaConsumer("t", bootstrap_servers="x", auto_offset_reset="earliest")
+                await c.start()
+                m = await c.getone()
+                await c.stop()
+                return md, m
+            md, m = asyncio.run(main())
+            assert isinstance(md, aiokafka.structs.RecordMetadata), type(md)
+            assert isinstance(m, aiokafka.structs.ConsumerRecord), type(m)
+            assert (m.value, m.offset, md.offset) == (b"v", 0, 0)
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(passed=2)
+
+
 def test_tests_without_the_fixture_get_the_real_clients(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(kafka_app_b=KAFKA_APP)
     pytester.makepyfile(test_inner='''

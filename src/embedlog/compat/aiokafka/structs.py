@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 from ...model import TopicPartition
+from .._library import library_class
 
 __all__ = ["ConsumerRecord", "OffsetAndMetadata", "OffsetAndTimestamp", "RecordMetadata", "TopicPartition"]
 
@@ -59,3 +60,8 @@ class ConsumerRecord(Generic[KT, VT]):
     serialized_key_size: int
     serialized_value_size: int
     headers: Sequence[tuple[str, bytes]]
+
+
+if not TYPE_CHECKING:  # aiokafka's own classes where it is installed: isinstance() holds
+    ConsumerRecord = library_class("aiokafka.structs", "ConsumerRecord", ConsumerRecord)
+    RecordMetadata = library_class("aiokafka.structs", "RecordMetadata", RecordMetadata)

@@ -8,9 +8,10 @@ kafka-python 3.0.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ...model import TopicPartition
+from .._library import library_class
 
 __all__ = [
     "ConsumerGroupMetadata",
@@ -82,3 +83,8 @@ class ConsumerGroupMetadata(NamedTuple):
     member_id: str = ""
     group_instance_id: str | None = None
     state: str = "UNJOINED"
+
+
+if not TYPE_CHECKING:  # kafka-python's own classes where it is installed: isinstance() holds
+    ConsumerRecord = library_class("kafka.consumer.fetcher", "ConsumerRecord", ConsumerRecord)
+    RecordMetadata = library_class("kafka.producer.future", "RecordMetadata", RecordMetadata)
