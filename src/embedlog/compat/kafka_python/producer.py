@@ -222,8 +222,7 @@ class KafkaProducer:
         if cfg["compression_type"] not in _CODECS:
             raise ValueError(f"Not supported codec: {cfg['compression_type']}")
         self._txn_id: str | None = cfg["transactional_id"] or None
-        if self._txn_id is not None:
-            _check_transactional(configs, cfg)
+        _check_idempotence(configs, cfg)
         for key in ("key_serializer", "value_serializer"):
             fn = cfg[key]
             if fn is not None and not callable(fn) and not hasattr(fn, "serialize"):
@@ -543,11 +542,19 @@ def _as_bytes(data: Any, what: str) -> bytes:
     return bytes(data)
 
 
-def _check_transactional(user: Mapping[str, Any], cfg: dict[str, Any]) -> None:
-    """kafka-python's checks of a transactional producer's config (it forces idempotence)."""
-    if "enable_idempotence" in user and not user["enable_idempotence"]:
+def _check_idempotence(user: Mapping[str, Any], cfg: dict[str, Any]) -> None:
+    """kafka-python's checks of idempotence against the user's other settings: a
+    transactional producer forces it; set explicitly (or by ``transactional_id``), a
+    conflicting ``acks``/``retries``/in-flight setting is an error; by default it is
+    turned off by one, as kafka-python logs."""
+    transactional = bool(cfg["transactional_id"])
+    explicit = "enable_idempotence" in user or transactional
+    if transactional and "enable_idempotence" in user and not user["enable_idempotence"]:
         raise Errors.KafkaConfigurationError("Cannot set transactional_id without enable_idempotence.")
-    cfg["enable_idempotence"] = True
+    if transactional:
+        cfg["enable_idempotence"] = True
+    if not cfg["enable_idempotence"]:
+        return
     conflicts = []
     if "acks" in user and user["acks"] not in (-1, "all"):
         conflicts.append(f"acks={user['acks']!r}")
@@ -555,9 +562,11 @@ def _check_transactional(user: Mapping[str, Any], cfg: dict[str, Any]) -> None:
         conflicts.append("retries=0")
     if "max_in_flight_requests_per_connection" in user and user["max_in_flight_requests_per_connection"] > 5:
         conflicts.append(f"max_in_flight_requests_per_connection={user['max_in_flight_requests_per_connection']!r}")
-    if conflicts:
+    if conflicts and explicit:
         raise Errors.KafkaConfigurationError(
             f"enable_idempotence=True is incompatible with user-provided {', '.join(conflicts)}")
+    if conflicts:
+        cfg["enable_idempotence"] = False
 
 
 def _offsets_target(group_metadata: Any) -> Consumer | str:
