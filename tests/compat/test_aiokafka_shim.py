@@ -578,3 +578,20 @@ def test_record_metadata_of_a_log_append_time_topic(servers: str) -> None:
     assert (create_time.timestamp, create_time.timestamp_type) == (1000, 0)
     assert (record.timestamp_type, append_time.timestamp_type) == (1, 1)
     assert append_time.timestamp == record.timestamp != 1000
+
+
+def test_assignment_and_subscribe_checks_before_start(servers: str) -> None:
+    """As aiokafka: ``assign`` before ``start`` shows in ``assignment()`` at once, and a
+    topic string given to ``subscribe`` is a ``TypeError`` whatever else is set."""
+    async def main() -> None:
+        c = AIOKafkaConsumer(bootstrap_servers=servers, auto_offset_reset="earliest")
+        tp = TopicPartition("a", 0)
+        c.assign([tp])
+        assert c.assignment() == frozenset({tp})
+        with pytest.raises(TypeError):
+            c.subscribe("a")  # type: ignore[arg-type]
+        await c.start()
+        assert c.assignment() == frozenset({tp})
+        await c.stop()
+
+    run(main)

@@ -405,10 +405,10 @@ class AIOKafkaConsumer:
         if listener is not None and not (hasattr(listener, "on_partitions_revoked")
                                          and hasattr(listener, "on_partitions_assigned")):
             raise TypeError("listener should be an instance of ConsumerRebalanceListener")
-        if self._user_assignment:
-            raise Errors.IllegalStateError("Subscription to topics, partitions and pattern are mutually exclusive")
         if topics and not isinstance(topics, (tuple, set, list)):
             raise TypeError("Topics should be list of strings")
+        if self._user_assignment:
+            raise Errors.IllegalStateError("Subscription to topics, partitions and pattern are mutually exclusive")
         self._listener = listener
         self._wanted = (list(topics), pattern)
         if self._sub is not None:
@@ -456,8 +456,11 @@ class AIOKafkaConsumer:
             raise self._error(exc) from exc
 
     def assignment(self) -> frozenset[TopicPartition]:
-        """The assigned partitions (a frozenset, as aiokafka's)."""
-        return frozenset(self._consumer.assignment()) if self._consumer is not None else frozenset()
+        """The assigned partitions (a frozenset, as aiokafka's; before ``start``, those
+        ``assign`` was given)."""
+        if self._consumer is not None:
+            return frozenset(self._consumer.assignment())
+        return frozenset(self._user_assignment or ())
 
     async def topics(self) -> set[str]:
         """Every topic in the log."""
