@@ -418,6 +418,25 @@ def test_under_replicated_partitions_show_when_a_follower_leaves(log: embedlog.L
         assert value(parsed, "kafka_topic_partition_in_sync_replica", topic="t", partition="0") == 1
 
 
+def test_current_offset_is_the_high_watermark(log: embedlog.Log, server: Any) -> None:
+    """kafka-exporter's current offset is what consumers can read (the high watermark),
+    so ``current_offset - consumergroup_current_offset == lag`` holds while a
+    replicating leader holds records back."""
+    from embedlog.storage import replica  # noqa: PLC0415
+
+    log.create_topic("t")
+    produce(log, "t", {0: 5})
+    store = log._store
+    store.write(lambda txn: replica.set_replicating(txn, store.dbs, True))  # (appends leave the hw alone)
+    produce(log, "t", {0: 7})
+    log.commit_offsets("g", {TP("t", 0): 2})
+    parsed = samples(scrape(server.url))
+    labels = {"topic": "t", "partition": "0"}
+    assert value(parsed, "kafka_topic_partition_current_offset", **labels) == 5
+    assert value(parsed, "kafka_consumergroup_current_offset", consumergroup="g", **labels) == 2
+    assert value(parsed, "kafka_consumergroup_lag", consumergroup="g", **labels) == 3
+
+
 def test_alert_rule_sees_the_lag(log: embedlog.Log, server: Any) -> None:
     """``kafka_consumergroup_lag > 1000`` fires for exactly the partition that lags by more."""
     log.create_topic("events", partitions=2)
