@@ -6,6 +6,7 @@ process's commit made for them, and lose nothing."""
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -71,6 +72,29 @@ def test_what_is_published_is_read_back_only_when_believable(tmp_path: Path) -> 
         assert board.through(last_txnid=100) == 0
     finally:
         board.close()
+        board.close()
+
+
+def test_a_board_ahead_of_the_data_file_is_forgotten_at_open(tmp_path: Path) -> None:
+    """A reset log whose new data.mdb got the old inode number back (or a compacted copy
+    put in place) would meet the old board's T once its own transactions climbed past
+    it: each process drops a T above the data file's last transaction when it opens."""
+    with embedlog.open(tmp_path) as log:
+        log.create_topic("t")
+    ino = os.stat(tmp_path / "data.mdb").st_ino
+    (tmp_path / syncboard.FILE_NAME).write_bytes(struct.pack("<QQQ", ino, 10_000, 10_000).ljust(4096, b"\0"))
+    with embedlog.open(tmp_path) as log:
+        raw = (tmp_path / syncboard.FILE_NAME).read_bytes()
+        assert struct.unpack_from("<QQQ", raw) == (ino, 0, 1)  # (unbelievable)
+        assert log._store.env.info()["last_txnid"] < 10_000
+    board = SyncBoard(str(tmp_path), inode=ino)
+    try:
+        board.publish(5)
+        board.forget_if_ahead(last_txnid=7)  # (at or below: kept)
+        assert board.through(last_txnid=7) == 5
+        board.forget_if_ahead(last_txnid=4)
+        assert board.through(last_txnid=100) == 0
+    finally:
         board.close()
 
 

@@ -451,7 +451,7 @@ class Env:
         with contextlib.suppress(lmdb.Error):
             env.reader_check()  # free reader slots of processes that died mid-read
         if sync:
-            self._open_board(data_file)
+            self._open_board(data_file, env.info()["last_txnid"])
         # Filled in place: the store and its clients hold this very dict, and after a
         # fork they must get this environment's handles, not the parent's.
         self.dbs.clear()
@@ -464,13 +464,15 @@ class Env:
             self._syncer = threading.Thread(target=self._sync_loop, name="embedlog-fsync", daemon=True)
             self._syncer.start()
 
-    def _open_board(self, data_file: str) -> None:
+    def _open_board(self, data_file: str, last_txnid: int) -> None:
         if self._board is not None:  # (the parent's, after a fork: its map stays the parent's to close)
             self._board = None
         try:
-            self._board = SyncBoard(self.path, os.stat(data_file).st_ino)
+            board = SyncBoard(self.path, os.stat(data_file).st_ino)
         except (OSError, ValueError):  # (a read-only directory, say): every flush syncs on its own
-            self._board = None
+            return
+        board.forget_if_ahead(last_txnid)
+        self._board = board
 
     def _sync_loop(self) -> None:
         while not self._stop.wait(self._fsync_interval):

@@ -13,7 +13,9 @@ one process's threads share whole commits (``writer.py``).
 ``sync.board`` in the log directory, one page, mapped shared:
 
 * bytes 0-7: the inode number of ``data.mdb`` the board speaks of (a copied directory's
-  board, or one left by a data file since replaced, is not believed);
+  board is not believed; nor, from each process's open on, a ``T`` above the data file's
+  last transaction: a data file put in another's place, or a reset log whose new file got
+  the old inode number);
 * bytes 8-15 and 16-23: the same value twice, ``T``: every transaction up to ``T`` is on
   disk.  A reader believes it only when both copies agree and ``T`` is not above the
   environment's last committed transaction (a write torn by a concurrent writer, or a
@@ -100,6 +102,17 @@ class SyncBoard:
             return 0
         a, b = _THROUGH.unpack_from(self._map, _THROUGH_AT)
         return a if a == b and a <= last_txnid else 0
+
+    def forget_if_ahead(self, last_txnid: int) -> None:
+        """At open: a ``T`` above the environment's last transaction is another data
+        file's (one put in this one's place, or a reset log whose ``data.mdb`` got the old
+        inode number back): drop it, before this log's transactions climb past it.  (One
+        at or below it covers only transactions before any this process commits.)"""
+        if self._fd < 0 or _INODE.unpack_from(self._map, 0)[0] != self.inode:
+            return
+        a, b = _THROUGH.unpack_from(self._map, _THROUGH_AT)
+        if a == b and a > last_txnid:
+            _THROUGH.pack_into(self._map, _THROUGH_AT, 0, 1)
 
     def publish(self, txnid: int) -> None:
         """Every transaction up to ``txnid`` is on disk now."""
