@@ -708,7 +708,7 @@ def test_spellings_of_one_bootstrap_list_are_one_log() -> None:
     ``PLAINTEXT://`` scheme, order and spaces: the same brokers, so the same log."""
     try:
         KafkaProducer(bootstrap_servers="spell-a").send("m", b"x").get(10)
-        for spelling in ("spell-a:9092", "PLAINTEXT://spell-a:9092", ["spell-a:9092"]):
+        for spelling in ("spell-a:9092", "PLAINTEXT://spell-a:9092", ["spell-a:9092"], "Spell-A"):
             c = KafkaConsumer("m", bootstrap_servers=spelling, auto_offset_reset="earliest")
             assert [r.value for r in drain(c, 1)] == [b"x"], spelling
             c.close()
@@ -876,3 +876,22 @@ def test_close_without_autocommit_commits_nothing(servers: str) -> None:
     assert c.position(TopicPartition("t", 0)) == 3
     c.close(autocommit=False)
     assert _committed(servers) is None
+
+
+def test_subscribing_again_mid_iteration_loses_no_record(servers: str) -> None:
+    """A fetch of five, two yielded, then ``subscribe`` to one more topic: the three
+    fetched but not yielded come again (kafka-python's position is per record yielded)."""
+    p = KafkaProducer(bootstrap_servers=servers)
+    for i in range(10):
+        p.send("t", b"%d" % i)
+    p.send("u", b"u0")
+    p.flush()
+    p.close()
+    c = KafkaConsumer("t", bootstrap_servers=servers, group_id="g", auto_offset_reset="earliest",
+                      consumer_timeout_ms=1500, max_poll_records=5)
+    it = iter(c)
+    got = [next(it).value, next(it).value]
+    c.subscribe(["t", "u"])
+    got += [r.value for r in c]
+    c.close()
+    assert sorted(got) == sorted([b"%d" % i for i in range(10)] + [b"u0"])

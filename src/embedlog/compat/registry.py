@@ -71,13 +71,15 @@ def _key(config: Mapping[str, Any]) -> str:
         return "path:" + str(os.path.realpath(os.fspath(path)))
     servers: object = config.get("bootstrap.servers") or config.get("bootstrap_servers") or "localhost:9092"
     entries = servers if isinstance(servers, (list, tuple)) else str(servers).split(",")
-    return "servers:" + ",".join(sorted({_broker(str(e)) for e in entries if str(e).strip()}))
+    brokers = sorted({_broker(str(e)) for e in entries if str(e).strip()})
+    return "servers:" + ",".join(brokers or ["localhost:9092"])
 
 
 def _broker(entry: str) -> str:
     """One bootstrap entry as the clients read it: ``host:port`` (port 9092 if none;
-    a ``PLAINTEXT://``-style scheme dropped), so that spellings of one broker are one log."""
-    entry = entry.strip()
+    a ``PLAINTEXT://``-style scheme dropped; host names are not case-sensitive), so that
+    spellings of one broker are one log."""
+    entry = entry.strip().lower()
     if "://" in entry:
         entry = entry.split("://", 1)[1]
     entry = entry.rstrip("/")

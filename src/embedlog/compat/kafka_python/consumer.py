@@ -431,7 +431,7 @@ class KafkaConsumer:
         for t in topics:
             if not isinstance(t, str):
                 raise TypeError(f"topic names must be str, got {t!r}")
-        self._drop_pending(rewind=False)
+        self._drop_pending()  # (back to the first record not yielded: kafka-python's position)
         self._listener = listener
         try:
             self._sub.set(topics, pattern)
