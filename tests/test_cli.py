@@ -1063,9 +1063,16 @@ def test_topic_name_may_follow_config_options(cli: Run, log: embedlog.Log) -> No
     assert log.describe_topic("a").config["retention.ms"] == 5
     assert cli("topics", "alter", "--delete-config", "retention.ms", "a")[0] == 0
     assert log.describe_topic("a").config["retention.ms"] == 7 * 24 * 3600 * 1000
-    code, _, err = cli("topics", "create", "--config", "retention.ms=1000")
-    assert code == 2
-    assert "required: NAME" in err
+    assert cli("topics", "create", "--config", "retention.ms=5000", "c", "--config", "max.message.bytes=9999")[0] == 0
+    assert (log.describe_topic("c").config["retention.ms"], log.describe_topic("c").config["max.message.bytes"]) \
+        == (5000, 9999)
+    assert cli("topics", "alter", "--config", "retention.ms=7", "c", "--delete-config", "max.message.bytes")[0] == 0
+    assert log.describe_topic("c").config["retention.ms"] == 7
+    assert log.describe_topic("c").config["max.message.bytes"] != 9999
+    for argv in (["create", "--config", "retention.ms=1000"], ["alter", "--delete-config", "retention.ms"]):
+        code, _, err = cli("topics", *argv)
+        assert code == 2
+        assert "required: NAME" in err
 
 
 @pytest.mark.parametrize("argv", [

@@ -18,25 +18,32 @@ __all__ = ["described", "register", "topic_json"]
 
 
 class _Values(argparse._ExtendAction):
-    """``--config``/``--delete-config``: one or more values, remembering which such option
-    came last, so that a NAME it swallowed (``--config k=v NAME``) is given back
-    (``_name``): kafka-topics.sh takes its options in any order."""
+    """``--config``/``--delete-config``: one or more values, remembering the order the
+    values came in (``_name`` takes back a NAME they swallowed: kafka-topics.sh takes its
+    options in any order)."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
                  option_string: str | None = None) -> None:
         super().__call__(parser, namespace, values, option_string)
-        namespace.last_values = self.dest
+        seen = getattr(namespace, "values_seen", None) or []
+        namespace.values_seen = [*seen, *((self.dest, v) for v in values)]
 
 
 def _name(args: argparse.Namespace, command: str) -> str:
-    """The topic NAME, or the last value of the ``--config``/``--delete-config`` that came
-    last when NAME followed it (not a ``KEY=VALUE``); ``UsageError`` if there is none."""
+    """The topic NAME: given as such, or else swallowed by a ``--config`` (the one value
+    that is not ``KEY=VALUE``) or, failing that, the last value of a ``--delete-config``
+    that has more than one; ``UsageError`` if there is none."""
     if args.name is not None:
         return str(args.name)
-    last = getattr(args, "last_values", None)
-    values = getattr(args, last, None) if last else None
-    if values and (last == "delete_config" or "=" not in values[-1]):
-        args.name = values.pop()
+    seen: list[tuple[str, str]] = getattr(args, "values_seen", None) or []
+    loose = [v for dest, v in seen if dest == "config" and "=" not in v]
+    if len(loose) == 1:
+        args.config.remove(loose[0])
+        args.name = loose[0]
+        return str(args.name)
+    deleted = getattr(args, "delete_config", None) or []
+    if not loose and len(deleted) > 1 and seen and seen[-1][0] == "delete_config":
+        args.name = deleted.pop()
         return str(args.name)
     raise UsageError("the following arguments are required: NAME", f"embedlog topics {command}")
 
