@@ -313,3 +313,29 @@ def test_close_commits_what_a_manually_assigned_group_consumer_consumed(log: emb
             break
     consumer.close()
     assert log.committed_offsets("g")[TP].offset == 4
+
+
+def test_idle_async_consumers_hold_no_worker_thread(log: embedlog.Log) -> None:
+    """Thirty consumers waiting in ``poll_async`` hold no thread of the event loop's
+    default executor (one each starved it: a ``flush_async`` or the application's own
+    ``to_thread`` waited ~0.5 s for a free one); a commit still wakes every one."""
+    log.create_topic("in")
+
+    def pool_threads() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("asyncio")]
+
+    async def main() -> tuple[list[str], list[int]]:
+        consumers = [log.consumer(["in"], auto_offset_reset="latest") for _ in range(30)]
+        waits = [asyncio.create_task(c.poll_async(timeout=5.0)) for c in consumers]
+        await asyncio.sleep(0.3)
+        busy = pool_threads()
+        with log.producer() as q:
+            q.send("in", b"wake")
+        got = [len(m) for m in await asyncio.wait_for(asyncio.gather(*waits), 5)]
+        for c in consumers:
+            c.close()
+        return busy, got
+
+    busy, got = asyncio.run(main())
+    assert busy == []
+    assert got == [1] * 30

@@ -831,11 +831,10 @@ class Consumer:
         """``poll`` for asyncio: waits for records without blocking the event loop.
 
         The records are read in the calling (event loop) thread, as ``poll(timeout=0)``
-        reads them; only the wait for new ones runs in a worker thread, in steps of at
-        most 0.1 s, so cancelling the awaiting task loses no record.  Use one consumer
-        from one task at a time, as ``poll`` from one thread at a time."""
-        import asyncio  # noqa: PLC0415 - not at import: most programs never need it (~40 ms)
-
+        reads them; the wait for new ones holds no thread (a commit wakes the task
+        through the event loop), in steps of at most 0.1 s, so cancelling the awaiting
+        task loses no record.  Use one consumer from one task at a time, as ``poll``
+        from one thread at a time."""
         self._check()
         if timeout is None or (timeout.__class__ in (int, float) and timeout < 0):
             timeout = math.inf
@@ -853,7 +852,7 @@ class Consumer:
                 remaining = deadline - time.monotonic()
                 if out or remaining <= 0:
                     return out
-                await asyncio.to_thread(notifier.wait, seen, self._wait_bound(min(remaining, _ASYNC_WAIT_STEP_S)))
+                await notifier.wait_async(seen, self._wait_bound(min(remaining, _ASYNC_WAIT_STEP_S)))
         finally:
             if membership is not None:
                 membership.polling -= 1

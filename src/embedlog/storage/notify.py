@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 import uuid
+from typing import Any
 
 from ..errors import ConfigError
 from .env import current_pid
@@ -45,6 +46,12 @@ _MTIME_SLACK = 0.1  # seconds: far more than a filesystem timestamp tick
 _RECHECK = 0.02  # seconds between a writer's looks at the wake directory
 _MAX_WAIT = min(threading.TIMEOUT_MAX, 86_400.0)  # longest single wait (lock.acquire refuses more)
 _new_latch = threading.Lock
+
+
+def _settle(fut: Any) -> None:
+    """(In the future's event loop) end a ``wait_async``."""
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _address(path: str) -> str | bytes:
@@ -64,6 +71,8 @@ class Notifier:
         self._latches: list[threading.Lock] = []
         #: the same for threads of the library's own that wait (``wait(..., urgent=False)``)
         self._background: list[threading.Lock] = []
+        #: (event loop, future) per coroutine in ``wait_async``: a bump settles the future
+        self._async: list[tuple[Any, Any]] = []
         self._wake_dir = wake_dir
         self._sock: socket.socket | None = None
         self._sock_path: str | None = None
@@ -120,6 +129,43 @@ class Notifier:
                     latches.remove(latch)
         return self.generation
 
+    async def wait_async(self, seen: int, timeout: float) -> int:
+        """``wait`` for a coroutine: the event loop goes on meanwhile, and no thread is
+        held (a bump settles the coroutine's future through ``call_soon_threadsafe``: a
+        pool thread per waiting consumer starved the event loop's default executor)."""
+        import asyncio  # noqa: PLC0415 - a coroutine's caller has it already
+
+        self._check_fork()
+        if self._listener is None and self._ensure_listener():
+            return self.generation
+        try:
+            if not timeout > 0:
+                return self.generation
+        except TypeError:
+            raise ConfigError(f"a wait timeout must be a number of seconds, got {timeout!r}") from None
+        if self._fresh_until:
+            if time.monotonic() < self._fresh_until:
+                timeout = min(timeout, _RECHECK)
+            else:
+                self._fresh_until = 0.0
+        if self.generation != seen or self._closed:
+            return self.generation
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        entry = (loop, fut)
+        with self._mutex:
+            if self.generation != seen or self._closed:
+                return self.generation
+            self._async.append(entry)
+        timer = loop.call_later(min(timeout, _MAX_WAIT), _settle, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            with self._mutex, contextlib.suppress(ValueError):
+                self._async.remove(entry)
+        return self.generation
+
     def wake_local(self) -> None:
         """Wake this process's waiting threads (to look again: a consumer was closed)."""
         self._bump()
@@ -129,6 +175,11 @@ class Notifier:
         urgent one (a consumer, say) was."""
         with self._mutex:  # (the bare lock: no Condition.__enter__ in Python, once a commit)
             self.generation += 1
+            if self._async:
+                for loop, fut in self._async:
+                    with contextlib.suppress(RuntimeError):  # (its loop closed meanwhile)
+                        loop.call_soon_threadsafe(_settle, fut)
+                self._async = []
             latches = self._latches
             if self._background:
                 latches = latches + self._background
@@ -161,6 +212,7 @@ class Notifier:
         self._mutex = threading.Lock()
         self._latches = []  # (the parent's threads are not here)
         self._background = []
+        self._async = []
         self._lock = threading.Lock()
         self._next_look = 0.0
         self._pid = pid
