@@ -4,6 +4,8 @@ the flush did everything it would have done, ``acks="all"`` waiting included."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,3 +111,39 @@ def test_with_acks_all_the_flush_waits_for_the_follower_before_raising_the_callb
                 # at once: had flush raised before its wait, the follower would not hold it yet
                 assert [p_.end_offset for p_ in lb.describe_topic("t").partitions] == [1]
                 assert leader.status()["partitions"]["t[0]"]["high_watermark"] == 1
+
+
+def test_what_a_cancelled_flush_async_meets_is_raised_by_the_very_next_flush(log: embedlog.Log) -> None:
+    """A ``flush_async`` cancelled while its flush runs (here: in a slow delivery
+    callback that raises): the next flush raises the callback's exception, not the one
+    after it (the error reached the producer only later, from the event loop)."""
+    p = log.producer(linger_ms=600_000)
+    started = threading.Event()
+
+    def slow_and_bad(err: Any, md: Any) -> None:
+        started.set()
+        time.sleep(0.1)
+        raise RuntimeError("callback")
+
+    p.send("t", b"x", on_delivery=slow_and_bad)
+
+    async def main() -> tuple[BaseException | None, BaseException | None]:
+        task = asyncio.create_task(p.flush_async())
+        await asyncio.to_thread(started.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        outcomes: list[BaseException | None] = []
+        for _ in range(2):
+            try:
+                await p.flush_async()
+                outcomes.append(None)
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes[0], outcomes[1]
+
+    first, second = asyncio.run(main())
+    assert isinstance(first, RuntimeError)
+    assert str(first) == "callback"
+    assert second is None
+    p.close()

@@ -58,7 +58,6 @@ from .storage import replica, schema
 from .storage.store import AppendItem
 
 if TYPE_CHECKING:
-    import asyncio
 
     from .log import Log
 
@@ -149,6 +148,19 @@ def _too_large(st: _TopicState, size: int) -> RecordTooLargeError:
 def _bad_timestamp(timestamp_ms: object) -> ConfigError:
     return ConfigError(f"timestamp_ms must be a non-negative int (ms since the epoch), got {timestamp_ms!r}")
 
+
+
+class _Abandonable:
+    """A ``flush_async``'s flush in its worker thread, which a cancel may abandon."""
+
+    __slots__ = ("abandoned", "done", "error", "lock", "thread")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.abandoned = False
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.thread = -1
 
 
 class Producer(SendBase):
@@ -245,6 +257,8 @@ class Producer(SendBase):
         self._errors: list[EmbedlogError] = []
         #: exceptions delivery callbacks raised since the last flush (the first is raised by it)
         self._callback_errors: list[Exception] = []
+        #: flushes of cancelled ``flush_async`` calls still running (``_await_abandoned``)
+        self._abandoned: list[_Abandonable] = []
         #: writes drained and not yet delivered: their latch (held until then) -> (their number,
         #: writer thread id)
         self._inflight: dict[threading.Lock, tuple[int, int]] = {}
@@ -902,26 +916,58 @@ class Producer(SendBase):
         timeout = _check_timeout(timeout)
         import asyncio  # noqa: PLC0415 - not at import: most programs never need it (~40 ms)
 
-        work = asyncio.get_running_loop().run_in_executor(None, self.flush, timeout)
+        flight = _Abandonable()
+
+        def work() -> None:
+            flight.thread = _get_ident()
+            try:
+                self.flush(timeout)
+            except BaseException as exc:
+                with flight.lock:
+                    if flight.abandoned:  # (its task was cancelled: kept here, in this thread, before
+                        self._keep_error(exc)  # ``done`` lets the next flush look at the errors)
+                    else:
+                        flight.error = exc
+                raise
+            finally:
+                flight.done.set()
+
+        future = asyncio.get_running_loop().run_in_executor(None, work)
         try:
-            await asyncio.shield(work)
+            await asyncio.shield(future)
         except asyncio.CancelledError:
-            work.add_done_callback(self._keep_error)
+            with flight.lock:
+                flight.abandoned = True
+                if flight.error is not None:  # (it failed before the cancel reached this task)
+                    self._keep_error(flight.error)
+            if not flight.done.is_set():
+                self._abandoned.append(flight)
             raise
 
-    def _keep_error(self, work: asyncio.Future[None]) -> None:
+    def _keep_error(self, exc: BaseException) -> None:
         """A flush whose awaiting task was cancelled failed: the next flush raises it."""
-        if not work.cancelled() and work.exception() is not None:
-            exc = work.exception()
-            if isinstance(exc, EmbedlogError):
-                self._errors.insert(0, exc)
-            elif isinstance(exc, Exception):  # (a delivery callback's)
-                self._callback_errors.insert(0, exc)
+        if isinstance(exc, EmbedlogError):
+            self._errors.insert(0, exc)
+        elif isinstance(exc, Exception):  # (a delivery callback's)
+            self._callback_errors.insert(0, exc)
+
+    def _await_abandoned(self) -> None:
+        """Wait for the flushes cancelled ``flush_async`` calls left running (what they
+        meet is the next flush's to raise), except one running in this very thread (a
+        delivery callback of it that flushes)."""
+        me = _get_ident()
+        for flight in list(self._abandoned):
+            if flight.thread != me:
+                flight.done.wait()
+            with contextlib.suppress(ValueError):
+                self._abandoned.remove(flight)
 
     def _complete(self, timeout: float | None) -> None:
         """Write what is buffered, wait for the writes other threads drained before it,
         raise a record's error since the last flush, and with ``acks="all"`` wait for the
         in-sync followers: what ``flush`` and ``close`` both do."""
+        if self._abandoned:
+            self._await_abandoned()
         mark = [0]
         self._write(mark=mark)
         self._wait_inflight(mark[0])
