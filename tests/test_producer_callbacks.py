@@ -147,3 +147,43 @@ def test_what_a_cancelled_flush_async_meets_is_raised_by_the_very_next_flush(log
     assert str(first) == "callback"
     assert second is None
     p.close()
+
+
+def test_a_with_blocks_own_error_is_not_replaced_by_a_delivery_callbacks(log: embedlog.Log) -> None:
+    class AppError(Exception):
+        pass
+
+    delivered: list[Any] = []
+
+    def bad(err: Any, md: Any) -> None:
+        delivered.append(md)
+        raise RuntimeError("callback")
+
+    def block() -> None:
+        with log.producer(linger_ms=600_000) as p:
+            p.send("t", b"x", on_delivery=bad)
+            raise AppError
+
+    with pytest.raises(AppError):
+        block()
+    assert len(delivered) == 1  # (the record was written on the way out all the same)
+
+
+def test_a_custom_partitioner_may_return_any_integer_type(log: embedlog.Log) -> None:
+    """numpy's integers, say (``operator.index``); a bool or a non-integer is refused as such."""
+
+    class Index:
+        def __init__(self, i: int) -> None:
+            self.i = i
+
+        def __index__(self) -> int:
+            return self.i
+
+    with log.producer(partitioner=lambda key, n: Index(2)) as p:
+        p.send("t", b"x", key=b"k")
+        p.flush()
+    assert log.describe_topic("t").partitions[2].end_offset == 1
+    for bad in (True, 1.0, "1"):
+        with log.producer(partitioner=lambda key, n, bad=bad: bad) as p, \
+                pytest.raises(embedlog.errors.UnknownPartitionError, match="not an int"):
+            p.send("t", b"x", key=b"k")

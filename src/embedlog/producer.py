@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 import threading
 import time
 import weakref
@@ -548,7 +549,12 @@ class Producer(SendBase):
     def _custom_partition(self, st: _TopicState, key: bytes | None) -> int:
         assert self._custom is not None
         p = self._custom(key, st.n)  # (its own exception propagates, as from Kafka's Partitioner.partition)
-        if p.__class__ is not int or not 0 <= p < st.n:
+        if p.__class__ is not int:
+            if isinstance(p, bool) or not hasattr(p, "__index__"):
+                raise UnknownPartitionError(f"the custom partitioner returned {p!r} for topic {st.name!r}: "
+                                            f"not an int (a partition from 0 to {st.n - 1})")
+            p = operator.index(p)  # (numpy's integers, say)
+        if not 0 <= p < st.n:
             raise UnknownPartitionError(f"the custom partitioner returned {p!r} for topic {st.name!r} "
                                         f"with {st.n} partitions")
         return p
@@ -1226,6 +1232,6 @@ class Producer(SendBase):
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if exc_type is None:
             self.close()
-        else:  # the block's own error goes on: a failure to complete the sends must not replace it
-            with contextlib.suppress(EmbedlogError):
+        else:  # the block's own error goes on: a failure to complete the sends (or a delivery
+            with contextlib.suppress(Exception):  # callback's exception) must not replace it
                 self.close()
