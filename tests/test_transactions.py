@@ -616,3 +616,42 @@ def test_exactly_once_with_many_random_kills_and_two_workers(tmp_path: Path, chi
     seed = int(time.time()) & 0xFFFF
     print(f"seed {seed}")  # shown if it fails
     _etl(tmp_path, children, total=3000, kills=30, workers=2, seed=seed)
+
+
+# -- delivery callbacks of a transaction that is not written ------------------------------------------
+def _deliveries() -> tuple[list[tuple[Any, Any]], Any]:
+    got: list[tuple[Any, Any]] = []
+    return got, lambda err, md: got.append((err, md))
+
+
+def test_callbacks_hear_of_a_transaction_refused_before_writing(log: embedlog.Log) -> None:
+    """min.insync.replicas not met: the commit writes nothing, and the records' callbacks
+    get the abort (as Kafka fails them); the message does not say the records stay
+    buffered (a finished transaction cannot be flushed again)."""
+    log.create_topic("t", config={"min.insync.replicas": 2})
+    got, cb = _deliveries()
+    tx = log.transaction(acks="all")
+    tx.send("t", b"x", on_delivery=cb)
+    with pytest.raises(TransactionAbortedError) as info:
+        tx.commit()
+    assert "stay buffered" not in str(info.value)
+    assert [(type(err), md) for err, md in got] == [(TransactionAbortedError, None)]
+    assert end_offsets(log, "t") == {TP("t", 0): 0}
+
+
+def test_callbacks_hear_of_an_abort_and_of_a_closed_log(tmp_path: Path) -> None:
+    with embedlog.open(tmp_path / "log") as log:
+        log.create_topic("t")
+        got, cb = _deliveries()
+        with log.transaction() as tx:
+            tx.send("t", b"x", on_delivery=cb)
+            tx.abort()
+        assert [(type(err), md) for err, md in got] == [(TransactionAbortedError, None)]
+        got.clear()
+        tx = log.transaction()
+        tx.send("t", b"y", on_delivery=cb)
+    # (the log closed with the transaction open: that aborted it)
+    assert [(type(err), md) for err, md in got] == [(ClosedError, None)]
+    with pytest.raises(ClosedError):
+        tx.commit()
+    assert len(got) == 1

@@ -1142,9 +1142,12 @@ class Producer(SendBase):
             return
         timeout = _check_timeout(timeout)
         if self._transactional:  # (a transaction's records are written by its commit, or never)
+            drained: list[tuple[_TopicState, int, list[Any]]] = []
             with self._flush_lock:  # (not between its commit's look at ``_closed`` and its drain: ``_write``)
-                self._drain([])
+                self._drain(drained)
                 self._mark_closed()
+            self._tell_failed(drained, ClosedError(  # (outside the lock: the callbacks are the application's)
+                "the log of this transaction was closed, which aborted it: this record was not written"))
             return
         # Closed first, written after: a send from here on raises ClosedError, and one
         # that checked before and appends while this runs is written by the loop below
@@ -1200,14 +1203,24 @@ class Producer(SendBase):
         error = NotEnoughReplicasError(
             f"{short[0]} in-sync replica(s) (leader included), fewer than min.insync.replicas={short[1]}: the "
             "producer closed without writing its buffered records; send them again once followers have caught up")
+        self._fail_buffered(error)
+        raise error
+
+    def _fail_buffered(self, error: EmbedlogError) -> None:
+        """Drop what is buffered, unwritten, calling each record's delivery callback with
+        ``error`` (their exceptions are not raised: ``error`` is what the caller raises)."""
         drained: list[tuple[_TopicState, int, list[Any]]] = []
         self._drain(drained)
+        self._tell_failed(drained, error)
+
+    @staticmethod
+    def _tell_failed(drained: list[tuple[_TopicState, int, list[Any]]], error: EmbedlogError) -> None:
+        """Call the delivery callbacks of ``drained`` records, never written, with ``error``."""
         for _st, _p, flat in drained:
             for cb in flat[6::_STRIDE]:
                 if cb is not None:
                     with contextlib.suppress(Exception):  # (the application's code: the error raised is ours)
                         cb(error, None)
-        raise error
 
     @property
     def closed(self) -> bool:

@@ -28,6 +28,7 @@ from .errors import (
     ClosedError,
     ConfigError,
     EmbedlogError,
+    NotEnoughReplicasError,
     NotLeaderError,
     TransactionAbortedError,
     TransactionNotLeaderError,
@@ -157,18 +158,24 @@ class Transaction:
             if producer.acks == "all" and len(producer):
                 producer._check_replicas()  # Kafka's NOT_ENOUGH_REPLICAS: nothing written
             producer._write(self._write_offsets if self._offsets or self._sources or self._fence else None)
-        except ClosedError:  # (the log was closed first: nothing of it was written)
+        except ClosedError as exc:  # (the log was closed first: nothing of it was written)
+            producer._fail_buffered(exc)  # (records the write never took: their callbacks learn it)
             raise
         except EmbedlogError as exc:
             if self._log._closing or self._log.closed:  # (closed meanwhile by another thread: its consumers left)
-                raise ClosedError("the log of this transaction was closed while it committed, which aborted it: "
-                                  "nothing of it was written; open the log again and start a new transaction"
-                                  ) from exc
+                closed = ClosedError("the log of this transaction was closed while it committed, which aborted it: "
+                                     "nothing of it was written; open the log again and start a new transaction")
+                producer._fail_buffered(closed)
+                raise closed from exc
             aborted = TransactionNotLeaderError if isinstance(exc, NotLeaderError) else TransactionAbortedError
             reason = str(exc)
+            if isinstance(exc, NotEnoughReplicasError):  # (refused before writing: nothing stays buffered)
+                reason = reason.split(": the records", 1)[0]
             if any(_closed(c) for c in self._consumers):  # (not the zombie the group's error says)
                 reason = "the consumer whose offsets it commits was closed, which took it out of its group"
-            raise aborted(f"transaction aborted, nothing of it was written: {reason}") from exc
+            error = aborted(f"transaction aborted, nothing of it was written: {reason}")
+            producer._fail_buffered(error)
+            raise error from exc
         finally:
             producer._mark_closed()
         if producer.acks == "all":
@@ -176,7 +183,18 @@ class Transaction:
         producer._raise_callback_error()  # (committed: as flush does)
 
     def abort(self) -> None:
-        """Discard everything sent and committed in this transaction."""
+        """Discard everything sent and committed in this transaction; the records'
+        delivery callbacks get ``TransactionAbortedError``."""
+        if self._done:
+            return
+        self._done = True
+        self._producer._fail_buffered(TransactionAbortedError(
+            "the transaction was aborted (abort(), or an exception in its with block): this record was not written"))
+        self._producer._mark_closed()
+
+    def _discard(self) -> None:
+        """``abort`` without calling the delivery callbacks (the Kafka-client shims
+        report their messages' fate themselves)."""
         if self._done:
             return
         self._done = True

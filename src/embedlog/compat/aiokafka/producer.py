@@ -436,7 +436,7 @@ class AIOKafkaProducer:
                          on_delivery=note_first if i == 0 else None)
         except el_errors.EmbedlogError as exc:
             if txn is not self._txn:
-                txn.abort()
+                txn._discard()
             fut.set_exception(_common.translate(exc, Errors, aliases=Errors.ALIASES))
             return fut
         tp = TopicPartition(topic, partition)
@@ -583,7 +583,7 @@ class AIOKafkaProducer:
     def _drop_transaction(self) -> None:
         txn, self._txn = self._txn, None
         if txn is not None:
-            txn.abort()
+            txn._discard()
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def stop(self) -> None:

@@ -581,7 +581,7 @@ class Producer:
         txn, msgs = self._txn, self._txn_msgs
         self._txn, self._txn_msgs = None, []
         if txn is not None:
-            txn.abort()
+            txn._discard()
         for report in msgs:
             report.error = error
             report.offset = OFFSET_INVALID

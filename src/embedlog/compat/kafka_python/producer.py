@@ -504,7 +504,7 @@ class KafkaProducer:
     def _drop_transaction(self) -> None:
         txn, self._txn = self._txn, None
         if txn is not None:
-            txn.abort()
+            txn._discard()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self, timeout: float | None = None, null_logger: bool = False) -> None:
