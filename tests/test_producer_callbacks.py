@@ -5,6 +5,7 @@ the flush did everything it would have done, ``acks="all"`` waiting included."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from collections.abc import Iterator
@@ -142,10 +143,20 @@ def test_what_a_cancelled_flush_async_meets_is_raised_by_the_very_next_flush(log
                 outcomes.append(exc)
         return outcomes[0], outcomes[1]
 
-    first, second = asyncio.run(main())
+    unread: list[Any] = []
+
+    async def watched() -> tuple[BaseException | None, BaseException | None]:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: unread.append(ctx))
+        out = await main()
+        gc.collect()  # (an unread future's exception is reported when it is collected)
+        await asyncio.sleep(0.05)
+        return out
+
+    first, second = asyncio.run(watched())
     assert isinstance(first, RuntimeError)
     assert str(first) == "callback"
     assert second is None
+    assert unread == []  # (no "Future exception was never retrieved" for the abandoned flush)
     p.close()
 
 
@@ -187,3 +198,39 @@ def test_a_custom_partitioner_may_return_any_integer_type(log: embedlog.Log) -> 
         with log.producer(partitioner=lambda key, n, bad=bad: bad) as p, \
                 pytest.raises(embedlog.errors.UnknownPartitionError, match="not an int"):
             p.send("t", b"x", key=b"k")
+
+
+def test_a_callback_that_flushes_does_not_wait_for_an_abandoned_flush_waiting_for_it(log: embedlog.Log) -> None:
+    """Thread B's write runs a delivery callback that flushes; meanwhile a cancelled
+    ``flush_async``'s flush waits for B's write.  The callback's flush must not wait
+    for that abandoned flush (each waited for the other, for ever)."""
+    p = log.producer(linger_ms=600_000)
+    in_callback, cancelled, callback_done = threading.Event(), threading.Event(), threading.Event()
+
+    def cb(err: Any, md: Any) -> None:
+        in_callback.set()
+        cancelled.wait(10)
+        p.flush(timeout=5)
+        callback_done.set()
+
+    def thread_b() -> None:
+        p.send("t", b"x", on_delivery=cb)
+        p.flush()
+
+    b = threading.Thread(target=thread_b, daemon=True)
+    b.start()
+    assert in_callback.wait(10)
+
+    async def main() -> None:
+        task = asyncio.create_task(p.flush_async(timeout=5))
+        await asyncio.sleep(0.2)  # (its flush now waits for B's write)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        cancelled.set()  # (the callback flushes now, the abandoned flush still waiting)
+        assert await asyncio.to_thread(callback_done.wait, 10), "the callback's flush hung"
+
+    asyncio.run(main())
+    b.join(10)
+    assert not b.is_alive()
+    p.close()

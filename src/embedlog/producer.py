@@ -151,6 +151,12 @@ def _bad_timestamp(timestamp_ms: object) -> ConfigError:
 
 
 
+def _retrieved(future: Any) -> None:
+    """Read a finished future's outcome (so asyncio logs no unread exception)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class _Abandonable:
     """A ``flush_async``'s flush in its worker thread, which a cancel may abandon."""
 
@@ -932,8 +938,8 @@ class Producer(SendBase):
                 with flight.lock:
                     if flight.abandoned:  # (its task was cancelled: kept here, in this thread, before
                         self._keep_error(exc)  # ``done`` lets the next flush look at the errors)
-                    else:
-                        flight.error = exc
+                        return  # (nobody awaits this future any more: an exception would be logged unread)
+                    flight.error = exc
                 raise
             finally:
                 flight.done.set()
@@ -948,6 +954,7 @@ class Producer(SendBase):
                     self._keep_error(flight.error)
             if not flight.done.is_set():
                 self._abandoned.append(flight)
+            future.add_done_callback(_retrieved)  # (the shield no longer reads its outcome)
             raise
 
     def _keep_error(self, exc: BaseException) -> None:
@@ -959,9 +966,11 @@ class Producer(SendBase):
 
     def _await_abandoned(self) -> None:
         """Wait for the flushes cancelled ``flush_async`` calls left running (what they
-        meet is the next flush's to raise), except one running in this very thread (a
-        delivery callback of it that flushes)."""
+        meet is the next flush's to raise) — not from a delivery callback (this thread
+        has a write under way, which such a flush may be waiting for: ``_wait_inflight``)."""
         me = _get_ident()
+        if any(writer == me for _seq, writer in list(self._inflight.values())):
+            return
         for flight in list(self._abandoned):
             if flight.thread != me:
                 flight.done.wait()
