@@ -128,6 +128,8 @@ _KEY_CACHE = 100_000
 _MAX_TS = 2**63
 #: batch buffers a producer keeps for its next writes (``Producer._recycle``)
 _SPARE_BUFFERS = 2
+#: a lone batch smaller than this is not kept (its pages cost nothing worth saving)
+_RECYCLE_MIN = 1 << 16
 #: ``_speedups.take_into`` (a list's items moved to a new one in O(1), which lands in a
 #: list of drained buffers in the same step), or None
 _take_into: Callable[[list[Any], Any, int, list[Any]], None] | None = (
@@ -852,6 +854,8 @@ class Producer(SendBase):
         megabyte per batch costs its page faults again, which here took as long as the
         rest of the flush."""
         spare = self._spare
+        if len(items) == 1 and len(items[0].buf) < _RECYCLE_MIN:  # (a one-record flush: nothing worth keeping)
+            return
         most = 4 * self._batch_size + 65536
         keep = sorted((item.buf for item in items if item.buf.__class__ is bytearray and len(item.buf) <= most),
                       key=len)[-_SPARE_BUFFERS:]
