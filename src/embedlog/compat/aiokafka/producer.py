@@ -42,6 +42,7 @@ from ...producer import Producer
 from ...transactions import Transaction
 from .. import _kafka_common as _common
 from .._fencing import Epoch
+from .._record_size import headers_size, varint_size
 from . import errors as Errors
 from .structs import RecordMetadata
 
@@ -104,16 +105,6 @@ def _check_security(security_protocol: Any, ssl_context: Any, sasl_mechanism: An
             raise ValueError("sasl_plain_username and sasl_plain_password required for PLAIN sasl")
 
 
-def _varint_size(value: int) -> int:
-    """Bytes of Kafka's zig-zag varint of ``value``."""
-    v = (value << 1) ^ (value >> 63)
-    size = 1
-    while v > 0x7F:
-        v >>= 7
-        size += 1
-    return size
-
-
 class _BatchRecordMetadata:
     """What ``BatchBuilder.append`` returns: the record's offset in the batch, its size."""
 
@@ -166,14 +157,10 @@ class BatchBuilder:
         hdrs = list(headers or [])
         offset = len(self._records)
         delta = 0 if self._first_ts is None else timestamp - self._first_ts
-        body = 1 + _varint_size(delta) + _varint_size(offset) + _varint_size(len(hdrs))
+        body = 1 + varint_size(delta) + varint_size(offset) + varint_size(len(hdrs)) + headers_size(hdrs)
         for data in (key_bytes, value_bytes):
-            body += 1 if data is None else _varint_size(len(data)) + len(data)
-        for h_key, h_value in hdrs:
-            k = h_key.encode("utf-8")
-            body += _varint_size(len(k)) + len(k)
-            body += 1 if h_value is None else _varint_size(len(h_value)) + len(h_value)
-        required = body + _varint_size(body)
+            body += 1 if data is None else varint_size(len(data)) + len(data)
+        required = body + varint_size(body)
         if self._records and self._size + required > self._batch_size:
             self.close()
             return None

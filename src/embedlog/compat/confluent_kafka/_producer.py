@@ -25,6 +25,7 @@ from embedlog.storage.topics import validate_name
 
 from .. import registry
 from .._fencing import Epoch
+from .._record_size import headers_size
 from ._admin_types import ClusterMetadata
 from ._config import check_timeout, parse_config
 from ._errors import (
@@ -50,7 +51,6 @@ from ._types import (
     TIMESTAMP_CREATE_TIME,
     TIMESTAMP_LOG_APPEND_TIME,
     encode_headers,
-    headers_size,
     make_message,
     to_bytes,
     tp_fields,

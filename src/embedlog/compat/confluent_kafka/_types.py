@@ -17,7 +17,7 @@ __all__ = [
     "OFFSET_BEGINNING", "OFFSET_END", "OFFSET_INVALID", "OFFSET_STORED",
     "TIMESTAMP_CREATE_TIME", "TIMESTAMP_LOG_APPEND_TIME", "TIMESTAMP_NOT_AVAILABLE",
     "Message", "PyMessage", "PyTopicPartition", "TopicPartition",
-    "encode_headers", "headers_size", "make_message", "to_bytes", "tp_fields",
+    "encode_headers", "make_message", "to_bytes", "tp_fields",
 ]
 
 OFFSET_BEGINNING = -2
@@ -304,27 +304,6 @@ def encode_headers(headers: Iterable[Any] | Mapping[Any, Any] | None) -> Headers
             raise TypeError(f"expected header value to be None, binary, or unicode string, not "
                             f"{type(value).__name__}")
     return out
-
-
-def _varint_size(n: int) -> int:
-    """Bytes of ``n`` as a zigzag varint (a record batch's lengths)."""
-    z = (n << 1) ^ (n >> 63)
-    size = 1
-    while z >= 0x80:
-        z >>= 7
-        size += 1
-    return size
-
-
-def headers_size(headers: Headers) -> int:
-    """Bytes ``headers`` take in a record (name and value lengths as varints, ``None``
-    as length -1), as librdkafka counts them against ``message.max.bytes``."""
-    total = 0
-    for name, value in headers:
-        n = len(name.encode("utf-8"))
-        total += _varint_size(n) + n
-        total += 1 if value is None else _varint_size(len(value)) + len(value)
-    return total
 
 
 def make_tp(topic: str, partition: int, offset: int = OFFSET_INVALID, *, metadata: str | None = None,
