@@ -98,20 +98,8 @@ class Notifier:
         ``urgent=False``: a background thread, which the committing thread does not
         hand the GIL to (``notify``).
         """
-        self._check_fork()
-        if self._listener is None and self._ensure_listener():
-            return self.generation
-        try:
-            if not timeout > 0:  # (nan too: nothing to wait for)
-                return self.generation
-        except TypeError:
-            raise ConfigError(f"a wait timeout must be a number of seconds, got {timeout!r}") from None
-        if self._fresh_until:
-            if time.monotonic() < self._fresh_until:
-                timeout = min(timeout, _RECHECK)  # writers may not have seen our socket yet (or: none)
-            else:
-                self._fresh_until = 0.0
-        if self.generation != seen or self._closed:
+        bound = self._wait_bound(seen, timeout)
+        if bound is None:
             return self.generation
         latch = _new_latch()
         latch.acquire()
@@ -122,12 +110,34 @@ class Notifier:
             latches.append(latch)
         woken = False
         try:
-            woken = latch.acquire(True, min(timeout, _MAX_WAIT))
+            woken = latch.acquire(True, bound)
         finally:
             if not woken:  # timed out (or interrupted): take the latch back unless a bump just released it
                 with self._mutex, contextlib.suppress(ValueError):
                     latches.remove(latch)
         return self.generation
+
+    def _wait_bound(self, seen: int, timeout: float) -> float | None:
+        """What ``wait`` and ``wait_async`` do before waiting: register for wake-ups
+        from other processes, check ``timeout``; ``None`` when there is nothing to wait
+        for (the first wait of a process, no time, or the generation moved past
+        ``seen``), else how long to wait at most."""
+        self._check_fork()
+        if self._listener is None and self._ensure_listener():
+            return None
+        try:
+            if not timeout > 0:  # (nan too: nothing to wait for)
+                return None
+        except TypeError:
+            raise ConfigError(f"a wait timeout must be a number of seconds, got {timeout!r}") from None
+        if self._fresh_until:
+            if time.monotonic() < self._fresh_until:
+                timeout = min(timeout, _RECHECK)  # writers may not have seen our socket yet (or: none)
+            else:
+                self._fresh_until = 0.0
+        if self.generation != seen or self._closed:
+            return None
+        return min(timeout, _MAX_WAIT)
 
     async def wait_async(self, seen: int, timeout: float) -> int:
         """``wait`` for a coroutine: the event loop goes on meanwhile, and no thread is
@@ -135,20 +145,8 @@ class Notifier:
         pool thread per waiting consumer starved the event loop's default executor)."""
         import asyncio  # noqa: PLC0415 - a coroutine's caller has it already
 
-        self._check_fork()
-        if self._listener is None and self._ensure_listener():
-            return self.generation
-        try:
-            if not timeout > 0:
-                return self.generation
-        except TypeError:
-            raise ConfigError(f"a wait timeout must be a number of seconds, got {timeout!r}") from None
-        if self._fresh_until:
-            if time.monotonic() < self._fresh_until:
-                timeout = min(timeout, _RECHECK)
-            else:
-                self._fresh_until = 0.0
-        if self.generation != seen or self._closed:
+        bound = self._wait_bound(seen, timeout)
+        if bound is None:
             return self.generation
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
@@ -157,7 +155,7 @@ class Notifier:
             if self.generation != seen or self._closed:
                 return self.generation
             self._async.append(entry)
-        timer = loop.call_later(min(timeout, _MAX_WAIT), _settle, fut)
+        timer = loop.call_later(bound, _settle, fut)
         try:
             await fut
         finally:
