@@ -153,6 +153,13 @@ def _bad_timestamp(timestamp_ms: object) -> ConfigError:
 
 
 
+def _short_of_replicas(short: tuple[int, int], then: str) -> str:
+    """``NotEnoughReplicasError``'s message: the in-sync set's size and the topic's
+    ``min.insync.replicas`` (``short``), then what became of the records."""
+    return (f"{short[0]} in-sync replica(s) (leader included), fewer than min.insync.replicas={short[1]}"
+            + (f": {then}" if then else ""))
+
+
 def _retrieved(future: Any) -> None:
     """Read a finished future's outcome (so asyncio logs no unread exception)."""
     if not future.cancelled():
@@ -1032,13 +1039,13 @@ class Producer(SendBase):
             lambda txn: replica.in_sync_size(txn, store.dbs, store.path))
         return (size, need) if size < need else None
 
-    def _check_replicas(self) -> None:
-        """Kafka's NOT_ENOUGH_REPLICAS: refuse to write when the in-sync set is too small."""
+    def _check_replicas(self, then: str = "the records were not written and stay buffered; flush again once "
+                                          "followers have caught up") -> None:
+        """Kafka's NOT_ENOUGH_REPLICAS: refuse to write when the in-sync set is too small
+        (``then``: what became of the records, for the message)."""
         short = self._replicas_short()
         if short is not None:
-            raise NotEnoughReplicasError(
-                f"{short[0]} in-sync replica(s) (leader included), fewer than min.insync.replicas={short[1]}: the "
-                "records were not written and stay buffered; flush again once followers have caught up")
+            raise NotEnoughReplicasError(_short_of_replicas(short, then))
 
     def _await_replicas(self, timeout: float | None) -> None:
         """Wait until the high watermark covers everything this producer wrote.
@@ -1213,9 +1220,9 @@ class Producer(SendBase):
         what is buffered, unwritten, telling its delivery callbacks, and raise."""
         if short is None:
             return
-        error = NotEnoughReplicasError(
-            f"{short[0]} in-sync replica(s) (leader included), fewer than min.insync.replicas={short[1]}: the "
-            "producer closed without writing its buffered records; send them again once followers have caught up")
+        error = NotEnoughReplicasError(_short_of_replicas(
+            short, "the producer closed without writing its buffered records; send them again once followers "
+                   "have caught up"))
         self._fail_buffered(error)
         raise error
 

@@ -28,7 +28,6 @@ from .errors import (
     ClosedError,
     ConfigError,
     EmbedlogError,
-    NotEnoughReplicasError,
     NotLeaderError,
     TransactionAbortedError,
     TransactionNotLeaderError,
@@ -156,7 +155,7 @@ class Transaction:
         producer = self._producer
         try:
             if producer.acks == "all" and len(producer):
-                producer._check_replicas()  # Kafka's NOT_ENOUGH_REPLICAS: nothing written
+                producer._check_replicas(then="")  # Kafka's NOT_ENOUGH_REPLICAS: nothing written (nor kept)
             producer._write(self._write_offsets if self._offsets or self._sources or self._fence else None)
         except ClosedError as exc:  # (the log was closed first: nothing of it was written)
             producer._fail_buffered(exc)  # (records the write never took: their callbacks learn it)
@@ -169,8 +168,6 @@ class Transaction:
                 raise closed from exc
             aborted = TransactionNotLeaderError if isinstance(exc, NotLeaderError) else TransactionAbortedError
             reason = str(exc)
-            if isinstance(exc, NotEnoughReplicasError):  # (refused before writing: nothing stays buffered)
-                reason = reason.split(": the records", 1)[0]
             if any(_closed(c) for c in self._consumers):  # (not the zombie the group's error says)
                 reason = "the consumer whose offsets it commits was closed, which took it out of its group"
             error = aborted(f"transaction aborted, nothing of it was written: {reason}")
