@@ -59,7 +59,6 @@ from .storage import replica, schema
 from .storage.store import AppendItem
 
 if TYPE_CHECKING:
-
     from .log import Log
 
 __all__ = ["Producer"]

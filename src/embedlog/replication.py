@@ -1911,8 +1911,7 @@ class Follower:
                 self._applier.close()
             if not self.log.closed:
                 self.core.unfollowed()  # (no leader was ever accepted: writable as before)
-                if leave:
-                    self.core.left()
+                self.core.left()  # (if it told its leader it leaves: ``leave``)
         finally:
             self._lock.release()
 

@@ -348,13 +348,11 @@ class Store:
 
         def fn(txn: lmdb.Transaction) -> tuple[int, ...]:
             meta = topics.require(txn, self.dbs, name)
-            out = []
-            for p in range(meta.partitions):
-                st = plog.load_state(txn, self.dbs, meta.topic_id, p) or PartitionState()
-                gaps = meta.may_have_gaps
-                out.append(plog.count_records(txn, self.dbs, meta.topic_id, p) if gaps else
-                           st.end_offset - st.start_offset)
-            return tuple(out)
+            tid, parts = meta.topic_id, range(meta.partitions)
+            if meta.may_have_gaps:
+                return tuple(plog.count_records(txn, self.dbs, tid, p) for p in parts)
+            states = (plog.load_state(txn, self.dbs, tid, p) or PartitionState() for p in parts)
+            return tuple(st.end_offset - st.start_offset for st in states)
 
         return self.read(fn)
 
