@@ -548,9 +548,7 @@ class Env:
             self._gate.enter()  # (before taking the handle: see _Read.__enter__)
             grow = False
             now = time.monotonic()
-            board = self._board
-            if board is not None and board.alone(now):
-                board = None  # (no other process to tell, nor to wait for)
+            board = self._shared_board(now)
             try:
                 env = self._handle()
                 if now >= self._next_reader_check:  # (before the transaction: it frees pages for it)
@@ -646,9 +644,7 @@ class Env:
             self._gate.enter()
             try:
                 env = self._handle()
-                board = self._board
-                if board is not None and board.alone(time.monotonic()):
-                    board = None
+                board = self._shared_board(time.monotonic())
                 last = env.info()["last_txnid"] if board is not None else 0
                 self._sync_through(env, last, board)  # (this process's commits, and maybe later ones)
             except lmdb.Error as exc:
@@ -674,14 +670,21 @@ class Env:
                         return
                     if time.monotonic() >= deadline or not board.others_writing():
                         break
-        if board is None:
-            env.sync(True)
-            self.syncs_made += 1
-            return
-        last = env.info()["last_txnid"]  # (its meta page is in the file: the sync covers it)
+        self._fsync(env, board)
+
+    def _fsync(self, env: lmdb.Environment, board: SyncBoard | None) -> None:
+        """(Gate entered) ``fdatasync`` the data file, and tell ``board`` what it covers."""
+        last = env.info()["last_txnid"] if board is not None else 0  # (its meta page is in the file already)
         env.sync(True)
         self.syncs_made += 1
-        board.publish(last)
+        if board is not None:
+            board.publish(last)
+
+    def _shared_board(self, now: float) -> SyncBoard | None:
+        """The sync board, unless this process is alone on the log (no other process to
+        tell, nor to wait for)."""
+        board = self._board
+        return None if board is None or board.alone(now) else board
 
     def make_durable_if_needed(self) -> None:
         """``make_durable`` if a ``durable=False`` write of this process may not be on
@@ -693,11 +696,7 @@ class Env:
         """fsync everything committed so far."""
         self._gate.enter()
         try:
-            env = self._handle()
-            last = env.info()["last_txnid"]
-            env.sync(True)
-            if self._board is not None:
-                self._board.publish(last)
+            self._fsync(self._handle(), self._board)
         except lmdb.Error as exc:
             raise self.failed(exc, f"syncing {self.path!r}") from None
         finally:
