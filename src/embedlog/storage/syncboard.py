@@ -95,23 +95,26 @@ class SyncBoard:
                 self._map.close()
             os.close(fd)
 
+    def _stored(self) -> int | None:
+        """``T`` as this board holds it for this data file, whole; else ``None``."""
+        if self._fd < 0 or _INODE.unpack_from(self._map, 0)[0] != self.inode:
+            return None
+        a, b = _THROUGH.unpack_from(self._map, _THROUGH_AT)
+        return a if a == b else None
+
     def through(self, last_txnid: int) -> int:
         """``T``: every transaction up to it is on disk (0 when the board says nothing
         believable); ``last_txnid`` is the environment's last committed transaction."""
-        if self._fd < 0 or _INODE.unpack_from(self._map, 0)[0] != self.inode:
-            return 0
-        a, b = _THROUGH.unpack_from(self._map, _THROUGH_AT)
-        return a if a == b and a <= last_txnid else 0
+        stored = self._stored()
+        return stored if stored is not None and stored <= last_txnid else 0
 
     def forget_if_ahead(self, last_txnid: int) -> None:
         """At open: a ``T`` above the environment's last transaction is another data
         file's (one put in this one's place, or a reset log whose ``data.mdb`` got the old
         inode number back): drop it, before this log's transactions climb past it.  (One
         at or below it covers only transactions before any this process commits.)"""
-        if self._fd < 0 or _INODE.unpack_from(self._map, 0)[0] != self.inode:
-            return
-        a, b = _THROUGH.unpack_from(self._map, _THROUGH_AT)
-        if a == b and a > last_txnid:
+        stored = self._stored()
+        if stored is not None and stored > last_txnid:
             _THROUGH.pack_into(self._map, _THROUGH_AT, 0, 1)
 
     def publish(self, txnid: int) -> None:
@@ -123,8 +126,8 @@ class SyncBoard:
             _THROUGH.pack_into(board, _THROUGH_AT, 0, 1)  # (unbelievable while the inode changes)
             _INODE.pack_into(board, 0, self.inode)
         else:
-            a, b = _THROUGH.unpack_from(board, _THROUGH_AT)
-            if a == b and a >= txnid:
+            stored = self._stored()
+            if stored is not None and stored >= txnid:
                 return
         _THROUGH.pack_into(board, _THROUGH_AT, txnid, txnid)
 
@@ -143,27 +146,24 @@ class SyncBoard:
     def alone(self, now: float) -> bool:
         """Whether no other process has the log open in flush mode (believed for
         ``ALONE_RECHECK_S``; ``now`` is ``time.monotonic()``)."""
-        if now < self._alone_until:
+        if now < self._alone_until or self._fd < 0:
             return True
-        if self._fd < 0:
-            return True
-        try:
-            fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _OPEN_AT)
-        except OSError:
-            return False  # (others hold it)
-        with contextlib.suppress(OSError):  # (back to shared: others may take theirs)
-            fcntl.lockf(self._fd, fcntl.LOCK_SH, 1, _OPEN_AT)
+        if self._held_by_others(_OPEN_AT, fcntl.LOCK_SH):  # (back to shared after: this process has it open)
+            return False
         self._alone_until = now + ALONE_RECHECK_S
         return True
 
     def others_writing(self) -> bool:
         """Whether another process is in (or waiting for) a write transaction."""
-        if self._fd < 0:
-            return False
+        return self._fd >= 0 and self._held_by_others(_LOCK_AT, fcntl.LOCK_UN)
+
+    def _held_by_others(self, at: int, after: int) -> bool:
+        """Whether another process holds a lock on byte ``at`` (an exclusive probe fails);
+        if not, this process's lock there becomes ``after``."""
         try:
-            fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _LOCK_AT)
+            fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, at)
         except OSError:
             return True  # (EAGAIN/EACCES: another process holds it)
         with contextlib.suppress(OSError):
-            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, _LOCK_AT)
+            fcntl.lockf(self._fd, after, 1, at)
         return False
