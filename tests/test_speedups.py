@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,41 @@ def _pure(monkeypatch: pytest.MonkeyPatch, fn: Any, *args: Any, **kwargs: Any) -
     with monkeypatch.context() as m:
         m.setattr(_native, "speedups", None)
         return fn(*args, **kwargs)
+
+
+@needs_speedups
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.one_of(st.none(), st.binary(max_size=5000)), value=st.one_of(st.none(), st.binary(max_size=5000)),
+       ts=st.integers(-(2**63), 2**63 - 1), transactional=st.booleans())
+def test_encode_one_in_c_writes_the_bytes_of_python(monkeypatch: pytest.MonkeyPatch, key: bytes | None,
+                                                     value: bytes | None, ts: int, transactional: bool) -> None:
+    """A one-record flush's batch (``encode_one``) is the same bytes in C and in Python, CRC
+    included; past 4 KiB the C encoder declines and Python encodes."""
+    got = batch.encode_one(key, value, ts, transactional=transactional)
+    with monkeypatch.context() as m:
+        m.setattr(batch, "_encode_one_c", None)
+        want = batch.encode_one(key, value, ts, transactional=transactional)
+    assert bytes(got) == bytes(want)
+    c = _native.speedups.encode_one(key, value, ts, batch.ATTR_TRANSACTIONAL if transactional else 0)
+    small = batch.HEADER_SIZE + 16 + len(key or b"") + len(value or b"") <= 4096
+    assert (c is not None) == small
+    decoded = batch.decode(bytes(got))
+    assert (decoded.keys, decoded.values, list(decoded.timestamps), decoded.info.record_count) == (
+        [key], [value], [ts], 1)
+
+
+@needs_speedups
+def test_encode_one_in_c_declines_what_python_must_judge() -> None:
+    enc = _native.speedups.encode_one
+    assert enc(bytearray(b"k"), b"v", 1, 0) is None  # (bytes-like: the Python encoder takes it)
+    assert enc(b"k", memoryview(b"v"), 1, 0) is None
+    assert enc(b"k", b"v", 2**63, 0) is None  # (out of range: Python's error says so)
+    with pytest.raises(struct.error):
+        batch.encode_one(b"k", b"v", 2**63)
+    with pytest.raises(ValueError, match="attributes"):
+        enc(b"k", b"v", 1, 256)
+    with pytest.raises(TypeError):
+        enc(b"k", b"v", 1)
 
 
 @needs_speedups

@@ -1045,6 +1045,69 @@ done:
 }
 
 
+/* -- encode_one ------------------------------------------------------------------------- */
+
+static void wr_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }  /* little-endian hosts */
+static void wr_i32(unsigned char *p, int32_t v) { memcpy(p, &v, 4); }
+static void wr_i64(unsigned char *p, int64_t v) { memcpy(p, &v, 8); }
+
+static PyObject *
+encode_one(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "encode_one(key, value, timestamp, attributes) takes 4 arguments");
+        return NULL;
+    }
+    PyObject *key = args[0], *value = args[1];
+    if ((key != Py_None && !PyBytes_CheckExact(key)) || (value != Py_None && !PyBytes_CheckExact(value)))
+        Py_RETURN_NONE;  /* (the Python encoder takes any bytes-like object) */
+    long long ts = PyLong_AsLongLong(args[2]);
+    if (ts == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;  /* (the Python encoder says what is wrong) */
+    }
+    long attributes = PyLong_AsLong(args[3]);
+    if (attributes == -1 && PyErr_Occurred())
+        return NULL;
+    if (attributes < 0 || attributes > 255) {
+        PyErr_SetString(PyExc_ValueError, "encode_one: attributes out of range");
+        return NULL;
+    }
+    Py_ssize_t klen = key == Py_None ? -1 : PyBytes_GET_SIZE(key);
+    Py_ssize_t vlen = value == Py_None ? -1 : PyBytes_GET_SIZE(value);
+    Py_ssize_t body = B_ONE + (klen > 0 ? klen : 0) + (vlen > 0 ? vlen : 0);
+    if (B_HEADER + body > B_SMALL)
+        Py_RETURN_NONE;  /* (larger: the Python encoder, whose CRC is the fast one) */
+    PyObject *out = PyByteArray_FromStringAndSize(NULL, B_HEADER + body);
+    if (out == NULL)
+        return NULL;
+    unsigned char *b = (unsigned char *)PyByteArray_AS_STRING(out);
+    memset(b, 0, B_HEADER);
+    b[24] = 1;                        /* magic */
+    b[25] = (unsigned char)attributes;
+    wr_u32(b + 28, 1);                /* record count */
+    wr_u32(b + 32, 0);                /* last offset delta */
+    wr_i64(b + 36, (int64_t)ts);      /* first timestamp */
+    wr_i64(b + 44, (int64_t)ts);      /* max timestamp */
+    wr_u32(b + 52, (uint32_t)body);
+    unsigned char *p = b + B_HEADER;
+    wr_i32(p, (int32_t)klen);
+    wr_i32(p + 4, (int32_t)vlen);
+    wr_i64(p + 8, (int64_t)ts);
+    p += B_ONE;
+    if (klen > 0) {
+        memcpy(p, PyBytes_AS_STRING(key), (size_t)klen);
+        p += klen;
+    }
+    if (vlen > 0)
+        memcpy(p, PyBytes_AS_STRING(value), (size_t)vlen);
+    wr_u32(b + 20, crc32_small(b + 24, B_HEADER + body - 24));
+    return out;
+}
+
+
 /* -- split_column ------------------------------------------------------------------------ */
 
 static PyObject *
@@ -1133,6 +1196,10 @@ static PyMethodDef module_methods[] = {
      "(the latency path's batch, and a log written a flush a record), as ``decoded_cls(info_cls(...),\n"
      "range, [key], [value], [timestamp], None)``; None for any other batch or for any check that\n"
      "fails (magic, count, lengths, CRC): ``decode`` then takes it and says what is wrong."},
+    {"encode_one", (PyCFunction)(void (*)(void))encode_one, METH_FASTCALL,
+     "encode_one(key, value, timestamp, attributes)\n--\n\n"
+     "``codec.batch.encode_one``'s batch (CRC included) of one record whose key and value are bytes or\n"
+     "None and whose batch is at most 4 KiB; None for any other (the Python encoder takes it)."},
     {"split_column", (PyCFunction)(void (*)(void))split_column, METH_FASTCALL,
      "split_column(body, pos, col)\n--\n\n"
      "Cut the items whose little-endian i32 lengths are ``col`` off ``body`` from ``pos``: (a list of\n"
