@@ -36,6 +36,7 @@ import uuid
 from typing import Any
 
 from ..errors import ConfigError
+from . import env as _env
 from .env import current_pid
 
 __all__ = ["Notifier"]
@@ -268,7 +269,8 @@ class Notifier:
         (``time.sleep(0)``), after waking the other processes: a woken consumer runs
         now, not once the writer's thread next blocks or its switch interval (5 ms)
         runs out."""
-        self._check_fork()
+        if self._pid != _env._PID:  # (current_pid() without the call: every commit notifies)
+            self._check_fork()
         if self._bump():
             try:
                 self._wake_others()

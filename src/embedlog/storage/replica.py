@@ -1112,15 +1112,21 @@ class HighWatermarkBoard:
 
 _BOARDS: weakref.WeakKeyDictionary[Any, HighWatermarkBoard] = weakref.WeakKeyDictionary()
 _BOARDS_LOCK = threading.Lock()
+#: boards opened and not closed (a board whose store was collected unclosed stays counted:
+#: ``hw_board`` then just looks it up) — every commit asks, and nearly always none runs
+_open_boards = 0
 
 
 def open_hw_board(store: Any) -> HighWatermarkBoard:
     """A new board for a leader starting on ``store`` (this process's shared store)."""
+    global _open_boards  # noqa: PLW0603 - a module global: hw_board's cheapest look
     board = HighWatermarkBoard()
     with _BOARDS_LOCK:
         old = _BOARDS.get(store)
         if old is not None:
             old.close()
+        else:
+            _open_boards += 1
         _BOARDS[store] = board
     return board
 
@@ -1132,13 +1138,17 @@ def close_hw_board(store: Any, board: HighWatermarkBoard) -> None:
     board.close()
     board.want = None
     board.kick = None
+    global _open_boards  # noqa: PLW0603 - see open_hw_board
     with _BOARDS_LOCK:
         if _BOARDS.get(store) is board:
             del _BOARDS[store]
+            _open_boards -= 1
 
 
 def hw_board(store: Any) -> HighWatermarkBoard | None:
     """The live board of a leader running on ``store`` in this process, or ``None``."""
+    if not _open_boards:
+        return None
     board = _BOARDS.get(store)
     return board if board is not None and board.live else None
 
