@@ -1,7 +1,7 @@
 """A topic's metadata changing under open clients: producers follow a config change
 or a topic deleted and created again (at once in the process that made it, at their
-next write within a second in others),
-an ``acks="all"`` producer writes nothing in the background while the in-sync set is
+next write within a second in others; the write refuses records a stricter config
+forbids, as Kafka's broker does), an ``acks="all"`` producer writes nothing in the background while the in-sync set is
 below ``min.insync.replicas``, and a record keeps the timestamp type it was written with.
 Both send paths (the C extension's and the pure-Python reference)."""
 
@@ -80,6 +80,75 @@ def test_a_producer_follows_another_process_change_at_its_next_write(
         p.flush()
         with pytest.raises(RecordTooLargeError, match=r"max\.message\.bytes=100"):
             p.send("t", b"x" * 500, key=b"k")
+    finally:
+        p.close()
+
+
+def _alter_elsewhere(tmp_path: Path, config: dict[str, object]) -> None:
+    code = textwrap.dedent(f"""
+        import embedlog
+        with embedlog.open({str(tmp_path / "log")!r}, durability="none") as log:
+            log.alter_topic_config("t", {config!r})
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_stricter_config_of_another_process_holds_for_records_an_idle_producer_sends(
+        log: embedlog.Log, tmp_path: Path, impl: str) -> None:
+    """An idle producer has not looked at the topics yet when it sends, so ``send`` takes
+    the records; the write refuses them as Kafka's broker would: the flush raises, the
+    delivery callback gets the error, and nothing of them is stored — a null key on a
+    topic now compacted would otherwise be stored and then dropped by compaction."""
+    p = _producer(log, impl)
+    got: list[object] = []
+    try:
+        p.send("t", b"v", key=b"k")
+        p.flush()
+        _alter_elsewhere(tmp_path, {"max.message.bytes": 100})
+        time.sleep(1.1)  # (past "at most a second later": the producer did not write meanwhile)
+        p.send("t", b"x" * 500, key=b"k", on_delivery=lambda err, md: got.append(err))
+        with pytest.raises(RecordTooLargeError, match=r"max\.message\.bytes=100"):
+            p.flush()
+        assert isinstance(got[0], RecordTooLargeError)
+        _alter_elsewhere(tmp_path, {"cleanup.policy": "compact"})
+        time.sleep(1.1)
+        p.send("t", b"no key")
+        with pytest.raises(InvalidRecordError, match="compacted"):
+            p.flush()
+        p.send("t", b"fits", key=b"k")
+        p.flush()
+        assert _end(log) == 2
+        log.maintain()
+        c = log.consumer(["t"], auto_offset_reset="earliest")
+        assert [m.value for m in c.poll(timeout=1.0)] == [b"fits"]
+        c.close()
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_records_buffered_before_a_stricter_config_fail_alone_at_the_write(log: embedlog.Log, impl: str) -> None:
+    """Buffered (linger) when this process lowers ``max.message.bytes``: a batch holding a
+    record over the new limit (headers count) fails whole at the write, as Kafka's broker
+    refuses a whole batch; the batches of other partitions and topics are written; and a
+    laxer change refuses nothing."""
+    log.create_topic("u", partitions=2)
+    p = _producer(log, impl, linger_ms=60_000)
+    try:
+        p.send("u", b"x" * 200, partition=0)
+        p.send("u", b"y" * 10, partition=1, headers=[("h", b"z" * 200)])
+        p.send("u", b"ok", partition=1)
+        log.alter_topic_config("u", {"max.message.bytes": 100})
+        p.send("t", b"other topic")
+        with pytest.raises(RecordTooLargeError, match=r"200 bytes is larger than max\.message\.bytes=100"):
+            p.flush()
+        assert _ends(log, "u") == [0, 0]
+        assert _end(log) == 1
+        p.send("u", b"w" * 50, partition=1)
+        log.alter_topic_config("u", {"max.message.bytes": 10_000})
+        p.flush()
+        assert _ends(log, "u") == [0, 1]
     finally:
         p.close()
 

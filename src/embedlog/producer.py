@@ -676,6 +676,10 @@ class Producer(SendBase):
                             del acc[:n]
                             out.append((st, p, chunk))
                         drained = True
+                if drained:
+                    # (a refresh takes this lock too: every record buffered now was checked
+                    # against ``checked`` or a later config, at most the current one)
+                    st.drained_checked, st.checked = st.checked, st.meta.config
                 if drained and st.n > 1:
                     st.sticky = random_partition(st.n, st.sticky)
                     st.sticky_bytes = 0
@@ -803,8 +807,9 @@ class Producer(SendBase):
                         n_values += len(flat)
                         name = st.name
                         tid = st.meta.topic_id
+                        checked = st.drained_checked
                         for start, end, buf in batches:
-                            items.append(AppendItem(name, tid, p, buf))
+                            items.append(AppendItem(name, tid, p, buf, checked=checked))
                             spans.append((st, start, end, flat, callbacks))
                             n_bytes += len(buf)
                     req = committer.request(items, extra, not background, self._transactional)

@@ -33,8 +33,8 @@ _STRIDE = 7
 class _TopicState:
     """A producer's view of one topic: partition buffers and the sticky partition."""
 
-    __slots__ = ("accs", "cache_keys", "compact", "kacc", "kcache", "max_bytes", "meta", "n", "name", "sticky",
-                 "sticky_bytes")
+    __slots__ = ("accs", "cache_keys", "checked", "compact", "drained_checked", "kacc", "kcache", "max_bytes",
+                 "meta", "n", "name", "sticky", "sticky_bytes")
 
     def __init__(self, meta: TopicMeta, cache_keys: bool) -> None:
         self.meta = meta
@@ -42,6 +42,12 @@ class _TopicState:
         self.n = meta.partitions
         self.max_bytes = meta.config.max_message_bytes
         self.compact = meta.config.compact
+        #: the config in force when the buffers were last drained: every record buffered
+        #: since was checked against it or a later one (``AppendItem.checked``)
+        self.checked = meta.config
+        #: ``checked`` as it was when the last drain took records (each of them was checked
+        #: against it or a later config): what the store re-checks them against
+        self.drained_checked = meta.config
         # Per partition, a flat list key, value, timestamp, key length, value length (-1 for
         # None), headers, callback, key, ... appended with one atomic ``+=`` per record (or
         # per run of records): no lock on the hot path, also for records with headers or a

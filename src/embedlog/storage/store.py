@@ -25,8 +25,10 @@ from ..errors import (
     EmbedlogError,
     FormatVersionError,
     InvalidOffsetError,
+    InvalidRecordError,
     NotLeaderError,
     OffsetOutOfRangeError,
+    RecordTooLargeError,
     StorageError,
     UnknownPartitionError,
     UnknownTopicError,
@@ -64,6 +66,37 @@ class AppendItem:
     #: why this batch alone was not written while the others of its flush were (see
     #: ``GroupCommitter``); None once written, or when the whole request failed
     error: EmbedlogError | None = None
+    #: the topic config its producer checked the records against (``max.message.bytes``,
+    #: a compacted topic's keys); the append checks them again if the topic's config is
+    #: stricter now, as Kafka's broker checks each produce.  None: not checked again
+    checked: TopicConfig | None = None
+
+
+def _recheck(item: AppendItem, meta: TopicMeta) -> None:
+    """Check ``item``'s records against ``meta``'s config, stricter than the one their
+    producer checked them against (``AppendItem.checked``): ``RecordTooLargeError`` for a
+    record over ``max.message.bytes``, ``InvalidRecordError`` for a null key on a
+    compacted topic (compaction would drop it)."""
+    old, new = item.checked, meta.config
+    assert old is not None
+    compact = new.compact and not old.compact
+    limit = new.max_message_bytes
+    if not compact and limit >= old.max_message_bytes:
+        return  # (no stricter: what passed then passes now)
+    batch = codec.decode(item.buf)
+    headers = batch.headers
+    for i, (key, value) in enumerate(zip(batch.keys, batch.values)):
+        if compact and key is None:
+            raise InvalidRecordError(
+                f"topic {item.topic!r} became compacted (cleanup.policy) after this record was sent: every record "
+                "needs a key; it was not stored. Send it again with a key")
+        size = (0 if key is None else len(key)) + (0 if value is None else len(value))
+        if headers is not None and headers[i]:
+            size += sum(len(n.encode()) + (0 if v is None else len(v)) for n, v in headers[i])
+        if size > limit:
+            raise RecordTooLargeError(
+                f"record of {size} bytes is larger than max.message.bytes={limit} of topic {item.topic!r}, lowered "
+                "after it was sent; it was not stored. Send smaller records or raise the topic's max.message.bytes")
 
 
 class HighWatermarkSource(Protocol):
@@ -227,8 +260,9 @@ class Store:
                                  "`embedlog --path DIR promote`)")
 
     def topic(self, name: str) -> TopicMeta | None:
-        """The named topic's metadata, or ``None``."""
-        return self.read(lambda txn: topics.get(txn, self.dbs, name))
+        """The named topic's metadata, or ``None`` (the very object appends use while it
+        does not change: ``AppendItem.checked`` is then told unchanged by identity)."""
+        return self.read(lambda txn: self._topic_meta(txn, name))
 
     def topics_version(self) -> int:
         """Bumped on every topic create/alter/delete, by any process."""
@@ -416,6 +450,9 @@ class Store:
             if item.partition >= meta.partitions:
                 raise UnknownPartitionError(f"topic {item.topic!r} has no partition {item.partition}")
             item.topic_id = meta.topic_id
+            checked = item.checked
+            if checked is not None and checked is not meta.config and checked != meta.config:
+                _recheck(item, meta)  # (changed since the producer checked them: by another process, say)
         touched: dict[tuple[int, int], PartitionState] = {}
         # each partition's end when this write transaction began (nested ones share their
         # parent's id): retention.bytes keeps what the transaction wrote
