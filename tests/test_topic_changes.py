@@ -19,7 +19,13 @@ import pytest
 
 import embedlog
 from embedlog.codec.murmur2 import partition_for_key
-from embedlog.errors import InvalidRecordError, NotEnoughReplicasError, RecordTooLargeError, UnknownPartitionError
+from embedlog.errors import (
+    InvalidRecordError,
+    NotEnoughReplicasError,
+    RecordTooLargeError,
+    UnknownPartitionError,
+    UnknownTopicError,
+)
 from embedlog.replication import Leader
 from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
@@ -149,6 +155,50 @@ def test_records_buffered_before_a_stricter_config_fail_alone_at_the_write(log: 
         log.alter_topic_config("u", {"max.message.bytes": 10_000})
         p.flush()
         assert _ends(log, "u") == [0, 1]
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_producer_sends_again_to_a_deleted_topic_that_auto_create_makes_again(tmp_path: Path, impl: str) -> None:
+    """A producer that wrote to a topic before ``delete_topic`` creates it again with its
+    next send (``auto_create_topics``), as a new producer does, and the record is stored;
+    the deletion itself creates nothing."""
+    with embedlog.open(tmp_path / "a", auto_create_topics=True, maintenance_interval_ms=None) as lg:
+        p = _producer(lg, impl)
+        try:
+            p.send("d", b"1")
+            p.flush()
+            lg.delete_topic("d")
+            assert "d" not in lg.topics()
+            p.send("d", b"after")
+            p.flush()
+            c = lg.consumer(["d"], auto_offset_reset="earliest")
+            assert [m.value for m in c.poll(timeout=1.0)] == [b"after"]
+            c.close()
+        finally:
+            p.close()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_send_to_a_deleted_topic_raises_and_works_once_it_exists_again(log: embedlog.Log, impl: str) -> None:
+    """Without ``auto_create_topics``: records buffered before the deletion fail at the
+    flush, a send after it raises ``UnknownTopicError`` at once (it used to be taken and
+    fail at the flush as 'deleted before its records were written'), and sends work
+    again once the topic is created again."""
+    log.create_topic("g")
+    p = _producer(log, impl, linger_ms=60_000)
+    try:
+        p.send("g", b"before")
+        log.delete_topic("g")
+        with pytest.raises(UnknownTopicError, match="does not exist"):
+            p.send("g", b"while gone")
+        with pytest.raises(UnknownTopicError, match="deleted"):
+            p.flush()
+        log.create_topic("g")
+        p.send("g", b"again")
+        p.flush()
+        assert _end(log, "g") == 1
     finally:
         p.close()
 

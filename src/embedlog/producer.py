@@ -60,6 +60,7 @@ from .storage.store import AppendItem
 
 if TYPE_CHECKING:
     from .log import Log
+    from .storage.topics import TopicMeta
 
 __all__ = ["Producer"]
 
@@ -307,6 +308,8 @@ class Producer(SendBase):
         st = self._topics.get(topic) if topic.__class__ is str else None
         if st is None:
             st = self._state(topic)
+        elif st.gone:  # deleted since: created again (auto_create_topics, or by anyone), or UnknownTopicError
+            self._adopt(st, self._log._topic_for_produce(topic))
         if value.__class__ is bytes:
             vlen = len(value)
         elif value is None:
@@ -504,11 +507,24 @@ class Producer(SendBase):
         ``min.insync.replicas``, ...), new partitions (Kafka never removes any), for which
         its buffers grow, and a topic of the same name created after it was deleted (its
         own partition count and config; records buffered for partitions it lacks fail
-        at the write, with ``UnknownPartitionError``).  Return whether the topic has more
-        partitions than before."""
+        at the write, with ``UnknownPartitionError``).  A deleted topic is marked
+        ``gone``: its next send creates it again (``auto_create_topics``) or raises
+        ``UnknownTopicError``; records buffered before fail at the write.  Return whether
+        the topic has more partitions than before."""
         meta = self._log._store.topic(st.name)
-        if meta is None or meta == st.meta:
+        if meta is None:
+            if not st.gone:
+                with self._lock:
+                    st.gone = True
+                    st.max_bytes = -1  # (sends take the slow path, which looks for the topic again)
             return False
+        if meta == st.meta and not st.gone:
+            return False
+        return self._adopt(st, meta)
+
+    def _adopt(self, st: _TopicState, meta: TopicMeta) -> bool:
+        """Make ``meta`` the topic's (see ``_refresh``); return whether it has more
+        partitions than before."""
         grew = meta.partitions > st.n
         with self._lock:
             if grew or meta.topic_id != st.meta.topic_id:
@@ -522,6 +538,7 @@ class Producer(SendBase):
             st.meta = meta
             st.max_bytes = meta.config.max_message_bytes
             st.compact = meta.config.compact
+            st.gone = False
         return grew
 
     def _topic_changed(self, name: str) -> None:

@@ -33,8 +33,8 @@ _STRIDE = 7
 class _TopicState:
     """A producer's view of one topic: partition buffers and the sticky partition."""
 
-    __slots__ = ("accs", "cache_keys", "checked", "compact", "drained_checked", "kacc", "kcache", "max_bytes",
-                 "meta", "n", "name", "sticky", "sticky_bytes")
+    __slots__ = ("accs", "cache_keys", "checked", "compact", "drained_checked", "gone", "kacc", "kcache",
+                 "max_bytes", "meta", "n", "name", "sticky", "sticky_bytes")
 
     def __init__(self, meta: TopicMeta, cache_keys: bool) -> None:
         self.meta = meta
@@ -42,6 +42,9 @@ class _TopicState:
         self.n = meta.partitions
         self.max_bytes = meta.config.max_message_bytes
         self.compact = meta.config.compact
+        #: the topic was deleted (``max_bytes`` is then -1: every send of it takes the slow
+        #: path, which looks for the topic again: ``Producer._send``)
+        self.gone = False
         #: the config in force when the buffers were last drained: every record buffered
         #: since was checked against it or a later one (``AppendItem.checked``)
         self.checked = meta.config
