@@ -395,3 +395,19 @@ def test_records_held_of_a_deleted_topic_are_not_handed_out_as_the_new_one_s(
         got += [(m.offset, m.value) for m in c.poll(timeout=0.1)]
     assert got == [(0, b"new-0")]
     c.close()
+
+
+def test_an_iterator_under_way_does_not_hand_out_records_of_a_topic_deleted_meanwhile(log: embedlog.Log) -> None:
+    """The same iterator, going on after this process deleted and created the topic
+    again: the records it had fetched of the old one are dropped, as ``poll`` drops
+    them; the next record is the new topic's."""
+    with log.producer() as p:
+        for i in range(10):
+            p.send("t", b"old-%d" % i)
+    c = log.consumer(["t"], auto_offset_reset="earliest")
+    it = iter(c)
+    assert next(it).value == b"old-0"
+    _recreate(log)
+    msg = next(it)
+    assert (msg.offset, msg.value) == (0, b"new-0")
+    c.close()

@@ -1009,6 +1009,9 @@ class Consumer:
             if stash:
                 try:
                     while stash:
+                        if self._deleted_here:  # (a topic deleted in this process: as poll, never hand
+                            self._drop_deleted()  # out what was fetched of it; other processes' deletes
+                            continue  # are seen by the poll that fills the stash)
                         yield popleft()
                 except IndexError:  # (close() in another thread emptied it between the look and the pop)
                     pass
