@@ -5,6 +5,7 @@ ones.  Both send paths (the C extension's and the pure-Python reference)."""
 
 from __future__ import annotations
 
+import enum
 import math
 import threading
 import time
@@ -15,7 +16,14 @@ from typing import Any
 import pytest
 
 import embedlog
-from embedlog.errors import ConfigError, EmbedlogError, InvalidOffsetError, InvalidTopicError, SerializationError
+from embedlog.errors import (
+    ConfigError,
+    EmbedlogError,
+    InvalidOffsetError,
+    InvalidTopicError,
+    SerializationError,
+    UnknownPartitionError,
+)
 from procs import harness  # tests/procs/harness.py (tests/ is on sys.path)
 
 IMPLS = ["c", "python"]
@@ -97,6 +105,59 @@ def test_a_failing_serializer_is_a_serialization_error(log: embedlog.Log, impl: 
     finally:
         p.close()
     _still_works(log)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_serializer_returning_no_bytes_is_named_as_the_fault(log: embedlog.Log, impl: str) -> None:
+    """It used to say 'give the producer a value_serializer' to a producer that has one."""
+    p = _producer(log, impl, value_serializer=lambda v: "oops", key_serializer=lambda k: 5)
+    try:
+        with pytest.raises(SerializationError, match="value_serializer returned str; it must return bytes"):
+            p.send("t", {"a": 1})
+        with pytest.raises(SerializationError, match="key_serializer returned int"):
+            p.send("t", None, key="k")
+    finally:
+        p.close()
+    _still_works(log)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_partition_and_timestamp_of_any_integer_type(log: embedlog.Log, impl: str) -> None:
+    """An ``IntEnum`` or numpy-style integer partition and timestamp are their int (a
+    custom partitioner's result already was); bool and float stay refused."""
+
+    class Part(enum.IntEnum):
+        ONE = 1
+
+    class Index:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def __index__(self) -> int:
+            return self.n
+
+    log.create_topic("three", partitions=3)
+    p = _producer(log, impl)
+    try:
+        p.send("three", b"a", partition=Part.ONE, timestamp_ms=Index(5))
+        p.send("three", b"b", key=b"k", partition=Index(2))
+        p.flush()
+        with pytest.raises(UnknownPartitionError, match="partition 3 does not exist"):
+            p.send("three", b"c", partition=Index(3))
+        with pytest.raises(UnknownPartitionError):
+            p.send("three", b"c", partition=True)
+        with pytest.raises(UnknownPartitionError):
+            p.send("three", b"c", partition=1.0)
+        with pytest.raises(ConfigError, match="timestamp_ms"):
+            p.send("three", b"c", timestamp_ms=Index(-1))
+    finally:
+        p.close()
+    c = log.consumer(auto_offset_reset="earliest")
+    c.assign([embedlog.TopicPartition("three", i) for i in range(3)])
+    got = sorted((m.partition, m.value, m.timestamp) for m in c.poll(timeout=1.0))
+    assert got[0] == (1, b"a", 5)
+    assert got[1][:2] == (2, b"b")
+    c.close()
 
 
 @pytest.mark.parametrize("config", [None, [("retention.ms", 1)], 5])

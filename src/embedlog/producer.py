@@ -148,6 +148,24 @@ def _too_large(st: _TopicState, size: int) -> RecordTooLargeError:
         "send smaller records or raise the topic's max.message.bytes")
 
 
+def _as_int(value: object) -> int | None:
+    """``value`` as an int if it is of an integer type (not bool), else None."""
+    if value.__class__ is int:
+        return value
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        return None
+    return operator.index(value)
+
+
+def _checked_timestamp(timestamp_ms: object) -> int:
+    """A ``timestamp_ms`` of any integer type (numpy's, say) as an int in range, or
+    ``ConfigError``."""
+    ts = _as_int(timestamp_ms)
+    if ts is None or not 0 <= ts < _MAX_TS:
+        raise _bad_timestamp(timestamp_ms)
+    return ts
+
+
 def _bad_timestamp(timestamp_ms: object) -> ConfigError:
     return ConfigError(f"timestamp_ms must be a non-negative int (ms since the epoch), got {timestamp_ms!r}")
 
@@ -315,10 +333,10 @@ class Producer(SendBase):
         elif value is None:
             vlen = -1
         else:
-            value = _coerce(value, "value")
+            value = _coerce(value, "value", self._value_ser is not None)
             vlen = len(value)
         if key.__class__ is not bytes and key is not None:
-            key = _coerce(key, "key")
+            key = _coerce(key, "key", self._key_ser is not None)
         if key is not None:
             klen = len(key)
             if partition is None:
@@ -326,7 +344,7 @@ class Producer(SendBase):
                 if partition is None:
                     partition = self._choose(st, key)
             elif partition.__class__ is not int or not 0 <= partition < st.n:
-                self._check_partition(st, partition)
+                partition = self._check_partition(st, partition)
         else:
             klen = -1
             if st.compact:
@@ -341,14 +359,14 @@ class Producer(SendBase):
                         st.sticky = random_partition(st.n, st.sticky)
                         st.sticky_bytes = 0
             elif partition.__class__ is not int or not 0 <= partition < st.n:
-                self._check_partition(st, partition)
+                partition = self._check_partition(st, partition)
         size = max(klen, 0) + max(vlen, 0)
         if size > st.max_bytes:
             raise _too_large(st, size)
         if timestamp_ms is None:
             timestamp_ms = _time_ns() // 1_000_000
         elif timestamp_ms.__class__ is not int or not 0 <= timestamp_ms < _MAX_TS:
-            raise _bad_timestamp(timestamp_ms)
+            timestamp_ms = _checked_timestamp(timestamp_ms)
         if headers is not None:
             headers = _check_headers(headers) if headers or headers.__class__ not in (list, tuple, dict) else None
             if headers is not None:
@@ -387,15 +405,19 @@ class Producer(SendBase):
         st = self._topics.get(topic)
         if st is None:
             st = self._state(topic)
+        elif st.gone:  # (see _send)
+            self._adopt(st, self._log._topic_for_produce(topic))
         if partition.__class__ is not int or not 0 <= partition < st.n:
-            self._check_partition(st, partition)
+            partition = self._check_partition(st, partition)
         kinds = set(map(type, keys))
         if st.compact and type(None) in kinds:
             raise InvalidRecordError(f"topic {topic!r} is compacted: every record needs a key")
         if not kinds <= _BYTES_OR_NONE:
-            keys = [k if k is None or k.__class__ is bytes else _coerce(k, "key") for k in keys]
+            ser = self._key_ser is not None
+            keys = [k if k is None or k.__class__ is bytes else _coerce(k, "key", ser) for k in keys]
         if not set(map(type, values)) <= _BYTES_OR_NONE:
-            values = [v if v is None or v.__class__ is bytes else _coerce(v, "value") for v in values]
+            ser = self._value_ser is not None
+            values = [v if v is None or v.__class__ is bytes else _coerce(v, "value", ser) for v in values]
         klens = codec.lengths(keys)
         vlens = codec.lengths(values)
         if max(map(_add, klens, vlens)) > st.max_bytes - 2:  # (a -1 for a null is at most 2 off: look closer)
@@ -495,12 +517,15 @@ class Producer(SendBase):
             append(last or None)
         return out
 
-    def _check_partition(self, st: _TopicState, partition: object) -> None:
-        """Raise for a partition the topic does not have (after looking for new ones)."""
-        if isinstance(partition, int) and partition >= st.n and self._refresh(st) and partition < st.n:
-            return
+    def _check_partition(self, st: _TopicState, partition: object) -> int:
+        """``partition`` as an int (any integer type: numpy's, an ``IntEnum``), or raise for
+        one the topic does not have (after looking for new ones)."""
+        p = _as_int(partition)
+        if p is not None and (0 <= p < st.n or (p >= st.n and self._refresh(st) and p < st.n)):
+            return p
+        shown = partition if p is None else p
         raise UnknownPartitionError(
-            f"topic {st.name!r} has partitions 0..{st.n - 1}; partition {partition!r} does not exist")
+            f"topic {st.name!r} has partitions 0..{st.n - 1}; partition {shown!r} does not exist")
 
     def _refresh(self, st: _TopicState) -> bool:
         """Follow a topic's metadata: its config as it is now (``max.message.bytes``,

@@ -70,11 +70,15 @@ class _TopicState:
         self.cache_keys = cache_keys
 
 
-def _coerce(obj: object, what: str) -> bytes:
+def _coerce(obj: object, what: str, serialized: bool = False) -> bytes:
     """``obj`` as exact bytes: a bytes subclass (numpy.bytes_, say), bytearray or
-    memoryview is copied; anything else is a ``SerializationError``."""
+    memoryview is copied; anything else is a ``SerializationError`` (``serialized``:
+    ``obj`` is what the producer's ``{what}_serializer`` returned)."""
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return bytes(obj)
+    if serialized:
+        raise SerializationError(f"the producer's {what}_serializer returned {type(obj).__name__}; it must return "
+                                 "bytes (or None): fix the serializer")
     hint = f" or give the producer a {what}_serializer" if what in ("key", "value") else ""
     raise SerializationError(f"record {what} must be bytes (or None), got {type(obj).__name__}; "
                              f"encode it first{hint}")
