@@ -1294,3 +1294,27 @@ def test_a_callback_with_a_defaulted_second_parameter_gets_the_partitions(log: e
         assert _until(lambda: len(got) == 2, poll=c)
     both = [TopicPartition("orders", 0), TopicPartition("orders", 1)]
     assert got == [("x", both), ("two", True, both)]
+
+
+def test_a_group_consumer_with_a_manual_assignment_cannot_subscribe(log: embedlog.Log) -> None:
+    """As Kafka (IllegalStateException), either order: ``assign()`` then ``subscribe()``
+    used to join the group and keep the manual partitions, so a partition the group gave
+    another member was read by both."""
+    log.create_topic("a", partitions=2)
+    other = log.consumer(["a"], group="g", session_timeout_ms=3000, heartbeat_interval_ms=50)
+    assert _until(lambda: len(other.assignment()) == 2, poll=other)
+    c = log.consumer(group="g", session_timeout_ms=3000, heartbeat_interval_ms=50)
+    c.assign([TopicPartition("a", 0), TopicPartition("a", 1)])
+    with pytest.raises(ConfigError, match="manual assignment"):
+        c.subscribe(["a"])
+    assert len(log.describe_group("g").members) == 1
+    c.unassign()
+    c.subscribe(["a"])
+
+    def settled() -> bool:
+        other.poll(0.05)
+        return len(c.assignment()) == len(other.assignment()) == 1
+
+    assert _until(settled, poll=c)
+    c.close()
+    other.close()

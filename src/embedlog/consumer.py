@@ -270,6 +270,10 @@ class Consumer:
         if not names and self._membership is not None:  # (Kafka: subscribe([]) is unsubscribe())
             self.unsubscribe()
             return
+        if self._membership is not None and self._assignment and not self._subscription:
+            # (Kafka: IllegalStateException; joining would keep partitions the group gives others)
+            raise ConfigError("this consumer has a manual assignment; assign() and subscribe() cannot be mixed "
+                              "with a group (unassign() or unsubscribe() first)")
         version = self._store.topics_version()  # (before the partition counts: a change after is seen)
         metas = [self._log._topic_for_consume(name) for name in names]  # (auto-creates)
         self._subscription = names
