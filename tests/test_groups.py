@@ -1318,3 +1318,22 @@ def test_a_group_consumer_with_a_manual_assignment_cannot_subscribe(log: embedlo
     assert _until(settled, poll=c)
     c.close()
     other.close()
+
+
+def test_close_auto_commits_even_when_on_revoke_raises(log: embedlog.Log) -> None:
+    """``close()`` raises the callback's exception, and still commits what was consumed
+    (``enable_auto_commit``), as Kafka's close does: the records are not read again."""
+    log.create_topic("t")
+    with log.producer() as p:
+        for i in range(5):
+            p.send("t", b"%d" % i)
+
+    def on_revoke(partitions: list[TopicPartition]) -> None:
+        raise RuntimeError("the application's bug")
+
+    c = log.consumer(["t"], group="g", auto_offset_reset="earliest", enable_auto_commit=True, on_revoke=on_revoke)
+    assert len(c.poll(5.0)) == 5
+    with pytest.raises(RuntimeError, match="the application's bug"):
+        c.close()
+    assert log.committed_offsets("g")[TopicPartition("t", 0)].offset == 5
+    assert log.describe_group("g").members == ()

@@ -14,6 +14,7 @@ wake-up be lost.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import threading
@@ -368,7 +369,12 @@ class Membership:
             if owned and self._kicked.is_set():
                 self._call("lost", owned)
             elif owned:
-                self._call("revoke", owned)
+                try:
+                    self._call("revoke", owned)
+                except BaseException:  # (the callback's exception is the one raised: Kafka still
+                    with contextlib.suppress(Exception):  # auto-commits on close)
+                        self.consumer._before_release(owned)
+                    raise
                 self.consumer._before_release(owned)
         finally:
             self._joined = False
