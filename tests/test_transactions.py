@@ -387,6 +387,39 @@ def test_a_zombie_members_transaction_aborts_and_writes_nothing(log: embedlog.Lo
     b.close()
 
 
+def test_offsets_of_a_partition_that_left_and_came_back_are_fenced(log: embedlog.Log) -> None:
+    """Offsets taken while ``a`` owned a partition; it then went to ``b``, which processed
+    further and committed, and came back to ``a``: the transaction aborts
+    (``IllegalGenerationError``, as Kafka fences it by generation) and the group's offset
+    does not go back.  Offsets of a partition ``a`` owned throughout still commit."""
+    log.create_topic("in", partitions=2)
+    log.create_topic("out")
+    with log.producer() as p:
+        for i in range(10):
+            p.send("in", f"{i}".encode(), partition=i % 2)
+    a = group_consumer(log, ["in"], "a", session_timeout_ms=3000, heartbeat_interval_ms=50)
+    wait_until(lambda: len(a.assignment()) == 2, "a owns both", step=lambda: a.poll(timeout=0.01))
+    tx = log.transaction()
+    tx.send("out", b"derived")
+    tx.commit_offsets(a, {TP("in", 0): 3, TP("in", 1): 3})
+    b = group_consumer(log, ["in"], "b", session_timeout_ms=3000, heartbeat_interval_ms=50)
+    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "shared",
+               step=lambda: (a.poll(timeout=0.01), b.poll(timeout=0.01)))
+    (moved,) = b.assignment()
+    b.commit({moved: 0})
+    b.close()
+    wait_until(lambda: len(a.assignment()) == 2, "back to a", step=lambda: a.poll(timeout=0.01))
+    with pytest.raises(TransactionAbortedError, match="came back") as info:
+        tx.commit()
+    assert isinstance(info.value.__cause__, IllegalGenerationError)
+    assert a.committed([moved]) == {moved: 0}
+    assert end_offsets(log, "out") == {TP("out", 0): 0}
+    (kept,) = {TP("in", 0), TP("in", 1)} - {moved}
+    send_and_commit(log, "out", b"kept", a, {kept: 2})
+    assert a.committed([kept]) == {kept: 2}
+    a.close()
+
+
 def test_a_consumer_closed_while_it_commits_says_closed_not_zombie(log: embedlog.Log,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Another thread closes a member as it commits (its offsets, or a transaction's

@@ -966,6 +966,15 @@ class Consumer:
             return self._coord.committed_meta(self.group, partitions)
         return self._coord.committed(self.group, partitions)
 
+    def _ownership(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """For each of ``tps``, how many times the group gave it to this member (None: not
+        owned now): it changes when the partition went to another member and came back."""
+        m = self._membership
+        if m is None:
+            return dict.fromkeys(tps)
+        owned, claims = m.owned, m.claims
+        return {tp: claims.get(tp) if tp in owned else None for tp in tps}
+
     def group_metadata(self) -> tuple[str, str | None]:
         """``(group, member_id)``: what a transaction needs to fence offsets committed through it."""
         self._check()

@@ -28,6 +28,7 @@ from .errors import (
     ClosedError,
     ConfigError,
     EmbedlogError,
+    IllegalGenerationError,
     NotLeaderError,
     TransactionAbortedError,
     TransactionNotLeaderError,
@@ -61,6 +62,8 @@ class Transaction:
         self._offsets: list[tuple[str, str | None, dict[TopicPartition, Any], bool]] = []
         #: the consumers whose membership fences the offsets committed (``commit_offsets``)
         self._consumers: list[Any] = []
+        #: per consumer given to ``commit_offsets``, its ``_ownership`` of the partitions then
+        self._owned: list[tuple[Any, dict[TopicPartition, int | None]]] = []
         self._sources: list[tuple[str, str, str, dict[int, tuple[int, int]]]] = []
         #: (transactional id, epoch) the commit must still hold (``_fence_by``)
         self._fence: tuple[str, int] | None = None
@@ -109,6 +112,10 @@ class Transaction:
         elif callable(getattr(consumer_or_group, "group_metadata", None)):  # a Consumer
             group, member = consumer_or_group.group_metadata()
             self._consumers.append(consumer_or_group)
+            ownership = getattr(consumer_or_group, "_ownership", None)
+            if ownership is not None:
+                tps = [topic_partition(tp) for tp in offsets] if isinstance(offsets, Mapping) else []
+                self._owned.append((consumer_or_group, ownership(tps)))
         else:
             raise ConfigError("commit_offsets() takes a group consumer, its group_metadata() or a group name, "
                               f"got {consumer_or_group!r}")
@@ -138,6 +145,15 @@ class Transaction:
     def _write_offsets(self, txn: lmdb.Transaction) -> None:
         if self._fence is not None:
             producer_epochs.check(txn, self._log._store.dbs, *self._fence)
+        for consumer, then in self._owned:  # (the group's own check below sees the owner only)
+            now = consumer._ownership(then)
+            moved = [tp for tp, n in then.items() if n is not None and now[tp] != n]
+            if moved:
+                tp = moved[0]
+                raise IllegalGenerationError(
+                    f"{tp.topic}[{tp.partition}] went to another member of group {consumer.group!r} and came back "
+                    "since this transaction took its offset (that member may have processed and committed it): the "
+                    "transaction is fenced; poll() and process the records again")
         coord = self._log._coordinator
         for group, member, offsets, unfenced in self._offsets:
             coord.commit_in(txn, group, offsets, member, unfenced=unfenced)

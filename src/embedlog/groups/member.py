@@ -129,6 +129,9 @@ class Membership:
         self.topics: list[str] = []
         self.generation = -1
         self.owned: set[TopicPartition] = set()
+        #: how many times each partition was given to this member (a transaction's offsets
+        #: are fenced when it changed since they were added: ``Consumer._ownership``)
+        self.claims: dict[TopicPartition, int] = {}
         self._seen_version = -1
         self._seen_wake = -1  # the notifier's generation when the group was last looked at
         self._next_look = 0.0
@@ -301,6 +304,8 @@ class Membership:
             self.consumer._drop_partitions(gone)
             self._call("lost", gone)
         if new:
+            for tp in new:
+                self.claims[tp] = self.claims.get(tp, 0) + 1
             self.owned.update(new)
             self.consumer._add_partitions(new)
             self._call("assign", new)
