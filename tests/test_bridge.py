@@ -21,7 +21,14 @@ ck = pytest.importorskip("confluent_kafka")
 
 import embedlog  # noqa: E402
 from embedlog.bridge import SOURCE_HEADER, Mirror, MirrorStatus, PartitionStatus  # noqa: E402
-from embedlog.errors import BridgeError, ConfigError, LinkDownError, NotLeaderError, UnknownTopicError  # noqa: E402
+from embedlog.errors import (  # noqa: E402
+    BridgeError,
+    ConfigError,
+    GroupError,
+    LinkDownError,
+    NotLeaderError,
+    UnknownTopicError,
+)
 from procs import bridge_proc, harness, mock_kafka  # noqa: E402  # tests/procs (tests/ is on sys.path)
 
 HOUR = 3_600_000
@@ -196,6 +203,25 @@ def test_status_lag_group_and_prometheus(log: embedlog.Log, bootstrap: str, name
     assert {p: bridge_metric("embedlog_bridge_lag", p) for p in (0, 1)} == {0: 0, 1: 0}
     assert {p: bridge_metric("embedlog_bridge_mirrored_offset", p) for p in (0, 1)} == ends
     assert sum(len(v) for v in mock_kafka.read_topic(bootstrap, topic).values()) == 130
+
+
+def test_an_up_mirror_s_group_cannot_be_deleted_nor_reset(log: embedlog.Log, bootstrap: str, name: str) -> None:
+    """The group named after an up mirror holds what it has sent to Kafka: deleting or
+    resetting it (``embedlog groups delete`` / ``reset-offsets``) made the next run send
+    every record a second time.  Both are refused, and the next run sends nothing."""
+    topic = f"{name}-t"
+    log.create_topic(topic)
+    produce(log, topic, 20)
+    with Mirror(log, conf(bootstrap), [topic], name=name) as mirror:
+        mirror.wait_caught_up(30)
+    with pytest.raises(GroupError, match="progress of the Kafka bridge"):
+        log.delete_group(name)
+    with pytest.raises(GroupError, match="progress of the Kafka bridge"):
+        log.reset_group_offsets(name, topic, "earliest")
+    with Mirror(log, conf(bootstrap), [topic], name=name) as mirror:
+        mirror.wait_caught_up(30)
+        assert mirror.status().records_mirrored == 0
+    assert sum(len(v) for v in mock_kafka.read_topic(bootstrap, topic).values()) == 20
 
 
 def test_retention_before_forwarding_is_counted_as_lost(log: embedlog.Log, bootstrap: str, name: str) -> None:

@@ -670,6 +670,22 @@ class Coordinator:
                                  f"{instead} (Kafka refuses this too)")
         return state
 
+    def _refuse_mirror(self, txn: lmdb.Transaction, group: str, what: str) -> None:
+        """``GroupError`` if ``group``'s offsets hold a Kafka bridge up mirror's progress
+        (what it has sent to Kafka): without it the mirror would send everything again."""
+        prefix = group.encode() + b"\x00"
+        with txn.cursor(db=self.dbs["offsets"]) as cur:
+            if not cur.set_range(prefix):
+                return
+            for raw_key, value in cur:
+                if not bytes(raw_key).startswith(prefix):
+                    return
+                if mirrors.is_progress(bytes(value)):
+                    raise GroupError(
+                        f"cannot {what} group {group!r}: it holds the progress of the Kafka bridge's up mirror "
+                        f"{group!r} (what it has sent to Kafka), and without it the mirror would send every record "
+                        "again; a mirror's progress is the bridge's to move")
+
     def reset_offsets(self, group: str, topic: str, to: object) -> dict[TopicPartition, int]:
         """Set the group's committed offsets of every partition of ``topic``."""
         validate_group(group)
@@ -678,6 +694,7 @@ class Coordinator:
 
         def fn(txn: lmdb.Transaction) -> dict[TopicPartition, int]:
             self._require_inactive(txn, group, "reset offsets of")
+            self._refuse_mirror(txn, group, "reset offsets of")
             meta = topics.require(txn, self.dbs, topic)
             out = {}
             for p in range(meta.partitions):
@@ -798,6 +815,7 @@ class Coordinator:
         def fn(txn: lmdb.Transaction) -> list[str]:
             self.store.require_leader(txn, "delete groups")  # (their committed offsets are the leader's)
             state = self._require_inactive(txn, group, "delete")
+            self._refuse_mirror(txn, group, "delete")
             committed = self._offsets_of(txn, group)
             if state is None and not committed:
                 raise UnknownGroupError(f"consumer group {group!r} does not exist; log.groups() lists them")
