@@ -381,6 +381,23 @@ def test_up_from_a_missing_local_topic_raises_unknown_topic(log: embedlog.Log, b
         Mirror(log, conf(bootstrap), ["nope"], direction="up")
 
 
+def test_a_record_kafka_s_client_refuses_stops_the_mirror_with_a_typed_error(log: embedlog.Log, bootstrap: str,
+                                                                              name: str) -> None:
+    """A local record over librdkafka's ``message.max.bytes`` (embedlog's default
+    ``max.message.bytes`` is larger): ``produce()`` raises at once; the mirror stops with
+    ``BridgeError`` saying what to raise, not a generic 'the bridge failed: KafkaException'."""
+    topic = f"{name}-t"
+    log.create_topic(topic)
+    with log.producer() as p:
+        p.send(topic, b"a" * 10)
+        p.send(topic, b"x" * 1_040_000)
+    mirror = Mirror(log, conf(bootstrap), [topic], name=name)
+    with pytest.raises(BridgeError, match=r"max\.message\.bytes") as info:
+        mirror.run(timeout=30)
+    assert not isinstance(info.value, LinkDownError)
+    assert mirror.status().error is not None
+
+
 # -- regressions: bugs found by these tests, fixed -----------------------------------------------
 def test_down_catches_up_past_a_transaction_marker(log: embedlog.Log, bootstrap: str, name: str) -> None:
     remote = f"{name}-r"

@@ -478,6 +478,21 @@ def test_live_group_members_and_uncommitted_partitions(log: embedlog.Log, server
     assert value(parsed, "kafka_consumergroup_members", consumergroup="g") == 0
 
 
+def test_a_group_that_committed_by_name_shows_minus_one_for_its_topic_s_other_partitions(
+        log: embedlog.Log, server: Any) -> None:
+    """kafka-exporter's rule holds without members too: a group that committed in one
+    partition of a topic (by name) shows ``-1`` for the others (it showed nothing)."""
+    log.create_topic("t", partitions=3)
+    produce(log, "t", {1: 5})
+    log.commit_offsets("g", {TP("t", 0): 0})
+    parsed = samples(scrape(server.url))
+    for part in ("1", "2"):
+        assert value(parsed, "kafka_consumergroup_current_offset", consumergroup="g", topic="t", partition=part) == -1
+        assert value(parsed, "kafka_consumergroup_lag", consumergroup="g", topic="t", partition=part) == -1
+    assert value(parsed, "kafka_consumergroup_lag", consumergroup="g", topic="t", partition="0") == 0
+    assert value(parsed, "kafka_consumergroup_lag_sum", consumergroup="g", topic="t") == 0
+
+
 def test_client_rates_are_exported(log: embedlog.Log, server: Any) -> None:
     registry.producer_counters(log.path).produced(40, 4000)
     registry.consumer_counters(log.path, "g").consumed(25)

@@ -408,7 +408,10 @@ class UpEngine(Engine):
             j = i + 1
             while j < n and msgs[j].partition == first.partition and msgs[j].topic == first.topic:
                 j += 1
-            sent += self._send_run(msgs, i, j, stop)
+            try:
+                sent += self._send_run(msgs, i, j, stop)
+            except confluent().KafkaException as exc:  # (produce() refused a record: too large, say)
+                raise self._refused(first, exc) from exc
             i = j
         self.producer.poll(0)
         self.sent_total += sent
@@ -475,6 +478,16 @@ class UpEngine(Engine):
                 self._retry(remote, m.value, m.key, dest, m.timestamp, headers, stop)
             sent += 1
         return sent
+
+    @staticmethod
+    def _refused(first: Any, exc: Exception) -> EmbedlogError:
+        """The typed error for a record of ``first``'s run that librdkafka's ``produce()``
+        refused at once (not a delivery report)."""
+        from ._kafka import fatal_error  # noqa: PLC0415 - keep the hot loop's globals small
+
+        err = exc.args[0] if exc.args else None
+        fatal = fatal_error(err) if hasattr(err, "code") else None
+        return fatal or BridgeError(f"the Kafka client refused a record of {first.topic}[{first.partition}]: {exc}")
 
     def _retry(self, remote: str, value: Any, key: Any, partition: int, timestamp: int, headers: list[Any],
                stop: threading.Event) -> None:

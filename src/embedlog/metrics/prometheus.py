@@ -170,16 +170,19 @@ def _fill(f: _Families, m: LogMetrics) -> None:
             f.batches.add_metric(labels, p.batches)
             f.records.add_metric(labels, p.records)
             f.records_in.add_metric(labels, p.records_in)
+    counts = {t.name: len(t.partitions) for t in m.topics}
     for g in m.groups:
         f.cg_members.add_metric([g.group], g.members)
         for topic in g.topics():
             rows = [r for r in g.partitions if r.topic == topic]
             if all(r.committed is None for r in rows):
                 continue  # kafka-exporter: a topic the group never committed in is not reported
-            for r in rows:
-                labels = [g.group, topic, str(r.partition)]
-                f.cg_offset.add_metric(labels, -1 if r.committed is None else r.committed)
-                f.cg_lag.add_metric(labels, -1 if r.lag is None else r.lag)
+            known = {r.partition: r for r in rows}
+            for part in range(max(counts.get(topic, 0), max(known) + 1)):
+                labels = [g.group, topic, str(part)]
+                r = known.get(part)  # (None: a partition a group without members never committed in)
+                f.cg_offset.add_metric(labels, -1 if r is None or r.committed is None else r.committed)
+                f.cg_lag.add_metric(labels, -1 if r is None or r.lag is None else r.lag)
             f.cg_offset_sum.add_metric([g.group, topic], sum(r.committed or 0 for r in rows))
             f.cg_lag_sum.add_metric([g.group, topic], sum(r.lag or 0 for r in rows))
     for e in m.mirrors:
