@@ -288,6 +288,36 @@ def test_cli_bridge_status_while_the_link_is_down_from_the_start(tmp_path: Path)
     assert not [ln for ln in err.splitlines() if ln.startswith("%")], err  # no librdkafka log lines
 
 
+def test_cli_bridge_status_shows_an_up_and_a_down_mirror_of_one_name_apart(tmp_path: Path, bootstrap: str,
+                                                                            name: str) -> None:
+    """One row per mirror and direction, each with its own partitions (the two were merged
+    into one row labelled with one direction), and ``--config`` takes several pairs."""
+    path = tmp_path / "log"
+    remote = f"{name}-r"
+    p = ck.Producer(mock_kafka.client(bootstrap))
+    for i in range(4):
+        p.produce(remote, b"r%d" % i, partition=0)
+    assert p.flush(30) == 0
+    with embedlog.open(path, maintenance_interval_ms=None) as log:
+        log.create_topic("local-out")
+        produce(log, "local-out", 5)
+        with Mirror(log, mock_kafka.client(bootstrap), ["local-out"], name=name) as m:
+            bridge_proc.caught_up(m, 30)
+        with Mirror(log, mock_kafka.client(bootstrap), [remote], direction="down", name=name) as m:
+            bridge_proc.caught_up(m, 30)
+    rows = json.loads(cli(path, "bridge", "status", "--json").stdout)
+    mine = {row["direction"]: row for row in rows if row["name"] == name}
+    assert set(mine) == {"up", "down"}
+    assert {p["topic"] for p in mine["up"]["partitions"]} == {"local-out"}
+    assert {p["topic"] for p in mine["down"]["partitions"]} == {remote}
+    text = cli(path, "bridge", "status").stdout
+    assert f"mirror {name} (up)" in text
+    assert f"mirror {name} (down)" in text
+    r = cli(path, "bridge", "up", "--bootstrap-servers", mock_kafka.dead_address(), "--topic", "local-out",
+            "--name", name, "--connect-timeout", "0.5", "--config", "linger.ms=1", "batch.num.messages=100")
+    assert "unrecognized arguments" not in r.stderr
+
+
 def test_cli_bridge_refuses_a_topic_mapped_twice_in_one_line(tmp_path: Path) -> None:
     r = cli(tmp_path / "log", "bridge", "up", "--bootstrap-servers", mock_kafka.dead_address(), "--topic", "t",
             "--map", "t=u", "--map", "t=v")

@@ -35,8 +35,9 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
                        help="a topic to mirror (repeat for more)")
         p.add_argument("--name", default=None,
                        help=f"the mirror's name, which keys its progress (default: embedlog-{direction})")
-        p.add_argument("--config", action="append", metavar="KEY=VALUE",
-                       help="a librdkafka property for the Kafka clients, e.g. security.protocol=SASL_SSL (repeat)")
+        p.add_argument("--config", action="extend", nargs="+", metavar="KEY=VALUE",
+                       help="librdkafka properties for the Kafka clients, e.g. security.protocol=SASL_SSL "
+                            "(one or more; repeat the option for more)")
         p.add_argument("--map", action="append", metavar="SRC=DST", dest="topic_map",
                        help="mirror topic SRC into topic DST (repeat)")
         p.add_argument("--start", choices=("earliest", "latest"), default="earliest",
@@ -104,14 +105,14 @@ def status(args: argparse.Namespace, out: Output) -> int:
 
     with open_log(args) as log:
         entries = log._store.read(lambda txn: mirrors.mirror_entries(txn, log._store.dbs))
-        links = {link.mirror: link for link in mirrors.mirror_links(log.path)}
-    names = sorted({e.mirror for e in entries} | set(links))
+        links = {(link.mirror, link.direction): link for link in mirrors.mirror_links(log.path)}
+    # (an up mirror and a down mirror may share a name: one row each)
+    keys = sorted({(e.mirror, e.direction) for e in entries} | set(links))
     now_ms = time.time_ns() // 1_000_000
     rows: list[dict[str, Any]] = []
-    for name in names:
-        link = links.get(name)
-        mine = [e for e in entries if e.mirror == name]
-        direction = mine[0].direction if mine else (link.direction if link else "?")
+    for name, direction in keys:
+        link = links.get((name, direction))
+        mine = [e for e in entries if e.mirror == name and e.direction == direction]
         fresh = link is not None and link.running and now_ms - link.updated_ms < 10_000
         rows.append({
             "name": name, "direction": direction, "running": fresh,
