@@ -61,11 +61,25 @@ CLIENT_CLASSES: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
+_FIXTURE = "embedlog_kafka"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{_MARKER}(*topics, auto_create_topics=True, num_partitions=1): topics the embedlog_kafka fixture "
         "creates before the test: names, (name, partitions) or (name, partitions, config) tuples")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that requests ``embedlog_kafka`` gets it before its other fixtures, whatever
+    the order of its arguments: a fixture listed before it that makes a Kafka client
+    (``def test_x(producer, embedlog_kafka)``) gets a stand-in too."""
+    for item in items:
+        names = getattr(item, "fixturenames", None)
+        if isinstance(names, list) and _FIXTURE in names and names[0] != _FIXTURE:
+            names.remove(_FIXTURE)
+            names.insert(0, _FIXTURE)
 
 
 # -- patching --------------------------------------------------------------------------------

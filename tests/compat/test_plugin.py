@@ -75,6 +75,29 @@ def test_requesting_the_fixture_is_enough(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2)
 
 
+def test_a_fixture_listed_before_embedlog_kafka_gets_a_stand_in_too(pytester: pytest.Pytester) -> None:
+    """``def test_x(producer, embedlog_kafka)``: the plugin's fixture runs first, so the
+    application's fixture that makes a client gets a stand-in (it got the real class)."""
+    pytester.makepyfile(test_inner='''
+        import pytest
+        from kafka import KafkaConsumer, KafkaProducer
+        from embedlog.compat import kafka_python as shim
+
+        @pytest.fixture
+        def producer():
+            p = KafkaProducer(bootstrap_servers="kafka-prod:9092")
+            yield p
+            p.close()
+
+        def test_x(producer, embedlog_kafka):
+            assert isinstance(producer, shim.KafkaProducer)
+            producer.send("orders", b"v").get(5)
+            assert embedlog_kafka.describe_topic("orders").records == 1
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(passed=1)
+
+
 def test_values_the_shims_return_are_the_real_libraries_classes(pytester: pytest.Pytester) -> None:
     """``isinstance(record, kafka.consumer.fetcher.ConsumerRecord)`` holds under the fixture,
     as with the real client (and for aiokafka's ``aiokafka.structs`` classes)."""
