@@ -629,6 +629,37 @@ def test_offset_reset_error_then_seek(conf: dict[str, Any], clients: list[Any]) 
     assert [m.value() for m in drain(c, 1)] == [b"b"]
 
 
+def test_offset_reset_error_for_an_offset_assigned_out_of_range(conf: dict[str, Any], clients: list[Any]) -> None:
+    """As librdkafka: an assigned offset past the end with ``auto.offset.reset=error`` is an
+    ``_AUTO_OFFSET_RESET`` event at that offset (there was none), then a halt until seek."""
+    produce(conf, "t", [b"a", b"b"], partition=0)
+    c = ck.Consumer({**conf, "group.id": "g", "auto.offset.reset": "error"})
+    clients.append(c)
+    c.assign([TP("t", 0, 50)])
+    ev = c.poll(2)
+    assert ev is not None
+    assert (ev.error().code(), ev.offset()) == (-140, 50)
+    assert "Offset out of range" in ev.error().str()
+    assert c.poll(0.2) is None
+    c.seek(TP("t", 0, 0))
+    assert [m.value() for m in drain(c, 2)] == [b"a", b"b"]
+
+
+def test_tail_offsets_and_invalid_logical_offsets(conf: dict[str, Any], clients: list[Any]) -> None:
+    """``RD_KAFKA_OFFSET_TAIL(n)`` (-2000 - n) starts n records before the end (it fell back
+    to auto.offset.reset); a negative offset that is no logical one is ``_INVALID_ARG``."""
+    produce(conf, "t", [b"%d" % i for i in range(5)], partition=0)
+    c = ck.Consumer({**conf, "group.id": "g", "auto.offset.reset": "earliest"})
+    clients.append(c)
+    for bad in (-3, -4, -999, -1002):
+        assert kerr(lambda bad=bad: c.assign([TP("t", 0, bad)]))[0] == -186
+    c.assign([TP("t", 0, -2000 - 2)])
+    assert [m.offset() for m in drain(c, 2)] == [3, 4]
+    c.seek(TP("t", 0, -2000 - 9))  # (more than the partition holds: from its start)
+    assert [m.offset() for m in drain(c, 5)] == [0, 1, 2, 3, 4]
+    assert kerr(lambda: c.seek(TP("t", 0, -5)))[0] == -186
+
+
 def test_offsets_for_times_and_watermarks(conf: dict[str, Any], clients: list[Any]) -> None:
     p = ck.Producer(conf)
     clients.append(p)

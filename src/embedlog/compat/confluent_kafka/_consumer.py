@@ -31,6 +31,7 @@ from ._errors import (
     ERR_INVALID_ARG,
     ERR_MAX_POLL_EXCEEDED,
     ERR_NO_OFFSET,
+    ERR_OFFSET_OUT_OF_RANGE,
     ERR_PARTITION_EOF,
     ERR_STATE,
     ERR_UNKNOWN_PARTITION,
@@ -47,6 +48,7 @@ from ._types import (
     OFFSET_END,
     OFFSET_INVALID,
     OFFSET_STORED,
+    OFFSET_TAIL_BASE,
     TIMESTAMP_CREATE_TIME,
     TIMESTAMP_LOG_APPEND_TIME,
     TIMESTAMP_NOT_AVAILABLE,
@@ -56,6 +58,7 @@ from ._types import (
     make_tp,
     tp_fields,
     tp_list,
+    valid_start,
 )
 
 __all__ = ["Consumer", "ConsumerGroupMetadata"]
@@ -304,7 +307,8 @@ class Consumer:
         partitions instead."""
         self._check_open()
         fields = tp_list(partitions)
-        if len({(t, p) for t, p, _ in fields}) != len(fields):  # (librdkafka refuses a partition twice)
+        if len({(t, p) for t, p, _ in fields}) != len(fields) or not all(valid_start(off) for _, _, off in fields):
+            # (librdkafka refuses a partition twice, and a negative offset that is no logical one)
             raise kafka_exception(ERR_INVALID_ARG, f"Failed to set assignment: {describe(ERR_INVALID_ARG)}")
         if self._in_callback == "assign":
             self._start_at(fields)
@@ -322,6 +326,8 @@ class Consumer:
         """Add ``partitions`` to the assignment (in ``on_assign``: set their start offsets)."""
         self._check_open()
         fields = tp_list(partitions)
+        if not all(valid_start(off) for _, _, off in fields):
+            raise kafka_exception(ERR_INVALID_ARG, f"Failed to set assignment: {describe(ERR_INVALID_ARG)}")
         if self._in_callback == "assign":
             self._start_at(fields)
             return
@@ -417,6 +423,10 @@ class Consumer:
             self._inner.seek_to_beginning(tp)
         elif off == OFFSET_END:
             self._inner.seek_to_end(tp)
+        elif off <= OFFSET_TAIL_BASE:  # RD_KAFKA_OFFSET_TAIL(n): n records before the end
+            low = self._inner.beginning_offsets([tp])[tp]
+            high = self._inner.end_offsets([tp])[tp]
+            self._inner.seek(tp, max(low, high - (OFFSET_TAIL_BASE - off)))
         else:  # OFFSET_STORED / OFFSET_INVALID: the committed offset, else auto.offset.reset
             committed = self._inner.committed([tp]).get(tp)
             if committed is not None:
@@ -460,7 +470,7 @@ class Consumer:
         if tp not in set(self._inner.assignment()):
             code = self._unassigned_code(t)
             raise kafka_exception(code, f"Failed to seek to offset {off}: {describe(code)}")
-        if off in (OFFSET_STORED, OFFSET_INVALID):  # (no logical offset librdkafka seeks to)
+        if off in (OFFSET_STORED, OFFSET_INVALID) or not valid_start(off):  # (none librdkafka seeks to)
             raise kafka_exception(ERR_INVALID_ARG, f"Failed to seek to offset {off}: {describe(ERR_INVALID_ARG)}")
         self._forget_buffered(tp)
         self._position_at(tp, off)
@@ -699,12 +709,24 @@ class Consumer:
             if tp in self._halted:
                 continue
             try:
-                self._inner.position(tp)
+                pos = self._inner.position(tp)
             except el.OffsetOutOfRangeError:
                 self._halted.add(tp)
                 self._inner.pause(tp)
                 text = f"no previously committed offset available: {describe(ERR_NO_OFFSET)}"
                 self._event(tp.topic, tp.partition, None, ERR_AUTO_OFFSET_RESET, text)
+                continue
+            try:
+                low = self._inner.beginning_offsets([tp])[tp]
+                high = self._inner.end_offsets([tp])[tp]
+            except el.EmbedlogError:
+                continue  # (its topic was deleted meanwhile)
+            if not low <= pos <= high:  # (an offset assigned or sought out of range)
+                self._halted.add(tp)
+                self._inner.pause(tp)
+                text = ("fetch failed due to requested offset not available on the broker: "
+                        f"{describe(ERR_OFFSET_OUT_OF_RANGE)} (broker {BROKER_ID})")
+                self._event(tp.topic, tp.partition, pos, ERR_AUTO_OFFSET_RESET, text)
 
     def _housekeeping(self) -> None:
         now = time.monotonic()

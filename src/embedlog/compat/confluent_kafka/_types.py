@@ -24,6 +24,15 @@ OFFSET_BEGINNING = -2
 OFFSET_END = -1
 OFFSET_STORED = -1000
 OFFSET_INVALID = -1001
+#: librdkafka's ``RD_KAFKA_OFFSET_TAIL(n)`` is this minus ``n``: ``n`` records before the end
+OFFSET_TAIL_BASE = -2000
+
+
+def valid_start(offset: int) -> bool:
+    """Whether librdkafka takes ``offset`` as a start offset: an offset, a logical one
+    (``OFFSET_END``, ``_BEGINNING``, ``_STORED``, ``_INVALID``) or a tail offset."""
+    return offset >= OFFSET_END or offset in (OFFSET_BEGINNING, OFFSET_STORED, OFFSET_INVALID) or (
+        offset <= OFFSET_TAIL_BASE)
 
 TIMESTAMP_NOT_AVAILABLE = 0
 TIMESTAMP_CREATE_TIME = 1
