@@ -75,6 +75,36 @@ def test_what_is_published_is_read_back_only_when_believable(tmp_path: Path) -> 
         board.close()
 
 
+def test_a_board_truncated_under_running_writers_costs_syncs_not_a_crash(tmp_path: Path) -> None:
+    """``: > sync.board`` (or a ``cp`` over a live log) while processes flush: they go on
+    and lose nothing (the board was mapped: reading past its new end killed every
+    writer with SIGBUS)."""
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:
+        log.create_topic("t")
+    code = textwrap.dedent(f"""
+        import os, embedlog
+        with embedlog.open({str(path)!r}) as log, log.producer() as p:
+            for i in range(300):
+                p.send("t", b"%d" % i)
+                p.flush()
+                if i == 100:
+                    os.truncate(os.path.join({str(path)!r}, "sync.board"), 0)
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    board = SyncBoard(str(path), inode=1)
+    try:
+        os.truncate(path / syncboard.FILE_NAME, 0)
+        assert board.through(last_txnid=100) == 0  # (a truncated board says nothing)
+        board.publish(5)
+        assert board.through(last_txnid=100) == 5
+    finally:
+        board.close()
+    with embedlog.open(path) as log:
+        assert log.describe_topic("t").partitions[0].end_offset == 600
+
+
 def test_a_board_ahead_of_the_data_file_is_forgotten_at_open(tmp_path: Path) -> None:
     """A reset log whose new data.mdb got the old inode number back (or a compacted copy
     put in place) would meet the old board's T once its own transactions climbed past

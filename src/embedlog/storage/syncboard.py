@@ -10,7 +10,9 @@ process what is on disk already, so that a flush whose commit a later one covere
 its own second sync: concurrent flushes of several processes then share it, as those of
 one process's threads share whole commits (``writer.py``).
 
-``sync.board`` in the log directory, one page, mapped shared:
+``sync.board`` in the log directory, read and written with ``pread``/``pwrite`` (not
+mapped: a board truncated under a running process, by ``: > sync.board`` or a ``cp``
+over a live log, must cost syncs, not a SIGBUS):
 
 * bytes 0-7: the inode number of ``data.mdb`` the board speaks of (a copied directory's
   board is not believed; nor, from each process's open on, a ``T`` above the data file's
@@ -49,7 +51,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import mmap
 import os
 import struct
 
@@ -60,10 +61,12 @@ FILE_NAME = "sync.board"
 SHARE_WAIT_S = 0.001
 #: how long a process that found itself alone on the log believes it
 ALONE_RECHECK_S = 0.02
-_SIZE = mmap.PAGESIZE
+_SIZE = 4096
+_BOARD = struct.Struct("<QQQ")  # the inode, then T twice
 _INODE = struct.Struct("<Q")
 _THROUGH = struct.Struct("<QQ")
 _THROUGH_AT = 8
+_FORGET = _THROUGH.pack(0, 1)  # (two copies that disagree: believed by nobody)
 _LOCK_AT = 64  # held (shared) by each process in a write transaction
 _OPEN_AT = 65  # held (shared) by each process that has the log open in flush mode
 
@@ -78,8 +81,7 @@ class SyncBoard:
         fd = os.open(os.path.join(path, FILE_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             if os.fstat(fd).st_size < _SIZE:
-                os.posix_fallocate(fd, 0, _SIZE)  # (blocks now: a full disk fails here, never as SIGBUS later)
-            self._map = mmap.mmap(fd, _SIZE)
+                os.posix_fallocate(fd, 0, _SIZE)  # (blocks now: a full disk fails here)
             fcntl.lockf(fd, fcntl.LOCK_SH, 1, _OPEN_AT)
         except BaseException:
             os.close(fd)
@@ -88,19 +90,32 @@ class SyncBoard:
         self._alone_until = 0.0  # (monotonic) see ``alone``
 
     def close(self) -> None:
-        """Unmap and close (idempotent)."""
+        """Close (idempotent)."""
         fd, self._fd = self._fd, -1
         if fd >= 0:
-            with contextlib.suppress(OSError, ValueError, BufferError):
-                self._map.close()
             os.close(fd)
+
+    def _read(self) -> tuple[int, int, int] | None:
+        """The inode and the two copies of ``T`` as stored, or None (a board truncated
+        or unreadable: believed by nobody)."""
+        try:
+            raw = os.pread(self._fd, _BOARD.size, 0)
+        except OSError:
+            return None
+        return _BOARD.unpack(raw) if len(raw) == _BOARD.size else None
+
+    def _write(self, data: bytes, at: int) -> None:
+        with contextlib.suppress(OSError):  # (a full disk, say: the next look finds nothing to believe)
+            os.pwrite(self._fd, data, at)
 
     def _stored(self) -> int | None:
         """``T`` as this board holds it for this data file, whole; else ``None``."""
-        if self._fd < 0 or _INODE.unpack_from(self._map, 0)[0] != self.inode:
+        if self._fd < 0:
             return None
-        a, b = _THROUGH.unpack_from(self._map, _THROUGH_AT)
-        return a if a == b else None
+        got = self._read()
+        if got is None or got[0] != self.inode:
+            return None
+        return got[1] if got[1] == got[2] else None
 
     def through(self, last_txnid: int) -> int:
         """``T``: every transaction up to it is on disk (0 when the board says nothing
@@ -115,21 +130,19 @@ class SyncBoard:
         at or below it covers only transactions before any this process commits.)"""
         stored = self._stored()
         if stored is not None and stored > last_txnid:
-            _THROUGH.pack_into(self._map, _THROUGH_AT, 0, 1)
+            self._write(_FORGET, _THROUGH_AT)
 
     def publish(self, txnid: int) -> None:
         """Every transaction up to ``txnid`` is on disk now."""
         if self._fd < 0:
             return
-        board = self._map
-        if _INODE.unpack_from(board, 0)[0] != self.inode:
-            _THROUGH.pack_into(board, _THROUGH_AT, 0, 1)  # (unbelievable while the inode changes)
-            _INODE.pack_into(board, 0, self.inode)
-        else:
-            stored = self._stored()
-            if stored is not None and stored >= txnid:
-                return
-        _THROUGH.pack_into(board, _THROUGH_AT, txnid, txnid)
+        got = self._read()
+        if got is None or got[0] != self.inode:
+            self._write(_FORGET, _THROUGH_AT)  # (unbelievable while the inode changes)
+            self._write(_INODE.pack(self.inode), 0)
+        elif got[1] == got[2] and got[1] >= txnid:
+            return
+        self._write(_THROUGH.pack(txnid, txnid), _THROUGH_AT)
 
     def enter(self) -> None:
         """A write transaction of this process begins (held until ``leave``)."""
