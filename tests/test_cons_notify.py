@@ -178,3 +178,49 @@ def test_a_log_whose_wake_directory_cannot_be_made_still_polls(tmp_path: Any, ca
                        check=True, timeout=60, env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"})
         got = c.poll(5.0)
         assert [m.value for m in got] == [b"from elsewhere"]
+
+
+def test_a_process_waiting_when_wake_is_removed_registers_again(tmp_path: Any) -> None:
+    """``wake/`` removed (``rm -rf``, a cleanup job) while another process blocks in
+    ``poll``: it registers again within about a second and wakes when records come, not
+    at its timeout (it waited the whole 10 s)."""
+    import shutil  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import textwrap  # noqa: PLC0415
+
+    path = tmp_path / "log"
+    log = embedlog.open(path, durability="none")
+    try:
+        log.create_topic("w")
+        code = textwrap.dedent(f"""
+            import time, embedlog
+            from embedlog import TopicPartition
+            log = embedlog.open({str(path)!r}, durability="none")
+            c = log.consumer([])
+            c.assign([TopicPartition("w", 0)])
+            c.poll(timeout=0.3)
+            print("ready", flush=True)
+            for _ in range(2):
+                t0 = time.monotonic()
+                got = c.poll(timeout=10.0)
+                print(len(got), round(time.monotonic() - t0, 2), flush=True)
+        """)
+        child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "ready"
+            with log.producer() as p:
+                for _ in range(2):
+                    shutil.rmtree(path / "wake")
+                    time.sleep(1.5)  # (the child looks every second)
+                    p.send("w", b"x")
+                    p.flush()
+                    n, waited = child.stdout.readline().split()
+                    assert n == "1"
+                    assert float(waited) < 5.0
+            assert child.wait(timeout=30) == 0
+        finally:
+            child.kill()
+    finally:
+        log.close()

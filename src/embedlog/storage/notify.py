@@ -46,6 +46,8 @@ _log = logging.getLogger("embedlog.notify")
 _MTIME_SLACK = 0.1  # seconds: far more than a filesystem timestamp tick
 _RECHECK = 0.02  # seconds between a writer's looks at the wake directory
 _MAX_WAIT = min(threading.TIMEOUT_MAX, 86_400.0)  # longest single wait (lock.acquire refuses more)
+#: how often a waiting process checks that its registration in ``wake/`` is still there
+_REGISTRATION_CHECK_S = 1.0
 _new_latch = threading.Lock
 
 
@@ -84,6 +86,7 @@ class Notifier:
         self._peers_listed = 0.0
         self._next_look = 0.0  # monotonic time of the writer's next look at wake/
         self._fresh_until = 0.0  # until then (monotonic) waits are cut to _RECHECK
+        self._next_registration_check = 0.0  # (monotonic) see _check_registration
         self._pid = current_pid()
         self._closed = False
         #: registering failed (``wake/`` cannot be written): waits are cut to ``_RECHECK``
@@ -111,7 +114,14 @@ class Notifier:
             latches.append(latch)
         woken = False
         try:
-            woken = latch.acquire(True, bound)
+            deadline = time.monotonic() + bound
+            while True:  # (in steps: a registration removed meanwhile is made again: ``_check_registration``)
+                woken = latch.acquire(True, min(bound, _REGISTRATION_CHECK_S))
+                if woken:
+                    break
+                bound = deadline - time.monotonic()
+                if bound <= 0 or self._check_registration():
+                    break
         finally:
             if not woken:  # timed out (or interrupted): take the latch back unless a bump just released it
                 with self._mutex, contextlib.suppress(ValueError):
@@ -125,6 +135,8 @@ class Notifier:
         ``seen``), else how long to wait at most."""
         self._check_fork()
         if self._listener is None and self._ensure_listener():
+            return None
+        if time.monotonic() >= self._next_registration_check and self._check_registration():
             return None
         try:
             if not timeout > 0:  # (nan too: nothing to wait for)
@@ -259,7 +271,33 @@ class Notifier:
                 return
             if self._stopped():  # close() sets it from another thread while we wait
                 return
+            if self._sock is not sock:  # (registered again since: ``_check_registration``)
+                with contextlib.suppress(OSError):
+                    sock.close()
+                return
             self._bump()
+
+    def _check_registration(self) -> bool:
+        """Register again if this process's registration file is gone (``wake/`` removed,
+        say): writers find the processes to wake by those files, so a blocked poll here
+        would wait for its timeout.  Looked at every ``_REGISTRATION_CHECK_S``.  Return
+        whether it registered again: commits meanwhile woke nobody, so the caller must
+        look for data again."""
+        self._next_registration_check = time.monotonic() + _REGISTRATION_CHECK_S
+        path = self._sock_path
+        if path is None or os.path.exists(path):
+            return False
+        with self._lock:
+            if self._sock_path != path:
+                return True  # (another thread did it)
+            old = self._sock
+            self._sock = self._sock_path = None
+            self._listener = None
+        if old is not None:
+            with contextlib.suppress(OSError):
+                old.shutdown(socket.SHUT_RDWR)  # (its listener's recv returns: it sees it is not current)
+        self._ensure_listener()
+        return True
 
     # -- notifying -------------------------------------------------------------
     def notify(self) -> None:
