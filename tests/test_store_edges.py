@@ -79,6 +79,24 @@ def test_newer_format_version_is_refused(tmp_path: Path) -> None:
         embedlog.open(path)
 
 
+def test_a_newer_format_with_a_database_this_release_lacks_is_called_newer(tmp_path: Path) -> None:
+    """A later format that added a named database: refused as a newer version to upgrade
+    for (it was called 'not an embedlog log'), and left as it was."""
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:
+        log.create_topic("t")
+    env = lmdb.open(str(path), max_dbs=40)
+    meta = env.open_db(b"meta")
+    env.open_db(b"added_by_version_2")
+    with env.begin(write=True) as txn:
+        txn.put(schema.META_FORMAT_VERSION, schema.U32LE.pack(schema.FORMAT_VERSION + 1), db=meta)
+    env.close()
+    before = (path / "data.mdb").read_bytes()
+    with pytest.raises(FormatVersionError, match=f"format version {schema.FORMAT_VERSION + 1}.*Upgrade embedlog"):
+        embedlog.open(path)
+    assert (path / "data.mdb").read_bytes() == before
+
+
 @pytest.mark.parametrize("raw", [b"", b"\x01", b"\x01\x00\x00\x00\x00"])
 def test_a_damaged_format_version_is_refused_with_a_typed_error(tmp_path: Path, raw: bytes) -> None:
     path = tmp_path / "log"

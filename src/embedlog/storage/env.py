@@ -62,7 +62,7 @@ from typing import Any, TypeVar
 import lmdb
 
 from ..errors import ClosedError, ConfigError, DiskFullError, EmbedlogError, FormatVersionError, StorageError
-from .schema import DB_NAMES
+from .schema import DB_NAMES, FORMAT_VERSION, META_FORMAT_VERSION, U32LE
 from .syncboard import SHARE_WAIT_S, SyncBoard
 
 __all__ = ["DURABILITY_MODES", "Env"]
@@ -379,6 +379,21 @@ def _foreign_keys(env: lmdb.Environment) -> list[bytes]:
     return []
 
 
+def _other_format(env: lmdb.Environment) -> int | None:
+    """The format version an embedlog ``meta`` database of ``env`` holds when it is not
+    this release's (None: none, or this one's)."""
+    try:
+        meta = env.open_db(b"meta", create=False)
+        with env.begin() as txn:
+            raw = txn.get(META_FORMAT_VERSION, db=meta)
+    except lmdb.Error:
+        return None
+    if raw is None or len(raw) != U32LE.size:
+        return None
+    version = int(U32LE.unpack(bytes(raw))[0])
+    return None if version == FORMAT_VERSION else version
+
+
 class Env:
     """One process's handle on a log directory's LMDB environment. Thread-safe."""
 
@@ -425,6 +440,12 @@ class Env:
                             max_readers=_MAX_READERS, sync=sync, metasync=False, readahead=True,
                             lock=True)
             foreign = _foreign_keys(env)
+            newer = _other_format(env) if foreign else None
+            if newer is not None:  # (a later embedlog's log, with databases this one does not know)
+                env.close()
+                raise FormatVersionError(
+                    f"{self.path!r} has storage format version {newer}; this embedlog reads version "
+                    f"{FORMAT_VERSION}. Upgrade embedlog to open it")
             if foreign:
                 env.close()
                 raise FormatVersionError(
