@@ -97,6 +97,38 @@ def test_a_newer_format_with_a_database_this_release_lacks_is_called_newer(tmp_p
     assert (path / "data.mdb").read_bytes() == before
 
 
+def test_a_file_size_limit_is_a_disk_full_error_and_keeps_flushed_records(tmp_path: Path) -> None:
+    """``ulimit -f`` (RLIMIT_FSIZE): LMDB's short write says EIO; it is a ``DiskFullError``
+    naming the limit (it was a bare 'Input/output error'), and every flushed record stays."""
+    path = tmp_path / "log"
+    code = textwrap.dedent(f"""
+        import os, resource, embedlog
+        resource.setrlimit(resource.RLIMIT_FSIZE, (6 << 20, resource.RLIM_INFINITY))
+        acked = 0
+        try:
+            with embedlog.open({str(path)!r}, maintenance_interval_ms=None) as log:
+                log.create_topic("t")
+                with log.producer() as p:
+                    for _ in range(1000):
+                        for i in range(50):
+                            p.send("t", b"%08d" % (acked + i) + os.urandom(992))
+                        p.flush()
+                        acked += 50
+        except embedlog.errors.DiskFullError as exc:
+            print(acked, "ulimit -f" in str(exc), flush=True)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    acked, named = out.stdout.split()
+    assert named == "True", out.stdout + out.stderr
+    with embedlog.open(path, maintenance_interval_ms=None) as log:
+        c = log.consumer(["t"], auto_offset_reset="earliest", max_poll_records=100_000)
+        got: list[embedlog.Message] = []
+        while batch := c.poll(timeout=0.5):
+            got.extend(batch)
+        assert int(acked) > 0
+        assert [int(m.value[:8]) for m in got[:int(acked)]] == list(range(int(acked)))
+
+
 @pytest.mark.parametrize("raw", [b"", b"\x01", b"\x01\x00\x00\x00\x00"])
 def test_a_damaged_format_version_is_refused_with_a_typed_error(tmp_path: Path, raw: bytes) -> None:
     path = tmp_path / "log"

@@ -162,12 +162,34 @@ def _nearly_full(path: str) -> bool:
         return False
 
 
+def _size_limit_reached(path: str) -> int | None:
+    """The process's file-size limit (``ulimit -f``, ``RLIMIT_FSIZE``) when ``data.mdb``
+    in ``path`` is within 1 MiB of it (a write past it is short: LMDB says EIO), else None."""
+    try:
+        import resource  # noqa: PLC0415 - Unix only, and only on this error path
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit == resource.RLIM_INFINITY:
+            return None
+        size = os.path.getsize(os.path.join(path, "data.mdb"))
+    except (ImportError, OSError, ValueError):
+        return None
+    return int(limit) if size + (1 << 20) >= limit else None
+
+
 def translate(exc: lmdb.Error, what: str, path: str | None = None) -> StorageError:
     """Turn an ``lmdb.Error`` into our error tree."""
     text = str(exc)
     full: tuple[str, ...] = ("No space left", "File too large", "Disk quota exceeded")
-    if "Input/output error" in text and path is not None and _nearly_full(path):
-        full = (text,)  # LMDB reports a short write of a full disk as EIO
+    if "Input/output error" in text and path is not None:
+        limit = _size_limit_reached(path)
+        if limit is not None:
+            return DiskFullError(f"{what}: the data file reached this process's file-size limit ({limit:,} bytes, "
+                                 "ulimit -f); raise the limit or free space in the log (retention), then retry the "
+                                 "call — nothing of it was written (the records a producer's write carried are not "
+                                 "kept: send them again), nothing earlier was lost")
+        if _nearly_full(path):
+            full = (text,)  # LMDB reports a short write of a full disk as EIO
     if any(f in text for f in full) or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
         return DiskFullError(f"{what}: the disk is full ({text}); free space, then retry "
                              "the call — nothing of it was written (the records a producer's write carried "
