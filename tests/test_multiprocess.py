@@ -372,6 +372,55 @@ def test_a_child_forked_while_a_parent_thread_polls_mostly_uses_the_log(tmp_path
 
 
 @pytest.mark.filterwarnings(FORK_WITH_THREADS)
+def test_a_child_forked_while_parent_threads_flush_writes_and_closes(tmp_path: Path) -> None:
+    """Parent threads flush in a loop at the fork: the child's own producer flushes and
+    its ``close()`` returns (it waited for ever for the commit, or the write, a parent
+    thread had under way), and no record is stored twice (the child does not write its
+    copies of records buffered in the parent's producers)."""
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:
+        log.create_topic("o", partitions=3)
+        stop = threading.Event()
+        sent: dict[str, int] = {}
+
+        def flusher(name: str) -> None:
+            with log.producer(linger_ms=60_000) as p:
+                n = 0
+                while not stop.is_set():
+                    p.send("o", b"%s-%d" % (name.encode(), n))
+                    n += 1
+                    if n % 5 == 0:
+                        p.flush()
+                sent[name] = n
+
+        threads = [threading.Thread(target=flusher, args=(f"t{i}",)) for i in range(3)]
+        for th in threads:
+            th.start()
+        try:
+            time.sleep(0.3)
+            for k in range(5):
+                def child(k: int = k) -> object:
+                    p = log.producer()
+                    for i in range(20):
+                        p.send("o", b"c%d-%d" % (k, i))
+                        p.flush()
+                    log.close()
+                    return "ok"
+
+                pid, fd = _fork(child)
+                assert _join_child(pid, fd, timeout=30) == "ok"
+        finally:
+            stop.set()
+            for th in threads:
+                th.join()
+        values = [m.value for msgs in harness.read_all(log, "o").values() for m in msgs]
+    assert len(values) == len(set(values))
+    assert sum(1 for v in values if v.startswith(b"c")) == 100
+    for name, n in sent.items():
+        assert sum(1 for v in values if v.startswith(name.encode() + b"-")) == n
+
+
+@pytest.mark.filterwarnings(FORK_WITH_THREADS)
 def test_a_child_forked_inside_a_read_transaction_uses_the_log(tmp_path: Path) -> None:
     """The forking thread itself in a read transaction: the child ends it on its new gate
     (which must not count below zero, or the child's next map resize or close would wait

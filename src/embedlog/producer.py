@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import operator
+import os
 import threading
 import time
 import weakref
@@ -90,6 +91,30 @@ def _linger_main(ref: weakref.ref[Producer], wake: threading.Lock) -> None:
             producer._linger_round()
         finally:
             del producer
+
+
+#: every producer of this process (a forked child resets them: ``_after_fork_in_child``)
+_PRODUCERS: weakref.WeakSet[Producer] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of its parent's other threads: their writes under way, and
+    the locks they held at the fork, would keep the child's flushes and ``close()``
+    waiting for ever.  Those writes are the parent's, and so is every record buffered at
+    the fork (the parent writes them: the child writing its copies would store them twice)."""
+    for producer in list(_PRODUCERS):
+        producer._lock = threading.Lock()
+        producer._flush_lock = threading.Lock()
+        producer._inflight.clear()
+        producer._abandoned.clear()
+        for st in producer._topics.values():
+            for acc in st.accs:
+                acc.clear()
+        producer._pending = producer._pending_bytes = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _release_quietly(latch: threading.Lock) -> None:
@@ -297,6 +322,7 @@ class Producer(SendBase):
         #: writer thread id)
         self._inflight: dict[threading.Lock, tuple[int, int]] = {}
         self._writes = 0  # writes registered in _inflight so far (numbers them)
+        _PRODUCERS.add(self)
         #: acks="all": (topic id, partition) -> end offset written and not yet known replicated
         self._ack_targets: dict[tuple[int, int], int] = {}
         self._counters = producer_counters(log.path)

@@ -38,8 +38,10 @@ be stored), and the interrupted thread raises its own exception.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 
 import lmdb
@@ -53,6 +55,20 @@ __all__ = ["GroupCommitter"]
 
 _MAX_FILL_S = 0.002  # the longest a leader waits for its group to fill
 _new_latch = threading.Lock
+#: every committer of this process (a forked child resets them: ``_after_fork_in_child``)
+_COMMITTERS: weakref.WeakSet[GroupCommitter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of its parent's other threads: a commit one of them led,
+    or requests they queued, would keep the child's flushes waiting for ever.  Their
+    records are the parent's to write; the child's committers start empty."""
+    for committer in list(_COMMITTERS):
+        committer._reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Group:
@@ -114,6 +130,17 @@ class GroupCommitter:
         self._filling = 0  # while a leader waits: the queue length it waits for
         self._last_group = 1
         self._last_commit_s = 0.0
+        _COMMITTERS.add(self)
+
+    def _reset(self) -> None:
+        """(In a forked child) Forget the parent's commits and requests, and its locks."""
+        self._lock = threading.Lock()
+        self._fill_latch = None
+        self._queue = []
+        self._leader = None
+        self._running = None
+        self._filling = 0
+        self._last_group = 1
 
     def submit(self, items: Sequence[AppendItem],
                extra: Callable[[lmdb.Transaction], None] | None = None) -> _Request:
