@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import random
 import zlib
 from collections.abc import Callable, Iterator
@@ -895,3 +896,44 @@ def test_lossy_runs_converge_for_any_seed(tmp_path: Path, seed: int) -> None:
         faults = {"loss": 0.08, "dup": 0.08, "corrupt": 0.05, "reorder": 0.08}
         net, check = _faulty_run(leader, follower, seed, faults, rounds=8, max_steps=10)
         net.run_until(lambda: converged(leader, follower), check=check)
+
+
+def test_a_follower_on_a_slow_link_catches_up(tmp_path: Path) -> None:
+    """Bytes trickle in (50 kB/s simulated): a response takes longer than the session
+    timeout to arrive.  Bytes of a frame under way count as the leader being alive, and
+    the fetch is not sent again while its response arrives; the follower converges.
+    (Only whole frames counted: it reconnected every session timeout and never caught up,
+    and asking again filled the link with duplicate responses.)"""
+    with _logs(tmp_path, "leader", "follower") as (leader, follower):
+        leader.create_topic("t")
+        with leader.producer() as p:
+            for _ in range(4):
+                p.send("t", os.urandom(30_000))
+                p.flush()
+        now = 1_000_000
+        core = LeaderCore(leader._store, secret=b"s", now_ms=now, max_wait_ms=50, heartbeat_ms=40,
+                          session_timeout_ms=500)
+        fcore = FollowerCore(follower._store, secret=b"s", max_bytes=100_000, request_timeout_ms=200,
+                             session_timeout_ms=500, heartbeat_ms=40)
+        session = core.session(now, "slow")
+        to_leader = bytearray(fcore.connect(now))
+        to_follower = bytearray()
+        rate = 500  # bytes to the follower per 10 ms step
+        for _ in range(20_000):
+            now += 10
+            core.update(now)
+            if to_leader:
+                to_follower += session.receive(bytes(to_leader), now)
+                to_leader.clear()
+            to_follower += session.poll(now)
+            if to_follower:
+                chunk = bytes(to_follower[:rate])
+                del to_follower[:rate]
+                to_leader += fcore.receive(chunk, now)
+            to_leader += fcore.poll(now)
+            assert not fcore.expired(now), "the follower gave up on a leader that was sending"
+            assert not session.closed, session.error
+            if converged(leader, follower):
+                break
+        assert converged(leader, follower)
+        assert fcore.responses >= 1

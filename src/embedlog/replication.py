@@ -133,6 +133,10 @@ DEFAULT_HW_PERSIST_MS = 10
 #: how long a follower's fetch waits for records before it is answered with nothing but
 #: new high watermarks (which then reach the follower's consumers that much later)
 HW_ONLY_DELAY_MS = 20
+#: a frame from the leader claiming at most this many bytes counts as alive while it
+#: arrives (a response of a fetch, or one large batch, on a slow link); a longer one only
+#: once whole
+_PLAUSIBLE_FRAME = 64 << 20
 #: a ``Follower`` sends its next fetch before applying a response only when the response
 #: carries at least this many bytes of batches: for less, the early fetch (a read and a
 #: send before the apply) costs more than it overlaps, and it delays the ``Ack`` that an
@@ -1084,6 +1088,10 @@ class FollowerCore:
         self.conn: FollowerConnection | None = None
         self._corr = 0
         self._sent_at = 0
+        #: the last time bytes of a frame from the leader came in, and how many of a frame
+        #: not whole yet had come then (``_heard``)
+        self._progress_ms = 0
+        self._pending_seen = 0
         self.last_recv_ms = 0
         self.last_send_ms = 0
         self.leader_id: str | None = None
@@ -1120,6 +1128,7 @@ class FollowerCore:
                                         nonce=os.urandom(32), max_frame=self.max_frame, address=self.leader_address)
         self.conn.start()
         self.last_recv_ms = self.last_send_ms = now_ms
+        self._pending_seen = 0
         return self._out(now_ms)
 
     def disconnect(self) -> None:
@@ -1274,8 +1283,7 @@ class FollowerCore:
     def _handle(self, events: list[Any], frames: int, now_ms: int, flush: Callable[[bytes], None] | None,
                 ack: Callable[[bytes], None] | None = None) -> bytes:
         assert self.conn is not None
-        if self.conn.frames_in != frames:  # whole frames only: a damaged length must not look alive
-            self.last_recv_ms = now_ms
+        self._heard(frames, now_ms)
         for ev in events:
             if isinstance(ev, Authenticated):
                 self._on_authenticated(ev)
@@ -1318,13 +1326,25 @@ class FollowerCore:
                         self._request(now_ms, request)
         return self._out(now_ms)
 
+    def _heard(self, frames: int, now_ms: int) -> None:
+        """After bytes came in: the leader is alive if they completed a frame, or moved a
+        frame of a plausible length on (on a slow link a 2 MiB response takes longer than
+        the session timeout; a damaged length, claiming more, must not look alive)."""
+        conn = self.conn
+        assert conn is not None
+        pending, length = conn.receiving()
+        if conn.frames_in != frames or (pending > self._pending_seen and length <= _PLAUSIBLE_FRAME):
+            self.last_recv_ms = self._progress_ms = now_ms
+        self._pending_seen = pending
+
     def poll(self, now_ms: int) -> bytes:
-        """Time passed: fetch again if the response is overdue, else heartbeat when idle."""
+        """Time passed: fetch again if the response is overdue (nothing of it came for
+        ``request_timeout_ms``), else heartbeat when idle."""
         conn = self.conn
         if conn is None or conn.state is not State.STREAMING:
             return b""
         self._collect(None)  # Acks of responses applied behind (``applier``)
-        if conn.outstanding is not None and now_ms - self._sent_at > self.request_timeout_ms:
+        if conn.outstanding is not None and now_ms - max(self._sent_at, self._progress_ms) > self.request_timeout_ms:
             self._collect(0)  # (the fetch is read from the store: everything handed over in it first)
             self._request(now_ms)  # the response was lost: ask again (the old one is dropped if late)
         elif now_ms - self.last_send_ms >= self.heartbeat_ms:

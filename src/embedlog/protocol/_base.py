@@ -89,6 +89,11 @@ class Connection:
         """
         return self._events(self._decoder.feed, data)
 
+    def receiving(self) -> tuple[int, int]:
+        """Bytes received of frames not whole yet, and the length the header of the one
+        under way gives (0: none)."""
+        return self._decoder.pending, self._decoder.under_way
+
     def recv_buffer(self) -> memoryview | None:
         """Where the rest of a large frame under way can be received directly (then
         call ``receive_into``); ``None`` when none is (receive into ``receive_data``)."""

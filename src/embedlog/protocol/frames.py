@@ -88,6 +88,16 @@ class FrameDecoder:
         large = HEADER.size + self._filled if self._big is not None else 0
         return len(self._buf) + large
 
+    @property
+    def under_way(self) -> int:
+        """The length its header gives the frame being received (0: none; 1: its header
+        is not whole yet)."""
+        if self._big is not None:
+            return self._head[0]
+        if len(self._buf) >= HEADER.size:
+            return int(HEADER.unpack_from(self._buf, 0)[0])
+        return 1 if self._buf else 0
+
     def feed(self, data: bytes | bytearray | memoryview) -> list[Payload]:
         """Add received bytes; return every payload they complete, in order.
 
