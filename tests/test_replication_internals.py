@@ -18,7 +18,7 @@ import lmdb
 import pytest
 
 import embedlog
-from embedlog import replication
+from embedlog import TopicPartition, replication
 from embedlog.errors import TimeoutError as EmbedlogTimeoutError
 from embedlog.errors import TransactionAbortedError, UncleanPromotionWarning, UnrelatedLogError
 from embedlog.net.common import monotonic_ms
@@ -734,6 +734,34 @@ def test_following_refuses_a_directory_with_records_of_another_log(make_log: Any
             harness.wait_until(lambda: lc.describe_topic("orders").partitions[0].end_offset == 3, "replicated")
             assert f.status()["lag"] == {"orders[0]": 0}  # (by topic name, as the leader's status)
         assert visible(lc, "orders") == [b"leader0", b"leader1", b"leader2"]
+
+
+def test_following_counts_group_offsets_as_data_and_deleted_records_as_none(make_log: Any) -> None:
+    """A directory with only committed group offsets is refused (they were deleted in
+    silence); one whose records were all deleted (``delete_records``, retention) holds
+    nothing to lose and follows (it was refused as holding records)."""
+    la, lb, lc = make_log("a"), make_log("b"), make_log("c")
+    la.create_topic("orders", 1)
+    with la.producer() as p:
+        p.send("orders", b"leader0")
+    lb.create_topic("mine", 1)
+    with lb.producer() as p:
+        p.send("mine", b"x")
+    lb.commit_offsets("g", {TopicPartition("mine", 0): 1})
+    lb.delete_records("mine", 0, 1)  # (no record left: only the group's offset)
+    lc.create_topic("gone", 1)
+    with lc.producer() as p:
+        p.send("gone", b"y")
+    lc.delete_records("gone", 0, 1)
+    with Leader(la, secret=SECRET.encode()) as leader:
+        with Follower(lb, leader.address, secret=SECRET.encode()) as f, pytest.raises(
+                UnrelatedLogError, match="committed offsets"):
+            f.wait_connected(30)
+        assert lb.committed_offsets("g")[TopicPartition("mine", 0)].offset == 1
+        with Follower(lc, leader.address, secret=SECRET.encode()) as f:
+            f.wait_connected(30)
+            harness.wait_until(lambda: "orders" in lc.topics() and visible(lc, "orders") == [b"leader0"],
+                               "replicated")
 
 
 def test_a_follower_that_closes_leaves_the_in_sync_set_at_once(make_log: Any) -> None:

@@ -1382,14 +1382,20 @@ class FollowerCore:
         mine = replica.epoch_leaders(txn, dbs)
         if any(leaders.get(e) == node for e, node in mine.items()):
             return None
-        held = [t for t, _, st in replica.all_partitions(txn, dbs) if st.end_offset > 0]
-        if not held:
-            return None
-        names = sorted({meta.name if (meta := topics.get_by_id(txn, dbs, t)) is not None else str(t) for t in held})
-        return (f"{self.store.path!r} holds records of another log ({len(held)} partition(s) with records, topics "
-                f"{', '.join(names[:5])}{', ...' if len(names) > 5 else ''}) that its leader {self.leader_id} never "
-                "wrote; following would delete them, so nothing was changed. Follow with an empty directory, or "
-                "move this one's data away first")
+        held = [t for t, _, st in replica.all_partitions(txn, dbs) if st.end_offset > st.start_offset]
+        if held:
+            names = sorted({meta.name if (meta := topics.get_by_id(txn, dbs, t)) is not None else str(t)
+                            for t in held})
+            what = (f"records of another log ({len(held)} partition(s) with records, topics "
+                    f"{', '.join(names[:5])}{', ...' if len(names) > 5 else ''})")
+        else:
+            with txn.cursor(db=dbs["offsets"]) as cur:
+                if not cur.first():
+                    return None  # (no records, no committed offsets: nothing following could lose)
+            what = "committed offsets of another log's consumer groups"
+        return (f"{self.store.path!r} holds {what} that its leader {self.leader_id} never wrote; following would "
+                "delete them, so nothing was changed. Follow with an empty directory, or move this one's data "
+                "away first")
 
     def _request(self, now_ms: int, prepared: FetchRequest | None = None) -> None:
         """Send the next fetch (``prepared`` by ``_next_request`` in the transaction that
