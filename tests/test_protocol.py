@@ -266,12 +266,17 @@ def test_no_secret_on_both_sides_is_allowed() -> None:
     assert leader.state is State.STREAMING
 
 
-@pytest.mark.parametrize(("ls", "fs"), [(b"k", b"wrong"), (b"k", None), (None, b"k")])
-def test_wrong_secret_fails_on_the_follower_before_it_proves_anything(ls: bytes | None, fs: bytes | None) -> None:
+@pytest.mark.parametrize(("ls", "fs", "why"), [(b"k", b"wrong", "does not match this follower's secret"),
+                                               (b"k", None, "this follower has none"),
+                                               (None, b"k", "runs without a secret")])
+def test_wrong_secret_fails_on_the_follower_before_it_proves_anything(ls: bytes | None, fs: bytes | None,
+                                                                      why: str) -> None:
+    """The error says which side lacks a secret (a follower without one was told its
+    secret did not match)."""
     leader, follower = _pair(ls, fs)
     follower.start()
     leader.receive_data(follower.data_to_send())
-    with pytest.raises(AuthenticationError, match="secret"):
+    with pytest.raises(AuthenticationError, match=why):
         follower.receive_data(leader.data_to_send())
     assert follower.state is State.CLOSED
     err = follower.data_to_send()  # it tells the leader, and sends no proof

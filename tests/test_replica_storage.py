@@ -113,6 +113,15 @@ def test_defaults_and_replica_role_refuses_writes(log: Log) -> None:
                   lambda: log.commit_offsets("g", {embedlog.TopicPartition("t", 1): 0})):
         with pytest.raises(NotLeaderError, match="promote"):
             admin()
+    # offsets committed alone, by a consumer or a transaction, are refused in their own
+    # words (they said "produce on the leader")
+    with pytest.raises(NotLeaderError, match="commit offsets"):
+        log.commit_offsets("g", {embedlog.TopicPartition("t", 1): 0})
+    c = log.consumer(group="g")
+    c.assign([embedlog.TopicPartition("t", 0)])
+    with pytest.raises(NotLeaderError, match="commit offsets"):
+        c.commit({embedlog.TopicPartition("t", 0): 0})
+    c.close()
     assert log.topics() == ["t"]
     assert "g" in log.groups()  # (its committed offsets are the leader's: kept)
     with pytest.raises(ValueError):

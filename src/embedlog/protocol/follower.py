@@ -92,9 +92,15 @@ class FollowerConnection(Connection):
                                 f"speaks {PROTOCOL_VERSION}: run the same embedlog version on both nodes")
         unsigned = encode(Challenge(ch.version, ch.node_id, ch.epoch, ch.nonce, ch.epoch_leaders, b""))
         if not auth.verify(auth.leader_mac(self._secret, self._hello_bytes, unsigned), ch.mac):
-            raise AuthenticationError(
-                f"leader {ch.node_id!r} failed authentication: its proof does not match this follower's "
-                "secret (check --secret-file on both nodes); nothing was sent to it")
+            if self._secret is None:
+                why = ("it signs with a shared secret and this follower has none (insecure): give the follower the "
+                       "leader's secret (secret=, --secret-file)")
+            elif not ch.mac:
+                why = ("it runs without a secret (insecure) and this follower has one: give both nodes the same "
+                       "secret, or run both insecure")
+            else:
+                why = "its proof does not match this follower's secret (check --secret-file on both nodes)"
+            raise AuthenticationError(f"leader {ch.node_id!r} failed authentication: {why}; nothing was sent to it")
         self.peer = ch
         if self._decoder.max_frame == MAX_FRAME:  # (the default: a batch over it would stall replication)
             self._decoder.max_frame = PROVEN_MAX_FRAME
