@@ -90,6 +90,12 @@ def test_a_producer_follows_another_process_change_at_its_next_write(
         p.close()
 
 
+def _values(log: embedlog.Log, topic: str) -> list[bytes | None]:
+    """What a consumer from the start reads of ``topic`` (one poll)."""
+    with log.consumer([topic], auto_offset_reset="earliest") as c:
+        return [m.value for m in c.poll(timeout=1.0)]
+
+
 def _alter_elsewhere(tmp_path: Path, config: dict[str, object]) -> None:
     code = textwrap.dedent(f"""
         import embedlog
@@ -126,9 +132,7 @@ def test_a_stricter_config_of_another_process_holds_for_records_an_idle_producer
         p.flush()
         assert _end(log) == 2
         log.maintain()
-        c = log.consumer(["t"], auto_offset_reset="earliest")
-        assert [m.value for m in c.poll(timeout=1.0)] == [b"fits"]
-        c.close()
+        assert _values(log, "t") == [b"fits"]
     finally:
         p.close()
 
@@ -173,9 +177,7 @@ def test_a_producer_sends_again_to_a_deleted_topic_that_auto_create_makes_again(
             assert "d" not in lg.topics()
             p.send("d", b"after")
             p.flush()
-            c = lg.consumer(["d"], auto_offset_reset="earliest")
-            assert [m.value for m in c.poll(timeout=1.0)] == [b"after"]
-            c.close()
+            assert _values(lg, "d") == [b"after"]
         finally:
             p.close()
 
