@@ -595,3 +595,46 @@ def test_assignment_and_subscribe_checks_before_start(servers: str) -> None:
         await c.stop()
 
     run(main)
+
+
+def test_fetch_errors_come_from_getmany_not_start_and_the_group_task_survives(servers: str) -> None:
+    """As aiokafka: ``start()`` returns; a missing offset (``auto_offset_reset="none"``) or
+    a record its deserializer cannot read raise from ``getmany``/``getone`` (they raised
+    from ``start()``), and such a record does not end the consumer's background group task
+    (it died, so nothing followed the group nor auto-committed)."""
+    import json  # noqa: PLC0415
+
+    async def main() -> None:
+        await produce(servers, "t", 1)
+        c = AIOKafkaConsumer("t", group_id="g", bootstrap_servers=servers, auto_offset_reset="none")
+        await c.start()
+        with pytest.raises(errors.NoOffsetForPartitionError):
+            await c.getmany(timeout_ms=1000)
+        await c.stop()
+        async with AIOKafkaProducer(bootstrap_servers=servers) as p:
+            await p.send_and_wait("j", b"not json")
+            await p.send_and_wait("j", b'{"a": 1}')
+        c = AIOKafkaConsumer("j", group_id="g2", bootstrap_servers=servers, auto_offset_reset="earliest",
+                             value_deserializer=json.loads)
+        await c.start()
+        await asyncio.sleep(0.5)  # (the background task fetches meanwhile)
+        assert c._bg is not None
+        assert not c._bg.done()
+        with pytest.raises(ValueError):
+            await c.getone()
+        c.seek(TopicPartition("j", 0), 1)
+        assert (await c.getone()).value == {"a": 1}
+        await c.stop()
+
+    run(main)
+
+
+def test_acks_0_resolves_to_none(servers: str) -> None:
+    """aiokafka resolves a send nobody acknowledges (``acks=0``) to ``None``."""
+    async def main() -> None:
+        async with AIOKafkaProducer(bootstrap_servers=servers, acks=0) as p:
+            assert await p.send_and_wait("z", b"v") is None
+        async with AIOKafkaProducer(bootstrap_servers=servers, acks=1) as p:
+            assert (await p.send_and_wait("z", b"v")).offset == 1
+
+    run(main)

@@ -761,6 +761,44 @@ def test_admin_topics(servers: str) -> None:
     assert admin.list_topics() == ["a"]
 
 
+def test_admin_takes_kafka_python_3_forms_and_answers_in_its_shapes(servers: str) -> None:
+    """kafka-python 3 documents a list of names for ``create_topics`` and
+    ``{topic: {"count": n}}`` for ``create_partitions`` (both crashed), and answers
+    ``create_topics``/``delete_topics`` without ``throttle_time_ms``, the deleted topics
+    under ``"topics"``."""
+    admin = admin_for(servers)
+    res = admin.create_topics(["n1", "n2"])
+    assert set(res) == {"topics"}
+    assert [(t["name"], t["num_partitions"]) for t in res["topics"]] == [("n1", 1), ("n2", 1)]
+    admin.create_partitions({"n1": {"count": 4, "assignments": [[0], [0], [0]]}})
+    assert len(admin.describe_topics(["n1"])[0]["partitions"]) == 4
+    deleted = admin.delete_topics(["n2"])
+    assert set(deleted) == {"topics"}
+    assert [(t["name"], t["error_code"]) for t in deleted["topics"]] == [("n2", 0)]
+
+
+def test_close_closes_serializers_and_deserializers(servers: str) -> None:
+    """As kafka-python's ``close()``: each (de)serializer that has ``close()`` is closed."""
+    closed: list[str] = []
+
+    class Codec:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __call__(self, data: Any) -> Any:
+            return data
+
+        def close(self) -> None:
+            closed.append(self.name)
+
+    p = KafkaProducer(bootstrap_servers=servers, key_serializer=Codec("ks"), value_serializer=Codec("vs"))
+    p.send("sc", b"v", key=b"k").get(5)
+    p.close()
+    c = KafkaConsumer("sc", bootstrap_servers=servers, key_deserializer=Codec("kd"), value_deserializer=bytes)
+    c.close()
+    assert closed == ["ks", "vs", "kd"]
+
+
 def test_admin_configs(servers: str) -> None:
     admin = admin_for(servers)
     admin.create_topics([NewTopic("c", 1, 1)])

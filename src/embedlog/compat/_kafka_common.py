@@ -8,6 +8,7 @@ in kafka-python).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 import threading
@@ -357,3 +358,11 @@ def run_to_end(result: Any) -> None:
     t.join()
     if errors:
         raise errors[0]
+
+
+def close_each(*objs: Any) -> None:
+    """What kafka-python's ``close()`` does with its (de)serializers: call ``close()`` on
+    those that have one."""
+    for obj in objs:
+        with contextlib.suppress(AttributeError):
+            obj.close()

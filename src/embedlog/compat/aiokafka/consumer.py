@@ -145,7 +145,10 @@ class AIOKafkaConsumer:
             if self._sub.subscribed:
                 deadline = time.monotonic() + _START_WAIT
                 while not self._consumer.assignment() and time.monotonic() < deadline:
-                    self._fill(None)
+                    try:
+                        self._fill(None)
+                    except Exception:  # noqa: BLE001 - aiokafka raises fetch errors (no offset, a
+                        break  # deserializer's) from getmany/getone: the next fetch meets it again
                     if not self._consumer.assignment():
                         await asyncio.sleep(0.01)
             self._bg = self._loop.create_task(self._background())
@@ -187,8 +190,8 @@ class AIOKafkaConsumer:
                 finally:
                     consumer._in_background = False
                 self._maybe_auto_commit()
-            except (el_errors.EmbedlogError, Errors.KafkaError):
-                continue  # surfaced by the next getmany/getone
+            except Exception:  # noqa: BLE001, S112 - a deserializer's too: the task must live on
+                continue  # surfaced by the next getmany/getone (the records were rewound)
 
     async def __aenter__(self) -> AIOKafkaConsumer:
         await self.start()

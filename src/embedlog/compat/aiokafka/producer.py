@@ -364,6 +364,8 @@ class AIOKafkaProducer:
             if error is not None or meta is None:
                 fut.set_exception(_common.translate(error or el_errors.EmbedlogError("not written"), Errors,
                                                     aliases=Errors.ALIASES))
+            elif self._acks == 0:  # (aiokafka: a send nobody acknowledges resolves to None)
+                fut.set_result(None)  # type: ignore[arg-type]
             else:  # (a LogAppendTime topic: timestamp type 1, the timestamp the log gave it)
                 topic, partition = meta.topic, meta.partition
                 ts_type = 1 if self._topics is not None and self._topics.log_append_time(topic) else 0

@@ -122,6 +122,9 @@ class KafkaAdminClient:
         else:
             for t in new_topics:
                 topic: Any = t
+                if isinstance(topic, str):  # (kafka-python 3: a list of names, default partitions)
+                    specs.append((topic, -1, {}))
+                    continue
                 specs.append((topic.name, int(getattr(topic, "num_partitions", -1)),
                               dict(getattr(topic, "topic_configs", None) or {})))
         results = []
@@ -135,7 +138,7 @@ class KafkaAdminClient:
                             "replication_factor": 1})
         if first_error is not None and raise_errors:
             raise first_error
-        return {"throttle_time_ms": 0, "topics": results}
+        return {"topics": results}  # (kafka-python 3 drops throttle_time_ms)
 
     def _create_topic(self, name: str, partitions: int, configs: dict[str, Any], validate_only: bool) -> None:
         if partitions < 1:
@@ -158,7 +161,7 @@ class KafkaAdminClient:
             results.append({"name": name, "error_code": getattr(error, "errno", 0) if error else 0})
         if first_error is not None and raise_errors:
             raise first_error
-        return {"throttle_time_ms": 0, "responses": results}
+        return {"topics": results}  # (kafka-python 3: "responses" renamed, throttle_time_ms dropped)
 
     def _delete_topic(self, name: str) -> None:
         if name not in self._log.topics():
@@ -194,7 +197,9 @@ class KafkaAdminClient:
         items = topic_partitions.items() if isinstance(topic_partitions, Mapping) else topic_partitions
         results = []
         first_error: BaseException | None = None
-        for name, spec in items:
+        for name, given in items:
+            # an int, {"count": n, "assignments": [...]} (kafka-python 3), or NewPartitions
+            spec: Any = given["count"] if isinstance(given, Mapping) else given
             total = int(spec.total_count if hasattr(spec, "total_count") else spec)
             error = _attempt(self._create_partitions, name, total, validate_only)
             first_error = first_error or error

@@ -722,6 +722,7 @@ class KafkaConsumer:
             self._consumer.close()
         finally:
             self._closed = True
+            _common.close_each(self.config["key_deserializer"], self.config["value_deserializer"])
 
     def metrics(self, raw: bool = False) -> dict[str, Any]:
         """An empty metrics dict (embedlog keeps its own: ``log.metrics()``)."""

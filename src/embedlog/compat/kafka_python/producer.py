@@ -520,6 +520,7 @@ class KafkaProducer:
                 self._producer.close()
             except el_errors.EmbedlogError as exc:
                 warnings.warn(f"closing the producer failed: {exc}", RuntimeWarning, stacklevel=2)
+        _common.close_each(self._key_ser, self._value_ser)  # (as kafka-python's close does)
 
     def metrics(self, raw: bool = False) -> dict[str, Any]:
         """An empty metrics dict (embedlog keeps its own: ``log.metrics()``)."""
