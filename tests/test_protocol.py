@@ -942,3 +942,40 @@ def test_a_follower_on_a_slow_link_catches_up(tmp_path: Path) -> None:
                 break
         assert converged(leader, follower)
         assert fcore.responses >= 1
+
+
+def test_a_lost_fetch_is_asked_again_while_heartbeats_come(tmp_path: Path) -> None:
+    """The leader never answers one fetch (lost on the way), and sends heartbeats while
+    idle: heartbeats are no news of the response, so the follower asks again after
+    ``request_timeout_ms`` and gets the next record (counting them as progress stalled
+    replication for good)."""
+    with _logs(tmp_path, "leader", "follower") as (leader, follower):
+        leader.create_topic("t")
+        now = 1_000_000
+        core = LeaderCore(leader._store, secret=b"s", now_ms=now, max_wait_ms=50, heartbeat_ms=40,
+                          session_timeout_ms=500)
+        fcore = FollowerCore(follower._store, secret=b"s", request_timeout_ms=200, session_timeout_ms=500,
+                             heartbeat_ms=40)
+        session = core.session(now, "lossy")
+        to_leader = fcore.connect(now)
+        dropped = 0
+        wrote = False
+        for _ in range(2_000):
+            now += 10
+            core.update(now)
+            frames = split_frames(to_leader)
+            if wrote and not dropped:
+                kept = [f for f in frames if not isinstance(decode(f[HEADER.size:]), FetchRequest)]
+                dropped = len(frames) - len(kept)
+                frames = kept
+            to_follower = session.receive(b"".join(frames), now) + session.poll(now)
+            to_leader = fcore.receive(to_follower, now) + fcore.poll(now)
+            assert not fcore.expired(now)
+            if not wrote and converged(leader, follower):
+                with leader.producer() as p:
+                    p.send("t", b"after the lost fetch")
+                wrote = True
+            elif dropped and converged(leader, follower):
+                break
+        assert dropped == 1
+        assert converged(leader, follower)

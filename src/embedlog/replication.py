@@ -1333,8 +1333,11 @@ class FollowerCore:
         conn = self.conn
         assert conn is not None
         pending, length = conn.receiving()
-        if conn.frames_in != frames or (pending > self._pending_seen and length <= _PLAUSIBLE_FRAME):
-            self.last_recv_ms = self._progress_ms = now_ms
+        arriving = pending > self._pending_seen and length <= _PLAUSIBLE_FRAME
+        if arriving or conn.frames_in != frames:
+            self.last_recv_ms = now_ms
+        if arriving:  # (a frame under way: maybe the response; a heartbeat is no news of it)
+            self._progress_ms = now_ms
         self._pending_seen = pending
 
     def poll(self, now_ms: int) -> bytes:
