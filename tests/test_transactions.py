@@ -420,6 +420,36 @@ def test_offsets_of_a_partition_that_left_and_came_back_are_fenced(log: embedlog
     a.close()
 
 
+@pytest.mark.parametrize("strategy", ["range", "roundrobin", "cooperative-sticky"])
+def test_offsets_of_a_partition_kept_through_a_rebalance_commit(log: embedlog.Log, strategy: str) -> None:
+    """A second member joins; ``a`` keeps one partition (an eager assignor revokes it and
+    gives it back in the same rebalance: no other member had it): a transaction holding
+    only that partition's offsets commits (it was aborted as 'came back').  One holding
+    the partition that moved away aborts as not assigned."""
+    log.create_topic("in", partitions=2)
+    with log.producer() as p:
+        for i in range(10):
+            p.send("in", f"{i}".encode(), partition=i % 2)
+    kw = {"session_timeout_ms": 3000, "heartbeat_interval_ms": 50, "partition_assignment_strategy": strategy}
+    a = group_consumer(log, ["in"], "a", **kw)
+    wait_until(lambda: len(a.assignment()) == 2, "a owns both", step=lambda: a.poll(timeout=0.01))
+    txs = {}
+    for tp in (TP("in", 0), TP("in", 1)):
+        txs[tp] = log.transaction()
+        txs[tp].commit_offsets(a, {tp: 3})
+    b = group_consumer(log, ["in"], "b", **kw)
+    wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "shared",
+               step=lambda: (a.poll(timeout=0.01), b.poll(timeout=0.01)))
+    ((kept,), (moved,)) = a.assignment(), b.assignment()
+    txs[kept].commit()
+    assert a.committed([kept]) == {kept: 3}
+    with pytest.raises(TransactionAbortedError, match="not assigned") as info:
+        txs[moved].commit()
+    assert isinstance(info.value.__cause__, NotAssignedError)
+    a.close()
+    b.close()
+
+
 def test_a_consumer_closed_while_it_commits_says_closed_not_zombie(log: embedlog.Log,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Another thread closes a member as it commits (its offsets, or a transaction's

@@ -147,7 +147,8 @@ class Transaction:
             producer_epochs.check(txn, self._log._store.dbs, *self._fence)
         for consumer, then in self._owned:  # (the group's own check below sees the owner only)
             now = consumer._ownership(then)
-            moved = [tp for tp, n in then.items() if n is not None and now[tp] != n]
+            # (one not owned now: the group's check below says it is not assigned)
+            moved = [tp for tp, n in then.items() if n is not None and now[tp] is not None and now[tp] != n]
             if moved:
                 tp = moved[0]
                 raise IllegalGenerationError(

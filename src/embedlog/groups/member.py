@@ -132,6 +132,9 @@ class Membership:
         #: how many times each partition was given to this member (a transaction's offsets
         #: are fenced when it changed since they were added: ``Consumer._ownership``)
         self.claims: dict[TopicPartition, int] = {}
+        #: partitions an eager rebalance revoked that it gives back to this member: taken
+        #: again without another member having owned them (no new claim)
+        self._returning: set[TopicPartition] = set()
         self._seen_version = -1
         self._seen_wake = -1  # the notifier's generation when the group was last looked at
         self._next_look = 0.0
@@ -275,6 +278,8 @@ class Membership:
         if revoke:
             self._call("revoke", revoke)
             self.consumer._before_release(revoke)
+            # (eager: released, and ours again in this rebalance: no other member had it)
+            self._returning.update(tp for tp in revoke if tp in target)
             self.owned.difference_update(revoke)
             self.consumer._drop_partitions(revoke)
         claimable = any(state.owner_of(tp) is None for tp in target)
@@ -292,6 +297,7 @@ class Membership:
             return
         owned_now = {TopicPartition(*tp) for tp in state.owned_by(self.member_id)}
         target = {TopicPartition(*tp) for tp in state.target.get(self.member_id, ())}
+        self._returning &= target  # (one meant for another member now may come back through it)
         if self.protocol in EAGER and not target <= owned_now:
             # Kafka's eager protocol assigns once a rebalance, the whole assignment: what
             # is claimed already waits (owned, not consumed) until the rest is released
@@ -305,7 +311,10 @@ class Membership:
             self._call("lost", gone)
         if new:
             for tp in new:
-                self.claims[tp] = self.claims.get(tp, 0) + 1
+                if tp in self._returning:
+                    self._returning.discard(tp)
+                else:
+                    self.claims[tp] = self.claims.get(tp, 0) + 1
             self.owned.update(new)
             self.consumer._add_partitions(new)
             self._call("assign", new)
