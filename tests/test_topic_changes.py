@@ -205,6 +205,31 @@ def test_a_send_to_a_deleted_topic_raises_and_works_once_it_exists_again(log: em
         p.close()
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+def test_after_a_flush_meets_a_topic_another_process_deleted_the_next_send_looks_again(
+        tmp_path: Path, impl: str) -> None:
+    """Deleted by another process: the flush of records sent before the producer knew it
+    fails; the very next send creates the topic again (``auto_create_topics``) — it failed
+    the same way until the once-a-second look."""
+    path = tmp_path / "auto"
+    with embedlog.open(path, auto_create_topics=True, durability="none", maintenance_interval_ms=None) as lg:
+        p = _producer(lg, impl)
+        try:
+            p.send("d", b"a")
+            p.flush()
+            code = (f"import embedlog; l = embedlog.open({str(path)!r}, durability='none'); "
+                    "l.delete_topic('d'); l.close()")
+            subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+            p.send("d", b"b")
+            with pytest.raises(UnknownTopicError, match="deleted"):
+                p.flush()
+            p.send("d", b"c")
+            p.flush()
+            assert _values(lg, "d") == [b"c"]
+        finally:
+            p.close()
+
+
 def _ends(log: embedlog.Log, topic: str = "t") -> list[int]:
     return [p.end_offset for p in log.describe_topic(topic).partitions]
 

@@ -34,6 +34,7 @@ from .errors import (
     RecordTooLargeError,
     SerializationError,
     UnknownPartitionError,
+    UnknownTopicError,
 )
 from .errors import TimeoutError as EmbedlogTimeoutError
 from .metrics.registry import producer_counters
@@ -559,9 +560,11 @@ class Producer(SendBase):
         its buffers grow, and a topic of the same name created after it was deleted (its
         own partition count and config; records buffered for partitions it lacks fail
         at the write, with ``UnknownPartitionError``).  A deleted topic is marked
-        ``gone``: its next send creates it again (``auto_create_topics``) or raises
-        ``UnknownTopicError``; records buffered before fail at the write.  Return whether
-        the topic has more partitions than before."""
+        ``gone``: its next send creates it again (``auto_create_topics``, or anyone else
+        may) or raises ``UnknownTopicError``; records buffered before then go to the topic
+        created again (Kafka's producer too knows topics by name only), or fail at the
+        write while there is none.  Return whether the topic has more partitions than
+        before."""
         meta = self._log._store.topic(st.name)
         if meta is None:
             if not st.gone:
@@ -904,6 +907,9 @@ class Producer(SendBase):
                         break
                 if self.acks == "all":  # (before ``delivered`` is released: a flush waiting for this
                     self._note_acks(items)  # write must find its records among those to see replicated)
+            if isinstance(error or item_error, UnknownTopicError):  # (deleted, by another process say:
+                for st in {id(st): st for st, _, _ in drained}.values():  # the next send looks again,
+                    self._refresh(st)  # not after the once-a-second look)
             if callbacks_due:
                 raised = self._deliver(items, spans, error)
                 if raised is not None:
