@@ -421,6 +421,34 @@ def test_a_child_forked_while_parent_threads_flush_writes_and_closes(tmp_path: P
 
 
 @pytest.mark.filterwarnings(FORK_WITH_THREADS)
+def test_a_child_forked_while_a_linger_write_is_pending_lingers_on_its_own(tmp_path: Path) -> None:
+    """The parent's producer has a record waiting for ``linger_ms`` at the fork: the
+    child's own send through that producer is written after ``linger_ms`` with no flush
+    (the child had no linger thread and was not idle: never written), and the parent's
+    record is written once, by the parent."""
+    path = tmp_path / "log"
+    with embedlog.open(path, durability="none") as log:
+        log.create_topic("t")
+        p = log.producer(linger_ms=100)
+        p.send("t", b"parent")
+
+        def child() -> object:
+            p.send("t", b"child")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if b"child" in [m.value for msgs in harness.read_all(log, "t").values() for m in msgs]:
+                    return "written"
+                time.sleep(0.05)
+            return "never written"
+
+        pid, fd = _fork(child)
+        assert _join_child(pid, fd, timeout=30) == "written"
+        p.close()
+        values = sorted(m.value for msgs in harness.read_all(log, "t").values() for m in msgs)
+    assert values == [b"child", b"parent"]
+
+
+@pytest.mark.filterwarnings(FORK_WITH_THREADS)
 def test_a_child_forked_inside_a_read_transaction_uses_the_log(tmp_path: Path) -> None:
     """The forking thread itself in a read transaction: the child ends it on its new gate
     (which must not count below zero, or the child's next map resize or close would wait

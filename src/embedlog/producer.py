@@ -103,15 +103,11 @@ def _after_fork_in_child() -> None:
     the locks they held at the fork, would keep the child's flushes and ``close()``
     waiting for ever.  Those writes are the parent's, and so is every record buffered at
     the fork (the parent writes them: the child writing its copies would store them twice)."""
+    global _LINGERING_LOCK  # noqa: PLW0603 - a parent thread may have held it at the fork
+    _LINGERING_LOCK = threading.Lock()
+    _LINGERING.clear()  # (the producers it held have nothing buffered here)
     for producer in list(_PRODUCERS):
-        producer._lock = threading.Lock()
-        producer._flush_lock = threading.Lock()
-        producer._inflight.clear()
-        producer._abandoned.clear()
-        for st in producer._topics.values():
-            for acc in st.accs:
-                acc.clear()
-        producer._pending = producer._pending_bytes = 0
+        producer._forked()
 
 
 if hasattr(os, "register_at_fork"):
@@ -330,6 +326,25 @@ class Producer(SendBase):
         #: batch buffers of finished writes, to encode into again (``_recycle``)
         self._spare: list[bytearray] = []
         log._register(self)
+
+    def _forked(self) -> None:
+        """(In a forked child: ``_after_fork_in_child``) Drop the parent's writes under way,
+        the locks its threads held, and the records buffered at the fork; no linger thread
+        runs here, so the producer is idle (the next send starts one)."""
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._inflight.clear()
+        self._abandoned.clear()
+        for st in self._topics.values():
+            for acc in st.accs:
+                acc.clear()
+        self._pending = self._pending_bytes = 0
+        self._due_ms = _NO_DUE
+        self._wake = _new_latch()
+        self._wake.acquire()
+        self._linger_thread = None
+        if not self._transactional:
+            self._idle = True
 
     # -- sending ----------------------------------------------------------------------
     def _state(self, topic: str) -> _TopicState:
