@@ -437,6 +437,47 @@ def test_compaction_tombstones_kept_until_delete_retention_ms(log: embedlog.Log)
     assert_consistent(log)
 
 
+def test_delete_retention_ms_forever_keeps_tombstones_and_compacts(log: embedlog.Log) -> None:
+    """``delete.retention.ms`` at Kafka's "forever" (2**63-1, accepted): the delete horizon
+    is clamped, so compaction runs and keeps the tombstone (its sum with the time
+    overflowed the header's i64: every maintain() raised struct.error)."""
+    log.create_topic("t", config={"cleanup.policy": "compact", "delete.retention.ms": 2**63 - 1})
+    write_batches(log, "t", [[(b"k", b"v", None)], [(b"k", None, None)], [(b"other", b"x", None)]])
+    log.maintain()
+    assert [(m.offset, m.key, m.value) for m in read_all(log)] == [(1, b"k", None), (2, b"other", b"x")]
+    log.maintain()
+    assert_consistent(log)
+
+
+def test_a_partition_that_cannot_be_compacted_stops_no_other(tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """A damaged batch in one compacted topic: ``maintain()`` compacts the other topics and
+    expires offsets, then raises the damage (it raised before them, so nothing after that
+    topic was ever compacted); background maintenance says so in the log, once."""
+    with embedlog.open(tmp_path / "log", durability="none", maintenance_interval_ms=None) as lg:
+        for name in ("a", "b"):
+            lg.create_topic(name, config={"cleanup.policy": "compact"})
+            write_batches(lg, name, [[(b"k", b"1", None)], [(b"k", b"2", None)], [(b"z", b"x", None)]])
+        store = lg._store
+        tid = lg.describe_topic("a").topic_id
+
+        def corrupt(txn: object) -> None:
+            key = schema.batch_key(tid, 0, 1)
+            buf = bytearray(txn.get(key, db=store.dbs["batches"]))  # type: ignore[attr-defined]
+            buf[-1] ^= 0xFF
+            txn.put(key, bytes(buf), db=store.dbs["batches"])  # type: ignore[attr-defined]
+
+        store.write(corrupt)
+        with pytest.raises(embedlog.errors.CorruptRecordError):
+            lg.maintain()
+        assert [m.offset for m in read_all(lg, "b")] == [1, 2]
+    with caplog.at_level("WARNING", logger="embedlog.maintenance"), embedlog.open(
+            tmp_path / "log", durability="none", maintenance_interval_ms=50):
+        time.sleep(0.5)
+    warned = [r for r in caplog.records if "background maintenance" in r.getMessage()]
+    assert len(warned) == 1, [r.getMessage() for r in caplog.records]
+
+
 def test_an_expired_tombstone_goes_without_new_writes(log: embedlog.Log) -> None:
     """An unchanged partition is compacted again once its tombstones may have expired
     (it used to wait for a new record when min.compaction.lag.ms was 0)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import math
 import os
 import shutil
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from .metrics.snapshot import LogMetrics
 
 __all__ = ["Log", "open"]
+
+_log = logging.getLogger("embedlog.maintenance")
 
 
 class Log:
@@ -159,11 +162,14 @@ class Log:
         self._check()
         self._store.env.reader_check()  # stale readers of dead processes would pin old pages
         deleted = self._store.enforce_retention()
-        compacted = compact_all(self._store)
+        failed: list[Exception] = []  # (a partition that cannot be compacted stops nothing else)
+        compacted = compact_all(self._store, errors=failed)
         expired = 0
         if self.offsets_retention_ms is not None:
             expired = self._coordinator.expire_offsets(self.offsets_retention_ms)
         self._coordinator.sweep_heartbeats()  # (files of members that died joining, say)
+        if failed:
+            raise failed[0]  # (everything else was done)
         return {"batches_deleted": deleted, "records_compacted": compacted, "offsets_expired": expired}
 
     def verify(self, progress: ProgressFn | None = None) -> VerifyReport:
@@ -437,6 +443,7 @@ def _acquire(path: str, *, durability: str, map_size: int | None, fsync_interval
 def _maintenance_loop(ref: weakref.ref[Log], stop: threading.Event, interval: float) -> None:
     """A log's background maintenance, every ``interval`` seconds until ``stop`` is set or
     the log is gone (it holds the log only while maintaining it)."""
+    said = ""  # (the last failure logged: a failure that repeats is logged once)
     while not stop.wait(interval):
         log = ref()
         if log is None:
@@ -445,8 +452,14 @@ def _maintenance_loop(ref: weakref.ref[Log], stop: threading.Event, interval: fl
             log.maintain()
         except ClosedError:
             return
-        except Exception:  # noqa: BLE001,S112 - retried at the next interval
-            continue
+        except Exception as exc:  # noqa: BLE001 - retried at the next interval; said once
+            text = repr(exc)
+            if text != said:
+                said = text
+                _log.warning("background maintenance of %s failed (retried every %.1f s; log.maintain() raises "
+                             "it too): %s", log.path, interval, text)
+        else:
+            said = ""
         finally:
             del log
 

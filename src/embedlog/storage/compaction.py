@@ -42,6 +42,9 @@ from ..errors import CorruptRecordError
 from . import partition as plog
 from . import schema, topics
 
+#: the largest timestamp a batch header holds (i64 ms)
+_MAX_MS = 2**63 - 1
+
 __all__ = ["CHUNK_BYTES", "PartitionChanged", "PartitionScan", "compact_all", "compact_chunk", "compact_partition",
            "scan"]
 
@@ -213,8 +216,8 @@ def compact_chunk(txn: lmdb.Transaction, dbs: Any, name: str, s: PartitionScan, 
                 # A tombstone: kept delete.retention.ms from the compaction that first saw
                 # it (Kafka's delete horizon), not from its own timestamp, which a
                 # producer may have set in the past.
-                if horizon is None:
-                    horizon = now_ms + cfg.delete_retention_ms
+                if horizon is None:  # (clamped: delete.retention.ms may be Kafka's "forever", 2**63-1)
+                    horizon = min(now_ms + cfg.delete_retention_ms, _MAX_MS)
                 if now_ms < horizon:
                     keep.append(i)
                     tombstones_kept = True
@@ -297,10 +300,15 @@ def _compact_in_chunks(store: Any, meta: topics.TopicMeta, part: int, now_ms: in
     return total
 
 
-def compact_all(store: Any, now_ms: int | None = None) -> int:
-    """Compact every partition of every compacted topic; return records removed."""
+def compact_all(store: Any, now_ms: int | None = None, errors: list[Exception] | None = None) -> int:
+    """Compact every partition of every compacted topic; return records removed.
+
+    A partition that fails (a damaged batch, say) does not stop the others: its error
+    goes to ``errors``, or, without that list, the first one is raised once every other
+    partition was compacted."""
     now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     total = 0
+    failed: list[Exception] = [] if errors is None else errors
     for name in store.topic_names():
         meta = store.topic(name)
         if meta is None or not meta.config.compact:
@@ -324,6 +332,9 @@ def compact_all(store: Any, now_ms: int | None = None) -> int:
                 total += _compact_in_chunks(store, meta, part, now, horizons)
             except PartitionChanged:
                 continue  # (the next maintain scans it again)
+            except Exception as exc:  # noqa: BLE001 - the caller's to raise, after the others
+                failed.append(exc)
+                continue
             after = _state(store, meta.topic_id, part)
             # Remembered only if nothing but this pass changed the partition since it was
             # looked at: records appended, or a high watermark moved on, were not seen by
@@ -332,4 +343,6 @@ def compact_all(store: Any, now_ms: int | None = None) -> int:
             if after is not None and _fingerprint(after) == _fingerprint(st):
                 due = min([*horizons, *([now + lag] if lag > 0 else [])], default=_NEVER)
                 memo[(meta.topic_id, part)] = (seen, due)
+    if errors is None and failed:
+        raise failed[0]
     return total
