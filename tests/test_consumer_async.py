@@ -339,3 +339,60 @@ def test_idle_async_consumers_hold_no_worker_thread(log: embedlog.Log) -> None:
     busy, got = asyncio.run(main())
     assert busy == []
     assert got == [1] * 30
+
+
+def test_async_for_goes_on_after_a_timed_out_anext(log: embedlog.Log) -> None:
+    """``asyncio.wait_for(anext(it), t)`` timing out (a cancellation through ``__anext__``)
+    leaves the iterator going on, as aiokafka's: it used to end it for good, so the loop
+    stopped with records there."""
+    _fill(log, 0)
+
+    async def main() -> list[bytes]:
+        c = log.consumer(["t"], auto_offset_reset="earliest")
+        it = aiter(c)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(anext(it), 0.2)
+        _produce_later(log, [b"a", b"b"], 0.0).join()
+        got = [(await asyncio.wait_for(anext(it), 5)).value for _ in range(2)]
+        c.close()
+        with pytest.raises(StopAsyncIteration):
+            await anext(it)
+        return got
+
+    assert asyncio.run(main()) == [b"a", b"b"]
+
+
+def test_an_idle_poll_async_does_not_poll_in_a_loop(log: embedlog.Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waiting holds no thread and a commit wakes it: an idle ``poll_async`` looks at the
+    log about once a second (every 0.1 s before: a thousand idle consumers kept a core
+    busy), and still wakes at once for a record."""
+    _fill(log, 0)
+    c = log.consumer(["t"], auto_offset_reset="earliest")
+    c.poll(0.1)
+    calls = []
+    real = c.poll
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(c, "poll", counting)
+
+    async def main() -> list[Any]:
+        return await c.poll_async(1.5)
+
+    t0 = time.monotonic()
+    assert asyncio.run(main()) == []
+    assert time.monotonic() - t0 >= 1.4
+    assert len(calls) <= 4, len(calls)
+    _produce_later(log, [b"x"], 0.3)
+
+    async def woken() -> tuple[list[Any], float]:
+        start = time.monotonic()
+        got = await c.poll_async(10)
+        return got, time.monotonic() - start
+
+    got, waited = asyncio.run(woken())
+    assert [m.value for m in got] == [b"x"]
+    assert waited < 3
+    c.close()

@@ -63,8 +63,43 @@ _RELEASE_EVERY = 32 << 20
 _DELETES_LOOK_S = 1.0
 #: how often a standalone subscription looks for partitions its topics gained (s)
 _TOPICS_LOOK_S = 1.0
-#: poll_async waits for new records in a worker thread at most this long at a time
-_ASYNC_WAIT_STEP_S = 0.1
+#: poll_async's longest single wait for new records (it holds no thread, and a commit or a
+#: close wakes it at once: the step only bounds how late a removed ``wake/`` registration
+#: is made again); 0.1 s steps kept a core busy with a thousand idle consumers
+_ASYNC_WAIT_STEP_S = 1.0
+
+
+class _AsyncMessages:
+    """``async for msg in consumer``: an iterator object, not an async generator, so that
+    a ``__anext__`` cancelled or timed out (``asyncio.wait_for(anext(it), t)``) leaves it
+    going on (a generator that the cancellation went through is finished)."""
+
+    __slots__ = ("_consumer",)
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+
+    def __aiter__(self) -> _AsyncMessages:
+        return self
+
+    async def __anext__(self) -> Message:
+        consumer = self._consumer
+        stash = consumer._stash  # (emptied in place, never replaced)
+        while not consumer._closed:
+            if stash:
+                if consumer._deleted_here:  # (as the sync iterator: nothing of a deleted topic)
+                    consumer._drop_deleted()
+                    continue
+                try:
+                    return stash.popleft()
+                except IndexError:  # (close() in another thread emptied it between the look and the pop)
+                    continue
+            try:
+                batch = await consumer.poll_async(1.0)
+            except ClosedError:
+                raise StopAsyncIteration from None
+            stash.extend(batch)  # (no await since the poll: a cancellation cannot come between)
+        raise StopAsyncIteration
 
 
 class _Buffer:
@@ -836,9 +871,8 @@ class Consumer:
 
         The records are read in the calling (event loop) thread, as ``poll(timeout=0)``
         reads them; the wait for new ones holds no thread (a commit wakes the task
-        through the event loop), in steps of at most 0.1 s, so cancelling the awaiting
-        task loses no record.  Use one consumer from one task at a time, as ``poll``
-        from one thread at a time."""
+        through the event loop); cancelling the awaiting task loses no record.  Use one
+        consumer from one task at a time, as ``poll`` from one thread at a time."""
         self._check()
         if timeout is None or (timeout.__class__ in (int, float) and timeout < 0):
             timeout = math.inf
@@ -867,23 +901,7 @@ class Consumer:
         log is closed), waiting as ``poll_async`` does; the position follows what was
         yielded, as for ``for msg in consumer``.  ``ClosedError`` if it is closed already."""
         self._check()
-        return self._aiterate()
-
-    async def _aiterate(self) -> AsyncIterator[Message]:
-        stash = self._stash
-        while not self._closed:
-            if stash:
-                try:
-                    msg = stash.popleft()
-                except IndexError:  # (close() in another thread emptied it between the look and the pop)
-                    continue
-                yield msg
-                continue
-            try:
-                batch = await self.poll_async(1.0)
-            except ClosedError:
-                return
-            stash.extend(batch)
+        return _AsyncMessages(self)
 
     def _before_poll(self) -> None:
         if self.enable_auto_commit and time.monotonic() - self._last_auto_commit >= self._auto_commit_interval:
