@@ -120,7 +120,11 @@ def test_serve_replicate_and_follow_copy_records_then_promote(tmp_path: Path, se
         with log.producer() as p:
             p.send("orders", b"before", partition=0)
     leader, address = start_leader(procs, a, "--secret-file", secret_file)
-    follower = start(procs, "--path", b, "follow", address, "--secret-file", secret_file)
+    r = cli("--path", b, "follow", address, "--secret-file", secret_file, "--max-bytes", "0")
+    assert r.returncode == 2
+    assert "--max-bytes" in r.stderr
+    follower = start(procs, "--path", b, "follow", address, "--secret-file", secret_file, "--max-bytes", "65536",
+                     "--session-timeout-ms", "15000")
     read_line(follower, rf"^following {re.escape(address)} into .* \(connected, epoch 0\)$")
     wait_for(lambda: in_sync(a), "the follower in the leader's in-sync set")
 

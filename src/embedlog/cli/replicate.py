@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import TimeoutError as EmbedlogTimeoutError
 from ..errors import UncleanPromotionWarning
-from .common import log_path, open_log
+from .common import log_path, open_log, positive_int
 from .output import Output, warn
 from .serve import add_auth_options, auth_options
 
@@ -32,6 +32,11 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
                     "leader with an older epoch).")
     f.add_argument("leader", metavar="HOST:PORT", help="the leader's --replicate address")
     add_auth_options(f)
+    f.add_argument("--max-bytes", type=positive_int, default=None, metavar="BYTES",
+                   help="most bytes of batches the leader sends per fetch (default 2 MiB; smaller answers "
+                        "acks=\"all\" flushes sooner on a slow link)")
+    f.add_argument("--session-timeout-ms", type=positive_int, default=None, metavar="MS",
+                   help="reconnect after hearing nothing from the leader for this long (default 10000)")
     f.set_defaults(func=follow, prog_name=f.prog, until_stopped=True)
 
     r = sub.add_parser("replication", help="inspect replication",
@@ -60,8 +65,10 @@ def follow(args: argparse.Namespace, out: Output) -> int:
     from ..replication import Follower  # noqa: PLC0415 - keep `embedlog --help` light
 
     auth = auth_options(args)
+    tuning = {k: v for k, v in (("max_bytes", args.max_bytes), ("session_timeout_ms", args.session_timeout_ms))
+              if v is not None}
     path = log_path(args)
-    with open_log(args, create=True) as log, Follower(log, args.leader, **auth) as follower:
+    with open_log(args, create=True) as log, Follower(log, args.leader, **auth, **tuning) as follower:
         try:
             try:
                 follower.wait_connected(timeout=WAITING_NOTICE_S)
