@@ -347,6 +347,17 @@ class Producer(SendBase):
             self._idle = True
 
     # -- sending ----------------------------------------------------------------------
+    def _state_of(self, topic: str) -> _TopicState:
+        """The topic's state for a send: made on first use (``_state``); for a topic
+        deleted since (``gone``), the topic created again (``auto_create_topics``, or by
+        anyone), else ``UnknownTopicError``."""
+        st = self._topics.get(topic) if topic.__class__ is str else None
+        if st is None:
+            return self._state(topic)
+        if st.gone:
+            self._adopt(st, self._log._topic_for_produce(topic))
+        return st
+
     def _state(self, topic: str) -> _TopicState:
         store = self._log._store
         # A replica refuses at once, whatever the topic (a directory that becomes one
@@ -365,11 +376,7 @@ class Producer(SendBase):
         """``send`` for every record its fast path does not take."""
         if self._slow:  # closed, or serializers to run
             value, key = self._slow_path(value, key)
-        st = self._topics.get(topic) if topic.__class__ is str else None
-        if st is None:
-            st = self._state(topic)
-        elif st.gone:  # deleted since: created again (auto_create_topics, or by anyone), or UnknownTopicError
-            self._adopt(st, self._log._topic_for_produce(topic))
+        st = self._state_of(topic)
         if value.__class__ is bytes:
             vlen = len(value)
         elif value is None:
@@ -444,11 +451,7 @@ class Producer(SendBase):
                 raise ClosedError("this producer is closed; create a new one with log.producer()")
             for i in range(n):  # serializers: record by record
                 values[i], keys[i] = self._slow_path(values[i], keys[i])
-        st = self._topics.get(topic)
-        if st is None:
-            st = self._state(topic)
-        elif st.gone:  # (see _send)
-            self._adopt(st, self._log._topic_for_produce(topic))
+        st = self._state_of(topic)
         if partition.__class__ is not int or not 0 <= partition < st.n:
             partition = self._check_partition(st, partition)
         kinds = set(map(type, keys))
@@ -648,12 +651,11 @@ class Producer(SendBase):
 
     def _custom_partition(self, st: _TopicState, key: bytes | None) -> int:
         assert self._custom is not None
-        p = self._custom(key, st.n)  # (its own exception propagates, as from Kafka's Partitioner.partition)
-        if p.__class__ is not int:
-            if isinstance(p, bool) or not hasattr(p, "__index__"):
-                raise UnknownPartitionError(f"the custom partitioner returned {p!r} for topic {st.name!r}: "
-                                            f"not an int (a partition from 0 to {st.n - 1})")
-            p = operator.index(p)  # (numpy's integers, say)
+        got = self._custom(key, st.n)  # (its own exception propagates, as from Kafka's Partitioner.partition)
+        p = _as_int(got)  # (numpy's integers, say)
+        if p is None:
+            raise UnknownPartitionError(f"the custom partitioner returned {got!r} for topic {st.name!r}: "
+                                        f"not an int (a partition from 0 to {st.n - 1})")
         if not 0 <= p < st.n:
             raise UnknownPartitionError(f"the custom partitioner returned {p!r} for topic {st.name!r} "
                                         f"with {st.n} partitions")

@@ -112,10 +112,6 @@ class Transaction:
         elif callable(getattr(consumer_or_group, "group_metadata", None)):  # a Consumer
             group, member = consumer_or_group.group_metadata()
             self._consumers.append(consumer_or_group)
-            ownership = getattr(consumer_or_group, "_ownership", None)
-            if ownership is not None:
-                tps = [topic_partition(tp) for tp in offsets] if isinstance(offsets, Mapping) else []
-                self._owned.append((consumer_or_group, ownership(tps)))
         else:
             raise ConfigError("commit_offsets() takes a group consumer, its group_metadata() or a group name, "
                               f"got {consumer_or_group!r}")
@@ -124,6 +120,9 @@ class Transaction:
         checked = {topic_partition(tp): off for tp, off in offsets.items()}
         for tp, off in checked.items():
             split_offset(tp, off)  # (InvalidOffsetError now, not an aborted commit later)
+        ownership = getattr(consumer_or_group, "_ownership", None)  # (a Consumer's, not a shim's object)
+        if ownership is not None:
+            self._owned.append((consumer_or_group, ownership(checked)))
         self._offsets.append((validate_group(group), member, checked, unfenced))
         if self._began is None:
             self._began = time.monotonic()

@@ -401,6 +401,12 @@ def _foreign_keys(env: lmdb.Environment) -> list[bytes]:
     return []
 
 
+def other_format_error(path: str, version: int) -> FormatVersionError:
+    """The error for a log of storage format ``version``, not this release's."""
+    return FormatVersionError(f"{path!r} has storage format version {version}; this embedlog reads version "
+                              f"{FORMAT_VERSION}. Upgrade embedlog to open it")
+
+
 def _other_format(env: lmdb.Environment) -> int | None:
     """The format version an embedlog ``meta`` database of ``env`` holds when it is not
     this release's (None: none, or this one's)."""
@@ -465,9 +471,7 @@ class Env:
             newer = _other_format(env) if foreign else None
             if newer is not None:  # (a later embedlog's log, with databases this one does not know)
                 env.close()
-                raise FormatVersionError(
-                    f"{self.path!r} has storage format version {newer}; this embedlog reads version "
-                    f"{FORMAT_VERSION}. Upgrade embedlog to open it")
+                raise other_format_error(self.path, newer)
             if foreign:
                 env.close()
                 raise FormatVersionError(

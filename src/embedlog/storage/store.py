@@ -36,7 +36,7 @@ from ..errors import (
 from ..model import PartitionDescription, TopicDescription
 from . import partition as plog
 from . import replica, schema, topics
-from .env import Env
+from .env import Env, other_format_error
 from .notify import Notifier
 from .schema import PartitionState
 from .topics import TopicMeta
@@ -189,9 +189,7 @@ class Store:
                 "an embedlog log directory, or its metadata is damaged; run `embedlog verify` or restore it")
         version = schema.U32LE.unpack(bytes(raw))[0]
         if version != schema.FORMAT_VERSION:
-            raise FormatVersionError(
-                f"{self.path!r} has storage format version {version}; this embedlog reads version "
-                f"{schema.FORMAT_VERSION}. Upgrade embedlog to open it")
+            raise other_format_error(self.path, version)
         return True
 
     def close(self) -> None:

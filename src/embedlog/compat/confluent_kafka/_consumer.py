@@ -72,6 +72,14 @@ _SLICE = 0.5  # longest block in embedlog's poll before looking at EOF, commits,
 _FOLLOW = 0.01  # seconds between looks at the group while buffered records are handed out
 
 
+def _assignment_fields(partitions: list[TopicPartition]) -> list[tuple[str, int, int]]:
+    """``(topic, partition, offset)`` of partitions to assign; ``_INVALID_ARG`` for a
+    negative offset that is no logical one, as librdkafka."""
+    fields = tp_list(partitions)
+    if not all(valid_start(off) for _, _, off in fields):
+        raise kafka_exception(ERR_INVALID_ARG, f"Failed to set assignment: {describe(ERR_INVALID_ARG)}")
+    return fields
+
 class ConsumerGroupMetadata:
     """What ``Producer.send_offsets_to_transaction`` needs of a consumer (opaque, like the real one)."""
 
@@ -306,9 +314,8 @@ class Consumer:
         ``OFFSET_INVALID``).  In ``on_assign`` it sets the start offsets of the assigned
         partitions instead."""
         self._check_open()
-        fields = tp_list(partitions)
-        if len({(t, p) for t, p, _ in fields}) != len(fields) or not all(valid_start(off) for _, _, off in fields):
-            # (librdkafka refuses a partition twice, and a negative offset that is no logical one)
+        fields = _assignment_fields(partitions)
+        if len({(t, p) for t, p, _ in fields}) != len(fields):  # (librdkafka refuses a partition twice)
             raise kafka_exception(ERR_INVALID_ARG, f"Failed to set assignment: {describe(ERR_INVALID_ARG)}")
         if self._in_callback == "assign":
             self._start_at(fields)
@@ -325,9 +332,7 @@ class Consumer:
     def incremental_assign(self, partitions: list[TopicPartition]) -> None:
         """Add ``partitions`` to the assignment (in ``on_assign``: set their start offsets)."""
         self._check_open()
-        fields = tp_list(partitions)
-        if not all(valid_start(off) for _, _, off in fields):
-            raise kafka_exception(ERR_INVALID_ARG, f"Failed to set assignment: {describe(ERR_INVALID_ARG)}")
+        fields = _assignment_fields(partitions)
         if self._in_callback == "assign":
             self._start_at(fields)
             return
@@ -424,8 +429,7 @@ class Consumer:
         elif off == OFFSET_END:
             self._inner.seek_to_end(tp)
         elif off <= OFFSET_TAIL_BASE:  # RD_KAFKA_OFFSET_TAIL(n): n records before the end
-            low = self._inner.beginning_offsets([tp])[tp]
-            high = self._inner.end_offsets([tp])[tp]
+            low, high = self._watermarks(tp)
             self._inner.seek(tp, max(low, high - (OFFSET_TAIL_BASE - off)))
         else:  # OFFSET_STORED / OFFSET_INVALID: the committed offset, else auto.offset.reset
             committed = self._inner.committed([tp]).get(tp)
@@ -520,9 +524,11 @@ class Consumer:
         if n is None or not 0 <= p < n:  # (librdkafka: no leader known for it)
             raise kafka_exception(ERR_UNKNOWN_PARTITION,
                                   f"Failed to get watermark offsets: {describe(ERR_UNKNOWN_PARTITION)}")
-        low = self._inner.beginning_offsets([tp])[tp]
-        high = self._inner.end_offsets([tp])[tp]
-        return low, high
+        return self._watermarks(tp)
+
+    def _watermarks(self, tp: ETP) -> tuple[int, int]:
+        """The partition's first and end offsets, as embedlog's consumer gives them."""
+        return self._inner.beginning_offsets([tp])[tp], self._inner.end_offsets([tp])[tp]
 
     def offsets_for_times(self, partitions: list[TopicPartition], timeout: float | None = None) -> list[TopicPartition]:
         """For each partition (offset = a timestamp in ms), the earliest offset whose
@@ -717,8 +723,7 @@ class Consumer:
                 self._event(tp.topic, tp.partition, None, ERR_AUTO_OFFSET_RESET, text)
                 continue
             try:
-                low = self._inner.beginning_offsets([tp])[tp]
-                high = self._inner.end_offsets([tp])[tp]
+                low, high = self._watermarks(tp)
             except el.EmbedlogError:
                 continue  # (its topic was deleted meanwhile)
             if not low <= pos <= high:  # (an offset assigned or sought out of range)
