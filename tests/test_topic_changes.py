@@ -164,6 +164,36 @@ def test_records_buffered_before_a_stricter_config_fail_alone_at_the_write(log: 
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+def test_records_sent_under_a_looser_config_meanwhile_are_checked_again(log: embedlog.Log, impl: str) -> None:
+    """Buffered records passed whichever config was in force when each was sent: a
+    record sent while ``max.message.bytes`` was raised, or a null key sent while the
+    topic was not compacted, is refused once the config is stricter again — though
+    still as loose as at the last write."""
+    log.create_topic("u", config={"max.message.bytes": 1_000})
+    p = _producer(log, impl, linger_ms=60_000)
+    try:
+        p.send("u", b"x")
+        p.flush()
+        log.alter_topic_config("u", {"max.message.bytes": 5_000})
+        p.send("u", b"y" * 3_000)
+        log.alter_topic_config("u", {"max.message.bytes": 2_000})
+        with pytest.raises(RecordTooLargeError, match=r"3000 bytes is larger than max\.message\.bytes=2000"):
+            p.flush()
+        assert _end(log, "u") == 1
+        log.create_topic("c", config={"cleanup.policy": "compact"})
+        p.send("c", b"v", key=b"k")
+        p.flush()
+        log.alter_topic_config("c", {"cleanup.policy": "delete"})
+        p.send("c", b"keyless")
+        log.alter_topic_config("c", {"cleanup.policy": "compact"})
+        with pytest.raises(InvalidRecordError, match="became compacted"):
+            p.flush()
+        assert _end(log, "c") == 1
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 def test_a_producer_sends_again_to_a_deleted_topic_that_auto_create_makes_again(tmp_path: Path, impl: str) -> None:
     """A producer that wrote to a topic before ``delete_topic`` creates it again with its
     next send (``auto_create_topics``), as a new producer does, and the record is stored;

@@ -55,6 +55,7 @@ from .sendpath import (
     _header_sets,
     _HeaderSet,
     _TopicState,
+    loosest,
 )
 from .storage import partition as plog
 from .storage import replica, schema
@@ -608,6 +609,9 @@ class Producer(SendBase):
                 if st.sticky >= st.n:
                     st.sticky = random_partition(st.n)
             st.meta = meta
+            # (records buffered from now on are checked against it; those before, against
+            # the earlier configs: the write re-checks them all if it is stricter than every one)
+            st.checked = loosest(st.checked, meta.config)
             st.max_bytes = meta.config.max_message_bytes
             st.compact = meta.config.compact
             st.gone = False

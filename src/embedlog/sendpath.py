@@ -13,7 +13,10 @@ from collections.abc import Callable, Iterable, Mapping
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from . import _native as native
+from .config import TopicConfig
 from .errors import EmbedlogError, SerializationError
 from .model import RecordMetadata
 from .partitioner import random_partition
@@ -45,11 +48,12 @@ class _TopicState:
         #: the topic was deleted (``max_bytes`` is then -1: every send of it takes the slow
         #: path, which looks for the topic again: ``Producer._send``)
         self.gone = False
-        #: the config in force when the buffers were last drained: every record buffered
-        #: since was checked against it or a later one (``AppendItem.checked``)
+        #: a config at least as loose as every one the records buffered since the last
+        #: drain were checked against: the one in force then, widened by each config the
+        #: topic had since (``loosest``; ``AppendItem.checked``)
         self.checked = meta.config
-        #: ``checked`` as it was when the last drain took records (each of them was checked
-        #: against it or a later config): what the store re-checks them against
+        #: ``checked`` as it was when the last drain took records (each of them passed a
+        #: config no looser than it): what the store re-checks them against
         self.drained_checked = meta.config
         # Per partition, a flat list key, value, timestamp, key length, value length (-1 for
         # None), headers, callback, key, ... appended with one atomic ``+=`` per record (or
@@ -68,6 +72,19 @@ class _TopicState:
         #: key -> its partition's buffer (the same cache, one lookup shorter for ``send``)
         self.kacc: dict[bytes, list[Any]] = {}
         self.cache_keys = cache_keys
+
+
+def loosest(a: TopicConfig, b: TopicConfig) -> TopicConfig:
+    """A config whose record checks every record passing ``a`` or ``b`` passes: the larger
+    ``max.message.bytes``, and compacted only if both are (``a`` or ``b`` itself when one
+    is as loose as that)."""
+    limit = max(a.max_message_bytes, b.max_message_bytes)
+    compact = a.compact and b.compact
+    for config in (a, b):
+        if config.max_message_bytes == limit and config.compact == compact:
+            return config
+    policy = a.cleanup_policy - {"compact"} or frozenset({"delete"})
+    return attrs.evolve(a, max_message_bytes=limit, cleanup_policy=policy)
 
 
 def _coerce(obj: object, what: str, serialized: bool = False) -> bytes:
