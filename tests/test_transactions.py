@@ -387,11 +387,13 @@ def test_a_zombie_members_transaction_aborts_and_writes_nothing(log: embedlog.Lo
     b.close()
 
 
-def test_offsets_of_a_partition_that_left_and_came_back_are_fenced(log: embedlog.Log) -> None:
+@pytest.mark.parametrize("through", ["consumer", "group_metadata"])
+def test_offsets_of_a_partition_that_left_and_came_back_are_fenced(log: embedlog.Log, through: str) -> None:
     """Offsets taken while ``a`` owned a partition; it then went to ``b``, which processed
     further and committed, and came back to ``a``: the transaction aborts
     (``IllegalGenerationError``, as Kafka fences it by generation) and the group's offset
-    does not go back.  Offsets of a partition ``a`` owned throughout still commit."""
+    does not go back.  Offsets of a partition ``a`` owned throughout still commit.  The
+    same through ``a.group_metadata()``, which remembers what ``a`` owned when it was made."""
     log.create_topic("in", partitions=2)
     log.create_topic("out")
     with log.producer() as p:
@@ -401,7 +403,7 @@ def test_offsets_of_a_partition_that_left_and_came_back_are_fenced(log: embedlog
     wait_until(lambda: len(a.assignment()) == 2, "a owns both", step=lambda: a.poll(timeout=0.01))
     tx = log.transaction()
     tx.send("out", b"derived")
-    tx.commit_offsets(a, {TP("in", 0): 3, TP("in", 1): 3})
+    tx.commit_offsets(a if through == "consumer" else a.group_metadata(), {TP("in", 0): 3, TP("in", 1): 3})
     b = group_consumer(log, ["in"], "b", session_timeout_ms=3000, heartbeat_interval_ms=50)
     wait_until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "shared",
                step=lambda: (a.poll(timeout=0.01), b.poll(timeout=0.01)))

@@ -13,7 +13,7 @@ offsets — as an embedded library over LMDB.  No broker.
 """
 
 from . import errors
-from .consumer import Consumer
+from .consumer import Consumer, GroupMetadata
 from .groups.offsets import OffsetAndMetadata
 from .log import Log, open  # noqa: A004 - embedlog.open, like sqlite3.connect / gzip.open
 from .model import (
@@ -29,6 +29,7 @@ from .transactions import Transaction
 
 __all__ = [
     "Consumer",
+    "GroupMetadata",
     "Log",
     "Message",
     "OffsetAndMetadata",

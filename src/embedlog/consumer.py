@@ -50,7 +50,7 @@ from .storage.schema import PartitionState
 if TYPE_CHECKING:
     from .log import Log
 
-__all__ = ["Consumer"]
+__all__ = ["Consumer", "GroupMetadata"]
 
 _new_message = partial(tuple.__new__, Message)
 #: ``_speedups.messages``: the Messages of a run of a batch's records in one C call (one
@@ -67,6 +67,37 @@ _TOPICS_LOOK_S = 1.0
 #: close wakes it at once: the step only bounds how late a removed ``wake/`` registration
 #: is made again); 0.1 s steps kept a core busy with a thousand idle consumers
 _ASYNC_WAIT_STEP_S = 1.0
+
+
+class GroupMetadata(tuple[str, "str | None"]):
+    """``(group, member_id)``, as ``Consumer.group_metadata()`` returns it; it also
+    remembers which partitions the member owned then (how many times each was given to
+    it), so that a transaction committing offsets with it is fenced as through the
+    consumer itself (``Transaction.commit_offsets``)."""
+
+    _consumer: Consumer | None
+    _claims: dict[TopicPartition, int | None]
+
+    def __new__(cls, group: str, member_id: str | None, consumer: Consumer | None = None,
+                claims: dict[TopicPartition, int | None] | None = None) -> GroupMetadata:
+        self = super().__new__(cls, (group, member_id))
+        self._consumer = consumer
+        self._claims = claims or {}
+        return self
+
+    @property
+    def group(self) -> str:
+        return self[0]
+
+    @property
+    def member_id(self) -> str | None:
+        return self[1]
+
+    def _ownership(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """For each of ``tps``, how many times the group had given it to the member when
+        this was made (None: not owned then)."""
+        claims = self._claims
+        return {tp: claims.get(tp) for tp in tps}
 
 
 class _AsyncMessages:
@@ -993,13 +1024,17 @@ class Consumer:
         owned, claims = m.owned, m.claims
         return {tp: claims.get(tp) if tp in owned else None for tp in tps}
 
-    def group_metadata(self) -> tuple[str, str | None]:
-        """``(group, member_id)``: what a transaction needs to fence offsets committed through it."""
+    def group_metadata(self) -> GroupMetadata:
+        """``(group, member_id)``: what a transaction needs to fence offsets committed through
+        it (as Kafka's consumer group metadata: offsets of a partition that went to another
+        member and came back since this call are refused)."""
         self._check()
         if self.group is None:
             raise ConfigError("this consumer has no group")
-        member = self._membership.member_id if self._membership is not None and self._subscription else None
-        return self.group, member
+        m = self._membership
+        if m is None or not self._subscription:
+            return GroupMetadata(self.group, None)
+        return GroupMetadata(self.group, m.member_id, self, {tp: m.claims.get(tp) for tp in m.owned})
 
     def unsubscribe(self) -> None:
         """Leave the group (if any) and drop every partition."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import lmdb
 
+from .consumer import GroupMetadata
 from .errors import (
     ClosedError,
     ConfigError,
@@ -120,9 +121,14 @@ class Transaction:
         checked = {topic_partition(tp): off for tp, off in offsets.items()}
         for tp, off in checked.items():
             split_offset(tp, off)  # (InvalidOffsetError now, not an aborted commit later)
-        ownership = getattr(consumer_or_group, "_ownership", None)  # (a Consumer's, not a shim's object)
-        if ownership is not None:
-            self._owned.append((consumer_or_group, ownership(checked)))
+        if isinstance(consumer_or_group, GroupMetadata):  # the partitions its member owned when it was made
+            if consumer_or_group._consumer is not None:
+                self._consumers.append(consumer_or_group._consumer)
+                self._owned.append((consumer_or_group._consumer, consumer_or_group._ownership(checked)))
+        else:
+            ownership = getattr(consumer_or_group, "_ownership", None)  # (a Consumer's, not a shim's object)
+            if ownership is not None:
+                self._owned.append((consumer_or_group, ownership(checked)))
         self._offsets.append((validate_group(group), member, checked, unfenced))
         if self._began is None:
             self._began = time.monotonic()

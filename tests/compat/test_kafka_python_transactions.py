@@ -167,6 +167,43 @@ def test_offsets_of_a_member_that_lost_its_partition_fail_the_commit(servers: st
         TopicPartition("g", 0): OffsetAndMetadata(0, "", -1)}
 
 
+def test_offsets_of_a_partition_that_left_and_came_back_fail_the_commit(servers: str) -> None:
+    """``group_metadata()`` taken while the member owned both partitions; one went to
+    another member, which committed, and came back: the commit fails (Kafka fences it by
+    generation) and the group's offset does not go back."""
+    create(servers, "in", 2)
+    for i in range(10):
+        KafkaProducer(bootstrap_servers=servers).send("in", b"%d" % i, partition=i % 2).get()
+    kw: dict[str, Any] = {"bootstrap_servers": servers, "group_id": "grp", "auto_offset_reset": "earliest",
+                          "enable_auto_commit": False, "session_timeout_ms": 3000, "heartbeat_interval_ms": 50}
+
+    def until(what: Callable[[], bool], *consumers: KafkaConsumer) -> None:
+        deadline = time.monotonic() + 10
+        while not what():
+            assert time.monotonic() < deadline
+            for c in consumers:
+                c.poll(timeout_ms=10)
+
+    a = KafkaConsumer("in", **kw)
+    until(lambda: len(a.assignment()) == 2, a)
+    p = KafkaProducer(bootstrap_servers=servers, transactional_id="came-back")
+    p.init_transactions()
+    p.begin_transaction()
+    p.send("in", b"derived")
+    p.send_offsets_to_transaction({TopicPartition("in", 0): OffsetAndMetadata(3, "", -1),
+                                   TopicPartition("in", 1): OffsetAndMetadata(3, "", -1)}, a.group_metadata())
+    b = KafkaConsumer("in", **kw)
+    until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, a, b)
+    (moved,) = b.assignment()
+    b.commit({moved: OffsetAndMetadata(0, "", -1)})
+    b.close()
+    until(lambda: len(a.assignment()) == 2, a)
+    with pytest.raises(errors.CommitFailedError):
+        p.commit_transaction()
+    assert a.committed(moved) == 0
+    a.close()
+
+
 def test_futures_are_cheap_until_waited_on(servers: str) -> None:
     """A future allocates its Event only when ``get`` must wait; callbacks added before and
     after completion run once, with the value."""

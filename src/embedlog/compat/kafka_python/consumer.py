@@ -27,7 +27,7 @@ from ...groups.assignors import EAGER
 from ...model import Message, TopicPartition
 from .. import _kafka_common as _common
 from . import errors as Errors
-from .structs import ConsumerGroupMetadata, ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp
+from .structs import ConsumerGroupMetadata, ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, _MemberMetadata
 
 __all__ = ["AsyncConsumerRebalanceListener", "ConsumerRebalanceListener", "KafkaConsumer"]
 
@@ -690,10 +690,13 @@ class KafkaConsumer:
         """The group identity to pass to a transactional producer."""
         if self.config["group_id"] is None:
             return ConsumerGroupMetadata(None)
-        group, member = self._consumer.group_metadata()
+        core = self._consumer.group_metadata()
+        group, member = core
         joined = member is not None and bool(self._consumer.assignment())
-        return ConsumerGroupMetadata(group, -1, member or "", self.config["group_instance_id"],
-                                     "STABLE" if joined else "UNJOINED")
+        metadata = _MemberMetadata(group, -1, member or "", self.config["group_instance_id"],
+                                   "STABLE" if joined else "UNJOINED")
+        metadata._core = core  # (the partitions the member owns now: offsets sent with it are fenced by them)
+        return metadata
 
     def _maybe_auto_commit(self) -> None:
         if self.config["enable_auto_commit"] and self.config["group_id"] is not None:

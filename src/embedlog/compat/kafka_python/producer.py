@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from ... import errors as el_errors
+from ...consumer import GroupMetadata
 from ...model import RecordMetadata as ElRecordMetadata
 from ...model import TopicPartition
 from ...producer import Producer
@@ -570,7 +571,7 @@ def _check_idempotence(user: Mapping[str, Any], cfg: dict[str, Any]) -> None:
         cfg["enable_idempotence"] = False
 
 
-def _offsets_target(group_metadata: Any) -> Consumer | str:
+def _offsets_target(group_metadata: Any) -> Consumer | GroupMetadata | str:
     """What ``Transaction.commit_offsets`` fences by: the member of a ``ConsumerGroupMetadata``
     (this shim's or kafka-python's), or a bare group id."""
     if isinstance(group_metadata, str):
@@ -580,6 +581,9 @@ def _offsets_target(group_metadata: Any) -> Consumer | str:
         raise TypeError("send_offsets_to_transaction expects group_metadata to be a ConsumerGroupMetadata or a "
                         f"group_id str, got {type(group_metadata)!r}")
     member = getattr(group_metadata, "member_id", "") or ""
+    core = getattr(group_metadata, "_core", None)  # (a KafkaConsumer.group_metadata() of this shim's)
+    if isinstance(core, GroupMetadata) and member and core.group == group_id and core.member_id == member:
+        return core  # fenced by the partitions the member owned when it was made
     if getattr(group_metadata, "generation_id", -1) > 0 and not member:
         raise ValueError(f"Invalid ConsumerGroupMetadata: generation_id={group_metadata.generation_id} implies a "
                          "joined group but member_id is empty")

@@ -85,6 +85,17 @@ class ConsumerGroupMetadata(NamedTuple):
     state: str = "UNJOINED"
 
 
+class _MemberMetadata(ConsumerGroupMetadata):
+    """``KafkaConsumer.group_metadata()`` of a joined member: a ``ConsumerGroupMetadata``
+    that also carries embedlog's ``GroupMetadata`` of the moment, by which a transaction
+    fences the offsets sent with it (``send_offsets_to_transaction``)."""
+
+    _core: Any = None
+
+
+_MemberMetadata.__name__ = _MemberMetadata.__qualname__ = "ConsumerGroupMetadata"  # (its repr)
+
+
 if not TYPE_CHECKING:  # kafka-python's own classes where it is installed: isinstance() holds
     ConsumerRecord = library_class("kafka.consumer.fetcher", "ConsumerRecord", ConsumerRecord)
     RecordMetadata = library_class("kafka.producer.future", "RecordMetadata", RecordMetadata)
