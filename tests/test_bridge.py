@@ -20,6 +20,7 @@ import pytest
 ck = pytest.importorskip("confluent_kafka")
 
 import embedlog  # noqa: E402
+from embedlog import TopicPartition  # noqa: E402
 from embedlog.bridge import SOURCE_HEADER, Mirror, MirrorStatus, PartitionStatus  # noqa: E402
 from embedlog.errors import (  # noqa: E402
     BridgeError,
@@ -27,6 +28,7 @@ from embedlog.errors import (  # noqa: E402
     GroupError,
     LinkDownError,
     NotLeaderError,
+    TransactionAbortedError,
     UnknownTopicError,
 )
 from procs import bridge_proc, harness, mock_kafka  # noqa: E402  # tests/procs (tests/ is on sys.path)
@@ -206,9 +208,10 @@ def test_status_lag_group_and_prometheus(log: embedlog.Log, bootstrap: str, name
 
 
 def test_an_up_mirror_s_group_cannot_be_deleted_nor_reset(log: embedlog.Log, bootstrap: str, name: str) -> None:
-    """The group named after an up mirror holds what it has sent to Kafka: deleting or
-    resetting it (``embedlog groups delete`` / ``reset-offsets``) made the next run send
-    every record a second time.  Both are refused, and the next run sends nothing."""
+    """The group named after an up mirror holds what it has sent to Kafka: deleting,
+    resetting or committing offsets to it by name (``embedlog groups delete`` /
+    ``reset-offsets``, an admin client's alter offsets) made the next run send every
+    record a second time.  Each is refused, and the next run sends nothing."""
     topic = f"{name}-t"
     log.create_topic(topic)
     produce(log, topic, 20)
@@ -218,6 +221,10 @@ def test_an_up_mirror_s_group_cannot_be_deleted_nor_reset(log: embedlog.Log, boo
         log.delete_group(name)
     with pytest.raises(GroupError, match="progress of the Kafka bridge"):
         log.reset_group_offsets(name, topic, "earliest")
+    with pytest.raises(GroupError, match="progress of the Kafka bridge"):
+        log.commit_offsets(name, {TopicPartition(topic, 0): 0})
+    with pytest.raises(TransactionAbortedError), log.transaction() as tx:
+        tx.commit_offsets(name, {TopicPartition(topic, 0): (0, "mine")})
     with Mirror(log, conf(bootstrap), [topic], name=name) as mirror:
         mirror.wait_caught_up(30)
         assert mirror.status().records_mirrored == 0

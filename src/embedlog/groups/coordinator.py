@@ -519,9 +519,13 @@ class Coordinator:
         stamp = now_ms()
         if offsets:
             bump_offsets_version(txn, self.dbs)
+        guarded = member_id is None  # (by group name: an up mirror's progress is the bridge's alone to move)
         for raw_tp, value in offsets.items():
             tp = TopicPartition(*raw_tp)
             offset, metadata = offs.split(tp, value)
+            if guarded and not mirrors.is_progress_metadata(metadata):
+                self._refuse_mirror(txn, group, "commit offsets by group name to")
+                guarded = False
             meta = self._topic(txn, topics.validate_name(tp.topic))
             if not 0 <= tp.partition < meta.partitions:
                 raise UnknownPartitionError(f"topic {tp.topic!r} has partitions 0..{meta.partitions - 1}; "

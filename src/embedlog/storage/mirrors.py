@@ -132,11 +132,20 @@ def mirror_entries(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: str | 
 def _progress_meta(value: bytes) -> dict[str, Any] | None:
     """The metadata of an ``offsets`` value that holds a Kafka bridge's progress (JSON
     saying ``"mirror": "up"`` or ``"down"``), or ``None`` (an ordinary committed offset)."""
+    return _parsed_progress(value[schema.COMMITTED.size:])
+
+
+def _parsed_progress(metadata: bytes | str) -> dict[str, Any] | None:
     try:
-        meta = json.loads(value[schema.COMMITTED.size:] or b"{}")
+        meta = json.loads(metadata or b"{}")
     except ValueError:
         return None
     return meta if isinstance(meta, dict) and meta.get("mirror") in ("up", "down") else None
+
+
+def is_progress_metadata(metadata: str | None) -> bool:
+    """Whether a committed offset's metadata is a Kafka bridge's progress."""
+    return metadata is not None and '"mirror"' in metadata and _parsed_progress(metadata) is not None
 
 
 def is_progress(value: bytes) -> bool:
