@@ -630,11 +630,14 @@ def test_fetch_errors_come_from_getmany_not_start_and_the_group_task_survives(se
 
 
 def test_acks_0_resolves_to_none(servers: str) -> None:
-    """aiokafka resolves a send nobody acknowledges (``acks=0``) to ``None``."""
+    """aiokafka resolves a send (or batch) nobody acknowledges (``acks=0``) to ``None``."""
     async def main() -> None:
         async with AIOKafkaProducer(bootstrap_servers=servers, acks=0) as p:
             assert await p.send_and_wait("z", b"v") is None
+            batch = p.create_batch()
+            batch.append(key=None, value=b"b", timestamp=None)
+            assert await (await p.send_batch(batch, "z", partition=0)) is None
         async with AIOKafkaProducer(bootstrap_servers=servers, acks=1) as p:
-            assert (await p.send_and_wait("z", b"v")).offset == 1
+            assert (await p.send_and_wait("z", b"v")).offset == 2
 
     run(main)

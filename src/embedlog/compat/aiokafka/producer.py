@@ -442,7 +442,9 @@ class AIOKafkaProducer:
                 if not fut.done():
                     fut.set_exception(_common.translate(cause, Errors, aliases=Errors.ALIASES))
                 return
-            if not fut.done():
+            if not fut.done() and self._acks == 0:
+                fut.set_result(None)  # type: ignore[arg-type]  # (aiokafka: a batch nobody acknowledges: None)
+            elif not fut.done():
                 base = first[0].offset if first else -1
                 ts = first[0].timestamp if first and log_append else -1  # (the broker's -1: CreateTime)
                 fut.set_result(RecordMetadata(topic, partition, tp, base, ts, 1 if log_append else 0, 0))
