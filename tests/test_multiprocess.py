@@ -7,6 +7,7 @@ what a topic holds (dense offsets, every record once, per-producer order).
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -425,24 +426,32 @@ def test_a_child_forked_while_a_linger_write_is_pending_lingers_on_its_own(tmp_p
     """The parent's producer has a record waiting for ``linger_ms`` at the fork: the
     child's own send through that producer is written after ``linger_ms`` with no flush
     (the child had no linger thread and was not idle: never written), and the parent's
-    record is written once, by the parent."""
+    record is written once, by the parent.  Dropped unclosed in the child, the producer
+    is collected and its linger thread there ends (it waited for ever)."""
     path = tmp_path / "log"
     with embedlog.open(path, durability="none") as log:
         log.create_topic("t")
-        p = log.producer(linger_ms=100)
-        p.send("t", b"parent")
+        held = [log.producer(linger_ms=100)]  # (the child's copy is the child's to drop)
+        held[0].send("t", b"parent")
 
         def child() -> object:
-            p.send("t", b"child")
+            held[0].send("t", b"child")
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                if b"child" in [m.value for msgs in harness.read_all(log, "t").values() for m in msgs]:
-                    return "written"
+            while b"child" not in [m.value for msgs in harness.read_all(log, "t").values() for m in msgs]:
+                if time.monotonic() > deadline:
+                    return "never written"
                 time.sleep(0.05)
-            return "never written"
+            held.clear()
+            while any(t.name == "embedlog-linger" for t in threading.enumerate()):
+                if time.monotonic() > deadline:
+                    return "written; its linger thread outlived the producer"
+                gc.collect()
+                time.sleep(0.05)
+            return "written"
 
         pid, fd = _fork(child)
         assert _join_child(pid, fd, timeout=30) == "written"
+        p = held.pop()
         p.close()
         values = sorted(m.value for msgs in harness.read_all(log, "t").values() for m in msgs)
     assert values == [b"child", b"parent"]

@@ -343,6 +343,7 @@ class Producer(SendBase):
         self._due_ms = _NO_DUE
         self._wake = _new_latch()
         self._wake.acquire()
+        weakref.finalize(self, _release_quietly, self._wake).atexit = False  # (as __init__: for the new latch)
         self._linger_thread = None
         if not self._transactional:
             self._idle = True
