@@ -253,6 +253,12 @@ def test_pause_resume_consistent(log: embedlog.Log) -> None:
         assert c.paused() == {TP0}
         c.resume([TP0])
         assert poll_n(c, 3) == OLD
+        c.pause(tp for tp in c.assignment())  # any iterable of partitions, as one argument
+        assert c.paused() == {TP0}
+        c.resume({TP0: 0}.keys())
+        assert c.paused() == set()
+        c.seek_to_beginning(iter([TP0]))
+        assert poll_n(c, 3) == OLD
     still_works(log)
 
 

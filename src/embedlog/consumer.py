@@ -225,13 +225,15 @@ def _topic_names(names: object) -> list[str]:
 
 
 def _spread(partitions: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Partitions given as ``f(tp1, tp2)`` or as one collection, ``f([tp1, tp2])`` (as
+    """Partitions given as ``f(tp1, tp2)`` or as one iterable, ``f([tp1, tp2])`` (as
     confluent-kafka's ``pause([...])`` takes them); a lone ``(topic, partition)`` pair
     stays one partition."""
     if len(partitions) == 1:
         only = partitions[0]
-        if isinstance(only, (list, set, frozenset)) or (
-                only.__class__ is tuple and only and all(isinstance(x, tuple) for x in only)):
+        if isinstance(only, tuple):
+            if only.__class__ is tuple and only and all(isinstance(x, tuple) for x in only):
+                return only
+        elif not isinstance(only, (str, bytes)) and isinstance(only, Iterable):  # a list, set, dict view...
             return tuple(only)
     return partitions
 
@@ -537,14 +539,14 @@ class Consumer:
         partitions = _spread(partitions)
         return [self._require(tp) for tp in partitions] if partitions else list(self._assignment)
 
-    def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+    def seek_to_beginning(self, *partitions: TopicPartition | Iterable[TopicPartition]) -> None:
         """Move to the start offset of the given (default: all assigned) partitions
         (given one by one, as kafka-python takes them, or as one list)."""
         self._check()
         for tp, off in self.beginning_offsets(self._targets(partitions)).items():
             self.seek(tp, off)
 
-    def seek_to_end(self, *partitions: TopicPartition) -> None:
+    def seek_to_end(self, *partitions: TopicPartition | Iterable[TopicPartition]) -> None:
         """Move to the end offset of the given (default: all assigned) partitions
         (one by one, or as one list)."""
         self._check()
@@ -602,7 +604,7 @@ class Consumer:
                 out[tp] = None if hit is None else OffsetAndTimestamp(*hit)
         return out
 
-    def pause(self, *partitions: TopicPartition) -> None:
+    def pause(self, *partitions: TopicPartition | Iterable[TopicPartition]) -> None:
         """Stop returning records from these partitions until ``resume`` (one by one, or
         as one list)."""
         self._check()
@@ -610,7 +612,7 @@ class Consumer:
         self._unstash(tps)  # (returned once resumed, from the position before them)
         self._paused.update(tps)
 
-    def resume(self, *partitions: TopicPartition) -> None:
+    def resume(self, *partitions: TopicPartition | Iterable[TopicPartition]) -> None:
         """Return records from these partitions again (one by one, or as one list)."""
         self._check()
         self._paused.difference_update([self._require(tp) for tp in _spread(partitions)])
