@@ -28,8 +28,8 @@ import pytest
 ck = pytest.importorskip("confluent_kafka")
 
 import embedlog  # noqa: E402
-from embedlog.bridge import Mirror, MirrorStatus, PartitionStatus  # noqa: E402
-from embedlog.errors import LinkDownError  # noqa: E402
+from embedlog.bridge import Mirror, MirrorStatus, PartitionStatus, forget_mirror  # noqa: E402
+from embedlog.errors import BridgeError, GroupError, LinkDownError  # noqa: E402
 from embedlog.storage import mirrors  # noqa: E402
 from procs import bridge_proc, harness, mock_kafka  # noqa: E402  # tests/procs (tests/ is on sys.path)
 
@@ -257,6 +257,10 @@ def test_cli_bridge_up_to_a_dead_port_is_one_line_with_the_reason(tmp_path: Path
         "embedlog-up", "up", False, False, 6), row
     assert refused(row["last_error"]), row
     assert sorted((p["partition"], p["mirrored"], p["lag"]) for p in row["partitions"]) == [(0, 0, 3), (1, 0, 3)]
+    # nothing reached Kafka: the group that holds the mirror's starting point may go
+    r = cli(path, "groups", "delete", "embedlog-up")
+    assert r.returncode == 0, r
+    assert json.loads(cli(path, "bridge", "status", "--json").stdout)[0]["partitions"] == []
 
 
 def test_cli_bridge_status_while_the_link_is_down_from_the_start(tmp_path: Path) -> None:
@@ -316,6 +320,35 @@ def test_cli_bridge_status_shows_an_up_and_a_down_mirror_of_one_name_apart(tmp_p
     r = cli(path, "bridge", "up", "--bootstrap-servers", mock_kafka.dead_address(), "--topic", "local-out",
             "--name", name, "--connect-timeout", "0.5", "--config", "linger.ms=1", "batch.num.messages=100")
     assert "unrecognized arguments" not in r.stderr
+
+
+def test_cli_bridge_forget_retires_a_mirror_and_its_next_run_starts_afresh(tmp_path: Path, bootstrap: str,
+                                                                           name: str) -> None:
+    """A mirror that sent records holds its group (delete is refused, naming ``bridge
+    forget``); ``bridge forget`` deletes its progress and link status (refused while it
+    runs, and for a name with no progress); a new run of the name sends everything again."""
+    path = tmp_path / "log"
+    with embedlog.open(path, maintenance_interval_ms=None) as log:
+        log.create_topic("out")
+        produce(log, "out", 5)
+        with Mirror(log, mock_kafka.client(bootstrap), ["out"], name=name) as m:
+            bridge_proc.caught_up(m, 30)
+            with pytest.raises(BridgeError, match="runs on this log"):
+                forget_mirror(log, name)
+        with pytest.raises(GroupError, match=f"embedlog bridge forget {name}"):
+            log.delete_group(name)
+    r = cli(path, "bridge", "forget", "no-such-mirror")
+    assert (r.returncode, r.stderr.count("\n")) == (1, 1), r
+    assert "no mirror named 'no-such-mirror'" in r.stderr
+    r = cli(path, "bridge", "forget", name)
+    assert r.returncode == 0, r
+    assert "the progress of 1 partition(s) deleted" in r.stdout
+    assert [row for row in json.loads(cli(path, "bridge", "status", "--json").stdout) if row["name"] == name] == []
+    with embedlog.open(path, maintenance_interval_ms=None) as log:
+        assert name not in log.groups()
+        with Mirror(log, mock_kafka.client(bootstrap), ["out"], name=name) as m:
+            bridge_proc.caught_up(m, 30)
+            assert m.status().records_mirrored == 5  # (forgotten: sent again)
 
 
 def test_cli_bridge_refuses_a_topic_mapped_twice_in_one_line(tmp_path: Path) -> None:

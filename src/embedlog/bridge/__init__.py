@@ -9,7 +9,7 @@ confluent-kafka (``pip install 'embedlog[bridge]'``).
 from __future__ import annotations
 
 from ._kafka import SOURCE_HEADER
-from .mirror import Mirror
+from .mirror import Mirror, forget_mirror
 from .status import MirrorStatus, PartitionStatus
 
-__all__ = ["SOURCE_HEADER", "Mirror", "MirrorStatus", "PartitionStatus"]
+__all__ = ["SOURCE_HEADER", "Mirror", "MirrorStatus", "PartitionStatus", "forget_mirror"]

@@ -19,7 +19,7 @@ from .down import DownEngine
 from .status import MirrorStatus, PartitionStatus
 from .up import Reopen, Resync, Stopped, UpEngine, pending_partitions, seed_progress, stored_partitions
 
-__all__ = ["Mirror"]
+__all__ = ["Mirror", "forget_mirror"]
 
 _DIRECTIONS = ("up", "down")
 
@@ -302,18 +302,57 @@ class Mirror:
 
     # -- one Mirror of a name per log ----------------------------------------------------
     def _take_lock(self) -> None:
-        folder = os.path.join(self.log.path, "mirrors")
-        os.makedirs(folder, exist_ok=True)
-        fd = os.open(os.path.join(folder, f"{self.name.encode().hex()}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise BridgeError(f"mirror {self.name!r} already runs on this log (another process or Mirror); "
-                              "stop it first, or give this one another name") from None
-        self._lock_fd = fd
+        self._lock_fd = _lock_mirror(self.log.path, self.name, "or give this one another name")
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _lock_mirror(log_path: str, name: str, advice: str = "") -> int:
+    """Take the lock that one ``Mirror`` of ``name`` holds while it runs on the log at
+    ``log_path``; return its fd (closing it releases the lock).  ``BridgeError`` if
+    another holds it."""
+    folder = os.path.join(log_path, "mirrors")
+    os.makedirs(folder, exist_ok=True)
+    fd = os.open(os.path.join(folder, f"{name.encode().hex()}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise BridgeError(f"mirror {name!r} runs on this log (another process or Mirror); stop it first"
+                          + (f", {advice}" if advice else "")) from None
+    return fd
+
+
+def forget_mirror(log: Any, name: str, direction: str | None = None) -> int:
+    """Retire the mirror ``name`` for good: delete its recorded progress (``direction``
+    ``"up"``: what it has sent to Kafka, held in the consumer group named after it;
+    ``"down"``: its Kafka source offsets; ``None``: both) and its link status, so that
+    ``embedlog bridge status``, the group listings and the lag metrics no longer show
+    it.  A mirror of that name started later begins afresh, from its ``start``.  Return
+    how many partitions' progress went.  ``BridgeError`` while the mirror runs."""
+    from ..log import Log  # noqa: PLC0415 - the client layer imports the bridge lazily
+
+    if not isinstance(log, Log):
+        raise ConfigError(f"log must be an embedlog.Log, got {log!r}")
+    if not isinstance(name, str) or not name or "\x00" in name or name.startswith(mirrors.SOURCE_PREFIX):
+        raise ConfigError(f"name must be a non-empty str without control characters, got {name!r}")
+    if direction not in (None, *_DIRECTIONS):
+        raise ConfigError(f"direction must be 'up', 'down' or None (both), got {direction!r}")
+    log._check()
+    fd = _lock_mirror(log.path, name)
+    try:
+        store = log._store
+
+        def fn(txn: Any) -> int:
+            store.require_leader(txn, "forget a mirror")  # (a replica's progress is the leader's)
+            return mirrors.forget(txn, store.dbs, name, direction)
+
+        gone = int(store.write(fn))
+        if direction is None or not store.read(lambda txn: mirrors.mirror_entries(txn, store.dbs, name)):
+            mirrors.remove_link(log.path, name)
+        return gone
+    finally:
+        os.close(fd)

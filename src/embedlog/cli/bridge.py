@@ -1,5 +1,6 @@
-"""``embedlog bridge up|down`` and ``embedlog bridge status``: store-and-forward between
-this log and a Kafka cluster (``embedlog.bridge.Mirror``) from the shell."""
+"""``embedlog bridge up|down``, ``embedlog bridge status`` and ``embedlog bridge forget``:
+store-and-forward between this log and a Kafka cluster (``embedlog.bridge.Mirror``) from
+the shell."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ __all__ = ["register"]
 
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
-    """Add ``bridge up``, ``bridge down`` and ``bridge status`` to the command tree."""
+    """Add ``bridge up``, ``bridge down``, ``bridge status`` and ``bridge forget`` to the command tree."""
     b = sub.add_parser("bridge", help="mirror topics to or from a Kafka cluster",
                        description="Store-and-forward between this log and a Kafka cluster (needs confluent-kafka: "
                                    "pip install 'embedlog[bridge]').")
@@ -53,6 +54,16 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
                     "offset and lag, and whether its bridge runs and reaches Kafka (as the bridge last reported, "
                     "about every second). Read from the log, so it works while a bridge runs elsewhere.")
     s.set_defaults(func=status)
+    f = bsub.add_parser(
+        "forget", parents=[parent], help="retire a mirror: delete its recorded progress",
+        description="Delete a mirror's recorded progress in this log (up: what it has sent to Kafka, kept in the "
+                    "consumer group named after it; down: its Kafka source offsets) and its link status, so that "
+                    "bridge status, the group listings and the lag metrics no longer show it. A mirror of that "
+                    "name started later begins afresh, from --start. Refused while the mirror runs.")
+    f.add_argument("name", help="the mirror's name (bridge status lists them)")
+    f.add_argument("--direction", choices=("up", "down"), default=None,
+                   help="forget only this direction's progress (default: both)")
+    f.set_defaults(func=forget)
 
 
 def _mirror_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -138,4 +149,22 @@ def status(args: argparse.Namespace, out: Output) -> int:
         out.table(["TOPIC", "PARTITION", "TARGET", "SOURCE-END", "MIRRORED", "LAG", "LOST"],
                   [[p["topic"], p["partition"], p["target_topic"], p["source_end"], p["mirrored"], p["lag"],
                     p["lost"]] for p in row["partitions"]])
+    return 0
+
+
+def forget(args: argparse.Namespace, out: Output) -> int:
+    """``bridge forget NAME``."""
+    from ..bridge.mirror import forget_mirror  # noqa: PLC0415 - keep `embedlog --help` light
+    from ..storage import mirrors  # noqa: PLC0415
+
+    with open_log(args) as log:
+        known = log._store.read(lambda txn: mirrors.mirror_entries(txn, log._store.dbs, args.name, args.direction))
+        if not known:
+            raise CliError(f"no {args.direction + ' ' if args.direction else ''}mirror named {args.name!r} has "
+                           "progress in this log; `embedlog bridge status` lists them")
+        gone = forget_mirror(log, args.name, args.direction)
+    if out.json_mode:
+        out.json({"name": args.name, "direction": args.direction, "partitions_forgotten": gone})
+    else:
+        print(f"forgot mirror {args.name!r}: the progress of {gone} partition(s) deleted")
     return 0

@@ -676,7 +676,8 @@ class Coordinator:
 
     def _refuse_mirror(self, txn: lmdb.Transaction, group: str, what: str) -> None:
         """``GroupError`` if ``group``'s offsets hold a Kafka bridge up mirror's progress
-        (what it has sent to Kafka): without it the mirror would send everything again."""
+        (what it has sent to Kafka): without it the mirror would send everything again.
+        The placeholder of a mirror that never reached Kafka does not count."""
         prefix = group.encode() + b"\x00"
         with txn.cursor(db=self.dbs["offsets"]) as cur:
             if not cur.set_range(prefix):
@@ -684,11 +685,12 @@ class Coordinator:
             for raw_key, value in cur:
                 if not bytes(raw_key).startswith(prefix):
                     return
-                if mirrors.is_progress(bytes(value)):
+                if mirrors.is_sent_progress(bytes(value)):
                     raise GroupError(
                         f"cannot {what} group {group!r}: it holds the progress of the Kafka bridge's up mirror "
                         f"{group!r} (what it has sent to Kafka), and without it the mirror would send every record "
-                        "again; a mirror's progress is the bridge's to move")
+                        "again; a mirror's progress is the bridge's to move. To retire the mirror for good, "
+                        f"`embedlog bridge forget {group}` (embedlog.bridge.forget_mirror) deletes its progress")
 
     def reset_offsets(self, group: str, topic: str, to: object) -> dict[TopicPartition, int]:
         """Set the group's committed offsets of every partition of ``topic``."""

@@ -24,6 +24,7 @@ status`` and the metrics exporter in other processes show whether the link is up
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -44,7 +45,10 @@ __all__ = [
     "mirror_links",
     "write_link",
     "is_source_group",
+    "forget",
+    "is_sent_progress",
     "mirror_entries",
+    "remove_link",
     "put_source_offsets",
     "source_offsets",
 ]
@@ -154,6 +158,38 @@ def is_progress(value: bytes) -> bool:
     return b'"mirror"' in value[schema.COMMITTED.size:] and _progress_meta(value) is not None
 
 
+def is_sent_progress(value: bytes) -> bool:
+    """Whether an ``offsets`` value is a Kafka bridge's progress past where it starts
+    (not the placeholder of a mirror that never reached Kafka: ``"pending"``)."""
+    meta = _progress_meta(value) if b'"mirror"' in value[schema.COMMITTED.size:] else None
+    return meta is not None and not meta.get("pending")
+
+
+def forget(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: str, direction: str | None = None) -> int:
+    """Delete the recorded progress of ``mirror`` (in ``direction``, or both) inside
+    ``txn``: an up mirror's progress entries in the group named after it, a down
+    mirror's source offsets.  Return how many entries went."""
+    doomed = []
+    for kind, group in (("down", SOURCE_PREFIX + mirror), ("up", mirror)):
+        if direction not in (None, kind):
+            continue
+        prefix = group.encode() + b"\x00"
+        with txn.cursor(db=dbs["offsets"]) as cur:
+            if not cur.set_range(prefix):
+                continue
+            for raw_key, raw_value in cur:
+                key = bytes(raw_key)
+                if not key.startswith(prefix):
+                    break
+                if kind == "down" or is_progress(bytes(raw_value)):
+                    doomed.append(key)
+    for key in doomed:
+        txn.delete(key, db=dbs["offsets"])
+    if doomed:
+        bump_offsets_version(txn, dbs)
+    return len(doomed)
+
+
 def _entry(txn: lmdb.Transaction, dbs: Mapping[str, Any], key: bytes, value: bytes) -> MirrorEntry | None:
     """The mirror progress an ``offsets`` entry holds, or ``None`` (a consumer group's)."""
     if len(key) < 9 or key[-9] != 0:
@@ -205,6 +241,12 @@ def write_link(log_path: str, link: MirrorLink) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(attrs.asdict(link), fh)
     os.replace(tmp, os.path.join(folder, f"{safe}.json"))
+
+
+def remove_link(log_path: str, mirror: str) -> None:
+    """Delete ``mirror``'s status file, if any."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(_links_dir(log_path), f"{mirror.encode().hex()}.json"))
 
 
 def mirror_links(log_path: str) -> list[MirrorLink]:
