@@ -66,16 +66,17 @@ def test_full_disk_raises_disk_full_and_keeps_flushed_records(small_disk: Path) 
         assert [int(m.value[:8]) for m in got[:acked]] == list(range(acked))
 
 
-def test_newer_format_version_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("step", "advice"), [(1, "Upgrade embedlog"), (-1, "written by an earlier embedlog")])
+def test_another_format_version_is_refused_with_what_to_do(tmp_path: Path, step: int, advice: str) -> None:
     path = tmp_path / "log"
     with embedlog.open(path) as log:
         log.create_topic("t")
     env = lmdb.open(str(path), max_dbs=16)
     meta = env.open_db(b"meta")
     with env.begin(write=True) as txn:
-        txn.put(schema.META_FORMAT_VERSION, schema.U32LE.pack(schema.FORMAT_VERSION + 1), db=meta)
+        txn.put(schema.META_FORMAT_VERSION, schema.U32LE.pack(schema.FORMAT_VERSION + step), db=meta)
     env.close()
-    with pytest.raises(FormatVersionError, match="Upgrade embedlog"):
+    with pytest.raises(FormatVersionError, match=advice):
         embedlog.open(path)
 
 

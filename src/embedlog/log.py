@@ -241,7 +241,9 @@ class Log:
 
     # -- consumer groups ---------------------------------------------------------------------
     def groups(self) -> list[str]:
-        """Names of every consumer group with members or committed offsets."""
+        """Names of every consumer group this log knows: with members, with committed
+        offsets, or whose members all left without committing (Kafka's "Empty" state,
+        kept until ``delete_group``)."""
         self._check()
         return self._coordinator.groups()
 
@@ -250,7 +252,7 @@ class Log:
         self._check()
         return self._coordinator.describe(validate_group(group))
 
-    def reset_group_offsets(self, group: str, topic: str, to: object = "earliest") -> dict[Any, int]:
+    def reset_group_offsets(self, group: str, topic: str, to: object = "earliest") -> dict[TopicPartition, int]:
         """Set a group's committed offsets for ``topic``: ``"earliest"``, ``"latest"``, an
         offset, or a ``datetime``.  The group must have no live members.  A group that
         does not exist yet gets these offsets (as Kafka's ``--reset-offsets`` and
@@ -281,8 +283,9 @@ class Log:
                           ) -> dict[TopicPartition, OffsetAndMetadata]:
         """A group's committed offsets, ``{TopicPartition: OffsetAndMetadata(offset,
         metadata, leader_epoch)}``, of every partition it committed (or of ``partitions``
-        among them), like Kafka's ``list_consumer_group_offsets``.  Raises
-        ``UnknownGroupError`` for a group with neither members nor committed offsets."""
+        among them), like Kafka's ``list_consumer_group_offsets``: ``{}`` for a group
+        that committed nothing.  Raises ``UnknownGroupError`` for a group this log does
+        not know (``groups()`` does not list it)."""
         self._check()
         return self._coordinator.committed_offsets(validate_group(group), partitions)
 

@@ -403,8 +403,11 @@ def _foreign_keys(env: lmdb.Environment) -> list[bytes]:
 
 def other_format_error(path: str, version: int) -> FormatVersionError:
     """The error for a log of storage format ``version``, not this release's."""
+    advice = ("Upgrade embedlog to open it" if version > FORMAT_VERSION else
+              "it was written by an earlier embedlog: open it with that release, or copy its records into a new "
+              "log with it (embedlog consume ... | embedlog produce ...)")
     return FormatVersionError(f"{path!r} has storage format version {version}; this embedlog reads version "
-                              f"{FORMAT_VERSION}. Upgrade embedlog to open it")
+                              f"{FORMAT_VERSION}. {advice}")
 
 
 def _other_format(env: lmdb.Environment) -> int | None:
