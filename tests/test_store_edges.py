@@ -224,6 +224,23 @@ def test_format_doc_matches_the_code() -> None:
             assert line in doc, f"{module}: {line!r} is missing from docs/format.md"
 
 
+def test_the_documented_struct_layouts_are_the_code_s() -> None:
+    """The byte tables of the PARTITION and COMMITTED values name the structs' formats and
+    sizes, and their fields' offsets add up (an independent reader decodes by them)."""
+    doc = (ROOT / "src/embedlog/storage/schema.py").read_text().split('"""')[1]
+    for struct_ in (schema.PARTITION, schema.COMMITTED):
+        name = "PARTITION" if struct_ is schema.PARTITION else "COMMITTED"
+        assert f'{name} ({struct_.size} bytes, "{struct_.format}")' in doc
+        table = doc.split(f"{name} (", 1)[1].splitlines()[1:]
+        rows = [line.split() for line in table if line.strip()[:1].isdigit()]
+        at = 0
+        for row in rows:
+            if int(row[0]) != at:
+                break
+            at += int(row[1])
+        assert at == struct_.size, f"{name}: the documented fields end at byte {at}"
+
+
 def test_the_package_says_it_is_typed() -> None:
     """PEP 561: without a py.typed marker in the installed package, its users' type checkers
     ignore embedlog's annotations (the wheel carries it: pyproject's package-data)."""

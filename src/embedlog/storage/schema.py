@@ -22,10 +22,28 @@ Named databases (``FORMAT_VERSION`` 1)::
                 + metadata utf-8 (committed offset = the next offset to read)
     groups      group utf-8                     -> JSON group state (generation, members)
 
+Struct values (little-endian, no padding)::
+
+    PARTITION (56 bytes, "<QQQQQiIQ")
+      offset size field
+           0    8  start_offset    u64  log start: the first offset still stored
+           8    8  end_offset      u64  the next offset to be written
+          16    8  bytes           u64  bytes of the batches stored now
+          24    8  batches         u64  batches stored now
+          32    8  high_watermark  u64  consumers read below it
+          40    4  leader_epoch    i32  the newest leader epoch of its batches (its epoch history's last)
+          44    4  reserved        u32  0
+          48    8  bytes_in        u64  bytes ever appended (retention's and metrics' counter)
+    COMMITTED (20 bytes, "<qiq"), then the metadata utf-8 (to the end of the value)
+           0    8  offset          i64  the next offset to read
+           8    4  leader_epoch    i32  the partition's leader epoch at the commit (-1: none)
+          12    8  commit_ms       i64  wall clock ms of the commit
+
 ``meta`` keys: ``format_version`` (u32le), ``created_ms`` (i64le), ``next_topic_id``
 (u32le; ids are never reused, so a recreated topic is a new topic), ``commit_seq``
-(u64le; bumped by every write transaction that appends records, stamped into its
-batches so a replica can apply one transaction's batches atomically), ``leader_epoch``
+(u64le; bumped by every write transaction of the group committer — records appended,
+offsets committed, or both — and stamped into the batches it appends, so a replica can
+apply one transaction's batches atomically), ``leader_epoch``
 (i32le; the epoch this directory writes with), ``role`` (``leader`` or ``replica``),
 ``topics_version`` (u64le; bumped on every topic create, alter or delete so caches in
 other processes notice), ``groups_version`` (u64le; bumped on every group membership or
