@@ -32,7 +32,11 @@ from .transactions import Transaction
 from .writer import GroupCommitter
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .groups.member import RebalanceCallback
     from .metrics.snapshot import LogMetrics
+    from .partitioner import Partitioner
 
 __all__ = ["Log", "open"]
 
@@ -289,11 +293,20 @@ class Log:
         self._check()
         return self._coordinator.committed_offsets(validate_group(group), partitions)
 
-    def transaction(self, **producer_options: Any) -> Transaction:
-        """A ``Transaction``: use it as ``with log.transaction() as tx:``."""
-        self._check()
-        _known_options(Producer, producer_options, "log.transaction()")
-        return Transaction(self, **producer_options)
+    if TYPE_CHECKING:  # the options typed, for type checkers and IDEs (at run time: **options)
+        def transaction(self, *, compression: str | None = None, linger_ms: float = 5, batch_size: int = 1 << 20,
+                        buffer_records: int = 100_000, buffer_bytes: int = 32 << 20,
+                        partitioner: str | Partitioner | None = None,
+                        key_serializer: Callable[[Any], bytes] | None = None,
+                        value_serializer: Callable[[Any], bytes] | None = None,
+                        acks: str | int = "leader", delivery_timeout_ms: int = 120_000) -> Transaction:
+            """A ``Transaction`` (the options are a ``Producer``'s): ``with log.transaction() as tx:``."""
+    else:
+        def transaction(self, **producer_options):
+            """A ``Transaction`` (the options are a ``Producer``'s): ``with log.transaction() as tx:``."""
+            self._check()
+            _known_options(Producer, producer_options, "log.transaction()")
+            return Transaction(self, **producer_options)
 
     def _claim_transactional_id(self, transactional_id: str) -> int:
         """Bump a transactional id's producer epoch (Kafka's ``InitProducerId``): every
@@ -309,17 +322,38 @@ class Log:
         return store.read(lambda txn: producer_epochs.current(txn, store.dbs, transactional_id))
 
     # -- clients -----------------------------------------------------------------------------
-    def producer(self, **options: Any) -> Producer:
-        """A new ``Producer`` (see its docstring for options)."""
-        self._check()
-        _known_options(Producer, options, "log.producer()")
-        return Producer(self, **options)
+    if TYPE_CHECKING:  # the options typed, for type checkers and IDEs (at run time: **options)
+        def producer(self, *, compression: str | None = None, linger_ms: float = 5, batch_size: int = 1 << 20,
+                     buffer_records: int = 100_000, buffer_bytes: int = 32 << 20,
+                     partitioner: str | Partitioner | None = None,
+                     key_serializer: Callable[[Any], bytes] | None = None,
+                     value_serializer: Callable[[Any], bytes] | None = None,
+                     acks: str | int = "leader", delivery_timeout_ms: int = 120_000) -> Producer:
+            """A new ``Producer`` (see its docstring for the options)."""
 
-    def consumer(self, topics: Iterable[str] | str | None = None, **options: Any) -> Consumer:
-        """A new ``Consumer`` of ``topics`` (see its docstring for options)."""
-        self._check()
-        _known_options(Consumer, options, "log.consumer()")
-        return Consumer(self, topics, **options)
+        def consumer(self, topics: Iterable[str] | str | None = None, *, group: str | None = None,
+                     auto_offset_reset: str = "latest", max_poll_records: int = 500,
+                     enable_auto_commit: bool = True, auto_commit_interval_ms: int = 5000,
+                     on_assign: RebalanceCallback | None = None, on_revoke: RebalanceCallback | None = None,
+                     on_lost: RebalanceCallback | None = None, session_timeout_ms: int = 10_000,
+                     heartbeat_interval_ms: int = 3000, max_poll_interval_ms: int = 300_000,
+                     partition_assignment_strategy: str = "cooperative-sticky", client_id: str = "",
+                     key_deserializer: Callable[[bytes], Any] | None = None,
+                     value_deserializer: Callable[[bytes], Any] | None = None,
+                     fetch_max_bytes: int = 4 << 20) -> Consumer:
+            """A new ``Consumer`` of ``topics`` (see its docstring for the options)."""
+    else:
+        def producer(self, **options):
+            """A new ``Producer`` (see its docstring for the options)."""
+            self._check()
+            _known_options(Producer, options, "log.producer()")
+            return Producer(self, **options)
+
+        def consumer(self, topics=None, **options):
+            """A new ``Consumer`` of ``topics`` (see its docstring for the options)."""
+            self._check()
+            _known_options(Consumer, options, "log.consumer()")
+            return Consumer(self, topics, **options)
 
     def _register(self, client: Any) -> None:
         self._clients.add(client)
@@ -502,15 +536,30 @@ def _known_options(cls: type, options: Mapping[str, Any], call: str) -> None:
 _OPTIONS: dict[type, frozenset[str]] = {}
 
 
-def open(path: str | os.PathLike[str] | None = None, **options: Any) -> Log:  # noqa: A001 - like sqlite3.connect
-    """Open (creating if missing) the log directory ``path``; no path: a temporary log.
+if TYPE_CHECKING:  # the options typed, for type checkers and IDEs (at run time: **options)
+    def open(path: str | os.PathLike[str] | None = None, *, durability: str | None = None,  # noqa: A001
+             auto_create_topics: bool = False, default_partitions: int = 1, fsync_interval_ms: int = 1000,
+             maintenance_interval_ms: int | None = 30_000, map_size: int | None = None,
+             offsets_retention_ms: int | None = None) -> Log:
+        """Open (creating if missing) the log directory ``path``; no path: a temporary log.
 
-    Options: ``durability`` (``"flush"``, the default; ``"interval"``; ``"none"``, the
-    default of a temporary log, which nothing reads after a crash),
-    ``auto_create_topics``, ``default_partitions``, ``fsync_interval_ms``,
-    ``maintenance_interval_ms`` (``None`` turns background retention off),
-    ``offsets_retention_ms`` (Kafka's ``offsets.retention``: committed offsets of groups
-    without live members expire; ``None``, the default, keeps them).
-    """
-    _known_options(Log, options, "embedlog.open()")
-    return Log(path, **options)
+        Options: ``durability`` (``"flush"``, the default; ``"interval"``; ``"none"``, the
+        default of a temporary log, which nothing reads after a crash),
+        ``auto_create_topics``, ``default_partitions``, ``fsync_interval_ms``,
+        ``maintenance_interval_ms`` (``None`` turns background retention off),
+        ``offsets_retention_ms`` (Kafka's ``offsets.retention``: committed offsets of groups
+        without live members expire; ``None``, the default, keeps them).
+        """
+else:
+    def open(path=None, **options):  # noqa: A001 - like sqlite3.connect
+        """Open (creating if missing) the log directory ``path``; no path: a temporary log.
+
+        Options: ``durability`` (``"flush"``, the default; ``"interval"``; ``"none"``, the
+        default of a temporary log, which nothing reads after a crash),
+        ``auto_create_topics``, ``default_partitions``, ``fsync_interval_ms``,
+        ``maintenance_interval_ms`` (``None`` turns background retention off),
+        ``offsets_retention_ms`` (Kafka's ``offsets.retention``: committed offsets of groups
+        without live members expire; ``None``, the default, keeps them).
+        """
+        _known_options(Log, options, "embedlog.open()")
+        return Log(path, **options)
