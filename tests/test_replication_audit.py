@@ -578,3 +578,48 @@ def test_a_follower_directory_copied_to_start_another_node_gets_its_own_node_id(
                 p.flush()
             for node in (b, c):
                 wait_until(lambda node=node: end_offset(node, "t") == 2, "both holding the records")
+
+
+def test_an_acks_all_transaction_s_offsets_are_on_the_follower_when_it_returns(logs: Callable[[str], Log]) -> None:
+    """Consume-transform-produce with ``acks="all"``: when the transaction's commit
+    returns, the in-sync follower holds its committed offsets as well as its records —
+    also while other producers keep the leader busy and the follower fetches with a
+    small ``max_bytes`` (responses cut short carried no offsets: a failover then lost
+    them, and the input was processed again)."""
+    la, lb = logs("a"), logs("b")
+    la.create_topic("in")
+    la.create_topic("out")
+    la.create_topic("noise", partitions=4)
+    with la.producer() as p:
+        for i in range(50):
+            p.send("in", b"input-%d" % i)
+    stop = threading.Event()
+
+    def noise() -> None:
+        with la.producer(linger_ms=1) as p:
+            while not stop.is_set():
+                for _ in range(20):
+                    p.send("noise", b"n" * 300)
+                p.flush()
+                time.sleep(0.002)
+
+    with Leader(la, secret=SECRET, replica_lag_time_max_ms=60_000) as leader, \
+            Follower(lb, leader.address, secret=SECRET, max_bytes=2000) as follower:
+        follower.wait_connected(TIMEOUT_S)
+        wait_until(lambda: leader.status()["isr"], "the follower is in sync")
+        noisy = threading.Thread(target=noise, daemon=True)
+        noisy.start()
+        missing = []
+        try:
+            for k in range(1, 21):
+                with la.transaction(acks="all") as tx:
+                    tx.send("out", b"result-%d" % k)
+                    tx.commit_offsets("pipeline", {embedlog.TopicPartition("in", 0): k})
+                got = lb.committed_offsets("pipeline").get(embedlog.TopicPartition("in", 0)) \
+                    if "pipeline" in lb.groups() else None
+                if got is None or got.offset < k:
+                    missing.append((k, got))
+        finally:
+            stop.set()
+            noisy.join()
+        assert missing == []

@@ -914,9 +914,15 @@ class LeaderSession:
                 merged = replica.MergedRead({}, False, 0, 0)
             else:
                 merged = replica.read_merged(txn, dbs, positions, max(1, min(req.max_bytes, core.max_bytes)))
+            # Committed offsets as of this snapshot go out whenever the follower's differ,
+            # also with a response cut at max_bytes: a transaction's offsets then reach it
+            # no later than its records (the response that carries them is read after
+            # its commit), so an acks="all" commit, which waits for the records, finds
+            # its offsets on every in-sync follower too.  (They may run ahead of the
+            # records that follower holds, as Kafka's offsets topic may of a data topic.)
             offsets = None
-            offsets_digest = replica.offsets_digest(txn, dbs) if merged.complete else None
-            if offsets_digest is not None and offsets_digest != req.offsets_digest:
+            offsets_digest = replica.offsets_digest(txn, dbs)
+            if offsets_digest != req.offsets_digest:
                 offsets = tuple(replica.offset_records(txn, dbs))
             hws = {tp: states[tp].high_watermark for tp in listed if tp in states}
             if (park_ok and not merged.batches and not diverging and metadata is None and offsets is None
@@ -947,7 +953,7 @@ class LeaderSession:
             self.inflight[req.correlation_id] = _Sent(now_ms, ends, merged.complete)
             self._quiet = None
             self._quiet_req = None
-            if offsets_digest is not None and not diverging and len(listed) == len(states):
+            if merged.complete and not diverging and len(listed) == len(states):
                 self._quiet = (txn.id(), digest, offsets_digest, ends)
             return FetchResponse(req.correlation_id, core.epoch, f.in_sync, metadata, offsets, tuple(parts))
 
