@@ -16,6 +16,7 @@ under ``tmp_path``.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import shutil
 import socket
@@ -623,3 +624,31 @@ def test_an_acks_all_transaction_s_offsets_are_on_the_follower_when_it_returns(l
             stop.set()
             noisy.join()
         assert missing == []
+
+
+def test_offsets_for_times_and_a_reset_by_time_stay_below_the_high_watermark(logs: Callable[[str], Log]) -> None:
+    """Records above the high watermark (not acknowledged by the in-sync follower, which
+    lost its link) are not found by time, as Kafka's ListOffsets answers from below it:
+    ``offsets_for_times`` gave their offset, and a group reset to a datetime was moved
+    past what consumers may read."""
+    la, lb = logs("a"), logs("b")
+    la.create_topic("t")
+    tp = embedlog.TopicPartition("t", 0)
+    with Leader(la, secret=SECRET, replica_lag_time_max_ms=60_000) as leader:
+        follower = Follower(lb, leader.address, secret=SECRET)
+        follower.wait_connected(TIMEOUT_S)
+        wait_until(lambda: leader.status()["isr"], "the follower is in sync")
+        with la.producer(acks="all") as p:
+            for i in range(10):
+                p.send("t", b"acked", timestamp_ms=1000 + i)
+        follower.close(leave=False)  # (it stays in the in-sync set: the high watermark stays at 10)
+        with la.producer() as p:
+            for i in range(10, 20):
+                p.send("t", b"unreplicated", timestamp_ms=1000 + i)
+        with la.consumer() as c:
+            c.assign([tp])
+            assert c.end_offsets([tp]) == {tp: 10}
+            assert c.offsets_for_times({tp: 1015}) == {tp: None}
+            assert c.offsets_for_times({tp: 1005})[tp] == embedlog.OffsetAndTimestamp(5, 1005)
+        when = datetime.datetime.fromtimestamp(1.015, tz=datetime.timezone.utc)
+        assert la.reset_group_offsets("g", "t", when) == {tp: 10}

@@ -259,7 +259,9 @@ def fetch(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, tid: int, p
 
 def offset_for_time(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, tid: int, part: int,
                     timestamp_ms: int) -> tuple[int, int] | None:
-    """The earliest (offset, timestamp) whose timestamp >= ``timestamp_ms``, or ``None``.
+    """The earliest (offset, timestamp) whose timestamp >= ``timestamp_ms``, or ``None``;
+    among the records consumers may read (below the high watermark, as Kafka's
+    ListOffsets answers).
 
     Scans batch headers (their max timestamp) and decodes only the batch that may hold
     the answer, as Kafka's time index does.  Every header it goes by is checked first
@@ -268,13 +270,18 @@ def offset_for_time(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, t
     """
     prefix = schema.partition_key(tid, part)
     state = load_state(txn, dbs, tid, part)
-    start = 0 if state is None else state.start_offset  # delete_records may hide a batch's first records
+    if state is None:
+        return None
+    start = state.start_offset  # delete_records may hide a batch's first records
+    end = state.high_watermark  # (with replication: records above it may be taken back)
     with txn.cursor(db=dbs["batches"]) as cur:
         if not cur.set_range(prefix):
             return None
         while bytes(cur.key()[:8]) == prefix:
             value = cur.value()
             base = schema.unpack_batch_key(bytes(cur.key()))[2]
+            if base >= end:
+                return None
             try:
                 info = codec.verify(value)
                 if info.base_offset != base:
@@ -282,6 +289,8 @@ def offset_for_time(txn: lmdb.Transaction, dbs: Mapping[str, Any], topic: str, t
                 if info.max_timestamp >= timestamp_ms and info.next_offset > start:
                     decoded = codec.decode(value)
                     for off, ts in zip(decoded.offsets, decoded.timestamps):
+                        if off >= end:
+                            return None
                         if ts >= timestamp_ms and off >= start:
                             return off, ts
             except codec.CorruptBatchError as exc:
