@@ -51,7 +51,7 @@ from embedlog.protocol import (
     encode,
     encode_frame,
 )
-from embedlog.protocol.frames import BIG_FRAME, HEADER, frame_parts
+from embedlog.protocol.frames import BIG_FRAME, HANDSHAKE_MAX_FRAME, HEADER, MAX_FRAME, frame_parts
 from embedlog.protocol.messages import AckPartition
 from embedlog.protocol.states import FOLLOWER_TRANSITIONS, LEADER_TRANSITIONS
 from embedlog.replication import FollowerCore, LeaderCore
@@ -108,6 +108,38 @@ def test_large_frames_chunked_and_framed_from_parts() -> None:
         dec.feed(encode_frame(b"x"))
 
 
+def test_a_large_frame_s_buffer_follows_the_bytes_received_not_the_length_claimed() -> None:
+    """A header claiming a huge frame costs the memory of what arrived (doubling from
+    ``grow_from``), not its claimed length; such a frame received in pieces, through
+    ``feed`` or through ``recv_buffer``/``received`` (``recv_into``), comes out whole."""
+    dec = FrameDecoder(max_frame=MAX_FRAME)
+    dec.feed(HEADER.pack(MAX_FRAME, 0) + bytes(70_000))
+    assert dec.under_way == MAX_FRAME
+    view = dec.recv_buffer()
+    assert view is not None
+    assert len(view) <= 4 << 20  # (not the 64 MiB claimed)
+    payload = bytes(range(256)) * 300
+    data = encode_frame(payload)
+    for step in (1, 999, 5000):
+        fed = FrameDecoder(big=100, grow_from=64)
+        out: list[Any] = []
+        for i in range(0, len(data), step):
+            out.extend(fed.feed(data[i:i + step]))
+        assert [bytes(p) for p in out] == [payload]
+        into = FrameDecoder(big=100, grow_from=64)
+        got = into.feed(data[:200])
+        pos = 200
+        while not got:
+            buf = into.recv_buffer()
+            assert buf is not None
+            n = min(len(buf), step, len(data) - pos)
+            buf[:n] = data[pos:pos + n]
+            pos += n
+            got = into.received(n)
+        assert [bytes(p) for p in got] == [payload]
+        assert pos == len(data)
+
+
 def test_frame_checksum_covers_the_length() -> None:
     frame = bytearray(encode_frame(b"abcdef"))
     frame[0] -= 1  # claims 5 bytes: the checksum no longer matches
@@ -121,13 +153,15 @@ def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=600), st.lists(st.integers(0, 10_000), max_size=8), st.sampled_from([BIG_FRAME, 1, 9]))
-def test_frame_decoder_fuzz_any_input(data: bytes, cuts: list[int], big: int) -> None:
+@given(st.binary(max_size=600), st.lists(st.integers(0, 10_000), max_size=8), st.sampled_from([BIG_FRAME, 1, 9]),
+       st.sampled_from([1 << 20, 1, 5]))
+def test_frame_decoder_fuzz_any_input(data: bytes, cuts: list[int], big: int, grow_from: int) -> None:
     """Any bytes, whole or in chunks: payloads, or FrameError; the same either way
-    (``big``: from which size a frame is received into a buffer of its own)."""
+    (``big``: from which size a frame is received into a buffer of its own; ``grow_from``:
+    that buffer's first size, doubled as bytes arrive)."""
 
     def run(pieces: list[bytes]) -> tuple[list[bytes], bool]:
-        dec = FrameDecoder(max_frame=1 << 16, big=big)
+        dec = FrameDecoder(max_frame=1 << 16, big=big, grow_from=grow_from)
         out: list[bytes] = []
         try:
             for piece in pieces:
@@ -147,12 +181,12 @@ def test_frame_decoder_fuzz_any_input(data: bytes, cuts: list[int], big: int) ->
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.binary(min_size=1, max_size=200), min_size=1, max_size=6),
        st.lists(st.integers(0, 5000), max_size=6), st.integers(0, 10_000), st.integers(1, 255),
-       st.sampled_from([BIG_FRAME, 1, 9]))
+       st.sampled_from([BIG_FRAME, 1, 9]), st.sampled_from([1 << 20, 1, 5]))
 def test_frame_decoder_never_returns_a_damaged_payload(payloads: list[bytes], cuts: list[int], where: int,
-                                                       flip: int, big: int) -> None:
+                                                       flip: int, big: int, grow_from: int) -> None:
     data = bytearray(b"".join(encode_frame(p) for p in payloads))
     data[where % len(data)] ^= flip
-    dec = FrameDecoder(max_frame=1 << 16, big=big)
+    dec = FrameDecoder(max_frame=1 << 16, big=big, grow_from=grow_from)
     out: list[bytes] = []
     failed = False
     try:
@@ -296,6 +330,23 @@ def test_a_follower_without_the_secret_cannot_fake_a_proof() -> None:
     assert decode(reply[0]) == Error(int(ErrorCode.AUTHENTICATION), str(leader.error))
     with pytest.raises(AuthenticationError):
         leader.receive_data(b"")  # closed for good
+
+
+def test_frames_over_the_handshake_cap_are_refused_until_the_peer_proved_the_secret() -> None:
+    """Before the proof, a node takes only handshake-sized frames (an unauthenticated peer
+    claiming a 64 MiB frame made the leader allocate it); afterwards, the configured cap."""
+    leader, _ = _pair()
+    with pytest.raises(FrameError, match="outside"):
+        leader.receive_data(HEADER.pack(HANDSHAKE_MAX_FRAME + 1, 0))
+    _, follower = _pair()
+    follower.start()
+    with pytest.raises(FrameError, match="outside"):
+        follower.receive_data(HEADER.pack(HANDSHAKE_MAX_FRAME + 1, 0))
+    leader, follower = _pair()
+    _shake(leader, follower)
+    big = FetchRequest(1, "F", b"", b"", 100, (FetchPartition(1, 0, 5, 0),) * (HANDSHAKE_MAX_FRAME // 10))
+    follower.send(big)
+    assert leader.receive_data(follower.data_to_send()) == [big]
 
 
 def test_fetch_before_authentication_is_a_protocol_error() -> None:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, TypeVar
 
 from ..errors import AuthenticationError, EmbedlogError, NotLeaderError
 from .errors import FencedLeaderError, FollowerLeftError, ProtocolError, RemoteError
-from .frames import MAX_FRAME, FrameDecoder, Payload, frame_parts
+from .frames import HANDSHAKE_MAX_FRAME, MAX_FRAME, FrameDecoder, Payload, frame_parts
 from .messages import Error, ErrorCode, Message, decode, encode_parts
 from .states import RECV, SEND, State
 
@@ -40,7 +40,9 @@ class Connection:
 
     def __init__(self, max_frame: int = MAX_FRAME) -> None:
         self.state = self.initial
-        self._decoder = FrameDecoder(max_frame)
+        #: the cap on a frame once the peer proved the secret (until then, the handshake's)
+        self.max_frame = max_frame
+        self._decoder = FrameDecoder(min(max_frame, HANDSHAKE_MAX_FRAME))
         self._out: list[bytes | memoryview] = []
         #: why the connection closed (``None`` while open)
         self.error: EmbedlogError | None = None

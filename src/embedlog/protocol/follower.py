@@ -102,8 +102,9 @@ class FollowerConnection(Connection):
                 why = "its proof does not match this follower's secret (check --secret-file on both nodes)"
             raise AuthenticationError(f"leader {ch.node_id!r} failed authentication: {why}; nothing was sent to it")
         self.peer = ch
-        if self._decoder.max_frame == MAX_FRAME:  # (the default: a batch over it would stall replication)
-            self._decoder.max_frame = PROVEN_MAX_FRAME
+        # (proven: frames of any allowed size from now on; by default any the format allows,
+        # as a batch over a smaller cap would stall replication)
+        self._decoder.max_frame = PROVEN_MAX_FRAME if self.max_frame == MAX_FRAME else self.max_frame
         self.send(Proof(auth.follower_mac(self._secret, self._hello_bytes, encode(ch))))
         if ch.epoch < self.epoch:  # (after the Proof: the leader, told by a proven peer, stops taking writes)
             self.refused = FencedLeaderError(fenced_leader_message(self.address, ch.epoch, self.epoch))

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from ..codec import crc
 from .errors import FrameError
 
-__all__ = ["BIG_FRAME", "HEADER", "MAX_FRAME", "PROVEN_MAX_FRAME", "FrameDecoder", "Payload", "encode_frame",
-           "frame_parts"]
+__all__ = ["BIG_FRAME", "HANDSHAKE_MAX_FRAME", "HEADER", "MAX_FRAME", "PROVEN_MAX_FRAME", "FrameDecoder", "Payload",
+           "encode_frame", "frame_parts"]
 
 #: a decoded frame's payload: ``bytes``, or for a large frame the ``bytearray`` it was
 #: received into or a read-only view of the received ``bytes`` it came whole in
@@ -45,6 +45,12 @@ MAX_FRAME = 64 << 20
 PROVEN_MAX_FRAME = (1 << 32) - 1
 #: Payloads of at least this many bytes are gathered as they arrive and joined once.
 BIG_FRAME = 64 << 10
+#: The cap on frames until the peer proved the shared secret: the handshake's messages
+#: are small, and an unauthenticated peer must not make a node hold much memory.
+HANDSHAKE_MAX_FRAME = 1 << 20
+#: A large frame's buffer starts at most this big and doubles as its bytes arrive (up to
+#: the length its header claims): memory follows what was received, not what was claimed.
+GROW_FROM = 4 << 20
 
 
 _crc32 = crc.crc32
@@ -71,9 +77,10 @@ def encode_frame(payload: bytes) -> bytes:
 class FrameDecoder:
     """Incremental frame decoder: feed it any chunks, get whole payloads back."""
 
-    def __init__(self, max_frame: int = MAX_FRAME, big: int = BIG_FRAME) -> None:
+    def __init__(self, max_frame: int = MAX_FRAME, big: int = BIG_FRAME, grow_from: int = GROW_FROM) -> None:
         self.max_frame = max_frame
         self.big = max(1, big)
+        self.grow_from = max(1, grow_from)
         self._buf = bytearray()
         #: a large frame being received: its buffer, a view of it, bytes in so far, its header
         self._big: bytearray | None = None
@@ -126,6 +133,8 @@ class FrameDecoder:
         (then call ``received``); ``None`` when no large frame is under way."""
         if self._big is None or self._view is None or self._failed is not None:
             return None
+        if self._filled == len(self._big):
+            self._grow()
         return self._view[self._filled:]
 
     def received(self, n: int) -> list[Payload]:
@@ -137,7 +146,7 @@ class FrameDecoder:
             raise ValueError(f"received({n}) does not fit the frame under way")
         self._filled += n
         out: list[Payload] = []
-        if self._filled == len(self._big):
+        if self._filled == self._head[0]:
             self._finish(out)
         return out
 
@@ -145,14 +154,30 @@ class FrameDecoder:
         """Copy what ``data`` holds of the large frame into its buffer; when it is whole,
         check it; return bytes used."""
         assert self._big is not None
-        assert self._view is not None
-        take = min(len(self._big) - self._filled, len(data))
+        used = 0
         with memoryview(data) as view:
-            self._view[self._filled:self._filled + take] = view.cast("B")[:take]
-        self._filled += take
-        if self._filled == len(self._big):
-            self._finish(out)
-        return take
+            flat = view.cast("B")
+            while used < len(flat):
+                if self._filled == len(self._big):
+                    self._grow()
+                assert self._view is not None
+                take = min(len(self._big) - self._filled, len(flat) - used)
+                self._view[self._filled:self._filled + take] = flat[used:used + take]
+                self._filled += take
+                used += take
+                if self._filled == self._head[0]:
+                    self._finish(out)
+                    break
+        return used
+
+    def _grow(self) -> None:
+        """The large frame's buffer is full and the frame is not: twice as big (at most
+        the frame's length), its bytes so far copied over."""
+        assert self._big is not None
+        assert self._view is not None
+        bigger = bytearray(min(self._head[0], 2 * len(self._big)))
+        bigger[:self._filled] = self._view[:self._filled]
+        self._big, self._view = bigger, memoryview(bigger)  # (the old view is not released: see _finish)
 
     def _finish(self, out: list[Payload]) -> None:
         payload = self._big
@@ -188,9 +213,9 @@ class FrameDecoder:
             end = pos + HEADER.size + length
             if end > size:
                 if length >= self.big:  # a buffer of its own, which the rest goes into
-                    self._big = bytearray(length)
-                    self._view = memoryview(self._big)
                     with mv[pos + HEADER.size:size] as have:
+                        self._big = bytearray(min(length, max(self.grow_from, 2 * len(have))))
+                        self._view = memoryview(self._big)
                         self._view[:len(have)] = have
                     self._filled, self._head = size - pos - HEADER.size, (length, crc)
                     pos = size

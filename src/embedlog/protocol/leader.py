@@ -75,6 +75,7 @@ class LeaderConnection(Connection):
                 raise FencedLeaderError(
                     f"follower {self.peer.node_id!r} has leader epoch {self.peer.epoch}, newer than this leader's "
                     f"{self.epoch}: another node was promoted; restart this node as a follower of the new leader")
+            self._decoder.max_frame = self.max_frame  # (proven: frames of any allowed size from now on)
             return [Authenticated(self.peer.node_id, self.peer.epoch)]
         if isinstance(msg, FetchRequest):
             if msg.correlation_id <= self._last_fetch:
