@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -210,3 +211,44 @@ def test_a_join_survives_the_group_directory_removed_under_it(tmp_path: Path,
             assert left
         monkeypatch.setattr(os, "mkdir", real_mkdir)
         c0.close()
+
+
+def test_threads_opening_and_closing_one_directory_never_meet_a_store_being_closed(tmp_path: Path) -> None:
+    """An open in one thread while another thread's close of the same directory was still
+    closing its store (its last sync) failed with "already open in this process" (LMDB
+    takes a file once per process): it now waits for that close."""
+
+
+    path = str(tmp_path / "log")
+    embedlog.open(path).close()
+    errors: list[str] = []
+
+    def loop() -> None:
+        for _ in range(150):
+            try:
+                embedlog.open(path).close()
+            except Exception as exc:
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=loop) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_a_log_dropped_unclosed_can_be_opened_again_at_once(tmp_path: Path) -> None:
+    """Collected, a log is closed by a finalizer (which another thread may run): an open
+    right after it waits for that close instead of failing."""
+    path = str(tmp_path / "log")
+    for _ in range(20):
+        log: Any = embedlog.open(path, auto_create_topics=True)
+        p: Any = log.producer()
+        p.send("t", b"x")
+        p.flush()
+        log = p = None
+        gc.collect()
+    with embedlog.open(path) as log:
+        assert log.describe_topic("t").partitions[0].end_offset == 20

@@ -422,6 +422,8 @@ class _Shared:
 
 
 _SHARED: dict[tuple[int, str], _Shared] = {}
+#: stores being closed (``_release``), set once closed
+_CLOSING: dict[tuple[int, str], threading.Event] = {}
 _SHARED_LOCK = threading.Lock()
 
 
@@ -454,27 +456,38 @@ def _checked_path(path: object) -> str:
 def _acquire(path: str, *, durability: str, map_size: int | None, fsync_interval_ms: int,
              cross_process: bool) -> _Shared:
     key = (os.getpid(), os.path.realpath(path))
-    with _SHARED_LOCK:
-        shared = _SHARED.get(key)
-        if shared is None:
-            # A forked child inherits its parent's open stores: LMDB allows one environment
-            # per file per process, so adopt the inherited one (it reopens itself on first use).
-            inherited = [k for k in _SHARED if k[1] == key[1] and k[0] != key[0]]
-            if inherited:
-                shared = _SHARED.pop(inherited[0])
-                shared.key = key
-                _SHARED[key] = shared
-        if shared is not None:
-            if shared.store.env.durability != durability:
-                raise ConfigError(
-                    f"{path!r} is already open in this process with durability={shared.store.env.durability!r}; "
-                    f"a second open must use the same mode, not {durability!r}")
-            shared.refs += 1
-            return shared
-        store = Store(path, durability=durability, map_size=map_size, fsync_interval_ms=fsync_interval_ms,
-                      cross_process=cross_process)
-        shared = _SHARED[key] = _Shared(key, store)
+    while True:  # (a store of the path being closed: wait for it, as LMDB opens a file once per process)
+        with _SHARED_LOCK:
+            closing = _CLOSING.get(key)
+            if closing is None:
+                return _acquire_locked(key, path, durability=durability, map_size=map_size,
+                                       fsync_interval_ms=fsync_interval_ms, cross_process=cross_process)
+        closing.wait()
+
+
+def _acquire_locked(key: tuple[int, str], path: str, *, durability: str, map_size: int | None,
+                    fsync_interval_ms: int, cross_process: bool) -> _Shared:
+    """(``_SHARED_LOCK`` held, no store of ``key`` closing) ``_acquire``."""
+    shared = _SHARED.get(key)
+    if shared is None:
+        # A forked child inherits its parent's open stores: LMDB allows one environment
+        # per file per process, so adopt the inherited one (it reopens itself on first use).
+        inherited = [k for k in _SHARED if k[1] == key[1] and k[0] != key[0]]
+        if inherited:
+            shared = _SHARED.pop(inherited[0])
+            shared.key = key
+            _SHARED[key] = shared
+    if shared is not None:
+        if shared.store.env.durability != durability:
+            raise ConfigError(
+                f"{path!r} is already open in this process with durability={shared.store.env.durability!r}; "
+                f"a second open must use the same mode, not {durability!r}")
+        shared.refs += 1
         return shared
+    store = Store(path, durability=durability, map_size=map_size, fsync_interval_ms=fsync_interval_ms,
+                  cross_process=cross_process)
+    shared = _SHARED[key] = _Shared(key, store)
+    return shared
 
 
 def _maintenance_loop(ref: weakref.ref[Log], stop: threading.Event, interval: float) -> None:
@@ -514,9 +527,19 @@ def _release(shared: _Shared) -> None:
         shared.refs -= 1
         if shared.refs > 0:
             return
-        if _SHARED.get(shared.key) is shared:
-            del _SHARED[shared.key]
-    shared.store.close()
+        key = shared.key
+        if _SHARED.get(key) is shared:
+            del _SHARED[key]
+        # until the store is closed (its last sync can take a while), an open of the path
+        # in this process waits for it: LMDB refuses a second environment of one file
+        closed = _CLOSING[key] = threading.Event()
+    try:
+        shared.store.close()
+    finally:
+        with _SHARED_LOCK:
+            if _CLOSING.get(key) is closed:
+                del _CLOSING[key]
+        closed.set()
 
 
 def _known_options(cls: type, options: Mapping[str, Any], call: str) -> None:
