@@ -426,13 +426,43 @@ def test_a_child_forked_while_a_linger_write_is_pending_lingers_on_its_own(tmp_p
     """The parent's producer has a record waiting for ``linger_ms`` at the fork: the
     child's own send through that producer is written after ``linger_ms`` with no flush
     (the child had no linger thread and was not idle: never written), and the parent's
-    record is written once, by the parent.  Dropped unclosed in the child, the producer
-    is collected and its linger thread there ends (it waited for ever)."""
+    record is written once, by the parent."""
     path = tmp_path / "log"
     with embedlog.open(path, durability="none") as log:
         log.create_topic("t")
-        held = [log.producer(linger_ms=100)]  # (the child's copy is the child's to drop)
+        p = log.producer(linger_ms=100)
+        p.send("t", b"parent")
+
+        def child() -> object:
+            p.send("t", b"child")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if b"child" in [m.value for msgs in harness.read_all(log, "t").values() for m in msgs]:
+                    return "written"
+                time.sleep(0.05)
+            return "never written"
+
+        pid, fd = _fork(child)
+        assert _join_child(pid, fd, timeout=30) == "written"
+        p.close()
+        values = sorted(m.value for msgs in harness.read_all(log, "t").values() for m in msgs)
+    assert values == [b"child", b"parent"]
+
+
+@pytest.mark.filterwarnings(FORK_WITH_THREADS)
+def test_a_producer_of_the_parent_dropped_unclosed_in_the_child_ends_its_linger_thread(tmp_path: Path) -> None:
+    """A producer made before the fork, used in the child and dropped there without
+    ``close()``: it is collected and its linger thread in the child ends (the finalizer
+    released the parent's latch, not the child's new one, and the thread waited for
+    ever).  The parent's producer is idle at the fork: an object a parent thread's frame
+    holds at the fork is never freed in the child (CPython drops those frames unfreed)."""
+    path = tmp_path / "log"
+    with embedlog.open(path, durability="none") as log:
+        log.create_topic("t")
+        held = [log.producer(linger_ms=20)]  # (the child's copy is the child's to drop)
         held[0].send("t", b"parent")
+        held[0].flush()
+        time.sleep(0.3)  # (its linger thread went back to waiting, holding nothing)
 
         def child() -> object:
             held[0].send("t", b"child")
@@ -451,10 +481,7 @@ def test_a_child_forked_while_a_linger_write_is_pending_lingers_on_its_own(tmp_p
 
         pid, fd = _fork(child)
         assert _join_child(pid, fd, timeout=30) == "written"
-        p = held.pop()
-        p.close()
-        values = sorted(m.value for msgs in harness.read_all(log, "t").values() for m in msgs)
-    assert values == [b"child", b"parent"]
+        held.pop().close()
 
 
 @pytest.mark.filterwarnings(FORK_WITH_THREADS)
