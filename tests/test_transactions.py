@@ -7,6 +7,7 @@ and ``group_etl.py`` (a consume-transform-produce worker in group ``etl``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
 import signal
@@ -720,3 +721,23 @@ def test_callbacks_hear_of_an_abort_and_of_a_closed_log(tmp_path: Path) -> None:
     with pytest.raises(ClosedError):
         tx.commit()
     assert len(got) == 1
+
+
+def test_a_with_block_whose_log_was_closed_raises_at_its_end_even_if_a_send_error_was_caught(
+        tmp_path: Path) -> None:
+    """The log closed inside the block, and the block caught the ``ClosedError`` of a
+    ``send``: leaving the block normally raises ``ClosedError`` (it wrote nothing and
+    said nothing: taken for an ``abort()``)."""
+    log = embedlog.open(tmp_path / "log")
+    log.create_topic("t")
+    def block() -> None:
+        with log.transaction() as tx:
+            tx.send("t", b"x")
+            log.close()
+            with contextlib.suppress(ClosedError):
+                tx.send("t", b"y")
+
+    with pytest.raises(ClosedError, match="was closed"):
+        block()
+    with embedlog.open(tmp_path / "log") as again:
+        assert end_offsets(again, "t") == {TP("t", 0): 0}

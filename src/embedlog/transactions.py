@@ -223,8 +223,7 @@ class Transaction:
     def _check(self) -> None:
         if self._done:
             raise ClosedError("this transaction has already committed or aborted; start a new one")
-        if self._producer.closed:  # (its log was closed: that aborted it)
-            self._done = True
+        if self._producer.closed:  # (its log was closed: that aborted it; not _done: the block's exit raises too)
             raise ClosedError("the log of this transaction was closed, which aborted it: nothing of it was "
                               "written; open the log again and start a new transaction")
 
