@@ -252,3 +252,28 @@ def test_a_log_dropped_unclosed_can_be_opened_again_at_once(tmp_path: Path) -> N
         gc.collect()
     with embedlog.open(path) as log:
         assert log.describe_topic("t").partitions[0].end_offset == 20
+
+
+def test_topics_and_groups_that_come_and_go_leave_no_cache_entries_behind(tmp_path: Path) -> None:
+    """A long-running process creating and deleting topics and groups: the store's topic
+    cache and the coordinator's group caches kept an entry per deleted name for ever; a
+    producer keeps a deleted topic's state (a sender may hold it) but not its key cache."""
+    with embedlog.open(tmp_path / "log", auto_create_topics=True) as log:
+        log.create_topic("keep")
+        p = log.producer()
+        for i in range(40):
+            for k in range(50):
+                p.send(f"tmp-{i}", b"v", key=b"k%d" % k)
+            p.flush()
+            log.delete_topic(f"tmp-{i}")
+            c = log.consumer(["keep"], group=f"grp-{i}")
+            c.poll(0.05)
+            c.close()
+            log.delete_group(f"grp-{i}")
+        p.flush()  # (a write looks the topics up again: the deleted ones are marked gone)
+        assert log.topics() == ["keep"]
+        assert log.groups() == []
+        assert len(log._store._meta_cache) <= 1
+        assert len(log._coordinator._parsed) == len(log._coordinator._alive_until) == 0
+        assert sum(len(st.kcache) + len(st.kacc) for st in p._topics.values() if st.gone) == 0
+        p.close()

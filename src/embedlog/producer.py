@@ -591,6 +591,8 @@ class Producer(SendBase):
                 with self._lock:
                     st.gone = True
                     st.max_bytes = -1  # (sends take the slow path, which looks for the topic again)
+                    st.kcache.clear()  # (the state stays, light: a sender may hold it still)
+                    st.kacc.clear()
             return False
         if meta == st.meta and not st.gone:
             return False

@@ -249,6 +249,8 @@ class Coordinator:
         """Remove the heartbeat files of ``members`` (dead ones of a deleted group), then
         the group's directory if no file is left in it (a member alive, or joining now,
         keeps it; files of no member go with ``sweep_heartbeats``)."""
+        self._parsed.pop(group, None)  # (nothing of a deleted group kept, however many come and go)
+        self._alive_until.pop(group, None)
         path = self._hb_dir(group)
         for mid in members:
             with contextlib.suppress(OSError):
@@ -326,7 +328,10 @@ class Coordinator:
                 out.append(mid)
             else:
                 alive[mid] = until
-        self._alive_until[state.name] = alive
+        if alive:
+            self._alive_until[state.name] = alive
+        else:  # (no live member: nothing worth keeping for a group that may never come back)
+            self._alive_until.pop(state.name, None)
         return out
 
     # -- state in LMDB ----------------------------------------------------------------------
@@ -338,7 +343,9 @@ class Coordinator:
     def _load_shared(self, txn: lmdb.Transaction, group: str) -> GroupState | None:
         """``load``, parsed once per stored version and shared: read it, never change it."""
         raw = txn.get(group.encode(), db=self.dbs["groups"])
-        if raw is None:
+        if raw is None:  # (deleted or expired: nothing of it kept, however many groups come and go)
+            self._parsed.pop(group, None)
+            self._alive_until.pop(group, None)
             return None
         raw = bytes(raw)
         cached = self._parsed.get(group)

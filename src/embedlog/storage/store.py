@@ -509,7 +509,8 @@ class Store:
     def _topic_meta(self, txn: lmdb.Transaction, name: str) -> TopicMeta | None:
         """``topics.get``, without decoding the JSON again when its bytes did not change."""
         raw = txn.get(name.encode(), db=self.dbs["topics"])
-        if raw is None:
+        if raw is None:  # (deleted: nothing of it kept, however many topics come and go)
+            self._meta_cache.pop(name, None)
             return None
         raw = bytes(raw)
         hit = self._meta_cache.get(name)
