@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -324,3 +325,40 @@ def test_a_group_state_records_when_it_became_empty() -> None:
     assert b"empty_ms" not in state.to_json()
     state.empty_ms = 123
     assert GroupState.from_json("g", state.to_json()).empty_ms == 123
+
+
+def test_an_idle_member_s_auto_commit_writes_nothing_new(log: embedlog.Log) -> None:
+    """Auto-commit commits the partitions whose position moved since this consumer last
+    committed them: an idle member re-committed (a durable write and fsync, waking every
+    poller) the same offsets every interval, which wears an edge device's flash."""
+    from embedlog.storage.offsets_version import offsets_version  # noqa: PLC0415
+
+    store = log._store
+
+    def version() -> int | None:
+        return store.read(lambda txn: offsets_version(txn, store.dbs))
+
+    log.create_topic("idle", partitions=2)
+    with log.producer() as p:
+        for i in range(6):
+            p.send("idle", b"%d" % i, partition=i % 2)
+    c = log.consumer(["idle"], group="g-idle", auto_offset_reset="earliest", auto_commit_interval_ms=20)
+    got = 0
+    deadline = time.monotonic() + 10
+    while got < 6 and time.monotonic() < deadline:
+        got += len(c.poll(0.05))
+    time.sleep(0.05)
+    c.poll(0.05)  # (commits what was consumed)
+    assert c.committed([TP("idle", 0), TP("idle", 1)]) == {TP("idle", 0): 3, TP("idle", 1): 3}
+    before = version()
+    for _ in range(10):
+        c.poll(0.03)
+    assert version() == before
+    with log.producer() as p:
+        p.send("idle", b"more", partition=1)
+    while not c.poll(0.05):
+        pass
+    time.sleep(0.03)
+    c.poll(0.03)
+    assert c.committed([TP("idle", 1)]) == {TP("idle", 1): 4}
+    c.close()

@@ -41,6 +41,7 @@ from .errors import (
 from .groups.coordinator import partition_list, validate_group
 from .groups.member import Membership, RebalanceCallback, check_group_options
 from .groups.offsets import OffsetAndMetadata
+from .groups.offsets import split as split_offset
 from .metrics.registry import consumer_counters
 from .model import NO_HEADERS, Message, OffsetAndTimestamp, TopicPartition, topic_partition
 from .storage import partition as plog
@@ -313,6 +314,10 @@ class Consumer:
         self.enable_auto_commit = enable_auto_commit and group is not None
         self._auto_commit_interval = auto_commit_interval_ms / 1000
         self._last_auto_commit = time.monotonic()
+        #: the offset this consumer last committed per partition it holds: an auto-commit
+        #: skips the partitions still there (an idle member wrote and fsynced the same
+        #: offsets every interval, as librdkafka does not)
+        self._committed_here: dict[TopicPartition, int] = {}
         self._coord = log._coordinator
         self._membership: Membership | None = None
         if group is not None:
@@ -399,6 +404,7 @@ class Consumer:
             self._assignment = [tp for tp in self._assignment if tp not in gone]
         for tp in tps:
             self._ids.pop(tp, None)
+            self._committed_here.pop(tp, None)
             self._positions.pop(tp, None)
             self._buffers.pop(tp, None)
             self._idle.pop(tp, None)
@@ -939,7 +945,8 @@ class Consumer:
     def _before_poll(self) -> None:
         if self.enable_auto_commit and time.monotonic() - self._last_auto_commit >= self._auto_commit_interval:
             self._last_auto_commit = time.monotonic()
-            offsets = self._consumed()
+            done = self._committed_here
+            offsets = {tp: off for tp, off in self._consumed().items() if done.get(tp) != off}
             if offsets:
                 with contextlib.suppress(EmbedlogError):  # fenced: the next poll follows the group
                     self._commit_offsets(offsets)
@@ -950,6 +957,9 @@ class Consumer:
         member = self._membership.member_id if self._membership is not None and self._subscription else None
         try:
             self._coord.commit(self.group, offsets, member, beyond_end=beyond_end)
+            done = self._committed_here
+            for tp, value in offsets.items():
+                done[tp] = value if value.__class__ is int else split_offset(tp, value)[0]
         except GroupError as exc:
             if self._closing or self._closed:  # (closed by another thread meanwhile: closing left the group)
                 raise ClosedError("this consumer was closed while it committed, and closing took it out of its "
