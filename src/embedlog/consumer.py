@@ -246,6 +246,24 @@ class Consumer:
     position in each partition starts where ``auto_offset_reset`` says
     (``"earliest"``, ``"latest"`` — Kafka's default — or ``"none"`` to raise
     ``OffsetOutOfRangeError``), and moves past every record ``poll`` returns.
+
+    Options (Kafka's names, Python's spelling):
+
+    - ``group``: a consumer group to share the topics' partitions with (then the
+      position starts at the group's committed offset, if any);
+    - ``auto_offset_reset``: as above; ``max_poll_records``: the most one ``poll``
+      returns (500); ``fetch_max_bytes``: the most bytes of batches read ahead per
+      partition (4 MiB);
+    - ``enable_auto_commit`` (True) and ``auto_commit_interval_ms`` (5000): commit
+      what was consumed at a ``poll`` once the interval passed, and at ``close()``
+      (partitions whose position did not move since their last commit are skipped);
+    - ``on_assign``, ``on_revoke``, ``on_lost``: rebalance callbacks, taking
+      ``(partitions)`` or ``(consumer, partitions)``; ``session_timeout_ms`` (10000),
+      ``heartbeat_interval_ms`` (3000), ``max_poll_interval_ms`` (300000),
+      ``partition_assignment_strategy`` (``"cooperative-sticky"``, ``"range"``,
+      ``"roundrobin"``), ``client_id``: group membership, as in Kafka;
+    - ``key_deserializer``, ``value_deserializer``: callables applied to each
+      record's key and value (``None`` stays ``None``).
     """
 
     def __init__(self, log: Log, topics: Iterable[str] | str | None = None, *,

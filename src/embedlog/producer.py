@@ -231,6 +231,23 @@ class Producer(SendBase):
     once the app stops sending, by the producer's linger thread; a failed background
     write is raised by the next ``flush()``.  ``flush()`` returns once everything sent
     before it is written and, with the log's default ``durability="flush"``, fsynced.
+
+    Options (Kafka's names, Python's spelling):
+
+    - ``compression``: ``None`` or ``"zstd"`` (per batch);
+    - ``linger_ms`` (5), ``batch_size`` (1 MiB: the most bytes of one batch),
+      ``buffer_records`` (100,000) and ``buffer_bytes`` (32 MiB): when buffered records
+      are written, as above;
+    - ``partitioner``: ``None`` (``"murmur2_random"``, the Java client's default: keyed
+      records by murmur2 of the key, null keys sticky per batch), another of Kafka's
+      clients' names (``"murmur2"``, ``"consistent_random"`` — librdkafka's default —,
+      ``"consistent"``, ``"fnv1a_random"``, ``"fnv1a"``, ``"random"``), or a callable
+      ``(key, partitions) -> partition``;
+    - ``key_serializer``, ``value_serializer``: callables turning what ``send`` is given
+      into bytes (``None`` stays a null key or a tombstone);
+    - ``acks``: ``"leader"`` (the default) or ``"all"`` (with replication: ``flush()``
+      waits for the in-sync followers too), and ``delivery_timeout_ms`` (120000), the
+      longest such a flush waits.
     """
 
     def __init__(self, log: Log, *, compression: str | None = None, linger_ms: float = 5,
