@@ -321,7 +321,7 @@ def _lock_mirror(log_path: str, name: str, advice: str = "") -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise BridgeError(f"mirror {name!r} runs on this log (another process or Mirror); stop it first"
+        raise BridgeError(f"mirror {name!r} already runs on this log (another process or Mirror); stop it first"
                           + (f", {advice}" if advice else "")) from None
     return fd
 
