@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import threading
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -322,6 +323,29 @@ def test_a_consumer_follows_its_topic_when_it_is_deleted_and_created_again(tmp_p
             got = _poll_all(c)
             assert [m.offset for m in got] == list(range(15))
             assert c.position(TopicPartition("t", 0)) == 15
+
+
+@pytest.mark.parametrize("again", [False, True])
+def test_a_subscription_lets_go_of_partitions_that_are_gone(tmp_path: Path, again: bool) -> None:
+    """A topic deleted (or created again with fewer partitions): a standalone subscription
+    drops the partitions that no longer exist at its next look, as a Kafka consumer does
+    at its next metadata refresh; ``seek_to_end()`` raised ``UnknownPartitionError``."""
+    with embedlog.open(tmp_path / "log", durability="none", maintenance_interval_ms=None) as log:
+        log.create_topic("t0", partitions=2)
+        log.create_topic("t1", partitions=1)
+        with log.consumer(["t0", "t1"], auto_offset_reset="earliest") as c:
+            c.poll(0.01)
+            log.delete_topic("t0")
+            if again:
+                log.create_topic("t0", partitions=1)
+            want = {TopicPartition("t1", 0)} | ({TopicPartition("t0", 0)} if again else set())
+            deadline = time.monotonic() + 10
+            while c.assignment() != want:
+                assert time.monotonic() < deadline, c.assignment()
+                c.poll(0.05)
+            c.seek_to_end()
+            c.seek_to_beginning()
+            assert set(c.end_offsets(c.assignment())) == want
 
 
 def test_single_record_polls_follow_retention_moving_the_start(tmp_path: Path) -> None:

@@ -377,14 +377,21 @@ class Consumer:
         self._next_topics_look = time.monotonic() + _TOPICS_LOOK_S
 
     def _follow_topics(self) -> None:
-        """A standalone subscription takes the partitions its topics gained (as a Kafka
-        consumer's subscription does at its next metadata refresh), each from its start:
-        all of a partition created since is newer than the subscription."""
+        """A standalone subscription follows its topics' partitions (as a Kafka consumer's
+        subscription does at its next metadata refresh): it takes the partitions they
+        gained, each from its start (all of a partition created since is newer than the
+        subscription), and lets go of those that are gone (the topic deleted, or created
+        again with fewer)."""
         self._next_topics_look = time.monotonic() + _TOPICS_LOOK_S
         version = self._store.topics_version()
         if version == self._topics_seen:
             return
         self._topics_seen = version
+        counts = {name: (meta.partitions if meta is not None else 0)
+                  for name, meta in ((name, self._store.topic(name)) for name in self._subscription)}
+        gone = [tp for tp in self._assignment if tp.topic in counts and tp.partition >= counts[tp.topic]]
+        if gone:
+            self._drop_partitions(gone)
         have = set(self._assignment)
         for name in self._subscription:
             meta = self._store.topic(name)
