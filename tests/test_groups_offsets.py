@@ -12,6 +12,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -362,3 +363,89 @@ def test_an_idle_member_s_auto_commit_writes_nothing_new(log: embedlog.Log) -> N
     c.poll(0.03)
     assert c.committed([TP("idle", 1)]) == {TP("idle", 1): 4}
     c.close()
+
+
+def _auto_committed(log: embedlog.Log, c: embedlog.Consumer, tp: TP, want: int) -> None:
+    """Poll ``c`` until the group's committed offset of ``tp`` is ``want``."""
+    deadline = time.monotonic() + 10
+    while True:
+        c.poll(0.03)
+        got = log.committed_offsets(c.group).get(tp) if c.group in log.groups() else None
+        if got is not None and got.offset == want:
+            return
+        assert time.monotonic() < deadline, got
+
+
+def _read(c: embedlog.Consumer, n: int) -> None:
+    got = 0
+    deadline = time.monotonic() + 10
+    while got < n:
+        assert time.monotonic() < deadline, got
+        got += len(c.poll(0.05))
+
+
+@pytest.mark.parametrize("subscribed", [False, True])
+def test_auto_commit_after_the_topic_was_created_again_commits_the_new_topic_s_position(
+        log: embedlog.Log, subscribed: bool) -> None:
+    """The topic deleted and created again under its name: the auto-commit of the old
+    topic's position was written as the new topic's offset (the consumer then skipped
+    the new records), or was skipped as unchanged (nothing committed for the new one)."""
+    tp = TP("re", 0)
+    log.create_topic("re")
+    with log.producer() as p:
+        for i in range(5):
+            p.send("re", b"old-%d" % i)
+    kw: dict[str, Any] = {"group": "g-re", "auto_offset_reset": "earliest", "auto_commit_interval_ms": 20}
+    c = log.consumer(["re"], heartbeat_interval_ms=50, **kw) if subscribed else log.consumer(**kw)
+    if not subscribed:
+        c.assign([tp])
+    _read(c, 5)
+    _auto_committed(log, c, tp, 5)
+    log.delete_topic("re")
+    log.create_topic("re")
+    with log.producer() as p:
+        for i in range(3):
+            p.send("re", b"new-%d" % i)
+    _read(c, 3)
+    _auto_committed(log, c, tp, 3)
+    c.close()
+
+
+def test_auto_commit_after_the_group_was_reset_commits_the_position_again(log: embedlog.Log) -> None:
+    """Committed 10, unassigned, the group reset to 3 by an operator, assigned again and
+    read up to 10: the auto-commit writes 10 (it was skipped as what it had committed)."""
+    tp = TP("rs", 0)
+    log.create_topic("rs")
+    with log.producer() as p:
+        for i in range(10):
+            p.send("rs", b"%d" % i)
+    c = log.consumer(group="g-rs", auto_offset_reset="earliest", auto_commit_interval_ms=20)
+    c.assign([tp])
+    _read(c, 10)
+    _auto_committed(log, c, tp, 10)
+    c.unassign()
+    log.reset_group_offsets("g-rs", "rs", 3)
+    c.assign([tp])
+    _read(c, 7)
+    _auto_committed(log, c, tp, 10)
+    c.close()
+
+
+def test_an_idle_consumer_renews_its_commit_before_retention_expires_it(tmp_path: Path) -> None:
+    """A manually assigned consumer's offsets committed by name expire one by one after
+    their commit (``offsets_retention_ms``): its auto-commit renews an unchanged one
+    before that, as Kafka's Java client's periodic commit keeps it."""
+    tp = TP("t", 0)
+    with embedlog.open(tmp_path / "log", offsets_retention_ms=1500, maintenance_interval_ms=100) as log:
+        log.create_topic("t")
+        with log.producer() as p:
+            for i in range(5):
+                p.send("t", b"%d" % i)
+        c = log.consumer(group="g", auto_offset_reset="earliest", auto_commit_interval_ms=50)
+        c.assign([tp])
+        _read(c, 5)
+        end = time.monotonic() + 4
+        while time.monotonic() < end:
+            c.poll(0.05)
+        assert log.committed_offsets("g")[tp].offset == 5
+        c.close()

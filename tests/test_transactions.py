@@ -741,3 +741,23 @@ def test_a_with_block_whose_log_was_closed_raises_at_its_end_even_if_a_send_erro
         block()
     with embedlog.open(tmp_path / "log") as again:
         assert end_offsets(again, "t") == {TP("t", 0): 0}
+
+
+def test_a_member_s_transaction_is_fenced_like_its_commit_before_it_learned_its_assignment(
+        log: embedlog.Log) -> None:
+    """A member that joined but has not polled (no ``on_assign`` yet): ``commit`` refuses a
+    partition it was not given, and so does a transaction's ``commit_offsets`` through it
+    (it committed: the group's state already named the member the owner)."""
+    log.create_topic("gt", partitions=3)
+    c = log.consumer(["gt"], group="g", auto_offset_reset="earliest", enable_auto_commit=False)
+    tp = TP("gt", 0)
+    assert c.assignment() == set()
+    with pytest.raises(NotAssignedError):
+        c.commit({tp: 0})
+    tx = log.transaction()
+    tx.commit_offsets(c, {tp: 0})
+    with pytest.raises(TransactionAbortedError) as info:
+        tx.commit()
+    assert isinstance(info.value.__cause__, NotAssignedError)
+    assert c.committed([tp]) == {tp: None}
+    c.close()

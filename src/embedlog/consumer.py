@@ -41,7 +41,6 @@ from .errors import (
 from .groups.coordinator import partition_list, validate_group
 from .groups.member import Membership, RebalanceCallback, check_group_options
 from .groups.offsets import OffsetAndMetadata
-from .groups.offsets import split as split_offset
 from .metrics.registry import consumer_counters
 from .model import NO_HEADERS, Message, OffsetAndTimestamp, TopicPartition, topic_partition
 from .storage import partition as plog
@@ -64,6 +63,8 @@ _RELEASE_EVERY = 32 << 20
 _DELETES_LOOK_S = 1.0
 #: how often a standalone subscription looks for partitions its topics gained (s)
 _TOPICS_LOOK_S = 1.0
+#: the longest an auto-commit leaves an unchanged committed offset without renewing it
+_RECOMMIT_S = 60.0
 #: poll_async's longest single wait for new records (it holds no thread, and a commit or a
 #: close wakes it at once: the step only bounds how late a removed ``wake/`` registration
 #: is made again); 0.1 s steps kept a core busy with a thousand idle consumers
@@ -332,10 +333,6 @@ class Consumer:
         self.enable_auto_commit = enable_auto_commit and group is not None
         self._auto_commit_interval = auto_commit_interval_ms / 1000
         self._last_auto_commit = time.monotonic()
-        #: the offset this consumer last committed per partition it holds: an auto-commit
-        #: skips the partitions still there (an idle member wrote and fsynced the same
-        #: offsets every interval, as librdkafka does not)
-        self._committed_here: dict[TopicPartition, int] = {}
         self._coord = log._coordinator
         self._membership: Membership | None = None
         if group is not None:
@@ -429,7 +426,6 @@ class Consumer:
             self._assignment = [tp for tp in self._assignment if tp not in gone]
         for tp in tps:
             self._ids.pop(tp, None)
-            self._committed_here.pop(tp, None)
             self._positions.pop(tp, None)
             self._buffers.pop(tp, None)
             self._idle.pop(tp, None)
@@ -439,6 +435,8 @@ class Consumer:
         if self.enable_auto_commit:
             consumed = self._consumed()
             offsets = {tp: consumed[tp] for tp in tps if tp in consumed}
+            if offsets:
+                offsets = self._to_commit(offsets, moved_only=False)
             if offsets:
                 # fenced: another member owns it already and resumes from the last commit
                 with contextlib.suppress(EmbedlogError):
@@ -970,11 +968,48 @@ class Consumer:
     def _before_poll(self) -> None:
         if self.enable_auto_commit and time.monotonic() - self._last_auto_commit >= self._auto_commit_interval:
             self._last_auto_commit = time.monotonic()
-            done = self._committed_here
-            offsets = {tp: off for tp, off in self._consumed().items() if done.get(tp) != off}
+            offsets = self._consumed()
+            if offsets:
+                offsets = self._to_commit(offsets, moved_only=True)
             if offsets:
                 with contextlib.suppress(EmbedlogError):  # fenced: the next poll follows the group
                     self._commit_offsets(offsets)
+
+    def _to_commit(self, offsets: dict[TopicPartition, int], *, moved_only: bool) -> dict[TopicPartition, int]:
+        """``offsets`` (positions) less the partitions whose topic was deleted since they
+        were read (a position there is no offset of a topic created again under the
+        name); with ``moved_only`` (auto-commit), also less those whose committed offset
+        is that one already, committed less than ``_RECOMMIT_S`` ago (half the log's
+        ``offsets_retention_ms`` if less): an idle member re-committed (a durable write,
+        an fsync, every poller woken) the same offsets every interval, as librdkafka
+        does not.  Read from the store, so an offset moved meanwhile by anyone, or a
+        topic created again, is committed; and a commit by name is renewed before
+        retention could expire it."""
+        assert self.group is not None
+        retention = self._log.offsets_retention_ms
+        oldest = time.time_ns() // 1_000_000 - int(min(_RECOMMIT_S * 1000, retention / 2 if retention else math.inf))
+        store = self._store
+        db = store.dbs["offsets"]
+        group, unpack, key = self.group, schema.COMMITTED.unpack_from, schema.committed_key
+        out = {}
+        with store.env.read() as txn:
+            for tp, off in offsets.items():
+                ids = self._ids.get(tp)
+                meta = store._topic_meta(txn, tp.topic)
+                if ids is None or meta is None or meta.topic_id != ids[0]:
+                    continue  # (its topic was deleted since: a position in it is no offset of the new one)
+                if not moved_only:
+                    out[tp] = off
+                    continue
+                raw = txn.get(key(group, ids[0], tp.partition), db=db)
+                if raw is None:
+                    out[tp] = off
+                    continue
+                committed, _epoch, stamp = unpack(raw, 0)
+                if committed != off or stamp < oldest:
+                    out[tp] = off
+        txn = None  # type: ignore[assignment]  # (see _collect)
+        return out
 
     # -- committed offsets ----------------------------------------------------------------------
     def _commit_offsets(self, offsets: Mapping[TopicPartition, Any], *, beyond_end: bool = False) -> None:
@@ -982,9 +1017,6 @@ class Consumer:
         member = self._membership.member_id if self._membership is not None and self._subscription else None
         try:
             self._coord.commit(self.group, offsets, member, beyond_end=beyond_end)
-            done = self._committed_here
-            for tp, value in offsets.items():
-                done[tp] = value if value.__class__ is int else split_offset(tp, value)[0]
         except GroupError as exc:
             if self._closing or self._closed:  # (closed by another thread meanwhile: closing left the group)
                 raise ClosedError("this consumer was closed while it committed, and closing took it out of its "
@@ -1016,6 +1048,8 @@ class Consumer:
             raise ConfigError("commit() needs a consumer group: create the consumer with group=...")
         if offsets is None:
             offsets = self._consumed()
+            if offsets:
+                offsets = self._to_commit(offsets, moved_only=False)
             if not offsets:
                 return
         else:
@@ -1186,7 +1220,9 @@ class Consumer:
                 # Kafka's close() commits what was consumed; a subscribed member does in
                 # on_revoke (``_before_release``), a manually assigned one here
                 with contextlib.suppress(EmbedlogError):
-                    self._commit_offsets(self._consumed())
+                    offsets = self._to_commit(self._consumed(), moved_only=False)
+                    if offsets:
+                        self._commit_offsets(offsets)
             if self._membership is not None and not self._log.closed:
                 self._membership.close()  # (leaves the group if it joined; stops its heartbeat thread)
         finally:

@@ -30,6 +30,7 @@ from .errors import (
     ConfigError,
     EmbedlogError,
     IllegalGenerationError,
+    NotAssignedError,
     NotLeaderError,
     TransactionAbortedError,
     TransactionNotLeaderError,
@@ -151,6 +152,14 @@ class Transaction:
         if self._fence is not None:
             producer_epochs.check(txn, self._log._store.dbs, *self._fence)
         for consumer, then in self._owned:  # (the group's own check below sees the owner only)
+            unowned = [tp for tp, n in then.items() if n is None]
+            if unowned and consumer._subscription:  # (as consumer.commit: a member commits what it was given)
+                tp = unowned[0]
+                member = consumer._membership.member_id if consumer._membership is not None else None
+                raise NotAssignedError(
+                    f"{tp.topic}[{tp.partition}] is not assigned to member {member} of group {consumer.group!r} "
+                    "(no on_assign had given it when the transaction took its offset): only its owned partitions "
+                    "can be committed; poll() to learn the assignment")
             now = consumer._ownership(then)
             # (one not owned now: the group's check below says it is not assigned)
             moved = [tp for tp, n in then.items() if n is not None and now[tp] is not None and now[tp] != n]
