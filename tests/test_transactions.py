@@ -761,3 +761,36 @@ def test_a_member_s_transaction_is_fenced_like_its_commit_before_it_learned_its_
     assert isinstance(info.value.__cause__, NotAssignedError)
     assert c.committed([tp]) == {tp: None}
     c.close()
+
+
+def test_group_metadata_copies_as_itself_and_pickles_as_its_pair(log: embedlog.Log) -> None:
+    """``group_metadata()`` was a plain tuple: ``copy`` must give one that fences the same,
+    and ``pickle`` its ``(group, member_id)`` pair (the consumer stays in this process);
+    kafka-python's ``ConsumerGroupMetadata`` too."""
+    import copy  # noqa: PLC0415
+    import pickle  # noqa: PLC0415
+
+    from embedlog.compat import registry  # noqa: PLC0415
+    from embedlog.compat.kafka_python import KafkaConsumer  # noqa: PLC0415
+
+    log.create_topic("t")
+    c = log.consumer(["t"], group="g")
+    c.poll(0.2)
+    md = c.group_metadata()
+    assert copy.copy(md) is md
+    assert copy.deepcopy({"m": md})["m"] is md
+    back = pickle.loads(pickle.dumps(md))
+    assert back == md
+    assert (back.group, back.member_id) == ("g", c._membership.member_id if c._membership else None)
+    c.close()
+    registry.use_log(log)
+    try:
+        kc = KafkaConsumer("t", group_id="g2", bootstrap_servers="x")
+        kc.poll(500)
+        kmd = kc.group_metadata()
+        assert pickle.loads(pickle.dumps(kmd)) == kmd
+        assert copy.copy(kmd) is kmd
+        assert repr(kmd).startswith("ConsumerGroupMetadata(group_id='g2'")
+        kc.close()
+    finally:
+        registry.reset()

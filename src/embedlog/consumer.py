@@ -95,6 +95,17 @@ class GroupMetadata(tuple[str, "str | None"]):
     def member_id(self) -> str | None:
         return self[1]
 
+    def __copy__(self) -> GroupMetadata:
+        return self  # (a value: a copy fences as the original)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> GroupMetadata:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled (to another process, say): the (group, member_id) pair, which fences by
+        # membership only — the consumer and its partitions stay in this process
+        return (GroupMetadata, (self[0], self[1]))
+
     def _ownership(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
         """For each of ``tps``, how many times the group had given it to the member when
         this was made (None: not owned then)."""

@@ -802,7 +802,7 @@ class Producer(SendBase):
         entries = nbytes = 0
         for st, p, flat in drained:
             st.accs[p][0:0] = flat  # (atomic; records sent since stay after them)
-            st.checked = st.drained_checked  # (what they were checked against, for the next drain)
+            st.checked = loosest(st.drained_checked, st.checked)  # (what they and the later ones passed)
             entries += len(flat)
             nbytes += _payload_bytes(flat[3::_STRIDE], flat[4::_STRIDE])
         self._pending += entries

@@ -704,6 +704,46 @@ def test_closed_consumer_and_group_metadata(conf: dict[str, Any]) -> None:
 
 
 # -- transactions ------------------------------------------------------------------------------------------
+def test_stale_consumer_group_metadata_fences_a_partition_that_came_back(conf: dict[str, Any],
+                                                                         clients: list[Any]) -> None:
+    """Group metadata taken while ``a`` owned every partition; some went to ``b``, which
+    committed, and came back: offsets sent with the old metadata are refused (librdkafka
+    fences by the generation in it), and the group keeps ``b``'s."""
+    cfg = {**conf, "group.id": "etl", "auto.offset.reset": "earliest", "enable.auto.commit": False,
+           "session.timeout.ms": 3000, "heartbeat.interval.ms": 50}
+    for part in range(4):
+        produce(conf, "in2", [b"%d" % i for i in range(4)], partition=part)
+
+    def wait(cond: Callable[[], bool], *consumers: Any) -> None:
+        deadline = time.monotonic() + 30
+        while not cond():
+            assert time.monotonic() < deadline
+            for c in consumers:
+                c.poll(0.02)
+
+    a = ck.Consumer(cfg)
+    clients.append(a)
+    a.subscribe(["in2"])
+    wait(lambda: len(a.assignment()) == 4, a)
+    md = a.consumer_group_metadata()
+    b = ck.Consumer(cfg)
+    b.subscribe(["in2"])
+    wait(lambda: len(a.assignment()) == 2 and len(b.assignment()) == 2, a, b)
+    moved = b.assignment()[0]
+    b.commit(offsets=[TP(moved.topic, moved.partition, 1)], asynchronous=False)
+    b.close()
+    wait(lambda: len(a.assignment()) == 4, a)
+    p = ck.Producer({**conf, "transactional.id": "stale"})
+    clients.append(p)
+    p.init_transactions()
+    p.begin_transaction()
+    p.produce("out", b"y")
+    p.send_offsets_to_transaction([TP(moved.topic, moved.partition, 3)], md)
+    with pytest.raises(ck.KafkaException):
+        p.commit_transaction()
+    assert a.committed([TP(moved.topic, moved.partition)])[0].offset == 1
+
+
 def test_send_offsets_to_transaction_commits_with_the_records(conf: dict[str, Any], clients: list[Any]) -> None:
     produce(conf, "in", [b"i0", b"i1", b"i2"], partition=0)
     c = ck.Consumer({**conf, "group.id": "etl", "auto.offset.reset": "earliest", "enable.auto.commit": False})

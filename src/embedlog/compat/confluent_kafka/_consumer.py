@@ -85,11 +85,14 @@ class ConsumerGroupMetadata:
 
     def __init__(self, consumer: Consumer) -> None:
         self.group_id = consumer._group
-        # a member's metadata fences offsets sent with it, even after the member is gone
-        self._member: embedlog.Consumer | None = consumer._inner if consumer._subscribed else None
+        # a member's metadata fences offsets sent with it, even after the member is gone,
+        # by the partitions it owned when this was made (as librdkafka's, by generation)
+        self._member: embedlog.GroupMetadata | None = (consumer._inner.group_metadata() if consumer._subscribed
+                                                       else None)
 
-    def _target(self) -> embedlog.Consumer | str:
-        """The embedlog consumer (offsets fenced by its membership) or, unsubscribed, the group name."""
+    def _target(self) -> embedlog.GroupMetadata | str:
+        """The member's ``GroupMetadata`` (offsets fenced by its membership then) or,
+        unsubscribed, the group name."""
         return self._member if self._member is not None else self.group_id
 
     def __repr__(self) -> str:

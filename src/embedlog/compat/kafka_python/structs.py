@@ -92,8 +92,17 @@ class _MemberMetadata(ConsumerGroupMetadata):
 
     _core: Any = None
 
+    def __repr__(self) -> str:
+        return ConsumerGroupMetadata(*self).__repr__()
 
-_MemberMetadata.__name__ = _MemberMetadata.__qualname__ = "ConsumerGroupMetadata"  # (its repr)
+    def __copy__(self) -> _MemberMetadata:
+        return self  # (a value: a copy fences as the original)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _MemberMetadata:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ConsumerGroupMetadata, tuple(self))  # (pickled: the plain fields, fenced by membership only)
 
 
 if not TYPE_CHECKING:  # kafka-python's own classes where it is installed: isinstance() holds
