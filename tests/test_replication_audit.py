@@ -652,3 +652,29 @@ def test_offsets_for_times_and_a_reset_by_time_stay_below_the_high_watermark(log
             assert c.offsets_for_times({tp: 1005})[tp] == embedlog.OffsetAndTimestamp(5, 1005)
         when = datetime.datetime.fromtimestamp(1.015, tz=datetime.timezone.utc)
         assert la.reset_group_offsets("g", "t", when) == {tp: 10}
+
+
+def test_a_consumer_on_a_catching_up_replica_waits_at_its_committed_offset(logs: Callable[[str], Log]) -> None:
+    """Committed offsets reach a follower with the first response, before the records
+    they point past: a group consumer there starts at its committed offset and waits for
+    the records (it was out of range: ``auto_offset_reset`` sent it back to the start)."""
+    la, lb = logs("a"), logs("b")
+    la.create_topic("t")
+    tp = embedlog.TopicPartition("t", 0)
+    with la.producer() as p:
+        for i in range(300):
+            p.send("t", b"x" * 1000)
+            if i % 3 == 2:
+                p.flush()
+    la.commit_offsets("g", {tp: 300})
+    with Leader(la, secret=SECRET) as leader, Follower(lb, leader.address, secret=SECRET, max_bytes=1):
+        wait_until(lambda: "g" in lb.groups(), "the offsets reached the follower")
+        with lb.consumer(group="g", enable_auto_commit=False, auto_offset_reset="earliest") as c:
+            c.assign([tp])
+            assert c.position(tp) == 300
+            wait_until(lambda: lb.describe_topic("t").partitions[0].end_offset >= 300, "caught up")
+            with la.producer(acks="all") as p:
+                p.send("t", b"after")
+            got: list[bytes] = []
+            wait_until(lambda: got.extend(m.value for m in c.poll(0.05)) or got, "the record after it")
+            assert got == [b"after"]

@@ -44,7 +44,7 @@ from .groups.offsets import OffsetAndMetadata
 from .metrics.registry import consumer_counters
 from .model import NO_HEADERS, Message, OffsetAndTimestamp, TopicPartition, topic_partition
 from .storage import partition as plog
-from .storage import schema, topics
+from .storage import replica, schema, topics
 from .storage.schema import PartitionState
 
 if TYPE_CHECKING:
@@ -527,11 +527,18 @@ class Consumer:
         pos = self._positions.get(tp)
         if pos is None:
             pos = self._initial_position(txn, tp, st)
-        if pos is None or pos < st.start_offset or pos > st.end_offset:
+        if pos is None or pos < st.start_offset or (pos > st.end_offset and not self._catching_up(txn)):
             pos = self._reset_position(tp, st, pos)
             self._buffers.pop(tp, None)
         self._positions[tp] = pos
         return pos, st
+
+    def _catching_up(self, txn: lmdb.Transaction) -> bool:
+        """Whether this log is a replica, where a position past the end waits for the
+        records instead of being out of range: its leader may hold them already (a
+        committed offset arrives with the response being applied, its records may come
+        in the next ones), as Kafka's consumer fetching from a follower waits."""
+        return replica.get_role(txn, self._store.dbs) == "replica"
 
     def _recreated(self, txn: lmdb.Transaction, tp: TopicPartition, tid: int) -> PartitionState | None:
         """The partition's state if its topic was deleted and created again (a new topic
