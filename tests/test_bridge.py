@@ -210,8 +210,9 @@ def test_status_lag_group_and_prometheus(log: embedlog.Log, bootstrap: str, name
 def test_an_up_mirror_s_group_cannot_be_deleted_nor_reset(log: embedlog.Log, bootstrap: str, name: str) -> None:
     """The group named after an up mirror holds what it has sent to Kafka: deleting,
     resetting or committing offsets to it by name (``embedlog groups delete`` /
-    ``reset-offsets``, an admin client's alter offsets) made the next run send every
-    record a second time.  Each is refused, and the next run sends nothing."""
+    ``reset-offsets``, an admin client's alter offsets), or a consumer joining it and
+    committing, made the next run send every record a second time.  Each is refused,
+    and the next run sends nothing."""
     topic = f"{name}-t"
     log.create_topic(topic)
     produce(log, topic, 20)
@@ -225,6 +226,8 @@ def test_an_up_mirror_s_group_cannot_be_deleted_nor_reset(log: embedlog.Log, boo
         log.commit_offsets(name, {TopicPartition(topic, 0): 0})
     with pytest.raises(TransactionAbortedError), log.transaction() as tx:
         tx.commit_offsets(name, {TopicPartition(topic, 0): (0, "mine")})
+    with pytest.raises(GroupError, match="cannot join"):
+        log.consumer([topic], group=name)  # (a member would commit over the mirror's progress)
     with Mirror(log, conf(bootstrap), [topic], name=name) as mirror:
         mirror.wait_caught_up(30)
         assert mirror.status().records_mirrored == 0

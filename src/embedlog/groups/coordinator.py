@@ -431,6 +431,8 @@ class Coordinator:
         removed: list[str] = []
 
         def fn(txn: lmdb.Transaction, state: GroupState) -> tuple[bool, GroupState]:
+            if not state.members:  # (the first member: a group that is a bridge's progress is not for consumers)
+                self._refuse_mirror(txn, group, "join")
             dead = self.expired(state, keep=member.member_id)
             removed[:] = dead
             if dead:
