@@ -261,6 +261,9 @@ def test_cli_bridge_up_to_a_dead_port_is_one_line_with_the_reason(tmp_path: Path
     r = cli(path, "groups", "delete", "embedlog-up")
     assert r.returncode == 0, r
     assert json.loads(cli(path, "bridge", "status", "--json").stdout)[0]["partitions"] == []
+    r = cli(path, "bridge", "forget", "embedlog-up")  # (status still lists it: its link state)
+    assert r.returncode == 0, r
+    assert json.loads(cli(path, "bridge", "status", "--json").stdout) == []
 
 
 def test_cli_bridge_status_while_the_link_is_down_from_the_start(tmp_path: Path) -> None:

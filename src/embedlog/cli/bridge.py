@@ -158,7 +158,10 @@ def forget(args: argparse.Namespace, out: Output) -> int:
     from ..storage import mirrors  # noqa: PLC0415
 
     with open_log(args) as log:
-        known = log._store.read(lambda txn: mirrors.mirror_entries(txn, log._store.dbs, args.name, args.direction))
+        known = bool(log._store.read(
+            lambda txn: mirrors.mirror_entries(txn, log._store.dbs, args.name, args.direction))) or any(
+            link.mirror == args.name and args.direction in (None, link.direction)  # (one that recorded no progress)
+            for link in mirrors.mirror_links(log.path))
         if not known:
             raise CliError(f"no {args.direction + ' ' if args.direction else ''}mirror named {args.name!r} has "
                            "progress in this log; `embedlog bridge status` lists them")
