@@ -1140,3 +1140,48 @@ def test_records_of_a_compacted_topic_are_the_stored_ones(cli: Run, log: embedlo
     assert [p["records"] for p in json.loads(out)["partitions"]] == [kept]
     code, out, _ = cli("topics", "describe", "c")
     assert f"Records: {kept} " in out
+
+
+def test_e2e_verify_calls_damage_to_lmdb_s_own_pages_damage(tmp_path: Path) -> None:
+    """Damage below the batches, in the pages of LMDB's own B-trees: ``verify`` exits 3
+    with one line saying to restore the log (it exited 1 with LMDB's words), and other
+    commands raise the typed ``DamagedStoreError``'s one line."""
+    path = tmp_path / "log"
+    with embedlog.open(path, maintenance_interval_ms=None) as log:
+        fill(log, "t", 200, per_flush=50)
+    page = 4096
+    with open(path / "data.mdb", "r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        for n in range(2, size // page):  # (pages 0 and 1 are the meta pages)
+            f.seek(n * page + 10)
+            f.write(b"\x00\x00")  # the page's flags: no longer a branch, leaf or overflow page
+    r = run_cli("verify", env_path=path)
+    assert r.returncode == 3, r
+    lines = r.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("embedlog: DAMAGED: "), lines
+    assert "restore the log from a replica" in lines[0]
+    r = run_cli("--json", "verify", env_path=path)
+    assert r.returncode == 3
+    assert json.loads(r.stdout)["ok"] is False
+    r = run_cli("topics", "list", env_path=path)
+    assert r.returncode == 1
+    assert b"Traceback" not in r.stderr
+    assert b"restore the log from a replica" in r.stderr
+
+
+def test_topics_alter_changes_nothing_when_it_refuses_the_partition_count(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    assert run_cli("topics", "create", "t", "--partitions", "3", env_path=path).returncode == 0
+    r = run_cli("topics", "alter", "t", "--config", "retention.ms=7777", "--partitions", "2", env_path=path)
+    assert r.returncode == 1
+    with embedlog.open(path, maintenance_interval_ms=None) as log:
+        assert log.describe_topic("t").config["retention.ms"] != 7777
+
+
+@pytest.mark.parametrize("args", [("topics", "create", "bad name"), ("topics", "create", "ok", "--config", "foo=1")])
+def test_a_refused_topics_create_leaves_no_log_directory_behind(tmp_path: Path, args: tuple[str, ...]) -> None:
+    path = tmp_path / "typo"
+    r = run_cli(*args, env_path=path)
+    assert r.returncode == 1
+    assert r.stderr.count(b"\n") == 1
+    assert not path.exists()

@@ -360,6 +360,7 @@ ERROR_BUILTINS: dict[str, type[BaseException] | None] = {
     "CorruptRecordError": None,
     "StorageError": OSError,
     "DiskFullError": OSError,
+    "DamagedStoreError": OSError,
     "FormatVersionError": OSError,
     "TimeoutError": builtins.TimeoutError,
     "InterruptedWriteError": None,

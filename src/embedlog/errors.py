@@ -24,6 +24,7 @@ __all__ = [
     "ConfigError",
     "CorruptRecordError",
     "DeserializationError",
+    "DamagedStoreError",
     "DiskFullError",
     "EmbedlogError",
     "FencedLeaderError",
@@ -171,6 +172,11 @@ class StorageError(EmbedlogError, OSError):
 
 class DiskFullError(StorageError):
     """The disk is full; nothing written by this call was kept, nothing earlier was lost."""
+
+
+class DamagedStoreError(StorageError):
+    """The log's LMDB file itself is damaged (a page of its B-trees, or its meta pages):
+    restore the log from a replica or a backup."""
 
 
 class FormatVersionError(StorageError):

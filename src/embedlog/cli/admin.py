@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 import attrs
 
-from ..errors import UnknownGroupError, UnknownTopicError
+from ..errors import DamagedStoreError, UnknownGroupError, UnknownTopicError
 from ..storage.verify import DumpBatch, DumpRecord, VerifyReport
 from .common import EXIT_DAMAGED, non_negative_int, open_log, positive_int, progress
 from .output import Output, bytes_json, text_of
@@ -66,8 +67,15 @@ def report_json(report: VerifyReport) -> dict[str, Any]:
 
 def verify(args: argparse.Namespace, out: Output) -> int:
     """``verify``."""
-    with open_log(args) as log, progress("verify", unit="batch") as bar:
-        report = log.verify(progress=bar.update)
+    try:
+        with open_log(args) as log, progress("verify", unit="batch") as bar:
+            report = log.verify(progress=bar.update)
+    except DamagedStoreError as exc:  # (LMDB's own structure, below what verify walks: damage too)
+        if out.json_mode:
+            out.json({"ok": False, "problems": [{"topic": None, "partition": None, "offset": None,
+                                                 "what": str(exc)}]})
+        print(f"embedlog: DAMAGED: {exc}", file=sys.stderr)
+        return EXIT_DAMAGED
     code = 0 if report.ok else EXIT_DAMAGED
     if out.json_mode:
         out.json(report_json(report))

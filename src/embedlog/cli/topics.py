@@ -6,8 +6,10 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..config import TopicConfig
 from ..errors import TopicExistsError, UnknownTopicError
 from ..model import TopicDescription
+from ..storage.topics import validate_name
 from .common import UsageError, key_values, open_log, positive_int
 from .output import Output
 
@@ -134,6 +136,9 @@ def create(args: argparse.Namespace, out: Output) -> int:
     """``topics create``."""
     _name(args, "create")
     config = dict(key_values(args.config, "--config"))
+    # (checked before the directory is made: a typo must not leave an empty log behind)
+    validate_name(args.name)
+    TopicConfig.from_overrides(config)
     with open_log(args, create=True) as log:
         try:
             log.create_topic(args.name, partitions=args.partitions, config=config)
@@ -210,6 +215,9 @@ def alter(args: argparse.Namespace, out: Output) -> int:
         raise UsageError("nothing to alter: give --config KEY=VALUE, --delete-config KEY or --partitions N",
                          "embedlog topics alter")
     with open_log(args) as log:
+        # (all or nothing: a partition count it refuses is refused before the config changes)
+        if args.partitions is not None and changes and args.partitions <= len(log.describe_topic(args.name).partitions):
+            log.create_partitions(args.name, args.partitions)  # (raises: fewer or as many as now)
         if changes:
             log.alter_topic_config(args.name, changes)
         if args.partitions is not None:

@@ -61,7 +61,15 @@ from typing import Any, TypeVar
 
 import lmdb
 
-from ..errors import ClosedError, ConfigError, DiskFullError, EmbedlogError, FormatVersionError, StorageError
+from ..errors import (
+    ClosedError,
+    ConfigError,
+    DamagedStoreError,
+    DiskFullError,
+    EmbedlogError,
+    FormatVersionError,
+    StorageError,
+)
 from .schema import DB_NAMES, FORMAT_VERSION, META_FORMAT_VERSION, U32LE
 from .syncboard import SHARE_WAIT_S, SyncBoard
 
@@ -194,6 +202,9 @@ def translate(exc: lmdb.Error, what: str, path: str | None = None) -> StorageErr
         return DiskFullError(f"{what}: the disk is full ({text}); free space, then retry "
                              "the call — nothing of it was written (the records a producer's write carried "
                              "are not kept: send them again), nothing earlier was lost")
+    if isinstance(exc, (lmdb.CorruptedError, lmdb.InvalidError, lmdb.PageNotFoundError, lmdb.BadChecksumError)):
+        return DamagedStoreError(f"{what}: the log's LMDB file is damaged ({text}): restore the log from a replica "
+                                 "(embedlog follow) or a backup; `embedlog dump` may still read some partitions")
     if isinstance(exc, lmdb.ReadersFullError):
         return StorageError(f"{what}: all {_MAX_READERS} LMDB reader slots of this log are taken by live "
                             "transactions (threads or processes reading it now); close consumers, logs or "
