@@ -1158,7 +1158,8 @@ def test_e2e_verify_calls_damage_to_lmdb_s_own_pages_damage(tmp_path: Path) -> N
     r = run_cli("verify", env_path=path)
     assert r.returncode == 3, r
     lines = r.stderr.decode().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("embedlog: DAMAGED: "), lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("embedlog: DAMAGED: "), lines
     assert "restore the log from a replica" in lines[0]
     r = run_cli("--json", "verify", env_path=path)
     assert r.returncode == 3
