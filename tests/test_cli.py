@@ -1186,3 +1186,15 @@ def test_a_refused_topics_create_leaves_no_log_directory_behind(tmp_path: Path, 
     assert r.returncode == 1
     assert r.stderr.count(b"\n") == 1
     assert not path.exists()
+
+
+def test_a_warning_gives_shell_advice_not_python(capsys: pytest.CaptureFixture[str]) -> None:
+    """Warnings pass through the same rewrite as errors: a failed commit's warning named
+    ``log.topics()`` to a shell user."""
+    from embedlog.cli.output import warn  # noqa: PLC0415
+
+    warn("could not commit offsets for group 'g': topic 'b' does not exist; log.topics() lists the topics and "
+         "log.create_topic() creates one")
+    err = capsys.readouterr().err
+    assert "`embedlog topics list` lists the topics" in err
+    assert "log.topics()" not in err

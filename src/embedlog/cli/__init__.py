@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -30,7 +29,7 @@ from .common import (
     silence_stdout,
     stop_on_sigterm,
 )
-from .output import Output, error
+from .output import Output, error, for_the_shell
 
 __all__ = ["CommandParser", "build_parser", "iter_commands", "main"]
 
@@ -159,7 +158,7 @@ def _report(exc: Exception) -> int:
         silence_stdout()  # (the reader of the pipe went away)
         return EXIT_OK
     if isinstance(exc, EmbedlogError):
-        error(_for_the_shell(str(exc)))
+        error(for_the_shell(str(exc)))
     elif isinstance(exc, OSError):
         error(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
     else:
@@ -168,22 +167,5 @@ def _report(exc: Exception) -> int:
 
 
 #: advice in the library's error messages, and what to do instead from the shell
-_SHELL_ADVICE = (
-    (re.compile(r"create it with log\.create_topic\(\) \((or open the log with auto_create_topics=True|"
-                r"auto_create_topics creates topics for producers and consumers only)\)"),
-     "create it with `embedlog topics create TOPIC`"),
-    (re.compile(r"log\.topics\(\) lists the topics and log\.create_topic\(\) creates one"),
-     "`embedlog topics list` lists the topics and `embedlog topics create TOPIC` creates one"),
-    (re.compile(r"log\.groups\(\) lists them"), "`embedlog groups list` lists them"),
-    (re.compile(r"use describe_topic\(\) or alter_topic_config\(\) on it"),
-     "see it with `embedlog topics describe`, change it with `embedlog topics alter`"),
-)
-
-
-def _for_the_shell(message: str) -> str:
-    """``message`` with advice about Python calls turned into the commands that do it."""
-    for pattern, instead in _SHELL_ADVICE:
-        message = pattern.sub(instead, message)
-    return message
 
 

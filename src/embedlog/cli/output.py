@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -30,8 +31,27 @@ def error(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    """Print ``embedlog: warning: message`` on stderr."""
-    print(f"embedlog: warning: {message}", file=sys.stderr)
+    """Print ``embedlog: warning: message`` on stderr (advice in Python turned into commands)."""
+    print(f"embedlog: warning: {for_the_shell(message)}", file=sys.stderr)
+
+
+_SHELL_ADVICE = (
+    (re.compile(r"create it with log\.create_topic\(\) \((or open the log with auto_create_topics=True|"
+                r"auto_create_topics creates topics for producers and consumers only)\)"),
+     "create it with `embedlog topics create TOPIC`"),
+    (re.compile(r"log\.topics\(\) lists the topics and log\.create_topic\(\) creates one"),
+     "`embedlog topics list` lists the topics and `embedlog topics create TOPIC` creates one"),
+    (re.compile(r"log\.groups\(\) lists them"), "`embedlog groups list` lists them"),
+    (re.compile(r"use describe_topic\(\) or alter_topic_config\(\) on it"),
+     "see it with `embedlog topics describe`, change it with `embedlog topics alter`"),
+)
+
+
+def for_the_shell(message: str) -> str:
+    """``message`` with advice about Python calls turned into the commands that do it."""
+    for pattern, instead in _SHELL_ADVICE:
+        message = pattern.sub(instead, message)
+    return message
 
 
 def bytes_json(data: bytes | None) -> str | dict[str, str] | None:
