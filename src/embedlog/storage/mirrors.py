@@ -116,6 +116,18 @@ def mirror_entries(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: str | 
             found = (_entry(txn, dbs, bytes(k), bytes(v)) for k, v in cur)
             return [e for e in found if e is not None and direction in (None, e.direction)]
     out: list[MirrorEntry] = []
+    for kind, key, value in _stored(txn, dbs, mirror, direction):
+        entry = _entry(txn, dbs, key, value)
+        if entry is not None and entry.direction == kind:
+            out.append(entry)
+    return out
+
+
+def _stored(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: str,
+            direction: str | None) -> list[tuple[str, bytes, bytes]]:
+    """``(direction, key, value)`` of every ``offsets`` entry in the groups that hold
+    ``mirror``'s progress (in ``direction``, or both), in key order."""
+    out = []
     for kind, group in (("down", SOURCE_PREFIX + mirror), ("up", mirror)):  # (in key order)
         if direction not in (None, kind):
             continue
@@ -127,9 +139,7 @@ def mirror_entries(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: str | 
                 key = bytes(raw_key)
                 if not key.startswith(prefix):
                     break
-                entry = _entry(txn, dbs, key, bytes(raw_value))
-                if entry is not None and entry.direction == kind:
-                    out.append(entry)
+                out.append((kind, key, bytes(raw_value)))
     return out
 
 
@@ -169,20 +179,8 @@ def forget(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: str, direction
     """Delete the recorded progress of ``mirror`` (in ``direction``, or both) inside
     ``txn``: an up mirror's progress entries in the group named after it, a down
     mirror's source offsets.  Return how many entries went."""
-    doomed = []
-    for kind, group in (("down", SOURCE_PREFIX + mirror), ("up", mirror)):
-        if direction not in (None, kind):
-            continue
-        prefix = group.encode() + b"\x00"
-        with txn.cursor(db=dbs["offsets"]) as cur:
-            if not cur.set_range(prefix):
-                continue
-            for raw_key, raw_value in cur:
-                key = bytes(raw_key)
-                if not key.startswith(prefix):
-                    break
-                if kind == "down" or is_progress(bytes(raw_value)):
-                    doomed.append(key)
+    doomed = [key for kind, key, value in _stored(txn, dbs, mirror, direction)
+              if kind == "down" or is_progress(value)]
     for key in doomed:
         txn.delete(key, db=dbs["offsets"])
     if doomed:
