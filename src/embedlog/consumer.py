@@ -1013,7 +1013,7 @@ class Consumer:
         with store.env.read() as txn:
             for tp, off in offsets.items():
                 ids = self._ids.get(tp)
-                meta = store._topic_meta(txn, tp.topic)
+                meta = store.topic_in(txn, tp.topic)
                 if ids is None or meta is None or meta.topic_id != ids[0]:
                     continue  # (its topic was deleted since: a position in it is no offset of the new one)
                 if not moved_only:

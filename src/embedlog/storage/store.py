@@ -506,6 +506,10 @@ class Store:
                 known = _AppendMemo(txn_id, epoch, alone, replicating, seq, metas, states)
             self._local.memo = known
 
+    def topic_in(self, txn: lmdb.Transaction, name: str) -> TopicMeta | None:
+        """``topic`` inside ``txn``."""
+        return self._topic_meta(txn, name)
+
     def _topic_meta(self, txn: lmdb.Transaction, name: str) -> TopicMeta | None:
         """``topics.get``, without decoding the JSON again when its bytes did not change."""
         raw = txn.get(name.encode(), db=self.dbs["topics"])
