@@ -1163,23 +1163,27 @@ def test_e2e_verify_calls_damage_to_lmdb_s_own_pages_damage(tmp_path: Path) -> N
     assert "restore the log from a replica" in lines[0]
     r = run_cli("--json", "verify", env_path=path)
     assert r.returncode == 3
-    assert json.loads(r.stdout)["ok"] is False
+    report = json.loads(r.stdout)
+    assert report["ok"] is False
+    assert {"topics", "partitions", "batches", "records", "bytes", "problems"} <= set(report)
     r = run_cli("topics", "list", env_path=path)
     assert r.returncode == 1
     assert b"Traceback" not in r.stderr
     assert b"restore the log from a replica" in r.stderr
 
 
-def test_topics_alter_changes_nothing_when_it_refuses_the_partition_count(tmp_path: Path) -> None:
+@pytest.mark.parametrize("count", ["2", "99999999"])
+def test_topics_alter_changes_nothing_when_it_refuses_the_partition_count(tmp_path: Path, count: str) -> None:
     path = tmp_path / "log"
     assert run_cli("topics", "create", "t", "--partitions", "3", env_path=path).returncode == 0
-    r = run_cli("topics", "alter", "t", "--config", "retention.ms=7777", "--partitions", "2", env_path=path)
+    r = run_cli("topics", "alter", "t", "--config", "retention.ms=7777", "--partitions", count, env_path=path)
     assert r.returncode == 1
     with embedlog.open(path, maintenance_interval_ms=None) as log:
         assert log.describe_topic("t").config["retention.ms"] != 7777
 
 
-@pytest.mark.parametrize("args", [("topics", "create", "bad name"), ("topics", "create", "ok", "--config", "foo=1")])
+@pytest.mark.parametrize("args", [("topics", "create", "bad name"), ("topics", "create", "ok", "--config", "foo=1"),
+                                  ("topics", "create", "ok", "--partitions", "99999999")])
 def test_a_refused_topics_create_leaves_no_log_directory_behind(tmp_path: Path, args: tuple[str, ...]) -> None:
     path = tmp_path / "typo"
     r = run_cli(*args, env_path=path)
@@ -1198,3 +1202,17 @@ def test_a_warning_gives_shell_advice_not_python(capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert "`embedlog topics list` lists the topics" in err
     assert "log.topics()" not in err
+
+
+
+def test_verify_calls_a_truncated_data_file_damage(tmp_path: Path) -> None:
+    """An interrupted copy: exit 3 with one line saying to restore (it exited 1)."""
+    path = tmp_path / "log"
+    with embedlog.open(path, maintenance_interval_ms=None) as log:
+        fill(log, "t", 2000, per_flush=500)
+    data = path / "data.mdb"
+    os.truncate(data, data.stat().st_size // 2)
+    r = run_cli("verify", env_path=path)
+    assert r.returncode == 3, r
+    assert r.stderr.decode().count("\n") == 1
+    assert b"truncated" in r.stderr

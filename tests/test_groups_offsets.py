@@ -449,3 +449,36 @@ def test_an_idle_consumer_renews_its_commit_before_retention_expires_it(tmp_path
             c.poll(0.05)
         assert log.committed_offsets("g")[tp].offset == 5
         c.close()
+
+
+def test_a_dead_member_left_in_a_group_does_not_let_a_consumer_join_a_mirror_s_progress(tmp_path: Path) -> None:
+    """The group of an up mirror refuses consumers (they would commit over its progress):
+    also when a member killed earlier is still listed in it, its session run out."""
+    import json  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from embedlog.errors import GroupError  # noqa: PLC0415
+
+    child = (
+        "import sys, time, embedlog\n"
+        "log = embedlog.open(sys.argv[1], maintenance_interval_ms=None)\n"
+        "c = log.consumer(['t'], group='site-7', session_timeout_ms=1000, heartbeat_interval_ms=300,"
+        " enable_auto_commit=False)\n"
+        "c.poll(0.5)\n"
+        "print('joined', flush=True)\n"
+        "time.sleep(600)\n")
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
+        log.create_topic("t")
+        proc = subprocess.Popen([sys.executable, "-c", child, str(tmp_path / "log")], stdout=subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == b"joined"
+        finally:
+            proc.kill()
+            proc.wait()
+        time.sleep(1.5)  # (its session ran out; it is still listed)
+        progress = json.dumps({"mirror": "up", "remote": "remote-t", "hw": {}, "lost": 0}, separators=(",", ":"))
+        log.commit_offsets("site-7", {TP("t", 0): (0, progress)})
+        with pytest.raises(GroupError, match="cannot join"):
+            log.consumer(["t"], group="site-7", enable_auto_commit=False)

@@ -30,7 +30,13 @@ from typing import Any
 import pytest
 
 import embedlog
-from embedlog.errors import AuthenticationError, ConfigError, NotLeaderError, UncleanPromotionWarning
+from embedlog.errors import (
+    AuthenticationError,
+    ConfigError,
+    NotLeaderError,
+    OffsetOutOfRangeError,
+    UncleanPromotionWarning,
+)
 from embedlog.protocol import Challenge, ErrorCode, FencedLeaderError, FollowerConnection, Hello, LeaderConnection
 from embedlog.protocol.frames import MAX_FRAME
 from embedlog.replication import Follower, FollowerCore, Leader, LeaderCore, promote, replication_status
@@ -678,3 +684,53 @@ def test_a_consumer_on_a_catching_up_replica_waits_at_its_committed_offset(logs:
             got: list[bytes] = []
             wait_until(lambda: got.extend(m.value for m in c.poll(0.05)) or got, "the record after it")
             assert got == [b"after"]
+
+
+@pytest.mark.parametrize("reset", ["none", "earliest"])
+def test_a_seek_past_the_end_of_a_caught_up_replica_is_out_of_range(logs: Callable[[str], Log], reset: str) -> None:
+    """A replica caught up answers as its leader would: past the end is out of range
+    (``auto_offset_reset``; ``"none"`` raises), not a wait for records that never come."""
+    la, lb = logs("a"), logs("b")
+    la.create_topic("t")
+    tp = embedlog.TopicPartition("t", 0)
+    with la.producer() as p:
+        for i in range(10):
+            p.send("t", b"%d" % i)
+    with Leader(la, secret=SECRET) as leader, Follower(lb, leader.address, secret=SECRET):
+        wait_until(lambda: "t" in lb.topics() and lb.describe_topic("t").partitions[0].end_offset == 10, "caught up")
+        wait_until(lambda: (replication_status(lb)["follower"] or {}).get("lag") == 0, "lag 0 recorded")
+        with lb.consumer(auto_offset_reset=reset) as c:
+            c.assign([tp])
+            c.seek(tp, 1_000_000)
+            if reset == "none":
+                with pytest.raises(OffsetOutOfRangeError):
+                    c.poll(0.1)
+            else:
+                got: list[int] = []
+                wait_until(lambda: got.extend(m.offset for m in c.poll(0.05)) or got, "records")
+                assert got[0] == 0
+
+
+def test_a_committed_offset_past_the_end_reads_the_same_on_a_caught_up_replica(logs: Callable[[str], Log]) -> None:
+    """Kafka's clients may commit past a partition's end (brokers accept it, so do the
+    shims): a group consumer applies ``auto_offset_reset`` on the leader and on a caught-up
+    replica alike (on the replica it waited at the offset, skipping the records below)."""
+    la, lb = logs("a"), logs("b")
+    la.create_topic("t")
+    tp = embedlog.TopicPartition("t", 0)
+    with la.producer() as p:
+        for i in range(10):
+            p.send("t", b"%d" % i)
+    la._coordinator.commit("g", {tp: 1000}, None, beyond_end=True)  # (as a Kafka-client shim commits)
+
+    def read(log: Log) -> list[bytes]:
+        got: list[bytes] = []
+        with log.consumer(group="g", enable_auto_commit=False, auto_offset_reset="earliest") as c:
+            c.assign([tp])
+            wait_until(lambda: got.extend(m.value for m in c.poll(0.05)) or len(got) >= 10, "records")
+        return got
+
+    with Leader(la, secret=SECRET) as leader, Follower(lb, leader.address, secret=SECRET):
+        wait_until(lambda: "g" in lb.groups() and lb.describe_topic("t").partitions[0].end_offset == 10, "caught up")
+        wait_until(lambda: (replication_status(lb)["follower"] or {}).get("lag") == 0, "lag 0 recorded")
+        assert read(lb) == read(la)

@@ -422,3 +422,19 @@ def test_an_existing_logs_lock_file_is_left_as_lmdb_sized_it(tmp_path: Path, mon
     monkeypatch.setattr(os, "posix_fallocate", full)
     with embedlog.open(str(tmp_path / "log")) as log:
         assert log.topics() == ["t"]
+
+
+def test_a_data_file_that_is_not_lmdb_is_a_damaged_store_error(tmp_path: Path) -> None:
+    """LMDB's words for a damaged file become ``DamagedStoreError`` (a ``StorageError``),
+    saying to restore; the LMDB errors it stands for exist in this py-lmdb (``pyproject``
+    allows older ones, which lack some: they are looked up by name)."""
+    from embedlog.errors import DamagedStoreError  # noqa: PLC0415
+    from embedlog.storage import env  # noqa: PLC0415
+
+    path = tmp_path / "log"
+    path.mkdir()
+    (path / "data.mdb").write_bytes(b"\x01" * 8192)
+    with pytest.raises(DamagedStoreError, match="restore the log from a replica"):
+        embedlog.open(path)
+    assert env._DAMAGE
+    assert all(issubclass(e, lmdb.Error) for e in env._DAMAGE)

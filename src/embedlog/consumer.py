@@ -534,11 +534,16 @@ class Consumer:
         return pos, st
 
     def _catching_up(self, txn: lmdb.Transaction) -> bool:
-        """Whether this log is a replica, where a position past the end waits for the
-        records instead of being out of range: its leader may hold them already (a
-        committed offset arrives with the response being applied, its records may come
-        in the next ones), as Kafka's consumer fetching from a follower waits."""
-        return replica.get_role(txn, self._store.dbs) == "replica"
+        """Whether this log is a replica that was behind its leader when it last heard
+        from it: a position past the end then waits for the records instead of being out
+        of range (committed offsets arrive with the response being applied, the records
+        they point past may come in the next ones).  A replica caught up answers as its
+        leader would: ``auto_offset_reset``."""
+        dbs = self._store.dbs
+        if replica.get_role(txn, dbs) != "replica":
+            return False
+        state = replica.get_follower_state(txn, dbs) or {}
+        return int(state.get("lag", 0)) > 0
 
     def _recreated(self, txn: lmdb.Transaction, tp: TopicPartition, tid: int) -> PartitionState | None:
         """The partition's state if its topic was deleted and created again (a new topic
@@ -1123,6 +1128,8 @@ class Consumer:
         m = self._membership
         if m is None or not self._subscription:
             return GroupMetadata(self.group, None)
+        if not m.owned:  # (not given anything yet: fenced by its membership only, as Kafka's UNJOINED metadata)
+            return GroupMetadata(self.group, m.member_id)
         return GroupMetadata(self.group, m.member_id, self, {tp: m.claims.get(tp) for tp in m.owned})
 
     def unsubscribe(self) -> None:

@@ -26,7 +26,7 @@ from .producer import Producer
 from .storage import producer_epochs
 from .storage.compaction import compact_all
 from .storage.store import Store
-from .storage.topics import MAX_PARTITIONS, TopicMeta, validate_name
+from .storage.topics import MAX_PARTITIONS, TopicMeta, check_partitions, validate_name
 from .storage.verify import DumpIterator, ProgressFn, VerifyReport, dump, verify
 from .transactions import Transaction
 from .writer import GroupCommitter
@@ -122,8 +122,7 @@ class Log:
         """
         self._check()
         validate_name(name)
-        if not isinstance(partitions, int) or isinstance(partitions, bool) or not 1 <= partitions <= MAX_PARTITIONS:
-            raise ConfigError(f"partitions must be an int from 1 to {MAX_PARTITIONS}, got {partitions!r}")
+        check_partitions(partitions)
         self._store.create_topic(name, partitions, TopicConfig.from_overrides(config))
         return self.describe_topic(name)
 
@@ -147,9 +146,7 @@ class Log:
     def create_partitions(self, name: str, total: int) -> None:
         """Grow a topic to ``total`` partitions (keyed records may then map elsewhere, as in Kafka)."""
         self._check()
-        if not isinstance(total, int) or isinstance(total, bool) or not 1 <= total <= MAX_PARTITIONS:
-            raise ConfigError(f"partitions must be an int from 1 to {MAX_PARTITIONS}, got {total!r}")
-        self._store.add_partitions(validate_name(name), total)
+        self._store.add_partitions(validate_name(name), check_partitions(total))
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic, its records and its committed offsets."""

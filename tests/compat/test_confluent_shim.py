@@ -744,6 +744,27 @@ def test_stale_consumer_group_metadata_fences_a_partition_that_came_back(conf: d
     assert a.committed([TP(moved.topic, moved.partition)])[0].offset == 1
 
 
+def test_group_metadata_taken_before_the_first_assignment_commits_offsets(conf: dict[str, Any],
+                                                                          clients: list[Any]) -> None:
+    """``md = consumer.consumer_group_metadata()`` once, right after ``subscribe()`` (before
+    any assignment): librdkafka's carries generation -1, which the broker accepts; offsets
+    sent with it commit (they were refused for ever as not assigned)."""
+    produce(conf, "in", [b"i0", b"i1", b"i2"], partition=0)
+    c = ck.Consumer({**conf, "group.id": "etl", "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    clients.append(c)
+    c.subscribe(["in"])
+    md = c.consumer_group_metadata()
+    msgs = drain(c, 3)
+    p = ck.Producer({**conf, "transactional.id": "early-md"})
+    clients.append(p)
+    p.init_transactions()
+    p.begin_transaction()
+    p.produce("out", b"y")
+    p.send_offsets_to_transaction([TP("in", 0, msgs[-1].offset() + 1)], md)
+    p.commit_transaction()
+    assert [x.offset for x in c.committed([TP("in", 0)])] == [3]
+
+
 def test_send_offsets_to_transaction_commits_with_the_records(conf: dict[str, Any], clients: list[Any]) -> None:
     produce(conf, "in", [b"i0", b"i1", b"i2"], partition=0)
     c = ck.Consumer({**conf, "group.id": "etl", "auto.offset.reset": "earliest", "enable.auto.commit": False})

@@ -204,6 +204,35 @@ def test_offsets_of_a_partition_that_left_and_came_back_fail_the_commit(servers:
     a.close()
 
 
+def test_group_metadata_taken_before_the_first_poll_commits_offsets(servers: str) -> None:
+    """``group_metadata()`` before the first poll (state UNJOINED): offsets sent with it
+    commit, as Kafka accepts UNJOINED metadata (they were refused as not assigned)."""
+    create(servers, "in", 1)
+    plain = KafkaProducer(bootstrap_servers=servers)
+    for i in range(4):
+        plain.send("in", b"in-%d" % i)
+    plain.flush()
+    c = KafkaConsumer("in", bootstrap_servers=servers, group_id="etl", auto_offset_reset="earliest",
+                      enable_auto_commit=False)
+    md = c.group_metadata()
+    assert md.state == "UNJOINED"
+    got: list[Any] = []
+    deadline = time.monotonic() + 10
+    while len(got) < 4:
+        assert time.monotonic() < deadline
+        for records in c.poll(timeout_ms=100).values():
+            got.extend(records)
+    p = KafkaProducer(bootstrap_servers=servers, transactional_id="early-md")
+    p.init_transactions()
+    p.begin_transaction()
+    p.send("in", b"x")
+    p.send_offsets_to_transaction({TopicPartition("in", 0): OffsetAndMetadata(4, "", -1)}, md)
+    p.commit_transaction()
+    assert c.committed(TopicPartition("in", 0)) == 4
+    c.close()
+    p.close()
+
+
 def test_futures_are_cheap_until_waited_on(servers: str) -> None:
     """A future allocates its Event only when ``get`` must wait; callbacks added before and
     after completion run once, with the value."""

@@ -71,9 +71,9 @@ def verify(args: argparse.Namespace, out: Output) -> int:
         with open_log(args) as log, progress("verify", unit="batch") as bar:
             report = log.verify(progress=bar.update)
     except DamagedStoreError as exc:  # (LMDB's own structure, below what verify walks: damage too)
-        if out.json_mode:
-            out.json({"ok": False, "problems": [{"topic": None, "partition": None, "offset": None,
-                                                 "what": str(exc)}]})
+        if out.json_mode:  # (the report's keys: nothing could be counted)
+            out.json({"ok": False, "topics": 0, "partitions": 0, "batches": 0, "records": 0, "bytes": 0,
+                      "problems": [{"topic": None, "partition": None, "offset": None, "what": str(exc)}]})
         print(f"embedlog: DAMAGED: {exc}", file=sys.stderr)
         return EXIT_DAMAGED
     code = 0 if report.ok else EXIT_DAMAGED

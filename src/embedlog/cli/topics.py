@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import TopicConfig
 from ..errors import TopicExistsError, UnknownTopicError
 from ..model import TopicDescription
-from ..storage.topics import validate_name
+from ..storage.topics import check_partitions, validate_name
 from .common import UsageError, key_values, open_log, positive_int
 from .output import Output
 
@@ -138,6 +138,7 @@ def create(args: argparse.Namespace, out: Output) -> int:
     config = dict(key_values(args.config, "--config"))
     # (checked before the directory is made: a typo must not leave an empty log behind)
     validate_name(args.name)
+    check_partitions(args.partitions)
     TopicConfig.from_overrides(config)
     with open_log(args, create=True) as log:
         try:
@@ -214,6 +215,8 @@ def alter(args: argparse.Namespace, out: Output) -> int:
     if not changes and args.partitions is None:
         raise UsageError("nothing to alter: give --config KEY=VALUE, --delete-config KEY or --partitions N",
                          "embedlog topics alter")
+    if args.partitions is not None:
+        check_partitions(args.partitions)
     with open_log(args) as log:
         # (all or nothing: a partition count it refuses is refused before the config changes)
         if args.partitions is not None and changes and args.partitions <= len(log.describe_topic(args.name).partitions):

@@ -431,12 +431,12 @@ class Coordinator:
         removed: list[str] = []
 
         def fn(txn: lmdb.Transaction, state: GroupState) -> tuple[bool, GroupState]:
-            if not state.members:  # (the first member: a group that is a bridge's progress is not for consumers)
-                self._refuse_mirror(txn, group, "join")
             dead = self.expired(state, keep=member.member_id)
             removed[:] = dead
             if dead:
                 state.leave(dead, self._counts(txn, state))
+            if not set(state.members) - {member.member_id}:  # (the first live member: a bridge's progress
+                self._refuse_mirror(txn, group, "join")  # is no group for consumers)
             if state.members and state.protocol != protocol:
                 raise GroupError(
                     f"group {group!r} uses the {state.protocol!r} assignor and this consumer asked for "

@@ -185,6 +185,12 @@ def _size_limit_reached(path: str) -> int | None:
     return int(limit) if size + (1 << 20) >= limit else None
 
 
+#: LMDB's errors for a damaged file (BadChecksumError: py-lmdb 3 only)
+_DAMAGE: tuple[type[lmdb.Error], ...] = tuple(
+    getattr(lmdb, name) for name in ("CorruptedError", "InvalidError", "PageNotFoundError", "BadChecksumError")
+    if hasattr(lmdb, name))
+
+
 def translate(exc: lmdb.Error, what: str, path: str | None = None) -> StorageError:
     """Turn an ``lmdb.Error`` into our error tree."""
     text = str(exc)
@@ -202,7 +208,7 @@ def translate(exc: lmdb.Error, what: str, path: str | None = None) -> StorageErr
         return DiskFullError(f"{what}: the disk is full ({text}); free space, then retry "
                              "the call — nothing of it was written (the records a producer's write carried "
                              "are not kept: send them again), nothing earlier was lost")
-    if isinstance(exc, (lmdb.CorruptedError, lmdb.InvalidError, lmdb.PageNotFoundError, lmdb.BadChecksumError)):
+    if isinstance(exc, _DAMAGE):
         return DamagedStoreError(f"{what}: the log's LMDB file is damaged ({text}): restore the log from a replica "
                                  "(embedlog follow) or a backup; `embedlog dump` may still read some partitions")
     if isinstance(exc, lmdb.ReadersFullError):
@@ -346,7 +352,7 @@ class _Read:
 
 
 def _check_length(env: lmdb.Environment, data_file: str) -> None:
-    """``StorageError`` if ``data.mdb`` is shorter than the pages its current snapshot
+    """``DamagedStoreError`` if ``data.mdb`` is shorter than the pages its current snapshot
     uses (a truncated copy, say): reading them would kill the process with SIGBUS."""
     try:
         last = env.info()["last_pgno"]  # (before the file's size: pages are written before the meta)
@@ -355,7 +361,7 @@ def _check_length(env: lmdb.Environment, data_file: str) -> None:
     except (lmdb.Error, OSError):
         return
     if size < need:
-        raise StorageError(f"{data_file} is {size:,} bytes but its last snapshot uses {need:,}: the file was "
+        raise DamagedStoreError(f"{data_file} is {size:,} bytes but its last snapshot uses {need:,}: the file was "
                            "truncated (an interrupted copy?); restore the log directory from a backup or a replica")
 
 

@@ -16,7 +16,7 @@ import attrs
 import lmdb
 
 from ..config import TopicConfig
-from ..errors import InvalidTopicError, TopicExistsError, UnknownTopicError
+from ..errors import ConfigError, InvalidTopicError, TopicExistsError, UnknownTopicError
 from . import counters, schema
 from .offsets_version import bump_offsets_version
 from .schema import PartitionState
@@ -48,6 +48,13 @@ class TopicMeta:
     def may_have_gaps(self) -> bool:
         """Whether compaction may have left gaps between its batches (now or before)."""
         return self.config.compact or self.was_compacted
+
+
+def check_partitions(count: object) -> int:
+    """``count`` if it is a partition count a topic may have, else ``ConfigError``."""
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_PARTITIONS:
+        raise ConfigError(f"partitions must be an int from 1 to {MAX_PARTITIONS}, got {count!r}")
+    return count
 
 
 def validate_name(name: object) -> str:
