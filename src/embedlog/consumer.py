@@ -563,8 +563,9 @@ class Consumer:
     def position(self, tp: TopicPartition) -> int:
         """The offset of the next record ``poll`` returns for ``tp``.  After ``seek`` it is
         the offset given, even outside the partition (as in Kafka, the next ``poll``
-        finds it out of range and applies ``auto_offset_reset``); a partition with no
-        position yet gets its committed offset or ``auto_offset_reset``'s."""
+        finds it out of range and applies ``auto_offset_reset`` — past the end of a
+        replica still behind its leader, it waits for the records instead); a partition
+        with no position yet gets its committed offset or ``auto_offset_reset``'s."""
         self._check()
         tp = self._require(tp)
         for msg in tuple(self._stash):  # (an iterator has not yielded it yet)
