@@ -348,6 +348,30 @@ def test_a_subscription_lets_go_of_partitions_that_are_gone(tmp_path: Path, agai
             assert set(c.end_offsets(c.assignment())) == want
 
 
+@pytest.mark.parametrize("look_between", [False, True])
+def test_a_subscription_reads_a_topic_created_again_from_its_start_whatever_the_timing(
+        tmp_path: Path, look_between: bool) -> None:
+    """A standalone subscription (``latest``) over a topic deleted and created again reads
+    the new topic from its start, as a partition it gains: it did only if its once-a-second
+    look at the topics fell between the delete and the create."""
+    with embedlog.open(tmp_path / "log", durability="none", maintenance_interval_ms=None) as log:
+        log.create_topic("t", partitions=1)
+        with log.consumer(["t"], auto_offset_reset="latest") as c:
+            c.poll(0.01)
+            log.delete_topic("t")
+            if look_between:
+                time.sleep(1.1)
+                c.poll(0.05)  # (its look: t is gone, its partition dropped)
+            log.create_topic("t", partitions=1)
+            _write_batches(log, "t", [3])
+            got: list[bytes] = []
+            deadline = time.monotonic() + 10
+            while len(got) < 3:
+                assert time.monotonic() < deadline, got
+                got += [m.value for m in c.poll(0.05)]
+            assert got == [b"v0", b"v1", b"v2"]
+
+
 def test_single_record_polls_follow_retention_moving_the_start(tmp_path: Path) -> None:
     with embedlog.open(tmp_path / "log", durability="none") as log:
         log.create_topic("t", partitions=1)

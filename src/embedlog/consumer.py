@@ -548,7 +548,8 @@ class Consumer:
     def _recreated(self, txn: lmdb.Transaction, tp: TopicPartition, tid: int) -> PartitionState | None:
         """The partition's state if its topic was deleted and created again (a new topic
         id): the consumer moves to the new topic, from its committed offset or
-        ``auto_offset_reset`` (the old position means nothing there).  ``None`` if not."""
+        ``auto_offset_reset`` (the old position means nothing there) — a standalone
+        subscription from its start.  ``None`` if not."""
         meta = topics.get(txn, self._store.dbs, tp.topic)
         if meta is None or meta.topic_id == tid or tp.partition >= meta.partitions:
             return None
@@ -558,6 +559,8 @@ class Consumer:
             self._ids[tp] = (meta.topic_id, meta.config.log_append_time)
             self._positions.pop(tp, None)
             self._buffers.pop(tp, None)
+            if self._following:  # (a standalone subscription: all of it is newer than the subscription,
+                self._positions[tp] = st.start_offset  # as of a partition it gained: _follow_topics)
         return st
 
     def position(self, tp: TopicPartition) -> int:
