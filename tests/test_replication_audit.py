@@ -734,3 +734,33 @@ def test_a_committed_offset_past_the_end_reads_the_same_on_a_caught_up_replica(l
         wait_until(lambda: "g" in lb.groups() and lb.describe_topic("t").partitions[0].end_offset == 10, "caught up")
         wait_until(lambda: (replication_status(lb)["follower"] or {}).get("lag") == 0, "lag 0 recorded")
         assert read(lb) == read(la)
+
+
+def test_a_replica_stopped_while_another_partition_lagged_reads_a_copied_one_as_its_leader(
+        logs: Callable[[str], Log]) -> None:
+    """The follower stopped while topic ``u`` still lagged: a group consumer at an offset
+    committed past the end of fully copied ``t`` applies ``auto_offset_reset`` as on the
+    leader (the replica's lag, one sum over every partition, made it wait for ever)."""
+    la, lb = logs("a"), logs("b")
+    la.create_topic("t")
+    la.create_topic("u")
+    tp = embedlog.TopicPartition("t", 0)
+    with la.producer() as p:
+        for i in range(10):
+            p.send("t", b"%d" % i)
+        for _ in range(3000):
+            p.send("u", b"x" * 8000)
+    la._coordinator.commit("g", {tp: 1000}, None, beyond_end=True)  # (as a Kafka-client shim may)
+    with Leader(la, secret=SECRET) as leader, Follower(lb, leader.address, secret=SECRET, max_bytes=16384):
+        wait_until(lambda: "g" in lb.groups() and "t" in lb.topics()
+                   and lb.describe_topic("t").partitions[0].end_offset == 10, "t copied")
+    assert (replication_status(lb)["follower"] or {}).get("lag", 0) > 0  # (u still behind)
+
+    def read(log: Log) -> list[bytes]:
+        got: list[bytes] = []
+        with log.consumer(group="g", enable_auto_commit=False, auto_offset_reset="earliest") as c:
+            c.assign([tp])
+            wait_until(lambda: got.extend(m.value for m in c.poll(0.05)) or len(got) >= 10, "records")
+        return got
+
+    assert read(lb) == read(la) == [b"%d" % i for i in range(10)]

@@ -794,3 +794,51 @@ def test_group_metadata_copies_as_itself_and_pickles_as_its_pair(log: embedlog.L
         kc.close()
     finally:
         registry.reset()
+
+
+def test_group_metadata_of_a_member_that_owned_nothing_fences_a_partition_that_came_back(log: embedlog.Log) -> None:
+    """Metadata taken while the member owned nothing (a joined member: Kafka's has a real
+    generation): a partition given to it later, moved to another member (which committed)
+    and back, is refused; one given once since it was taken commits."""
+    log.create_topic("in")
+    log.create_topic("out")
+    with log.producer() as p:
+        for i in range(10):
+            p.send("in", b"%d" % i)
+    p0 = TP("in", 0)
+    kw: dict[str, Any] = {"auto_offset_reset": "earliest", "enable_auto_commit": False, "session_timeout_ms": 3000,
+                          "heartbeat_interval_ms": 50, "partition_assignment_strategy": "range"}
+    a = log.consumer(["in"], group="g", client_id="a", **kw)
+    wait_until(lambda: a.assignment() == {p0}, "a owns p0", step=lambda: a.poll(timeout=0.01))
+    b = log.consumer(["in"], group="g", client_id="b", **kw)
+    wait_until(lambda: b._membership is not None and b._membership.member_id is not None and not b.assignment()
+               and a.assignment() == {p0}, "b joined, idle", step=lambda: (a.poll(timeout=0.01), b.poll(timeout=0.01)))
+    gm = b.group_metadata()
+    a.close()
+    wait_until(lambda: b.assignment() == {p0}, "p0 to b", step=lambda: b.poll(timeout=0.01))
+    with log.transaction() as tx:  # given once since: its records were read since
+        tx.commit_offsets(gm, {p0: 2})
+    assert b.committed([p0]) == {p0: 2}
+    others = []
+    for name in ("0", "00", "a0", "aa"):  # (range gives p0 to the member whose id sorts first)
+        c = log.consumer(["in"], group="g", client_id=name, **kw)
+        others.append(c)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not c.assignment():
+            b.poll(timeout=0.01)
+            c.poll(timeout=0.01)
+        if c.assignment() == {p0}:
+            break
+    else:
+        pytest.skip("could not move p0 away from b")
+    c.commit({p0: 10})
+    for o in others:
+        o.close()
+    wait_until(lambda: b.assignment() == {p0}, "p0 back to b", step=lambda: b.poll(timeout=0.01))
+    tx = log.transaction()
+    tx.commit_offsets(gm, {p0: 3})
+    with pytest.raises(TransactionAbortedError) as info:
+        tx.commit()
+    assert isinstance(info.value.__cause__, IllegalGenerationError)
+    assert b.committed([p0]) == {p0: 10}
+    b.close()

@@ -73,18 +73,24 @@ _ASYNC_WAIT_STEP_S = 1.0
 
 class GroupMetadata(tuple[str, "str | None"]):
     """``(group, member_id)``, as ``Consumer.group_metadata()`` returns it; it also
-    remembers which partitions the member owned then (how many times each was given to
-    it), so that a transaction committing offsets with it is fenced as through the
-    consumer itself (``Transaction.commit_offsets``)."""
+    remembers how many times the group had given each partition to the member then, and
+    which it owned, so that a transaction committing offsets with it is fenced as through
+    the consumer itself (``Transaction.commit_offsets``): a partition must be owned now
+    as then, or — not owned then — have been given to it once since (its records can
+    only have been read since); one that went to another member and came back is
+    refused, as Kafka refuses metadata of an older generation."""
 
     _consumer: Consumer | None
-    _claims: dict[TopicPartition, int | None]
+    _claims: dict[TopicPartition, int]
+    _owned: frozenset[TopicPartition]
 
     def __new__(cls, group: str, member_id: str | None, consumer: Consumer | None = None,
-                claims: dict[TopicPartition, int | None] | None = None) -> GroupMetadata:
+                claims: dict[TopicPartition, int] | None = None,
+                owned: frozenset[TopicPartition] = frozenset()) -> GroupMetadata:
         self = super().__new__(cls, (group, member_id))
         self._consumer = consumer
         self._claims = claims or {}
+        self._owned = owned
         return self
 
     @property
@@ -107,10 +113,11 @@ class GroupMetadata(tuple[str, "str | None"]):
         return (GroupMetadata, (self[0], self[1]))
 
     def _ownership(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
-        """For each of ``tps``, how many times the group had given it to the member when
-        this was made (None: not owned then)."""
-        claims = self._claims
-        return {tp: claims.get(tp) for tp in tps}
+        """For each of ``tps``, how many times the group may have given it to the member
+        now for its offset to be committed with this: as then if it owned it then, else
+        once more (compared with ``Consumer._ownership`` at the commit)."""
+        claims, owned = self._claims, self._owned
+        return {tp: claims[tp] if tp in owned else claims.get(tp, 0) + 1 for tp in tps}
 
 
 class _AsyncMessages:
@@ -527,23 +534,25 @@ class Consumer:
         pos = self._positions.get(tp)
         if pos is None:
             pos = self._initial_position(txn, tp, st)
-        if pos is None or pos < st.start_offset or (pos > st.end_offset and not self._catching_up(txn)):
+        if pos is None or pos < st.start_offset or (pos > st.end_offset and not self._catching_up(txn, tp, pos)):
             pos = self._reset_position(tp, st, pos)
             self._buffers.pop(tp, None)
         self._positions[tp] = pos
         return pos, st
 
-    def _catching_up(self, txn: lmdb.Transaction) -> bool:
-        """Whether this log is a replica that was behind its leader when it last heard
-        from it: a position past the end then waits for the records instead of being out
-        of range (committed offsets arrive with the response being applied, the records
-        they point past may come in the next ones).  A replica caught up answers as its
-        leader would: ``auto_offset_reset``."""
+    def _catching_up(self, txn: lmdb.Transaction, tp: TopicPartition, pos: int) -> bool:
+        """Whether this log is a replica that lacked records of ``tp`` when it last heard
+        from its leader, whose end was at ``pos`` or past it: a position past the end
+        then waits for the records instead of being out of range (committed offsets
+        arrive with the response being applied, the records they point past may come in
+        the next ones).  Past what the leader held, or on a partition caught up, it
+        answers as its leader would: ``auto_offset_reset``."""
         dbs = self._store.dbs
         if replica.get_role(txn, dbs) != "replica":
             return False
-        state = replica.get_follower_state(txn, dbs) or {}
-        return int(state.get("lag", 0)) > 0
+        behind = (replica.get_follower_state(txn, dbs) or {}).get("behind") or {}
+        end = behind.get(f"{self._ids[tp][0]}:{tp.partition}")
+        return end is not None and pos <= int(end)
 
     def _recreated(self, txn: lmdb.Transaction, tp: TopicPartition, tid: int) -> PartitionState | None:
         """The partition's state if its topic was deleted and created again (a new topic
@@ -1132,9 +1141,7 @@ class Consumer:
         m = self._membership
         if m is None or not self._subscription:
             return GroupMetadata(self.group, None)
-        if not m.owned:  # (not given anything yet: fenced by its membership only, as Kafka's UNJOINED metadata)
-            return GroupMetadata(self.group, m.member_id)
-        return GroupMetadata(self.group, m.member_id, self, {tp: m.claims.get(tp) for tp in m.owned})
+        return GroupMetadata(self.group, m.member_id, self, dict(m.claims), frozenset(m.owned))
 
     def unsubscribe(self) -> None:
         """Leave the group (if any) and drop every partition."""

@@ -1516,11 +1516,13 @@ class FollowerCore:
             if resp.offsets is not None:
                 replica.apply_offsets(txn, dbs, resp.offsets)
             lag = {}
+            ends = {}  # the leader's end offsets
             for pd in resp.partitions:
                 tid, part = pd.topic_id, pd.partition
                 st = plog.load_state(txn, dbs, tid, part)
                 if st is None or pd.error != PartitionError.NONE:
                     continue
+                ends[(tid, part)] = pd.end_offset
                 if pd.diverging is not None:
                     target = self._truncation_point(txn, tid, part, pd.diverging, st.end_offset)
                     new_end = replica.truncate(txn, dbs, tid, part, target)
@@ -1541,8 +1543,11 @@ class FollowerCore:
                 lag[(tid, part)] = max(0, pd.end_offset - (end.end_offset if end else 0))
             lags.append(lag)  # (published once committed: status() names its topics from the store)
             # what promote() looks at: was this node in sync when it last heard from its leader?
-            state = {"leader": self.leader_id, "epoch": resp.leader_epoch, "in_sync": resp.in_sync,
-                     "lag": sum(lag.values())}
+            state: dict[str, Any] = {"leader": self.leader_id, "epoch": resp.leader_epoch,
+                                     "in_sync": resp.in_sync, "lag": sum(lag.values())}
+            behind = {f"{t}:{p}": ends[(t, p)] for (t, p), n in lag.items() if n > 0}
+            if behind:  # (where consumers here wait at a position past the end: Consumer._catching_up)
+                state["behind"] = behind
             if state != self._state_written:
                 replica.set_follower_state(txn, dbs, state)
                 wrote.append(state)

@@ -76,9 +76,11 @@ records a while but never shows an unreplicated one; the leader recomputes it fr
 the followers' acknowledgements.  ``isr`` (JSON
 ``{"epoch", "leader", "isr": [follower node ids], "size", "updated_ms"}``, written by
 the leader; ``size`` counts the leader itself, for ``min.insync.replicas``),
-``follower`` (JSON ``{"leader", "epoch", "in_sync", "lag"}``: what a follower last
-heard from its leader, updated with each response it applies; ``promote`` warns when
-it says the node was out of sync, and removes it),
+``follower`` (JSON ``{"leader", "epoch", "in_sync", "lag"}``, and ``"behind": {"<topic
+id>:<partition>": leader end offset}`` for the partitions it lacked records of: what a
+follower last heard from its leader, updated with each response it applies; ``promote``
+warns when it says the node was out of sync, and removes it; a consumer there waits at a
+position past the end up to such a partition's leader end),
 ``node_id`` (ascii hex; this directory's identity as a replica, made on first use),
 ``node_file`` (ascii decimal: the inode number of ``data.mdb`` when ``node_id`` was
 made or last checked; a directory copied to start another node has a new ``data.mdb``,
