@@ -774,6 +774,11 @@ def test_dump_batches_and_records(cli: Run, log: embedlog.Log) -> None:
     assert rows[0]["records"] == [{"offset": 3, "timestamp": 200, "key": None, "value": {"base64": "/w=="},
                                    "headers": [["h", "x"]]}]
     assert cli("dump", "t", "--partition", "1", "--offset", "4")[1] == ""
+    with log.producer() as p:  # control characters are escaped: one record, one line
+        p.send("t", b"two\nlines\x00", key=b"k\tk", headers=[("h", b"a\rb")], partition=1, timestamp_ms=300)
+    out = cli("dump", "t", "--partition", "1", "--offset", "4")[1]
+    assert out.splitlines()[1] == ("| offset: 4 timestamp: 300 keySize: 3 valueSize: 10 headers: [h=a\\rb] "
+                                   "key: k\\tk payload: two\\nlines\\x00")
     assert cli("dump", "t")[1] == ""  # partition 0 is empty
     code, _, err = cli("dump", "t", "--partition", "2")
     assert code == 1

@@ -185,11 +185,20 @@ def _batch_line(b: DumpBatch) -> str:
     return line
 
 
+#: control characters as escapes: one record stays one line of dump's output
+_ONE_LINE = {c: f"\\x{c:02x}" for c in (*range(32), 127)} | {ord("\n"): "\\n", ord("\r"): "\\r",
+                                                              ord("\t"): "\\t"}
+
+
+def _shown(data: bytes | None, null: str = "") -> str:
+    return text_of(data, null).translate(_ONE_LINE)
+
+
 def _record_line(r: DumpRecord) -> str:
-    headers = ",".join(name if value is None else f"{name}={text_of(value)}" for name, value in r.headers)
+    headers = ",".join(name if value is None else f"{name}={_shown(value)}" for name, value in r.headers)
     return (f"| offset: {r.offset} timestamp: {r.timestamp} keySize: {-1 if r.key is None else len(r.key)} "
             f"valueSize: {-1 if r.value is None else len(r.value)} headers: [{headers}] "
-            f"key: {text_of(r.key, 'null')} payload: {text_of(r.value, 'null')}")
+            f"key: {_shown(r.key, 'null')} payload: {_shown(r.value, 'null')}")
 
 
 def dump(args: argparse.Namespace, out: Output) -> int:
