@@ -1221,3 +1221,10 @@ def test_verify_calls_a_truncated_data_file_damage(tmp_path: Path) -> None:
     assert r.returncode == 3, r
     assert r.stderr.decode().count("\n") == 1
     assert b"truncated" in r.stderr
+
+
+def test_topics_create_with_two_names_says_so(tmp_path: Path) -> None:
+    r = run_cli("topics", "create", "--config", "retention.ms=5", "c4", "c5", env_path=tmp_path / "log")
+    assert r.returncode == 2
+    assert b"one topic NAME at a time, got c4, c5" in r.stderr
+    assert not (tmp_path / "log").exists()

@@ -47,6 +47,9 @@ def _name(args: argparse.Namespace, command: str) -> str:
     if not loose and len(deleted) > 1 and seen and seen[-1][0] == "delete_config":
         args.name = deleted.pop()
         return str(args.name)
+    if len(loose) > 1:
+        raise UsageError(f"one topic NAME at a time, got {', '.join(loose)} (--config takes KEY=VALUE pairs)",
+                         f"embedlog topics {command}")
     raise UsageError("the following arguments are required: NAME", f"embedlog topics {command}")
 
 
