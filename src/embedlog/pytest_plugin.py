@@ -306,6 +306,19 @@ class _PatchingLoader(importlib.abc.Loader):
         self.patch.library_loaded(module.__name__)
 
 
+def _merged_specs(node: pytest.Item) -> tuple[list[tuple[str, int, dict[str, Any]]], dict[str, Any]]:
+    """The topics and options of every ``embedlog_topics`` marker of ``node`` (its own, its
+    class's, its module's): topics from all of them (a topic named twice: the nearest
+    marker's), options from the nearest marker that sets each."""
+    specs: dict[str, tuple[str, int, dict[str, Any]]] = {}
+    options: dict[str, Any] = {}
+    for marker in reversed(list(node.iter_markers(_MARKER))):  # (iter_markers: nearest first)
+        more, opts = _topic_specs(marker)
+        specs.update((spec[0], spec) for spec in more)
+        options.update(opts)
+    return list(specs.values()), options
+
+
 def _topic_specs(marker: pytest.Mark | None) -> tuple[list[tuple[str, int, dict[str, Any]]], dict[str, Any]]:
     if marker is None:
         return [], {}
@@ -346,7 +359,7 @@ def embedlog_kafka(request: pytest.FixtureRequest, embedlog_log: embedlog.Log) -
     during the test — application code unchanged; yields the log."""
     from embedlog.compat import registry  # noqa: PLC0415 - as above
 
-    specs, options = _topic_specs(request.node.get_closest_marker(_MARKER))
+    specs, options = _merged_specs(request.node)
     num_partitions = int(options.get("num_partitions", 1))
     for name, partitions, config in specs:
         embedlog_log.create_topic(name, partitions=partitions or num_partitions, config=config or None)
@@ -358,4 +371,4 @@ def embedlog_kafka(request: pytest.FixtureRequest, embedlog_log: embedlog.Log) -
         yield embedlog_log
     finally:
         patch.stop()
-        registry.reset()
+        registry.stop_using(embedlog_log)  # (the clusters of clients made outside the fixture stay)

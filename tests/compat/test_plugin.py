@@ -177,6 +177,63 @@ def test_tests_without_the_fixture_get_the_real_clients(pytester: pytest.Pyteste
     result.assert_outcomes(passed=3)
 
 
+def test_markers_of_module_class_and_test_combine(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_inner='''
+        import pytest
+
+        pytestmark = pytest.mark.embedlog_topics("base", auto_create_topics=False, num_partitions=2)
+
+        @pytest.mark.embedlog_topics("orders")
+        def test_function_marker_adds_to_the_module_s(embedlog_kafka):
+            assert embedlog_kafka.topics() == ["base", "orders"]
+            from embedlog.compat import registry
+            assert registry.log_for({}).auto_create_topics is False
+
+        @pytest.mark.embedlog_topics(("events", 3), num_partitions=4)
+        class TestInClass:
+            @pytest.mark.embedlog_topics("inner", auto_create_topics=True)
+            def test_in_class(self, embedlog_kafka):
+                assert embedlog_kafka.topics() == ["base", "events", "inner"]
+                assert len(embedlog_kafka.describe_topic("events").partitions) == 3
+                from embedlog.compat import registry
+                cluster = registry.log_for({})
+                assert (cluster.auto_create_topics, cluster.num_partitions) == (True, 4)
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(passed=2)
+
+
+def test_clients_made_without_the_fixture_keep_their_log_across_fixture_tests(pytester: pytest.Pytester) -> None:
+    """A module-level shim producer (no fixture) and ``registry.configure``: a fixture test
+    in between closed that producer's log and forgot the configured partition count."""
+    pytester.makepyfile(test_inner='''
+        from embedlog.compat import registry
+        from embedlog.compat.confluent_kafka import Producer
+        from embedlog.compat.confluent_kafka.admin import AdminClient
+
+        registry.configure("mine:9092", num_partitions=3)
+        producer = Producer({"bootstrap.servers": "mine:9092"})
+
+        def test_before():
+            producer.produce("t", b"1")
+            assert producer.flush(10) == 0
+
+        def test_with_the_fixture(embedlog_kafka):
+            assert embedlog_kafka.topics() == []
+
+        def test_after():
+            producer.produce("t", b"2")
+            assert producer.flush(10) == 0
+            admin = AdminClient({"bootstrap.servers": "mine:9092"})
+            assert len(admin.list_topics().topics["t"].partitions) == 3
+            producer.produce("u", b"3")
+            assert producer.flush(10) == 0
+            assert len(admin.list_topics().topics["u"].partitions) == 3
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(passed=3)
+
+
 def test_marker_creates_topics(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_inner='''
         import pytest

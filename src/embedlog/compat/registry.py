@@ -24,7 +24,7 @@ import attrs
 
 import embedlog
 
-__all__ = ["Cluster", "broker_address", "cluster_id", "configure", "log_for", "reset", "use_log"]
+__all__ = ["Cluster", "broker_address", "cluster_id", "configure", "log_for", "reset", "stop_using", "use_log"]
 
 PATH_KEY = "embedlog.path"
 AUTO_CREATE_KEY = "embedlog.auto.create.topics.enable"
@@ -128,15 +128,21 @@ def configure(bootstrap_servers: str = "localhost:9092", *, auto_create_topics: 
 
 
 def use_log(log: embedlog.Log, *, auto_create_topics: bool = True, num_partitions: int = 1) -> None:
-    """Route every client, whatever its ``bootstrap.servers``, to ``log`` (the pytest
-    plugin's fixture does this); undone by :func:`reset`."""
+    """Route every client made from now on, whatever its ``bootstrap.servers``, to ``log``
+    (the pytest plugin's fixture does this); undone by :func:`stop_using` or
+    :func:`reset`.  The clusters made before stay as they were, for the clients that use
+    them and for after."""
     with _LOCK:
-        previous = list(_CLUSTERS.values())
-        _CLUSTERS.clear()
         _CLUSTERS["*"] = Cluster("*", log, auto_create_topics, num_partitions, owned=False)
-    for c in previous:  # close what the registry opened itself (temporary logs)
-        if c.owned:
-            c.log.close()
+
+
+def stop_using(log: embedlog.Log) -> None:
+    """End :func:`use_log`'s routing to ``log`` (if it is still the one routed to):
+    clients made from now on find their cluster by ``bootstrap.servers`` again."""
+    with _LOCK:
+        routed = _CLUSTERS.get("*")
+        if routed is not None and routed.log is log:
+            del _CLUSTERS["*"]
 
 
 def reset() -> None:
