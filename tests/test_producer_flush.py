@@ -67,3 +67,48 @@ def test_flush_waits_for_records_another_thread_drained(log: embedlog.Log,
         th.join(harness.TIMEOUT)
     assert seen["end"] == 1, "flush() returned before r1, sent before it, was written"
     p.close()
+
+
+_CANCELLED_FLUSHES = """
+import asyncio, os, sys
+import embedlog
+
+async def main(path):
+    log = embedlog.open(path)
+    log.create_topic("t")
+    p = log.producer()
+
+    async def worker():
+        for _ in range(150):
+            p.send("t", b"x")
+            task = asyncio.create_task(p.flush_async())
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    await asyncio.gather(*(worker() for _ in range(3)))
+    await asyncio.wait_for(p.flush_async(), 30)
+    p.close()
+    print(sum(pd.end_offset for pd in log.describe_topic("t").partitions), flush=True)
+    log.close()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_cancelled_flush_asyncs_running_at_once_do_not_deadlock(tmp_path: Path) -> None:
+    """Several ``flush_async`` calls cancelled while their flushes ran: those flushes, in
+    worker threads, waited for each other's (and for ones still queued behind them), and
+    every later flush and ``close`` hung.  Every record is written (in a subprocess: a
+    deadlock would leave its threads behind)."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    r = subprocess.run([sys.executable, "-c", _CANCELLED_FLUSHES, str(tmp_path / "log")], capture_output=True,
+                       text=True, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["450"]

@@ -207,6 +207,10 @@ def _retrieved(future: Any) -> None:
         future.exception()
 
 
+#: ``on`` in a worker thread running a ``flush_async``'s flush (``_await_abandoned``)
+_IN_FLIGHT = threading.local()
+
+
 class _Abandonable:
     """A ``flush_async``'s flush in its worker thread, which a cancel may abandon."""
 
@@ -1063,6 +1067,7 @@ class Producer(SendBase):
 
         def work() -> None:
             flight.thread = _get_ident()
+            _IN_FLIGHT.on = True
             try:
                 self.flush(timeout)
             except BaseException as exc:
@@ -1073,6 +1078,7 @@ class Producer(SendBase):
                     flight.error = exc
                 raise
             finally:
+                _IN_FLIGHT.on = False
                 flight.done.set()
 
         future = asyncio.get_running_loop().run_in_executor(None, work)
@@ -1099,6 +1105,10 @@ class Producer(SendBase):
         """Wait for the flushes cancelled ``flush_async`` calls left running (what they
         meet is the next flush's to raise) — not from a delivery callback (this thread
         has a write under way, which such a flush may be waiting for: ``_wait_inflight``)."""
+        if getattr(_IN_FLIGHT, "on", False):
+            # (a flush_async's own flush: flights waiting for each other, or for one still
+            # queued behind them in the executor, deadlocked; the next plain flush waits)
+            return
         me = _get_ident()
         if any(writer == me for _seq, writer in list(self._inflight.values())):
             return

@@ -641,3 +641,26 @@ def test_acks_0_resolves_to_none(servers: str) -> None:
             assert (await p.send_and_wait("z", b"v")).offset == 2
 
     run(main)
+
+
+def test_idle_consumers_hold_no_executor_thread(servers: str) -> None:
+    """Consumers waiting in ``getmany`` wait on the event loop: each held a thread of the
+    loop's default executor, so a few idle consumers starved ``flush()``, ``commit()`` and
+    the app's own ``run_in_executor`` calls."""
+    import sys  # noqa: PLC0415
+    import traceback  # noqa: PLC0415
+
+    async def main() -> int:
+        consumers = [AIOKafkaConsumer("idle", bootstrap_servers=servers, group_id=f"g{i}") for i in range(8)]
+        for c in consumers:
+            await c.start()
+        waiting = [asyncio.create_task(c.getmany(timeout_ms=2000)) for c in consumers]
+        await asyncio.sleep(0.3)
+        blocked = sum(1 for frame in sys._current_frames().values()
+                      if any(f.name == "wait_for_data" for f in traceback.extract_stack(frame)))
+        await asyncio.gather(*waiting)
+        for c in consumers:
+            await c.stop()
+        return blocked
+
+    assert run(main) == 0

@@ -11,6 +11,7 @@ checks, the consumer-protocol codecs (member metadata and assignment bytes), the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
 import itertools
@@ -392,3 +393,35 @@ def test_admin_matches_aiokafkas_classes() -> None:
         NewTopic("x", 1, 1, replica_assignments={0: [1]})
     assert ConfigResource("topic", "t").resource_type == aio_admin.config_resource.ConfigResourceType.TOPIC
     assert shim_admin.Response("X", ("a",), (1,)).to_object() == {"a": 1}
+
+
+def test_a_cancelled_commit_transaction_finishes_and_leaves_the_producer_usable(servers: str) -> None:
+    """``wait_for(commit_transaction(), tiny)``: the commit goes on (aiokafka shields it) and
+    the producer's state follows it; it stayed COMMITTING and the next transaction failed."""
+    async def main() -> int:
+        p = AIOKafkaProducer(bootstrap_servers=servers, transactional_id="tx-cancel")
+        await p.start()
+        await p.begin_transaction()
+        for i in range(2000):
+            await p.send("t", b"v%d" % i)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(p.commit_transaction(), 0.0005)
+        for _ in range(200):
+            if p._txn_state == "READY":
+                break
+            await asyncio.sleep(0.05)
+        async with p.transaction():
+            await p.send("t", b"after")
+        c = AIOKafkaConsumer("t", bootstrap_servers=servers, auto_offset_reset="earliest",
+                             isolation_level="read_committed")
+        await c.start()
+        got = 0
+        for _ in range(20):
+            got += sum(len(v) for v in (await c.getmany(timeout_ms=200, max_records=10_000)).values())
+            if got >= 2001:
+                break
+        await c.stop()
+        await p.stop()
+        return got
+
+    assert run(main) == 2001

@@ -335,7 +335,10 @@ class AIOKafkaConsumer:
         return out
 
     async def _wait_for_data(self, seen: int, timeout: float) -> None:
-        await asyncio.to_thread(self._log.wait_for_data, seen, timeout)
+        # (on the event loop, holding no thread: a pool thread per idle consumer starved the
+        # loop's default executor, which flush(), commit() and the app's own calls wait for)
+        self._log._check()
+        await self._log._store.notifier.wait_async(seen, timeout)
 
     def _generation(self) -> int:
         return self._log.data_generation

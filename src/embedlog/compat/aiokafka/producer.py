@@ -516,6 +516,15 @@ class AIOKafkaProducer:
         txn, self._txn = self._txn, None
         assert txn is not None
         self._txn_state = "COMMITTING_TRANSACTION"
+        # Shielded, as aiokafka shields its commit: a cancelled caller (a wait_for timeout)
+        # leaves the commit to finish and the state to follow it, not stuck in COMMITTING.
+        task = asyncio.ensure_future(self._finish_commit(txn))
+        # (its error, once nobody awaits it, is in the state: the next call raises it)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        await asyncio.shield(task)
+
+    async def _finish_commit(self, txn: Any) -> None:
+        """``commit_transaction``'s commit, in a worker thread, and the state it leaves."""
         try:
             await asyncio.to_thread(txn.commit)
         except el_errors.EmbedlogError as exc:
