@@ -214,14 +214,13 @@ _IN_FLIGHT = threading.local()
 class _Abandonable:
     """A ``flush_async``'s flush in its worker thread, which a cancel may abandon."""
 
-    __slots__ = ("abandoned", "done", "error", "lock", "thread")
+    __slots__ = ("abandoned", "done", "error", "lock")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.abandoned = False
         self.error: BaseException | None = None
         self.done = threading.Event()
-        self.thread = -1
 
 
 class Producer(SendBase):
@@ -1066,7 +1065,6 @@ class Producer(SendBase):
         flight = _Abandonable()
 
         def work() -> None:
-            flight.thread = _get_ident()
             _IN_FLIGHT.on = True
             try:
                 self.flush(timeout)
@@ -1112,9 +1110,8 @@ class Producer(SendBase):
         me = _get_ident()
         if any(writer == me for _seq, writer in list(self._inflight.values())):
             return
-        for flight in list(self._abandoned):
-            if flight.thread != me:
-                flight.done.wait()
+        for flight in list(self._abandoned):  # (never this thread's own: flights do not come here)
+            flight.done.wait()
             with contextlib.suppress(ValueError):
                 self._abandoned.remove(flight)
 
