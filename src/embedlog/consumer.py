@@ -451,10 +451,7 @@ class Consumer:
 
     def _before_release(self, tps: list[TopicPartition]) -> None:
         if self.enable_auto_commit:
-            consumed = self._consumed()
-            offsets = {tp: consumed[tp] for tp in tps if tp in consumed}
-            if offsets:
-                offsets = self._to_commit(offsets, moved_only=False)
+            offsets = self._to_commit(tps)
             if offsets:
                 # fenced: another member owns it already and resumes from the last commit
                 with contextlib.suppress(EmbedlogError):
@@ -1004,17 +1001,17 @@ class Consumer:
     def _before_poll(self) -> None:
         if self.enable_auto_commit and time.monotonic() - self._last_auto_commit >= self._auto_commit_interval:
             self._last_auto_commit = time.monotonic()
-            offsets = self._consumed()
-            if offsets:
-                offsets = self._to_commit(offsets, moved_only=True)
+            offsets = self._to_commit(moved_only=True)
             if offsets:
                 with contextlib.suppress(EmbedlogError):  # fenced: the next poll follows the group
                     self._commit_offsets(offsets)
 
-    def _to_commit(self, offsets: dict[TopicPartition, int], *, moved_only: bool) -> dict[TopicPartition, int]:
-        """``offsets`` (positions) less the partitions whose topic was deleted since they
-        were read (a position there is no offset of a topic created again under the
-        name); with ``moved_only`` (auto-commit), also less those whose committed offset
+    def _to_commit(self, tps: Iterable[TopicPartition] | None = None, *,
+                   moved_only: bool = False) -> dict[TopicPartition, int]:
+        """What a commit of the consumed positions writes (``_consumed``; of ``tps`` only,
+        if given): less the partitions whose topic was deleted since they were read (a
+        position there is no offset of a topic created again under the name); with
+        ``moved_only`` (auto-commit), also less those whose committed offset
         is that one already, committed less than ``_RECOMMIT_S`` ago (half the log's
         ``offsets_retention_ms`` if less): an idle member re-committed (a durable write,
         an fsync, every poller woken) the same offsets every interval, as librdkafka
@@ -1022,6 +1019,11 @@ class Consumer:
         topic created again, is committed; and a commit by name is renewed before
         retention could expire it."""
         assert self.group is not None
+        offsets = self._consumed()
+        if tps is not None:
+            offsets = {tp: offsets[tp] for tp in tps if tp in offsets}
+        if not offsets:
+            return {}
         retention = self._log.offsets_retention_ms
         oldest = time.time_ns() // 1_000_000 - int(min(_RECOMMIT_S * 1000, retention / 2 if retention else math.inf))
         store = self._store
@@ -1083,9 +1085,7 @@ class Consumer:
         if self.group is None:
             raise ConfigError("commit() needs a consumer group: create the consumer with group=...")
         if offsets is None:
-            offsets = self._consumed()
-            if offsets:
-                offsets = self._to_commit(offsets, moved_only=False)
+            offsets = self._to_commit()
             if not offsets:
                 return
         else:
@@ -1256,7 +1256,7 @@ class Consumer:
                 # Kafka's close() commits what was consumed; a subscribed member does in
                 # on_revoke (``_before_release``), a manually assigned one here
                 with contextlib.suppress(EmbedlogError):
-                    offsets = self._to_commit(self._consumed(), moved_only=False)
+                    offsets = self._to_commit()
                     if offsets:
                         self._commit_offsets(offsets)
             if self._membership is not None and not self._log.closed:
