@@ -245,12 +245,16 @@ class Coordinator:
             os.unlink(os.path.join(self._hb_dir(group), _hb_name(member_id)))
         self.forget_group(group)
 
+    def _uncache(self, group: str) -> None:
+        """Forget what is cached of ``group``, deleted or expired: nothing of it is kept,
+        however many groups come and go in a long-running process."""
+        self._parsed.pop(group, None)
+        self._alive_until.pop(group, None)
+
     def forget_group(self, group: str, members: Iterable[str] = ()) -> None:
         """Remove the heartbeat files of ``members`` (dead ones of a deleted group), then
         the group's directory if no file is left in it (a member alive, or joining now,
         keeps it; files of no member go with ``sweep_heartbeats``)."""
-        self._parsed.pop(group, None)  # (nothing of a deleted group kept, however many come and go)
-        self._alive_until.pop(group, None)
         path = self._hb_dir(group)
         for mid in members:
             with contextlib.suppress(OSError):
@@ -343,9 +347,8 @@ class Coordinator:
     def _load_shared(self, txn: lmdb.Transaction, group: str) -> GroupState | None:
         """``load``, parsed once per stored version and shared: read it, never change it."""
         raw = txn.get(group.encode(), db=self.dbs["groups"])
-        if raw is None:  # (deleted or expired: nothing of it kept, however many groups come and go)
-            self._parsed.pop(group, None)
-            self._alive_until.pop(group, None)
+        if raw is None:
+            self._uncache(group)
             return None
         raw = bytes(raw)
         cached = self._parsed.get(group)
@@ -804,6 +807,7 @@ class Coordinator:
             for member_id in state.members:
                 self.forget(state.name, member_id)
             self.forget_group(state.name)
+            self._uncache(state.name)
         return deleted
 
     def _beat_until(self, state: GroupState, member_id: str) -> float | None:
@@ -854,3 +858,4 @@ class Coordinator:
 
         dead = self.store.write(fn)
         self.forget_group(group, dead)
+        self._uncache(group)
