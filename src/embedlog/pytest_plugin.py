@@ -319,9 +319,7 @@ def _merged_specs(node: pytest.Item) -> tuple[list[tuple[str, int, dict[str, Any
     return list(specs.values()), options
 
 
-def _topic_specs(marker: pytest.Mark | None) -> tuple[list[tuple[str, int, dict[str, Any]]], dict[str, Any]]:
-    if marker is None:
-        return [], {}
+def _topic_specs(marker: pytest.Mark) -> tuple[list[tuple[str, int, dict[str, Any]]], dict[str, Any]]:
     specs: list[tuple[str, int, dict[str, Any]]] = []
     for item in marker.args:
         if isinstance(item, str):
