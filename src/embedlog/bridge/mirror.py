@@ -56,8 +56,7 @@ class Mirror:
             raise ConfigError(f"direction must be 'up' or 'down', got {direction!r}")
         if start not in ("earliest", "latest"):
             raise ConfigError(f"start must be 'earliest' or 'latest', got {start!r}")
-        if not isinstance(name, str) or not name or "\x00" in name or name.startswith(mirrors.SOURCE_PREFIX):
-            raise ConfigError(f"name must be a non-empty str without control characters, got {name!r}")
+        _check_name(name)
         topic_list = [topics] if isinstance(topics, str) else list(topics)
         if not topic_list or not all(isinstance(t, str) and t for t in topic_list):
             raise ConfigError(f"topics must be a non-empty list of topic names, got {topics!r}")
@@ -310,6 +309,12 @@ class Mirror:
             self._lock_fd = None
 
 
+def _check_name(name: object) -> None:
+    """``ConfigError`` unless ``name`` can name a mirror."""
+    if not isinstance(name, str) or not name or "\x00" in name or name.startswith(mirrors.SOURCE_PREFIX):
+        raise ConfigError(f"name must be a non-empty str without control characters, got {name!r}")
+
+
 def _lock_mirror(log_path: str, name: str, advice: str = "") -> int:
     """Take the lock that one ``Mirror`` of ``name`` holds while it runs on the log at
     ``log_path``; return its fd (closing it releases the lock).  ``BridgeError`` if
@@ -337,8 +342,7 @@ def forget_mirror(log: Any, name: str, direction: str | None = None) -> int:
 
     if not isinstance(log, Log):
         raise ConfigError(f"log must be an embedlog.Log, got {log!r}")
-    if not isinstance(name, str) or not name or "\x00" in name or name.startswith(mirrors.SOURCE_PREFIX):
-        raise ConfigError(f"name must be a non-empty str without control characters, got {name!r}")
+    _check_name(name)
     if direction not in (None, *_DIRECTIONS):
         raise ConfigError(f"direction must be 'up', 'down' or None (both), got {direction!r}")
     log._check()
