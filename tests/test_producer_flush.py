@@ -5,6 +5,7 @@ not wait for writes drained after its own (they hold only later records)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -112,3 +113,93 @@ def test_cancelled_flush_asyncs_running_at_once_do_not_deadlock(tmp_path: Path) 
                        text=True, timeout=60, check=False)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split() == ["450"]
+
+
+def _in_thread(fn: Any, seconds: float) -> dict[str, Any]:
+    """Run ``fn`` in a daemon thread; fail if it still runs after ``seconds`` (a hang)."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = fn()
+        except BaseException as exc:  # (reported below)
+            out["error"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"still blocked after {seconds} s"
+    assert "error" not in out, out["error"]
+    return out
+
+
+def test_a_plain_flush_in_the_executor_does_not_wait_for_a_cancelled_flight_queued_behind_it(tmp_path: Path) -> None:
+    """An asyncio app runs blocking send + ``flush()`` jobs in the loop's executor and
+    awaits ``flush_async`` with a timeout; the flight queued behind the jobs is cancelled.
+    Each job's flush waited for that flight, which could only start once a job ended:
+    every executor thread hung.  A flush takes over a flight that has not started."""
+    import asyncio  # noqa: PLC0415
+    import concurrent.futures  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    log = embedlog.open(tmp_path / "log", durability="none")
+    log.create_topic("t")
+    p = log.producer(linger_ms=10_000)
+
+    def job(i: int) -> int:
+        time.sleep(0.2)  # (the flight queues meanwhile)
+        for k in range(10):
+            p.send("t", f"{i}-{k}".encode())
+        p.flush()
+        return i
+
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(2))
+        jobs = [loop.run_in_executor(None, job, i) for i in range(2)]
+        p.send("t", b"x")
+        with contextlib.suppress(asyncio.TimeoutError):  # queued behind the jobs: times out
+            await asyncio.wait_for(p.flush_async(), 0.01)
+        return list(await asyncio.wait_for(asyncio.gather(*jobs), 5))
+
+    assert _in_thread(lambda: asyncio.run(main()), 10)["result"] == [0, 1]
+    p.flush()
+    with log.consumer("t", auto_offset_reset="earliest") as c:
+        values = [m.value for m in c.poll(timeout=1)]
+    assert sorted(values) == sorted([b"x"] + [f"{i}-{k}".encode() for i in range(2) for k in range(10)])
+    p.close()
+    log.close()
+
+
+def test_a_flush_does_not_wait_for_a_cancelled_flight_its_executor_dropped(tmp_path: Path) -> None:
+    """A cancelled ``flush_async`` whose job never runs (its executor shut down with
+    ``cancel_futures=True``): every later ``flush()`` and ``close()`` blocked for good.
+    The flush writes its records itself."""
+    import asyncio  # noqa: PLC0415
+    import concurrent.futures  # noqa: PLC0415
+
+    log = embedlog.open(tmp_path / "log", durability="none")
+    log.create_topic("t")
+    p = log.producer(linger_ms=10_000)
+    loop = asyncio.new_event_loop()
+    ex = concurrent.futures.ThreadPoolExecutor(1)
+    loop.set_default_executor(ex)
+    gate = threading.Event()
+
+    async def go() -> None:
+        loop.run_in_executor(None, gate.wait, 5)  # the app's job: the flight queues behind it
+        p.send("t", b"v")
+        task = asyncio.create_task(p.flush_async())
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    loop.run_until_complete(go())
+    ex.shutdown(wait=False, cancel_futures=True)  # the queued flight's job is dropped
+    gate.set()
+    loop.close()
+    _in_thread(lambda: p.flush(timeout=1), 5)
+    with log.consumer("t", auto_offset_reset="earliest") as c:
+        assert [m.value for m in c.poll(timeout=1)] == [b"v"]
+    _in_thread(p.close, 5)
+    log.close()

@@ -212,13 +212,16 @@ _IN_FLIGHT = threading.local()
 
 
 class _Abandonable:
-    """A ``flush_async``'s flush in its worker thread, which a cancel may abandon."""
+    """A ``flush_async``'s flush in its worker thread, which a cancel may abandon.
+    ``started`` once its job runs; ``claimed`` by a flush that took it over before that."""
 
-    __slots__ = ("abandoned", "done", "error", "lock")
+    __slots__ = ("abandoned", "claimed", "done", "error", "lock", "started")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.abandoned = False
+        self.started = False
+        self.claimed = False
         self.error: BaseException | None = None
         self.done = threading.Event()
 
@@ -1065,6 +1068,11 @@ class Producer(SendBase):
         flight = _Abandonable()
 
         def work() -> None:
+            with flight.lock:
+                if flight.claimed:  # (a plain flush took over before this job started)
+                    flight.done.set()
+                    return
+                flight.started = True
             _IN_FLIGHT.on = True
             try:
                 self.flush(timeout)
@@ -1102,7 +1110,10 @@ class Producer(SendBase):
     def _await_abandoned(self) -> None:
         """Wait for the flushes cancelled ``flush_async`` calls left running (what they
         meet is the next flush's to raise) — not from a delivery callback (this thread
-        has a write under way, which such a flush may be waiting for: ``_wait_inflight``)."""
+        has a write under way, which such a flush may be waiting for: ``_wait_inflight``).
+        One whose job has not started is not waited for but taken over (``claimed``: it
+        will not flush): it may wait in the executor behind this very thread, or never run;
+        this flush writes what it would have."""
         if getattr(_IN_FLIGHT, "on", False):
             # (a flush_async's own flush: flights waiting for each other, or for one still
             # queued behind them in the executor, deadlocked; the next plain flush waits)
@@ -1111,7 +1122,11 @@ class Producer(SendBase):
         if any(writer == me for _seq, writer in list(self._inflight.values())):
             return
         for flight in list(self._abandoned):  # (never this thread's own: flights do not come here)
-            flight.done.wait()
+            with flight.lock:
+                if not flight.started:
+                    flight.claimed = True  # (queued, maybe for good: this flush writes its records)
+            if flight.started:
+                flight.done.wait()
             with contextlib.suppress(ValueError):
                 self._abandoned.remove(flight)
 
