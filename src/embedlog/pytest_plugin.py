@@ -72,14 +72,27 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that requests ``embedlog_kafka`` gets it before its other fixtures, whatever
-    the order of its arguments: a fixture listed before it that makes a Kafka client
-    (``def test_x(producer, embedlog_kafka)``) gets a stand-in too."""
+    """A test that requests ``embedlog_kafka`` gets it before its other function-scoped
+    fixtures, whatever the order of its arguments: a fixture listed before it that makes
+    a Kafka client (``def test_x(producer, embedlog_kafka)``) gets a stand-in too.
+    Fixtures of wider scopes stay first, as pytest sets them up: one made while routing
+    was on would hold a client of this one test's log, closed after it."""
     for item in items:
         names = getattr(item, "fixturenames", None)
-        if isinstance(names, list) and _FIXTURE in names and names[0] != _FIXTURE:
-            names.remove(_FIXTURE)
-            names.insert(0, _FIXTURE)
+        if not isinstance(names, list) or _FIXTURE not in names:
+            continue
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        names.remove(_FIXTURE)
+        at = 0
+        while at < len(names) and _scope(defs, names[at]) != "function":
+            at += 1
+        names.insert(at, _FIXTURE)
+
+
+def _scope(defs: Any, name: str) -> str:
+    """The scope of fixture ``name`` among a test's ``defs`` (``"function"`` if unknown)."""
+    found = defs.get(name) if isinstance(defs, dict) else None
+    return str(getattr(found[-1], "scope", "function")) if found else "function"
 
 
 # -- patching --------------------------------------------------------------------------------

@@ -98,6 +98,43 @@ def test_a_fixture_listed_before_embedlog_kafka_gets_a_stand_in_too(pytester: py
     result.assert_outcomes(passed=1)
 
 
+def test_wider_scoped_fixtures_are_set_up_before_embedlog_kafka(pytester: pytest.Pytester) -> None:
+    """pytest sets up session and module fixtures before function ones; the plugin put
+    ``embedlog_kafka`` ahead of them all, so a session fixture first requested by a fixture
+    test made its client while routing was on: bound to that test's log, closed after it,
+    and every later test using it failed — or not, by test order."""
+    pytester.makeconftest('''
+        import pytest
+        from embedlog.compat import kafka_python as shim
+
+        ORDER = []
+
+        @pytest.fixture(scope="session")
+        def shared_producer():
+            p = shim.KafkaProducer(bootstrap_servers="shared:9092")  # the shim used directly
+            yield p
+            p.close()
+
+        @pytest.fixture(scope="module")
+        def mod():
+            from embedlog.compat import registry
+            ORDER.append("module, routing on" if "*" in registry._CLUSTERS else "module")
+    ''')
+    pytester.makepyfile(test_inner='''
+        import conftest
+
+        def test_1_with_fixture(mod, shared_producer, embedlog_kafka):
+            shared_producer.send("t", b"1").get(5)
+            assert conftest.ORDER == ["module"]
+            assert "t" not in embedlog_kafka.topics()  # (the session client keeps its own log)
+
+        def test_2_without_fixture(shared_producer):
+            shared_producer.send("t", b"2").get(5)
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(passed=2)
+
+
 def test_values_the_shims_return_are_the_real_libraries_classes(pytester: pytest.Pytester) -> None:
     """``isinstance(record, kafka.consumer.fetcher.ConsumerRecord)`` holds under the fixture,
     as with the real client (and for aiokafka's ``aiokafka.structs`` classes)."""
