@@ -338,12 +338,12 @@ def _topic_specs(marker: pytest.Mark) -> tuple[list[tuple[str, int, dict[str, An
         if isinstance(item, str):
             specs.append((item, 0, {}))
         elif (isinstance(item, tuple) and 1 <= len(item) <= 3 and isinstance(item[0], str)
-              and (len(item) < 2 or (isinstance(item[1], int) and not isinstance(item[1], bool)))
+              and (len(item) < 2 or (isinstance(item[1], int) and not isinstance(item[1], bool) and item[1] >= 1))
               and (len(item) < 3 or isinstance(item[2], Mapping))):
             specs.append((item[0], item[1] if len(item) > 1 else 0, dict(item[2]) if len(item) > 2 else {}))
         else:
             raise pytest.UsageError(f"@pytest.mark.{_MARKER}: each topic is a name, (name, partitions) or "
-                                    f"(name, partitions, config) with partitions an int and config a dict; "
+                                    f"(name, partitions, config) with partitions an int >= 1 and config a dict; "
                                     f"got {item!r}")
     unknown = set(marker.kwargs) - {"auto_create_topics", "num_partitions"}
     if unknown:

@@ -308,9 +308,14 @@ def test_marker_creates_topics(pytester: pytest.Pytester) -> None:
         @pytest.mark.embedlog_topics(("orders", 1, "compact"))
         def test_bad_config(embedlog_kafka):
             pass
+
+        @pytest.mark.embedlog_topics(("orders", 0))  # (it meant the default count)
+        def test_zero_partitions(embedlog_kafka):
+            pass
     ''')
     result = pytester.runpytest("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", "--strict-markers")
-    result.assert_outcomes(passed=3, errors=3)
+    result.assert_outcomes(passed=3, errors=4)
+    result.stdout.fnmatch_lines(["*embedlog_topics*each topic is a name*('orders', 0)*"])
     result.stdout.fnmatch_lines(["*embedlog_topics*each topic is a name*42*"])
     result.stdout.fnmatch_lines(["*embedlog_topics*each topic is a name*'three'*"])
     result.stdout.fnmatch_lines(["*embedlog_topics*each topic is a name*'compact'*"])
