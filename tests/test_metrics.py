@@ -272,6 +272,26 @@ def test_counter_totals_and_windowed_rates(clock: FakeClock) -> None:
     assert s.records_total == 1600
 
 
+def test_rates_after_an_idle_time_average_the_window(clock: FakeClock) -> None:
+    """After an idle time longer than the window the rate was divided by the whole idle
+    time (100 s idle, then 100 records/s for 10 s read 9.09/s, not 33.3/s); and records
+    of before an idle time counted over a window they were not in."""
+    c = registry.ClientCounters("producer")
+    clock.now += 100.0  # idle
+    for _ in range(10):  # then 100 records/s for 10 s
+        c.produced(100, 1000)
+        clock.now += 1.0
+    assert c.snapshot().records_per_sec == pytest.approx(1000 / registry.WINDOW_S)
+    clock.now += 0.4
+    c.produced(500, 0)  # (within a sample's time of the last one)
+    clock.now += 200.0  # idle again
+    assert c.snapshot().records_per_sec == 0.0
+    clock.now += 5.0
+    c.produced(60, 0)
+    clock.now += 1.0
+    assert c.snapshot().records_per_sec == pytest.approx(60 / registry.WINDOW_S)
+
+
 def test_young_counter_rate_is_not_inflated(clock: FakeClock) -> None:
     c = registry.ClientCounters("consumer", "g")
     clock.now += 0.001
@@ -536,6 +556,55 @@ def test_close_releases_the_port(log: embedlog.Log) -> None:
         assert value(samples(scrape(again.url)), "embedlog_up") == 1
 
 
+def test_unfinished_requests_do_not_outlive_close(log: embedlog.Log) -> None:
+    """A client that never finishes its request held a server thread and its socket for
+    good, even after ``close()`` (no read timeout; the threads were not tracked)."""
+    import socket  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    def server_threads() -> int:
+        return sum(1 for t in threading.enumerate() if t.name.startswith("Thread-") and "process_request" in t.name)
+
+    before = server_threads()
+    srv = em.start_http_server(log, 0)
+    clients = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(10)]
+    try:
+        for c in clients:
+            c.sendall(b"GET /metr")  # a request that never completes
+        deadline = time.monotonic() + 5
+        while server_threads() < before + 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server_threads() == before + 10
+        scrape(srv.url)  # (others are served meanwhile)
+        srv.close()
+        deadline = time.monotonic() + 5
+        while server_threads() > before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server_threads() == before, "server threads left after close()"
+        for c in clients:
+            c.settimeout(5)
+            assert c.recv(100) == b""  # (its connection was ended)
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_an_idle_connection_is_let_go_after_the_handler_timeout(log: embedlog.Log,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket  # noqa: PLC0415
+
+    from embedlog.metrics import prometheus  # noqa: PLC0415
+
+    monkeypatch.setattr(prometheus._Handler, "timeout", 0.2)
+    with em.start_http_server(log, 0) as srv:
+        c = socket.create_connection(("127.0.0.1", srv.port))
+        c.sendall(b"GET /metr")
+        c.settimeout(5)
+        assert c.recv(100) == b""  # closed by the server after 0.2 s, not by close()
+        c.close()
+
+
 def test_bad_ports(log: embedlog.Log) -> None:
     for port in (-1, 65536, "9308", True, None):
         with pytest.raises(ConfigError, match="port"):
@@ -675,3 +744,31 @@ def test_serve_metrics_stops_on_its_event(tmp_path: Path) -> None:
         t.join(TIMEOUT)
     assert not t.is_alive()
     assert started[0].closed
+
+
+def test_an_expired_member_owns_nothing_in_the_snapshot(tmp_path: Path) -> None:
+    """A member whose process died without leaving: after its session timeout
+    ``describe_group`` named no owner, ``metrics().group()`` still named it."""
+    path = str(tmp_path / "log")
+    with embedlog.open(path) as log:
+        log.create_topic("t", partitions=2)
+    child = f"""
+import embedlog, os
+log = embedlog.open({path!r})
+c = log.consumer("t", group="g", session_timeout_ms=1000, heartbeat_interval_ms=300)
+for _ in range(50):
+    c.poll(0.1)
+    if len(c.assignment()) == 2:
+        break
+c.commit()
+assert len(c.assignment()) == 2
+os._exit(0)  # (dies without leaving the group)
+"""
+    subprocess.run([sys.executable, "-c", child], check=True, timeout=60)
+    with embedlog.open(path) as log:
+        deadline = time.monotonic() + 10
+        while log.describe_group("g").members and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [o.owner for o in log.describe_group("g").offsets] == [None, None]
+        g = log.metrics().group("g")
+        assert (g.members, [p.owner for p in g.partitions]) == (0, [None, None])

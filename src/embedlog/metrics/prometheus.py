@@ -45,13 +45,16 @@ consumers without a group).  The ``_per_second`` gauges average the last 30 s; p
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import socketserver
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry
-from prometheus_client import start_http_server as _prom_start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -239,6 +242,57 @@ class EmbedlogCollector(Collector):
         yield from f.all()
 
 
+class _Handler(WSGIRequestHandler):
+    """Silent (no access log on stderr); a client that sends nothing for
+    ``timeout`` seconds, mid-request or between requests, is let go."""
+
+    timeout = 10
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+class _HTTPServer(socketserver.ThreadingMixIn, WSGIServer):
+    """A thread per connection, each connection known, so that ``end_connections``
+    lets none outlive ``MetricsServer.close`` (a client that never finishes its request
+    would hold a thread and a socket until its timeout)."""
+
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def end_connections(self) -> None:
+        """Cut every open connection: the threads serving them end at once."""
+        with self._open_lock:
+            conns = list(self._open)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # (a client that timed out or went away: nothing to print)
+
+
+def _bind_address(addr: str, port: int) -> tuple[socket.AddressFamily, str]:
+    """The address family and host to bind ``addr`` with (IPv6 for ``::``, ``[::1]``...)."""
+    infos = socket.getaddrinfo(addr.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _type, _proto, _name, sockaddr = infos[0]
+    return family, str(sockaddr[0])
+
+
 class MetricsServer:
     """A running ``/metrics`` endpoint; ``close()`` it (or use it as a context manager)."""
 
@@ -247,10 +301,16 @@ class MetricsServer:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(EmbedlogCollector(log))
         try:
-            self._httpd, self._thread = _prom_start_http_server(port, addr=addr, registry=self.registry)
+            family, host = _bind_address(addr, port)
+            server = type("_HTTPServer", (_HTTPServer,), {"address_family": family})
+            self._httpd: _HTTPServer = make_server(host, port, make_wsgi_app(self.registry), server,
+                                                   handler_class=_Handler)
         except OSError as exc:
             raise ConfigError(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}") from None
-        host, bound = self._httpd.server_address[:2]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="embedlog-metrics", daemon=True)
+        self._thread.start()
+        address: tuple[Any, ...] = tuple(self._httpd.server_address)
+        host, bound = address[:2]
         self.addr: str = host if isinstance(host, str) else bytes(host).decode()
         self.port: int = int(bound)
         self._closed = False
@@ -268,6 +328,7 @@ class MetricsServer:
         self._closed = True
         self._httpd.shutdown()
         self._httpd.server_close()
+        self._httpd.end_connections()
         self._thread.join(timeout=10)
 
     @property

@@ -65,7 +65,8 @@ class CounterSnapshot:
 class ClientCounters:
     """Totals and rate samples for one kind of client of one log. Thread-safe."""
 
-    __slots__ = ("_lock", "_next_sample", "_samples", "bytes", "calls", "group", "kind", "records")
+    __slots__ = ("_last_report", "_lock", "_next_sample", "_samples", "bytes", "calls", "group", "kind",
+                 "records")
 
     def __init__(self, kind: str, group: str | None = None) -> None:
         self.kind = kind
@@ -78,33 +79,55 @@ class ClientCounters:
         now = _monotonic()
         self._samples: deque[tuple[float, int, int, int]] = deque([(now, 0, 0, 0)])
         self._next_sample = now + SAMPLE_S
+        self._last_report = now  # (the totals have been what they are since then)
 
     def _sample(self, now: float) -> None:
         """Keep a sample now; drop those past the window (lock held)."""
         samples = self._samples
-        samples.append((now, self.records, self.bytes, self.calls))
+        sample = (now, self.records, self.bytes, self.calls)
+        if samples[-1] != sample:
+            samples.append(sample)
         self._next_sample = now + SAMPLE_S
         # keep one sample at or before the window's start, so the window stays full
         while len(samples) > 2 and samples[1][0] <= now - WINDOW_S:
             samples.popleft()
 
+    def _mark_idle(self, now: float) -> None:
+        """(Lock held, a sample due, before counting a report) Keep the totals as they
+        were from the last report up to now, so that an idle time shows as samples with
+        equal totals (``snapshot`` then starts its window inside it)."""
+        samples = self._samples
+        totals = (self.records, self.bytes, self.calls)
+        if self._last_report > samples[-1][0]:
+            samples.append((self._last_report, *totals))
+        if now - samples[-1][0] > SAMPLE_S:
+            samples.append((now, *totals))
+
     def produced(self, records: int, nbytes: int) -> None:
         """A producer wrote ``records`` records in ``nbytes`` bytes of batches (one write)."""
         with self._lock:
+            now = _monotonic()
+            due = now >= self._next_sample
+            if due:
+                self._mark_idle(now)
             self.records += records
             self.bytes += nbytes
             self.calls += 1
-            now = _monotonic()
-            if now >= self._next_sample:
+            self._last_report = now
+            if due:
                 self._sample(now)
 
     def consumed(self, records: int) -> None:
         """A consumer's ``poll`` returned ``records`` records."""
         with self._lock:
+            now = _monotonic()
+            due = now >= self._next_sample
+            if due:
+                self._mark_idle(now)
             self.records += records
             self.calls += 1
-            now = _monotonic()
-            if now >= self._next_sample:
+            self._last_report = now
+            if due:
                 self._sample(now)
 
     def snapshot(self, now: float | None = None) -> CounterSnapshot:
@@ -112,14 +135,22 @@ class ClientCounters:
         now = _monotonic() if now is None else now
         with self._lock:
             if now >= self._next_sample:
+                self._mark_idle(now)
                 self._sample(now)
             records, nbytes, calls = self.records, self.bytes, self.calls
-            base = self._samples[0]
-            for s in self._samples:  # the newest sample at or before the window's start
-                if s[0] > now - WINDOW_S:
-                    break
-                base = s
-        elapsed = max(now - base[0], _MIN_ELAPSED_S)
+            start = now - WINDOW_S
+            samples = self._samples
+            at = 0
+            while at + 1 < len(samples) and samples[at + 1][0] <= start:
+                at += 1
+            base = samples[at]  # the newest sample at or before the window's start
+            since = base[0]
+            if at + 1 < len(samples) and samples[at + 1][1:] == base[1:]:
+                # Nothing happened from it to the next (an idle time): the window starts
+                # with these totals.
+                since = min(max(since, start), samples[at + 1][0])
+        # (else what came after it came within SAMPLE_S of it: over at most that much more)
+        elapsed = max(min(now - since, WINDOW_S + SAMPLE_S), _MIN_ELAPSED_S)
         return CounterSnapshot(
             self.kind, self.group, records, nbytes, calls,
             (records - base[1]) / elapsed, (nbytes - base[2]) / elapsed, (calls - base[3]) / elapsed)

@@ -235,6 +235,7 @@ def _groups(txn: lmdb.Transaction, coord: Coordinator, metas: Mapping[str, topic
                 offsets[(meta.name, part)] = off
                 tps.add((meta.name, part))
         live = 0
+        expired: set[str] = set()
         if state is not None:
             expired = set(coord.expired(state))
             live = sum(1 for m in state.members if m not in expired)
@@ -247,8 +248,10 @@ def _groups(txn: lmdb.Transaction, coord: Coordinator, metas: Mapping[str, topic
             st = states.get((metas[t].topic_id, p))
             end = st.high_watermark if st is not None else 0  # (what consumers can read: Kafka's lag is to it)
             c = offsets.get((t, p))
-            rows.append(GroupPartitionMetrics(t, p, c, end, None if c is None else max(0, end - c),
-                                              state.owner_of((t, p)) if state is not None else None))
+            owner = state.owner_of((t, p)) if state is not None else None
+            if owner in expired:  # (an expired member owns nothing any more: as describe_group)
+                owner = None
+            rows.append(GroupPartitionMetrics(t, p, c, end, None if c is None else max(0, end - c), owner))
         group_state = state.state if state is not None and live else "Empty"
         out.append(GroupMetrics(name, group_state, live, tuple(rows)))
     return tuple(out)
