@@ -297,3 +297,161 @@ def test_describe_group_names_no_dead_member_as_owner(tmp_path: Path, children: 
     assert desc.members == ()
     assert [o.owner for o in desc.offsets] == [None, None]
     log.close()
+
+
+STUCK_IN_REVOKE = r"""
+import sys, time, embedlog
+log = embedlog.open(sys.argv[1])
+def on_revoke(partitions):
+    print("revoking", flush=True)
+    time.sleep(30)  # a callback stuck (a hung call)
+c = log.consumer(["t"], group="g", session_timeout_ms=1000, heartbeat_interval_ms=200,
+                 max_poll_interval_ms=1000, on_revoke=on_revoke)
+while len(c.assignment()) < 2:
+    c.poll(0.1)
+print("owns", flush=True)
+while True:
+    c.poll(0.1)
+"""
+
+
+def test_a_member_stuck_in_a_callback_leaves_after_max_poll_interval(tmp_path: Path) -> None:
+    """``max_poll_interval_ms`` runs through a rebalance callback, as Kafka's poll timer
+    does: a member stuck in ``on_revoke`` kept its partitions (and heartbeating) for as
+    long as the callback ran, so the member joining got nothing."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:
+        log.create_topic("t", partitions=2)
+    a = subprocess.Popen([sys.executable, "-c", STUCK_IN_REVOKE, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert a.stdout is not None
+        assert a.stdout.readline().strip() == "owns"
+        with embedlog.open(path) as log, log.consumer(["t"], group="g", session_timeout_ms=1000,
+                                                       heartbeat_interval_ms=200) as b:
+            start = time.monotonic()
+            while len(b.assignment()) < 2 and time.monotonic() - start < TIMEOUT:
+                b.poll(0.1)
+            assert a.stdout.readline().strip() == "revoking"
+            assert len(b.assignment()) == 2  # (A left the group, its callback still running)
+            assert time.monotonic() - start < 20, "waited for the callback to return"
+            assert a.poll() is None
+    finally:
+        a.kill()
+        a.wait()
+
+
+def test_a_forked_child_leaves_its_parents_group_membership_alone(tmp_path: Path) -> None:
+    """A child that closed the log it inherited closed the parent's group consumer in the
+    child: the parent's on_revoke ran there and its member id left the group (the parent's
+    next commit failed; its partitions were free for others).  The child cannot poll or
+    commit as the parent's member either (``ForkError``)."""
+    log = embedlog.open(tmp_path / "log")
+    log.create_topic("t", partitions=2)
+    produce(log, "t", 2, 0, 20)
+    parent = os.getpid()
+    r, w = os.pipe()
+
+    def on_revoke(partitions: list[TopicPartition]) -> None:
+        if os.getpid() != parent:
+            os.write(w, b"on_revoke ran in the child\n")
+
+    c = log.consumer(["t"], group="g", auto_offset_reset="earliest", enable_auto_commit=False,
+                     session_timeout_ms=30_000, on_revoke=on_revoke)
+    assert c.poll(5.0, max_records=5)
+    me = c.group_metadata().member_id
+    manual = log.consumer(group="h", auto_offset_reset="earliest")  # (no membership: positions only)
+    manual.assign([TopicPartition("t", 0)])
+    assert manual.poll(5.0, max_records=3)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        try:
+            manual.commit()  # (the child's first use of the store: it raised KeyError)
+            for attempt in (lambda: c.poll(0), c.commit):
+                try:
+                    attempt()
+                    code = 3
+                except embedlog.errors.ForkError:
+                    pass
+            log.close()
+        except BaseException:
+            code = 4
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    os.close(w)
+    said = os.read(r, 1000)
+    os.close(r)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert said == b""
+    assert [m.member_id for m in log.describe_group("g").members] == [me]
+    c.commit()  # (still the group's member, with its partitions)
+    assert len(c.assignment()) == 2
+    c.close()
+    assert log.committed_offsets("h")[TopicPartition("t", 0)].offset == 3
+    manual.close()
+    log.close()
+
+
+CLOSED_AFTER_REMOVAL = r"""
+import sys, time, embedlog
+log = embedlog.open(sys.argv[1])
+c = None
+def on_revoke(ps):
+    print("on_revoke", flush=True)
+    c.commit()
+def on_lost(ps):
+    print("on_lost", flush=True)
+c = log.consumer(["t"], group="g", auto_offset_reset="earliest", enable_auto_commit=False, session_timeout_ms=1000,
+                 heartbeat_interval_ms=200, on_revoke=on_revoke, on_lost=on_lost)
+while len(c.assignment()) < 2:
+    c.poll(0.1)
+print("ready", flush=True)
+sys.stdin.readline()  # (stopped here, removed by the others, continued)
+try:
+    c.close()
+    print("closed", flush=True)
+except Exception as e:
+    print("close raised", type(e).__name__, e, flush=True)
+"""
+
+
+def test_closing_a_member_the_group_removed_calls_on_lost(tmp_path: Path) -> None:
+    """A member removed by the others (its process was stopped past its session timeout)
+    and then closed got ``on_revoke`` for partitions another member owned, and the commit
+    in it failed with a false "closed while it committed" ``ClosedError``: it gets
+    ``on_lost``, as Kafka's ``onPartitionsLost``."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    path = tmp_path / "log"
+    with embedlog.open(path) as log:
+        log.create_topic("t", partitions=2)
+    a = subprocess.Popen([sys.executable, "-c", CLOSED_AFTER_REMOVAL, str(path)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert a.stdout is not None
+        assert a.stdin is not None
+        assert a.stdout.readline().strip() == "ready"
+        os.kill(a.pid, signal.SIGSTOP)
+        with embedlog.open(path) as log, log.consumer(["t"], group="g", session_timeout_ms=1000,
+                                                       heartbeat_interval_ms=200) as b:
+
+            def owns_both() -> bool:
+                b.poll(0.05)
+                return len(b.assignment()) == 2
+
+            wait_until(owns_both, "B taking both partitions")
+            os.kill(a.pid, signal.SIGCONT)
+            a.stdin.write("\n")
+            a.stdin.flush()
+            out, _ = a.communicate(timeout=TIMEOUT)
+    finally:
+        if a.poll() is None:
+            os.kill(a.pid, signal.SIGCONT)
+            a.kill()
+        a.wait()
+    assert out.split("\n")[:2] == ["on_lost", "closed"], out

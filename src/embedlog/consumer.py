@@ -45,6 +45,7 @@ from .metrics.registry import consumer_counters
 from .model import NO_HEADERS, Message, OffsetAndTimestamp, TopicPartition, topic_partition
 from .storage import partition as plog
 from .storage import replica, schema, topics
+from .storage.env import current_pid
 from .storage.schema import PartitionState
 
 if TYPE_CHECKING:
@@ -353,6 +354,7 @@ class Consumer:
         self._last_auto_commit = time.monotonic()
         self._coord = log._coordinator
         self._membership: Membership | None = None
+        self._pid = current_pid()  # (a forked child does not commit on close what it inherited)
         if group is not None:
             self._membership = Membership(
                 self, self._coord, group, protocol=partition_assignment_strategy,
@@ -1027,10 +1029,10 @@ class Consumer:
         retention = self._log.offsets_retention_ms
         oldest = time.time_ns() // 1_000_000 - int(min(_RECOMMIT_S * 1000, retention / 2 if retention else math.inf))
         store = self._store
-        db = store.dbs["offsets"]
         group, unpack, key = self.group, schema.COMMITTED.unpack_from, schema.committed_key
         out = {}
         with store.env.read() as txn:
+            db = store.dbs["offsets"]  # (once in the transaction: a forked child's store opens at its first)
             for tp, off in offsets.items():
                 ids = self._ids.get(tp)
                 meta = store.topic_in(txn, tp.topic)
@@ -1052,11 +1054,15 @@ class Consumer:
     # -- committed offsets ----------------------------------------------------------------------
     def _commit_offsets(self, offsets: Mapping[TopicPartition, Any], *, beyond_end: bool = False) -> None:
         assert self.group is not None
-        member = self._membership.member_id if self._membership is not None and self._subscription else None
+        member = None
+        if self._membership is not None and self._subscription:
+            self._membership.check_process()
+            member = self._membership.member_id
         try:
             self._coord.commit(self.group, offsets, member, beyond_end=beyond_end)
         except GroupError as exc:
-            if self._closing or self._closed:  # (closed by another thread meanwhile: closing left the group)
+            if (self._closing or self._closed) and not (self._membership is not None and self._membership.joined):
+                # (closed by another thread meanwhile: closing left the group)
                 raise ClosedError("this consumer was closed while it committed, and closing took it out of its "
                                   "group: nothing was committed") from exc
             raise
@@ -1252,7 +1258,8 @@ class Consumer:
             return
         self._closing = True
         try:
-            if self.enable_auto_commit and not self._subscription and self._assignment and not self._log.closed:
+            if (self.enable_auto_commit and not self._subscription and self._assignment and not self._log.closed
+                    and self._pid == current_pid()):
                 # Kafka's close() commits what was consumed; a subscribed member does in
                 # on_revoke (``_before_release``), a manually assigned one here
                 with contextlib.suppress(EmbedlogError):

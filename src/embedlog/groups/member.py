@@ -25,8 +25,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..config import check_callable, check_int
-from ..errors import ConfigError, EmbedlogError
+from ..errors import ConfigError, EmbedlogError, ForkError
 from ..model import TopicPartition
+from ..storage.env import current_pid
 from .assignors import EAGER
 from .coordinator import Coordinator
 from .state import GroupState, Member
@@ -146,6 +147,7 @@ class Membership:
         self.polling = 0
         self._stop = threading.Event()
         weakref.finalize(self, self._stop.set).atexit = False  # (collected unclosed: the heartbeat thread ends)
+        self._pid = current_pid()  # (in a forked child the membership is still the parent's: ``inherited``)
         self._last_poll = time.monotonic()
         self._thread: threading.Thread | None = None
         self._waiting = False  # some of our target partitions are still owned by others
@@ -165,6 +167,9 @@ class Membership:
         if cb is None:
             return
         deferred = self._deferred
+        # A callback is not a wait for records: max_poll_interval_ms runs through it, as
+        # Kafka's poll timer does (a callback stuck for longer lets the partitions move on).
+        polling, self.polling = self.polling, 0
         try:
             if _arity(cb) == 2:
                 cb(self.consumer, partitions)
@@ -175,6 +180,8 @@ class Membership:
                 raise
             if not deferred:
                 deferred.append(exc)
+        finally:
+            self.polling = polling
 
     # -- joining --------------------------------------------------------------------------
     def join(self, topics: Iterable[str]) -> None:
@@ -211,6 +218,7 @@ class Membership:
         background task following the group): it does not count as polling for
         ``max_poll_interval_ms``, and a member that left for not polling stays out of the
         group until the application polls again, as Kafka's clients rejoin only then."""
+        self.check_process()
         deferred: list[Exception] = []
         self._deferred = deferred
         try:
@@ -219,6 +227,19 @@ class Membership:
             self._deferred = None
         if deferred:
             raise deferred[0]
+
+    @property
+    def inherited(self) -> bool:
+        """Whether this process is a child forked from the one that made the membership."""
+        return self._pid != current_pid()
+
+    def check_process(self) -> None:
+        """Raise ``ForkError`` in a forked child: the membership is its parent's."""
+        if self._pid != current_pid():
+            raise ForkError(
+                f"this consumer is a member of group {self.group!r} for the process that made it, which forked this "
+                f"one: in this process make a consumer of its own, log.consumer(..., group={self.group!r}), to join "
+                "the group (the log may be used here)")
 
     @property
     def left_idle(self) -> bool:
@@ -365,6 +386,11 @@ class Membership:
                 self.coord.forget(self.group, mid)
 
     # -- leaving ------------------------------------------------------------------------------
+    def _listed(self) -> bool:
+        """Whether the group lists this member (else the others removed it)."""
+        state = self.coord.store.read(lambda txn: self.coord.load(txn, self.group))
+        return state is not None and self.member_id in state.members
+
     @property
     def joined(self) -> bool:
         """Whether this member joined the group and has not left it."""
@@ -378,7 +404,13 @@ class Membership:
         self._stop.set()
         if not self._joined:
             return
+        if self.inherited:  # (the parent's: it goes on as a member, with its partitions)
+            self._joined = False
+            self.owned.clear()
+            return
         owned = sorted(self.owned)
+        if owned and not self._kicked.is_set() and not self._listed():
+            self._kicked.set()  # the others removed it meanwhile (its session ran out): its partitions are lost
         try:
             if owned and self._kicked.is_set():
                 self._call("lost", owned)
