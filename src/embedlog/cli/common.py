@@ -171,7 +171,7 @@ def open_log(args: argparse.Namespace, *, create: bool = False) -> Iterator[embe
 class Progress:
     """A progress bar on stderr (tqdm) or nothing; a context manager.
 
-    Bars are drawn only when tqdm is installed (``pip install embedlog[cli]``) and
+    Bars are drawn only when tqdm is installed (``pip install 'embedlog[cli]'``) and
     stderr is a terminal, so pipes, logs and tests get clean output.
     """
 

@@ -20,7 +20,7 @@ HEADER = """\
 `embedlog` administers and uses a log directory from the shell, the way Kafka's
 `kafka-topics.sh`, `kafka-console-producer.sh`, `kafka-console-consumer.sh`,
 `kafka-consumer-groups.sh`, `kafka-configs.sh` and kcat are used with a broker.
-It is installed with the package (`pip install embedlog[cli]` adds progress bars);
+It is installed with the package (`pip install 'embedlog[cli]'` adds progress bars);
 `python -m embedlog.cli` runs the same command.
 
 ```sh
