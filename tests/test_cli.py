@@ -500,7 +500,9 @@ def test_groups_describe_shows_live_members(cli: Run, log: embedlog.Log) -> None
         deadline = time.monotonic() + 30
         while len(c.assignment()) < 2 and time.monotonic() < deadline:
             c.poll(timeout=0.1)
+        assert cli("groups", "describe", "g")[1].splitlines()[0].endswith("Lag: -")  # (nothing committed yet)
         c.commit()
+        assert cli("groups", "describe", "g")[1].splitlines()[0].endswith("Lag: 0")
         code, out, _ = cli("groups", "describe", "g", "--members")
         assert code == 0
         row = out.splitlines()[1].split()

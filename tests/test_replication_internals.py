@@ -909,3 +909,20 @@ def test_a_second_acks_all_flush_waits_too(log: Log) -> None:
     p.flush(timeout=5)
     p.close()
     core.stop()
+
+
+def test_a_followers_lag_counts_from_the_log_start(log: Log) -> None:
+    """A follower yet to fetch a partition whose start retention moved: its lag counted
+    the deleted records too (start 15, end 20: 20, not 5)."""
+    log.create_topic("t", 1)
+    with log.producer() as p:
+        for i in range(20):
+            p.send("t", b"%d" % i)
+            p.flush()
+    assert log.delete_records("t", 0, 15) == 15
+    core = core_on(log)
+    core.followers["f"] = FollowerProgress("f")
+    assert core.status()["followers"]["f"]["lag"] == {"t[0]": 5}
+    core.followers["f"].durable[(log.describe_topic("t").topic_id, 0)] = 17
+    assert core.status()["followers"]["f"]["lag"] == {"t[0]": 3}
+    core.stop()

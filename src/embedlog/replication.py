@@ -675,7 +675,8 @@ class LeaderCore:
         with self._lock:
             followers = {}
             for f in self.followers.values():
-                lag = {f"{names.get(t, t)}[{p}]": max(0, st.end_offset - f.durable.get((t, p), 0))
+                # (from the log start at least: records retention deleted are none to copy)
+                lag = {f"{names.get(t, t)}[{p}]": max(0, st.end_offset - max(f.durable.get((t, p), 0), st.start_offset))
                        for t, p, st in parts}
                 followers[f.node_id] = {"address": f.address, "connected": f.connected, "in_sync": f.in_sync,
                                         "lag": lag, "total_lag": sum(lag.values()),

@@ -123,8 +123,9 @@ def describe(args: argparse.Namespace, out: Output) -> int:
                     ",".join(f"{tp.topic}:{tp.partition}" for tp in m.partitions) or None]
                    for m in desc.members])
         return 0
+    lag = desc.total_lag if any(o.lag is not None for o in desc.offsets) else "-"  # (as the rows: nothing committed)
     out.line(f"Group: {desc.group}  State: {desc.state}  Protocol: {desc.protocol}  "
-             f"Generation: {desc.generation}  Members: {len(desc.members)}  Lag: {desc.total_lag}")
+             f"Generation: {desc.generation}  Members: {len(desc.members)}  Lag: {lag}")
     out.table(["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "CLIENT-ID"],
               [[desc.group, o.topic, o.partition, o.committed, o.end_offset, o.lag, o.owner,
                 clients.get(o.owner) if o.owner else None] for o in desc.offsets])
