@@ -494,6 +494,19 @@ def test_groups_list_describe_delete(cli: Run, log: embedlog.Log) -> None:
     assert "does not exist" in one_error_line(err)
 
 
+def test_names_with_control_characters_stay_on_their_line(cli: Run, log: embedlog.Log) -> None:
+    """A group named with a newline or a tab broke the tables and one-name-a-line lists
+    (group names may hold any character but NUL); they show as escapes (JSON as is)."""
+    fill(log, "t", 3)
+    log.commit_offsets("odd\nname\tx", {TopicPartition("t", 0): 1})
+    assert cli("groups", "list")[1] == "odd\\nname\\tx\n"
+    assert json.loads(cli("groups", "list", "--json")[1]) == ["odd\nname\tx"]
+    out = cli("groups", "describe", "odd\nname\tx")[1].splitlines()
+    assert out[0].startswith("Group: odd\\nname\\tx  State:")
+    assert len(out) == 3
+    assert out[2].split() == ["odd\\nname\\tx", "t", "0", "1", "3", "2", "-", "-"]
+
+
 def test_groups_describe_shows_live_members(cli: Run, log: embedlog.Log) -> None:
     fill(log, "t", 4, partitions=2)
     with log.consumer(["t"], group="g", client_id="worker-1", auto_offset_reset="earliest") as c:

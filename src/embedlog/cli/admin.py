@@ -13,7 +13,7 @@ import attrs
 from ..errors import DamagedStoreError, UnknownGroupError, UnknownTopicError
 from ..storage.verify import DumpBatch, DumpRecord, VerifyReport
 from .common import EXIT_DAMAGED, non_negative_int, open_log, positive_int, progress
-from .output import Output, bytes_json, text_of
+from .output import Output, bytes_json, one_line, text_of
 from .topics import described, topic_json
 
 __all__ = ["batch_json", "register", "report_json"]
@@ -185,13 +185,8 @@ def _batch_line(b: DumpBatch) -> str:
     return line
 
 
-#: control characters as escapes: one record stays one line of dump's output
-_ONE_LINE = {c: f"\\x{c:02x}" for c in (*range(32), 127)} | {ord("\n"): "\\n", ord("\r"): "\\r",
-                                                              ord("\t"): "\\t"}
-
-
 def _shown(data: bytes | None, null: str = "") -> str:
-    return text_of(data, null).translate(_ONE_LINE)
+    return one_line(text_of(data, null))  # (one record stays one line of dump's output)
 
 
 def _record_line(r: DumpRecord) -> str:

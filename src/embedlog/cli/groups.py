@@ -10,7 +10,7 @@ from ..errors import ConfigError, UnknownGroupError
 from ..groups.coordinator import GroupDescription, datetime_ms
 from ..model import PartitionDescription, TopicPartition
 from .common import UsageError, non_negative_int, open_log, progress
-from .output import Output
+from .output import Output, one_line
 
 __all__ = ["group_json", "parse_datetime", "register"]
 
@@ -116,7 +116,7 @@ def describe(args: argparse.Namespace, out: Output) -> int:
         return 0
     clients = {m.member_id: m.client_id for m in desc.members}
     if not desc.members:
-        out.note(f"Consumer group '{desc.group}' has no active members.")
+        out.note(f"Consumer group '{one_line(desc.group)}' has no active members.")
     if args.members:
         out.table(["GROUP", "CONSUMER-ID", "CLIENT-ID", "#PARTITIONS", "ASSIGNMENT"],
                   [[desc.group, m.member_id, m.client_id or None, len(m.partitions),
@@ -124,7 +124,7 @@ def describe(args: argparse.Namespace, out: Output) -> int:
                    for m in desc.members])
         return 0
     lag = desc.total_lag if any(o.lag is not None for o in desc.offsets) else "-"  # (as the rows: nothing committed)
-    out.line(f"Group: {desc.group}  State: {desc.state}  Protocol: {desc.protocol}  "
+    out.line(f"Group: {one_line(desc.group)}  State: {desc.state}  Protocol: {desc.protocol}  "
              f"Generation: {desc.generation}  Members: {len(desc.members)}  Lag: {lag}")
     out.table(["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "CLIENT-ID"],
               [[desc.group, o.topic, o.partition, o.committed, o.end_offset, o.lag, o.owner,

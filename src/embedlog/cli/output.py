@@ -74,12 +74,22 @@ def text_of(data: bytes | None, null: str = "") -> str:
     return data.decode("utf-8", "backslashreplace")
 
 
+#: control characters as escapes: one name or record stays one line, one cell one column
+_ONE_LINE = {c: f"\\x{c:02x}" for c in (*range(32), 127)} | {ord("\n"): "\\n", ord("\r"): "\\r",
+                                                               ord("\t"): "\\t"}
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters (newlines, tabs...) as escapes."""
+    return text.translate(_ONE_LINE)
+
+
 def _cell(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return one_line(str(value))
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -120,7 +130,7 @@ class Output:
             self.json(list(names))
         else:
             for name in names:
-                self.line(name)
+                self.line(one_line(name))
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         """Print an aligned table (just the header row when there are no rows)."""
