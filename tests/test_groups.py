@@ -885,6 +885,31 @@ def test_a_member_that_stops_polling_loses_its_partitions(log: embedlog.Log) -> 
     b.close()
 
 
+def test_a_member_removed_while_its_on_assign_ran_serves_nothing_from_that_poll(log: embedlog.Log) -> None:
+    """``max_poll_interval_ms`` runs through callbacks: a member removed while its
+    ``on_assign`` ran returned the records of the partitions it had just lost from that
+    same poll, and the member given them read them too."""
+    log.create_topic("t", partitions=2)
+    fill_partitions(log, "t", 2, 5)
+    slow = [True]
+    lost: list[TopicPartition] = []
+
+    def on_assign(partitions: list[TopicPartition]) -> None:
+        if slow[0]:
+            slow[0] = False
+            time.sleep(1.0)  # past max_poll_interval_ms: the heartbeat thread takes it out
+
+    a = group_consumer(log, "t", "a", max_poll_interval_ms=300, heartbeat_interval_ms=50, on_assign=on_assign,
+                       on_lost=lost.extend)
+    assert a.poll(timeout=0.5) == []
+    assert lost == []  # (not yet: the next poll rejoins)
+    b = group_consumer(log, "t", "b", max_poll_interval_ms=60_000)
+    got: list[embedlog.Message] = []
+    wait_until(lambda: len(got) == 10, "b reads everything", step=lambda: got.extend(b.poll(timeout=0.05)))
+    a.close()
+    b.close()
+
+
 def test_a_member_that_stops_polling_leaves_when_max_poll_interval_runs_out_not_at_its_next_beat(
         log: embedlog.Log) -> None:
     """Kafka's heartbeat thread checks the poll timer between beats: a member leaves

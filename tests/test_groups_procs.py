@@ -365,15 +365,25 @@ def test_a_forked_child_leaves_its_parents_group_membership_alone(tmp_path: Path
     manual = log.consumer(group="h", auto_offset_reset="earliest")  # (no membership: positions only)
     manual.assign([TopicPartition("t", 0)])
     assert manual.poll(5.0, max_records=3)
+    log.create_topic("out")
+    metadata = c.group_metadata()
+
+    def in_transaction(through: Any) -> None:
+        with log.transaction() as tx:
+            tx.send("out", b"x")
+            tx.commit_offsets(through, {TopicPartition("t", 0): 1})
+
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 0
         try:
             manual.commit()  # (the child's first use of the store: it raised KeyError)
-            for attempt in (lambda: c.poll(0), c.commit):
+            for n, attempt in enumerate((lambda: c.poll(0), c.commit, lambda: c.subscribe(["out"]),
+                                         c.group_metadata, lambda: in_transaction(c),
+                                         lambda: in_transaction(metadata)), 10):
                 try:
                     attempt()
-                    code = 3
+                    code = n
                 except embedlog.errors.ForkError:
                     pass
             log.close()
@@ -387,7 +397,9 @@ def test_a_forked_child_leaves_its_parents_group_membership_alone(tmp_path: Path
     os.close(r)
     assert os.waitstatus_to_exitcode(status) == 0
     assert said == b""
-    assert [m.member_id for m in log.describe_group("g").members] == [me]
+    assert [(m.member_id, m.topics) for m in log.describe_group("g").members] == [(me, ("t",))]
+    assert log.describe_topic("out").records == 0
+    assert {o.committed for o in log.describe_group("g").offsets} == {None}
     c.commit()  # (still the group's member, with its partitions)
     assert len(c.assignment()) == 2
     c.close()

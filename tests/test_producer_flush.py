@@ -203,3 +203,45 @@ def test_a_flush_does_not_wait_for_a_cancelled_flight_its_executor_dropped(tmp_p
         assert [m.value for m in c.poll(timeout=1)] == [b"v"]
     _in_thread(p.close, 5)
     log.close()
+
+
+def test_close_does_not_raise_the_closed_error_of_a_cancelled_flight_that_ran_meanwhile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancelled ``flush_async`` whose job started once ``close()`` had refused sends,
+    before ``close`` took it over: its flush met ``ClosedError``, kept as the flight's
+    error, and ``close()`` raised it although it wrote every record."""
+    import asyncio  # noqa: PLC0415
+    import concurrent.futures  # noqa: PLC0415
+
+    log = embedlog.open(tmp_path / "log", durability="none")
+    log.create_topic("t")
+    p = log.producer(linger_ms=10_000)
+    loop = asyncio.new_event_loop()
+    ex = concurrent.futures.ThreadPoolExecutor(1)
+    loop.set_default_executor(ex)
+    gate = threading.Event()
+
+    async def go() -> None:
+        loop.run_in_executor(None, gate.wait, 5)  # the app's job: the flight queues behind it
+        p.send("t", b"v")
+        task = asyncio.create_task(p.flush_async())
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    loop.run_until_complete(go())
+    (flight,) = p._abandoned
+    original = Producer._await_abandoned
+
+    def job_runs_first(self: Producer) -> None:  # (the race, made certain)
+        gate.set()
+        assert flight.done.wait(5)
+        original(self)
+
+    monkeypatch.setattr(Producer, "_await_abandoned", job_runs_first)
+    p.close()
+    ex.shutdown(wait=True)
+    loop.close()
+    with log.consumer("t", auto_offset_reset="earliest") as c:
+        assert [m.value for m in c.poll(timeout=1)] == [b"v"]
+    log.close()

@@ -378,6 +378,8 @@ class Consumer:
         if not names and self._membership is not None:  # (Kafka: subscribe([]) is unsubscribe())
             self.unsubscribe()
             return
+        if self._membership is not None:
+            self._membership.check_process()
         if self._membership is not None and self._assignment and not self._subscription:
             # (Kafka: IllegalStateException; joining would keep partitions the group gives others)
             raise ConfigError("this consumer has a manual assignment; assign() and subscribe() cannot be mixed "
@@ -939,13 +941,17 @@ class Consumer:
         polled = not self._in_background
         while True:
             seen = notifier.generation
+            kicked = False
             if self._membership is not None:
                 self._membership.reconcile(polled=polled)
                 if not polled and self._membership.left_idle:
                     return []  # (a shim's background step: nothing fetched until the application polls)
+                # (removed while a callback ran, say: nothing of what it owned is served, as
+                # another member may own it now; the next look rejoins)
+                kicked = self._membership.kicked
             elif self._following and time.monotonic() >= self._next_topics_look:
                 self._follow_topics()
-            out = self._collect(limit)
+            out = [] if kicked else self._collect(limit)
             if out or timeout <= 0:
                 return out
             remaining = deadline - time.monotonic()
@@ -1147,6 +1153,7 @@ class Consumer:
         m = self._membership
         if m is None or not self._subscription:
             return GroupMetadata(self.group, None)
+        m.check_process()
         return GroupMetadata(self.group, m.member_id, self, dict(m.claims), frozenset(m.owned))
 
     def unsubscribe(self) -> None:

@@ -1079,7 +1079,8 @@ class Producer(SendBase):
             except BaseException as exc:
                 with flight.lock:
                     if flight.abandoned:  # (its task was cancelled: kept here, in this thread, before
-                        self._keep_error(exc)  # ``done`` lets the next flush look at the errors)
+                        if not (isinstance(exc, ClosedError) and self._closed):  # (close writes them)
+                            self._keep_error(exc)  # ``done`` lets the next flush look at the errors)
                         return  # (nobody awaits this future any more: an exception would be logged unread)
                     flight.error = exc
                 raise

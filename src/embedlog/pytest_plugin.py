@@ -90,9 +90,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _scope(defs: Any, name: str) -> str:
-    """The scope of fixture ``name`` among a test's ``defs`` (``"function"`` if unknown)."""
+    """The scope of fixture ``name`` among a test's ``defs`` (``"function"`` if unknown):
+    the widest of its definitions (a function-scoped override may wrap a session fixture
+    of the same name, which pytest sets up when the override is)."""
     found = defs.get(name) if isinstance(defs, dict) else None
-    return str(getattr(found[-1], "scope", "function")) if found else "function"
+    scopes = {str(getattr(d, "scope", "function")) for d in found or ()}
+    return next((s for s in ("session", "package", "module", "class") if s in scopes), "function")
 
 
 # -- patching --------------------------------------------------------------------------------
@@ -349,6 +352,12 @@ def _topic_specs(marker: pytest.Mark) -> tuple[list[tuple[str, int, dict[str, An
     if unknown:
         raise pytest.UsageError(f"@pytest.mark.{_MARKER} takes auto_create_topics= and num_partitions=, "
                                 f"not {', '.join(sorted(unknown))}")
+    n = marker.kwargs.get("num_partitions", 1)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise pytest.UsageError(f"@pytest.mark.{_MARKER}: num_partitions must be an int >= 1, got {n!r}")
+    if not isinstance(marker.kwargs.get("auto_create_topics", True), bool):
+        raise pytest.UsageError(f"@pytest.mark.{_MARKER}: auto_create_topics must be True or False, "
+                                f"got {marker.kwargs['auto_create_topics']!r}")
     return specs, dict(marker.kwargs)
 
 

@@ -124,6 +124,9 @@ class Transaction:
             split_offset(tp, off)  # (InvalidOffsetError now, not an aborted commit later)
         if isinstance(consumer_or_group, GroupMetadata):  # the partitions its member owned when it was made
             if consumer_or_group._consumer is not None:
+                membership = consumer_or_group._consumer._membership
+                if membership is not None:
+                    membership.check_process()  # (made before a fork: the member is the parent's)
                 self._consumers.append(consumer_or_group._consumer)
                 self._owned.append((consumer_or_group._consumer, consumer_or_group._ownership(checked)))
         else:

@@ -1103,3 +1103,33 @@ def test_messages_are_the_real_message_class_and_consume_hands_out_batches(conf:
     if real is not None:
         assert all(isinstance(m, real.Message) for m in [*reports, *got])
         assert all(r.latency() is not None and r.latency() >= 0 for r in reports)
+
+
+def test_a_forked_child_cannot_poll_its_parents_group_consumer(conf: dict[str, Any], clients: list[Any]) -> None:
+    """The shim hands out prefetched records before it looks at the group (at most every
+    10 ms): a child polling right after the fork got the parent's next record, which the
+    parent processes too.  It raises at once (a ``KafkaException``, as librdkafka's
+    clients are not usable in a child either), and the parent goes on."""
+    produce(conf, "a", [b"v0", b"v1", b"v2", b"v3"], partition=0)
+    c = ck.Consumer({**conf, "group.id": "g", "auto.offset.reset": "earliest"})
+    clients.append(c)
+    c.subscribe(["a"])
+    (first,) = drain(c, 1)
+    assert first.value() == b"v0"
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            got = c.poll(0.1)
+            os.write(w, repr(None if got is None else got.value()).encode())
+        except KafkaException as exc:
+            os.write(w, b"KafkaException " + str(exc.args[0].str()).encode()[:40])
+        except BaseException as exc:  # (reported to the parent)
+            os.write(w, type(exc).__name__.encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    os.close(w)
+    said = os.read(r, 200).decode()
+    os.close(r)
+    assert said.startswith("KafkaException this consumer is a member of group"), said
+    assert [m.value() for m in drain(c, 3)] == [b"v1", b"v2", b"v3"]

@@ -135,6 +135,39 @@ def test_wider_scoped_fixtures_are_set_up_before_embedlog_kafka(pytester: pytest
     result.assert_outcomes(passed=2)
 
 
+def test_a_session_fixture_a_function_override_wraps_is_set_up_before_embedlog_kafka(
+        pytester: pytest.Pytester) -> None:
+    """A module refines a conftest's session fixture with a function-scoped one of the
+    same name (``def producer(producer)``): pytest gives the name the override's scope,
+    so the session fixture was made while routing was on, on the first test's log."""
+    pytester.makeconftest('''
+        import pytest
+        from embedlog.compat import kafka_python as shim
+
+        @pytest.fixture(scope="session")
+        def producer():
+            p = shim.KafkaProducer(bootstrap_servers="shared:9092")  # the shim used directly
+            yield p
+            p.close()
+    ''')
+    pytester.makepyfile(test_inner='''
+        import pytest
+
+        @pytest.fixture
+        def producer(producer):
+            return producer
+
+        def test_one(producer, embedlog_kafka):
+            producer.send("t", b"1").get(5)
+            assert "t" not in embedlog_kafka.topics()
+
+        def test_two(producer, embedlog_kafka):
+            producer.send("t", b"2").get(5)
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(passed=2)
+
+
 def test_values_the_shims_return_are_the_real_libraries_classes(pytester: pytest.Pytester) -> None:
     """``isinstance(record, kafka.consumer.fetcher.ConsumerRecord)`` holds under the fixture,
     as with the real client (and for aiokafka's ``aiokafka.structs`` classes)."""
@@ -312,9 +345,19 @@ def test_marker_creates_topics(pytester: pytest.Pytester) -> None:
         @pytest.mark.embedlog_topics(("orders", 0))  # (it meant the default count)
         def test_zero_partitions(embedlog_kafka):
             pass
+
+        @pytest.mark.embedlog_topics(num_partitions=0)
+        def test_zero_default_partitions(embedlog_kafka):
+            pass
+
+        @pytest.mark.embedlog_topics(auto_create_topics="no")
+        def test_auto_create_not_a_bool(embedlog_kafka):
+            pass
     ''')
     result = pytester.runpytest("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", "--strict-markers")
-    result.assert_outcomes(passed=3, errors=4)
+    result.assert_outcomes(passed=3, errors=6)
+    result.stdout.fnmatch_lines(["*embedlog_topics: num_partitions must be an int >= 1, got 0*"])
+    result.stdout.fnmatch_lines(["*embedlog_topics: auto_create_topics must be True or False, got 'no'*"])
     result.stdout.fnmatch_lines(["*embedlog_topics*each topic is a name*('orders', 0)*"])
     result.stdout.fnmatch_lines(["*embedlog_topics*each topic is a name*42*"])
     result.stdout.fnmatch_lines(["*embedlog_topics*each topic is a name*'three'*"])

@@ -186,6 +186,7 @@ class Membership:
     # -- joining --------------------------------------------------------------------------
     def join(self, topics: Iterable[str]) -> None:
         """Join (or re-join with a new subscription)."""
+        self.check_process()
         self.topics = sorted(set(topics))
         member = Member(self.member_id, self.topics, self.client_id, int(time.time() * 1000), self.session_timeout_ms)
         notifier = self.coord.store.notifier
@@ -220,11 +221,11 @@ class Membership:
         group until the application polls again, as Kafka's clients rejoin only then."""
         self.check_process()
         deferred: list[Exception] = []
-        self._deferred = deferred
+        outer, self._deferred = self._deferred, deferred  # (a callback may poll: the outer step's list comes back)
         try:
             self._reconcile(polled)
         finally:
-            self._deferred = None
+            self._deferred = outer
         if deferred:
             raise deferred[0]
 
@@ -341,8 +342,15 @@ class Membership:
             self._call("assign", new)
         self._waiting = len(self.owned) < len(state.target.get(self.member_id, ()))
 
+    @property
+    def kicked(self) -> bool:
+        """Whether the group removed it (``poll`` then serves nothing until it rejoined)."""
+        return self._kicked.is_set()
+
     def recheck_in(self) -> float:
         """Seconds a blocked ``poll`` may sleep before it must look at the group again."""
+        if self._kicked.is_set():
+            return 0.0  # (to rejoin)
         if self._waiting:
             return max(0.005, self._next_expiry_check - time.monotonic())
         return self.hb_interval

@@ -360,6 +360,9 @@ def start_http_server(log: Log, port: int, addr: str = "127.0.0.1") -> MetricsSe
     the address cannot be bound.
     """
     log._check()
+    if not isinstance(addr, str):
+        raise ConfigError(f"addr must be a host name or IP address as a str ('0.0.0.0': every interface), "
+                          f"got {addr!r}")
     return MetricsServer(log, _check_port(port), addr)
 
 

@@ -98,8 +98,9 @@ class ClientCounters:
         equal totals (``snapshot`` then starts its window inside it)."""
         samples = self._samples
         totals = (self.records, self.bytes, self.calls)
-        if self._last_report > samples[-1][0]:
-            samples.append((self._last_report, *totals))
+        last = (self._last_report, *totals)
+        if self._last_report >= samples[-1][0] and last != samples[-1]:  # (equal time: a report in its tick)
+            samples.append(last)
         if now - samples[-1][0] > SAMPLE_S:
             samples.append((now, *totals))
 

@@ -37,6 +37,7 @@ from ._errors import (
     ERR_UNKNOWN_PARTITION,
     ERR_UNKNOWN_TOPIC_OR_PART,
     KafkaError,
+    KafkaException,
     describe,
     error_for,
     kafka_error,
@@ -618,6 +619,11 @@ class Consumer:
         membership = self._inner._membership
         if membership is None:
             return
+        if membership.inherited:  # (a forked child: before handing out the parent's prefetched records)
+            try:
+                membership.check_process()
+            except el.ForkError as exc:
+                raise KafkaException(error_for(exc)) from None
         kicked = membership._kicked.is_set()
         now = time.monotonic()
         if now < self._next_follow and not kicked:
