@@ -232,3 +232,47 @@ def test_diverged_log_by_key_restarted_before_a_checkpoint_sends_its_records_aga
     values = [r.value for msgs in mock_kafka.read_topic(bootstrap, remote).values() for r in msgs]
     twice = sorted(v for v in set(values) if values.count(v) > 1)
     assert not twice, f"{len(twice)} of B's 20 records are in Kafka twice: {twice}"
+
+
+def test_a_down_mirror_moved_to_another_kafka_topic_reads_it_from_its_start(tmp_path: Path, bootstrap: str) -> None:
+    """Progress was looked up by the local topic only: a down mirror restarted under its
+    name to copy another Kafka topic into the same local one read the new topic from the
+    offsets reached in the old one, skipping its first records in silence (lag 0)."""
+    import confluent_kafka  # noqa: PLC0415
+
+    p = confluent_kafka.Producer(mock_kafka.client(bootstrap))
+    for i in range(10):
+        p.produce("moved-a", b"a%d" % i, partition=0)
+    for i in range(15):
+        p.produce("moved-b", b"b%d" % i, partition=0)
+    assert p.flush(30) == 0
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
+        for remote in ("moved-a", "moved-b"):
+            with Mirror(log, mock_kafka.client(bootstrap), [remote], direction="down", name="d",
+                        topic_map={remote: "x"}) as m:
+                bridge_proc.caught_up(m, 60)
+        values = [r[3] for r in harness.consume_all(log, "x")]
+    assert sorted(v for v in values if v.startswith(b"b")) == sorted(b"b%d" % i for i in range(15))
+
+
+def test_a_partition_added_while_a_latest_mirror_was_stopped_is_forwarded(tmp_path: Path, bootstrap: str) -> None:
+    """``start="latest"`` seeded a partition without progress at its end at every start,
+    also one added to a topic the mirror forwarded already (a running mirror forwards all
+    of such a partition): added while the mirror was stopped, its records never reached
+    Kafka, and were not counted as lost."""
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
+        log.create_topic("grown", partitions=2)
+        with Mirror(log, mock_kafka.client(bootstrap), ["grown"], name="m", start="latest") as m:
+            m.wait_for_link(30)
+            with log.producer() as p:
+                for i in range(10):
+                    p.send("grown", b"a%d" % i, partition=i % 2)
+            bridge_proc.caught_up(m, 60)
+        log.create_partitions("grown", 3)
+        with log.producer() as p:
+            for i in range(10):
+                p.send("grown", b"b%d" % i, partition=2)
+        with Mirror(log, mock_kafka.client(bootstrap), ["grown"], name="m", start="latest") as m:
+            bridge_proc.caught_up(m, 60)
+    values = [r.value for msgs in mock_kafka.read_topic(bootstrap, "grown").values() for r in msgs]
+    assert sorted(v for v in values if v.startswith(b"b")) == sorted(b"b%d" % i for i in range(10))

@@ -95,7 +95,7 @@ class DownEngine(Engine):
             nq = len(self.log.describe_topic(topic).partitions)
             self.sources[remote] = _Source(remote, topic, nr, nq)
             stored = self.log._store.read(
-                lambda txn, t=topic: mirrors.source_offsets(txn, self.log._store.dbs, self.name, t))
+                lambda txn, t=topic, r=remote: mirrors.source_offsets(txn, self.log._store.dbs, self.name, t, r))
             default = ck.OFFSET_BEGINNING if self.start == "earliest" else ck.OFFSET_END
             latest: dict[int, tuple[int, int]] = {}
             for r in range(nr):

@@ -621,7 +621,9 @@ def seed_progress(log: Any, name: str, topics: list[str], topic_map: Mapping[str
     from ..errors import EmbedlogError  # noqa: PLC0415
 
     dbs = log._store.dbs
-    known = {(e.topic, e.partition) for e in log._store.read(lambda txn: mirrors.mirror_entries(txn, dbs, name, "up"))}
+    recorded = log._store.read(lambda txn: mirrors.mirror_entries(txn, dbs, name, "up"))
+    known = {(e.topic, e.partition) for e in recorded}
+    forwarded = {e.topic for e in recorded if not e.meta.get(_PENDING)}  # (a partition added there: all of it)
     offsets = {}
     for topic in topics:
         remote = topic_map.get(topic, topic)
@@ -633,8 +635,8 @@ def seed_progress(log: Any, name: str, topics: list[str], topic_map: Mapping[str
             continue
         for p in parts:
             if (topic, p.partition) not in known:
-                offsets[TopicPartition(topic, p.partition)] = (p.start_offset if start == "earliest" else p.end_offset,
-                                                              meta)
+                everything = start == "earliest" or topic in forwarded
+                offsets[TopicPartition(topic, p.partition)] = (p.start_offset if everything else p.end_offset, meta)
     if offsets:
         with contextlib.suppress(EmbedlogError):
             log.commit_offsets(name, offsets)

@@ -102,9 +102,12 @@ def put_source_offsets(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: st
         txn.put(schema.committed_key(group, meta.topic_id, part), value, db=dbs["offsets"])
 
 
-def source_offsets(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: str, topic: str) -> dict[int, int]:
-    """A down mirror's next remote offset per remote partition for local ``topic``."""
-    return {e.partition: e.offset for e in mirror_entries(txn, dbs, mirror, "down") if e.topic == topic}
+def source_offsets(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: str, topic: str,
+                   remote_topic: str | None = None) -> dict[int, int]:
+    """A down mirror's next remote offset per remote partition for local ``topic``
+    (copied from ``remote_topic``, when given)."""
+    return {e.partition: e.offset for e in mirror_entries(txn, dbs, mirror, "down")
+            if e.topic == topic and remote_topic in (None, e.remote_topic)}
 
 
 def mirror_entries(txn: lmdb.Transaction, dbs: Mapping[str, Any], mirror: str | None = None,
