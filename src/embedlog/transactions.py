@@ -102,7 +102,8 @@ class Transaction:
                                  ) -> None:
         """``commit_offsets``, but by group name also while the group has live members:
         the Kafka clients' ``send_offsets_to_transaction(offsets, group_id)``, which Kafka
-        accepts from the group's own consumers (used by ``embedlog.compat``)."""
+        accepts from the group's own consumers (used by ``embedlog.compat``); and, as
+        Kafka, an offset past the partition's end is accepted."""
         self._add_offsets(consumer_or_group, offsets, unfenced=True)
 
     def _add_offsets(self, consumer_or_group: Any, offsets: Mapping[TopicPartition, Any], *, unfenced: bool) -> None:
@@ -174,7 +175,7 @@ class Transaction:
                     "transaction is fenced; poll() and process the records again")
         coord = self._log._coordinator
         for group, member, offsets, unfenced in self._offsets:
-            coord.commit_in(txn, group, offsets, member, unfenced=unfenced)
+            coord.commit_in(txn, group, offsets, member, unfenced=unfenced, beyond_end=unfenced)  # (the shims')
         dbs = self._log._store.dbs
         for mirror, topic, remote_topic, sources in self._sources:
             mirrors.put_source_offsets(txn, dbs, mirror, topic, remote_topic, sources)

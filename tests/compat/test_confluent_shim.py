@@ -1133,3 +1133,117 @@ def test_a_forked_child_cannot_poll_its_parents_group_consumer(conf: dict[str, A
     os.close(r)
     assert said.startswith("KafkaException this consumer is a member of group"), said
     assert [m.value() for m in drain(c, 3)] == [b"v1", b"v2", b"v3"]
+
+
+def test_purge_fails_an_open_transactions_messages_and_its_commit(conf: dict[str, Any], clients: list[Any]) -> None:
+    """``purge()`` left an open transaction's messages in it, and the commit wrote them.
+    As librdkafka: they are reported ``_PURGE_QUEUE``, and the commit raises an abortable
+    ``_INCONSISTENT``; nothing of the transaction is written."""
+    p = ck.Producer({**conf, "transactional.id": "tx-purge"})
+    clients.append(p)
+    p.init_transactions(10)
+    p.begin_transaction()
+    reports: list[int | None] = []
+    for i in range(3):
+        p.produce("t", b"a%d" % i, partition=0, on_delivery=lambda e, m: reports.append(e and e.code()))
+    p.purge()
+    p.poll(0)
+    assert reports == [ck.KafkaError._PURGE_QUEUE] * 3
+    p.produce("t", b"later", partition=0, on_delivery=lambda e, m: reports.append(e and e.code()))
+    code, text = kerr(lambda: p.commit_transaction(10))
+    assert (code, text) == (ck.KafkaError._INCONSISTENT, "3 message(s) failed delivery (see individual delivery "
+                                                         "reports)")
+    p.abort_transaction(10)
+    p.poll(0)
+    assert reports == [ck.KafkaError._PURGE_QUEUE] * 4
+    p.begin_transaction()  # (the next transaction commits as usual)
+    p.produce("t", b"b", partition=0)
+    p.commit_transaction(10)
+    c = ck.Consumer({**conf, "group.id": "g", "auto.offset.reset": "earliest"})
+    clients.append(c)
+    c.assign([TP("t", 0)])
+    assert [m.value() for m in drain(c, 1)] == [b"b"]
+
+
+def test_a_producer_sends_again_to_a_topic_deleted_and_created_again(conf: dict[str, Any],
+                                                                      clients: list[Any]) -> None:
+    """A producer that had used a topic could never produce to it again once it was
+    deleted (every delivery failed ``UNKNOWN_TOPIC_OR_PART``), though the cluster
+    auto-creates topics: as librdkafka after its metadata refresh, the message goes to
+    the topic created again.  Without auto-creation the failure stands."""
+    a = AdminClient(conf)
+    p = ck.Producer(conf)
+    clients.append(p)
+    reports: list[int | None] = []
+
+    def cb(err: Any, msg: Any) -> None:
+        reports.append(None if err is None else err.code())
+
+    p.produce("events", b"1", on_delivery=cb, headers=[("h", b"v")])
+    assert p.flush(5) == 0
+    a.delete_topics(["events"])["events"].result(5)
+    p.produce("events", b"2", on_delivery=cb, headers=[("h", b"v")])
+    assert p.flush(5) == 0
+    assert reports == [None, None]
+    c = ck.Consumer({**conf, "group.id": "g", "auto.offset.reset": "earliest"})
+    clients.append(c)
+    c.subscribe(["events"])
+    (m,) = drain(c, 1)
+    assert (m.value(), m.headers()) == (b"2", [("h", b"v")])
+    strict = {**conf, "embedlog.auto.create.topics.enable": False}
+    q = ck.Producer(strict)
+    clients.append(q)
+    q.produce("events", b"3", on_delivery=cb)
+    assert q.flush(5) == 0
+    a.delete_topics(["events"])["events"].result(5)
+    q.produce("events", b"4", on_delivery=cb)
+    q.flush(5)
+    assert reports[2:] == [None, ck.KafkaError.UNKNOWN_TOPIC_OR_PART]
+
+
+def test_alter_consumer_group_offsets_keeps_metadata_and_takes_offsets_past_the_end(conf: dict[str, Any],
+                                                                                    clients: list[Any]) -> None:
+    """As the real client: the offsets' metadata is committed (it was dropped), and an
+    offset past the partition's end is accepted (Kafka never compares a committed offset
+    with the log; it raised OFFSET_OUT_OF_RANGE) — by the admin client and by
+    ``send_offsets_to_transaction`` alike."""
+    produce(conf, "t", [b"x"] * 3, partition=0)
+    a = AdminClient(conf)
+    req = [ConsumerGroupTopicPartitions("g", [TP("t", 0, 1, metadata="meta-1"), TP("t", 1, 100)])]
+    res = a.alter_consumer_group_offsets(req)["g"].result(5)
+    assert [(x.partition, x.offset, x.metadata) for x in res.topic_partitions] == [(0, 1, "meta-1"), (1, 100, None)]
+    c = ck.Consumer({**conf, "group.id": "g"})
+    clients.append(c)
+    got = c.committed([TP("t", 0), TP("t", 1)], timeout=5)
+    assert [(x.offset, x.metadata) for x in got] == [(1, "meta-1"), (100, "")]
+    p = ck.Producer({**conf, "transactional.id": "tx-past-end"})
+    clients.append(p)
+    p.init_transactions(10)
+    p.begin_transaction()
+    p.send_offsets_to_transaction([TP("t", 0, 50)], c.consumer_group_metadata())
+    p.commit_transaction(10)
+    assert c.committed([TP("t", 0)], timeout=5)[0].offset == 50
+
+
+def test_list_groups_deprecated_but_there(conf: dict[str, Any], clients: list[Any]) -> None:
+    """``AdminClient.list_groups()`` (deprecated, still in confluent-kafka 2.x) was missing:
+    an application calling it got ``AttributeError`` under the fixture."""
+    produce(conf, "t", [b"x"])
+    c = ck.Consumer({**conf, "group.id": "lg", "client.id": "worker", "auto.offset.reset": "earliest"})
+    clients.append(c)
+    c.subscribe(["t"])
+    assert len(drain(c, 1)) == 1
+    a = AdminClient(conf)
+    groups = a.list_groups(timeout=5)
+    assert [(g.id, g.state, g.protocol_type, g.error) for g in groups] == [("lg", "Stable", "consumer", None)]
+    assert [(m.client_id, m.id) for m in groups[0].members] == [("worker", c.memberid())]
+    assert a.list_groups("nope") == []
+    assert [g.id for g in a.list_groups("lg")] == ["lg"]
+
+
+def test_delete_topics_takes_a_list_as_the_real_client(conf: dict[str, Any]) -> None:
+    a = AdminClient(conf)
+    with pytest.raises(TypeError, match="argument 1 must be list, not str"):
+        a.delete_topics("t")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="Expected non-empty list of topic strings"):
+        a.delete_topics([])

@@ -824,6 +824,9 @@ def test_admin_groups(servers: str) -> None:
     c.close()
     admin.alter_group_offsets("grp", {TopicPartition("gt", 0): OffsetAndMetadata(1, "", -1)})
     assert admin.list_consumer_group_offsets("grp")[TopicPartition("gt", 0)].offset == 1
+    # its metadata kept (it was dropped), and past the end accepted, as Kafka does
+    admin.alter_group_offsets("grp", {TopicPartition("gt", 0): OffsetAndMetadata(100, "note", -1)})
+    assert admin.list_consumer_group_offsets("grp")[TopicPartition("gt", 0)][:2] == (100, "note")
     assert admin.delete_groups(["grp"]) == [("grp", None)]
     assert admin.list_groups() == []
 

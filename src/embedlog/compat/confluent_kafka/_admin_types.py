@@ -58,6 +58,36 @@ class PyBrokerMetadata:
         return f"{self.host}:{self.port}/{self.id}"
 
 
+class PyGroupMember:
+    """A member of a group in ``AdminClient.list_groups()`` (deprecated by confluent-kafka)."""
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.client_id: str | None = None
+        self.client_host: str | None = None
+        self.metadata: bytes | None = None
+        self.assignment: bytes | None = None
+
+
+class PyGroupMetadata:
+    """A group in ``AdminClient.list_groups()`` (deprecated by confluent-kafka)."""
+
+    def __init__(self) -> None:
+        self.broker: Any = None
+        self.id: str | None = None
+        self.error: KafkaError | None = None
+        self.state: str | None = None
+        self.protocol_type: str | None = None
+        self.protocol: str | None = None
+        self.members: list[Any] = []
+
+    def __repr__(self) -> str:
+        return f"GroupMetadata({self.id})" if self.error is None else f"GroupMetadata({self.id}, {self.error})"
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
 class PyTopicMetadata:
     """A topic's partitions (by id) and error."""
 
@@ -458,7 +488,8 @@ class PyIsolationLevel(enum.Enum):
 
 
 name_fallbacks(
-    PyClusterMetadata, PyBrokerMetadata, PyTopicMetadata, PyPartitionMetadata, PyResourceType, PyConfigSource,
+    PyClusterMetadata, PyBrokerMetadata, PyGroupMember, PyGroupMetadata,
+    PyTopicMetadata, PyPartitionMetadata, PyResourceType, PyConfigSource,
     PyAlterConfigOpType, PyConsumerGroupState, PyConsumerGroupType, PyNewTopic, PyNewPartitions, PyConfigEntry,
     PyConfigResource, PyNode, PyConsumerGroupTopicPartitions, PyConsumerGroupListing, PyListConsumerGroupsResult,
     PyMemberAssignment, PyMemberDescription, PyConsumerGroupDescription, PyDescribeClusterResult, PyDeletedRecords,
@@ -469,6 +500,8 @@ name_fallbacks(
 if TYPE_CHECKING:
     ClusterMetadata = PyClusterMetadata
     BrokerMetadata = PyBrokerMetadata
+    GroupMember = PyGroupMember
+    GroupMetadata = PyGroupMetadata
     TopicMetadata = PyTopicMetadata
     PartitionMetadata = PyPartitionMetadata
     ResourceType = PyResourceType
@@ -499,6 +532,8 @@ if TYPE_CHECKING:
 else:
     ClusterMetadata = pick("confluent_kafka.admin", "ClusterMetadata", PyClusterMetadata)
     BrokerMetadata = pick("confluent_kafka.admin", "BrokerMetadata", PyBrokerMetadata)
+    GroupMember = pick("confluent_kafka.admin", "GroupMember", PyGroupMember)
+    GroupMetadata = pick("confluent_kafka.admin", "GroupMetadata", PyGroupMetadata)
     TopicMetadata = pick("confluent_kafka.admin", "TopicMetadata", PyTopicMetadata)
     PartitionMetadata = pick("confluent_kafka.admin", "PartitionMetadata", PyPartitionMetadata)
     ResourceType = pick("confluent_kafka.admin", "ResourceType", PyResourceType)

@@ -30,6 +30,7 @@ from ._admin_types import ClusterMetadata
 from ._config import check_timeout, parse_config
 from ._errors import (
     ERR_FENCED,
+    ERR_INCONSISTENT,
     ERR_INVALID_ARG,
     ERR_INVALID_PRODUCER_EPOCH,
     ERR_INVALID_TXN_STATE,
@@ -74,11 +75,14 @@ _TX_REPORTS = "on_delivery" in inspect.signature(embedlog.Transaction.send).para
 class _Delivery:
     """One produced message waiting for its delivery report."""
 
-    __slots__ = ("cb", "error", "key", "offset", "owner", "partition", "size", "t0", "timestamp", "topic", "value")
+    __slots__ = ("cb", "error", "headers", "key", "offset", "owner", "partition", "resent", "size", "t0", "timestamp",
+                 "topic", "value")
 
     def __init__(self, owner: Producer, cb: DeliveryCallback | None, topic: str, partition: int,
                  key: bytes | None, value: bytes | None, timestamp: int) -> None:
         self.owner = owner
+        self.headers: Any = None  # (as given to the send: for ``Producer._resend``)
+        self.resent = False
         self.cb = cb
         self.topic = topic
         self.partition = partition
@@ -92,6 +96,8 @@ class _Delivery:
 
     def __call__(self, error: el.EmbedlogError | None, metadata: embedlog.RecordMetadata | None) -> None:
         """embedlog's ``on_delivery`` (called on a writer thread): queue the report."""
+        if isinstance(error, el.UnknownTopicError) and not self.resent and self.owner._resend(self):
+            return
         if error is not None or metadata is None:
             self.error = error_for(error or el.EmbedlogError("not written"))
         else:
@@ -144,6 +150,7 @@ class Producer:
         self._txn_state = "Init"
         self._txn: embedlog.Transaction | None = None
         self._txn_msgs: list[_Delivery] = []
+        self._txn_purged = 0  # messages of the open transaction purge() failed: its commit fails
         self._epoch = (Epoch(self._log, self._txn_id, int(conf.get("transaction.timeout.ms", 60_000)))
                        if self._txn_id is not None else None)
         self._fatal: KafkaError | None = None
@@ -201,6 +208,7 @@ class Producer:
         if self._txn is not None:
             self._produce_transactional(report, hdrs)
             return
+        report.headers = hdrs
         try:
             self._inner.send(topic, v, k, hdrs, None if partition == -1 else partition,
                              timestamp if timestamp > 0 else None, report)
@@ -211,6 +219,10 @@ class Producer:
         except el.ClosedError:
             self._uncount(report)
             raise RuntimeError("Producer has been closed") from None
+        except el.UnknownTopicError as exc:  # (deleted since this producer knew it)
+            if not self._resend(report):
+                report.error = error_for(exc)
+                self._queue_report(report)
         except el.EmbedlogError as exc:  # the broker would refuse it: a failed delivery report
             report.error = error_for(exc)
             self._queue_report(report)
@@ -231,6 +243,24 @@ class Producer:
                 first = exc.args[0] if exc.args else None
                 m["_error"] = first if hasattr(first, "code") else kafka_error(ERR_INVALID_ARG, str(exc))
         return queued
+
+    def _resend(self, report: _Delivery) -> bool:
+        """``report``'s message failed because its topic was deleted since this producer
+        knew it: as librdkafka, which refreshes its metadata (a broker that auto-creates
+        topics creates it again) and retries, send it once more; return whether it was."""
+        report.resent = True
+        self._ts_types.pop(report.topic, None)
+        if self._closed or self._txn_id is not None:
+            return False
+        try:
+            if self._timestamp_type(report.topic) is None:  # (not created again: the failure stands)
+                return False
+            self._inner.send(report.topic, report.value, report.key, report.headers,
+                             None if report.partition == -1 else report.partition,
+                             report.timestamp if report.timestamp > 0 else None, report)
+        except el.EmbedlogError:
+            return False
+        return True
 
     def _timestamp_type(self, topic: str) -> int | None:
         """TIMESTAMP_* of ``topic`` (creating it when the cluster auto-creates), ``None`` if missing."""
@@ -364,11 +394,20 @@ class Producer:
         ``KafkaError._PURGE_QUEUE`` and are served by the next ``poll()``/``flush()``.
 
         A write already under way (``in_flight``) cannot be taken back in an embedded log:
-        it completes and is reported as delivered.  Messages of an open transaction stay
-        in it (``abort_transaction`` drops them).  ``blocking`` changes nothing here."""
+        it completes and is reported as delivered.  Messages of an open transaction are
+        failed too, as librdkafka's: the transaction cannot commit any more
+        (``commit_transaction`` raises an abortable ``_INCONSISTENT``; abort it).
+        ``blocking`` changes nothing here."""
         self._check_open()
         if not in_queue:
             return
+        if self._txn is not None and self._txn_msgs:
+            purged, self._txn_msgs = self._txn_msgs, []
+            self._txn_purged += len(purged)
+            for report in purged:
+                report.error = kafka_error(ERR_PURGE_QUEUE, describe(ERR_PURGE_QUEUE))
+                report.offset = OFFSET_INVALID
+                self._queue_report(report)
         inner = self._inner
         drained: list[Any] = []
         with inner._flush_lock:  # not while a write is taking its records
@@ -447,6 +486,7 @@ class Producer:
         self._txn = self._epoch.bind(self._log.transaction(compression=self._compression,
                                                            partitioner=self._partitioner))
         self._txn_msgs = []
+        self._txn_purged = 0
         self._txn_state = "InTransaction"
 
     def _produce_transactional(self, report: _Delivery, hdrs: Any) -> None:
@@ -540,6 +580,10 @@ class Producer:
         txn, msgs = self._txn, self._txn_msgs
         assert txn is not None
         assert self._epoch is not None
+        if self._txn_purged:  # (its messages failed delivery: librdkafka refuses the commit)
+            self._txn_state = "AbortableError"
+            raise kafka_exception(ERR_INCONSISTENT, f"{self._txn_purged} message(s) failed delivery (see "
+                                  "individual delivery reports)", txn_requires_abort=True)
         if self._epoch.expired:  # (the coordinator would have aborted it)
             reason = self._epoch.expired_message()
             self._drop_transaction(kafka_error(ERR_INVALID_PRODUCER_EPOCH, reason))

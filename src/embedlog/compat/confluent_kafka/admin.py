@@ -23,6 +23,7 @@ from typing import Any
 from embedlog import TopicPartition as ETP
 from embedlog import errors as el
 from embedlog.config import DEFAULTS, TopicConfig
+from embedlog.groups.coordinator import validate_group
 from embedlog.storage.topics import validate_name
 
 from .. import registry
@@ -41,6 +42,8 @@ from ._admin_types import (
     ConsumerGroupType,
     DeletedRecords,
     DescribeClusterResult,
+    GroupMember,
+    GroupMetadata,
     IsolationLevel,
     ListConsumerGroupsResult,
     ListOffsetsResultInfo,
@@ -58,7 +61,7 @@ from ._admin_types import (
     TopicPartitionInfo,
     Uuid,
 )
-from ._config import parse_config
+from ._config import check_timeout, parse_config
 from ._errors import (
     ERR_GROUP_ID_NOT_FOUND,
     ERR_INVALID_ARG,
@@ -83,7 +86,8 @@ from ._types import OFFSET_INVALID, TopicPartition, make_tp, tp_fields
 __all__ = [
     "AdminClient", "AlterConfigOpType", "BrokerMetadata", "ClusterMetadata", "ConfigEntry", "ConfigResource",
     "ConfigSource", "ConsumerGroupDescription", "ConsumerGroupListing", "ConsumerGroupState",
-    "ConsumerGroupTopicPartitions", "ConsumerGroupType", "DeletedRecords", "DescribeClusterResult", "IsolationLevel",
+    "ConsumerGroupTopicPartitions", "ConsumerGroupType", "DeletedRecords", "DescribeClusterResult", "GroupMember",
+    "GroupMetadata", "IsolationLevel",
     "KafkaError", "KafkaException", "ListConsumerGroupsResult", "ListOffsetsResultInfo", "MemberAssignment",
     "MemberDescription", "NewPartitions", "NewTopic", "Node", "OffsetSpec", "PartitionMetadata", "ResourceType",
     "TopicCollection", "TopicDescription", "TopicMetadata", "TopicPartition", "TopicPartitionInfo", "Uuid",
@@ -172,7 +176,9 @@ class AdminClient:
     def delete_topics(self, topics: list[str], **kwargs: Any) -> dict[str, concurrent.futures.Future[Any]]:
         """Delete topics (their records and committed offsets); results are ``None``."""
         self._options(kwargs)
-        if not isinstance(topics, list) or not topics:
+        if not isinstance(topics, list):
+            raise TypeError(f"argument 1 must be list, not {type(topics).__name__}")
+        if not topics:
             raise ValueError("Expected non-empty list of topic strings")
         out: dict[str, concurrent.futures.Future[Any]] = {}
         for name in topics:
@@ -495,6 +501,31 @@ class AdminClient:
     def _state(self, d: Any) -> Any:
         return getattr(ConsumerGroupState, _STATES.get(str(d.state).lower(), "UNKNOWN"))
 
+    def list_groups(self, group: str | None = None, timeout: float = -1) -> list[Any]:
+        """Deprecated by confluent-kafka (``list_consumer_groups`` and
+        ``describe_consumer_groups`` replace it), kept as it is: ``GroupMetadata`` of
+        every group, or of ``group``, with its state, assignor and members (their
+        ``metadata`` and ``assignment`` bytes empty)."""
+        check_timeout(timeout)
+        host, port = broker_address(self._conf.get("bootstrap.servers"))
+        out = []
+        for name in self._log.groups() if group is None else [group]:
+            d = self._describe(name)
+            if d is None:
+                continue
+            gm = GroupMetadata()
+            broker = BrokerMetadata()
+            broker.id, broker.host, broker.port = BROKER_ID, host, port
+            gm.broker, gm.id, gm.error, gm.state = broker, name, None, str(d.state)
+            gm.protocol_type, gm.protocol = "consumer", d.protocol if d.members else ""
+            for m in d.members:
+                member = GroupMember()
+                member.id, member.client_id, member.client_host = m.member_id, m.client_id, f"/{host}"
+                member.metadata = member.assignment = b""
+                gm.members.append(member)
+            out.append(gm)
+        return out
+
     def list_consumer_groups(self, **kwargs: Any) -> concurrent.futures.Future[Any]:
         """One future: ``ListConsumerGroupsResult(valid=[ConsumerGroupListing...], errors=[])``;
         ``states=``/``types=`` (sets) filter."""
@@ -616,11 +647,15 @@ class AdminClient:
         d = self._describe(req.group_id)
         if d is not None and d.members:
             return {req.group_id: _failed(ERR_UNKNOWN_MEMBER_ID, f"group {req.group_id!r} has active members")}
+        metadata = [getattr(x, "metadata", None) for x in req.topic_partitions]
+        offsets = {ETP(t, p): off if meta is None else (off, meta) for (t, p, off), meta in zip(fields, metadata)}
         try:
-            self._log.commit_offsets(req.group_id, {ETP(t, p): off for t, p, off in fields})
+            self._log._check()
+            # (past a partition's end too: Kafka never compares a committed offset with the log)
+            self._log._coordinator.commit(validate_group(req.group_id), offsets, None, beyond_end=True)
         except el.EmbedlogError as exc:
             return {req.group_id: _future(error=KafkaException(error_for(exc)))}
-        tps = [make_tp(t, p, off) for t, p, off in fields]
+        tps = [make_tp(t, p, off, metadata=meta) for (t, p, off), meta in zip(fields, metadata)]
         return {req.group_id: _future(ConsumerGroupTopicPartitions(req.group_id, tps))}
 
     # -- the rest ------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ... import errors as el_errors
+from ...groups.coordinator import validate_group
 from ...model import TopicPartition
 from .. import _kafka_common as _common
 from . import errors as Errors
@@ -340,11 +341,16 @@ class KafkaAdminClient:
                             group_coordinator_id: Any = None) -> dict[TopicPartition, Any]:
         """Commit offsets for a group by name (its members must be gone, as in Kafka)."""
         self._check()
-        todo = {_common.as_tp(tp): int(getattr(v, "offset", v)) for tp, v in offsets.items()}
+        todo: dict[Any, Any] = {}
+        for tp, v in offsets.items():
+            meta = getattr(v, "metadata", None)
+            todo[_common.as_tp(tp)] = int(getattr(v, "offset", v)) if not meta else (int(v.offset), meta)
         try:
             if self._live_members(group_id):
                 raise Errors.UnknownMemberIdError(f"group {group_id!r} has active members")
-            self._log.commit_offsets(group_id, todo)
+            self._log._check()
+            # (past a partition's end too: Kafka never compares a committed offset with the log)
+            self._log._coordinator.commit(validate_group(group_id), todo, None, beyond_end=True)
         except el_errors.EmbedlogError as exc:
             raise _common.translate(exc, Errors) from exc
         return dict.fromkeys(todo)
