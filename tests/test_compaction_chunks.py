@@ -363,3 +363,49 @@ def test_a_high_watermark_moving_during_a_compaction_is_looked_at_by_the_next(
         log.maintain()
         kept = [(off, key, value) for _, recs in _records(log) for off, key, value in recs]
         assert (0, b"a", b"a1") not in kept, kept
+
+
+def test_a_tombstone_written_during_a_pass_is_kept_delete_retention_ms_from_its_compaction(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pass read the clock once, before its first partition: a tombstone written while
+    it compacted an earlier partition got a delete horizon counted from the pass's start,
+    and could go well before ``delete.retention.ms`` from its write."""
+    import time  # noqa: PLC0415
+
+    class Clock:
+        ms = time.time_ns() // 1_000_000
+
+        def time_ns(self) -> int:
+            return self.ms * 1_000_000
+
+    clock = Clock()
+    monkeypatch.setattr(compaction, "time", clock)
+    log = embedlog.open(tmp_path / "log", durability="none", maintenance_interval_ms=None)
+    for name in ("a", "b"):
+        log.create_topic(name, 1, config={"cleanup.policy": "compact", "delete.retention.ms": 60_000})
+    p = log.producer()
+    for i in range(3):  # ("a" has something to compact)
+        p.send("a", b"v%d" % i, key=b"x")
+        p.flush()
+    p.send("b", b"old", key=b"gone")
+    p.flush()
+    real = compaction._compact_in_chunks
+
+    def slow_a(store: Any, meta: Any, part: int, now_ms: int, horizons: Any) -> int:
+        n = real(store, meta, part, now_ms, horizons)
+        if meta.name == "a":  # compacting "a" took two minutes; meanwhile "gone" is deleted
+            clock.ms += 120_000
+            p.send("b", None, key=b"gone")
+            p.flush()
+            p.send("b", b"y", key=b"other")  # (the tombstone's batch is not the last one)
+            p.flush()
+        return n
+
+    monkeypatch.setattr(compaction, "_compact_in_chunks", slow_a)
+    log.maintain()  # its compaction of "b" is the first to see the tombstone
+    clock.ms += 1_000
+    monkeypatch.setattr(compaction, "_compact_in_chunks", real)
+    log.maintain()
+    assert (b"gone", None) in [(r.key, r.value) for b in log.dump("b", 0) for r in b.records]
+    p.close()
+    log.close()

@@ -616,3 +616,72 @@ def test_a_reader_killed_mid_read_does_not_unbound_the_directory(tmp_path: Path)
         after = (path / "data.mdb").stat().st_size
     assert kept <= 2 * rb
     assert after <= before + 6 * rb, f"data.mdb grew from {before} to {after} bytes writing {i} KB"
+
+
+def _damaged_offsets(lg: embedlog.Log, topic: str) -> list[int]:
+    return [r.offset for b in lg.dump(topic, 0) for r in b.records]
+
+
+def test_damaged_header_under_retention_stops_no_other_topic(tmp_path: Path) -> None:
+    """A batch header damaged at the front of a partition under retention: maintain()
+    raised codec's ValueError before any other topic's retention or compaction (background
+    maintenance then did nothing, for good); it raises a CorruptRecordError naming it once
+    the rest is done."""
+    with embedlog.open(tmp_path / "log", durability="none", maintenance_interval_ms=None) as lg:
+        old = int(time.time() * 1000) - 3_600_000
+        lg.create_topic("a", config={"retention.ms": 60_000})
+        lg.create_topic("b", config={"cleanup.policy": "compact"})
+        lg.create_topic("c", config={"retention.ms": 60_000})
+        with lg.producer() as p:
+            for topic in ("a", "c"):
+                for i in range(3):
+                    p.send(topic, b"v", key=b"k", timestamp_ms=old)
+                    p.flush()
+            for v in (b"1", b"2", b"3"):
+                p.send("b", v, key=b"k")
+                p.flush()
+        store = lg._store
+        tid = lg.describe_topic("a").topic_id
+
+        def corrupt(txn: object) -> None:
+            key = schema.batch_key(tid, 0, 0)
+            buf = bytearray(txn.get(key, db=store.dbs["batches"]))  # type: ignore[attr-defined]
+            buf[24] ^= 0xFF  # the magic byte
+            txn.put(key, bytes(buf), db=store.dbs["batches"])  # type: ignore[attr-defined]
+
+        store.write(corrupt)
+        with pytest.raises(embedlog.errors.CorruptRecordError, match=r"retention of a\[0\] stops at") as raised:
+            lg.maintain()
+        # the other topics were maintained (as compaction does: "a partition that fails does
+        # not stop the others")
+        assert _damaged_offsets(lg, "c") == [], "retention of an undamaged topic was not done"
+        assert _damaged_offsets(lg, "b") == [2], "compaction of an undamaged topic was not done"
+        assert (raised.value.topic, raised.value.partition, raised.value.offset) == ("a", 0, 0)
+
+
+def test_damaged_header_under_retention_bytes_fails_no_write(tmp_path: Path) -> None:
+    """retention.bytes runs inside each append: with the partition's first batch's header
+    damaged, every flush that reached the limit raised codec's ValueError, and took the
+    flush's records for other, healthy topics down with it.  The trimming stops there."""
+    with embedlog.open(tmp_path / "log", durability="none", maintenance_interval_ms=None) as lg:
+        lg.create_topic("a", config={"retention.bytes": 1000})
+        lg.create_topic("b")
+        with lg.producer() as p:
+            for _ in range(3):
+                p.send("a", b"v" * 300, key=b"k")
+                p.flush()
+            store = lg._store
+            tid = lg.describe_topic("a").topic_id
+
+            def corrupt(txn: object) -> None:
+                key = schema.batch_key(tid, 0, 0)
+                buf = bytearray(txn.get(key, db=store.dbs["batches"]))  # type: ignore[attr-defined]
+                buf[24] ^= 0xFF  # the magic byte
+                txn.put(key, bytes(buf), db=store.dbs["batches"])  # type: ignore[attr-defined]
+
+            store.write(corrupt)
+            p.send("b", b"healthy", key=b"k")
+            p.send("a", b"w" * 300, key=b"k")
+            p.flush()  # (the size trimming stops before the damaged batch: the flush is written)
+            assert lg.describe_topic("b").partitions[0].end_offset == 1
+            assert lg.describe_topic("a").partitions[0].end_offset == 4

@@ -162,8 +162,8 @@ class Log:
         """Run retention (and compaction) now; return what was removed."""
         self._check()
         self._store.env.reader_check()  # stale readers of dead processes would pin old pages
-        deleted = self._store.enforce_retention()
-        failed: list[Exception] = []  # (a partition that cannot be compacted stops nothing else)
+        failed: list[Exception] = []  # (a partition that cannot be retained or compacted stops nothing else)
+        deleted = self._store.enforce_retention(errors=failed)
         compacted = compact_all(self._store, errors=failed)
         expired = 0
         if self.offsets_retention_ms is not None:

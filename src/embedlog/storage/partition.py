@@ -115,7 +115,10 @@ def _trim_to_size(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part:
             size = len(value)
             if state.bytes - size < limit:
                 break
-            info = codec.read_info(value)
+            try:
+                info = codec.read_info(value)
+            except codec.CorruptBatchError:
+                break  # (a damaged header: retention stops before it; maintain() reports it)
             next_offset = info.next_offset
             if next_offset > state.high_watermark:
                 break  # never past the high watermark: a replicating leader's followers may lack it

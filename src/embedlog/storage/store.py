@@ -22,6 +22,7 @@ from ..codec import batch as codec
 from ..config import TopicConfig
 from ..errors import (
     ConfigError,
+    CorruptRecordError,
     EmbedlogError,
     FormatVersionError,
     InvalidOffsetError,
@@ -530,18 +531,21 @@ class Store:
         return plog.load_state(txn, self.dbs, tid, part)
 
     # -- retention ------------------------------------------------------------------
-    def enforce_retention(self, now: int | None = None) -> int:
+    def enforce_retention(self, now: int | None = None, *, errors: list[Exception] | None = None) -> int:
         """Delete batches past ``retention.ms``/``retention.bytes``; return batches deleted.
 
         Never past a partition's high watermark (Kafka deletes only segments below it):
         a replicating leader's followers may not hold the later batches yet, and a
-        follower must be able to fetch every record it lacks that consumers could see."""
+        follower must be able to fetch every record it lacks that consumers could see.
+        Nor past a batch whose header is damaged: its partition's ``CorruptRecordError``
+        goes to ``errors`` (else it is raised once every other partition was done)."""
         now = now_ms() if now is None else now
         total = 0
+        damaged: list[Exception] = [] if errors is None else errors
         # Look first in one read transaction; write (and fsync) only for topics with work,
         # at most RETENTION_CHUNK batches a transaction: writers of every process wait
         # for each, not for the whole pass (100,000 batches took ~1.5 s in one).
-        for name in self.read(lambda txn: self._retention_due(txn, now)):
+        for name in self.read(lambda txn: self._retention_due(txn, now, damaged)):
             def fn(txn: lmdb.Transaction, name: str = name) -> tuple[int, bool]:
                 meta = topics.get(txn, self.dbs, name)
                 if meta is None or not meta.config.delete:
@@ -569,10 +573,13 @@ class Store:
             while more:
                 n, more = self.write(fn)
                 total += n
+        if damaged and errors is None:
+            raise damaged[0]
         return total
 
-    def _retention_due(self, txn: lmdb.Transaction, now: int) -> list[str]:
+    def _retention_due(self, txn: lmdb.Transaction, now: int, damaged: list[Exception]) -> list[str]:
         due = []
+        damaged.clear()  # (a retry of the read transaction starts again)
         for name in topics.list_names(txn, self.dbs):
             meta = topics.get(txn, self.dbs, name)
             if meta is None or not meta.config.delete:
@@ -580,7 +587,15 @@ class Store:
             cfg = meta.config
             for p in range(meta.partitions):
                 st = plog.load_state(txn, self.dbs, meta.topic_id, p)
-                first = plog.first_batch(txn, self.dbs, meta.topic_id, p)
+                try:
+                    first = plog.first_batch(txn, self.dbs, meta.topic_id, p)
+                except codec.CorruptBatchError as exc:  # (retention goes on elsewhere; this is reported)
+                    offset = st.start_offset if st is not None else 0
+                    damaged.append(CorruptRecordError(
+                        f"retention of {name}[{p}] stops at offset {offset}: its batch header is damaged ({exc}); "
+                        "run `embedlog verify` and restore the partition from a replica or backup",
+                        topic=name, partition=p, offset=offset))
+                    continue
                 if st is None or first is None:
                     continue
                 info, size = first
@@ -641,7 +656,10 @@ def _retention_end(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part
             return None
         while bytes(cur.key()[:8]) == prefix:
             value = cur.value()
-            info = codec.read_info(value)
+            try:
+                info = codec.read_info(value)
+            except codec.CorruptBatchError:
+                break  # (a damaged header: nothing from it on goes; ``_retention_due`` reports it)
             size = len(value)
             if info.next_offset > st.high_watermark:
                 break
