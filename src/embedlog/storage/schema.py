@@ -90,9 +90,13 @@ led so far to ``epoch_leaders`` under the old one),
 records this directory holds; an epoch in the ``epochs`` history with no entry was
 written here.  Epoch numbers alone are not unique when two nodes are promoted from the
 same epoch; a follower drops its records of any epoch its leader says someone else led).
-A replica's batches are byte-for-byte the leader's, with the leader's base offsets,
-epochs and commit sequence numbers; its ``topics`` values and ``offsets`` entries are
-the leader's bytes too, so two in-sync nodes hold identical databases.
+A replica's batches are byte-for-byte the leader's as replicated, with the leader's base
+offsets, epochs and commit sequence numbers; its ``topics`` values and ``offsets`` entries
+are the leader's bytes too.  Each node runs retention and compaction on its own
+schedule, so two in-sync nodes hold the same live records at the same offsets, not
+always the same batches.  (A follower offline for longer than a compacted topic's
+``delete.retention.ms`` never sees the tombstones its leader dropped meanwhile, and
+keeps those keys' earlier records, as a Kafka replica out that long can.)
 """
 
 from __future__ import annotations
