@@ -1247,3 +1247,14 @@ def test_delete_topics_takes_a_list_as_the_real_client(conf: dict[str, Any]) -> 
         a.delete_topics("t")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="Expected non-empty list of topic strings"):
         a.delete_topics([])
+
+
+def test_a_commit_naming_an_unknown_partition_commits_the_others(conf: dict[str, Any], clients: list[Any]) -> None:
+    """Kafka answers an OffsetCommit per partition: the unknown one fails with
+    UNKNOWN_TOPIC_OR_PART (3), the others are committed (it failed whole, -190)."""
+    produce(conf, "t", [b"x"] * 3, partition=0)
+    c = ck.Consumer({**conf, "group.id": "g", "enable.auto.commit": False})
+    clients.append(c)
+    code, _ = kerr(lambda: c.commit(offsets=[TP("t", 0, 2), TP("t", 9, 1)], asynchronous=False))
+    assert code == ck.KafkaError.UNKNOWN_TOPIC_OR_PART
+    assert c.committed([TP("t", 0)], timeout=5)[0].offset == 2

@@ -816,10 +816,18 @@ class Consumer:
             err = kafka_error(ERR_NO_OFFSET, f"Commit failed: {describe(ERR_NO_OFFSET)}")
         else:
             to_commit: dict[ETP, Any] = {ETP(t, p): (o if m is None else (o, m)) for t, p, o, m in items}
+            # Kafka answers an OffsetCommit per partition: an unknown one fails alone
+            unknown = [tp for tp in to_commit if not self._partition_exists(tp)]
+            for tp in unknown:
+                del to_commit[tp]
             try:
-                self._inner._commit(to_commit, manual_too=False)
+                if to_commit:
+                    self._inner._commit(to_commit, manual_too=False)
                 for tp, v in to_commit.items():
                     self._last_commit[tp] = v if isinstance(v, int) else v[0]
+                if unknown:
+                    code = ERR_UNKNOWN_TOPIC_OR_PART
+                    err = kafka_error(code, f"Commit failed: {describe(code)}")
             except el.EmbedlogError as exc:
                 err = error_for(exc, prefix="Commit failed: ")
         if asynchronous:  # (a synchronous commit returns or raises instead: no on_commit, as librdkafka)
@@ -829,6 +837,10 @@ class Consumer:
         if err is not None:
             raise kafka_exception(err.code(), err.str())
         return result
+
+    def _partition_exists(self, tp: ETP) -> bool:
+        meta = self._log._store.topic(tp.topic)
+        return meta is not None and 0 <= tp.partition < meta.partitions
 
     def store_offsets(self, message: Message | None = None, offsets: list[TopicPartition] | None = None) -> None:
         """Store offsets for the next (auto-)commit; needs ``enable.auto.offset.store=false``."""
