@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -685,3 +686,66 @@ def test_damaged_header_under_retention_bytes_fails_no_write(tmp_path: Path) -> 
             p.flush()  # (the size trimming stops before the damaged batch: the flush is written)
             assert lg.describe_topic("b").partitions[0].end_offset == 1
             assert lg.describe_topic("a").partitions[0].end_offset == 4
+
+
+def _corrupt_header(lg: embedlog.Log, topic: str, part: int, offset: int) -> None:
+    store = lg._store
+    tid = lg.describe_topic(topic).topic_id
+
+    def fn(txn: object) -> None:
+        key = schema.batch_key(tid, part, offset)
+        buf = bytearray(txn.get(key, db=store.dbs["batches"]))  # type: ignore[attr-defined]
+        buf[24] ^= 0xFF  # the magic byte
+        txn.put(key, bytes(buf), db=store.dbs["batches"])  # type: ignore[attr-defined]
+
+    store.write(fn)
+
+
+def test_damaged_first_batch_of_a_later_partition_is_reported_when_an_earlier_one_is_due(tmp_path: Path) -> None:
+    """Partition 0 has batches past retention.ms; partition 1's first batch header is
+    damaged.  _retention_due stops looking at a topic at its first due partition, so
+    partition 1 is never looked at: maintain() returns without the CorruptRecordError
+    (and retention of a[1] silently stops for as long as a[0] keeps ageing out)."""
+    with embedlog.open(tmp_path / "log", durability="none", maintenance_interval_ms=None) as lg:
+        old = int(time.time() * 1000) - 3_600_000
+        lg.create_topic("a", partitions=2, config={"retention.ms": 60_000})
+        with lg.producer() as p:
+            for part in (0, 1):
+                for _ in range(3):
+                    p.send("a", b"v", key=b"k", partition=part, timestamp_ms=old)
+                    p.flush()
+        _corrupt_header(lg, "a", 1, 0)
+        with pytest.raises(embedlog.errors.CorruptRecordError, match=r"retention of a\[1\] stops at"):
+            lg.maintain()
+
+
+def test_damaged_batch_in_the_middle_stops_no_other_topic(tmp_path: Path) -> None:
+    """The damaged batch is the second of partition a[0], not the first: retention deletes
+    the first batch, and ``partition.delete_before`` reads the damaged header after it
+    (to see whether it goes too) with no guard: maintain() raises codec's raw
+    CorruptBatchError (a ValueError) from the retention write, before topic c's
+    retention and before any compaction -- what 0461ef1 fixed for a damaged *first*
+    batch.  The write is rolled back, so every later pass (background maintenance too)
+    fails the same way, for good."""
+    with embedlog.open(tmp_path / "log", durability="none", maintenance_interval_ms=None) as lg:
+        old = int(time.time() * 1000) - 3_600_000
+        lg.create_topic("a", config={"retention.ms": 60_000})
+        lg.create_topic("b", config={"cleanup.policy": "compact"})
+        lg.create_topic("c", config={"retention.ms": 60_000})
+        with lg.producer() as p:
+            for topic in ("a", "c"):
+                for _ in range(3):
+                    p.send(topic, b"v", key=b"k", timestamp_ms=old)
+                    p.flush()
+            for v in (b"1", b"2", b"3"):
+                p.send("b", v, key=b"k")
+                p.flush()
+        _corrupt_header(lg, "a", 0, 1)
+        with contextlib.suppress(embedlog.errors.CorruptRecordError):  # (naming a[0]: in this pass or the next)
+            lg.maintain()
+        assert lg.describe_topic("c").partitions[0].start_offset == 3, "retention of a healthy topic was not done"
+        assert [r.offset for b in lg.dump("b", 0) for r in b.records] == [2], "compaction was not done"
+        assert lg.describe_topic("a").partitions[0].start_offset == 1  # (up to the damaged batch)
+        assert lg.delete_records("a", 0, 3) == 3  # (past it: it goes too, bounded by the next batch)
+        assert lg.describe_topic("a").partitions[0].end_offset == 3
+        lg.maintain()  # (nothing damaged is left)

@@ -146,15 +146,18 @@ def delete_before(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part:
             return 0
         while bytes(cur.key()[:8]) == prefix:
             value = cur.value()
-            info = codec.read_info(value)
+            try:
+                next_offset = codec.read_info(value).next_offset
+            except codec.CorruptBatchError:  # (a damaged header: what follows bounds it)
+                next_offset = _damaged_end(txn, dbs, tid, part, schema.unpack_batch_key(bytes(cur.key()))[2], state)
             size = len(value)
-            if info.next_offset > offset:
+            if next_offset > offset:
                 break
             cur.delete()
             deleted += 1
             state.bytes -= size
             state.batches -= 1
-            state.start_offset = max(state.start_offset, info.next_offset)
+            state.start_offset = max(state.start_offset, next_offset)
             if not cur.key():
                 break
     if offset > state.start_offset:
@@ -162,6 +165,18 @@ def delete_before(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part:
     if state.batches == 0:
         state.start_offset = state.end_offset
     return deleted
+
+
+def _damaged_end(txn: lmdb.Transaction, dbs: Mapping[str, Any], tid: int, part: int, base: int,
+                 state: PartitionState) -> int:
+    """Where a batch at ``base`` whose header cannot be read ends at the latest: the next
+    batch's base offset (offsets only grow), else the partition's end.  So deleting
+    records before an offset past it deletes it too, instead of failing on it."""
+    prefix = schema.partition_key(tid, part)
+    with txn.cursor(db=dbs["batches"]) as peek:
+        if peek.set_range(schema.batch_key(tid, part, base + 1)) and bytes(peek.key()[:8]) == prefix:
+            return int(schema.unpack_batch_key(bytes(peek.key()))[2])
+    return state.end_offset
 
 
 def _locate(cur: lmdb.Cursor, prefix: bytes, tid: int, part: int, offset: int) -> bool:

@@ -578,7 +578,7 @@ class Store:
         return total
 
     def _retention_due(self, txn: lmdb.Transaction, now: int, damaged: list[Exception]) -> list[str]:
-        due = []
+        due: list[str] = []
         damaged.clear()  # (a retry of the read transaction starts again)
         for name in topics.list_names(txn, self.dbs):
             meta = topics.get(txn, self.dbs, name)
@@ -599,11 +599,11 @@ class Store:
                 if st is None or first is None:
                     continue
                 info, size = first
-                if info.next_offset <= st.high_watermark and (
+                # (every partition is looked at, also of a topic found due: damage is reported)
+                if (not due or due[-1] != name) and info.next_offset <= st.high_watermark and (
                         (cfg.retention_ms >= 0 and info.max_timestamp < now - cfg.retention_ms)
                         or (cfg.retention_bytes >= 0 and st.bytes - size >= cfg.retention_bytes)):
                     due.append(name)
-                    break
         return due
 
     def delete_records(self, name: str, partition: int, before_offset: int) -> int:
