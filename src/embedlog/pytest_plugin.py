@@ -91,10 +91,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def _scope(defs: Any, name: str) -> str:
     """The scope of fixture ``name`` among a test's ``defs`` (``"function"`` if unknown):
-    the widest of its definitions (a function-scoped override may wrap a session fixture
-    of the same name, which pytest sets up when the override is)."""
+    the widest of the definitions pytest sets up for it (a function-scoped override that
+    requests its own name wraps the definition it overrides, say a session fixture, which
+    pytest sets up when the override is; one that does not replaces it)."""
     found = defs.get(name) if isinstance(defs, dict) else None
-    scopes = {str(getattr(d, "scope", "function")) for d in found or ()}
+    scopes = set()
+    for d in reversed(found or ()):  # (the override pytest uses, and those it requests by its own name)
+        scopes.add(str(getattr(d, "scope", "function")))
+        if name not in getattr(d, "argnames", ()):
+            break
     return next((s for s in ("session", "package", "module", "class") if s in scopes), "function")
 
 

@@ -168,6 +168,39 @@ def test_a_session_fixture_a_function_override_wraps_is_set_up_before_embedlog_k
     result.assert_outcomes(passed=2)
 
 
+def test_a_function_override_that_replaces_a_session_fixture_gets_a_stand_in(pytester: pytest.Pytester) -> None:
+    """An override that does not request the session fixture it shadows replaces it: it
+    is function-scoped, and goes after ``embedlog_kafka`` (the widest scope of every
+    definition of the name put it first, with a real client)."""
+    pytester.makeconftest('''
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def producer():  # the integration suite's, for a real cluster (never set up here)
+            from kafka import KafkaProducer
+            p = KafkaProducer(bootstrap_servers="kafka.internal:9092")
+            yield p
+            p.close()
+    ''')
+    pytester.makepyfile(test_inner='''
+        import kafka
+        import pytest
+
+        @pytest.fixture
+        def producer():  # a client of its own, not the session one
+            p = kafka.KafkaProducer(bootstrap_servers="localhost:9092")
+            yield p
+            p.close()
+
+        def test_x(producer, embedlog_kafka):
+            assert type(producer).__module__.startswith("embedlog."), type(producer)
+            producer.send("t", b"1").get(5)
+            assert "t" in embedlog_kafka.topics()
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(passed=1)
+
+
 def test_values_the_shims_return_are_the_real_libraries_classes(pytester: pytest.Pytester) -> None:
     """``isinstance(record, kafka.consumer.fetcher.ConsumerRecord)`` holds under the fixture,
     as with the real client (and for aiokafka's ``aiokafka.structs`` classes)."""
