@@ -467,3 +467,44 @@ def test_closing_a_member_the_group_removed_calls_on_lost(tmp_path: Path) -> Non
             a.kill()
         a.wait()
     assert out.split("\n")[:2] == ["on_lost", "closed"], out
+
+
+def _in_child(fn: Any) -> str:
+    """Run ``fn`` in a forked child; what it returned (its repr) or raised (the class name)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.write(w, repr(fn()).encode())
+        except BaseException as exc:  # (reported to the parent)
+            os.write(w, type(exc).__name__.encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    os.close(w)
+    said = os.read(r, 200).decode()
+    os.close(r)
+    return said
+
+
+def test_a_forked_child_is_not_handed_the_records_its_parents_iterators_fetched(tmp_path: Path) -> None:
+    """``for msg in consumer`` (and the kafka-python and aiokafka shims' buffers) handed
+    a child the records its parent's group member had fetched, which the parent handles
+    too: they are dropped in the child, whose next look raises."""
+    from embedlog.compat import kafka_python  # noqa: PLC0415
+
+    with embedlog.open(tmp_path / "log") as log:
+        log.create_topic("a")
+        produce(log, "a", 1, 0, 4)
+        c = log.consumer(["a"], group="g", auto_offset_reset="earliest")
+        it = iter(c)
+        assert next(it).value == b"v0"
+        assert _in_child(lambda: next(it).value) == "ForkError"
+        assert [next(it).value for _ in range(3)] == [b"v1", b"v2", b"v3"]
+        c.close()
+    k = kafka_python.KafkaConsumer("a", group_id="k", auto_offset_reset="earliest", consumer_timeout_ms=5000,
+                                   bootstrap_servers="fork:9092", embedlog_path=str(tmp_path / "log"))
+    assert next(k).value == b"v0"
+    said = _in_child(lambda: next(k).value)
+    assert "v1" not in said
+    assert [next(k).value for _ in range(3)] == [b"v1", b"v2", b"v3"]
+    k.close()

@@ -15,6 +15,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import repeat
@@ -228,8 +229,21 @@ class _GcPause:
         cls.depth = 0
 
 
+#: every consumer of this process (``_drop_at_fork``)
+_CONSUMERS: weakref.WeakSet[Consumer] = weakref.WeakSet()
+
+
+def _drop_at_fork() -> None:
+    """(In a forked child) A group member's records an iterator fetched and has not
+    yielded are its parent's: the child's next look raises ``ForkError`` instead."""
+    for consumer in list(_CONSUMERS):
+        if consumer._membership is not None:
+            consumer._stash.clear()
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_GcPause.after_fork)
+    os.register_at_fork(after_in_child=_drop_at_fork)
 
 
 def _topic_names(names: object) -> list[str]:
@@ -330,6 +344,7 @@ class Consumer:
         #: yielded yet, in order: not handed to the application, so ``position``,
         #: ``commit`` and the next ``poll`` start at them (``_unstash``, ``_consumed``)
         self._stash: collections.deque[Message] = collections.deque()
+        _CONSUMERS.add(self)
         self._read_bytes = 0
         self._closed = False
         self._closing = False  # close() under way (its on_revoke may call close() again)

@@ -175,7 +175,9 @@ class Transaction:
                     "transaction is fenced; poll() and process the records again")
         coord = self._log._coordinator
         for group, member, offsets, unfenced in self._offsets:
-            coord.commit_in(txn, group, offsets, member, unfenced=unfenced, beyond_end=unfenced)  # (the shims')
+            # (unfenced: the Kafka clients' by group name, whose metadata is never the bridge's progress)
+            coord.commit_in(txn, group, offsets, member, unfenced=unfenced, beyond_end=unfenced,
+                            progress_ok=not unfenced)
         dbs = self._log._store.dbs
         for mirror, topic, remote_topic, sources in self._sources:
             mirrors.put_source_offsets(txn, dbs, mirror, topic, remote_topic, sources)

@@ -1258,3 +1258,19 @@ def test_a_commit_naming_an_unknown_partition_commits_the_others(conf: dict[str,
     code, _ = kerr(lambda: c.commit(offsets=[TP("t", 0, 2), TP("t", 9, 1)], asynchronous=False))
     assert code == ck.KafkaError.UNKNOWN_TOPIC_OR_PART
     assert c.committed([TP("t", 0)], timeout=5)[0].offset == 2
+
+
+def test_an_up_mirrors_progress_read_back_and_written_again_is_refused(conf: dict[str, Any]) -> None:
+    """alter_consumer_group_offsets keeps metadata: a tool that reads an up mirror's
+    offsets (with their progress metadata) and writes them back rewound moved the
+    mirror's progress (it would send everything again); refused as without metadata."""
+    produce(conf, "t", [b"x"] * 10, partition=0)
+    lg = embedlog.open(conf["embedlog.path"])
+    lg.commit_offsets("m", {embedlog.TopicPartition("t", 0): (7, '{"mirror":"up","remote":"t"}')})
+    a = AdminClient(conf)
+    listed = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions("m")])["m"].result(5).topic_partitions
+    rewound = [TP(x.topic, x.partition, 0, metadata=x.metadata) for x in listed]
+    with pytest.raises(KafkaException, match="progress of the Kafka bridge's up mirror"):
+        a.alter_consumer_group_offsets([ConsumerGroupTopicPartitions("m", rewound)])["m"].result(5)
+    assert lg.committed_offsets("m")[embedlog.TopicPartition("t", 0)].offset == 7
+    lg.close()

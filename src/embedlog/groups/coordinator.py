@@ -507,7 +507,8 @@ class Coordinator:
 
     # -- committed offsets ----------------------------------------------------------------
     def commit_in(self, txn: lmdb.Transaction, group: str, offsets: Mapping[TopicPartition, Any],
-                  member_id: str | None, *, unfenced: bool = False, beyond_end: bool = False) -> None:
+                  member_id: str | None, *, unfenced: bool = False, beyond_end: bool = False,
+                  progress_ok: bool = True) -> None:
         """Write committed offsets inside ``txn``; fenced by ownership when ``member_id``.
 
         Without ``member_id`` (by group name) the group must have no live members, as
@@ -516,7 +517,10 @@ class Coordinator:
         group_id)``, which Kafka accepts from a group's own consumers.  Values are an
         ``int`` offset or an ``(offset, metadata)`` pair.  Offsets must be
         ``0 <= offset <= end offset``, unless ``beyond_end`` (the Kafka-client shims: a
-        broker takes any offset; reading resets one past the end).
+        broker takes any offset; reading resets one past the end).  By group name, an up
+        mirror's group takes only the bridge's progress metadata, and that only with
+        ``progress_ok`` (the Kafka clients' admin calls pass ``False``: metadata they read
+        back and write again is not the bridge moving its progress).
         """
         # A replica's committed offsets are the leader's (replication overwrites them).
         self.store.require_leader(txn, "commit offsets")
@@ -535,7 +539,7 @@ class Coordinator:
         for raw_tp, value in offsets.items():
             tp = TopicPartition(*raw_tp)
             offset, metadata = offs.split(tp, value)
-            if guarded and not mirrors.is_progress_metadata(metadata):
+            if guarded and not (progress_ok and mirrors.is_progress_metadata(metadata)):
                 self._refuse_mirror(txn, group, "commit offsets by group name to")
                 guarded = False
             meta = self._topic(txn, topics.validate_name(tp.topic))
@@ -558,10 +562,11 @@ class Coordinator:
                     offs.encode(offset, st.leader_epoch, stamp, metadata), db=self.dbs["offsets"])
 
     def commit(self, group: str, offsets: Mapping[TopicPartition, Any], member_id: str | None = None, *,
-               beyond_end: bool = False) -> None:
+               beyond_end: bool = False, progress_ok: bool = True) -> None:
         """Commit offsets durably; concurrent commits (and producer flushes) of this
         process share one transaction, each failing alone (fencing, bad offsets)."""
-        self._write(lambda txn: self.commit_in(txn, group, offsets, member_id, beyond_end=beyond_end))
+        self._write(lambda txn: self.commit_in(txn, group, offsets, member_id, beyond_end=beyond_end,
+                                               progress_ok=progress_ok))
 
     def committed_in(self, txn: lmdb.Transaction, group: str, tp: TopicPartition) -> int | None:
         """The committed offset of ``tp`` in ``group`` inside ``txn``, or ``None``."""

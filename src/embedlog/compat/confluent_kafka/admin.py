@@ -652,7 +652,8 @@ class AdminClient:
         try:
             self._log._check()
             # (past a partition's end too: Kafka never compares a committed offset with the log)
-            self._log._coordinator.commit(validate_group(req.group_id), offsets, None, beyond_end=True)
+            self._log._coordinator.commit(validate_group(req.group_id), offsets, None, beyond_end=True,
+                                          progress_ok=False)
         except el.EmbedlogError as exc:
             return {req.group_id: _future(error=KafkaException(error_for(exc)))}
         tps = [make_tp(t, p, off, metadata=meta) for (t, p, off), meta in zip(fields, metadata)]

@@ -350,7 +350,7 @@ class KafkaAdminClient:
                 raise Errors.UnknownMemberIdError(f"group {group_id!r} has active members")
             self._log._check()
             # (past a partition's end too: Kafka never compares a committed offset with the log)
-            self._log._coordinator.commit(validate_group(group_id), todo, None, beyond_end=True)
+            self._log._coordinator.commit(validate_group(group_id), todo, None, beyond_end=True, progress_ok=False)
         except el_errors.EmbedlogError as exc:
             raise _common.translate(exc, Errors) from exc
         return dict.fromkeys(todo)
