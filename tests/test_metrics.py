@@ -772,3 +772,10 @@ os._exit(0)  # (dies without leaving the group)
         assert [o.owner for o in log.describe_group("g").offsets] == [None, None]
         g = log.metrics().group("g")
         assert (g.members, [p.owner for p in g.partitions]) == (0, [None, None])
+
+
+def test_start_http_server_refuses_a_path_and_an_unbindable_host_with_config_errors(log: embedlog.Log) -> None:
+    with pytest.raises(ConfigError, match=r"log must be an open embedlog\.Log"):
+        em.start_http_server("data/", 0)  # type: ignore[arg-type]  # (serve_metrics takes a path; this does not)
+    with pytest.raises(ConfigError, match="cannot serve metrics"):
+        em.start_http_server(log, 0, "a" * 300)

@@ -926,3 +926,35 @@ def test_a_followers_lag_counts_from_the_log_start(log: Log) -> None:
     core.followers["f"].durable[(log.describe_topic("t").topic_id, 0)] = 17
     assert core.status()["followers"]["f"]["lag"] == {"t[0]": 3}
     core.stop()
+
+
+def test_a_leader_that_cannot_listen_raises_a_config_error_and_leaves_the_log_usable(log: Log) -> None:
+    """A port in use, an address of another machine, a NUL in the host: raw OSError or
+    TypeError (others got ConfigError already, as metrics.start_http_server does)."""
+    import socket  # noqa: PLC0415
+
+    log.create_topic("t", 1)
+    with log.producer() as p:
+        p.send("t", b"kept")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        for listen in (f"127.0.0.1:{busy.getsockname()[1]}", "192.0.2.1:0", "\x00:0"):
+            with pytest.raises(embedlog.errors.ConfigError, match="cannot listen at"):
+                Leader(log, listen, insecure=True)
+    finally:
+        busy.close()
+    with Leader(log, "127.0.0.1:0", insecure=True):  # (its directory lock was released)
+        pass
+    assert visible(log, "t") == [b"kept"]
+
+
+def test_wait_connected_refuses_a_timeout_that_is_no_number(log: Log) -> None:
+    f = Follower(log, "127.0.0.1:1", insecure=True)
+    try:
+        for junk in ("1", 1j, float("nan"), True):
+            with pytest.raises(embedlog.errors.ConfigError, match="timeout must be a number of seconds"):
+                f.wait_connected(junk)  # type: ignore[arg-type]
+    finally:
+        f.close()

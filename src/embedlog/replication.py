@@ -38,6 +38,7 @@ import collections
 import contextlib
 import fcntl
 import functools
+import math
 import os
 import re
 import socket
@@ -1759,11 +1760,13 @@ class Leader:
             try:
                 try:
                     self._server = LeaderServer(self.core, store.notifier, address, ssl_context)
-                except OSError as exc:
-                    if not isinstance(exc, socket.gaierror) and not (exc.errno or 0) < 0:  # (< 0: getaddrinfo's)
-                        raise
-                    raise ConfigError(f"cannot listen at {address[0]}:{address[1]}: the host name does not "
-                                      f"resolve ({exc.strerror}); give an address of this machine") from None
+                except (OSError, ValueError, TypeError, UnicodeError) as exc:
+                    if isinstance(exc, socket.gaierror) or (isinstance(exc, OSError) and (exc.errno or 0) < 0):
+                        raise ConfigError(f"cannot listen at {address[0]}:{address[1]}: the host name does not "
+                                          f"resolve ({exc.strerror}); give an address of this machine") from None
+                    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                    raise ConfigError(f"cannot listen at {address[0]}:{address[1]}: {why}; give a free port "
+                                      f"(0 picks one) on an address of this machine") from None
             except BaseException:
                 self.core.stop()
                 raise
@@ -1911,6 +1914,9 @@ class Follower:
     def wait_connected(self, timeout: float | None = None) -> None:
         """Block until connected and authenticated; raise the fatal error if following
         stopped, or ``embedlog.errors.TimeoutError``."""
+        if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
+                                    or math.isnan(timeout)):
+            raise ConfigError(f"timeout must be a number of seconds or None (no limit), got {timeout!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if self._client.error is not None:

@@ -305,8 +305,9 @@ class MetricsServer:
             server = type("_HTTPServer", (_HTTPServer,), {"address_family": family})
             self._httpd: _HTTPServer = make_server(host, port, make_wsgi_app(self.registry), server,
                                                    handler_class=_Handler)
-        except OSError as exc:
-            raise ConfigError(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}") from None
+        except (OSError, UnicodeError) as exc:
+            raise ConfigError(f"cannot serve metrics on {addr}:{port}: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="embedlog-metrics", daemon=True)
         self._thread.start()
         address: tuple[Any, ...] = tuple(self._httpd.server_address)
@@ -359,6 +360,8 @@ def start_http_server(log: Log, port: int, addr: str = "127.0.0.1") -> MetricsSe
     ``port=0`` picks a free port, read back from ``.port``.  Raises ``ConfigError`` if
     the address cannot be bound.
     """
+    if not isinstance(log, Log):
+        raise ConfigError(f"log must be an open embedlog.Log (from embedlog.open()), got {log!r}")
     log._check()
     if not isinstance(addr, str):
         raise ConfigError(f"addr must be a host name or IP address as a str ('0.0.0.0': every interface), "
