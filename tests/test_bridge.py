@@ -31,6 +31,7 @@ from embedlog.errors import (  # noqa: E402
     TransactionAbortedError,
     UnknownTopicError,
 )
+from embedlog.storage import mirrors  # noqa: E402
 from procs import bridge_proc, harness, mock_kafka  # noqa: E402  # tests/procs (tests/ is on sys.path)
 
 HOUR = 3_600_000
@@ -355,12 +356,30 @@ def test_bad_config_is_a_typed_error(log: embedlog.Log, bootstrap: str, name: st
     ({"stall_timeout_ms": -1}, "stall_timeout_ms"),
     ({"topic_map": {"t-typo": "renamed"}}, "topic_map renames 't-typo', not among the topics"),
     ({"topic_map": {"t": "u", "other": "v"}, "direction": "down"}, "topic_map renames 'other'"),
+    ({"topics": None}, "topics must be a non-empty list"),
+    ({"topic_map": True}, "topic_map must map topic names"),
+    ({"topic_map": "x"}, "topic_map must map topic names"),
+    ({"topic_map": {"t": 5}}, "topic_map must map topic names"),  # (it failed at run time, naming nothing)
+    ({"name": "\udcff"}, "cannot name a mirror"),  # (start() and close() raised UnicodeEncodeError)
+    ({"name": "m" * 503}, "cannot name a mirror"),
 ])
 def test_bad_arguments_are_config_errors(log: embedlog.Log, bootstrap: str, kwargs: dict[str, Any], match: str) -> None:
     log.create_topic("t", partitions=1)
     args: dict[str, Any] = {"topics": ["t"], **kwargs}
     with pytest.raises(ConfigError, match=match):
         Mirror(log, conf(bootstrap), **args)
+
+
+def test_a_long_mirror_name_runs(log: embedlog.Log, bootstrap: str) -> None:
+    """A name of 126 to 502 UTF-8 bytes (a group's limit: its progress is the group of its
+    name) was accepted, then start() raised OSError (its hex lock file name was too long)."""
+    log.create_topic("t", partitions=1)
+    for name in ("m" * 300, "ミラー" * 50):
+        with Mirror(log, conf(bootstrap), ["t"], name=name) as m:
+            m.wait_for_link(30)
+        assert name in {link.mirror for link in mirrors.mirror_links(log.path)}
+    with pytest.raises(ConfigError, match=r"log must be an open embedlog\.Log"):
+        Mirror(None, conf(bootstrap), ["t"])
 
 
 @pytest.mark.parametrize("config", [None, "bootstrap.servers=x", ["bootstrap.servers"], {1: "x"}])

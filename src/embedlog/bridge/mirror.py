@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import BridgeError, ClosedError, ConfigError, EmbedlogError, LinkDownError
+from ..groups.coordinator import validate_group
 from ..storage import mirrors
 from ._engine import Engine
 from ._kafka import LinkState, confluent
@@ -57,6 +58,13 @@ class Mirror:
         if start not in ("earliest", "latest"):
             raise ConfigError(f"start must be 'earliest' or 'latest', got {start!r}")
         _check_name(name)
+        if not callable(getattr(log, "_check", None)) or not hasattr(log, "_store"):
+            raise ConfigError(f"log must be an open embedlog.Log (from embedlog.open()), got {log!r}")
+        if isinstance(topics, (bytes, Mapping)) or not isinstance(topics, (str, Iterable)):
+            raise ConfigError(f"topics must be a non-empty list of topic names, got {topics!r}")
+        if topic_map is not None and not (isinstance(topic_map, Mapping) and all(
+                isinstance(k, str) and isinstance(v, str) and v for k, v in topic_map.items())):
+            raise ConfigError(f"topic_map must map topic names to non-empty topic names, got {topic_map!r}")
         topic_list = [topics] if isinstance(topics, str) else list(topics)
         if not topic_list or not all(isinstance(t, str) and t for t in topic_list):
             raise ConfigError(f"topics must be a non-empty list of topic names, got {topics!r}")
@@ -313,6 +321,11 @@ def _check_name(name: object) -> None:
     """``ConfigError`` unless ``name`` can name a mirror."""
     if not isinstance(name, str) or not name or "\x00" in name or name.startswith(mirrors.SOURCE_PREFIX):
         raise ConfigError(f"name must be a non-empty str without control characters, got {name!r}")
+    try:
+        validate_group(name)  # (its progress is kept in the consumer group named after it)
+    except ConfigError as exc:
+        raise ConfigError(f"{name!r} cannot name a mirror, whose progress is the consumer group of its name: "
+                          f"{exc}") from None
 
 
 def _lock_mirror(log_path: str, name: str, advice: str = "") -> int:
@@ -321,7 +334,7 @@ def _lock_mirror(log_path: str, name: str, advice: str = "") -> int:
     another holds it."""
     folder = os.path.join(log_path, "mirrors")
     os.makedirs(folder, exist_ok=True)
-    fd = os.open(os.path.join(folder, f"{name.encode().hex()}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(os.path.join(folder, f"{mirrors.file_stem(name)}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

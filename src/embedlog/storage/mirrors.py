@@ -25,6 +25,7 @@ status`` and the metrics exporter in other processes show whether the link is up
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import time
@@ -233,11 +234,19 @@ def _links_dir(log_path: str) -> str:
     return os.path.join(log_path, "mirrors")
 
 
+def file_stem(mirror: str) -> str:
+    """The stem of ``mirror``'s files in ``<log>/mirrors/`` (its status, its run lock): its
+    name in hex, or a digest of it where that would be too long a file name (the name
+    itself is in the status file)."""
+    raw = mirror.encode("utf-8", "surrogatepass")
+    return raw.hex() if len(raw) <= 120 else "~" + hashlib.sha1(raw).hexdigest()  # noqa: S324 - a name
+
+
 def write_link(log_path: str, link: MirrorLink) -> None:
     """Replace ``link``'s status file atomically."""
     folder = _links_dir(log_path)
     os.makedirs(folder, exist_ok=True)
-    safe = link.mirror.encode().hex()
+    safe = file_stem(link.mirror)
     tmp = os.path.join(folder, f".{safe}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(attrs.asdict(link), fh)
@@ -247,7 +256,7 @@ def write_link(log_path: str, link: MirrorLink) -> None:
 def remove_link(log_path: str, mirror: str) -> None:
     """Delete ``mirror``'s status file, if any."""
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(_links_dir(log_path), f"{mirror.encode().hex()}.json"))
+        os.unlink(os.path.join(_links_dir(log_path), f"{file_stem(mirror)}.json"))
 
 
 def mirror_links(log_path: str) -> list[MirrorLink]:
