@@ -295,7 +295,8 @@ class Consumer:
       ``(partitions)`` or ``(consumer, partitions)``; ``session_timeout_ms`` (10000),
       ``heartbeat_interval_ms`` (3000), ``max_poll_interval_ms`` (300000),
       ``partition_assignment_strategy`` (``"cooperative-sticky"``, ``"range"``,
-      ``"roundrobin"``), ``client_id``: group membership, as in Kafka;
+      ``"roundrobin"``, ``"sticky"``: eager, as Kafka's), ``client_id``: group
+      membership, as in Kafka;
     - ``key_deserializer``, ``value_deserializer``: callables applied to each
       record's key and value (``None`` stays ``None``).
     """

@@ -693,6 +693,54 @@ def test_pattern_subscription_follows_new_topics(servers: str) -> None:
     c.close()
 
 
+def test_a_pattern_is_anchored_at_the_start_only(servers: str) -> None:
+    """As kafka-python's and aiokafka's ``re.match``: a prefix pattern ("orders-") took
+    every topic starting with it (the shims' fullmatch took none, and read nothing)."""
+    for t in ("orders-eu", "orders-us", "other"):
+        produce(servers, t, 1)
+    c = KafkaConsumer(bootstrap_servers=servers, group_id="g", auto_offset_reset="earliest")
+    c.subscribe(pattern="orders-")
+    assert sorted(r.topic for r in drain(c, 2)) == ["orders-eu", "orders-us"]
+    assert c.subscription() == {"orders-eu", "orders-us"}
+    c.close()
+
+
+def test_the_sticky_assignor_is_eager(servers: str) -> None:
+    """kafka-python's (and aiokafka's) StickyPartitionAssignor is eager (KIP-54): a join
+    revokes every partition, then assigns the new set; it ran as cooperative-sticky, so a
+    member that rebuilt its state on assign saw only a revoke of two and no assign."""
+    from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor  # noqa: PLC0415
+
+    produce(servers, "st", 1)
+    events: list[tuple[str, list[int]]] = []
+
+    class Listener(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            events.append(("revoked", sorted(tp.partition for tp in revoked)))
+
+        def on_partitions_assigned(self, assigned: Any) -> None:
+            events.append(("assigned", sorted(tp.partition for tp in assigned)))
+
+    admin_for(servers).create_partitions({"st": NewPartitions(4)})
+    sticky = (StickyPartitionAssignor,)
+    c1 = KafkaConsumer(bootstrap_servers=servers, group_id="gs", partition_assignment_strategy=sticky)
+    c1.subscribe(["st"], listener=Listener())
+    c1.poll(timeout_ms=500)
+    assert events == [("revoked", []), ("assigned", [0, 1, 2, 3])]  # (eager: kafka-python revokes nothing first)
+    c2 = KafkaConsumer(bootstrap_servers=servers, group_id="gs", partition_assignment_strategy=sticky)
+    c2.subscribe(["st"])
+    deadline = time.monotonic() + 30
+    while len(c2.assignment()) < 2 and time.monotonic() < deadline:
+        c1.poll(timeout_ms=50)
+        c2.poll(timeout_ms=50)
+    c1.poll(timeout_ms=200)
+    assert events[2] == ("revoked", [0, 1, 2, 3])
+    assert events[-1][0] == "assigned"
+    assert len(events[-1][1]) == 2
+    c1.close()
+    c2.close()
+
+
 # -- clusters and the registry --------------------------------------------------------------------
 def test_clients_meet_by_bootstrap_servers(servers: str) -> None:
     KafkaProducer(bootstrap_servers=servers).send("m", b"here").get(10)

@@ -264,7 +264,7 @@ class Subscription:
     def _wanted(self) -> list[str]:
         if self.pattern is not None:
             pat = self.pattern
-            return [t for t in self.topics.log.topics() if pat.fullmatch(t)]
+            return [t for t in self.topics.log.topics() if pat.match(t)]  # (anchored at the start only, as theirs)
         return [t for t in self.names if self.topics.ensure(t)]
 
     def refresh(self, *, force: bool = False) -> None:
@@ -304,8 +304,8 @@ def assignment_strategy(strategies: object) -> str:
         name = str(s if isinstance(s, str) else getattr(s, "name", None) or getattr(s, "__name__", "")).lower()
         if "roundrobin" in name:
             return "roundrobin"
-        if "sticky" in name:
-            return "cooperative-sticky"
+        if "sticky" in name:  # (kafka-python's and aiokafka's StickyPartitionAssignor is eager)
+            return "cooperative-sticky" if "cooperative" in name else "sticky"
         if "range" in name:
             return "range"
     return "range"

@@ -112,9 +112,10 @@ ASSIGNORS: dict[str, Assignor] = {
     "range": _range,
     "roundrobin": _roundrobin,
     "cooperative-sticky": _sticky,
+    "sticky": _sticky,  # (Kafka's StickyAssignor: the same assignment, with the eager protocol)
 }
 #: assignors whose members revoke everything at every rebalance
-EAGER = frozenset({"range", "roundrobin"})
+EAGER = frozenset({"range", "roundrobin", "sticky"})
 
 
 def assign(protocol: str, subscriptions: Mapping[str, Sequence[str]], partitions: Mapping[str, int],

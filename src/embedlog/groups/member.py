@@ -46,8 +46,8 @@ def check_group_options(*, protocol: object, session_timeout_ms: object, heartbe
                         on_lost: object) -> None:
     """``ConfigError`` for a group option a ``Membership`` cannot take."""
     if not GroupState.valid_protocol(protocol):
-        raise ConfigError("partition_assignment_strategy must be 'range', 'roundrobin' or 'cooperative-sticky' "
-                          f"(one str), got {protocol!r}")
+        raise ConfigError("partition_assignment_strategy must be 'cooperative-sticky', 'range', 'roundrobin' or "
+                          f"'sticky' (one str), got {protocol!r}")
     check_int("session_timeout_ms", session_timeout_ms, 1, 3_600_000)
     check_int("heartbeat_interval_ms", heartbeat_interval_ms)
     check_int("max_poll_interval_ms", max_poll_interval_ms)
