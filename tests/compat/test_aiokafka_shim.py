@@ -359,6 +359,8 @@ def test_positions_seek_and_offsets(servers: str) -> None:
             c.seek(tp, -1)
         with pytest.raises(errors.IllegalStateError):
             c.seek(TopicPartition("p", 7), 0)
+        with pytest.raises(errors.IllegalStateError):  # (as aiokafka's; it raised embedlog's NotAssignedError)
+            c.resume(TopicPartition("p", 7))
         with pytest.raises(IllegalOperation):
             await c.commit()
         c.pause(tp)

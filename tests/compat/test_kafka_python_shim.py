@@ -984,3 +984,27 @@ def test_subscribing_again_mid_iteration_loses_no_record(servers: str) -> None:
     got += [r.value for r in c]
     c.close()
     assert sorted(got) == sorted([b"%d" % i for i in range(10)] + [b"u0"])
+
+
+def test_a_raising_callback_is_logged_and_the_others_still_run(servers: str, caplog: pytest.LogCaptureFixture) -> None:
+    """As kafka-python's Future: what a callback raises is logged; the future's other
+    callbacks run, and neither flush() nor add_callback on a done future raises it."""
+    p = KafkaProducer(bootstrap_servers=servers, linger_ms=1000)
+    got: list[int] = []
+    f = p.send("cb", b"v")
+    f.add_callback(lambda md: 1 / 0)
+    f.add_callback(lambda md: got.append(md.offset))
+    p.flush()
+    assert got == [0]
+    f.add_callback(lambda md: 1 / 0)
+    assert [r.getMessage() for r in caplog.records].count("Error processing callback") == 2
+    p.close()
+
+
+def test_resume_of_a_partition_not_assigned_raises_key_error(servers: str) -> None:
+    produce(servers, "rs", 1)
+    c = KafkaConsumer(bootstrap_servers=servers)
+    c.assign([TopicPartition("rs", 0)])
+    with pytest.raises(KeyError):
+        c.resume(TopicPartition("rs", 5))
+    c.close()

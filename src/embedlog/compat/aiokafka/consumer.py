@@ -625,7 +625,7 @@ class AIOKafkaConsumer:
         """Return records of these partitions again."""
         if not all(isinstance(p, tuple) for p in partitions):
             raise TypeError("partitions must be TopicPartition namedtuples")
-        self._ready().resume(*[_common.as_tp(p) for p in partitions])
+        self._ready().resume(*[self._assigned(p) for p in partitions])  # (IllegalStateError, as pause)
 
     def paused(self) -> set[TopicPartition]:
         """The paused partitions."""

@@ -584,8 +584,14 @@ class KafkaConsumer:
         self._consumer.pause(*tps)
 
     def resume(self, *partitions: Any) -> None:
-        """Return records of these partitions again."""
-        self._consumer.resume(*[_common.as_tp(p) for p in partitions])
+        """Return records of these partitions again (``KeyError`` for one not assigned,
+        as kafka-python's subscription state raises)."""
+        tps = [_common.as_tp(p) for p in partitions]
+        assigned = self._consumer.assignment()
+        for tp in tps:
+            if tp not in assigned:
+                raise KeyError(tp)
+        self._consumer.resume(*tps)
 
     def paused(self) -> set[TopicPartition]:
         """The paused partitions."""

@@ -21,6 +21,7 @@ this process (on the same log), not in other processes.
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 import threading
 import warnings
@@ -74,6 +75,18 @@ _CLIENT_IDS = itertools.count(1)
 _FUTURES_LOCK = threading.Lock()  # guards every future's completion and callback lists (short holds)
 
 
+
+_log = logging.getLogger("embedlog.compat.kafka_python")
+
+
+def _call(fn: Callable[[Any], Any], value: Any) -> None:
+    """A future's callback or errback: what it raises is logged, as kafka-python's
+    ``Future`` does, and the future's other callbacks still run."""
+    try:
+        fn(value)
+    except Exception:  # noqa: BLE001 - any, logged: the application's callback
+        _log.exception("Error processing callback")
+
 class FutureRecordMetadata:
     """kafka-python's future of a sent record: ``get(timeout)``, callbacks, state.
 
@@ -120,7 +133,7 @@ class FutureRecordMetadata:
         if callbacks:
             value = self.value
             for cb in callbacks:
-                cb(value)
+                _call(cb, value)
 
     def _complete(self, value: RecordMetadata | None, exc: BaseException | None) -> None:
         with _FUTURES_LOCK:
@@ -132,7 +145,7 @@ class FutureRecordMetadata:
         if event is not None:
             event.set()
         for cb in callbacks or ():
-            cb(value if exc is None else exc)
+            _call(cb, value if exc is None else exc)
 
     def success(self, value: RecordMetadata) -> FutureRecordMetadata:
         self._complete(value, None)
@@ -161,7 +174,7 @@ class FutureRecordMetadata:
                     self._errbacks = [*(self._errbacks or ()), fn]
                 return
         if (self.exception is None) == on_success:
-            fn(self.value if on_success else self.exception)
+            _call(fn, self.value if on_success else self.exception)
 
     def add_callback(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> FutureRecordMetadata:
         """Call ``f(*args, metadata, **kwargs)`` on success (now, if already done)."""
