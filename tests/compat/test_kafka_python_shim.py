@@ -1008,3 +1008,20 @@ def test_resume_of_a_partition_not_assigned_raises_key_error(servers: str) -> No
     with pytest.raises(KeyError):
         c.resume(TopicPartition("rs", 5))
     c.close()
+
+
+def test_commit_async_before_any_poll_commits_nothing(servers: str) -> None:
+    """As kafka-python's ``all_consumed_offsets``: only partitions with a position; it
+    resolved every assigned one (committing offsets never reached; with
+    auto_offset_reset='none', embedlog's OffsetOutOfRangeError escaped)."""
+    produce(servers, "ca", 5)
+    tp = TopicPartition("ca", 0)
+    for reset in ("latest", "none"):
+        c = KafkaConsumer(bootstrap_servers=servers, group_id=f"g-{reset}", enable_auto_commit=False,
+                          auto_offset_reset=reset)
+        c.assign([tp])
+        seen: list[Any] = []
+        c.commit_async(callback=lambda offsets, response: seen.append((offsets, response)))
+        assert seen == [({}, None)]
+        assert c.committed(tp) is None
+        c.close()

@@ -679,8 +679,8 @@ class KafkaConsumer:
         shown: Mapping[Any, Any]
         if offsets is None:
             consumed = self._consumed_offsets()
-            if consumed is None:
-                consumed = {tp: self._consumer.position(tp) for tp in self._consumer.assignment()}
+            if consumed is None:  # (the partitions with a position only, as kafka-python's all_consumed_offsets:
+                consumed = self._consumer._consumed()  # asking one would resolve it, and commit it)
             shown = {TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(off, "", -1)
                      for tp, off in consumed.items()}
         else:
