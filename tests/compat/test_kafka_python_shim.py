@@ -1025,3 +1025,21 @@ def test_commit_async_before_any_poll_commits_nothing(servers: str) -> None:
         assert seen == [({}, None)]
         assert c.committed(tp) is None
         c.close()
+
+
+def test_the_sticky_partitioner_moves_on_between_batches(servers: str) -> None:
+    """kafka-python calls a partitioner's ``on_new_batch`` when a null-key record would
+    open a batch (KIP-480); never called, its StickyPartitioner sent every record of the
+    producer's life to one partition.  Within a batch it sticks."""
+    from kafka.partitioner import StickyPartitioner  # noqa: PLC0415
+
+    admin_for(servers).create_topics([NewTopic("sp", 4, 1)])
+    p = KafkaProducer(bootstrap_servers=servers, partitioner=StickyPartitioner())
+    parts = [p.send("sp", b"v").get(5).partition for _ in range(16)]  # (each its own batch)
+    assert len(set(parts)) > 1, parts
+    held = KafkaProducer(bootstrap_servers=servers, partitioner=StickyPartitioner(), linger_ms=60_000)
+    futures = [held.send("sp", b"w") for _ in range(5)]
+    held.flush()
+    assert len({f.get(5).partition for f in futures}) == 1
+    p.close()
+    held.close()

@@ -343,7 +343,14 @@ class KafkaProducer:
         p = self._user_partitioner
         method = getattr(p, "partition", None)
         if method is not None:
-            chosen = method(topic, key, key_bytes, value, value_bytes, _ClusterView(topic, n))
+            cluster = _ClusterView(topic, n)
+            chosen = method(topic, key, key_bytes, value, value_bytes, cluster)
+            new_batch = getattr(p, "on_new_batch", None)
+            if key_bytes is None and new_batch is not None and self._opens_batch(topic, chosen):
+                # as kafka-python: a null-key record that would open a batch lets a sticky
+                # partitioner move on first (KIP-480), and asks again
+                new_batch(topic, cluster, chosen)
+                chosen = method(topic, key, key_bytes, value, value_bytes, cluster)
         else:
             chosen = p(key_bytes, parts, parts)
         if chosen is None:
@@ -351,6 +358,12 @@ class KafkaProducer:
         if not isinstance(chosen, int) or not 0 <= chosen < n:
             raise ValueError(f"Unrecognized partition {chosen} for topic {topic}")
         return chosen
+
+    def _opens_batch(self, topic: str, partition: object) -> bool:
+        """Whether a record for ``partition`` would open a batch (none of its records wait)."""
+        st = self._producer._topics.get(topic)
+        return not (st is not None and isinstance(partition, int) and 0 <= partition < len(st.accs)
+                    and st.accs[partition])
 
     def flush(self, timeout: float | None = None) -> None:
         """Write everything sent so far; every future sent before is then done."""
