@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import embedlog
 from embedlog.compat import registry
@@ -1043,3 +1045,41 @@ def test_the_sticky_partitioner_moves_on_between_batches(servers: str) -> None:
     assert len({f.get(5).partition for f in futures}) == 1
     p.close()
     held.close()
+
+
+@given(key=st.none() | st.binary(max_size=300), value=st.none() | st.binary(max_size=20_000),
+       headers=st.lists(st.tuples(st.text(max_size=70), st.none() | st.binary(max_size=200)), max_size=5))
+@settings(max_examples=300, deadline=None)
+def test_record_size_is_kafka_pythons_estimate(key: bytes | None, value: bytes | None,
+                                               headers: list[tuple[str, bytes | None]]) -> None:
+    """``max_request_size`` is compared with kafka-python's own estimate (it left out the
+    varint prefixes: 4 bytes under without headers, over with them)."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder  # noqa: PLC0415
+
+    from embedlog.compat import _kafka_common  # noqa: PLC0415
+
+    assert _kafka_common.record_size(key, value, headers) == DefaultRecordBatchBuilder.estimate_size_in_bytes(
+        key, value, headers)
+
+
+def test_max_request_size_is_counted_as_each_client_counts_it(servers: str) -> None:
+    value = b"x" * 300
+    p = KafkaProducer(bootstrap_servers=servers, max_request_size=385)  # (kafka-python's estimate: 386)
+    with pytest.raises(errors.MessageSizeTooLargeError):
+        p.send("sz", value)
+    p.close()
+    p = KafkaProducer(bootstrap_servers=servers, max_request_size=391)  # (with this header: 391)
+    assert p.send("sz", value, headers=[("h", b"12")]).get(5).offset == 0
+    p.close()
+
+    async def aio() -> int:
+        from embedlog.compat.aiokafka import AIOKafkaProducer  # noqa: PLC0415
+
+        q = AIOKafkaProducer(bootstrap_servers=servers, max_request_size=172)  # (aiokafka: 22 + 150)
+        await q.start()
+        try:
+            return (await q.send_and_wait("sz", b"y" * 150)).offset
+        finally:
+            await q.stop()
+
+    assert asyncio.run(aio()) == 1

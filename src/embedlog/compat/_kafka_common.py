@@ -82,11 +82,29 @@ def header_size(headers: Iterable[tuple[str, bytes | None]] | None) -> int:
     return sum(len(k.encode("utf-8")) + (len(v) if v is not None else 0) for k, v in headers)
 
 
-def record_size(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None) -> int:
-    """An upper bound of a record's size in a v2 batch of one (as the real clients estimate it)."""
-    size = 61 + 21 + (len(key) if key else 0) + (len(value) if value else 0)
-    for k, v in headers or ():
-        size += 10 + len(k.encode("utf-8")) + (len(v) if v else 0)
+def _varint_size(n: int) -> int:
+    """Bytes of Kafka's zigzag varint of ``n >= 0``."""
+    v = n << 1
+    size = 1
+    while v >= 0x80:
+        v >>= 7
+        size += 1
+    return size
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: Any) -> int:
+    """kafka-python's upper bound of a record's size in a v2 batch of one (its
+    ``DefaultRecordBatchBuilder.estimate_size_in_bytes``: the batch header, the most a
+    record's own overhead takes, and the varint-prefixed key, value and headers), which
+    its producer compares with ``max_request_size``."""
+    size = 61 + 21
+    size += 1 if key is None else _varint_size(len(key)) + len(key)
+    size += 1 if value is None else _varint_size(len(value)) + len(value)
+    hs = headers or ()
+    size += _varint_size(len(hs))
+    for k, v in hs:
+        n = len(k.encode("utf-8"))
+        size += _varint_size(n) + n + (1 if v is None else _varint_size(len(v)) + len(v))
     return size
 
 

@@ -300,14 +300,13 @@ class KafkaProducer:
             partition = random.randrange(self._topics.partitions(topic))
         key_size = len(key_bytes) if key_bytes is not None else -1
         value_size = len(value_bytes) if value_bytes is not None else -1
-        size = 82 + (key_size if key_size > 0 else 0) + (value_size if value_size > 0 else 0)
         header_size = -1
-        if headers:  # (_common.header_size and record_size in one pass, inline: per-record cost)
+        if headers:
             header_size = 0
             for name, hv in headers:
                 header_size += (len(name) if name.isascii() else len(name.encode("utf-8"))) + (
                     len(hv) if hv is not None else 0)
-            size += 10 * len(headers) + header_size
+        size = _common.record_size(key_bytes, value_bytes, headers)  # (as kafka-python estimates it)
         if size > self._max_request_size:
             raise Errors.MessageSizeTooLargeError(
                 f"The message is {size} bytes when serialized which is larger than the maximum request size you "
