@@ -514,3 +514,12 @@ def test_records_lost_is_reported_while_stopped(log: embedlog.Log, bootstrap: st
     lose_ten(log, bootstrap, name, topic, then=1)
     assert [(e.lost, e.lag) for e in log.metrics().mirrors if e.mirror == name] == [(10, 0)]
     assert Mirror(log, conf(bootstrap), [topic], name=name).status().records_lost == 10
+
+
+def test_mirror_file_names_are_the_hex_ones_up_to_121_bytes() -> None:
+    """A 121-byte name ran with hex-named files (their longest name, the status file's
+    temporary one, fits 255 bytes): a digest from 121 bytes on left its old status file,
+    which forget no longer removed, and its lock under another name."""
+    assert mirrors.file_stem("m" * 121) == ("m" * 121).encode().hex()
+    assert mirrors.file_stem("m" * 122).startswith("~")
+    assert len(f".{mirrors.file_stem('m' * 121)}.4194304.tmp") <= 255

@@ -83,10 +83,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
         names.remove(_FIXTURE)
-        at = 0
-        while at < len(names) and _scope(defs, names[at]) != "function":
-            at += 1
-        names.insert(at, _FIXTURE)
+        # (a stable partition: pytest orders by the scope of a name's last definition, so a
+        # function-scoped override wrapping a session fixture may come after other fixtures)
+        wide = [n for n in names if _scope(defs, n) != "function"]
+        names[:] = [*wide, _FIXTURE, *(n for n in names if n not in wide)]
 
 
 def _scope(defs: Any, name: str) -> str:

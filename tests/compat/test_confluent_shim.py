@@ -1274,3 +1274,20 @@ def test_an_up_mirrors_progress_read_back_and_written_again_is_refused(conf: dic
         a.alter_consumer_group_offsets([ConsumerGroupTopicPartitions("m", rewound)])["m"].result(5)
     assert lg.committed_offsets("m")[embedlog.TopicPartition("t", 0)].offset == 7
     lg.close()
+
+
+def test_a_commit_of_an_empty_topic_name_is_a_kafka_error_sync_or_async(conf: dict[str, Any],
+                                                                         clients: list[Any]) -> None:
+    """The unknown-partition check looked the name up before the commit's own checks:
+    LMDB's refusal of an empty key escaped as a StorageError (read as a damaged log),
+    from an asynchronous commit too, whose errors go to on_commit."""
+    reports: list[Any] = []
+    c = ck.Consumer({**conf, "group.id": "g", "enable.auto.commit": False,
+                     "on_commit": lambda err, parts: reports.append(err)})
+    clients.append(c)
+    with pytest.raises(KafkaException):
+        c.commit(offsets=[TP("", 0, 1)], asynchronous=False)
+    c.commit(offsets=[TP("", 0, 1)], asynchronous=True)
+    c.poll(0.2)
+    assert len(reports) == 1
+    assert reports[0] is not None

@@ -1083,3 +1083,22 @@ def test_max_request_size_is_counted_as_each_client_counts_it(servers: str) -> N
             await q.stop()
 
     assert asyncio.run(aio()) == 1
+
+
+@pytest.mark.parametrize("reset", ["earliest", "none"])
+def test_commit_with_records_the_iterator_holds_commits_positioned_partitions_only(servers: str, reset: str) -> None:
+    """With records fetched and not yielded yet, commit() resolved every assigned
+    partition: a paused one never fetched was committed at an offset never reached, and
+    under auto_offset_reset='none' embedlog's OffsetOutOfRangeError escaped."""
+    admin_for(servers).create_topics([NewTopic("cp", 2, 1)])
+    produce(servers, "cp", 5)
+    t0, t1 = TopicPartition("cp", 0), TopicPartition("cp", 1)
+    c = KafkaConsumer(bootstrap_servers=servers, group_id="g", enable_auto_commit=False, auto_offset_reset=reset)
+    c.assign([t0, t1])
+    c.seek(t0, 0)
+    c.pause(t1)  # (never fetched: no position)
+    m = next(iter(c))
+    c.commit()
+    assert c.committed(TopicPartition(m.topic, m.partition)) == m.offset + 1
+    assert c.committed(t1) is None
+    c.close()

@@ -157,7 +157,11 @@ def test_a_session_fixture_a_function_override_wraps_is_set_up_before_embedlog_k
         def producer(producer):
             return producer
 
-        def test_one(producer, embedlog_kafka):
+        @pytest.fixture
+        def other():
+            return 1
+
+        def test_one(other, producer, embedlog_kafka):  # (another function fixture listed first)
             producer.send("t", b"1").get(5)
             assert "t" not in embedlog_kafka.topics()
 

@@ -21,6 +21,7 @@ from typing import Any
 import embedlog
 from embedlog import TopicPartition as ETP
 from embedlog import errors as el
+from embedlog.storage.topics import validate_name
 
 from .. import registry
 from ._admin_types import ClusterMetadata
@@ -828,6 +829,9 @@ class Consumer:
                 if unknown:
                     code = ERR_UNKNOWN_TOPIC_OR_PART
                     err = kafka_error(code, f"Commit failed: {describe(code)}")
+                    result = [make_tp(x.topic, x.partition, x.offset, metadata=x.metadata,
+                                      error=kafka_error(code) if ETP(x.topic, x.partition) in unknown else None)
+                              for x in result]
             except el.EmbedlogError as exc:
                 err = error_for(exc, prefix="Commit failed: ")
         if asynchronous:  # (a synchronous commit returns or raises instead: no on_commit, as librdkafka)
@@ -839,6 +843,10 @@ class Consumer:
         return result
 
     def _partition_exists(self, tp: ETP) -> bool:
+        try:
+            validate_name(tp.topic)
+        except el.InvalidTopicError:
+            return True  # (the commit refuses the name with its own error)
         meta = self._log._store.topic(tp.topic)
         return meta is not None and 0 <= tp.partition < meta.partitions
 

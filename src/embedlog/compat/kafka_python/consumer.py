@@ -640,10 +640,11 @@ class KafkaConsumer:
         counted as not consumed (``None``: embedlog's own positions are right)."""
         if not self._pending:
             return None
-        first = self._pending_first()
-        out: dict[TopicPartition, Any] = {}
-        for tp in self._consumer.assignment():
-            out[tp] = first[tp] if tp in first else self._consumer.position(tp)
+        # (the partitions with a position only, as kafka-python's all_consumed_offsets:
+        # asking one would resolve it, and commit an offset never reached)
+        out: dict[TopicPartition, Any] = dict(self._consumer._consumed())
+        assigned = self._consumer.assignment()
+        out.update((tp, off) for tp, off in self._pending_first().items() if tp in assigned)
         return out
 
     def commit(self, offsets: Mapping[Any, Any] | None = None, timeout_ms: float | None = None) -> None:
