@@ -523,3 +523,47 @@ def test_mirror_file_names_are_the_hex_ones_up_to_121_bytes() -> None:
     assert mirrors.file_stem("m" * 121) == ("m" * 121).encode().hex()
     assert mirrors.file_stem("m" * 122).startswith("~")
     assert len(f".{mirrors.file_stem('m' * 121)}.4194304.tmp") <= 255
+
+
+@pytest.mark.parametrize("error", [87, 32])  # INVALID_RECORD, INVALID_TIMESTAMP
+def test_a_produce_request_kafka_refuses_once_is_sent_again_and_nothing_twice(log: embedlog.Log, bootstrap: str,
+                                                                               name: str, error: int) -> None:
+    """Kafka refused one Produce request for good while later ones were in flight, and
+    took those: it held a hole, then records after it.  The resync read the first missing
+    offset as a failover's divergence and sent the whole rest of the partition again
+    (thousands twice).  Now only what Kafka lacks is sent (after what it holds: their
+    order is lost, not a record)."""
+    topic = f"{name}-t"
+    log.create_topic(topic, partitions=4)
+    produce(log, topic, 40_000)
+    mock_kafka.push_errors(bootstrap, 0, [error])  # the next Produce request
+    with Mirror(log, conf(bootstrap), [topic], name=name) as m:
+        bridge_proc.caught_up(m, 60)
+        st = m.status()
+    assert (st.error, st.lag, st.records_lost) == (None, 0, 0)
+    sources = [r.headers[-1][1] for rs in mock_kafka.read_topic(bootstrap, topic).values() for r in rs]
+    assert len(sources) == len(set(sources)) == 40_000
+
+
+def test_a_record_kafka_refuses_for_good_stops_the_mirror_then_goes_once(log: embedlog.Log, bootstrap: str,
+                                                                          name: str) -> None:
+    """Refused again after the resync (a keyless record to a compacted topic, a timestamp
+    the topic's message.timestamp.* settings refuse): the mirror stops with ``BridgeError``
+    saying so, instead of starting over forever; started again once Kafka takes it, it
+    sends what Kafka lacks, once."""
+    topic = f"{name}-t"
+    log.create_topic(topic, partitions=1)
+    with log.producer() as p:  # (one key: one remote partition, one Produce request)
+        for i in range(10):
+            p.send(topic, b"v%d" % i, key=b"k")
+    mock_kafka.push_errors(bootstrap, 0, [87, 87])  # the first send and the one after the resync
+    mirror = Mirror(log, conf(bootstrap), [topic], name=name, reconnect_backoff_ms=10)
+    with pytest.raises(BridgeError, match="for good") as info:
+        mirror.run(timeout=30)
+    assert not isinstance(info.value, LinkDownError)
+    assert "failed to validate record" in str(info.value)
+    assert mock_kafka.remote_total(bootstrap, topic) == 0
+    with Mirror(log, conf(bootstrap), [topic], name=name) as m:
+        bridge_proc.caught_up(m, 30)
+    values = [r.value for rs in mock_kafka.read_topic(bootstrap, topic).values() for r in rs]
+    assert sorted(values) == sorted(b"v%d" % i for i in range(10))

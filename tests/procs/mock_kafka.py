@@ -9,14 +9,20 @@ with 4 partitions and keeps about 5 MB per partition (older records vanish).
 
 Imported by the tests (``from procs import mock_kafka``): ``start`` runs this script
 under a ``harness.Children`` and returns its bootstrap address; ``read_topic`` reads
-a remote topic whole with a plain confluent-kafka consumer (the reference reader).
+a remote topic whole with a plain confluent-kafka consumer (the reference reader);
+``push_errors`` and ``topic_error`` make a cluster of ``in_process`` answer with Kafka
+errors (librdkafka's ``rd_kafka_mock_*`` C API, through ctypes).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
+import functools
+import glob
 import json
+import os
 import socket
 import sys
 import time
@@ -26,6 +32,8 @@ from typing import Any, NamedTuple
 import confluent_kafka
 
 TIMEOUT = 60.0
+#: bootstrap servers -> the address of the rd_kafka_mock_cluster_t of a cluster of this process
+_CLUSTERS: dict[str, int] = {}
 
 
 class Remote(NamedTuple):
@@ -44,11 +52,42 @@ class Remote(NamedTuple):
 def in_process(brokers: int = 1, timeout: float = 30) -> Iterator[str]:
     """A cluster owned by this process while the block runs: its bootstrap servers."""
     holder = confluent_kafka.Producer({"test.mock.num.brokers": brokers, "log_level": 0})  # the cluster's owner
+    servers = ""
     try:
         found = holder.list_topics(timeout=timeout).brokers.values()
-        yield ",".join(f"{b.host}:{b.port}" for b in sorted(found, key=lambda b: b.id))
+        servers = ",".join(f"{b.host}:{b.port}" for b in sorted(found, key=lambda b: b.id))
+        # (confluent-kafka's Handle: PyObject_HEAD, then its rd_kafka_t *)
+        rk = ctypes.c_void_p.from_address(id(holder) + object.__basicsize__).value
+        _CLUSTERS[servers] = _lib().rd_kafka_handle_mock_cluster(rk)
+        yield servers
     finally:
+        _CLUSTERS.pop(servers, None)
         del holder
+
+
+@functools.cache
+def _lib() -> Any:
+    """librdkafka as confluent-kafka's wheel ships it, its mock cluster's functions typed."""
+    folder = os.path.join(os.path.dirname(os.path.dirname(confluent_kafka.__file__)), "confluent_kafka.libs")
+    lib = ctypes.CDLL(glob.glob(os.path.join(folder, "librdkafka*.so*"))[0])
+    lib.rd_kafka_handle_mock_cluster.restype = ctypes.c_void_p
+    lib.rd_kafka_handle_mock_cluster.argtypes = [ctypes.c_void_p]
+    lib.rd_kafka_mock_push_request_errors_array.argtypes = [ctypes.c_void_p, ctypes.c_int16, ctypes.c_size_t,
+                                                            ctypes.POINTER(ctypes.c_int)]
+    lib.rd_kafka_mock_topic_set_error.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    return lib
+
+
+def push_errors(bootstrap: str, api_key: int, errors: list[int]) -> None:
+    """The cluster (of ``in_process``) answers its next ``len(errors)`` requests of
+    ``api_key`` (0: Produce, 3: Metadata) with these Kafka error codes, in turn."""
+    codes = (ctypes.c_int * len(errors))(*errors)
+    _lib().rd_kafka_mock_push_request_errors_array(_CLUSTERS[bootstrap], api_key, len(errors), codes)
+
+
+def topic_error(bootstrap: str, topic: str, error: int) -> None:
+    """Metadata answers for ``topic`` carry the Kafka error code ``error`` (0: none again)."""
+    _lib().rd_kafka_mock_topic_set_error(_CLUSTERS[bootstrap], topic.encode(), error)
 
 
 def start(children: Any) -> tuple[Any, str]:

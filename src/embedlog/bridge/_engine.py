@@ -36,6 +36,7 @@ class Engine:
         self.lost: dict[tuple[str, int], int] = {}
         self.sent_total = 0
         self.dirty = False  # sent since the last checkpoint
+        self.progressed = False  # a checkpoint of this session recorded progress since its open
         self.consumer: Any = None
 
     def open(self) -> None:

@@ -250,6 +250,7 @@ class Mirror:
 
     def _main(self) -> None:
         backoff = self.backoff_s
+        refused = False  # the last session ended in a refused delivery (Resync)
         while not self._stop.is_set():
             engine = self._make_engine()
             try:
@@ -260,7 +261,19 @@ class Mirror:
                 return
             except Reopen:
                 continue  # (at once: nothing is wrong with the link; the finally closed the engine)
-            except (LinkDownError, Resync) as exc:
+            except Resync as exc:
+                if refused and not engine.progressed:  # started over from what Kafka holds: refused again
+                    self._error = BridgeError(
+                        f"{exc}, again after starting over from what Kafka holds: the cluster refuses it for good "
+                        "(a record without a key to a compacted topic, a timestamp out of the topic's "
+                        "message.timestamp.* range, ...); change the topic's config on the cluster and start the "
+                        "mirror again (what Kafka holds is not sent twice)")
+                    self._report(running=False)
+                    return
+                refused = True
+                self.link.down(str(exc))
+            except LinkDownError as exc:
+                refused = refused and not engine.progressed
                 self.link.down(str(exc))
             except Stopped:
                 return

@@ -5,7 +5,9 @@ How a record is neither lost nor duplicated:
 - Every record sent carries the header ``embedlog.source`` = ``<mirror>:<partition>:<offset>``
   (its place in embedlog).  librdkafka's idempotent producer keeps each remote partition
   in send order with no gaps, so what Kafka holds of one local partition in one remote
-  partition is always a *prefix* of what was sent there — also when the bridge is killed.
+  partition is a *prefix* of what was sent there — also when the bridge is killed — but
+  for a Produce request Kafka refused for good (INVALID_RECORD, INVALID_TIMESTAMP, ...)
+  while later ones were in flight: those are taken, and Kafka holds a hole before them.
 - A checkpoint waits until everything sent is acknowledged by Kafka, reads the end offset
   of every remote partition, and commits — as the consumer group named after the mirror —
   the next local offset of every partition, with those remote end offsets.
@@ -16,14 +18,24 @@ How a record is neither lost nor duplicated:
   offsets the old leader had forwarded (its unreplicated suffix, taken back).  So the scan
   keeps a digest of each record it found (key, value, its own headers, timestamp), and a
   local record is skipped only while it matches a remote record of its offset; from the
-  first that does not (or that Kafka holds nothing for), the partition's records are sent
-  (the others stay in Kafka, counted in ``diverged``).  A partition read to its local end
+  first that does not, the partition's records are sent (the others stay in Kafka,
+  counted in ``diverged``).  A record Kafka holds nothing for while it holds later ones
+  (a hole: a refused request, or one in flight to another remote partition at a kill)
+  is sent, after them, and the later ones stay skipped: its order is lost, never a record
+  and never one twice.  A partition read to its local end
   while Kafka holds later offsets of it is past divergence too (the new leader lacks what
   the old one forwarded): new records there are sent.  Re-reading the log from the
   checkpoint, a record is skipped when its destination partition already holds it, and
   sent otherwise.  The placement of a record is a function of the record alone (its
   partition number, or its key with Kafka's partitioner), so the same record always has
   the same destination.
+
+A delivery Kafka refused (other than for permissions or size, fatal at once) ends the
+session with ``Resync``: the next one starts over from what Kafka holds, so a request
+refused once (the records after it were delivered) costs nothing twice.  Refused again
+before that session recorded any progress, Kafka refuses the record for good: the mirror
+stops with ``BridgeError`` (see ``Mirror``), as for a record too large, rather than
+starting over forever.
 """
 
 from __future__ import annotations
@@ -79,7 +91,8 @@ def _same(found: list[tuple[int, int | None]], m: Any) -> bool:
 
 
 class Resync(BridgeError):
-    """Kafka refused a delivery the bridge can retry: start over from what Kafka holds."""
+    """Kafka refused a delivery the bridge can retry: start over from what Kafka holds
+    (``Mirror`` stops instead when a session that recorded no progress ends so again)."""
 
 
 class Reopen(BridgeError):
@@ -130,6 +143,7 @@ class UpEngine(Engine):
         #: replication failover took them back after they were forwarded): they stay there
         self.diverged = 0
         self._delivery_error: Any = None
+        self._refused_at = ""  # the remote partition of the delivery Kafka refused
         self.producer: Any = None
         self.scanner: Any = None
         self._admin: Any = None  # see _admin_client
@@ -388,6 +402,7 @@ class UpEngine(Engine):
     def _on_delivery(self, err: Any, msg: Any) -> None:
         if err is not None and self._delivery_error is None:
             self._delivery_error = err
+            self._refused_at = f"{msg.topic()}[{msg.partition()}]"
 
     def step(self, stop: threading.Event) -> int:
         """Forward what the log has now (up to a batch); return how many records were read."""
@@ -467,10 +482,13 @@ class UpEngine(Engine):
             dest = route.destination(q, m.key)
             if m.offset <= until and m.offset <= skip.get(dest, -1):
                 found = digests.get(m.offset)
-                if found is not None and _same(found, m):
-                    continue  # (in Kafka: found by the scan; nothing found there is sent, as after divergence)
-                self._diverged_at(key, m.offset)
-                skip, until = {}, -1
+                if found is None:
+                    pass  # a hole before records Kafka holds (a refused request, a kill): only this one is sent
+                elif _same(found, m):
+                    continue  # (in Kafka: found by the scan)
+                else:
+                    self._diverged_at(key, m.offset)
+                    skip, until = {}, -1
             headers = [*m.headers, (SOURCE_HEADER, (pre + str(m.offset)).encode())]
             try:
                 produce(remote, m.value, m.key, dest, None, None, m.timestamp, headers)
@@ -516,7 +534,7 @@ class UpEngine(Engine):
 
         err = self._delivery_error
         fatal = fatal_error(err)
-        raise fatal if fatal is not None else Resync(f"Kafka refused a record: {err.str()}")
+        raise fatal if fatal is not None else Resync(f"Kafka refused records for {self._refused_at}: {err.str()}")
 
     def checkpoint(self, force: bool = False, stop: threading.Event | None = None,
                    stall_s: float = 10.0, topics: list[str] | None = None) -> bool:
@@ -559,6 +577,7 @@ class UpEngine(Engine):
         with self._lock:
             self.mirrored.update({(tp.topic, tp.partition): v[0] for tp, v in offsets.items()})
         self.dirty = False
+        self.progressed = self.progressed or topics is None  # (not the open's checkpoint of fresh topics)
         self.link.ok()
         return True
 
