@@ -567,3 +567,29 @@ def test_a_record_kafka_refuses_for_good_stops_the_mirror_then_goes_once(log: em
         bridge_proc.caught_up(m, 30)
     values = [r.value for rs in mock_kafka.read_topic(bootstrap, topic).values() for r in rs]
     assert sorted(values) == sorted(b"v%d" % i for i in range(10))
+
+
+def test_an_up_mirror_retries_while_its_remote_topic_has_no_leader(log: embedlog.Log, bootstrap: str,
+                                                                   name: str) -> None:
+    """LEADER_NOT_AVAILABLE (a leader election, a broker restarting) while the mirror
+    connects stopped it for good after ``request_timeout_ms``, with a BridgeError telling
+    to create the topic (it exists).  Now the link shows down with the reason, the mirror
+    retries with backoff, and it catches up once Kafka has a leader."""
+    topic = f"{name}-t"
+    mock_kafka.create_topic(bootstrap, topic, 2)
+    log.create_topic(topic, partitions=2)
+    produce(log, topic, 100)
+    mock_kafka.topic_error(bootstrap, topic, 5)  # LEADER_NOT_AVAILABLE
+    try:
+        with Mirror(log, conf(bootstrap), [topic], name=name, request_timeout_ms=1000) as m:
+            harness.wait_until(lambda: m.status().error is not None or "no leader" in (m.status().last_error or ""),
+                               "the reason shown", 30)
+            time.sleep(1.5)  # (past request_timeout_ms again)
+            st = m.status()
+            assert (st.running, st.link_up, st.error) == (True, False, None), st
+            mock_kafka.topic_error(bootstrap, topic, 0)
+            bridge_proc.caught_up(m, 30)
+    finally:
+        mock_kafka.topic_error(bootstrap, topic, 0)
+    assert mock_kafka.remote_total(bootstrap, topic) == 100
+

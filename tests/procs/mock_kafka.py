@@ -10,7 +10,7 @@ with 4 partitions and keeps about 5 MB per partition (older records vanish).
 Imported by the tests (``from procs import mock_kafka``): ``start`` runs this script
 under a ``harness.Children`` and returns its bootstrap address; ``read_topic`` reads
 a remote topic whole with a plain confluent-kafka consumer (the reference reader);
-``push_errors`` and ``topic_error`` make a cluster of ``in_process`` answer with Kafka
+``create_topic``, ``push_errors`` and ``topic_error`` make a cluster of ``in_process`` answer with Kafka
 errors (librdkafka's ``rd_kafka_mock_*`` C API, through ctypes).
 """
 
@@ -75,7 +75,13 @@ def _lib() -> Any:
     lib.rd_kafka_mock_push_request_errors_array.argtypes = [ctypes.c_void_p, ctypes.c_int16, ctypes.c_size_t,
                                                             ctypes.POINTER(ctypes.c_int)]
     lib.rd_kafka_mock_topic_set_error.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    lib.rd_kafka_mock_topic_create.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
     return lib
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    """Create ``topic`` in the cluster (of ``in_process``) with ``partitions`` partitions."""
+    assert _lib().rd_kafka_mock_topic_create(_CLUSTERS[bootstrap], topic.encode(), partitions, 1) == 0
 
 
 def push_errors(bootstrap: str, api_key: int, errors: list[int]) -> None:

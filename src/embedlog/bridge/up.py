@@ -64,6 +64,9 @@ _UNKNOWN_PARTITION = -190  # librdkafka's _UNKNOWN_PARTITION
 #: errors of a partition whose topic was just created, while the cluster's metadata catches up:
 #: _UNKNOWN_PARTITION, _UNKNOWN_TOPIC, UNKNOWN_TOPIC_OR_PART, LEADER_NOT_AVAILABLE, NOT_LEADER_FOR_PARTITION
 _NOT_YET = frozenset({_UNKNOWN_PARTITION, -188, 3, 5, 6})
+#: a topic's metadata errors while it exists but has no leader (an election, a broker restarting):
+#: LEADER_NOT_AVAILABLE, NOT_LEADER_FOR_PARTITION, REPLICA_NOT_AVAILABLE
+_NO_LEADER = frozenset({5, 6, 9})
 #: metadata key of a placeholder progress entry (see ``seed_progress``)
 _PENDING = "pending"
 
@@ -183,7 +186,8 @@ class UpEngine(Engine):
 
     def _ensure_remote(self, remote: str, partitions: int) -> int:
         """The partition count of ``remote``, creating it with ``partitions`` when missing
-        (through CreateTopics, else the cluster's auto-creation with its defaults)."""
+        (through CreateTopics, else the cluster's auto-creation with its defaults);
+        ``LinkDownError`` (retried with backoff) while it has no leader to answer for it."""
         cluster = self._metadata(self.scanner, remote)
         md = cluster.topics.get(remote)
         if md is not None and md.error is None and md.partitions:
@@ -206,6 +210,8 @@ class UpEngine(Engine):
                 if seen is not None and seen.error is None and len(seen.partitions) == len(md.partitions):
                     return len(md.partitions)
             if time.monotonic() > deadline:
+                if md is not None and md.error is not None and md.error.code() in _NO_LEADER:
+                    raise LinkDownError(f"the Kafka topic {remote!r} has no leader ({md.error.str()}); retrying")
                 reason = md.error.str() if md is not None and md.error is not None else created or "no partitions"
                 raise BridgeError(f"cannot create the Kafka topic {remote!r} ({reason}); create it on the "
                                   "cluster or allow auto.create.topics.enable")
