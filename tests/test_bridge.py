@@ -23,6 +23,7 @@ import embedlog  # noqa: E402
 from embedlog import TopicPartition  # noqa: E402
 from embedlog.bridge import SOURCE_HEADER, Mirror, MirrorStatus, PartitionStatus  # noqa: E402
 from embedlog.errors import (  # noqa: E402
+    AuthenticationError,
     BridgeError,
     ConfigError,
     GroupError,
@@ -424,7 +425,9 @@ def test_a_record_kafka_s_client_refuses_stops_the_mirror_with_a_typed_error(log
     with pytest.raises(BridgeError, match=r"max\.message\.bytes") as info:
         mirror.run(timeout=30)
     assert not isinstance(info.value, LinkDownError)
-    assert mirror.status().error is not None
+    st = mirror.status()
+    assert st.error is not None
+    assert not st.link_up, "a mirror stopped by an error still showed its link up"
 
 
 # -- regressions: bugs found by these tests, fixed -----------------------------------------------
@@ -593,3 +596,23 @@ def test_an_up_mirror_retries_while_its_remote_topic_has_no_leader(log: embedlog
         mock_kafka.topic_error(bootstrap, topic, 0)
     assert mock_kafka.remote_total(bootstrap, topic) == 100
 
+
+def test_an_up_mirror_refused_its_topic_raises_authentication_error(log: embedlog.Log, bootstrap: str,
+                                                                    name: str) -> None:
+    """TOPIC_AUTHORIZATION_FAILED for the remote topic: the up mirror raised BridgeError
+    telling to create the topic (the down mirror AuthenticationError, as the README says),
+    and its status kept ``link_up`` True after it stopped."""
+    topic = f"{name}-t"
+    mock_kafka.create_topic(bootstrap, topic, 2)
+    log.create_topic(topic, partitions=2)
+    mock_kafka.topic_error(bootstrap, topic, 29)
+    mirror = Mirror(log, conf(bootstrap), [topic], name=name, request_timeout_ms=2000)
+    try:
+        with pytest.raises(AuthenticationError, match="ACLs"):
+            mirror.run(timeout=15)
+        st = mirror.status()
+        assert (st.running, st.link_up) == (False, False), st
+        assert st.error is not None
+    finally:
+        mirror.close()
+        mock_kafka.topic_error(bootstrap, topic, 0)

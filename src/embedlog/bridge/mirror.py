@@ -263,12 +263,11 @@ class Mirror:
                 continue  # (at once: nothing is wrong with the link; the finally closed the engine)
             except Resync as exc:
                 if refused and not engine.progressed:  # started over from what Kafka holds: refused again
-                    self._error = BridgeError(
-                        f"{exc}, again after starting over from what Kafka holds: the cluster refuses it for good "
+                    self._fail(BridgeError(
+                        f"{exc}, again after starting over from what Kafka holds: the cluster refuses them for good "
                         "(a record without a key to a compacted topic, a timestamp out of the topic's "
                         "message.timestamp.* range, ...); change the topic's config on the cluster and start the "
-                        "mirror again (what Kafka holds is not sent twice)")
-                    self._report(running=False)
+                        "mirror again (what Kafka holds is not sent twice)"))
                     return
                 refused = True
                 self.link.down(str(exc))
@@ -278,12 +277,10 @@ class Mirror:
             except Stopped:
                 return
             except EmbedlogError as exc:
-                self._error = exc
-                self._report(running=False)
+                self._fail(exc)
                 return
             except Exception as exc:  # noqa: BLE001 - a bug must stop the mirror visibly, not silently
-                self._error = BridgeError(f"the bridge failed: {type(exc).__name__}: {exc}")
-                self._report(running=False)
+                self._fail(BridgeError(f"the bridge failed: {type(exc).__name__}: {exc}"))
                 return
             finally:
                 if self._engine is engine:
@@ -293,6 +290,13 @@ class Mirror:
             self._report(running=True)
             self._stop.wait(backoff)
             backoff = min(backoff * 2, self.backoff_max_s)
+
+    def _fail(self, error: EmbedlogError) -> None:
+        """The mirror stops on ``error``: its link is down from now on (nothing talks to
+        the cluster any more), and ``status().error`` says why."""
+        self._error = error
+        self.link.down(str(error))
+        self._report(running=False)
 
     def _loop(self, engine: Engine) -> None:
         next_checkpoint = time.monotonic() + self.checkpoint_s

@@ -37,7 +37,8 @@ class PartitionStatus:
 class MirrorStatus(Mapping[str, Any]):
     """A mirror's state now; also a read-only mapping of its fields (``to_dict``).
 
-    ``link_up``: the cluster answered recently; ``last_error``: librdkafka's last error
+    ``link_up``: the cluster answered recently (``False`` once an error stopped the
+    mirror); ``last_error``: librdkafka's last error
     (or why the link is down); ``error``: the error that stopped the mirror, if any;
     ``records_mirrored``: records written to the target since this ``Mirror`` started;
     ``records_lost``: records that retention deleted locally before they were forwarded

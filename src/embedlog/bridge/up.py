@@ -186,12 +186,14 @@ class UpEngine(Engine):
 
     def _ensure_remote(self, remote: str, partitions: int) -> int:
         """The partition count of ``remote``, creating it with ``partitions`` when missing
-        (through CreateTopics, else the cluster's auto-creation with its defaults);
+        (through CreateTopics, else the cluster's auto-creation with its defaults).
+        ``AuthenticationError`` if the cluster refuses the bridge the topic;
         ``LinkDownError`` (retried with backoff) while it has no leader to answer for it."""
         cluster = self._metadata(self.scanner, remote)
         md = cluster.topics.get(remote)
         if md is not None and md.error is None and md.partitions:
             return len(md.partitions)
+        self._refused_topic(md)
         created = "the cluster has no controller to create topics"
         if cluster.controller_id in cluster.brokers:  # (librdkafka's mock cluster has none)
             from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]  # noqa: PLC0415 - optional
@@ -209,6 +211,7 @@ class UpEngine(Engine):
                 seen = self._metadata(self.scanner, remote).topics.get(remote)  # the scanner's metadata is its own
                 if seen is not None and seen.error is None and len(seen.partitions) == len(md.partitions):
                     return len(md.partitions)
+            self._refused_topic(md)
             if time.monotonic() > deadline:
                 if md is not None and md.error is not None and md.error.code() in _NO_LEADER:
                     raise LinkDownError(f"the Kafka topic {remote!r} has no leader ({md.error.str()}); retrying")
@@ -216,6 +219,16 @@ class UpEngine(Engine):
                 raise BridgeError(f"cannot create the Kafka topic {remote!r} ({reason}); create it on the "
                                   "cluster or allow auto.create.topics.enable")
             time.sleep(0.1)
+
+    @staticmethod
+    def _refused_topic(md: Any) -> None:
+        """Raise the typed error of a topic's metadata error that retrying cannot help
+        (``AuthenticationError`` for TOPIC_AUTHORIZATION_FAILED), as ``DownEngine.open`` does."""
+        from ._kafka import fatal_error  # noqa: PLC0415
+
+        fatal = fatal_error(md.error) if md is not None and md.error is not None else None
+        if fatal is not None:
+            raise fatal
 
     def _admin_client(self) -> Any:
         """The bridge's Kafka admin client (CreateTopics, ListOffsets), made when first needed."""
