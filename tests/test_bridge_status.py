@@ -390,3 +390,31 @@ def test_mirror_status_reads_as_attributes_and_as_a_mapping() -> None:
     assert st == MirrorStatus("m", "up", True, False, (PartitionStatus("t", 0, "t", 5, 2),), last_error="refused")
     assert hash(st) == hash(MirrorStatus("m", "up", True, False, (PartitionStatus("t", 0, "t", 5, 2),),
                                          last_error="refused"))
+
+
+def test_status_of_an_up_mirror_while_one_of_its_topics_is_deleted(tmp_path: Path, bootstrap: str,
+                                                                    name: str) -> None:
+    """``status()`` (and ``wait_caught_up``, which calls it) raised ``UnknownTopicError``
+    while a local topic the mirror forwards was deleted, though the mirror ran on (and
+    forwards the topic again once created anew).  Now the deleted topic's partitions are
+    left out, as before the link first came up, and nothing of it is waited for."""
+    kept, gone = f"{name}-kept", f"{name}-gone"
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
+        log.create_topic(kept, partitions=2)
+        log.create_topic(gone, partitions=2)
+        produce(log, kept, 10)
+        produce(log, gone, 10)
+        with Mirror(log, mock_kafka.client(bootstrap), [kept, gone], name=name) as m:
+            bridge_proc.caught_up(m, 30)
+            produce(log, gone, 10, first=10)
+            log.delete_topic(gone)
+            produce(log, kept, 10, first=10)
+            bridge_proc.caught_up(m, 30)
+            st = m.status()
+            assert (st.running, st.error, st.lag) == (True, None, 0)
+            assert {p.topic for p in st.partitions} == {kept}
+            log.create_topic(gone, partitions=2)
+            produce(log, gone, 5, first=100)
+            harness.wait_until(lambda: {p.topic for p in m.status().partitions} == {kept, gone}, "the topic again", 30)
+            bridge_proc.caught_up(m, 30)
+    assert mock_kafka.remote_total(bootstrap, kept) == 20

@@ -49,7 +49,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..codec.murmur2 import partition_for_key
-from ..errors import BridgeError, EmbedlogError, LinkDownError
+from ..errors import BridgeError, EmbedlogError, LinkDownError, UnknownTopicError
 from ..model import TopicPartition
 from ..storage import mirrors
 from ._engine import Engine
@@ -586,6 +586,8 @@ class UpEngine(Engine):
         for topic, route in self.routes.items():
             if topics is not None and topic not in topics:
                 continue
+            if self.log._store.topic(topic) is None:  # deleted: its progress went with it
+                continue
             marks = self._watermarks(route)
             hw = {str(r): high for r, (_, high) in marks.items()}
             for q in range(route.nq):
@@ -623,12 +625,17 @@ class UpEngine(Engine):
 
     # -- reporting ----------------------------------------------------------------------
     def partitions(self) -> list[PartitionStatus]:
-        """Per local partition: local end offset, checkpointed progress."""
+        """Per local partition: local end offset, checkpointed progress (none of a topic
+        deleted meanwhile: the session forwards it again once it is created anew)."""
         out = []
         with self._lock:
             mirrored = dict(self.mirrored)
         for topic, route in self.routes.items():
-            for p in self.log.describe_topic(topic).partitions:
+            try:
+                parts = self.log.describe_topic(topic).partitions
+            except UnknownTopicError:
+                continue
+            for p in parts:
                 out.append(PartitionStatus(topic, p.partition, route.remote, p.end_offset,
                                            mirrored.get((topic, p.partition), 0)))
         return out
