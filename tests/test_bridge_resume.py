@@ -276,3 +276,41 @@ def test_a_partition_added_while_a_latest_mirror_was_stopped_is_forwarded(tmp_pa
             bridge_proc.caught_up(m, 60)
     values = [r.value for msgs in mock_kafka.read_topic(bootstrap, "grown").values() for r in msgs]
     assert sorted(v for v in values if v.startswith(b"b")) == sorted(b"b%d" % i for i in range(10))
+
+
+@pytest.mark.parametrize("start", ["earliest", "latest"])
+def test_a_topic_created_anew_while_forwarded_then_kill_is_not_sent_twice(tmp_path: Path, bootstrap: str,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          start: str) -> None:
+    """A local topic deleted and created again while its up mirror runs: the topic's
+    progress went with the old one, and the running session forwarded the new one without
+    recording the start-up checkpoint a topic it starts forwarding gets.  Killed before its
+    next checkpoint, the restart took the topic as fresh (no scan of Kafka) and sent it all
+    again.  Now the session notices the new topic before it sends any of it, and opens
+    again: the new topic from its start (it is newer than the mirror), checkpointed first."""
+    topic, name = f"anew-{start}", f"anew-{start}"
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
+        log.create_topic(topic, partitions=2)
+        m = Mirror(log, mock_kafka.client(bootstrap), [topic], name=name, start=start)
+        m.start()
+        m.wait_for_link(60)
+        with log.producer() as p:
+            for i in range(100):
+                p.send(topic, b"a%d" % i, key=b"k%d" % i)
+        bridge_proc.caught_up(m, 60)
+        monkeypatch.setattr(UpEngine, "checkpoint", no_progress)  # from here on: killed before its next checkpoint
+        log.delete_topic(topic)
+        log.create_topic(topic, partitions=2)
+        with log.producer() as p:
+            for i in range(100):
+                p.send(topic, b"b%d" % i, key=b"k%d" % i)
+        harness.wait_until(lambda: remote_total(bootstrap, topic) >= 200, "Kafka to hold the new topic's records")
+        m.stop()
+        m.close()
+        monkeypatch.undo()
+        with Mirror(log, mock_kafka.client(bootstrap), [topic], name=name, start=start) as m:
+            bridge_proc.caught_up(m, 60)
+    values = [r.value for msgs in mock_kafka.read_topic(bootstrap, topic).values() for r in msgs]
+    twice = sorted(v for v in set(values) if values.count(v) > 1)
+    assert not twice, f"{len(twice)} records are in Kafka twice: {twice[:5]}"
+    assert sorted(values) == sorted([b"a%d" % i for i in range(100)] + [b"b%d" % i for i in range(100)])

@@ -99,8 +99,10 @@ class Resync(BridgeError):
 
 
 class Reopen(BridgeError):
-    """A local topic has another partition count now: open the session again, as a
-    restart does (everything sent is checkpointed first), to forward every partition."""
+    """A local topic has another partition count now, or was created anew: open the
+    session again, as a restart does (everything sent is checkpointed first), to forward
+    every partition (a topic created anew: from its start, checkpointed before any of it
+    is sent, as a topic the mirror starts forwarding)."""
 
 
 #: how often a running up session looks for local topics that gained partitions (s)
@@ -111,8 +113,9 @@ class _Route:
     """One local topic's way to its remote topic."""
 
     def __init__(self, topic: str, remote: str, local_partitions: int, remote_partitions: int,
-                 compacted: bool) -> None:
+                 compacted: bool, identity: tuple[int, str]) -> None:
         self.topic = topic
+        self.identity = identity  # (topic id, uid) of the local topic the session opened
         self.remote = remote
         self.nq = local_partitions
         self.nr = remote_partitions
@@ -167,11 +170,13 @@ class UpEngine(Engine):
         self._topics_version = self.log._store.topics_version()  # (before the partition counts below)
         self._next_topics_look = time.monotonic() + _TOPICS_LOOK_S
         for topic in self.topics:
+            meta = self.log._store.topic(topic)
             desc = self.log.describe_topic(topic)
             remote = self.topic_map.get(topic, topic)
             compacted = "compact" in str(desc.config.get("cleanup.policy", "delete"))
             nr = self._ensure_remote(remote, len(desc.partitions))
-            self.routes[topic] = _Route(topic, remote, len(desc.partitions), nr, compacted)
+            identity = (meta.topic_id, meta.uid) if meta is not None else (-1, "")
+            self.routes[topic] = _Route(topic, remote, len(desc.partitions), nr, compacted, identity)
         self._resume()
         self.link.ok()
         self.consumer = self.log.consumer(None, auto_offset_reset="earliest", max_poll_records=self.batch_size,
@@ -435,6 +440,7 @@ class UpEngine(Engine):
         if not msgs:
             self.producer.poll(0)
             return 0
+        self._look_at_topics(stop)  # (before sending: none of a topic created anew is sent by this session)
         sent = 0
         i, n = 0, len(msgs)
         while i < n:  # one run of records of one partition at a time (poll returns them so)
@@ -454,7 +460,10 @@ class UpEngine(Engine):
 
     def _look_at_topics(self, stop: threading.Event) -> None:
         """Raise ``Reopen`` (after a checkpoint) once a forwarded topic's partition count
-        changed (``create_partitions``): the consumer reads the partitions of the open."""
+        changed (``create_partitions``): the consumer reads the partitions of the open; or
+        once it was deleted and created anew: its progress went with the old topic, and
+        the open records the new one's first (from its start: it is newer than the mirror)
+        before it sends any of it, so a kill then does not make the restart send it again."""
         store = self.log._store
         version = store.topics_version()
         if version == self._topics_version:
@@ -462,10 +471,18 @@ class UpEngine(Engine):
         self._topics_version = version
         for topic, route in self.routes.items():
             meta = store.topic(topic)
-            if meta is not None and meta.partitions != route.nq:
-                if not self.checkpoint(force=True, stop=stop):
-                    raise Stopped
-                raise Reopen(f"local topic {topic!r} has {meta.partitions} partitions now ({route.nq} before)")
+            if meta is None:
+                continue  # deleted: forwarded again once created anew
+            if (meta.topic_id, meta.uid) != route.identity:
+                seed_progress(self.log, self.name, [topic], self.topic_map, "earliest")
+                reason = f"local topic {topic!r} was created anew"
+            elif meta.partitions != route.nq:
+                reason = f"local topic {topic!r} has {meta.partitions} partitions now ({route.nq} before)"
+            else:
+                continue
+            if not self.checkpoint(force=True, stop=stop):
+                raise Stopped
+            raise Reopen(reason)
 
     def _send_run(self, msgs: list[Any], i: int, j: int, stop: threading.Event) -> int:
         """Send ``msgs[i:j]``, records of one partition in offset order; return how many
@@ -586,8 +603,9 @@ class UpEngine(Engine):
         for topic, route in self.routes.items():
             if topics is not None and topic not in topics:
                 continue
-            if self.log._store.topic(topic) is None:  # deleted: its progress went with it
-                continue
+            meta = self.log._store.topic(topic)
+            if meta is None or (meta.topic_id, meta.uid) != route.identity:
+                continue  # deleted (its progress went with it), or created anew (see _look_at_topics)
             marks = self._watermarks(route)
             hw = {str(r): high for r, (_, high) in marks.items()}
             for q in range(route.nq):
