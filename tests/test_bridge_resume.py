@@ -314,3 +314,36 @@ def test_a_topic_created_anew_while_forwarded_then_kill_is_not_sent_twice(tmp_pa
     twice = sorted(v for v in set(values) if values.count(v) > 1)
     assert not twice, f"{len(twice)} records are in Kafka twice: {twice[:5]}"
     assert sorted(values) == sorted([b"a%d" % i for i in range(100)] + [b"b%d" % i for i in range(100)])
+
+
+def test_partitions_added_while_stopped_after_a_kill_do_not_resend(tmp_path: Path, bootstrap: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local 2 partitions into a remote topic of 4 (placed by key), killed after Kafka
+    acknowledged records it had not checkpointed; the local topic gets 4 partitions
+    while it is stopped.  The restart places records by their partition number (the
+    counts match now), and skipped only records found in that destination: every record
+    after the last one that had gone to its own partition number was sent again.  Now a
+    record Kafka holds at its source offset is skipped wherever it went."""
+    topic, name = "grown-l", "grown"
+    mock_kafka.create_topic(bootstrap, topic, 4)
+    keys = [b"k%d" % i for i in range(200)]
+    first = next(k for k in keys if partition_for_key(k, 4) == 0)
+    others = [k for k in keys if partition_for_key(k, 4) != 0][:20]
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
+        log.create_topic(topic, partitions=2)
+        with log.producer() as p:  # local partition 0: one record for remote 0, then 20 for the others
+            for i, key in enumerate([first, *others]):
+                p.send(topic, b"v%d" % i, key=key, partition=0)
+            p.flush()
+        with monkeypatch.context() as mp:  # killed before its first progress checkpoint
+            mp.setattr(UpEngine, "checkpoint", no_progress)
+            m = Mirror(log, mock_kafka.client(bootstrap), [topic], name=name)
+            m.start()
+            harness.wait_until(lambda: remote_total(bootstrap, topic) >= 21, "Kafka to hold every record")
+            m.stop()
+            m.close()
+        log.create_partitions(topic, 4)
+        with Mirror(log, mock_kafka.client(bootstrap), [topic], name=name) as m:
+            bridge_proc.caught_up(m, 60)
+    srcs = sources(bootstrap, topic, name)
+    assert len(srcs) == len(set(srcs)) == 21, f"{len(srcs) - len(set(srcs))} of 21 records are in Kafka twice"

@@ -25,10 +25,10 @@ How a record is neither lost nor duplicated:
   and never one twice.  A partition read to its local end
   while Kafka holds later offsets of it is past divergence too (the new leader lacks what
   the old one forwarded): new records there are sent.  Re-reading the log from the
-  checkpoint, a record is skipped when its destination partition already holds it, and
-  sent otherwise.  The placement of a record is a function of the record alone (its
-  partition number, or its key with Kafka's partitioner), so the same record always has
-  the same destination.
+  checkpoint, a record is skipped when Kafka holds it at its source offset, in whichever
+  remote partition: the placement of a record (its partition number when the counts
+  match, else its key with Kafka's partitioner) depends on the local partition count too,
+  which ``create_partitions`` may have changed while the bridge was stopped.
 
 A delivery Kafka refused (other than for permissions or size, fatal at once) ends the
 session with ``Resync``: the next one starts over from what Kafka holds, so a request
@@ -141,8 +141,7 @@ class UpEngine(Engine):
         super().__init__(*args, **kwargs)
         self.routes: dict[str, _Route] = {}
         self.next: dict[tuple[str, int], int] = {}  # next local offset to send
-        self._skip: dict[tuple[str, int], dict[int, int]] = {}  # (topic, q) -> {r: last offset in r}
-        self._skip_until: dict[tuple[str, int], int] = {}
+        self._skip_until: dict[tuple[str, int], int] = {}  # (topic, q) -> the last source offset found in Kafka
         #: (topic, q) -> {source offset: digest} of the records the resume scan found in Kafka
         self._digests: dict[tuple[str, int], dict[int, list[tuple[int, int | None]]]] = {}
         #: records the resume scans found in Kafka that the local log no longer holds (a
@@ -341,7 +340,7 @@ class UpEngine(Engine):
             if begin < high:
                 ends[r] = high
                 assignment.append(ck.TopicPartition(route.remote, r, begin))
-        last: dict[tuple[int, int], int] = {}  # (r, q) -> highest source offset
+        last: dict[int, int] = {}  # q -> highest source offset (in any remote partition)
         below: dict[int, int] = {}
         if not assignment:
             return below
@@ -357,8 +356,8 @@ class UpEngine(Engine):
                     if hk == SOURCE_HEADER and hv and hv.startswith(prefix.encode()):
                         _, q_text, o_text = hv.decode().rsplit(":", 2)
                         q, o = int(q_text), int(o_text)
-                        if o > last.get((r, q), -1):
-                            last[(r, q)] = o
+                        if o > last.get(q, -1):
+                            last[q] = o
                         resume = self.next.get((route.topic, q))
                         if resume is not None and o >= resume:  # a record the resume may skip: its digest
                             self._digests.setdefault((route.topic, q), {}).setdefault(o, []).append(
@@ -376,10 +375,9 @@ class UpEngine(Engine):
             if ends and time.monotonic() > deadline:
                 raise LinkDownError(f"reading {route.remote} to find where to resume timed out")
         self.scanner.unassign()
-        for (r, q), o in last.items():
+        for q, o in last.items():
             key = (route.topic, q)
             if key in self.next and o >= self.next[key]:
-                self._skip.setdefault(key, {})[r] = o
                 self._skip_until[key] = max(self._skip_until.get(key, -1), o)
         return below
 
@@ -407,7 +405,6 @@ class UpEngine(Engine):
 
     def _forget_skips(self, key: tuple[str, int]) -> None:
         self._skip_until.pop(key, None)
-        self._skip.pop(key, None)
         self._digests.pop(key, None)
 
     def _diverged_at(self, key: tuple[str, int], offset: int) -> None:
@@ -510,13 +507,12 @@ class UpEngine(Engine):
                     self._retry(remote, m.value, m.key, q, m.timestamp, headers, stop)
             return j - i
         sent = 0
-        skip = self._skip.get(key, {})
         until = self._skip_until.get(key, -1)
         digests = self._digests.get(key, {})
         for k in range(i, j):
             m = msgs[k]
             dest = route.destination(q, m.key)
-            if m.offset <= until and m.offset <= skip.get(dest, -1):
+            if m.offset <= until:  # (whatever its destination: it may have gone elsewhere, see the module doc)
                 found = digests.get(m.offset)
                 if found is None:
                     pass  # a hole before records Kafka holds (a refused request, a kill): only this one is sent
@@ -524,7 +520,7 @@ class UpEngine(Engine):
                     continue  # (in Kafka: found by the scan)
                 else:
                     self._diverged_at(key, m.offset)
-                    skip, until = {}, -1
+                    until = -1
             headers = [*m.headers, (SOURCE_HEADER, (pre + str(m.offset)).encode())]
             try:
                 produce(remote, m.value, m.key, dest, None, None, m.timestamp, headers)
