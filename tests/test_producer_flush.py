@@ -171,16 +171,13 @@ def test_a_plain_flush_in_the_executor_does_not_wait_for_a_cancelled_flight_queu
     log.close()
 
 
-def test_a_flush_does_not_wait_for_a_cancelled_flight_its_executor_dropped(tmp_path: Path) -> None:
-    """A cancelled ``flush_async`` whose job never runs (its executor shut down with
-    ``cancel_futures=True``): every later ``flush()`` and ``close()`` blocked for good.
-    The flush writes its records itself."""
+def _queue_a_cancelled_flight(p: Producer) -> tuple[Any, Any, threading.Event]:
+    """Send a record, then a ``flush_async`` cancelled while its job waits in a one-worker
+    executor behind the application's job (which waits for the returned gate); return
+    the (stopped) event loop, the executor and the gate."""
     import asyncio  # noqa: PLC0415
     import concurrent.futures  # noqa: PLC0415
 
-    log = embedlog.open(tmp_path / "log", durability="none")
-    log.create_topic("t")
-    p = log.producer(linger_ms=10_000)
     loop = asyncio.new_event_loop()
     ex = concurrent.futures.ThreadPoolExecutor(1)
     loop.set_default_executor(ex)
@@ -195,6 +192,17 @@ def test_a_flush_does_not_wait_for_a_cancelled_flight_its_executor_dropped(tmp_p
         await asyncio.gather(task, return_exceptions=True)
 
     loop.run_until_complete(go())
+    return loop, ex, gate
+
+
+def test_a_flush_does_not_wait_for_a_cancelled_flight_its_executor_dropped(tmp_path: Path) -> None:
+    """A cancelled ``flush_async`` whose job never runs (its executor shut down with
+    ``cancel_futures=True``): every later ``flush()`` and ``close()`` blocked for good.
+    The flush writes its records itself."""
+    log = embedlog.open(tmp_path / "log", durability="none")
+    log.create_topic("t")
+    p = log.producer(linger_ms=10_000)
+    loop, ex, gate = _queue_a_cancelled_flight(p)
     ex.shutdown(wait=False, cancel_futures=True)  # the queued flight's job is dropped
     gate.set()
     loop.close()
@@ -210,26 +218,10 @@ def test_close_does_not_raise_the_closed_error_of_a_cancelled_flight_that_ran_me
     """A cancelled ``flush_async`` whose job started once ``close()`` had refused sends,
     before ``close`` took it over: its flush met ``ClosedError``, kept as the flight's
     error, and ``close()`` raised it although it wrote every record."""
-    import asyncio  # noqa: PLC0415
-    import concurrent.futures  # noqa: PLC0415
-
     log = embedlog.open(tmp_path / "log", durability="none")
     log.create_topic("t")
     p = log.producer(linger_ms=10_000)
-    loop = asyncio.new_event_loop()
-    ex = concurrent.futures.ThreadPoolExecutor(1)
-    loop.set_default_executor(ex)
-    gate = threading.Event()
-
-    async def go() -> None:
-        loop.run_in_executor(None, gate.wait, 5)  # the app's job: the flight queues behind it
-        p.send("t", b"v")
-        task = asyncio.create_task(p.flush_async())
-        await asyncio.sleep(0)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    loop.run_until_complete(go())
+    loop, ex, gate = _queue_a_cancelled_flight(p)
     (flight,) = p._abandoned
     original = Producer._await_abandoned
 

@@ -641,16 +641,7 @@ def test_damaged_header_under_retention_stops_no_other_topic(tmp_path: Path) -> 
             for v in (b"1", b"2", b"3"):
                 p.send("b", v, key=b"k")
                 p.flush()
-        store = lg._store
-        tid = lg.describe_topic("a").topic_id
-
-        def corrupt(txn: object) -> None:
-            key = schema.batch_key(tid, 0, 0)
-            buf = bytearray(txn.get(key, db=store.dbs["batches"]))  # type: ignore[attr-defined]
-            buf[24] ^= 0xFF  # the magic byte
-            txn.put(key, bytes(buf), db=store.dbs["batches"])  # type: ignore[attr-defined]
-
-        store.write(corrupt)
+        _corrupt_header(lg, "a", 0, 0)
         with pytest.raises(embedlog.errors.CorruptRecordError, match=r"retention of a\[0\] stops at") as raised:
             lg.maintain()
         # the other topics were maintained (as compaction does: "a partition that fails does
@@ -671,16 +662,7 @@ def test_damaged_header_under_retention_bytes_fails_no_write(tmp_path: Path) -> 
             for _ in range(3):
                 p.send("a", b"v" * 300, key=b"k")
                 p.flush()
-            store = lg._store
-            tid = lg.describe_topic("a").topic_id
-
-            def corrupt(txn: object) -> None:
-                key = schema.batch_key(tid, 0, 0)
-                buf = bytearray(txn.get(key, db=store.dbs["batches"]))  # type: ignore[attr-defined]
-                buf[24] ^= 0xFF  # the magic byte
-                txn.put(key, bytes(buf), db=store.dbs["batches"])  # type: ignore[attr-defined]
-
-            store.write(corrupt)
+            _corrupt_header(lg, "a", 0, 0)
             p.send("b", b"healthy", key=b"k")
             p.send("a", b"w" * 300, key=b"k")
             p.flush()  # (the size trimming stops before the damaged batch: the flush is written)
@@ -689,6 +671,7 @@ def test_damaged_header_under_retention_bytes_fails_no_write(tmp_path: Path) -> 
 
 
 def _corrupt_header(lg: embedlog.Log, topic: str, part: int, offset: int) -> None:
+    """Flip the magic byte of the batch at ``offset``: its header cannot be read."""
     store = lg._store
     tid = lg.describe_topic(topic).topic_id
 
