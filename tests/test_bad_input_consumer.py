@@ -127,7 +127,7 @@ OPTIONS: list[dict[str, Any]] = [
     *({"fetch_max_bytes": v} for v in ("1MB", -1, 0, NAN, -INF, INF, 1.5)),
     {"max_poll_records": True},
     {"partition_assignment_strategy": ["range"]},
-    {"partition_assignment_strategy": "sticky"},
+    {"partition_assignment_strategy": "Sticky"},
     *({"client_id": v} for v in (b"x", 5, None, BAD)),
     *({cb: 1} for cb in ("on_assign", "on_revoke", "on_lost", "key_deserializer", "value_deserializer")),
     {"enable_auto_commit": "false"},
