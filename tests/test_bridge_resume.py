@@ -347,3 +347,55 @@ def test_partitions_added_while_stopped_after_a_kill_do_not_resend(tmp_path: Pat
             bridge_proc.caught_up(m, 60)
     srcs = sources(bootstrap, topic, name)
     assert len(srcs) == len(set(srcs)) == 21, f"{len(srcs) - len(set(srcs))} of 21 records are in Kafka twice"
+
+
+@pytest.mark.parametrize("fresh", [0, 100, 2000])
+def test_a_topic_deleted_or_created_anew_while_a_checkpoint_waits_for_kafka(tmp_path: Path, bootstrap: str,
+                                                                           monkeypatch: pytest.MonkeyPatch,
+                                                                           fresh: int) -> None:
+    """A local topic deleted (``fresh`` 0), or deleted and created again with ``fresh``
+    records, while a checkpoint waited for Kafka's end offsets, between its look at the
+    topic and its commit: the commit named a topic gone (the mirror stopped with
+    ``UnknownTopicError``), or wrote the old topic's progress onto the new one (past its
+    end: the mirror stopped; within it: the new topic's first records were never sent).
+    Now the commit leaves out, in its own write transaction, a topic whose identity is
+    not the one the session opened."""
+    topic = name = f"ckrace{fresh}"
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
+        log.create_topic(topic, partitions=2)
+        with log.producer() as p:
+            for i in range(1000):
+                p.send(topic, b"a%d" % i, key=b"k%d" % i)
+        original = UpEngine._watermarks
+        armed: list[bool] = []
+
+        def racing(self: UpEngine, route: Any) -> Any:
+            if armed and armed.pop():  # the topic goes (and comes back) while the checkpoint waits for Kafka
+                log.delete_topic(topic)
+                if fresh:
+                    log.create_topic(topic, partitions=2)
+                    with log.producer() as p:
+                        for i in range(fresh):
+                            p.send(topic, b"b%d" % i, key=b"k%d" % i)
+            return original(self, route)
+
+        monkeypatch.setattr(UpEngine, "_watermarks", racing)
+        with Mirror(log, mock_kafka.client(bootstrap), [topic], name=name) as m:
+            bridge_proc.caught_up(m, 60)
+            armed.append(True)
+            with log.producer() as p:
+                for i in range(1000, 1010):
+                    p.send(topic, b"a%d" % i, key=b"k%d" % i)
+            harness.wait_until(lambda: not armed, "the checkpoint", 30)
+            if fresh:
+                harness.wait_until(lambda: remote_total(bootstrap, topic) >= 1010 + fresh, "the new topic in Kafka", 30)
+                bridge_proc.caught_up(m, 30)
+            else:
+                time.sleep(2)  # (several checkpoints)
+            st = m.status()
+            assert (st.running, st.error) == (True, None), st
+    values = [r.value for rs in mock_kafka.read_topic(bootstrap, topic).values() for r in rs]
+    missing = sorted(v for v in (b"b%d" % i for i in range(fresh)) if v not in values)
+    assert not missing, f"{len(missing)} records of the new topic never forwarded: {missing[:5]}"
+    twice = sorted(v for v in set(values) if values.count(v) > 1)
+    assert not twice, f"{len(twice)} records are in Kafka twice: {twice[:5]}"

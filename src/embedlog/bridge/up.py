@@ -52,6 +52,7 @@ from ..codec.murmur2 import partition_for_key
 from ..errors import BridgeError, EmbedlogError, LinkDownError, UnknownTopicError
 from ..model import TopicPartition
 from ..storage import mirrors
+from ..storage import topics as topics_db
 from ._engine import Engine
 from ._kafka import SOURCE_HEADER, client_config, confluent, metadata
 from .status import PartitionStatus
@@ -601,20 +602,43 @@ class UpEngine(Engine):
                 continue
             meta = self.log._store.topic(topic)
             if meta is None or (meta.topic_id, meta.uid) != route.identity:
-                continue  # deleted (its progress went with it), or created anew (see _look_at_topics)
+                continue  # deleted (its progress went with it), or created anew (_look_at_topics; _commit checks again)
             marks = self._watermarks(route)
             hw = {str(r): high for r, (_, high) in marks.items()}
             for q in range(route.nq):
                 key = (topic, q)
                 meta = {"mirror": "up", "remote": route.remote, "hw": hw, "lost": self.lost.get(key, 0)}
                 offsets[TopicPartition(topic, q)] = (self.next[key], json.dumps(meta, separators=(",", ":")))
-        self.log.commit_offsets(self.name, offsets)
+        committed = self._commit(offsets)
         with self._lock:
-            self.mirrored.update({(tp.topic, tp.partition): v[0] for tp, v in offsets.items()})
+            self.mirrored.update({(tp.topic, tp.partition): v[0] for tp, v in committed.items()})
         self.dirty = False
         self.progressed = self.progressed or topics is None  # (not the open's checkpoint of fresh topics)
         self.link.ok()
         return True
+
+    def _commit(self, offsets: dict[TopicPartition, tuple[int, str]]) -> dict[TopicPartition, tuple[int, str]]:
+        """Commit ``offsets`` as the mirror's progress, in one write transaction that
+        first drops every topic deleted, or created anew, since the session opened it
+        (its identity differs from its route's): the checkpoint waited for Kafka between
+        its own look at the topics and here, and the progress of a topic that went is
+        not the new one's.  Return what was committed."""
+        log = self.log
+        log._check()
+        dbs = log._store.dbs
+        routes = self.routes
+
+        def fn(txn: Any) -> dict[TopicPartition, tuple[int, str]]:
+            same: dict[str, bool] = {}
+            for name in {tp.topic for tp in offsets}:
+                meta = topics_db.get(txn, dbs, name)
+                same[name] = meta is not None and (meta.topic_id, meta.uid) == routes[name].identity
+            kept = {tp: v for tp, v in offsets.items() if same[tp.topic]}
+            log._coordinator.commit_in(txn, self.name, kept, None)
+            return kept
+
+        committed: dict[TopicPartition, tuple[int, str]] = log._coordinator._write(fn)
+        return committed
 
     def idle_probe(self) -> None:
         """Ask Kafka for one end offset, to notice a link that went down while idle."""
