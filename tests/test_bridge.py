@@ -616,3 +616,58 @@ def test_an_up_mirror_refused_its_topic_raises_authentication_error(log: embedlo
     finally:
         mirror.close()
         mock_kafka.topic_error(bootstrap, topic, 0)
+
+
+@pytest.mark.parametrize("how", ["partitions", "resync", "reconnect"])
+def test_a_deleted_topic_does_not_stop_the_mirror_when_its_session_opens_again(log: embedlog.Log, bootstrap: str,
+                                                                               name: str, how: str,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """One of two mirrored topics deleted while the up mirror runs, then the session
+    opened again (the other topic gained a partition; Kafka refused a request: Resync;
+    the link went down and came back): ``open()`` described every topic, and the deleted
+    one stopped the mirror for good with ``UnknownTopicError``.  Now a topic missing when
+    the session opens is left out of it, and forwarded from its start once created anew."""
+    from embedlog.bridge.up import UpEngine  # noqa: PLC0415
+
+    gone, kept = f"{name}-gone", f"{name}-kept"
+    log.create_topic(gone, partitions=1)
+    log.create_topic(kept, partitions=1)
+    produce(log, gone, 5)
+    outage: list[bool] = []
+    step = UpEngine.step
+
+    def flaky(self: UpEngine, stop: Any) -> int:
+        if outage and outage.pop():
+            raise LinkDownError("the link went down (test)")
+        return step(self, stop)
+
+    monkeypatch.setattr(UpEngine, "step", flaky)
+    with Mirror(log, conf(bootstrap), [gone, kept], name=name, reconnect_backoff_ms=10) as m:
+        bridge_proc.caught_up(m, 60)
+        log.delete_topic(gone)
+        time.sleep(1.5)  # (the session goes on)
+        assert m.status().error is None
+        if how == "partitions":
+            log.create_partitions(kept, 2)  # the session opens again
+        elif how == "resync":
+            mock_kafka.push_errors(bootstrap, 0, [87])  # a refused request: Resync, the session opens again
+        else:
+            outage.append(True)
+        with log.producer() as p:
+            for i in range(10):
+                p.send(kept, b"b%d" % i, partition=i % 2 if how == "partitions" else 0)
+        harness.wait_until(lambda: mock_kafka.remote_total(bootstrap, kept) >= 10 or m.status().error is not None,
+                           "the other topic in Kafka", 30)
+        st = m.status()
+        assert (st.running, st.error) == (True, None), st
+        assert not outage
+        log.create_topic(gone, partitions=1)  # created anew: forwarded from its start
+        produce(log, gone, 7, first=100)
+        harness.wait_until(lambda: mock_kafka.remote_total(bootstrap, gone) >= 12, "the new topic in Kafka", 30)
+        bridge_proc.caught_up(m, 30)
+        st = m.status()
+    assert (st.error, st.lag) == (None, 0), st
+    assert {p.topic for p in st.partitions} == {gone, kept}
+    assert mock_kafka.remote_total(bootstrap, kept) == 10
+    values = sorted(r.value for rs in mock_kafka.read_topic(bootstrap, gone).values() for r in rs)
+    assert values == sorted([b"v%d" % i for i in range(5)] + [b"v%d" % i for i in range(100, 107)])

@@ -171,7 +171,10 @@ class UpEngine(Engine):
         self._next_topics_look = time.monotonic() + _TOPICS_LOOK_S
         for topic in self.topics:
             meta = self.log._store.topic(topic)
-            desc = self.log.describe_topic(topic)
+            try:
+                desc = self.log.describe_topic(topic)
+            except UnknownTopicError:
+                continue  # deleted: left out of the session, forwarded again once created anew (_look_at_topics)
             remote = self.topic_map.get(topic, topic)
             compacted = "compact" in str(desc.config.get("cleanup.policy", "delete"))
             nr = self._ensure_remote(remote, len(desc.partitions))
@@ -280,8 +283,12 @@ class UpEngine(Engine):
         entries = {(e.topic, e.partition): e for e in recorded if not e.meta.get(_PENDING)}
         seeded = {(e.topic, e.partition): e.offset for e in recorded if e.meta.get(_PENDING)}
         fresh = []
-        for topic, route in self.routes.items():
-            desc = self.log.describe_topic(topic)
+        for topic, route in list(self.routes.items()):
+            try:
+                desc = self.log.describe_topic(topic)
+            except UnknownTopicError:  # deleted since open() looked: as there
+                del self.routes[topic]
+                continue
             hw: dict[int, int] = {}
             checkpoint: dict[int, int] = {}
             forwarded = any(k[0] == topic for k in entries)  # (this mirror has progress in the topic)
@@ -461,17 +468,20 @@ class UpEngine(Engine):
         changed (``create_partitions``): the consumer reads the partitions of the open; or
         once it was deleted and created anew: its progress went with the old topic, and
         the open records the new one's first (from its start: it is newer than the mirror)
-        before it sends any of it, so a kill then does not make the restart send it again."""
+        before it sends any of it, so a kill then does not make the restart send it again.
+        A topic deleted when the session opened is left out of it (its routes, its
+        consumer) until it exists again: the same, as a topic created anew."""
         store = self.log._store
         version = store.topics_version()
         if version == self._topics_version:
             return
         self._topics_version = version
-        for topic, route in self.routes.items():
+        for topic in self.topics:
             meta = store.topic(topic)
+            route = self.routes.get(topic)
             if meta is None:
                 continue  # deleted: forwarded again once created anew
-            if (meta.topic_id, meta.uid) != route.identity:
+            if route is None or (meta.topic_id, meta.uid) != route.identity:  # (None: gone when it opened)
                 seed_progress(self.log, self.name, [topic], self.topic_map, "earliest")
                 reason = f"local topic {topic!r} was created anew"
             elif meta.partitions != route.nq:
@@ -642,10 +652,13 @@ class UpEngine(Engine):
 
     def idle_probe(self) -> None:
         """Ask Kafka for one end offset, to notice a link that went down while idle."""
-        route = next(iter(self.routes.values()))
+        route = next(iter(self.routes.values()), None)
         ck = confluent()
         try:
-            self.scanner.get_watermark_offsets(ck.TopicPartition(route.remote, 0), timeout=2.0, cached=False)
+            if route is None:  # (every topic deleted: ask for the cluster's metadata instead)
+                self.scanner.list_topics(timeout=2.0)
+            else:
+                self.scanner.get_watermark_offsets(ck.TopicPartition(route.remote, 0), timeout=2.0, cached=False)
             self.link.ok()
         except ck.KafkaException as exc:
             self.link.down(f"Kafka did not answer: {exc.args[0].str()}")
