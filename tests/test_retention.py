@@ -629,18 +629,7 @@ def test_damaged_header_under_retention_stops_no_other_topic(tmp_path: Path) -> 
     maintenance then did nothing, for good); it raises a CorruptRecordError naming it once
     the rest is done."""
     with embedlog.open(tmp_path / "log", durability="none", maintenance_interval_ms=None) as lg:
-        old = int(time.time() * 1000) - 3_600_000
-        lg.create_topic("a", config={"retention.ms": 60_000})
-        lg.create_topic("b", config={"cleanup.policy": "compact"})
-        lg.create_topic("c", config={"retention.ms": 60_000})
-        with lg.producer() as p:
-            for topic in ("a", "c"):
-                for i in range(3):
-                    p.send(topic, b"v", key=b"k", timestamp_ms=old)
-                    p.flush()
-            for v in (b"1", b"2", b"3"):
-                p.send("b", v, key=b"k")
-                p.flush()
+        _three_topics(lg)
         _corrupt_header(lg, "a", 0, 0)
         with pytest.raises(embedlog.errors.CorruptRecordError, match=r"retention of a\[0\] stops at") as raised:
             lg.maintain()
@@ -668,6 +657,23 @@ def test_damaged_header_under_retention_bytes_fails_no_write(tmp_path: Path) -> 
             p.flush()  # (the size trimming stops before the damaged batch: the flush is written)
             assert lg.describe_topic("b").partitions[0].end_offset == 1
             assert lg.describe_topic("a").partitions[0].end_offset == 4
+
+
+def _three_topics(lg: embedlog.Log) -> None:
+    """Topics a and c (retention.ms 60 s) with three batches past it each, b compacted
+    with three records of one key."""
+    old = int(time.time() * 1000) - 3_600_000
+    lg.create_topic("a", config={"retention.ms": 60_000})
+    lg.create_topic("b", config={"cleanup.policy": "compact"})
+    lg.create_topic("c", config={"retention.ms": 60_000})
+    with lg.producer() as p:
+        for topic in ("a", "c"):
+            for _ in range(3):
+                p.send(topic, b"v", key=b"k", timestamp_ms=old)
+                p.flush()
+        for v in (b"1", b"2", b"3"):
+            p.send("b", v, key=b"k")
+            p.flush()
 
 
 def _corrupt_header(lg: embedlog.Log, topic: str, part: int, offset: int) -> None:
@@ -711,18 +717,7 @@ def test_damaged_batch_in_the_middle_stops_no_other_topic(tmp_path: Path) -> Non
     batch.  The write is rolled back, so every later pass (background maintenance too)
     fails the same way, for good."""
     with embedlog.open(tmp_path / "log", durability="none", maintenance_interval_ms=None) as lg:
-        old = int(time.time() * 1000) - 3_600_000
-        lg.create_topic("a", config={"retention.ms": 60_000})
-        lg.create_topic("b", config={"cleanup.policy": "compact"})
-        lg.create_topic("c", config={"retention.ms": 60_000})
-        with lg.producer() as p:
-            for topic in ("a", "c"):
-                for _ in range(3):
-                    p.send(topic, b"v", key=b"k", timestamp_ms=old)
-                    p.flush()
-            for v in (b"1", b"2", b"3"):
-                p.send("b", v, key=b"k")
-                p.flush()
+        _three_topics(lg)
         _corrupt_header(lg, "a", 0, 1)
         with contextlib.suppress(embedlog.errors.CorruptRecordError):  # (naming a[0]: in this pass or the next)
             lg.maintain()
