@@ -779,3 +779,20 @@ def test_start_http_server_refuses_a_path_and_an_unbindable_host_with_config_err
         em.start_http_server("data/", 0)  # type: ignore[arg-type]  # (serve_metrics takes a path; this does not)
     with pytest.raises(ConfigError, match="cannot serve metrics"):
         em.start_http_server(log, 0, "a" * 300)
+
+
+def test_a_bridge_that_stopped_reporting_is_not_up(log: embedlog.Log) -> None:
+    """``embedlog_bridge_link_up`` stayed 1 for ever after the bridge was killed (its last
+    report said running, link up); ``embedlog bridge status`` already said not running."""
+    import time  # noqa: PLC0415
+
+    from embedlog.storage import mirrors  # noqa: PLC0415
+
+    reg = CollectorRegistry()
+    reg.register(EmbedlogCollector(log))
+    now = time.time_ns() // 1_000_000
+    mirrors.write_link(log.path, mirrors.MirrorLink("fresh", "up", True, 1, now))
+    mirrors.write_link(log.path, mirrors.MirrorLink("killed", "up", True, 1, now - 60_000))  # (a minute ago)
+    parsed = samples(generate_latest(reg).decode())
+    assert value(parsed, "embedlog_bridge_link_up", mirror="fresh", direction="up") == 1
+    assert value(parsed, "embedlog_bridge_link_up", mirror="killed", direction="up") == 0

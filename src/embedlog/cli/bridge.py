@@ -124,7 +124,7 @@ def status(args: argparse.Namespace, out: Output) -> int:
     for name, direction in keys:
         link = links.get((name, direction))
         mine = [e for e in entries if e.mirror == name and e.direction == direction]
-        fresh = link is not None and link.running and now_ms - link.updated_ms < 10_000
+        fresh = link is not None and link.alive(now_ms)
         rows.append({
             "name": name, "direction": direction, "running": fresh,
             "link_up": bool(fresh and link is not None and link.link_up),

@@ -50,6 +50,7 @@ import os
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -194,8 +195,9 @@ def _fill(f: _Families, m: LogMetrics) -> None:
         f.bridge_offset.add_metric(labels, e.offset)
         if e.direction == "up":
             f.bridge_lost.add_metric(labels, e.lost)
-    for link in m.links:
-        f.bridge_up.add_metric([link.mirror, link.direction], 1 if link.running and link.link_up else 0)
+    now_ms = time.time_ns() // 1_000_000
+    for link in m.links:  # (one killed stops reporting: it is not running, as bridge status says)
+        f.bridge_up.add_metric([link.mirror, link.direction], 1 if link.alive(now_ms) and link.link_up else 0)
     if m.producer is None:  # always export the producer counters, so rate() has a start
         for fam in (f.p_records, f.p_bytes, f.p_writes, f.p_records_rate, f.p_bytes_rate):
             fam.add_metric([], 0)

@@ -227,7 +227,16 @@ class MirrorLink:
     last_error: str | None = None
     running: bool = True
     """``False`` once the bridge stopped cleanly (a killed bridge leaves ``True``; look at
-    ``updated_ms`` to tell)."""
+    ``updated_ms`` to tell: ``alive``)."""
+
+    def alive(self, now_ms: int) -> bool:
+        """Whether the bridge runs: it said so less than ``LINK_STALE_MS`` ago (a running
+        one reports every few seconds; a killed one stops reporting)."""
+        return self.running and now_ms - self.updated_ms < LINK_STALE_MS
+
+
+#: a link report older than this is a bridge that stopped without saying so (killed)
+LINK_STALE_MS = 10_000
 
 
 def _links_dir(log_path: str) -> str:
