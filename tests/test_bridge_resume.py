@@ -399,3 +399,47 @@ def test_a_topic_deleted_or_created_anew_while_a_checkpoint_waits_for_kafka(tmp_
     assert not missing, f"{len(missing)} records of the new topic never forwarded: {missing[:5]}"
     twice = sorted(v for v in set(values) if values.count(v) > 1)
     assert not twice, f"{len(twice)} records are in Kafka twice: {twice[:5]}"
+
+
+@pytest.mark.parametrize("before", [50, 110])
+def test_records_found_in_kafka_then_deleted_before_the_reader_reaches_them_are_not_lost(
+        tmp_path: Path, bootstrap: str, monkeypatch: pytest.MonkeyPatch, before: int) -> None:
+    """Killed after Kafka acknowledged records 0..99 it had not checkpointed (the checkpoint
+    says 0); 100..119 written while it is stopped.  Retention deletes the records before
+    ``before`` while the restarted bridge starts up: after its resume scan found 0..99 in
+    Kafka, before its reader reached them.  The reader's gap check counted every deleted
+    record in ``records_lost``, those Kafka holds too; only 100..``before``-1 are lost."""
+    topic = name = f"lostskip{before}"
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
+        log.create_topic(topic, partitions=1)
+        with log.producer() as p:
+            for i in range(100):
+                p.send(topic, b"v%d" % i, partition=0)
+        with monkeypatch.context() as mp:  # killed before its first progress checkpoint
+            mp.setattr(UpEngine, "checkpoint", no_progress)
+            m = Mirror(log, mock_kafka.client(bootstrap), [topic], name=name)
+            m.start()
+            harness.wait_until(lambda: remote_total(bootstrap, topic) >= 100, "Kafka to hold every record")
+            m.stop()
+            m.close()
+        with log.producer() as p:
+            for i in range(100, 120):
+                p.send(topic, b"v%d" % i, partition=0)
+        original = UpEngine._scan
+
+        def scan_then_retention(self: UpEngine, *args: Any) -> Any:
+            found = original(self, *args)
+            log.delete_records(topic, 0, before)  # retention, while the restarted bridge starts up
+            return found
+
+        monkeypatch.setattr(UpEngine, "_scan", scan_then_retention)
+        with Mirror(log, mock_kafka.client(bootstrap), [topic], name=name) as m:
+            bridge_proc.caught_up(m, 60)
+            lost = m.status().records_lost
+        stored = Mirror(log, mock_kafka.client(bootstrap), [topic], name=name).status().records_lost
+    srcs = sources(bootstrap, topic, name)
+    assert len(srcs) == len(set(srcs)), f"{len(srcs) - len(set(srcs))} records are in Kafka twice"
+    held = sorted(int(s.rsplit(":", 1)[1]) for s in srcs)
+    assert held == list(range(100)) + list(range(max(100, before), 120))
+    assert (lost, stored) == (max(0, before - 100),) * 2, \
+        f"records_lost {lost} (stored {stored}): only {max(0, before - 100)} deleted records are not in Kafka"

@@ -504,7 +504,7 @@ class UpEngine(Engine):
         last = msgs[j - 1].offset
         gap = first.offset > expected or last - first.offset != j - i - 1  # retention deleted some, or compaction
         if gap and not route.compacted:
-            self.lost[key] = self.lost.get(key, 0) + (last + 1 - expected) - (j - i)
+            self.lost[key] = self.lost.get(key, 0) + (last + 1 - expected) - (j - i) - self._held(key, msgs, i, j)
         self.next[key] = last + 1
         produce = self.producer.produce
         pre = f"{self.name}:{q}:"
@@ -539,6 +539,19 @@ class UpEngine(Engine):
                 self._retry(remote, m.value, m.key, dest, m.timestamp, headers, stop)
             sent += 1
         return sent
+
+    def _held(self, key: tuple[str, int], msgs: list[Any], i: int, j: int) -> int:
+        """How many of the offsets missing locally from ``self.next[key]`` to ``msgs[j - 1]``
+        (deleted by retention since the resume read the log start, while the reader was
+        short of them) the resume scan found in Kafka: forwarded, so not lost."""
+        digests = self._digests.get(key)
+        if not digests:
+            return 0
+        expected, first, last = self.next[key], msgs[i].offset, msgs[j - 1].offset
+        if last - first == j - i - 1:  # (only a gap before the run: the usual case)
+            return sum(1 for o in digests if expected <= o < first)
+        present = {msgs[k].offset for k in range(i, j)}
+        return sum(1 for o in digests if expected <= o <= last and o not in present)
 
     @staticmethod
     def _refused(first: Any, exc: Exception) -> EmbedlogError:
