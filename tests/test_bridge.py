@@ -671,3 +671,23 @@ def test_a_deleted_topic_does_not_stop_the_mirror_when_its_session_opens_again(l
     assert mock_kafka.remote_total(bootstrap, kept) == 10
     values = sorted(r.value for rs in mock_kafka.read_topic(bootstrap, gone).values() for r in rs)
     assert values == sorted([b"v%d" % i for i in range(5)] + [b"v%d" % i for i in range(100, 107)])
+
+
+def test_a_mirror_waiting_out_its_backoff_is_reported_running(log: embedlog.Log) -> None:
+    """Retrying an unreachable cluster, it reported only at each attempt: with a backoff
+    near ``LINK_STALE_MS`` its last report looked like a killed bridge's (bridge status:
+    not running) while it ran."""
+    import time  # noqa: PLC0415
+
+    log.create_topic("t", partitions=1)
+    m = Mirror(log, {"bootstrap.servers": mock_kafka.dead_address()}, ["t"], name="patient",
+               reconnect_backoff_ms=8_000, reconnect_backoff_max_ms=8_000, request_timeout_ms=1_000)
+    m.start()
+    try:
+        deadline = time.monotonic() + 14
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            (link,) = [x for x in mirrors.mirror_links(log.path) if x.mirror == "patient"]
+            assert time.time_ns() // 1_000_000 - link.updated_ms < 3_000, "no report for 3 s while it runs"
+    finally:
+        m.close()

@@ -443,3 +443,34 @@ def test_records_found_in_kafka_then_deleted_before_the_reader_reaches_them_are_
     assert held == list(range(100)) + list(range(max(100, before), 120))
     assert (lost, stored) == (max(0, before - 100),) * 2, \
         f"records_lost {lost} (stored {stored}): only {max(0, before - 100)} deleted records are not in Kafka"
+
+
+def test_a_topic_deleted_while_the_session_opens_stops_nothing(tmp_path: Path, bootstrap: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deleted after the open's resume had looked at it (while its start-up checkpoint
+    waited for Kafka): the consumer's assignment of it raised UnknownTopicError and the
+    whole mirror stopped for good; the session opens again without it."""
+    with embedlog.open(tmp_path / "log", maintenance_interval_ms=None) as log:
+        log.create_topic("oa", partitions=1)
+        log.create_topic("ob", partitions=1)
+        with log.producer() as p:
+            for i in range(10):
+                p.send("oa", b"a%d" % i, partition=0)
+                p.send("ob", b"b%d" % i, partition=0)
+        original = UpEngine._watermarks
+        armed = [True]
+
+        def racing(self: UpEngine, route: Any) -> Any:
+            if armed and armed.pop():  # ("ob" goes while the start-up checkpoint waits for Kafka)
+                log.delete_topic("ob")
+            return original(self, route)
+
+        monkeypatch.setattr(UpEngine, "_watermarks", racing)
+        with Mirror(log, mock_kafka.client(bootstrap), ["oa", "ob"], name="orace") as m:
+            harness.wait_until(lambda: not armed, "the start-up checkpoint", 30)
+            with log.producer() as p:
+                p.send("oa", b"late", partition=0)
+            bridge_proc.caught_up(m, 30)
+            st = m.status()
+            assert (st.running, st.error) == (True, None), st
+    assert b"late" in [r.value for rs in mock_kafka.read_topic(bootstrap, "oa").values() for r in rs]

@@ -288,7 +288,11 @@ class Mirror:
                     self._engine = None
                 engine.close()
             self._report(running=True)
-            self._stop.wait(backoff)
+            # (reporting every second while it waits: a report older than LINK_STALE_MS
+            # means a bridge that stopped, and the backoff may be as long)
+            until = time.monotonic() + backoff
+            while not self._stop.wait(max(0.0, min(1.0, until - time.monotonic()))) and time.monotonic() < until:
+                self._report(running=True)
             backoff = min(backoff * 2, self.backoff_max_s)
 
     def _fail(self, error: EmbedlogError) -> None:

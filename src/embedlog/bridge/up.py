@@ -185,9 +185,12 @@ class UpEngine(Engine):
         self.consumer = self.log.consumer(None, auto_offset_reset="earliest", max_poll_records=self.batch_size,
                                           enable_auto_commit=False)
         tps = [TopicPartition(t, q) for t, q in self.next]
-        self.consumer.assign(tps)
-        for tp in tps:
-            self.consumer.seek(tp, self.next[(tp.topic, tp.partition)])
+        try:
+            self.consumer.assign(tps)
+            for tp in tps:
+                self.consumer.seek(tp, self.next[(tp.topic, tp.partition)])
+        except UnknownTopicError as exc:  # (deleted since _resume looked: the next open leaves it out)
+            raise Reopen(f"a topic was deleted while the session opened: {exc}") from exc
 
     def _metadata(self, client: Any, topic: str | None) -> Any:
         return metadata(client, topic, self.timeout_s, self.stop)
