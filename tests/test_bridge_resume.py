@@ -43,16 +43,24 @@ def sources(bs: str, topic: str, name: str) -> list[str]:
     return out
 
 
-def send_without_progress_then_resume(monkeypatch: pytest.MonkeyPatch, log: embedlog.Log, bs: str, topic: str,
-                                      remote: str, name: str) -> None:
-    n = sum(p.end_offset for p in log.describe_topic(topic).partitions)
+def forward_without_progress(monkeypatch: pytest.MonkeyPatch, log: embedlog.Log, bs: str, topic: str, name: str,
+                             until: int, remote: str | None = None) -> None:
+    """Run up mirror ``name`` of ``topic`` (to ``remote``) until Kafka holds ``until``
+    records of it, and stop it before its first progress checkpoint (as a kill would)."""
+    remote = remote or topic
     with monkeypatch.context() as mp:
         mp.setattr(UpEngine, "checkpoint", no_progress)
         m = Mirror(log, mock_kafka.client(bs), [topic], direction="up", name=name, topic_map={topic: remote})
         m.start()
-        harness.wait_until(lambda: remote_total(bs, remote) >= n, "Kafka to hold every record")
+        harness.wait_until(lambda: remote_total(bs, remote) >= until, "Kafka to hold the records")
         m.stop()
         m.close()
+
+
+def send_without_progress_then_resume(monkeypatch: pytest.MonkeyPatch, log: embedlog.Log, bs: str, topic: str,
+                                      remote: str, name: str) -> None:
+    n = sum(p.end_offset for p in log.describe_topic(topic).partitions)
+    forward_without_progress(monkeypatch, log, bs, topic, name, n, remote)
     with Mirror(log, mock_kafka.client(bs), [topic], direction="up", name=name, topic_map={topic: remote}) as m:
         bridge_proc.caught_up(m, 60)
 
@@ -218,14 +226,8 @@ def test_diverged_log_by_key_restarted_before_a_checkpoint_sends_its_records_aga
             for i in range(10, 30):
                 p.send(topic, b"b%d" % i, key=b"b%d" % i)
             p.flush()
-        before = remote_total(bootstrap, remote)
-        with monkeypatch.context() as mp:  # B's mirror sends them all, killed before it checkpoints
-            mp.setattr(UpEngine, "checkpoint", no_progress)
-            m = Mirror(log, mock_kafka.client(bootstrap), [topic], direction="up", name=name, topic_map={topic: remote})
-            m.start()
-            harness.wait_until(lambda: remote_total(bootstrap, remote) >= before + 20, "B's records in Kafka")
-            m.stop()
-        m.close()
+        # (B's mirror sends them all, killed before it checkpoints)
+        forward_without_progress(monkeypatch, log, bootstrap, topic, name, remote_total(bootstrap, remote) + 20, remote)
         with Mirror(log, mock_kafka.client(bootstrap), [topic], direction="up", name=name,
                     topic_map={topic: remote}) as m:
             bridge_proc.caught_up(m, 60)
@@ -335,13 +337,7 @@ def test_partitions_added_while_stopped_after_a_kill_do_not_resend(tmp_path: Pat
             for i, key in enumerate([first, *others]):
                 p.send(topic, b"v%d" % i, key=key, partition=0)
             p.flush()
-        with monkeypatch.context() as mp:  # killed before its first progress checkpoint
-            mp.setattr(UpEngine, "checkpoint", no_progress)
-            m = Mirror(log, mock_kafka.client(bootstrap), [topic], name=name)
-            m.start()
-            harness.wait_until(lambda: remote_total(bootstrap, topic) >= 21, "Kafka to hold every record")
-            m.stop()
-            m.close()
+        forward_without_progress(monkeypatch, log, bootstrap, topic, name, 21)  # (killed before a checkpoint)
         log.create_partitions(topic, 4)
         with Mirror(log, mock_kafka.client(bootstrap), [topic], name=name) as m:
             bridge_proc.caught_up(m, 60)
@@ -415,13 +411,7 @@ def test_records_found_in_kafka_then_deleted_before_the_reader_reaches_them_are_
         with log.producer() as p:
             for i in range(100):
                 p.send(topic, b"v%d" % i, partition=0)
-        with monkeypatch.context() as mp:  # killed before its first progress checkpoint
-            mp.setattr(UpEngine, "checkpoint", no_progress)
-            m = Mirror(log, mock_kafka.client(bootstrap), [topic], name=name)
-            m.start()
-            harness.wait_until(lambda: remote_total(bootstrap, topic) >= 100, "Kafka to hold every record")
-            m.stop()
-            m.close()
+        forward_without_progress(monkeypatch, log, bootstrap, topic, name, 100)  # (killed before a checkpoint)
         with log.producer() as p:
             for i in range(100, 120):
                 p.send(topic, b"v%d" % i, partition=0)

@@ -686,16 +686,21 @@ def test_a_consumer_on_a_catching_up_replica_waits_at_its_committed_offset(logs:
             assert got == [b"after"]
 
 
+def ten_records(log: Log) -> embedlog.TopicPartition:
+    """Topic ``t`` with ten records, ``b"0"`` to ``b"9"``; its partition."""
+    log.create_topic("t")
+    with log.producer() as p:
+        for i in range(10):
+            p.send("t", b"%d" % i)
+    return embedlog.TopicPartition("t", 0)
+
+
 @pytest.mark.parametrize("reset", ["none", "earliest"])
 def test_a_seek_past_the_end_of_a_caught_up_replica_is_out_of_range(logs: Callable[[str], Log], reset: str) -> None:
     """A replica caught up answers as its leader would: past the end is out of range
     (``auto_offset_reset``; ``"none"`` raises), not a wait for records that never come."""
     la, lb = logs("a"), logs("b")
-    la.create_topic("t")
-    tp = embedlog.TopicPartition("t", 0)
-    with la.producer() as p:
-        for i in range(10):
-            p.send("t", b"%d" % i)
+    tp = ten_records(la)
     with Leader(la, secret=SECRET) as leader, Follower(lb, leader.address, secret=SECRET):
         wait_until(lambda: "t" in lb.topics() and lb.describe_topic("t").partitions[0].end_offset == 10, "caught up")
         wait_until(lambda: (replication_status(lb)["follower"] or {}).get("lag") == 0, "lag 0 recorded")
@@ -716,11 +721,7 @@ def test_a_committed_offset_past_the_end_reads_the_same_on_a_caught_up_replica(l
     shims): a group consumer applies ``auto_offset_reset`` on the leader and on a caught-up
     replica alike (on the replica it waited at the offset, skipping the records below)."""
     la, lb = logs("a"), logs("b")
-    la.create_topic("t")
-    tp = embedlog.TopicPartition("t", 0)
-    with la.producer() as p:
-        for i in range(10):
-            p.send("t", b"%d" % i)
+    tp = ten_records(la)
     la._coordinator.commit("g", {tp: 1000}, None, beyond_end=True)  # (as a Kafka-client shim commits)
 
     def read(log: Log) -> list[bytes]:
@@ -742,12 +743,9 @@ def test_a_replica_stopped_while_another_partition_lagged_reads_a_copied_one_as_
     committed past the end of fully copied ``t`` applies ``auto_offset_reset`` as on the
     leader (the replica's lag, one sum over every partition, made it wait for ever)."""
     la, lb = logs("a"), logs("b")
-    la.create_topic("t")
+    tp = ten_records(la)
     la.create_topic("u")
-    tp = embedlog.TopicPartition("t", 0)
     with la.producer() as p:
-        for i in range(10):
-            p.send("t", b"%d" % i)
         for _ in range(3000):
             p.send("u", b"x" * 8000)
     la._coordinator.commit("g", {tp: 1000}, None, beyond_end=True)  # (as a Kafka-client shim may)

@@ -59,15 +59,22 @@ def read_all(servers: str, topic: str, timeout: float = 0.5) -> list[bytes]:
         c.close()
 
 
-def test_a_transaction_commits_records_and_group_offsets_together(servers: str) -> None:
-    create(servers, "in", 1)
-    create(servers, "out", 3)
+def four_inputs(servers: str) -> Any:
+    """Four records in topic ``in`` (made by the caller); a consumer of group ``etl`` of it,
+    without auto-commit."""
     plain = KafkaProducer(bootstrap_servers=servers)
     for i in range(4):
         plain.send("in", b"in-%d" % i)
     plain.flush()
-    c = KafkaConsumer("in", bootstrap_servers=servers, group_id="etl", auto_offset_reset="earliest",
-                      enable_auto_commit=False)
+    plain.close()
+    return KafkaConsumer("in", bootstrap_servers=servers, group_id="etl", auto_offset_reset="earliest",
+                         enable_auto_commit=False)
+
+
+def test_a_transaction_commits_records_and_group_offsets_together(servers: str) -> None:
+    create(servers, "in", 1)
+    create(servers, "out", 3)
+    c = four_inputs(servers)
     got: list[Any] = []
     deadline = time.monotonic() + 10
     while len(got) < 4 and time.monotonic() < deadline:
@@ -93,7 +100,6 @@ def test_a_transaction_commits_records_and_group_offsets_together(servers: str) 
     assert c.committed(TopicPartition("in", 0)) == 4
     c.close()
     p.close()
-    plain.close()
 
 
 def test_abort_discards_everything_and_the_next_transaction_works(servers: str) -> None:
@@ -208,12 +214,7 @@ def test_group_metadata_taken_before_the_first_poll_commits_offsets(servers: str
     """``group_metadata()`` before the first poll (state UNJOINED): offsets sent with it
     commit, as Kafka accepts UNJOINED metadata (they were refused as not assigned)."""
     create(servers, "in", 1)
-    plain = KafkaProducer(bootstrap_servers=servers)
-    for i in range(4):
-        plain.send("in", b"in-%d" % i)
-    plain.flush()
-    c = KafkaConsumer("in", bootstrap_servers=servers, group_id="etl", auto_offset_reset="earliest",
-                      enable_auto_commit=False)
+    c = four_inputs(servers)
     md = c.group_metadata()
     assert md.state == "UNJOINED"
     got: list[Any] = []
