@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
@@ -106,6 +108,30 @@ def record_size(key: bytes | None, value: bytes | None, headers: Any) -> int:
         n = len(k.encode("utf-8"))
         size += _varint_size(n) + n + (1 if v is None else _varint_size(len(v)) + len(v))
     return size
+
+
+# -- fork -------------------------------------------------------------------------------------
+#: the kafka-python and aiokafka consumers of this process (``drop_at_fork``)
+_FETCHERS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def drop_at_fork(shim: Any) -> None:
+    """Have ``shim`` (a consumer with ``_consumer``, the embedlog one, and ``_pending``, the
+    records it fetched and has not handed out) drop them in a forked child when it is a
+    group member: they are its parent's, and the child's next look raises (the
+    membership is the parent's)."""
+    _FETCHERS.add(shim)
+
+
+def _drop_in_child() -> None:
+    for shim in list(_FETCHERS):
+        consumer = getattr(shim, "_consumer", None)
+        if consumer is not None and consumer._membership is not None:
+            shim._pending.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_in_child)
 
 
 # -- errors ----------------------------------------------------------------------------------

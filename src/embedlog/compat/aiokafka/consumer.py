@@ -19,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
-import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -61,21 +59,6 @@ def _call_listener(method: Any, partitions: list[TopicPartition]) -> None:
         _log.exception("User provided consumer rebalance listener %r failed", method)
 
 
-
-#: every AIOKafkaConsumer of this process (``_drop_at_fork``)
-_SHIMS: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def _drop_at_fork() -> None:
-    """(In a forked child) A group member's fetched records are its parent's: dropped, so
-    the child's next look raises (the membership is the parent's)."""
-    for shim in list(_SHIMS):
-        if getattr(shim, "_consumer", None) is not None and shim._consumer._membership is not None:
-            shim._pending.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_drop_at_fork)
 
 
 class AIOKafkaConsumer:
@@ -129,7 +112,7 @@ class AIOKafkaConsumer:
         self._listener: Any = None
         self._revoked = False  # on_partitions_revoked was called since the last on_partitions_assigned
         self._pending: dict[TopicPartition, deque[ConsumerRecord[Any, Any]]] = {}
-        _SHIMS.add(self)
+        _common.drop_at_fork(self)
         self._consumed: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
         self._last_poll: dict[TopicPartition, int] = {}

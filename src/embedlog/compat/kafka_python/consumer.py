@@ -13,9 +13,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
-import os
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
@@ -163,21 +161,6 @@ def _valid_isolation_level(value: Any) -> bool:
 
 
 
-#: every KafkaConsumer of this process (``_drop_at_fork``)
-_SHIMS: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def _drop_at_fork() -> None:
-    """(In a forked child) A group member's records the iterator fetched are its parent's:
-    dropped, so the child's next look raises (the membership is the parent's)."""
-    for shim in list(_SHIMS):
-        if getattr(shim, "_consumer", None) is not None and shim._consumer._membership is not None:
-            shim._pending.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_drop_at_fork)
-
 
 class KafkaConsumer:
     """kafka-python's ``KafkaConsumer(*topics, **configs)`` over the embedded log its
@@ -228,7 +211,7 @@ class KafkaConsumer:
         self._sub = _common.Subscription(self._consumer, self._topics)
         self._user_assigned = False
         self._pending: deque[ConsumerRecord] = deque()  # fetched by the iterator, not yet yielded
-        _SHIMS.add(self)
+        _common.drop_at_fork(self)
         self._closed = False
         if topics:
             self.subscribe(topics)
