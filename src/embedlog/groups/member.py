@@ -236,7 +236,7 @@ class Membership:
 
     def check_process(self) -> None:
         """Raise ``ForkError`` in a forked child: the membership is its parent's."""
-        if self._pid != current_pid():
+        if self.inherited:
             raise ForkError(
                 f"this consumer is a member of group {self.group!r} for the process that made it, which forked this "
                 f"one: in this process make a consumer of its own, log.consumer(..., group={self.group!r}), to join "
